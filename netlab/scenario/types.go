@@ -1,0 +1,225 @@
+package scenario
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	netv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// APIVersion and KindLab identify the netlab object in a scenario file.
+const (
+	APIVersion = "netlab.dev/v1alpha1"
+	KindLab    = "Lab"
+)
+
+// Lab describes what Kubernetes does not: nodes, clients, the address plan, the external
+// load balancer and the pod network mode. Every field is optional.
+type Lab struct {
+	APIVersion string  `json:"apiVersion"`
+	Kind       string  `json:"kind"`
+	Metadata   LabMeta `json:"metadata,omitempty"`
+	Spec       LabSpec `json:"spec,omitempty"`
+}
+
+// LabMeta is the Lab's metadata; only the name is used.
+type LabMeta struct {
+	Name string `json:"name,omitempty"`
+}
+
+// LabSpec is the body of the Lab object.
+type LabSpec struct {
+	// Nodes is either a count ("nodes: 3") or a list of node objects.
+	Nodes        NodeList    `json:"nodes,omitempty"`
+	Clients      []Client    `json:"clients,omitempty"`
+	Network      Network     `json:"network,omitempty"`
+	LoadBalancer LBSpec      `json:"loadBalancer,omitempty"`
+	Ingress      IngressSpec `json:"ingress,omitempty"`
+}
+
+// Node is one worker node.
+type Node struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Weight is the node's weight on the external load balancer (wrr); default 1.
+	Weight *int `json:"weight,omitempty"`
+}
+
+// NodeList decodes from a number (that many nodes named node-1..node-N) or a list.
+type NodeList []Node
+
+// UnmarshalJSON accepts either an integer count or a list of nodes.
+func (n *NodeList) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "null" {
+		*n = nil
+		return nil
+	}
+	if len(s) > 0 && s[0] != '[' {
+		var count int
+		if err := json.Unmarshal(b, &count); err != nil {
+			return fmt.Errorf("nodes must be a count or a list of nodes, got %s", s)
+		}
+		if count < 1 || count > MaxNodes {
+			return fmt.Errorf("nodes count %d is out of range 1..%d", count, MaxNodes)
+		}
+		list := make(NodeList, count)
+		for i := range list {
+			list[i].Name = fmt.Sprintf("node-%d", i+1)
+		}
+		*n = list
+		return nil
+	}
+	var list []Node
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&list); err != nil {
+		return err
+	}
+	*n = list
+	return nil
+}
+
+// Client is a host on the wan segment ("the internet").
+type Client struct {
+	Name string `json:"name"`
+	// IP on the wan segment; default: the next free address from .2.
+	IP string `json:"ip,omitempty"`
+}
+
+// Pod network modes.
+const (
+	ModeHostGW = "host-gw"
+	ModeVXLAN  = "vxlan"
+)
+
+// Network is the lab's address plan.
+type Network struct {
+	Mode        string `json:"mode,omitempty"`
+	WanCIDR     string `json:"wanCIDR,omitempty"`
+	NodeCIDR    string `json:"nodeCIDR,omitempty"`
+	PodCIDR     string `json:"podCIDR,omitempty"`
+	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	// NodePodMaskSize is the prefix length of each node's slice of the pod CIDR (default 24).
+	NodePodMaskSize int `json:"nodePodMaskSize,omitempty"`
+	// ClientRoutesToPods gives clients a route to the pod network through the LB, as some
+	// flat-network setups have; off by default (clients reach only the nodes and VIPs).
+	ClientRoutesToPods bool `json:"clientRoutesToPods,omitempty"`
+}
+
+// LBSpec configures the external L4 load balancer.
+type LBSpec struct {
+	// VIP is the ingress VIP; LoadBalancer Services get the next free addresses.
+	VIP         string           `json:"vip,omitempty"`
+	Scheduler   string           `json:"scheduler,omitempty"`
+	Persistence *metav1.Duration `json:"persistence,omitempty"`
+	HealthCheck HealthCheck      `json:"healthCheck,omitempty"`
+}
+
+// HealthCheck is a keepalived-style real-server check.
+type HealthCheck struct {
+	Type     string           `json:"type,omitempty"` // tcp | http
+	Path     string           `json:"path,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	Timeout  *metav1.Duration `json:"timeout,omitempty"`
+	Rise     int              `json:"rise,omitempty"`
+	Fall     int              `json:"fall,omitempty"`
+	Inhibit  bool             `json:"inhibit,omitempty"`
+}
+
+// IngressSpec configures the ingress agent that runs in every node.
+type IngressSpec struct {
+	// ClassName is the IngressClass this lab's controller serves (default "netlab").
+	// Ingresses naming another class are ignored with a warning.
+	ClassName   string `json:"className,omitempty"`
+	HTTPPort    int    `json:"httpPort,omitempty"`
+	HTTPSPort   int    `json:"httpsPort,omitempty"`
+	MetricsPort int    `json:"metricsPort,omitempty"`
+}
+
+// Source says where an object came from.
+type Source struct {
+	File string // file name as given, "<default>" for the embedded scenario
+	Doc  int    // 1-based document index within the file
+}
+
+// Deployment, Service, Ingress and Secret carry a Kubernetes object and where it came from.
+type (
+	Deployment struct {
+		appsv1.Deployment
+		Source Source
+	}
+	Service struct {
+		corev1.Service
+		Source Source
+	}
+	Ingress struct {
+		netv1.Ingress
+		Source Source
+	}
+	Secret struct {
+		corev1.Secret
+		Source Source
+	}
+)
+
+// Scenario is everything a lab is built from.
+type Scenario struct {
+	Lab         Lab
+	LabSource   Source // zero when the scenario has no Lab object
+	Deployments []Deployment
+	Services    []Service
+	Ingresses   []Ingress
+	Secrets     []Secret
+	// Warnings lists what the lab reads but does not model (never dropped silently).
+	Warnings Problems
+}
+
+// Limits checked at validation time.
+const (
+	MaxNodes     = 64
+	MaxLabName   = 24 // keeps nl-<lab>-<object> readable
+	MaxIfaceName = 15 // IFNAMSIZ-1
+	DefaultLab   = "demo"
+)
+
+// Problem is one thing wrong with (or one warning about) a scenario.
+type Problem struct {
+	File   string // source file
+	Object string // "Service default/web", "Lab demo"
+	Field  string // JSON path within the object, may be empty
+	Msg    string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		b.WriteString(": ")
+	}
+	if p.Object != "" {
+		b.WriteString(p.Object)
+		b.WriteString(": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is a list of problems; as an error it prints one per line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
