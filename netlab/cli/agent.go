@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/spf13/cobra"
+)
+
+// agentRoles lets each role's command register itself (one file per role).
+var agentRoles []func(*globals) *cobra.Command
+
+func newAgent(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "agent",
+		Short:  "Run a lab process (started by up inside its namespace)",
+		Hidden: true,
+	}
+	cmd.AddCommand(newAgentPod(g))
+	for _, r := range agentRoles {
+		cmd.AddCommand(r(g))
+	}
+	return cmd
+}
+
+// agentContext ends on SIGTERM or SIGINT.
+func agentContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
+}
+
+func agentLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func newAgentPod(g *globals) *cobra.Command {
+	var cfg agent.PodConfig
+	var ports []string
+	cmd := &cobra.Command{
+		Use:  "pod",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, p := range ports {
+				ps, err := agent.ParsePortSpec(p)
+				if err != nil {
+					return err
+				}
+				cfg.Ports = append(cfg.Ports, ps)
+			}
+			ctx, cancel := agentContext(cmd.Context())
+			defer cancel()
+			return agent.RunPod(ctx, cfg, agentLogger())
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Lab, "lab", "", "lab name")
+	cmd.Flags().StringVar(&cfg.Pod, "pod", "", "pod name")
+	cmd.Flags().StringVar(&cfg.Node, "node", "", "node name")
+	cmd.Flags().StringVar(&cfg.IP, "ip", "", "pod IP")
+	cmd.Flags().StringArrayVar(&ports, "port", nil, "PORT/PROTO to serve (repeatable)")
+	cmd.Flags().StringVar(&cfg.ReadyPath, "ready-path", "", "readinessProbe httpGet path")
+	return cmd
+}

@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+)
+
+func newPlan(g *globals) *cobra.Command {
+	var files []string
+	var output string
+	cmd := &cobra.Command{
+		Use:   "plan [-f FILE ...] [-o table|json|yaml]",
+		Short: "Print everything a lab would be, without root: namespaces, links, addresses, routes, processes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := loadPlan(g, files, g.name)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(g.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(p)
+			case "yaml":
+				b, err := yaml.Marshal(p)
+				if err != nil {
+					return err
+				}
+				_, err = g.out.Write(b)
+				return err
+			case "table", "":
+				printPlan(g, p)
+				return nil
+			}
+			return fmt.Errorf("unknown output %q (table, json or yaml)", output)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "scenario file (repeatable); default: the embedded default lab")
+	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the Lab object's metadata.name, else demo)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	return cmd
+}
+
+func printPlan(g *globals, p *plan.Plan) {
+	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "LAB %s  (network %s: wan %s, nodes %s, pods %s, services %s)\n\n", p.Lab, p.Network.Mode,
+		p.Network.WanCIDR, p.Network.NodeCIDR, p.Network.PodCIDR, p.Network.ServiceCIDR)
+	fmt.Fprintf(w, "NAMESPACE\tWHAT\n")
+	for _, s := range p.Switches {
+		fmt.Fprintf(w, "%s\tswitch: bridge %s\n", s.Netns, s.Bridge)
+	}
+	fmt.Fprintf(w, "%s\tload balancer: eth0 %s (wan), eth1 %s (fabric), VIP %s\n", p.LB.Netns, p.LB.WanIP, p.LB.FabricIP, p.LB.VIP)
+	for _, n := range p.Nodes {
+		fmt.Fprintf(w, "%s\tnode: eth0 %s, cni0 %s, pods %s\n", n.Netns, n.IP, n.Gateway, n.PodCIDR)
+	}
+	for _, c := range p.Clients {
+		fmt.Fprintf(w, "%s\tclient: eth0 %s\n", c.Netns, c.IP)
+	}
+	for _, pod := range p.Pods {
+		var ports []string
+		for _, cp := range pod.Ports {
+			ports = append(ports, fmt.Sprintf("%d/%s", cp.Port, cp.Protocol))
+		}
+		fmt.Fprintf(w, "%s\tpod %s/%s on %s: eth0 %s (node side %s), ports %s\n", pod.Netns, pod.Namespace, pod.Name, pod.Node, pod.IP, pod.HostVeth, strings.Join(ports, ","))
+	}
+	fmt.Fprintf(w, "\nLINK (veth)\t\n")
+	for _, l := range p.Links {
+		fmt.Fprintf(w, "%s %s\t<-> %s %s%s\n", l.A.Netns, l.A.Name, l.B.Netns, l.B.Name, masterOf(l.B.Master))
+	}
+	fmt.Fprintf(w, "\nROUTE\t\n")
+	for _, r := range p.Routes {
+		fmt.Fprintf(w, "%s\t%s via %s\n", r.Netns, r.Dst, r.Via)
+	}
+	if len(p.Services) > 0 {
+		fmt.Fprintf(w, "\nSERVICE\tTYPE\tCLUSTER-IP\tPORTS\tENDPOINTS\n")
+		for _, s := range p.Services {
+			var ports, eps []string
+			for _, sp := range s.Ports {
+				ports = append(ports, fmt.Sprintf("%d->%s/%s nodePort %d", sp.Port, sp.TargetPort, sp.Protocol, sp.NodePort))
+			}
+			for _, e := range s.Endpoints {
+				eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
+			}
+			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ", "), strings.Join(eps, ","))
+		}
+	}
+	fmt.Fprintf(w, "\nPROCESS\tNAMESPACE\tARGS\n")
+	for _, pr := range p.Processes {
+		fmt.Fprintf(w, "%s %s\t%s\tnetlab %s\n", pr.Role, pr.Name, pr.Netns, strings.Join(pr.Args, " "))
+	}
+	for _, wn := range p.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s", wn)
+	}
+	w.Flush()
+}
+
+func masterOf(m string) string {
+	if m == "" {
+		return ""
+	}
+	return " (on bridge " + m + ")"
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/spf13/cobra"
+)
+
+func newStatus(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "status [--name LAB] [-o table|json]",
+		Short:   "Show a lab's nodes, pods, Services, Ingresses, LB and clients as they are now",
+		Args:    cobra.NoArgs,
+		PreRunE: needRoot,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := g.labName()
+			if err != nil {
+				return err
+			}
+			st, err := lab.GetStatus(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(g.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			case "table", "":
+				printStatus(g, st)
+				return nil
+			default:
+				return fmt.Errorf("unknown output %q (table or json)", output)
+			}
+		},
+	}
+	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "NO"
+}
+
+func printStatus(g *globals, st *lab.Status) {
+	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "LAB %s\n\nNODE\tNAMESPACE\tIP\tPOD CIDR\tREADY\n", st.Name)
+	for _, n := range st.Nodes {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s %s\n", n.Name, n.Namespace, n.IP, n.PodCIDR, yes(n.Ready), n.Reason)
+	}
+	fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tLABELS\n")
+	for _, p := range st.Pods {
+		var ls []string
+		for k, v := range p.Labels {
+			ls = append(ls, k+"="+v)
+		}
+		sort.Strings(ls)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), strings.Join(ls, ","), p.Reason)
+	}
+	if len(st.Services) > 0 {
+		fmt.Fprintf(w, "\nSERVICE\tTYPE\tCLUSTER-IP\tPORTS\tENDPOINTS (ready)\n")
+		for _, s := range st.Services {
+			var ports, eps []string
+			for _, p := range s.Ports {
+				ps := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+				if p.NodePort != 0 {
+					ps = fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol)
+				}
+				ports = append(ports, ps)
+			}
+			for _, e := range s.Endpoints {
+				if e.Ready {
+					eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
+				}
+			}
+			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ","), strings.Join(eps, ","))
+		}
+	}
+	if len(st.Ingresses) > 0 {
+		fmt.Fprintf(w, "\nINGRESS\tHOST\tPATH\tTYPE\tBACKEND\n")
+		for _, in := range st.Ingresses {
+			for _, r := range in.Rules {
+				host := r.Host
+				if host == "" {
+					host = "*"
+				}
+				fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s:%s\n", in.Namespace, in.Name, host, r.Path, r.PathType, r.Service, r.Port)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nLB VIP\tSCHEDULER\tBACKENDS\n")
+	for _, v := range st.LoadBalancer.VIPs {
+		var bs []string
+		for _, b := range v.Backends {
+			h := ""
+			if !b.Healthy {
+				h = "(down)"
+			}
+			bs = append(bs, fmt.Sprintf("%s:%d%s", b.IP, b.Port, h))
+		}
+		fmt.Fprintf(w, "%s:%d/%s\t%s\t%s\n", v.IP, v.Port, v.Protocol, v.Scheduler, strings.Join(bs, ","))
+	}
+	fmt.Fprintf(w, "\nCLIENT\tNAMESPACE\tIP\n")
+	for _, c := range st.Clients {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, c.Namespace, c.IP)
+	}
+	w.Flush()
+}

@@ -1,0 +1,264 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Handles caches one netlink handle per namespace for a batch of operations.
+type Handles struct {
+	hs  map[string]*netlink.Handle
+	nss map[string]netns.NsHandle
+}
+
+// NewHandles returns an empty cache; Close releases it.
+func NewHandles() *Handles {
+	return &Handles{hs: map[string]*netlink.Handle{}, nss: map[string]netns.NsHandle{}}
+}
+
+// NS returns the open namespace handle of a named namespace.
+func (h *Handles) NS(name string) (netns.NsHandle, error) {
+	if n, ok := h.nss[name]; ok {
+		return n, nil
+	}
+	n, err := netns.GetFromPath(NetnsPath(name))
+	if err != nil {
+		return netns.None(), fmt.Errorf("open namespace %s: %w", name, err)
+	}
+	h.nss[name] = n
+	return n, nil
+}
+
+// Get returns a netlink handle bound to the named namespace (no setns involved).
+func (h *Handles) Get(name string) (*netlink.Handle, error) {
+	if nh, ok := h.hs[name]; ok {
+		return nh, nil
+	}
+	n, err := h.NS(name)
+	if err != nil {
+		return nil, err
+	}
+	nh, err := netlink.NewHandleAt(n)
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", name, err)
+	}
+	h.hs[name] = nh
+	return nh, nil
+}
+
+// Close releases every handle.
+func (h *Handles) Close() {
+	for _, nh := range h.hs {
+		nh.Close()
+	}
+	for _, n := range h.nss {
+		n.Close()
+	}
+}
+
+// EnsureBridge creates a bridge in ns (tolerating one that exists) and sets it up.
+func (h *Handles) EnsureBridge(ns, name string, addrs []string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := nh.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add bridge %s in %s: %w", name, ns, err)
+	}
+	l, err := nh.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find bridge %s in %s: %w", name, ns, err)
+	}
+	if _, ok := l.(*netlink.Bridge); !ok {
+		return fmt.Errorf("%s in %s exists and is a %s, not a bridge", name, ns, l.Type())
+	}
+	if err := h.addAddrs(nh, l, ns, addrs); err != nil {
+		return err
+	}
+	if err := nh.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", name, ns, err)
+	}
+	return nil
+}
+
+// VethEnd is one end of a veth pair to create.
+type VethEnd struct {
+	NS, Name, Master string
+	Addrs            []string
+	Hairpin          bool
+}
+
+// AddVeth creates a veth pair with each end directly in its namespace, enslaves ends that
+// name a master bridge, adds addresses and sets both ends up.
+func (h *Handles) AddVeth(a, b VethEnd) error {
+	ha, err := h.Get(a.NS)
+	if err != nil {
+		return err
+	}
+	nsb, err := h.NS(b.NS)
+	if err != nil {
+		return err
+	}
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.Name}, PeerName: b.Name, PeerNamespace: netlink.NsFd(nsb)}
+	if err := ha.LinkAdd(v); err != nil {
+		return fmt.Errorf("add veth %s/%s <-> %s/%s: %w", a.NS, a.Name, b.NS, b.Name, err)
+	}
+	for _, end := range []VethEnd{a, b} {
+		if err := h.setupEnd(end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handles) setupEnd(e VethEnd) error {
+	nh, err := h.Get(e.NS)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(e.Name)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", e.Name, e.NS, err)
+	}
+	if e.Master != "" {
+		m, err := nh.LinkByName(e.Master)
+		if err != nil {
+			return fmt.Errorf("find bridge %s in %s: %w", e.Master, e.NS, err)
+		}
+		if err := nh.LinkSetMaster(l, m); err != nil {
+			return fmt.Errorf("attach %s to %s in %s: %w", e.Name, e.Master, e.NS, err)
+		}
+		if e.Hairpin {
+			if err := nh.LinkSetHairpin(l, true); err != nil {
+				return fmt.Errorf("hairpin on %s in %s: %w", e.Name, e.NS, err)
+			}
+		}
+	}
+	if err := h.addAddrs(nh, l, e.NS, e.Addrs); err != nil {
+		return err
+	}
+	if err := nh.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", e.Name, e.NS, err)
+	}
+	return nil
+}
+
+func (h *Handles) addAddrs(nh *netlink.Handle, l netlink.Link, ns string, addrs []string) error {
+	for _, a := range addrs {
+		ad, err := netlink.ParseAddr(a)
+		if err != nil {
+			return fmt.Errorf("address %s: %w", a, err)
+		}
+		if err := nh.AddrAdd(l, ad); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add %s to %s in %s: %w", a, l.Attrs().Name, ns, err)
+		}
+	}
+	return nil
+}
+
+// AddAddr adds an address (CIDR form) to a link in ns; an existing one is fine.
+func (h *Handles) AddAddr(ns, link, addr string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(link)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", link, ns, err)
+	}
+	return h.addAddrs(nh, l, ns, []string{addr})
+}
+
+// LoUp sets the loopback of ns up.
+func (h *Handles) LoUp(ns string) error {
+	return h.SetLink(ns, "lo", true)
+}
+
+// SetLink sets a link of ns up or down.
+func (h *Handles) SetLink(ns, name string, up bool) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", name, ns, err)
+	}
+	if up {
+		err = nh.LinkSetUp(l)
+	} else {
+		err = nh.LinkSetDown(l)
+	}
+	if err != nil {
+		return fmt.Errorf("set %s in %s up=%v: %w", name, ns, up, err)
+	}
+	return nil
+}
+
+// LinkUp says whether a link of ns is administratively up.
+func (h *Handles) LinkUp(ns, name string) (bool, error) {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return false, err
+	}
+	l, err := nh.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("find %s in %s: %w", name, ns, err)
+	}
+	return l.Attrs().Flags&net.FlagUp != 0, nil
+}
+
+// AddRoute adds a route in ns: dst "default" or a CIDR, via a gateway or out of dev.
+// An existing identical route is fine.
+func (h *Handles) AddRoute(ns, dst, via, dev string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	r := &netlink.Route{}
+	if dst != "default" {
+		_, n, err := net.ParseCIDR(dst)
+		if err != nil {
+			return fmt.Errorf("route %s: %w", dst, err)
+		}
+		r.Dst = n
+	}
+	if via != "" {
+		r.Gw = net.ParseIP(via)
+	}
+	if dev != "" {
+		l, err := nh.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", dev, ns, err)
+		}
+		r.LinkIndex = l.Attrs().Index
+	}
+	if err := nh.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add route %s via %s in %s: %w", dst, via, ns, err)
+	}
+	return nil
+}
+
+// SetSysctl writes a net.* sysctl inside ns. A key the kernel does not have (a module
+// that is not loaded) is reported with os.ErrNotExist.
+func SetSysctl(ns, key, value string) error {
+	if !strings.HasPrefix(key, "net.") {
+		return fmt.Errorf("sysctl %s: only per-namespace net.* sysctls are allowed", key)
+	}
+	path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+	return Do(ns, func() error {
+		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, ns, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,181 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetnsDir is where named namespaces live, as `ip netns` keeps them.
+const NetnsDir = "/run/netns"
+
+// NetnsPath is the bind-mount path of a named namespace.
+func NetnsPath(name string) string { return filepath.Join(NetnsDir, name) }
+
+// Do runs fn on a locked OS thread switched into the named namespace, then switches back.
+// It is the only function that calls setns. Sockets created and processes started by fn
+// belong to that namespace. If the thread cannot be switched back it is never unlocked, so
+// the Go runtime discards it instead of reusing a thread in the wrong namespace.
+func Do(name string, fn func() error) error {
+	target, err := netns.GetFromPath(NetnsPath(name))
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", name, err)
+	}
+	defer target.Close()
+	return doIn(target, fn)
+}
+
+func doIn(target netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("get current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
+			runtime.UnlockOSThread()
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			// Leave the thread locked: it dies with this goroutine.
+			errc <- errors.Join(ferr, fmt.Errorf("switch back from namespace: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// CreateNetns makes a new named namespace, like `ip netns add`, without moving the
+// calling thread into it.
+func CreateNetns(name string) error {
+	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", NetnsDir, err)
+	}
+	path := NetnsPath(name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		merr := unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(merr, fmt.Errorf("switch back: %w", err))
+			return // thread stays locked and is discarded
+		}
+		runtime.UnlockOSThread()
+		errc <- merr
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteNetns unmounts and removes a named namespace. Missing is not an error. The kernel
+// frees the namespace, and every link in it, when no process holds it any more.
+func DeleteNetns(name string) error {
+	path := NetnsPath(name)
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount namespace %s: %w", name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListNetns returns the named namespaces whose names start with prefix, sorted.
+func ListNetns(prefix string) ([]string, error) {
+	ents, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// NetnsExists says whether a named namespace is there.
+func NetnsExists(name string) bool {
+	_, err := os.Stat(NetnsPath(name))
+	return err == nil
+}
+
+type nsID struct{ dev, ino uint64 }
+
+func statNS(path string) (nsID, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, false
+	}
+	return nsID{uint64(st.Dev), st.Ino}, true
+}
+
+// PIDsIn returns the processes whose network namespace is one of the named namespaces,
+// keyed by namespace name (what `ip netns pids` reports).
+func PIDsIn(names []string) map[string][]int {
+	want := map[nsID]string{}
+	for _, n := range names {
+		if id, ok := statNS(NetnsPath(n)); ok {
+			want[id] = n
+		}
+	}
+	out := map[string][]int{}
+	if len(want) == 0 {
+		return out
+	}
+	ents, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if id, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
+			if n, hit := want[id]; hit {
+				out[n] = append(out[n], pid)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,135 @@
+package kernel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Start starts cmd so that the whole process lives in the named namespace: it is forked
+// from a thread that Do has switched into ns. The caller sets cmd's files and SysProcAttr.
+func Start(ns string, cmd *exec.Cmd) error {
+	return Do(ns, func() error { return cmd.Start() })
+}
+
+// Run runs a command inside ns and returns its combined output.
+func Run(ns string, stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	if err := Start(ns, cmd); err != nil {
+		return nil, fmt.Errorf("start %s in %s: %w", name, ns, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s in %s: %w: %s", name, ns, err, bytes.TrimSpace(out.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// Restore applies iptables-restore input in ns as one transaction, without flushing the
+// chains it does not name.
+func Restore(ns string, input []byte) error {
+	_, err := Run(ns, input, "iptables-restore", "--noflush", "-w", "5")
+	return err
+}
+
+// Save returns iptables-save output of ns (with counters when counters is true).
+func Save(ns string, counters bool, table string) ([]byte, error) {
+	args := []string{}
+	if counters {
+		args = append(args, "-c")
+	}
+	if table != "" {
+		args = append(args, "-t", table)
+	}
+	return Run(ns, nil, "iptables-save", args...)
+}
+
+// Terminate ends processes: SIGTERM, then SIGKILL for those still alive after grace.
+// Processes that are already gone are fine.
+func Terminate(pids []int, grace time.Duration) {
+	if len(pids) == 0 {
+		return
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		alive := 0
+		for _, pid := range pids {
+			if Alive(pid) {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for i := 0; i < 100; i++ {
+		alive := 0
+		for _, pid := range pids {
+			if Alive(pid) {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Alive says whether pid is a live (not zombie) process.
+func Alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// state is the field after the ")" of comm
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z' && b[i+2] != 'X'
+	}
+	return true
+}
+
+// Cmdline returns the NUL-separated argv of pid as a slice.
+func Cmdline(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	parts := bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0})
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// DialIn opens a connection from inside the named namespace: the socket is created on a
+// thread switched into ns, and a socket stays in the namespace it was made in.
+func DialIn(ns, network, addr string, timeout time.Duration) (net.Conn, error) {
+	var conn net.Conn
+	err := Do(ns, func() error {
+		var err error
+		conn, err = net.DialTimeout(network, addr, timeout)
+		return err
+	})
+	return conn, err
+}

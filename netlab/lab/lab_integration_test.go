@@ -1,0 +1,338 @@
+// Integration tests of the lab fabric: real namespaces, real packets. Run as root.
+//
+// Address plan (the embedded default scenario, under a unique lab name per test):
+//
+//	wan 203.0.113.0/24      client .2, lb eth0 .1, ingress VIP .100
+//	fabric 172.18.0.0/24    lb eth1 .1 (the nodes' gateway), node-1 .11, node-2 .12
+//	pods 10.244.0.0/16      node-1 10.244.1.0/24: web-1 .2, web-3 .3, api-2 .4
+//	                        node-2 10.244.2.0/24: web-2 .2, api-1 .3
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+func TestMain(m *testing.M) { labtest.Main(m) }
+
+func TestIntegrationPodToPod(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "fab", "")
+	if len(p.Pods) != 5 {
+		t.Fatalf("default lab has %d pods, want 5", len(p.Pods))
+	}
+	crossNode := 0
+	for _, from := range p.Pods {
+		for _, to := range p.Pods {
+			if from.Name == to.Name {
+				continue
+			}
+			url := fmt.Sprintf("http://%s:8080/from/%s", plan.Addr(to.IP), from.Name)
+			e, _, err := labtest.GetEcho(from.Netns, url)
+			if err != nil {
+				t.Errorf("%s -> %s: %v", from.Name, to.Name, err)
+				continue
+			}
+			if e.Pod != to.Name || e.Node != to.Node || e.ClientIP != plan.Addr(from.IP) || e.Path != "/from/"+from.Name {
+				t.Errorf("%s -> %s: echo %+v, want pod %s on %s seeing client %s", from.Name, to.Name, e, to.Name, to.Node, plan.Addr(from.IP))
+			}
+			if from.Node != to.Node {
+				crossNode++
+			}
+		}
+	}
+	if crossNode == 0 {
+		t.Error("no cross-node pair was tested")
+	}
+	// Node to pod, on both nodes, across nodes too.
+	for _, n := range p.Nodes {
+		for _, to := range p.Pods {
+			e, _, err := labtest.GetEcho(n.Netns, fmt.Sprintf("http://%s:8080/", plan.Addr(to.IP)))
+			if err != nil {
+				t.Errorf("node %s -> %s: %v", n.Name, to.Name, err)
+				continue
+			}
+			if e.Pod != to.Name {
+				t.Errorf("node %s -> %s: answered by %s", n.Name, to.Name, e.Pod)
+			}
+			if to.Node == n.Name && e.ClientIP != plan.Addr(n.Gateway) {
+				t.Errorf("node %s -> local pod %s: client %s, want the node's cni0 %s", n.Name, to.Name, e.ClientIP, plan.Addr(n.Gateway))
+			}
+			if to.Node != n.Name && e.ClientIP != plan.Addr(n.IP) {
+				t.Errorf("node %s -> remote pod %s: client %s, want the node's eth0 %s", n.Name, to.Name, e.ClientIP, plan.Addr(n.IP))
+			}
+		}
+	}
+	// The client has no route to pods: the connection fails at once.
+	c := p.Clients[0]
+	_, err := kernel.DialIn(c.Netns, "tcp", plan.Addr(p.Pods[0].IP)+":8080", time.Second)
+	if err == nil || !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("client -> pod IP: err %v, want network unreachable", err)
+	}
+	// ...but it reaches the node network through the LB.
+	if out, err := labtest.Exec(c.Netns, "ip", "route", "get", plan.Addr(p.Nodes[0].IP)); err != nil || !strings.Contains(out, "via "+plan.Addr(p.LB.WanIP)) {
+		t.Errorf("client route to node: %q %v", out, err)
+	}
+}
+
+func TestIntegrationStatusIsLive(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "live", "")
+	st, err := lab.GetStatus(context.Background(), p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range st.Pods {
+		if !ps.Ready {
+			t.Errorf("pod %s not ready after up: %s", ps.Name, ps.Reason)
+		}
+	}
+	for _, n := range st.Nodes {
+		if !n.Ready || n.Namespace != plan.NetnsName(p.Lab, n.Name) {
+			t.Errorf("node %+v", n)
+		}
+	}
+	victim := p.Pods[1].Name
+	if n, err := lab.KillPod(p.Lab, victim); err != nil || n != 1 {
+		t.Fatalf("kill %s: %d processes, %v", victim, n, err)
+	}
+	st, err = lab.GetStatus(context.Background(), p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range st.Pods {
+		if ps.Ready == (ps.Name == victim) {
+			t.Errorf("after killing %s: pod %s ready=%v (%s)", victim, ps.Name, ps.Ready, ps.Reason)
+		}
+	}
+	for _, s := range st.Services {
+		for _, e := range s.Endpoints {
+			if e.Pod == victim && e.Ready {
+				t.Errorf("service %s still has %s ready", s.Name, victim)
+			}
+		}
+	}
+	if err := lab.StartPod(p.Lab, victim, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = lab.GetStatus(context.Background(), p.Lab)
+	for _, ps := range st.Pods {
+		if !ps.Ready {
+			t.Errorf("after start: pod %s not ready: %s", ps.Name, ps.Reason)
+		}
+	}
+}
+
+// rootSnapshot is what must not change in the root namespace.
+func rootSnapshot(t *testing.T) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, argv := range [][]string{
+		{"ip", "-d", "link", "show"}, {"ip", "addr", "show"}, {"ip", "route", "show", "table", "all"},
+		{"ip", "rule", "show"}, {"ip", "neigh", "show"},
+	} {
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		fmt.Fprintf(&b, "## %s\n%s", strings.Join(argv, " "), out)
+	}
+	for _, table := range []string{"filter", "nat", "mangle", "raw"} {
+		out, _ := exec.Command("iptables-save", "-t", table).CombinedOutput()
+		var keep []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(l, "#") { // the generated-at comments carry a time
+				keep = append(keep, l)
+			}
+		}
+		fmt.Fprintf(&b, "## iptables %s\n%s\n", table, strings.Join(keep, "\n"))
+	}
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv4/conf/all/rp_filter", "net/ipv4/conf/default/rp_filter",
+		"net/bridge/bridge-nf-call-iptables", "net/ipv4/conf/all/route_localnet", "net/netfilter/nf_conntrack_tcp_loose"} {
+		v, _ := os.ReadFile(filepath.Join("/proc/sys", k))
+		fmt.Fprintf(&b, "%s=%s", k, v)
+	}
+	return b.String()
+}
+
+func TestIntegrationRootNamespaceUnchanged(t *testing.T) {
+	labtest.RequireRoot(t)
+	before := rootSnapshot(t)
+	p := labtest.Plan(t, "root", "")
+	if err := lab.Up(context.Background(), p, lab.Options{Binary: labtest.Binary(t)}); err != nil {
+		lab.Down(p.Lab, nil)
+		t.Fatal(err)
+	}
+	during := rootSnapshot(t)
+	if err := lab.Down(p.Lab, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := rootSnapshot(t)
+	if during != before {
+		t.Errorf("the root namespace changed while the lab was up:\n%s", diffLines(before, during))
+	}
+	if after != before {
+		t.Errorf("the root namespace changed after up+down:\n%s", diffLines(before, after))
+	}
+	assertGone(t, p.Lab)
+}
+
+func diffLines(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	seen := map[string]int{}
+	for _, l := range al {
+		seen[l]++
+	}
+	var out []string
+	for _, l := range bl {
+		if seen[l] > 0 {
+			seen[l]--
+			continue
+		}
+		out = append(out, "+ "+l)
+	}
+	for l, n := range seen {
+		for ; n > 0; n-- {
+			out = append(out, "- "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// assertGone checks that nothing of a lab is left: namespace, process, file.
+func assertGone(t *testing.T, name string) {
+	t.Helper()
+	if left, _ := kernel.ListNetns(plan.NetnsName(name, "")); len(left) > 0 {
+		t.Errorf("namespaces left: %v", left)
+	}
+	if _, err := os.Stat(lab.Dir(name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left behind (%v)", lab.Dir(name), err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(lab.EtcNetns, plan.NetnsName(name, "")+"*")); len(m) > 0 {
+		t.Errorf("hosts files left: %v", m)
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		if lab.IsAgentOf(kernel.Cmdline(pid), name) && kernel.Alive(pid) {
+			t.Errorf("agent process left: %d %v", pid, kernel.Cmdline(pid))
+		}
+	}
+	out, _ := exec.Command("ip", "-o", "link", "show").CombinedOutput()
+	if strings.Contains(string(out), "veth") {
+		t.Errorf("veth in the root namespace:\n%s", out)
+	}
+}
+
+func TestIntegrationKilledUpThenDown(t *testing.T) {
+	labtest.RequireRoot(t)
+	// Kill -9 `up` at several moments of its run; down must leave nothing each time.
+	for _, delay := range []time.Duration{0, 2 * time.Millisecond, 6 * time.Millisecond, 12 * time.Millisecond, 25 * time.Millisecond, 60 * time.Millisecond} {
+		name := labtest.LabName("kill")
+		cmd := exec.Command(labtest.Binary(t), "up", "--name", name)
+		cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		if err := lab.Down(name, nil); err != nil {
+			t.Errorf("down after kill at %s: %v", delay, err)
+		}
+		assertGone(t, name)
+		// A second down is a no-op.
+		if err := lab.Down(name, nil); err != nil {
+			t.Errorf("second down: %v", err)
+		}
+	}
+}
+
+func TestIntegrationTwoLabsSideBySide(t *testing.T) {
+	labtest.RequireRoot(t)
+	a := labtest.Up(t, "twoa", "")
+	b := labtest.Up(t, "twob", "")
+	for _, p := range []*plan.Plan{a, b} {
+		from, to := p.Pods[0], p.Pods[len(p.Pods)-1]
+		e, _, err := labtest.GetEcho(from.Netns, fmt.Sprintf("http://%s:8080/", plan.Addr(to.IP)))
+		if err != nil || e.Pod != to.Name {
+			t.Errorf("lab %s: %s -> %s: %+v %v", p.Lab, from.Name, to.Name, e, err)
+		}
+	}
+	// Same addresses, isolated: taking lab a down leaves b serving.
+	if err := lab.Down(a.Lab, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, a.Lab)
+	from, to := b.Pods[0], b.Pods[1]
+	if _, _, err := labtest.GetEcho(from.Netns, fmt.Sprintf("http://%s:8080/", plan.Addr(to.IP))); err != nil {
+		t.Errorf("lab %s after %s went down: %v", b.Lab, a.Lab, err)
+	}
+}
+
+func TestIntegrationSecondUpFails(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "twice", "")
+	err := lab.Up(context.Background(), p, lab.Options{Binary: labtest.Binary(t)})
+	if !errors.Is(err, lab.ErrExists) {
+		t.Fatalf("second up: %v, want ErrExists", err)
+	}
+	// The first lab is untouched.
+	from, to := p.Pods[0], p.Pods[1]
+	if _, _, err := labtest.GetEcho(from.Netns, fmt.Sprintf("http://%s:8080/", plan.Addr(to.IP))); err != nil {
+		t.Errorf("after the refused second up: %v", err)
+	}
+}
+
+func TestIntegrationCLI(t *testing.T) {
+	labtest.RequireRoot(t)
+	name := labtest.LabName("cli")
+	t.Cleanup(func() { lab.Down(name, nil) })
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: netlab.dev/v1alpha1\nkind: Lab\nspec:\n  network: {podCIDR: 10.244.0.0/99}\n  bogus: 1\n"), 0o644)
+	out, err := labtest.CLI(t, "up", "--name", name, "-f", bad)
+	if err == nil {
+		t.Fatalf("up with a bad file succeeded: %s", out)
+	}
+	if !strings.Contains(out, "bad.yaml") {
+		t.Errorf("error does not name the file: %s", out)
+	}
+	if left, _ := kernel.ListNetns(plan.NetnsName(name, "")); len(left) > 0 {
+		t.Errorf("bad input created namespaces: %v", left)
+	}
+	if out, err := labtest.CLI(t, "up", "--name", name); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	out, err = labtest.CLI(t, "exec", "--name", name, "client", "--", "cat", "/etc/hosts")
+	if err != nil || !strings.Contains(out, "203.0.113.100\tapp.example") {
+		t.Errorf("exec client cat /etc/hosts: %v\n%s", err, out)
+	}
+	out, err = labtest.CLI(t, "status", "--name", name, "-o", "json")
+	if err != nil || !strings.Contains(out, `"namespace": "nl-`+name+`-node-1"`) {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	if out, err := labtest.CLI(t, "down", "--name", name); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	assertGone(t, name)
+	if out, err := labtest.CLI(t, "down", "--name", name); err != nil {
+		t.Errorf("second down: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,128 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// RunDir holds every lab's runtime files, root-only.
+const RunDir = "/run/netlab"
+
+// EtcNetns is where `ip netns exec` finds per-namespace /etc files.
+const EtcNetns = "/etc/netns"
+
+// Dir is a lab's runtime directory.
+func Dir(lab string) string { return filepath.Join(RunDir, lab) }
+
+// PlanPath is where up keeps the lab's plan for agents, status and inspection.
+func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
+
+// LogPath is an agent's log file.
+func LogPath(lab, role, name string) string {
+	return filepath.Join(Dir(lab), "logs", role+"-"+name+".log")
+}
+
+// ErrNoLab is returned when no lab of that name is up.
+var ErrNoLab = errors.New("no such lab")
+
+// LoadPlan reads the plan a running lab was built from.
+func LoadPlan(lab string) (*plan.Plan, error) {
+	b, err := os.ReadFile(PlanPath(lab))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lab %s: %w", lab, ErrNoLab)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	var p plan.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", PlanPath(lab), err)
+	}
+	return &p, nil
+}
+
+// Labs lists the labs that have anything on this machine: a namespace or a runtime dir.
+func Labs() ([]string, error) {
+	seen := map[string]bool{}
+	nss, err := kernel.ListNetns("nl-")
+	if err != nil {
+		return nil, err
+	}
+	for _, ns := range nss {
+		if lab, _, ok := strings.Cut(strings.TrimPrefix(ns, "nl-"), "-"); ok {
+			seen[lab] = true
+		}
+	}
+	ents, _ := os.ReadDir(RunDir)
+	for _, e := range ents {
+		if e.IsDir() {
+			seen[e.Name()] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for l := range seen {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Resolve picks the lab a command means: the given name, else the only lab that is up.
+func Resolve(name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	labs, err := Labs()
+	if err != nil {
+		return "", err
+	}
+	switch len(labs) {
+	case 0:
+		return "", fmt.Errorf("no lab is up (netlab up starts one): %w", ErrNoLab)
+	case 1:
+		return labs[0], nil
+	default:
+		return "", fmt.Errorf("%d labs are up (%s): say which with --name", len(labs), strings.Join(labs, ", "))
+	}
+}
+
+// lock serialises up and down of one lab across processes.
+type lock struct{ f *os.File }
+
+func lockLab(lab string) (*lock, error) {
+	if err := os.MkdirAll(RunDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", RunDir, err)
+	}
+	path := filepath.Join(RunDir, "."+lab+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+	}
+	return &lock{f: f}, nil
+}
+
+// unlock releases the lock; with remove it also deletes the lock file (after down) and
+// /run/netlab when nothing else is in it.
+func (l *lock) unlock(remove bool) {
+	if remove {
+		os.Remove(l.f.Name())
+	}
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+	if remove {
+		os.Remove(RunDir) // only succeeds when empty
+	}
+}

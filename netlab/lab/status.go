@@ -1,0 +1,257 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// Status is `netlab status -o json` (design.md contract: these fields at least).
+type Status struct {
+	Name         string          `json:"name"`
+	Nodes        []NodeStatus    `json:"nodes"`
+	Pods         []PodStatus     `json:"pods"`
+	Services     []ServiceStatus `json:"services"`
+	Ingresses    []IngressStatus `json:"ingresses"`
+	LoadBalancer LBStatus        `json:"loadBalancer"`
+	Clients      []ClientStatus  `json:"clients"`
+}
+
+// NodeStatus is a node as it is now.
+type NodeStatus struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	IP        string `json:"ip"`
+	PodCIDR   string `json:"podCIDR"`
+	Ready     bool   `json:"ready"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// PodStatus is a pod as it is now.
+type PodStatus struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	K8sNS     string            `json:"k8sNamespace"`
+	Node      string            `json:"node"`
+	IP        string            `json:"ip"`
+	Ready     bool              `json:"ready"`
+	PID       int               `json:"pid,omitempty"`
+	Labels    map[string]string `json:"labels"`
+	Reason    string            `json:"reason,omitempty"`
+}
+
+// ServiceStatus is a Service with its live endpoints.
+type ServiceStatus struct {
+	Name           string             `json:"name"`
+	Namespace      string             `json:"namespace"`
+	Type           string             `json:"type"`
+	ClusterIP      string             `json:"clusterIP"`
+	LoadBalancerIP string             `json:"loadBalancerIP,omitempty"`
+	Ports          []ServicePortState `json:"ports"`
+	Endpoints      []EndpointStatus   `json:"endpoints"`
+}
+
+// ServicePortState is one port of a Service.
+type ServicePortState struct {
+	Name       string `json:"name"`
+	Port       int32  `json:"port"`
+	TargetPort string `json:"targetPort"`
+	NodePort   int32  `json:"nodePort"`
+	Protocol   string `json:"protocol"`
+}
+
+// EndpointStatus is one endpoint of a Service.
+type EndpointStatus struct {
+	Pod      string `json:"pod"`
+	IP       string `json:"ip"`
+	Port     int32  `json:"port"`
+	PortName string `json:"portName,omitempty"`
+	Node     string `json:"node"`
+	Ready    bool   `json:"ready"`
+}
+
+// IngressStatus is an Ingress's rules.
+type IngressStatus struct {
+	Name      string             `json:"name"`
+	Namespace string             `json:"namespace"`
+	Rules     []IngressRuleState `json:"rules"`
+}
+
+// IngressRuleState is one host/path rule.
+type IngressRuleState struct {
+	Host     string `json:"host"`
+	Path     string `json:"path"`
+	PathType string `json:"pathType"`
+	Service  string `json:"service"`
+	Port     string `json:"port"`
+}
+
+// LBStatus is the external load balancer.
+type LBStatus struct {
+	Namespace string     `json:"namespace"`
+	VIPs      []VIPState `json:"vips"`
+}
+
+// VIPState is one virtual service.
+type VIPState struct {
+	IP        string         `json:"ip"`
+	Port      int32          `json:"port"`
+	Protocol  string         `json:"protocol"`
+	Scheduler string         `json:"scheduler"`
+	Name      string         `json:"name"`
+	Backends  []BackendState `json:"backends"`
+}
+
+// BackendState is one real server of a virtual service.
+type BackendState struct {
+	Node    string `json:"node"`
+	IP      string `json:"ip"`
+	Port    int32  `json:"port"`
+	Healthy bool   `json:"healthy"`
+	Weight  int    `json:"weight"`
+}
+
+// ClientStatus is a client.
+type ClientStatus struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	IP        string `json:"ip"`
+}
+
+// GetStatus reads a lab's live state: the objects come from its plan, their readiness from
+// the kernel (namespaces, links, processes) and from probing every pod as the kubelet does.
+func GetStatus(ctx context.Context, lab string) (*Status, error) {
+	p, err := LoadPlan(lab)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Name: p.Lab, LoadBalancer: LBStatus{Namespace: p.LB.Netns}}
+	nss := map[string]bool{}
+	all, _ := kernel.ListNetns(plan.NetnsName(lab, ""))
+	for _, n := range all {
+		nss[n] = true
+	}
+	pids := kernel.PIDsIn(all)
+	h := kernel.NewHandles()
+	defer h.Close()
+	nodeReady := map[string]bool{}
+	for _, n := range p.Nodes {
+		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR}
+		switch up, err := h.LinkUp(n.Netns, plan.NodeIface); {
+		case !nss[n.Netns]:
+			ns.Reason = "namespace missing"
+		case err != nil:
+			ns.Reason = err.Error()
+		case !up:
+			ns.Reason = "eth0 is down"
+		default:
+			ns.Ready = true
+		}
+		nodeReady[n.Name] = ns.Ready
+		st.Nodes = append(st.Nodes, ns)
+	}
+	st.Pods = make([]PodStatus, len(p.Pods))
+	var wg sync.WaitGroup
+	for i, pod := range p.Pods {
+		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels}
+		if ps.Labels == nil {
+			ps.Labels = map[string]string{}
+		}
+		if l := pids[pod.Netns]; len(l) > 0 {
+			ps.PID = l[0]
+		}
+		st.Pods[i] = ps
+		if !nss[pod.Netns] {
+			st.Pods[i].Reason = "namespace missing"
+			continue
+		}
+		if ps.PID == 0 {
+			st.Pods[i].Reason = "not running"
+			continue
+		}
+		wg.Add(1)
+		go func(i int, pod plan.Pod) {
+			defer wg.Done()
+			if err := Probe(ctx, p, pod); err != nil {
+				st.Pods[i].Reason = err.Error()
+				return
+			}
+			st.Pods[i].Ready = true
+		}(i, pod)
+	}
+	wg.Wait()
+	podReady := map[string]bool{}
+	for _, ps := range st.Pods {
+		podReady[ps.Name] = ps.Ready
+	}
+	for _, s := range p.Services {
+		ss := ServiceStatus{Name: s.Name, Namespace: s.Namespace, Type: s.Type, ClusterIP: s.ClusterIP, LoadBalancerIP: s.LoadBalancerIP,
+			Ports: []ServicePortState{}, Endpoints: []EndpointStatus{}}
+		for _, sp := range s.Ports {
+			ss.Ports = append(ss.Ports, ServicePortState{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort, Protocol: sp.Protocol})
+		}
+		for _, e := range s.Endpoints {
+			ss.Endpoints = append(ss.Endpoints, EndpointStatus{Pod: e.Pod, IP: e.IP, Port: e.Port, PortName: e.PortName, Node: e.Node, Ready: podReady[e.Pod]})
+		}
+		st.Services = append(st.Services, ss)
+	}
+	st.Ingresses = ingressStatus(p)
+	for _, vs := range p.LB.VIPs {
+		v := VIPState{IP: vs.IP, Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler, Name: vs.Name, Backends: []BackendState{}}
+		for _, n := range p.Nodes {
+			v.Backends = append(v.Backends, BackendState{Node: n.Name, IP: plan.Addr(n.IP), Port: vs.NodePort, Weight: n.Weight, Healthy: nodeReady[n.Name]})
+		}
+		st.LoadBalancer.VIPs = append(st.LoadBalancer.VIPs, v)
+	}
+	for _, c := range p.Clients {
+		st.Clients = append(st.Clients, ClientStatus{Name: c.Name, Namespace: c.Netns, IP: plan.Addr(c.IP)})
+	}
+	return st, nil
+}
+
+// Probe checks a pod's readiness as the kubelet would, from the pod's node.
+func Probe(ctx context.Context, p *plan.Plan, pod plan.Pod) error {
+	var node plan.Node
+	for _, n := range p.Nodes {
+		if n.Name == pod.Node {
+			node = n
+		}
+	}
+	if pod.Probe.Type == "exec" || pod.Probe.Port == 0 {
+		if len(kernel.PIDsIn([]string{pod.Netns})[pod.Netns]) == 0 {
+			return fmt.Errorf("not running")
+		}
+		return nil
+	}
+	addr := net.JoinHostPort(plan.Addr(pod.IP), strconv.Itoa(int(pod.Probe.Port)))
+	conn, err := kernel.DialIn(node.Netns, "tcp", addr, time.Second)
+	if err != nil {
+		return fmt.Errorf("readiness: %w", err)
+	}
+	defer conn.Close()
+	if pod.Probe.Type != "http" {
+		return nil
+	}
+	c := http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext:       func(context.Context, string, string) (net.Conn, error) { return conn, nil },
+		DisableKeepAlives: true,
+	}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pod.Probe.Path, nil)
+	req.Header.Set("User-Agent", "netlab-probe")
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("readiness: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("readiness: %s answered %d", pod.Probe.Path, resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// Options of Up.
+type Options struct {
+	// Binary is the netlab executable the agents run (default: this executable).
+	Binary string
+	// Retain keeps what was made when Up fails, for debugging.
+	Retain bool
+	// ReadyTimeout bounds the wait for every agent to report ready (default 30 s).
+	ReadyTimeout time.Duration
+	Log          *slog.Logger
+}
+
+// ErrExists is returned by Up when the lab is already up.
+var ErrExists = errors.New("lab already exists")
+
+// Up builds the lab of p and returns when every agent reports ready. On failure it removes
+// everything it made (unless Retain) and returns the error.
+func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	if o.Binary == "" {
+		if o.Binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("find the netlab binary: %w", err)
+		}
+	}
+	if err := Preflight(); err != nil {
+		return err
+	}
+	lk, err := lockLab(p.Lab)
+	if err != nil {
+		return err
+	}
+	defer func() { lk.unlock(false) }()
+	if existing, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(existing) > 0 {
+		return fmt.Errorf("lab %s is already up (%d namespaces, e.g. %s); run `netlab down --name %s` first: %w",
+			p.Lab, len(existing), existing[0], p.Lab, ErrExists)
+	}
+	defer func() {
+		if err != nil && !o.Retain {
+			o.Log.Warn("up failed, rolling back", "lab", p.Lab, "err", err)
+			if derr := down(p.Lab, o.Log); derr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", derr))
+			}
+		}
+	}()
+	start := time.Now()
+	steps := []struct {
+		name string
+		fn   func(context.Context, *plan.Plan, Options) error
+	}{
+		{"runtime files", writeRuntime},
+		{"namespaces", createNamespaces},
+		{"links", wireLinks},
+		{"routes and sysctls", routesAndSysctls},
+		{"hosts files", writeHosts},
+		{"agents", startAgents},
+	}
+	for _, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := time.Now()
+		if err := st.fn(ctx, p, o); err != nil {
+			return fmt.Errorf("up %s: %s: %w", p.Lab, st.name, err)
+		}
+		o.Log.Debug("step done", "step", st.name, "ms", time.Since(t).Milliseconds())
+	}
+	o.Log.Info("lab up", "lab", p.Lab, "nodes", len(p.Nodes), "pods", len(p.Pods), "ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// Preflight checks what the lab needs from the machine, changing nothing.
+func Preflight() error {
+	var missing []string
+	for _, bin := range []string{"iptables-restore", "iptables-save", "ip"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing commands: %s (run scripts/deps.sh)", strings.Join(missing, ", "))
+	}
+	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil {
+		return errors.New("the kernel's bridge netfilter (br_netfilter) is not loaded: kube-proxy's rules need it " +
+			"for traffic between pods of one node; load it with `sudo modprobe br_netfilter` (netlab does not load modules itself)")
+	}
+	return nil
+}
+
+func writeRuntime(_ context.Context, p *plan.Plan, _ Options) error {
+	if err := os.MkdirAll(filepath.Join(Dir(p.Lab), "logs"), 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(Dir(p.Lab), 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(PlanPath(p.Lab), b, 0o600)
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
+	for _, ns := range p.Namespaces() {
+		if err := kernel.CreateNetns(ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func wireLinks(_ context.Context, p *plan.Plan, _ Options) error {
+	h := kernel.NewHandles()
+	defer h.Close()
+	for _, ns := range p.Namespaces() {
+		if err := h.LoUp(ns); err != nil {
+			return err
+		}
+	}
+	for _, sw := range p.Switches {
+		if err := h.EnsureBridge(sw.Netns, sw.Bridge, nil); err != nil {
+			return err
+		}
+	}
+	for _, n := range p.Nodes {
+		if err := h.EnsureBridge(n.Netns, plan.BridgeCNI, []string{n.Gateway}); err != nil {
+			return err
+		}
+	}
+	for _, l := range p.Links {
+		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, Addrs: l.A.Addrs, Master: l.A.Master}
+		b := kernel.VethEnd{NS: l.B.Netns, Name: l.B.Name, Addrs: l.B.Addrs, Master: l.B.Master, Hairpin: l.B.Master == plan.BridgeCNI}
+		if err := h.AddVeth(a, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func routesAndSysctls(_ context.Context, p *plan.Plan, _ Options) error {
+	h := kernel.NewHandles()
+	defer h.Close()
+	for _, r := range p.Routes {
+		if err := h.AddRoute(r.Netns, r.Dst, r.Via, r.Dev); err != nil {
+			return err
+		}
+	}
+	for _, s := range p.Sysctls {
+		if err := kernel.SetSysctl(s.Netns, s.Key, s.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
+	for _, hf := range p.Hosts {
+		dir := filepath.Join(EtcNetns, hf.Netns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hf.Content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startAgents starts every process of the plan inside its namespace and waits until each
+// one has written READY on its readiness pipe, or names those that did not.
+func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
+	type waiting struct {
+		proc plan.Process
+		done <-chan error
+	}
+	var ws []waiting
+	for _, pr := range p.Processes {
+		done, err := StartAgent(p.Lab, pr, o.Binary)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, waiting{pr, done})
+	}
+	timer := time.NewTimer(o.ReadyTimeout)
+	defer timer.Stop()
+	var failed []string
+	for i, w := range ws {
+		select {
+		case err := <-w.done:
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s %s: %v", w.proc.Role, w.proc.Name, err))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			var names []string
+			for _, rest := range ws[i:] {
+				select {
+				case err := <-rest.done:
+					if err == nil {
+						continue
+					}
+				default:
+				}
+				names = append(names, rest.proc.Role+" "+rest.proc.Name)
+			}
+			return fmt.Errorf("not ready after %s: %s (logs in %s)", o.ReadyTimeout, strings.Join(names, ", "), filepath.Join(Dir(p.Lab), "logs"))
+		}
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return fmt.Errorf("agents failed: %s (logs in %s)", strings.Join(failed, "; "), filepath.Join(Dir(p.Lab), "logs"))
+	}
+	return nil
+}
+
+// StartAgent starts one agent detached inside its namespace, its output appended to its
+// log file. The returned channel yields nil once the agent reported ready, or an error if
+// it exited first.
+func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error) {
+	logf, err := os.OpenFile(LogPath(lab, pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("agent log: %w", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	if binary == "" {
+		if binary, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find the netlab binary: %w", err)
+		}
+	}
+	cmd := exec.Command(binary, pr.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = append(os.Environ(), "NETLAB_READY_FD=3")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if pr.Netns == "" {
+		err = cmd.Start()
+	} else {
+		err = kernel.Start(pr.Netns, cmd)
+	}
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start %s agent %s: %w", pr.Role, pr.Name, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer r.Close()
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		if strings.TrimSpace(line) == "READY" {
+			done <- nil
+		} else {
+			done <- fmt.Errorf("exited before ready (pid %d)", cmd.Process.Pid)
+		}
+		// Reap the child if it ends while we still run; detached agents outlive us.
+		go func() { _ = cmd.Wait() }()
+	}()
+	return done, nil
+}

@@ -1,0 +1,174 @@
+// Package labtest helps root integration tests bring real labs up and talk to them. Tests
+// that use it call Main from their TestMain, so the test binary can also serve as the
+// netlab binary for the agents it starts.
+//
+// It is for tests only; the lab and CLI never import it.
+package labtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/cli"
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/scenario"
+)
+
+// AsCLIEnv makes the test binary behave as the netlab command (for tests that run it).
+const AsCLIEnv = "NETLAB_TEST_AS_CLI"
+
+// Main runs the tests, or the netlab CLI when the binary was started as an agent or with
+// AsCLIEnv set.
+func Main(m *testing.M) {
+	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
+		os.Exit(cli.Main(context.Background(), os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// RequireRoot skips a test under -short, and when not root outside CI; in CI (CI=true) a
+// missing root fails the test instead, so integration tests are never skipped there.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("integration tests need root in CI")
+		}
+		t.Skip("integration test: needs root")
+	}
+}
+
+var seq atomic.Int64
+
+// LabName returns a unique lab name for a test (letters and digits only).
+func LabName(prefix string) string {
+	return fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, seq.Add(1))
+}
+
+// Binary returns the path of the running test binary, which doubles as netlab.
+func Binary(t testing.TB) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// Up plans the scenario (the embedded default when yaml is empty) under a unique lab name,
+// brings it up and removes it when the test ends, even when it fails.
+func Up(t testing.TB, prefix, yaml string) *plan.Plan {
+	t.Helper()
+	p := Plan(t, prefix, yaml)
+	t.Cleanup(func() {
+		if err := lab.Down(p.Lab, nil); err != nil {
+			t.Errorf("down %s: %v", p.Lab, err)
+		}
+		if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
+			t.Errorf("namespaces left after down: %v", left)
+		}
+	})
+	if err := lab.Up(context.Background(), p, lab.Options{Binary: Binary(t), ReadyTimeout: 30 * time.Second}); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	return p
+}
+
+// Plan validates and plans a scenario under a unique lab name, failing the test on error.
+func Plan(t testing.TB, prefix, yaml string) *plan.Plan {
+	t.Helper()
+	var s *scenario.Scenario
+	var err error
+	if yaml == "" {
+		s, err = scenario.Load(nil)
+	} else {
+		s, err = scenario.Parse("test.yaml", []byte(yaml))
+	}
+	if err != nil {
+		t.Fatalf("scenario: %v", err)
+	}
+	if err := scenario.Validate(s); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	p, err := plan.Build(s, LabName(prefix))
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+// Client returns an HTTP client whose connections are made inside the namespace ns. It
+// keeps no connection alive between requests unless keepAlive.
+func Client(ns string, keepAlive bool) *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return kernel.DialIn(ns, network, addr, 3*time.Second)
+			},
+			DisableKeepAlives: !keepAlive,
+		},
+	}
+}
+
+// Echo is the part of the pod echo response tests look at.
+type Echo struct {
+	Pod      string              `json:"pod"`
+	Node     string              `json:"node"`
+	PodIP    string              `json:"podIP"`
+	Port     int                 `json:"port"`
+	ClientIP string              `json:"clientIP"`
+	Method   string              `json:"method"`
+	Host     string              `json:"host"`
+	Path     string              `json:"path"`
+	Headers  map[string][]string `json:"headers"`
+}
+
+// GetEcho sends GET url from inside ns and decodes the echo answer.
+func GetEcho(ns, url string) (Echo, *http.Response, error) {
+	resp, err := Client(ns, false).Get(url)
+	if err != nil {
+		return Echo{}, nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var e Echo
+	if resp.StatusCode != http.StatusOK {
+		return e, resp, fmt.Errorf("GET %s from %s: %s: %s", url, ns, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		return e, resp, fmt.Errorf("GET %s from %s: not echo JSON: %w: %q", url, ns, err, body)
+	}
+	return e, resp, nil
+}
+
+// Exec runs a command inside ns (like `ip netns exec`, without the /etc mounts) and
+// returns its combined output.
+func Exec(ns string, name string, args ...string) (string, error) {
+	out, err := kernel.Run(ns, nil, name, args...)
+	return string(out), err
+}
+
+// CLI runs the test binary as the netlab command with args and returns its output.
+func CLI(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = append(os.Environ(), AsCLIEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

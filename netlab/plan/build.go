@@ -1,0 +1,640 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/scenario"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// NodePort range, as the apiserver's default --service-node-port-range.
+const (
+	NodePortMin = 30000
+	NodePortMax = 32767
+	// Interface names of the lab objects.
+	BridgeCNI   = "cni0"
+	NodeIface   = "eth0"
+	PodIface    = "eth0"
+	ClientIface = "eth0"
+	LBWanIface  = "eth0"
+	LBFabIface  = "eth1"
+	// DefaultProbePeriod is how often the lab probes readiness at most, so drills are
+	// quick (the kubelet default of 10 s would hide a dead pod for half a minute).
+	DefaultProbePeriod = 500 * time.Millisecond
+)
+
+var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+
+// CheckLabName says whether name can be a lab name. Lab names have no '-' so that
+// nl-<lab>-<object> parses back to its lab unambiguously (down finds objects by name).
+func CheckLabName(name string) error {
+	if len(name) > scenario.MaxLabName || !labNameRE.MatchString(name) {
+		return fmt.Errorf("lab name %q must be 1-%d lowercase letters and digits, starting with a letter", name, scenario.MaxLabName)
+	}
+	return nil
+}
+
+// Build turns a validated, defaulted scenario into a plan. name overrides the Lab's
+// metadata.name when not empty. Problems found while allocating (a pod CIDR too small, no
+// node for a nodeSelector, an exhausted range) are returned together as scenario.Problems.
+func Build(s *scenario.Scenario, name string) (*Plan, error) {
+	b := &builder{s: s}
+	return b.build(name)
+}
+
+type builder struct {
+	s     *scenario.Scenario
+	p     *Plan
+	probs scenario.Problems
+}
+
+func (b *builder) problem(src scenario.Source, obj, field, msg string) {
+	b.probs = append(b.probs, scenario.Problem{File: src.File, Object: obj, Field: field, Msg: msg})
+}
+
+func (b *builder) build(name string) (*Plan, error) {
+	s := b.s
+	lab := s.Lab
+	if name == "" {
+		name = lab.Metadata.Name
+	}
+	if err := CheckLabName(name); err != nil {
+		b.problem(s.LabSource, "Lab "+name, "metadata.name", err.Error())
+		return nil, b.probs
+	}
+	net := lab.Spec.Network
+	p := &Plan{Lab: name, Network: Network{
+		Mode: net.Mode, WanCIDR: net.WanCIDR, NodeCIDR: net.NodeCIDR, PodCIDR: net.PodCIDR,
+		ServiceCIDR: net.ServiceCIDR, NodePortRange: fmt.Sprintf("%d-%d", NodePortMin, NodePortMax),
+		ClientRoutesToPods: net.ClientRoutesToPods,
+	}}
+	b.p = p
+	for _, w := range s.Warnings {
+		p.Warnings = append(p.Warnings, w.String())
+	}
+	wan, err1 := netip.ParsePrefix(net.WanCIDR)
+	fab, err2 := netip.ParsePrefix(net.NodeCIDR)
+	pods, err3 := netip.ParsePrefix(net.PodCIDR)
+	svcs, err4 := netip.ParsePrefix(net.ServiceCIDR)
+	for i, err := range []error{err1, err2, err3, err4} {
+		if err != nil {
+			b.problem(s.LabSource, "Lab "+name, []string{"spec.network.wanCIDR", "spec.network.nodeCIDR", "spec.network.podCIDR", "spec.network.serviceCIDR"}[i], err.Error())
+		}
+	}
+	if len(b.probs) > 0 {
+		return nil, b.probs
+	}
+	wan, fab, pods, svcs = wan.Masked(), fab.Masked(), pods.Masked(), svcs.Masked()
+
+	ns := func(obj string) string { return NetnsName(name, obj) }
+	p.Switches = []Switch{
+		{Name: "wan", Netns: ns("wan"), Bridge: "wan"},
+		{Name: "fabric", Netns: ns("fabric"), Bridge: "fabric"},
+	}
+
+	// LB: .1 on both segments.
+	lbWan, lbFab := nth(wan, 1), nth(fab, 1)
+	lbs := lab.Spec.LoadBalancer
+	hc := lbs.HealthCheck
+	p.LB = LB{
+		Netns: ns("lb"), WanIP: cidr(lbWan, wan), FabricIP: cidr(lbFab, fab), VIP: lbs.VIP,
+		Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(),
+		HealthCheck: HealthCheck{Type: hc.Type, Path: hc.Path, Interval: hc.Interval.Duration.String(),
+			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit},
+	}
+	p.Links = append(p.Links,
+		Link{A: LinkEnd{Netns: p.LB.Netns, Name: LBWanIface, Addrs: []string{p.LB.WanIP}}, B: LinkEnd{Netns: ns("wan"), Name: "lb", Master: "wan"}},
+		Link{A: LinkEnd{Netns: p.LB.Netns, Name: LBFabIface, Addrs: []string{p.LB.FabricIP}}, B: LinkEnd{Netns: ns("fabric"), Name: "lb", Master: "fabric"}},
+	)
+	p.Sysctls = append(p.Sysctls,
+		Sysctl{p.LB.Netns, "net.ipv4.ip_forward", "1"},
+		Sysctl{p.LB.Netns, "net.ipv4.conf.all.rp_filter", "0"},
+		Sysctl{p.LB.Netns, "net.ipv4.conf.default.rp_filter", "0"},
+		// conntrack must not be loose: a mid-stream packet of a connection the LB never saw
+		// is not a new connection to schedule.
+		Sysctl{p.LB.Netns, "net.netfilter.nf_conntrack_tcp_loose", "0"},
+	)
+	for _, sw := range p.Switches {
+		p.Sysctls = append(p.Sysctls, Sysctl{sw.Netns, "net.bridge.bridge-nf-call-iptables", "0"})
+	}
+
+	// Nodes: fabric .11+, pod slice i = node i (1-based).
+	if net.NodePodMaskSize < pods.Bits() || net.NodePodMaskSize > 30 {
+		b.problem(s.LabSource, "Lab "+name, "spec.network.nodePodMaskSize",
+			fmt.Sprintf("%d must be between the pod CIDR's prefix length %d and 30", net.NodePodMaskSize, pods.Bits()))
+		return nil, b.probs
+	}
+	slices := 1 << (net.NodePodMaskSize - pods.Bits())
+	if len(lab.Spec.Nodes)+1 > slices {
+		b.problem(s.LabSource, "Lab "+name, "spec.network.podCIDR",
+			fmt.Sprintf("%s has %d /%d slices; %d nodes need %d (slice 0 is unused)", pods, slices, net.NodePodMaskSize, len(lab.Spec.Nodes), len(lab.Spec.Nodes)+1))
+		return nil, b.probs
+	}
+	if hosts := hostCount(fab); len(lab.Spec.Nodes)+10 > hosts {
+		b.problem(s.LabSource, "Lab "+name, "spec.network.nodeCIDR",
+			fmt.Sprintf("%s holds %d hosts; the LB (.1) and %d nodes from .11 do not fit", fab, hosts, len(lab.Spec.Nodes)))
+		return nil, b.probs
+	}
+	for i, n := range lab.Spec.Nodes {
+		slice := netip.PrefixFrom(addOffset(pods.Addr(), uint64(i+1)<<(32-net.NodePodMaskSize)), net.NodePodMaskSize)
+		node := Node{Name: n.Name, Netns: ns(n.Name), IP: cidr(nth(fab, 11+i), fab),
+			PodCIDR: slice.String(), Gateway: cidr(nth(slice, 1), slice), Labels: n.Labels, Weight: *n.Weight}
+		p.Nodes = append(p.Nodes, node)
+		p.Links = append(p.Links, Link{
+			A: LinkEnd{Netns: node.Netns, Name: NodeIface, Addrs: []string{node.IP}},
+			B: LinkEnd{Netns: ns("fabric"), Name: n.Name, Master: "fabric"},
+		})
+		p.Routes = append(p.Routes, Route{Netns: node.Netns, Dst: "default", Via: lbFab.String()})
+		p.Sysctls = append(p.Sysctls,
+			Sysctl{node.Netns, "net.ipv4.ip_forward", "1"},
+			Sysctl{node.Netns, "net.ipv4.conf.all.rp_filter", "0"},
+			Sysctl{node.Netns, "net.ipv4.conf.default.rp_filter", "0"},
+			// Pod-to-Service traffic answered by a pod on the same bridge must pass the
+			// node's conntrack to be un-DNATed: kube-proxy needs bridge netfilter.
+			Sysctl{node.Netns, "net.bridge.bridge-nf-call-iptables", "1"},
+			// NodePorts on 127.0.0.1 and hairpin through the node's own address.
+			Sysctl{node.Netns, "net.ipv4.conf.all.route_localnet", "1"},
+		)
+	}
+	// host-gw: every node routes every other node's pod slice via that node.
+	for _, a := range p.Nodes {
+		for _, o := range p.Nodes {
+			if a.Name != o.Name {
+				p.Routes = append(p.Routes, Route{Netns: a.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
+			}
+		}
+	}
+	if net.ClientRoutesToPods {
+		for _, o := range p.Nodes {
+			p.Routes = append(p.Routes, Route{Netns: p.LB.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
+		}
+	}
+
+	// Clients: wan .2+ (skipping explicit ones, the LB and VIPs).
+	usedWan := map[netip.Addr]bool{lbWan: true}
+	if vip, err := netip.ParseAddr(lbs.VIP); err == nil {
+		usedWan[vip] = true
+	}
+	for _, c := range lab.Spec.Clients {
+		if a, err := netip.ParseAddr(c.IP); err == nil {
+			usedWan[a] = true
+		}
+	}
+	next := 2
+	for _, c := range lab.Spec.Clients {
+		addr, err := netip.ParseAddr(c.IP)
+		if c.IP == "" {
+			for ; usedWan[nth(wan, next)]; next++ {
+			}
+			addr = nth(wan, next)
+			usedWan[addr] = true
+		} else if err != nil {
+			b.problem(s.LabSource, "Lab "+name, "spec.clients", fmt.Sprintf("client %s: bad ip %q", c.Name, c.IP))
+			continue
+		}
+		if !wan.Contains(addr) {
+			b.problem(s.LabSource, "Lab "+name, "spec.clients", fmt.Sprintf("client %s: %s is outside the wan %s", c.Name, addr, wan))
+			continue
+		}
+		cl := Client{Name: c.Name, Netns: ns(c.Name), IP: cidr(addr, wan)}
+		p.Clients = append(p.Clients, cl)
+		p.Links = append(p.Links, Link{
+			A: LinkEnd{Netns: cl.Netns, Name: ClientIface, Addrs: []string{cl.IP}},
+			B: LinkEnd{Netns: ns("wan"), Name: c.Name, Master: "wan"},
+		})
+		// Clients reach the node network (NodePorts) through the LB, never pods or
+		// ClusterIPs, unless the scenario says so.
+		p.Routes = append(p.Routes, Route{Netns: cl.Netns, Dst: fab.String(), Via: lbWan.String()})
+		if net.ClientRoutesToPods {
+			p.Routes = append(p.Routes, Route{Netns: cl.Netns, Dst: pods.String(), Via: lbWan.String()})
+		}
+	}
+
+	b.placePods(ns)
+	b.services(svcs, wan, usedWan)
+	b.ingresses()
+	b.processes()
+	if len(b.probs) > 0 {
+		return nil, b.probs
+	}
+	return p, nil
+}
+
+// placePods spreads each Deployment's replicas over the nodes it may run on: fewest pods
+// of the same Deployment first, then fewest pods overall, then node order.
+func (b *builder) placePods(ns func(string) string) {
+	p := b.p
+	total := map[string]int{}
+	nextIP := map[string]int{}
+	nodeByName := map[string]int{}
+	for i, n := range p.Nodes {
+		nodeByName[n.Name] = i
+		nextIP[n.Name] = 2
+	}
+	for _, d := range b.s.Deployments {
+		obj := fmt.Sprintf("Deployment %s/%s", d.Namespace, d.Name)
+		var candidates []int
+		tmpl := d.Spec.Template.Spec
+		for i, n := range p.Nodes {
+			if tmpl.NodeName != "" && tmpl.NodeName != n.Name {
+				continue
+			}
+			if !labels.SelectorFromSet(tmpl.NodeSelector).Matches(labels.Set(n.Labels)) {
+				continue
+			}
+			candidates = append(candidates, i)
+		}
+		replicas := int(*d.Spec.Replicas)
+		if replicas > 0 && len(candidates) == 0 {
+			b.problem(d.Source, obj, "spec.template.spec", "no node matches nodeName/nodeSelector")
+			continue
+		}
+		mine := map[int]int{}
+		for r := 1; r <= replicas; r++ {
+			best := candidates[0]
+			for _, c := range candidates[1:] {
+				if mine[c] < mine[best] || (mine[c] == mine[best] && total[p.Nodes[c].Name] < total[p.Nodes[best].Name]) {
+					best = c
+				}
+			}
+			mine[best]++
+			node := p.Nodes[best]
+			total[node.Name]++
+			slice := netip.MustParsePrefix(node.PodCIDR)
+			host := nextIP[node.Name]
+			nextIP[node.Name]++
+			if host >= hostCount(slice)+1 {
+				b.problem(d.Source, obj, "spec.replicas", fmt.Sprintf("node %s's pod CIDR %s is full", node.Name, slice))
+				return
+			}
+			podName := fmt.Sprintf("%s-%d", d.Name, r)
+			pod := Pod{
+				Name: podName, Namespace: d.Namespace, Deployment: d.Name, Netns: ns(podName),
+				Node: node.Name, IP: cidr(nth(slice, host), slice), Gateway: addrOf(node.Gateway),
+				HostVeth: HostVethName(name(p), podName), Labels: d.Spec.Template.Labels,
+				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
+			}
+			p.Pods = append(p.Pods, pod)
+			p.Links = append(p.Links, Link{
+				A: LinkEnd{Netns: pod.Netns, Name: PodIface, Addrs: []string{pod.IP}},
+				B: LinkEnd{Netns: node.Netns, Name: pod.HostVeth, Master: BridgeCNI},
+			})
+			p.Routes = append(p.Routes, Route{Netns: pod.Netns, Dst: "default", Via: pod.Gateway})
+		}
+	}
+}
+
+func name(p *Plan) string { return p.Lab }
+
+// HostVethName is the node-side name of a pod's veth, hashed like CNI plugins do so that it
+// fits IFNAMSIZ whatever the pod's name.
+func HostVethName(lab, pod string) string {
+	h := sha256.Sum256([]byte(lab + "/" + pod))
+	return "veth" + hex.EncodeToString(h[:4])
+}
+
+func containerPorts(d appsv1.Deployment) []ContainerPort {
+	var out []ContainerPort
+	seen := map[string]bool{}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, cp := range c.Ports {
+			proto := string(cp.Protocol)
+			if proto == "" {
+				proto = "TCP"
+			}
+			k := fmt.Sprintf("%d/%s", cp.ContainerPort, proto)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, ContainerPort{Name: cp.Name, Port: cp.ContainerPort, Protocol: proto})
+		}
+	}
+	return out
+}
+
+// resolvePort finds a container port by number or name among the pod's ports.
+func resolvePort(ports []ContainerPort, p intstr.IntOrString, proto string) (int32, bool) {
+	if p.Type == intstr.Int {
+		return p.IntVal, p.IntVal > 0
+	}
+	for _, cp := range ports {
+		if cp.Name == p.StrVal && (proto == "" || cp.Protocol == proto) {
+			return cp.Port, true
+		}
+	}
+	return 0, false
+}
+
+func readiness(d appsv1.Deployment) Probe {
+	ports := containerPorts(d)
+	pr := Probe{Type: "tcp", Period: DefaultProbePeriod.String()}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		rp := c.ReadinessProbe
+		if rp == nil {
+			continue
+		}
+		if rp.PeriodSeconds > 0 && time.Duration(rp.PeriodSeconds)*time.Second < DefaultProbePeriod {
+			pr.Period = (time.Duration(rp.PeriodSeconds) * time.Second).String()
+		}
+		switch {
+		case rp.HTTPGet != nil:
+			pr.Type, pr.Path = "http", rp.HTTPGet.Path
+			if pr.Path == "" {
+				pr.Path = "/"
+			}
+			pr.Port, _ = resolvePort(ports, rp.HTTPGet.Port, "TCP")
+			return pr
+		case rp.TCPSocket != nil:
+			pr.Port, _ = resolvePort(ports, rp.TCPSocket.Port, "TCP")
+			return pr
+		}
+	}
+	for _, cp := range ports {
+		if cp.Protocol == "TCP" {
+			pr.Port = cp.Port
+			return pr
+		}
+	}
+	if len(ports) > 0 { // UDP only: the agent's /healthz is not reachable; probe the process
+		pr.Type = "exec"
+	}
+	return pr
+}
+
+// services allocates ClusterIPs, NodePorts and LB addresses, and lists endpoints.
+func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]bool) {
+	p := b.p
+	usedIP := map[netip.Addr]bool{}
+	usedNP := map[int32]bool{}
+	for _, s := range b.s.Services {
+		if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
+			usedIP[a] = true
+		}
+		for _, sp := range s.Spec.Ports {
+			if sp.NodePort != 0 {
+				usedNP[sp.NodePort] = true
+			}
+		}
+		if s.Spec.HealthCheckNodePort != 0 {
+			usedNP[s.Spec.HealthCheckNodePort] = true
+		}
+		if a, err := netip.ParseAddr(s.Spec.LoadBalancerIP); err == nil {
+			usedWan[a] = true
+		}
+	}
+	nextIP := 10 // 10.96.0.1 is the kubernetes Service, .10 is usually DNS: start after
+	nextNP := int32(NodePortMin + 80)
+	allocIP := func() (netip.Addr, bool) {
+		for ; nextIP < hostCount(svcCIDR); nextIP++ {
+			a := nth(svcCIDR, nextIP)
+			if !usedIP[a] {
+				usedIP[a] = true
+				return a, true
+			}
+		}
+		return netip.Addr{}, false
+	}
+	allocNP := func() (int32, bool) {
+		for n := 0; n <= NodePortMax-NodePortMin; n++ {
+			np := nextNP
+			nextNP++
+			if nextNP > NodePortMax {
+				nextNP = NodePortMin
+			}
+			if !usedNP[np] {
+				usedNP[np] = true
+				return np, true
+			}
+		}
+		return 0, false
+	}
+	vip, _ := netip.ParseAddr(p.LB.VIP)
+	nextLB := vip
+	allocLB := func() (netip.Addr, bool) {
+		for a := nextLB.Next(); wan.Contains(a) && a != lastAddr(wan); a = a.Next() {
+			if !usedWan[a] {
+				usedWan[a] = true
+				nextLB = a
+				return a, true
+			}
+		}
+		return netip.Addr{}, false
+	}
+	lbs := b.s.Lab.Spec.LoadBalancer
+	// Ingress VIP virtual services first.
+	ingSpec := b.s.Lab.Spec.Ingress
+	for _, vp := range []struct {
+		name string
+		port int
+	}{{"ingress-http", ingSpec.HTTPPort}, {"ingress-https", ingSpec.HTTPSPort}} {
+		p.LB.VIPs = append(p.LB.VIPs, VirtualServ{Name: vp.name, IP: p.LB.VIP, Port: int32(vp.port), Protocol: "TCP",
+			Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(), NodePort: int32(vp.port)})
+	}
+
+	for _, s := range b.s.Services {
+		obj := fmt.Sprintf("Service %s/%s", s.Namespace, s.Name)
+		ps := Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
+			ExternalIPs: s.Spec.ExternalIPs}
+		if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
+			ps.ClusterIP = a.String()
+		} else if a, ok := allocIP(); ok {
+			ps.ClusterIP = a.String()
+		} else {
+			b.problem(s.Source, obj, "spec.clusterIP", fmt.Sprintf("service CIDR %s is exhausted", svcCIDR))
+		}
+		external := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+		ps.ExternalTrafficLocal = external && s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+		ps.InternalTrafficLocal = s.Spec.InternalTrafficPolicy != nil && *s.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
+		if s.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+			ps.SessionAffinityClient = true
+			ps.AffinitySeconds = 10800
+			if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+				ps.AffinitySeconds = *c.ClientIP.TimeoutSeconds
+			}
+		}
+		for _, sp := range s.Spec.Ports {
+			port := ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol), NodePort: sp.NodePort}
+			if external && port.NodePort == 0 {
+				np, ok := allocNP()
+				if !ok {
+					b.problem(s.Source, obj, "spec.ports", "the NodePort range is exhausted")
+				}
+				port.NodePort = np
+			}
+			ps.Ports = append(ps.Ports, port)
+		}
+		if ps.ExternalTrafficLocal {
+			ps.HealthCheckNodePort = s.Spec.HealthCheckNodePort
+			if ps.HealthCheckNodePort == 0 {
+				ps.HealthCheckNodePort, _ = allocNP()
+			}
+		}
+		// Endpoints: every selected pod, every port (readiness is decided live).
+		sel := labels.SelectorFromSet(s.Spec.Selector)
+		for _, pod := range p.Pods {
+			if pod.Namespace != s.Namespace || len(s.Spec.Selector) == 0 || !sel.Matches(labels.Set(pod.Labels)) {
+				continue
+			}
+			for _, sp := range s.Spec.Ports {
+				tp, ok := resolvePort(pod.Ports, sp.TargetPort, string(sp.Protocol))
+				if !ok {
+					continue
+				}
+				ps.Endpoints = append(ps.Endpoints, Endpoint{PortName: sp.Name, Pod: pod.Name, Node: pod.Node,
+					IP: addrOf(pod.IP), Port: tp, Protocol: string(sp.Protocol)})
+			}
+		}
+		if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			sched, pers := lbs.Scheduler, lbs.Persistence.Duration.String()
+			if v := s.Annotations["netlab.dev/lb-scheduler"]; v != "" {
+				sched = v
+			}
+			if v := s.Annotations["netlab.dev/lb-persistence"]; v != "" {
+				if d, err := time.ParseDuration(v); err == nil {
+					pers = d.String()
+				}
+			}
+			ps.LBScheduler, ps.LBPersistence = sched, pers
+			if a, err := netip.ParseAddr(s.Spec.LoadBalancerIP); err == nil {
+				ps.LoadBalancerIP = a.String()
+			} else if a, ok := allocLB(); ok {
+				ps.LoadBalancerIP = a.String()
+			} else {
+				b.problem(s.Source, obj, "spec.loadBalancerIP", fmt.Sprintf("no free address left in the wan %s", wan))
+			}
+			for _, sp := range ps.Ports {
+				vs := VirtualServ{Name: fmt.Sprintf("%s/%s:%s", s.Namespace, s.Name, portLabel(sp)), IP: ps.LoadBalancerIP,
+					Port: sp.Port, Protocol: sp.Protocol, Scheduler: sched, Persistence: pers, NodePort: sp.NodePort,
+					Service: s.Namespace + "/" + s.Name}
+				if ps.ExternalTrafficLocal {
+					vs.CheckPort, vs.CheckPath = ps.HealthCheckNodePort, "/healthz"
+				}
+				p.LB.VIPs = append(p.LB.VIPs, vs)
+			}
+		}
+		p.Services = append(p.Services, ps)
+	}
+}
+
+func portLabel(sp ServicePort) string {
+	if sp.Name != "" {
+		return sp.Name
+	}
+	return strconv.Itoa(int(sp.Port))
+}
+
+// ingresses keeps the Ingress objects for the ingress agents, the TLS material, and the
+// hosts files that make every Ingress host resolve to the ingress VIP in the clients.
+func (b *builder) ingresses() {
+	p := b.p
+	hosts := map[string]bool{}
+	secrets := map[string]scenario.Secret{}
+	for _, s := range b.s.Secrets {
+		secrets[s.Namespace+"/"+s.Name] = s
+	}
+	for _, in := range b.s.Ingresses {
+		obj, err := json.Marshal(in.Ingress)
+		if err != nil {
+			b.problem(in.Source, "Ingress "+in.Namespace+"/"+in.Name, "", err.Error())
+			continue
+		}
+		p.Ingresses = append(p.Ingresses, Ingress{Namespace: in.Namespace, Name: in.Name, Object: obj})
+		for _, r := range in.Spec.Rules {
+			if r.Host != "" && r.Host[0] != '*' {
+				hosts[r.Host] = true
+			}
+		}
+		for _, t := range in.Spec.TLS {
+			e := TLSEntry{Hosts: t.Hosts}
+			if sec, ok := secrets[in.Namespace+"/"+t.SecretName]; ok && t.SecretName != "" {
+				e.Secret = in.Namespace + "/" + t.SecretName
+				e.Cert, e.Key = sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey]
+				if len(e.Cert) == 0 {
+					e.Cert, e.Key = []byte(sec.StringData[corev1.TLSCertKey]), []byte(sec.StringData[corev1.TLSPrivateKeyKey])
+				}
+			}
+			p.TLS = append(p.TLS, e)
+			for _, h := range t.Hosts {
+				if h != "" && h[0] != '*' {
+					hosts[h] = true
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(hosts))
+	for h := range hosts {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	for _, c := range p.Clients {
+		content := "127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+		for _, h := range names {
+			content += p.LB.VIP + "\t" + h + "\n"
+		}
+		p.Hosts = append(p.Hosts, HostsFile{Netns: c.Netns, Content: content})
+	}
+}
+
+// processes lists the agents: one per pod (HTTP/UDP echo).
+func (b *builder) processes() {
+	p := b.p
+	for _, pod := range p.Pods {
+		args := []string{"agent", "pod", "--lab", p.Lab, "--pod", pod.Name, "--node", pod.Node, "--ip", addrOf(pod.IP)}
+		for _, cp := range pod.Ports {
+			args = append(args, "--port", fmt.Sprintf("%d/%s", cp.Port, cp.Protocol))
+		}
+		if pod.Probe.Type == "http" && pod.Probe.Path != "/healthz" {
+			args = append(args, "--ready-path", pod.Probe.Path)
+		}
+		p.Processes = append(p.Processes, Process{Role: "pod", Name: pod.Name, Netns: pod.Netns, Args: args})
+	}
+}
+
+// address helpers
+
+func nth(p netip.Prefix, n int) netip.Addr { return addOffset(p.Masked().Addr(), uint64(n)) }
+
+func addOffset(a netip.Addr, n uint64) netip.Addr {
+	b := a.As4()
+	v := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+	v += n
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// hostCount is the number of usable host addresses (network and broadcast excluded).
+func hostCount(p netip.Prefix) int {
+	bits := 32 - p.Bits()
+	if bits >= 31 {
+		return 1 << 30
+	}
+	return (1 << bits) - 2
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	return addOffset(p.Masked().Addr(), (uint64(1)<<(32-p.Bits()))-1)
+}
+
+func cidr(a netip.Addr, p netip.Prefix) string { return netip.PrefixFrom(a, p.Bits()).String() }
+
+// addrOf strips the prefix length of a CIDR-form address.
+func addrOf(c string) string {
+	if pr, err := netip.ParsePrefix(c); err == nil {
+		return pr.Addr().String()
+	}
+	return c
+}
+
+// Addr strips the prefix length of a CIDR-form address ("10.244.1.2/24" → "10.244.1.2").
+func Addr(c string) string { return addrOf(c) }

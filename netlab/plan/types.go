@@ -1,0 +1,252 @@
+package plan
+
+// Plan is the desired state of one lab.
+type Plan struct {
+	Lab     string  `json:"lab"`
+	Network Network `json:"network"`
+
+	Switches []Switch `json:"switches"`
+	LB       LB       `json:"loadBalancer"`
+	Nodes    []Node   `json:"nodes"`
+	Pods     []Pod    `json:"pods"`
+	Clients  []Client `json:"clients"`
+
+	Services  []Service  `json:"services,omitempty"`
+	Ingresses []Ingress  `json:"ingresses,omitempty"`
+	TLS       []TLSEntry `json:"tls,omitempty"`
+
+	Links     []Link      `json:"links"`
+	Routes    []Route     `json:"routes"`
+	Sysctls   []Sysctl    `json:"sysctls"`
+	Hosts     []HostsFile `json:"hostsFiles,omitempty"`
+	Processes []Process   `json:"processes"`
+
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Network is the resolved address plan.
+type Network struct {
+	Mode               string `json:"mode"`
+	WanCIDR            string `json:"wanCIDR"`
+	NodeCIDR           string `json:"nodeCIDR"`
+	PodCIDR            string `json:"podCIDR"`
+	ServiceCIDR        string `json:"serviceCIDR"`
+	NodePortRange      string `json:"nodePortRange"`
+	ClientRoutesToPods bool   `json:"clientRoutesToPods,omitempty"`
+}
+
+// Switch is a Linux bridge living alone in its own namespace (wan, fabric).
+type Switch struct {
+	Name   string `json:"name"`
+	Netns  string `json:"namespace"`
+	Bridge string `json:"bridge"`
+}
+
+// LB is the external load balancer's box.
+type LB struct {
+	Netns       string        `json:"namespace"`
+	WanIP       string        `json:"wanIP"`    // CIDR form
+	FabricIP    string        `json:"fabricIP"` // CIDR form; the nodes' default gateway
+	VIP         string        `json:"vip"`      // the ingress VIP
+	Scheduler   string        `json:"scheduler"`
+	Persistence string        `json:"persistence"`
+	HealthCheck HealthCheck   `json:"healthCheck"`
+	VIPs        []VirtualServ `json:"virtualServices"`
+}
+
+// HealthCheck is the LB's real-server check.
+type HealthCheck struct {
+	Type     string `json:"type"`
+	Path     string `json:"path"`
+	Interval string `json:"interval"`
+	Timeout  string `json:"timeout"`
+	Rise     int    `json:"rise"`
+	Fall     int    `json:"fall"`
+	Inhibit  bool   `json:"inhibit"`
+}
+
+// VirtualServ is one VIP:port of the LB and the node port its real servers listen on.
+type VirtualServ struct {
+	Name        string `json:"name"` // "ingress-http", "default/shop:http"
+	IP          string `json:"ip"`
+	Port        int32  `json:"port"`
+	Protocol    string `json:"protocol"`
+	Scheduler   string `json:"scheduler"`
+	Persistence string `json:"persistence"`
+	NodePort    int32  `json:"nodePort"` // real server port on every node
+	// CheckPort, when set, is what the health check probes on every node instead of
+	// NodePort (a Service's healthCheckNodePort with externalTrafficPolicy: Local).
+	CheckPort int32  `json:"checkPort,omitempty"`
+	CheckPath string `json:"checkPath,omitempty"`
+	Service   string `json:"service,omitempty"` // namespace/name for LoadBalancer Services
+}
+
+// Node is a worker node.
+type Node struct {
+	Name    string            `json:"name"`
+	Netns   string            `json:"namespace"`
+	IP      string            `json:"ip"`      // CIDR form on the fabric
+	PodCIDR string            `json:"podCIDR"` // this node's slice
+	Gateway string            `json:"cni0"`    // cni0 address, CIDR form
+	Labels  map[string]string `json:"labels,omitempty"`
+	Weight  int               `json:"weight"`
+}
+
+// Pod is one replica of a Deployment.
+type Pod struct {
+	Name       string            `json:"name"`
+	Namespace  string            `json:"k8sNamespace"`
+	Deployment string            `json:"deployment"`
+	Netns      string            `json:"namespace"`
+	Node       string            `json:"node"`
+	IP         string            `json:"ip"` // CIDR form
+	Gateway    string            `json:"gateway"`
+	HostVeth   string            `json:"hostVeth"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Ports      []ContainerPort   `json:"ports"`
+	Probe      Probe             `json:"readiness"`
+}
+
+// ContainerPort is a port a pod's agent serves.
+type ContainerPort struct {
+	Name     string `json:"name,omitempty"`
+	Port     int32  `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// Probe is how readiness is checked.
+type Probe struct {
+	Type   string `json:"type"` // http | tcp
+	Port   int32  `json:"port"`
+	Path   string `json:"path,omitempty"`
+	Period string `json:"period"`
+}
+
+// Client is a host on the wan.
+type Client struct {
+	Name  string `json:"name"`
+	Netns string `json:"namespace"`
+	IP    string `json:"ip"` // CIDR form
+}
+
+// Service is a Kubernetes Service with its allocations.
+type Service struct {
+	Namespace             string            `json:"namespace"`
+	Name                  string            `json:"name"`
+	Type                  string            `json:"type"`
+	ClusterIP             string            `json:"clusterIP"`
+	Selector              map[string]string `json:"selector"`
+	Ports                 []ServicePort     `json:"ports"`
+	LoadBalancerIP        string            `json:"loadBalancerIP,omitempty"`
+	ExternalIPs           []string          `json:"externalIPs,omitempty"`
+	ExternalTrafficLocal  bool              `json:"externalTrafficLocal,omitempty"`
+	InternalTrafficLocal  bool              `json:"internalTrafficLocal,omitempty"`
+	HealthCheckNodePort   int32             `json:"healthCheckNodePort,omitempty"`
+	SessionAffinityClient bool              `json:"sessionAffinityClientIP,omitempty"`
+	AffinitySeconds       int32             `json:"affinitySeconds,omitempty"`
+	LBScheduler           string            `json:"lbScheduler,omitempty"`
+	LBPersistence         string            `json:"lbPersistence,omitempty"`
+	// Endpoints lists every selected pod's address for each port (readiness is live state).
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Name       string `json:"name,omitempty"`
+	Port       int32  `json:"port"`
+	TargetPort string `json:"targetPort"` // as written: number or name
+	NodePort   int32  `json:"nodePort,omitempty"`
+	Protocol   string `json:"protocol"`
+}
+
+// Endpoint is a selected pod's address for one Service port.
+type Endpoint struct {
+	PortName string `json:"portName,omitempty"`
+	Pod      string `json:"pod"`
+	Node     string `json:"node"`
+	IP       string `json:"ip"`
+	Port     int32  `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// Ingress is an Ingress object kept whole for the ingress agents (they do the matching).
+type Ingress struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Object is the networking.k8s.io/v1 Ingress as JSON.
+	Object []byte `json:"object"`
+}
+
+// TLSEntry is certificate material the ingress serves.
+type TLSEntry struct {
+	Hosts  []string `json:"hosts"`
+	Secret string   `json:"secret,omitempty"` // namespace/name of a kubernetes.io/tls Secret
+	Cert   []byte   `json:"cert,omitempty"`   // PEM from that Secret
+	Key    []byte   `json:"key,omitempty"`
+}
+
+// Link is a veth pair. A end and B end live in namespaces; an end with Master is enslaved
+// to that bridge in its namespace.
+type Link struct {
+	A LinkEnd `json:"a"`
+	B LinkEnd `json:"b"`
+}
+
+// LinkEnd is one end of a veth pair.
+type LinkEnd struct {
+	Netns  string   `json:"namespace"`
+	Name   string   `json:"name"`
+	Addrs  []string `json:"addrs,omitempty"` // CIDR form
+	Master string   `json:"master,omitempty"`
+}
+
+// Route is a route inside a namespace. Dst "default" for the default route.
+type Route struct {
+	Netns string `json:"namespace"`
+	Dst   string `json:"dst"`
+	Via   string `json:"via,omitempty"`
+	Dev   string `json:"dev,omitempty"`
+}
+
+// Sysctl is a sysctl inside a lab namespace (never the root namespace).
+type Sysctl struct {
+	Netns string `json:"namespace"`
+	Key   string `json:"key"` // e.g. net.ipv4.ip_forward
+	Value string `json:"value"`
+}
+
+// HostsFile is /etc/netns/<ns>/hosts, which `ip netns exec` bind-mounts over /etc/hosts.
+type HostsFile struct {
+	Netns   string `json:"namespace"`
+	Content string `json:"content"`
+}
+
+// Process is an agent the lab runs, living entirely in Netns.
+type Process struct {
+	Role  string   `json:"role"` // pod, ingress, kube-proxy, lb, controller
+	Name  string   `json:"name"` // object it serves: pod or node name, "lb", "controller"
+	Netns string   `json:"namespace"`
+	Args  []string `json:"args"` // after the netlab binary: agent <role> ...
+}
+
+// Namespaces lists every namespace of the plan in creation order.
+func (p *Plan) Namespaces() []string {
+	var out []string
+	for _, s := range p.Switches {
+		out = append(out, s.Netns)
+	}
+	out = append(out, p.LB.Netns)
+	for _, n := range p.Nodes {
+		out = append(out, n.Netns)
+	}
+	for _, c := range p.Clients {
+		out = append(out, c.Netns)
+	}
+	for _, pod := range p.Pods {
+		out = append(out, pod.Netns)
+	}
+	return out
+}
+
+// NetnsName is the contract name of a lab object's namespace: nl-<lab>-<object>.
+func NetnsName(lab, object string) string { return "nl-" + lab + "-" + object }
