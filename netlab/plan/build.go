@@ -223,6 +223,14 @@ func (b *builder) build(name string) (*Plan, error) {
 
 	b.placePods(ns)
 	b.services(svcs, wan, usedWan)
+	// The LB answers ARP for every VIP: they are /32s on its wan interface.
+	vips := map[string]bool{}
+	for _, vs := range p.LB.VIPs {
+		if vs.IP != "" && !vips[vs.IP] {
+			vips[vs.IP] = true
+			p.Links[0].A.Addrs = append(p.Links[0].A.Addrs, vs.IP+"/32")
+		}
+	}
 	b.ingresses()
 	b.processes()
 	if len(b.probs) > 0 {
@@ -584,21 +592,6 @@ func (b *builder) ingresses() {
 			content += p.LB.VIP + "\t" + h + "\n"
 		}
 		p.Hosts = append(p.Hosts, HostsFile{Netns: c.Netns, Content: content})
-	}
-}
-
-// processes lists the agents: one per pod (HTTP/UDP echo).
-func (b *builder) processes() {
-	p := b.p
-	for _, pod := range p.Pods {
-		args := []string{"agent", "pod", "--lab", p.Lab, "--pod", pod.Name, "--node", pod.Node, "--ip", addrOf(pod.IP)}
-		for _, cp := range pod.Ports {
-			args = append(args, "--port", fmt.Sprintf("%d/%s", cp.Port, cp.Protocol))
-		}
-		if pod.Probe.Type == "http" && pod.Probe.Path != "/healthz" {
-			args = append(args, "--ready-path", pod.Probe.Path)
-		}
-		p.Processes = append(p.Processes, Process{Role: "pod", Name: pod.Name, Netns: pod.Netns, Args: args})
 	}
 }
 

@@ -1,0 +1,60 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+)
+
+// ServicePorts returns the plan's Services as kube-proxy service ports, one per Service
+// port, each with the endpoints of its selected pods. ready says whether a pod is ready;
+// nil means every pod is (what `netlab plan` shows).
+func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort {
+	var out []kubeproxy.ServicePort
+	for _, s := range p.Services {
+		for _, sp := range s.Ports {
+			kp := kubeproxy.ServicePort{
+				Namespace: s.Namespace, Name: s.Name, PortName: sp.Name, Protocol: sp.Protocol,
+				ClusterIP: s.ClusterIP, Port: sp.Port, NodePort: sp.NodePort,
+				ExternalIPs:   s.ExternalIPs,
+				ExternalLocal: s.ExternalTrafficLocal, InternalLocal: s.InternalTrafficLocal,
+				HealthCheckNodePort: s.HealthCheckNodePort,
+				AffinityClientIP:    s.SessionAffinityClient, AffinitySeconds: s.AffinitySeconds,
+				Endpoints: []kubeproxy.Endpoint{},
+			}
+			if s.LoadBalancerIP != "" {
+				kp.LoadBalancerIPs = []string{s.LoadBalancerIP}
+			}
+			for _, ep := range s.Endpoints {
+				if ep.PortName != sp.Name || !strings.EqualFold(ep.Protocol, sp.Protocol) {
+					continue
+				}
+				kp.Endpoints = append(kp.Endpoints, kubeproxy.Endpoint{Pod: ep.Pod, Node: ep.Node, IP: ep.IP, Port: ep.Port,
+					Ready: ready == nil || ready(ep.Pod)})
+			}
+			out = append(out, kp)
+		}
+	}
+	return out
+}
+
+// ProxyNode returns what kube-proxy needs to know about a node of the plan.
+func (p *Plan) ProxyNode(name string) (kubeproxy.Node, error) {
+	for _, n := range p.Nodes {
+		if n.Name == name {
+			return kubeproxy.Node{Name: n.Name, IP: addrOf(n.IP), ClusterCIDR: p.Network.PodCIDR}, nil
+		}
+	}
+	return kubeproxy.Node{}, fmt.Errorf("lab %s has no node %q", p.Lab, name)
+}
+
+// NodeRules returns the iptables-restore input kube-proxy writes on node when every pod
+// is ready: what `netlab plan` prints.
+func (p *Plan) NodeRules(node string) ([]byte, error) {
+	n, err := p.ProxyNode(node)
+	if err != nil {
+		return nil, err
+	}
+	return kubeproxy.Render(n, p.ServicePorts(nil), nil), nil
+}
