@@ -1,0 +1,373 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// LBConfig configures the lb agent, which lives in the LB namespace.
+type LBConfig struct {
+	Plan *plan.Plan
+	// StatePath is where the agent publishes lb.State for status and `netlab lb`.
+	StatePath string
+	// ReadyWithin bounds how long the agent waits for its real servers before it reports
+	// ready anyway (a LoadBalancer Service whose nodes have no local endpoint never gets
+	// a healthy real server). Zero: interval × (rise+1) + 3 s.
+	ReadyWithin time.Duration
+	// Save and Restore reach iptables in the agent's namespace; nil runs iptables-save and
+	// iptables-restore --noflush here (tests replace them).
+	Save    func(ctx context.Context) ([]byte, error)
+	Restore func(ctx context.Context, input []byte) error
+	// Dial is the health checks' dialer; nil dials from this namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// LBBackendProbe ties one real server of one virtual service to the check that decides
+// its health.
+type LBBackendProbe struct {
+	Service int // index into the services
+	Backend int // index into that service's backends
+	Probe   lb.Probe
+}
+
+// LBServices turns the plan's virtual services into lb ones (every node a real server,
+// all down) and says which probe decides each backend: the node's healthCheckNodePort
+// (HTTP) for externalTrafficPolicy: Local Services, otherwise the Lab's health check
+// against the real server's own port (https for the ingress's TLS port when the check
+// type is http).
+func LBServices(p *plan.Plan) ([]lb.VirtualService, []LBBackendProbe, error) {
+	hc := p.LB.HealthCheck
+	var vss []lb.VirtualService
+	var probes []LBBackendProbe
+	for i, v := range p.LB.VIPs {
+		pers, err := parseDur(v.Persistence)
+		if err != nil {
+			return nil, nil, fmt.Errorf("virtual service %s: persistence: %w", v.Name, err)
+		}
+		vs := lb.VirtualService{Name: v.Name, VIP: v.IP, Port: int(v.Port), Protocol: v.Protocol,
+			Scheduler: v.Scheduler, Persistence: pers}
+		for j, n := range p.Nodes {
+			ip := plan.Addr(n.IP)
+			vs.Backends = append(vs.Backends, lb.Backend{Name: n.Name, IP: ip, Port: int(v.NodePort), Weight: n.Weight})
+			pr := lb.Probe{Type: lb.CheckTCP, Addr: hostPort(ip, int(v.NodePort))}
+			switch {
+			case v.CheckPort != 0:
+				path := v.CheckPath
+				if path == "" {
+					path = "/healthz"
+				}
+				pr = lb.Probe{Type: lb.CheckHTTP, Addr: hostPort(ip, int(v.CheckPort)), Path: path}
+			case hc.Type == lb.CheckHTTP && v.Protocol != lb.ProtoUDP:
+				pr.Type, pr.Path = lb.CheckHTTP, hc.Path
+				if v.Service == "" && strings.HasSuffix(v.Name, "https") {
+					pr.Type = lb.CheckHTTPS
+				}
+			}
+			probes = append(probes, LBBackendProbe{Service: i, Backend: j, Probe: pr})
+		}
+		vss = append(vss, vs)
+	}
+	if err := lb.Validate(vss); err != nil {
+		return nil, nil, fmt.Errorf("load balancer plan: %w", err)
+	}
+	return vss, probes, nil
+}
+
+func hostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
+
+func parseDur(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// lbAgent is the running agent's state; mu guards everything below it.
+type lbAgent struct {
+	cfg     LBConfig
+	log     *slog.Logger
+	checker *lb.Checker
+	probes  []LBBackendProbe
+
+	mu      sync.Mutex
+	vss     []lb.VirtualService
+	state   lb.State
+	lastErr map[string]string // probe key -> last failure
+}
+
+// RunLB health-checks every real server and reprograms the LB namespace with one
+// iptables-restore --noflush on each health transition, until ctx ends.
+func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
+	if cfg.Plan == nil {
+		return errors.New("lb agent: no plan")
+	}
+	vss, probes, err := LBServices(cfg.Plan)
+	if err != nil {
+		return err
+	}
+	hc := cfg.Plan.LB.HealthCheck
+	interval, err1 := parseDur(hc.Interval)
+	timeout, err2 := parseDur(hc.Timeout)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("lb agent: health check: %w", err)
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if timeout <= 0 || timeout > interval {
+		timeout = interval
+	}
+	if cfg.Save == nil {
+		cfg.Save = iptablesSave
+	}
+	if cfg.Restore == nil {
+		cfg.Restore = iptablesRestore
+	}
+	if cfg.ReadyWithin == 0 {
+		cfg.ReadyWithin = interval*time.Duration(max(hc.Rise, 1)+1) + 3*time.Second
+	}
+	a := &lbAgent{
+		cfg: cfg, log: log, probes: probes, vss: vss, lastErr: map[string]string{},
+		checker: &lb.Checker{
+			Config: lb.CheckConfig{Interval: interval, Timeout: timeout, Rise: hc.Rise, Fall: hc.Fall},
+			Dial:   cfg.Dial, Logger: log,
+		},
+		state: lb.State{Inhibit: hc.Inhibit},
+	}
+	log.Info("lb agent starting", "lab", cfg.Plan.Lab, "services", len(vss), "interval", interval,
+		"timeout", timeout, "rise", hc.Rise, "fall", hc.Fall, "inhibit", hc.Inhibit)
+	if err := a.apply(ctx, "start"); err != nil {
+		return err
+	}
+
+	var unique []lb.Probe
+	seen := map[string]bool{}
+	for _, bp := range probes {
+		if !seen[bp.Probe.Key()] {
+			seen[bp.Probe.Key()] = true
+			unique = append(unique, bp.Probe)
+		}
+	}
+	events := make(chan lb.Transition)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	checkDone := make(chan error, 1)
+	if len(unique) > 0 {
+		go func() { checkDone <- a.checker.Run(runCtx, unique, events) }()
+	}
+
+	readyBy := time.NewTimer(cfg.ReadyWithin)
+	defer readyBy.Stop()
+	publish := time.NewTicker(time.Second)
+	defer publish.Stop()
+	ready := false
+	markReady := func(why string) {
+		if !ready {
+			ready = true
+			log.Info("lb agent ready", "why", why)
+			NotifyReady()
+		}
+	}
+	if len(unique) == 0 {
+		markReady("no real servers to check")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			if len(unique) > 0 {
+				<-checkDone
+			}
+			return nil
+		case err := <-checkDone:
+			if err == nil {
+				err = errors.New("no error")
+			}
+			return fmt.Errorf("lb agent: health checks stopped: %w", err)
+		case t := <-events:
+			a.transition(t)
+			if err := a.apply(ctx, "health "+t.Probe.Key()); err != nil {
+				log.Error("apply rules", "err", err)
+			}
+			if a.allReady() {
+				markReady("real servers healthy")
+			}
+		case <-readyBy.C:
+			log.Warn("not every real server is healthy; reporting ready anyway", "after", cfg.ReadyWithin)
+			markReady("timeout")
+		case <-publish.C:
+			a.publish()
+		}
+	}
+}
+
+// transition applies a probe's new state to every backend it decides.
+func (a *lbAgent) transition(t lb.Transition) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t.Err != "" {
+		a.lastErr[t.Probe.Key()] = t.Err
+	}
+	for _, bp := range a.probes {
+		if bp.Probe.Key() != t.Probe.Key() {
+			continue
+		}
+		vs := &a.vss[bp.Service]
+		b := &vs.Backends[bp.Backend]
+		b.Healthy = t.Up
+		state, action := "down", "removed from rotation"
+		if t.Up {
+			state, action = "up", "back in rotation"
+		} else if a.state.Inhibit {
+			action = "weight 0 (inhibit)"
+		}
+		a.log.Info("real server "+state, "service", vs.Name, "vip", fmt.Sprintf("%s:%d", vs.VIP, vs.Port),
+			"node", b.Name, "real", b.Addr(), "check", t.Probe.Key(), "at", t.At.Format(time.RFC3339Nano),
+			"action", action, "err", t.Err)
+	}
+}
+
+// allReady: every real server checked on its own port is up, and every service checked
+// through healthCheckNodePorts has at least one up.
+func (a *lbAgent) allReady() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	someUp := map[int]bool{}
+	etpLocal := map[int]bool{}
+	for _, bp := range a.probes {
+		v := a.cfg.Plan.LB.VIPs[bp.Service]
+		up := a.vss[bp.Service].Backends[bp.Backend].Healthy
+		if v.CheckPort != 0 {
+			etpLocal[bp.Service] = true
+			someUp[bp.Service] = someUp[bp.Service] || up
+			continue
+		}
+		if !up {
+			return false
+		}
+	}
+	for s := range etpLocal {
+		if !someUp[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// apply renders the current services against what the namespace holds and restores the
+// result in one transaction, then publishes the state.
+func (a *lbAgent) apply(ctx context.Context, why string) error {
+	a.mu.Lock()
+	vss := make([]lb.VirtualService, len(a.vss))
+	for i, vs := range a.vss {
+		vs.Backends = append([]lb.Backend(nil), vs.Backends...)
+		vss[i] = vs
+	}
+	a.mu.Unlock()
+
+	start := time.Now()
+	err := func() error {
+		saved, err := a.cfg.Save(ctx)
+		if err != nil {
+			return fmt.Errorf("read rules: %w", err)
+		}
+		st, err := lb.ParseSave(saved)
+		if err != nil {
+			return err
+		}
+		input, err := lb.RenderApply(vss, st)
+		if err != nil {
+			return err
+		}
+		if err := a.cfg.Restore(ctx, input); err != nil {
+			return fmt.Errorf("apply rules: %w", err)
+		}
+		return nil
+	}()
+	a.mu.Lock()
+	a.state.Applies++
+	a.state.LastApply = time.Now()
+	a.state.LastError = ""
+	if err != nil {
+		a.state.LastError = err.Error()
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	usable := 0
+	for _, vs := range vss {
+		for _, b := range vs.Backends {
+			if b.Usable() {
+				usable++
+			}
+		}
+	}
+	a.log.Info("rules applied", "why", why, "usableRealServers", usable, "took", time.Since(start).String())
+	a.publish()
+	return nil
+}
+
+// publish writes the state file (if configured).
+func (a *lbAgent) publish() {
+	if a.cfg.StatePath == "" {
+		return
+	}
+	status := a.checker.Status()
+	a.mu.Lock()
+	st := a.state
+	st.Updated = time.Now()
+	st.Services = make([]lb.VirtualService, len(a.vss))
+	for i, vs := range a.vss {
+		vs.Backends = append([]lb.Backend(nil), vs.Backends...)
+		st.Services[i] = vs
+	}
+	st.Probes = map[string]lb.ProbeState{}
+	for _, bp := range a.probes {
+		vs := a.vss[bp.Service]
+		k := bp.Probe.Key()
+		ps := lb.ProbeState{Probe: bp.Probe, Health: status[k]}
+		if !ps.Health.Up {
+			ps.Err = a.lastErr[k]
+		}
+		st.Probes[lb.BackendKey(vs, vs.Backends[bp.Backend])] = ps
+	}
+	a.mu.Unlock()
+	if err := lb.WriteState(a.cfg.StatePath, st); err != nil {
+		a.log.Warn("publish state", "err", err)
+	}
+}
+
+// iptablesSave and iptablesRestore run in the agent's own namespace (the LB's).
+func iptablesSave(ctx context.Context) ([]byte, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "iptables-save")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("iptables-save: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func iptablesRestore(ctx context.Context, input []byte) error {
+	var errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "iptables-restore", "--noflush", "-w", "5")
+	cmd.Stdin = bytes.NewReader(input)
+	cmd.Stdout, cmd.Stderr = &errb, &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return nil
+}

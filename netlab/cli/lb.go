@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/spf13/cobra"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	agentRoles = append(agentRoles, newAgentLB)
+	extraCommands = append(extraCommands, newLB)
+}
+
+// lbStatePath is where a lab's lb agent publishes its state.
+func lbStatePath(name string) string { return filepath.Join(lab.Dir(name), lb.StateFile) }
+
+func newAgentLB(g *globals) *cobra.Command {
+	var name, state string
+	cmd := &cobra.Command{
+		Use:  "lb",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := lab.LoadPlan(name)
+			if err != nil {
+				return err
+			}
+			if state == "" {
+				state = lbStatePath(name)
+			}
+			ctx, cancel := agentContext(cmd.Context())
+			defer cancel()
+			return agent.RunLB(ctx, agent.LBConfig{Plan: p, StatePath: state}, agentLogger())
+		},
+	}
+	cmd.Flags().StringVar(&name, "lab", "", "lab name")
+	cmd.Flags().StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
+	return cmd
+}
+
+func newLB(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "lb [--name LAB] [-o table|json]",
+		Short: "Show the load balancer's virtual services and real servers, like ipvsadm -Ln --stats",
+		Long: `Show every virtual service of the external load balancer: its scheduler and, for each
+real server (a node), its weight, health (from the lb agent's checks), active and
+inactive connections (from the LB's conntrack table), and connections, packets and bytes
+(from the LB's rule counters).`,
+		Args:    cobra.NoArgs,
+		PreRunE: needRoot,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := g.labName()
+			if err != nil {
+				return err
+			}
+			r, err := lbReport(name)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(g.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			case "table", "":
+				return r.WriteTable(g.out)
+			default:
+				return fmt.Errorf("unknown output %q (table or json)", output)
+			}
+		},
+	}
+	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// lbReport gathers the agent's state, the LB namespace's counters and conntrack table.
+func lbReport(name string) (lb.Report, error) {
+	p, err := lab.LoadPlan(name)
+	if err != nil {
+		return lb.Report{}, err
+	}
+	st, err := lb.LoadState(lbStatePath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		// No agent state (yet): show the plan's services with unknown (down) health.
+		vss, _, perr := agent.LBServices(p)
+		if perr != nil {
+			return lb.Report{}, perr
+		}
+		st, err = &lb.State{Services: vss, Inhibit: p.LB.HealthCheck.Inhibit}, nil
+	}
+	if err != nil {
+		return lb.Report{}, err
+	}
+	saved, err := kernel.Save(p.LB.Netns, true, "")
+	if err != nil {
+		return lb.Report{}, fmt.Errorf("read the LB's counters: %w", err)
+	}
+	parsed, err := lb.ParseSave(saved)
+	if err != nil {
+		return lb.Report{}, err
+	}
+	flows, err := lbFlows(p.LB.Netns)
+	if err != nil {
+		return lb.Report{}, err
+	}
+	r := lb.BuildReport(name, p.LB.Netns, st, lb.Stats(st.Services, parsed), lb.CountConns(st.Services, flows))
+	if !st.Updated.IsZero() && time.Since(st.Updated) > 10*time.Second {
+		fmt.Fprintf(os.Stderr, "warning: the lb agent last published its state %s ago; health may be stale\n", time.Since(st.Updated).Round(time.Second))
+	}
+	return r, nil
+}
+
+// lbFlows lists the LB namespace's IPv4 conntrack entries through netlink.
+func lbFlows(ns string) ([]lb.Flow, error) {
+	h := kernel.NewHandles()
+	defer h.Close()
+	nh, err := h.Get(ns)
+	if err != nil {
+		return nil, err
+	}
+	list, err := nh.ConntrackTableList(netlink.ConntrackTable, netlink.InetFamily(unix.AF_INET))
+	if err != nil {
+		return nil, fmt.Errorf("read the LB's conntrack table: %w", err)
+	}
+	var out []lb.Flow
+	for _, f := range list {
+		proto := ""
+		switch f.Forward.Protocol {
+		case unix.IPPROTO_TCP:
+			proto = lb.ProtoTCP
+		case unix.IPPROTO_UDP:
+			proto = lb.ProtoUDP
+		default:
+			continue
+		}
+		od, ok1 := netip.AddrFromSlice(f.Forward.DstIP.To4())
+		rs, ok2 := netip.AddrFromSlice(f.Reverse.SrcIP.To4())
+		if !ok1 || !ok2 {
+			continue
+		}
+		fl := lb.Flow{Proto: proto, OrigDst: netip.AddrPortFrom(od, f.Forward.DstPort), ReplySrc: netip.AddrPortFrom(rs, f.Reverse.SrcPort)}
+		if tcp, ok := f.ProtoInfo.(*netlink.ProtoInfoTCP); ok {
+			fl.Established = tcp.State == nl.TCP_CONNTRACK_ESTABLISHED
+		}
+		out = append(out, fl)
+	}
+	return out, nil
+}

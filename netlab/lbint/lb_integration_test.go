@@ -1,0 +1,529 @@
+// Integration tests of the external load balancer: real labs, real connections. Root.
+//
+// Address plan (schedulerLab, under a unique lab name per test):
+//
+//	wan 203.0.113.0/24      client .2, client2 .3, client3 .4, client4 .5, lb eth0 .1,
+//	                        ingress VIP .100, LoadBalancer Services .101+ (plan order)
+//	fabric 172.18.0.0/24    lb eth1 .1 (the nodes' gateway), node-1 .11 (weight 3),
+//	                        node-2 .12 (weight 2), node-3 .13 (weight 1)
+//	pods                    shop-1..3, one per node; solo-1 on node-1 only
+//
+// Every scheduler Service has externalTrafficPolicy: Local, so the node the LB picked is
+// the node whose pod answers (the echo's "node") and the pod sees the client's address.
+package lbint_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+func TestMain(m *testing.M) { labtest.Main(m) }
+
+// Health checks: generous enough not to flap on a loaded 2-core CI machine.
+const checkInterval, checkFall, checkRise = 500 * time.Millisecond, 2, 2
+
+var schedulerLab = fmt.Sprintf(`apiVersion: netlab.dev/v1alpha1
+kind: Lab
+metadata: {name: lbt}
+spec:
+  nodes:
+  - {name: node-1, weight: 3}
+  - {name: node-2, weight: 2}
+  - {name: node-3, weight: 1}
+  clients: [{name: client}, {name: client2}, {name: client3}, {name: client4}]
+  loadBalancer:
+    scheduler: rr
+    healthCheck: {type: tcp, interval: %s, timeout: 450ms, rise: %d, fall: %d}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers:
+      - name: shop
+        image: netlab/echo
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: solo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: solo}}
+  template:
+    metadata: {labels: {app: solo}}
+    spec:
+      containers:
+      - name: solo
+        image: netlab/echo
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}}
+%s%s%s%s%s`, checkInterval, checkRise, checkFall,
+	svc("rr", "rr", "", "shop"), svc("wrr", "wrr", "", "shop"), svc("sh", "sh", "", "shop"),
+	svc("random", "random", "", "shop"), svc("sticky", "rr", "30s", "shop")+svc("solo", "rr", "", "solo"))
+
+func svc(name, sched, persistence, app string) string {
+	ann := "netlab.dev/lb-scheduler: " + sched
+	if persistence != "" {
+		ann += ", netlab.dev/lb-persistence: " + persistence
+	}
+	return fmt.Sprintf(`---
+apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  annotations: {%s}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: %s}
+  ports: [{name: http, port: 80, targetPort: http}]
+`, name, ann, app)
+}
+
+// vipOf returns the LoadBalancer address of a Service.
+func vipOf(t *testing.T, p *plan.Plan, name string) string {
+	t.Helper()
+	for _, s := range p.Services {
+		if s.Name == name && s.LoadBalancerIP != "" {
+			return s.LoadBalancerIP
+		}
+	}
+	t.Fatalf("no LoadBalancer Service %s in the plan", name)
+	return ""
+}
+
+func clientNS(t *testing.T, p *plan.Plan, name string) (ns string, ip string) {
+	t.Helper()
+	for _, c := range p.Clients {
+		if c.Name == name {
+			return c.Netns, plan.Addr(c.IP)
+		}
+	}
+	t.Fatalf("no client %s", name)
+	return "", ""
+}
+
+// waitHealthy waits until the agent has applied rules in which the named service's
+// healthy real servers are exactly want (node names).
+func waitHealthy(t *testing.T, lab string, service string, want ...string) lb.VirtualService {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last []string
+	for time.Now().Before(deadline) {
+		st, err := lb.LoadState(stateFile(lab))
+		if err == nil {
+			for _, vs := range st.Services {
+				if vs.Name != service {
+					continue
+				}
+				last = last[:0]
+				for _, b := range vs.Backends {
+					if b.Healthy {
+						last = append(last, b.Name)
+					}
+				}
+				if slices.Equal(last, want) {
+					return vs
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("service %s: healthy real servers %v, want %v", service, last, want)
+	return lb.VirtualService{}
+}
+
+func stateFile(name string) string { return filepath.Join(lab.Dir(name), lb.StateFile) }
+
+// requests sends n sequential requests, each on a new connection, and returns the node
+// that answered each; every answer must show the client's own address.
+func requests(t *testing.T, ns, clientIP, vip string, n int) []string {
+	t.Helper()
+	var nodes []string
+	for range n {
+		e, _, err := labtest.GetEcho(ns, "http://"+vip+"/")
+		if err != nil {
+			t.Fatalf("request to %s: %v", vip, err)
+		}
+		if e.ClientIP != clientIP {
+			t.Fatalf("pod on %s saw client %s, want the real client %s", e.Node, e.ClientIP, clientIP)
+		}
+		nodes = append(nodes, e.Node)
+	}
+	return nodes
+}
+
+func count(nodes []string) map[string]int {
+	m := map[string]int{}
+	for _, n := range nodes {
+		m[n]++
+	}
+	return m
+}
+
+func TestIntegrationLBSchedulers(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "lbs", schedulerLab)
+	all := []string{"node-1", "node-2", "node-3"}
+	for _, s := range []string{"default/rr:http", "default/wrr:http", "default/sh:http", "default/random:http", "default/sticky:http"} {
+		waitHealthy(t, p.Lab, s, all...)
+	}
+	cns, cip := clientNS(t, p, "client")
+
+	t.Run("rr alternates exactly", func(t *testing.T) {
+		got := requests(t, cns, cip, vipOf(t, p, "rr"), 9)
+		for i := range got {
+			if i >= 3 && got[i] != got[i-3] {
+				t.Fatalf("not a cycle of 3: %v", got)
+			}
+		}
+		if c := count(got[:3]); len(c) != 3 {
+			t.Fatalf("first three connections did not reach three nodes: %v", got)
+		}
+	})
+
+	t.Run("wrr follows the node weights", func(t *testing.T) {
+		// Two whole cycles of IPVS's sequence for 3:2:1: exact counts wherever it starts.
+		got := count(requests(t, cns, cip, vipOf(t, p, "wrr"), 12))
+		if want := map[string]int{"node-1": 6, "node-2": 4, "node-3": 2}; !mapsEqual(got, want) {
+			t.Fatalf("wrr over 12 connections: %v, want %v", got, want)
+		}
+	})
+
+	t.Run("sh keeps each client on one node, as HMARK hashes it", func(t *testing.T) {
+		vip := vipOf(t, p, "sh")
+		vs := waitHealthy(t, p.Lab, "default/sh:http", all...)
+		table := lb.SHTable(vs)
+		seen := map[string]bool{}
+		for _, c := range []string{"client", "client2", "client3", "client4"} {
+			ns, ip := clientNS(t, p, c)
+			got := count(requests(t, ns, ip, vip, 4))
+			predicted := vs.Backends[table[lb.SHBucket(vs, netip.MustParseAddr(ip))]].Name
+			if len(got) != 1 || got[predicted] != 4 {
+				t.Errorf("%s (%s): nodes %v, want all 4 on %s (the bucket table's choice)", c, ip, got, predicted)
+			}
+			seen[predicted] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("four clients all hash to one node: %v", seen)
+		}
+	})
+
+	t.Run("random reaches every node", func(t *testing.T) {
+		got := count(requests(t, cns, cip, vipOf(t, p, "random"), 60))
+		for _, n := range all {
+			if got[n] == 0 {
+				t.Errorf("random: %s got none of 60 connections: %v", n, got)
+			}
+		}
+	})
+
+	t.Run("persistence keeps a client on its node", func(t *testing.T) {
+		vip := vipOf(t, p, "sticky")
+		first := count(requests(t, cns, cip, vip, 4))
+		ns2, ip2 := clientNS(t, p, "client2")
+		second := count(requests(t, ns2, ip2, vip, 4))
+		if len(first) != 1 || len(second) != 1 {
+			t.Fatalf("persistent clients moved: client %v, client2 %v", first, second)
+		}
+		if mapsEqual(first, second) {
+			t.Errorf("client2 was scheduled onto client's node (rr would pick the next one): %v", first)
+		}
+	})
+
+	t.Run("ETP Local sends only to nodes with a local endpoint", func(t *testing.T) {
+		home := ""
+		for _, pod := range p.Pods {
+			if pod.Deployment == "solo" {
+				home = pod.Node
+			}
+		}
+		waitHealthy(t, p.Lab, "default/solo:http", home)
+		got := count(requests(t, cns, cip, vipOf(t, p, "solo"), 6))
+		if !mapsEqual(got, map[string]int{home: 6}) {
+			t.Fatalf("solo (one pod, on %s): %v", home, got)
+		}
+	})
+
+	t.Run("netlab lb shows the counters", func(t *testing.T) {
+		out, err := labtest.CLI(t, "lb", "--name", p.Lab, "-o", "json")
+		if err != nil {
+			t.Fatalf("netlab lb: %v\n%s", err, out)
+		}
+		var r lb.Report
+		if err := json.Unmarshal([]byte(out[strings.IndexByte(out, '{'):]), &r); err != nil {
+			t.Fatalf("netlab lb -o json: %v\n%s", err, out)
+		}
+		for _, s := range r.Services {
+			if s.Name != "default/rr:http" {
+				continue
+			}
+			for _, b := range s.Backends {
+				// 9 connections, 3 per node, each at least a handshake and a request.
+				if b.Conns != 3 || !b.Healthy || b.Weight == 0 || b.In.Packets < 3*3 || b.Out.Packets < 3*2 || b.In.Bytes == 0 {
+					t.Errorf("rr real server %s: %+v", b.Node, b)
+				}
+			}
+			return
+		}
+		t.Fatalf("no default/rr:http in %s", out)
+	})
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestIntegrationLBFailover(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "lbf", schedulerLab)
+	all := []string{"node-1", "node-2", "node-3"}
+	waitHealthy(t, p.Lab, "default/rr:http", all...)
+	cns, cip := clientNS(t, p, "client")
+	vip := vipOf(t, p, "rr")
+
+	// A keep-alive connection through the LB, established before anything changes.
+	ka := labtest.Client(cns, true)
+	keep := func() labtest.Echo {
+		t.Helper()
+		resp, err := ka.Get("http://" + vip + "/")
+		if err != nil {
+			t.Fatalf("keep-alive request: %v", err)
+		}
+		defer resp.Body.Close()
+		var e labtest.Echo
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("keep-alive answer: %v: %s", err, b)
+		}
+		return e
+	}
+	held := keep().Node
+	victim := "node-2"
+	if held == victim {
+		victim = "node-3"
+	}
+
+	out, err := labtest.CLI(t, "node", "fail", victim, "--name", p.Lab)
+	if err != nil {
+		t.Fatalf("node fail: %v\n%s", err, out)
+	}
+	// Detection takes at most interval × fall (plus a check's timeout); then nothing fails.
+	time.Sleep(checkInterval*checkFall + time.Second)
+	rest := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == victim })
+	waitHealthy(t, p.Lab, "default/rr:http", rest...)
+	// Every request succeeds (requests fails the test otherwise) and none reaches it.
+	got := requests(t, cns, cip, vip, 20)
+	if c := count(got); c[victim] != 0 {
+		t.Fatalf("after failing %s: %v", victim, c)
+	}
+	// The established connection survived the rule change, on its node.
+	if e := keep(); e.Node != held {
+		t.Errorf("keep-alive connection moved from %s to %s", held, e.Node)
+	}
+
+	out, err = labtest.CLI(t, "node", "recover", victim, "--name", p.Lab)
+	if err != nil {
+		t.Fatalf("node recover: %v\n%s", err, out)
+	}
+	waitHealthy(t, p.Lab, "default/rr:http", all...)
+	if c := count(requests(t, cns, cip, vip, 9)); c[victim] == 0 {
+		t.Fatalf("after recovering %s it gets nothing: %v", victim, c)
+	}
+	logs, _ := os.ReadFile(lab.LogPath(p.Lab, "lb", "lb"))
+	for _, want := range []string{`"real server down"`, `"real server up"`, `"node":"` + victim + `"`} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("lb agent log lacks %s", want)
+		}
+	}
+}
+
+// TestIntegrationLBEstablishedSurvivesRemoval removes a real server from the rules while
+// a connection to it is open (as a health transition does) and checks that conntrack
+// keeps that connection on it while new connections avoid it.
+func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "lbe", schedulerLab)
+	all := []string{"node-1", "node-2", "node-3"}
+	vs := waitHealthy(t, p.Lab, "default/rr:http", all...)
+	cns, _ := clientNS(t, p, "client")
+	vip := vipOf(t, p, "rr")
+
+	var dials atomic.Int32
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return kernel.DialIn(cns, network, addr, 3*time.Second)
+		},
+		MaxIdleConnsPerHost: 1,
+	}
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	get := func() string {
+		t.Helper()
+		resp, err := c.Get("http://" + vip + "/")
+		if err != nil {
+			t.Fatalf("request: %v", err)
+		}
+		defer resp.Body.Close()
+		var e labtest.Echo
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e.Node
+	}
+	held := get()
+
+	// Take that node out of the rules the way the agent does on a failed check. The agent
+	// (started by this test's Up) is stopped first so that no transition of its own
+	// re-renders the rules meanwhile.
+	kernel.Terminate(kernel.PIDsIn([]string{p.LB.Netns})[p.LB.Netns], 5*time.Second)
+	for i := range vs.Backends {
+		vs.Backends[i].Healthy = vs.Backends[i].Name != held
+	}
+	saved, err := kernel.Save(p.LB.Netns, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := lb.ParseSave(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := lb.LoadState(stateFile(p.Lab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vss := st2.Services
+	for i := range vss {
+		if vss[i].Name == vs.Name {
+			vss[i] = vs
+		}
+	}
+	input, err := lb.RenderApply(vss, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kernel.Restore(p.LB.Netns, input); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 5 {
+		if n := get(); n != held {
+			t.Fatalf("established connection moved from %s to %s", held, n)
+		}
+	}
+	if d := dials.Load(); d != 1 {
+		t.Fatalf("keep-alive connection was re-dialled (%d dials): the test did not reuse it", d)
+	}
+	_, ip := clientNS(t, p, "client")
+	if c := count(requests(t, cns, ip, vip, 6)); c[held] != 0 {
+		t.Errorf("new connections still reach removed %s: %v", held, c)
+	}
+}
+
+// TestIntegrationLBRulesRestore checks that the kernel accepts every golden rule set as
+// written (iptables-restore --noflush in a scratch namespace) and that re-applying a
+// render is idempotent.
+func TestIntegrationLBRulesRestore(t *testing.T) {
+	labtest.RequireRoot(t)
+	ns := "nl-" + labtest.LabName("lbr") + "-lb"
+	if err := kernel.CreateNetns(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := kernel.DeleteNetns(ns); err != nil {
+			t.Errorf("delete %s: %v", ns, err)
+		}
+	})
+	goldens, _ := filepath.Glob("../lb/testdata/*.golden")
+	if len(goldens) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, g := range goldens {
+		if strings.Contains(g, "existing") {
+			continue // assumes chains that only a previous apply would have made
+		}
+		b, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kernel.Restore(ns, b); err != nil {
+			t.Errorf("%s: %v", filepath.Base(g), err)
+		}
+	}
+	// Through the agent's path: plan services -> RenderApply against iptables-save, twice.
+	p := labtest.Plan(t, "lbr", schedulerLab)
+	vss, _, err := agent.LBServices(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		saved, err := kernel.Save(ns, false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := lb.ParseSave(saved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 && len(st.MissingJumps()) != 0 {
+			t.Errorf("jumps missing after the first apply: %v", st.MissingJumps())
+		}
+		input, err := lb.RenderApply(vss, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kernel.Restore(ns, input); err != nil {
+			t.Fatalf("apply %d: %v", i+1, err)
+		}
+	}
+	saved, _ := kernel.Save(ns, false, "")
+	for _, j := range lb.JumpRules() {
+		if n := strings.Count(string(saved), "-j "+j.Target+"\n"); n == 0 {
+			t.Errorf("no jump to %s after two applies", j.Target)
+		}
+	}
+	st, _ := lb.ParseSave(saved)
+	jumps := 0
+	for _, r := range st.Rules {
+		if !strings.HasPrefix(r.Chain, "NETLAB-") {
+			jumps++
+		}
+	}
+	if jumps != len(lb.JumpRules()) {
+		t.Errorf("%d jump rules in built-in chains after two applies, want %d", jumps, len(lb.JumpRules()))
+	}
+}
