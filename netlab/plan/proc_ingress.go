@@ -1,5 +1,25 @@
 package plan
 
-// ingressProcesses returns the per-node ingress agents (issue 5).
-// Its role's owner fills it in together with the agent (netlab/agent/ingress.go).
-func ingressProcesses(p *Plan) []Process { return nil }
+import "strconv"
+
+// ingressProcesses returns the per-node ingress agents (issue 5): one in each node's
+// namespace, listening on the node's HTTP and HTTPS ports (the real-server ports of the
+// LB's ingress virtual services), reading the Ingresses, Services and TLS material from
+// plan.json and re-reading it on SIGHUP.
+func ingressProcesses(p *Plan) []Process {
+	var ports []string
+	for _, v := range p.LB.VIPs {
+		switch v.Name {
+		case "ingress-http":
+			ports = append(ports, "--http-port", strconv.Itoa(int(v.NodePort)))
+		case "ingress-https":
+			ports = append(ports, "--https-port", strconv.Itoa(int(v.NodePort)))
+		}
+	}
+	var out []Process
+	for _, n := range p.Nodes {
+		args := append([]string{"agent", "ingress", "--lab", p.Lab, "--node", n.Name}, ports...)
+		out = append(out, Process{Role: "ingress", Name: n.Name, Netns: n.Netns, Args: args})
+	}
+	return out
+}

@@ -8,8 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	netv1 "k8s.io/api/networking/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -77,6 +83,9 @@ type typeMeta struct {
 // parse adds the documents of one file to s. Decoding problems of all documents are
 // collected and returned together as Problems.
 func (s *Scenario) parse(file string, data []byte) error {
+	if !slices.Contains(s.Files, file) {
+		s.Files = append(s.Files, file)
+	}
 	var probs Problems
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 1; ; doc++ {
@@ -85,7 +94,7 @@ func (s *Scenario) parse(file string, data []byte) error {
 			break
 		}
 		if err != nil {
-			probs = append(probs, Problem{File: file, Object: fmt.Sprintf("document %d", doc), Msg: err.Error()})
+			probs = append(probs, Problem{File: file, Doc: doc, Object: fmt.Sprintf("document %d", doc), Msg: err.Error()})
 			break
 		}
 		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
@@ -115,17 +124,25 @@ func stripComments(b []byte) []byte {
 }
 
 func (s *Scenario) parseDoc(src Source, raw []byte) Problems {
+	docObj := fmt.Sprintf("document %d", src.Doc)
+	js, err := yaml.YAMLToJSONStrict(raw) // duplicate keys are errors, as for kubectl
+	if err != nil {
+		// Name the object when the document is readable at all.
+		obj := docObj
+		var tm typeMeta
+		if lax, lerr := yaml.YAMLToJSON(raw); lerr == nil && kjson.UnmarshalCaseSensitivePreserveInts(lax, &tm) == nil && tm.Kind != "" {
+			obj = objectName(tm)
+		}
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		return Problems{{File: src.File, Doc: src.Doc, Object: obj, Msg: fmt.Sprintf("not valid YAML (document %d): %s", src.Doc, msg)}}
+	}
 	var tm typeMeta
-	if err := yaml.Unmarshal(raw, &tm); err != nil {
-		return Problems{{File: src.File, Object: fmt.Sprintf("document %d", src.Doc), Msg: "not a YAML object: " + err.Error()}}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &tm); err != nil {
+		return Problems{{File: src.File, Doc: src.Doc, Object: docObj, Msg: "not a Kubernetes object: " + err.Error()}}
 	}
-	ns := tm.Metadata.Namespace
-	if ns == "" {
-		ns = "default"
-	}
-	obj := fmt.Sprintf("%s %s/%s", tm.Kind, ns, tm.Metadata.Name)
+	obj := objectName(tm)
 	bad := func(msg string) Problems {
-		return Problems{{File: src.File, Object: obj, Msg: msg}}
+		return Problems{{File: src.File, Doc: src.Doc, Object: obj, Msg: msg}}
 	}
 	want := map[string]string{
 		"Lab": APIVersion, "Deployment": "apps/v1", "Service": "v1", "Secret": "v1",
@@ -134,72 +151,110 @@ func (s *Scenario) parseDoc(src Source, raw []byte) Problems {
 	av, known := want[tm.Kind]
 	switch {
 	case tm.Kind == "":
-		return Problems{{File: src.File, Object: fmt.Sprintf("document %d", src.Doc), Msg: "missing kind"}}
+		return Problems{{File: src.File, Doc: src.Doc, Object: docObj, Msg: "missing kind"}}
 	case !known:
 		return bad(fmt.Sprintf("unknown kind %q (the lab reads Lab, Deployment, Service, Ingress, Secret)", tm.Kind))
 	case tm.APIVersion != av:
 		return bad(fmt.Sprintf("apiVersion %q is not supported for kind %s (want %s)", tm.APIVersion, tm.Kind, av))
 	}
 	if tm.Kind == KindLab {
+		labObj := obj
 		if s.LabSource.File != "" {
-			return Problems{{File: src.File, Object: "Lab " + tm.Metadata.Name,
+			return Problems{{File: src.File, Doc: src.Doc, Object: labObj,
 				Msg: fmt.Sprintf("a second Lab object (the first is in %s, document %d)", s.LabSource.File, s.LabSource.Doc)}}
 		}
+		// The Lab is netlab's own API: unknown and duplicate fields are errors.
 		var lab Lab
-		if err := yaml.UnmarshalStrict(raw, &lab); err != nil {
-			return Problems{{File: src.File, Object: "Lab " + tm.Metadata.Name, Msg: err.Error()}}
+		strict, err := kjson.UnmarshalStrict(js, &lab)
+		if err != nil {
+			var fe *fieldError
+			if errors.As(err, &fe) {
+				return Problems{{File: src.File, Doc: src.Doc, Object: labObj, Field: fe.Field, Msg: fe.Msg}}
+			}
+			return Problems{{File: src.File, Doc: src.Doc, Object: labObj, Msg: err.Error()}}
+		}
+		if len(strict) > 0 {
+			var probs Problems
+			for _, e := range strict {
+				field, msg := strictField(e)
+				probs = append(probs, Problem{File: src.File, Doc: src.Doc, Object: labObj, Field: field, Msg: msg})
+			}
+			return probs
 		}
 		s.Lab, s.LabSource = lab, src
 		return nil
 	}
-	// Kubernetes objects: unknown fields are warnings, not errors.
+	// Kubernetes objects: decoded case-sensitively like the API server; unknown and
+	// duplicate fields are warnings, not errors.
 	var target any
 	switch tm.Kind {
 	case "Deployment":
-		s.Deployments = append(s.Deployments, Deployment{Source: src})
-		target = &s.Deployments[len(s.Deployments)-1].Deployment
+		target = &appsv1.Deployment{}
 	case "Service":
-		s.Services = append(s.Services, Service{Source: src})
-		target = &s.Services[len(s.Services)-1].Service
+		target = &corev1.Service{}
 	case "Ingress":
-		s.Ingresses = append(s.Ingresses, Ingress{Source: src})
-		target = &s.Ingresses[len(s.Ingresses)-1].Ingress
-	case "Secret":
-		s.Secrets = append(s.Secrets, Secret{Source: src})
-		target = &s.Secrets[len(s.Secrets)-1].Secret
+		target = &netv1.Ingress{}
+	default:
+		target = &corev1.Secret{}
 	}
-	if err := yaml.Unmarshal(raw, target); err != nil {
-		s.dropLast(tm.Kind)
+	strict, err := kjson.UnmarshalStrict(js, target)
+	if err != nil {
 		return bad(err.Error())
 	}
-	if err := yaml.UnmarshalStrict(raw, newOf(tm.Kind)); err != nil {
-		s.Warnings = append(s.Warnings, Problem{File: src.File, Object: obj, Msg: "ignored: " + err.Error()})
+	for _, e := range strict {
+		field, msg := strictField(e)
+		s.addWarning(Problem{File: src.File, Doc: src.Doc, Object: obj, Field: field, Msg: msg + ", ignored"})
+	}
+	switch o := target.(type) {
+	case *appsv1.Deployment:
+		s.Deployments = append(s.Deployments, Deployment{Deployment: *o, Source: src})
+	case *corev1.Service:
+		s.Services = append(s.Services, Service{Service: *o, Source: src})
+	case *netv1.Ingress:
+		s.Ingresses = append(s.Ingresses, Ingress{Ingress: *o, Source: src})
+	case *corev1.Secret:
+		s.Secrets = append(s.Secrets, Secret{Secret: *o, Source: src})
 	}
 	return nil
 }
 
-func newOf(kind string) any {
-	switch kind {
-	case "Deployment":
-		return &Deployment{}
-	case "Service":
-		return &Service{}
-	case "Ingress":
-		return &Ingress{}
-	default:
-		return &Secret{}
+// objectName names an object in Problems: "Lab demo", "Service default/web".
+func objectName(tm typeMeta) string {
+	if tm.Kind == KindLab {
+		return "Lab " + tm.Metadata.Name
 	}
+	ns := tm.Metadata.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	return fmt.Sprintf("%s %s/%s", tm.Kind, ns, tm.Metadata.Name)
 }
 
-func (s *Scenario) dropLast(kind string) {
-	switch kind {
-	case "Deployment":
-		s.Deployments = s.Deployments[:len(s.Deployments)-1]
-	case "Service":
-		s.Services = s.Services[:len(s.Services)-1]
-	case "Ingress":
-		s.Ingresses = s.Ingresses[:len(s.Ingresses)-1]
-	case "Secret":
-		s.Secrets = s.Secrets[:len(s.Secrets)-1]
+// strictField turns a strict-decoding error of sigs.k8s.io/json into a field path and a
+// message ("unknown field" or "duplicate field").
+func strictField(err error) (field, msg string) {
+	var fe kjson.FieldError
+	if errors.As(err, &fe) {
+		msg = err.Error()
+		if i := strings.IndexByte(msg, '"'); i > 0 {
+			msg = strings.TrimSpace(msg[:i])
+		}
+		return fe.FieldPath(), msg
 	}
+	return "", err.Error()
+}
+
+// fieldError is a decoding error at a known field of the Lab object.
+type fieldError struct{ Field, Msg string }
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// addWarning appends w unless an equal warning is already there.
+func (s *Scenario) addWarning(w Problem) {
+	for _, x := range s.Warnings {
+		if x == w {
+			return
+		}
+	}
+	s.Warnings = append(s.Warnings, w)
 }

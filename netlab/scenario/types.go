@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	netv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 )
 
 // APIVersion and KindLab identify the netlab object in a scenario file.
@@ -52,7 +53,8 @@ type Node struct {
 // NodeList decodes from a number (that many nodes named node-1..node-N) or a list.
 type NodeList []Node
 
-// UnmarshalJSON accepts either an integer count or a list of nodes.
+// UnmarshalJSON accepts either an integer count or a list of nodes. Unknown fields of a
+// node are errors (the Lab object is decoded strictly).
 func (n *NodeList) UnmarshalJSON(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if s == "null" {
@@ -62,10 +64,10 @@ func (n *NodeList) UnmarshalJSON(b []byte) error {
 	if len(s) > 0 && s[0] != '[' {
 		var count int
 		if err := json.Unmarshal(b, &count); err != nil {
-			return fmt.Errorf("nodes must be a count or a list of nodes, got %s", s)
+			return &fieldError{Field: "spec.nodes", Msg: "must be a count or a list of nodes, got " + s}
 		}
 		if count < 1 || count > MaxNodes {
-			return fmt.Errorf("nodes count %d is out of range 1..%d", count, MaxNodes)
+			return &fieldError{Field: "spec.nodes", Msg: fmt.Sprintf("count %d is out of range 1..%d", count, MaxNodes)}
 		}
 		list := make(NodeList, count)
 		for i := range list {
@@ -75,10 +77,13 @@ func (n *NodeList) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var list []Node
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&list); err != nil {
-		return err
+	strict, err := kjson.UnmarshalStrict(b, &list)
+	if err != nil {
+		return &fieldError{Field: "spec.nodes", Msg: err.Error()}
+	}
+	if len(strict) > 0 {
+		field, msg := strictField(strict[0])
+		return &fieldError{Field: "spec.nodes" + field, Msg: msg}
 	}
 	*n = list
 	return nil
@@ -176,20 +181,50 @@ type Scenario struct {
 	Ingresses   []Ingress
 	Secrets     []Secret
 	// Warnings lists what the lab reads but does not model (never dropped silently).
+	// Parse adds decoding warnings (unknown fields); Validate adds the rest. Both keep
+	// it free of duplicates and sorted like Problems.
 	Warnings Problems
+	// Files lists the scenario's files in the order they were read; it orders Problems.
+	Files []string
 }
 
 // Limits checked at validation time.
 const (
 	MaxNodes     = 64
 	MaxLabName   = 24 // keeps nl-<lab>-<object> readable
-	MaxIfaceName = 15 // IFNAMSIZ-1
+	MaxIfaceName = 15 // IFNAMSIZ-1: node and client names become interface names
+	MaxPodName   = 40 // <deployment>-<i>
+	MaxPods      = 2000
 	DefaultLab   = "demo"
+	// NodePortMin and NodePortMax bound Service nodePorts (the Kubernetes default range).
+	NodePortMin = 30000
+	NodePortMax = 32767
+	// FirstNodeHost is the host number of the first node on the node network (.11);
+	// the LB is .1 on both the wan and the node network.
+	FirstNodeHost = 11
+	// PodSliceReserved is the number of addresses of a node's pod slice no pod gets:
+	// the network address, the cni0 gateway (.1) and the broadcast address.
+	PodSliceReserved = 3
+)
+
+// ReservedNames are object names the lab uses itself (namespaces nl-<lab>-lb, -wan,
+// -fabric); no node, client or pod may take them.
+var ReservedNames = map[string]string{
+	"lb":     "the load balancer",
+	"wan":    "the wan bridge",
+	"fabric": "the fabric bridge",
+}
+
+// Annotations a LoadBalancer Service may carry.
+const (
+	AnnotationLBScheduler   = "netlab.dev/lb-scheduler"
+	AnnotationLBPersistence = "netlab.dev/lb-persistence"
 )
 
 // Problem is one thing wrong with (or one warning about) a scenario.
 type Problem struct {
 	File   string // source file
+	Doc    int    // 1-based document within File (0: not from a document); orders Problems
 	Object string // "Service default/web", "Lab demo"
 	Field  string // JSON path within the object, may be empty
 	Msg    string

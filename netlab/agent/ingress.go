@@ -1,0 +1,352 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/ingress"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Ingress agent defaults (the Lab's spec.ingress defaults).
+const (
+	DefaultIngressHTTPPort    = 80
+	DefaultIngressHTTPSPort   = 443
+	DefaultIngressMetricsPort = 10254
+)
+
+// IngressConfig configures a node's ingress agent.
+type IngressConfig struct {
+	Lab, Node string
+	// Dir is the lab's runtime directory (default /run/netlab/<lab>).
+	Dir string
+	// Config is the file the routing configuration is read from, at start and on every
+	// SIGHUP (default <Dir>/plan.json).
+	Config string
+	// CADir holds the lab CA, created on first use (default <Dir>/ca, mode 0700).
+	CADir string
+	// ClassName is the IngressClass served (default "netlab").
+	ClassName string
+	// Ports of the node to listen on (defaults 80, 443, 10254); -1 disables one.
+	HTTPPort, HTTPSPort, MetricsPort int
+	// ListenIP restricts the listeners to one address (default: every address of the
+	// node's namespace).
+	ListenIP string
+	// UpstreamTimeout bounds the wait for an upstream's response headers (default 30 s).
+	UpstreamTimeout time.Duration
+	// Server hardens the listeners (zero: ingress.DefaultServer).
+	Server ingress.Server
+	// AccessLog receives the JSON access log (default stdout).
+	AccessLog io.Writer
+	// Reload, when set, triggers a reload like SIGHUP does (tests).
+	Reload <-chan struct{}
+	// Ready, when set, is called once every listener is bound (tests); NotifyReady is
+	// always called too.
+	Ready func(IngressAddrs)
+}
+
+// IngressAddrs are the bound listener addresses.
+type IngressAddrs struct{ HTTP, HTTPS, Metrics string }
+
+// RunIngress is the node's ingress controller: an L7 proxy on the node's HTTP and HTTPS
+// ports that routes by the lab's Ingress objects to the Services' ClusterIP:port (so
+// kube-proxy on this node picks the pod), terminates TLS with certificates from the
+// lab's kubernetes.io/tls Secrets or issued by the lab CA, and serves Prometheus metrics.
+// SIGHUP re-reads the configuration file and swaps routes and certificates without
+// dropping a connection; a configuration that fails to load keeps the old one.
+func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error {
+	if cfg.Lab == "" || cfg.Node == "" {
+		return errors.New("ingress agent: --lab and --node are required")
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = lab.Dir(cfg.Lab)
+	}
+	if cfg.Config == "" {
+		cfg.Config = filepath.Join(cfg.Dir, "plan.json")
+	}
+	if cfg.CADir == "" {
+		cfg.CADir = IngressCADir(cfg.Dir)
+	}
+	if cfg.ClassName == "" {
+		cfg.ClassName = ingress.DefaultClassName
+	}
+	defPort := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	defPort(&cfg.HTTPPort, DefaultIngressHTTPPort)
+	defPort(&cfg.HTTPSPort, DefaultIngressHTTPSPort)
+	defPort(&cfg.MetricsPort, DefaultIngressMetricsPort)
+	if cfg.AccessLog == nil {
+		cfg.AccessLog = os.Stdout
+	}
+	log = log.With("agent", "ingress", "node", cfg.Node)
+
+	ca, err := loadOrCreateCALocked(cfg.CADir, "netlab "+cfg.Lab+" CA")
+	if err != nil {
+		return err
+	}
+	conf, err := loadIngressConf(cfg, ca, log)
+	if err != nil {
+		return err
+	}
+	h, err := ingress.NewHandler(ingress.Options{
+		Node:            cfg.Node,
+		Resolve:         conf.resolve,
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		AccessLog:       cfg.AccessLog,
+		Logger:          log,
+	}, conf.table)
+	if err != nil {
+		return err
+	}
+	certs := ingress.NewCertSelector(conf.certs)
+
+	srvCfg := cfg.Server
+	srvCfg.Logger = log
+	type listener struct {
+		name  string
+		ln    net.Listener
+		srv   *http.Server
+		serve func(*http.Server, net.Listener) error
+	}
+	var ls []listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.ln.Close()
+		}
+	}
+	add := func(name string, port int, srv *http.Server, serve func(*http.Server, net.Listener) error) error {
+		if port < 0 {
+			return nil
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("ingress agent: listen %s: %w", name, err)
+		}
+		ls = append(ls, listener{name, ln, srv, serve})
+		return nil
+	}
+	plain := func(s *http.Server, ln net.Listener) error { return s.Serve(ln) }
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h.MetricsHandler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), plain); err != nil {
+		return err
+	}
+	if err := add("https", cfg.HTTPSPort, srvCfg.HTTPS("", h, certs.TLSConfig()),
+		func(s *http.Server, ln net.Listener) error { return s.ServeTLS(ln, "", "") }); err != nil {
+		return err
+	}
+	if err := add("metrics", cfg.MetricsPort, srvCfg.HTTP("", mux), plain); err != nil {
+		return err
+	}
+
+	errc := make(chan error, len(ls))
+	var addrs IngressAddrs
+	for _, l := range ls {
+		switch l.name {
+		case "http":
+			addrs.HTTP = l.ln.Addr().String()
+		case "https":
+			addrs.HTTPS = l.ln.Addr().String()
+		case "metrics":
+			addrs.Metrics = l.ln.Addr().String()
+		}
+		go func() {
+			if err := l.serve(l.srv, l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("ingress agent: serve %s: %w", l.name, err)
+			}
+		}()
+	}
+	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics,
+		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, ingress.CACertFile))
+	if cfg.Ready != nil {
+		cfg.Ready(addrs)
+	}
+	NotifyReady()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := func() {
+		next, err := loadIngressConf(cfg, ca, log)
+		if err != nil {
+			log.Error("reload failed; keeping the current configuration", "error", err)
+			return
+		}
+		certs.Swap(next.certs)
+		h.ReloadWith(next.table, next.resolve)
+		log.Info("reloaded", "routes", len(next.table.Routes()), "certificates", strings.Join(next.certs.Names(), ","))
+	}
+	var err2 error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			reload()
+		case <-cfg.Reload:
+			reload()
+		case err2 = <-errc:
+			break loop
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, l := range ls {
+		_ = l.srv.Shutdown(shutdownCtx)
+	}
+	h.CloseIdleConnections()
+	return err2
+}
+
+// IngressCADir is where a lab's CA lives (under the lab's runtime directory).
+func IngressCADir(labDir string) string { return filepath.Join(labDir, "ca") }
+
+// loadOrCreateCALocked loads the lab CA or creates it, holding a lock so that the agents
+// of several nodes starting at once agree on one CA.
+func loadOrCreateCALocked(dir, name string) (*ingress.CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ingress agent: ca directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ingress agent: ca lock: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("ingress agent: ca lock: %w", err)
+	}
+	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
+	ca, err := ingress.LoadOrCreateCA(dir, name)
+	if err != nil {
+		return nil, fmt.Errorf("ingress agent: %w", err)
+	}
+	return ca, nil
+}
+
+// ingressConf is one loaded configuration: what a reload swaps.
+type ingressConf struct {
+	table   *ingress.Table
+	resolve ingress.Resolver
+	certs   *ingress.CertStore
+}
+
+// loadIngressConf reads the plan file and builds routes, the Service resolver and the
+// certificates. Warnings (ignored classes, shadowed rules, missing Secrets) are logged.
+func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingressConf, error) {
+	p, err := readPlan(cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	var ings []networkingv1.Ingress
+	for _, in := range p.Ingresses {
+		var obj networkingv1.Ingress
+		if err := json.Unmarshal(in.Object, &obj); err != nil {
+			return nil, fmt.Errorf("ingress %s/%s in %s: %w", in.Namespace, in.Name, cfg.Config, err)
+		}
+		if obj.Namespace == "" {
+			obj.Namespace = in.Namespace
+		}
+		ings = append(ings, obj)
+	}
+	table, warns := ingress.Build(ings, cfg.ClassName)
+	for _, w := range warns {
+		log.Warn(w)
+	}
+	certs, warns, err := ingress.BuildCertStore(ca, table, planSecrets(p), nil, defaultCertHosts(p, cfg.Node)...)
+	if err != nil {
+		return nil, fmt.Errorf("ingress agent: certificates: %w", err)
+	}
+	for _, w := range warns {
+		log.Warn(w)
+	}
+	return &ingressConf{table: table, resolve: serviceResolver(p), certs: certs}, nil
+}
+
+// planSecrets turns the plan's TLS material back into kubernetes.io/tls Secrets.
+func planSecrets(p *plan.Plan) []corev1.Secret {
+	var out []corev1.Secret
+	for _, e := range p.TLS {
+		ns, name, ok := strings.Cut(e.Secret, "/")
+		if !ok || len(e.Cert) == 0 {
+			continue
+		}
+		out = append(out, corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: e.Cert, corev1.TLSPrivateKeyKey: e.Key},
+		})
+	}
+	return out
+}
+
+// defaultCertHosts names the default certificate: the node, its IP and the ingress VIP,
+// so that https://<VIP>/ and https://<node IP>/ validate against the lab CA.
+func defaultCertHosts(p *plan.Plan, node string) []string {
+	hosts := []string{node}
+	for _, n := range p.Nodes {
+		if n.Name == node {
+			if ip, _, ok := strings.Cut(n.IP, "/"); ok {
+				hosts = append(hosts, ip)
+			}
+		}
+	}
+	if p.LB.VIP != "" {
+		hosts = append(hosts, strings.SplitN(p.LB.VIP, "/", 2)[0])
+	}
+	return hosts
+}
+
+// serviceResolver maps an Ingress backend to the Service's ClusterIP:port, the port
+// given by number or by name.
+func serviceResolver(p *plan.Plan) ingress.Resolver {
+	type key struct{ ns, name string }
+	svcs := map[key]plan.Service{}
+	for _, s := range p.Services {
+		svcs[key{s.Namespace, s.Name}] = s
+	}
+	return func(ns, name string, port networkingv1.ServiceBackendPort) (string, error) {
+		s, ok := svcs[key{ns, name}]
+		if !ok {
+			return "", fmt.Errorf("service %s/%s not found", ns, name)
+		}
+		if s.ClusterIP == "" || s.ClusterIP == corev1.ClusterIPNone {
+			return "", fmt.Errorf("service %s/%s has no cluster IP", ns, name)
+		}
+		for _, sp := range s.Ports {
+			if (port.Name != "" && sp.Name == port.Name) || (port.Name == "" && sp.Port == port.Number) {
+				return net.JoinHostPort(s.ClusterIP, strconv.Itoa(int(sp.Port))), nil
+			}
+		}
+		return "", fmt.Errorf("service %s/%s has no port %s", ns, name, backendPortString(port))
+	}
+}
+
+func backendPortString(p networkingv1.ServiceBackendPort) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return strconv.Itoa(int(p.Number))
+}

@@ -1,0 +1,63 @@
+package ingress
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the proxy's Prometheus metrics, on their own registry (never the global
+// one, so several handlers and tests do not collide).
+//
+//	netlab_ingress_requests_total{ingress,service,code}
+//	netlab_ingress_upstream_duration_seconds{ingress,service} (histogram; time to the
+//	    upstream's response headers, or to its failure)
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	upstream *prometheus.HistogramVec
+}
+
+// NewMetrics makes a fresh metric set and registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "netlab",
+			Subsystem: "ingress",
+			Name:      "requests_total",
+			Help:      "Requests served by the ingress proxy, by Ingress, backend Service and status code (ingress and service empty when no rule matched).",
+		}, []string{"ingress", "service", "code"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "netlab",
+			Subsystem: "ingress",
+			Name:      "upstream_duration_seconds",
+			Help:      "Time from sending a request upstream to its response headers (or failure).",
+			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"ingress", "service"}),
+	}
+	m.reg.MustRegister(m.requests, m.upstream)
+	return m
+}
+
+// Registry returns the registry the metrics live on (to add process collectors, say).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observe(r Route, matched bool, status int, upstream time.Duration) {
+	ing, svc := "", ""
+	if matched {
+		ing, svc = r.Ingress, r.Service()
+	}
+	m.requests.WithLabelValues(ing, svc, strconv.Itoa(status)).Inc()
+	if matched && upstream > 0 {
+		m.upstream.WithLabelValues(ing, svc).Observe(upstream.Seconds())
+	}
+}
