@@ -141,7 +141,7 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	a := &lbAgent{
 		cfg: cfg, log: log, probes: probes, vss: vss, lastErr: map[string]string{},
 		checker: &lb.Checker{
-			Config: lb.CheckConfig{Interval: interval, Timeout: timeout, Rise: hc.Rise, Fall: hc.Fall},
+			Config: lb.CheckConfig{Interval: interval, Timeout: timeout, Rise: hc.Rise, Fall: hc.Fall, FirstDecides: true},
 			Dial:   cfg.Dial, Logger: log,
 		},
 		state: lb.State{Inhibit: hc.Inhibit},

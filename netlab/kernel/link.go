@@ -17,11 +17,16 @@ import (
 type Handles struct {
 	hs  map[string]*netlink.Handle
 	nss map[string]netns.NsHandle
+	// nextIndex numbers the veths this batch creates (see AddVeth).
+	nextIndex int
 }
+
+// firstVethIndex is far above the ifindexes a namespace hands out by itself.
+const firstVethIndex = 10000
 
 // NewHandles returns an empty cache; Close releases it.
 func NewHandles() *Handles {
-	return &Handles{hs: map[string]*netlink.Handle{}, nss: map[string]netns.NsHandle{}}
+	return &Handles{hs: map[string]*netlink.Handle{}, nss: map[string]netns.NsHandle{}, nextIndex: firstVethIndex}
 }
 
 // NS returns the open namespace handle of a named namespace.
@@ -108,7 +113,12 @@ func (h *Handles) AddVeth(a, b VethEnd) error {
 	if err != nil {
 		return err
 	}
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.Name}, PeerName: b.Name, PeerNamespace: netlink.NsFd(nsb)}
+	// The A end gets an ifindex of its own from a high range, so it never equals its
+	// peer's. The kernel treats a link whose ifindex equals its iflink (the peer's index,
+	// which lives in another namespace) as not stacked, and then delays its carrier event
+	// by up to a second: a bridge port stays disabled and drops the first packets.
+	h.nextIndex++
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.Name, Index: h.nextIndex}, PeerName: b.Name, PeerNamespace: netlink.NsFd(nsb)}
 	if err := ha.LinkAdd(v); err != nil {
 		return fmt.Errorf("add veth %s/%s <-> %s/%s: %w", a.NS, a.Name, b.NS, b.Name, err)
 	}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
@@ -203,10 +205,27 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		st.Services = append(st.Services, ss)
 	}
 	st.Ingresses = ingressStatus(p)
+	// Health is what the lb agent's checks decided (its state file); without the agent,
+	// a backend is as healthy as its node.
+	lbState, _ := lb.LoadState(filepath.Join(Dir(lab), lb.StateFile))
 	for _, vs := range p.LB.VIPs {
 		v := VIPState{IP: vs.IP, Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler, Name: vs.Name, Backends: []BackendState{}}
 		for _, n := range p.Nodes {
-			v.Backends = append(v.Backends, BackendState{Node: n.Name, IP: plan.Addr(n.IP), Port: vs.NodePort, Weight: n.Weight, Healthy: nodeReady[n.Name]})
+			b := BackendState{Node: n.Name, IP: plan.Addr(n.IP), Port: vs.NodePort, Weight: n.Weight, Healthy: nodeReady[n.Name]}
+			if lbState != nil {
+				b.Healthy = false
+				for _, lvs := range lbState.Services {
+					if lvs.Name != vs.Name {
+						continue
+					}
+					for _, lbk := range lvs.Backends {
+						if lbk.Name == n.Name {
+							b.Healthy, b.Weight = lbk.Healthy, lbState.ShownWeight(lbk)
+						}
+					}
+				}
+			}
+			v.Backends = append(v.Backends, b)
 		}
 		st.LoadBalancer.VIPs = append(st.LoadBalancer.VIPs, v)
 	}

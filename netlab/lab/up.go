@@ -199,22 +199,42 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// startAgents starts every process of the plan inside its namespace and waits until each
-// one has written READY on its readiness pipe, or names those that did not.
+// startAgents starts the plan's processes in two waves and waits for each agent to write
+// READY on its readiness pipe, or names those that did not: first everything inside the
+// cluster (pods, controller, kube-proxy, ingress), then the LB, whose first health checks
+// must find the nodes already serving.
 func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
+	var inside, outside []plan.Process
+	for _, pr := range p.Processes {
+		if pr.Role == "lb" {
+			outside = append(outside, pr)
+		} else {
+			inside = append(inside, pr)
+		}
+	}
+	deadline := time.Now().Add(o.ReadyTimeout)
+	for _, wave := range [][]plan.Process{inside, outside} {
+		if err := startWave(ctx, p.Lab, wave, o, deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startWave(ctx context.Context, labName string, procs []plan.Process, o Options, deadline time.Time) error {
 	type waiting struct {
 		proc plan.Process
 		done <-chan error
 	}
 	var ws []waiting
-	for _, pr := range p.Processes {
-		done, err := StartAgent(p.Lab, pr, o.Binary)
+	for _, pr := range procs {
+		done, err := StartAgent(labName, pr, o.Binary)
 		if err != nil {
 			return err
 		}
 		ws = append(ws, waiting{pr, done})
 	}
-	timer := time.NewTimer(o.ReadyTimeout)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	var failed []string
 	for i, w := range ws {
@@ -222,6 +242,8 @@ func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
 		case err := <-w.done:
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("%s %s: %v", w.proc.Role, w.proc.Name, err))
+			} else {
+				o.Log.Debug("agent ready", "role", w.proc.Role, "name", w.proc.Name)
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -237,12 +259,12 @@ func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
 				}
 				names = append(names, rest.proc.Role+" "+rest.proc.Name)
 			}
-			return fmt.Errorf("not ready after %s: %s (logs in %s)", o.ReadyTimeout, strings.Join(names, ", "), filepath.Join(Dir(p.Lab), "logs"))
+			return fmt.Errorf("not ready after %s: %s (logs in %s)", o.ReadyTimeout, strings.Join(names, ", "), filepath.Join(Dir(labName), "logs"))
 		}
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
-		return fmt.Errorf("agents failed: %s (logs in %s)", strings.Join(failed, "; "), filepath.Join(Dir(p.Lab), "logs"))
+		return fmt.Errorf("agents failed: %s (logs in %s)", strings.Join(failed, "; "), filepath.Join(Dir(labName), "logs"))
 	}
 	return nil
 }

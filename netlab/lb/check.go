@@ -59,6 +59,9 @@ type CheckConfig struct {
 	Fall     int
 	// StartUp starts every probe up instead of down.
 	StartUp bool
+	// FirstDecides lets each probe's first result set its state at once (it overrides
+	// StartUp); rise and fall count from then on.
+	FirstDecides bool
 }
 
 // Transition is a probe changing state.
@@ -204,7 +207,11 @@ func (c *Checker) Run(ctx context.Context, probes []Probe, events chan<- Transit
 		}
 		unique[p.Key()] = p
 		if _, ok := c.states[p.Key()]; !ok {
-			c.states[p.Key()] = NewHealth(c.Config.Rise, c.Config.Fall, c.Config.StartUp)
+			if c.Config.FirstDecides {
+				c.states[p.Key()] = NewHealthFirstDecides(c.Config.Rise, c.Config.Fall)
+			} else {
+				c.states[p.Key()] = NewHealth(c.Config.Rise, c.Config.Fall, c.Config.StartUp)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -218,6 +225,9 @@ func (c *Checker) Run(ctx context.Context, probes []Probe, events chan<- Transit
 				err := c.Check(ctx, p)
 				if ctx.Err() != nil {
 					return
+				}
+				if err != nil {
+					log.Info("check failed", "probe", p.Key(), "err", err)
 				}
 				if t, ok := c.observe(p, err); ok {
 					state := "down"

@@ -14,6 +14,8 @@ type Health struct {
 	since       time.Time // time of the last transition (zero: none yet)
 	lastCheck   time.Time
 	transitions int
+	// firstDecides: the first result sets the state at once (see NewHealthFirstDecides).
+	firstDecides bool
 }
 
 // NewHealth returns a state machine that starts down (keepalived's alpha mode) or, with
@@ -22,10 +24,33 @@ func NewHealth(rise, fall int, startUp bool) *Health {
 	return &Health{rise: max(rise, 1), fall: max(fall, 1), up: startUp}
 }
 
+// NewHealthFirstDecides returns a state machine whose first check result sets its state at
+// once; rise and fall apply from then on. A freshly started checker so knows within one
+// check which real servers serve, without sending traffic to a dead one (keepalived's
+// default) or waiting rise intervals for live ones (its alpha mode).
+func NewHealthFirstDecides(rise, fall int) *Health {
+	return &Health{rise: max(rise, 1), fall: max(fall, 1), firstDecides: true}
+}
+
 // Observe records one check result taken at time at and reports whether it changed the
 // state.
 func (h *Health) Observe(ok bool, at time.Time) (transition bool) {
 	h.lastCheck = at
+	if h.firstDecides {
+		h.firstDecides = false
+		if ok {
+			h.okRun = 1
+		} else {
+			h.failRun = 1
+		}
+		if ok != h.up {
+			h.up = ok
+			h.since = at
+			h.transitions++
+			return true
+		}
+		return false
+	}
 	if ok {
 		h.okRun++
 		h.failRun = 0

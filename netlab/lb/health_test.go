@@ -81,3 +81,29 @@ func TestHealthRuns(t *testing.T) {
 		t.Fatalf("after a failure: %+v", s)
 	}
 }
+
+func TestHealthFirstResultDecides(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	up := NewHealthFirstDecides(3, 2)
+	if !up.Observe(true, t0) || !up.Up() {
+		t.Fatal("a first good check must bring the probe up at once")
+	}
+	if up.Observe(false, t0.Add(time.Second)) || !up.Up() {
+		t.Fatal("after the first check, fall applies: one failure is not enough")
+	}
+	if !up.Observe(false, t0.Add(2*time.Second)) || up.Up() {
+		t.Fatal("two failures (fall 2) must bring it down")
+	}
+	down := NewHealthFirstDecides(3, 2)
+	if down.Observe(false, t0) || down.Up() {
+		t.Fatal("a first failed check keeps the probe down, with no transition")
+	}
+	for i := 1; i < 3; i++ {
+		if down.Observe(true, t0.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("rise 3: up after %d good checks", i)
+		}
+	}
+	if !down.Observe(true, t0.Add(3*time.Second)) || !down.Up() {
+		t.Fatal("rise 3: the third good check brings it up")
+	}
+}
