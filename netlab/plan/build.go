@@ -80,6 +80,8 @@ func (b *builder) build(name string) (*Plan, error) {
 		ClientRoutesToPods: net.ClientRoutesToPods,
 	}}
 	b.p = p
+	in := lab.Spec.Ingress
+	p.Ingress = IngressConfig{ClassName: in.ClassName, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}
@@ -188,6 +190,12 @@ func (b *builder) build(name string) (*Plan, error) {
 	}
 	for _, c := range lab.Spec.Clients {
 		if a, err := netip.ParseAddr(c.IP); err == nil {
+			usedWan[a] = true
+		}
+	}
+	// Addresses Services ask for are taken before clients get theirs.
+	for _, svc := range s.Services {
+		if a, err := netip.ParseAddr(svc.Spec.LoadBalancerIP); err == nil {
 			usedWan[a] = true
 		}
 	}

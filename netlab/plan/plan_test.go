@@ -286,3 +286,53 @@ func TestPurePackages(t *testing.T) {
 		}
 	}
 }
+
+// An auto-numbered client never takes an address a Service asks for.
+func TestClientsAvoidServiceLBIPs(t *testing.T) {
+	y := `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+spec:
+  clients: [{name: c1}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w}
+spec:
+  selector: {matchLabels: {app: w}}
+  template:
+    metadata: {labels: {app: w}}
+    spec: {containers: [{name: w, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: w}
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 203.0.113.2
+  selector: {app: w}
+  ports: [{port: 80}]
+`
+	p := mustPlan(t, y, "")
+	if p.Clients[0].IP != "203.0.113.3/24" || p.Services[0].LoadBalancerIP != "203.0.113.2" {
+		t.Errorf("client %s, service LB IP %s", p.Clients[0].IP, p.Services[0].LoadBalancerIP)
+	}
+}
+
+func TestIngressAgentsGetTheLabsIngressConfig(t *testing.T) {
+	y := `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+spec:
+  ingress: {className: edge, httpPort: 8080, httpsPort: 8443, metricsPort: 9100}
+`
+	p := mustPlan(t, y, "")
+	var args []string
+	for _, pr := range p.Processes {
+		if pr.Role == "ingress" && pr.Name == "node-1" {
+			args = pr.Args
+		}
+	}
+	want := []string{"agent", "ingress", "--lab", "demo", "--node", "node-1", "--http-port", "8080", "--https-port", "8443", "--class", "edge", "--metrics-port", "9100"}
+	if d := cmp.Diff(want, args); d != "" {
+		t.Errorf("ingress agent args (-want +got):\n%s", d)
+	}
+}

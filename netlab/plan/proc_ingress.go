@@ -16,6 +16,12 @@ func ingressProcesses(p *Plan) []Process {
 			ports = append(ports, "--https-port", strconv.Itoa(int(v.NodePort)))
 		}
 	}
+	if p.Ingress.ClassName != "" {
+		ports = append(ports, "--class", p.Ingress.ClassName)
+	}
+	if p.Ingress.MetricsPort != 0 {
+		ports = append(ports, "--metrics-port", strconv.Itoa(p.Ingress.MetricsPort))
+	}
 	var out []Process
 	for _, n := range p.Nodes {
 		args := append([]string{"agent", "ingress", "--lab", p.Lab, "--node", n.Name}, ports...)

@@ -11,6 +11,8 @@ type Plan struct {
 	Pods     []Pod    `json:"pods"`
 	Clients  []Client `json:"clients"`
 
+	Ingress IngressConfig `json:"ingress"`
+
 	Services  []Service  `json:"services,omitempty"`
 	Ingresses []Ingress  `json:"ingresses,omitempty"`
 	TLS       []TLSEntry `json:"tls,omitempty"`
@@ -33,6 +35,14 @@ type Network struct {
 	ServiceCIDR        string `json:"serviceCIDR"`
 	NodePortRange      string `json:"nodePortRange"`
 	ClientRoutesToPods bool   `json:"clientRoutesToPods,omitempty"`
+}
+
+// IngressConfig is what every node's ingress agent serves.
+type IngressConfig struct {
+	ClassName   string `json:"className"`
+	HTTPPort    int    `json:"httpPort"`
+	HTTPSPort   int    `json:"httpsPort"`
+	MetricsPort int    `json:"metricsPort"`
 }
 
 // Switch is a Linux bridge living alone in its own namespace (wan, fabric).

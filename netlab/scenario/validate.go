@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -16,7 +17,32 @@ import (
 const NoLabFile = "<lab defaults>"
 
 // Schedulers are the external load balancer's scheduling algorithms (IPVS names).
-var Schedulers = []string{"rr", "wrr", "sh", "random", "lc"}
+var Schedulers = []string{"rr", "wrr", "sh", "random"}
+
+// schedulerProblem says what is wrong with a scheduler name, or "" when it is fine. IPVS's
+// lc has its own message: iptables cannot see a real server's active connections when it
+// schedules a new one, so the lab cannot do it honestly.
+func schedulerProblem(s string) string {
+	switch {
+	case slices.Contains(Schedulers, s):
+		return ""
+	case s == "lc":
+		return "lc (least connections) is not supported: iptables cannot see a real server's active connections when it schedules a new one; use " + strings.Join(Schedulers, ", ")
+	}
+	return fmt.Sprintf("must be one of %s, got %q", strings.Join(Schedulers, ", "), s)
+}
+
+// persistenceProblem says what is wrong with an LB persistence timeout, or "" when it is
+// fine: zero or a whole number of seconds, as ipvsadm -p takes it (xt_recent counts seconds).
+func persistenceProblem(d time.Duration) string {
+	switch {
+	case d < 0:
+		return fmt.Sprintf("must not be negative, got %s", d)
+	case d%time.Second != 0:
+		return fmt.Sprintf("must be a whole number of seconds, got %s", d)
+	}
+	return ""
+}
 
 // Validate checks a scenario (as returned by Load or Parse: defaults applied) before
 // anything is built. It returns Problems listing every problem at once — nil when there is

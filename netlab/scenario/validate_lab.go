@@ -153,11 +153,13 @@ func (v *validator) lab() {
 			v.errf(w, "spec.loadBalancer.vip", "%s is the load balancer's own address on the wan", a)
 		}
 	}
-	if !slices.Contains(Schedulers, lb.Scheduler) {
-		v.errf(w, "spec.loadBalancer.scheduler", "must be one of %s, got %q", strings.Join(Schedulers, ", "), lb.Scheduler)
+	if msg := schedulerProblem(lb.Scheduler); msg != "" {
+		v.errf(w, "spec.loadBalancer.scheduler", "%s", msg)
 	}
-	if lb.Persistence != nil && lb.Persistence.Duration < 0 {
-		v.errf(w, "spec.loadBalancer.persistence", "must not be negative, got %s", lb.Persistence.Duration)
+	if lb.Persistence != nil {
+		if msg := persistenceProblem(lb.Persistence.Duration); msg != "" {
+			v.errf(w, "spec.loadBalancer.persistence", "%s", msg)
+		}
 	}
 	hc := &lb.HealthCheck
 	switch hc.Type {

@@ -178,9 +178,9 @@ spec:
 				`bad.yaml: Service default/outside: spec.loadBalancerIP: 192.0.2.1 is outside spec.network.wanCIDR 203.0.113.0/24`,
 				`bad.yaml: Service default/b: spec.loadBalancerIP: 203.0.113.50 is already used by Service default/a`,
 				`bad.yaml: Service default/annotated: metadata.annotations[netlab.dev/lb-persistence]: must be a duration such as 30s, got "forever"`,
-				`bad.yaml: Service default/annotated: metadata.annotations[netlab.dev/lb-scheduler]: must be one of rr, wrr, sh, random, lc, got "fastest"`,
+				`bad.yaml: Service default/annotated: metadata.annotations[netlab.dev/lb-scheduler]: must be one of rr, wrr, sh, random, got "fastest"`,
 				`bad.yaml: Service default/annotated: metadata.annotations[netlab.dev/lb-shedular]: unknown netlab annotation (known: netlab.dev/lb-scheduler, netlab.dev/lb-persistence)`,
-				`bad.yaml: Service default/clusterip: metadata.annotations[netlab.dev/lb-persistence]: must not be negative, got "-1s"`,
+				`bad.yaml: Service default/clusterip: metadata.annotations[netlab.dev/lb-persistence]: must not be negative, got -1s`,
 			},
 			warns: []string{
 				`bad.yaml: Service default/cip: spec.loadBalancerIP: ignored: only LoadBalancer Services use it`,

@@ -5,6 +5,7 @@ package scenario
 // case says otherwise. Documents: 1 the Lab, 2 Deployment web, 3 Service web, 4+ the case.
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -284,7 +285,7 @@ spec:
 `)},
 			probs: []string{
 				`bad.yaml: Lab t: spec.loadBalancer.vip: 203.0.113.1 is the load balancer's own address on the wan`,
-				`bad.yaml: Lab t: spec.loadBalancer.scheduler: must be one of rr, wrr, sh, random, lc, got "fastest"`,
+				`bad.yaml: Lab t: spec.loadBalancer.scheduler: must be one of rr, wrr, sh, random, got "fastest"`,
 				`bad.yaml: Lab t: spec.loadBalancer.persistence: must not be negative, got -1s`,
 				`bad.yaml: Lab t: spec.loadBalancer.healthCheck.path: must start with "/", got "healthz"`,
 				`bad.yaml: Lab t: spec.loadBalancer.healthCheck.interval: must be positive, got 0s`,
@@ -307,4 +308,57 @@ spec:
 				`bad.yaml: Lab t: spec.ingress.metricsPort: must be between 1 and 65535, got 70000`,
 			}},
 	})
+}
+
+// The LB cannot honestly do least-connections, and xt_recent counts whole seconds: both
+// are refused at validation, before any kernel call, not late by the lb agent.
+func TestValidateLBSchedulerAndPersistence(t *testing.T) {
+	src := `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+metadata: {name: t}
+spec:
+  loadBalancer: {scheduler: lc, persistence: 1500ms}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  annotations: {netlab.dev/lb-scheduler: lc, netlab.dev/lb-persistence: 2.5s}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`
+	s, err := Parse("lb.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := "lc (least connections) is not supported: iptables cannot see a real server's active connections when it schedules a new one; use rr, wrr, sh, random"
+	want := []string{
+		"lb.yaml: Lab t: spec.loadBalancer.scheduler: " + lc,
+		"lb.yaml: Lab t: spec.loadBalancer.persistence: must be a whole number of seconds, got 1.5s",
+		"lb.yaml: Service default/web: metadata.annotations[netlab.dev/lb-persistence]: must be a whole number of seconds, got 2.5s",
+		"lb.yaml: Service default/web: metadata.annotations[netlab.dev/lb-scheduler]: " + lc,
+	}
+	err = Validate(s)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Validate: %v, want problems", err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.String())
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("problems (-want +got):\n%s", d)
+	}
 }

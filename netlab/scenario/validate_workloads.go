@@ -326,16 +326,16 @@ func (v *validator) service(svc *Service) {
 		val := svc.Annotations[k]
 		switch {
 		case k == AnnotationLBScheduler:
-			if !slices.Contains(Schedulers, val) {
-				v.errf(w, f, "must be one of %s, got %q", strings.Join(Schedulers, ", "), val)
+			if msg := schedulerProblem(val); msg != "" {
+				v.errf(w, f, "%s", msg)
 			} else if !isLB {
 				v.warnf(w, f, "ignored: only LoadBalancer Services use it")
 			}
 		case k == AnnotationLBPersistence:
 			if d, err := time.ParseDuration(val); err != nil {
 				v.errf(w, f, "must be a duration such as 30s, got %q", val)
-			} else if d < 0 {
-				v.errf(w, f, "must not be negative, got %q", val)
+			} else if msg := persistenceProblem(d); msg != "" {
+				v.errf(w, f, "%s", msg)
 			} else if !isLB {
 				v.warnf(w, f, "ignored: only LoadBalancer Services use it")
 			}
