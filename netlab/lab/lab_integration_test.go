@@ -235,6 +235,9 @@ func assertGone(t *testing.T, name string) {
 			t.Errorf("agent process left: %d %v", pid, kernel.Cmdline(pid))
 		}
 	}
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(mi), plan.NetnsName(name, "")) {
+		t.Errorf("namespace mounts left in /proc/self/mountinfo for %s", name)
+	}
 	out, _ := exec.Command("ip", "-o", "link", "show").CombinedOutput()
 	if strings.Contains(string(out), "veth") {
 		t.Errorf("veth in the root namespace:\n%s", out)
@@ -334,5 +337,41 @@ func TestIntegrationCLI(t *testing.T) {
 	assertGone(t, name)
 	if out, err := labtest.CLI(t, "down", "--name", name); err != nil {
 		t.Errorf("second down: %v\n%s", err, out)
+	}
+}
+
+// A command that needs root, run by another user: one clear line, exit code 1, nothing made.
+func TestIntegrationNonRootRefused(t *testing.T) {
+	labtest.RequireRoot(t)
+	name := labtest.LabName("nonroot")
+	dir, err := os.MkdirTemp("", "netlab-nonroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // another user must be able to run the copy
+	bin := filepath.Join(dir, "netlab")
+	data, err := os.ReadFile(labtest.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"up", "--name", name}, {"down", "--name", name}, {"status", "--name", name}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("%v as nobody: %v, want exit 1", args, err)
+		}
+		if got := strings.TrimSpace(string(out)); got != "netlab: this command needs root: run it with sudo" {
+			t.Errorf("%v as nobody printed %q", args, got)
+		}
+	}
+	if left, _ := kernel.ListNetns(plan.NetnsName(name, "")); len(left) > 0 {
+		t.Errorf("a refused up created %v", left)
 	}
 }
