@@ -15,6 +15,8 @@ if [ "${BENCH:-0}" = 1 ]; then
   have wrk || need+=(wrk)
   have nginx || need+=(nginx-light)
   have mn || need+=(mininet)
+  # mn --switch lxbr drives the Linux bridge with brctl; the mininet package does not pull it in.
+  have brctl || need+=(bridge-utils)
   have hyperfine || need+=(hyperfine)
 fi
 
