@@ -17,6 +17,10 @@ import (
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
+// coalesceWindow is how long the lb agent waits for more health transitions before it
+// applies the rules once for all of them.
+const coalesceWindow = 10 * time.Millisecond
+
 // LBConfig configures the lb agent, which lives in the LB namespace.
 type LBConfig struct {
 	Plan *plan.Plan
@@ -198,7 +202,21 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			return fmt.Errorf("lb agent: health checks stopped: %w", err)
 		case t := <-events:
 			a.transition(t)
-			if err := a.apply(ctx, "health "+t.Probe.Key()); err != nil {
+			why := "health " + t.Probe.Key()
+			// Transitions that come together (a failed node takes all its probes down at
+			// once; at start every probe decides) are applied in one restore.
+			coalesce := time.NewTimer(coalesceWindow)
+		drain:
+			for {
+				select {
+				case t2 := <-events:
+					a.transition(t2)
+					why += ", " + t2.Probe.Key()
+				case <-coalesce.C:
+					break drain
+				}
+			}
+			if err := a.apply(ctx, why); err != nil {
 				log.Error("apply rules", "err", err)
 			}
 			if a.allReady() {
