@@ -1,0 +1,381 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// EndpointsFileName is the controller's output in the lab's runtime directory.
+const EndpointsFileName = "endpoints.json"
+
+// EndpointsPath is where the controller of lab writes the endpoints.
+func EndpointsPath(labName string) string { return filepath.Join(lab.Dir(labName), EndpointsFileName) }
+
+// SyncStatusPath is where node's kube-proxy agent reports its last sync.
+func SyncStatusPath(dir, node string) string { return filepath.Join(dir, "kube-proxy", node+".json") }
+
+// ReadEndpoints reads the endpoints file the controller of a lab keeps.
+func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	var f kubeproxy.EndpointsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return &f, nil
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp." + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// ControllerConfig configures the endpoints controller.
+type ControllerConfig struct {
+	Lab string
+	// Dir is the lab's runtime directory (default /run/netlab/<lab>); plan.json is read
+	// from it and endpoints.json written to it.
+	Dir string
+	// Interval between two probes of a pod; at most 500 ms (default 250 ms).
+	Interval time.Duration
+	// Timeout of one probe (default 1 s, kubelet's default).
+	Timeout time.Duration
+	// ReadyGrace bounds how long the controller waits, before reporting ready, for every
+	// pod to be ready and every node to have programmed it (default 15 s).
+	ReadyGrace time.Duration
+}
+
+type probeResult struct {
+	pod   string
+	ready bool
+	err   error
+}
+
+// RunController probes every pod's readiness (its readinessProbe, else a TCP connect to
+// its first TCP port, else "its process is alive" for UDP-only pods) from inside the
+// pod's node namespace, and writes every service port's endpoints with their readiness
+// to endpoints.json whenever a pod's readiness changes. A refused connection fails at
+// once, so a killed pod leaves its Services within one probe interval. It logs endpoint
+// changes and, when the node agents report them applied, "sync done".
+func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) error {
+	if cfg.Dir == "" {
+		cfg.Dir = lab.Dir(cfg.Lab)
+	}
+	if cfg.Interval <= 0 || cfg.Interval > 500*time.Millisecond {
+		cfg.Interval = 250 * time.Millisecond
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.ReadyGrace <= 0 {
+		cfg.ReadyGrace = 15 * time.Second
+	}
+	p, err := readPlan(filepath.Join(cfg.Dir, "plan.json"))
+	if err != nil {
+		return err
+	}
+	nodeNS := map[string]string{}
+	for _, n := range p.Nodes {
+		nodeNS[n.Name] = n.Netns
+	}
+	results := make(chan probeResult, len(p.Pods)+1)
+	for _, pod := range p.Pods {
+		go probeLoop(ctx, cfg, pod, nodeNS[pod.Node], results)
+	}
+
+	ready := map[string]bool{}
+	seen := map[string]bool{}
+	var gen int64
+	var last []kubeproxy.ServicePort
+	start := time.Now()
+	reported := false
+	var pending *pendingSync
+	write := func() error {
+		gen++
+		ports := p.ServicePorts(func(pod string) bool { return ready[pod] })
+		logEndpointChanges(log, last, ports)
+		last = ports
+		if err := writeJSONAtomic(filepath.Join(cfg.Dir, EndpointsFileName),
+			kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports}); err != nil {
+			return fmt.Errorf("write endpoints: %w", err)
+		}
+		pending = &pendingSync{gen: gen, since: time.Now()}
+		return nil
+	}
+	// Nothing is ready before the first probe: write that at once so node agents can start.
+	if err := write(); err != nil {
+		return err
+	}
+	log.Info("controller started", "lab", p.Lab, "pods", len(p.Pods), "interval", cfg.Interval.String())
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("controller stopping")
+			return nil
+		case r := <-results:
+			seen[r.pod] = true
+			if ready[r.pod] == r.ready {
+				continue
+			}
+			ready[r.pod] = r.ready
+			if r.ready {
+				log.Info("pod ready", "pod", r.pod)
+			} else {
+				log.Info("pod not ready", "pod", r.pod, "reason", errString(r.err))
+			}
+			// Take every result already queued before writing: one change for a burst.
+			for drained := false; !drained; {
+				select {
+				case r := <-results:
+					seen[r.pod] = true
+					if ready[r.pod] != r.ready {
+						ready[r.pod] = r.ready
+						if r.ready {
+							log.Info("pod ready", "pod", r.pod)
+						} else {
+							log.Info("pod not ready", "pod", r.pod, "reason", errString(r.err))
+						}
+					}
+				default:
+					drained = true
+				}
+			}
+			if err := write(); err != nil {
+				log.Error("write endpoints", "err", err)
+			}
+		case <-tick.C:
+			if pending != nil && pending.check(cfg.Dir, p, log) {
+				pending = nil
+			}
+			if !reported {
+				all := len(seen) == len(p.Pods)
+				for _, pod := range p.Pods {
+					all = all && ready[pod.Name]
+				}
+				if (all && pending == nil) || time.Since(start) > cfg.ReadyGrace {
+					if !all {
+						log.Warn("reporting ready with pods not ready", "after", time.Since(start).String())
+					}
+					reported = true
+					NotifyReady()
+				}
+			}
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// pendingSync waits for every node agent to report a generation.
+type pendingSync struct {
+	gen   int64
+	since time.Time
+}
+
+func (ps *pendingSync) check(dir string, p *plan.Plan, log *slog.Logger) bool {
+	var worst float64
+	var lastAt time.Time
+	for _, n := range p.Nodes {
+		b, err := os.ReadFile(SyncStatusPath(dir, n.Name))
+		if err != nil {
+			return false
+		}
+		var st kubeproxy.SyncStatus
+		if json.Unmarshal(b, &st) != nil || st.Generation < ps.gen {
+			return false
+		}
+		worst = max(worst, st.Ms)
+		if st.At.After(lastAt) {
+			lastAt = st.At
+		}
+	}
+	// From the endpoints write to the last node's applied rules.
+	log.Info("sync done", "generation", ps.gen, "nodes", len(p.Nodes),
+		"ms", lastAt.Sub(ps.since).Milliseconds(), "slowestApplyMs", worst)
+	return true
+}
+
+// logEndpointChanges logs every endpoint whose readiness differs between two states.
+func logEndpointChanges(log *slog.Logger, old, cur []kubeproxy.ServicePort) {
+	readyOf := func(ports []kubeproxy.ServicePort) map[string]bool {
+		m := map[string]bool{}
+		for _, sp := range ports {
+			for _, ep := range sp.Endpoints {
+				if ep.Ready {
+					m[sp.ServicePortName()+"|"+ep.Pod+"|"+ep.String()] = true
+				}
+			}
+		}
+		return m
+	}
+	a, b := readyOf(old), readyOf(cur)
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if !a[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if a[k] == b[k] {
+			continue
+		}
+		parts := strings.SplitN(k, "|", 3)
+		msg := "endpoint added"
+		if !b[k] {
+			msg = "endpoint removed"
+		}
+		log.Info(msg, "service", parts[0], "pod", parts[1], "endpoint", parts[2])
+	}
+}
+
+func readPlan(path string) (*plan.Plan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	var p plan.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return &p, nil
+}
+
+// softFailures is how many probe failures in a row, other than a refused connection or a
+// bad answer, make a ready pod not ready (kubelet's failureThreshold is 3 too): a loaded
+// machine may stall a probe past its timeout without the pod being gone.
+const softFailures = 3
+
+// hardFailure says whether a probe error proves the pod is not serving: the connection
+// was refused (nothing listens: the process died) or it answered with an error status.
+func hardFailure(err error) bool {
+	var se *statusError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &se) || errors.Is(err, errNoProcess)
+}
+
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("http probe: status %d", e.code) }
+
+var errNoProcess = errors.New("no process in the pod")
+
+// probeLoop probes one pod every interval and reports each result. A hard failure makes
+// the pod not ready at once; other failures only after softFailures in a row.
+func probeLoop(ctx context.Context, cfg ControllerConfig, pod plan.Pod, nodeNetns string, out chan<- probeResult) {
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	soft := 0
+	for {
+		err := probePod(ctx, pod, nodeNetns, cfg.Timeout)
+		switch {
+		case err == nil:
+			soft = 0
+		case hardFailure(err):
+			soft = softFailures
+		default:
+			soft++
+		}
+		if err == nil || soft >= softFailures {
+			select {
+			case out <- probeResult{pod: pod.Name, ready: err == nil, err: err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// probePod runs the pod's readiness probe from its node's namespace, as kubelet does
+// from the node.
+func probePod(ctx context.Context, pod plan.Pod, nodeNetns string, timeout time.Duration) error {
+	ip := plan.Addr(pod.IP)
+	switch pod.Probe.Type {
+	case "exec", "":
+		if len(kernel.PIDsIn([]string{pod.Netns})[pod.Netns]) == 0 {
+			return errNoProcess
+		}
+		return nil
+	case "tcp":
+		c, err := kernel.DialIn(nodeNetns, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(pod.Probe.Port))), timeout)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	case "http":
+		tr := &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+				return kernel.DialIn(nodeNetns, network, addr, timeout)
+			},
+		}
+		defer tr.CloseIdleConnections()
+		cl := &http.Client{Transport: tr, Timeout: timeout}
+		path := pod.Probe.Path
+		if path == "" {
+			path = "/"
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(int(pod.Probe.Port)))+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("User-Agent", "kube-probe/netlab")
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+			return &statusError{resp.StatusCode}
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown probe type %q", pod.Probe.Type)
+}

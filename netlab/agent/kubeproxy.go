@@ -1,0 +1,381 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/lab"
+)
+
+// KubeProxyConfig configures a node's kube-proxy agent. The agent runs inside the node's
+// namespace, so iptables commands it runs act on that node only.
+type KubeProxyConfig struct {
+	Lab, Node string
+	// Dir is the lab's runtime directory (default /run/netlab/<lab>).
+	Dir string
+	// Poll is how often endpoints.json is checked for a change (default 50 ms).
+	Poll time.Duration
+	// FullSyncPeriod forces a full rewrite now and then (default 5 min), as kube-proxy
+	// does, in case someone changed the node's rules by hand.
+	FullSyncPeriod time.Duration
+	// WaitEndpoints bounds the wait for the controller's first endpoints.json (default
+	// 20 s); after it the agent programs every Service without endpoints.
+	WaitEndpoints time.Duration
+}
+
+type kubeProxy struct {
+	cfg    KubeProxyConfig
+	log    *slog.Logger
+	syncer *RuleSyncer
+	ports  atomic.Pointer[[]kubeproxy.ServicePort]
+	gen    int64
+}
+
+// RuleSyncer applies one node's Service rules in the namespace its commands run in: a
+// full sync writes the whole rendering (removing stale chains) and ensures the jump
+// rules; later syncs write only the chains that changed since the last one.
+type RuleSyncer struct {
+	node     kubeproxy.Node
+	ipt      *iptables.IPTables
+	last     *kubeproxy.Snapshot // of the complete rendering the kernel holds, for incremental syncs
+	lastFull time.Time
+}
+
+// SyncStats describes one sync.
+type SyncStats struct {
+	Full  bool
+	Bytes int // of iptables-restore input (0: nothing changed)
+	Took  time.Duration
+}
+
+// NewRuleSyncer returns a syncer for node.
+func NewRuleSyncer(node kubeproxy.Node) (*RuleSyncer, error) {
+	ipt, err := iptables.New(iptables.Timeout(5))
+	if err != nil {
+		return nil, fmt.Errorf("iptables: %w", err)
+	}
+	return &RuleSyncer{node: node, ipt: ipt}, nil
+}
+
+// LastFull is when the last full sync succeeded.
+func (r *RuleSyncer) LastFull() time.Time { return r.lastFull }
+
+// Sync makes the kernel's rules those of ports; full forces a whole rewrite (it is also
+// made when the syncer has no trustworthy last state, e.g. after a failure).
+func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
+	start := time.Now()
+	next := kubeproxy.Render(r.node, ports, nil)
+	var input []byte
+	var snap *kubeproxy.Snapshot
+	if full || r.last == nil {
+		save, err := runIn(nil, "iptables-save", "-t", "nat")
+		if err != nil {
+			r.last = nil
+			return SyncStats{Full: true, Took: time.Since(start)}, err
+		}
+		input = kubeproxy.Render(r.node, ports, kubeproxy.ChainsFromSave(save))
+		snap = kubeproxy.TakeSnapshot(next)
+		full = true
+	} else {
+		input, snap = kubeproxy.IncrementalFrom(r.last, next)
+	}
+	st := SyncStats{Full: full, Bytes: len(input)}
+	if input != nil {
+		if _, err := runIn(input, "iptables-restore", "--noflush", "-w", "5"); err != nil {
+			r.last = nil
+			st.Took = time.Since(start)
+			return st, err
+		}
+	}
+	if full {
+		if err := r.ensureJumps(); err != nil {
+			r.last = nil
+			st.Took = time.Since(start)
+			return st, err
+		}
+		r.lastFull = time.Now()
+	}
+	r.last = snap
+	st.Took = time.Since(start)
+	return st, nil
+}
+
+// RunKubeProxy keeps the node's iptables rules equal to what kube-proxy would write for
+// the lab's Services and the controller's endpoints: one iptables-restore --noflush per
+// change (incremental after the first, full every FullSyncPeriod or after a failure),
+// the jump rules from built-in chains ensured with go-iptables, and the
+// healthCheckNodePort of every externalTrafficPolicy: Local Service served.
+func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) error {
+	if cfg.Dir == "" {
+		cfg.Dir = lab.Dir(cfg.Lab)
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 50 * time.Millisecond
+	}
+	if cfg.FullSyncPeriod <= 0 {
+		cfg.FullSyncPeriod = 5 * time.Minute
+	}
+	if cfg.WaitEndpoints <= 0 {
+		cfg.WaitEndpoints = 20 * time.Second
+	}
+	p, err := readPlan(filepath.Join(cfg.Dir, "plan.json"))
+	if err != nil {
+		return err
+	}
+	node, err := p.ProxyNode(cfg.Node)
+	if err != nil {
+		return err
+	}
+	syncer, err := NewRuleSyncer(node)
+	if err != nil {
+		return err
+	}
+	k := &kubeProxy{cfg: cfg, log: log.With("node", cfg.Node), syncer: syncer}
+
+	epPath := filepath.Join(cfg.Dir, EndpointsFileName)
+	var ef *kubeproxy.EndpointsFile
+	var stamp stamp // of the file as it was before the read, so no later write is missed
+	deadline := time.Now().Add(cfg.WaitEndpoints)
+	for {
+		stamp = fileStamp(epPath)
+		if ef, err = ReadEndpoints(epPath); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			k.log.Warn("no endpoints from the controller yet: every Service starts without endpoints", "err", err)
+			ef = &kubeproxy.EndpointsFile{Ports: p.ServicePorts(func(string) bool { return false })}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(cfg.Poll):
+		}
+	}
+	k.ports.Store(&ef.Ports)
+	k.gen = ef.Generation
+	if err := k.sync(true); err != nil {
+		return fmt.Errorf("first sync: %w", err)
+	}
+	stopHC, err := k.serveHealthChecks(ctx, ef.Ports)
+	if err != nil {
+		return err
+	}
+	defer stopHC()
+	NotifyReady()
+
+	tick := time.NewTicker(cfg.Poll)
+	defer tick.Stop()
+	failed := false
+	for {
+		select {
+		case <-ctx.Done():
+			k.log.Info("kube-proxy stopping")
+			return nil
+		case <-tick.C:
+		}
+		st := fileStamp(epPath)
+		full := failed || time.Since(k.syncer.LastFull()) > cfg.FullSyncPeriod
+		if st == stamp && !full {
+			continue
+		}
+		if st != stamp {
+			stamp = st // taken before the read: a write after it shows up next tick
+			nf, err := ReadEndpoints(epPath)
+			if err != nil {
+				k.log.Warn("read endpoints", "err", err)
+				stamp = fileStamp("") // try again next tick
+				continue
+			}
+			old := *k.ports.Load()
+			logNodeEndpointChanges(k.log, old, nf.Ports)
+			k.ports.Store(&nf.Ports)
+			k.gen = nf.Generation
+		}
+		if err := k.sync(full); err != nil {
+			k.log.Error("sync failed", "err", err)
+			failed = true
+			continue
+		}
+		failed = false
+	}
+}
+
+type stamp struct {
+	ino   uint64
+	size  int64
+	mtime int64
+}
+
+func fileStamp(path string) stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	s := stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ino = sys.Ino
+	}
+	return s
+}
+
+// sync applies the current endpoints and reports the result.
+func (k *kubeProxy) sync(full bool) error {
+	ports := *k.ports.Load()
+	st, err := k.syncer.Sync(ports, full)
+	k.writeStatus(st, err)
+	if err != nil {
+		return err
+	}
+	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "generation", k.gen,
+		"bytes", st.Bytes, "servicePorts", len(ports))
+	return nil
+}
+
+func (k *kubeProxy) writeStatus(s SyncStats, err error) {
+	st := kubeproxy.SyncStatus{Node: k.cfg.Node, Generation: k.gen, Full: s.Full,
+		Ms: float64(s.Took.Microseconds()) / 1000, At: time.Now().UTC()}
+	if err != nil {
+		st.Error, st.Generation = err.Error(), 0
+	}
+	if werr := writeJSONAtomic(SyncStatusPath(k.cfg.Dir, k.cfg.Node), st); werr != nil {
+		k.log.Warn("write sync status", "err", werr)
+	}
+}
+
+// ensureJumps prepends each missing jump rule, in JumpRules order, as kube-proxy does.
+func (r *RuleSyncer) ensureJumps() error {
+	for _, j := range kubeproxy.JumpRules() {
+		ok, err := r.ipt.Exists(j.Table, j.Chain, j.Args...)
+		if err != nil {
+			return fmt.Errorf("check jump %s/%s -> %s: %w", j.Table, j.Chain, j.Target, err)
+		}
+		if ok {
+			continue
+		}
+		if err := r.ipt.Insert(j.Table, j.Chain, 1, j.Args...); err != nil {
+			return fmt.Errorf("insert jump %s/%s -> %s: %w", j.Table, j.Chain, j.Target, err)
+		}
+	}
+	return nil
+}
+
+// runIn runs a command in this process's namespace (the node's) with stdin.
+func runIn(stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(errb.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// logNodeEndpointChanges logs, per service port, the ready endpoints when they change.
+func logNodeEndpointChanges(log *slog.Logger, old, cur []kubeproxy.ServicePort) {
+	readySet := func(sp kubeproxy.ServicePort) []string {
+		var out []string
+		for _, ep := range sp.Endpoints {
+			if ep.Ready {
+				out = append(out, ep.String())
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	before := map[string][]string{}
+	for _, sp := range old {
+		before[sp.ServicePortName()+"/"+sp.Protocol] = readySet(sp)
+	}
+	for _, sp := range cur {
+		now := readySet(sp)
+		if !slices.Equal(before[sp.ServicePortName()+"/"+sp.Protocol], now) {
+			log.Info("endpoints changed", "service", sp.ServicePortName(), "protocol", sp.Protocol, "ready", now)
+		}
+	}
+}
+
+// healthCheckResponse is kube-proxy's health check body.
+type healthCheckResponse struct {
+	Service struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"service"`
+	LocalEndpoints      int  `json:"localEndpoints"`
+	ServiceProxyHealthy bool `json:"serviceProxyHealthy"`
+}
+
+// HealthCheckHandler answers kube-proxy's healthCheckNodePort for Service svc ("ns/name")
+// on node: 200 with the count of local ready endpoints, 503 when there is none.
+func HealthCheckHandler(svc, node string, ports func() []kubeproxy.ServicePort) http.Handler {
+	ns, name, _ := strings.Cut(svc, "/")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var resp healthCheckResponse
+		resp.Service.Namespace, resp.Service.Name = ns, name
+		resp.LocalEndpoints = kubeproxy.LocalReadyEndpoints(ports(), svc, node)
+		resp.ServiceProxyHealthy = true
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Load-Balancing-Endpoint-Weight", strconv.Itoa(resp.LocalEndpoints))
+		if resp.LocalEndpoints == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		} else {
+			w.WriteHeader(http.StatusOK)
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	})
+}
+
+// serveHealthChecks listens on every healthCheckNodePort of an ETP Local Service.
+func (k *kubeProxy) serveHealthChecks(ctx context.Context, ports []kubeproxy.ServicePort) (func(), error) {
+	svcs := map[int32]string{}
+	for _, sp := range ports {
+		if sp.ExternalLocal && sp.HealthCheckNodePort != 0 {
+			svcs[sp.HealthCheckNodePort] = sp.ServiceName()
+		}
+	}
+	var servers []*http.Server
+	stop := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	cur := func() []kubeproxy.ServicePort { return *k.ports.Load() }
+	for port, svc := range svcs {
+		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(int(port))))
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("health check port %d of %s: %w", port, svc, err)
+		}
+		srv := &http.Server{Handler: HealthCheckHandler(svc, k.cfg.Node, cur), ReadHeaderTimeout: 5 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return ctx }}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				k.log.Error("health check server", "port", port, "err", err)
+			}
+		}()
+		k.log.Info("serving health check node port", "service", svc, "port", port)
+	}
+	return stop, nil
+}

@@ -1,0 +1,82 @@
+package kubeproxy
+
+// Node is the node whose rules are rendered.
+type Node struct {
+	// Name is the node name; endpoints whose Node equals it are local.
+	Name string `json:"name"`
+	// IP is the node's address on the node network.
+	IP string `json:"ip"`
+	// ClusterCIDR is the lab's pod CIDR, kube-proxy's --cluster-cidr: traffic to a
+	// ClusterIP from outside it is masqueraded, and pod traffic to a Service's external
+	// addresses short-circuits the Local external traffic policy. Empty disables both,
+	// as kube-proxy does without a local-traffic detector.
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+}
+
+// ServicePort is one port of one Service, with its endpoints: the unit kube-proxy
+// programs (a proxy.ServicePortName plus its protocol).
+type ServicePort struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// PortName is the Service port's name; empty for a single unnamed port.
+	PortName string `json:"portName,omitempty"`
+	// Protocol is TCP, UDP or SCTP (any case).
+	Protocol  string `json:"protocol"`
+	ClusterIP string `json:"clusterIP"`
+	Port      int32  `json:"port"`
+	// NodePort is 0 when the Service has none.
+	NodePort        int32    `json:"nodePort,omitempty"`
+	LoadBalancerIPs []string `json:"loadBalancerIPs,omitempty"`
+	ExternalIPs     []string `json:"externalIPs,omitempty"`
+	// ExternalLocal is externalTrafficPolicy: Local (only meaningful when the port is
+	// reachable from outside: NodePort, LoadBalancer IPs or external IPs).
+	ExternalLocal bool `json:"externalLocal,omitempty"`
+	// InternalLocal is internalTrafficPolicy: Local.
+	InternalLocal bool `json:"internalLocal,omitempty"`
+	// HealthCheckNodePort is served by the node agent for ExternalLocal Services.
+	HealthCheckNodePort int32 `json:"healthCheckNodePort,omitempty"`
+	// AffinityClientIP is sessionAffinity: ClientIP, sticky for AffinitySeconds.
+	AffinityClientIP bool       `json:"affinityClientIP,omitempty"`
+	AffinitySeconds  int32      `json:"affinitySeconds,omitempty"`
+	Endpoints        []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is one backend address of a ServicePort (targetPort already resolved).
+type Endpoint struct {
+	Pod   string `json:"pod"`
+	Node  string `json:"node"`
+	IP    string `json:"ip"`
+	Port  int32  `json:"port"`
+	Ready bool   `json:"ready"`
+}
+
+// ServicePortName is kube-proxy's proxy.ServicePortName string: "ns/name", plus
+// ":portname" when the port has a name.
+func (sp *ServicePort) ServicePortName() string {
+	s := sp.Namespace + "/" + sp.Name
+	if sp.PortName != "" {
+		s += ":" + sp.PortName
+	}
+	return s
+}
+
+// ServiceName is "ns/name".
+func (sp *ServicePort) ServiceName() string { return sp.Namespace + "/" + sp.Name }
+
+// externallyAccessible mirrors kube-proxy's ServicePort.ExternallyAccessible.
+func (sp *ServicePort) externallyAccessible() bool {
+	return sp.NodePort != 0 || len(sp.LoadBalancerIPs) > 0 || len(sp.ExternalIPs) > 0
+}
+
+func (sp *ServicePort) externalPolicyLocal() bool {
+	return sp.ExternalLocal && sp.externallyAccessible()
+}
+
+// usesClusterEndpoints and usesLocalEndpoints mirror kube-proxy's methods of the same name.
+func (sp *ServicePort) usesClusterEndpoints() bool {
+	return !sp.InternalLocal || (sp.externallyAccessible() && !sp.ExternalLocal)
+}
+
+func (sp *ServicePort) usesLocalEndpoints() bool {
+	return sp.InternalLocal || sp.externalPolicyLocal()
+}
