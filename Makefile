@@ -4,7 +4,7 @@ BIN     := bin/netlab
 PREFIX  ?= /usr/local
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all build deps up down test unit integration vet fmt bench bench-up bench-rules bench-l4 bench-l7 smoke clean install
+.PHONY: all build deps up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 smoke clean install
 
 all: build
 
@@ -43,6 +43,20 @@ bench: bench-up bench-rules bench-l4 bench-l7
 bench-up: build
 	BENCH=1 scripts/deps.sh
 	scripts/bench-up.sh
+
+# Rule sync: 1000 (and 5000) Services x 2 endpoints, netlab vs raw iptables-restore.
+bench-rules:
+	NETLAB_BENCH_RULES=1 SIZES="$(or $(SIZES),1000)" $(GO) test -count=1 -run BenchRuleSync -v -timeout 30m ./netlab/kubeproxy/integration
+
+# L4: client -> LB VIP of a LoadBalancer Service vs pod IP directly (docs/performance.md).
+bench-l4:
+	BENCH=1 scripts/deps.sh
+	scripts/bench-l4.sh
+
+# L7: client -> netlab ingress (and via the VIP) vs nginx as the ingress on the same node.
+bench-l7:
+	BENCH=1 scripts/deps.sh
+	scripts/bench-l7.sh
 
 clean:
 	rm -rf bin

@@ -23,26 +23,16 @@ import (
 )
 
 // EndpointsFileName is the controller's output in the lab's runtime directory.
-const EndpointsFileName = "endpoints.json"
+const EndpointsFileName = lab.EndpointsFileName
 
 // EndpointsPath is where the controller of lab writes the endpoints.
-func EndpointsPath(labName string) string { return filepath.Join(lab.Dir(labName), EndpointsFileName) }
+func EndpointsPath(labName string) string { return lab.EndpointsPath(labName) }
 
 // SyncStatusPath is where node's kube-proxy agent reports its last sync.
 func SyncStatusPath(dir, node string) string { return filepath.Join(dir, "kube-proxy", node+".json") }
 
 // ReadEndpoints reads the endpoints file the controller of a lab keeps.
-func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read endpoints: %w", err)
-	}
-	var f kubeproxy.EndpointsFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return &f, nil
-}
+func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) { return lab.ReadEndpoints(path) }
 
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")

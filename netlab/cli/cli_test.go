@@ -73,3 +73,18 @@ func TestGraph(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanPrintsEveryNodesRules(t *testing.T) {
+	out, err := run(t, "plan", "-f", defaultFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"node-1", "node-2"} {
+		if !strings.Contains(out, "# kube-proxy rules on "+node) {
+			t.Errorf("plan does not print %s's rules", node)
+		}
+	}
+	if !strings.Contains(out, "-A KUBE-SERVICES -m comment --comment \"default/web:http cluster IP\" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-") {
+		t.Errorf("plan lacks the web ClusterIP rule:\n%s", out)
+	}
+}

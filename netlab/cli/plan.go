@@ -14,6 +14,7 @@ import (
 func newPlan(g *globals) *cobra.Command {
 	var files []string
 	var output string
+	var rules bool
 	cmd := &cobra.Command{
 		Use:   "plan [-f FILE ...] [-o table|json|yaml]",
 		Short: "Print everything a lab would be, without root: namespaces, links, addresses, routes, processes",
@@ -37,6 +38,9 @@ func newPlan(g *globals) *cobra.Command {
 				return err
 			case "table", "":
 				printPlan(g, p)
+				if rules {
+					return printNodeRules(g, p)
+				}
 				return nil
 			}
 			return fmt.Errorf("unknown output %q (table, json or yaml)", output)
@@ -45,7 +49,23 @@ func newPlan(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "scenario file (repeatable); default: the embedded default lab")
 	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the Lab object's metadata.name, else demo)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	cmd.Flags().BoolVar(&rules, "rules", true, "with the table: every node's kube-proxy rules (iptables-restore input, every pod ready)")
 	return cmd
+}
+
+// printNodeRules prints, per node, the iptables-restore input kube-proxy will write there.
+func printNodeRules(g *globals, p *plan.Plan) error {
+	for _, n := range p.Nodes {
+		b, err := p.NodeRules(n.Name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.out, "\n# kube-proxy rules on %s (%s), as `iptables-restore --noflush` input\n", n.Name, n.Netns)
+		if _, err := g.out.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func printPlan(g *globals, p *plan.Plan) {

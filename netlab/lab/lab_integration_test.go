@@ -119,12 +119,9 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 			t.Errorf("after killing %s: pod %s ready=%v (%s)", victim, ps.Name, ps.Ready, ps.Reason)
 		}
 	}
-	for _, s := range st.Services {
-		for _, e := range s.Endpoints {
-			if e.Pod == victim && e.Ready {
-				t.Errorf("service %s still has %s ready", s.Name, victim)
-			}
-		}
+	// The Service's endpoints follow within the controller's detection window (2 s).
+	if !waitEndpoint(t, p.Lab, victim, false) {
+		t.Errorf("services still list %s as a ready endpoint 2 s after it was killed", victim)
 	}
 	if err := lab.StartPod(p.Lab, victim, 10*time.Second); err != nil {
 		t.Fatal(err)
@@ -134,6 +131,40 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 		if !ps.Ready {
 			t.Errorf("after start: pod %s not ready: %s", ps.Name, ps.Reason)
 		}
+	}
+	if !waitEndpoint(t, p.Lab, victim, true) {
+		t.Errorf("%s is not a ready endpoint again 2 s after it started", victim)
+	}
+}
+
+// waitEndpoint polls status until every endpoint of pod has readiness ready, for 2 s.
+func waitEndpoint(t *testing.T, labName, pod string, ready bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st, err := lab.GetStatus(context.Background(), labName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, seen := true, false
+		for _, s := range st.Services {
+			for _, e := range s.Endpoints {
+				if e.Pod == pod {
+					seen = true
+					ok = ok && e.Ready == ready
+				}
+			}
+		}
+		if !seen {
+			t.Fatalf("pod %s is no Service's endpoint", pod)
+		}
+		if ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
@@ -29,6 +30,26 @@ func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
 // LogPath is an agent's log file.
 func LogPath(lab, role, name string) string {
 	return filepath.Join(Dir(lab), "logs", role+"-"+name+".log")
+}
+
+// EndpointsFileName is the endpoints controller's output in the lab's runtime directory:
+// every Service port with its endpoints and their readiness, as kube-proxy reads them.
+const EndpointsFileName = "endpoints.json"
+
+// EndpointsPath is where the controller of lab writes the endpoints.
+func EndpointsPath(lab string) string { return filepath.Join(Dir(lab), EndpointsFileName) }
+
+// ReadEndpoints reads an endpoints file written by the controller.
+func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	var f kubeproxy.EndpointsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return &f, nil
 }
 
 // ErrNoLab is returned when no lab of that name is up.

@@ -193,6 +193,16 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	for _, ps := range st.Pods {
 		podReady[ps.Name] = ps.Ready
 	}
+	// Endpoint readiness: the controller's endpoints file when the lab has one.
+	var ctl map[string]bool
+	if ef, err := ReadEndpoints(EndpointsPath(lab)); err == nil {
+		ctl = map[string]bool{}
+		for _, sp := range ef.Ports {
+			for _, e := range sp.Endpoints {
+				ctl[endpointKey(sp.Namespace+"/"+sp.Name, sp.PortName, e.IP, e.Port)] = e.Ready
+			}
+		}
+	}
 	for _, s := range p.Services {
 		ss := ServiceStatus{Name: s.Name, Namespace: s.Namespace, Type: s.Type, ClusterIP: s.ClusterIP, LoadBalancerIP: s.LoadBalancerIP,
 			Ports: []ServicePortState{}, Endpoints: []EndpointStatus{}}
@@ -200,7 +210,11 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ss.Ports = append(ss.Ports, ServicePortState{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort, Protocol: sp.Protocol})
 		}
 		for _, e := range s.Endpoints {
-			ss.Endpoints = append(ss.Endpoints, EndpointStatus{Pod: e.Pod, IP: e.IP, Port: e.Port, PortName: e.PortName, Node: e.Node, Ready: podReady[e.Pod]})
+			ready := podReady[e.Pod]
+			if ctl != nil { // the controller's view is what kube-proxy programs
+				ready = ctl[endpointKey(s.Namespace+"/"+s.Name, e.PortName, e.IP, e.Port)]
+			}
+			ss.Endpoints = append(ss.Endpoints, EndpointStatus{Pod: e.Pod, IP: e.IP, Port: e.Port, PortName: e.PortName, Node: e.Node, Ready: ready})
 		}
 		st.Services = append(st.Services, ss)
 	}
@@ -273,4 +287,8 @@ func Probe(ctx context.Context, p *plan.Plan, pod plan.Pod) error {
 		return fmt.Errorf("readiness: %s answered %d", pod.Probe.Path, resp.StatusCode)
 	}
 	return nil
+}
+
+func endpointKey(svc, port, ip string, p int32) string {
+	return fmt.Sprintf("%s:%s %s:%d", svc, port, ip, p)
 }
