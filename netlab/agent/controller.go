@@ -105,6 +105,19 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	for _, pod := range p.Pods {
 		go probeLoop(ctx, cfg, pod, nodeNS[pod.Node], results)
 	}
+	// A node that drops off the fabric makes its pods unready everywhere, as the node
+	// lifecycle controller does for a NotReady node (here within one interval, not 40 s):
+	// the pods still answer their own node's probes, but no other node can reach them.
+	podNode := map[string]string{}
+	for _, pod := range p.Pods {
+		podNode[pod.Name] = pod.Node
+	}
+	nodeReady := map[string]bool{}
+	for _, n := range p.Nodes {
+		nodeReady[n.Name] = true
+	}
+	nodeEvents := make(chan nodeResult, len(p.Nodes))
+	go nodeLoop(ctx, cfg.Interval, p.Nodes, nodeEvents)
 
 	ready := map[string]bool{}
 	seen := map[string]bool{}
@@ -115,7 +128,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	var pending *pendingSync
 	write := func() error {
 		gen++
-		ports := p.ServicePorts(func(pod string) bool { return ready[pod] })
+		ports := p.ServicePorts(func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] })
 		logEndpointChanges(log, last, ports)
 		last = ports
 		if err := writeJSONAtomic(filepath.Join(cfg.Dir, EndpointsFileName),
@@ -137,6 +150,19 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 		case <-ctx.Done():
 			log.Info("controller stopping")
 			return nil
+		case nr := <-nodeEvents:
+			if nodeReady[nr.node] == nr.ready {
+				continue
+			}
+			nodeReady[nr.node] = nr.ready
+			if nr.ready {
+				log.Info("node ready", "node", nr.node)
+			} else {
+				log.Info("node not ready: its pods leave every Service", "node", nr.node, "reason", nr.reason)
+			}
+			if err := write(); err != nil {
+				log.Error("write endpoints", "err", err)
+			}
 		case r := <-results:
 			seen[r.pod] = true
 			if ready[r.pod] == r.ready {
@@ -291,6 +317,46 @@ type statusError struct{ code int }
 func (e *statusError) Error() string { return fmt.Sprintf("http probe: status %d", e.code) }
 
 var errNoProcess = errors.New("no process in the pod")
+
+type nodeResult struct {
+	node   string
+	ready  bool
+	reason string
+}
+
+// nodeLoop watches every node's link to the fabric and reports changes.
+func nodeLoop(ctx context.Context, interval time.Duration, nodes []plan.Node, out chan<- nodeResult) {
+	h := kernel.NewHandles()
+	defer h.Close()
+	last := map[string]bool{}
+	for _, n := range nodes {
+		last[n.Name] = true
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for _, n := range nodes {
+			up, err := h.LinkUp(n.Netns, plan.NodeIface)
+			reason := "eth0 is down"
+			if err != nil {
+				up, reason = false, err.Error()
+			}
+			if up != last[n.Name] {
+				last[n.Name] = up
+				select {
+				case out <- nodeResult{node: n.Name, ready: up, reason: reason}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
 
 // probeLoop probes one pod every interval and reports each result. A hard failure makes
 // the pod not ready at once; other failures only after softFailures in a row.

@@ -406,3 +406,60 @@ func TestIntegrationNonRootRefused(t *testing.T) {
 		t.Errorf("a refused up created %v", left)
 	}
 }
+
+// A node dropping off the fabric: its pods leave every Service on the other nodes and the
+// LB stops sending to it; after the LB's detection window (interval 1 s × fall 2, + 1 s)
+// no request through the VIP fails. Recovering brings both back.
+func TestIntegrationNodeFailure(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "nodefail", "")
+	verdicts := func() map[string]bool {
+		checks, err := lab.CheckLab(context.Background(), p.Lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, c := range checks {
+			out[c.Name] = c.OK
+		}
+		return out
+	}
+	before := verdicts()
+	for _, name := range []string{"namespaces", "agents", "pods ready", "nodes", "kube-proxy synced", "load balancer", "host network untouched", "request http://app.example/"} {
+		if ok, present := before[name]; !ok || !present {
+			t.Errorf("check %q on a healthy lab: ok=%v present=%v", name, ok, present)
+		}
+	}
+	if err := lab.SetNodeLink(p.Lab, "node-2", false); err != nil {
+		t.Fatal(err)
+	}
+	if verdicts()["nodes"] {
+		t.Error(`check "nodes" passes with node-2 off the fabric`)
+	}
+	for _, pod := range []string{"web-2", "api-1"} { // node-2's pods
+		if !waitEndpoint(t, p.Lab, pod, false) {
+			t.Errorf("%s is still a ready endpoint 2 s after its node failed", pod)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	client := p.Clients[0].Netns
+	for i := 0; i < 40; i++ {
+		path := []string{"/", "/api"}[i%2]
+		e, _, err := labtest.GetEchoHost(client, "http://"+p.LB.VIP+path, "app.example")
+		if err != nil {
+			t.Errorf("request %d after the detection window: %v", i, err)
+			continue
+		}
+		if e.Node != "node-1" {
+			t.Errorf("request %d answered by a pod on %s", i, e.Node)
+		}
+	}
+	if err := lab.SetNodeLink(p.Lab, "node-2", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range []string{"web-2", "api-1"} {
+		if !waitEndpoint(t, p.Lab, pod, true) {
+			t.Errorf("%s did not come back 2 s after its node recovered", pod)
+		}
+	}
+}

@@ -140,8 +140,18 @@ type Echo struct {
 }
 
 // GetEcho sends GET url from inside ns and decodes the echo answer.
-func GetEcho(ns, url string) (Echo, *http.Response, error) {
-	resp, err := Client(ns, false).Get(url)
+func GetEcho(ns, url string) (Echo, *http.Response, error) { return GetEchoHost(ns, url, "") }
+
+// GetEchoHost is GetEcho with another Host header (an Ingress host on the VIP's address).
+func GetEchoHost(ns, url, host string) (Echo, *http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return Echo{}, nil, err
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := Client(ns, false).Do(req)
 	if err != nil {
 		return Echo{}, nil, err
 	}
