@@ -198,12 +198,25 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		h.ReloadWith(next.table, next.resolve)
 		log.Info("reloaded", "routes", len(next.table.Routes()), "certificates", strings.Join(next.certs.Names(), ","))
 	}
+	// Pooled upstream connections are pinned (by the node's conntrack) to the pod the
+	// ClusterIP picked when they were opened. When the Service's endpoints change, drop the
+	// idle ones, so no new request rides a connection to a pod that is gone or unreachable.
+	epPath := filepath.Join(cfg.Dir, lab.EndpointsFileName)
+	epGen := endpointsStamp(epPath)
+	epTick := time.NewTicker(100 * time.Millisecond)
+	defer epTick.Stop()
 	var err2 error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-epTick.C:
+			if g := endpointsStamp(epPath); g != epGen {
+				epGen = g
+				h.CloseIdleConnections()
+				log.Info("endpoints changed: idle upstream connections closed")
+			}
 		case <-hup:
 			reload()
 		case <-cfg.Reload:
@@ -219,6 +232,16 @@ loop:
 	}
 	h.CloseIdleConnections()
 	return err2
+}
+
+// endpointsStamp identifies the current version of the controller's endpoints file (it is
+// replaced atomically on every change) without reading it.
+func endpointsStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
 }
 
 // IngressCADir is where a lab's CA lives (under the lab's runtime directory).
