@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
 )
@@ -49,11 +48,10 @@ type kubeProxy struct {
 }
 
 // RuleSyncer applies one node's Service rules in the namespace its commands run in: a
-// full sync writes the whole rendering (removing stale chains) and ensures the jump
-// rules; later syncs write only the chains that changed since the last one.
+// full sync writes the whole rendering (removing stale chains) with any missing jump
+// rules from the built-in chains; later syncs write only the chains that changed since the last one.
 type RuleSyncer struct {
 	node     kubeproxy.Node
-	ipt      *iptables.IPTables
 	last     *kubeproxy.Snapshot // of the complete rendering the kernel holds, for incremental syncs
 	lastFull time.Time
 }
@@ -67,11 +65,7 @@ type SyncStats struct {
 
 // NewRuleSyncer returns a syncer for node.
 func NewRuleSyncer(node kubeproxy.Node) (*RuleSyncer, error) {
-	ipt, err := iptables.New(iptables.Timeout(5))
-	if err != nil {
-		return nil, fmt.Errorf("iptables: %w", err)
-	}
-	return &RuleSyncer{node: node, ipt: ipt}, nil
+	return &RuleSyncer{node: node}, nil
 }
 
 // LastFull is when the last full sync succeeded.
@@ -85,12 +79,15 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 	var input []byte
 	var snap *kubeproxy.Snapshot
 	if full || r.last == nil {
-		save, err := runIn(nil, "iptables-save", "-t", "nat")
+		save, err := runIn(nil, "iptables-save")
 		if err != nil {
 			r.last = nil
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
-		input = kubeproxy.Render(r.node, ports, kubeproxy.ChainsFromSave(save))
+		// The chains and any missing jump to them from the built-in chains: one
+		// transaction, so a packet never meets a jump to a chain that is not there yet.
+		input = kubeproxy.Render(r.node, ports, kubeproxy.ChainsFromSave(kubeproxy.SaveTable(save, "nat")))
+		input = kubeproxy.AppendJumps(input, kubeproxy.MissingJumps(save))
 		snap = kubeproxy.TakeSnapshot(next)
 		full = true
 	} else {
@@ -105,11 +102,6 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 		}
 	}
 	if full {
-		if err := r.ensureJumps(); err != nil {
-			r.last = nil
-			st.Took = time.Since(start)
-			return st, err
-		}
 		r.lastFull = time.Now()
 	}
 	r.last = snap
@@ -120,7 +112,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 // RunKubeProxy keeps the node's iptables rules equal to what kube-proxy would write for
 // the lab's Services and the controller's endpoints: one iptables-restore --noflush per
 // change (incremental after the first, full every FullSyncPeriod or after a failure),
-// the jump rules from built-in chains ensured with go-iptables, and the
+// the jump rules from built-in chains restored with the first sync, and the
 // healthCheckNodePort of every externalTrafficPolicy: Local Service served.
 func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) error {
 	if cfg.Dir == "" {
@@ -258,23 +250,6 @@ func (k *kubeProxy) writeStatus(s SyncStats, err error) {
 	if werr := writeJSONAtomic(SyncStatusPath(k.cfg.Dir, k.cfg.Node), st); werr != nil {
 		k.log.Warn("write sync status", "err", werr)
 	}
-}
-
-// ensureJumps prepends each missing jump rule, in JumpRules order, as kube-proxy does.
-func (r *RuleSyncer) ensureJumps() error {
-	for _, j := range kubeproxy.JumpRules() {
-		ok, err := r.ipt.Exists(j.Table, j.Chain, j.Args...)
-		if err != nil {
-			return fmt.Errorf("check jump %s/%s -> %s: %w", j.Table, j.Chain, j.Target, err)
-		}
-		if ok {
-			continue
-		}
-		if err := r.ipt.Insert(j.Table, j.Chain, 1, j.Args...); err != nil {
-			return fmt.Errorf("insert jump %s/%s -> %s: %w", j.Table, j.Chain, j.Target, err)
-		}
-	}
-	return nil
 }
 
 // runIn runs a command in this process's namespace (the node's) with stdin.

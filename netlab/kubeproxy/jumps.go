@@ -1,5 +1,11 @@
 package kubeproxy
 
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
 // chainKubeletFirewall is the filter chain holding the anti-martian rule for localhost
 // NodePorts; kube-proxy writes a duplicate of kubelet's.
 const chainKubeletFirewall = "KUBE-FIREWALL"
@@ -50,4 +56,101 @@ func JumpRules() []JumpRule {
 		out = append(out, JumpRule{Table: r.table, Chain: r.chain, Target: r.target, Args: args})
 	}
 	return out
+}
+
+// SaveTable returns the chains and rules of one table in iptables-save output.
+func SaveTable(save []byte, table string) []byte {
+	var out []byte
+	in := false
+	for line := range bytes.Lines(save) {
+		t := bytes.TrimSpace(line)
+		switch {
+		case len(t) > 0 && t[0] == '*':
+			in = string(t[1:]) == table
+		case string(t) == "COMMIT":
+			in = false
+		case in:
+			out = append(out, line...)
+		}
+	}
+	return out
+}
+
+// MissingJumps returns the jump rules iptables-save output lacks, in JumpRules order. A
+// jump counts as present when its built-in chain has a rule jumping to its target (each
+// table, chain and target names one jump rule).
+func MissingJumps(save []byte) []JumpRule {
+	have := map[string]bool{}
+	table := ""
+	for line := range bytes.Lines(save) {
+		f := strings.Fields(string(line))
+		switch {
+		case len(f) == 0:
+		case strings.HasPrefix(f[0], "*"):
+			table = f[0][1:]
+		case f[0] == "-A" && len(f) > 1:
+			for i := 2; i+1 < len(f); i++ {
+				if f[i] == "-j" {
+					have[table+" "+f[1]+" "+f[i+1]] = true
+				}
+			}
+		}
+	}
+	var out []JumpRule
+	for _, j := range JumpRules() {
+		if !have[j.Table+" "+j.Chain+" "+j.Target] {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// AppendJumps adds to iptables-restore input the lines that put each jump at the top of its
+// chain, in order (each one inserted at position 1, as kube-proxy prepends them), inside
+// its table's section: the chains and the jumps to them land in one transaction. A table
+// the input has no section for gets one.
+func AppendJumps(input []byte, jumps []JumpRule) []byte {
+	if len(jumps) == 0 {
+		return input
+	}
+	lines := map[string][]string{}
+	var order []string
+	for _, j := range jumps {
+		if _, ok := lines[j.Table]; !ok {
+			order = append(order, j.Table)
+		}
+		args := make([]string, len(j.Args))
+		for i, a := range j.Args {
+			if strings.ContainsAny(a, " \t\"") {
+				a = strconv.Quote(a)
+			}
+			args[i] = a
+		}
+		lines[j.Table] = append(lines[j.Table], "-I "+j.Chain+" 1 "+strings.Join(args, " "))
+	}
+	var out bytes.Buffer
+	table := ""
+	for line := range bytes.Lines(input) {
+		t := bytes.TrimSpace(line)
+		switch {
+		case len(t) > 0 && t[0] == '*':
+			table = string(t[1:])
+		case string(t) == "COMMIT" && lines[table] != nil:
+			for _, l := range lines[table] {
+				out.WriteString(l + "\n")
+			}
+			delete(lines, table)
+		}
+		out.Write(line)
+	}
+	for _, tb := range order {
+		if ls, ok := lines[tb]; ok {
+			out.WriteString("*" + tb + "\n")
+			for _, l := range ls {
+				out.WriteString(l + "\n")
+			}
+			out.WriteString("COMMIT\n")
+		}
+	}
+	return out.Bytes()
 }

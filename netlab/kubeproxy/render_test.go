@@ -208,3 +208,40 @@ func TestChainsFromSave(t *testing.T) {
 		t.Error(d)
 	}
 }
+
+func TestMissingAndAppendJumps(t *testing.T) {
+	save := []byte(`*filter
+:INPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+-A INPUT -j KUBE-FIREWALL
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+COMMIT
+`)
+	missing := MissingJumps(save)
+	if len(missing) != len(JumpRules())-2 {
+		t.Fatalf("%d missing, want all but filter INPUT->KUBE-FIREWALL and nat PREROUTING->KUBE-SERVICES", len(missing))
+	}
+	for _, j := range missing {
+		if (j.Table == "filter" && j.Chain == "INPUT" && j.Target == "KUBE-FIREWALL") || (j.Table == "nat" && j.Chain == "PREROUTING") {
+			t.Errorf("%+v is present but reported missing", j)
+		}
+	}
+	if got := MissingJumps(nil); len(got) != len(JumpRules()) {
+		t.Errorf("empty save: %d missing", len(got))
+	}
+	if string(SaveTable(save, "nat")) != ":PREROUTING ACCEPT [0:0]\n-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n" {
+		t.Errorf("SaveTable(nat) = %q", SaveTable(save, "nat"))
+	}
+	in := []byte("*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n")
+	out := string(AppendJumps(in, []JumpRule{
+		{Table: "filter", Chain: "OUTPUT", Target: "KUBE-SERVICES", Args: []string{"-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"}},
+		{Table: "nat", Chain: "OUTPUT", Target: "KUBE-SERVICES", Args: []string{"-j", "KUBE-SERVICES"}},
+	}))
+	want := "*filter\n:KUBE-SERVICES - [0:0]\n-I OUTPUT 1 -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n*nat\n-I OUTPUT 1 -j KUBE-SERVICES\nCOMMIT\n"
+	if out != want {
+		t.Errorf("AppendJumps:\n%s\nwant:\n%s", out, want)
+	}
+}
