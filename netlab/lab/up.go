@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -133,13 +135,29 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
-	for _, ns := range p.Namespaces() {
-		if err := kernel.CreateNetns(ns); err != nil {
-			return err
-		}
+// parallelism bounds the concurrent kernel calls and process starts of one up.
+var parallelism = max(4, 2*runtime.NumCPU())
+
+// forEach runs fn for every index with at most parallelism at once and returns every error.
+func forEach(n int, fn func(i int) error) error {
+	sem := make(chan struct{}, parallelism)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(i)
+		}(i)
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
+	nss := p.Namespaces()
+	return forEach(len(nss), func(i int) error { return kernel.CreateNetns(nss[i]) })
 }
 
 func wireLinks(_ context.Context, p *plan.Plan, _ Options) error {
@@ -227,12 +245,13 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 		done <-chan error
 	}
 	var ws []waiting
-	for _, pr := range procs {
-		done, err := StartAgent(labName, pr, o.Binary)
-		if err != nil {
-			return err
-		}
-		ws = append(ws, waiting{pr, done})
+	ws = make([]waiting, len(procs))
+	if err := forEach(len(procs), func(i int) error {
+		done, err := StartAgent(labName, procs[i], o.Binary)
+		ws[i] = waiting{procs[i], done}
+		return err
+	}); err != nil {
+		return err
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
