@@ -1,6 +1,6 @@
 module github.com/netlabdev/netlab
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/coreos/go-iptables v0.8.0

@@ -35,7 +35,7 @@ if ! have go; then
   if [ -x /usr/local/go/bin/go ]; then
     echo "deps: Go is in /usr/local/go/bin; add it to PATH" >&2
   else
-    echo "deps: Go is missing: install Go 1.24 or newer (https://go.dev/doc/install or apt install golang-go)" >&2
+    echo "deps: Go is missing: install Go 1.26 or newer (https://go.dev/doc/install or apt install golang-go)" >&2
   fi
   exit 1
 fi

@@ -361,7 +361,11 @@ func nodeLoop(ctx context.Context, interval time.Duration, nodes []plan.Node, ou
 // probeLoop probes one pod every interval and reports each result. A hard failure makes
 // the pod not ready at once; other failures only after softFailures in a row.
 func probeLoop(ctx context.Context, cfg ControllerConfig, pod plan.Pod, nodeNetns string, out chan<- probeResult) {
-	t := time.NewTicker(cfg.Interval)
+	interval := cfg.Interval
+	if d, err := time.ParseDuration(pod.Probe.Period); err == nil && d > 0 && d < interval {
+		interval = d // the plan's period, when it asks for quicker probes
+	}
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	soft := 0
 	for {

@@ -183,11 +183,11 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
-	NotifyReady()
-
+	// SIGHUP is caught before readiness is reported: one sent right after `up` reloads.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	NotifyReady()
 	reload := func() {
 		next, err := loadIngressConf(cfg, ca, log)
 		if err != nil {

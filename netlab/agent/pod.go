@@ -19,7 +19,6 @@ import (
 type PodConfig struct {
 	Lab, Pod, Node, IP string
 	Ports              []PortSpec
-	ReadyPath          string // readinessProbe httpGet path; /healthz always answers too
 }
 
 // PortSpec is a container port: number and protocol.
@@ -54,9 +53,9 @@ type Echo struct {
 	Protocol   string              `json:"protocol"`
 	ClientIP   string              `json:"clientIP"`
 	ClientPort int                 `json:"clientPort"`
-	Method     string              `json:"method,omitempty"`
-	Host       string              `json:"host,omitempty"`
-	Path       string              `json:"path,omitempty"`
+	Method     string              `json:"method"`
+	Host       string              `json:"host"`
+	Path       string              `json:"path"`
 	Query      string              `json:"query,omitempty"`
 	Proto      string              `json:"proto,omitempty"`
 	Headers    map[string][]string `json:"headers"`
@@ -127,7 +126,9 @@ func RunPod(ctx context.Context, cfg PodConfig, log *slog.Logger) error {
 func podHandler(cfg PodConfig, port int, served *atomic.Uint64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := served.Add(1)
-		if r.Method == http.MethodGet && (r.URL.Path == "/healthz" || (cfg.ReadyPath != "" && r.URL.Path == cfg.ReadyPath)) {
+		// /healthz is the agent's own health; every other path (a readinessProbe's among
+		// them) gets the echo, which answers 200 as a serving container would.
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = w.Write([]byte("ok\n"))
 			return

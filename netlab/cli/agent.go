@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/spf13/cobra"
 )
 
@@ -19,6 +22,28 @@ func newAgent(g *globals) *cobra.Command {
 		Use:    "agent",
 		Short:  "Run a lab process (started by up inside its namespace)",
 		Hidden: true,
+		// An agent changes the namespace it runs in (iptables, listeners): it refuses to
+		// run anywhere but its own lab object's, so a hand-started one can never touch
+		// the host's network.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			labName, _ := cmd.Flags().GetString("lab")
+			var object string
+			switch cmd.Name() {
+			case "pod":
+				object, _ = cmd.Flags().GetString("pod")
+			case "kube-proxy", "ingress":
+				object, _ = cmd.Flags().GetString("node")
+			case "lb":
+				object = "lb"
+			default:
+				return nil // the controller lives in the root namespace and changes nothing there
+			}
+			ns := plan.NetnsName(labName, object)
+			if labName == "" || object == "" || !kernel.InNetns(ns) {
+				return fmt.Errorf("agent %s must run inside namespace %s (netlab up starts it there)", cmd.Name(), ns)
+			}
+			return nil
+		},
 	}
 	cmd.AddCommand(newAgentPod(g))
 	for _, r := range agentRoles {
@@ -60,6 +85,5 @@ func newAgentPod(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&cfg.Node, "node", "", "node name")
 	cmd.Flags().StringVar(&cfg.IP, "ip", "", "pod IP")
 	cmd.Flags().StringArrayVar(&ports, "port", nil, "PORT/PROTO to serve (repeatable)")
-	cmd.Flags().StringVar(&cfg.ReadyPath, "ready-path", "", "readinessProbe httpGet path")
 	return cmd
 }

@@ -179,3 +179,10 @@ func PIDsIn(names []string) map[string][]int {
 	}
 	return out
 }
+
+// InNetns says whether this process lives in the named namespace.
+func InNetns(name string) bool {
+	self, ok1 := statNS("/proc/self/ns/net")
+	want, ok2 := statNS(NetnsPath(name))
+	return ok1 && ok2 && self == want
+}

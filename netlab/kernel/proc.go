@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -59,7 +60,11 @@ func Terminate(pids []int, grace time.Duration) {
 	if len(pids) == 0 {
 		return
 	}
+	// A process is known by its pid and start time, so a pid the kernel reuses while we
+	// wait is never signalled.
+	starts := make(map[int]string, len(pids))
 	for _, pid := range pids {
+		starts[pid] = StartTime(pid)
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(grace)
@@ -76,7 +81,9 @@ func Terminate(pids []int, grace time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if st := StartTime(pid); st != "" && st == starts[pid] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 	for i := 0; i < 100; i++ {
 		alive := 0
@@ -132,4 +139,22 @@ func DialIn(ns, network, addr string, timeout time.Duration) (net.Conn, error) {
 		return err
 	})
 	return conn, err
+}
+
+// StartTime returns a process's start time (field 22 of /proc/<pid>/stat, in clock ticks
+// since boot) as text, or "" when the process is gone.
+func StartTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19] // fields after comm start at 3 (state)
 }

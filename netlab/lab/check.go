@@ -134,7 +134,8 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		add("load balancer", fresh && healthy > 0, "%d of %d real servers healthy, state %s old", healthy, total, time.Since(ls.Updated).Round(time.Millisecond))
 	}
 
-	add("host network untouched", hostClean(), "no KUBE-/NETLAB rules and no lab veth in the root namespace")
+	trace := hostTraces(p)
+	add("host network untouched", len(trace) == 0, "the root namespace has none of the lab's links, addresses, routes or rules%s", listed(" found: ", trace))
 
 	// End to end, from the first client.
 	if len(p.Clients) > 0 {
@@ -187,13 +188,57 @@ func hopsOf(tr *Trace) string {
 	return strings.Join(steps, " → ")
 }
 
-func hostClean() bool {
-	out, err := exec.Command("iptables-save").Output()
-	if err == nil && (strings.Contains(string(out), "KUBE-") || strings.Contains(string(out), "NETLAB-")) {
-		return false
+// hostTraces looks for the lab in the root namespace: its pod-side veths, its exact
+// addresses and CIDRs, and iptables rules naming its addresses or netlab's chains. It
+// names what it finds; a host with its own Docker or Kubernetes is no false alarm.
+func hostTraces(p *plan.Plan) []string {
+	var found []string
+	links, _ := exec.Command("ip", "-o", "link", "show").Output()
+	for _, pod := range p.Pods {
+		if strings.Contains(string(links), " "+pod.HostVeth+"@") || strings.Contains(string(links), " "+pod.HostVeth+":") {
+			found = append(found, "link "+pod.HostVeth)
+		}
 	}
-	links, err := exec.Command("ip", "-o", "link", "show").Output()
-	return err != nil || !strings.Contains(string(links), "veth")
+	addrs, _ := exec.Command("ip", "-o", "-4", "addr", "show").Output()
+	var mine []string
+	mine = append(mine, p.LB.WanIP, p.LB.FabricIP)
+	for _, n := range p.Nodes {
+		mine = append(mine, n.IP, n.Gateway)
+	}
+	for _, c := range p.Clients {
+		mine = append(mine, c.IP)
+	}
+	for _, a := range mine {
+		if strings.Contains(string(addrs), " "+a+" ") {
+			found = append(found, "address "+a)
+		}
+	}
+	routes, _ := exec.Command("ip", "-4", "route", "show", "table", "all").Output()
+	for _, line := range strings.Split(string(routes), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		for _, n := range p.Nodes {
+			if f[0] == n.PodCIDR {
+				found = append(found, "route "+line)
+			}
+		}
+	}
+	rules, _ := exec.Command("iptables-save").Output()
+	for _, line := range strings.Split(string(rules), "\n") {
+		if strings.Contains(line, "NETLAB-") || (p.LB.VIP != "" && strings.Contains(line, p.LB.VIP+"/32")) {
+			found = append(found, "iptables "+line)
+			continue
+		}
+		for _, s := range p.Services {
+			if s.ClusterIP != "" && strings.Contains(line, s.ClusterIP+"/32") {
+				found = append(found, "iptables "+line)
+				break
+			}
+		}
+	}
+	return found
 }
 
 func diff(want, have []string) []string {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ func Down(lab string, log *slog.Logger) error {
 	return err
 }
 
+// netnsNameRE matches the namespaces netlab makes: nl-<lab>-<object>.
+var netnsNameRE = regexp.MustCompile(`^nl-[a-z][a-z0-9]*-[a-z0-9][a-z0-9.-]*$`)
+
 // DownAll removes every netlab lab on the machine.
 func DownAll(log *slog.Logger) error {
 	labs, err := Labs()
@@ -45,9 +49,16 @@ func DownAll(log *slog.Logger) error {
 		}
 		errs = append(errs, Down(l, log))
 	}
-	// Anything left under nl- (a name no lab of ours could have made) is swept too.
+	// Namespaces of labs whose runtime directory is gone are found by name; names that no
+	// lab of ours could have made are left alone.
 	rest, _ := kernel.ListNetns("nl-")
-	errs = append(errs, removeNamespaces(rest, log))
+	var ours []string
+	for _, ns := range rest {
+		if netnsNameRE.MatchString(ns) {
+			ours = append(ours, ns)
+		}
+	}
+	errs = append(errs, removeNamespaces(ours, log))
 	return errors.Join(errs...)
 }
 
@@ -67,7 +78,12 @@ func down(lab string, log *slog.Logger) error {
 			errs = append(errs, err)
 		}
 	}
-	os.Remove(EtcNetns) // only when empty: it may hold other tools' files
+	// /etc/netns goes only if netlab made it and nothing else is in it.
+	if _, err := os.Stat(etcNetnsMark); err == nil {
+		if rerr := os.Remove(EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
+			os.Remove(etcNetnsMark)
+		}
+	}
 	if err := os.RemoveAll(Dir(lab)); err != nil {
 		errs = append(errs, err)
 	}
@@ -99,17 +115,37 @@ func removeNamespaces(nss []string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// agentsOutside finds `netlab agent <role> --lab <lab>` processes by their argv.
+// agentsOutside finds the lab's agents that live outside its namespaces (the controller):
+// by the pid files up wrote, each checked against the process's start time and argv; and,
+// for an up killed between starting one and writing its file, by their exact argv
+// (`<netlab> agent controller --lab <lab>`).
 func agentsOutside(lab string) []int {
-	ents, _ := os.ReadDir("/proc")
 	var out []int
+	seen := map[int]bool{}
+	files, _ := filepath.Glob(filepath.Join(Dir(lab), "*.pid"))
+	for _, f := range files {
+		var pid int
+		var start string
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if _, err := fmt.Sscan(string(b), &pid, &start); err != nil {
+			continue
+		}
+		if kernel.StartTime(pid) == start && IsAgentOf(kernel.Cmdline(pid), lab) {
+			out = append(out, pid)
+			seen[pid] = true
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || seen[pid] {
 			continue
 		}
-		if IsAgentOf(kernel.Cmdline(pid), lab) {
+		if argv := kernel.Cmdline(pid); IsAgentOf(argv, lab) && argv[2] == "controller" {
 			out = append(out, pid)
 		}
 	}

@@ -79,6 +79,9 @@ func Labs() ([]string, error) {
 		return nil, err
 	}
 	for _, ns := range nss {
+		if !netnsNameRE.MatchString(ns) {
+			continue
+		}
 		if lab, _, ok := strings.Cut(strings.TrimPrefix(ns, "nl-"), "-"); ok {
 			seen[lab] = true
 		}
@@ -131,6 +134,13 @@ func lockLab(lab string) (*lock, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+	}
+	// A down that held the lock may have removed the file while we waited: our lock is
+	// then on an orphan inode, and a newcomer could lock a new file. Lock what is there.
+	var held, now syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &held) != nil || syscall.Stat(path, &now) != nil || held.Ino != now.Ino {
+		f.Close()
+		return lockLab(lab)
 	}
 	return &lock{f: f}, nil
 }

@@ -134,7 +134,8 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Name: p.Lab, LoadBalancer: LBStatus{Namespace: p.LB.Netns}}
+	st := &Status{Name: p.Lab, LoadBalancer: LBStatus{Namespace: p.LB.Netns, VIPs: []VIPState{}},
+		Nodes: []NodeStatus{}, Services: []ServiceStatus{}, Ingresses: []IngressStatus{}, Clients: []ClientStatus{}}
 	nss := map[string]bool{}
 	all, _ := kernel.ListNetns(plan.NetnsName(lab, ""))
 	for _, n := range all {

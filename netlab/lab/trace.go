@@ -182,8 +182,7 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 					spn += ":" + sp.Name
 				}
 				hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
-				hop.Details = append(hop.Details, fmt.Sprintf("iptables: KUBE-SERVICES → %s → %s",
-					kubeproxy.SVCChain(spn, sp.Protocol), kubeproxy.SEPChain(spn, sp.Protocol, podAP.String())))
+				hop.Details = append(hop.Details, "iptables: "+strings.Join(chainPath(svc, spn, sp.Protocol, svcKind(svc, f.OrigDst), podAP.String()), " → "))
 			}
 			if f.OrigSrc != f.ReplyDst {
 				hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (KUBE-MARK-MASQ, KUBE-POSTROUTING)", f.OrigSrc, f.ReplyDst))
@@ -336,6 +335,25 @@ func serviceFor(p *plan.Plan, dst netip.AddrPort, node string) (*plan.Service, p
 		}
 	}
 	return nil, plan.ServicePort{}
+}
+
+// chainPath is the way kube-proxy's rules take a packet to an endpoint, by chain name.
+func chainPath(s *plan.Service, spn, proto, kind, endpoint string) []string {
+	path := []string{kubeproxy.ChainServices}
+	local := s.InternalTrafficLocal
+	if kind != "cluster IP" {
+		if kind == "node port" {
+			path = append(path, kubeproxy.ChainNodePorts)
+		}
+		path = append(path, kubeproxy.EXTChain(spn, proto))
+		local = s.ExternalTrafficLocal
+	}
+	if local {
+		path = append(path, kubeproxy.SVLChain(spn, proto))
+	} else {
+		path = append(path, kubeproxy.SVCChain(spn, proto))
+	}
+	return append(path, kubeproxy.SEPChain(spn, proto, endpoint))
 }
 
 func svcKind(s *plan.Service, dst netip.AddrPort) string {

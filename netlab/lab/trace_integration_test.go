@@ -84,4 +84,7 @@ spec:
 	if !strings.Contains(lbHop.Summary, "default/shop:http") || !strings.Contains(kp.Summary, "Service default/shop:http node port") {
 		t.Errorf("L4 trace: lb %q, kube-proxy %q", lbHop.Summary, kp.Summary)
 	}
+	if d := strings.Join(kp.Details, " "); !strings.Contains(d, "iptables: KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-") || !strings.Contains(d, "→ KUBE-SVC-") {
+		t.Errorf("L4 trace chain path: %s", d)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
@@ -80,6 +81,8 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"routes and sysctls", routesAndSysctls},
 		{"hosts files", writeHosts},
 		{"agents", startAgents},
+		{"conntrack sysctls", conntrackSysctls},
+		{"readiness", verifyReady},
 	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -197,6 +200,9 @@ func routesAndSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 		}
 	}
 	for _, s := range p.Sysctls {
+		if strings.HasPrefix(s.Key, conntrackSysctl) {
+			continue // conntrackSysctls, once the agents' rules have loaded conntrack
+		}
 		if err := kernel.SetSysctl(s.Netns, s.Key, s.Value); err != nil {
 			return err
 		}
@@ -204,7 +210,71 @@ func routesAndSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
+// conntrackSysctl prefixes the sysctls that exist only once nf_conntrack is loaded.
+const conntrackSysctl = "net.netfilter."
+
+// conntrackSysctls sets them after the agents started: the LB's and kube-proxy's first
+// iptables-restore has loaded conntrack by then, also on a kernel built with modules.
+func conntrackSysctls(_ context.Context, p *plan.Plan, _ Options) error {
+	for _, s := range p.Sysctls {
+		if strings.HasPrefix(s.Key, conntrackSysctl) {
+			if err := kernel.SetSysctl(s.Netns, s.Key, s.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// verifyReady is up's last word: every pod answers its readiness probe from its node, and
+// the LB has a healthy real server behind every ingress virtual service. An agent that
+// reported ready after its grace period (a pod that never answered, a node the LB never
+// reached) makes up fail here, naming what is not ready.
+func verifyReady(ctx context.Context, p *plan.Plan, _ Options) error {
+	errs := make([]error, len(p.Pods))
+	_ = forEach(len(p.Pods), func(i int) error {
+		if err := Probe(ctx, p, p.Pods[i]); err != nil {
+			errs[i] = fmt.Errorf("pod %s: %w", p.Pods[i].Name, err)
+		}
+		return nil
+	})
+	if st, err := lb.LoadState(filepath.Join(Dir(p.Lab), lb.StateFile)); err == nil {
+		for _, vs := range st.Services {
+			if !strings.HasPrefix(vs.Name, "ingress-") {
+				continue // a LoadBalancer Service may rightly have no healthy node (ETP Local)
+			}
+			healthy := 0
+			for _, b := range vs.Backends {
+				if b.Healthy {
+					healthy++
+				}
+			}
+			if healthy == 0 {
+				errs = append(errs, fmt.Errorf("load balancer: no healthy node behind %s (%s:%d)", vs.Name, vs.VIP, vs.Port))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	return nil
+}
+
+// etcNetnsMark records that netlab created /etc/netns, so down removes only its own.
+var etcNetnsMark = filepath.Join(RunDir, ".created-etc-netns")
+
 func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
+	if len(p.Hosts) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(EtcNetns); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(EtcNetns, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(etcNetnsMark, nil, 0o600); err != nil {
+			return err
+		}
+	}
 	for _, hf := range p.Hosts {
 		dir := filepath.Join(EtcNetns, hf.Netns)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -288,6 +358,11 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 	return nil
 }
 
+// pidPath is where up records an agent that lives outside the lab's namespaces.
+func pidPath(lab string, pr plan.Process) string {
+	return filepath.Join(Dir(lab), pr.Role+"-"+pr.Name+".pid")
+}
+
 // StartAgent starts one agent detached inside its namespace, its output appended to its
 // log file. The returned channel yields nil once the agent reported ready, or an error if
 // it exited first.
@@ -320,6 +395,13 @@ func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("start %s agent %s: %w", pr.Role, pr.Name, err)
+	}
+	if pr.Netns == "" {
+		// Outside any lab namespace, down finds the agent by this file: pid and start time.
+		rec := fmt.Sprintf("%d %s\n", cmd.Process.Pid, kernel.StartTime(cmd.Process.Pid))
+		if err := os.WriteFile(pidPath(lab, pr), []byte(rec), 0o600); err != nil {
+			return nil, fmt.Errorf("record %s agent pid: %w", pr.Role, err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() {

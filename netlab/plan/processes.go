@@ -21,9 +21,6 @@ func podProcesses(p *Plan) []Process {
 		for _, cp := range pod.Ports {
 			args = append(args, "--port", fmt.Sprintf("%d/%s", cp.Port, cp.Protocol))
 		}
-		if pod.Probe.Type == "http" && pod.Probe.Path != "/healthz" {
-			args = append(args, "--ready-path", pod.Probe.Path)
-		}
 		out = append(out, Process{Role: "pod", Name: pod.Name, Netns: pod.Netns, Args: args})
 	}
 	return out
