@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -96,7 +97,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	defPort(&cfg.HTTPSPort, DefaultIngressHTTPSPort)
 	defPort(&cfg.MetricsPort, DefaultIngressMetricsPort)
 	if cfg.AccessLog == nil {
-		cfg.AccessLog = os.Stdout
+		cfg.AccessLog = &cappedLog{f: os.Stdout, max: accessLogCap}
 	}
 	log = log.With("agent", "ingress", "node", cfg.Node)
 
@@ -232,6 +233,31 @@ loop:
 	}
 	h.CloseIdleConnections()
 	return err2
+}
+
+// accessLogCap bounds an agent's log file (it lives in /run, in memory): a benchmark's
+// million requests must not fill it.
+const accessLogCap = 64 << 20
+
+// cappedLog writes to a log file opened for appending and empties it when it outgrows max;
+// writers sharing the file (the agent's own log lines) go on at its new end.
+type cappedLog struct {
+	mu     sync.Mutex
+	f      *os.File
+	max    int64
+	writes int
+}
+
+func (c *cappedLog) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writes++; c.writes%1024 == 0 {
+		if fi, err := c.f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > c.max {
+			_ = c.f.Truncate(0)
+			fmt.Fprintf(c.f, "{\"msg\":\"log emptied at %d MiB\"}\n", c.max>>20)
+		}
+	}
+	return c.f.Write(b)
 }
 
 // endpointsStamp identifies the current version of the controller's endpoints file (it is
