@@ -288,17 +288,7 @@ func logEndpointChanges(log *slog.Logger, old, cur []kubeproxy.ServicePort) {
 	}
 }
 
-func readPlan(path string) (*plan.Plan, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
-	}
-	var p plan.Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return &p, nil
-}
+func readPlan(path string) (*plan.Plan, error) { return lab.ReadPlan(path) }
 
 // softFailures is how many probe failures in a row, other than a refused connection or a
 // bad answer, make a ready pod not ready (kubelet's failureThreshold is 3 too): a loaded

@@ -203,7 +203,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	// ClusterIP picked when they were opened. When the Service's endpoints change, drop the
 	// idle ones, so no new request rides a connection to a pod that is gone or unreachable.
 	epPath := filepath.Join(cfg.Dir, lab.EndpointsFileName)
-	epGen := endpointsStamp(epPath)
+	epGen := fileStamp(epPath)
 	epTick := time.NewTicker(100 * time.Millisecond)
 	defer epTick.Stop()
 	var err2 error
@@ -213,7 +213,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-epTick.C:
-			if g := endpointsStamp(epPath); g != epGen {
+			if g := fileStamp(epPath); g != epGen {
 				epGen = g
 				h.CloseIdleConnections()
 				log.Info("endpoints changed: idle upstream connections closed")
@@ -260,15 +260,6 @@ func (c *cappedLog) Write(b []byte) (int, error) {
 	return c.f.Write(b)
 }
 
-// endpointsStamp identifies the current version of the controller's endpoints file (it is
-// replaced atomically on every change) without reading it.
-func endpointsStamp(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
-}
 
 // IngressCADir is where a lab's CA lives (under the lab's runtime directory).
 func IngressCADir(labDir string) string { return filepath.Join(labDir, "ca") }

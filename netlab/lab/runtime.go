@@ -57,16 +57,22 @@ var ErrNoLab = errors.New("no such lab")
 
 // LoadPlan reads the plan a running lab was built from.
 func LoadPlan(lab string) (*plan.Plan, error) {
-	b, err := os.ReadFile(PlanPath(lab))
+	p, err := ReadPlan(PlanPath(lab))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("lab %s: %w", lab, ErrNoLab)
 	}
+	return p, err
+}
+
+// ReadPlan reads a plan file.
+func ReadPlan(path string) (*plan.Plan, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
 	var p plan.Plan
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", PlanPath(lab), err)
+		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return &p, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -35,12 +34,10 @@ const (
 	DefaultProbePeriod = 250 * time.Millisecond
 )
 
-var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
-
 // CheckLabName says whether name can be a lab name. Lab names have no '-' so that
 // nl-<lab>-<object> parses back to its lab unambiguously (down finds objects by name).
 func CheckLabName(name string) error {
-	if len(name) > scenario.MaxLabName || !labNameRE.MatchString(name) {
+	if len(name) > scenario.MaxLabName || !scenario.IsLabName(name) {
 		return fmt.Errorf("lab name %q must be 1-%d lowercase letters and digits, starting with a letter", name, scenario.MaxLabName)
 	}
 	return nil
@@ -512,10 +509,10 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		}
 		if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
 			sched, pers := lbs.Scheduler, lbs.Persistence.Duration.String()
-			if v := s.Annotations["netlab.dev/lb-scheduler"]; v != "" {
+			if v := s.Annotations[scenario.AnnotationLBScheduler]; v != "" {
 				sched = v
 			}
-			if v := s.Annotations["netlab.dev/lb-persistence"]; v != "" {
+			if v := s.Annotations[scenario.AnnotationLBPersistence]; v != "" {
 				if d, err := time.ParseDuration(v); err == nil {
 					pers = d.String()
 				}

@@ -17,7 +17,7 @@ func (v *validator) lab() {
 	switch name := l.Metadata.Name; {
 	case name == "":
 		v.errf(w, "metadata.name", "required")
-	case !isLabName(name):
+	case !IsLabName(name):
 		v.errf(w, "metadata.name", "must be lowercase letters and digits, starting with a letter (no '-': namespaces are named nl-<lab>-<object>), got %q", name)
 	case len(name) > MaxLabName:
 		v.errf(w, "metadata.name", "%q is %d bytes, longer than %d (namespaces are named nl-<lab>-<object>)", name, len(name), MaxLabName)
@@ -215,8 +215,9 @@ func (v *validator) lab() {
 	}
 }
 
-// isLabName reports whether name is lowercase letters and digits starting with a letter.
-func isLabName(name string) bool {
+// IsLabName reports whether name is lowercase letters and digits starting with a letter
+// (no '-': nl-<lab>-<object> must parse back to its lab).
+func IsLabName(name string) bool {
 	for i, c := range name {
 		if !(c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
 			return false
