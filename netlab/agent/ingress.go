@@ -260,7 +260,6 @@ func (c *cappedLog) Write(b []byte) (int, error) {
 	return c.f.Write(b)
 }
 
-
 // IngressCADir is where a lab's CA lives (under the lab's runtime directory).
 func IngressCADir(labDir string) string { return filepath.Join(labDir, "ca") }
 
