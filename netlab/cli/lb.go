@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,8 +13,6 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/spf13/cobra"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,22 +121,23 @@ func lbReport(name string) (lb.Report, error) {
 	return r, nil
 }
 
-// lbFlows lists the LB namespace's IPv4 conntrack entries through netlink.
+// lbFlows lists the LB namespace's TCP and UDP conntrack entries.
 func lbFlows(ns string) ([]lb.Flow, error) {
 	h := kernel.NewHandles()
 	defer h.Close()
-	nh, err := h.Get(ns)
-	if err != nil {
-		return nil, err
-	}
-	list, err := nh.ConntrackTableList(netlink.ConntrackTable, netlink.InetFamily(unix.AF_INET))
+	flows, err := h.Flows(ns)
 	if err != nil {
 		return nil, fmt.Errorf("read the LB's conntrack table: %w", err)
 	}
+	return toLBFlows(flows), nil
+}
+
+// toLBFlows keeps the part of each TCP or UDP flow the report counts.
+func toLBFlows(flows []kernel.Flow) []lb.Flow {
 	var out []lb.Flow
-	for _, f := range list {
+	for _, f := range flows {
 		proto := ""
-		switch f.Forward.Protocol {
+		switch f.Proto {
 		case unix.IPPROTO_TCP:
 			proto = lb.ProtoTCP
 		case unix.IPPROTO_UDP:
@@ -147,16 +145,10 @@ func lbFlows(ns string) ([]lb.Flow, error) {
 		default:
 			continue
 		}
-		od, ok1 := netip.AddrFromSlice(f.Forward.DstIP.To4())
-		rs, ok2 := netip.AddrFromSlice(f.Reverse.SrcIP.To4())
-		if !ok1 || !ok2 {
+		if !f.OrigDst.IsValid() || !f.ReplySrc.IsValid() {
 			continue
 		}
-		fl := lb.Flow{Proto: proto, OrigDst: netip.AddrPortFrom(od, f.Forward.DstPort), ReplySrc: netip.AddrPortFrom(rs, f.Reverse.SrcPort)}
-		if tcp, ok := f.ProtoInfo.(*netlink.ProtoInfoTCP); ok {
-			fl.Established = tcp.State == nl.TCP_CONNTRACK_ESTABLISHED
-		}
-		out = append(out, fl)
+		out = append(out, lb.Flow{Proto: proto, OrigDst: f.OrigDst, ReplySrc: f.ReplySrc, Established: f.Established})
 	}
-	return out, nil
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -230,7 +231,10 @@ func TestIntegrationIngress(t *testing.T) {
 		}
 	})
 
-	t.Run("slow clients do not block others", func(t *testing.T) {
+	t.Run("slow clients do not block others and are cut at ReadHeaderTimeout", func(t *testing.T) {
+		// The agent serves with ingress.DefaultServer (the ingress agent sets no Server).
+		rht := ingress.DefaultServer.ReadHeaderTimeout
+		opened := time.Now()
 		var conns []net.Conn
 		for range 100 {
 			conn, err := kernel.DialIn(cns, "tcp", n1+":80", 3*time.Second)
@@ -243,9 +247,53 @@ func TestIntegrationIngress(t *testing.T) {
 			}
 			conns = append(conns, conn)
 		}
+		// A slowloris proper: it keeps trickling header bytes, never the blank line.
+		trickler, err := kernel.DialIn(cns, "tcp", n1+":80", 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { trickler.Close() })
+		go func() {
+			if _, err := io.WriteString(trickler, "GET / HTTP/1.1\r\nHost: app.example\r\nX-Slow: "); err != nil {
+				return
+			}
+			for {
+				time.Sleep(200 * time.Millisecond)
+				if _, err := trickler.Write([]byte("a")); err != nil {
+					return
+				}
+			}
+		}()
+		conns = append(conns, trickler)
+
+		// Meanwhile a normal client is served.
 		e, _ := echoFrom(t, nsClient(cns, n1+":80", nil), "http://app.example/")
 		if !strings.HasPrefix(e.Pod, "web-") {
 			t.Errorf("pod %s", e.Pod)
+		}
+		if served := time.Since(opened); served >= rht {
+			t.Fatalf("the normal request ended %v after the slow clients came, past ReadHeaderTimeout %v: it did not run meanwhile", served, rht)
+		}
+		// Then the server closes every slow connection: not before ReadHeaderTimeout (the
+		// clock started when they were dialled, before the server's), and within a few
+		// seconds after it.
+		for i, conn := range conns {
+			_ = conn.SetReadDeadline(opened.Add(rht + 3*time.Second))
+			b, err := io.ReadAll(conn)
+			closed := time.Since(opened)
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				t.Fatalf("slow connection %d still open %v after it was dialled (ReadHeaderTimeout %v)", i, closed, rht)
+			}
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("slow connection %d: %v", i, err)
+			}
+			if closed < rht {
+				t.Fatalf("slow connection %d closed after %v, before ReadHeaderTimeout %v", i, closed, rht)
+			}
+			// net/http hangs up on a header timeout without an answer (or with a 408).
+			if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+				t.Errorf("slow connection %d got %q", i, b)
+			}
 		}
 	})
 
@@ -338,15 +386,25 @@ func TestIntegrationIngress(t *testing.T) {
 				}
 			}
 		}
+		// Right after the kill (endpoints still listed: the pods' addresses reset the
+		// connection) and after the controller removed them (kube-proxy rejects): each
+		// answer is a 502 in under 2 s, never a dial left to time out.
 		c := nsClient(cns, n1+":80", nil)
-		resp, err := c.Get("http://app.example/api")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 502 {
-			t.Errorf("api with every pod killed: %s %s, want 502", resp.Status, body)
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			start := time.Now()
+			resp, err := c.Get("http://app.example/api")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			took := time.Since(start)
+			if resp.StatusCode != 502 {
+				t.Fatalf("api with every pod killed: %s %s, want 502", resp.Status, body)
+			}
+			if took >= 2*time.Second {
+				t.Fatalf("api with every pod killed: 502 after %v, want it in under 2 s", took)
+			}
 		}
 	})
 }

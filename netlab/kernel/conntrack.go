@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,6 +22,8 @@ type Flow struct {
 	Mark     uint32
 	Packets  uint64 // both directions
 	Bytes    uint64
+	// Established is a TCP connection in conntrack's ESTABLISHED state.
+	Established bool
 }
 
 // Flows lists the IPv4 conntrack table of the named namespace.
@@ -45,6 +48,9 @@ func (h *Handles) Flows(ns string) ([]Flow, error) {
 			Packets:  f.Forward.Packets + f.Reverse.Packets,
 			Bytes:    f.Forward.Bytes + f.Reverse.Bytes,
 		})
+		if tcp, ok := f.ProtoInfo.(*netlink.ProtoInfoTCP); ok {
+			out[len(out)-1].Established = tcp.State == nl.TCP_CONNTRACK_ESTABLISHED
+		}
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,25 +279,60 @@ func assertGone(t *testing.T, name string) {
 
 func TestIntegrationKilledUpThenDown(t *testing.T) {
 	labtest.RequireRoot(t)
-	// Kill -9 `up` at several moments of its run; down must leave nothing each time.
-	for _, delay := range []time.Duration{0, 2 * time.Millisecond, 6 * time.Millisecond, 12 * time.Millisecond, 25 * time.Millisecond, 60 * time.Millisecond} {
-		name := labtest.LabName("kill")
+	up := func(name string) *exec.Cmd {
 		cmd := exec.Command(labtest.Binary(t), "up", "--name", name)
 		cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
+		return cmd
+	}
+	down := func(name, when string) {
+		t.Helper()
+		if err := lab.Down(name, nil); err != nil {
+			t.Errorf("down after kill at %s: %v", when, err)
+		}
+		assertGone(t, name)
+		// A second down is a no-op.
+		if err := lab.Down(name, nil); err != nil {
+			t.Errorf("second down after kill at %s: %v", when, err)
+		}
+	}
+
+	// Whole runs of `up` of the default lab set the time scale: its phases (namespaces,
+	// links, rules, cluster agents, the LB wave, the ready wait) spread over it. Its
+	// length varies with the machine's load (200-550 ms on 2 busy cores), so the scale is
+	// the median of three runs and the fractions are dense enough that, whatever this run
+	// takes, kills land in its early, middle and late phases.
+	var runs []time.Duration
+	for range 3 {
+		name := labtest.LabName("kill")
+		cmd := up(name)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		runs = append(runs, time.Since(start))
+		if err != nil {
+			_ = lab.Down(name, nil)
+			t.Fatalf("full up: %v\n%s", err, out)
+		}
+		down(name, "the end (no kill)")
+	}
+	slices.Sort(runs)
+	full := runs[1]
+	t.Logf("whole ups take %v", runs)
+
+	// Kill -9 `up` at fractions of that; down must leave nothing each time.
+	for _, pct := range []int{0, 5, 15, 25, 40, 50, 60, 75, 90, 98} {
+		delay := full * time.Duration(pct) / 100
+		when := fmt.Sprintf("%d%% (%v)", pct, delay.Round(time.Millisecond))
+		name := labtest.LabName("kill")
+		cmd := up(name)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(delay)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		if err := lab.Down(name, nil); err != nil {
-			t.Errorf("down after kill at %s: %v", delay, err)
+		if err := cmd.Wait(); err == nil {
+			t.Logf("kill at %s: up had already finished", when)
 		}
-		assertGone(t, name)
-		// A second down is a no-op.
-		if err := lab.Down(name, nil); err != nil {
-			t.Errorf("second down: %v", err)
-		}
+		down(name, when)
 	}
 }
 

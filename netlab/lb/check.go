@@ -169,20 +169,24 @@ func (c *Checker) Status() map[string]HealthStatus {
 	return out
 }
 
-// observe records a result and returns the transition, if any.
-func (c *Checker) observe(p Probe, err error) (Transition, bool) {
+// observe records a result and returns the transition, if any. logFailure reports whether
+// a failed check is worth a log line: while the probe is up (the failure counts toward
+// fall) or when it is the first failure after a success (or the first check). Failures
+// of a probe that stays down are not logged each interval, so the log stays bounded.
+func (c *Checker) observe(p Probe, err error) (t Transition, changed, logFailure bool) {
 	at := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.states[p.Key()]
+	logFailure = err != nil && (h.Up() || h.failRun == 0)
 	if !h.Observe(err == nil, at) {
-		return Transition{}, false
+		return Transition{}, false, logFailure
 	}
-	t := Transition{Probe: p, Up: h.Up(), At: at}
+	t = Transition{Probe: p, Up: h.Up(), At: at}
 	if err != nil {
 		t.Err = err.Error()
 	}
-	return t, true
+	return t, true, logFailure
 }
 
 // Run checks every probe (duplicates by Key are checked once) right away and then every
@@ -226,10 +230,11 @@ func (c *Checker) Run(ctx context.Context, probes []Probe, events chan<- Transit
 				if ctx.Err() != nil {
 					return
 				}
-				if err != nil {
+				t, changed, logFailure := c.observe(p, err)
+				if logFailure {
 					log.Info("check failed", "probe", p.Key(), "err", err)
 				}
-				if t, ok := c.observe(p, err); ok {
+				if changed {
 					state := "down"
 					if t.Up {
 						state = "up"

@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -196,5 +197,79 @@ func TestCheckerRun(t *testing.T) {
 func TestCheckerRunNeedsInterval(t *testing.T) {
 	if err := (&Checker{}).Run(context.Background(), nil, nil); err == nil {
 		t.Error("Run without an interval did not fail")
+	}
+}
+
+// lockedBuffer is a log sink safe for the checker's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestCheckerRunLogsFailuresBounded scripts a probe's results and counts the "check
+// failed" lines: failures are logged while the probe is up (they count toward fall) and
+// on the first failure after a success, never on every interval while it stays down.
+func TestCheckerRunLogsFailuresBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script string // one result per check: S success, F failure
+		want   int
+	}{
+		// Up at once; three failures while up (the third takes it down); three quiet ones;
+		// back up after two successes; the same again.
+		{"flapping", "SSFFFFFFSSFFFFF", 6},
+		// Never answers: only the first failure is logged.
+		{"always down", "FFFFFFFFFFFF", 1},
+		// Down, one success (not enough to rise), down again: the failure after the
+		// success is logged once more.
+		{"down with a blip", "FFFFSFFFF", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var calls atomic.Int64
+			var out lockedBuffer
+			c := &Checker{
+				Config: CheckConfig{Interval: time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 3, FirstDecides: true},
+				Logger: slog.New(slog.NewJSONHandler(&out, nil)),
+				Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					i := int(calls.Add(1)) - 1
+					if i >= len(tc.script) {
+						cancel() // the script is over: this check is not observed
+						<-ctx.Done()
+						return nil, ctx.Err()
+					}
+					if tc.script[i] == 'S' {
+						a, b := net.Pipe()
+						b.Close()
+						return a, nil
+					}
+					return nil, errors.New("connection refused")
+				},
+			}
+			events := make(chan Transition, len(tc.script))
+			if err := c.Run(ctx, []Probe{{Type: CheckTCP, Addr: "172.18.0.11:80"}}, events); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			logs := out.String()
+			if got := strings.Count(logs, `"msg":"check failed"`); got != tc.want {
+				t.Errorf("script %s: %d failed checks logged, want %d\n%s", tc.script, got, tc.want, logs)
+			}
+			if !strings.Contains(logs, "connection refused") {
+				t.Errorf("the logged failure lacks its error:\n%s", logs)
+			}
+		})
 	}
 }

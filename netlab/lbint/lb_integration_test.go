@@ -133,9 +133,15 @@ func clientNS(t *testing.T, p *plan.Plan, name string) (ns string, ip string) {
 // healthy real servers are exactly want (node names).
 func waitHealthy(t *testing.T, lab string, service string, want ...string) lb.VirtualService {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return healthyBy(t, time.Now().Add(30*time.Second), lab, service, want...)
+}
+
+// healthyBy is waitHealthy with a deadline: it fails the test if the agent's published
+// state does not show exactly want as the service's healthy real servers by then.
+func healthyBy(t *testing.T, deadline time.Time, lab string, service string, want ...string) lb.VirtualService {
+	t.Helper()
 	var last []string
-	for time.Now().Before(deadline) {
+	for {
 		st, err := lb.LoadState(stateFile(lab))
 		if err == nil {
 			for _, vs := range st.Services {
@@ -153,9 +159,12 @@ func waitHealthy(t *testing.T, lab string, service string, want ...string) lb.Vi
 				}
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("service %s: healthy real servers %v, want %v", service, last, want)
+	t.Fatalf("service %s: healthy real servers %v by the deadline, want %v", service, last, want)
 	return lb.VirtualService{}
 }
 
@@ -272,6 +281,23 @@ func TestIntegrationLBSchedulers(t *testing.T) {
 	})
 
 	t.Run("netlab lb shows the counters", func(t *testing.T) {
+		// One connection to solo stays open (established: an active connection); the six
+		// earlier ones to solo's node are closed (in TIME_WAIT: inactive).
+		home := ""
+		for _, pod := range p.Pods {
+			if pod.Deployment == "solo" {
+				home = pod.Node
+			}
+		}
+		ka := labtest.Client(cns, true)
+		t.Cleanup(ka.CloseIdleConnections)
+		resp, err := ka.Get("http://" + vipOf(t, p, "solo") + "/")
+		if err != nil {
+			t.Fatalf("keep-alive request to solo: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+
 		out, err := labtest.CLI(t, "lb", "--name", p.Lab, "-o", "json")
 		if err != nil {
 			t.Fatalf("netlab lb: %v\n%s", err, out)
@@ -280,19 +306,35 @@ func TestIntegrationLBSchedulers(t *testing.T) {
 		if err := json.Unmarshal([]byte(out[strings.IndexByte(out, '{'):]), &r); err != nil {
 			t.Fatalf("netlab lb -o json: %v\n%s", err, out)
 		}
+		found := 0
 		for _, s := range r.Services {
-			if s.Name != "default/rr:http" {
-				continue
-			}
-			for _, b := range s.Backends {
-				// 9 connections, 3 per node, each at least a handshake and a request.
-				if b.Conns != 3 || !b.Healthy || b.Weight == 0 || b.In.Packets < 3*3 || b.Out.Packets < 3*2 || b.In.Bytes == 0 {
-					t.Errorf("rr real server %s: %+v", b.Node, b)
+			switch s.Name {
+			case "default/rr:http":
+				found++
+				for _, b := range s.Backends {
+					// 9 connections, 3 per node, each at least a handshake and a request,
+					// all closed.
+					if b.Conns != 3 || !b.Healthy || b.Weight == 0 || b.In.Packets < 3*3 || b.Out.Packets < 3*2 || b.In.Bytes == 0 ||
+						b.Active != 0 || b.Inactive != 3 {
+						t.Errorf("rr real server %s: %+v", b.Node, b)
+					}
+				}
+			case "default/solo:http":
+				found++
+				for _, b := range s.Backends {
+					want := lb.ConnCount{}
+					if b.Node == home {
+						want = lb.ConnCount{Active: 1, Inactive: 6}
+					}
+					if b.ConnCount != want {
+						t.Errorf("solo real server %s: active %d inactive %d, want %d and %d", b.Node, b.Active, b.Inactive, want.Active, want.Inactive)
+					}
 				}
 			}
-			return
 		}
-		t.Fatalf("no default/rr:http in %s", out)
+		if found != 2 {
+			t.Fatalf("default/rr:http or default/solo:http missing in %s", out)
+		}
 	})
 }
 
@@ -338,15 +380,19 @@ func TestIntegrationLBFailover(t *testing.T) {
 		victim = "node-3"
 	}
 
+	// Detection takes interval × fall (the last failing check ends within its timeout,
+	// below the interval); a second more covers the CLI, the coalescing and the restore.
+	// The clock starts before the command, so the bound is from the failure at the latest.
+	failed := time.Now()
 	out, err := labtest.CLI(t, "node", "fail", victim, "--name", p.Lab)
 	if err != nil {
 		t.Fatalf("node fail: %v\n%s", err, out)
 	}
-	// Detection takes at most interval × fall (plus a check's timeout); then nothing fails.
-	time.Sleep(checkInterval*checkFall + time.Second)
 	rest := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == victim })
-	waitHealthy(t, p.Lab, "default/rr:http", rest...)
-	// Every request succeeds (requests fails the test otherwise) and none reaches it.
+	healthyBy(t, failed.Add(checkInterval*checkFall+time.Second), p.Lab, "default/rr:http", rest...)
+	t.Logf("%s out of rotation %v after node fail", victim, time.Since(failed).Round(time.Millisecond))
+	// At once, every request succeeds (requests fails the test otherwise) and none
+	// reaches the failed node.
 	got := requests(t, cns, cip, vip, 20)
 	if c := count(got); c[victim] != 0 {
 		t.Fatalf("after failing %s: %v", victim, c)
@@ -356,11 +402,13 @@ func TestIntegrationLBFailover(t *testing.T) {
 		t.Errorf("keep-alive connection moved from %s to %s", held, e.Node)
 	}
 
+	recovered := time.Now()
 	out, err = labtest.CLI(t, "node", "recover", victim, "--name", p.Lab)
 	if err != nil {
 		t.Fatalf("node recover: %v\n%s", err, out)
 	}
-	waitHealthy(t, p.Lab, "default/rr:http", all...)
+	healthyBy(t, recovered.Add(checkInterval*checkRise+time.Second), p.Lab, "default/rr:http", all...)
+	t.Logf("%s back in rotation %v after node recover", victim, time.Since(recovered).Round(time.Millisecond))
 	if c := count(requests(t, cns, cip, vip, 9)); c[victim] == 0 {
 		t.Fatalf("after recovering %s it gets nothing: %v", victim, c)
 	}

@@ -6,12 +6,17 @@
 //	fabric 172.18.0.0/24    lb .1 (the nodes' gateway), node-1 .11, node-2 .12
 //	pods 10.244.0.0/16      node-1 10.244.1.0/24, node-2 10.244.2.0/24 (placement by plan)
 //	services 10.96.0.0/12   web (NodePort), sticky (ClientIP affinity), solo (NodePort,
-//	                        externalTrafficPolicy Local, 1 pod), dns (UDP 53 -> 5353)
+//	                        externalTrafficPolicy Local, 1 pod), dns (UDP 53 -> 5353),
+//	                        web-local and solo-local (internalTrafficPolicy Local), multi
+//	                        (80 -> named http 8080, 81 -> 9090 by number), fixed (manifest
+//	                        clusterIP 10.96.200.200 and nodePort 30777), empty (NodePort,
+//	                        a Deployment with 0 replicas: no endpoints)
 package integration_test
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +25,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,7 +121,80 @@ metadata: {name: dns}
 spec:
   selector: {app: dns}
   ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-local}
+spec:
+  selector: {app: web}
+  internalTrafficPolicy: Local
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo-local}
+spec:
+  selector: {app: solo}
+  internalTrafficPolicy: Local
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: multi}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: multi}}
+  template:
+    metadata: {labels: {app: multi}}
+    spec:
+      containers:
+      - name: multi
+        image: netlab/echo
+        ports: [{name: http, containerPort: 8080}, {name: admin, containerPort: 9090}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: multi}
+spec:
+  selector: {app: multi}
+  ports:
+  - {name: web, port: 80, targetPort: http}
+  - {name: admin, port: 81, targetPort: 9090}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fixed}
+spec:
+  type: NodePort
+  clusterIP: ` + fixedClusterIP + `
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http, nodePort: ` + fixedNodePort + `}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: none}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: none}}
+  template:
+    metadata: {labels: {app: none}}
+    spec:
+      containers:
+      - name: none
+        image: netlab/echo
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  type: NodePort
+  selector: {app: none}
+  ports: [{name: http, port: 80, targetPort: http}]
 `
+
+// The fixed Service's manifest addresses.
+const fixedClusterIP, fixedNodePort = "10.96.200.200", "30777"
 
 func service(t *testing.T, p *plan.Plan, name string) plan.Service {
 	t.Helper()
@@ -332,6 +411,186 @@ func TestIntegrationServices(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("UDP answered by %v, want every dns pod %v", got, want)
+		}
+	})
+
+	t.Run("internalTrafficPolicy Local", func(t *testing.T) {
+		webLocal, soloLocal := service(t, p, "web-local"), service(t, p, "solo-local")
+		soloCluster := service(t, p, "solo")
+		soloPod := podsOf(p, "solo")[0]
+		for _, n := range p.Nodes {
+			var localWeb []string
+			for _, pod := range podsOf(p, "web") {
+				if pod.Node == n.Name {
+					localWeb = append(localWeb, pod.Name)
+				}
+			}
+			// From the node's own namespace and from a pod on it.
+			from := []string{n.Netns}
+			for _, pod := range p.Pods {
+				if pod.Node == n.Name && pod.Deployment != "web" {
+					from = append(from, pod.Netns)
+					break
+				}
+			}
+			for _, ns := range from {
+				// web has pods on both nodes: only this node's answer, all of them.
+				seen := map[string]int{}
+				for range 20 {
+					e, _, err := labtest.GetEcho(ns, url(webLocal.ClusterIP, 80))
+					if err != nil {
+						t.Fatalf("web-local from %s: %v", ns, err)
+					}
+					seen[e.Pod]++
+				}
+				if len(localWeb) == 0 {
+					t.Fatalf("%s has no web pod: the scenario no longer tests web-local", n.Name)
+				}
+				for pod := range seen {
+					if !slices.Contains(localWeb, pod) {
+						t.Errorf("web-local from %s (on %s) reached %s, not a local endpoint %v: %v", ns, n.Name, pod, localWeb, seen)
+					}
+				}
+				for _, pod := range localWeb {
+					if seen[pod] == 0 {
+						t.Errorf("web-local from %s never reached local endpoint %s: %v", ns, pod, seen)
+					}
+				}
+				// solo has one pod: its node reaches it, the other node drops the traffic
+				// (kube-proxy's "has no local endpoints" DROP: a timeout, not a refusal),
+				// while the cluster-wide solo Service still answers from the same place.
+				if n.Name == soloPod.Node {
+					if e, _, err := labtest.GetEcho(ns, url(soloLocal.ClusterIP, 80)); err != nil || e.Pod != soloPod.Name {
+						t.Errorf("solo-local from %s (the pod's node): %+v %v", ns, e, err)
+					}
+					continue
+				}
+				c, err := kernel.DialIn(ns, "tcp", net.JoinHostPort(soloLocal.ClusterIP, "80"), time.Second)
+				if err == nil {
+					c.Close()
+					t.Errorf("solo-local from %s (on %s, no local endpoint) connected", ns, n.Name)
+				} else if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+					t.Errorf("solo-local from %s (on %s, no local endpoint): %v, want the SYN dropped (a timeout)", ns, n.Name, err)
+				}
+				if e, _, err := labtest.GetEcho(ns, url(soloCluster.ClusterIP, 80)); err != nil || e.Pod != soloPod.Name {
+					t.Errorf("control: solo (cluster policy) from %s: %+v %v", ns, e, err)
+				}
+			}
+		}
+	})
+
+	t.Run("multi-port Service: each port to its targetPort", func(t *testing.T) {
+		multi := service(t, p, "multi")
+		multiPods := names(podsOf(p, "multi"))
+		from := podsOf(p, "solo")[0].Netns
+		// port 80 targets the container port named http (8080); 81 targets 9090 by number.
+		for _, tc := range []struct {
+			port   int32
+			target int
+		}{{80, 8080}, {81, 9090}} {
+			seen := map[string]bool{}
+			for range 12 {
+				e, _, err := labtest.GetEcho(from, url(multi.ClusterIP, tc.port))
+				if err != nil {
+					t.Fatalf("multi:%d: %v", tc.port, err)
+				}
+				if e.Port != tc.target || !slices.Contains(multiPods, e.Pod) {
+					t.Fatalf("multi:%d answered by %s on port %d, want a multi pod on %d", tc.port, e.Pod, e.Port, tc.target)
+				}
+				seen[e.Pod] = true
+			}
+			if len(seen) != len(multiPods) {
+				t.Errorf("multi:%d reached %v, want every pod %v", tc.port, seen, multiPods)
+			}
+		}
+	})
+
+	t.Run("manifest clusterIP and nodePort are the addresses", func(t *testing.T) {
+		fixed := service(t, p, "fixed")
+		np := fixed.Ports[0].NodePort
+		if fixed.ClusterIP != fixedClusterIP || fmt.Sprint(np) != fixedNodePort {
+			t.Fatalf("fixed planned at %s nodePort %d, want the manifest's %s and %s", fixed.ClusterIP, np, fixedClusterIP, fixedNodePort)
+		}
+		from := podsOf(p, "solo")[0].Netns
+		if e, _, err := labtest.GetEcho(from, url(fixedClusterIP, 80)); err != nil || !slices.Contains(webPods, e.Pod) {
+			t.Errorf("fixed at %s:80: %+v %v", fixedClusterIP, e, err)
+		}
+		for _, n := range p.Nodes {
+			if e, _, err := labtest.GetEcho(clientNS, url(plan.Addr(n.IP), np)); err != nil || !slices.Contains(webPods, e.Pod) {
+				t.Errorf("fixed at %s:%d: %+v %v", n.Name, np, e, err)
+			}
+		}
+	})
+
+	t.Run("a Service without endpoints is rejected", func(t *testing.T) {
+		empty := service(t, p, "empty")
+		np := empty.Ports[0].NodePort
+		pod := podsOf(p, "solo")[0]
+		node := p.Nodes[0]
+		for _, tc := range []struct{ from, addr string }{
+			{pod.Netns, net.JoinHostPort(empty.ClusterIP, "80")},
+			{node.Netns, net.JoinHostPort(empty.ClusterIP, "80")},
+			{clientNS, net.JoinHostPort(plan.Addr(node.IP), fmt.Sprint(np))},
+		} {
+			// A REJECT answers the SYN at once: connection refused, long before the
+			// dial's timeout (a DROP would end in that timeout instead).
+			start := time.Now()
+			c, err := kernel.DialIn(tc.from, "tcp", tc.addr, 5*time.Second)
+			if err == nil {
+				c.Close()
+				t.Errorf("%s from %s connected, but the Service has no endpoints", tc.addr, tc.from)
+				continue
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("%s from %s: %v after %v, want connection refused", tc.addr, tc.from, err, time.Since(start))
+			}
+		}
+	})
+
+	t.Run("netlab rules shows the Service's chain with growing counters", func(t *testing.T) {
+		pod := podsOf(p, "solo")[0]
+		svcChain := kubeproxy.SVCChain("default/web:http", "tcp")
+		// sum adds the packet counters of the SVC chain's jumps to its endpoints (the nat
+		// table counts a connection's first packet).
+		sum := func() int {
+			t.Helper()
+			out, err := labtest.CLI(t, "rules", pod.Node, "--name", p.Lab, "--service", "web")
+			if err != nil {
+				t.Fatalf("netlab rules: %v\n%s", err, out)
+			}
+			if strings.Contains(out, kubeproxy.SVCChain("default/sticky:http", "tcp")) ||
+				strings.Contains(out, kubeproxy.SVCChain("default/sticky", "tcp")) {
+				t.Errorf("--service web shows sticky's chain:\n%s", out)
+			}
+			total, jumps := 0, 0
+			for line := range strings.Lines(out) {
+				f := strings.Fields(line)
+				if len(f) < 5 || f[2] != "-A" || f[3] != svcChain || !strings.Contains(line, "-j KUBE-SEP-") {
+					continue
+				}
+				var n int
+				if _, err := fmt.Sscan(f[0], &n); err != nil {
+					t.Fatalf("packet counter %q: %v in %q", f[0], err, line)
+				}
+				total += n
+				jumps++
+			}
+			if jumps != len(webPods) {
+				t.Fatalf("netlab rules %s --service web: %d jumps from %s to endpoints, want %d:\n%s", pod.Node, jumps, svcChain, len(webPods), out)
+			}
+			return total
+		}
+		before := sum()
+		const n = 25
+		for i := range n {
+			if _, _, err := labtest.GetEcho(pod.Netns, url(web.ClusterIP, 80)); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		}
+		after := sum()
+		t.Logf("%s endpoint jumps: %d packets before, %d after %d connections", svcChain, before, after, n)
+		if after-before != n {
+			t.Errorf("%s's endpoint jumps counted %d packets before and %d after %d new connections (one per connection)", svcChain, before, after, n)
 		}
 	})
 
