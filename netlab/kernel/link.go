@@ -69,13 +69,21 @@ func (h *Handles) Close() {
 	}
 }
 
-// EnsureBridge creates a bridge in ns (tolerating one that exists) and sets it up.
-func (h *Handles) EnsureBridge(ns, name string, addrs []string) error {
+// EnsureBridge creates a bridge in ns (tolerating one that exists) and sets it up; mac,
+// when set, fixes the bridge's address (else it follows its ports').
+func (h *Handles) EnsureBridge(ns, name, mac string, addrs []string) error {
 	nh, err := h.Get(ns)
 	if err != nil {
 		return err
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if mac != "" {
+		hw, err := net.ParseMAC(mac)
+		if err != nil {
+			return fmt.Errorf("bridge %s: %w", name, err)
+		}
+		br.HardwareAddr = hw
+	}
 	if err := nh.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add bridge %s in %s: %w", name, ns, err)
 	}
@@ -98,6 +106,7 @@ func (h *Handles) EnsureBridge(ns, name string, addrs []string) error {
 // VethEnd is one end of a veth pair to create.
 type VethEnd struct {
 	NS, Name, Master string
+	MAC              string // for the A end; empty: the kernel picks one
 	Addrs            []string
 	Hairpin          bool
 }
@@ -119,6 +128,13 @@ func (h *Handles) AddVeth(a, b VethEnd) error {
 	// by up to a second: a bridge port stays disabled and drops the first packets.
 	h.nextIndex++
 	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.Name, Index: h.nextIndex}, PeerName: b.Name, PeerNamespace: netlink.NsFd(nsb)}
+	if a.MAC != "" {
+		hw, err := net.ParseMAC(a.MAC)
+		if err != nil {
+			return fmt.Errorf("veth %s/%s: %w", a.NS, a.Name, err)
+		}
+		v.HardwareAddr = hw
+	}
 	if err := ha.LinkAdd(v); err != nil {
 		return fmt.Errorf("add veth %s/%s <-> %s/%s: %w", a.NS, a.Name, b.NS, b.Name, err)
 	}
@@ -254,6 +270,28 @@ func (h *Handles) AddRoute(ns, dst, via, dev string) error {
 	}
 	if err := nh.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add route %s via %s in %s: %w", dst, via, ns, err)
+	}
+	return nil
+}
+
+// AddNeighbor adds (or replaces) a permanent neighbour entry in ns.
+func (h *Handles) AddNeighbor(ns, dev, ip, mac string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", dev, ns, err)
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return fmt.Errorf("neighbour %s: %w", ip, err)
+	}
+	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		IP: net.ParseIP(ip), HardwareAddr: hw}
+	if err := nh.NeighSet(n); err != nil {
+		return fmt.Errorf("neighbour %s lladdr %s on %s in %s: %w", ip, mac, dev, ns, err)
 	}
 	return nil
 }

@@ -79,6 +79,24 @@ func TestIntegrationPodToPod(t *testing.T) {
 			}
 		}
 	}
+	// Pods and their node know each other by permanent neighbour entries: the kernel's
+	// neighbour table is shared with the host and has a global limit.
+	for _, pod := range p.Pods[:2] {
+		out, err := labtest.Exec(pod.Netns, "ip", "neigh", "show", plan.Addr(pod.Gateway))
+		if err != nil || !strings.Contains(out, "PERMANENT") {
+			t.Errorf("pod %s: gateway neighbour %q %v", pod.Name, out, err)
+		}
+		var nodeNS string
+		for _, n := range p.Nodes {
+			if n.Name == pod.Node {
+				nodeNS = n.Netns
+			}
+		}
+		out, err = labtest.Exec(nodeNS, "ip", "neigh", "show", plan.Addr(pod.IP))
+		if err != nil || !strings.Contains(out, pod.MAC+" PERMANENT") {
+			t.Errorf("node %s: neighbour for %s: %q %v", pod.Node, pod.Name, out, err)
+		}
+	}
 	// The client has no route to pods: the connection fails at once.
 	c := p.Clients[0]
 	_, err := kernel.DialIn(c.Netns, "tcp", plan.Addr(p.Pods[0].IP)+":8080", time.Second)

@@ -172,17 +172,17 @@ func wireLinks(_ context.Context, p *plan.Plan, _ Options) error {
 		}
 	}
 	for _, sw := range p.Switches {
-		if err := h.EnsureBridge(sw.Netns, sw.Bridge, nil); err != nil {
+		if err := h.EnsureBridge(sw.Netns, sw.Bridge, "", nil); err != nil {
 			return err
 		}
 	}
 	for _, n := range p.Nodes {
-		if err := h.EnsureBridge(n.Netns, plan.BridgeCNI, []string{n.Gateway}); err != nil {
+		if err := h.EnsureBridge(n.Netns, plan.BridgeCNI, n.BridgeMAC, []string{n.Gateway}); err != nil {
 			return err
 		}
 	}
 	for _, l := range p.Links {
-		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, Addrs: l.A.Addrs, Master: l.A.Master}
+		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, MAC: l.A.MAC, Addrs: l.A.Addrs, Master: l.A.Master}
 		b := kernel.VethEnd{NS: l.B.Netns, Name: l.B.Name, Addrs: l.B.Addrs, Master: l.B.Master, Hairpin: l.B.Master == plan.BridgeCNI}
 		if err := h.AddVeth(a, b); err != nil {
 			return err
@@ -196,6 +196,11 @@ func routesAndSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 	defer h.Close()
 	for _, r := range p.Routes {
 		if err := h.AddRoute(r.Netns, r.Dst, r.Via, r.Dev); err != nil {
+			return err
+		}
+	}
+	for _, n := range p.Neighbors {
+		if err := h.AddNeighbor(n.Netns, n.Dev, n.IP, n.MAC); err != nil {
 			return err
 		}
 	}

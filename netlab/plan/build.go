@@ -149,7 +149,8 @@ func (b *builder) build(name string) (*Plan, error) {
 	for i, n := range lab.Spec.Nodes {
 		slice := netip.PrefixFrom(addOffset(pods.Addr(), uint64(i+1)<<(32-net.NodePodMaskSize)), net.NodePodMaskSize)
 		node := Node{Name: n.Name, Netns: ns(n.Name), IP: cidr(nth(fab, 11+i), fab),
-			PodCIDR: slice.String(), Gateway: cidr(nth(slice, 1), slice), Labels: n.Labels, Weight: *n.Weight}
+			PodCIDR: slice.String(), Gateway: cidr(nth(slice, 1), slice), Labels: n.Labels, Weight: *n.Weight,
+			BridgeMAC: MACOf(name, "node/"+n.Name+"/cni0")}
 		p.Nodes = append(p.Nodes, node)
 		p.Links = append(p.Links, Link{
 			A: LinkEnd{Netns: node.Netns, Name: NodeIface, Addrs: []string{node.IP}},
@@ -296,15 +297,18 @@ func (b *builder) placePods(ns func(string) string) {
 			pod := Pod{
 				Name: podName, Namespace: d.Namespace, Deployment: d.Name, Netns: ns(podName),
 				Node: node.Name, IP: cidr(nth(slice, host), slice), Gateway: addrOf(node.Gateway),
-				HostVeth: HostVethName(name(p), podName), Labels: d.Spec.Template.Labels,
+				HostVeth: HostVethName(name(p), podName), MAC: MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
 			}
 			p.Pods = append(p.Pods, pod)
 			p.Links = append(p.Links, Link{
-				A: LinkEnd{Netns: pod.Netns, Name: PodIface, Addrs: []string{pod.IP}},
+				A: LinkEnd{Netns: pod.Netns, Name: PodIface, MAC: pod.MAC, Addrs: []string{pod.IP}},
 				B: LinkEnd{Netns: node.Netns, Name: pod.HostVeth, Master: BridgeCNI},
 			})
 			p.Routes = append(p.Routes, Route{Netns: pod.Netns, Dst: "default", Via: pod.Gateway})
+			p.Neighbors = append(p.Neighbors,
+				Neighbor{Netns: pod.Netns, Dev: PodIface, IP: pod.Gateway, MAC: node.BridgeMAC},
+				Neighbor{Netns: node.Netns, Dev: BridgeCNI, IP: addrOf(pod.IP), MAC: pod.MAC})
 		}
 	}
 }
@@ -316,6 +320,12 @@ func name(p *Plan) string { return p.Lab }
 func HostVethName(lab, pod string) string {
 	h := sha256.Sum256([]byte(lab + "/" + pod))
 	return "veth" + hex.EncodeToString(h[:4])
+}
+
+// MACOf is a stable, locally administered unicast MAC for a lab object.
+func MACOf(lab, object string) string {
+	h := sha256.Sum256([]byte(lab + "/" + object))
+	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4])
 }
 
 func containerPorts(d appsv1.Deployment) []ContainerPort {

@@ -18,6 +18,7 @@ type Plan struct {
 	TLS       []TLSEntry `json:"tls,omitempty"`
 
 	Links     []Link      `json:"links"`
+	Neighbors []Neighbor  `json:"neighbors,omitempty"`
 	Routes    []Route     `json:"routes"`
 	Sysctls   []Sysctl    `json:"sysctls"`
 	Hosts     []HostsFile `json:"hostsFiles,omitempty"`
@@ -93,13 +94,15 @@ type VirtualServ struct {
 
 // Node is a worker node.
 type Node struct {
-	Name    string            `json:"name"`
-	Netns   string            `json:"namespace"`
-	IP      string            `json:"ip"`      // CIDR form on the fabric
-	PodCIDR string            `json:"podCIDR"` // this node's slice
-	Gateway string            `json:"cni0"`    // cni0 address, CIDR form
-	Labels  map[string]string `json:"labels,omitempty"`
-	Weight  int               `json:"weight"`
+	Name    string `json:"name"`
+	Netns   string `json:"namespace"`
+	IP      string `json:"ip"`      // CIDR form on the fabric
+	PodCIDR string `json:"podCIDR"` // this node's slice
+	Gateway string `json:"cni0"`    // cni0 address, CIDR form
+	// BridgeMAC is cni0's address, fixed so that pods can hold a permanent entry for it.
+	BridgeMAC string            `json:"cni0MAC"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Weight    int               `json:"weight"`
 }
 
 // Pod is one replica of a Deployment.
@@ -112,6 +115,7 @@ type Pod struct {
 	IP         string            `json:"ip"` // CIDR form
 	Gateway    string            `json:"gateway"`
 	HostVeth   string            `json:"hostVeth"`
+	MAC        string            `json:"mac"` // of the pod's eth0
 	Labels     map[string]string `json:"labels,omitempty"`
 	Ports      []ContainerPort   `json:"ports"`
 	Probe      Probe             `json:"readiness"`
@@ -206,8 +210,21 @@ type Link struct {
 type LinkEnd struct {
 	Netns  string   `json:"namespace"`
 	Name   string   `json:"name"`
+	MAC    string   `json:"mac,omitempty"`
 	Addrs  []string `json:"addrs,omitempty"` // CIDR form
 	Master string   `json:"master,omitempty"`
+}
+
+// Neighbor is a permanent neighbour (ARP) entry inside a namespace. The kernel's
+// neighbour table is shared by every namespace of the machine and has a global size limit
+// (gc_thresh3, 1024 by default); permanent entries are exempt from it. A pod and its node
+// reach each other through such entries, so a lab of hundreds of pods does not crowd the
+// host's own ARP cache.
+type Neighbor struct {
+	Netns string `json:"namespace"`
+	Dev   string `json:"dev"`
+	IP    string `json:"ip"`
+	MAC   string `json:"mac"`
 }
 
 // Route is a route inside a namespace. Dst "default" for the default route.
