@@ -18,6 +18,7 @@ if [ "${BENCH:-0}" = 1 ]; then
   # mn --switch lxbr drives the Linux bridge with brctl; the mininet package does not pull it in.
   have brctl || need+=(bridge-utils)
   have hyperfine || need+=(hyperfine)
+  have jq || need+=(jq)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
