@@ -34,7 +34,11 @@ func newUp(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.out, "lab %s is up in %s: %d nodes, %d pods, %d clients, ingress VIP %s\n",
 				p.Lab, time.Since(start).Round(time.Millisecond), len(p.Nodes), len(p.Pods), len(p.Clients), p.LB.VIP)
-			fmt.Fprintf(g.out, "  netlab status --name %s    netlab exec --name %s client -- curl -s http://%s/\n", p.Lab, p.Lab, p.LB.VIP)
+			target := p.LB.VIP
+			if hosts := lab.IngressHosts(p); len(hosts) > 0 {
+				target = hosts[0]
+			}
+			fmt.Fprintf(g.out, "  netlab status --name %s\n  netlab trace --name %s http://%s/      # follow a request hop by hop\n", p.Lab, p.Lab, target)
 			return nil
 		},
 	}
@@ -59,3 +63,4 @@ func loadPlan(g *globals, files []string, name string) (*plan.Plan, error) {
 	}
 	return plan.Build(s, name)
 }
+

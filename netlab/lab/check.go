@@ -140,7 +140,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	// End to end, from the first client.
 	if len(p.Clients) > 0 {
 		from := p.Clients[0].Name
-		for _, host := range ingressHosts(p) {
+		for _, host := range IngressHosts(p) {
 			url := "http://" + host + "/"
 			tr, err := TraceRequest(ctx, labName, from, url)
 			switch {
@@ -166,7 +166,8 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	return out, nil
 }
 
-func ingressHosts(p *plan.Plan) []string {
+// IngressHosts lists the Ingress hosts that resolve to the ingress VIP in the clients.
+func IngressHosts(p *plan.Plan) []string {
 	for _, hf := range p.Hosts {
 		var hosts []string
 		for _, line := range strings.Split(hf.Content, "\n") {
