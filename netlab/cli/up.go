@@ -63,4 +63,3 @@ func loadPlan(g *globals, files []string, name string) (*plan.Plan, error) {
 	}
 	return plan.Build(s, name)
 }
-
