@@ -1,7 +1,6 @@
 package kubeproxy
 
 import (
-	"go/build"
 	"slices"
 	"strings"
 	"testing"
@@ -69,15 +68,3 @@ func TestChangedServices(t *testing.T) {
 	}
 }
 
-// The package is pure: only the standard library.
-func TestPureImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
-			t.Errorf("pure package imports %s", imp)
-		}
-	}
-}
