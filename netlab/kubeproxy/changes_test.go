@@ -2,7 +2,6 @@ package kubeproxy
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
