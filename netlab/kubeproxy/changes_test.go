@@ -66,4 +66,3 @@ func TestChangedServices(t *testing.T) {
 		}
 	}
 }
-
