@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,15 +296,9 @@ const softFailures = 3
 // hardFailure says whether a probe error proves the pod is not serving: the connection
 // was refused (nothing listens: the process died) or it answered with an error status.
 func hardFailure(err error) bool {
-	var se *statusError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &se) || errors.Is(err, errNoProcess)
+	var se *lab.ProbeStatusError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &se) || errors.Is(err, lab.ErrNotRunning)
 }
-
-type statusError struct{ code int }
-
-func (e *statusError) Error() string { return fmt.Sprintf("http probe: status %d", e.code) }
-
-var errNoProcess = errors.New("no process in the pod")
 
 type nodeResult struct {
 	node   string
@@ -383,49 +375,7 @@ func probeLoop(ctx context.Context, cfg ControllerConfig, pod plan.Pod, nodeNetn
 	}
 }
 
-// probePod runs the pod's readiness probe from its node's namespace, as kubelet does
-// from the node.
+// probePod runs the pod's readiness probe from its node's namespace, as kubelet does.
 func probePod(ctx context.Context, pod plan.Pod, nodeNetns string, timeout time.Duration) error {
-	ip := plan.Addr(pod.IP)
-	switch pod.Probe.Type {
-	case "exec", "":
-		if len(kernel.PIDsIn([]string{pod.Netns})[pod.Netns]) == 0 {
-			return errNoProcess
-		}
-		return nil
-	case "tcp":
-		c, err := kernel.DialIn(nodeNetns, "tcp", net.JoinHostPort(ip, strconv.Itoa(int(pod.Probe.Port))), timeout)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	case "http":
-		tr := &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-				return kernel.DialIn(nodeNetns, network, addr, timeout)
-			},
-		}
-		defer tr.CloseIdleConnections()
-		cl := &http.Client{Transport: tr, Timeout: timeout}
-		path := pod.Probe.Path
-		if path == "" {
-			path = "/"
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(int(pod.Probe.Port)))+path, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("User-Agent", "kube-probe/netlab")
-		resp, err := cl.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-			return &statusError{resp.StatusCode}
-		}
-		return nil
-	}
-	return fmt.Errorf("unknown probe type %q", pod.Probe.Type)
+	return lab.ProbeFrom(ctx, nodeNetns, pod, timeout)
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -250,22 +251,45 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	return st, nil
 }
 
+// ProbeTimeout is the kubelet's default readiness probe timeout.
+const ProbeTimeout = time.Second
+
+// ErrNotRunning is a probe's verdict on a pod with no process.
+var ErrNotRunning = errors.New("no process in the pod")
+
+// ProbeStatusError is an HTTP readiness probe's answer outside 200–399.
+type ProbeStatusError struct {
+	Path string
+	Code int
+}
+
+func (e *ProbeStatusError) Error() string {
+	return fmt.Sprintf("readiness: %s answered %d", e.Path, e.Code)
+}
+
 // Probe checks a pod's readiness as the kubelet would, from the pod's node.
 func Probe(ctx context.Context, p *plan.Plan, pod plan.Pod) error {
-	var node plan.Node
 	for _, n := range p.Nodes {
 		if n.Name == pod.Node {
-			node = n
+			return ProbeFrom(ctx, n.Netns, pod, ProbeTimeout)
 		}
 	}
+	return fmt.Errorf("pod %s: no node %q in the plan", pod.Name, pod.Node)
+}
+
+// ProbeFrom runs a pod's readiness probe from inside nodeNetns: its httpGet path, else a
+// TCP connect to its port, else (a UDP-only pod) whether its process runs. Errors wrap
+// what happened (errors.Is works with syscall.ECONNREFUSED, ErrNotRunning and
+// *ProbeStatusError), so a caller can tell a dead pod from a slow one.
+func ProbeFrom(ctx context.Context, nodeNetns string, pod plan.Pod, timeout time.Duration) error {
 	if pod.Probe.Type == "exec" || pod.Probe.Port == 0 {
 		if len(kernel.PIDsIn([]string{pod.Netns})[pod.Netns]) == 0 {
-			return fmt.Errorf("not running")
+			return ErrNotRunning
 		}
 		return nil
 	}
 	addr := net.JoinHostPort(plan.Addr(pod.IP), strconv.Itoa(int(pod.Probe.Port)))
-	conn, err := kernel.DialIn(node.Netns, "tcp", addr, time.Second)
+	conn, err := kernel.DialIn(nodeNetns, "tcp", addr, timeout)
 	if err != nil {
 		return fmt.Errorf("readiness: %w", err)
 	}
@@ -273,19 +297,26 @@ func Probe(ctx context.Context, p *plan.Plan, pod plan.Pod) error {
 	if pod.Probe.Type != "http" {
 		return nil
 	}
-	c := http.Client{Timeout: time.Second, Transport: &http.Transport{
+	path := pod.Probe.Path
+	if path == "" {
+		path = "/"
+	}
+	c := http.Client{Timeout: timeout, Transport: &http.Transport{
 		DialContext:       func(context.Context, string, string) (net.Conn, error) { return conn, nil },
 		DisableKeepAlives: true,
 	}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pod.Probe.Path, nil)
-	req.Header.Set("User-Agent", "netlab-probe")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "kube-probe/netlab")
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("readiness: %w", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("readiness: %s answered %d", pod.Probe.Path, resp.StatusCode)
+		return &ProbeStatusError{Path: path, Code: resp.StatusCode}
 	}
 	return nil
 }
