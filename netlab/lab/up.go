@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -127,15 +128,21 @@ func writeRuntime(_ context.Context, p *plan.Plan, _ Options) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(PlanPath(p.Lab), b, 0o600)
+	return WriteFileAtomic(PlanPath(p.Lab), b, 0o600)
 }
 
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
+// WriteFileAtomic replaces path with b at once (a temporary file, then a rename), so a
+// reader sees the old content or the new, never a part.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp := path + ".tmp." + strconv.Itoa(os.Getpid())
 	if err := os.WriteFile(tmp, b, mode); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // parallelism bounds the concurrent kernel calls and process starts of one up.
