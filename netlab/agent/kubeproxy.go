@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
 )
@@ -79,7 +78,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 	var input []byte
 	var snap *kubeproxy.Snapshot
 	if full || r.last == nil {
-		save, err := runIn(nil, "iptables-save")
+		save, err := kernel.RunHere(context.Background(), nil, "iptables-save")
 		if err != nil {
 			r.last = nil
 			return SyncStats{Full: true, Took: time.Since(start)}, err
@@ -95,7 +94,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 	}
 	st := SyncStats{Full: full, Bytes: len(input)}
 	if input != nil {
-		if _, err := runIn(input, "iptables-restore", "--noflush", "-w", "5"); err != nil {
+		if _, err := kernel.RunHere(context.Background(), input, "iptables-restore", "--noflush", "-w", "5"); err != nil {
 			r.last = nil
 			st.Took = time.Since(start)
 			return st, err
@@ -250,20 +249,6 @@ func (k *kubeProxy) writeStatus(s SyncStats, err error) {
 	if werr := writeJSONAtomic(SyncStatusPath(k.cfg.Dir, k.cfg.Node), st); werr != nil {
 		k.log.Warn("write sync status", "err", werr)
 	}
-}
-
-// runIn runs a command in this process's namespace (the node's) with stdin.
-func runIn(stdin []byte, name string, args ...string) ([]byte, error) {
-	cmd := exec.Command(name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(errb.Bytes()))
-	}
-	return out.Bytes(), nil
 }
 
 // logNodeEndpointChanges logs, per service port, the ready endpoints when they change.

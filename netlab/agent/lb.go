@@ -1,18 +1,17 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 )
@@ -370,22 +369,10 @@ func (a *lbAgent) publish() {
 
 // iptablesSave and iptablesRestore run in the agent's own namespace (the LB's).
 func iptablesSave(ctx context.Context) ([]byte, error) {
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, "iptables-save")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("iptables-save: %w: %s", err, strings.TrimSpace(errb.String()))
-	}
-	return out.Bytes(), nil
+	return kernel.RunHere(ctx, nil, "iptables-save")
 }
 
 func iptablesRestore(ctx context.Context, input []byte) error {
-	var errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, "iptables-restore", "--noflush", "-w", "5")
-	cmd.Stdin = bytes.NewReader(input)
-	cmd.Stdout, cmd.Stderr = &errb, &errb
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(errb.String()))
-	}
-	return nil
+	_, err := kernel.RunHere(ctx, input, "iptables-restore", "--noflush", "-w", "5")
+	return err
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,21 @@ func Run(ns string, stdin []byte, name string, args ...string) ([]byte, error) {
 	}
 	if err := cmd.Wait(); err != nil {
 		return out.Bytes(), fmt.Errorf("%s in %s: %w: %s", name, ns, err, bytes.TrimSpace(out.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// RunHere runs a command in this process's own namespace — for agents, which live in
+// their lab namespace — and returns its standard output; a failure carries its stderr.
+func RunHere(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(errb.Bytes()))
 	}
 	return out.Bytes(), nil
 }
