@@ -107,6 +107,7 @@ func (h *Handles) EnsureBridge(ns, name, mac string, addrs []string) error {
 type VethEnd struct {
 	NS, Name, Master string
 	MAC              string // for the A end; empty: the kernel picks one
+	MTU              int    // for both ends, taken from the A end; 0: the default
 	Addrs            []string
 	Hairpin          bool
 }
@@ -134,6 +135,9 @@ func (h *Handles) AddVeth(a, b VethEnd) error {
 			return fmt.Errorf("veth %s/%s: %w", a.NS, a.Name, err)
 		}
 		v.HardwareAddr = hw
+	}
+	if a.MTU > 0 {
+		v.MTU, v.PeerMTU = a.MTU, uint32(a.MTU)
 	}
 	if err := ha.LinkAdd(v); err != nil {
 		return fmt.Errorf("add veth %s/%s <-> %s/%s: %w", a.NS, a.Name, b.NS, b.Name, err)
@@ -246,6 +250,12 @@ func (h *Handles) LinkUp(ns, name string) (bool, error) {
 // AddRoute adds a route in ns: dst "default" or a CIDR, via a gateway or out of dev.
 // An existing identical route is fine.
 func (h *Handles) AddRoute(ns, dst, via, dev string) error {
+	return h.AddRouteOnlink(ns, dst, via, dev, false)
+}
+
+// AddRouteOnlink is AddRoute that can declare the gateway on-link (reachable on dev
+// whatever its address, as a VXLAN overlay routes to other nodes' VTEPs).
+func (h *Handles) AddRouteOnlink(ns, dst, via, dev string, onlink bool) error {
 	nh, err := h.Get(ns)
 	if err != nil {
 		return err
@@ -268,8 +278,68 @@ func (h *Handles) AddRoute(ns, dst, via, dev string) error {
 		}
 		r.LinkIndex = l.Attrs().Index
 	}
+	if onlink {
+		r.Flags = int(netlink.FLAG_ONLINK)
+	}
 	if err := nh.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add route %s via %s in %s: %w", dst, via, ns, err)
+	}
+	return nil
+}
+
+// VXLANDev is a VXLAN device to create: unicast (no group), learning off, as flannel's.
+type VXLANDev struct {
+	NS, Name, MAC, Addr, Local string
+	VNI, Port, MTU             int
+}
+
+// AddVXLAN creates a VXLAN device in its namespace, gives it its address and sets it up.
+func (h *Handles) AddVXLAN(v VXLANDev) error {
+	nh, err := h.Get(v.NS)
+	if err != nil {
+		return err
+	}
+	hw, err := net.ParseMAC(v.MAC)
+	if err != nil {
+		return fmt.Errorf("vxlan %s: %w", v.Name, err)
+	}
+	dev := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: v.Name, HardwareAddr: hw, MTU: v.MTU},
+		VxlanId: v.VNI, SrcAddr: net.ParseIP(v.Local), Port: v.Port, Learning: false}
+	if err := nh.LinkAdd(dev); err != nil {
+		return fmt.Errorf("add vxlan %s in %s: %w", v.Name, v.NS, err)
+	}
+	l, err := nh.LinkByName(v.Name)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", v.Name, v.NS, err)
+	}
+	if err := h.addAddrs(nh, l, v.NS, []string{v.Addr}); err != nil {
+		return err
+	}
+	if err := nh.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", v.Name, v.NS, err)
+	}
+	return nil
+}
+
+// AddFDB adds a permanent forwarding entry to a VXLAN device: frames for mac go to the
+// VTEP at dst.
+func (h *Handles) AddFDB(ns, dev, mac, dst string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", dev, ns, err)
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return fmt.Errorf("fdb %s: %w", mac, err)
+	}
+	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+		Flags: netlink.NTF_SELF, IP: net.ParseIP(dst), HardwareAddr: hw}
+	if err := nh.NeighSet(n); err != nil {
+		return fmt.Errorf("fdb %s dst %s on %s in %s: %w", mac, dst, dev, ns, err)
 	}
 	return nil
 }

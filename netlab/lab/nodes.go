@@ -35,7 +35,7 @@ func SetNodeLink(name, node string, up bool) error {
 	var errs []error
 	for _, r := range p.Routes {
 		if r.Netns == n.Netns {
-			if err := h.AddRoute(r.Netns, r.Dst, r.Via, r.Dev); err != nil {
+			if err := h.AddRouteOnlink(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
 				errs = append(errs, fmt.Errorf("route %s: %w", r.Dst, err))
 			}
 		}

@@ -146,6 +146,10 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 		tr.Hops = append(tr.Hops, hop)
 	} else if n := nodeByIP(p, target.Addr()); n != "" {
 		entryNode = n
+	} else {
+		// From inside the cluster (a node, or a pod: its node) to a ClusterIP or a pod:
+		// the sender's own node holds the NAT.
+		entryNode = nodeOf(p, from)
 	}
 	var entryNS string
 	for _, n := range p.Nodes {
@@ -195,15 +199,22 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 		tr.Hops = append(tr.Hops, hop)
 
 		if echo.Node != entryNode {
-			via := ""
+			via, watch := "", fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 host %s", entryNS, echo.PodIP)
 			for _, n := range p.Nodes {
-				if n.Name == echo.Node {
+				if n.Name != echo.Node {
+					continue
+				}
+				if v := n.VTEP; v != nil {
+					via = fmt.Sprintf("route %s via %s dev %s onlink (vxlan: VNI %d in UDP %d to %s)",
+						n.PodCIDR, plan.Addr(v.Addr), v.Dev, v.VNI, v.Port, plan.Addr(n.IP))
+					watch = fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 udp port %d", entryNS, v.Port)
+				} else {
 					via = fmt.Sprintf("route %s via %s (host-gw)", n.PodCIDR, plan.Addr(n.IP))
 				}
 			}
 			tr.Hops = append(tr.Hops, Hop{Step: "network", Namespace: entryNS,
 				Summary: fmt.Sprintf("%s → %s across the fabric: %s, then cni0 on %s", entryNode, echo.Node, via, echo.Node),
-				Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 host %s", entryNS, echo.PodIP)})
+				Watch:   watch})
 		} else {
 			tr.Hops = append(tr.Hops, Hop{Step: "network", Namespace: entryNS,
 				Summary: fmt.Sprintf("pod %s is on %s itself: bridged on cni0", echo.Pod, entryNode),
@@ -249,6 +260,21 @@ func findVIP(p *plan.Plan, ap netip.AddrPort) (plan.VirtualServ, bool) {
 		}
 	}
 	return plan.VirtualServ{}, false
+}
+
+// nodeOf is the node an object lives on: a node itself, or a pod's node.
+func nodeOf(p *plan.Plan, object string) string {
+	for _, n := range p.Nodes {
+		if n.Name == object {
+			return n.Name
+		}
+	}
+	for _, pod := range p.Pods {
+		if pod.Name == object {
+			return pod.Node
+		}
+	}
+	return ""
 }
 
 func nodeByIP(p *plan.Plan, a netip.Addr) string {

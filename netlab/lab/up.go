@@ -189,10 +189,18 @@ func wireLinks(_ context.Context, p *plan.Plan, _ Options) error {
 		}
 	}
 	for _, l := range p.Links {
-		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, MAC: l.A.MAC, Addrs: l.A.Addrs, Master: l.A.Master}
+		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, MAC: l.A.MAC, MTU: l.A.MTU, Addrs: l.A.Addrs, Master: l.A.Master}
 		b := kernel.VethEnd{NS: l.B.Netns, Name: l.B.Name, Addrs: l.B.Addrs, Master: l.B.Master, Hairpin: l.B.Master == plan.BridgeCNI}
 		if err := h.AddVeth(a, b); err != nil {
 			return err
+		}
+	}
+	for _, n := range p.Nodes {
+		if v := n.VTEP; v != nil {
+			if err := h.AddVXLAN(kernel.VXLANDev{NS: n.Netns, Name: v.Dev, MAC: v.MAC, Addr: v.Addr,
+				Local: plan.Addr(n.IP), VNI: v.VNI, Port: v.Port, MTU: v.MTU}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -202,12 +210,17 @@ func routesAndSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 	h := kernel.NewHandles()
 	defer h.Close()
 	for _, r := range p.Routes {
-		if err := h.AddRoute(r.Netns, r.Dst, r.Via, r.Dev); err != nil {
+		if err := h.AddRouteOnlink(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
 			return err
 		}
 	}
 	for _, n := range p.Neighbors {
 		if err := h.AddNeighbor(n.Netns, n.Dev, n.IP, n.MAC); err != nil {
+			return err
+		}
+	}
+	for _, f := range p.FDB {
+		if err := h.AddFDB(f.Netns, f.Dev, f.MAC, f.Dst); err != nil {
 			return err
 		}
 	}

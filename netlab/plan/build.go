@@ -168,11 +168,15 @@ func (b *builder) build(name string) (*Plan, error) {
 			Sysctl{node.Netns, "net.ipv4.conf.all.route_localnet", "1"},
 		)
 	}
-	// host-gw: every node routes every other node's pod slice via that node.
-	for _, a := range p.Nodes {
-		for _, o := range p.Nodes {
-			if a.Name != o.Name {
-				p.Routes = append(p.Routes, Route{Netns: a.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
+	if net.Mode == scenario.ModeVXLAN {
+		b.vxlan()
+	} else {
+		// host-gw: every node routes every other node's pod slice via that node.
+		for _, a := range p.Nodes {
+			for _, o := range p.Nodes {
+				if a.Name != o.Name {
+					p.Routes = append(p.Routes, Route{Netns: a.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
+				}
 			}
 		}
 	}
@@ -246,6 +250,38 @@ func (b *builder) build(name string) (*Plan, error) {
 	return p, nil
 }
 
+// VXLAN constants, flannel's.
+const (
+	VXLANDev  = "flannel.1"
+	VXLANVNI  = 1
+	VXLANPort = 8472
+	VXLANMTU  = 1450
+)
+
+// vxlan gives every node a VTEP and routes every other node's pod slice through it:
+// onlink via that node's VTEP address, with permanent neighbour and FDB entries (flannel's
+// vxlan backend, without its daemon).
+func (b *builder) vxlan() {
+	p := b.p
+	for i := range p.Nodes {
+		n := &p.Nodes[i]
+		slice := netip.MustParsePrefix(n.PodCIDR)
+		n.VTEP = &VTEP{Dev: VXLANDev, VNI: VXLANVNI, Port: VXLANPort, MTU: VXLANMTU,
+			Addr: netip.PrefixFrom(slice.Addr(), 32).String(), MAC: MACOf(p.Lab, "node/"+n.Name+"/"+VXLANDev)}
+	}
+	for _, a := range p.Nodes {
+		for _, o := range p.Nodes {
+			if a.Name == o.Name {
+				continue
+			}
+			via := addrOf(o.VTEP.Addr)
+			p.Routes = append(p.Routes, Route{Netns: a.Netns, Dst: o.PodCIDR, Via: via, Dev: VXLANDev, Onlink: true})
+			p.Neighbors = append(p.Neighbors, Neighbor{Netns: a.Netns, Dev: VXLANDev, IP: via, MAC: o.VTEP.MAC})
+			p.FDB = append(p.FDB, FDBEntry{Netns: a.Netns, Dev: VXLANDev, MAC: o.VTEP.MAC, Dst: addrOf(o.IP)})
+		}
+	}
+}
+
 // placePods spreads each Deployment's replicas over the nodes it may run on: fewest pods
 // of the same Deployment first, then fewest pods overall, then node order.
 func (b *builder) placePods(ns func(string) string) {
@@ -301,9 +337,13 @@ func (b *builder) placePods(ns func(string) string) {
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
 			}
 			p.Pods = append(p.Pods, pod)
+			mtu := 0
+			if node.VTEP != nil {
+				mtu = node.VTEP.MTU // room for the encapsulation, as flannel sets it
+			}
 			p.Links = append(p.Links, Link{
-				A: LinkEnd{Netns: pod.Netns, Name: PodIface, MAC: pod.MAC, Addrs: []string{pod.IP}},
-				B: LinkEnd{Netns: node.Netns, Name: pod.HostVeth, Master: BridgeCNI},
+				A: LinkEnd{Netns: pod.Netns, Name: PodIface, MAC: pod.MAC, MTU: mtu, Addrs: []string{pod.IP}},
+				B: LinkEnd{Netns: node.Netns, Name: pod.HostVeth, Master: BridgeCNI, MTU: mtu},
 			})
 			p.Routes = append(p.Routes, Route{Netns: pod.Netns, Dst: "default", Via: pod.Gateway})
 			p.Neighbors = append(p.Neighbors,

@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"go/build"
 	"os"
 	"os/exec"
@@ -314,5 +315,58 @@ func TestPurePackages(t *testing.T) {
 				t.Errorf("pure package %s depends on %s", pkg, bad)
 			}
 		}
+	}
+}
+
+// vxlan mode: every node gets a flannel-style VTEP; other nodes' slices are routed onlink
+// through it, with permanent neighbour and FDB entries, and pods get room for the headers.
+func TestVXLANPlan(t *testing.T) {
+	p := mustPlan(t, `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+spec:
+  nodes: 3
+  network: {mode: vxlan}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: w}}
+  template:
+    metadata: {labels: {app: w}}
+    spec: {containers: [{name: w, ports: [{containerPort: 80}]}]}
+`, "")
+	n1 := p.Nodes[0]
+	if n1.VTEP == nil || n1.VTEP.Addr != "10.244.1.0/32" || n1.VTEP.Dev != "flannel.1" || n1.VTEP.Port != 8472 || n1.VTEP.MTU != 1450 {
+		t.Fatalf("node-1 VTEP %+v", n1.VTEP)
+	}
+	var routes, fdb []string
+	for _, r := range p.Routes {
+		if r.Netns == n1.Netns && r.Dst != "default" {
+			routes = append(routes, fmt.Sprintf("%s via %s dev %s onlink=%v", r.Dst, r.Via, r.Dev, r.Onlink))
+		}
+	}
+	for _, f := range p.FDB {
+		if f.Netns == n1.Netns {
+			fdb = append(fdb, f.MAC+" dst "+f.Dst)
+		}
+	}
+	wantRoutes := []string{"10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink=true", "10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink=true"}
+	if d := cmp.Diff(wantRoutes, routes); d != "" {
+		t.Errorf("node-1 routes (-want +got):\n%s", d)
+	}
+	wantFDB := []string{p.Nodes[1].VTEP.MAC + " dst 172.18.0.12", p.Nodes[2].VTEP.MAC + " dst 172.18.0.13"}
+	if d := cmp.Diff(wantFDB, fdb); d != "" {
+		t.Errorf("node-1 fdb (-want +got):\n%s", d)
+	}
+	for _, l := range p.Links {
+		if l.B.Master == BridgeCNI && (l.A.MTU != 1450 || l.B.MTU != 1450) {
+			t.Errorf("pod link %s MTU %d/%d, want 1450", l.A.Netns, l.A.MTU, l.B.MTU)
+		}
+	}
+	// host-gw (the default) has none of it.
+	if hg := mustPlan(t, "", ""); hg.Nodes[0].VTEP != nil || len(hg.FDB) != 0 {
+		t.Error("host-gw plan has VXLAN parts")
 	}
 }

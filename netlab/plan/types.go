@@ -19,6 +19,7 @@ type Plan struct {
 
 	Links     []Link      `json:"links"`
 	Neighbors []Neighbor  `json:"neighbors,omitempty"`
+	FDB       []FDBEntry  `json:"fdb,omitempty"`
 	Routes    []Route     `json:"routes"`
 	Sysctls   []Sysctl    `json:"sysctls"`
 	Hosts     []HostsFile `json:"hostsFiles,omitempty"`
@@ -103,6 +104,30 @@ type Node struct {
 	BridgeMAC string            `json:"cni0MAC"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Weight    int               `json:"weight"`
+	// VTEP is the node's VXLAN endpoint in vxlan mode (nil in host-gw mode).
+	VTEP *VTEP `json:"vtep,omitempty"`
+}
+
+// VTEP is a node's VXLAN device, as flannel's vxlan backend makes it: a device in the node
+// namespace with the node's slice's network address as a /32, learning off; other nodes'
+// slices are routed onlink to their VTEP addresses, whose MACs and node IPs are written
+// as permanent neighbour and FDB entries.
+type VTEP struct {
+	Dev  string `json:"dev"`  // flannel.1
+	VNI  int    `json:"vni"`  // 1
+	Port int    `json:"port"` // UDP 8472, flannel's
+	Addr string `json:"addr"` // CIDR form, the slice's .0/32
+	MAC  string `json:"mac"`
+	MTU  int    `json:"mtu"` // 1450: 50 bytes of VXLAN, UDP, IP and Ethernet headers
+}
+
+// FDBEntry is a permanent bridge forwarding entry of a VXLAN device: frames for MAC go
+// to the VTEP at Dst.
+type FDBEntry struct {
+	Netns string `json:"namespace"`
+	Dev   string `json:"dev"`
+	MAC   string `json:"mac"`
+	Dst   string `json:"dst"`
 }
 
 // Pod is one replica of a Deployment.
@@ -211,6 +236,7 @@ type LinkEnd struct {
 	Netns  string   `json:"namespace"`
 	Name   string   `json:"name"`
 	MAC    string   `json:"mac,omitempty"`
+	MTU    int      `json:"mtu,omitempty"`   // both ends; 0: the kernel's 1500
 	Addrs  []string `json:"addrs,omitempty"` // CIDR form
 	Master string   `json:"master,omitempty"`
 }
@@ -229,10 +255,11 @@ type Neighbor struct {
 
 // Route is a route inside a namespace. Dst "default" for the default route.
 type Route struct {
-	Netns string `json:"namespace"`
-	Dst   string `json:"dst"`
-	Via   string `json:"via,omitempty"`
-	Dev   string `json:"dev,omitempty"`
+	Netns  string `json:"namespace"`
+	Dst    string `json:"dst"`
+	Via    string `json:"via,omitempty"`
+	Dev    string `json:"dev,omitempty"`
+	Onlink bool   `json:"onlink,omitempty"` // the gateway is on Dev whatever its address
 }
 
 // Sysctl is a sysctl inside a lab namespace (never the root namespace).

@@ -116,7 +116,7 @@ func TestProblemOrder(t *testing.T) {
 		z + `: Service default/s: spec.ports: at least one port is required`,
 		z + `: Deployment default/neg: spec.replicas: must be at least 0, got -1`,
 		a + `: Lab t: spec.clients[0].name: "lb" is reserved for the load balancer`,
-		a + `: Lab t: spec.network.mode: must be host-gw (vxlan is planned), got "flannel"`,
+		a + `: Lab t: spec.network.mode: must be host-gw or vxlan, got "flannel"`,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)

@@ -109,10 +109,8 @@ func (v *validator) lab() {
 
 	// Network.
 	nw := &sp.Network
-	if nw.Mode == ModeVXLAN {
-		v.errf(w, "spec.network.mode", "%s is not implemented yet: pods reach other nodes by host-gw routes; use %s", ModeVXLAN, ModeHostGW)
-	} else if nw.Mode != ModeHostGW {
-		v.errf(w, "spec.network.mode", "must be %s (%s is planned), got %q", ModeHostGW, ModeVXLAN, nw.Mode)
+	if nw.Mode != ModeHostGW && nw.Mode != ModeVXLAN {
+		v.errf(w, "spec.network.mode", "must be %s or %s, got %q", ModeHostGW, ModeVXLAN, nw.Mode)
 	}
 	for i, n := range nets {
 		if cidrMsgs[i] != "" {

@@ -238,7 +238,7 @@ spec:
 		{name: "cidrs", docs: []string{lab(`  network: {mode: flannel, wanCIDR: 203.0.113.0/33, nodeCIDR: "fd00::/64", podCIDR: 10.244.1.0/16, serviceCIDR: 127.0.0.0/16}
 `)},
 			probs: []string{
-				`bad.yaml: Lab t: spec.network.mode: must be host-gw (vxlan is planned), got "flannel"`,
+				`bad.yaml: Lab t: spec.network.mode: must be host-gw or vxlan, got "flannel"`,
 				`bad.yaml: Lab t: spec.network.wanCIDR: must be an IPv4 CIDR such as 10.244.0.0/16, got "203.0.113.0/33"`,
 				`bad.yaml: Lab t: spec.network.nodeCIDR: must be an IPv4 CIDR such as 10.244.0.0/16, got "fd00::/64"`,
 				`bad.yaml: Lab t: spec.network.podCIDR: 10.244.1.0/16 has host bits set (did you mean 10.244.0.0/16?)`,
@@ -360,17 +360,5 @@ spec:
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("problems (-want +got):\n%s", d)
-	}
-}
-
-func TestValidateVXLANNotYet(t *testing.T) {
-	s, err := Parse("v.yaml", []byte("apiVersion: netlab.dev/v1alpha1\nkind: Lab\nmetadata: {name: t}\nspec:\n  network: {mode: vxlan}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Validate(s)
-	want := "v.yaml: Lab t: spec.network.mode: vxlan is not implemented yet: pods reach other nodes by host-gw routes; use host-gw"
-	if err == nil || err.Error() != want {
-		t.Errorf("Validate: %v, want %s", err, want)
 	}
 }
