@@ -38,10 +38,7 @@ func NormalizeHost(h string) (host string, ok bool) {
 		}
 		h = h[:i]
 	}
-	if strings.HasSuffix(h, ".") {
-		h = h[:len(h)-1]
-	}
-	return lowerASCII(h), true
+	return lowerASCII(strings.TrimSuffix(h, ".")), true
 }
 
 // isPort reports whether s is empty or all decimal digits (at most 5).

@@ -167,18 +167,18 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 }
 
 // IngressHosts lists the Ingress hosts that resolve to the ingress VIP in the clients.
+// Every client has the same hosts file, so the first one says it all.
 func IngressHosts(p *plan.Plan) []string {
-	for _, hf := range p.Hosts {
-		var hosts []string
-		for _, line := range strings.Split(hf.Content, "\n") {
-			f := strings.Fields(line)
-			if len(f) >= 2 && f[0] == p.LB.VIP {
-				hosts = append(hosts, f[1:]...)
-			}
-		}
-		return hosts
+	if len(p.Hosts) == 0 {
+		return nil
 	}
-	return nil
+	var hosts []string
+	for _, line := range strings.Split(p.Hosts[0].Content, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == p.LB.VIP {
+			hosts = append(hosts, f[1:]...)
+		}
+	}
+	return hosts
 }
 
 func hopsOf(tr *Trace) string {

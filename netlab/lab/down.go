@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -167,10 +166,3 @@ func IsAgentOf(argv []string, lab string) bool {
 	}
 	return false
 }
-
-// NotFound is a helper for commands: a missing lab as an error that names it.
-func NotFound(lab string) error {
-	return fmt.Errorf("lab %s is not up: %w", lab, ErrNoLab)
-}
-
-func trimNS(lab, ns string) string { return strings.TrimPrefix(ns, plan.NetnsName(lab, "")) }

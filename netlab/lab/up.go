@@ -339,8 +339,7 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 		proc plan.Process
 		done <-chan error
 	}
-	var ws []waiting
-	ws = make([]waiting, len(procs))
+	ws := make([]waiting, len(procs))
 	if err := forEach(len(procs), func(i int) error {
 		done, err := StartAgent(labName, procs[i], o.Binary)
 		ws[i] = waiting{procs[i], done}
