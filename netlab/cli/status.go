@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/spf13/cobra"
@@ -54,9 +55,16 @@ func yes(b bool) string {
 
 func printStatus(g *globals, st *lab.Status) {
 	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "LAB %s\n\nNODE\tNAMESPACE\tIP\tPOD CIDR\tREADY\n", st.Name)
+	fmt.Fprintf(w, "LAB %s\n\nNODE\tNAMESPACE\tIP\tPOD CIDR\tKUBE-PROXY SYNC\tREADY\n", st.Name)
 	for _, n := range st.Nodes {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s %s\n", n.Name, n.Namespace, n.IP, n.PodCIDR, yes(n.Ready), n.Reason)
+		sync := "-"
+		if kp := n.KubeProxy; kp != nil {
+			sync = fmt.Sprintf("gen %d, %.0f ms, %s ago", kp.Generation, kp.Ms, time.Since(kp.At).Round(time.Second))
+			if kp.Error != "" {
+				sync = "FAILED: " + kp.Error
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s %s\n", n.Name, n.Namespace, n.IP, n.PodCIDR, sync, yes(n.Ready), n.Reason)
 	}
 	fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tLABELS\n")
 	for _, p := range st.Pods {

@@ -126,6 +126,25 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 			t.Errorf("node %+v", n)
 		}
 	}
+	for _, n := range st.Nodes {
+		if !n.Agents["kube-proxy"] || !n.Agents["ingress"] || n.KubeProxy == nil || n.KubeProxy.Error != "" {
+			t.Errorf("node %s agents %v kube-proxy %+v", n.Name, n.Agents, n.KubeProxy)
+		}
+	}
+	// A node whose ingress agent died is not ready, and says why.
+	n2 := p.Nodes[1]
+	for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
+		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[2] == "ingress" {
+			kernel.Terminate([]int{pid}, time.Second)
+		}
+	}
+	st, err = lab.GetStatus(context.Background(), p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Nodes[1]; n.Ready || n.Agents["ingress"] || n.Reason != "ingress not running" {
+		t.Errorf("node %s after its ingress died: ready=%v agents=%v reason=%q", n.Name, n.Ready, n.Agents, n.Reason)
+	}
 	victim := p.Pods[1].Name
 	if n, err := lab.KillPod(p.Lab, victim); err != nil || n != 1 {
 		t.Fatalf("kill %s: %d processes, %v", victim, n, err)

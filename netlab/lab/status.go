@@ -2,16 +2,21 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 )
@@ -35,6 +40,20 @@ type NodeStatus struct {
 	PodCIDR   string `json:"podCIDR"`
 	Ready     bool   `json:"ready"`
 	Reason    string `json:"reason,omitempty"`
+	// Agents says, per role (kube-proxy, ingress), whether its process runs on the node.
+	Agents map[string]bool `json:"agents"`
+	// KubeProxy is the node's last rule sync, as its kube-proxy reported it.
+	KubeProxy *kubeproxy.SyncStatus `json:"kubeProxy,omitempty"`
+}
+
+// agentRunning says whether one of pids is a netlab agent of role.
+func agentRunning(pids []int, role string) bool {
+	for _, pid := range pids {
+		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == role {
+			return true
+		}
+	}
+	return false
 }
 
 // PodStatus is a pod as it is now.
@@ -147,7 +166,23 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	defer h.Close()
 	nodeReady := map[string]bool{}
 	for _, n := range p.Nodes {
-		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR}
+		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}}
+		for _, pr := range p.Processes {
+			if pr.Netns == n.Netns {
+				ns.Agents[pr.Role] = agentRunning(pids[n.Netns], pr.Args[1])
+			}
+		}
+		var down []string
+		for role, ok := range ns.Agents {
+			if !ok {
+				down = append(down, role+" not running")
+			}
+		}
+		sort.Strings(down)
+		var ss kubeproxy.SyncStatus
+		if b, err := os.ReadFile(filepath.Join(Dir(lab), "kube-proxy", n.Name+".json")); err == nil && json.Unmarshal(b, &ss) == nil {
+			ns.KubeProxy = &ss
+		}
 		switch up, err := h.LinkUp(n.Netns, plan.NodeIface); {
 		case !nss[n.Netns]:
 			ns.Reason = "namespace missing"
@@ -155,6 +190,8 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ns.Reason = err.Error()
 		case !up:
 			ns.Reason = "eth0 is down"
+		case len(down) > 0:
+			ns.Reason = strings.Join(down, ", ")
 		default:
 			ns.Ready = true
 		}
