@@ -324,28 +324,17 @@ func (h *Handles) AddVXLAN(v VXLANDev) error {
 // AddFDB adds a permanent forwarding entry to a VXLAN device: frames for mac go to the
 // VTEP at dst.
 func (h *Handles) AddFDB(ns, dev, mac, dst string) error {
-	nh, err := h.Get(ns)
-	if err != nil {
-		return err
-	}
-	l, err := nh.LinkByName(dev)
-	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", dev, ns, err)
-	}
-	hw, err := net.ParseMAC(mac)
-	if err != nil {
-		return fmt.Errorf("fdb %s: %w", mac, err)
-	}
-	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
-		Flags: netlink.NTF_SELF, IP: net.ParseIP(dst), HardwareAddr: hw}
-	if err := nh.NeighSet(n); err != nil {
-		return fmt.Errorf("fdb %s dst %s on %s in %s: %w", mac, dst, dev, ns, err)
-	}
-	return nil
+	return h.setPermanentNeigh(ns, dev, dst, mac, unix.AF_BRIDGE, netlink.NTF_SELF)
 }
 
 // AddNeighbor adds (or replaces) a permanent neighbour entry in ns.
 func (h *Handles) AddNeighbor(ns, dev, ip, mac string) error {
+	return h.setPermanentNeigh(ns, dev, ip, mac, netlink.FAMILY_V4, 0)
+}
+
+// setPermanentNeigh writes a permanent entry ip -> mac on dev: an ARP entry (FAMILY_V4) or
+// a VXLAN device's forwarding entry (AF_BRIDGE with NTF_SELF, ip being the remote VTEP).
+func (h *Handles) setPermanentNeigh(ns, dev, ip, mac string, family, flags int) error {
 	nh, err := h.Get(ns)
 	if err != nil {
 		return err
@@ -356,12 +345,12 @@ func (h *Handles) AddNeighbor(ns, dev, ip, mac string) error {
 	}
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
-		return fmt.Errorf("neighbour %s: %w", ip, err)
+		return fmt.Errorf("entry %s on %s: %w", ip, dev, err)
 	}
-	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
-		IP: net.ParseIP(ip), HardwareAddr: hw}
+	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family, State: netlink.NUD_PERMANENT,
+		Flags: flags, IP: net.ParseIP(ip), HardwareAddr: hw}
 	if err := nh.NeighSet(n); err != nil {
-		return fmt.Errorf("neighbour %s lladdr %s on %s in %s: %w", ip, mac, dev, ns, err)
+		return fmt.Errorf("entry %s lladdr %s on %s in %s: %w", ip, mac, dev, ns, err)
 	}
 	return nil
 }
