@@ -4,7 +4,7 @@ BIN     := bin/netlab
 PREFIX  ?= /usr/local
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all build deps up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 smoke clean install
+.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 smoke clean install
 
 all: build
 
@@ -13,6 +13,11 @@ deps:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/netlab
+
+# Rebuilds the committed eBPF object and its Go bindings (netlab/drops) with bpf2go. Needs
+# clang, llvm, bpftool and libbpf-dev (Debian packages); building and testing do not.
+generate:
+	$(GO) generate ./netlab/drops
 
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/netlab
