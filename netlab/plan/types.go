@@ -27,7 +27,7 @@ type Plan struct {
 	Hosts     []HostsFile `json:"hostsFiles,omitempty"`
 	// ResolvConfs are the pods', nodes' and clients' /etc/netns/<ns>/resolv.conf.
 	ResolvConfs []ResolvConf `json:"resolvConfs,omitempty"`
-	Processes []Process   `json:"processes"`
+	Processes   []Process    `json:"processes"`
 
 	Warnings []string `json:"warnings,omitempty"`
 }
