@@ -29,7 +29,7 @@ func newAgent(g *globals) *cobra.Command {
 			labName, _ := cmd.Flags().GetString("lab")
 			var object string
 			switch cmd.Name() {
-			case "pod":
+			case "pod", "dns":
 				object, _ = cmd.Flags().GetString("pod")
 			case "kube-proxy", "ingress":
 				object, _ = cmd.Flags().GetString("node")

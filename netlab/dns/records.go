@@ -242,7 +242,10 @@ func (t *Table) addPTR(ip netip.Addr, target string) {
 }
 
 // DashedIP is an IPv4 address written with dashes, as pod and endpoint names use it.
-func DashedIP(ip netip.Addr) string { return strings.ReplaceAll(ip.String(), ".", "-") }
+func DashedIP(ip netip.Addr) string { return DashedIPString(ip.String()) }
+
+// DashedIPString is DashedIP of an address in text.
+func DashedIPString(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
 
 // Answer is the outcome of one lookup.
 type Answer struct {
