@@ -182,3 +182,14 @@ func CLI(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// EchoPods returns the plan's pods that run the echo agent (all but the cluster DNS's).
+func EchoPods(p *plan.Plan) []plan.Pod {
+	var out []plan.Pod
+	for _, pod := range p.Pods {
+		if pod.Agent == "" {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
