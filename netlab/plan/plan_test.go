@@ -283,6 +283,7 @@ func TestPurePackages(t *testing.T) {
 		"plan":      {"github.com/netlabdev/netlab/netlab/scenario", "github.com/netlabdev/netlab/netlab/kubeproxy", "k8s.io/api/", "k8s.io/apimachinery/"},
 		"kubeproxy": nil,
 		"lb":        nil,
+		"dns":       {"github.com/miekg/dns", "github.com/netlabdev/netlab/netlab/plan"},
 		"ingress":   {"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"},
 	}
 	forbidden := map[string]bool{"os/exec": true, "unsafe": true} // syscall is fine for error numbers
