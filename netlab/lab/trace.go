@@ -57,6 +57,9 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 	if err := t.send(ctx); err != nil {
 		return nil, err
 	}
+	if t.dns != nil {
+		t.tr.Hops = append(t.tr.Hops, *t.dns) // the name's query and answer, first
+	}
 	t.clientHop()
 	t.loadBalancerHop()
 	t.ingressHop()
@@ -82,6 +85,9 @@ type tracer struct {
 	reqID   string
 	h       *kernel.Handles
 	tr      *Trace
+
+	// dns is the cluster DNS lookup of the URL's host, when the sender resolved it so.
+	dns *Hop
 
 	// Filled by send.
 	local netip.AddrPort
@@ -125,6 +131,15 @@ func newTracer(labName, from, rawURL string) (*tracer, error) {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	dst, err := resolveInLab(p, fromNS, host)
+	var dnsHop *Hop
+	if err != nil {
+		// Not an address nor in the hosts file: the cluster DNS, as the sender's resolver.
+		var viaDNS bool
+		var derr error
+		if dst, dnsHop, viaDNS, derr = ClusterDNSHop(p, from, fromNS, host); viaDNS {
+			err = derr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +147,9 @@ func newTracer(labName, from, rawURL string) (*tracer, error) {
 	return &tracer{
 		labName: labName, p: p, u: u, from: from, fromNS: fromNS, host: host, dst: dst,
 		target: netip.AddrPortFrom(dst, uint16(dstPort)),
-		reqID:  "trace-" + randomHex(8),
-		h:      kernel.NewHandles(),
-		tr:     &Trace{URL: rawURL, From: from},
+		reqID:  "trace-" + randomHex(8), dns: dnsHop,
+		h:  kernel.NewHandles(),
+		tr: &Trace{URL: rawURL, From: from},
 	}, nil
 }
 

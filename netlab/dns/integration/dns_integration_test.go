@@ -13,6 +13,7 @@
 package integration_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -228,6 +229,19 @@ func TestIntegrationClusterDNS(t *testing.T) {
 	}
 	if r, err := query(p.Clients[0].Netns, "udp", server, "api.default.svc.cluster.local.", mdns.TypeA); err == nil {
 		t.Errorf("client got an answer from kube-dns: %v", r)
+	}
+
+	// trace from a pod by short name: the DNS query and its answer come first.
+	tr, err := lab.TraceRequest(context.Background(), p.Lab, "cart-1", "http://api.default/")
+	if err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	if h := tr.Hops[0]; h.Step != "dns" || !strings.Contains(h.Summary, "A? api.default.svc.cluster.local. → "+api) ||
+		!strings.Contains(h.Summary, "DNAT "+server+" → coredns-") {
+		t.Errorf("trace's first hop: %+v, want the DNS query of api.default answered %s by a coredns pod", h, api)
+	}
+	if tr.Status != 200 {
+		t.Errorf("trace status %d", tr.Status)
 	}
 
 	// Answers follow endpoints: api-2 killed leaves the headless Service's records.
