@@ -17,7 +17,7 @@ func newTrace(g *globals) *cobra.Command {
 		Short: "Send one request and show every hop it took: LB DNAT, ingress rule, kube-proxy DNAT, pod",
 		Example: `  netlab trace http://app.example/api
   netlab trace https://app.example/
-  netlab trace --from node-1 http://10.96.0.10/`,
+  netlab trace --from web-1 http://api/`,
 		Args:    cobra.ExactArgs(1),
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, args []string) error {
