@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newCapture) }
-
 func newCapture(g *globals) *cobra.Command {
 	var iface, write string
 	var count int
@@ -57,7 +55,6 @@ func newCapture(g *globals) *cobra.Command {
 			return syscall.Exec(ip, argv, os.Environ())
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().StringVarP(&iface, "interface", "i", "any", "interface inside the namespace")
 	cmd.Flags().StringVarP(&write, "write", "w", "", "write packets to a pcap file instead of printing them")
 	cmd.Flags().IntVarP(&count, "count", "c", 0, "stop after this many packets")

@@ -8,8 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newTrace) }
-
 func newTrace(g *globals) *cobra.Command {
 	var from, output string
 	cmd := &cobra.Command{
@@ -47,7 +45,6 @@ func newTrace(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().StringVar(&from, "from", "", "object to send from (default: the first client)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd

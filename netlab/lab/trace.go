@@ -164,7 +164,7 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 			Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
 				node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
 			Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
-			Watch:   fmt.Sprintf("netlab logs ingress %s", node)}
+			Watch:   Hint(labName, "logs ingress "+node)}
 		tr.Hops = append(tr.Hops, hop)
 		entryNode = node
 		entryNS = plan.NetnsName(labName, node)
@@ -176,7 +176,7 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 		podAP := netip.AddrPortFrom(mustAddr(echo.PodIP), uint16(echo.Port))
 		seen := netip.AddrPortFrom(mustAddr(echo.ClientIP), uint16(echo.ClientPort))
 		hop := Hop{Step: "kube-proxy", Namespace: entryNS,
-			Watch: fmt.Sprintf("netlab rules %s", entryNode)}
+			Watch: Hint(labName, "rules "+entryNode)}
 		if f, ok := findFlow(h, entryNS, func(f kernel.Flow) bool { return f.ReplySrc == podAP && f.ReplyDst == seen }); ok {
 			svc, sp := serviceFor(p, f.OrigDst, entryNode)
 			hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", entryNode, f.OrigDst, podAP, echo.Pod)
