@@ -228,9 +228,14 @@ func writeLogLine(out io.Writer, line []byte, o *output, lf lab.LogFile) error {
 	if o.wide() {
 		b.WriteString(lf.Name() + "  ")
 	}
-	fmt.Fprintf(&b, "%s %-5s %s", ts, level, msg)
-	for _, r := range rest {
-		b.WriteString(" " + r)
+	b.WriteString(ts)
+	if level != "" {
+		fmt.Fprintf(&b, " %-5s", level)
+	}
+	for _, r := range append([]string{msg}, rest...) {
+		if r != "" {
+			b.WriteString(" " + r)
+		}
 	}
 	_, err := fmt.Fprintln(out, b.String())
 	return err
