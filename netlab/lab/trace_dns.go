@@ -83,8 +83,9 @@ func ClusterDNSHop(p *plan.Plan, object, ns, host string) (addr netip.Addr, hop 
 		return netip.Addr{}, nil, false, nil
 	}
 	server := net.JoinHostPort(rc.nameserver, "53")
-	hop = &Hop{Step: "dns", Namespace: ns,
-		Watch: fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 udp port 53", ns)}
+	// Part of the article's first step: the client finding where to send the request.
+	hop = &Hop{Step: stepClient, Component: "dns", Object: object, Namespace: ns, Packets: []TracePacket{},
+		Watch: Hint(p.Lab, fmt.Sprintf("capture %s -- udp port 53", object))}
 	var tried []string
 	for _, name := range rc.candidates(host) {
 		r, local, qerr := queryIn(ns, server, name)

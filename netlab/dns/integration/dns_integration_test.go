@@ -236,7 +236,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("trace: %v", err)
 	}
-	if h := tr.Hops[0]; h.Step != "dns" || !strings.Contains(h.Summary, "A? api.default.svc.cluster.local. → "+api) ||
+	if h := tr.Hops[0]; h.Component != "dns" || h.Step != 1 || !strings.Contains(h.Summary, "A? api.default.svc.cluster.local. → "+api) ||
 		!strings.Contains(h.Summary, "DNAT "+server+" → coredns-") {
 		t.Errorf("trace's first hop: %+v, want the DNS query of api.default answered %s by a coredns pod", h, api)
 	}
