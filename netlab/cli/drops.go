@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newDrops) }
 
 func newDrops(g *globals) *cobra.Command {
 	var follow, all bool
@@ -77,7 +76,6 @@ JSON object per line.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep watching until Ctrl-C")
 	cmd.Flags().DurationVar(&window, "for", 3*time.Second, "how long to watch without --follow")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
