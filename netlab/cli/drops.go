@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newDrops(g *globals) *cobra.Command {
 	var follow, all bool
 	var output string
