@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/cli"
@@ -282,4 +283,45 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 			t.Error("logs of a purged lab succeeded")
 		}
 	})
+}
+
+// As a user other than root, every verb that needs root says so in one line and exits 1;
+// plan and version work.
+func TestIntegrationNonRootLine(t *testing.T) {
+	labtest.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "netlab-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "netlab")
+	b, err := os.ReadFile(labtest.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{labtest.AsCLIEnv + "=1", "PATH=/usr/bin:/bin"}
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	for _, args := range [][]string{{"graph", "--name", "demo"}, {"status"}, {"logs", "--name", "demo"}, {"down", "--name", "demo"}, {"exec", "client", "--", "true"}, {"export", "logs", "--name", "demo", "x"}} {
+		out, code := run(args...)
+		if code != 1 || out != "netlab: this command needs root: run it with sudo\n" {
+			t.Errorf("netlab %s as nobody: exit %d, %q", strings.Join(args, " "), code, out)
+		}
+	}
+	if out, code := run("version"); code != 0 || !strings.HasPrefix(out, "netlab ") {
+		t.Errorf("version as nobody: exit %d, %q", code, out)
+	}
 }
