@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netlabdev/netlab/netlab/cli"
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -159,6 +161,27 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		}
 		if _, errOut, code := netlab(t, "logs", "--name", a.Lab, "pod-web-1"); code != 2 || !strings.Contains(errOut, "it has: ") {
 			t.Errorf("logs of a name not listed: exit %d, want 2 listing the names: %s", code, errOut)
+		}
+	})
+
+	t.Run("logs -f follows what the agent writes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		out := &syncBuffer{}
+		done := make(chan int)
+		go func() { done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "0"}, out, out) }()
+		if _, errOut, code := netlab(t, "pod", "kill", "web-2", "--name", a.Lab); code != 0 {
+			t.Fatalf("pod kill: %s", errOut)
+		}
+		if _, errOut, code := netlab(t, "pod", "start", "web-2", "--name", a.Lab); code != 0 {
+			t.Fatalf("pod start: %s", errOut)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(out.String(), "pod ready pod=web-2") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		if code := <-done; code != 0 || !strings.Contains(out.String(), "pod not ready pod=web-2") || !strings.Contains(out.String(), "pod ready pod=web-2") {
+			t.Errorf("logs -f (exit %d) did not follow web-2 leaving and coming back:\n%s", code, out.String())
 		}
 	})
 
@@ -324,4 +347,22 @@ func TestIntegrationNonRootLine(t *testing.T) {
 	if out, code := run("version"); code != 0 || !strings.HasPrefix(out, "netlab ") {
 		t.Errorf("version as nobody: exit %d, %q", code, out)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
