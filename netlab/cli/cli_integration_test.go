@@ -168,7 +168,9 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		out := &syncBuffer{}
 		done := make(chan int)
-		go func() { done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "0"}, out, out) }()
+		go func() {
+			done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "0"}, out, out)
+		}()
 		if _, errOut, code := netlab(t, "pod", "kill", "web-2", "--name", a.Lab); code != 0 {
 			t.Fatalf("pod kill: %s", errOut)
 		}
