@@ -171,16 +171,19 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		go func() {
 			done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "0"}, out, out)
 		}()
+		waitFor := func(line string) {
+			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), line) && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
 		if _, errOut, code := netlab(t, "pod", "kill", "web-2", "--name", a.Lab); code != 0 {
 			t.Fatalf("pod kill: %s", errOut)
 		}
+		waitFor("pod not ready pod=web-2") // the controller's next probe, printed as it is logged
 		if _, errOut, code := netlab(t, "pod", "start", "web-2", "--name", a.Lab); code != 0 {
 			t.Fatalf("pod start: %s", errOut)
 		}
-		deadline := time.Now().Add(15 * time.Second)
-		for !strings.Contains(out.String(), "pod ready pod=web-2") && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFor("pod ready pod=web-2")
 		cancel()
 		if code := <-done; code != 0 || !strings.Contains(out.String(), "pod not ready pod=web-2") || !strings.Contains(out.String(), "pod ready pod=web-2") {
 			t.Errorf("logs -f (exit %d) did not follow web-2 leaving and coming back:\n%s", code, out.String())
