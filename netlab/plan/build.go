@@ -55,6 +55,9 @@ type builder struct {
 	s     *scenario.Scenario
 	p     *Plan
 	probs scenario.Problems
+	// prev is the running lab's plan when building for a live change (BuildFrom): its
+	// Services keep their addresses and ports, which no new Service may take.
+	prev *Plan
 }
 
 func (b *builder) problem(src scenario.Source, obj, field, msg string) {
@@ -306,6 +309,8 @@ func (b *builder) placePods(ns func(string) string) {
 			}
 			candidates = append(candidates, i)
 		}
+		dep := deploymentRecord(d.Deployment)
+		p.Deployments = append(p.Deployments, dep)
 		replicas := int(*d.Spec.Replicas)
 		if replicas > 0 && len(candidates) == 0 {
 			b.problem(d.Source, obj, "spec.template.spec", "no node matches nodeName/nodeSelector")
@@ -335,6 +340,7 @@ func (b *builder) placePods(ns func(string) string) {
 				Node: node.Name, IP: cidr(nth(slice, host), slice), Gateway: addrOf(node.Gateway),
 				HostVeth: HostVethName(name(p), podName), MAC: MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
+				Template: dep.Template, GraceSeconds: dep.Pod.GraceSeconds, PreStopSleep: dep.Pod.PreStopSleep,
 			}
 			p.Pods = append(p.Pods, pod)
 			mtu := 0
@@ -455,6 +461,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			usedWan[a] = true
 		}
 	}
+	b.holdPrevious(usedIP, usedNP, usedWan)
 	nextIP := 10 // 10.96.0.1 is the kubernetes Service, .10 is usually DNS: start after
 	nextNP := int32(NodePortMin + 80)
 	allocIP := func() (netip.Addr, bool) {
@@ -508,8 +515,11 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		obj := fmt.Sprintf("Service %s/%s", s.Namespace, s.Name)
 		ps := Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
 			ExternalIPs: s.Spec.ExternalIPs}
+		prev, hasPrev := b.previous(s)
 		if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
 			ps.ClusterIP = a.String()
+		} else if hasPrev && prev.ClusterIP != "" {
+			ps.ClusterIP = prev.ClusterIP
 		} else if a, ok := allocIP(); ok {
 			ps.ClusterIP = a.String()
 		} else {
@@ -527,6 +537,9 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		}
 		for _, sp := range s.Spec.Ports {
 			port := ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol), NodePort: sp.NodePort}
+			if np := prev.nodePortOf(sp.Port, string(sp.Protocol)); external && port.NodePort == 0 && np != 0 {
+				port.NodePort = np
+			}
 			if external && port.NodePort == 0 {
 				np, ok := allocNP()
 				if !ok {
@@ -538,6 +551,9 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		}
 		if ps.ExternalTrafficLocal {
 			ps.HealthCheckNodePort = s.Spec.HealthCheckNodePort
+			if ps.HealthCheckNodePort == 0 && hasPrev {
+				ps.HealthCheckNodePort = prev.HealthCheckNodePort
+			}
 			if ps.HealthCheckNodePort == 0 {
 				ps.HealthCheckNodePort, _ = allocNP()
 			}
@@ -570,6 +586,8 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			ps.LBScheduler, ps.LBPersistence = sched, pers
 			if a, err := netip.ParseAddr(s.Spec.LoadBalancerIP); err == nil {
 				ps.LoadBalancerIP = a.String()
+			} else if hasPrev && prev.LoadBalancerIP != "" {
+				ps.LoadBalancerIP = prev.LoadBalancerIP
 			} else if a, ok := allocLB(); ok {
 				ps.LoadBalancerIP = a.String()
 			} else {
@@ -633,6 +651,10 @@ func (b *builder) ingresses() {
 				}
 			}
 		}
+	}
+	for _, sec := range b.s.Secrets {
+		p.Secrets = append(p.Secrets, SecretRef{Namespace: sec.Namespace, Name: sec.Name,
+			Hash: hashJSON([]any{sec.Type, sec.Data, sec.StringData})})
 	}
 	names := make([]string, 0, len(hosts))
 	for h := range hosts {
