@@ -10,6 +10,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/spf13/cobra"
 )
@@ -77,6 +78,14 @@ func newAgentPod(g *globals) *cobra.Command {
 			}
 			ctx, cancel := agentContext(cmd.Context())
 			defer cancel()
+			// A graceful termination (apply, scale, rollout) marks the pod leaving before
+			// its SIGTERM; any other SIGTERM (down, pod kill) ends the agent at once.
+			cfg.Leaving = func() bool { return lab.Leaving(cfg.Lab, cfg.Pod) }
+			killed := make(chan struct{})
+			sigint := make(chan os.Signal, 1)
+			signal.Notify(sigint, syscall.SIGINT)
+			go func() { <-sigint; close(killed) }()
+			cfg.Killed = killed
 			return agent.RunPod(ctx, cfg, agentLogger())
 		},
 	}

@@ -73,7 +73,11 @@ func printStatus(g *globals, st *lab.Status) {
 			ls = append(ls, k+"="+v)
 		}
 		sort.Strings(ls)
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), strings.Join(ls, ","), p.Reason)
+		reason := p.Reason
+		if p.Phase == "Terminating" {
+			reason = strings.TrimSpace("Terminating " + reason)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), strings.Join(ls, ","), reason)
 	}
 	if len(st.Services) > 0 {
 		fmt.Fprintf(w, "\nSERVICE\tTYPE\tCLUSTER-IP\tPORTS\tENDPOINTS (ready)\n")
@@ -89,6 +93,8 @@ func printStatus(g *globals, st *lab.Status) {
 			for _, e := range s.Endpoints {
 				if e.Ready {
 					eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
+				} else if e.Terminating && e.Serving {
+					eps = append(eps, fmt.Sprintf("%s:%d (terminating)", e.IP, e.Port))
 				}
 			}
 			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ","), strings.Join(eps, ","))
