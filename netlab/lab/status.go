@@ -58,17 +58,17 @@ func agentRunning(pids []int, role string) bool {
 
 // PodStatus is a pod as it is now.
 type PodStatus struct {
-	Name      string            `json:"name"`
-	Namespace string            `json:"namespace"`
-	K8sNS     string            `json:"k8sNamespace"`
-	Node      string            `json:"node"`
-	IP        string            `json:"ip"`
-	Ready     bool              `json:"ready"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	K8sNS     string `json:"k8sNamespace"`
+	Node      string `json:"node"`
+	IP        string `json:"ip"`
+	Ready     bool   `json:"ready"`
 	// Phase is Running, or Terminating while a live change lets the pod go.
-	Phase     string            `json:"phase"`
-	PID       int               `json:"pid,omitempty"`
-	Labels    map[string]string `json:"labels"`
-	Reason    string            `json:"reason,omitempty"`
+	Phase  string            `json:"phase"`
+	PID    int               `json:"pid,omitempty"`
+	Labels map[string]string `json:"labels"`
+	Reason string            `json:"reason,omitempty"`
 }
 
 // ServiceStatus is a Service with its live endpoints.
