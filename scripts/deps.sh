@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab, its tests and benchmarks use, with apt, only when missing.
-# Idempotent. Run as root. BENCH=1 also installs the benchmark tools (wrk, nginx, mininet).
+# Idempotent. Run as root. BENCH=1 also installs the benchmark tools (wrk, nginx, mininet,
+# dnsperf, dnsmasq).
 set -euo pipefail
 
 need=()
@@ -19,6 +20,11 @@ if [ "${BENCH:-0}" = 1 ]; then
   have brctl || need+=(bridge-utils)
   have hyperfine || need+=(hyperfine)
   have jq || need+=(jq)
+  # The cluster DNS benchmark: dnsperf as the load, dnsmasq (the binary only, no service)
+  # as the reference server, dig to look.
+  have dnsperf || need+=(dnsperf)
+  [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+  have dig || need+=(bind9-dnsutils)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -32,12 +38,21 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Go: go.mod asks for 1.26. A Go from 1.21 on fetches it through the module proxy with
+# GOTOOLCHAIN=auto (the Makefile sets it); older ones (Debian 12, Ubuntu 22.04) cannot.
+go_help="install Go 1.26: on Debian 13 / Ubuntu 24.04 or later \`apt install golang-go\` (make fetches 1.26 by itself);
+  elsewhere the official tarball: curl -fsSLO https://go.dev/dl/go1.26.8.linux-amd64.tar.gz &&
+  rm -rf /usr/local/go && tar -C /usr/local -xzf go1.26.8.linux-amd64.tar.gz   (see README.md, Go)"
+if ! have go && [ -x /usr/local/go/bin/go ]; then
+  PATH="/usr/local/go/bin:$PATH" # where the tarball puts it; the Makefile looks there too
+fi
 if ! have go; then
-  if [ -x /usr/local/go/bin/go ]; then
-    echo "deps: Go is in /usr/local/go/bin; add it to PATH" >&2
-  else
-    echo "deps: Go is missing: install Go 1.26 or newer (https://go.dev/doc/install or apt install golang-go)" >&2
-  fi
+  echo "deps: Go is missing: $go_help" >&2
+  exit 1
+fi
+go_minor=$(cd / && GOTOOLCHAIN=local go version | sed -nE 's/^go version go1\.([0-9]+).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -lt 21 ]; then
+  echo "deps: $(cd / && go version) cannot build netlab (it needs 1.26, and Go before 1.21 cannot fetch it): $go_help" >&2
   exit 1
 fi
 

@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newApply, newScale, newRollout) }
-
 type applyFlags struct {
 	files   []string
 	dryRun  bool
@@ -35,7 +33,7 @@ terminated gracefully (preStop, SIGTERM, terminationGracePeriodSeconds, SIGKILL)
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(f.files) == 0 {
-				return fmt.Errorf("apply needs at least one -f FILE")
+				return usagef("apply needs at least one -f FILE (the whole lab, as for up)")
 			}
 			s, err := scenario.Load(f.files)
 			if err != nil {
@@ -62,7 +60,6 @@ terminated gracefully (preStop, SIGTERM, terminationGracePeriodSeconds, SIGKILL)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "scenario file (repeatable): the whole lab, as for up")
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the Lab object's metadata.name, else the only lab that is up)")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print what would change and change nothing")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for new pods and the rules to follow")
 	return cmd
@@ -87,7 +84,7 @@ func deploymentArg(arg string) (string, error) {
 		ok = false
 	}
 	if !ok || name == "" {
-		return "", fmt.Errorf("%q: want deployment/NAME", arg)
+		return "", usagef("%q: want deployment/NAME", arg)
 	}
 	return name, nil
 }
@@ -106,7 +103,7 @@ func newScale(g *globals) *cobra.Command {
 				return err
 			}
 			if replicas < 0 || !cmd.Flags().Changed("replicas") {
-				return fmt.Errorf("--replicas N (N ≥ 0) is required")
+				return usagef("--replicas N (N ≥ 0) is required")
 			}
 			name, err := g.labName()
 			if err != nil {
@@ -122,7 +119,6 @@ func newScale(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().IntVar(&replicas, "replicas", -1, "the number of pods")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for new pods and the rules to follow")
 	return cmd
@@ -159,7 +155,6 @@ func newRollout(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	restart.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	restart.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for each new pod and the rules to follow")
 	cmd.AddCommand(restart)
 	return cmd

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newTrace) }
-
 func newTrace(g *globals) *cobra.Command {
 	var from, output, method, pcap string
 	var headers []string
@@ -28,7 +26,7 @@ that answered. URL is http(s)://host[:port]/path, or tcp://IP:PORT or udp://IP:P
 an L4-only path. A request that fails exits 1 and ends with where it died and why.`,
 		Example: `  netlab trace http://app.example/api
   netlab trace https://app.example/
-  netlab trace --from web-1 http://10.96.0.11/
+  netlab trace --from web-1 http://api/
   netlab trace tcp://203.0.113.101:8000
   netlab trace -o json --pcap trace.pcapng http://app.example/`,
 		Args:    cobra.ExactArgs(1),
@@ -83,7 +81,6 @@ an L4-only path. A request that fails exits 1 and ends with where it died and wh
 			return err // a failed request: exit 1, after the trace that says where it died
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().StringVar(&from, "from", "", "object to send from: a client, pod or node (default: the first client)")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	cmd.Flags().StringVarP(&method, "request", "X", "", "HTTP method (default GET)")

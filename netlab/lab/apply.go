@@ -265,7 +265,7 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 	if err := c.writePlan(mid); err != nil {
 		return err
 	}
-	if !equalJSON(cur.Hosts, mid.Hosts) {
+	if !equalJSON(cur.Hosts, mid.Hosts) || !equalJSON(cur.ResolvConfs, mid.ResolvConfs) {
 		if err := writeHosts(ctx, mid, Options{}); err != nil {
 			return err
 		}
@@ -347,6 +347,7 @@ func (c *change) finish() error {
 			errs = append(errs, h.DelNeighbor(node.Netns, plan.BridgeCNI, plan.Addr(pod.IP)))
 		}
 		os.Remove(LeavingPath(c.lab, pod.Name))
+		errs = append(errs, os.RemoveAll(filepath.Join(EtcNetns, pod.Netns)))
 	}
 	for _, vip := range c.goneVIPs {
 		errs = append(errs, h.DelAddr(c.cur.LB.Netns, plan.LBWanIface, vip))
@@ -610,7 +611,10 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 		errs = append(errs, h.DelAddr(cur.LB.Netns, plan.LBWanIface, vip))
 	}
 	errs = append(errs, c.writePlan(cur))
-	if !equalJSON(cur.Hosts, mid.Hosts) {
+	for _, pod := range added {
+		errs = append(errs, os.RemoveAll(filepath.Join(EtcNetns, pod.Netns)))
+	}
+	if !equalJSON(cur.Hosts, mid.Hosts) || !equalJSON(cur.ResolvConfs, mid.ResolvConfs) {
 		errs = append(errs, writeHosts(context.Background(), cur, Options{}))
 	}
 	if ingressInputsChanged(cur, mid) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,7 +36,16 @@ func Main(m *testing.M) {
 	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
 		os.Exit(cli.Main(context.Background(), os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		// Every test passed: the logs its labs left after down go too.
+		named.Lock()
+		for _, l := range named.labs {
+			_ = lab.PurgeLogs(l)
+		}
+		named.Unlock()
+	}
+	os.Exit(code)
 }
 
 // RequireRoot skips a test under -short, and when not root outside CI; in CI (CI=true) a
@@ -55,9 +65,20 @@ func RequireRoot(t testing.TB) {
 
 var seq atomic.Int64
 
+// named lists the lab names LabName gave out, whose logs Main removes after a run where
+// every test passed.
+var named struct {
+	sync.Mutex
+	labs []string
+}
+
 // LabName returns a unique lab name for a test (letters and digits only).
 func LabName(prefix string) string {
-	return fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, seq.Add(1))
+	name := fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, seq.Add(1))
+	named.Lock()
+	named.labs = append(named.labs, name)
+	named.Unlock()
+	return name
 }
 
 // Binary returns the path of the running test binary, which doubles as netlab.
@@ -76,14 +97,26 @@ func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 	t.Helper()
 	p := Plan(t, prefix, yaml)
 	t.Cleanup(func() {
+		if t.Failed() {
+			ExportLogs(t, p.Lab)
+		}
 		if err := lab.Down(p.Lab, nil); err != nil {
 			t.Errorf("down %s: %v", p.Lab, err)
 		}
 		if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
 			t.Errorf("namespaces left after down: %v", left)
 		}
+		if t.Failed() {
+			t.Logf("lab %s: its agent logs stay in %s", p.Lab, lab.LogDir(p.Lab))
+		} else if err := lab.PurgeLogs(p.Lab); err != nil {
+			t.Error(err)
+		}
 	})
-	if err := lab.Up(context.Background(), p, lab.Options{Binary: Binary(t), ReadyTimeout: 30 * time.Second}); err != nil {
+	text := []byte(yaml)
+	if yaml == "" {
+		text = scenario.DefaultYAML()
+	}
+	if err := lab.Up(context.Background(), p, lab.Options{Binary: Binary(t), ReadyTimeout: 30 * time.Second, Scenario: text}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	return p
@@ -181,4 +214,34 @@ func CLI(t testing.TB, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), AsCLIEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// EchoPods returns the plan's pods that run the echo agent (all but the cluster DNS's).
+func EchoPods(p *plan.Plan) []plan.Pod {
+	var out []plan.Pod
+	for _, pod := range p.Pods {
+		if pod.Agent == "" {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
+
+// ExportLogs writes what `netlab export logs` writes for the lab into a new directory
+// under the system's temporary directory, kept after the test, and says where in the
+// test's log. Up calls it when a test that brought a lab up has failed, before the lab
+// goes down.
+func ExportLogs(t testing.TB, labName string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "netlab-"+labName+"-")
+	if err != nil {
+		t.Errorf("export logs of %s: %v", labName, err)
+		return ""
+	}
+	files, err := lab.ExportLogs(context.Background(), labName, dir)
+	t.Logf("lab %s failed: %d files of logs, rules and state exported to %s", labName, len(files), dir)
+	if err != nil {
+		t.Logf("export logs of %s: %v", labName, err)
+	}
+	return dir
 }

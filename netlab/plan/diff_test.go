@@ -91,10 +91,13 @@ func lines(cs Changes) string {
 	return strings.Join(out, "\n")
 }
 
+// podNames lists the web pods (the cluster DNS's coredns pods are there too, unchanged).
 func podNames(p *Plan) string {
 	var out []string
 	for _, pod := range p.Pods {
-		out = append(out, pod.Name+"@"+pod.Node+"="+pod.IP)
+		if pod.Deployment == "web" {
+			out = append(out, pod.Name+"@"+pod.Node+"="+pod.IP)
+		}
 	}
 	return strings.Join(out, " ")
 }
@@ -105,8 +108,10 @@ func TestCompareSameFilesAllUnchanged(t *testing.T) {
 	cs := mustCompare(t, old, cur)
 	want := `lab.netlab.dev/t unchanged
 deployment.apps/web unchanged
+deployment.apps/coredns unchanged
 service/shop unchanged
 service/web unchanged
+service/kube-dns unchanged
 ingress.networking.k8s.io/app unchanged`
 	if got := lines(cs); got != want {
 		t.Fatalf("changes:\n%s\nwant:\n%s", got, want)
@@ -139,7 +144,7 @@ func TestCompareScaleUpKeepsPodsAndContinuesNames(t *testing.T) {
 			t.Fatalf("pod %s changed: %+v → %+v", pod.Name, pod, got)
 		}
 	}
-	want := "web-1@node-1=10.244.1.2/24 web-2@node-2=10.244.2.2/24 web-3@node-1=10.244.1.3/24 web-4@node-2=10.244.2.3/24 web-5@node-1=10.244.1.4/24"
+	want := "web-1@node-1=10.244.1.2/24 web-2@node-2=10.244.2.2/24 web-3@node-1=10.244.1.3/24 web-4@node-2=10.244.2.4/24 web-5@node-1=10.244.1.5/24"
 	if got := podNames(cur); got != want {
 		t.Fatalf("pods %s\nwant %s", got, want)
 	}
@@ -192,12 +197,12 @@ func TestCompareTemplateChangeReplacesEveryPod(t *testing.T) {
 		t.Fatalf("web: %+v", c)
 	}
 	// New names continue the sequence; no address of a leaving pod is reused.
-	want := "web-4@node-1=10.244.1.4/24 web-5@node-2=10.244.2.3/24 web-6@node-1=10.244.1.5/24"
+	want := "web-4@node-1=10.244.1.5/24 web-5@node-2=10.244.2.4/24 web-6@node-1=10.244.1.6/24"
 	if got := podNames(cur); got != want {
 		t.Fatalf("pods %s\nwant %s", got, want)
 	}
-	if cur.Pods[0].Labels["tier"] != "front" {
-		t.Fatalf("new pods have the new template: %+v", cur.Pods[0].Labels)
+	if pod, _ := cur.PodByName("web-4"); pod.Labels["tier"] != "front" {
+		t.Fatalf("new pods have the new template: %+v", pod.Labels)
 	}
 }
 
@@ -225,9 +230,11 @@ func TestCompareServicesKeepAddressesAndNeverReuseHeldOnes(t *testing.T) {
 	cur := buildFrom(t, edited, old)
 	want := `lab.netlab.dev/t unchanged
 deployment.apps/web unchanged
+deployment.apps/coredns unchanged
 service/api created
 service/shop configured
 service/web deleted
+service/kube-dns unchanged
 ingress.networking.k8s.io/app unchanged`
 	cs := mustCompare(t, old, cur)
 	if got := lines(cs); got != want {
@@ -275,8 +282,10 @@ stringData: {tls.crt: "x", tls.key: "y"}
 	want := `lab.netlab.dev/t configured
 secret/tls created
 deployment.apps/web unchanged
+deployment.apps/coredns unchanged
 service/shop configured
 service/web unchanged
+service/kube-dns unchanged
 ingress.networking.k8s.io/app configured`
 	if got := lines(cs); got != want {
 		t.Fatalf("changes:\n%s\nwant:\n%s", got, want)
@@ -289,13 +298,15 @@ ingress.networking.k8s.io/app configured`
 	want = `lab.netlab.dev/t configured
 secret/tls deleted
 deployment.apps/web deleted
+deployment.apps/coredns unchanged
 service/shop deleted
 service/web deleted
+service/kube-dns unchanged
 ingress.networking.k8s.io/app deleted`
 	if got := lines(mustCompare(t, cur, empty)); got != want {
 		t.Fatalf("changes:\n%s\nwant:\n%s", got, want)
 	}
-	if len(empty.Pods) != 0 || len(empty.Processes) == 0 {
+	if podNames(empty) != "" || len(empty.Processes) == 0 {
 		t.Fatalf("pods %d, processes %d", len(empty.Pods), len(empty.Processes))
 	}
 }

@@ -20,6 +20,9 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 		}
 	}
 	for _, s := range p.Services {
+		if s.Headless() || s.ExternalName != "" {
+			continue // kube-proxy skips Services without a ClusterIP: DNS alone serves them
+		}
 		for _, sp := range s.Ports {
 			kp := kubeproxy.ServicePort{
 				Namespace: s.Namespace, Name: s.Name, PortName: sp.Name, Protocol: sp.Protocol,
@@ -37,7 +40,8 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 				if ep.PortName != sp.Name || !strings.EqualFold(ep.Protocol, sp.Protocol) {
 					continue
 				}
-				e := kubeproxy.Endpoint{Pod: ep.Pod, Node: ep.Node, IP: ep.IP, Port: ep.Port, Ready: ready == nil || ready(ep.Pod)}
+				e := kubeproxy.Endpoint{Pod: ep.Pod, Node: ep.Node, IP: ep.IP, Port: ep.Port,
+					Ready: ready == nil || s.PublishNotReady || ready(ep.Pod)}
 				if leaving[ep.Pod] {
 					// A leaving pod is not ready at once; it serves while it answers.
 					e.Ready, e.Serving, e.Terminating = false, e.Ready, true

@@ -112,7 +112,12 @@ func (p *Plan) AddPod(pod Pod) {
 	p.Neighbors = append(p.Neighbors,
 		Neighbor{Netns: pod.Netns, Dev: PodIface, IP: pod.Gateway, MAC: node.BridgeMAC},
 		Neighbor{Netns: node.Netns, Dev: BridgeCNI, IP: addrOf(pod.IP), MAC: pod.MAC})
-	p.Processes = append(p.Processes, podProcesses(&Plan{Lab: p.Lab, Pods: []Pod{pod}})...)
+	if p.DNS != nil {
+		p.ResolvConfs = append(p.ResolvConfs, p.podResolvConf(pod))
+	}
+	one := &Plan{Lab: p.Lab, DNS: p.DNS, Pods: []Pod{pod}}
+	p.Processes = append(p.Processes, podProcesses(one)...)
+	p.Processes = append(p.Processes, dnsProcesses(one)...)
 }
 
 // RemovePod removes a pod and everything AddPod (or Build) made for it.
@@ -131,6 +136,7 @@ func (p *Plan) RemovePod(name string) (Pod, bool) {
 		return n.Netns == pod.Netns || (n.Netns == node.Netns && n.Dev == BridgeCNI && n.IP == ip)
 	})
 	p.Sysctls = slices.DeleteFunc(p.Sysctls, func(s Sysctl) bool { return s.Netns == pod.Netns })
+	p.ResolvConfs = slices.DeleteFunc(p.ResolvConfs, func(r ResolvConf) bool { return r.Netns == pod.Netns })
 	p.Processes = slices.DeleteFunc(p.Processes, func(pr Process) bool { return pr.Role == "pod" && pr.Name == pod.Name })
 	return pod, true
 }

@@ -33,7 +33,7 @@ func (b *builder) previous(s scenario.Service) (Service, bool) {
 		if ps.Namespace != s.Namespace || ps.Name != s.Name {
 			continue
 		}
-		for _, o := range b.s.Services {
+		for _, o := range b.svcs {
 			if o.Namespace == s.Namespace && o.Name == s.Name {
 				continue
 			}
