@@ -276,10 +276,6 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 					es.Ready = s.PublishNotReady || ctlPods[e.Pod]
 				}
 			}
-			if ctl != nil { // the controller's view is what kube-proxy programs
-				c := ctl[endpointKey(s.Namespace+"/"+s.Name, e.PortName, e.IP, e.Port)]
-				es.Ready, es.Serving, es.Terminating = c.Ready, c.IsServing(), c.Terminating
-			}
 			es.Serving = es.Serving || es.Ready
 			ss.Endpoints = append(ss.Endpoints, es)
 		}
