@@ -752,7 +752,7 @@ type accessLine struct {
 
 // ingressLogLine finds the access-log line of a request id in the nodes' ingress logs.
 func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string, bool) {
-	for try := 0; try < 5; try++ {
+	for try := 0; try < 25; try++ {
 		for _, n := range p.Nodes {
 			f, err := os.Open(LogPath(labName, "ingress", n.Name))
 			if err != nil {
@@ -772,7 +772,7 @@ func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string
 			}
 			f.Close()
 		}
-		time.Sleep(20 * time.Millisecond) // the access log is written after the response
+		time.Sleep(20 * time.Millisecond) // the access log is written after the response (later on a loaded machine)
 	}
 	return accessLine{}, "", false
 }
