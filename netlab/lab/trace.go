@@ -541,6 +541,9 @@ func (t *tracer) ingressHop() {
 	if t.u.Scheme != "http" && t.u.Scheme != "https" {
 		return
 	}
+	if port := int(t.target.Port()); port != int(t.p.Ingress.HTTPPort) && port != int(t.p.Ingress.HTTPSPort) {
+		return // not an ingress port: no access-log line to wait for
+	}
 	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
 	if !ok {
 		return
