@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,20 +68,19 @@ func SortPorts(ports []ServicePort) {
 	})
 }
 
-// sortEndpoints orders endpoints by address, then port.
-func sortEndpoints(eps []Endpoint) {
-	slices.SortStableFunc(eps, func(a, b Endpoint) int {
-		aa, errA := netip.ParseAddr(a.IP)
-		ba, errB := netip.ParseAddr(b.IP)
-		if errA == nil && errB == nil {
-			if c := aa.Compare(ba); c != 0 {
-				return c
-			}
-		} else if c := strings.Compare(a.IP, b.IP); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Port, b.Port)
-	})
+// SortEndpoints orders endpoints as kube-proxy does: by their "ip:port" string, so
+// 10.0.0.10 comes before 10.0.0.3.
+func SortEndpoints(eps []Endpoint) {
+	slices.SortStableFunc(eps, func(a, b Endpoint) int { return strings.Compare(a.String(), b.String()) })
+}
+
+func sortEndpoints(eps []Endpoint) { SortEndpoints(eps) }
+
+// Categorize mirrors kube-proxy's CategorizeEndpoints (see categorize): the endpoints of
+// the Cluster and Local policy chains, those reachable from the node, and whether the
+// port has any usable endpoint in the cluster.
+func Categorize(sp *ServicePort, nodeName string) (cluster, local, reachable []Endpoint, hasAny bool) {
+	return categorize(sp, nodeName)
 }
 
 // categorize mirrors kube-proxy's CategorizeEndpoints for Ready endpoints (no topology
