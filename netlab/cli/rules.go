@@ -23,7 +23,8 @@ func newRules(g *globals) *cobra.Command {
 		Short: "Show a node's live kube-proxy rules with packet counters, annotated with their Service and pod",
 		Long: `Shows the filter and nat rules kube-proxy keeps on NODE (iptables-save -c inside the
 node's namespace), each chain and rule annotated with the Service port and the pod it
-belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
+belongs to. In nftables mode: the table ip kube-proxy (nft list), its per-service chains,
+sets and verdict-map elements annotated the same way, with per-endpoint conntrack counts. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 		Args:    cobra.ExactArgs(1),
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,6 +48,9 @@ belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 			ports := p.ServicePorts(nil)
 			if ef, err := agent.ReadEndpoints(agent.EndpointsPath(name)); err == nil {
 				ports = ef.Ports
+			}
+			if p.NFTables() {
+				return printNFTRules(g, ns, ports, service)
 			}
 			idx := ruleIndex(ports)
 			for _, table := range []string{"filter", "nat"} {

@@ -40,7 +40,21 @@ type LabSpec struct {
 	Network      Network     `json:"network,omitempty"`
 	LoadBalancer LBSpec      `json:"loadBalancer,omitempty"`
 	Ingress      IngressSpec `json:"ingress,omitempty"`
+	KubeProxy    KubeProxy   `json:"kubeProxy,omitempty"`
 }
+
+// KubeProxy configures every node's kube-proxy agent.
+type KubeProxy struct {
+	// Mode is iptables (default) or nftables, as kube-proxy's --proxy-mode. A lab keeps
+	// its mode: changing it means a new lab.
+	Mode string `json:"mode,omitempty"`
+}
+
+// kube-proxy modes.
+const (
+	ProxyModeIPTables = "iptables"
+	ProxyModeNFTables = "nftables"
+)
 
 // Node is one worker node.
 type Node struct {

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,19 @@ func TestParseExisting(t *testing.T) {
 	ex := ParseExisting(chains, sets)
 	if len(ex.Chains) != 2 || ex.Chains[1] != "service-A-ns/s/tcp/" || len(ex.Sets) != 1 {
 		t.Fatalf("%+v", ex)
+	}
+}
+
+// `nft list chains` of a node synced from a Full transaction (captured from nft 1.0.6).
+func TestMissingBaseChains(t *testing.T) {
+	b, err := os.ReadFile("testdata/list-chains.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := MissingBaseChains(b); len(m) != 0 {
+		t.Fatalf("missing %v", m)
+	}
+	if m := MissingBaseChains([]byte(strings.Replace(string(b), "priority filter", "priority raw", 1))); len(m) != 1 {
+		t.Fatalf("a wrong priority must show: %v", m)
 	}
 }

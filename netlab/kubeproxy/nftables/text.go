@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 const prefix = Family + " " + Table + " "
@@ -274,4 +276,61 @@ func namesIn(out []byte, kind string) []string {
 		}
 	}
 	return names
+}
+
+// BaseChains returns kube-proxy's base chains as `nft list chains` prints their
+// headers' hook line: "type filter hook input priority filter; policy accept;".
+func BaseChains() map[string]string {
+	out := map[string]string{}
+	for _, bc := range baseChains {
+		out[bc.name] = bc.typ + " " + bc.hook + " " + bc.priority
+	}
+	return out
+}
+
+// MissingBaseChains checks `nft list chains` output for table ip kube-proxy's base
+// chains with kube-proxy's type, hook and priority; it returns what is missing or wrong.
+func MissingBaseChains(listing []byte) []string {
+	have := map[string]string{}
+	in, cur := false, ""
+	for line := range bytes.Lines(listing) {
+		f := strings.Fields(strings.NewReplacer(";", " ").Replace(string(line)))
+		switch {
+		case len(f) >= 3 && f[0] == "table":
+			in = f[1] == Family && f[2] == Table
+		case in && len(f) >= 2 && f[0] == "chain":
+			cur = f[1]
+		case in && cur != "" && len(f) >= 6 && f[0] == "type" && f[2] == "hook" && f[4] == "priority":
+			have[cur] = f[1] + " " + f[3] + " " + priorityNumber(f[5], f[6:])
+		}
+	}
+	var missing []string
+	for _, bc := range baseChains {
+		want := bc.typ + " " + bc.hook + " " + bc.priority
+		if got, ok := have[bc.name]; !ok {
+			missing = append(missing, "no base chain "+bc.name)
+		} else if got != want {
+			missing = append(missing, "base chain "+bc.name+" is "+got+", want "+want)
+		}
+	}
+	return missing
+}
+
+// priorityNumber turns nft's symbolic priorities ("dstnat - 10", "filter", "srcnat") back
+// into numbers for the ip family.
+func priorityNumber(first string, rest []string) string {
+	base := map[string]int{"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
+	n, ok := base[first]
+	if !ok {
+		return first
+	}
+	if len(rest) >= 2 && (rest[0] == "+" || rest[0] == "-") {
+		if d, err := strconv.Atoi(rest[1]); err == nil {
+			if rest[0] == "-" {
+				d = -d
+			}
+			n += d
+		}
+	}
+	return strconv.Itoa(n)
 }
