@@ -14,7 +14,7 @@ const PrefixFW = "NETLAB-FW-"
 func FWChain(vs VirtualService) string { return PrefixFW + hash16("fw", vs.Key()) }
 
 // sourceFirewall writes the LB's side of loadBalancerSourceRanges, as a cloud load
-// balancer's firewall applies them: connections to the VIP:port (matched on conntrack's
+// balancer's firewall applies them: new connections to the VIP:port (matched on conntrack's
 // original destination, so after the DNAT to a node too) from a source outside every
 // range are dropped in NETLAB-LB-FILTER. Nothing is written without ranges.
 func sourceFirewall(filter *tableBuf, vs VirtualService, want map[string]bool) {
@@ -25,7 +25,7 @@ func sourceFirewall(filter *tableBuf, vs VirtualService, want map[string]bool) {
 	want[fw] = true
 	filter.declare(fw)
 	proto := strings.ToLower(vs.proto())
-	filter.add(ChainFilter, "-p", proto, "-m", "conntrack", "--ctorigdst", vs.VIP+"/32", "--ctorigdstport", strconv.Itoa(vs.Port),
+	filter.add(ChainFilter, "-p", proto, "-m", "conntrack", "--ctstate", "NEW", "--ctorigdst", vs.VIP+"/32", "--ctorigdstport", strconv.Itoa(vs.Port),
 		"-m", "comment", "--comment", vs.label()+" loadBalancerSourceRanges", "-j", fw)
 	for _, r := range vs.SourceRanges {
 		filter.add(fw, "-s", r, "-j", "RETURN")

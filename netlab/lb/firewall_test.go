@@ -16,7 +16,7 @@ func TestSourceRangesFirewall(t *testing.T) {
 	fw := FWChain(vs)
 	for _, want := range []string{
 		":" + fw + " - [0:0]",
-		"-A " + ChainFilter + " -p tcp -m conntrack --ctorigdst " + vs.VIP + "/32 --ctorigdstport " + strconv.Itoa(vs.Port),
+		"-A " + ChainFilter + " -p tcp -m conntrack --ctstate NEW --ctorigdst " + vs.VIP + "/32 --ctorigdstport " + strconv.Itoa(vs.Port),
 		"-A " + fw + " -s 203.0.113.0/25 -j RETURN\n-A " + fw + " -s 198.51.100.7/32 -j RETURN\n-A " + fw + " -m comment",
 		"-j DROP",
 	} {

@@ -115,3 +115,28 @@ func TestTraceLocalPolicies(t *testing.T) {
 		}
 	}
 }
+
+func TestFlowPath(t *testing.T) {
+	path, err := FlowPath(testNode, overallPorts(), Packet{Src: "203.0.113.2", Dst: "192.168.0.2", DPort: 3003, Proto: "tcp"}, "10.180.0.3:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"services",
+		"service-nodeports: tcp . 3003 : goto external-4AT6LBPK-ns3/svc3/tcp/p80",
+		"external-4AT6LBPK-ns3/svc3/tcp/p80", "service-4AT6LBPK-ns3/svc3/tcp/p80",
+		"numgen random mod 1: 0 : goto endpoint-UEIP74TE-ns3/svc3/tcp/p80__10.180.0.3/80",
+		"endpoint-UEIP74TE-ns3/svc3/tcp/p80__10.180.0.3/80", "masquerading: masquerade"}
+	if !slices.Equal(path, want) {
+		t.Errorf("path\n%q\nwant\n%q", path, want)
+	}
+	path, err = FlowPath(testNode, overallPorts(), Packet{Src: "203.0.113.130", Dst: "5.6.7.8", DPort: 80, Proto: "tcp"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := path[len(path)-1]; !strings.Contains(last, "DROP by firewall-HVFWP5L3-ns5/svc5/tcp/p80: ip saddr != { 203.0.113.0/25 } drop") {
+		t.Errorf("blocked path %q", path)
+	}
+	if _, err := FlowPath(testNode, overallPorts(), Packet{Src: "10.0.0.2", Dst: "172.30.0.41", DPort: 80, Proto: "tcp"}, "10.9.9.9:80"); err == nil {
+		t.Error("an endpoint the flow cannot reach gave a path")
+	}
+}
