@@ -47,7 +47,60 @@ type Hop struct {
 // default the first) and reconstructs the path it took from what the lab recorded: the
 // LB's and the node's conntrack entries (each NAT rewrite), the ingress's access log
 // (matched rule, Service, upstream) and the pod's echo (who answered, whom it saw).
+// Each hop is written by its own function, in the order a request crosses them.
 func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, error) {
+	t, err := newTracer(labName, from, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	defer t.h.Close()
+	if err := t.send(ctx); err != nil {
+		return nil, err
+	}
+	t.clientHop()
+	t.loadBalancerHop()
+	t.ingressHop()
+	if t.echo.Pod != "" && t.entryNS != "" {
+		t.kubeProxyHop()
+		t.networkHop()
+	}
+	t.answerHop()
+	return t.tr, nil
+}
+
+// tracer is one traced request: where it starts, what came back, and what the hops found
+// so far (the node the request entered the cluster on).
+type tracer struct {
+	labName string
+	p       *plan.Plan
+	u       *url.URL
+	from    string
+	fromNS  string
+	host    string
+	dst     netip.Addr
+	target  netip.AddrPort
+	reqID   string
+	h       *kernel.Handles
+	tr      *Trace
+
+	// Filled by send.
+	local netip.AddrPort
+	resp  *http.Response
+	body  []byte
+	echo  podEcho
+
+	// Filled by the hops: the node whose rules handled the request.
+	entryNode string
+	entryNS   string
+}
+
+// podEcho is the part of the pod's echo response a trace uses.
+type podEcho struct {
+	Pod, Node, PodIP, ClientIP string
+	Port, ClientPort           int
+}
+
+func newTracer(labName, from, rawURL string) (*tracer, error) {
 	p, err := LoadPlan(labName)
 	if err != nil {
 		return nil, err
@@ -76,160 +129,185 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 		return nil, err
 	}
 	dstPort, _ := strconv.Atoi(port)
-	target := netip.AddrPortFrom(dst, uint16(dstPort))
+	return &tracer{
+		labName: labName, p: p, u: u, from: from, fromNS: fromNS, host: host, dst: dst,
+		target: netip.AddrPortFrom(dst, uint16(dstPort)),
+		reqID:  "trace-" + randomHex(8),
+		h:      kernel.NewHandles(),
+		tr:     &Trace{URL: rawURL, From: from},
+	}, nil
+}
 
-	tr := &Trace{URL: rawURL, From: from}
-	reqID := "trace-" + randomHex(8)
+// send makes the request from the sender's namespace and reads the answer.
+func (t *tracer) send(ctx context.Context) error {
 	start := time.Now()
-	conn, err := kernel.DialIn(fromNS, "tcp", target.String(), 3*time.Second)
+	conn, err := kernel.DialIn(t.fromNS, "tcp", t.target.String(), 3*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("connect from %s to %s: %w", from, target, err)
+		return fmt.Errorf("connect from %s to %s: %w", t.from, t.target, err)
 	}
 	defer conn.Close()
-	local := netip.MustParseAddrPort(conn.LocalAddr().String())
+	t.local = netip.MustParseAddrPort(conn.LocalAddr().String())
 	var rw net.Conn = conn
-	if u.Scheme == "https" {
+	if t.u.Scheme == "https" {
 		pool := x509.NewCertPool()
-		if pem, err := os.ReadFile(filepath.Join(Dir(labName), "ca", "ca.crt")); err == nil {
+		if pem, err := os.ReadFile(filepath.Join(Dir(t.labName), "ca", "ca.crt")); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
-		tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
+		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("TLS with %s: %w", host, err)
+			return fmt.Errorf("TLS with %s: %w", t.host, err)
 		}
 		rw = tc
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	req.Header.Set("X-Request-ID", reqID)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.tr.URL, nil)
+	req.Header.Set("X-Request-ID", t.reqID)
 	req.Header.Set("User-Agent", "netlab-trace")
 	req.Close = true
 	rw.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := req.Write(rw); err != nil {
-		return nil, fmt.Errorf("send request: %w", err)
+		return fmt.Errorf("send request: %w", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(rw), req)
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
+		return fmt.Errorf("read response: %w", err)
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	t.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	tr.Status, tr.Duration = resp.StatusCode, time.Since(start)
+	t.resp = resp
+	t.tr.Status, t.tr.Duration = resp.StatusCode, time.Since(start)
+	_ = json.Unmarshal(t.body, &t.echo)
+	return nil
+}
 
-	var echo struct {
-		Pod, Node, PodIP, ClientIP string
-		Port, ClientPort           int
-	}
-	_ = json.Unmarshal(body, &echo)
+// clientHop: the sender's own connection.
+func (t *tracer) clientHop() {
+	t.tr.Hops = append(t.tr.Hops, Hop{Step: "client", Namespace: t.fromNS,
+		Summary: fmt.Sprintf("%s %s → %s %s %s", t.from, t.local, t.target, t.u.Scheme, t.host),
+		Details: []string{fmt.Sprintf("X-Request-ID %s", t.reqID)},
+		Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni %s host %s", t.fromNS, "eth0", t.dst)})
+}
 
-	h := kernel.NewHandles()
-	defer h.Close()
-	fromIface := "eth0"
-	tr.Hops = append(tr.Hops, Hop{Step: "client", Namespace: fromNS,
-		Summary: fmt.Sprintf("%s %s → %s %s %s", from, local, target, u.Scheme, host),
-		Details: []string{fmt.Sprintf("X-Request-ID %s", reqID)},
-		Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni %s host %s", fromNS, fromIface, dst)})
-
-	// The load balancer: a DNAT from the VIP to a node, if the target is a VIP.
-	entry := target
+// loadBalancerHop: a DNAT from the VIP to a node, if the target is a VIP. It also decides
+// which node the request entered the cluster on.
+func (t *tracer) loadBalancerHop() {
+	p := t.p
 	entryNode := ""
-	if vs, ok := findVIP(p, target); ok {
+	if vs, ok := findVIP(p, t.target); ok {
 		hop := Hop{Step: "load balancer", Namespace: p.LB.Netns,
-			Watch: fmt.Sprintf("ip netns exec %s tcpdump -ni any host %s", p.LB.Netns, local.Addr())}
-		if f, ok := findFlow(h, p.LB.Netns, func(f kernel.Flow) bool { return f.OrigSrc == local && f.OrigDst == target }); ok {
-			entry = f.ReplySrc
+			Watch: fmt.Sprintf("ip netns exec %s tcpdump -ni any host %s", p.LB.Netns, t.local.Addr())}
+		if f, ok := findFlow(t.h, p.LB.Netns, func(f kernel.Flow) bool { return f.OrigSrc == t.local && f.OrigDst == t.target }); ok {
+			entry := f.ReplySrc
 			entryNode = nodeByIP(p, entry.Addr())
-			hop.Summary = fmt.Sprintf("virtual service %s (%s): DNAT %s → %s (%s)", vs.Name, vs.Scheduler, target, entry, entryNode)
+			hop.Summary = fmt.Sprintf("virtual service %s (%s): DNAT %s → %s (%s)", vs.Name, vs.Scheduler, t.target, entry, entryNode)
 			hop.Details = append(hop.Details, fmt.Sprintf("conntrack: %s → %s, reply from %s; the client's address is kept", f.OrigSrc, f.OrigDst, f.ReplySrc))
 		} else {
 			hop.Summary = fmt.Sprintf("virtual service %s (%s): no conntrack entry found", vs.Name, vs.Scheduler)
 		}
-		tr.Hops = append(tr.Hops, hop)
-	} else if n := nodeByIP(p, target.Addr()); n != "" {
+		t.tr.Hops = append(t.tr.Hops, hop)
+	} else if n := nodeByIP(p, t.target.Addr()); n != "" {
 		entryNode = n
 	} else {
 		// From inside the cluster (a node, or a pod: its node) to a ClusterIP or a pod:
 		// the sender's own node holds the NAT.
-		entryNode = nodeOf(p, from)
+		entryNode = nodeOf(p, t.from)
 	}
-	var entryNS string
-	for _, n := range p.Nodes {
-		if n.Name == entryNode {
-			entryNS = n.Netns
+	t.setEntry(entryNode)
+}
+
+func (t *tracer) setEntry(node string) {
+	t.entryNode, t.entryNS = node, ""
+	for _, n := range t.p.Nodes {
+		if n.Name == node {
+			t.entryNS = n.Netns
 		}
 	}
+}
 
-	// The ingress: its access log line for this request id.
-	if line, node, ok := ingressLogLine(labName, p, reqID); ok {
-		hop := Hop{Step: "ingress", Namespace: plan.NetnsName(labName, node),
-			Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
-				node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
-			Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
-			Watch:   fmt.Sprintf("netlab logs ingress %s", node)}
-		tr.Hops = append(tr.Hops, hop)
-		entryNode = node
-		entryNS = plan.NetnsName(labName, node)
+// ingressHop: the ingress's access-log line for this request id.
+func (t *tracer) ingressHop() {
+	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
+	if !ok {
+		return
 	}
+	t.tr.Hops = append(t.tr.Hops, Hop{Step: "ingress", Namespace: plan.NetnsName(t.labName, node),
+		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
+			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
+		Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
+		Watch:   fmt.Sprintf("netlab logs ingress %s", node)})
+	t.entryNode = node
+	t.entryNS = plan.NetnsName(t.labName, node)
+}
 
-	// kube-proxy: the node's conntrack entry whose reply comes from the pod to the address
-	// the pod saw as its client. Its original destination is the ClusterIP or NodePort.
-	if echo.Pod != "" && entryNS != "" {
-		podAP := netip.AddrPortFrom(mustAddr(echo.PodIP), uint16(echo.Port))
-		seen := netip.AddrPortFrom(mustAddr(echo.ClientIP), uint16(echo.ClientPort))
-		hop := Hop{Step: "kube-proxy", Namespace: entryNS,
-			Watch: fmt.Sprintf("netlab rules %s", entryNode)}
-		if f, ok := findFlow(h, entryNS, func(f kernel.Flow) bool { return f.ReplySrc == podAP && f.ReplyDst == seen }); ok {
-			svc, sp := serviceFor(p, f.OrigDst, entryNode)
-			hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", entryNode, f.OrigDst, podAP, echo.Pod)
-			if svc != nil {
-				spn := svc.Namespace + "/" + svc.Name
-				if sp.Name != "" {
-					spn += ":" + sp.Name
-				}
-				hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
-				hop.Details = append(hop.Details, kubeProxyRulePath(p, entryNode, f, svc, spn, sp.Protocol, podAP))
+// kubeProxyHop: the entry node's conntrack entry whose reply comes from the pod to the
+// address the pod saw as its client. Its original destination is the ClusterIP or NodePort.
+func (t *tracer) kubeProxyHop() {
+	p, echo := t.p, t.echo
+	podAP := netip.AddrPortFrom(mustAddr(echo.PodIP), uint16(echo.Port))
+	seen := netip.AddrPortFrom(mustAddr(echo.ClientIP), uint16(echo.ClientPort))
+	hop := Hop{Step: "kube-proxy", Namespace: t.entryNS,
+		Watch: fmt.Sprintf("netlab rules %s", t.entryNode)}
+	if f, ok := findFlow(t.h, t.entryNS, func(f kernel.Flow) bool { return f.ReplySrc == podAP && f.ReplyDst == seen }); ok {
+		svc, sp := serviceFor(p, f.OrigDst, t.entryNode)
+		hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", t.entryNode, f.OrigDst, podAP, echo.Pod)
+		if svc != nil {
+			spn := svc.Namespace + "/" + svc.Name
+			if sp.Name != "" {
+				spn += ":" + sp.Name
 			}
-			if f.OrigSrc != f.ReplyDst {
-				hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (%s)", f.OrigSrc, f.ReplyDst, masqChains(p)))
-			} else {
-				hop.Details = append(hop.Details, fmt.Sprintf("source %s kept (no masquerade)", f.OrigSrc))
-			}
+			hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", t.entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
+			hop.Details = append(hop.Details, kubeProxyRulePath(p, t.entryNode, f, svc, spn, sp.Protocol, podAP))
+		}
+		if f.OrigSrc != f.ReplyDst {
+			hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (%s)", f.OrigSrc, f.ReplyDst, masqChains(p)))
 		} else {
-			hop.Summary = fmt.Sprintf("on %s: no conntrack entry from %s to %s found", entryNode, podAP, seen)
+			hop.Details = append(hop.Details, fmt.Sprintf("source %s kept (no masquerade)", f.OrigSrc))
 		}
-		tr.Hops = append(tr.Hops, hop)
-
-		if echo.Node != entryNode {
-			via, watch := "", fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 host %s", entryNS, echo.PodIP)
-			for _, n := range p.Nodes {
-				if n.Name != echo.Node {
-					continue
-				}
-				if v := n.VTEP; v != nil {
-					via = fmt.Sprintf("route %s via %s dev %s onlink (vxlan: VNI %d in UDP %d to %s)",
-						n.PodCIDR, plan.Addr(v.Addr), v.Dev, v.VNI, v.Port, plan.Addr(n.IP))
-					watch = fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 udp port %d", entryNS, v.Port)
-				} else {
-					via = fmt.Sprintf("route %s via %s (host-gw)", n.PodCIDR, plan.Addr(n.IP))
-				}
-			}
-			tr.Hops = append(tr.Hops, Hop{Step: "network", Namespace: entryNS,
-				Summary: fmt.Sprintf("%s → %s across the fabric: %s, then cni0 on %s", entryNode, echo.Node, via, echo.Node),
-				Watch:   watch})
-		} else {
-			tr.Hops = append(tr.Hops, Hop{Step: "network", Namespace: entryNS,
-				Summary: fmt.Sprintf("pod %s is on %s itself: bridged on cni0", echo.Pod, entryNode),
-				Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni cni0 host %s", entryNS, echo.PodIP)})
-		}
-	}
-	if echo.Pod != "" {
-		tr.Hops = append(tr.Hops, Hop{Step: "pod", Namespace: plan.NetnsName(labName, echo.Pod),
-			Summary: fmt.Sprintf("pod %s on %s (%s:%d) answered %d; it saw client %s:%d", echo.Pod, echo.Node, echo.PodIP, echo.Port, resp.StatusCode, echo.ClientIP, echo.ClientPort),
-			Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 port %d", plan.NetnsName(labName, echo.Pod), echo.Port)})
 	} else {
-		tr.Hops = append(tr.Hops, Hop{Step: "answer", Namespace: entryNS,
-			Summary: fmt.Sprintf("%s, not from a pod: %s", resp.Status, firstLine(body))})
+		hop.Summary = fmt.Sprintf("on %s: no conntrack entry from %s to %s found", t.entryNode, podAP, seen)
 	}
-	return tr, nil
+	t.tr.Hops = append(t.tr.Hops, hop)
+}
+
+// networkHop: how the packet got from the entry node to the pod's node: bridged on cni0,
+// routed (host-gw) or encapsulated (vxlan) across the fabric.
+func (t *tracer) networkHop() {
+	echo := t.echo
+	if echo.Node == t.entryNode {
+		t.tr.Hops = append(t.tr.Hops, Hop{Step: "network", Namespace: t.entryNS,
+			Summary: fmt.Sprintf("pod %s is on %s itself: bridged on cni0", echo.Pod, t.entryNode),
+			Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni cni0 host %s", t.entryNS, echo.PodIP)})
+		return
+	}
+	via, watch := "", fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 host %s", t.entryNS, echo.PodIP)
+	for _, n := range t.p.Nodes {
+		if n.Name != echo.Node {
+			continue
+		}
+		if v := n.VTEP; v != nil {
+			via = fmt.Sprintf("route %s via %s dev %s onlink (vxlan: VNI %d in UDP %d to %s)",
+				n.PodCIDR, plan.Addr(v.Addr), v.Dev, v.VNI, v.Port, plan.Addr(n.IP))
+			watch = fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 udp port %d", t.entryNS, v.Port)
+		} else {
+			via = fmt.Sprintf("route %s via %s (host-gw)", n.PodCIDR, plan.Addr(n.IP))
+		}
+	}
+	t.tr.Hops = append(t.tr.Hops, Hop{Step: "network", Namespace: t.entryNS,
+		Summary: fmt.Sprintf("%s → %s across the fabric: %s, then cni0 on %s", t.entryNode, echo.Node, via, echo.Node),
+		Watch:   watch})
+}
+
+// answerHop: the pod that answered and whom it saw, or what answered when no pod did.
+func (t *tracer) answerHop() {
+	echo := t.echo
+	if echo.Pod == "" {
+		t.tr.Hops = append(t.tr.Hops, Hop{Step: "answer", Namespace: t.entryNS,
+			Summary: fmt.Sprintf("%s, not from a pod: %s", t.resp.Status, firstLine(t.body))})
+		return
+	}
+	ns := plan.NetnsName(t.labName, echo.Pod)
+	t.tr.Hops = append(t.tr.Hops, Hop{Step: "pod", Namespace: ns,
+		Summary: fmt.Sprintf("pod %s on %s (%s:%d) answered %d; it saw client %s:%d", echo.Pod, echo.Node, echo.PodIP, echo.Port, t.resp.StatusCode, echo.ClientIP, echo.ClientPort),
+		Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 port %d", ns, echo.Port)})
 }
 
 // resolveInLab turns a host into an address as the tracing namespace would: an IP as is,
