@@ -279,6 +279,8 @@ func TestPurePackages(t *testing.T) {
 		"scenario":  {"k8s.io/api/", "k8s.io/apimachinery/", "sigs.k8s.io/yaml", "sigs.k8s.io/json"},
 		"plan":      {"github.com/netlabdev/netlab/netlab/scenario", "github.com/netlabdev/netlab/netlab/kubeproxy", "k8s.io/api/", "k8s.io/apimachinery/"},
 		"kubeproxy": nil,
+		// kube-proxy's nftables mode shares the Service model of the iptables renderer.
+		"kubeproxy/nftables": {"github.com/netlabdev/netlab/netlab/kubeproxy"},
 		"lb":        nil,
 		"ingress":   {"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"},
 	}
