@@ -24,7 +24,8 @@ import (
 // (B) its full sync in nftables mode from an empty table (render, list chains and sets,
 // one nft -f). Then, with each mode's rules in place, one Service's endpoint leaves or
 // returns and the incremental sync is timed, A B A B. Last, nftables mode alone at
-// NFT_SIZE Services (default 10000): full sync and one change. Medians with min–max.
+// NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs (default 1: one takes minutes)
+// and ROUNDS one-Service changes. Medians with min–max.
 func TestBenchRuleSyncNFTables(t *testing.T) {
 	if os.Getenv("NETLAB_BENCH_RULES") != "1" {
 		t.Skip("benchmark: set NETLAB_BENCH_RULES=1")
@@ -45,9 +46,12 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			}
 		}
 	}
-	big := 10000
+	big, bigRounds := 10000, 1
 	if n, err := strconv.Atoi(os.Getenv("NFT_SIZE")); err == nil && n > 0 {
 		big = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("NFT_ROUNDS")); err == nil && n > 0 {
+		bigRounds = n
 	}
 	ns := fmt.Sprintf("nl-kpnft%d-node-1", os.Getpid())
 	if err := kernel.CreateNetns(ns); err != nil {
@@ -176,7 +180,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 	ports := benchPorts(big)
 	var full, change []time.Duration
 	in(func() error {
-		for range rounds {
+		for range bigRounds {
 			if err := reset(); err != nil {
 				return err
 			}
