@@ -56,3 +56,15 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 		}
 	}
 }
+
+// Endpoints in kube-proxy's order, by "ip:port" string: 10.244.1.10 before 10.244.1.3.
+func TestEndpointOrderIsKubeProxys(t *testing.T) {
+	sp := ServicePort{Namespace: "default", Name: "web", Protocol: "TCP", ClusterIP: "10.96.0.20", Port: 80,
+		Endpoints: []Endpoint{{Pod: "web-1", IP: "10.244.1.3", Port: 8080, Ready: true}, {Pod: "web-2", IP: "10.244.1.10", Port: 8080, Ready: true}}}
+	out := string(Render(Node{Name: "node-1"}, []ServicePort{sp}, nil))
+	first := strings.Index(out, `"default/web -> 10.244.1.10:8080" -m statistic`)
+	second := strings.Index(out, `"default/web -> 10.244.1.3:8080" -j`)
+	if first < 0 || second < 0 || first > second {
+		t.Errorf("endpoints not in kube-proxy's order:\n%s", out)
+	}
+}
