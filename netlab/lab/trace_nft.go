@@ -2,6 +2,7 @@ package lab
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -39,4 +40,37 @@ func masqChains(p *plan.Plan) string {
 		return nftables.ChainMarkMasq + ", " + nftables.ChainMasquerading
 	}
 	return "KUBE-MARK-MASQ, KUBE-POSTROUTING"
+}
+
+// nftDropElement finds, in a node of an nftables-mode lab, the verdict-map element of
+// kube-proxy's table that drops or rejects dst (a Service without endpoints, or without
+// local ones): "nftables: no-endpoint-services: 10.96.0.12 . tcp . 80 : goto reject-chain".
+// "" when the namespace has no such table or element.
+func nftDropElement(ns string, dst netip.AddrPort) string {
+	out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", nftables.Table)
+	if err != nil {
+		return ""
+	}
+	svcKey := dst.Addr().String() + " . "
+	portKey := " . " + strconv.Itoa(int(dst.Port()))
+	inMap := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "map" {
+			inMap = f[1]
+		}
+		if inMap != nftables.MapNoEndpointServices && inMap != nftables.MapNoEndpointNodePorts && inMap != nftables.MapFirewallIPs {
+			continue
+		}
+		el := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "elements = {"))
+		el = strings.TrimRight(el, ", }")
+		if !strings.Contains(el, portKey+" ") {
+			continue
+		}
+		if inMap != nftables.MapNoEndpointNodePorts && !strings.HasPrefix(el, svcKey) {
+			continue
+		}
+		return "nftables: " + inMap + ": " + el
+	}
+	return ""
 }
