@@ -36,7 +36,7 @@ type DNSConfig struct {
 
 // RunDNS answers the lab's cluster DNS queries on the pod's port 53 (UDP and TCP) from
 // the plan's Services and the endpoints controller's readiness, rebuilding its records
-// whenever endpoints.json changes, until ctx ends.
+// whenever endpoints.json or plan.json changes, until ctx ends.
 func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	if cfg.Dir == "" {
 		cfg.Dir = lab.Dir(cfg.Lab)
@@ -88,10 +88,10 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		return fmt.Errorf("listen ready port: %w", err)
 	}
 	var queries atomic.Uint64
+	// TCP: miekg/dns's server (length-prefixed messages, several per connection).
 	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
 		queries.Add(1)
-		_, udp := w.LocalAddr().(*net.UDPAddr)
-		_ = w.WriteMsg(table.Load().Reply(req, udp))
+		_ = w.WriteMsg(table.Load().Reply(req, false))
 	})
 	tcpSrv := &mdns.Server{Listener: ln, Handler: handler, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	mux := http.NewServeMux()
