@@ -61,6 +61,11 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	var gen atomic.Int64
 	load := func() stamp {
 		st := fileStamp(epPath) // before the read: a later write shows up next poll
+		// The plan changes under live changes (apply, scale), and the controller writes
+		// the endpoints after it: read it again with them.
+		if np, err := readPlan(filepath.Join(cfg.Dir, "plan.json")); err == nil {
+			p = np
+		}
 		var ready func(string) bool
 		if ef, err := ReadEndpoints(epPath); err == nil {
 			ready = func(pod string) bool { return ef.PodReady[pod] }

@@ -43,6 +43,16 @@ func LogPath(lab, role, name string) string {
 	return filepath.Join(LogDir(lab), role+"-"+name+".log")
 }
 
+// LeavingPath marks a pod whose termination is graceful (apply, scale, rollout): its
+// agent, on SIGTERM, keeps serving until killed instead of exiting.
+func LeavingPath(lab, pod string) string { return filepath.Join(Dir(lab), "leaving", pod) }
+
+// Leaving says whether pod of lab is being terminated gracefully.
+func Leaving(lab, pod string) bool {
+	_, err := os.Stat(LeavingPath(lab, pod))
+	return err == nil
+}
+
 // EndpointsFileName is the endpoints controller's output in the lab's runtime directory:
 // every Service port with its endpoints and their readiness, as kube-proxy reads them.
 const EndpointsFileName = "endpoints.json"
