@@ -57,7 +57,7 @@ func DownAll(log *slog.Logger) error {
 			ours = append(ours, ns)
 		}
 	}
-	errs = append(errs, removeNamespaces(ours, log))
+	errs = append(errs, removeNamespaces(ours, false, log))
 	return errors.Join(errs...)
 }
 
@@ -70,7 +70,7 @@ func down(lab string, log *slog.Logger) error {
 	var errs []error
 	// Agents outside any lab namespace (the controller) are found by their argv.
 	kernel.Terminate(agentsOutside(lab), 2*time.Second)
-	errs = append(errs, removeNamespaces(nss, log))
+	errs = append(errs, removeNamespaces(nss, false, log))
 	matches, _ := filepath.Glob(filepath.Join(EtcNetns, plan.NetnsName(lab, "")+"*"))
 	for _, m := range matches {
 		if err := os.RemoveAll(m); err != nil {
@@ -92,8 +92,10 @@ func down(lab string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// removeNamespaces ends every process living in the namespaces, then deletes them.
-func removeNamespaces(nss []string, log *slog.Logger) error {
+// removeNamespaces ends every process living in the namespaces, then deletes them. With
+// cutLinks it first deletes their veths, so that the peers in namespaces that stay (a pod's
+// host end in its node) are gone when it returns, not when the kernel gets round to it.
+func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 	if len(nss) == 0 {
 		return nil
 	}
@@ -106,7 +108,12 @@ func removeNamespaces(nss []string, log *slog.Logger) error {
 	}
 	kernel.Terminate(pids, 2*time.Second)
 	var errs []error
+	h := kernel.NewHandles()
+	defer h.Close()
 	for _, ns := range nss {
+		if cutLinks && kernel.NetnsExists(ns) {
+			errs = append(errs, h.DelVeths(ns))
+		}
 		if err := kernel.DeleteNetns(ns); err != nil {
 			errs = append(errs, err)
 		}
