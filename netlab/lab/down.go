@@ -111,8 +111,11 @@ func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 	h := kernel.NewHandles()
 	defer h.Close()
 	for _, ns := range nss {
-		if cutLinks && kernel.NetnsExists(ns) {
-			errs = append(errs, h.DelVeths(ns))
+		if cutLinks {
+			// A namespace file an interrupted up or apply left unmounted has no links.
+			if err := h.DelVeths(ns); err != nil {
+				log.Debug("veths not deleted before their namespace", "netns", ns, "err", err)
+			}
 		}
 		if err := kernel.DeleteNetns(ns); err != nil {
 			errs = append(errs, err)
