@@ -1,6 +1,8 @@
 # netlab — see README.md. Every target that touches the kernel needs root (sudo make ...).
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin/netlab
+# The pod agent: a small binary (standard library only) that netlab finds beside itself.
+PODBIN  := bin/netlab-pod
 PREFIX  ?= /usr/local
 export PATH := $(dir $(GO)):$(PATH)
 # go.mod asks for Go 1.26: any Go from 1.21 on fetches it through the module proxy (Debian's
@@ -18,7 +20,7 @@ deps:
 	scripts/deps.sh
 
 build:
-	$(GO) build -buildvcs=$(BUILDVCS) -o $(BIN) ./cmd/netlab
+	$(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab ./cmd/netlab-pod
 
 # Rebuilds the committed eBPF object and its Go bindings (netlab/drops) with bpf2go. Needs
 # clang, llvm, bpftool and libbpf-dev (Debian packages); building and testing do not.
@@ -27,6 +29,7 @@ generate:
 
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/netlab
+	install -m 0755 $(PODBIN) $(PREFIX)/bin/netlab-pod
 
 # Brings up the default lab (the embedded scenario); `make up FILE=scenarios/x.yaml` for another.
 up: deps build

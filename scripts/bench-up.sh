@@ -37,9 +37,9 @@ die() { log "$*"; exit 1; }
 # ---- netlab binary --------------------------------------------------------------------------
 if [ "$NETLAB" = bin/netlab ]; then
   GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
-  if [ ! -x bin/netlab ] || [ -n "$(find cmd netlab go.mod go.sum -newer bin/netlab \( -name '*.go' -o -name 'go.*' -o -name '*.yaml' \) -print -quit)" ]; then
+  if [ ! -x bin/netlab ] || [ ! -x bin/netlab-pod ] || [ -n "$(find cmd netlab go.mod go.sum -newer bin/netlab \( -name '*.go' -o -name 'go.*' -o -name '*.yaml' \) -print -quit)" ]; then
     log "building bin/netlab"
-    "$GO" build -o bin/netlab ./cmd/netlab
+    "$GO" build -o bin/ ./cmd/netlab ./cmd/netlab-pod
   fi
 fi
 [ -x "$NETLAB" ] || die "$NETLAB is not executable"

@@ -66,6 +66,11 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := Preflight(); err != nil {
 		return err
 	}
+	for _, pr := range p.Processes {
+		if _, err := AgentBinary(o.Binary, pr); err != nil {
+			return err // before anything is made
+		}
+	}
 	lk, err := lockLab(p.Lab)
 	if err != nil {
 		return err
@@ -430,14 +435,17 @@ func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error
 		return nil, fmt.Errorf("agent log: %w", err)
 	}
 	defer logf.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
 	if binary == "" {
 		if binary, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("find the netlab binary: %w", err)
 		}
+	}
+	if binary, err = AgentBinary(binary, pr); err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(binary, pr.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

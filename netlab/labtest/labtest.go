@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,13 @@ func Main(m *testing.M) {
 	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
 		os.Exit(cli.Main(context.Background(), os.Args[1:]))
 	}
+	cleanup, err := buildPodBinary()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "labtest:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	cleanup()
 	if code == 0 {
 		// Every test passed: the logs its labs left after down go too.
 		named.Lock()
@@ -244,4 +251,31 @@ func ExportLogs(t testing.TB, labName string) string {
 		t.Logf("export logs of %s: %v", labName, err)
 	}
 	return dir
+}
+
+// buildPodBinary builds the pod agent (cmd/netlab-pod) for the labs a test run brings up:
+// the test binary stands in for netlab, and netlab-pod is not beside it, so $NETLAB_POD_BINARY
+// names it, for Up in this process and for every netlab command the tests run. A value
+// already set is kept.
+func buildPodBinary() (cleanup func(), err error) {
+	if os.Getenv(lab.PodBinaryEnv) != "" {
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "netlab-pod-test-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	out := filepath.Join(dir, lab.PodBinaryName)
+	cmd := exec.Command(gobin, "build", "-o", out, "github.com/netlabdev/netlab/cmd/netlab-pod")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("build the pod agent: %v: %s", err, b)
+	}
+	os.Setenv(lab.PodBinaryEnv, out)
+	return cleanup, nil
 }

@@ -1,0 +1,62 @@
+package lab_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+func TestAgentBinary(t *testing.T) {
+	dir := t.TempDir()
+	netlab := filepath.Join(dir, "netlab")
+	pod := plan.Process{Role: "pod", Name: "web-1", Args: []string{"agent", "pod", "--lab", "x"}}
+	dns := plan.Process{Role: "pod", Name: "coredns-1", Args: []string{"agent", "dns", "--lab", "x"}}
+	kp := plan.Process{Role: "kube-proxy", Name: "node-1", Args: []string{"agent", "kube-proxy", "--lab", "x"}}
+
+	t.Setenv(lab.PodBinaryEnv, "")
+	for _, pr := range []plan.Process{dns, kp} {
+		if got, err := lab.AgentBinary(netlab, pr); err != nil || got != netlab {
+			t.Errorf("%s %s runs %q (%v), want netlab itself", pr.Role, pr.Name, got, err)
+		}
+	}
+	// Missing beside netlab: an error that says where it looked and how to get it.
+	_, err := lab.AgentBinary(netlab, pod)
+	if err == nil {
+		t.Fatal("no error with netlab-pod missing")
+	}
+	for _, want := range []string{"netlab-pod is missing", filepath.Join(dir, "netlab-pod"), "make build", "make install", lab.PodBinaryEnv} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	// Not executable: refused.
+	path := filepath.Join(dir, "netlab-pod")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.AgentBinary(netlab, pod); err == nil || !strings.Contains(err.Error(), "not an executable") {
+		t.Errorf("non-executable file: %v", err)
+	}
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lab.AgentBinary(netlab, pod); err != nil || got != path {
+		t.Errorf("pod runs %q (%v), want %q", got, err, path)
+	}
+	// $NETLAB_POD_BINARY wins, and must exist.
+	other := filepath.Join(t.TempDir(), "pod-agent")
+	t.Setenv(lab.PodBinaryEnv, other)
+	if _, err := lab.AgentBinary(netlab, pod); err == nil || !strings.Contains(err.Error(), "$"+lab.PodBinaryEnv) {
+		t.Errorf("missing $%s binary: %v", lab.PodBinaryEnv, err)
+	}
+	if err := os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lab.AgentBinary(netlab, pod); err != nil || got != other {
+		t.Errorf("pod runs %q (%v), want %q", got, err, other)
+	}
+}

@@ -1,0 +1,187 @@
+package podagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/ready"
+)
+
+// Config is what a pod agent serves.
+type Config struct {
+	Lab, Pod, Node, IP string
+	Ports              []PortSpec
+	// Leaving, when set, is asked when ctx ends (SIGTERM): true means the pod is being
+	// terminated gracefully, and the agent then keeps serving, as an application in its
+	// termination grace period does, without keep-alive (every answer closes its
+	// connection, idle ones are closed), until Killed yields (SIGKILL ends it anyway).
+	Leaving func() bool
+	Killed  <-chan struct{}
+}
+
+// PortSpec is a container port: number and protocol.
+type PortSpec struct {
+	Port     int
+	Protocol string // TCP | UDP
+}
+
+// ParsePortSpec reads "8080/TCP" (protocol defaults to TCP).
+func ParsePortSpec(s string) (PortSpec, error) {
+	num, proto, _ := strings.Cut(s, "/")
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 65535 {
+		return PortSpec{}, fmt.Errorf("bad port %q", s)
+	}
+	proto = strings.ToUpper(proto)
+	if proto == "" {
+		proto = "TCP"
+	}
+	if proto != "TCP" && proto != "UDP" {
+		return PortSpec{}, fmt.Errorf("bad protocol in %q", s)
+	}
+	return PortSpec{Port: n, Protocol: proto}, nil
+}
+
+// Echo is the pod echo response (design.md contract: these fields at least).
+type Echo struct {
+	Pod        string              `json:"pod"`
+	Node       string              `json:"node"`
+	PodIP      string              `json:"podIP"`
+	Port       int                 `json:"port"`
+	Protocol   string              `json:"protocol"`
+	ClientIP   string              `json:"clientIP"`
+	ClientPort int                 `json:"clientPort"`
+	Method     string              `json:"method"`
+	Host       string              `json:"host"`
+	Path       string              `json:"path"`
+	Query      string              `json:"query,omitempty"`
+	Proto      string              `json:"proto,omitempty"`
+	Headers    map[string][]string `json:"headers"`
+	Time       string              `json:"time"`
+	Lab        string              `json:"lab"`
+	Requests   uint64              `json:"requests"`          // served by this pod so far
+	Payload    string              `json:"payload,omitempty"` // UDP: the datagram received
+}
+
+// Run serves the echo on every port until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if len(cfg.Ports) == 0 {
+		return errors.New("pod agent: no ports")
+	}
+	var served atomic.Uint64
+	var wg sync.WaitGroup
+	errc := make(chan error, len(cfg.Ports))
+	var closers []func()
+	var servers []*http.Server
+	for _, ps := range cfg.Ports {
+		addr := net.JoinHostPort("", strconv.Itoa(ps.Port))
+		switch ps.Protocol {
+		case "TCP":
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listen tcp %s: %w", addr, err)
+			}
+			srv := &http.Server{Handler: podHandler(cfg, ps.Port, &served), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+			servers = append(servers, srv)
+			closers = append(closers, func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errc <- err
+				}
+			}()
+		case "UDP":
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return fmt.Errorf("listen udp %s: %w", addr, err)
+			}
+			closers = append(closers, func() { pc.Close() })
+			wg.Add(1)
+			go func(port int) {
+				defer wg.Done()
+				serveUDP(pc, cfg, port, &served)
+			}(ps.Port)
+		}
+	}
+	log.Info("pod serving", "pod", cfg.Pod, "node", cfg.Node, "ip", cfg.IP, "ports", cfg.Ports)
+	ready.Notify()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	if err == nil && cfg.Leaving != nil && cfg.Leaving() {
+		for _, srv := range servers {
+			srv.SetKeepAlivesEnabled(false) // also closes idle connections
+		}
+		log.Info("pod terminating: serving until the grace period ends, without keep-alive", "pod", cfg.Pod)
+		select {
+		case <-cfg.Killed:
+		case err = <-errc:
+		}
+	}
+	for _, c := range closers {
+		c()
+	}
+	wg.Wait()
+	log.Info("pod stopped", "pod", cfg.Pod)
+	return err
+}
+
+func podHandler(cfg Config, port int, served *atomic.Uint64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := served.Add(1)
+		// /healthz is the agent's own health; every other path (a readinessProbe's among
+		// them) gets the echo, which answers 200 as a serving container would.
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		host, portStr, _ := net.SplitHostPort(r.RemoteAddr)
+		cport, _ := strconv.Atoi(portStr)
+		e := Echo{Pod: cfg.Pod, Node: cfg.Node, PodIP: cfg.IP, Port: port, Protocol: "TCP", ClientIP: host, ClientPort: cport,
+			Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery, Proto: r.Proto,
+			Headers: r.Header, Time: time.Now().UTC().Format(time.RFC3339Nano), Lab: cfg.Lab, Requests: n}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Netlab-Pod", cfg.Pod)
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(e)
+	})
+}
+
+// serveUDP answers every datagram with the echo JSON (no method/path: it is not HTTP).
+func serveUDP(pc net.PacketConn, cfg Config, port int, served *atomic.Uint64) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		ua, _ := from.(*net.UDPAddr)
+		e := Echo{Pod: cfg.Pod, Node: cfg.Node, PodIP: cfg.IP, Port: port, Protocol: "UDP",
+			Headers: map[string][]string{}, Time: time.Now().UTC().Format(time.RFC3339Nano), Lab: cfg.Lab,
+			Requests: served.Add(1), Payload: strings.TrimSpace(string(buf[:min(n, 256)]))}
+		if ua != nil {
+			e.ClientIP, e.ClientPort = ua.IP.String(), ua.Port
+		}
+		out, _ := json.Marshal(e)
+		_, _ = pc.WriteTo(append(out, '\n'), from)
+	}
+}
