@@ -12,7 +12,7 @@ export GOTOOLCHAIN ?= auto
 # building a checkout owned by another user cannot ("dubious ownership"): build without it.
 BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo auto || echo false)
 
-.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns bench-packets bench-live smoke clean install
+.PHONY: all build deps generate up down test unit vet bench bench-up bench-biglab bench-rules bench-l4 bench-l7 bench-dns bench-packets bench-live smoke clean install
 
 all: build
 
@@ -59,6 +59,12 @@ bench: bench-up bench-rules bench-l4 bench-l7 bench-dns bench-live
 bench-up: build
 	BENCH=1 scripts/deps.sh
 	scripts/bench-up.sh
+
+# Big lab: 4 nodes x 250 pods beside Mininet single,1000: time to ready, PSS of every lab
+# process, and what `status` reports right after up (docs/performance.md).
+bench-biglab: build
+	BENCH=1 scripts/deps.sh
+	NODES=4 SIZES=250 STATUS_CALLS=3 ROUNDS=$(or $(ROUNDS),5) scripts/bench-up.sh
 
 # Rule sync: 1000 (and 5000) Services x 2 endpoints, netlab vs raw iptables-restore; then
 # kube-proxy's nftables mode vs its iptables mode side by side, and 10 000 Services in nftables

@@ -13,15 +13,24 @@
 # (`mn -c`: pkill -9 -f by pattern, killall, deletes every *-ethN link, rm /tmp/*.log) and
 # fixLimits()'s writes to the root namespace's sysctls (the per-process rlimits are kept).
 #
-# Env: ROUNDS (5), SIZES ("10 100" pods per node), MN_SLOW (120: a Mininet run slower than
-# this many seconds cuts that size to MN_FEW_ROUNDS (3) rounds), UP_TIMEOUT (120s),
-# NETLAB (path to the binary; default bin/netlab, rebuilt when a source is newer).
+# Env: ROUNDS (5), NODES (3), SIZES ("10 100" pods per node), MN_SLOW (120: a Mininet run
+# slower than this many seconds cuts that size to MN_FEW_ROUNDS (3) rounds), UP_TIMEOUT
+# (120s), NETLAB (path to the binary; default bin/netlab, rebuilt when a source is newer),
+# STATUS_CALLS (0: after each up, call `netlab status -o json` this many times and report
+# how many pods each call saw ready, and from where). `make bench-biglab` runs
+# NODES=4 SIZES=250 STATUS_CALLS=3 (a 1000-pod lab beside Mininet single,1000).
+#
+# Memory: right after each up, the PSS (proportional set size, /proc/PID/smaps_rollup) of
+# every process of the lab (every process whose argv says `--lab LAB`: agents and pods),
+# summed per role; for Mininet, of mn and every process under it (its hosts' shells),
+# taken when net.stop() begins, i.e. with the network built.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SIZES=${SIZES:-"10 100"}
-NODES=3
+NODES=${NODES:-3}
+STATUS_CALLS=${STATUS_CALLS:-0}
 MN_SLOW=${MN_SLOW:-120}
 MN_FEW_ROUNDS=${MN_FEW_ROUNDS:-3}
 UP_TIMEOUT=${UP_TIMEOUT:-120s}
@@ -117,12 +126,56 @@ import mininet.net
 assert mininet.net.fixLimits is _limits
 _stop = mininet.net.Mininet.stop
 def stop(self):
+    t = time.time()
+    with open(os.environ["BENCH_PSS_FILE"], "w") as f:
+        f.write("%d\n" % tree_pss(os.getpid()))
     with open(os.environ["BENCH_STOP_FILE"], "w") as f:
-        f.write("%.6f\n" % time.time())
+        f.write("%.6f\n" % t)
     return _stop(self)
+def tree_pss(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(kids.get(pid, []))
+        try:
+            for l in open("/proc/%d/smaps_rollup" % pid):
+                if l.startswith("Pss:"):
+                    total += int(l.split()[1])
+        except OSError:
+            pass
+    return total
 mininet.net.Mininet.stop = stop
 sys.argv = ["mn"] + sys.argv[1:]
 runpy.run_path("/usr/bin/mn", run_name="__main__")
+EOF
+
+# pss.py LAB: the PSS (KiB) of every process whose argv says --lab LAB, per role
+# ("agent <role>" in argv, else the program's name) and in total: "total=N role=N ...".
+cat >"$tmp/pss.py" <<'EOF'
+import collections, os, sys
+lab, per = sys.argv[1], collections.Counter()
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        argv = [a.decode() for a in open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")]
+        if not any(argv[i] == "--lab" and argv[i + 1] == lab for i in range(len(argv) - 1)):
+            continue
+        role = argv[2] if len(argv) > 2 and argv[1] == "agent" else os.path.basename(argv[0])
+        for l in open("/proc/%s/smaps_rollup" % d):
+            if l.startswith("Pss:"):
+                per[role] += int(l.split()[1])
+    except (OSError, IndexError):
+        continue
+print("total=%d %s" % (sum(per.values()), " ".join("%s=%d" % kv for kv in sorted(per.items()))))
 EOF
 
 scenario() { # pods-per-node file
@@ -158,13 +211,24 @@ run_netlab() {
     die "netlab up -f $2 --name $1 failed"
   fi
   t1=$(now)
+  PSS_LINE=$("$PY" "$tmp/pss.py" "$1")
+  STATUS_SEEN=""
+  local i
+  for ((i = 0; i < STATUS_CALLS; i++)); do
+    "$NETLAB" status --name "$1" -o json >"$tmp/status.json" 2>"$tmp/status.err" || die "netlab status --name $1 failed: $(cat "$tmp/status.err")"
+    STATUS_SEEN+="$("$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+r = d.get("readiness") or {}
+print("%d/%d(%s)" % (sum(p["ready"] for p in d["pods"]), len(d["pods"]), r.get("source", "probe")))' "$tmp/status.json") "
+  done
+  t1b=$(now)
   if ! "$NETLAB" down --name "$1" >"$tmp/down.out" 2>&1; then
     cat "$tmp/down.out" >&2
     die "netlab down --name $1 failed"
   fi
   t2=$(now)
   if ip netns list | grep -q "^nl-$1-"; then die "netlab down --name $1 left namespaces"; fi
-  UP=$(sub "$t0" "$t1"); DOWN=$(sub "$t1" "$t2")
+  UP=$(sub "$t0" "$t1"); DOWN=$(sub "$t1b" "$t2")
   AGENTS=$(grep -Eo 'step=agents ms=[0-9]+' "$tmp/up.out" | sed 's/.*ms=//' || true)
   FABRIC=$({ grep -Eo 'step=("[^"]*"|[a-z]+) ms=[0-9]+' "$tmp/up.out" || true; } | { grep -v 'step=agents' || true; } |
     awk -F'ms=' '{t += $2} END{print t + 0}')
@@ -174,10 +238,10 @@ run_netlab() {
 # output in $tmp/mn.out.
 run_mn() {
   local t0 t1 ts rc=0
-  rm -f "$tmp/mn.stop"
+  rm -f "$tmp/mn.stop" "$tmp/mn.pss"
   mn_ran=1
   t0=$(now)
-  BENCH_STOP_FILE="$tmp/mn.stop" "$PY" "$tmp/mn.py" --switch lxbr --controller none \
+  BENCH_STOP_FILE="$tmp/mn.stop" BENCH_PSS_FILE="$tmp/mn.pss" "$PY" "$tmp/mn.py" --switch lxbr --controller none \
     --topo "single,$1" --test none >"$tmp/mn.out" 2>&1 &
   mn_pid=$!
   wait "$mn_pid" || rc=$?
@@ -189,13 +253,14 @@ run_mn() {
   fi
   ts=$(cat "$tmp/mn.stop")
   MT=$(sub "$t0" "$t1"); MB=$(sub "$t0" "$ts"); MS=$(sub "$ts" "$t1")
+  MPSS=$(cat "$tmp/mn.pss" 2>/dev/null || echo 0)
 }
 
 # stats < numbers -> "median min max"
 stats() { sort -g | awk '{a[NR]=$1} END{m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'; }
 fmt() { awk -v m="$1" -v lo="$2" -v hi="$3" -v u="$4" 'BEGIN{printf "%.3f%s (%.3f–%.3f)", m, u, lo, hi}'; }
 
-declare -A R_UP R_DOWN R_FAB R_AG R_MN R_MNB R_MNS NROUNDS
+declare -A R_UP R_DOWN R_FAB R_AG R_MN R_MNB R_MNS NROUNDS R_PSS R_MPSS PSS_LAST STATUS_ALL
 notes=()
 
 for ppn in $SIZES; do
@@ -212,12 +277,15 @@ for ppn in $SIZES; do
     up=$UP; down=$DOWN
     R_UP[$pods]+="$up "; R_DOWN[$pods]+="$down "
     R_FAB[$pods]+="$FABRIC "; R_AG[$pods]+="${AGENTS:-0} "
-    line="${NODES}x${ppn} round $r/$rounds: netlab up ${up}s (fabric ${FABRIC} ms, agents ${AGENTS:-?} ms) down ${down}s"
+    pss_kib=$(sed 's/^total=\([0-9]*\).*/\1/' <<<"$PSS_LINE")
+    R_PSS[$pods]+="$pss_kib "; PSS_LAST[$pods]=$PSS_LINE
+    STATUS_ALL[$pods]+="$STATUS_SEEN"
+    line="${NODES}x${ppn} round $r/$rounds: netlab up ${up}s (fabric ${FABRIC} ms, agents ${AGENTS:-?} ms) down ${down}s, PSS $PSS_LINE KiB${STATUS_SEEN:+, status saw ready: $STATUS_SEEN}"
     if [ "$mn_ok" = 1 ]; then
       if run_mn "$pods"; then
         mt=$MT; mb=$MB; ms=$MS
-        R_MN[$pods]+="$mt "; R_MNB[$pods]+="$mb "; R_MNS[$pods]+="$ms "
-        line+="; mininet ${mt}s (build ${mb}s, stop ${ms}s)"
+        R_MN[$pods]+="$mt "; R_MNB[$pods]+="$mb "; R_MNS[$pods]+="$ms "; R_MPSS[$pods]+="$MPSS "
+        line+="; mininet ${mt}s (build ${mb}s, stop ${ms}s, PSS ${MPSS} KiB)"
         if [ "$r" = 1 ] && [ "$rounds" -gt "$MN_FEW_ROUNDS" ] && awk -v t="$mt" -v s="$MN_SLOW" 'BEGIN{exit !(t > s)}'; then
           rounds=$MN_FEW_ROUNDS
           notes+=("Mininet took ${mt}s for $pods hosts (> ${MN_SLOW}s): $pods pods ran $rounds rounds, not $ROUNDS.")
@@ -293,6 +361,31 @@ for ppn in $SIZES; do
   printf '| %s | %.0f ms | %.0f ms |\n' "$pods" "$fm" "$am"
 done
 echo
+echo "Memory right after up (PSS, MiB; median (min–max) over the rounds): netlab = every process whose argv says \`--lab LAB\`; Mininet = mn and every process under it, when net.stop() begins. Per role: the last round."
+echo
+echo "| pods | netlab PSS | per pod | Mininet PSS | netlab per role (last round) |"
+echo "|---|---|---|---|---|"
+for ppn in $SIZES; do
+  pods=$((NODES * ppn))
+  read -r pm pl ph < <(ser "${R_PSS[$pods]}" | awk '{printf "%.1f\n", $1 / 1024}' | stats)
+  mrow="—"
+  if [ -n "${R_MPSS[$pods]:-}" ]; then
+    read -r mm ml mh < <(ser "${R_MPSS[$pods]}" | awk '{printf "%.1f\n", $1 / 1024}' | stats)
+    mrow=$(fmt "$mm" "$ml" "$mh" " MiB")
+  fi
+  roles=$(tr ' ' '\n' <<<"${PSS_LAST[$pods]}" | grep -v '^total=' | awk -F= '{printf "%s %.1f, ", $1, $2 / 1024}' | sed 's/, $//')
+  echo "| $pods | $(fmt "$pm" "$pl" "$ph" " MiB") | $(awk -v m="$pm" -v p="$pods" 'BEGIN{printf "%.2f MiB", m / p}') | $mrow | $roles |"
+done
+if [ "$STATUS_CALLS" -gt 0 ]; then
+  echo
+  echo "\`netlab status\` right after up, $STATUS_CALLS calls per round: ready pods/all pods (where readiness came from), every call of every round:"
+  echo
+  for ppn in $SIZES; do
+    pods=$((NODES * ppn))
+    echo "- $pods pods: ${STATUS_ALL[$pods]}"
+  done
+fi
+echo
 set -- $SIZES
 if [ $# -ge 2 ]; then
   a=$((NODES * $1)); b=$((NODES * ${!#}))
@@ -309,8 +402,14 @@ for pods in $(printf "%s\n" "${!UPMED[@]}" | sort -n); do
     if [ "$mn_ok" = 1 ]; then
       read -r q _ _ < <(ratio_list "${R_MNB[$pods]}" "${R_UP[$pods]}" | stats)
       t+=" Mininet build / up ${q}× >= 5× $(verdict "$q" ">=" 5);"
+      both=$(paste -d' ' <(ser "${R_UP[$pods]}") <(ser "${R_DOWN[$pods]}") | awk '{printf "%.4f ", $1 + $2}')
+      read -r q _ _ < <(ratio_list "$both" "${R_MN[$pods]}" | stats)
+      t+=" (up+down) / Mininet whole run ${q}× <= 0.2× $(verdict 0.2 ">=" "$q");"
     fi ;;
   300) t+=" up ${UPMED[$pods]}s < 5 s $(verdict "${UPMED[$pods]}" "<" 5);" ;;
+  1000)
+    read -r pm _ _ < <(ser "${R_PSS[$pods]}" | awk '{printf "%.1f\n", $1 / 1024}' | stats)
+    t+=" up ${UPMED[$pods]}s < 8 s $(verdict "${UPMED[$pods]}" "<" 8); PSS ${pm} MiB < 3072 MiB $(verdict "$pm" "<" 3072);" ;;
   esac
   echo "$t down ${dm}s < 0.5 s $(verdict "$dm" "<" 0.5)."
 done
