@@ -61,6 +61,7 @@ type probeResult struct {
 	pod   string
 	ready bool
 	err   error
+	at    time.Time
 }
 
 // RunController probes every pod's readiness (its readinessProbe, else a TCP connect to
@@ -93,6 +94,8 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 		nodeNS[n.Name] = n.Netns
 	}
 	results := make(chan probeResult, len(p.Pods)+1)
+	probes := newProber(cfg, results)
+	record := newReadinessRecord(filepath.Join(cfg.Dir, lab.ReadinessFileName))
 	// A node that drops off the fabric makes its pods unready everywhere, as the node
 	// lifecycle controller does for a NotReady node (here within one interval, not 40 s):
 	// the pods still answer their own node's probes, but no other node can reach them.
@@ -104,6 +107,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	// and the others keep their readiness.
 	probing := map[string]context.CancelFunc{}
 	followPlan := func() {
+		probes.setPods(len(p.Pods))
 		in := map[string]bool{}
 		for _, pod := range p.Pods {
 			in[pod.Name] = true
@@ -111,7 +115,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			if probing[pod.Name] == nil {
 				pctx, cancel := context.WithCancel(ctx)
 				probing[pod.Name] = cancel
-				go probeLoop(pctx, cfg, pod, nodeNS[pod.Node], results)
+				go probes.loop(pctx, pod, nodeNS[pod.Node])
 			}
 		}
 		for name, cancel := range probing {
@@ -121,6 +125,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 				delete(ready, name)
 				delete(seen, name)
 				delete(podNode, name)
+				record.forget(name)
 			}
 		}
 	}
@@ -137,9 +142,14 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	start := time.Now()
 	reported := false
 	var pending *pendingSync
+	isReady := func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] }
+	writeRecord := func() {
+		if err := record.write(p, isReady, func(n string) bool { return nodeReady[n] }, cfg.Interval, time.Duration(probes.steady.Load())); err != nil {
+			log.Error("write the readiness record", "err", err)
+		}
+	}
 	write := func() error {
 		gen++
-		isReady := func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] }
 		ports := p.ServicePorts(isReady)
 		logEndpointChanges(log, last, ports)
 		last = ports
@@ -152,13 +162,15 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			return fmt.Errorf("write endpoints: %w", err)
 		}
 		pending = &pendingSync{gen: gen, since: time.Now()}
+		writeRecord()
 		return nil
 	}
 	// Nothing is ready before the first probe: write that at once so node agents can start.
 	if err := write(); err != nil {
 		return err
 	}
-	log.Info("controller started", "lab", p.Lab, "pods", len(p.Pods), "interval", cfg.Interval.String())
+	log.Info("controller started", "lab", p.Lab, "pods", len(p.Pods), "interval", cfg.Interval.String(),
+		"readyPodPeriod", time.Duration(probes.steady.Load()).String())
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -184,6 +196,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 				continue // a pod that left the plan
 			}
 			seen[r.pod] = true
+			record.observe(r)
 			if ready[r.pod] == r.ready {
 				continue
 			}
@@ -201,6 +214,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 						continue
 					}
 					seen[r.pod] = true
+					record.observe(r)
 					if ready[r.pod] != r.ready {
 						ready[r.pod] = r.ready
 						if r.ready {
@@ -229,6 +243,9 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			}
 			if pending != nil && pending.check(cfg.Dir, p, log) {
 				pending = nil
+			}
+			if time.Since(record.written) >= lab.RecordRefresh {
+				writeRecord()
 			}
 			if !reported {
 				all := len(seen) == len(p.Pods)
@@ -364,41 +381,6 @@ func nodeLoop(ctx context.Context, interval time.Duration, nodes []plan.Node, ou
 				case <-ctx.Done():
 					return
 				}
-			}
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// probeLoop probes one pod every interval and reports each result. A hard failure makes
-// the pod not ready at once; other failures only after softFailures in a row.
-func probeLoop(ctx context.Context, cfg ControllerConfig, pod plan.Pod, nodeNetns string, out chan<- probeResult) {
-	interval := cfg.Interval
-	if d, err := time.ParseDuration(pod.Probe.Period); err == nil && d > 0 && d < interval {
-		interval = d // the plan's period, when it asks for quicker probes
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	soft := 0
-	for {
-		err := probePod(ctx, pod, nodeNetns, cfg.Timeout)
-		switch {
-		case err == nil:
-			soft = 0
-		case hardFailure(err):
-			soft = softFailures
-		default:
-			soft++
-		}
-		if err == nil || soft >= softFailures {
-			select {
-			case out <- probeResult{pod: pod.Name, ready: err == nil, err: err}:
-			case <-ctx.Done():
-				return
 			}
 		}
 		select {

@@ -78,6 +78,9 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), strings.Join(ls, ","), reason)
 		}
 	}
+	if r := st.Readiness; r != nil {
+		fmt.Fprintf(w, "(%s)\n", readinessLine(r))
+	}
 	if len(st.Services) > 0 {
 		fmt.Fprintf(w, "\nSERVICE\tTYPE\tCLUSTER-IP\tPORTS\tENDPOINTS (ready)\n")
 		for _, s := range st.Services {
@@ -140,4 +143,19 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, c.Namespace, c.IP)
 	}
 	return w.Flush()
+}
+
+// readinessLine says where the pods' readiness came from.
+func readinessLine(r *lab.ReadinessSource) string {
+	if r.Source == "controller" {
+		line := "pod readiness from the controller's record"
+		if r.RecordAgeMs != nil {
+			line += fmt.Sprintf(", %.1f s old", float64(*r.RecordAgeMs)/1000)
+		}
+		if r.Probed > 0 {
+			line += fmt.Sprintf("; %d pods it has not probed since they started were probed by status", r.Probed)
+		}
+		return line
+	}
+	return r.Note
 }

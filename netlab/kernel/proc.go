@@ -8,9 +8,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Start starts cmd so that the whole process lives in the named namespace: it is forked
@@ -174,3 +177,24 @@ func StartTime(pid int) string {
 	}
 	return f[19] // fields after comm start at 3 (state)
 }
+
+// StartedAt is when a process started, to within a clock tick (10 ms): its start time
+// in clock ticks since boot, placed on the wall clock by reading the boot-time clock and
+// the wall clock together. Zero when the process is gone.
+func StartedAt(pid int) time.Time {
+	ticks, err := strconv.ParseInt(StartTime(pid), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return time.Time{}
+	}
+	boot := now.Add(-time.Duration(ts.Nano()))
+	return boot.Add(time.Duration(ticks) * time.Second / clockTicks).Round(0)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux ABI Go
+// runs on.
+const clockTicks = 100

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -30,6 +29,9 @@ type Status struct {
 	Ingresses    []IngressStatus `json:"ingresses"`
 	LoadBalancer LBStatus        `json:"loadBalancer"`
 	Clients      []ClientStatus  `json:"clients"`
+	// Readiness says where the pods' readiness came from: the controller's record (and
+	// how old it was), or status's own probes.
+	Readiness *ReadinessSource `json:"readiness,omitempty"`
 }
 
 // NodeStatus is a node as it is now.
@@ -69,6 +71,9 @@ type PodStatus struct {
 	PID    int               `json:"pid,omitempty"`
 	Labels map[string]string `json:"labels"`
 	Reason string            `json:"reason,omitempty"`
+	// ReadinessFrom is "controller" (its record) or "probe" (status probed the pod);
+	// absent for a pod whose namespace or process is missing.
+	ReadinessFrom string `json:"readinessFrom,omitempty"`
 }
 
 // ServiceStatus is a Service with its live endpoints.
@@ -207,7 +212,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		st.Nodes = append(st.Nodes, ns)
 	}
 	st.Pods = make([]PodStatus, len(p.Pods))
-	var wg sync.WaitGroup
+	var running []int
 	for i, pod := range p.Pods {
 		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels, Phase: "Running"}
 		if pod.Terminating {
@@ -228,17 +233,17 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			st.Pods[i].Reason = "not running"
 			continue
 		}
-		wg.Add(1)
-		go func(i int, pod plan.Pod) {
-			defer wg.Done()
-			if err := Probe(ctx, p, pod); err != nil {
-				st.Pods[i].Reason = err.Error()
-				return
-			}
-			st.Pods[i].Ready = true
-		}(i, pod)
+		running = append(running, i)
 	}
-	wg.Wait()
+	// Readiness of the pods that run: the controller's record, as kubectl shows what the
+	// kubelet reported, when it is fresh; else status probes them itself.
+	rec, err := ReadReadiness(ReadinessPath(lab))
+	pidOf := map[string]int{}
+	for _, i := range running {
+		pidOf[st.Pods[i].Name] = st.Pods[i].PID
+	}
+	started := func(pod string) time.Time { return kernel.StartedAt(pidOf[pod]) }
+	st.Readiness = FillPodReadiness(ctx, rec, err, p, st.Pods, running, started, time.Now())
 	podReady := map[string]bool{}
 	for _, ps := range st.Pods {
 		podReady[ps.Name] = ps.Ready

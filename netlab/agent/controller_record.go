@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// MaxProbesPerSecond bounds the probes the controller sends to pods that are ready: each
+// is a TCP handshake (and an HTTP request for httpGet probes) through the node's bridge,
+// and a thousand pods probed every 250 ms took both CPUs of a small machine, starving the
+// pods and every other agent. A ready pod is probed every max(Interval, pods ÷ this)
+// (Interval up to 50 pods, 1 s at 200, 5 s at 1000; kubelet's default is 10 s); a pod that
+// is not ready, or whose last probe failed, every Interval.
+const MaxProbesPerSecond = 200
+
+// maxConcurrentProbes bounds the probes in flight: each holds an OS thread in the node's
+// namespace while it connects.
+const maxConcurrentProbes = 16
+
+// steadyPeriod is how often a ready pod is probed in a lab of n pods.
+func steadyPeriod(n int, fast time.Duration) time.Duration {
+	return max(fast, time.Duration(n)*time.Second/MaxProbesPerSecond)
+}
+
+// prober is what every probe loop of one controller shares.
+type prober struct {
+	cfg    ControllerConfig
+	steady atomic.Int64 // the current steadyPeriod, as a time.Duration
+	slots  chan struct{}
+	out    chan<- probeResult
+}
+
+func newProber(cfg ControllerConfig, out chan<- probeResult) *prober {
+	return &prober{cfg: cfg, slots: make(chan struct{}, maxConcurrentProbes), out: out}
+}
+
+// setPods sets the steady period for a plan of n pods.
+func (pr *prober) setPods(n int) { pr.steady.Store(int64(steadyPeriod(n, pr.cfg.Interval))) }
+
+// loop probes one pod and reports each result: every success, and a failure when it
+// makes the pod not ready (a hard failure at once, others after softFailures in a row).
+func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string) {
+	fast := pr.cfg.Interval
+	if d, err := time.ParseDuration(pod.Probe.Period); err == nil && d > 0 && d < fast {
+		fast = d // the plan's period, when it asks for quicker probes
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	soft := 0
+	spread := true
+	for {
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case pr.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		err := probePod(ctx, pod, nodeNetns, pr.cfg.Timeout)
+		<-pr.slots
+		switch {
+		case err == nil:
+			soft = 0
+		case hardFailure(err):
+			soft = softFailures
+		default:
+			soft++
+		}
+		if err == nil || soft >= softFailures {
+			select {
+			case pr.out <- probeResult{pod: pod.Name, ready: err == nil, err: err, at: time.Now()}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		wait := fast
+		if err == nil {
+			wait = max(fast, time.Duration(pr.steady.Load()))
+			if spread { // once, so that the pods of a big lab are not probed in step
+				wait = fast + rand.N(wait)
+				spread = false
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// readinessRecord is what the controller knows of every pod, written as lab's readiness
+// record (status and up read it instead of probing every pod themselves).
+type readinessRecord struct {
+	path    string
+	started time.Time
+	written time.Time
+	pods    map[string]lab.PodReadiness
+}
+
+func newReadinessRecord(path string) *readinessRecord {
+	return &readinessRecord{path: path, started: time.Now().UTC(), pods: map[string]lab.PodReadiness{}}
+}
+
+// observe takes a probe result.
+func (rr *readinessRecord) observe(r probeResult) {
+	pr := rr.pods[r.pod]
+	pr.Probed = r.at.UTC()
+	pr.Reason = errString(r.err)
+	rr.pods[r.pod] = pr
+}
+
+// forget drops a pod that left the plan.
+func (rr *readinessRecord) forget(pod string) { delete(rr.pods, pod) }
+
+// write records every pod of p as isReady decides (its probes and its node), now.
+func (rr *readinessRecord) write(p *plan.Plan, isReady func(string) bool, nodeReady func(string) bool, fast, steady time.Duration) error {
+	now := time.Now().UTC()
+	for _, pod := range p.Pods {
+		pr := rr.pods[pod.Name]
+		ready := isReady(pod.Name)
+		if ready != pr.Ready || pr.Since.IsZero() {
+			pr.Since = now
+		}
+		pr.Ready = ready
+		if ready {
+			pr.Reason = ""
+		} else if pr.Reason == "" && !pr.Probed.IsZero() && !nodeReady(pod.Node) {
+			pr.Reason = "node " + pod.Node + " is not ready"
+		}
+		rr.pods[pod.Name] = pr
+	}
+	rec := lab.Readiness{Updated: now, Started: rr.started, Period: steady.String(), FastPeriod: fast.String(), Pods: rr.pods}
+	if err := writeJSONAtomic(rr.path, rec); err != nil {
+		return err
+	}
+	rr.written = now
+	return nil
+}

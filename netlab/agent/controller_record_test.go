@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+func TestSteadyPeriodBoundsTheProbeRate(t *testing.T) {
+	fast := 250 * time.Millisecond
+	for _, c := range []struct {
+		pods int
+		want time.Duration
+	}{{1, fast}, {30, fast}, {50, fast}, {200, time.Second}, {1000, 5 * time.Second}} {
+		got := steadyPeriod(c.pods, fast)
+		if got != c.want {
+			t.Errorf("%d pods: %v, want %v", c.pods, got, c.want)
+		}
+		if rate := float64(c.pods) / got.Seconds(); rate > MaxProbesPerSecond {
+			t.Errorf("%d pods: %.0f probes/s", c.pods, rate)
+		}
+	}
+}
+
+// The record says, for every pod of the plan, the controller's verdict (its probes and
+// its node), when it last probed it and since when its readiness holds; it is rewritten
+// with a new time even when nothing changed.
+func TestReadinessRecordWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), lab.ReadinessFileName)
+	rr := newReadinessRecord(path)
+	p := &plan.Plan{Pods: []plan.Pod{{Name: "w-1", Node: "node-1"}, {Name: "w-2", Node: "node-2"}, {Name: "w-3", Node: "node-1"}}}
+	probed := map[string]bool{"w-1": true, "w-2": true}
+	nodeOK := map[string]bool{"node-1": true, "node-2": false}
+	isReady := func(pod string) bool {
+		for _, x := range p.Pods {
+			if x.Name == pod {
+				return probed[pod] && nodeOK[x.Node]
+			}
+		}
+		return false
+	}
+	t0 := time.Now()
+	rr.observe(probeResult{pod: "w-1", ready: true, at: t0})
+	rr.observe(probeResult{pod: "w-2", ready: true, at: t0})
+	if err := rr.write(p, isReady, func(n string) bool { return nodeOK[n] }, 250*time.Millisecond, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := lab.ReadReadiness(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Fresh(time.Now()) || rec.Period != "5s" || rec.FastPeriod != "250ms" || rec.Started.IsZero() {
+		t.Errorf("record %+v", rec)
+	}
+	if pr, ok := rec.Pod("w-1"); !ok || !pr.Ready || pr.Reason != "" || !pr.Probed.Equal(t0.UTC()) {
+		t.Errorf("w-1: %+v %v", pr, ok)
+	}
+	if pr, ok := rec.Pod("w-2"); !ok || pr.Ready || pr.Reason != "node node-2 is not ready" {
+		t.Errorf("w-2 (node not ready): %+v %v", pr, ok)
+	}
+	if _, ok := rec.Pod("w-3"); ok {
+		t.Errorf("w-3 is known before any probe")
+	}
+	since := rec.Pods["w-1"].Since
+	first := rec.Updated
+
+	// A failure, the node back, and a refresh with nothing else new.
+	time.Sleep(2 * time.Millisecond)
+	rr.observe(probeResult{pod: "w-1", ready: false, err: errors.New("readiness: connection refused"), at: time.Now()})
+	probed["w-1"] = false
+	nodeOK["node-2"] = true
+	if err := rr.write(p, isReady, func(n string) bool { return nodeOK[n] }, 250*time.Millisecond, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = lab.ReadReadiness(path)
+	if !rec.Updated.After(first) {
+		t.Errorf("updated %v, not after %v", rec.Updated, first)
+	}
+	if pr := rec.Pods["w-1"]; pr.Ready || pr.Reason != "readiness: connection refused" || !pr.Since.After(since) {
+		t.Errorf("w-1 after its failure: %+v", pr)
+	}
+	if pr := rec.Pods["w-2"]; !pr.Ready || pr.Reason != "" {
+		t.Errorf("w-2 with its node back: %+v", pr)
+	}
+	rr.forget("w-3")
+	p.Pods = p.Pods[:2]
+	if err := rr.write(p, isReady, func(n string) bool { return nodeOK[n] }, 250*time.Millisecond, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ = lab.ReadReadiness(path); len(rec.Pods) != 2 {
+		t.Errorf("pods after w-3 left: %v", rec.Pods)
+	}
+}

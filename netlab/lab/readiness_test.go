@@ -1,0 +1,153 @@
+package lab_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+func TestReadinessRecordStaleness(t *testing.T) {
+	now := time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name  string
+		age   time.Duration
+		fresh bool
+		why   string
+	}{
+		{"just written", 0, true, ""},
+		{"one refresh late", 2 * lab.RecordRefresh, true, ""},
+		{"at the limit", lab.RecordStaleAfter, true, ""},
+		{"past the limit", lab.RecordStaleAfter + time.Millisecond, false, "5s old (stale after 5s: is the controller running?)"},
+		{"long gone", time.Hour, false, "1h0m0s old"},
+		{"clock stepped back a little", -500 * time.Millisecond, true, ""},
+		{"from the future", -3 * time.Second, false, "dated 3s in the future"},
+	} {
+		r := &lab.Readiness{Updated: now.Add(-c.age)}
+		if got := r.Fresh(now); got != c.fresh {
+			t.Errorf("%s: Fresh = %v, want %v", c.name, got, c.fresh)
+		}
+		if got := r.Age(now); got != c.age {
+			t.Errorf("%s: Age = %v, want %v", c.name, got, c.age)
+		}
+		why := r.Staleness(now)
+		if (why == "") != c.fresh || !strings.Contains(why, c.why) {
+			t.Errorf("%s: Staleness = %q, want it to say %q", c.name, why, c.why)
+		}
+	}
+}
+
+func TestReadinessRecordPod(t *testing.T) {
+	now := time.Now()
+	r := &lab.Readiness{Updated: now, Pods: map[string]lab.PodReadiness{
+		"web-1": {Ready: true, Probed: now.Add(-time.Second), Since: now.Add(-time.Minute)},
+		"web-2": {Ready: false, Probed: now, Reason: "readiness: connection refused"},
+		"web-3": {Ready: false}, // in the plan, not probed yet
+	}}
+	if pr, ok := r.Pod("web-1"); !ok || !pr.Ready {
+		t.Errorf("web-1: %+v %v, want ready and known", pr, ok)
+	}
+	if pr, ok := r.Pod("web-2"); !ok || pr.Ready || pr.Reason == "" {
+		t.Errorf("web-2: %+v %v, want not ready with its reason", pr, ok)
+	}
+	for _, name := range []string{"web-3", "web-4"} {
+		if _, ok := r.Pod(name); ok {
+			t.Errorf("%s: known, want unknown (not probed / not in the record)", name)
+		}
+	}
+}
+
+func TestReadReadiness(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := lab.ReadReadiness(dir + "/none.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	bad := dir + "/bad.json"
+	os.WriteFile(bad, []byte("{"), 0o600)
+	if _, err := lab.ReadReadiness(bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("bad file: %v", err)
+	}
+	good := dir + "/good.json"
+	os.WriteFile(good, []byte(`{"updated":"2026-11-30T20:00:00Z","period":"5s","pods":{"w-1":{"ready":true,"probed":"2026-11-30T19:59:58Z"}}}`), 0o600)
+	r, err := lab.ReadReadiness(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr, ok := r.Pod("w-1"); !ok || !pr.Ready || r.Period != "5s" {
+		t.Errorf("decoded %+v", r)
+	}
+}
+
+// Status takes the readiness of running pods from a fresh record and probes only what the
+// record does not know; a stale or missing record makes it probe every running pod, and
+// say why. (The probes here fail at once: the plan's namespaces do not exist.)
+func TestFillPodReadiness(t *testing.T) {
+	now := time.Now()
+	p := &plan.Plan{Lab: "nolab", Nodes: []plan.Node{{Name: "node-1", Netns: "nl-nolab-node-1"}}}
+	for _, n := range []string{"w-1", "w-2", "w-3"} {
+		p.Pods = append(p.Pods, plan.Pod{Name: n, Node: "node-1", Netns: "nl-nolab-" + n, IP: "10.244.1.9/24",
+			Probe: plan.Probe{Type: "tcp", Port: 8080}})
+	}
+	fresh := &lab.Readiness{Updated: now.Add(-time.Second), Pods: map[string]lab.PodReadiness{
+		"w-1": {Ready: true, Probed: now.Add(-2 * time.Second)},
+		"w-2": {Ready: false, Probed: now.Add(-2 * time.Second), Reason: "readiness: refused"},
+	}}
+	unknown := func(string) time.Time { return time.Time{} }
+	pods := func() []lab.PodStatus {
+		return []lab.PodStatus{{Name: "w-1"}, {Name: "w-2"}, {Name: "w-3"}}
+	}
+
+	ps := pods()
+	src := lab.FillPodReadiness(context.Background(), fresh, nil, p, ps, []int{0, 1, 2}, unknown, now)
+	if src.Source != "controller" || src.Stale || src.Probed != 1 || src.RecordAgeMs == nil || *src.RecordAgeMs != 1000 {
+		t.Errorf("fresh record: source %+v", src)
+	}
+	if !ps[0].Ready || ps[0].ReadinessFrom != "controller" {
+		t.Errorf("w-1: %+v", ps[0])
+	}
+	if ps[1].Ready || ps[1].Reason != "readiness: refused" || ps[1].ReadinessFrom != "controller" {
+		t.Errorf("w-2: %+v", ps[1])
+	}
+	if ps[2].Ready || ps[2].ReadinessFrom != "probe" || ps[2].Reason == "" {
+		t.Errorf("w-3 (not in the record): %+v", ps[2])
+	}
+
+	// Only the pods that run are looked at.
+	ps = pods()
+	src = lab.FillPodReadiness(context.Background(), fresh, nil, p, ps, []int{0}, unknown, now)
+	if src.Probed != 0 || ps[1].ReadinessFrom != "" || ps[2].ReadinessFrom != "" {
+		t.Errorf("todo [0]: %+v %+v", src, ps)
+	}
+
+	// w-2 restarted after the controller's last probe: its verdict is about the old
+	// process, so status probes the new one; w-1's process is older than its probe.
+	ps = pods()
+	started := map[string]time.Time{"w-1": now.Add(-time.Minute), "w-2": now.Add(-time.Second)}
+	src = lab.FillPodReadiness(context.Background(), fresh, nil, p, ps, []int{0, 1}, func(n string) time.Time { return started[n] }, now)
+	if src.Probed != 1 || ps[0].ReadinessFrom != "controller" || ps[1].ReadinessFrom != "probe" {
+		t.Errorf("restarted pod: %+v %+v", src, ps)
+	}
+
+	stale := &lab.Readiness{Updated: now.Add(-time.Minute), Pods: fresh.Pods}
+	ps = pods()
+	src = lab.FillPodReadiness(context.Background(), stale, nil, p, ps, []int{0, 1, 2}, unknown, now)
+	if src.Source != "probe" || !src.Stale || src.Probed != 3 || !strings.Contains(src.Note, "1m0s old") {
+		t.Errorf("stale record: %+v", src)
+	}
+	for _, s := range ps {
+		if s.Ready || s.ReadinessFrom != "probe" {
+			t.Errorf("stale record: %+v, want probed (and failing)", s)
+		}
+	}
+
+	ps = pods()
+	src = lab.FillPodReadiness(context.Background(), nil, os.ErrNotExist, p, ps, []int{0, 1, 2}, unknown, now)
+	if src.Source != "probe" || src.Stale || src.Probed != 3 || src.RecordAgeMs != nil || !strings.Contains(src.Note, "no readiness record") {
+		t.Errorf("no record: %+v", src)
+	}
+}
