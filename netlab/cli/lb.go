@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +22,7 @@ func init() {
 }
 
 // lbStatePath is where a lab's lb agent publishes its state.
-func lbStatePath(name string) string { return filepath.Join(lab.Dir(name), lb.StateFile) }
+func lbStatePath(name string) string { return rundir.ForLab(name).LBState() }
 
 func newAgentLB(g *globals) *cobra.Command {
 	var name, state string
@@ -30,7 +30,7 @@ func newAgentLB(g *globals) *cobra.Command {
 		Use:  "lb",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := lab.LoadPlan(name)
+			p, err := rundir.ForLab(name).ReadPlan()
 			if err != nil {
 				return err
 			}
@@ -90,7 +90,7 @@ func lbReport(name string) (lb.Report, error) {
 	if err != nil {
 		return lb.Report{}, err
 	}
-	st, err := lb.LoadState(lbStatePath(name))
+	st, err := rundir.ReadLBStateFile(lbStatePath(name))
 	if errors.Is(err, os.ErrNotExist) {
 		// No agent state (yet): show the plan's services with unknown (down) health.
 		vss, _, perr := agent.LBServices(p)

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -26,7 +25,7 @@ func newLogs(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir := filepath.Join(lab.Dir(name), "logs")
+			dir := rundir.ForLab(name).Logs()
 			if len(args) == 0 {
 				ents, err := os.ReadDir(dir)
 				if err != nil {
@@ -44,7 +43,7 @@ func newLogs(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				obj = args[1]
 			}
-			f, err := os.Open(lab.LogPath(name, args[0], obj))
+			f, err := os.Open(rundir.ForLab(name).Log(args[0], obj))
 			if err != nil {
 				return fmt.Errorf("no log for %s (netlab logs lists them): %w", strings.Join(args, " "), err)
 			}

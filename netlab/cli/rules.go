@@ -1,15 +1,14 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"strings"
 
-	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/netlabdev/netlab/netlab/iptables"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -45,7 +44,7 @@ belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 				return fmt.Errorf("lab %s has no node %q", name, args[0])
 			}
 			ports := p.ServicePorts(nil)
-			if ef, err := agent.ReadEndpoints(agent.EndpointsPath(name)); err == nil {
+			if ef, err := rundir.ForLab(name).ReadEndpoints(); err == nil {
 				ports = ef.Ports
 			}
 			idx := ruleIndex(ports)
@@ -54,7 +53,9 @@ belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 				if err != nil {
 					return err
 				}
-				printRules(g, table, out, idx, service, all)
+				if err := printRules(g, table, out, idx, service, all); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
@@ -103,51 +104,46 @@ func serviceMatches(svc, want string) bool {
 }
 
 // printRules prints iptables-save -c output of one table with annotations.
-func printRules(g *globals, table string, save []byte, idx map[string]owner, service string, all bool) {
+func printRules(g *globals, table string, save []byte, idx map[string]owner, service string, all bool) error {
+	dump, err := iptables.Parse(save)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(g.out, "*%s\n", table)
-	sc := bufio.NewScanner(bytes.NewReader(save))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		counters, rule, hasCounters := strings.Cut(line, "] ")
-		if !hasCounters || !strings.HasPrefix(line, "[") || !strings.HasPrefix(rule, "-A ") {
-			continue
-		}
-		fields := strings.Fields(rule)
-		chain := fields[1]
-		target := ""
-		for i := range fields[:len(fields)-1] {
-			if fields[i] == "-j" {
-				target = fields[i+1]
+	for _, t := range dump.Tables {
+		for _, r := range t.Rules {
+			if !r.HasCounters || r.Op != "-A" {
+				continue
 			}
+			chain, target, rule := r.Chain, r.Target(), r.Text
+			o, mine := idx[chain]
+			if !mine {
+				o, mine = idx[target]
+			}
+			ours := strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(target, "KUBE-")
+			if !ours && !all {
+				continue
+			}
+			if service != "" && (!mine || !serviceMatches(o.service, service)) && !commentNames(rule, service) {
+				continue
+			}
+			var notes []string
+			if o, ok := idx[chain]; ok {
+				notes = append(notes, o.port+": "+o.what)
+			}
+			if o, ok := idx[target]; ok {
+				notes = append(notes, "-> "+o.port+" "+o.what)
+			}
+			note := strings.Join(notes, " ")
+			fmt.Fprintf(g.out, "%8d %10d  %s", r.Counters.Packets, r.Counters.Bytes, rule)
+			if note != "" {
+				fmt.Fprintf(g.out, "    # %s", note)
+			}
+			fmt.Fprintln(g.out)
 		}
-		o, mine := idx[chain]
-		if !mine {
-			o, mine = idx[target]
-		}
-		ours := strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(target, "KUBE-")
-		if !ours && !all {
-			continue
-		}
-		if service != "" && (!mine || !serviceMatches(o.service, service)) && !commentNames(rule, service) {
-			continue
-		}
-		pk, by, _ := strings.Cut(strings.TrimPrefix(counters, "["), ":")
-		var notes []string
-		if o, ok := idx[chain]; ok {
-			notes = append(notes, o.port+": "+o.what)
-		}
-		if o, ok := idx[target]; ok {
-			notes = append(notes, "-> "+o.port+" "+o.what)
-		}
-		note := strings.Join(notes, " ")
-		fmt.Fprintf(g.out, "%8s %10s  %s", pk, by, rule)
-		if note != "" {
-			fmt.Fprintf(g.out, "    # %s", note)
-		}
-		fmt.Fprintln(g.out)
 	}
 	fmt.Fprintln(g.out, "COMMIT")
+	return nil
 }
 
 // commentNames says whether a rule's comment names the Service (filter REJECT/DROP rules

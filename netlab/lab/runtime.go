@@ -1,80 +1,27 @@
 package lab
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
-
-// RunDir holds every lab's runtime files, root-only.
-const RunDir = "/run/netlab"
-
-// EtcNetns is where `ip netns exec` finds per-namespace /etc files.
-const EtcNetns = "/etc/netns"
-
-// Dir is a lab's runtime directory.
-func Dir(lab string) string { return filepath.Join(RunDir, lab) }
-
-// PlanPath is where up keeps the lab's plan for agents, status and inspection.
-func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
-
-// LogPath is an agent's log file.
-func LogPath(lab, role, name string) string {
-	return filepath.Join(Dir(lab), "logs", role+"-"+name+".log")
-}
-
-// EndpointsFileName is the endpoints controller's output in the lab's runtime directory:
-// every Service port with its endpoints and their readiness, as kube-proxy reads them.
-const EndpointsFileName = "endpoints.json"
-
-// EndpointsPath is where the controller of lab writes the endpoints.
-func EndpointsPath(lab string) string { return filepath.Join(Dir(lab), EndpointsFileName) }
-
-// ReadEndpoints reads an endpoints file written by the controller.
-func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read endpoints: %w", err)
-	}
-	var f kubeproxy.EndpointsFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return &f, nil
-}
 
 // ErrNoLab is returned when no lab of that name is up.
 var ErrNoLab = errors.New("no such lab")
 
 // LoadPlan reads the plan a running lab was built from.
 func LoadPlan(lab string) (*plan.Plan, error) {
-	p, err := ReadPlan(PlanPath(lab))
+	p, err := rundir.ForLab(lab).ReadPlan()
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("lab %s: %w", lab, ErrNoLab)
 	}
 	return p, err
-}
-
-// ReadPlan reads a plan file.
-func ReadPlan(path string) (*plan.Plan, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
-	}
-	var p plan.Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return &p, nil
 }
 
 // Labs lists the labs that have anything on this machine: a namespace or a runtime dir.
@@ -92,7 +39,7 @@ func Labs() ([]string, error) {
 			seen[lab] = true
 		}
 	}
-	ents, _ := os.ReadDir(RunDir)
+	ents, _ := os.ReadDir(rundir.Root)
 	for _, e := range ents {
 		if e.IsDir() {
 			seen[e.Name()] = true
@@ -122,44 +69,5 @@ func Resolve(name string) (string, error) {
 		return labs[0], nil
 	default:
 		return "", fmt.Errorf("%d labs are up (%s): say which with --name", len(labs), strings.Join(labs, ", "))
-	}
-}
-
-// lock serialises up and down of one lab across processes.
-type lock struct{ f *os.File }
-
-func lockLab(lab string) (*lock, error) {
-	if err := os.MkdirAll(RunDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", RunDir, err)
-	}
-	path := filepath.Join(RunDir, "."+lab+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
-	}
-	// A down that held the lock may have removed the file while we waited: our lock is
-	// then on an orphan inode, and a newcomer could lock a new file. Lock what is there.
-	var held, now syscall.Stat_t
-	if syscall.Fstat(int(f.Fd()), &held) != nil || syscall.Stat(path, &now) != nil || held.Ino != now.Ino {
-		f.Close()
-		return lockLab(lab)
-	}
-	return &lock{f: f}, nil
-}
-
-// unlock releases the lock; with remove it also deletes the lock file (after down) and
-// /run/netlab when nothing else is in it.
-func (l *lock) unlock(remove bool) {
-	if remove {
-		os.Remove(l.f.Name())
-	}
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	l.f.Close()
-	if remove {
-		os.Remove(RunDir) // only succeeds when empty
 	}
 }

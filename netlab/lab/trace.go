@@ -23,6 +23,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // Trace is one request followed through the lab, hop by hop.
@@ -90,7 +91,7 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 	var rw net.Conn = conn
 	if u.Scheme == "https" {
 		pool := x509.NewCertPool()
-		if pem, err := os.ReadFile(filepath.Join(Dir(labName), "ca", "ca.crt")); err == nil {
+		if pem, err := os.ReadFile(rundir.ForLab(labName).CACert()); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
 		tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
@@ -238,7 +239,7 @@ func resolveInLab(p *plan.Plan, ns, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a, nil
 	}
-	if b, err := os.ReadFile(filepath.Join(EtcNetns, ns, "hosts")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(rundir.EtcNetnsDir(ns), "hosts")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
 			for _, name := range f[min(1, len(f)):] {
@@ -321,7 +322,7 @@ type accessLine struct {
 func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string, bool) {
 	for try := 0; try < 5; try++ {
 		for _, n := range p.Nodes {
-			f, err := os.Open(LogPath(labName, "ingress", n.Name))
+			f, err := os.Open(rundir.ForLab(labName).Log("ingress", n.Name))
 			if err != nil {
 				continue
 			}
