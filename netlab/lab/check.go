@@ -180,7 +180,7 @@ func IngressHosts(p *plan.Plan) []string {
 func hopsOf(tr *Trace) string {
 	var steps []string
 	for _, h := range tr.Hops {
-		steps = append(steps, h.Step)
+		steps = append(steps, h.Component)
 	}
 	return strings.Join(steps, " → ")
 }

@@ -34,11 +34,12 @@ var layers = map[string]layer{
 	"ingress":   {pure: true, external: []string{"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"}},
 	"plan":      {pure: true, netlab: []string{"scenario", "kubeproxy"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
 	// Floor 3: side effects on the kernel and the runtime directory.
-	"kernel": {},
-	"rundir": {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
+	"kernel":  {},
+	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
+	"capture": {netlab: []string{"kernel"}},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir"}},
+	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir", "capture"}},
 	"agent": {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
