@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newCapture) }
-
 func newCapture(g *globals) *cobra.Command {
 	var iface, write string
 	var count int
@@ -53,7 +51,6 @@ interface, named <object>/<ifname>; -w - writes it to stdout.`,
 			return runCapture(cmd.Context(), g, t, prog, write, count)
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().StringVarP(&iface, "interface", "i", "", "one interface inside the namespace (default: all but lo)")
 	cmd.Flags().StringVarP(&write, "write", "w", "", "write pcapng to FILE, or to stdout with -")
 	cmd.Flags().IntVarP(&count, "count", "c", 0, "stop after this many packets")

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newTrace) }
-
 func newTrace(g *globals) *cobra.Command {
 	var from, output, method, pcap string
 	var headers []string
@@ -83,7 +81,6 @@ an L4-only path. A request that fails exits 1 and ends with where it died and wh
 			return err // a failed request: exit 1, after the trace that says where it died
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().StringVar(&from, "from", "", "object to send from: a client, pod or node (default: the first client)")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	cmd.Flags().StringVarP(&method, "request", "X", "", "HTTP method (default GET)")

@@ -15,6 +15,9 @@ import (
 // ErrNoLab is returned when no lab of that name is up.
 var ErrNoLab = errors.New("no such lab")
 
+// ErrAmbiguous is returned when no name was given and several labs are up.
+var ErrAmbiguous = errors.New("say which with --name")
+
 // LoadPlan reads the plan a running lab was built from.
 func LoadPlan(lab string) (*plan.Plan, error) {
 	p, err := rundir.ForLab(lab).ReadPlan()
@@ -68,6 +71,17 @@ func Resolve(name string) (string, error) {
 	case 1:
 		return labs[0], nil
 	default:
-		return "", fmt.Errorf("%d labs are up (%s): say which with --name", len(labs), strings.Join(labs, ", "))
+		return "", fmt.Errorf("%d labs are up (%s): %w", len(labs), strings.Join(labs, ", "), ErrAmbiguous)
 	}
+}
+
+// Hint is a netlab command line for the user to run next, e.g. Hint("demo", "logs
+// ingress node-1"): it carries --name when the lab is not the only one up, so it works
+// as printed.
+func Hint(lab, command string) string {
+	verb, rest, _ := strings.Cut(command, " ")
+	if labs, err := Labs(); err == nil && len(labs) == 1 && labs[0] == lab {
+		return "netlab " + command
+	}
+	return strings.TrimSpace("netlab " + verb + " --name " + lab + " " + rest)
 }

@@ -401,6 +401,9 @@ func (t *tracer) addHop(h Hop) {
 	if h.Packets == nil {
 		h.Packets = []TracePacket{}
 	}
+	if cmd, ok := strings.CutPrefix(h.Watch, "netlab "); ok {
+		h.Watch = Hint(t.labName, cmd) // with --name when other labs are up
+	}
 	t.tr.Hops = append(t.tr.Hops, h)
 }
 

@@ -30,10 +30,22 @@ type Options struct {
 	// ReadyTimeout bounds the wait for every agent to report ready (default 30 s).
 	ReadyTimeout time.Duration
 	Log          *slog.Logger
+	// Scenario is the scenario text the plan came from, kept with the logs for
+	// `netlab export logs`.
+	Scenario []byte
 }
 
 // ErrExists is returned by Up when the lab is already up.
 var ErrExists = errors.New("lab already exists")
+
+// saying is an error that says msg and is err for errors.Is, without repeating err's text.
+type saying struct {
+	msg string
+	err error
+}
+
+func (s saying) Error() string { return s.msg }
+func (s saying) Unwrap() error { return s.err }
 
 // Up builds the lab of p and returns when every agent reports ready. On failure it removes
 // everything it made (unless Retain) and returns the error.
@@ -58,8 +70,8 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	}
 	defer func() { lk.Unlock(false) }()
 	if existing, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(existing) > 0 {
-		return fmt.Errorf("lab %s is already up (%d namespaces, e.g. %s); run `netlab down --name %s` first: %w",
-			p.Lab, len(existing), existing[0], p.Lab, ErrExists)
+		return saying{fmt.Sprintf("lab %s is already up (%d namespaces, e.g. %s): run `netlab down --name %s` first, or pick another --name",
+			p.Lab, len(existing), existing[0], p.Lab), ErrExists}
 	}
 	defer func() {
 		if err != nil && !o.Retain {
@@ -115,10 +127,15 @@ func Preflight() error {
 	return nil
 }
 
-func writeRuntime(_ context.Context, p *plan.Plan, _ Options) error {
+func writeRuntime(_ context.Context, p *plan.Plan, o Options) error {
 	d := rundir.ForLab(p.Lab)
 	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return err
+	}
+	if len(o.Scenario) > 0 {
+		if err := os.WriteFile(d.Scenario(), o.Scenario, 0o600); err != nil {
+			return err
+		}
 	}
 	if err := os.Chmod(d.Path(), 0o700); err != nil {
 		return err
@@ -350,12 +367,12 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 				}
 				names = append(names, rest.proc.Role+" "+rest.proc.Name)
 			}
-			return fmt.Errorf("not ready after %s: %s (logs in %s)", o.ReadyTimeout, strings.Join(names, ", "), rundir.ForLab(labName).Logs())
+			return fmt.Errorf("not ready after %s: %s (%s)", o.ReadyTimeout, strings.Join(names, ", "), logsHint(labName))
 		}
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
-		return fmt.Errorf("agents failed: %s (logs in %s)", strings.Join(failed, "; "), rundir.ForLab(labName).Logs())
+		return fmt.Errorf("agents failed: %s (%s)", strings.Join(failed, "; "), logsHint(labName))
 	}
 	return nil
 }

@@ -20,6 +20,7 @@
 //	    lb-state.json                 [LBState] the lb agent's health and rules
 //	    ca/ca.crt, ca/ca.key, ca/.lock [CA] the lab CA, made by the first ingress agent
 //	    logs/<role>-<name>.log        [Log] every agent's output
+//	    logs/scenario.yaml            [Scenario] the scenario up was given
 //	    <role>-<name>.pid             [PIDFile] agents outside the lab's namespaces
 //
 // and, outside /run, /etc/netns/nl-<lab>-<object>/hosts (EtcNetns) for `ip netns exec`.

@@ -21,6 +21,9 @@ const (
 	SyncDir       = "kube-proxy"
 	CADir         = "ca"
 	LogsDir       = "logs"
+	// ScenarioFile is the copy of the scenario a lab was brought up from, kept with its
+	// logs (logs/scenario.yaml).
+	ScenarioFile = "scenario.yaml"
 )
 
 // Dir is one lab's runtime directory: every path in it comes from here.
@@ -68,6 +71,9 @@ func (d Dir) Logs() string { return filepath.Join(d.path, LogsDir) }
 func (d Dir) Log(role, name string) string {
 	return filepath.Join(d.path, LogsDir, role+"-"+name+".log")
 }
+
+// Scenario is the copy of the scenario the lab was brought up from.
+func (d Dir) Scenario() string { return filepath.Join(d.path, LogsDir, ScenarioFile) }
 
 // PIDFile is where up records an agent that lives outside the lab's namespaces.
 func (d Dir) PIDFile(role, name string) string { return filepath.Join(d.path, role+"-"+name+".pid") }

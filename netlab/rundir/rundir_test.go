@@ -26,6 +26,7 @@ func TestLayout(t *testing.T) {
 		d.CA():                                "/run/netlab/demo/ca",
 		d.CACert():                            "/run/netlab/demo/ca/ca.crt",
 		d.Logs():                              "/run/netlab/demo/logs",
+		d.Scenario():                          "/run/netlab/demo/logs/scenario.yaml",
 		d.Log("ingress", "node-2"):            "/run/netlab/demo/logs/ingress-node-2.log",
 		d.PIDFile("controller", "controller"): "/run/netlab/demo/controller-controller.pid",
 		LockPath("demo"):                      "/run/netlab/.demo.lock",
