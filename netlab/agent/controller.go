@@ -89,10 +89,15 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	var pending *pendingSync
 	write := func() error {
 		gen++
-		ports := p.ServicePorts(func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] })
+		isReady := func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] }
+		ports := p.ServicePorts(isReady)
 		logEndpointChanges(log, last, ports)
 		last = ports
-		if err := dir.WriteEndpoints(kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports}); err != nil {
+		podReady := make(map[string]bool, len(p.Pods))
+		for _, pod := range p.Pods {
+			podReady[pod.Name] = isReady(pod.Name)
+		}
+		if err := dir.WriteEndpoints(kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports, PodReady: podReady}); err != nil {
 			return fmt.Errorf("write endpoints: %w", err)
 		}
 		pending = &pendingSync{gen: gen, since: time.Now()}

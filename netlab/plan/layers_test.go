@@ -33,6 +33,7 @@ var layers = map[string]layer{
 	"lb":        {pure: true, netlab: []string{"iptables"}},
 	"ingress":   {pure: true, external: []string{"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"}},
 	"plan":      {pure: true, netlab: []string{"scenario", "kubeproxy"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
+	"dns":       {pure: true, netlab: []string{"plan"}, external: []string{"github.com/miekg/dns"}},
 	// Floor 3: side effects on the kernel and the runtime directory.
 	"kernel":  {},
 	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
@@ -40,14 +41,14 @@ var layers = map[string]layer{
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
 	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir", "capture"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
 	"labtest": {netlab: []string{"*"}},
 	// Test-only models.
 	"internal/iptablestest": {pure: true, netlab: []string{"iptables"}},
 	// Doc-only directories of the integration tests, until they move beside their packages.
-	"ingressint": {}, "lbint": {}, "kubeproxy/integration": {},
+	"ingressint": {}, "lbint": {}, "kubeproxy/integration": {}, "dns/integration": {},
 }
 
 // TestLayers holds the design rule for every package in one place: each package imports
