@@ -14,6 +14,7 @@ package integration_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -230,6 +231,33 @@ func TestIntegrationClusterDNS(t *testing.T) {
 	}
 	if r, err := query(p.Clients[0].Netns, "udp", server, "api.default.svc.cluster.local.", mdns.TypeA); err == nil {
 		t.Errorf("client got an answer from kube-dns: %v", r)
+	}
+
+	// status shows the DNS pods, kube-dns, the headless Service's ready pods and the CNAME.
+	st, err := lab.GetStatus(context.Background(), p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, ps := range st.Pods {
+		if ps.Name == "coredns-1" || ps.Name == "coredns-2" {
+			seen[ps.Name] = fmt.Sprint(ps.Ready)
+		}
+	}
+	for _, ss := range st.Services {
+		ready := 0
+		for _, e := range ss.Endpoints {
+			if e.Ready {
+				ready++
+			}
+		}
+		seen[ss.Namespace+"/"+ss.Name] = fmt.Sprintf("%s %s %d", ss.ClusterIP, ss.ExternalName, ready)
+	}
+	for k, v := range map[string]string{"coredns-1": "true", "coredns-2": "true", "kube-system/kube-dns": "10.96.0.10  4",
+		"default/api-pods": "None  2", "default/search": " search.example.com 0"} {
+		if seen[k] != v {
+			t.Errorf("status %s: %q, want %q", k, seen[k], v)
+		}
 	}
 
 	// trace from a pod by short name: the DNS query and its answer come first.
