@@ -18,6 +18,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/cli"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"sigs.k8s.io/yaml"
@@ -252,6 +253,34 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		lb, _, _ = netlab(t, "lb", "--name", b.Lab, "-o", "json")
 		if strings.Contains(lb, `"healthy": false`) {
 			t.Errorf("after node recover --wait the LB still shows a node down:\n%s", lb)
+		}
+	})
+
+	t.Run("logs outlive down until the next up or --purge", func(t *testing.T) {
+		if _, errOut, code := netlab(t, "down", "--name", b.Lab); code != 0 || !strings.Contains(errOut, "logs stay") {
+			t.Fatalf("down: exit %d: %s", code, errOut)
+		}
+		out, errOut, code := netlab(t, "logs", "--name", b.Lab, "lb", "--tail", "3")
+		if code != 0 || strings.Count(out, "\n") != 3 {
+			t.Errorf("logs lb of a lab that is down: exit %d:\n%s%s", code, out, errOut)
+		}
+		dir := t.TempDir()
+		if _, errOut, code := netlab(t, "export", "logs", "--name", b.Lab, dir); code != 0 || !strings.Contains(errOut, "exported") {
+			t.Errorf("export logs of a lab that is down: exit %d: %s", code, errOut)
+		}
+		for _, f := range []string{"scenario.yaml", "logs/controller-controller.log", "logs/lb-lb.log"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("export of a lab that is down lacks %s", f)
+			}
+		}
+		if _, errOut, code := netlab(t, "down", "--name", b.Lab, "--purge"); code != 0 {
+			t.Fatalf("down --purge: exit %d: %s", code, errOut)
+		}
+		if _, err := os.Stat(rundir.ForLab(b.Lab).Logs()); err == nil {
+			t.Errorf("down --purge left %s", rundir.ForLab(b.Lab).Logs())
+		}
+		if _, _, code := netlab(t, "logs", "--name", b.Lab); code == 0 {
+			t.Error("logs of a purged lab succeeded")
 		}
 	})
 }

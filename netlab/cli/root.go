@@ -43,6 +43,18 @@ func (g *globals) labName() (string, error) {
 	return name, err
 }
 
+// labOrLogs is labName for verbs that also read a lab that is down: with no lab up and
+// one lab's logs kept, that lab.
+func (g *globals) labOrLogs() (string, error) {
+	name, err := g.labName()
+	if errors.Is(err, lab.ErrNoLab) && g.name == "" {
+		if kept := lab.LoggedLabs(); len(kept) == 1 {
+			return kept[0], nil
+		}
+	}
+	return name, err
+}
+
 // errNotRoot is printed as the one line a non-root user sees.
 var errNotRoot = errors.New("this command needs root: run it with sudo")
 

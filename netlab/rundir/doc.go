@@ -19,9 +19,9 @@
 //	    kube-proxy/<node>.json        [SyncStatus] each node's last kube-proxy sync
 //	    lb-state.json                 [LBState] the lb agent's health and rules
 //	    ca/ca.crt, ca/ca.key, ca/.lock [CA] the lab CA, made by the first ingress agent
-//	    logs/<role>-<name>.log        [Log] every agent's output
-//	    logs/scenario.yaml            [Scenario] the scenario up was given
 //	    <role>-<name>.pid             [PIDFile] agents outside the lab's namespaces
-//
-// and, outside /run, /etc/netns/nl-<lab>-<object>/hosts (EtcNetns) for `ip netns exec`.
+//	/var/log/netlab/<lab>/            LogRoot, [Logs]: kept after down until the next up
+//	    <role>-<name>.log             [Log] every agent's output
+//	    scenario.yaml                 [Scenario] the scenario up was given
+//	/etc/netns/nl-<lab>-<object>/     EtcNetns: hosts and resolv.conf for `ip netns exec`
 package rundir

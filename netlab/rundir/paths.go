@@ -7,6 +7,11 @@ import (
 // Root holds every lab's runtime directory, root-only.
 const Root = "/run/netlab"
 
+// LogRoot holds every lab's agent logs, one directory per lab. They outlive the lab's
+// runtime directory: down leaves them for `netlab logs` and `netlab export logs`; the
+// next up of that name (or `down --purge`) removes them.
+const LogRoot = "/var/log/netlab"
+
 // EtcNetns is where `ip netns exec` finds per-namespace /etc files.
 const EtcNetns = "/etc/netns"
 
@@ -20,21 +25,23 @@ const (
 	LBStateFile   = "lb-state.json"
 	SyncDir       = "kube-proxy"
 	CADir         = "ca"
-	LogsDir       = "logs"
+	LogsDir       = "logs" // in At directories; a lab's logs are in LogRoot/<lab>
 	// ScenarioFile is the copy of the scenario a lab was brought up from, kept with its
-	// logs (logs/scenario.yaml).
+	// logs.
 	ScenarioFile = "scenario.yaml"
 )
 
-// Dir is one lab's runtime directory: every path in it comes from here.
-type Dir struct{ path string }
+// Dir is one lab's runtime directory, with its log directory beside it: every path of
+// the lab comes from here.
+type Dir struct{ path, logs string }
 
-// ForLab is the runtime directory of the lab named lab: Root/<lab>.
-func ForLab(lab string) Dir { return Dir{filepath.Join(Root, lab)} }
+// ForLab is the runtime directory of the lab named lab, Root/<lab>, with its logs in
+// LogRoot/<lab>.
+func ForLab(lab string) Dir { return Dir{filepath.Join(Root, lab), filepath.Join(LogRoot, lab)} }
 
 // At is a runtime directory somewhere else (an agent's --dir, a test's temporary
-// directory).
-func At(path string) Dir { return Dir{path} }
+// directory), with its logs in path/logs.
+func At(path string) Dir { return Dir{path, filepath.Join(path, LogsDir)} }
 
 // Resolve is At(dir) when dir is set, else ForLab(lab): what an agent's --lab and --dir
 // flags name.
@@ -65,15 +72,15 @@ func (d Dir) LBState() string { return filepath.Join(d.path, LBStateFile) }
 func (d Dir) CA() string { return filepath.Join(d.path, CADir) }
 
 // Logs is the directory of the agents' log files.
-func (d Dir) Logs() string { return filepath.Join(d.path, LogsDir) }
+func (d Dir) Logs() string { return d.logs }
 
 // Log is an agent's log file.
 func (d Dir) Log(role, name string) string {
-	return filepath.Join(d.path, LogsDir, role+"-"+name+".log")
+	return filepath.Join(d.logs, role+"-"+name+".log")
 }
 
 // Scenario is the copy of the scenario the lab was brought up from.
-func (d Dir) Scenario() string { return filepath.Join(d.path, LogsDir, ScenarioFile) }
+func (d Dir) Scenario() string { return filepath.Join(d.logs, ScenarioFile) }
 
 // PIDFile is where up records an agent that lives outside the lab's namespaces.
 func (d Dir) PIDFile(role, name string) string { return filepath.Join(d.path, role+"-"+name+".pid") }

@@ -25,9 +25,9 @@ func TestLayout(t *testing.T) {
 		d.LBState():                           "/run/netlab/demo/lb-state.json",
 		d.CA():                                "/run/netlab/demo/ca",
 		d.CACert():                            "/run/netlab/demo/ca/ca.crt",
-		d.Logs():                              "/run/netlab/demo/logs",
-		d.Scenario():                          "/run/netlab/demo/logs/scenario.yaml",
-		d.Log("ingress", "node-2"):            "/run/netlab/demo/logs/ingress-node-2.log",
+		d.Logs():                              "/var/log/netlab/demo",
+		d.Scenario():                          "/var/log/netlab/demo/scenario.yaml",
+		d.Log("ingress", "node-2"):            "/var/log/netlab/demo/ingress-node-2.log",
 		d.PIDFile("controller", "controller"): "/run/netlab/demo/controller-controller.pid",
 		LockPath("demo"):                      "/run/netlab/.demo.lock",
 		EtcNetnsDir("nl-demo-client"):         "/etc/netns/nl-demo-client",
@@ -35,6 +35,9 @@ func TestLayout(t *testing.T) {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
 		}
+	}
+	if At("/tmp/x").Log("lb", "lb") != "/tmp/x/logs/lb-lb.log" {
+		t.Error("an At directory keeps its logs inside")
 	}
 	if Resolve("demo", "").Path() != d.Path() || Resolve("demo", "/tmp/x").Path() != "/tmp/x" {
 		t.Error("Resolve: --dir must win over --lab")
