@@ -45,7 +45,9 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
 	}
-	p, err := dir.ReadPlan()
+	planPath := dir.Plan()
+	planStamp := fileStamp(planPath)
+	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
 	}
@@ -129,7 +131,14 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		case err := <-errc:
 			return fmt.Errorf("dns server: %w", err)
 		case <-tick.C:
-			if fileStamp(epPath) == last {
+			// A changed plan (Services added or removed) is read again with the endpoints.
+			replanned := false
+			if st := fileStamp(planPath); st != planStamp {
+				if np, err := rundir.ReadPlanFile(planPath); err == nil {
+					p, planStamp, replanned = np, st, true
+				}
+			}
+			if !replanned && fileStamp(epPath) == last {
 				continue
 			}
 			last = load()

@@ -104,7 +104,7 @@ bridges, so a request can be followed packet by packet:
 		newUp(g), newDown(g), newPlan(g),
 		// inspection
 		newStatus(g), newLB(g), newRules(g), newCheck(g), newLogs(g), newExport(g),
-		newTrace(g), newCapture(g), newGraph(g), newCA(g),
+		newTrace(g), newCapture(g), newDrops(g), newGraph(g), newCA(g),
 		// hands-on
 		newExec(g), newPod(g), newNode(g),
 		// about netlab itself
