@@ -38,9 +38,10 @@ var layers = map[string]layer{
 	"kernel":  {},
 	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
 	"capture": {netlab: []string{"kernel"}},
+	"drops":   {},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir", "capture"}},
+	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops"}},
 	"agent": {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
