@@ -178,7 +178,8 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+	// A lab's files are root's: without root, a denied or missing one means the same.
+	if os.Geteuid() != 0 && (errors.Is(err, fs.ErrPermission) || errors.Is(err, lab.ErrNoLab)) {
 		err = errNotRoot
 	}
 	fmt.Fprintln(errOut, "netlab: "+err.Error())

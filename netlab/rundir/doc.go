@@ -20,7 +20,7 @@
 //	    lb-state.json                 [LBState] the lb agent's health and rules
 //	    ca/ca.crt, ca/ca.key, ca/.lock [CA] the lab CA, made by the first ingress agent
 //	    <role>-<name>.pid             [PIDFile] agents outside the lab's namespaces
-//	/var/log/netlab/<lab>/            LogRoot, [Logs]: kept after down until the next up
+//	/run/netlab-logs/<lab>/            LogRoot, [Logs]: kept after down until the next up
 //	    <role>-<name>.log             [Log] every agent's output
 //	    scenario.yaml                 [Scenario] the scenario up was given
 //	/etc/netns/nl-<lab>-<object>/     EtcNetns: hosts and resolv.conf for `ip netns exec`

@@ -9,8 +9,10 @@ const Root = "/run/netlab"
 
 // LogRoot holds every lab's agent logs, one directory per lab. They outlive the lab's
 // runtime directory: down leaves them for `netlab logs` and `netlab export logs`; the
-// next up of that name (or `down --purge`) removes them.
-const LogRoot = "/var/log/netlab"
+// next up of that name (or `down --purge`) removes them. Beside Root, not in it, so that
+// no log directory is taken for a lab; in /run, in memory where /run is a tmpfs, as the
+// runtime files (an ingress writes a line per request).
+const LogRoot = "/run/netlab-logs"
 
 // EtcNetns is where `ip netns exec` finds per-namespace /etc files.
 const EtcNetns = "/etc/netns"
