@@ -35,7 +35,7 @@ type DNSConfig struct {
 
 // RunDNS answers the lab's cluster DNS queries on the pod's port 53 (UDP and TCP) from
 // the plan's Services and the endpoints controller's readiness, rebuilding its records
-// whenever endpoints.json changes, until ctx ends.
+// whenever endpoints.json or plan.json changes, until ctx ends.
 func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
 	if cfg.Port == 0 {
@@ -58,6 +58,11 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	var gen atomic.Int64
 	load := func() stamp {
 		st := fileStamp(epPath) // before the read: a later write shows up next poll
+		// The plan changes under live changes (apply, scale), and the controller writes
+		// the endpoints after it: read it again with them.
+		if np, err := rundir.ReadPlanFile(planPath); err == nil {
+			p = np
+		}
 		var ready func(string) bool
 		if ef, err := dir.ReadEndpoints(); err == nil {
 			ready = func(pod string) bool { return ef.PodReady[pod] }
@@ -85,10 +90,10 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		return fmt.Errorf("listen ready port: %w", err)
 	}
 	var queries atomic.Uint64
+	// TCP: miekg/dns's server (length-prefixed messages, several per connection).
 	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
 		queries.Add(1)
-		_, udp := w.LocalAddr().(*net.UDPAddr)
-		_ = w.WriteMsg(table.Load().Reply(req, udp))
+		_ = w.WriteMsg(table.Load().Reply(req, false))
 	})
 	tcpSrv := &mdns.Server{Listener: ln, Handler: handler, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	mux := http.NewServeMux()

@@ -107,6 +107,8 @@ bridges, so a request can be followed packet by packet:
 		newTrace(g), newCapture(g), newDrops(g), newGraph(g), newCA(g),
 		// hands-on
 		newExec(g), newPod(g), newNode(g),
+		// live changes
+		newApply(g), newScale(g), newRollout(g),
 		// about netlab itself
 		newVersion(g),
 		// the lab's own processes

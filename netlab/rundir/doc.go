@@ -19,6 +19,7 @@
 //	    kube-proxy/<node>.json        [SyncStatus] each node's last kube-proxy sync
 //	    lb-state.json                 [LBState] the lb agent's health and rules
 //	    ca/ca.crt, ca/ca.key, ca/.lock [CA] the lab CA, made by the first ingress agent
+//	    leaving/<pod>                 [Leaving] the pod is being terminated gracefully
 //	    <role>-<name>.pid             [PIDFile] agents outside the lab's namespaces
 //	/run/netlab-logs/<lab>/            LogRoot, [Logs]: kept after down until the next up
 //	    <role>-<name>.log             [Log] every agent's output

@@ -1,6 +1,7 @@
 package rundir
 
 import (
+	"os"
 	"path/filepath"
 )
 
@@ -27,6 +28,7 @@ const (
 	LBStateFile   = "lb-state.json"
 	SyncDir       = "kube-proxy"
 	CADir         = "ca"
+	LeavingDir    = "leaving"
 	LogsDir       = "logs" // in At directories; a lab's logs are in LogRoot/<lab>
 	// ScenarioFile is the copy of the scenario a lab was brought up from, kept with its
 	// logs.
@@ -83,6 +85,16 @@ func (d Dir) Log(role, name string) string {
 
 // Scenario is the copy of the scenario the lab was brought up from.
 func (d Dir) Scenario() string { return filepath.Join(d.logs, ScenarioFile) }
+
+// Leaving marks pod as being terminated gracefully (apply, scale, rollout): its agent, on
+// SIGTERM, keeps serving until killed instead of exiting.
+func (d Dir) Leaving(pod string) string { return filepath.Join(d.path, LeavingDir, pod) }
+
+// IsLeaving says whether pod is being terminated gracefully.
+func (d Dir) IsLeaving(pod string) bool {
+	_, err := os.Stat(d.Leaving(pod))
+	return err == nil
+}
 
 // PIDFile is where up records an agent that lives outside the lab's namespaces.
 func (d Dir) PIDFile(role, name string) string { return filepath.Join(d.path, role+"-"+name+".pid") }
