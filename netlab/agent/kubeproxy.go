@@ -19,6 +19,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/iptables"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
@@ -54,6 +55,10 @@ type RuleSyncer struct {
 	node     kubeproxy.Node
 	last     *kubeproxy.Snapshot // of the complete rendering the kernel holds, for incremental syncs
 	lastFull time.Time
+	// nftables mode: table ip kube-proxy through nft -f (see kubeproxy_nft.go).
+	nft     bool
+	nftLast *nftables.Ruleset
+	started bool
 }
 
 // SyncStats describes one sync.
@@ -74,6 +79,9 @@ func (r *RuleSyncer) LastFull() time.Time { return r.lastFull }
 // Sync makes the kernel's rules those of ports; full forces a whole rewrite (it is also
 // made when the syncer has no trustworthy last state, e.g. after a failure).
 func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
+	if r.nft {
+		return r.syncNFT(ports, full)
+	}
 	start := time.Now()
 	next := kubeproxy.Render(r.node, ports, nil)
 	var input []byte
@@ -138,7 +146,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	syncer, err := NewRuleSyncer(node)
+	syncer, err := NewRuleSyncerMode(node, p.KubeProxy.Mode)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func LBServices(p *plan.Plan) ([]lb.VirtualService, []LBBackendProbe, error) {
 			return nil, nil, fmt.Errorf("virtual service %s: persistence: %w", v.Name, err)
 		}
 		vs := lb.VirtualService{Name: v.Name, VIP: v.IP, Port: int(v.Port), Protocol: v.Protocol,
-			Scheduler: v.Scheduler, Persistence: pers}
+			Scheduler: v.Scheduler, Persistence: pers, SourceRanges: v.SourceRanges}
 		for j, n := range p.Nodes {
 			ip := plan.Addr(n.IP)
 			vs.Backends = append(vs.Backends, lb.Backend{Name: n.Name, IP: ip, Port: int(v.NodePort), Weight: n.Weight})

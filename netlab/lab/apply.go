@@ -208,7 +208,7 @@ func (c *change) leftovers() error {
 	}
 	if len(orphans) > 0 {
 		c.o.Log.Info("removing what an interrupted change left", "namespaces", orphans)
-		if err := removeNamespaces(orphans, c.o.Log); err != nil {
+		if err := removeNamespaces(orphans, true, c.o.Log); err != nil {
 			return err
 		}
 	}
@@ -353,7 +353,7 @@ func (c *change) finish() error {
 		nss = append(nss, cl.Netns)
 		errs = append(errs, os.RemoveAll(rundir.EtcNetnsDir(cl.Netns)))
 	}
-	errs = append(errs, removeNamespaces(nss, c.o.Log))
+	errs = append(errs, removeNamespaces(nss, true, c.o.Log))
 	for _, pod := range gone {
 		if node, ok := planNode(c.cur, pod.Node); ok {
 			errs = append(errs, h.DelNeighbor(node.Netns, plan.BridgeCNI, plan.Addr(pod.IP)))
@@ -610,7 +610,7 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 		nss = append(nss, cl.Netns)
 		errs = append(errs, os.RemoveAll(rundir.EtcNetnsDir(cl.Netns)))
 	}
-	errs = append(errs, removeNamespaces(nss, c.o.Log))
+	errs = append(errs, removeNamespaces(nss, true, c.o.Log))
 	h := kernel.NewHandles()
 	defer h.Close()
 	for _, pod := range added {

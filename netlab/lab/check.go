@@ -9,6 +9,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
@@ -96,25 +97,31 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		add("kube-proxy synced", false, "no endpoints file: %v", err)
 	}
 
-	// kube-proxy's jumps from the built-in chains, checked rule by rule in every node.
-	var jumps []kernel.Rule
-	for _, j := range kubeproxy.JumpRules() {
-		jumps = append(jumps, kernel.Rule{Table: j.Table, Chain: j.Chain, Args: j.Args})
-	}
-	var noJump []string
-	for _, n := range p.Nodes {
-		have, err := kernel.RulesExist(n.Netns, jumps)
-		if err != nil {
-			noJump = append(noJump, n.Name+" ("+err.Error()+")")
-			continue
+	if p.NFTables() {
+		bad := checkNFTTable(p)
+		add("kube-proxy nftables table", len(bad) == 0, "table ip kube-proxy with its %d base chains, no iptables KUBE- chains, on %d nodes%s",
+			len(nftables.BaseChains()), len(p.Nodes), listed("; problems: ", bad))
+	} else {
+		// kube-proxy's jumps from the built-in chains, checked rule by rule in every node.
+		var jumps []kernel.Rule
+		for _, j := range kubeproxy.JumpRules() {
+			jumps = append(jumps, kernel.Rule{Table: j.Table, Chain: j.Chain, Args: j.Args})
 		}
-		for i, ok := range have {
-			if !ok {
-				noJump = append(noJump, fmt.Sprintf("%s %s/%s -j %s", n.Name, jumps[i].Table, jumps[i].Chain, kubeproxy.JumpRules()[i].Target))
+		var noJump []string
+		for _, n := range p.Nodes {
+			have, err := kernel.RulesExist(n.Netns, jumps)
+			if err != nil {
+				noJump = append(noJump, n.Name+" ("+err.Error()+")")
+				continue
+			}
+			for i, ok := range have {
+				if !ok {
+					noJump = append(noJump, fmt.Sprintf("%s %s/%s -j %s", n.Name, jumps[i].Table, jumps[i].Chain, kubeproxy.JumpRules()[i].Target))
+				}
 			}
 		}
+		add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed("; missing: ", noJump))
 	}
-	add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed("; missing: ", noJump))
 
 	if ls, err := rundir.ForLab(labName).ReadLBState(); err == nil {
 		healthy, total := 0, 0

@@ -58,7 +58,7 @@ func DownAll(log *slog.Logger) error {
 			ours = append(ours, ns)
 		}
 	}
-	errs = append(errs, removeNamespaces(ours, log))
+	errs = append(errs, removeNamespaces(ours, false, log))
 	return errors.Join(errs...)
 }
 
@@ -71,7 +71,7 @@ func down(lab string, log *slog.Logger) error {
 	var errs []error
 	// Agents outside any lab namespace (the controller) are found by their argv.
 	kernel.Terminate(agentsOutside(lab), 2*time.Second)
-	errs = append(errs, removeNamespaces(nss, log))
+	errs = append(errs, removeNamespaces(nss, false, log))
 	matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
 	for _, m := range matches {
 		if err := os.RemoveAll(m); err != nil {
@@ -93,8 +93,10 @@ func down(lab string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// removeNamespaces ends every process living in the namespaces, then deletes them.
-func removeNamespaces(nss []string, log *slog.Logger) error {
+// removeNamespaces ends every process living in the namespaces, then deletes them. With
+// cutLinks it first deletes their veths, so that the peers in namespaces that stay (a pod's
+// host end in its node) are gone when it returns, not when the kernel gets round to it.
+func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 	if len(nss) == 0 {
 		return nil
 	}
@@ -107,7 +109,15 @@ func removeNamespaces(nss []string, log *slog.Logger) error {
 	}
 	kernel.Terminate(pids, 2*time.Second)
 	var errs []error
+	h := kernel.NewHandles()
+	defer h.Close()
 	for _, ns := range nss {
+		if cutLinks {
+			// A namespace file an interrupted up or apply left unmounted has no links.
+			if err := h.DelVeths(ns); err != nil {
+				log.Debug("veths not deleted before their namespace", "netns", ns, "err", err)
+			}
+		}
 		if err := kernel.DeleteNetns(ns); err != nil {
 			errs = append(errs, err)
 		}

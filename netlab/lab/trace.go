@@ -542,6 +542,9 @@ func (t *tracer) ingressHop() {
 	if t.u.Scheme != "http" && t.u.Scheme != "https" {
 		return
 	}
+	if port := int(t.target.Port()); port != int(t.p.Ingress.HTTPPort) && port != int(t.p.Ingress.HTTPSPort) {
+		return // not an ingress port: no access-log line to wait for
+	}
 	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
 	if !ok {
 		return
@@ -580,10 +583,10 @@ func (t *tracer) kubeProxyHop() {
 				spn += ":" + sp.Name
 			}
 			hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", t.entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
-			hop.Details = append(hop.Details, "iptables: "+strings.Join(chainPath(svc, spn, sp.Protocol, svcKind(svc, f.OrigDst), podAP.String()), " → "))
+			hop.Details = append(hop.Details, kubeProxyRulePath(p, t.entryNode, f, svc, spn, sp.Protocol, podAP))
 		}
 		if f.OrigSrc != f.ReplyDst {
-			hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (KUBE-MARK-MASQ, KUBE-POSTROUTING)", f.OrigSrc, f.ReplyDst))
+			hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (%s)", f.OrigSrc, f.ReplyDst, masqChains(p)))
 		} else {
 			hop.Details = append(hop.Details, fmt.Sprintf("source %s kept (no masquerade)", f.OrigSrc))
 		}
@@ -753,7 +756,7 @@ type accessLine struct {
 
 // ingressLogLine finds the access-log line of a request id in the nodes' ingress logs.
 func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string, bool) {
-	for try := 0; try < 5; try++ {
+	for try := 0; try < 25; try++ {
 		for _, n := range p.Nodes {
 			f, err := os.Open(rundir.ForLab(labName).Log("ingress", n.Name))
 			if err != nil {
@@ -773,7 +776,7 @@ func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string
 			}
 			f.Close()
 		}
-		time.Sleep(20 * time.Millisecond) // the access log is written after the response
+		time.Sleep(20 * time.Millisecond) // the access log is written after the response (later on a loaded machine)
 	}
 	return accessLine{}, "", false
 }

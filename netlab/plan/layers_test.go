@@ -30,10 +30,12 @@ var layers = map[string]layer{
 	"iptables": {pure: true},
 	// Floor 2: what the lab is and what each agent computes, pure.
 	"kubeproxy": {pure: true, netlab: []string{"iptables"}},
-	"lb":        {pure: true, netlab: []string{"iptables"}},
-	"ingress":   {pure: true, external: []string{"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"}},
-	"plan":      {pure: true, netlab: []string{"scenario", "kubeproxy"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
-	"dns":       {pure: true, netlab: []string{"plan"}, external: []string{"github.com/miekg/dns"}},
+	// kube-proxy's nftables mode shares the Service model of the iptables renderer, not its text.
+	"kubeproxy/nftables": {pure: true, netlab: []string{"kubeproxy"}},
+	"lb":                 {pure: true, netlab: []string{"iptables"}},
+	"ingress":            {pure: true, external: []string{"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"}},
+	"plan":               {pure: true, netlab: []string{"scenario", "kubeproxy", "kubeproxy/nftables"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
+	"dns":                {pure: true, netlab: []string{"plan"}, external: []string{"github.com/miekg/dns"}},
 	// Floor 3: side effects on the kernel and the runtime directory.
 	"kernel":  {},
 	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
@@ -41,8 +43,8 @@ var layers = map[string]layer{
 	"drops":   {},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
+	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
 	"labtest": {netlab: []string{"*"}},

@@ -228,14 +228,22 @@ func url(ip string, port int32) string {
 	return fmt.Sprintf("http://%s/", net.JoinHostPort(ip, fmt.Sprint(port)))
 }
 
-func TestIntegrationServices(t *testing.T) {
+func TestIntegrationServices(t *testing.T) { servicesSuite(t, "iptables") }
+
+// servicesSuite is the behaviour of Services, the same in both kube-proxy modes; only the
+// checks of the rules themselves differ (rulesCheck, rulesCounterCheck).
+func servicesSuite(t *testing.T, mode string) {
 	labtest.RequireRoot(t)
-	p := up(t)
+	p := up(t, mode)
 	web, sticky, solo, dns := service(t, p, "web"), service(t, p, "sticky"), service(t, p, "solo"), service(t, p, "dns")
 	webPods := names(podsOf(p, "web"))
 	clientNS, clientIP := p.Clients[0].Netns, plan.Addr(p.Clients[0].IP)
 
 	t.Run("rules carry kube-proxy's names", func(t *testing.T) {
+		if mode == "nftables" {
+			nftRulesCheck(t, p)
+			return
+		}
 		for _, n := range p.Nodes {
 			out, err := kernel.Save(n.Netns, false, "nat")
 			if err != nil {
@@ -547,6 +555,10 @@ func TestIntegrationServices(t *testing.T) {
 	})
 
 	t.Run("netlab rules shows the Service's chain with growing counters", func(t *testing.T) {
+		if mode == "nftables" {
+			nftRulesCounterCheck(t, p)
+			return
+		}
 		pod := podsOf(p, "solo")[0]
 		svcChain := kubeproxy.SVCChain("default/web:http", "tcp")
 		// sum adds the packet counters of the SVC chain's jumps to its endpoints (the nat
@@ -658,9 +670,17 @@ func TestIntegrationServices(t *testing.T) {
 // up brings the scenario up with only the processes Services need (pods, controller,
 // kube-proxy), so this test does not depend on the ingress and LB agents; the LB
 // namespace still routes between the wan and the fabric.
-func up(t *testing.T) *plan.Plan {
+func up(t *testing.T, mode string) *plan.Plan {
 	t.Helper()
-	p := labtest.Plan(t, "kp", scenarioYAML)
+	yaml, prefix := scenarioYAML, "kp"
+	if mode == "nftables" {
+		yaml = strings.Replace(yaml, "  clients: [{name: client}]\n", "  clients: [{name: client}]\n  kubeProxy: {mode: nftables}\n", 1)
+		prefix = "kpn"
+	}
+	p := labtest.Plan(t, prefix, yaml)
+	if p.KubeProxy.Mode != mode {
+		t.Fatalf("plan mode %q, want %q", p.KubeProxy.Mode, mode)
+	}
 	p.Processes = slices.DeleteFunc(p.Processes, func(pr plan.Process) bool {
 		return pr.Role != "pod" && pr.Role != "controller" && pr.Role != "kube-proxy"
 	})
