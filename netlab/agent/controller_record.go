@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // MaxProbesPerSecond bounds the probes the controller sends to pods that are ready: each
@@ -93,17 +93,17 @@ func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string) {
 	}
 }
 
-// readinessRecord is what the controller knows of every pod, written as lab's readiness
-// record (status and up read it instead of probing every pod themselves).
+// readinessRecord is what the controller knows of every pod, written as the lab's
+// readiness record (status and up read it instead of probing every pod themselves).
 type readinessRecord struct {
-	path    string
+	dir     rundir.Dir
 	started time.Time
 	written time.Time
-	pods    map[string]lab.PodReadiness
+	pods    map[string]rundir.PodReadiness
 }
 
-func newReadinessRecord(path string) *readinessRecord {
-	return &readinessRecord{path: path, started: time.Now().UTC(), pods: map[string]lab.PodReadiness{}}
+func newReadinessRecord(dir rundir.Dir) *readinessRecord {
+	return &readinessRecord{dir: dir, started: time.Now().UTC(), pods: map[string]rundir.PodReadiness{}}
 }
 
 // observe takes a probe result.
@@ -134,8 +134,8 @@ func (rr *readinessRecord) write(p *plan.Plan, isReady func(string) bool, nodeRe
 		}
 		rr.pods[pod.Name] = pr
 	}
-	rec := lab.Readiness{Updated: now, Started: rr.started, Period: steady.String(), FastPeriod: fast.String(), Pods: rr.pods}
-	if err := writeJSONAtomic(rr.path, rec); err != nil {
+	rec := rundir.PodRecord{Updated: now, Started: rr.started, Period: steady.String(), FastPeriod: fast.String(), Pods: rr.pods}
+	if err := rr.dir.WriteReadiness(rec); err != nil {
 		return err
 	}
 	rr.written = now

@@ -2,12 +2,11 @@ package agent
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestSteadyPeriodBoundsTheProbeRate(t *testing.T) {
@@ -30,8 +29,8 @@ func TestSteadyPeriodBoundsTheProbeRate(t *testing.T) {
 // its node), when it last probed it and since when its readiness holds; it is rewritten
 // with a new time even when nothing changed.
 func TestReadinessRecordWrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), lab.ReadinessFileName)
-	rr := newReadinessRecord(path)
+	d := rundir.At(t.TempDir())
+	rr := newReadinessRecord(d)
 	p := &plan.Plan{Pods: []plan.Pod{{Name: "w-1", Node: "node-1"}, {Name: "w-2", Node: "node-2"}, {Name: "w-3", Node: "node-1"}}}
 	probed := map[string]bool{"w-1": true, "w-2": true}
 	nodeOK := map[string]bool{"node-1": true, "node-2": false}
@@ -49,7 +48,7 @@ func TestReadinessRecordWrite(t *testing.T) {
 	if err := rr.write(p, isReady, func(n string) bool { return nodeOK[n] }, 250*time.Millisecond, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := lab.ReadReadiness(path)
+	rec, err := d.ReadReadiness()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +75,7 @@ func TestReadinessRecordWrite(t *testing.T) {
 	if err := rr.write(p, isReady, func(n string) bool { return nodeOK[n] }, 250*time.Millisecond, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	rec, _ = lab.ReadReadiness(path)
+	rec, _ = d.ReadReadiness()
 	if !rec.Updated.After(first) {
 		t.Errorf("updated %v, not after %v", rec.Updated, first)
 	}
@@ -91,7 +90,7 @@ func TestReadinessRecordWrite(t *testing.T) {
 	if err := rr.write(p, isReady, func(n string) bool { return nodeOK[n] }, 250*time.Millisecond, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ = lab.ReadReadiness(path); len(rec.Pods) != 2 {
+	if rec, _ = d.ReadReadiness(); len(rec.Pods) != 2 {
 		t.Errorf("pods after w-3 left: %v", rec.Pods)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 const twentyPods = `apiVersion: netlab.dev/v1alpha1
@@ -72,14 +73,14 @@ func TestIntegrationStatusReadinessFromController(t *testing.T) {
 		}
 	}
 	t.Cleanup(resume)
-	path := lab.ReadinessPath(p.Lab)
-	rec, err := lab.ReadReadiness(path)
+	d := rundir.ForLab(p.Lab)
+	rec, err := d.ReadReadiness()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec.Updated = time.Now().Add(-time.Minute) // as if it had been stopped that long
 	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.WriteFile(d.Readiness(), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st, err := lab.GetStatus(context.Background(), p.Lab)
@@ -97,7 +98,7 @@ func TestIntegrationStatusReadinessFromController(t *testing.T) {
 
 	// Back: the controller refreshes its record within RecordRefresh.
 	resume()
-	deadline := time.Now().Add(10 * lab.RecordRefresh)
+	deadline := time.Now().Add(10 * rundir.RecordRefresh)
 	for {
 		st, err := lab.GetStatus(context.Background(), p.Lab)
 		if err != nil {

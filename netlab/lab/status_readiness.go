@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // ReadinessSource says where status took the pods' readiness from.
@@ -17,7 +18,7 @@ type ReadinessSource struct {
 	// status read it (absent without a record).
 	RecordUpdated *time.Time `json:"recordUpdated,omitempty"`
 	RecordAgeMs   *int64     `json:"recordAgeMs,omitempty"`
-	// Stale says the record was too old to use (RecordStaleAfter).
+	// Stale says the record was too old to use (rundir.RecordStaleAfter).
 	Stale bool `json:"stale"`
 	// Probed counts the pods status probed itself: every running pod without a fresh
 	// record, else those the record does not know yet (just added by apply) or knows only
@@ -39,7 +40,7 @@ const statusProbes = 16
 // at now, probing only the pods it does not know or last probed before their process
 // started (started: when a pod's process started, zero if unknown); else by probing each
 // of them.
-func FillPodReadiness(ctx context.Context, rec *Readiness, err error, p *plan.Plan, pods []PodStatus, todo []int,
+func FillPodReadiness(ctx context.Context, rec *rundir.PodRecord, err error, p *plan.Plan, pods []PodStatus, todo []int,
 	started func(pod string) time.Time, now time.Time) *ReadinessSource {
 	src := &ReadinessSource{Source: "probe"}
 	switch {
@@ -85,7 +86,7 @@ func FillPodReadiness(ctx context.Context, rec *Readiness, err error, p *plan.Pl
 		go func(i int) {
 			defer func() { <-slots; wg.Done() }()
 			pods[i].ReadinessFrom = "probe"
-			if err := Probe(ctx, p, byName[pods[i].Name]); err != nil {
+			if err := rundir.Probe(ctx, p, byName[pods[i].Name]); err != nil {
 				pods[i].Reason = err.Error()
 				return
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/podagent"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -29,11 +30,35 @@ func TestLayoutMatchesTheLab(t *testing.T) {
 	if got, want := podagent.NetnsName("demo", "web-1"), plan.NetnsName("demo", "web-1"); got != want {
 		t.Errorf("NetnsName = %q, plan says %q", got, want)
 	}
-	if got, want := podagent.DefaultDir("demo"), lab.Dir("demo"); got != want {
+	if got, want := podagent.DefaultDir("demo"), rundir.ForLab("demo").Path(); got != want {
 		t.Errorf("DefaultDir = %q, lab says %q", got, want)
 	}
-	if got, want := podagent.LeavingMark(podagent.DefaultDir("demo"), "web-1"), lab.LeavingPath("demo", "web-1"); got != want {
+	if got, want := podagent.LeavingMark(podagent.DefaultDir("demo"), "web-1"), rundir.ForLab("demo").Leaving("web-1"); got != want {
 		t.Errorf("LeavingMark = %q, lab says %q", got, want)
+	}
+}
+
+// netlab-pod exists so that a pod's process initialises nothing but the standard library:
+// no Kubernetes types, no Prometheus, no netlink.
+func TestPodBinaryImportsOnlyTheStandardLibrary(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}",
+		"github.com/netlabdev/netlab/cmd/netlab-pod").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v: %s", err, out)
+	}
+	allowed := map[string]bool{
+		"github.com/netlabdev/netlab/cmd/netlab-pod":  true,
+		"github.com/netlabdev/netlab/netlab/podagent": true,
+		"github.com/netlabdev/netlab/netlab/ready":    true,
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if !allowed[dep] {
+			t.Errorf("netlab-pod imports %s", dep)
+		}
 	}
 }
 

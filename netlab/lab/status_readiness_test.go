@@ -2,7 +2,6 @@ package lab_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -10,78 +9,8 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
-
-func TestReadinessRecordStaleness(t *testing.T) {
-	now := time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC)
-	for _, c := range []struct {
-		name  string
-		age   time.Duration
-		fresh bool
-		why   string
-	}{
-		{"just written", 0, true, ""},
-		{"one refresh late", 2 * lab.RecordRefresh, true, ""},
-		{"at the limit", lab.RecordStaleAfter, true, ""},
-		{"past the limit", lab.RecordStaleAfter + time.Millisecond, false, "5s old (stale after 5s: is the controller running?)"},
-		{"long gone", time.Hour, false, "1h0m0s old"},
-		{"clock stepped back a little", -500 * time.Millisecond, true, ""},
-		{"from the future", -3 * time.Second, false, "dated 3s in the future"},
-	} {
-		r := &lab.Readiness{Updated: now.Add(-c.age)}
-		if got := r.Fresh(now); got != c.fresh {
-			t.Errorf("%s: Fresh = %v, want %v", c.name, got, c.fresh)
-		}
-		if got := r.Age(now); got != c.age {
-			t.Errorf("%s: Age = %v, want %v", c.name, got, c.age)
-		}
-		why := r.Staleness(now)
-		if (why == "") != c.fresh || !strings.Contains(why, c.why) {
-			t.Errorf("%s: Staleness = %q, want it to say %q", c.name, why, c.why)
-		}
-	}
-}
-
-func TestReadinessRecordPod(t *testing.T) {
-	now := time.Now()
-	r := &lab.Readiness{Updated: now, Pods: map[string]lab.PodReadiness{
-		"web-1": {Ready: true, Probed: now.Add(-time.Second), Since: now.Add(-time.Minute)},
-		"web-2": {Ready: false, Probed: now, Reason: "readiness: connection refused"},
-		"web-3": {Ready: false}, // in the plan, not probed yet
-	}}
-	if pr, ok := r.Pod("web-1"); !ok || !pr.Ready {
-		t.Errorf("web-1: %+v %v, want ready and known", pr, ok)
-	}
-	if pr, ok := r.Pod("web-2"); !ok || pr.Ready || pr.Reason == "" {
-		t.Errorf("web-2: %+v %v, want not ready with its reason", pr, ok)
-	}
-	for _, name := range []string{"web-3", "web-4"} {
-		if _, ok := r.Pod(name); ok {
-			t.Errorf("%s: known, want unknown (not probed / not in the record)", name)
-		}
-	}
-}
-
-func TestReadReadiness(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := lab.ReadReadiness(dir + "/none.json"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: %v", err)
-	}
-	bad := dir + "/bad.json"
-	os.WriteFile(bad, []byte("{"), 0o600)
-	if _, err := lab.ReadReadiness(bad); err == nil || !strings.Contains(err.Error(), bad) {
-		t.Errorf("bad file: %v", err)
-	}
-	good := dir + "/good.json"
-	os.WriteFile(good, []byte(`{"updated":"2026-11-30T20:00:00Z","period":"5s","pods":{"w-1":{"ready":true,"probed":"2026-11-30T19:59:58Z"}}}`), 0o600)
-	r, err := lab.ReadReadiness(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pr, ok := r.Pod("w-1"); !ok || !pr.Ready || r.Period != "5s" {
-		t.Errorf("decoded %+v", r)
-	}
-}
 
 // Status takes the readiness of running pods from a fresh record and probes only what the
 // record does not know; a stale or missing record makes it probe every running pod, and
@@ -93,7 +22,7 @@ func TestFillPodReadiness(t *testing.T) {
 		p.Pods = append(p.Pods, plan.Pod{Name: n, Node: "node-1", Netns: "nl-nolab-" + n, IP: "10.244.1.9/24",
 			Probe: plan.Probe{Type: "tcp", Port: 8080}})
 	}
-	fresh := &lab.Readiness{Updated: now.Add(-time.Second), Pods: map[string]lab.PodReadiness{
+	fresh := &rundir.PodRecord{Updated: now.Add(-time.Second), Pods: map[string]rundir.PodReadiness{
 		"w-1": {Ready: true, Probed: now.Add(-2 * time.Second)},
 		"w-2": {Ready: false, Probed: now.Add(-2 * time.Second), Reason: "readiness: refused"},
 	}}
@@ -133,7 +62,7 @@ func TestFillPodReadiness(t *testing.T) {
 		t.Errorf("restarted pod: %+v %+v", src, ps)
 	}
 
-	stale := &lab.Readiness{Updated: now.Add(-time.Minute), Pods: fresh.Pods}
+	stale := &rundir.PodRecord{Updated: now.Add(-time.Minute), Pods: fresh.Pods}
 	ps = pods()
 	src = lab.FillPodReadiness(context.Background(), stale, nil, p, ps, []int{0, 1, 2}, unknown, now)
 	if src.Source != "probe" || !src.Stale || src.Probed != 3 || !strings.Contains(src.Note, "1m0s old") {

@@ -1,19 +1,15 @@
-package lab
+package rundir
 
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 )
 
-// ReadinessFileName is the endpoints controller's record of pod readiness in the lab's
-// runtime directory: what it last found for every pod, with when.
-const ReadinessFileName = "readiness.json"
-
-// ReadinessPath is where the controller of lab keeps its readiness record.
-func ReadinessPath(lab string) string { return filepath.Join(Dir(lab), ReadinessFileName) }
+// Readiness is where the endpoints controller keeps its record of pod readiness: what it
+// last found for every pod, with when.
+func (d Dir) Readiness() string { return filepath.Join(d.path, ReadinessFile) }
 
 // RecordRefresh is how often the controller rewrites its readiness record, changed or not,
 // so that a reader can tell a current record from one whose controller is gone.
@@ -24,9 +20,9 @@ const RecordRefresh = time.Second
 // readers probe the pods themselves instead.
 const RecordStaleAfter = 5 * time.Second
 
-// Readiness is the controller's record: the readiness of every pod it probes, as it
+// PodRecord is the controller's record: the readiness of every pod it probes, as it
 // decided it (a pod whose node is not ready is not ready), rewritten every RecordRefresh.
-type Readiness struct {
+type PodRecord struct {
 	// Updated is when the controller wrote this record.
 	Updated time.Time `json:"updated"`
 	// Started is when the controller that wrote it started.
@@ -51,24 +47,24 @@ type PodReadiness struct {
 }
 
 // Age is how old the record is at now.
-func (r *Readiness) Age(now time.Time) time.Duration { return now.Sub(r.Updated) }
+func (r *PodRecord) Age(now time.Time) time.Duration { return now.Sub(r.Updated) }
 
 // Fresh says whether the record can be believed at now: written within RecordStaleAfter
 // (and not in the future beyond a second of clock step).
-func (r *Readiness) Fresh(now time.Time) bool {
+func (r *PodRecord) Fresh(now time.Time) bool {
 	age := r.Age(now)
 	return age >= -time.Second && age <= RecordStaleAfter
 }
 
 // Pod is the controller's verdict on a pod: ok is false when the record does not know the
 // pod yet (not in it, or not probed since the controller started).
-func (r *Readiness) Pod(name string) (PodReadiness, bool) {
+func (r *PodRecord) Pod(name string) (PodReadiness, bool) {
 	pr, ok := r.Pods[name]
 	return pr, ok && !pr.Probed.IsZero()
 }
 
 // Staleness explains why a record cannot be used at now, or "" when it can.
-func (r *Readiness) Staleness(now time.Time) string {
+func (r *PodRecord) Staleness(now time.Time) string {
 	if r.Fresh(now) {
 		return ""
 	}
@@ -79,15 +75,21 @@ func (r *Readiness) Staleness(now time.Time) string {
 		r.Age(now).Round(100*time.Millisecond), RecordStaleAfter)
 }
 
-// ReadReadiness reads a readiness record.
-func ReadReadiness(path string) (*Readiness, error) {
-	b, err := os.ReadFile(path)
+// WriteReadiness publishes the controller's record (mode 0600), compact: it is rewritten
+// every RecordRefresh and holds every pod.
+func (d Dir) WriteReadiness(r PodRecord) error {
+	b, err := json.Marshal(r)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("encode %s: %w", ReadinessFile, err)
 	}
-	var r Readiness
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
+	return WriteFileAtomic(d.Readiness(), b, 0o600)
+}
+
+// ReadReadiness reads the controller's record.
+func (d Dir) ReadReadiness() (*PodRecord, error) {
+	var r PodRecord
+	if err := readJSON("readiness record", d.Readiness(), &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
