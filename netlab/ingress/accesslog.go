@@ -19,6 +19,7 @@ type accessEntry struct {
 	Rule       string  `json:"rule"`
 	Service    string  `json:"service"`
 	Upstream   string  `json:"upstream"`
+	Mode       string  `json:"upstreamMode,omitempty"` // service or endpoints; empty when not routed
 	Status     int     `json:"status"`
 	Bytes      int64   `json:"bytes"`
 	DurationMs float64 `json:"durationMs"`

@@ -35,12 +35,36 @@ const StatusClientClosed = 499
 // number or name. An error means the Service or port is unknown (the proxy answers 503).
 type Resolver func(namespace, service string, port networkingv1.ServiceBackendPort) (upstream string, err error)
 
+// Backends are the ready endpoints ("podIP:port") of one Service port, for the
+// endpoints upstream mode. Pick spreads requests over them round-robin; it is safe for
+// concurrent use. A Backends value must not be copied after first use.
+type Backends struct {
+	Addrs []string
+	next  atomic.Uint64
+}
+
+// Pick returns the next endpoint, or "" when there is none.
+func (b *Backends) Pick() string {
+	if b == nil || len(b.Addrs) == 0 {
+		return ""
+	}
+	return b.Addrs[(b.next.Add(1)-1)%uint64(len(b.Addrs))]
+}
+
+// EndpointsResolver returns the ready endpoints of a Service port given by number or
+// name. An error means the Service or port is unknown (the proxy answers 503); a Service
+// without ready endpoints returns empty Backends (503 too).
+type EndpointsResolver func(namespace, service string, port networkingv1.ServiceBackendPort) (*Backends, error)
+
 // Options configure a Handler. Zero values get the defaults noted.
 type Options struct {
 	// Node names the node this proxy runs on; it is returned in HeaderNode.
 	Node string
 	// Resolve maps a route's Service to its upstream address. Required.
 	Resolve Resolver
+	// Endpoints maps a route's Service to its ready endpoints, for routes in the
+	// UpstreamEndpoints mode; nil answers them 503 until SetEndpoints.
+	Endpoints EndpointsResolver
 	// UpstreamTimeout bounds the wait for the upstream's response headers; past it the
 	// client gets 504. Default 30s.
 	UpstreamTimeout time.Duration
@@ -65,6 +89,7 @@ type Options struct {
 type Handler struct {
 	node      string
 	routing   atomic.Pointer[routing]
+	reloadMu  sync.Mutex
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport // nil when Options.Transport was given
 	log       *accessLogger
@@ -114,7 +139,7 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 		BufferPool:     bufferPool{},
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
-	h.routing.Store(&routing{table: table, resolve: opts.Resolve})
+	h.routing.Store(&routing{table: table, resolve: opts.Resolve, endpoints: opts.Endpoints})
 	return h, nil
 }
 
@@ -140,23 +165,41 @@ func NewTransport(dialTimeout, headerTimeout time.Duration, idlePerHost int) *ht
 
 // routing is what a reload swaps as one: the table and the resolver of its Services.
 type routing struct {
-	table   *Table
-	resolve Resolver
+	table     *Table
+	resolve   Resolver
+	endpoints EndpointsResolver
+}
+
+// update swaps the routing under a lock, so that concurrent Reload and SetEndpoints
+// calls do not undo each other; readers never lock.
+func (h *Handler) update(f func(next *routing)) {
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	next := *h.routing.Load()
+	f(&next)
+	h.routing.Store(&next)
 }
 
 // Reload makes t the routing table for requests that arrive from now on; requests
 // already routed finish with the route and upstream they got.
 func (h *Handler) Reload(t *Table) {
-	h.routing.Store(&routing{table: t, resolve: h.routing.Load().resolve})
+	h.update(func(n *routing) { n.table = t })
 }
 
 // ReloadWith swaps the table and the resolver together (new Ingresses and the Services
 // they name arrive at once). A nil resolver keeps the current one.
 func (h *Handler) ReloadWith(t *Table, r Resolver) {
-	if r == nil {
-		r = h.routing.Load().resolve
-	}
-	h.routing.Store(&routing{table: t, resolve: r})
+	h.update(func(n *routing) {
+		n.table = t
+		if r != nil {
+			n.resolve = r
+		}
+	})
+}
+
+// SetEndpoints swaps the endpoints resolver (the Services' ready endpoints changed).
+func (h *Handler) SetEndpoints(e EndpointsResolver) {
+	h.update(func(n *routing) { n.endpoints = e })
 }
 
 // Table returns the current routing table.
@@ -179,6 +222,7 @@ func (h *Handler) CloseIdleConnections() {
 type reqState struct {
 	route         Route
 	upstream      string
+	mode          string // the route's upstream mode, once routed
 	requestID     string
 	clientIP      string
 	fwdPort       string
@@ -225,7 +269,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeShort(rec, http.StatusNotFound, "no ingress rule matched this host and path")
 	default:
 		st.route = route
-		up, err := rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+		st.mode = route.Upstream
+		up, err := rt.upstream(route)
 		if err != nil {
 			st.err = err
 			writeShort(rec, http.StatusServiceUnavailable, "no upstream for service "+route.Service())
@@ -235,6 +280,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fwdPort = forwardedPort(r)
 		h.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	}
+}
+
+// errNoEndpoints: the Service exists but has no ready endpoint (endpoints mode).
+var errNoEndpoints = errors.New("no ready endpoints")
+
+// upstream is where a routed request goes: the Service's ClusterIP:port, or in the
+// endpoints mode the next ready endpoint.
+func (rt *routing) upstream(route Route) (string, error) {
+	if route.Upstream != UpstreamEndpoints {
+		return rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	}
+	if rt.endpoints == nil {
+		return "", errNoEndpoints
+	}
+	b, err := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	if err != nil {
+		return "", err
+	}
+	if up := b.Pick(); up != "" {
+		return up, nil
+	}
+	return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
 }
 
 // finish records a request in the metrics and the access log.
@@ -260,6 +327,7 @@ func (h *Handler) finish(r *http.Request, st *reqState, rec *recorder, ok bool, 
 			Rule:       ruleOf(st.route, ok),
 			Service:    serviceOf(st.route, ok),
 			Upstream:   st.upstream,
+			Mode:       st.mode,
 			Status:     status,
 			Bytes:      rec.bytes,
 			DurationMs: float64(dur.Microseconds()) / 1000,
