@@ -20,8 +20,8 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +37,7 @@ const (
 // IngressConfig configures a node's ingress agent.
 type IngressConfig struct {
 	Lab, Node string
-	// Dir is the lab's runtime directory (default /run/netlab/<lab>).
+	// Dir is the lab's runtime directory (default rundir.ForLab(Lab)).
 	Dir string
 	// Config is the file the routing configuration is read from, at start and on every
 	// SIGHUP (default <Dir>/plan.json).
@@ -77,14 +77,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if cfg.Lab == "" || cfg.Node == "" {
 		return errors.New("ingress agent: --lab and --node are required")
 	}
-	if cfg.Dir == "" {
-		cfg.Dir = lab.Dir(cfg.Lab)
-	}
+	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
 	if cfg.Config == "" {
-		cfg.Config = filepath.Join(cfg.Dir, "plan.json")
+		cfg.Config = dir.Plan()
 	}
 	if cfg.CADir == "" {
-		cfg.CADir = IngressCADir(cfg.Dir)
+		cfg.CADir = dir.CA()
 	}
 	if cfg.ClassName == "" {
 		cfg.ClassName = ingress.DefaultClassName
@@ -102,15 +100,15 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	}
 	log = log.With("agent", "ingress", "node", cfg.Node)
 
-	ca, err := loadOrCreateCALocked(cfg.CADir, "netlab "+cfg.Lab+" CA")
+	ca, err := rundir.LoadOrCreateCA(cfg.CADir, "netlab "+cfg.Lab+" CA")
 	if err != nil {
-		return err
+		return fmt.Errorf("ingress agent: %w", err)
 	}
 	conf, err := loadIngressConf(cfg, ca, log)
 	if err != nil {
 		return err
 	}
-	epPath := filepath.Join(cfg.Dir, lab.EndpointsFileName)
+	epPath := dir.Endpoints()
 	epGen := fileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
@@ -184,7 +182,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		}()
 	}
 	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics,
-		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, ingress.CACertFile))
+		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -263,31 +261,6 @@ func (c *cappedLog) Write(b []byte) (int, error) {
 	return c.f.Write(b)
 }
 
-// IngressCADir is where a lab's CA lives (under the lab's runtime directory).
-func IngressCADir(labDir string) string { return filepath.Join(labDir, "ca") }
-
-// loadOrCreateCALocked loads the lab CA or creates it, holding a lock so that the agents
-// of several nodes starting at once agree on one CA.
-func loadOrCreateCALocked(dir, name string) (*ingress.CA, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("ingress agent: ca directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("ingress agent: ca lock: %w", err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("ingress agent: ca lock: %w", err)
-	}
-	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
-	ca, err := ingress.LoadOrCreateCA(dir, name)
-	if err != nil {
-		return nil, fmt.Errorf("ingress agent: %w", err)
-	}
-	return ca, nil
-}
-
 // ingressConf is one loaded configuration: what a reload swaps.
 type ingressConf struct {
 	table   *ingress.Table
@@ -298,7 +271,7 @@ type ingressConf struct {
 // loadIngressConf reads the plan file and builds routes, the Service resolver and the
 // certificates. Warnings (ignored classes, shadowed rules, missing Secrets) are logged.
 func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingressConf, error) {
-	p, err := readPlan(cfg.Config)
+	p, err := rundir.ReadPlanFile(cfg.Config)
 	if err != nil {
 		return nil, err
 	}
