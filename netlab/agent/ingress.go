@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -153,6 +154,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h.MetricsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	// Go's profiler on the metrics port (node namespace only), as ingress-nginx offers
+	// with --profiling: `go tool pprof http://NODE_IP:10254/debug/pprof/profile?seconds=5`
+	// from inside the node, under load, is how the data path was tuned (docs/performance.md).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), plain); err != nil {
 		return err
 	}
@@ -232,7 +239,7 @@ loop:
 	for _, l := range ls {
 		_ = l.srv.Shutdown(shutdownCtx)
 	}
-	h.CloseIdleConnections()
+	h.Close()
 	return err2
 }
 

@@ -50,6 +50,29 @@ type Route struct {
 	// Upstream is UpstreamService or UpstreamEndpoints: the Ingress's annotation, else
 	// the table's default.
 	Upstream string
+
+	// rule and service cache Rule() and Service() for the access log (set by Build).
+	rule, service string
+}
+
+func (r *Route) ruleString() string {
+	if r.rule != "" {
+		return r.rule
+	}
+	return r.Rule()
+}
+
+func (r *Route) serviceString() string {
+	if r.service != "" {
+		return r.service
+	}
+	return r.Service()
+}
+
+// cache fills the strings the access log writes for every request.
+func (r *Route) cache() {
+	r.rule, r.service = "", ""
+	r.rule, r.service = r.Rule(), r.Service()
 }
 
 // Service returns "namespace/name:port" of the backend.
@@ -306,6 +329,7 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 			default:
 				r.Default = true
 				r.Upstream = mode
+				r.cache()
 				t.def = &r
 			}
 		}
@@ -358,6 +382,7 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 					continue
 				}
 				r.Host, r.Path, r.PathType, r.Upstream = rule.Host, hp.Path, pt, mode
+				r.cache()
 				key := p
 				if !exact {
 					key = trimPrefixPath(p)
