@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netlabdev/netlab/netlab/iptables"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"golang.org/x/sys/unix"
 )
@@ -63,7 +64,7 @@ func Rules(ns string, tables ...string) (map[string]map[uint64]Rule, error) {
 		if iptablesTables[table] && saved == nil {
 			saved = map[string]map[string][]string{}
 			if b, err := kernel.Save(ns, false, ""); err == nil {
-				saved = iptablesTexts(string(b))
+				saved = iptablesTexts(b)
 			}
 		}
 		var byHandle map[uint64]string
@@ -86,21 +87,21 @@ func Rules(ns string, tables ...string) (map[string]map[uint64]Rule, error) {
 }
 
 // iptablesTexts is each table's chains' rules from iptables-save output, without `-A CHAIN`.
-func iptablesTexts(save string) map[string]map[string][]string {
+func iptablesTexts(save []byte) map[string]map[string][]string {
 	out := map[string]map[string][]string{}
-	table := ""
-	for _, line := range strings.Split(save, "\n") {
-		if t, ok := strings.CutPrefix(line, "*"); ok {
-			table = t
-			out[table] = map[string][]string{}
-			continue
+	d, err := iptables.Parse(save)
+	if err != nil {
+		return out
+	}
+	for _, t := range d.Tables {
+		if out[t.Name] == nil {
+			out[t.Name] = map[string][]string{}
 		}
-		rest, ok := strings.CutPrefix(line, "-A ")
-		if !ok || table == "" {
-			continue
+		for _, r := range t.Rules {
+			if r.Op == "-A" {
+				out[t.Name][r.Chain] = append(out[t.Name][r.Chain], strings.TrimPrefix(r.Text, "-A "+r.Chain+" "))
+			}
 		}
-		chain, rule, _ := strings.Cut(rest, " ")
-		out[table][chain] = append(out[table][chain], rule)
 	}
 	return out
 }
