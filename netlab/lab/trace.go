@@ -44,6 +44,17 @@ type Trace struct {
 	Error string `json:"error,omitempty"`
 	// Notes say what this trace could not see (no BPF, no packets captured).
 	Notes []string `json:"notes,omitempty"`
+	// Answer is the pod that answered and whom it saw (nil when no pod answered).
+	Answer *TraceAnswer `json:"answer,omitempty"`
+}
+
+// TraceAnswer is the answering pod's echo: who answered, and the source address it saw.
+type TraceAnswer struct {
+	Pod      string `json:"pod"`
+	Node     string `json:"node"`
+	PodIP    string `json:"podIP"`
+	Port     int    `json:"port"`
+	ClientIP string `json:"clientIP"`
 }
 
 // MarshalJSON writes status as null when no HTTP status came back.
@@ -636,6 +647,7 @@ func (t *tracer) answerHop() {
 			Summary: fmt.Sprintf("%s, not from a pod: %s", t.status, firstLine(t.body))})
 		return
 	}
+	t.tr.Answer = &TraceAnswer{Pod: echo.Pod, Node: echo.Node, PodIP: echo.PodIP, Port: echo.Port, ClientIP: echo.ClientIP}
 	ns := plan.NetnsName(t.labName, echo.Pod)
 	what := "answered " + t.status
 	if t.resp != nil {
