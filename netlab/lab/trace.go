@@ -412,6 +412,9 @@ func (t *tracer) send(ctx context.Context) error {
 		if pem, err := os.ReadFile(filepath.Join(Dir(t.labName), "ca", "ca.crt")); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
+		for _, e := range t.p.TLS {
+			pool.AppendCertsFromPEM(e.Cert) // a Secret's own certificate, as curl --cacert would take it
+		}
 		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("TLS with %s: %w", t.host, err)
