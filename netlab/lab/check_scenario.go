@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,15 +131,25 @@ func runCheck(ctx context.Context, labName string, c scenario.Check) (res Check)
 		res.Detail = after + fmt.Sprintf(format, args...)
 		return res
 	}
+	o := TraceOptions{From: from, URL: c.URL, Headers: h, Packets: e.Fail}
+	var sender *checkSender
 	for i := range n {
 		// A request that must fail is traced with its packets at once, so the check can
 		// say where it died; the others only when they fail.
-		o := TraceOptions{From: from, URL: c.URL, Headers: h, Packets: e.Fail}
-		send := sendOnce
-		if e.Fail {
-			send = TraceWith
+		var tr *Trace
+		var err error
+		switch {
+		case e.Fail:
+			tr, err = TraceWith(ctx, labName, o)
+		case sender == nil:
+			if sender, err = newCheckSender(labName, o); err != nil {
+				return fail("%v", err)
+			}
+			defer sender.close()
+			fallthrough
+		default:
+			tr, err = sender.send(ctx)
 		}
-		tr, err := send(ctx, labName, o)
 		var failed *RequestFailedError
 		if err != nil && (tr == nil || !errors.As(err, &failed)) {
 			return fail("%v", err)
@@ -205,8 +216,14 @@ func runCheck(ctx context.Context, labName string, c scenario.Check) (res Check)
 		what = fmt.Sprint(wantStatus)
 	}
 	res.Detail = after + fmt.Sprintf("%s: %s", plural(n, "request", "requests"), what)
+	if len(pods) > 6 {
+		pods = append(pods[:5], fmt.Sprintf("and %d more pods", len(pods)-5))
+	}
 	if len(pods) > 0 {
 		res.Detail += " from " + strings.Join(pods, ", ")
+	}
+	if len(seenClients) > 6 {
+		seenClients = append(seenClients[:5], fmt.Sprintf("and %d more", len(seenClients)-5))
 	}
 	if len(seenClients) > 0 {
 		res.Detail += "; the pod saw " + strings.Join(seenClients, ", ")
@@ -399,15 +416,28 @@ func syncedGeneration(labName, node string) (int64, error) {
 	return ss.Generation, nil
 }
 
-// sendOnce sends one request as trace sends it (from the sender's namespace, through the
-// cluster DNS when the name needs it, with the lab CA for https) and reads who answered,
-// without following it hop by hop: a check's requests that go as expected need no more.
-func sendOnce(ctx context.Context, labName string, o TraceOptions) (*Trace, error) {
+// checkSender sends a check's requests as trace sends them (from the sender's namespace,
+// the name resolved as the sender's resolver does, the lab CA for https) and reads who
+// answered, without following each hop by hop: a request that goes as expected needs no
+// more. The name is resolved once per check, the plan read once.
+type checkSender struct{ t *tracer }
+
+func newCheckSender(labName string, o TraceOptions) (*checkSender, error) {
 	t, err := newTracer(labName, o)
 	if err != nil {
 		return nil, err
 	}
-	defer t.h.Close()
+	return &checkSender{t}, nil
+}
+
+func (s *checkSender) close() { s.t.h.Close() }
+
+// send sends one request afresh.
+func (s *checkSender) send(ctx context.Context) (*Trace, error) {
+	t := s.t
+	t.local, t.resp, t.body, t.echo, t.status = netip.AddrPort{}, nil, nil, podEcho{}, ""
+	t.reqID = "trace-" + randomHex(8)
+	t.tr = &Trace{URL: t.o.URL, From: t.from}
 	if err := t.send(ctx); err != nil {
 		t.tr.Error = err.Error()
 		return t.tr, &RequestFailedError{Err: err}
