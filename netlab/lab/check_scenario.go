@@ -2,19 +2,17 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -373,7 +371,7 @@ func waitEndpoints(ctx context.Context, labName string, pending func(kubeproxy.E
 	}
 	for {
 		var wait []string
-		ef, err := ReadEndpoints(EndpointsPath(labName))
+		ef, err := rundir.ForLab(labName).ReadEndpoints()
 		if err != nil {
 			wait = append(wait, "the endpoints ("+err.Error()+")")
 		} else {
@@ -405,12 +403,8 @@ func waitEndpoints(ctx context.Context, labName string, pending func(kubeproxy.E
 
 // syncedGeneration is the endpoints generation a node's kube-proxy last synced.
 func syncedGeneration(labName, node string) (int64, error) {
-	var ss kubeproxy.SyncStatus
-	b, err := os.ReadFile(filepath.Join(Dir(labName), "kube-proxy", node+".json"))
+	ss, err := rundir.ForLab(labName).ReadSyncStatus(node)
 	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(b, &ss); err != nil {
 		return 0, err
 	}
 	return ss.Generation, nil
