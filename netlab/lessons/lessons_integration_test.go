@@ -1,6 +1,7 @@
 package lessons_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
@@ -29,6 +31,31 @@ func check(t *testing.T, args ...string) (string, int) {
 	}
 	t.Fatalf("netlab check: %v", err)
 	return "", 0
+}
+
+// waitReady waits (up to a minute) until every pod of the lab is ready.
+func waitReady(t *testing.T, labName string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := lab.GetStatus(context.Background(), labName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var notReady []string
+		for _, p := range st.Pods {
+			if !p.Ready {
+				notReady = append(notReady, p.Name)
+			}
+		}
+		if len(notReady) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pods still not ready after a minute: %v", notReady)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // lesson is one scenario file and how heavy it is (its pods), to run the light ones first.
@@ -77,6 +104,15 @@ func TestIntegrationLessons(t *testing.T) {
 			p := labtest.Up(t, "les", l.text)
 			up := time.Since(start)
 			out, code := check(t, "--name", p.Lab)
+			if code == 1 {
+				// A machine loaded far beyond its cores can stall the controller's probes
+				// past three timeouts in a row, and the lab then rightly reports pods not
+				// ready for a moment. Once every pod is ready again, check runs a second
+				// time; a lesson that expects the wrong thing fails both.
+				t.Logf("netlab check failed once; again when every pod is ready:\n%s", out)
+				waitReady(t, p.Lab)
+				out, code = check(t, "--name", p.Lab)
+			}
 			if code != 0 {
 				t.Fatalf("netlab check exit %d:\n%s", code, out)
 			}
