@@ -45,6 +45,17 @@ type Trace struct {
 	Error string `json:"error,omitempty"`
 	// Notes say what this trace could not see (no BPF, no packets captured).
 	Notes []string `json:"notes,omitempty"`
+	// Answer is the pod that answered and whom it saw (nil when no pod answered).
+	Answer *TraceAnswer `json:"answer,omitempty"`
+}
+
+// TraceAnswer is the answering pod's echo: who answered, and the source address it saw.
+type TraceAnswer struct {
+	Pod      string `json:"pod"`
+	Node     string `json:"node"`
+	PodIP    string `json:"podIP"`
+	Port     int    `json:"port"`
+	ClientIP string `json:"clientIP"`
 }
 
 // MarshalJSON writes status as null when no HTTP status came back.
@@ -419,6 +430,9 @@ func (t *tracer) send(ctx context.Context) error {
 		if pem, err := os.ReadFile(rundir.ForLab(t.labName).CACert()); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
+		for _, e := range t.p.TLS {
+			pool.AppendCertsFromPEM(e.Cert) // a Secret's own certificate, as curl --cacert would take it
+		}
 		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("TLS with %s: %w", t.host, err)
@@ -666,6 +680,7 @@ func (t *tracer) answerHop() {
 			Summary: fmt.Sprintf("%s, not from a pod: %s", t.status, firstLine(t.body))})
 		return
 	}
+	t.tr.Answer = &TraceAnswer{Pod: echo.Pod, Node: echo.Node, PodIP: echo.PodIP, Port: echo.Port, ClientIP: echo.ClientIP}
 	ns := plan.NetnsName(t.labName, echo.Pod)
 	what := "answered " + t.status
 	if t.resp != nil {

@@ -53,6 +53,8 @@ var layers = map[string]layer{
 	"internal/iptablestest": {pure: true, netlab: []string{"iptables"}},
 	// Doc-only directories of the integration tests, until they move beside their packages.
 	"ingressint": {}, "lbint": {}, "kubeproxy/integration": {}, "dns/integration": {},
+	// Doc-only: the test that brings every lesson in scenarios/ up and checks it.
+	"lessons": {},
 }
 
 // TestLayers holds the design rule for every package in one place: each package imports

@@ -38,6 +38,9 @@ type Plan struct {
 	Processes   []Process    `json:"processes"`
 
 	Warnings []string `json:"warnings,omitempty"`
+
+	// Checks are the scenario's own checks (Lab.spec.checks), which netlab check runs.
+	Checks []scenario.Check `json:"checks,omitempty"`
 }
 
 // Network is the resolved address plan.
