@@ -113,6 +113,10 @@ func TestIntegrationProvisionIdempotent(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "netlab ") {
 		t.Errorf("the installed netlab does not run: %v: %s", err, out)
 	}
+	// The pod agent is installed beside it, where netlab looks for it.
+	if st, err := os.Stat(filepath.Join(prefix, "bin", "netlab-pod")); err != nil || st.Mode()&0o111 == 0 {
+		t.Errorf("netlab-pod is not installed beside netlab: %v", err)
+	}
 }
 
 // The Vagrantfile is valid for one VM and for a classroom of two (each VM its own lab). vagrant comes from scripts/deps.sh
