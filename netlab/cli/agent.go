@@ -10,8 +10,8 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -93,7 +93,7 @@ func newAgentPod() *cobra.Command {
 			}
 			// A graceful termination (apply, scale, rollout) marks the pod leaving before
 			// its SIGTERM; any other SIGTERM (down, pod kill) ends the agent at once.
-			cfg.Leaving = func() bool { return lab.Leaving(cfg.Lab, cfg.Pod) }
+			cfg.Leaving = func() bool { return rundir.ForLab(cfg.Lab).IsLeaving(cfg.Pod) }
 			killed := make(chan struct{})
 			sigint := make(chan os.Signal, 1)
 			signal.Notify(sigint, syscall.SIGINT)
@@ -169,13 +169,13 @@ func newAgentLB() *cobra.Command {
 		Use:  "lb",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := lab.LoadPlan(name)
+			p, err := rundir.ForLab(name).ReadPlan()
 			if err != nil {
 				return err
 			}
 			cfg := agent.LBConfig{Plan: p, StatePath: state}
 			if cfg.StatePath == "" {
-				cfg.StatePath = lab.LBStatePath(name)
+				cfg.StatePath = rundir.ForLab(name).LBState()
 			}
 			return runAgent(agent.RunLB, &cfg)(cmd, args)
 		},

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -45,7 +45,7 @@ sets and verdict-map elements annotated the same way, with per-endpoint conntrac
 			return fmt.Errorf("lab %s has no node %q", name, args[0])
 		}
 		ports := p.ServicePorts(nil)
-		if ef, err := agent.ReadEndpoints(agent.EndpointsPath(name)); err == nil {
+		if ef, err := rundir.ForLab(name).ReadEndpoints(); err == nil {
 			ports = ef.Ports
 		}
 		if p.NFTables() {
@@ -62,7 +62,11 @@ sets and verdict-map elements annotated the same way, with per-endpoint conntrac
 			if err != nil {
 				return err
 			}
-			rules = append(rules, kubeproxy.Annotate(table, out, ports, filter)...)
+			annotated, err := kubeproxy.Annotate(table, out, ports, filter)
+			if err != nil {
+				return err
+			}
+			rules = append(rules, annotated...)
 		}
 		return o.print(g.out, rules, func(w io.Writer, wide bool) error {
 			return writeRules(w, tables, rules, wide)

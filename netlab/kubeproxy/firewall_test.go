@@ -25,11 +25,11 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 			t.Errorf("rules lack\n%s\nin:\n%s", want, out)
 		}
 	}
-	rs, err := ParseRules([]byte(out))
+	rs, err := parseRules([]byte(out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := TraceEnv{LocalIPs: []string{n.IP}}
+	env := traceEnv{localIPs: []string{n.IP}}
 	for _, c := range []struct {
 		src  string
 		port int
@@ -39,7 +39,7 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 		if c.port == 3002 {
 			dst = n.IP
 		}
-		outs, err := rs.Trace(Packet{Src: c.src, Dst: dst, DPort: c.port, Proto: "tcp"}, env)
+		outs, err := rs.trace(packet{Src: c.src, Dst: dst, DPort: c.port, Proto: "tcp"}, env)
 		if err != nil {
 			t.Fatal(err)
 		}

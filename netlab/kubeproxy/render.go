@@ -17,7 +17,7 @@ const largeClusterEndpointsThreshold = 1000
 // Options tunes one rendering.
 type Options struct {
 	// ExistingNATChains are the chain names of the nat table as they are now (from
-	// iptables-save, see ChainsFromSave). Per-service chains among them that the new rule
+	// iptables-save: iptables.Dump.ChainNames("nat")). Per-service chains among them that the new rule
 	// set no longer uses are flushed and deleted.
 	ExistingNATChains []string
 	// Changed, when not nil, makes a partial sync as kube-proxy does: only the

@@ -2,19 +2,16 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
-	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // Check is one verdict of `netlab check`.
@@ -82,13 +79,12 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	}
 	add("nodes", len(nodesDown) == 0, "%d of %d up%s", len(st.Nodes)-len(nodesDown), len(st.Nodes), listed("; down: ", nodesDown))
 
-	if ef, err := ReadEndpoints(EndpointsPath(labName)); err == nil {
+	if ef, err := rundir.ForLab(labName).ReadEndpoints(); err == nil {
 		var stale []string
 		for _, n := range p.Nodes {
-			var ss kubeproxy.SyncStatus
-			b, err := os.ReadFile(filepath.Join(Dir(labName), "kube-proxy", n.Name+".json"))
+			ss, err := rundir.ForLab(labName).ReadSyncStatus(n.Name)
 			switch {
-			case err != nil || json.Unmarshal(b, &ss) != nil:
+			case err != nil:
 				stale = append(stale, n.Name+" (no sync yet)")
 			case ss.Error != "":
 				stale = append(stale, n.Name+" ("+ss.Error+")")
@@ -127,7 +123,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed("; missing: ", noJump))
 	}
 
-	if ls, err := lb.LoadState(filepath.Join(Dir(labName), lb.StateFile)); err == nil {
+	if ls, err := rundir.ForLab(labName).ReadLBState(); err == nil {
 		healthy, total := 0, 0
 		for _, vs := range ls.Services {
 			for _, b := range vs.Backends {

@@ -3,6 +3,7 @@ package lab
 import (
 	"strings"
 
+	"github.com/netlabdev/netlab/netlab/iptables"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/plan"
@@ -27,9 +28,13 @@ func checkNFTTable(p *plan.Plan) []string {
 			if err != nil {
 				continue // no iptables at all is fine
 			}
-			for _, l := range strings.Split(string(save), "\n") {
-				if strings.HasPrefix(l, ":KUBE-") {
-					name, _, _ := strings.Cut(l[1:], " ")
+			d, err := iptables.Parse(save)
+			if err != nil {
+				bad = append(bad, n.Name+" "+table+": "+err.Error())
+				continue
+			}
+			for _, name := range d.ChainNames(table) {
+				if strings.HasPrefix(name, "KUBE-") {
 					bad = append(bad, n.Name+" has iptables chain "+table+"/"+name)
 				}
 			}

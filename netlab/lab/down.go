@@ -12,6 +12,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // Down removes everything of a lab, found by name; it needs no scenario or plan and is
@@ -23,12 +24,12 @@ func Down(lab string, log *slog.Logger) error {
 	if err := plan.CheckLabName(lab); err != nil {
 		return err
 	}
-	lk, err := lockLab(lab)
+	lk, err := rundir.LockLab(lab)
 	if err != nil {
 		return err
 	}
 	err = down(lab, log)
-	lk.unlock(err == nil)
+	lk.Unlock(err == nil)
 	return err
 }
 
@@ -71,19 +72,19 @@ func down(lab string, log *slog.Logger) error {
 	// Agents outside any lab namespace (the controller) are found by their argv.
 	kernel.Terminate(agentsOutside(lab), 2*time.Second)
 	errs = append(errs, removeNamespaces(nss, false, log))
-	matches, _ := filepath.Glob(filepath.Join(EtcNetns, plan.NetnsName(lab, "")+"*"))
+	matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
 	for _, m := range matches {
 		if err := os.RemoveAll(m); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	// /etc/netns goes only if netlab made it and nothing else is in it.
-	if _, err := os.Stat(etcNetnsMark); err == nil {
-		if rerr := os.Remove(EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
-			os.Remove(etcNetnsMark)
+	if _, err := os.Stat(rundir.EtcNetnsMark); err == nil {
+		if rerr := os.Remove(rundir.EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
+			os.Remove(rundir.EtcNetnsMark)
 		}
 	}
-	if err := os.RemoveAll(Dir(lab)); err != nil {
+	if err := os.RemoveAll(rundir.ForLab(lab).Path()); err != nil {
 		errs = append(errs, err)
 	}
 	if len(nss) > 0 {
@@ -131,7 +132,7 @@ func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 func agentsOutside(lab string) []int {
 	var out []int
 	seen := map[int]bool{}
-	files, _ := filepath.Glob(filepath.Join(Dir(lab), "*.pid"))
+	files := rundir.ForLab(lab).PIDFiles()
 	for _, f := range files {
 		var pid int
 		var start string

@@ -27,6 +27,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -290,10 +291,10 @@ func assertGone(t *testing.T, name string) {
 	if left, _ := kernel.ListNetns(plan.NetnsName(name, "")); len(left) > 0 {
 		t.Errorf("namespaces left: %v", left)
 	}
-	if _, err := os.Stat(lab.Dir(name)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s left behind (%v)", lab.Dir(name), err)
+	if _, err := os.Stat(rundir.ForLab(name).Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left behind (%v)", rundir.ForLab(name).Path(), err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(lab.EtcNetns, plan.NetnsName(name, "")+"*")); len(m) > 0 {
+	if m, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(name, "")+"*")); len(m) > 0 {
 		t.Errorf("hosts files left: %v", m)
 	}
 	ents, _ := os.ReadDir("/proc")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func findPod(p *plan.Plan, name string) (plan.Pod, plan.Process, error) {
@@ -51,11 +52,11 @@ func StartPod(lab, pod string, timeout time.Duration) error {
 	if len(kernel.PIDsIn([]string{po.Netns})[po.Netns]) > 0 {
 		return nil // already running
 	}
-	lk, err := lockLab(lab)
+	lk, err := rundir.LockLab(lab)
 	if err != nil {
 		return err
 	}
-	defer lk.unlock(false)
+	defer lk.Unlock(false)
 	done, err := StartAgent(lab, pr, "")
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"golang.org/x/sys/unix"
 )
 
@@ -398,7 +399,7 @@ func (t *tracer) send(ctx context.Context) error {
 	var rw net.Conn = conn
 	if t.u.Scheme == "https" {
 		pool := x509.NewCertPool()
-		if pem, err := os.ReadFile(filepath.Join(Dir(t.labName), "ca", "ca.crt")); err == nil {
+		if pem, err := os.ReadFile(rundir.ForLab(t.labName).CACert()); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
 		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
@@ -652,7 +653,7 @@ func resolveInLab(p *plan.Plan, ns, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a, nil
 	}
-	if b, err := os.ReadFile(filepath.Join(EtcNetns, ns, "hosts")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(rundir.EtcNetnsDir(ns), "hosts")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
 			for _, name := range f[min(1, len(f)):] {
@@ -757,7 +758,7 @@ type accessLine struct {
 func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string, bool) {
 	for try := 0; try < 25; try++ {
 		for _, n := range p.Nodes {
-			f, err := os.Open(LogPath(labName, "ingress", n.Name))
+			f, err := os.Open(rundir.ForLab(labName).Log("ingress", n.Name))
 			if err != nil {
 				continue
 			}

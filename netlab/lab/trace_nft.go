@@ -8,6 +8,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // kubeProxyRulePath is the kube-proxy hop's line naming the rules a traced connection
@@ -22,7 +23,7 @@ func kubeProxyRulePath(p *plan.Plan, node string, f kernel.Flow, svc *plan.Servi
 		return "nftables: " + err.Error()
 	}
 	ports := p.ServicePorts(nil)
-	if ef, err := ReadEndpoints(EndpointsPath(p.Lab)); err == nil {
+	if ef, err := rundir.ForLab(p.Lab).ReadEndpoints(); err == nil {
 		ports = ef.Ports
 	}
 	pkt := nftables.Packet{Src: f.OrigSrc.Addr().String(), Dst: f.OrigDst.Addr().String(), DPort: int(f.OrigDst.Port()),

@@ -22,19 +22,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -609,9 +608,9 @@ func servicesSuite(t *testing.T, mode string) {
 	t.Run("a killed pod leaves the endpoints and comes back", func(t *testing.T) {
 		victim := podsOf(p, "web")[1]
 		from := podsOf(p, "solo")[0].Netns
-		epPath := filepath.Join(lab.Dir(p.Lab), agent.EndpointsFileName)
+		epPath := rundir.ForLab(p.Lab).Endpoints()
 		readyIn := func() bool {
-			ef, err := agent.ReadEndpoints(epPath)
+			ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -659,7 +658,7 @@ func servicesSuite(t *testing.T, mode string) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		log, _ := os.ReadFile(lab.LogPath(p.Lab, "controller", "controller"))
+		log, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("controller", "controller"))
 		for _, want := range []string{`"endpoint removed"`, `"endpoint added"`, `"sync done"`} {
 			if !strings.Contains(string(log), want) {
 				t.Errorf("controller log lacks %s", want)
@@ -700,7 +699,7 @@ func up(t *testing.T, mode string) *plan.Plan {
 		}
 		for _, pr := range p.Processes {
 			if pr.Role == "controller" || pr.Role == "kube-proxy" {
-				b, _ := os.ReadFile(lab.LogPath(p.Lab, pr.Role, pr.Name))
+				b, _ := os.ReadFile(rundir.ForLab(p.Lab).Log(pr.Role, pr.Name))
 				t.Logf("log of %s %s:\n%s", pr.Role, pr.Name, b)
 			}
 		}
@@ -714,14 +713,14 @@ func up(t *testing.T, mode string) *plan.Plan {
 // waitSynced waits until every node's kube-proxy reports the endpoints file's generation.
 func waitSynced(t *testing.T, p *plan.Plan, epPath string) {
 	t.Helper()
-	ef, err := agent.ReadEndpoints(epPath)
+	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, n := range p.Nodes {
 		for {
-			b, _ := os.ReadFile(agent.SyncStatusPath(lab.Dir(p.Lab), n.Name))
+			b, _ := os.ReadFile(rundir.ForLab(p.Lab).SyncStatus(n.Name))
 			var st kubeproxy.SyncStatus
 			if json.Unmarshal(b, &st) == nil && st.Generation >= ef.Generation {
 				break

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // The same Services, the same behaviour, with kube-proxy in nftables mode; and the host's
@@ -43,11 +43,11 @@ func TestIntegrationServicesNFTables(t *testing.T) {
 // nftables mode wants for the current endpoints, its base chains as kube-proxy hooks
 // them, and no chain of the iptables mode.
 func nftRulesCheck(t *testing.T, p *plan.Plan) {
-	ef, err := agent.ReadEndpoints(agent.EndpointsPath(p.Lab))
+	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSynced(t, p, agent.EndpointsPath(p.Lab))
+	waitSynced(t, p, rundir.ForLab(p.Lab).Endpoints())
 	for _, n := range p.Nodes {
 		chains, err := kernel.Run(n.Netns, nil, "nft", "list", "chains")
 		if err != nil {
