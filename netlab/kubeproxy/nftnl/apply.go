@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -543,7 +542,7 @@ func markHostOrderKeys(data []byte) {
 // (it then applies none of them). Only the last message asks for an acknowledgement:
 // the kernel handles the whole batch within the send and reports errors whether asked
 // or not, so once that acknowledgement is read, nothing else is coming.
-func send(nsFD int, msgs []netlink.Message) error {
+func send(msgs []netlink.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -553,7 +552,7 @@ func send(nsFD int, msgs []netlink.Message) error {
 		size += 16 + len(msgs[i].Data)
 	}
 	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsFD})
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
 	if err != nil {
 		return err
 	}
@@ -609,18 +608,13 @@ func bufferSizes(c *netlink.Conn, snd, rcv int) error {
 	return serr
 }
 
-// inThisNetns runs fn with a file descriptor of the calling thread's network namespace,
-// the one netlink sockets must be opened in (the agent runs in its node's namespace;
-// tests call it from a thread moved into one).
-func inThisNetns(fn func(fd int) error) error {
+// onThisThread runs fn with the goroutine locked to its thread: a netlink socket is
+// opened in the network namespace of the thread that opens it, and the callers run in
+// their node's namespace (the agent as a whole; tests on a thread kernel.Do moved).
+func onThisThread(fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	f, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return fn(int(f.Fd()))
+	return fn()
 }
 
 // Apply makes the changes in text (nft -f commands as nftables.Full and nftables.Diff
@@ -631,8 +625,8 @@ func Apply(text []byte) error {
 	if err != nil {
 		return err
 	}
-	return inThisNetns(func(fd int) error {
-		if err := send(fd, b.out); err != nil {
+	return onThisThread(func() error {
+		if err := send(b.out); err != nil {
 			return fmt.Errorf("nftables: %w", err)
 		}
 		return nil
@@ -643,8 +637,8 @@ func Apply(text []byte) error {
 // thread's network namespace (none when there is no such table).
 func ListExisting() (nftables.Existing, error) {
 	var ex nftables.Existing
-	err := inThisNetns(func(fd int) error {
-		conn, err := gnft.New(gnft.WithNetNSFd(fd))
+	err := onThisThread(func() error {
+		conn, err := gnft.New()
 		if err != nil {
 			return err
 		}
