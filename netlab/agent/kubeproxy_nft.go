@@ -16,7 +16,7 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	case "", "iptables":
 		return &RuleSyncer{node: node}, nil
 	case "nftables":
-		return &RuleSyncer{node: node, nft: true}, nil
+		return &RuleSyncer{node: node, nft: true, nftRender: nftables.NewRenderer(node)}, nil
 	}
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
@@ -29,7 +29,7 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 // wanted; later syncs write only the chains and map elements that changed.
 func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
 	start := time.Now()
-	next := nftables.Render(r.node, ports)
+	next := r.nftRender.Render(ports) // only the changed ports rendered again
 	var input []byte
 	if full || r.nftLast == nil {
 		existing, err := nftnl.ListExisting()

@@ -190,16 +190,23 @@ func Diff(prev, next *Ruleset) []byte {
 			w.addContainer(c)
 		}
 	}
+	// Only what changed is sorted: a chain the Renderer did not render again is the same
+	// *Chain in both.
 	var changed []string
-	for _, n := range next.SortedChains() {
-		c := next.Chains[n]
+	for n, c := range next.Chains {
 		old := prev.Chains[n]
+		if old == c {
+			continue
+		}
 		if old == nil || old.Base != c.Base || old.Comment != c.Comment || !slices.Equal(old.Rules, c.Rules) {
 			changed = append(changed, n)
-			w.addChain(c)
-			if old != nil {
-				w.line("flush chain ", prefix, n)
-			}
+		}
+	}
+	slices.Sort(changed)
+	for _, n := range changed {
+		w.addChain(next.Chains[n])
+		if prev.Chains[n] != nil {
+			w.line("flush chain ", prefix, n)
 		}
 	}
 	for _, n := range changed {
@@ -213,29 +220,39 @@ func Diff(prev, next *Ruleset) []byte {
 			}
 			continue
 		}
-		if IsAffinitySet(c.Name) {
-			continue // filled by the kernel
+		if IsAffinitySet(c.Name) || old == c {
+			continue // filled by the kernel, or the same set
 		}
-		for _, e := range sortedElements(old) {
-			if _, ok := c.Elements[e.Key]; !ok {
-				w.deleteElement(c.Name, e)
+		var gone, added []string
+		for k := range old.Elements {
+			if _, ok := c.Elements[k]; !ok {
+				gone = append(gone, k)
 			}
 		}
-		for _, e := range sortedElements(c) {
-			if oe, ok := old.Elements[e.Key]; !ok {
-				w.addElement(c.Name, e)
-			} else if oe != e {
+		for k, e := range c.Elements {
+			if oe, ok := old.Elements[k]; !ok || oe != e {
+				added = append(added, k)
+			}
+		}
+		slices.Sort(gone)
+		slices.Sort(added)
+		for _, k := range gone {
+			w.deleteElement(c.Name, old.Elements[k])
+		}
+		for _, k := range added {
+			if oe, ok := old.Elements[k]; ok {
 				w.deleteElement(c.Name, oe)
-				w.addElement(c.Name, e)
 			}
+			w.addElement(c.Name, c.Elements[k])
 		}
 	}
 	var stale []string
-	for _, n := range prev.SortedChains() {
+	for n := range prev.Chains {
 		if next.Chains[n] == nil {
 			stale = append(stale, n)
 		}
 	}
+	slices.Sort(stale)
 	for _, n := range stale {
 		w.line("flush chain ", prefix, n)
 	}
