@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -183,6 +186,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		// One Service changed: both modes' rules in place side by side (they live in
 		// different tables), each synced incrementally in turn.
 		var change []pair
+		var cpu []time.Duration // B's CPU time, user and kernel, on its thread
 		in(func() error {
 			if err := reset(); err != nil {
 				return err
@@ -208,10 +212,12 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 				if err != nil {
 					return err
 				}
+				cpu0 := threadCPU()
 				b, err := nft.Sync(ports, false)
 				if err != nil {
 					return err
 				}
+				cpu = append(cpu, threadCPU()-cpu0)
 				next := nftables.Render(node, ports)
 				c, err := nftF(nftables.Diff(prev, next))
 				if err != nil {
@@ -223,10 +229,11 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			return reset()
 		})
 		report(fmt.Sprintf("one Service changed at %d", n), change)
+		t.Logf("%-26s B's CPU time (user+system of the syncing thread; less load-bound than wall time) %s", "", stat(cpu))
 	}
 
 	ports := benchPorts(big)
-	var full, change []time.Duration
+	var full, change, bigCPU []time.Duration
 	in(func() error {
 		for range bigRounds {
 			if err := reset(); err != nil {
@@ -244,14 +251,28 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		}
 		for range rounds {
 			ports[big/2].Endpoints[1].Ready = !ports[big/2].Endpoints[1].Ready
+			cpu0 := threadCPU()
 			st, err := sy.Sync(ports, false)
 			if err != nil {
 				return err
 			}
 			change = append(change, st.Took)
+			bigCPU = append(bigCPU, threadCPU()-cpu0)
 		}
 		return reset()
 	})
 	reportOne(fmt.Sprintf("full sync %d x 2", big), full)
 	reportOne(fmt.Sprintf("one Service changed at %d", big), change)
+	reportOne("  its CPU time (thread)", bigCPU)
+}
+
+// threadCPU is the calling thread's CPU time, user and system (the kernel's work for a
+// netlink transaction is done in the sending thread's system call). The callers run on
+// a thread kernel.Do locked.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"cmp"
 	"reflect"
 	"slices"
 	"strings"
@@ -37,12 +38,23 @@ func (r *Renderer) Render(in []kubeproxy.ServicePort) *Ruleset {
 	for n := range rs.Containers {
 		shared[n] = true
 	}
-	ports := slices.Clone(in)
-	kubeproxy.SortPorts(ports)
-	next := make(map[string]*fragment, len(ports))
-	for i := range ports {
-		sp := &ports[i]
-		key := sp.Namespace + "/" + sp.Name + "/" + strings.ToLower(sp.Protocol) + "/" + sp.PortName
+	// In kubeproxy.SortPorts' order (which decides between two ports writing the same
+	// chain or element), each port's sort key made once.
+	type sortKey struct {
+		name, proto string
+		i           int
+	}
+	order := make([]sortKey, len(in))
+	for i := range in {
+		order[i] = sortKey{in[i].ServicePortName(), strings.ToLower(in[i].Protocol), i}
+	}
+	slices.SortStableFunc(order, func(a, b sortKey) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.proto, b.proto))
+	})
+	next := make(map[string]*fragment, len(in))
+	for _, o := range order {
+		sp := &in[o.i]
+		key := sp.Namespace + "/" + sp.Name + "/" + o.proto + "/" + sp.PortName
 		f := r.cache[key]
 		if f == nil || next[key] != nil || !reflect.DeepEqual(&f.in, sp) {
 			f = r.renderFragment(sp)

@@ -146,8 +146,15 @@ func Full(rs *Ruleset, existing Existing, first bool) []byte {
 		w.addChain(rs.Chains[n])
 		w.line("flush chain ", prefix, n)
 	}
-	for _, n := range names {
-		w.rules(rs.Chains[n])
+	// The rules that carry an anonymous set or map first: the kernel binds each to its
+	// rule by walking every change the transaction holds so far, so the fewer before
+	// them, the cheaper the transaction (a chain's rules stay in their order).
+	for _, anon := range []bool{true, false} {
+		for _, n := range names {
+			if hasAnonymousSet(rs.Chains[n]) == anon {
+				w.rules(rs.Chains[n])
+			}
+		}
 	}
 	for _, c := range sortedContainers(rs) {
 		for _, e := range sortedElements(c) {
@@ -176,6 +183,15 @@ func Full(rs *Ruleset, existing Existing, first bool) []byte {
 		}
 	}
 	return w.Bytes()
+}
+
+func hasAnonymousSet(c *Chain) bool {
+	for _, r := range c.Rules {
+		if strings.Contains(r, " { ") {
+			return true
+		}
+	}
+	return false
 }
 
 // Diff returns the nft -f transaction that turns the table prev (as the kernel holds it

@@ -560,8 +560,10 @@ func send(msgs []netlink.Message) error {
 	if err := bufferSizes(conn, size+1<<16, 1<<20+64*len(msgs)); err != nil {
 		return err
 	}
-	// The kernel then says which check failed ("Could not process rule" and the like).
+	// The kernel then says which check failed ("Could not process rule" and the like),
+	// and does not copy each failed message back into its error.
 	_ = conn.SetOption(netlink.ExtendedAcknowledge, true)
+	_ = conn.SetOption(netlink.CapAcknowledge, true)
 	subsys := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}
 	all := make([]netlink.Message, 0, len(msgs)+2)
 	all = append(all, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request}, Data: subsys})
