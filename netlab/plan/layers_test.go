@@ -42,12 +42,14 @@ var layers = map[string]layer{
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
 	"nftrace": {netlab: []string{"kernel", "iptables"}},
+	// kube-proxy's nftables transactions sent through netlink.
+	"kubeproxy/nftnl": {netlab: []string{"kubeproxy/nftables"}},
 	// How an agent says it is ready (a pipe): standard library only, for netlab-pod.
 	"ready": {},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
 	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "ready", "podagent"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "ready", "podagent"}},
 	// The pod echo agent, the whole of the small netlab-pod binary: nothing heavier than
 	// the standard library (a test in the package holds its binary to that).
 	"podagent": {netlab: []string{"ready"}},
