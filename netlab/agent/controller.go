@@ -17,6 +17,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // EndpointsFileName is the controller's output in the lab's runtime directory.
@@ -86,6 +87,9 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	// The controller watches the lab's supervisor, which watches every agent (this one too).
+	go supervise.Guard(ctx, supervise.Config{Lab: cfg.Lab, Dir: cfg.Dir,
+		LockPath: supervise.LockPath(filepath.Dir(cfg.Dir), cfg.Lab)}, log.With("task", "guard"))
 	nodeNS := map[string]string{}
 	for _, n := range p.Nodes {
 		nodeNS[n.Name] = n.Netns

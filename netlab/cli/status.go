@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,14 +67,14 @@ func printStatus(g *globals, st *lab.Status) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s %s\n", n.Name, n.Namespace, n.IP, n.PodCIDR, sync, yes(n.Ready), n.Reason)
 	}
-	fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tLABELS\n")
+	fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tRESTARTS\tLABELS\n")
 	for _, p := range st.Pods {
 		var ls []string
 		for k, v := range p.Labels {
 			ls = append(ls, k+"="+v)
 		}
 		sort.Strings(ls)
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), strings.Join(ls, ","), p.Reason)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), p.Restarts, strings.Join(ls, ","), p.Reason)
 	}
 	if len(st.Services) > 0 {
 		fmt.Fprintf(w, "\nSERVICE\tTYPE\tCLUSTER-IP\tPORTS\tENDPOINTS (ready)\n")
@@ -117,6 +118,19 @@ func printStatus(g *globals, st *lab.Status) {
 			bs = append(bs, fmt.Sprintf("%s:%d%s", b.IP, b.Port, h))
 		}
 		fmt.Fprintf(w, "%s:%d/%s\t%s\t%s\n", v.IP, v.Port, v.Protocol, v.Scheduler, strings.Join(bs, ","))
+	}
+	if len(st.Agents) > 0 {
+		fmt.Fprintf(w, "\nAGENT\tNAME\tPID\tSTATE\tRESTARTS\n")
+		for _, a := range st.Agents {
+			if a.Role == "pod" {
+				continue // in the pod table
+			}
+			pid := "-"
+			if a.PID > 0 {
+				pid = strconv.Itoa(a.PID)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", a.Role, a.Name, pid, a.State, a.Restarts, a.Message)
+		}
 	}
 	fmt.Fprintf(w, "\nCLIENT\tNAMESPACE\tIP\n")
 	for _, c := range st.Clients {

@@ -14,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // Check is one verdict of `netlab check`.
@@ -43,9 +44,10 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 
 	pids := kernel.PIDsIn(have)
 	var down []string
-	for _, pr := range p.Processes {
+	procs := append(append([]plan.Process(nil), p.Processes...), supervise.SupervisorProcess(labName))
+	for _, pr := range procs {
 		if pr.Netns == "" {
-			if len(agentsOutside(labName)) == 0 {
+			if rec, err := supervise.ReadRecord(Dir(labName), pr.Role, pr.Name); err != nil || !rec.Alive() {
 				down = append(down, pr.Role+" "+pr.Name)
 			}
 			continue
@@ -60,7 +62,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 			down = append(down, pr.Role+" "+pr.Name)
 		}
 	}
-	add("agents", len(down) == 0, "%d of %d running%s", len(p.Processes)-len(down), len(p.Processes), listed(" not running: ", down))
+	add("agents", len(down) == 0, "%d of %d running%s", len(procs)-len(down), len(procs), listed(" not running: ", down))
 
 	st, err := GetStatus(ctx, labName)
 	if err != nil {

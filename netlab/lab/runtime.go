@@ -13,6 +13,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // RunDir holds every lab's runtime files, root-only.
@@ -28,9 +29,10 @@ func Dir(lab string) string { return filepath.Join(RunDir, lab) }
 func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
 
 // LogPath is an agent's log file.
-func LogPath(lab, role, name string) string {
-	return filepath.Join(Dir(lab), "logs", role+"-"+name+".log")
-}
+func LogPath(lab, role, name string) string { return supervise.LogPath(Dir(lab), role, name) }
+
+// LockPath is the lock file up, down and drills hold while they change a lab.
+func LockPath(lab string) string { return supervise.LockPath(RunDir, lab) }
 
 // EndpointsFileName is the endpoints controller's output in the lab's runtime directory:
 // every Service port with its endpoints and their readiness, as kube-proxy reads them.
@@ -132,7 +134,7 @@ func lockLab(lab string) (*lock, error) {
 	if err := os.MkdirAll(RunDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", RunDir, err)
 	}
-	path := filepath.Join(RunDir, "."+lab+".lock")
+	path := LockPath(lab)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // Status is `netlab status -o json` (design.md contract: these fields at least).
@@ -30,6 +31,53 @@ type Status struct {
 	Ingresses    []IngressStatus `json:"ingresses"`
 	LoadBalancer LBStatus        `json:"loadBalancer"`
 	Clients      []ClientStatus  `json:"clients"`
+	// Agents is every process of the lab as its supervisor sees it, with restart counts.
+	Agents []AgentStatus `json:"agents"`
+}
+
+// AgentStatus is one agent process: whether it runs, how often it was restarted, and
+// the supervisor's word on it (Running, CrashLoopBackOff, Stopped, Failed ...).
+type AgentStatus struct {
+	Role      string `json:"role"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	Running   bool   `json:"running"`
+	Restarts  int    `json:"restarts"`
+	State     string `json:"state"`
+	Message   string `json:"message,omitempty"`
+}
+
+// agentStatuses reads every agent's pid file and the supervisor's report.
+func agentStatuses(lab string, p *plan.Plan) []AgentStatus {
+	rep, _ := supervise.ReadReport(Dir(lab))
+	said := map[string]supervise.AgentState{}
+	if rep != nil {
+		for _, a := range rep.Agents {
+			said[a.Role+"/"+a.Name] = a
+		}
+	}
+	procs := append(append([]plan.Process(nil), p.Processes...), supervise.SupervisorProcess(lab))
+	out := make([]AgentStatus, 0, len(procs))
+	for _, pr := range procs {
+		a := AgentStatus{Role: pr.Role, Name: pr.Name, Namespace: pr.Netns, State: supervise.StateUnknown}
+		if rec, err := supervise.ReadRecord(Dir(lab), pr.Role, pr.Name); err == nil {
+			a.Restarts = rec.Restarts
+			if rec.Alive() {
+				a.PID, a.Running, a.State = rec.PID, true, supervise.StateRunning
+			} else {
+				a.State = "Exited"
+			}
+		}
+		if s, ok := said[pr.Role+"/"+pr.Name]; ok && !a.Running {
+			a.State, a.Message = s.State, s.Message
+		}
+		if !a.Running && supervise.Stopped(Dir(lab), pr.Role, pr.Name) {
+			a.State = supervise.StateStopped
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // NodeStatus is a node as it is now.
@@ -42,6 +90,8 @@ type NodeStatus struct {
 	Reason    string `json:"reason,omitempty"`
 	// Agents says, per role (kube-proxy, ingress), whether its process runs on the node.
 	Agents map[string]bool `json:"agents"`
+	// Restarts counts, per role, the restarts of the node's agents.
+	Restarts map[string]int `json:"restarts"`
 	// KubeProxy is the node's last rule sync, as its kube-proxy reported it.
 	KubeProxy *kubeproxy.SyncStatus `json:"kubeProxy,omitempty"`
 }
@@ -65,6 +115,7 @@ type PodStatus struct {
 	IP        string            `json:"ip"`
 	Ready     bool              `json:"ready"`
 	PID       int               `json:"pid,omitempty"`
+	Restarts  int               `json:"restarts"`
 	Labels    map[string]string `json:"labels"`
 	Reason    string            `json:"reason,omitempty"`
 }
@@ -162,14 +213,22 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		nss[n] = true
 	}
 	pids := kernel.PIDsIn(all)
+	st.Agents = agentStatuses(lab, p)
+	restarts := map[string]int{}
+	agentState := map[string]AgentStatus{}
+	for _, a := range st.Agents {
+		restarts[a.Role+"/"+a.Name] = a.Restarts
+		agentState[a.Role+"/"+a.Name] = a
+	}
 	h := kernel.NewHandles()
 	defer h.Close()
 	nodeReady := map[string]bool{}
 	for _, n := range p.Nodes {
-		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}}
+		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}, Restarts: map[string]int{}}
 		for _, pr := range p.Processes {
 			if pr.Netns == n.Netns {
 				ns.Agents[pr.Role] = agentRunning(pids[n.Netns], pr.Args[1])
+				ns.Restarts[pr.Role] = restarts[pr.Role+"/"+pr.Name]
 			}
 		}
 		var down []string
@@ -201,7 +260,8 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	st.Pods = make([]PodStatus, len(p.Pods))
 	var wg sync.WaitGroup
 	for i, pod := range p.Pods {
-		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels}
+		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels,
+			Restarts: restarts["pod/"+pod.Name]}
 		if ps.Labels == nil {
 			ps.Labels = map[string]string{}
 		}
@@ -215,6 +275,9 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		}
 		if ps.PID == 0 {
 			st.Pods[i].Reason = "not running"
+			if a := agentState["pod/"+pod.Name]; a.State != "" && a.State != "Exited" && a.State != supervise.StateUnknown {
+				st.Pods[i].Reason += " (" + a.State + ")"
+			}
 			continue
 		}
 		wg.Add(1)
