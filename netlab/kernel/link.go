@@ -369,3 +369,47 @@ func SetSysctl(ns, key, value string) error {
 		return nil
 	})
 }
+
+// RouteTable is the IPv4 main table of a namespace, keyed for MissingRoute: "dst via".
+type RouteTable map[string]bool
+
+// Routes reads the IPv4 routes of ns's main table.
+func (h *Handles) Routes(ns string) (RouteTable, error) {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := nh.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list routes in %s: %w", ns, err)
+	}
+	out := RouteTable{}
+	for _, r := range rs {
+		dst := "default"
+		if r.Dst != nil && !(r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask)) {
+			dst = r.Dst.String()
+		}
+		via := ""
+		if r.Gw != nil {
+			via = r.Gw.String()
+		}
+		out[dst+" "+via] = true
+	}
+	return out, nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+// Has says whether the table has a route to dst (a CIDR or "default") via the gateway
+// (empty: any route to dst without a gateway).
+func (t RouteTable) Has(dst, via string) bool {
+	if dst != "default" {
+		if _, n, err := net.ParseCIDR(dst); err == nil {
+			dst = n.String()
+		}
+	}
+	return t[dst+" "+via]
+}

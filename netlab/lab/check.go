@@ -83,6 +83,17 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	}
 	add("nodes", len(nodesDown) == 0, "%d of %d up%s", len(st.Nodes)-len(nodesDown), len(st.Nodes), listed(" down: ", nodesDown))
 
+	// Every namespace's routes as the plan has them (a link taken down by hand loses its).
+	h := kernel.NewHandles()
+	var lost []string
+	for _, ns := range p.Namespaces() {
+		for _, m := range missingRoutes(h, p, ns) {
+			lost = append(lost, strings.TrimPrefix(ns, plan.NetnsName(labName, ""))+": "+m)
+		}
+	}
+	h.Close()
+	add("routes", len(lost) == 0, "%d planned routes present%s", len(p.Routes)-len(lost), listed(" missing: ", lost))
+
 	if ef, err := ReadEndpoints(EndpointsPath(labName)); err == nil {
 		var stale []string
 		for _, n := range p.Nodes {

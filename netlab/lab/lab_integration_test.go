@@ -27,6 +27,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -131,8 +132,12 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 			t.Errorf("node %s agents %v kube-proxy %+v", n.Name, n.Agents, n.KubeProxy)
 		}
 	}
-	// A node whose ingress agent died is not ready, and says why.
+	// A node whose ingress agent died is not ready, and says why. (Marked stopped, so the
+	// supervisor leaves it down, as it does a pod after `pod kill`.)
 	n2 := p.Nodes[1]
+	if err := os.WriteFile(supervise.StoppedPath(lab.Dir(p.Lab), "ingress", n2.Name), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
 		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[2] == "ingress" {
 			kernel.Terminate([]int{pid}, time.Second)

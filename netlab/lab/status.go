@@ -48,6 +48,30 @@ type AgentStatus struct {
 	Message   string `json:"message,omitempty"`
 }
 
+// missingRoutes lists the plan's routes in ns that the kernel does not have.
+func missingRoutes(h *kernel.Handles, p *plan.Plan, ns string) []string {
+	var want []plan.Route
+	for _, r := range p.Routes {
+		if r.Netns == ns {
+			want = append(want, r)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	live, err := h.Routes(ns)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, r := range want {
+		if !live.Has(r.Dst, r.Via) {
+			out = append(out, r.Dst+" via "+r.Via)
+		}
+	}
+	return out
+}
+
 // agentStatuses reads every agent's pid file and the supervisor's report.
 func agentStatuses(lab string, p *plan.Plan) []AgentStatus {
 	rep, _ := supervise.ReadReport(Dir(lab))
@@ -251,6 +275,8 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ns.Reason = "eth0 is down"
 		case len(down) > 0:
 			ns.Reason = strings.Join(down, ", ")
+		case len(missingRoutes(h, p, n.Netns)) > 0:
+			ns.Reason = "routes missing: " + strings.Join(missingRoutes(h, p, n.Netns), ", ")
 		default:
 			ns.Ready = true
 		}
