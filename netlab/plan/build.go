@@ -111,7 +111,8 @@ func (b *builder) build(name string) (*Plan, error) {
 		Netns: ns("lb"), WanIP: cidr(lbWan, wan), FabricIP: cidr(lbFab, fab), VIP: lbs.VIP,
 		Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(),
 		HealthCheck: HealthCheck{Type: hc.Type, Path: hc.Path, Interval: hc.Interval.Duration.String(),
-			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit},
+			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit,
+			Ingress: hc.Ingress},
 	}
 	p.Links = append(p.Links,
 		Link{A: LinkEnd{Netns: p.LB.Netns, Name: LBWanIface, Addrs: []string{p.LB.WanIP}}, B: LinkEnd{Netns: ns("wan"), Name: "lb", Master: "wan"}},

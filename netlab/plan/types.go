@@ -75,6 +75,9 @@ type HealthCheck struct {
 	Rise     int    `json:"rise"`
 	Fall     int    `json:"fall"`
 	Inhibit  bool   `json:"inhibit"`
+	// Ingress is the check of the ingress virtual services: http (the ingress's /healthz
+	// on its health port) or tcp.
+	Ingress string `json:"ingress,omitempty"`
 }
 
 // VirtualServ is one VIP:port of the LB and the node port its real servers listen on.

@@ -70,6 +70,7 @@ func (s *Scenario) ApplyDefaults() {
 	hc := &lb.HealthCheck
 	def(&hc.Type, "tcp")
 	def(&hc.Path, "/healthz")
+	def(&hc.Ingress, "http")
 	if hc.Interval == nil {
 		hc.Interval = &metav1.Duration{Duration: time.Second}
 	}

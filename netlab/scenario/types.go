@@ -134,6 +134,11 @@ type HealthCheck struct {
 	Rise     int              `json:"rise,omitempty"`
 	Fall     int              `json:"fall,omitempty"`
 	Inhibit  bool             `json:"inhibit,omitempty"`
+	// Ingress is how the ingress virtual services (80/443 on every node) are checked:
+	// http (default) — a GET of the ingress's /healthz on its health port (10254, as
+	// ingress-nginx's), which a hung proxy fails; tcp — a connect to the real server's
+	// port, which the kernel completes even for a stopped process.
+	Ingress string `json:"ingress,omitempty"`
 }
 
 // IngressSpec configures the ingress agent that runs in every node.
