@@ -164,6 +164,10 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	if err := a.apply(ctx, "start"); err != nil {
 		return err
 	}
+	// What a cloud security group would let in from the clients, and nothing else.
+	if err := a.applyWanFilter(ctx); err != nil {
+		return err
+	}
 
 	var unique []lb.Probe
 	seen := map[string]bool{}

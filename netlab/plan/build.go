@@ -110,6 +110,7 @@ func (b *builder) build(name string) (*Plan, error) {
 	p.LB = LB{
 		Netns: ns("lb"), WanIP: cidr(lbWan, wan), FabricIP: cidr(lbFab, fab), VIP: lbs.VIP,
 		Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(),
+		ExposeNodes: lbs.ExposeNodes == nil || *lbs.ExposeNodes,
 		HealthCheck: HealthCheck{Type: hc.Type, Path: hc.Path, Interval: hc.Interval.Duration.String(),
 			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit,
 			Ingress: hc.Ingress},

@@ -64,6 +64,9 @@ type LB struct {
 	Persistence string        `json:"persistence"`
 	HealthCheck HealthCheck   `json:"healthCheck"`
 	VIPs        []VirtualServ `json:"virtualServices"`
+	// ExposeNodes: clients may reach the nodes' ingress ports and NodePorts, not only
+	// the VIPs (Lab.spec.loadBalancer.exposeNodes).
+	ExposeNodes bool `json:"exposeNodes"`
 }
 
 // HealthCheck is the LB's real-server check.

@@ -67,6 +67,10 @@ func (s *Scenario) ApplyDefaults() {
 	if lb.Persistence == nil {
 		lb.Persistence = &metav1.Duration{}
 	}
+	if lb.ExposeNodes == nil {
+		yes := true
+		lb.ExposeNodes = &yes
+	}
 	hc := &lb.HealthCheck
 	def(&hc.Type, "tcp")
 	def(&hc.Path, "/healthz")

@@ -123,6 +123,10 @@ type LBSpec struct {
 	Scheduler   string           `json:"scheduler,omitempty"`
 	Persistence *metav1.Duration `json:"persistence,omitempty"`
 	HealthCheck HealthCheck      `json:"healthCheck,omitempty"`
+	// ExposeNodes lets clients reach each node's ingress ports (80/443) and NodePort range
+	// through the LB, as a cloud security group that allows them would (default true);
+	// false leaves them only the VIPs. Nothing else on a node is reachable from a client.
+	ExposeNodes *bool `json:"exposeNodes,omitempty"`
 }
 
 // HealthCheck is a keepalived-style real-server check.
