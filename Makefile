@@ -3,6 +3,12 @@ GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin/netlab
 PREFIX  ?= /usr/local
 export PATH := $(dir $(GO)):$(PATH)
+# go.mod asks for Go 1.26: any Go from 1.21 on fetches it through the module proxy (Debian's
+# golang-go defaults to GOTOOLCHAIN=local, which would refuse). Set GOTOOLCHAIN to override.
+export GOTOOLCHAIN ?= auto
+# The binary carries its VCS revision (netlab version) when git can read the checkout; root
+# building a checkout owned by another user cannot ("dubious ownership"): build without it.
+BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo auto || echo false)
 
 .PHONY: all build deps up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 smoke clean install
 
@@ -12,7 +18,7 @@ deps:
 	scripts/deps.sh
 
 build:
-	$(GO) build -o $(BIN) ./cmd/netlab
+	$(GO) build -buildvcs=$(BUILDVCS) -o $(BIN) ./cmd/netlab
 
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/netlab
@@ -21,8 +27,10 @@ install: build
 up: deps build
 	./$(BIN) up $(if $(FILE),-f $(FILE),) $(if $(NAME),--name $(NAME),)
 
+# Removes lab NAME, else the only lab up (and refuses to guess when several are); ALL=1
+# removes every netlab lab on the machine, other people's too.
 down: build
-	./$(BIN) down $(if $(NAME),--name $(NAME),--all)
+	./$(BIN) down $(if $(ALL),--all,$(if $(NAME),--name $(NAME),))
 
 vet:
 	@out=$$(gofmt -l cmd netlab); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi

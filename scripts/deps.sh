@@ -32,12 +32,21 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Go: go.mod asks for 1.26. A Go from 1.21 on fetches it through the module proxy with
+# GOTOOLCHAIN=auto (the Makefile sets it); older ones (Debian 12, Ubuntu 22.04) cannot.
+go_help="install Go 1.26: on Debian 13 / Ubuntu 24.04 or later \`apt install golang-go\` (make fetches 1.26 by itself);
+  elsewhere the official tarball: curl -fsSLO https://go.dev/dl/go1.26.8.linux-amd64.tar.gz &&
+  rm -rf /usr/local/go && tar -C /usr/local -xzf go1.26.8.linux-amd64.tar.gz   (see README.md, Go)"
+if ! have go && [ -x /usr/local/go/bin/go ]; then
+  PATH="/usr/local/go/bin:$PATH" # where the tarball puts it; the Makefile looks there too
+fi
 if ! have go; then
-  if [ -x /usr/local/go/bin/go ]; then
-    echo "deps: Go is in /usr/local/go/bin; add it to PATH" >&2
-  else
-    echo "deps: Go is missing: install Go 1.26 or newer (https://go.dev/doc/install or apt install golang-go)" >&2
-  fi
+  echo "deps: Go is missing: $go_help" >&2
+  exit 1
+fi
+go_minor=$(cd / && GOTOOLCHAIN=local go version | sed -nE 's/^go version go1\.([0-9]+).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -lt 21 ]; then
+  echo "deps: $(cd / && go version) cannot build netlab (it needs 1.26, and Go before 1.21 cannot fetch it): $go_help" >&2
   exit 1
 fi
 

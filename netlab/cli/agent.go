@@ -6,16 +6,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 	"github.com/spf13/cobra"
 )
 
-// agentRoles lets each role's command register itself (one file per role).
-var agentRoles []func(*globals) *cobra.Command
+// The lab's own processes, one subcommand per role, all here: `up` starts them (see
+// plan.Process) and nobody else should.
 
 func newAgent(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -36,7 +39,9 @@ func newAgent(g *globals) *cobra.Command {
 			case "lb":
 				object = "lb"
 			default:
-				return nil // the controller lives in the root namespace and changes nothing there
+				// the controller and the supervisor live in the root namespace and
+				// change nothing there
+				return nil
 			}
 			ns := plan.NetnsName(labName, object)
 			if labName == "" || object == "" || !kernel.InNetns(ns) {
@@ -45,10 +50,8 @@ func newAgent(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(newAgentPod(g))
-	for _, r := range agentRoles {
-		cmd.AddCommand(r(g))
-	}
+	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(),
+		newAgentSupervisor())
 	return cmd
 }
 
@@ -57,17 +60,35 @@ func agentContext(parent context.Context) (context.Context, context.CancelFunc) 
 	return signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 }
 
+// agentLogger writes JSON lines to stderr (the agent's log file); durations are written
+// as Go durations ("1.5s"), not nanoseconds, so the log reads as it is.
 func agentLogger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: readableDurations}))
 }
 
-func newAgentPod(g *globals) *cobra.Command {
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// runAgent runs one agent until SIGTERM or SIGINT.
+func runAgent[C any](run func(context.Context, C, *slog.Logger) error, cfg *C) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := agentContext(cmd.Context())
+		defer cancel()
+		return run(ctx, *cfg, agentLogger())
+	}
+}
+
+func newAgentPod() *cobra.Command {
 	var cfg agent.PodConfig
 	var ports []string
 	cmd := &cobra.Command{
 		Use:  "pod",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, p := range ports {
 				ps, err := agent.ParsePortSpec(p)
 				if err != nil {
@@ -75,15 +96,97 @@ func newAgentPod(g *globals) *cobra.Command {
 				}
 				cfg.Ports = append(cfg.Ports, ps)
 			}
+			return runAgent(agent.RunPod, &cfg)(cmd, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Lab, "lab", "", "lab name")
+	f.StringVar(&cfg.Pod, "pod", "", "pod name")
+	f.StringVar(&cfg.Node, "node", "", "node name")
+	f.StringVar(&cfg.IP, "ip", "", "pod IP")
+	f.StringArrayVar(&ports, "port", nil, "PORT/PROTO to serve (repeatable)")
+	return cmd
+}
+
+func newAgentKubeProxy() *cobra.Command {
+	var cfg agent.KubeProxyConfig
+	cmd := &cobra.Command{Use: "kube-proxy", Args: cobra.NoArgs, RunE: runAgent(agent.RunKubeProxy, &cfg)}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Lab, "lab", "", "lab name")
+	f.StringVar(&cfg.Node, "node", "", "node name")
+	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	return cmd
+}
+
+func newAgentController() *cobra.Command {
+	var cfg agent.ControllerConfig
+	cmd := &cobra.Command{Use: "controller", Args: cobra.NoArgs, RunE: runAgent(agent.RunController, &cfg)}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Lab, "lab", "", "lab name")
+	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	f.DurationVar(&cfg.Interval, "interval", 0, "probe interval (at most 500ms; default 250ms)")
+	return cmd
+}
+
+func newAgentIngress() *cobra.Command {
+	var cfg agent.IngressConfig
+	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: runAgent(agent.RunIngress, &cfg)}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Lab, "lab", "", "lab name")
+	f.StringVar(&cfg.Node, "node", "", "node name")
+	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	f.StringVar(&cfg.Config, "config", "", "configuration file, re-read on SIGHUP (default DIR/plan.json)")
+	f.StringVar(&cfg.CADir, "ca-dir", "", "lab CA directory (default DIR/ca)")
+	f.StringVar(&cfg.ClassName, "class", "", "IngressClass served (default netlab)")
+	f.IntVar(&cfg.HTTPPort, "http-port", 0, "HTTP port (default 80)")
+	f.IntVar(&cfg.HTTPSPort, "https-port", 0, "HTTPS port (default 443)")
+	f.IntVar(&cfg.MetricsPort, "metrics-port", 0, "Prometheus metrics port (default 10254)")
+	f.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", 0, "wait for an upstream's response headers before 504 (default 30s)")
+	return cmd
+}
+
+func newAgentLB() *cobra.Command {
+	var name, state string
+	cmd := &cobra.Command{
+		Use:  "lb",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := lab.LoadPlan(name)
+			if err != nil {
+				return err
+			}
+			cfg := agent.LBConfig{Plan: p, StatePath: state}
+			if cfg.StatePath == "" {
+				cfg.StatePath = lab.LBStatePath(name)
+			}
+			return runAgent(agent.RunLB, &cfg)(cmd, args)
+		},
+	}
+	cmd.Flags().StringVar(&name, "lab", "", "lab name")
+	cmd.Flags().StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
+	return cmd
+}
+
+// newAgentSupervisor is the lab's supervisor: root namespace, restarts the lab's agents.
+func newAgentSupervisor() *cobra.Command {
+	var cfg supervise.Config
+	cmd := &cobra.Command{
+		Use:  "supervisor",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := plan.CheckLabName(cfg.Lab); err != nil {
+				return err
+			}
+			if cfg.Dir == "" {
+				cfg.Dir = lab.Dir(cfg.Lab)
+			}
+			cfg.LockPath = supervise.LockPath(filepath.Dir(cfg.Dir), cfg.Lab)
 			ctx, cancel := agentContext(cmd.Context())
 			defer cancel()
-			return agent.RunPod(ctx, cfg, agentLogger())
+			return supervise.Run(ctx, cfg, agentLogger(), agent.NotifyReady)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Lab, "lab", "", "lab name")
-	cmd.Flags().StringVar(&cfg.Pod, "pod", "", "pod name")
-	cmd.Flags().StringVar(&cfg.Node, "node", "", "node name")
-	cmd.Flags().StringVar(&cfg.IP, "ip", "", "pod IP")
-	cmd.Flags().StringArrayVar(&ports, "port", nil, "PORT/PROTO to serve (repeatable)")
+	cmd.Flags().StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
 	return cmd
 }

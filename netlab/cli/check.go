@@ -1,63 +1,83 @@
 package cli
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newCheck) }
-
+// checkFailed is check's failure: exit code 1.
 type checkFailed int
 
-func (c checkFailed) Error() string { return fmt.Sprintf("%d check(s) failed", int(c)) }
+func (c checkFailed) Error() string { return plural(int(c), "check", "checks") + " failed" }
+
+// notChecked is check's "the lab is not up or no check ran": exit code 2.
+type notChecked struct{ err error }
+
+func (e notChecked) Error() string { return e.err.Error() }
+func (e notChecked) Unwrap() error { return e.err }
+func (notChecked) ExitCode() int   { return 2 }
+
+// plural says "1 check", "2 checks".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
 
 func newCheck(g *globals) *cobra.Command {
-	var output string
 	cmd := &cobra.Command{
-		Use:     "check [--name LAB] [-o table|json]",
+		Use:     "check [--name LAB] [-o table|wide|json|yaml]",
 		Short:   "Verify a running lab: namespaces, agents, pods, kube-proxy syncs, LB health, a request through every entry point",
+		Long:    `Exit code 0 when every check passed, 1 when some failed, 2 when the lab is not up or no check ran.`,
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			name, err := g.labName()
-			if err != nil {
-				return err
+	}
+	o := addOutput(cmd, "table")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		name, err := g.labName()
+		if errors.Is(err, lab.ErrNoLab) {
+			return notChecked{err}
+		}
+		if err != nil {
+			return err
+		}
+		checks, err := lab.CheckLab(cmd.Context(), name)
+		if errors.Is(err, lab.ErrNoLab) {
+			return notChecked{err}
+		}
+		if err != nil {
+			return err
+		}
+		if len(checks) == 0 {
+			return notChecked{fmt.Errorf("lab %s: no check ran", name)}
+		}
+		failed := 0
+		for _, c := range checks {
+			if !c.OK {
+				failed++
 			}
-			checks, err := lab.CheckLab(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			failed := 0
+		}
+		if err := o.print(g.out, checks, func(w io.Writer, _ bool) error {
 			for _, c := range checks {
+				mark := "ok  "
 				if !c.OK {
-					failed++
+					mark = "FAIL"
 				}
-			}
-			if output == "json" {
-				enc := json.NewEncoder(g.out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(checks); err != nil {
-					return err
-				}
-			} else {
-				for _, c := range checks {
-					mark := "ok  "
-					if !c.OK {
-						mark = "FAIL"
-					}
-					fmt.Fprintf(g.out, "%s  %-34s %s\n", mark, c.Name, c.Detail)
-				}
-			}
-			if failed > 0 {
-				return checkFailed(failed)
+				fmt.Fprintf(w, "%s  %-34s %s\n", mark, c.Name, c.Detail)
 			}
 			return nil
-		},
+		}); err != nil {
+			return err
+		}
+		if failed > 0 {
+			return checkFailed(failed)
+		}
+		return nil
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }

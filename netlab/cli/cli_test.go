@@ -75,9 +75,23 @@ func TestGraph(t *testing.T) {
 }
 
 func TestPlanPrintsEveryNodesRules(t *testing.T) {
-	out, err := run(t, "plan", "-f", defaultFile)
+	short, err := run(t, "plan", "-f", defaultFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(short, "# kube-proxy rules on") {
+		t.Error("plan prints the rules without --rules or -o wide")
+	}
+	wide, err := run(t, "plan", "-f", defaultFile, "-o", "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "plan", "-f", defaultFile, "--rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != wide {
+		t.Error("plan --rules and plan -o wide differ")
 	}
 	for _, node := range []string{"node-1", "node-2"} {
 		if !strings.Contains(out, "# kube-proxy rules on "+node) {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/spf13/cobra"
 )
@@ -8,12 +10,18 @@ import (
 func newDown(g *globals) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
-		Use:     "down [--name LAB] [--all]",
-		Short:   "Remove a lab (or every lab), found by name; idempotent",
+		Use:   "down [--name LAB] [--all]",
+		Short: "Remove a lab (or every lab), found by name; idempotent",
+		Long: `Remove a lab, found by its name: no scenario file needed, and nothing to remove is not
+an error. Without --name it removes the only lab that is up, and refuses to guess when
+several are up. --all removes every netlab lab on this machine, other people's too.`,
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if all {
+				if g.name != "" {
+					return usagef("--all and --name %s: give one of them", g.name)
+				}
 				return lab.DownAll(g.logger())
 			}
 			name := g.name
@@ -22,20 +30,20 @@ func newDown(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				switch len(labs) {
-				case 0:
+				if len(labs) == 0 {
 					return nil // nothing to remove
-				case 1:
-					name = labs[0]
-				default:
-					_, err := lab.Resolve("")
+				}
+				if name, err = g.labName(); err != nil {
 					return err
 				}
 			}
-			return lab.Down(name, g.logger())
+			if err := lab.Down(name, g.logger()); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.errOut, "lab %s is down\n", name)
+			return nil
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().BoolVar(&all, "all", false, "remove every netlab lab on this machine")
 	return cmd
 }

@@ -20,13 +20,19 @@ func newExec(g *globals) *cobra.Command {
   netlab exec web-1 -- curl -s http://10.244.2.3:8080/`,
 		Args:    cobra.MinimumNArgs(2),
 		PreRunE: needRoot,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveDefault // the command: files, as the shell does
+			}
+			return completeObjects(g, "any")(cmd, args, toComplete)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// With interspersed flags off, cobra may hand "--" through as an argument.
 			if len(args) > 1 && args[1] == "--" {
 				args = append(args[:1], args[2:]...)
 			}
 			if len(args) < 2 {
-				return fmt.Errorf("usage: netlab exec TARGET -- CMD [ARGS...]")
+				return usagef("usage: netlab exec [--name LAB] TARGET -- CMD [ARGS...]")
 			}
 			name, err := g.labName()
 			if err != nil {
@@ -45,7 +51,6 @@ func newExec(g *globals) *cobra.Command {
 			return syscall.Exec(ip, argv, os.Environ())
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

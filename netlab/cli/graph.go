@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newGraph) }
-
 func newGraph(g *globals) *cobra.Command {
 	var output string
 	var files []string
@@ -47,7 +45,6 @@ func newGraph(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "draw a scenario's plan instead of a running lab")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or dot")
 	return cmd

@@ -1,11 +1,11 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/agent"
@@ -16,81 +16,61 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	agentRoles = append(agentRoles, newAgentLB)
-	extraCommands = append(extraCommands, newLB)
-}
-
-// lbStatePath is where a lab's lb agent publishes its state.
-func lbStatePath(name string) string { return filepath.Join(lab.Dir(name), lb.StateFile) }
-
-func newAgentLB(g *globals) *cobra.Command {
-	var name, state string
-	cmd := &cobra.Command{
-		Use:  "lb",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := lab.LoadPlan(name)
-			if err != nil {
-				return err
-			}
-			if state == "" {
-				state = lbStatePath(name)
-			}
-			ctx, cancel := agentContext(cmd.Context())
-			defer cancel()
-			return agent.RunLB(ctx, agent.LBConfig{Plan: p, StatePath: state}, agentLogger())
-		},
-	}
-	cmd.Flags().StringVar(&name, "lab", "", "lab name")
-	cmd.Flags().StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
-	return cmd
-}
-
 func newLB(g *globals) *cobra.Command {
-	var output string
 	cmd := &cobra.Command{
-		Use:   "lb [--name LAB] [-o table|json]",
+		Use:   "lb [--name LAB] [-o table|wide|json|yaml]",
 		Short: "Show the load balancer's virtual services and real servers, like ipvsadm -Ln --stats",
 		Long: `Show every virtual service of the external load balancer: its scheduler and, for each
 real server (a node), its weight, health (from the lb agent's checks), active and
 inactive connections (from the LB's conntrack table), and connections, packets and bytes
-(from the LB's rule counters).`,
+(from the LB's rule counters). -o wide adds each real server's last check and error.`,
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			name, err := g.labName()
-			if err != nil {
-				return err
-			}
-			r, err := lbReport(name)
-			if err != nil {
-				return err
-			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(g.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
-			case "table", "":
-				return r.WriteTable(g.out)
-			default:
-				return fmt.Errorf("unknown output %q (table or json)", output)
-			}
-		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	o := addOutput(cmd, "table")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		name, err := g.labName()
+		if err != nil {
+			return err
+		}
+		r, err := lbReport(g, name)
+		if err != nil {
+			return err
+		}
+		return o.print(g.out, r, func(w io.Writer, wide bool) error {
+			if err := r.WriteTable(w); err != nil || !wide {
+				return err
+			}
+			return writeLBChecks(w, r)
+		})
+	}
 	return cmd
 }
 
-// lbReport gathers the agent's state, the LB namespace's counters and conntrack table.
-func lbReport(name string) (lb.Report, error) {
+// writeLBChecks lists each real server's health check and last error (-o wide).
+func writeLBChecks(out io.Writer, r lb.Report) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\nREAL SERVER\tCHECK\tLAST ERROR\n")
+	for _, s := range r.Services {
+		for _, b := range s.Backends {
+			e := b.Err
+			if e == "" {
+				e = "-"
+			}
+			fmt.Fprintf(w, "%s:%d (%s)\t%s\t%s\n", b.IP, b.Port, b.Node, b.Check, e)
+		}
+	}
+	return w.Flush()
+}
+
+// lbReport gathers the agent's state, the LB namespace's counters and conntrack table;
+// lb.NewReport puts them together.
+func lbReport(g *globals, name string) (lb.Report, error) {
 	p, err := lab.LoadPlan(name)
 	if err != nil {
 		return lb.Report{}, err
 	}
-	st, err := lb.LoadState(lbStatePath(name))
+	st, err := lb.LoadState(lab.LBStatePath(name))
 	if errors.Is(err, os.ErrNotExist) {
 		// No agent state (yet): show the plan's services with unknown (down) health.
 		vss, _, perr := agent.LBServices(p)
@@ -106,30 +86,16 @@ func lbReport(name string) (lb.Report, error) {
 	if err != nil {
 		return lb.Report{}, fmt.Errorf("read the LB's counters: %w", err)
 	}
-	parsed, err := lb.ParseSave(saved)
-	if err != nil {
-		return lb.Report{}, err
-	}
-	flows, err := lbFlows(p.LB.Netns)
-	if err != nil {
-		return lb.Report{}, err
-	}
-	r := lb.BuildReport(name, p.LB.Netns, st, lb.Stats(st.Services, parsed), lb.CountConns(st.Services, flows))
-	if !st.Updated.IsZero() && time.Since(st.Updated) > 10*time.Second {
-		fmt.Fprintf(os.Stderr, "warning: the lb agent last published its state %s ago; health may be stale\n", time.Since(st.Updated).Round(time.Second))
-	}
-	return r, nil
-}
-
-// lbFlows lists the LB namespace's TCP and UDP conntrack entries.
-func lbFlows(ns string) ([]lb.Flow, error) {
 	h := kernel.NewHandles()
 	defer h.Close()
-	flows, err := h.Flows(ns)
+	flows, err := h.Flows(p.LB.Netns)
 	if err != nil {
-		return nil, fmt.Errorf("read the LB's conntrack table: %w", err)
+		return lb.Report{}, fmt.Errorf("read the LB's conntrack table: %w", err)
 	}
-	return toLBFlows(flows), nil
+	if !st.Updated.IsZero() && time.Since(st.Updated) > 10*time.Second {
+		fmt.Fprintf(g.errOut, "warning: the lb agent last published its state %s ago; health may be stale\n", time.Since(st.Updated).Round(time.Second))
+	}
+	return lb.NewReport(name, p.LB.Netns, st, saved, toLBFlows(flows))
 }
 
 // toLBFlows keeps the part of each TCP or UDP flow the report counts.

@@ -1,75 +1,65 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 )
 
 func newPlan(g *globals) *cobra.Command {
 	var files []string
-	var output string
 	var rules bool
 	cmd := &cobra.Command{
-		Use:   "plan [-f FILE ...] [-o table|json|yaml]",
-		Short: "Print everything a lab would be, without root: namespaces, links, addresses, routes, processes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadPlan(g, files, g.name)
-			if err != nil {
-				return err
+		Use:   "plan [-f FILE ...] [--name LAB] [--rules] [-o table|wide|json|yaml]",
+		Short: "Print everything a lab would be, without root: namespaces, links, addresses, routes, processes, rules",
+		Long: `Print everything a lab would be, without root. The table lists namespaces, links,
+addresses, routes, Services and processes; --rules (or -o wide) adds every node's
+kube-proxy rules as iptables-restore input, as they will be with every pod ready.`,
+		Example: `  netlab plan -f scenarios/three-nodes.yaml
+  netlab plan --rules | less
+  netlab plan -o json | jq .pods`,
+		Args: cobra.NoArgs,
+	}
+	o := addOutput(cmd, "table")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		p, err := loadPlan(g, files, g.name)
+		if err != nil {
+			return err
+		}
+		return o.print(g.out, p, func(w io.Writer, wide bool) error {
+			printPlan(w, p)
+			if rules || wide {
+				return printNodeRules(w, p)
 			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(g.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(p)
-			case "yaml":
-				b, err := yaml.Marshal(p)
-				if err != nil {
-					return err
-				}
-				_, err = g.out.Write(b)
-				return err
-			case "table", "":
-				printPlan(g, p)
-				if rules {
-					return printNodeRules(g, p)
-				}
-				return nil
-			}
-			return fmt.Errorf("unknown output %q (table, json or yaml)", output)
-		},
+			return nil
+		})
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "scenario file (repeatable); default: the embedded default lab")
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the Lab object's metadata.name, else demo)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
-	cmd.Flags().BoolVar(&rules, "rules", true, "with the table: every node's kube-proxy rules (iptables-restore input, every pod ready)")
+	cmd.Flags().BoolVar(&rules, "rules", false, "with the table: every node's kube-proxy rules (iptables-restore input, every pod ready)")
 	return cmd
 }
 
 // printNodeRules prints, per node, the iptables-restore input kube-proxy will write there.
-func printNodeRules(g *globals, p *plan.Plan) error {
+func printNodeRules(out io.Writer, p *plan.Plan) error {
 	for _, n := range p.Nodes {
 		b, err := p.NodeRules(n.Name)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(g.out, "\n# kube-proxy rules on %s (%s), as `iptables-restore --noflush` input\n", n.Name, n.Netns)
-		if _, err := g.out.Write(b); err != nil {
+		fmt.Fprintf(out, "\n# kube-proxy rules on %s (%s), as `iptables-restore --noflush` input\n", n.Name, n.Netns)
+		if _, err := out.Write(b); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func printPlan(g *globals, p *plan.Plan) {
-	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+func printPlan(out io.Writer, p *plan.Plan) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "LAB %s  (network %s: wan %s, nodes %s, pods %s, services %s)\n\n", p.Lab, p.Network.Mode,
 		p.Network.WanCIDR, p.Network.NodeCIDR, p.Network.PodCIDR, p.Network.ServiceCIDR)
 	fmt.Fprintf(w, "NAMESPACE\tWHAT\n")

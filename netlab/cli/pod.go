@@ -10,12 +10,12 @@ import (
 
 func newPod(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "pod", Short: "Failure drills on pods: kill, start"}
-	cmd.PersistentFlags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
 	kill := &cobra.Command{
-		Use:     "kill POD",
-		Short:   "Stop a pod's process (its namespace and address stay, as a crashed container's)",
-		Args:    cobra.ExactArgs(1),
-		PreRunE: needRoot,
+		Use:               "kill [--name LAB] POD",
+		Short:             "Stop a pod's process (its namespace and address stay, as a crashed container's)",
+		Args:              cobra.ExactArgs(1),
+		PreRunE:           needRoot,
+		ValidArgsFunction: completeObjects(g, "pod"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.labName()
 			if err != nil {
@@ -25,15 +25,16 @@ func newPod(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out, "pod %s: stopped %d process(es)\n", args[0], n)
+			fmt.Fprintf(g.out, "pod %s: stopped %s\n", args[0], plural(n, "process", "processes"))
 			return nil
 		},
 	}
 	start := &cobra.Command{
-		Use:     "start POD",
-		Short:   "Start a pod's process again and wait until it serves",
-		Args:    cobra.ExactArgs(1),
-		PreRunE: needRoot,
+		Use:               "start [--name LAB] POD",
+		Short:             "Start a pod's process again and wait until it serves",
+		Args:              cobra.ExactArgs(1),
+		PreRunE:           needRoot,
+		ValidArgsFunction: completeObjects(g, "pod"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.labName()
 			if err != nil {

@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/spf13/cobra"
 )
+
+// LabEnv is the environment variable that gives --name its default.
+const LabEnv = "NETLAB_LAB"
 
 // globals are the flags every command has.
 type globals struct {
@@ -28,8 +33,15 @@ func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.errOut, &slog.HandlerOptions{Level: level}))
 }
 
-// labName resolves --name, or the only lab that is up.
-func (g *globals) labName() (string, error) { return lab.Resolve(g.name) }
+// labName resolves --name (or NETLAB_LAB), or the only lab that is up. Several labs up and
+// no name is a usage error: the user has to say which.
+func (g *globals) labName() (string, error) {
+	name, err := lab.Resolve(g.name)
+	if errors.Is(err, lab.ErrAmbiguous) {
+		return "", usageError{err}
+	}
+	return name, err
+}
 
 // errNotRoot is printed as the one line a non-root user sees.
 var errNotRoot = errors.New("this command needs root: run it with sudo")
@@ -41,7 +53,16 @@ func needRoot(*cobra.Command, []string) error {
 	return nil
 }
 
-// New returns the root command.
+// usageError is a mistake in how a command was called: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+func (usageError) ExitCode() int   { return 2 }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// New returns the root command with every verb, in the order `netlab help` lists them.
 func New(out, errOut io.Writer) *cobra.Command {
 	g := &globals{out: out, errOut: errOut}
 	root := &cobra.Command{
@@ -52,35 +73,114 @@ each, pods and kube-proxy's iptables rules out of network namespaces, veths and
 bridges, so a request can be followed packet by packet:
 
   client -> LB VIP -> node ingress (L7) -> Service (kube-proxy) -> pod on any node`,
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what happens, step by step")
+	root.PersistentFlags().StringVar(&g.name, "name", os.Getenv(LabEnv),
+		"lab name (default $"+LabEnv+"; up and plan: the Lab's metadata.name, else demo; other verbs: the only lab that is up)")
+	_ = root.RegisterFlagCompletionFunc("name", completeLabs)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	// Every verb, explicitly: nothing registers itself elsewhere.
 	root.AddCommand(
-		newUp(g), newDown(g), newStatus(g), newExec(g), newPlan(g), newLogs(g), newPod(g), newAgent(g),
+		// lifecycle
+		newUp(g), newDown(g), newPlan(g),
+		// inspection
+		newStatus(g), newLB(g), newRules(g), newCheck(g), newLogs(g), newExport(g),
+		newTrace(g), newCapture(g), newGraph(g), newCA(g),
+		// hands-on
+		newExec(g), newPod(g), newNode(g),
+		// about netlab itself
+		newVersion(g),
+		// the lab's own processes
+		newAgent(g),
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add(g))
-	}
+	strictArgs(root)
 	return root
 }
 
-// extraCommands lets verbs in other files of this package register themselves.
-var extraCommands []func(*globals) *cobra.Command
+// strictArgs makes every wrong argument count a usage error (exit 2), and a command group
+// given an unknown subcommand say so instead of printing its help with exit 0.
+func strictArgs(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += "; did you mean " + strings.Join(s, ", ") + "?"
+				}
+				return usagef("%s (see %s --help)", msg, cmd.CommandPath())
+			}
+			return cmd.Help()
+		}
+	} else if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usagef("%v; usage: %s", err, cmd.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		strictArgs(sub)
+	}
+}
+
+// hoistName moves every --name flag found before "--" to the front, so it is accepted after
+// a target too (`netlab exec client --name demo -- true`), also for verbs that stop
+// parsing flags at their first argument.
+func hoistName(args []string) []string {
+	if len(args) > 0 && strings.HasPrefix(args[0], "__complete") {
+		return args // the shell's word being completed stays last
+	}
+	var front, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(append(front, rest...), args[i:]...)
+		case a == "--name" && i+1 < len(args):
+			front = append(front, a, args[i+1])
+			i++
+		case strings.HasPrefix(a, "--name="):
+			front = append(front, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(front, rest...)
+}
+
+// Execute runs the command line with args and returns the exit code: 0 done, 1 failed,
+// 2 a usage error (or, for check, the lab is not up or no check ran).
+func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
+	root := New(out, errOut)
+	root.SetArgs(hoistName(args))
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+		err = errNotRoot
+	}
+	fmt.Fprintln(errOut, "netlab: "+err.Error())
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		return 2 // cobra's own, for the root command
+	}
+	return 1
+}
 
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string) int {
-	root := New(os.Stdout, os.Stderr)
-	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "netlab: "+err.Error())
-		var ec interface{ ExitCode() int }
-		if errors.As(err, &ec) {
-			return ec.ExitCode()
-		}
-		return 1
-	}
-	return 0
+	return Execute(ctx, args, os.Stdout, os.Stderr)
 }

@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,36 +14,24 @@ import (
 )
 
 func newStatus(g *globals) *cobra.Command {
-	var output string
 	cmd := &cobra.Command{
-		Use:     "status [--name LAB] [-o table|json]",
+		Use:     "status [--name LAB] [-o table|wide|json|yaml]",
 		Short:   "Show a lab's nodes, pods, Services, Ingresses, LB and clients as they are now",
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			name, err := g.labName()
-			if err != nil {
-				return err
-			}
-			st, err := lab.GetStatus(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(g.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			case "table", "":
-				printStatus(g, st)
-				return nil
-			default:
-				return fmt.Errorf("unknown output %q (table or json)", output)
-			}
-		},
 	}
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the only lab that is up)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	o := addOutput(cmd, "table")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		name, err := g.labName()
+		if err != nil {
+			return err
+		}
+		st, err := lab.GetStatus(cmd.Context(), name)
+		if err != nil {
+			return err
+		}
+		return o.print(g.out, st, func(w io.Writer, wide bool) error { return writeStatus(w, st, wide) })
+	}
 	return cmd
 }
 
@@ -54,8 +42,10 @@ func yes(b bool) string {
 	return "NO"
 }
 
-func printStatus(g *globals, st *lab.Status) {
-	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+// writeStatus prints the status as tables; wide adds namespaces, not-ready endpoints and
+// each LB real server's node.
+func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "LAB %s\n\nNODE\tNAMESPACE\tIP\tPOD CIDR\tKUBE-PROXY SYNC\tREADY\n", st.Name)
 	for _, n := range st.Nodes {
 		sync := "-"
@@ -67,14 +57,22 @@ func printStatus(g *globals, st *lab.Status) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s %s\n", n.Name, n.Namespace, n.IP, n.PodCIDR, sync, yes(n.Ready), n.Reason)
 	}
-	fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tRESTARTS\tLABELS\n")
+	if wide {
+		fmt.Fprintf(w, "\nPOD\tNAMESPACE\tNETNS\tNODE\tIP\tPID\tREADY\tRESTARTS\tLABELS\n")
+	} else {
+		fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tRESTARTS\tLABELS\n")
+	}
 	for _, p := range st.Pods {
 		var ls []string
 		for k, v := range p.Labels {
 			ls = append(ls, k+"="+v)
 		}
 		sort.Strings(ls)
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), p.Restarts, strings.Join(ls, ","), p.Reason)
+		if wide {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Name, p.K8sNS, p.Namespace, p.Node, p.IP, p.PID, yes(p.Ready), p.Restarts, strings.Join(ls, ","), p.Reason)
+		} else {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), p.Restarts, strings.Join(ls, ","), p.Reason)
+		}
 	}
 	if len(st.Services) > 0 {
 		fmt.Fprintf(w, "\nSERVICE\tTYPE\tCLUSTER-IP\tPORTS\tENDPOINTS (ready)\n")
@@ -88,8 +86,13 @@ func printStatus(g *globals, st *lab.Status) {
 				ports = append(ports, ps)
 			}
 			for _, e := range s.Endpoints {
-				if e.Ready {
+				switch {
+				case e.Ready && wide:
+					eps = append(eps, fmt.Sprintf("%s:%d (%s)", e.IP, e.Port, e.Pod))
+				case e.Ready:
 					eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
+				case wide:
+					eps = append(eps, fmt.Sprintf("%s:%d (%s, not ready)", e.IP, e.Port, e.Pod))
 				}
 			}
 			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ","), strings.Join(eps, ","))
@@ -115,6 +118,9 @@ func printStatus(g *globals, st *lab.Status) {
 			if !b.Healthy {
 				h = "(down)"
 			}
+			if wide {
+				h = " (" + b.Node + ")" + h
+			}
 			bs = append(bs, fmt.Sprintf("%s:%d%s", b.IP, b.Port, h))
 		}
 		fmt.Fprintf(w, "%s:%d/%s\t%s\t%s\n", v.IP, v.Port, v.Protocol, v.Scheduler, strings.Join(bs, ","))
@@ -136,5 +142,5 @@ func printStatus(g *globals, st *lab.Status) {
 	for _, c := range st.Clients {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, c.Namespace, c.IP)
 	}
-	w.Flush()
+	return w.Flush()
 }

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/lab"
@@ -29,21 +31,22 @@ func newUp(g *globals) *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			if err := lab.Up(cmd.Context(), p, lab.Options{Retain: f.retain, ReadyTimeout: f.timeout, Log: g.logger()}); err != nil {
+			opts := lab.Options{Retain: f.retain, ReadyTimeout: f.timeout, Log: g.logger(), Scenario: scenarioText(f.files)}
+			if err := lab.Up(cmd.Context(), p, opts); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out, "lab %s is up in %s: %d nodes, %d pods, %d clients, ingress VIP %s\n",
-				p.Lab, time.Since(start).Round(time.Millisecond), len(p.Nodes), len(p.Pods), len(p.Clients), p.LB.VIP)
+			fmt.Fprintf(g.out, "lab %s is up in %s: %s, %s, %s, ingress VIP %s\n",
+				p.Lab, time.Since(start).Round(time.Millisecond), plural(len(p.Nodes), "node", "nodes"),
+				plural(len(p.Pods), "pod", "pods"), plural(len(p.Clients), "client", "clients"), p.LB.VIP)
 			target := p.LB.VIP
 			if hosts := lab.IngressHosts(p); len(hosts) > 0 {
 				target = hosts[0]
 			}
-			fmt.Fprintf(g.out, "  netlab status --name %s\n  netlab trace --name %s http://%s/      # follow a request hop by hop\n", p.Lab, p.Lab, target)
+			fmt.Fprintf(g.out, "  %s\n  %s      # follow a request hop by hop\n", lab.Hint(p.Lab, "status"), lab.Hint(p.Lab, "trace http://"+target+"/"))
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "scenario file (repeatable); default: the embedded default lab")
-	cmd.Flags().StringVar(&g.name, "name", "", "lab name (default: the Lab object's metadata.name, else demo)")
 	cmd.Flags().BoolVar(&f.retain, "retain", false, "keep what was made when up fails, for debugging")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for every agent to be ready")
 	return cmd
@@ -62,4 +65,29 @@ func loadPlan(g *globals, files []string, name string) (*plan.Plan, error) {
 		fmt.Fprintln(g.errOut, "warning: "+w.String())
 	}
 	return plan.Build(s, name)
+}
+
+// scenarioText is the scenario's files one after the other, each named, as up keeps it
+// with the logs.
+func scenarioText(files []string) []byte {
+	if len(files) == 0 {
+		return append([]byte("# the embedded default scenario\n"), scenario.DefaultYAML()...)
+	}
+	var b bytes.Buffer
+	for i, f := range files {
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		fmt.Fprintf(&b, "# file: %s\n", f)
+		content, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(&b, "# unreadable: %v\n", err)
+			continue
+		}
+		b.Write(content)
+		if !bytes.HasSuffix(content, []byte("\n")) {
+			b.WriteString("\n")
+		}
+	}
+	return b.Bytes()
 }

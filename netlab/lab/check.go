@@ -40,7 +40,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	want := p.Namespaces()
 	have, _ := kernel.ListNetns(plan.NetnsName(labName, ""))
 	missing := diff(want, have)
-	add("namespaces", len(missing) == 0, "%d of %d present%s", len(want)-len(missing), len(want), listed(" missing: ", missing))
+	add("namespaces", len(missing) == 0, "%d of %d present%s", len(want)-len(missing), len(want), listed("; missing: ", missing))
 
 	pids := kernel.PIDsIn(have)
 	var down []string
@@ -62,7 +62,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 			down = append(down, pr.Role+" "+pr.Name)
 		}
 	}
-	add("agents", len(down) == 0, "%d of %d running%s", len(procs)-len(down), len(procs), listed(" not running: ", down))
+	add("agents", len(down) == 0, "%d of %d running%s", len(procs)-len(down), len(procs), listed("; not running: ", down))
 
 	st, err := GetStatus(ctx, labName)
 	if err != nil {
@@ -74,14 +74,14 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 			notReady = append(notReady, ps.Name+" ("+ps.Reason+")")
 		}
 	}
-	add("pods ready", len(notReady) == 0, "%d of %d%s", len(st.Pods)-len(notReady), len(st.Pods), listed(" not ready: ", notReady))
+	add("pods ready", len(notReady) == 0, "%d of %d%s", len(st.Pods)-len(notReady), len(st.Pods), listed("; not ready: ", notReady))
 	var nodesDown []string
 	for _, n := range st.Nodes {
 		if !n.Ready {
 			nodesDown = append(nodesDown, n.Name+" ("+n.Reason+")")
 		}
 	}
-	add("nodes", len(nodesDown) == 0, "%d of %d up%s", len(st.Nodes)-len(nodesDown), len(st.Nodes), listed(" down: ", nodesDown))
+	add("nodes", len(nodesDown) == 0, "%d of %d up%s", len(st.Nodes)-len(nodesDown), len(st.Nodes), listed("; down: ", nodesDown))
 
 	// Every namespace's routes as the plan has them (a link taken down by hand loses its).
 	h := kernel.NewHandles()
@@ -92,7 +92,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		}
 	}
 	h.Close()
-	add("routes", len(lost) == 0, "%d planned routes present%s", len(p.Routes)-len(lost), listed(" missing: ", lost))
+	add("routes", len(lost) == 0, "%d planned routes present%s", len(p.Routes)-len(lost), listed("; missing: ", lost))
 
 	if ef, err := ReadEndpoints(EndpointsPath(labName)); err == nil {
 		var stale []string
@@ -108,7 +108,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 				stale = append(stale, fmt.Sprintf("%s (generation %d of %d)", n.Name, ss.Generation, ef.Generation))
 			}
 		}
-		add("kube-proxy synced", len(stale) == 0, "endpoints generation %d on %d nodes%s", ef.Generation, len(p.Nodes)-len(stale), listed(" behind: ", stale))
+		add("kube-proxy synced", len(stale) == 0, "endpoints generation %d on %d nodes%s", ef.Generation, len(p.Nodes)-len(stale), listed("; behind: ", stale))
 	} else if len(p.Services) > 0 {
 		add("kube-proxy synced", false, "no endpoints file: %v", err)
 	}
@@ -131,7 +131,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 			}
 		}
 	}
-	add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed(" missing: ", noJump))
+	add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed("; missing: ", noJump))
 
 	if ls, err := lb.LoadState(filepath.Join(Dir(labName), lb.StateFile)); err == nil {
 		healthy, total := 0, 0
@@ -148,7 +148,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	}
 
 	trace := hostTraces(p)
-	add("host network untouched", len(trace) == 0, "the root namespace has none of the lab's links, addresses, routes or rules%s", listed(" found: ", trace))
+	add("host network untouched", len(trace) == 0, "the root namespace has none of the lab's links, addresses, routes or rules%s", listed("; found: ", trace))
 
 	// End to end, from the first client.
 	if len(p.Clients) > 0 {
@@ -197,7 +197,7 @@ func IngressHosts(p *plan.Plan) []string {
 func hopsOf(tr *Trace) string {
 	var steps []string
 	for _, h := range tr.Hops {
-		steps = append(steps, h.Step)
+		steps = append(steps, h.Component)
 	}
 	return strings.Join(steps, " → ")
 }

@@ -1,10 +1,14 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
@@ -41,4 +45,51 @@ func SetNodeLink(name, node string, up bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// WaitNode waits until the lab has reacted to node going down (up false) or coming back:
+// the lb agent's state shows the node's real servers unhealthy (healthy), and the
+// endpoints controller has marked the node's endpoints not ready (ready). It returns
+// what has not reacted when ctx ends.
+func WaitNode(ctx context.Context, name, node string, up bool) error {
+	var pending []string
+	for {
+		pending = pending[:0]
+		st, err := lb.LoadState(LBStatePath(name))
+		if err != nil {
+			pending = append(pending, "the lb agent's state ("+err.Error()+")")
+		} else {
+			for _, vs := range st.Services {
+				for _, b := range vs.Backends {
+					if b.Name == node && b.Healthy != up {
+						pending = append(pending, fmt.Sprintf("LB real server %s:%d of %s", b.IP, b.Port, vs.Name))
+					}
+				}
+			}
+		}
+		ef, err := ReadEndpoints(EndpointsPath(name))
+		if err != nil {
+			pending = append(pending, "the endpoints ("+err.Error()+")")
+		} else {
+			for _, sp := range ef.Ports {
+				for _, ep := range sp.Endpoints {
+					if ep.Node == node && ep.Ready != up {
+						pending = append(pending, fmt.Sprintf("endpoint %s of %s", ep.Pod, sp.ServicePortName()))
+					}
+				}
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			want := "down"
+			if up {
+				want = "up"
+			}
+			return fmt.Errorf("node %s: still not %s: %s", node, want, strings.Join(pending, ", "))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
@@ -27,6 +28,9 @@ func Dir(lab string) string { return filepath.Join(RunDir, lab) }
 
 // PlanPath is where up keeps the lab's plan for agents, status and inspection.
 func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
+
+// LogDir holds a lab's agent logs.
+func LogDir(lab string) string { return filepath.Join(Dir(lab), "logs") }
 
 // LogPath is an agent's log file.
 func LogPath(lab, role, name string) string { return supervise.LogPath(Dir(lab), role, name) }
@@ -56,6 +60,9 @@ func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) {
 
 // ErrNoLab is returned when no lab of that name is up.
 var ErrNoLab = errors.New("no such lab")
+
+// ErrAmbiguous is returned when no name was given and several labs are up.
+var ErrAmbiguous = errors.New("say which with --name")
 
 // LoadPlan reads the plan a running lab was built from.
 func LoadPlan(lab string) (*plan.Plan, error) {
@@ -123,7 +130,7 @@ func Resolve(name string) (string, error) {
 	case 1:
 		return labs[0], nil
 	default:
-		return "", fmt.Errorf("%d labs are up (%s): say which with --name", len(labs), strings.Join(labs, ", "))
+		return "", fmt.Errorf("%d labs are up (%s): %w", len(labs), strings.Join(labs, ", "), ErrAmbiguous)
 	}
 }
 
@@ -164,4 +171,18 @@ func (l *lock) unlock(remove bool) {
 	if remove {
 		os.Remove(RunDir) // only succeeds when empty
 	}
+}
+
+// LBStatePath is where the lab's lb agent publishes its state.
+func LBStatePath(lab string) string { return filepath.Join(Dir(lab), lb.StateFile) }
+
+// Hint is a netlab command line for the user to run next, e.g. Hint("demo", "logs
+// ingress node-1"): it carries --name when the lab is not the only one up, so it works
+// as printed.
+func Hint(lab, command string) string {
+	verb, rest, _ := strings.Cut(command, " ")
+	if labs, err := Labs(); err == nil && len(labs) == 1 && labs[0] == lab {
+		return "netlab " + command
+	}
+	return strings.TrimSpace("netlab " + verb + " --name " + lab + " " + rest)
 }

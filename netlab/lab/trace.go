@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,44 +19,222 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/capture"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"golang.org/x/sys/unix"
 )
 
 // Trace is one request followed through the lab, hop by hop.
 type Trace struct {
 	URL      string        `json:"url"`
 	From     string        `json:"from"`
-	Status   int           `json:"status"`
+	Status   int           `json:"-"` // HTTP status; 0 when none came back (JSON: null)
 	Duration time.Duration `json:"durationNs"`
 	Hops     []Hop         `json:"hops"`
+	// Drop is where and why a failed request died (nil when it did not fail).
+	Drop *TraceDrop `json:"drop"`
+	// Error is what the sender saw when the request failed ("connection refused").
+	Error string `json:"error,omitempty"`
+	// Notes say what this trace could not see (no BPF, no packets captured).
+	Notes []string `json:"notes,omitempty"`
 }
 
-// Hop is one place the request passed, what happened to it there, and how to watch it.
+// MarshalJSON writes status as null when no HTTP status came back.
+func (t Trace) MarshalJSON() ([]byte, error) {
+	type plain Trace
+	var status *int
+	if t.Status != 0 {
+		status = &t.Status
+	}
+	return json.Marshal(struct {
+		plain
+		Status *int `json:"status"`
+	}{plain(t), status})
+}
+
+// Failed says whether the request got no answer.
+func (t *Trace) Failed() bool { return t.Error != "" }
+
+// Hop is one place the request passed, what happened to it there, the packets seen there,
+// and how to watch it.
 type Hop struct {
-	Step      string   `json:"step"`      // client, load balancer, ingress, kube-proxy, network, pod
-	Namespace string   `json:"namespace"` // where it happened
-	Summary   string   `json:"summary"`
-	Details   []string `json:"details,omitempty"`
-	Watch     string   `json:"watch,omitempty"` // a command that shows this hop's packets
+	Step      int           `json:"step"`      // 1–6 as in the article: client, LB, ingress, kube-proxy, network, pod
+	Component string        `json:"component"` // client, load balancer, ingress, kube-proxy, network, pod (or answer)
+	Object    string        `json:"object"`    // the lab object: client, lb, node-1, web-1
+	Namespace string        `json:"namespace"` // where it happened
+	Summary   string        `json:"summary"`
+	Details   []string      `json:"details,omitempty"`
+	Watch     string        `json:"watch,omitempty"` // a command that shows this hop's packets
+	Packets   []TracePacket `json:"packets"`
 }
 
-// TraceRequest sends one HTTP(S) request from a lab object's namespace (a client, by
-// default the first) and reconstructs the path it took from what the lab recorded: the
-// LB's and the node's conntrack entries (each NAT rewrite), the ingress's access log
-// (matched rule, Service, upstream) and the pod's echo (who answered, whom it saw).
+// TracePacket is one packet of the traced request as seen on one interface, with the
+// addresses as they are at that point (after every rewrite before it).
+type TracePacket struct {
+	Time      float64 `json:"time"`      // milliseconds since the trace's first packet
+	Interface string  `json:"interface"` // <object>/<ifname>
+	Direction string  `json:"direction"` // in | out, as that namespace sees it
+	Src       string  `json:"src"`
+	Dst       string  `json:"dst"`
+	Proto     string  `json:"proto"`
+	Flags     string  `json:"flags,omitempty"` // SYN, SYN-ACK, PSH-ACK...; ICMP type
+	Len       int     `json:"len"`             // L4 payload bytes
+	Encap     string  `json:"encap,omitempty"` // the VXLAN header it travelled in
+}
+
+// TraceDrop is where a failed request died, and why.
+type TraceDrop struct {
+	Object    string `json:"object"`
+	Namespace string `json:"namespace"`
+	Interface string `json:"interface"`
+	Reason    string `json:"reason"` // the kernel's drop reason, or what the packets show
+	Rule      string `json:"rule"`   // the rule that rejected or dropped it, when one did
+	Detail    string `json:"detail,omitempty"`
+}
+
+// The article's six steps.
+const (
+	stepClient = 1 + iota
+	stepLB
+	stepIngress
+	stepKubeProxy
+	stepNetwork
+	stepPod
+)
+
+// TraceOptions is one trace's request and what to record of it.
+type TraceOptions struct {
+	From    string      // the sender: a client (default: the first), pod or node
+	URL     string      // http(s)://host[:port]/path, tcp://IP:PORT or udp://IP:PORT
+	Method  string      // HTTP method (default GET)
+	Headers http.Header // extra request headers
+	Packets bool        // capture the request's packets on every lab interface
+	Pcap    io.Writer   // also write them as pcapng (implies Packets)
+}
+
+// TraceRequest sends one request from a lab object's namespace and follows it, capturing
+// its packets (see Trace).
 func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, error) {
+	return TraceWith(ctx, labName, TraceOptions{From: from, URL: rawURL, Packets: true})
+}
+
+// TraceWith sends one request from a lab object's namespace (a client, by default the
+// first) and reconstructs the path it took: the packets on every lab interface it crossed
+// (when asked), the LB's and the node's conntrack entries (each NAT rewrite), the
+// ingress's access log (matched rule, Service, upstream) and the pod's echo (who answered,
+// whom it saw). Each hop is written by its own function, in the order a request crosses
+// them. A request that got no answer returns the trace, ending with where it died, and an
+// error.
+func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, error) {
+	t, err := newTracer(labName, o)
+	if err != nil {
+		return nil, err
+	}
+	defer t.h.Close()
+	if o.Packets || o.Pcap != nil {
+		if err := t.startCapture(); err != nil {
+			t.tr.Notes = append(t.tr.Notes, "no packets: "+err.Error())
+		}
+	}
+	sendErr := t.send(ctx)
+	if sendErr != nil {
+		t.tr.Error = sendErr.Error()
+	}
+	t.stopCapture()
+	t.clientHop()
+	t.loadBalancerHop()
+	t.ingressHop()
+	if t.echo.Pod != "" && t.entryNS != "" {
+		t.kubeProxyHop()
+		t.networkHop()
+	}
+	t.answerHop()
+	t.attachPackets()
+	if o.Pcap != nil {
+		if err := t.writePcap(o.Pcap); err != nil {
+			return t.tr, err
+		}
+	}
+	if sendErr != nil {
+		t.findDrop(sendErr)
+		return t.tr, &RequestFailedError{Err: sendErr}
+	}
+	return t.tr, nil
+}
+
+// RequestFailedError is returned with the trace of a request that got no answer.
+type RequestFailedError struct{ Err error }
+
+func (e *RequestFailedError) Error() string { return "request failed: " + e.Err.Error() }
+func (e *RequestFailedError) Unwrap() error { return e.Err }
+
+// tracer is one traced request: where it starts, what came back, and what the hops found
+// so far (the node the request entered the cluster on).
+type tracer struct {
+	labName string
+	p       *plan.Plan
+	o       TraceOptions
+	u       *url.URL
+	from    string
+	fromNS  string
+	host    string
+	dst     netip.Addr
+	target  netip.AddrPort
+	reqID   string
+	h       *kernel.Handles
+	tr      *Trace
+
+	// Filled by send.
+	local  netip.AddrPort
+	resp   *http.Response
+	status string // "200 OK", or for L4 what came back
+	body   []byte
+	echo   podEcho
+
+	// Filled by the hops: the node whose rules handled the request, and each address pair
+	// the request had on its way (the flow before and after every rewrite).
+	entryNode  string
+	entryNS    string
+	viaIngress bool
+	flows      map[capture.Flow]bool
+	inner      map[capture.Flow]bool // the ingress's own connection to the Service
+
+	// The packet capture (see trace_wire.go).
+	session *capture.Session
+	packets []capture.Packet
+	ifaces  []capture.Iface
+}
+
+// podEcho is the part of the pod's echo response a trace uses.
+type podEcho struct {
+	Pod, Node, PodIP, ClientIP string
+	Port, ClientPort           int
+}
+
+func newTracer(labName string, o TraceOptions) (*tracer, error) {
 	p, err := LoadPlan(labName)
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("trace needs an http:// or https:// URL, got %q", rawURL)
+	u, err := url.Parse(o.URL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("trace needs an http://, https://, tcp:// or udp:// URL, got %q", o.URL)
 	}
+	switch u.Scheme {
+	case "http", "https":
+	case "tcp", "udp":
+		if u.Port() == "" {
+			return nil, fmt.Errorf("%s needs a port: %s://IP:PORT", u.Scheme, u.Scheme)
+		}
+	default:
+		return nil, fmt.Errorf("trace needs an http://, https://, tcp:// or udp:// URL, got %q", o.URL)
+	}
+	from := o.From
 	if from == "" {
 		if len(p.Clients) == 0 {
 			return nil, fmt.Errorf("lab %s has no client to trace from", labName)
@@ -75,161 +254,319 @@ func TraceRequest(ctx context.Context, labName, from, rawURL string) (*Trace, er
 	if err != nil {
 		return nil, err
 	}
-	dstPort, _ := strconv.Atoi(port)
-	target := netip.AddrPortFrom(dst, uint16(dstPort))
+	dstPort, err := strconv.Atoi(port)
+	if err != nil || dstPort < 1 || dstPort > 65535 {
+		return nil, fmt.Errorf("bad port %q in %s", port, o.URL)
+	}
+	return &tracer{
+		labName: labName, p: p, o: o, u: u, from: from, fromNS: fromNS, host: host, dst: dst,
+		target: netip.AddrPortFrom(dst, uint16(dstPort)),
+		reqID:  "trace-" + randomHex(8),
+		h:      kernel.NewHandles(),
+		tr:     &Trace{URL: o.URL, From: from},
+		flows:  map[capture.Flow]bool{},
+		inner:  map[capture.Flow]bool{},
+	}, nil
+}
 
-	tr := &Trace{URL: rawURL, From: from}
-	reqID := "trace-" + randomHex(8)
-	start := time.Now()
-	conn, err := kernel.DialIn(fromNS, "tcp", target.String(), 3*time.Second)
+// dial connects from the sender's namespace. The socket is bound before it connects, so
+// its address is known even when the connection then fails.
+func (t *tracer) dial(network string) (net.Conn, error) {
+	var conn net.Conn
+	d := net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var berr error
+		err := rc.Control(func(fd uintptr) {
+			if berr = unix.Bind(int(fd), &unix.SockaddrInet4{}); berr != nil {
+				return
+			}
+			if sa, err := unix.Getsockname(int(fd)); err == nil {
+				if in, ok := sa.(*unix.SockaddrInet4); ok {
+					t.local = netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port))
+				}
+			}
+		})
+		return errors.Join(err, berr)
+	}}
+	err := kernel.Do(t.fromNS, func() error {
+		var err error
+		conn, err = d.Dial(network, t.target.String())
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("connect from %s to %s: %w", from, target, err)
+		if !t.local.Addr().IsUnspecified() {
+			return nil, err
+		}
+		if a := objectIP(t.p, t.from); a.IsValid() {
+			t.local = netip.AddrPortFrom(a, t.local.Port()) // bound, never routed
+		}
+		return nil, err
+	}
+	t.local = netip.MustParseAddrPort(conn.LocalAddr().String())
+	return conn, nil
+}
+
+// send makes the request from the sender's namespace and reads the answer.
+func (t *tracer) send(ctx context.Context) error {
+	start := time.Now()
+	defer func() { t.tr.Duration = time.Since(start) }()
+	network := "tcp"
+	if t.u.Scheme == "udp" {
+		network = "udp"
+	}
+	conn, err := t.dial(network)
+	if err != nil {
+		return fmt.Errorf("connect from %s to %s: %w", t.from, t.target, err)
 	}
 	defer conn.Close()
-	local := netip.MustParseAddrPort(conn.LocalAddr().String())
+	if network == "udp" {
+		return t.sendUDP(conn)
+	}
 	var rw net.Conn = conn
-	if u.Scheme == "https" {
+	if t.u.Scheme == "https" {
 		pool := x509.NewCertPool()
-		if pem, err := os.ReadFile(filepath.Join(Dir(labName), "ca", "ca.crt")); err == nil {
+		if pem, err := os.ReadFile(filepath.Join(Dir(t.labName), "ca", "ca.crt")); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
-		tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
+		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("TLS with %s: %w", host, err)
+			return fmt.Errorf("TLS with %s: %w", t.host, err)
 		}
 		rw = tc
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	req.Header.Set("X-Request-ID", reqID)
+	reqURL := t.o.URL
+	if t.u.Scheme == "tcp" {
+		// Lab pods answer HTTP on their TCP ports: ask who they are.
+		reqURL = "http://" + t.u.Host + "/"
+	}
+	method := t.o.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, reqURL, nil)
+	if err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	for k, vs := range t.o.Headers {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if h := req.Header.Get("Host"); h != "" {
+		req.Host = h
+	}
+	req.Header.Set("X-Request-ID", t.reqID)
 	req.Header.Set("User-Agent", "netlab-trace")
 	req.Close = true
 	rw.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := req.Write(rw); err != nil {
-		return nil, fmt.Errorf("send request: %w", err)
+		return fmt.Errorf("send request: %w", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(rw), req)
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
+		if t.u.Scheme == "tcp" {
+			t.status = "connected (no HTTP answer)"
+			return nil
+		}
+		return fmt.Errorf("read response: %w", err)
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	t.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	tr.Status, tr.Duration = resp.StatusCode, time.Since(start)
-
-	var echo struct {
-		Pod, Node, PodIP, ClientIP string
-		Port, ClientPort           int
+	t.resp, t.status = resp, resp.Status
+	if t.u.Scheme != "tcp" {
+		t.tr.Status = resp.StatusCode
 	}
-	_ = json.Unmarshal(body, &echo)
+	_ = json.Unmarshal(t.body, &t.echo)
+	return nil
+}
 
-	h := kernel.NewHandles()
-	defer h.Close()
-	fromIface := "eth0"
-	tr.Hops = append(tr.Hops, Hop{Step: "client", Namespace: fromNS,
-		Summary: fmt.Sprintf("%s %s → %s %s %s", from, local, target, u.Scheme, host),
-		Details: []string{fmt.Sprintf("X-Request-ID %s", reqID)},
-		Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni %s host %s", fromNS, fromIface, dst)})
+// sendUDP sends one datagram and waits for the pod's echo.
+func (t *tracer) sendUDP(conn net.Conn) error {
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Write([]byte("netlab trace " + t.reqID)); err != nil {
+		return fmt.Errorf("send datagram: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return fmt.Errorf("no answer from %s: %w", t.target, err)
+	}
+	t.body = buf[:n]
+	t.status = "answered"
+	_ = json.Unmarshal(t.body, &t.echo)
+	return nil
+}
 
-	// The load balancer: a DNAT from the VIP to a node, if the target is a VIP.
-	entry := target
+func (t *tracer) addHop(h Hop) {
+	if h.Packets == nil {
+		h.Packets = []TracePacket{}
+	}
+	if cmd, ok := strings.CutPrefix(h.Watch, "netlab "); ok {
+		h.Watch = Hint(t.labName, cmd) // with --name when other labs are up
+	}
+	t.tr.Hops = append(t.tr.Hops, h)
+}
+
+func (t *tracer) addFlow(a, b netip.AddrPort) {
+	if a.IsValid() && b.IsValid() {
+		t.flows[capture.Flow{A: a, B: b}.Key()] = true
+	}
+}
+
+// clientHop: the sender's own connection.
+func (t *tracer) clientHop() {
+	t.addFlow(t.local, t.target)
+	details := []string{fmt.Sprintf("X-Request-ID %s", t.reqID)}
+	if t.u.Scheme == "udp" || t.u.Scheme == "tcp" {
+		details = nil
+	}
+	t.addHop(Hop{Step: stepClient, Component: "client", Object: t.from, Namespace: t.fromNS,
+		Summary: fmt.Sprintf("%s %s → %s %s %s", t.from, t.local, t.target, t.u.Scheme, t.host),
+		Details: details,
+		Watch:   fmt.Sprintf("netlab capture %s -- host %s", t.from, t.dst)})
+}
+
+// loadBalancerHop: a DNAT from the VIP to a node, if the target is a VIP. It also decides
+// which node the request entered the cluster on.
+func (t *tracer) loadBalancerHop() {
+	p := t.p
 	entryNode := ""
-	if vs, ok := findVIP(p, target); ok {
-		hop := Hop{Step: "load balancer", Namespace: p.LB.Netns,
-			Watch: fmt.Sprintf("ip netns exec %s tcpdump -ni any host %s", p.LB.Netns, local.Addr())}
-		if f, ok := findFlow(h, p.LB.Netns, func(f kernel.Flow) bool { return f.OrigSrc == local && f.OrigDst == target }); ok {
-			entry = f.ReplySrc
+	if vs, ok := findVIP(p, t.target); ok {
+		hop := Hop{Step: stepLB, Component: "load balancer", Object: "lb", Namespace: p.LB.Netns,
+			Watch: fmt.Sprintf("netlab capture lb -- host %s", t.local.Addr())}
+		if f, ok := findFlow(t.h, p.LB.Netns, func(f kernel.Flow) bool { return f.OrigSrc == t.local && f.OrigDst == t.target }); ok {
+			entry := f.ReplySrc
 			entryNode = nodeByIP(p, entry.Addr())
-			hop.Summary = fmt.Sprintf("virtual service %s (%s): DNAT %s → %s (%s)", vs.Name, vs.Scheduler, target, entry, entryNode)
+			t.addFlow(f.OrigSrc, entry)
+			hop.Summary = fmt.Sprintf("virtual service %s (%s): DNAT %s → %s (%s)", vs.Name, vs.Scheduler, t.target, entry, entryNode)
 			hop.Details = append(hop.Details, fmt.Sprintf("conntrack: %s → %s, reply from %s; the client's address is kept", f.OrigSrc, f.OrigDst, f.ReplySrc))
 		} else {
 			hop.Summary = fmt.Sprintf("virtual service %s (%s): no conntrack entry found", vs.Name, vs.Scheduler)
 		}
-		tr.Hops = append(tr.Hops, hop)
-	} else if n := nodeByIP(p, target.Addr()); n != "" {
+		t.addHop(hop)
+	} else if n := nodeByIP(p, t.target.Addr()); n != "" {
 		entryNode = n
 	} else {
 		// From inside the cluster (a node, or a pod: its node) to a ClusterIP or a pod:
 		// the sender's own node holds the NAT.
-		entryNode = nodeOf(p, from)
+		entryNode = nodeOf(p, t.from)
 	}
-	var entryNS string
-	for _, n := range p.Nodes {
-		if n.Name == entryNode {
-			entryNS = n.Netns
+	t.setEntry(entryNode)
+}
+
+func (t *tracer) setEntry(node string) {
+	t.entryNode, t.entryNS = node, ""
+	for _, n := range t.p.Nodes {
+		if n.Name == node {
+			t.entryNS = n.Netns
 		}
 	}
+}
 
-	// The ingress: its access log line for this request id.
-	if line, node, ok := ingressLogLine(labName, p, reqID); ok {
-		hop := Hop{Step: "ingress", Namespace: plan.NetnsName(labName, node),
-			Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
-				node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
-			Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
-			Watch:   fmt.Sprintf("netlab logs ingress %s", node)}
-		tr.Hops = append(tr.Hops, hop)
-		entryNode = node
-		entryNS = plan.NetnsName(labName, node)
+// ingressHop: the ingress's access-log line for this request id.
+func (t *tracer) ingressHop() {
+	if t.u.Scheme != "http" && t.u.Scheme != "https" {
+		return
 	}
+	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
+	if !ok {
+		return
+	}
+	t.addHop(Hop{Step: stepIngress, Component: "ingress", Object: node, Namespace: plan.NetnsName(t.labName, node),
+		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
+			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
+		Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
+		Watch:   fmt.Sprintf("netlab logs ingress %s", node)})
+	t.entryNode = node
+	t.entryNS = plan.NetnsName(t.labName, node)
+	t.viaIngress = true
+}
 
-	// kube-proxy: the node's conntrack entry whose reply comes from the pod to the address
-	// the pod saw as its client. Its original destination is the ClusterIP or NodePort.
-	if echo.Pod != "" && entryNS != "" {
-		podAP := netip.AddrPortFrom(mustAddr(echo.PodIP), uint16(echo.Port))
-		seen := netip.AddrPortFrom(mustAddr(echo.ClientIP), uint16(echo.ClientPort))
-		hop := Hop{Step: "kube-proxy", Namespace: entryNS,
-			Watch: fmt.Sprintf("netlab rules %s", entryNode)}
-		if f, ok := findFlow(h, entryNS, func(f kernel.Flow) bool { return f.ReplySrc == podAP && f.ReplyDst == seen }); ok {
-			svc, sp := serviceFor(p, f.OrigDst, entryNode)
-			hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", entryNode, f.OrigDst, podAP, echo.Pod)
-			if svc != nil {
-				spn := svc.Namespace + "/" + svc.Name
-				if sp.Name != "" {
-					spn += ":" + sp.Name
-				}
-				hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
-				hop.Details = append(hop.Details, "iptables: "+strings.Join(chainPath(svc, spn, sp.Protocol, svcKind(svc, f.OrigDst), podAP.String()), " → "))
+// kubeProxyHop: the entry node's conntrack entry whose reply comes from the pod to the
+// address the pod saw as its client. Its original destination is the ClusterIP or NodePort.
+func (t *tracer) kubeProxyHop() {
+	p, echo := t.p, t.echo
+	podAP := netip.AddrPortFrom(mustAddr(echo.PodIP), uint16(echo.Port))
+	seen := netip.AddrPortFrom(mustAddr(echo.ClientIP), uint16(echo.ClientPort))
+	t.addFlow(seen, podAP)
+	hop := Hop{Step: stepKubeProxy, Component: "kube-proxy", Object: t.entryNode, Namespace: t.entryNS,
+		Watch: fmt.Sprintf("netlab rules %s", t.entryNode)}
+	if f, ok := findFlow(t.h, t.entryNS, func(f kernel.Flow) bool { return f.ReplySrc == podAP && f.ReplyDst == seen }); ok {
+		for _, fl := range []capture.Flow{{A: f.OrigSrc, B: f.OrigDst}, {A: f.OrigSrc, B: podAP}, {A: seen, B: podAP}} {
+			t.addFlow(fl.A, fl.B)
+			if t.viaIngress {
+				t.inner[fl.Key()] = true // the ingress's own connection, not the client's
 			}
-			if f.OrigSrc != f.ReplyDst {
-				hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (KUBE-MARK-MASQ, KUBE-POSTROUTING)", f.OrigSrc, f.ReplyDst))
-			} else {
-				hop.Details = append(hop.Details, fmt.Sprintf("source %s kept (no masquerade)", f.OrigSrc))
+		}
+		svc, sp := serviceFor(p, f.OrigDst, t.entryNode)
+		hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", t.entryNode, f.OrigDst, podAP, echo.Pod)
+		if svc != nil {
+			spn := svc.Namespace + "/" + svc.Name
+			if sp.Name != "" {
+				spn += ":" + sp.Name
 			}
+			hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", t.entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
+			hop.Details = append(hop.Details, "iptables: "+strings.Join(chainPath(svc, spn, sp.Protocol, svcKind(svc, f.OrigDst), podAP.String()), " → "))
+		}
+		if f.OrigSrc != f.ReplyDst {
+			hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (KUBE-MARK-MASQ, KUBE-POSTROUTING)", f.OrigSrc, f.ReplyDst))
 		} else {
-			hop.Summary = fmt.Sprintf("on %s: no conntrack entry from %s to %s found", entryNode, podAP, seen)
+			hop.Details = append(hop.Details, fmt.Sprintf("source %s kept (no masquerade)", f.OrigSrc))
 		}
-		tr.Hops = append(tr.Hops, hop)
-
-		if echo.Node != entryNode {
-			via, watch := "", fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 host %s", entryNS, echo.PodIP)
-			for _, n := range p.Nodes {
-				if n.Name != echo.Node {
-					continue
-				}
-				if v := n.VTEP; v != nil {
-					via = fmt.Sprintf("route %s via %s dev %s onlink (vxlan: VNI %d in UDP %d to %s)",
-						n.PodCIDR, plan.Addr(v.Addr), v.Dev, v.VNI, v.Port, plan.Addr(n.IP))
-					watch = fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 udp port %d", entryNS, v.Port)
-				} else {
-					via = fmt.Sprintf("route %s via %s (host-gw)", n.PodCIDR, plan.Addr(n.IP))
-				}
-			}
-			tr.Hops = append(tr.Hops, Hop{Step: "network", Namespace: entryNS,
-				Summary: fmt.Sprintf("%s → %s across the fabric: %s, then cni0 on %s", entryNode, echo.Node, via, echo.Node),
-				Watch:   watch})
-		} else {
-			tr.Hops = append(tr.Hops, Hop{Step: "network", Namespace: entryNS,
-				Summary: fmt.Sprintf("pod %s is on %s itself: bridged on cni0", echo.Pod, entryNode),
-				Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni cni0 host %s", entryNS, echo.PodIP)})
-		}
-	}
-	if echo.Pod != "" {
-		tr.Hops = append(tr.Hops, Hop{Step: "pod", Namespace: plan.NetnsName(labName, echo.Pod),
-			Summary: fmt.Sprintf("pod %s on %s (%s:%d) answered %d; it saw client %s:%d", echo.Pod, echo.Node, echo.PodIP, echo.Port, resp.StatusCode, echo.ClientIP, echo.ClientPort),
-			Watch:   fmt.Sprintf("ip netns exec %s tcpdump -ni eth0 port %d", plan.NetnsName(labName, echo.Pod), echo.Port)})
 	} else {
-		tr.Hops = append(tr.Hops, Hop{Step: "answer", Namespace: entryNS,
-			Summary: fmt.Sprintf("%s, not from a pod: %s", resp.Status, firstLine(body))})
+		hop.Summary = fmt.Sprintf("on %s: no conntrack entry from %s to %s found", t.entryNode, podAP, seen)
 	}
-	return tr, nil
+	t.addHop(hop)
+}
+
+// networkHop: how the packet got from the entry node to the pod's node: bridged on cni0,
+// routed (host-gw) or encapsulated (vxlan) across the fabric.
+func (t *tracer) networkHop() {
+	echo := t.echo
+	if echo.Node == t.entryNode {
+		t.addHop(Hop{Step: stepNetwork, Component: "network", Object: t.entryNode, Namespace: t.entryNS,
+			Summary: fmt.Sprintf("pod %s is on %s itself: bridged on cni0", echo.Pod, t.entryNode),
+			Watch:   fmt.Sprintf("netlab capture %s -i cni0 -- host %s", t.entryNode, echo.PodIP)})
+		return
+	}
+	via, watch := "", fmt.Sprintf("netlab capture %s -i eth0 -- host %s", t.entryNode, echo.PodIP)
+	podNodeNS := t.entryNS
+	for _, n := range t.p.Nodes {
+		if n.Name != echo.Node {
+			continue
+		}
+		podNodeNS = n.Netns
+		if v := n.VTEP; v != nil {
+			via = fmt.Sprintf("route %s via %s dev %s onlink (vxlan: VNI %d in UDP %d to %s)",
+				n.PodCIDR, plan.Addr(v.Addr), v.Dev, v.VNI, v.Port, plan.Addr(n.IP))
+			watch = fmt.Sprintf("netlab capture %s -i eth0 -- udp port %d", t.entryNode, v.Port)
+		} else {
+			via = fmt.Sprintf("route %s via %s (host-gw)", n.PodCIDR, plan.Addr(n.IP))
+		}
+	}
+	t.addHop(Hop{Step: stepNetwork, Component: "network", Object: echo.Node, Namespace: podNodeNS,
+		Summary: fmt.Sprintf("%s → %s across the fabric: %s, then cni0 on %s", t.entryNode, echo.Node, via, echo.Node),
+		Watch:   watch})
+}
+
+// answerHop: the pod that answered and whom it saw, or what answered when no pod did.
+func (t *tracer) answerHop() {
+	echo := t.echo
+	if t.status == "" {
+		return // no answer: the trace ends with the drop
+	}
+	if echo.Pod == "" {
+		t.addHop(Hop{Step: stepPod, Component: "answer", Object: t.entryNode, Namespace: t.entryNS,
+			Summary: fmt.Sprintf("%s, not from a pod: %s", t.status, firstLine(t.body))})
+		return
+	}
+	ns := plan.NetnsName(t.labName, echo.Pod)
+	what := "answered " + t.status
+	if t.resp != nil {
+		what = fmt.Sprintf("answered %d", t.resp.StatusCode)
+	}
+	t.addHop(Hop{Step: stepPod, Component: "pod", Object: echo.Pod, Namespace: ns,
+		Summary: fmt.Sprintf("pod %s on %s (%s:%d) %s; it saw client %s:%d", echo.Pod, echo.Node, echo.PodIP, echo.Port, what, echo.ClientIP, echo.ClientPort),
+		Watch:   fmt.Sprintf("netlab capture %s -- port %d", echo.Pod, echo.Port)})
 }
 
 // resolveInLab turns a host into an address as the tracing namespace would: an IP as is,
@@ -275,6 +612,28 @@ func nodeOf(p *plan.Plan, object string) string {
 		}
 	}
 	return ""
+}
+
+// objectIP is a client's, pod's or node's own address.
+func objectIP(p *plan.Plan, object string) netip.Addr {
+	var cidr string
+	for _, c := range p.Clients {
+		if c.Name == object {
+			cidr = c.IP
+		}
+	}
+	for _, n := range p.Nodes {
+		if n.Name == object {
+			cidr = n.IP
+		}
+	}
+	for _, pod := range p.Pods {
+		if pod.Name == object {
+			cidr = pod.IP
+		}
+	}
+	a, _ := netip.ParseAddr(plan.Addr(cidr))
+	return a
 }
 
 func nodeByIP(p *plan.Plan, a netip.Addr) string {

@@ -15,7 +15,7 @@ import (
 func hop(t *testing.T, tr *lab.Trace, step string) lab.Hop {
 	t.Helper()
 	for _, h := range tr.Hops {
-		if h.Step == step {
+		if h.Component == step {
 			return h
 		}
 	}
@@ -46,7 +46,7 @@ spec:
 	}
 	steps := []string{}
 	for _, h := range tr.Hops {
-		steps = append(steps, h.Step)
+		steps = append(steps, h.Component)
 	}
 	if got := strings.Join(steps, ","); got != "client,load balancer,ingress,kube-proxy,network,pod" {
 		t.Fatalf("hops %s", got)

@@ -31,10 +31,22 @@ type Options struct {
 	// ReadyTimeout bounds the wait for every agent to report ready (default 30 s).
 	ReadyTimeout time.Duration
 	Log          *slog.Logger
+	// Scenario is the scenario text the plan came from, kept with the logs for
+	// `netlab export logs`.
+	Scenario []byte
 }
 
 // ErrExists is returned by Up when the lab is already up.
 var ErrExists = errors.New("lab already exists")
+
+// saying is an error that says msg and is err for errors.Is, without repeating err's text.
+type saying struct {
+	msg string
+	err error
+}
+
+func (s saying) Error() string { return s.msg }
+func (s saying) Unwrap() error { return s.err }
 
 // Up builds the lab of p and returns when every agent reports ready. On failure it removes
 // everything it made (unless Retain) and returns the error.
@@ -59,8 +71,8 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	}
 	defer func() { lk.unlock(false) }()
 	if existing, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(existing) > 0 {
-		return fmt.Errorf("lab %s is already up (%d namespaces, e.g. %s); run `netlab down --name %s` first: %w",
-			p.Lab, len(existing), existing[0], p.Lab, ErrExists)
+		return saying{fmt.Sprintf("lab %s is already up (%d namespaces, e.g. %s): run `netlab down --name %s` first, or pick another --name",
+			p.Lab, len(existing), existing[0], p.Lab), ErrExists}
 	}
 	defer func() {
 		if err != nil && !o.Retain {
@@ -117,9 +129,14 @@ func Preflight() error {
 	return nil
 }
 
-func writeRuntime(_ context.Context, p *plan.Plan, _ Options) error {
-	if err := os.MkdirAll(filepath.Join(Dir(p.Lab), "logs"), 0o700); err != nil {
+func writeRuntime(_ context.Context, p *plan.Plan, o Options) error {
+	if err := os.MkdirAll(LogDir(p.Lab), 0o700); err != nil {
 		return err
+	}
+	if len(o.Scenario) > 0 {
+		if err := os.WriteFile(filepath.Join(LogDir(p.Lab), ScenarioFile), o.Scenario, 0o600); err != nil {
+			return err
+		}
 	}
 	if err := os.Chmod(Dir(p.Lab), 0o700); err != nil {
 		return err
@@ -372,12 +389,12 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 				}
 				names = append(names, rest.proc.Role+" "+rest.proc.Name)
 			}
-			return fmt.Errorf("not ready after %s: %s (logs in %s)", o.ReadyTimeout, strings.Join(names, ", "), filepath.Join(Dir(labName), "logs"))
+			return fmt.Errorf("not ready after %s: %s (%s)", o.ReadyTimeout, strings.Join(names, ", "), logsHint(labName))
 		}
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
-		return fmt.Errorf("agents failed: %s (logs in %s)", strings.Join(failed, "; "), filepath.Join(Dir(labName), "logs"))
+		return fmt.Errorf("agents failed: %s (%s)", strings.Join(failed, "; "), logsHint(labName))
 	}
 	return nil
 }

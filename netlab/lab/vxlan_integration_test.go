@@ -95,7 +95,7 @@ func TestIntegrationVXLAN(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, h := range tr.Hops {
-			if h.Step == "network" && strings.Contains(h.Summary, "across the fabric") {
+			if h.Component == "network" && strings.Contains(h.Summary, "across the fabric") {
 				if !strings.Contains(h.Summary, "dev flannel.1 onlink (vxlan: VNI 1 in UDP 8472 to 172.18.0.12)") {
 					t.Errorf("network hop over vxlan: %s", h.Summary)
 				}

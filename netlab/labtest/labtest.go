@@ -76,6 +76,9 @@ func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 	t.Helper()
 	p := Plan(t, prefix, yaml)
 	t.Cleanup(func() {
+		if t.Failed() {
+			ExportLogs(t, p.Lab)
+		}
 		if err := lab.Down(p.Lab, nil); err != nil {
 			t.Errorf("down %s: %v", p.Lab, err)
 		}
@@ -83,7 +86,11 @@ func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 			t.Errorf("namespaces left after down: %v", left)
 		}
 	})
-	if err := lab.Up(context.Background(), p, lab.Options{Binary: Binary(t), ReadyTimeout: 30 * time.Second}); err != nil {
+	text := []byte(yaml)
+	if yaml == "" {
+		text = scenario.DefaultYAML()
+	}
+	if err := lab.Up(context.Background(), p, lab.Options{Binary: Binary(t), ReadyTimeout: 30 * time.Second, Scenario: text}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	return p
@@ -181,4 +188,23 @@ func CLI(t testing.TB, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), AsCLIEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// ExportLogs writes what `netlab export logs` writes for the lab into a new directory
+// under the system's temporary directory, kept after the test, and says where in the
+// test's log. Up calls it when a test that brought a lab up has failed, before the lab
+// goes down.
+func ExportLogs(t testing.TB, labName string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "netlab-"+labName+"-")
+	if err != nil {
+		t.Errorf("export logs of %s: %v", labName, err)
+		return ""
+	}
+	files, err := lab.ExportLogs(context.Background(), labName, dir)
+	t.Logf("lab %s failed: %d files of logs, rules and state exported to %s", labName, len(files), dir)
+	if err != nil {
+		t.Logf("export logs of %s: %v", labName, err)
+	}
+	return dir
 }

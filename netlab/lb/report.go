@@ -162,3 +162,13 @@ func (r Report) WriteTable(out io.Writer) error {
 	}
 	return w.Flush()
 }
+
+// NewReport builds the report from the agent's state, the LB namespace's
+// `iptables-save -c` output and its conntrack flows.
+func NewReport(lab, namespace string, st *State, save []byte, flows []Flow) (Report, error) {
+	parsed, err := ParseSave(save)
+	if err != nil {
+		return Report{}, err
+	}
+	return BuildReport(lab, namespace, st, Stats(st.Services, parsed), CountConns(st.Services, flows)), nil
+}

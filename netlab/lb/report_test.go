@@ -1,7 +1,10 @@
 package lb
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +64,33 @@ func TestBuildReport(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// NewReport is what `netlab lb` shows: the agent's state, counters read from the save
+// text and connections counted from the flows, in one report.
+func TestNewReport(t *testing.T) {
+	vs := saveFixtureServices()[0]
+	st := &State{Services: []VirtualService{vs}}
+	save, err := os.ReadFile(filepath.Join("testdata", "save-counters.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.MustParseAddrPort(fmt.Sprintf("%s:%d", vs.VIP, vs.Port))
+	rip := netip.MustParseAddrPort(vs.Backends[0].Addr())
+	flows := []Flow{{Proto: ProtoTCP, OrigDst: vip, ReplySrc: rip, Established: true}}
+	r, err := NewReport("demo", "nl-demo-lb", st, save, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := BuildReport("demo", "nl-demo-lb", st, Stats(st.Services, readFixture(t)), map[string]ConnCount{BackendKey(vs, vs.Backends[0]): {Active: 1}, BackendKey(vs, vs.Backends[1]): {}})
+	if diff := cmp.Diff(want, r); diff != "" {
+		t.Errorf("NewReport (-want +got):\n%s", diff)
+	}
+	if r.Services[0].Backends[0].Active != 1 || r.Services[0].Conns == 0 {
+		t.Errorf("report lacks the flow or the counters: %+v", r.Services[0])
+	}
+	if _, err := NewReport("demo", "nl-demo-lb", st, []byte("*nat\n-A\nCOMMIT\n"), nil); err == nil {
+		t.Error("a broken save text gave a report")
 	}
 }

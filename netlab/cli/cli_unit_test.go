@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+)
+
+// execute runs the command line as Main does and returns stdout, stderr and the exit code.
+func execute(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Execute(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func TestHoistName(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"exec client --name demo -- true", "--name demo exec client -- true"},
+		{"exec client -- curl --name x", "exec client -- curl --name x"},
+		{"status --name=demo -o json", "--name=demo status -o json"},
+		{"rules node-1 --name demo --service web", "--name demo rules node-1 --service web"},
+		{"status --name", "status --name"},
+	} {
+		if got := strings.Join(hoistName(strings.Fields(c.in)), " "); got != c.want {
+			t.Errorf("hoistName(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestNameFromEnvironment(t *testing.T) {
+	t.Setenv(LabEnv, "fromenv")
+	out, errOut, code := execute(t, "plan", "-f", defaultFile, "-o", "json")
+	var p plan.Plan
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Lab != "fromenv" {
+		t.Fatalf("plan with %s=fromenv: exit %d, lab %q: %s", LabEnv, code, p.Lab, errOut)
+	}
+	out, _, _ = execute(t, "plan", "-f", defaultFile, "-o", "json", "--name", "flag")
+	if json.Unmarshal([]byte(out), &p) != nil || p.Lab != "flag" {
+		t.Errorf("--name does not win over %s: lab %q", LabEnv, p.Lab)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"plan", "-f", defaultFile, "-o", "json"}, 0, ""},
+		{[]string{"version"}, 0, ""},
+		{[]string{"plan", "-f", "testdata/bad.yaml"}, 1, "matches no Deployment"},
+		{[]string{"plan", "-f", "testdata/no-such-file.yaml"}, 1, "no-such-file.yaml"},
+		{[]string{"nosuchverb"}, 2, `unknown command "nosuchverb"`},
+		{[]string{"node", "explode", "node-1"}, 2, `unknown command "explode" for "netlab node"`},
+		{[]string{"plan", "--no-such-flag"}, 2, "unknown flag: --no-such-flag"},
+		{[]string{"plan", "-o", "xml"}, 2, `unknown output "xml" (table, wide, json, yaml)`},
+		{[]string{"plan", "extra"}, 2, "usage: netlab plan"},
+		{[]string{"rules"}, 2, "accepts 1 arg(s)"},
+		{[]string{"down", "--all", "--name", "x"}, map[bool]int{true: 2, false: 1}[os.Geteuid() == 0], ""},
+	} {
+		_, errOut, code := execute(t, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.says) {
+			t.Errorf("netlab %s: exit %d, want %d; stderr %q, want it to say %q", strings.Join(c.args, " "), code, c.code, errOut, c.says)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := execute(t, "version")
+	flag, _, fcode := execute(t, "--version")
+	if code != 0 || fcode != 0 || out != flag || !strings.HasPrefix(out, "netlab ") || !strings.Contains(out, "go1.") {
+		t.Errorf("version %q (exit %d), --version %q (exit %d)", out, code, flag, fcode)
+	}
+	js, _, _ := execute(t, "version", "-o", "json")
+	var v Version
+	if err := json.Unmarshal([]byte(js), &v); err != nil || v.GoVersion == "" || v.Version == "" || v.Platform == "" {
+		t.Errorf("version -o json: %v %+v", err, v)
+	}
+}
+
+// Every verb takes --name from the root (persistent), so it works anywhere on the line
+// and NETLAB_LAB fills it: a verb defining its own would shadow both.
+func TestNoVerbDefinesItsOwnName(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasParent() && (c.LocalNonPersistentFlags().Lookup("name") != nil || c.PersistentFlags().Lookup("name") != nil) {
+			t.Errorf("%s defines its own --name", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(New(nil, nil))
+}
+
+// readVerbs answer -o table|wide|json|yaml; checked without root where they can run,
+// and against a running lab by the integration test.
+var readVerbs = []string{"status", "lb", "rules", "check", "logs", "plan", "ca", "version"}
+
+func TestReadVerbsOfferEveryOutput(t *testing.T) {
+	root := New(nil, nil)
+	for _, verb := range readVerbs {
+		c, _, err := root.Find([]string{verb})
+		if err != nil || c.Name() != verb {
+			t.Fatalf("no verb %s", verb)
+		}
+		f := c.Flags().Lookup("output")
+		if f == nil {
+			t.Errorf("%s has no -o", verb)
+			continue
+		}
+		for _, format := range readFormats {
+			if !strings.Contains(f.Usage, format) {
+				t.Errorf("%s -o does not offer %s", verb, format)
+			}
+		}
+	}
+	for _, format := range readFormats {
+		out, errOut, code := execute(t, "plan", "-f", defaultFile, "-o", format)
+		if code != 0 || out == "" {
+			t.Errorf("plan -o %s: exit %d: %s", format, code, errOut)
+		}
+		if format == "yaml" {
+			var p plan.Plan
+			if err := yaml.Unmarshal([]byte(out), &p); err != nil || len(p.Pods) != 5 {
+				t.Errorf("plan -o yaml is not a plan: %v", err)
+			}
+		}
+	}
+	out, _, _ := execute(t, "__complete", "status", "-o", "")
+	for _, format := range readFormats {
+		if !slices.Contains(strings.Split(out, "\n"), format) {
+			t.Errorf("-o completion lacks %s:\n%s", format, out)
+		}
+	}
+}
+
+func TestWords(t *testing.T) {
+	for n, want := range map[int]string{0: "0 checks", 1: "1 check", 2: "2 checks"} {
+		if got := plural(n, "check", "checks"); got != want {
+			t.Errorf("plural(%d) = %q", n, got)
+		}
+	}
+	if got := checkFailed(1).Error(); got != "1 check failed" {
+		t.Errorf("checkFailed(1) = %q", got)
+	}
+	_, errOut, _ := execute(t, "rules", "--help")
+	out, _, _ := execute(t, "rules", "--help")
+	if !strings.Contains(out+errOut, "rules [--name LAB] NODE") {
+		t.Errorf("rules usage lacks [--name LAB]:\n%s", out)
+	}
+	root := New(nil, nil)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if strings.HasPrefix(c.Short, "Shows ") || strings.HasPrefix(c.Long, "Shows ") {
+			t.Errorf("%s: say Show, as the other verbs do", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
