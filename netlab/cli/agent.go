@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/privs"
 	"github.com/netlabdev/netlab/netlab/supervise"
 	"github.com/spf13/cobra"
 )
@@ -47,7 +49,7 @@ func newAgent(g *globals) *cobra.Command {
 			if labName == "" || object == "" || !kernel.InNetns(ns) {
 				return fmt.Errorf("agent %s must run inside namespace %s (netlab up starts it there)", cmd.Name(), ns)
 			}
-			return nil
+			return dropPrivileges(cmd)
 		},
 	}
 	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(),
@@ -189,4 +191,33 @@ func newAgentSupervisor() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.Lab, "lab", "", "lab name")
 	cmd.Flags().StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
 	return cmd
+}
+
+// dropPrivileges leaves an agent inside a lab namespace only the capabilities its role
+// needs, with NoNewPrivs: the pod echo and the ingress parse what clients send.
+func dropPrivileges(cmd *cobra.Command) error {
+	var keep uint64
+	switch cmd.Name() {
+	case "pod":
+		ports, _ := cmd.Flags().GetStringArray("port")
+		for _, p := range ports {
+			if ps, err := agent.ParsePortSpec(p); err == nil && ps.Port < 1024 {
+				keep = privs.Mask(privs.NetBindService)
+			}
+		}
+	case "ingress":
+		keep = privs.Mask(privs.NetBindService)
+	case "kube-proxy", "lb":
+		keep = privs.Mask(privs.NetAdmin, privs.NetRaw)
+	default:
+		return nil
+	}
+	var fds []int
+	if fd, err := strconv.Atoi(os.Getenv(agent.ReadyFDEnv)); err == nil && fd >= 3 {
+		fds = append(fds, fd)
+	}
+	if err := privs.Restrict(keep, fds...); err != nil {
+		return fmt.Errorf("agent %s: drop privileges: %w", cmd.Name(), err)
+	}
+	return nil
 }
