@@ -58,6 +58,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Transport replaces the built-in upstream transport (tests, benchmarks).
 	Transport http.RoundTripper
+	// TrustForwardedHeaders keeps a client's X-Forwarded-For (appending the client's
+	// address) and X-Request-ID, for clients behind a proxy of one's own
+	// (ingress-nginx's use-forwarded-headers). Off by default: clients are the internet,
+	// and what they claim there is replaced.
+	TrustForwardedHeaders bool
 }
 
 // Handler is the ingress reverse proxy. It holds its routing table in an atomic pointer:
@@ -70,6 +75,7 @@ type Handler struct {
 	log       *accessLogger
 	metrics   *Metrics
 	logger    *slog.Logger
+	trustFwd  bool
 }
 
 // NewHandler returns a proxy serving table (which may be nil: every request is 404 until
@@ -94,9 +100,10 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 		opts.Metrics = NewMetrics()
 	}
 	h := &Handler{
-		node:    opts.Node,
-		metrics: opts.Metrics,
-		logger:  opts.Logger,
+		node:     opts.Node,
+		metrics:  opts.Metrics,
+		logger:   opts.Logger,
+		trustFwd: opts.TrustForwardedHeaders,
 	}
 	if opts.AccessLog != nil {
 		h.log = &accessLogger{w: opts.AccessLog}
@@ -186,6 +193,23 @@ type reqState struct {
 	upstreamDur   time.Duration
 	status        int // set by errorHandler
 	err           error
+	body          *bodyReader // the client's request body, when it has one
+}
+
+// bodyReader remembers why reading the client's body failed (malformed chunking, a body
+// shorter than its Content-Length), so the answer is the client's fault (400), not the
+// upstream's (502).
+type bodyReader struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 type stateKey struct{}
@@ -193,9 +217,24 @@ type stateKey struct{}
 // ServeHTTP routes and proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &reqState{requestID: requestID(r.Header.Get(HeaderRequestID))}
+	inID := ""
+	if h.trustFwd {
+		inID = r.Header.Get(HeaderRequestID)
+	}
+	st := &reqState{requestID: requestID(inID)}
 	st.clientIP = clientIP(r.RemoteAddr)
 	hdr := w.Header()
+	// A body framed by Transfer-Encoding may also have carried a Content-Length (net/http
+	// drops it before we see the request): such a message can smuggle a second request
+	// past a proxy that reads the other framing, so the connection is closed after the
+	// answer (RFC 9112 section 6.3).
+	if len(r.TransferEncoding) > 0 {
+		hdr.Set("Connection", "close")
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body = &bodyReader{ReadCloser: r.Body}
+		r.Body = st.body
+	}
 	hdr.Set(HeaderRequestID, st.requestID)
 	if h.node != "" {
 		hdr.Set(HeaderNode, h.node)
@@ -302,7 +341,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 	oh := pr.Out.Header
 	xff := st.clientIP
-	if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 && st.clientIP != "" {
+	if prior := pr.In.Header["X-Forwarded-For"]; h.trustFwd && len(prior) > 0 && st.clientIP != "" {
 		xff = strings.Join(prior, ", ") + ", " + st.clientIP
 	}
 	if xff != "" {
@@ -348,8 +387,17 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 			st.upstreamDur = time.Since(st.upstreamStart)
 		}
 	}
+	if st != nil && st.body != nil && st.body.err != nil && status != StatusClientClosed {
+		// The client's body could not be read: its fault, and the connection's framing
+		// is lost.
+		status = http.StatusBadRequest
+		st.status, st.err = status, st.body.err
+		w.Header().Set("Connection", "close")
+	}
 	h.logger.Debug("upstream error", "error", err, "status", status)
 	switch status {
+	case http.StatusBadRequest:
+		writeShort(w, status, "malformed request body")
 	case StatusClientClosed:
 		return
 	case http.StatusGatewayTimeout:

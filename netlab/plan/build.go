@@ -79,7 +79,8 @@ func (b *builder) build(name string) (*Plan, error) {
 	}}
 	b.p = p
 	in := lab.Spec.Ingress
-	p.Ingress = IngressConfig{ClassName: in.ClassName, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort}
+	p.Ingress = IngressConfig{ClassName: in.ClassName, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
+		UseForwardedHeaders: in.UseForwardedHeaders}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}

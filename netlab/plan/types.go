@@ -45,6 +45,8 @@ type IngressConfig struct {
 	HTTPPort    int    `json:"httpPort"`
 	HTTPSPort   int    `json:"httpsPort"`
 	MetricsPort int    `json:"metricsPort"`
+	// UseForwardedHeaders: the ingress keeps clients' X-Forwarded-For and X-Request-ID.
+	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
 }
 
 // Switch is a Linux bridge living alone in its own namespace (wan, fabric).

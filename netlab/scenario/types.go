@@ -153,6 +153,10 @@ type IngressSpec struct {
 	HTTPPort    int    `json:"httpPort,omitempty"`
 	HTTPSPort   int    `json:"httpsPort,omitempty"`
 	MetricsPort int    `json:"metricsPort,omitempty"`
+	// UseForwardedHeaders trusts what clients send in X-Forwarded-For and X-Request-ID
+	// (ingress-nginx's use-forwarded-headers), for clients that are proxies of one's own.
+	// Off by default: clients stand for the internet, and those headers are replaced.
+	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
 }
 
 // Source says where an object came from.
