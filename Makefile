@@ -10,7 +10,7 @@ export GOTOOLCHAIN ?= auto
 # building a checkout owned by another user cannot ("dubious ownership"): build without it.
 BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo auto || echo false)
 
-.PHONY: all build deps up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 smoke clean install
+.PHONY: all build deps up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns smoke clean install
 
 all: build
 
@@ -46,7 +46,7 @@ unit:
 smoke: build
 	../shared/tools/contract-smoke ./$(BIN)
 
-bench: bench-up bench-rules bench-l4 bench-l7
+bench: bench-up bench-rules bench-l4 bench-l7 bench-dns
 
 bench-up: build
 	BENCH=1 scripts/deps.sh
@@ -65,6 +65,11 @@ bench-l4:
 bench-l7:
 	BENCH=1 scripts/deps.sh
 	scripts/bench-l7.sh
+
+# Cluster DNS: queries/s through kube-dns and on the DNS pod's IP vs dnsmasq, from a pod.
+bench-dns: build
+	BENCH=1 scripts/deps.sh
+	NETLAB=./$(BIN) scripts/bench-dns.sh
 
 clean:
 	rm -rf bin

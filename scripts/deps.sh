@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab, its tests and benchmarks use, with apt, only when missing.
-# Idempotent. Run as root. BENCH=1 also installs the benchmark tools (wrk, nginx, mininet).
+# Idempotent. Run as root. BENCH=1 also installs the benchmark tools (wrk, nginx, mininet,
+# dnsperf, dnsmasq).
 set -euo pipefail
 
 need=()
@@ -19,6 +20,11 @@ if [ "${BENCH:-0}" = 1 ]; then
   have brctl || need+=(bridge-utils)
   have hyperfine || need+=(hyperfine)
   have jq || need+=(jq)
+  # The cluster DNS benchmark: dnsperf as the load, dnsmasq (the binary only, no service)
+  # as the reference server, dig to look.
+  have dnsperf || need+=(dnsperf)
+  [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+  have dig || need+=(bind9-dnsutils)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -121,11 +121,16 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	var pending *pendingSync
 	write := func() error {
 		gen++
-		ports := p.ServicePorts(func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] })
+		isReady := func(pod string) bool { return ready[pod] && nodeReady[podNode[pod]] }
+		ports := p.ServicePorts(isReady)
 		logEndpointChanges(log, last, ports)
 		last = ports
+		podReady := make(map[string]bool, len(p.Pods))
+		for _, pod := range p.Pods {
+			podReady[pod.Name] = isReady(pod.Name)
+		}
 		if err := writeJSONAtomic(filepath.Join(cfg.Dir, EndpointsFileName),
-			kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports}); err != nil {
+			kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports, PodReady: podReady}); err != nil {
 			return fmt.Errorf("write endpoints: %w", err)
 		}
 		pending = &pendingSync{gen: gen, since: time.Now()}

@@ -34,7 +34,7 @@ func newAgent(g *globals) *cobra.Command {
 			labName, _ := cmd.Flags().GetString("lab")
 			var object string
 			switch cmd.Name() {
-			case "pod":
+			case "pod", "dns":
 				object, _ = cmd.Flags().GetString("pod")
 			case "kube-proxy", "ingress":
 				object, _ = cmd.Flags().GetString("node")
@@ -52,7 +52,7 @@ func newAgent(g *globals) *cobra.Command {
 			return dropPrivileges(cmd)
 		},
 	}
-	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(),
+	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(), newAgentDNS(),
 		newAgentSupervisor())
 	return cmd
 }
@@ -107,6 +107,21 @@ func newAgentPod() *cobra.Command {
 	f.StringVar(&cfg.Node, "node", "", "node name")
 	f.StringVar(&cfg.IP, "ip", "", "pod IP")
 	f.StringArrayVar(&ports, "port", nil, "PORT/PROTO to serve (repeatable)")
+	return cmd
+}
+
+// newAgentDNS: the cluster DNS, one per DNS pod, inside the pod's namespace.
+func newAgentDNS() *cobra.Command {
+	var cfg agent.DNSConfig
+	cmd := &cobra.Command{Use: "dns", Args: cobra.NoArgs, RunE: runAgent(agent.RunDNS, &cfg)}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Lab, "lab", "", "lab name")
+	f.StringVar(&cfg.Pod, "pod", "", "pod name")
+	f.StringVar(&cfg.Node, "node", "", "node name")
+	f.StringVar(&cfg.IP, "ip", "", "pod IP")
+	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	f.IntVar(&cfg.Port, "port", 53, "DNS port (UDP and TCP)")
+	f.IntVar(&cfg.ReadyPort, "ready-port", 8181, "readiness port (GET /ready)")
 	return cmd
 }
 
@@ -205,7 +220,7 @@ func dropPrivileges(cmd *cobra.Command) error {
 				keep = privs.Mask(privs.NetBindService)
 			}
 		}
-	case "ingress":
+	case "ingress", "dns":
 		keep = privs.Mask(privs.NetBindService)
 	case "kube-proxy", "lb":
 		keep = privs.Mask(privs.NetAdmin, privs.NetRaw)

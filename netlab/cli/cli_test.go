@@ -30,7 +30,7 @@ func TestPlanJSONWithoutRoot(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatalf("plan -o json is not a plan: %v", err)
 	}
-	if p.Lab != "x" || len(p.Pods) != 5 || p.Pods[0].Netns != "nl-x-web-1" {
+	if p.Lab != "x" || len(p.Pods) != 7 || p.Pods[0].Netns != "nl-x-web-1" {
 		t.Errorf("plan: lab %s, %d pods", p.Lab, len(p.Pods))
 	}
 }
@@ -55,7 +55,7 @@ func TestGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"node node-1 172.18.0.11 (eth0)", "pod web-2        10.244.2.2", "default/api ClusterIP 10.96.0.11 → api-1, api-2"} {
+	for _, want := range []string{"node node-1 172.18.0.11 (eth0)", "pod web-2        10.244.2.2", "default/api ClusterIP 10.96.0.12 → api-1, api-2", "kube-system/kube-dns ClusterIP 10.96.0.10 → coredns-1, coredns-2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("graph lacks %q:\n%s", want, out)
 		}
@@ -98,7 +98,7 @@ func TestPlanPrintsEveryNodesRules(t *testing.T) {
 			t.Errorf("plan does not print %s's rules", node)
 		}
 	}
-	if !strings.Contains(out, "-A KUBE-SERVICES -m comment --comment \"default/web:http cluster IP\" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-") {
+	if !strings.Contains(out, "-A KUBE-SERVICES -m comment --comment \"default/web:http cluster IP\" -m tcp -p tcp -d 10.96.0.11 --dport 80 -j KUBE-SVC-") {
 		t.Errorf("plan lacks the web ClusterIP rule:\n%s", out)
 	}
 }

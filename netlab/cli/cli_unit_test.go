@@ -131,7 +131,7 @@ func TestReadVerbsOfferEveryOutput(t *testing.T) {
 		}
 		if format == "yaml" {
 			var p plan.Plan
-			if err := yaml.Unmarshal([]byte(out), &p); err != nil || len(p.Pods) != 5 {
+			if err := yaml.Unmarshal([]byte(out), &p); err != nil || len(p.Pods) != 7 { // 5 echo pods and 2 DNS pods
 				t.Errorf("plan -o yaml is not a plan: %v", err)
 			}
 		}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +96,10 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 					eps = append(eps, fmt.Sprintf("%s:%d (%s, not ready)", e.IP, e.Port, e.Pod))
 				}
 			}
+			if s.ExternalName != "" {
+				eps = append(eps, "CNAME "+s.ExternalName) // in the cluster DNS; no endpoints
+			}
+			eps = slices.Compact(eps) // a UDP and a TCP port on one address (kube-dns)
 			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ","), strings.Join(eps, ","))
 		}
 	}

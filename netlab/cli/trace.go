@@ -26,7 +26,7 @@ that answered. URL is http(s)://host[:port]/path, or tcp://IP:PORT or udp://IP:P
 an L4-only path. A request that fails exits 1 and ends with where it died and why.`,
 		Example: `  netlab trace http://app.example/api
   netlab trace https://app.example/
-  netlab trace --from web-1 http://10.96.0.11/
+  netlab trace --from web-1 http://api/
   netlab trace tcp://203.0.113.101:8000
   netlab trace -o json --pcap trace.pcapng http://app.example/`,
 		Args:    cobra.ExactArgs(1),

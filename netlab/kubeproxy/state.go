@@ -9,6 +9,9 @@ type EndpointsFile struct {
 	Generation int64         `json:"generation"`
 	Updated    time.Time     `json:"updated"`
 	Ports      []ServicePort `json:"servicePorts"`
+	// PodReady is every pod's readiness (its node's too), for what has no ClusterIP:
+	// the cluster DNS publishes headless Services' ready pods.
+	PodReady map[string]bool `json:"podReady,omitempty"`
 }
 
 // SyncStatus is what a node's kube-proxy agent reports after each sync attempt.

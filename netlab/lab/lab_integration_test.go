@@ -35,12 +35,13 @@ func TestMain(m *testing.M) { labtest.Main(m) }
 func TestIntegrationPodToPod(t *testing.T) {
 	labtest.RequireRoot(t)
 	p := labtest.Up(t, "fab", "")
-	if len(p.Pods) != 5 {
-		t.Fatalf("default lab has %d pods, want 5", len(p.Pods))
+	pods := labtest.EchoPods(p)
+	if len(pods) != 5 || len(p.Pods) != 7 {
+		t.Fatalf("default lab has %d pods, %d of them echo pods; want 7 and 5 (and 2 DNS pods)", len(p.Pods), len(pods))
 	}
 	crossNode := 0
-	for _, from := range p.Pods {
-		for _, to := range p.Pods {
+	for _, from := range pods {
+		for _, to := range pods {
 			if from.Name == to.Name {
 				continue
 			}
@@ -63,7 +64,7 @@ func TestIntegrationPodToPod(t *testing.T) {
 	}
 	// Node to pod, on both nodes, across nodes too.
 	for _, n := range p.Nodes {
-		for _, to := range p.Pods {
+		for _, to := range pods {
 			e, _, err := labtest.GetEcho(n.Netns, fmt.Sprintf("http://%s:8080/", plan.Addr(to.IP)))
 			if err != nil {
 				t.Errorf("node %s -> %s: %v", n.Name, to.Name, err)
@@ -383,7 +384,8 @@ func TestIntegrationTwoLabsSideBySide(t *testing.T) {
 	a := labtest.Up(t, "twoa", "")
 	b := labtest.Up(t, "twob", "")
 	for _, p := range []*plan.Plan{a, b} {
-		from, to := p.Pods[0], p.Pods[len(p.Pods)-1]
+		pods := labtest.EchoPods(p)
+		from, to := pods[0], pods[len(pods)-1]
 		e, _, err := labtest.GetEcho(from.Netns, fmt.Sprintf("http://%s:8080/", plan.Addr(to.IP)))
 		if err != nil || e.Pod != to.Name {
 			t.Errorf("lab %s: %s -> %s: %+v %v", p.Lab, from.Name, to.Name, e, err)

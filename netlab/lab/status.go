@@ -146,13 +146,15 @@ type PodStatus struct {
 
 // ServiceStatus is a Service with its live endpoints.
 type ServiceStatus struct {
-	Name           string             `json:"name"`
-	Namespace      string             `json:"namespace"`
-	Type           string             `json:"type"`
-	ClusterIP      string             `json:"clusterIP"`
-	LoadBalancerIP string             `json:"loadBalancerIP,omitempty"`
-	Ports          []ServicePortState `json:"ports"`
-	Endpoints      []EndpointStatus   `json:"endpoints"`
+	Name           string `json:"name"`
+	Namespace      string `json:"namespace"`
+	Type           string `json:"type"`
+	ClusterIP      string `json:"clusterIP"`
+	LoadBalancerIP string `json:"loadBalancerIP,omitempty"`
+	// ExternalName is an ExternalName Service's CNAME target in the cluster DNS.
+	ExternalName string             `json:"externalName,omitempty"`
+	Ports        []ServicePortState `json:"ports"`
+	Endpoints    []EndpointStatus   `json:"endpoints"`
 }
 
 // ServicePortState is one port of a Service.
@@ -322,9 +324,9 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		podReady[ps.Name] = ps.Ready
 	}
 	// Endpoint readiness: the controller's endpoints file when the lab has one.
-	var ctl map[string]bool
+	var ctl, ctlPods map[string]bool
 	if ef, err := ReadEndpoints(EndpointsPath(lab)); err == nil {
-		ctl = map[string]bool{}
+		ctl, ctlPods = map[string]bool{}, ef.PodReady
 		for _, sp := range ef.Ports {
 			for _, e := range sp.Endpoints {
 				ctl[endpointKey(sp.Namespace+"/"+sp.Name, sp.PortName, e.IP, e.Port)] = e.Ready
@@ -333,7 +335,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	}
 	for _, s := range p.Services {
 		ss := ServiceStatus{Name: s.Name, Namespace: s.Namespace, Type: s.Type, ClusterIP: s.ClusterIP, LoadBalancerIP: s.LoadBalancerIP,
-			Ports: []ServicePortState{}, Endpoints: []EndpointStatus{}}
+			ExternalName: s.ExternalName, Ports: []ServicePortState{}, Endpoints: []EndpointStatus{}}
 		for _, sp := range s.Ports {
 			ss.Ports = append(ss.Ports, ServicePortState{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort, Protocol: sp.Protocol})
 		}
@@ -341,6 +343,9 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ready := podReady[e.Pod]
 			if ctl != nil { // the controller's view is what kube-proxy programs
 				ready = ctl[endpointKey(s.Namespace+"/"+s.Name, e.PortName, e.IP, e.Port)]
+				if s.Headless() { // no kube-proxy port: the pod's readiness, as DNS publishes it
+					ready = s.PublishNotReady || ctlPods[e.Pod]
+				}
 			}
 			ss.Endpoints = append(ss.Endpoints, EndpointStatus{Pod: e.Pod, IP: e.IP, Port: e.Port, PortName: e.PortName, Node: e.Node, Ready: ready})
 		}

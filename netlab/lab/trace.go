@@ -155,6 +155,10 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	}
 	t.answerHop()
 	t.attachPackets()
+	if t.dns != nil {
+		// The sender's lookup of the name through the cluster DNS comes first.
+		t.tr.Hops = append([]Hop{*t.dns}, t.tr.Hops...)
+	}
 	if o.Pcap != nil {
 		if err := t.writePcap(o.Pcap); err != nil {
 			return t.tr, err
@@ -188,6 +192,9 @@ type tracer struct {
 	reqID   string
 	h       *kernel.Handles
 	tr      *Trace
+
+	// dns is the cluster DNS lookup of the URL's host, when the sender resolved it so.
+	dns *Hop
 
 	// Filled by send.
 	local  netip.AddrPort
@@ -251,6 +258,15 @@ func newTracer(labName string, o TraceOptions) (*tracer, error) {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	dst, err := resolveInLab(p, fromNS, host)
+	var dnsHop *Hop
+	if err != nil {
+		// Not an address nor in the hosts file: the cluster DNS, as the sender's resolver.
+		var viaDNS bool
+		var derr error
+		if dst, dnsHop, viaDNS, derr = ClusterDNSHop(p, from, fromNS, host); viaDNS {
+			err = derr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -266,6 +282,7 @@ func newTracer(labName string, o TraceOptions) (*tracer, error) {
 		tr:     &Trace{URL: o.URL, From: from},
 		flows:  map[capture.Flow]bool{},
 		inner:  map[capture.Flow]bool{},
+		dns:    dnsHop,
 	}, nil
 }
 

@@ -61,7 +61,7 @@ spec:
 	}
 	kp := hop(t, tr, "kube-proxy")
 	pod := hop(t, tr, "pod")
-	if !strings.Contains(kp.Summary, "Service default/api:http cluster IP: DNAT 10.96.0.11:80 → 10.244.") ||
+	if !strings.Contains(kp.Summary, "Service default/api:http cluster IP: DNAT 10.96.0.12:80 → 10.244.") ||
 		!strings.Contains(strings.Join(kp.Details, " "), "KUBE-SVC-") {
 		t.Errorf("kube-proxy hop: %s %v", kp.Summary, kp.Details)
 	}

@@ -91,7 +91,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"namespaces", createNamespaces},
 		{"links", wireLinks},
 		{"routes and sysctls", routesAndSysctls},
-		{"hosts files", writeHosts},
+		{"hosts and resolv.conf files", writeHosts},
 		{"agents", startAgents},
 		{"conntrack sysctls", conntrackSysctls},
 		{"readiness", verifyReady},
@@ -305,8 +305,9 @@ func verifyReady(ctx context.Context, p *plan.Plan, _ Options) error {
 // etcNetnsMark records that netlab created /etc/netns, so down removes only its own.
 var etcNetnsMark = filepath.Join(RunDir, ".created-etc-netns")
 
+// writeHosts writes the namespaces' /etc/netns/<ns>/hosts and resolv.conf files.
 func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
-	if len(p.Hosts) == 0 {
+	if len(p.Hosts) == 0 && len(p.ResolvConfs) == 0 {
 		return nil
 	}
 	if _, err := os.Stat(EtcNetns); errors.Is(err, os.ErrNotExist) {
@@ -323,6 +324,15 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hf.Content), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, rc := range p.ResolvConfs {
+		dir := filepath.Join(EtcNetns, rc.Netns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(rc.Content), 0o644); err != nil {
 			return err
 		}
 	}

@@ -46,8 +46,8 @@ func TestIntegrationVXLAN(t *testing.T) {
 	}
 	before := vxlanTX(t, node["node-1"].Netns)
 	crossed := 0
-	for _, from := range p.Pods {
-		for _, to := range p.Pods {
+	for _, from := range labtest.EchoPods(p) {
+		for _, to := range labtest.EchoPods(p) {
 			if from.Name == to.Name {
 				continue
 			}

@@ -190,6 +190,17 @@ func CLI(t testing.TB, args ...string) (string, error) {
 	return string(out), err
 }
 
+// EchoPods returns the plan's pods that run the echo agent (all but the cluster DNS's).
+func EchoPods(p *plan.Plan) []plan.Pod {
+	var out []plan.Pod
+	for _, pod := range p.Pods {
+		if pod.Agent == "" {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
+
 // ExportLogs writes what `netlab export logs` writes for the lab into a new directory
 // under the system's temporary directory, kept after the test, and says where in the
 // test's log. Up calls it when a test that brought a lab up has failed, before the lab

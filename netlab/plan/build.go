@@ -55,6 +55,10 @@ type builder struct {
 	s     *scenario.Scenario
 	p     *Plan
 	probs scenario.Problems
+	// deps and svcs are the scenario's Deployments and Services followed by the cluster
+	// DNS's, when the lab runs one.
+	deps []scenario.Deployment
+	svcs []scenario.Service
 }
 
 func (b *builder) problem(src scenario.Source, obj, field, msg string) {
@@ -97,6 +101,10 @@ func (b *builder) build(name string) (*Plan, error) {
 		return nil, b.probs
 	}
 	wan, fab, pods, svcs = wan.Masked(), fab.Masked(), pods.Masked(), svcs.Masked()
+	dns, dnsDeps, dnsSvcs := dnsObjects(s, svcs)
+	p.DNS = dns
+	b.deps = append(append([]scenario.Deployment{}, s.Deployments...), dnsDeps...)
+	b.svcs = append(append([]scenario.Service{}, s.Services...), dnsSvcs...)
 
 	ns := func(obj string) string { return NetnsName(name, obj) }
 	p.Switches = []Switch{
@@ -246,6 +254,7 @@ func (b *builder) build(name string) (*Plan, error) {
 		}
 	}
 	b.ingresses()
+	b.resolvConfs()
 	b.processes()
 	if len(b.probs) > 0 {
 		return nil, b.probs
@@ -296,7 +305,7 @@ func (b *builder) placePods(ns func(string) string) {
 		nodeByName[n.Name] = i
 		nextIP[n.Name] = 2
 	}
-	for _, d := range b.s.Deployments {
+	for _, d := range b.deps {
 		obj := fmt.Sprintf("Deployment %s/%s", d.Namespace, d.Name)
 		var candidates []int
 		tmpl := d.Spec.Template.Spec
@@ -338,6 +347,9 @@ func (b *builder) placePods(ns func(string) string) {
 				Node: node.Name, IP: cidr(nth(slice, host), slice), Gateway: addrOf(node.Gateway),
 				HostVeth: HostVethName(name(p), podName), MAC: MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
+			}
+			if d.Source.File == dnsSource {
+				pod.Agent = DNSAgent
 			}
 			p.Pods = append(p.Pods, pod)
 			mtu := 0
@@ -442,7 +454,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 	p := b.p
 	usedIP := map[netip.Addr]bool{}
 	usedNP := map[int32]bool{}
-	for _, s := range b.s.Services {
+	for _, s := range b.svcs {
 		if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
 			usedIP[a] = true
 		}
@@ -458,7 +470,8 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			usedWan[a] = true
 		}
 	}
-	nextIP := 10 // 10.96.0.1 is the kubernetes Service, .10 is usually DNS: start after
+	// .1 is the kubernetes Service's and .10 the cluster DNS's (kubeadm's): start after.
+	nextIP := scenario.DNSServiceHost + 1
 	nextNP := int32(NodePortMin + 80)
 	allocIP := func() (netip.Addr, bool) {
 		for ; nextIP < hostCount(svcCIDR); nextIP++ {
@@ -507,11 +520,22 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(), NodePort: int32(vp.port)})
 	}
 
-	for _, s := range b.s.Services {
+	for _, s := range b.svcs {
 		obj := fmt.Sprintf("Service %s/%s", s.Namespace, s.Name)
 		ps := Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
-			ExternalIPs: s.Spec.ExternalIPs}
-		if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
+			ExternalIPs: s.Spec.ExternalIPs, PublishNotReady: s.Spec.PublishNotReadyAddresses}
+		if s.Spec.Type == corev1.ServiceTypeExternalName {
+			// A CNAME in the cluster DNS: no ClusterIP, no endpoints, no rules.
+			ps.ExternalName = s.Spec.ExternalName
+			for _, sp := range s.Spec.Ports {
+				ps.Ports = append(ps.Ports, ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol)})
+			}
+			p.Services = append(p.Services, ps)
+			continue
+		}
+		if s.Spec.ClusterIP == corev1.ClusterIPNone {
+			ps.ClusterIP = corev1.ClusterIPNone
+		} else if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
 			ps.ClusterIP = a.String()
 		} else if a, ok := allocIP(); ok {
 			ps.ClusterIP = a.String()

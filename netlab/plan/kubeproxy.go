@@ -13,6 +13,9 @@ import (
 func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort {
 	var out []kubeproxy.ServicePort
 	for _, s := range p.Services {
+		if s.Headless() || s.ExternalName != "" {
+			continue // kube-proxy skips Services without a ClusterIP: DNS alone serves them
+		}
 		for _, sp := range s.Ports {
 			kp := kubeproxy.ServicePort{
 				Namespace: s.Namespace, Name: s.Name, PortName: sp.Name, Protocol: sp.Protocol,
@@ -31,7 +34,7 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 					continue
 				}
 				kp.Endpoints = append(kp.Endpoints, kubeproxy.Endpoint{Pod: ep.Pod, Node: ep.Node, IP: ep.IP, Port: ep.Port,
-					Ready: ready == nil || ready(ep.Pod)})
+					Ready: ready == nil || s.PublishNotReady || ready(ep.Pod)})
 			}
 			out = append(out, kp)
 		}

@@ -81,7 +81,9 @@ func TestPlanIsDeterministic(t *testing.T) {
 func TestDefaultPlacementAndAddresses(t *testing.T) {
 	p := mustPlan(t, "", "")
 	want := map[string]string{"web-1": "node-1 10.244.1.2/24", "web-2": "node-2 10.244.2.2/24", "web-3": "node-1 10.244.1.3/24",
-		"api-1": "node-2 10.244.2.3/24", "api-2": "node-1 10.244.1.4/24"}
+		"api-1": "node-2 10.244.2.3/24", "api-2": "node-1 10.244.1.4/24",
+		// The cluster DNS's pods come after the scenario's, one on each node.
+		"coredns-1": "node-2 10.244.2.4/24", "coredns-2": "node-1 10.244.1.5/24"}
 	for _, pod := range p.Pods {
 		if got := pod.Node + " " + pod.IP; got != want[pod.Name] {
 			t.Errorf("pod %s: %s, want %s", pod.Name, got, want[pod.Name])
@@ -168,7 +170,8 @@ func TestPlacementSelectorsAndAllocation(t *testing.T) {
 	for _, pod := range p.Pods {
 		nodeOf[pod.Name] = pod.Node
 	}
-	want := map[string]string{"db-1": "a", "db-2": "c", "db-3": "a", "db-4": "c", "pinned-1": "b", "pinned-2": "b"}
+	want := map[string]string{"db-1": "a", "db-2": "c", "db-3": "a", "db-4": "c", "pinned-1": "b", "pinned-2": "b",
+		"coredns-1": "a", "coredns-2": "b"}
 	if d := cmp.Diff(want, nodeOf); d != "" {
 		t.Errorf("placement (-want +got):\n%s", d)
 	}
@@ -280,6 +283,7 @@ func TestPurePackages(t *testing.T) {
 		"plan":      {"github.com/netlabdev/netlab/netlab/scenario", "github.com/netlabdev/netlab/netlab/kubeproxy", "k8s.io/api/", "k8s.io/apimachinery/"},
 		"kubeproxy": nil,
 		"lb":        nil,
+		"dns":       {"github.com/miekg/dns", "github.com/netlabdev/netlab/netlab/plan"},
 		"ingress":   {"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"},
 	}
 	forbidden := map[string]bool{"os/exec": true, "unsafe": true} // syscall is fine for error numbers

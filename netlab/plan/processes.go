@@ -7,6 +7,7 @@ import "fmt"
 func (b *builder) processes() {
 	p := b.p
 	p.Processes = append(p.Processes, podProcesses(p)...)
+	p.Processes = append(p.Processes, dnsProcesses(p)...)
 	p.Processes = append(p.Processes, controllerProcesses(p)...)
 	p.Processes = append(p.Processes, kubeProxyProcesses(p)...)
 	p.Processes = append(p.Processes, ingressProcesses(p)...)
@@ -17,6 +18,9 @@ func (b *builder) processes() {
 func podProcesses(p *Plan) []Process {
 	var out []Process
 	for _, pod := range p.Pods {
+		if pod.Agent != "" {
+			continue // not the echo agent: dnsProcesses
+		}
 		args := []string{"agent", "pod", "--lab", p.Lab, "--pod", pod.Name, "--node", pod.Node, "--ip", addrOf(pod.IP)}
 		for _, cp := range pod.Ports {
 			args = append(args, "--port", fmt.Sprintf("%d/%s", cp.Port, cp.Protocol))

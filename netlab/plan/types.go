@@ -12,6 +12,8 @@ type Plan struct {
 	Clients  []Client `json:"clients"`
 
 	Ingress IngressConfig `json:"ingress"`
+	// DNS is the cluster DNS; nil when the Lab turns it off.
+	DNS *DNS `json:"dns,omitempty"`
 
 	Services  []Service  `json:"services,omitempty"`
 	Ingresses []Ingress  `json:"ingresses,omitempty"`
@@ -23,7 +25,9 @@ type Plan struct {
 	Routes    []Route     `json:"routes"`
 	Sysctls   []Sysctl    `json:"sysctls"`
 	Hosts     []HostsFile `json:"hostsFiles,omitempty"`
-	Processes []Process   `json:"processes"`
+	// ResolvConfs are the pods', nodes' and clients' /etc/netns/<ns>/resolv.conf.
+	ResolvConfs []ResolvConf `json:"resolvConfs,omitempty"`
+	Processes   []Process    `json:"processes"`
 
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -152,6 +156,8 @@ type Pod struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Ports      []ContainerPort   `json:"ports"`
 	Probe      Probe             `json:"readiness"`
+	// Agent is the process the pod runs: "" the echo agent, "dns" the cluster DNS's.
+	Agent string `json:"agent,omitempty"`
 }
 
 // ContainerPort is a port a pod's agent serves.
@@ -193,6 +199,10 @@ type Service struct {
 	AffinitySeconds       int32             `json:"affinitySeconds,omitempty"`
 	LBScheduler           string            `json:"lbScheduler,omitempty"`
 	LBPersistence         string            `json:"lbPersistence,omitempty"`
+	// ExternalName is an ExternalName Service's CNAME target (no ClusterIP, no rules).
+	ExternalName string `json:"externalName,omitempty"`
+	// PublishNotReady is spec.publishNotReadyAddresses: every endpoint counts as ready.
+	PublishNotReady bool `json:"publishNotReadyAddresses,omitempty"`
 	// Endpoints lists every selected pod's address for each port (readiness is live state).
 	Endpoints []Endpoint `json:"endpoints"`
 }
@@ -282,6 +292,16 @@ type HostsFile struct {
 	Netns   string `json:"namespace"`
 	Content string `json:"content"`
 }
+
+// ResolvConf is /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts over
+// /etc/resolv.conf.
+type ResolvConf struct {
+	Netns   string `json:"namespace"`
+	Content string `json:"content"`
+}
+
+// Headless says whether the Service has no ClusterIP of its own (clusterIP: None).
+func (s *Service) Headless() bool { return s.ClusterIP == "None" }
 
 // Process is an agent the lab runs, living entirely in Netns.
 type Process struct {

@@ -98,6 +98,15 @@ func (s *Scenario) ApplyDefaults() {
 	if in.MetricsPort == 0 {
 		in.MetricsPort = DefaultMetricsPort
 	}
+	d := &sp.DNS
+	if d.Enabled == nil {
+		on := true
+		d.Enabled = &on
+	}
+	if d.Replicas == 0 {
+		d.Replicas = DNSReplicas
+	}
+	def(&d.ClusterDomain, DNSDomain)
 	for i := range s.Deployments {
 		if s.Deployments[i].Namespace == "" {
 			s.Deployments[i].Namespace = "default"

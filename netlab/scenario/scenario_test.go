@@ -133,7 +133,7 @@ func TestNoLabObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`<lab defaults>: Lab demo: spec.network.podCIDR: 600 pods do not fit: 2 nodes hold 506 (253 per /24 slice)`}
+	want := []string{`<lab defaults>: Lab demo: spec.network.podCIDR: 602 pods do not fit: 2 nodes hold 506 (253 per /24 slice)`}
 	if d := cmp.Diff(want, lines(Validate(s))); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}

@@ -40,7 +40,35 @@ type LabSpec struct {
 	Network      Network     `json:"network,omitempty"`
 	LoadBalancer LBSpec      `json:"loadBalancer,omitempty"`
 	Ingress      IngressSpec `json:"ingress,omitempty"`
+	DNS          DNSSpec     `json:"dns,omitempty"`
 }
+
+// DNSSpec configures the cluster DNS: pods coredns-1..N in namespace kube-system behind
+// Service kube-system/kube-dns at the tenth address of the service CIDR.
+type DNSSpec struct {
+	// Enabled runs the cluster DNS (default true).
+	Enabled *bool `json:"enabled,omitempty"`
+	// Replicas is the number of DNS pods (default 2, spread over the nodes).
+	Replicas int `json:"replicas,omitempty"`
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string `json:"clusterDomain,omitempty"`
+}
+
+// The cluster DNS's objects, named as kubeadm's CoreDNS add-on names them.
+const (
+	DNSNamespace   = "kube-system"
+	DNSService     = "kube-dns"
+	DNSDeployment  = "coredns"
+	DNSDomain      = "cluster.local"
+	DNSReplicas    = 2
+	MaxDNSReplicas = 8
+	// DNSServiceHost is kube-dns's host number in the service CIDR (10.96.0.10); the
+	// ClusterIP allocator never hands it out.
+	DNSServiceHost = 10
+)
+
+// DNSEnabled says whether the lab runs its cluster DNS.
+func (s *LabSpec) DNSEnabled() bool { return s.DNS.Enabled == nil || *s.DNS.Enabled }
 
 // Node is one worker node.
 type Node struct {

@@ -214,6 +214,8 @@ func (v *validator) lab() {
 		}
 		v.nodePorts[key] = v.labAt.obj + " " + f
 	}
+
+	v.dns()
 }
 
 // IsLabName reports whether name is lowercase letters and digits starting with a letter
@@ -341,7 +343,9 @@ func (v *validator) serviceCapacity() {
 	if !v.svc.IsValid() {
 		return
 	}
-	if room := int64(size(v.svc)) - 2; int64(len(v.s.Services)) > room {
+	// The allocator hands out .11 and up: .1 is kept for the kubernetes Service and .10
+	// for the cluster DNS, as in a kubeadm cluster.
+	if room := max(0, int64(size(v.svc))-2-DNSServiceHost); int64(len(v.s.Services)) > room {
 		v.errf(v.labAt, "spec.network.serviceCIDR", "%s has room for %d ClusterIPs, the lab has %d Services",
 			v.svc, room, len(v.s.Services))
 	}

@@ -27,7 +27,7 @@ func TestValidateDeployments(t *testing.T) {
 				`bad.yaml: Deployment default/web: metadata.name: pod name "web-1" is already used by Deployment default/web`,
 			}},
 		{name: "too many pods", docs: []string{labDoc, dep("a", 1500, echoContainer), dep("b", 600, echoContainer)},
-			probs: []string{`bad.yaml: Deployment default/b: spec.replicas: the lab would have 2100 pods, more than 2000`}},
+			probs: []string{`bad.yaml: Deployment default/b: spec.replicas: the lab would have 2102 pods, more than 2000`}},
 		{name: "selectors", docs: []string{labDoc,
 			`apiVersion: apps/v1
 kind: Deployment
@@ -138,7 +138,8 @@ func TestValidateNamesAndCapacity(t *testing.T) {
 			"apiVersion: v1\nkind: Secret\nmetadata: {name: Bad_Name}\ntype: kubernetes.io/tls\nstringData: {tls.key: k}\n",
 		},
 			probs: []string{
-				`bad.yaml: Lab t: spec.network.serviceCIDR: 10.96.0.0/30 has room for 2 ClusterIPs, the lab has 3 Services`,
+				`bad.yaml: Lab t: spec.network.serviceCIDR: 10.96.0.0/30 has no tenth address for the cluster DNS's Service kube-system/kube-dns`,
+				`bad.yaml: Lab t: spec.network.serviceCIDR: 10.96.0.0/30 has room for 0 ClusterIPs, the lab has 3 Services`,
 				`bad.yaml: Deployment Prod/web: metadata.namespace: must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit), got "Prod"`,
 				`bad.yaml: Deployment default/: metadata.name: required`,
 				`bad.yaml: Service default/a: spec.ports[0].targetPort: no container of Deployment default/ exposes 80/TCP`,

@@ -303,6 +303,7 @@ func (v *validator) service(svc *Service) {
 		v.errf(w, "metadata.name", msgDNS1035, svc.Name)
 	default:
 		v.defined(w, v.services, "Service", svc.Namespace, svc.Name, svc.Source)
+		v.dnsService(w, ns, svc.Name)
 	}
 	v.namespace(w, svc.Namespace)
 
@@ -312,11 +313,12 @@ func (v *validator) service(svc *Service) {
 	switch typ {
 	case corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
 	case corev1.ServiceTypeExternalName:
-		v.errf(w, "spec.type", "ExternalName is not supported by the lab")
+		v.externalName(w, sp)
+		return
 	default:
-		v.errf(w, "spec.type", "must be ClusterIP, NodePort or LoadBalancer, got %q", typ)
+		v.errf(w, "spec.type", "must be ClusterIP, NodePort, LoadBalancer or ExternalName, got %q", typ)
 	}
-	if sp.ExternalName != "" && typ != corev1.ServiceTypeExternalName {
+	if sp.ExternalName != "" {
 		v.warnf(w, "spec.externalName", "ignored: only ExternalName Services use it")
 	}
 
@@ -362,7 +364,9 @@ func (v *validator) service(svc *Service) {
 	switch ip := sp.ClusterIP; {
 	case ip == "":
 	case ip == corev1.ClusterIPNone:
-		v.errf(w, "spec.clusterIP", "headless Services (None) are not supported by the lab")
+		if typ != corev1.ServiceTypeClusterIP {
+			v.errf(w, "spec.clusterIP", "None (headless) needs type ClusterIP, got %s", typ)
+		}
 	case !parseIP(ip).IsValid():
 		v.errf(w, "spec.clusterIP", "must be an IPv4 address, got %q", ip)
 	case v.svc.IsValid():
@@ -391,7 +395,7 @@ func (v *validator) service(svc *Service) {
 	}
 
 	// Ports.
-	if len(sp.Ports) == 0 {
+	if len(sp.Ports) == 0 && sp.ClusterIP != corev1.ClusterIPNone {
 		v.errf(w, "spec.ports", "at least one port is required")
 	}
 	names := map[string]string{}
@@ -546,4 +550,26 @@ func (v *validator) nodePort(w where, field string, port int32, proto corev1.Pro
 		return
 	}
 	v.nodePorts[key] = w.obj + " " + field
+}
+
+// externalName checks an ExternalName Service: a CNAME in the cluster DNS, with no
+// ClusterIP, no endpoints and no kube-proxy rules, as in Kubernetes.
+func (v *validator) externalName(w where, sp *corev1.ServiceSpec) {
+	switch name := sp.ExternalName; {
+	case name == "":
+		v.errf(w, "spec.externalName", "required for type ExternalName")
+	case !isDomain(name):
+		v.errf(w, "spec.externalName", msgDNSName, name)
+	}
+	if sp.ClusterIP != "" {
+		v.errf(w, "spec.clusterIP", "must be empty for type ExternalName, got %q", sp.ClusterIP)
+	}
+	if len(sp.Selector) > 0 {
+		v.warnf(w, "spec.selector", "ignored: an ExternalName Service has no endpoints")
+	}
+	for i, p := range sp.Ports {
+		if p.NodePort != 0 {
+			v.errf(w, fmt.Sprintf("spec.ports[%d].nodePort", i), "only NodePort and LoadBalancer Services have node ports")
+		}
+	}
 }

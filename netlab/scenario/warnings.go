@@ -32,7 +32,8 @@ var (
 	// Services: ipFamilies [IPv4] and ipFamilyPolicy SingleStack are what the lab is.
 	modelledServiceSpec = []string{"type", "selector", "ports", "clusterIP", "clusterIPs",
 		"externalTrafficPolicy", "internalTrafficPolicy", "healthCheckNodePort",
-		"sessionAffinity", "sessionAffinityConfig", "loadBalancerIP", "ipFamilies", "ipFamilyPolicy", "externalName"}
+		"sessionAffinity", "sessionAffinityConfig", "loadBalancerIP", "ipFamilies", "ipFamilyPolicy", "externalName",
+		"publishNotReadyAddresses"}
 	modelledServicePort = []string{"name", "protocol", "port", "targetPort", "nodePort"}
 	modelledIngressSpec = []string{"ingressClassName", "defaultBackend", "tls", "rules"}
 	modelledSecret      = []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}

@@ -93,7 +93,6 @@ spec:
 			warns: []string{
 				`bad.yaml: Service default/web: spec.externalIPs: not modelled by the lab, ignored`,
 				`bad.yaml: Service default/web: spec.loadBalancerSourceRanges: not modelled by the lab, ignored`,
-				`bad.yaml: Service default/web: spec.publishNotReadyAddresses: not modelled by the lab, ignored`,
 				`bad.yaml: Service default/web: spec.externalName: ignored: only ExternalName Services use it`,
 				`bad.yaml: Service default/web: spec.ipFamilies: ignored: the lab is IPv4 single-stack`,
 				`bad.yaml: Service default/web: spec.ipFamilyPolicy: ignored: the lab is IPv4 single-stack`,

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/netlabdev/netlab/netlab/dns"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// DNSConfig configures one pod of the cluster DNS.
+type DNSConfig struct {
+	Lab, Pod, Node, IP string
+	// Dir is the lab's runtime directory (default /run/netlab/<lab>).
+	Dir string
+	// Port is where queries are answered, over UDP and TCP (default 53).
+	Port int
+	// ReadyPort serves GET /ready (200 once the records are loaded), as CoreDNS's ready
+	// plugin, and GET /health (default 8181).
+	ReadyPort int
+	// Poll is how often endpoints.json is checked for a change (default 50 ms).
+	Poll time.Duration
+}
+
+// RunDNS answers the lab's cluster DNS queries on the pod's port 53 (UDP and TCP) from
+// the plan's Services and the endpoints controller's readiness, rebuilding its records
+// whenever endpoints.json changes, until ctx ends.
+func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
+	if cfg.Dir == "" {
+		cfg.Dir = lab.Dir(cfg.Lab)
+	}
+	if cfg.Port == 0 {
+		cfg.Port = plan.DNSPort
+	}
+	if cfg.ReadyPort == 0 {
+		cfg.ReadyPort = plan.DNSReadyPort
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 50 * time.Millisecond
+	}
+	p, err := readPlan(filepath.Join(cfg.Dir, "plan.json"))
+	if err != nil {
+		return err
+	}
+	epPath := filepath.Join(cfg.Dir, EndpointsFileName)
+	var table atomic.Pointer[dns.Table]
+	var gen atomic.Int64
+	load := func() stamp {
+		st := fileStamp(epPath) // before the read: a later write shows up next poll
+		var ready func(string) bool
+		if ef, err := ReadEndpoints(epPath); err == nil {
+			ready = func(pod string) bool { return ef.PodReady[pod] }
+			gen.Store(ef.Generation)
+		}
+		table.Store(dns.New(dns.FromPlan(p, ready)))
+		return st
+	}
+	last := load()
+
+	addr := net.JoinHostPort("", strconv.Itoa(cfg.Port))
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("listen udp %s: %w", addr, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("listen tcp %s: %w", addr, err)
+	}
+	rln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.ReadyPort)))
+	if err != nil {
+		pc.Close()
+		ln.Close()
+		return fmt.Errorf("listen ready port: %w", err)
+	}
+	var queries atomic.Uint64
+	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
+		queries.Add(1)
+		_, udp := w.LocalAddr().(*net.UDPAddr)
+		_ = w.WriteMsg(table.Load().Reply(req, udp))
+	})
+	udpSrv := &mdns.Server{PacketConn: pc, Handler: handler}
+	tcpSrv := &mdns.Server{Listener: ln, Handler: handler, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }
+	mux.HandleFunc("GET /ready", ok)
+	mux.HandleFunc("GET /health", ok)
+	readySrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 3)
+	started := make(chan struct{}, 2)
+	udpSrv.NotifyStartedFunc = func() { started <- struct{}{} }
+	tcpSrv.NotifyStartedFunc = func() { started <- struct{}{} }
+	go func() { errc <- udpSrv.ActivateAndServe() }()
+	go func() { errc <- tcpSrv.ActivateAndServe() }()
+	go func() {
+		if err := readySrv.Serve(rln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	for range 2 {
+		select {
+		case <-started:
+		case err := <-errc:
+			return fmt.Errorf("dns server: %w", err)
+		}
+	}
+	log.Info("dns serving", "pod", cfg.Pod, "node", cfg.Node, "ip", cfg.IP, "port", cfg.Port,
+		"domain", table.Load().Domain(), "services", len(p.Services), "generation", gen.Load())
+	NotifyReady()
+
+	tick := time.NewTicker(cfg.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = udpSrv.Shutdown()
+			_ = tcpSrv.Shutdown()
+			_ = readySrv.Close()
+			log.Info("dns stopped", "pod", cfg.Pod, "queries", queries.Load())
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("dns server: %w", err)
+		case <-tick.C:
+			if fileStamp(epPath) == last {
+				continue
+			}
+			last = load()
+			log.Info("dns records reloaded", "generation", gen.Load())
+		}
+	}
+}

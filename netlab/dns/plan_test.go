@@ -1,0 +1,89 @@
+package dns
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	mdns "github.com/miekg/dns"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/scenario"
+)
+
+// A lab of two namespaces: api (ClusterIP, named port) and db (headless, two replicas) in
+// default, search (ExternalName) in shop; the cluster domain lab.test.
+const labYAML = `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+metadata: {name: t}
+spec: {dns: {clusterDomain: lab.test}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec: {selector: {app: api}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec: {clusterIP: None, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: search, namespace: shop}
+spec: {type: ExternalName, externalName: search.example.com}
+`
+
+func TestFromPlan(t *testing.T) {
+	s, err := scenario.Parse("t.yaml", []byte(labYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := map[string]string{}
+	for _, pod := range p.Pods {
+		ips[pod.Name] = plan.Addr(pod.IP)
+	}
+	// api-1 ready, api-2 not.
+	tab := New(FromPlan(p, func(pod string) bool { return pod != "api-2" }))
+	for _, tc := range []struct {
+		q     string
+		qtype uint16
+		want  string
+	}{
+		{"api.default.svc.lab.test.", mdns.TypeA, "api.default.svc.lab.test. 5 IN A 10.96.0.11"},
+		{"kube-dns.kube-system.svc.lab.test.", mdns.TypeA, "kube-dns.kube-system.svc.lab.test. 5 IN A 10.96.0.10"},
+		{"_dns-tcp._tcp.kube-dns.kube-system.svc.lab.test.", mdns.TypeSRV,
+			"_dns-tcp._tcp.kube-dns.kube-system.svc.lab.test. 5 IN SRV 0 100 53 kube-dns.kube-system.svc.lab.test."},
+		{"db.default.svc.lab.test.", mdns.TypeA, "db.default.svc.lab.test. 5 IN A " + ips["api-1"]},
+		{"_http._tcp.db.default.svc.lab.test.", mdns.TypeSRV,
+			"_http._tcp.db.default.svc.lab.test. 5 IN SRV 0 100 8080 " + DashedIPString(ips["api-1"]) + ".db.default.svc.lab.test."},
+		{"search.shop.svc.lab.test.", mdns.TypeA, "search.shop.svc.lab.test. 5 IN CNAME search.example.com."},
+	} {
+		if d := cmp.Diff(tc.want, text(tab.Lookup(tc.q, tc.qtype).Answer)); d != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.q, d)
+		}
+	}
+	// Nothing ready yet: the headless Service has no name, the others answer.
+	none := New(FromPlan(p, nil))
+	if a := none.Lookup("db.default.svc.lab.test.", mdns.TypeA); a.Rcode != mdns.RcodeNameError {
+		t.Errorf("headless with no ready pod: %s, want NXDOMAIN", mdns.RcodeToString[a.Rcode])
+	}
+	if a := none.Lookup("api.default.svc.lab.test.", mdns.TypeA); len(a.Answer) != 1 {
+		t.Errorf("ClusterIP Service with no ready pod: %v, want its A record", a.Answer)
+	}
+	if a := none.Lookup("x.shop.svc.lab.test.", mdns.TypeA); a.Rcode != mdns.RcodeNameError {
+		t.Errorf("unknown Service: %s", mdns.RcodeToString[a.Rcode])
+	}
+}

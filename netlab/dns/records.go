@@ -1,0 +1,414 @@
+package dns
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	mdns "github.com/miekg/dns"
+)
+
+const (
+	// TTL of every answer, CoreDNS's kubernetes plugin default.
+	TTL = 5
+	// SchemaVersion is the version of the DNS specification the records follow, served as
+	// the TXT record dns-version.<domain>.
+	SchemaVersion = "1.0.1"
+	// DefaultDomain is the cluster domain when the Lab names none.
+	DefaultDomain = "cluster.local"
+)
+
+// Service is what the records need of one Kubernetes Service.
+type Service struct {
+	Namespace, Name string
+	// ClusterIP is the Service's address; "" or "None" makes it headless.
+	ClusterIP string
+	// ExternalName, when set, makes it an ExternalName Service (a CNAME).
+	ExternalName string
+	Ports        []Port
+	// Endpoints are the selected pods; only a headless Service's are published.
+	Endpoints []Endpoint
+	// PublishNotReady is spec.publishNotReadyAddresses: every endpoint counts as ready.
+	PublishNotReady bool
+}
+
+// Port is a Service port, or an endpoint's port (named as the Service port it serves).
+type Port struct {
+	Name     string
+	Port     int32
+	Protocol string // TCP | UDP (any case)
+}
+
+// Endpoint is one address behind a Service.
+type Endpoint struct {
+	IP string
+	// Hostname is the endpoint's hostname; "" gives it the dashed form of its IP
+	// (10-244-1-2), as CoreDNS names endpoints without one.
+	Hostname string
+	Ready    bool
+	// Ports are the endpoint's (target) ports; a Service port missing here is served
+	// on its own number.
+	Ports []Port
+}
+
+// Config is what one answer table is built from.
+type Config struct {
+	// Domain is the cluster domain (default cluster.local), with or without the final dot.
+	Domain string
+	// ServerIP is the cluster DNS's own Service address: ns.dns.<domain>.
+	ServerIP string
+	// Namespaces exist even with no Service in them: <ns>.svc.<domain> has no data
+	// rather than no name.
+	Namespaces []string
+	Services   []Service
+}
+
+// Table answers queries for one cluster domain. It is immutable once built; build a new
+// one when the Services or their endpoints change.
+type Table struct {
+	domain   string // lowercase, fully qualified: "cluster.local."
+	serverIP netip.Addr
+	names    map[string]*rrset       // lowercase FQDN → its records
+	exists   map[string]bool         // every name of the zone that exists, empty non-terminals too
+	ptr      map[string]string       // reverse name → target FQDN
+	srvA     map[string][]netip.Addr // SRV target → its addresses, for the additional section
+}
+
+type rrset struct {
+	a     []netip.Addr
+	srv   []srvRec
+	cname string
+	txt   []string
+}
+
+type srvRec struct {
+	prio, weight, port uint16
+	target             string
+}
+
+// Fqdn lowercases name and ends it with a dot.
+func Fqdn(name string) string { return strings.ToLower(mdns.Fqdn(name)) }
+
+// New builds the table of cfg. Entries it cannot use (a bad address) are skipped.
+func New(cfg Config) *Table {
+	d := cfg.Domain
+	if d == "" {
+		d = DefaultDomain
+	}
+	t := &Table{domain: Fqdn(d), names: map[string]*rrset{}, exists: map[string]bool{},
+		ptr: map[string]string{}, srvA: map[string][]netip.Addr{}}
+	t.serverIP, _ = netip.ParseAddr(cfg.ServerIP)
+	t.add("dns-version." + t.domain).txt = []string{SchemaVersion}
+	if t.serverIP.IsValid() {
+		t.add("ns.dns." + t.domain).a = []netip.Addr{t.serverIP}
+	}
+	t.mark("svc." + t.domain)
+	t.mark("pod." + t.domain)
+	for _, ns := range cfg.Namespaces {
+		t.mark(strings.ToLower(ns) + ".svc." + t.domain)
+	}
+	for _, s := range cfg.Services {
+		t.service(s)
+	}
+	return t
+}
+
+// Domain is the table's cluster domain, fully qualified.
+func (t *Table) Domain() string { return t.domain }
+
+// ServiceName is <svc>.<ns>.svc.<domain>. for a table's domain.
+func (t *Table) ServiceName(ns, svc string) string {
+	return strings.ToLower(svc + "." + ns + ".svc." + t.domain)
+}
+
+// add returns the record set of name, marking it and its ancestors as existing.
+func (t *Table) add(name string) *rrset {
+	t.mark(name)
+	rs := t.names[name]
+	if rs == nil {
+		rs = &rrset{}
+		t.names[name] = rs
+	}
+	return rs
+}
+
+// mark records name and every ancestor down to the domain as existing names.
+func (t *Table) mark(name string) {
+	for n := name; len(n) >= len(t.domain) && strings.HasSuffix(n, t.domain); {
+		t.exists[n] = true
+		i := strings.IndexByte(n, '.')
+		if i < 0 || n == t.domain {
+			break
+		}
+		n = n[i+1:]
+	}
+}
+
+func (t *Table) service(s Service) {
+	name := t.ServiceName(s.Namespace, s.Name)
+	t.mark(strings.ToLower(s.Namespace) + ".svc." + t.domain)
+	switch {
+	case s.ExternalName != "":
+		t.add(name).cname = Fqdn(s.ExternalName)
+	case s.ClusterIP != "" && s.ClusterIP != "None":
+		ip, err := netip.ParseAddr(s.ClusterIP)
+		if err != nil {
+			return
+		}
+		t.add(name).a = []netip.Addr{ip}
+		t.srvA[name] = []netip.Addr{ip}
+		for _, p := range s.Ports {
+			if p.Name == "" {
+				continue // unnamed ports have no SRV record
+			}
+			rs := t.add(srvName(p, name))
+			rs.srv = append(rs.srv, srvRec{prio: 0, weight: 100, port: uint16(p.Port), target: name})
+		}
+		t.addPTR(ip, name)
+	default:
+		t.headless(s, name)
+	}
+}
+
+// headless publishes a headless Service's ready endpoints: the Service name holds all
+// their addresses, each endpoint's hostname its own, and every named port one SRV
+// record per endpoint. With none ready, the Service name does not exist (NXDOMAIN).
+func (t *Table) headless(s Service, name string) {
+	type ep struct {
+		ip   netip.Addr
+		host string
+		e    Endpoint
+	}
+	var ready []ep
+	seen := map[netip.Addr]bool{}
+	for _, e := range s.Endpoints {
+		ip, err := netip.ParseAddr(e.IP)
+		if err != nil || !(e.Ready || s.PublishNotReady) || seen[ip] {
+			continue
+		}
+		seen[ip] = true
+		host := strings.ToLower(e.Hostname)
+		if host == "" {
+			host = DashedIP(ip)
+		}
+		ready = append(ready, ep{ip, host + "." + name, e})
+	}
+	if len(ready) == 0 {
+		return
+	}
+	slices.SortFunc(ready, func(a, b ep) int { return a.ip.Compare(b.ip) })
+	rs := t.add(name)
+	weight := uint16(max(1, 100/len(ready)))
+	for _, r := range ready {
+		rs.a = append(rs.a, r.ip)
+		hrs := t.add(r.host)
+		hrs.a = append(hrs.a, r.ip)
+		t.srvA[r.host] = append(t.srvA[r.host], r.ip)
+		t.addPTR(r.ip, r.host)
+	}
+	for _, p := range s.Ports {
+		if p.Name == "" {
+			continue
+		}
+		srs := t.add(srvName(p, name))
+		for _, r := range ready {
+			port := p.Port
+			for _, ep := range r.e.Ports {
+				if ep.Name == p.Name && strings.EqualFold(ep.Protocol, p.Protocol) {
+					port = ep.Port
+				}
+			}
+			srs.srv = append(srs.srv, srvRec{prio: 0, weight: weight, port: uint16(port), target: r.host})
+		}
+	}
+}
+
+func srvName(p Port, svc string) string {
+	proto := strings.ToLower(p.Protocol)
+	if proto == "" {
+		proto = "tcp"
+	}
+	return "_" + strings.ToLower(p.Name) + "._" + proto + "." + svc
+}
+
+func (t *Table) addPTR(ip netip.Addr, target string) {
+	rev, err := mdns.ReverseAddr(ip.String())
+	if err != nil {
+		return
+	}
+	if _, ok := t.ptr[rev]; !ok {
+		t.ptr[rev] = target
+	}
+}
+
+// DashedIP is an IPv4 address written with dashes, as pod and endpoint names use it.
+func DashedIP(ip netip.Addr) string { return DashedIPString(ip.String()) }
+
+// DashedIPString is DashedIP of an address in text.
+func DashedIPString(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
+
+// Answer is the outcome of one lookup.
+type Answer struct {
+	Rcode  int // mdns.RcodeSuccess, RcodeNameError (NXDOMAIN), RcodeRefused
+	Answer []mdns.RR
+	Extra  []mdns.RR
+	// Authoritative is false for names outside the cluster domain.
+	Authoritative bool
+	// Negative holds the zone's SOA for NXDOMAIN and empty answers inside the domain.
+	Negative []mdns.RR
+}
+
+// Lookup answers qname (any case; the answer's owner names keep it) for qtype.
+func (t *Table) Lookup(qname string, qtype uint16) Answer {
+	owner := mdns.Fqdn(qname)
+	name := strings.ToLower(owner)
+	if !mdns.IsSubDomain(t.domain, name) {
+		if mdns.IsSubDomain("in-addr.arpa.", name) {
+			return t.reverse(owner, name, qtype)
+		}
+		return Answer{Rcode: mdns.RcodeRefused}
+	}
+	ans := Answer{Rcode: mdns.RcodeSuccess, Authoritative: true}
+	t.lookup(&ans, owner, name, qtype, 0)
+	if len(ans.Answer) == 0 || ans.Rcode != mdns.RcodeSuccess {
+		ans.Negative = []mdns.RR{t.soa()}
+	}
+	return ans
+}
+
+func (t *Table) lookup(ans *Answer, owner, name string, qtype uint16, depth int) {
+	hdr := func(rrtype uint16) mdns.RR_Header {
+		return mdns.RR_Header{Name: owner, Rrtype: rrtype, Class: mdns.ClassINET, Ttl: TTL}
+	}
+	if name == t.domain {
+		switch qtype {
+		case mdns.TypeSOA, mdns.TypeANY:
+			ans.Answer = append(ans.Answer, t.soa())
+		case mdns.TypeNS:
+			ans.Answer = append(ans.Answer, &mdns.NS{Hdr: hdr(mdns.TypeNS), Ns: "ns.dns." + t.domain})
+			if t.serverIP.IsValid() {
+				ans.Extra = append(ans.Extra, aRR("ns.dns."+t.domain, t.serverIP))
+			}
+		}
+		return
+	}
+	if ip, ok := t.podAddr(name); ok {
+		if qtype == mdns.TypeA || qtype == mdns.TypeANY {
+			ans.Answer = append(ans.Answer, &mdns.A{Hdr: hdr(mdns.TypeA), A: ip.AsSlice()})
+		}
+		return
+	}
+	rs := t.names[name]
+	if rs == nil {
+		if !t.exists[name] {
+			ans.Rcode = mdns.RcodeNameError
+		}
+		return
+	}
+	if rs.cname != "" {
+		ans.Answer = append(ans.Answer, &mdns.CNAME{Hdr: hdr(mdns.TypeCNAME), Target: rs.cname})
+		if qtype != mdns.TypeCNAME && depth < 8 && mdns.IsSubDomain(t.domain, rs.cname) {
+			t.lookup(ans, rs.cname, rs.cname, qtype, depth+1)
+		}
+		return
+	}
+	if qtype == mdns.TypeA || qtype == mdns.TypeANY {
+		for _, ip := range rs.a {
+			ans.Answer = append(ans.Answer, &mdns.A{Hdr: hdr(mdns.TypeA), A: ip.AsSlice()})
+		}
+	}
+	if qtype == mdns.TypeSRV || qtype == mdns.TypeANY {
+		added := map[string]bool{}
+		for _, s := range rs.srv {
+			ans.Answer = append(ans.Answer, &mdns.SRV{Hdr: hdr(mdns.TypeSRV), Priority: s.prio, Weight: s.weight, Port: s.port, Target: s.target})
+			if added[s.target] {
+				continue
+			}
+			added[s.target] = true
+			for _, ip := range t.srvA[s.target] {
+				ans.Extra = append(ans.Extra, aRR(s.target, ip))
+			}
+		}
+	}
+	if qtype == mdns.TypeTXT || qtype == mdns.TypeANY {
+		if len(rs.txt) > 0 {
+			ans.Answer = append(ans.Answer, &mdns.TXT{Hdr: hdr(mdns.TypeTXT), Txt: rs.txt})
+		}
+	}
+}
+
+// podAddr reads <a-b-c-d>.<ns>.pod.<domain>: the specification's pod A record, given for
+// any address (CoreDNS's "pods insecure", what kubeadm configures).
+func (t *Table) podAddr(name string) (netip.Addr, bool) {
+	rel := strings.TrimSuffix(name, ".pod."+t.domain)
+	if rel == name {
+		return netip.Addr{}, false
+	}
+	dashed, ns, ok := strings.Cut(rel, ".")
+	if !ok || ns == "" || strings.Contains(ns, ".") || strings.Count(dashed, "-") != 3 {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(strings.ReplaceAll(dashed, "-", "."))
+	if err != nil || !ip.Is4() {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
+// reverse answers PTR queries for the ClusterIPs and headless endpoints it knows; other
+// reverse names do not exist (nothing is asked outside the lab).
+func (t *Table) reverse(owner, name string, qtype uint16) Answer {
+	target, ok := t.ptr[name]
+	if !ok {
+		return Answer{Rcode: mdns.RcodeNameError}
+	}
+	ans := Answer{Rcode: mdns.RcodeSuccess, Authoritative: true}
+	if qtype == mdns.TypePTR || qtype == mdns.TypeANY {
+		ans.Answer = []mdns.RR{&mdns.PTR{Hdr: mdns.RR_Header{Name: owner, Rrtype: mdns.TypePTR, Class: mdns.ClassINET, Ttl: TTL}, Ptr: target}}
+	}
+	return ans
+}
+
+func (t *Table) soa() mdns.RR {
+	return &mdns.SOA{Hdr: mdns.RR_Header{Name: t.domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: TTL},
+		Ns: "ns.dns." + t.domain, Mbox: "hostmaster." + t.domain, Serial: 1, Refresh: 7200, Retry: 1800, Expire: 86400, Minttl: TTL}
+}
+
+func aRR(name string, ip netip.Addr) mdns.RR {
+	return &mdns.A{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: TTL}, A: ip.AsSlice()}
+}
+
+// Reply answers one request message. Over UDP (udp true) an answer longer than the
+// client's buffer (512 bytes, or its EDNS0 size) is truncated with the TC bit set.
+func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.SetReply(req)
+	m.Compress = true
+	m.RecursionAvailable = false
+	switch {
+	case req.Opcode != mdns.OpcodeQuery:
+		m.SetRcode(req, mdns.RcodeNotImplemented)
+		return m
+	case len(req.Question) != 1:
+		m.SetRcode(req, mdns.RcodeFormatError)
+		return m
+	}
+	q := req.Question[0]
+	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
+		m.SetRcode(req, mdns.RcodeRefused)
+		return m
+	}
+	a := t.Lookup(q.Name, q.Qtype)
+	m.Rcode = a.Rcode
+	m.Authoritative = a.Authoritative
+	m.Answer, m.Extra, m.Ns = a.Answer, a.Extra, a.Negative
+	size := mdns.MinMsgSize
+	if opt := req.IsEdns0(); opt != nil {
+		size = max(int(opt.UDPSize()), mdns.MinMsgSize)
+		m.SetEdns0(1232, false)
+	}
+	if udp {
+		m.Truncate(size)
+	}
+	return m
+}

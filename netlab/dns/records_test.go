@@ -1,0 +1,193 @@
+package dns
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	mdns "github.com/miekg/dns"
+)
+
+// Address plan of the table under test: cluster domain cluster.local, kube-dns at
+// 10.96.0.10, Services at 10.96.0.11+, pods in 10.244.1.0/24 and 10.244.2.0/24.
+func testTable() *Table {
+	return New(Config{
+		Domain: "cluster.local", ServerIP: "10.96.0.10",
+		Namespaces: []string{"default", "kube-system", "shop", "empty"},
+		Services: []Service{
+			{Namespace: "kube-system", Name: "kube-dns", ClusterIP: "10.96.0.10",
+				Ports: []Port{{Name: "dns", Port: 53, Protocol: "UDP"}, {Name: "dns-tcp", Port: 53, Protocol: "TCP"}}},
+			{Namespace: "default", Name: "api", ClusterIP: "10.96.0.11",
+				Ports: []Port{{Name: "http", Port: 80, Protocol: "TCP"}}},
+			{Namespace: "default", Name: "plain", ClusterIP: "10.96.0.12",
+				Ports: []Port{{Port: 8080, Protocol: "TCP"}}},
+			{Namespace: "shop", Name: "db", ClusterIP: "None",
+				Ports: []Port{{Name: "pg", Port: 5432, Protocol: "TCP"}, {Name: "stats", Port: 9000, Protocol: "UDP"}},
+				Endpoints: []Endpoint{
+					{IP: "10.244.2.3", Ready: true, Ports: []Port{{Name: "pg", Port: 15432, Protocol: "TCP"}}},
+					{IP: "10.244.1.3", Hostname: "Primary", Ready: true},
+					{IP: "10.244.1.4", Ready: false},
+				}},
+			{Namespace: "shop", Name: "gone", ClusterIP: "None",
+				Ports:     []Port{{Name: "http", Port: 80, Protocol: "TCP"}},
+				Endpoints: []Endpoint{{IP: "10.244.1.9", Ready: false}}},
+			{Namespace: "shop", Name: "peers", ClusterIP: "None", PublishNotReady: true,
+				Ports:     []Port{{Name: "gossip", Port: 7946, Protocol: "UDP"}},
+				Endpoints: []Endpoint{{IP: "10.244.1.5", Ready: false}, {IP: "10.244.2.5", Ready: true}}},
+			{Namespace: "default", Name: "search", ExternalName: "search.example.com"},
+			{Namespace: "default", Name: "alias", ExternalName: "API.default.svc.cluster.local"},
+		},
+	})
+}
+
+// text renders records as dig prints them, one per line.
+func text(rrs []mdns.RR) string {
+	var lines []string
+	for _, rr := range rrs {
+		lines = append(lines, strings.ReplaceAll(rr.String(), "\t", " "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestLookup(t *testing.T) {
+	tab := testTable()
+	rc := mdns.RcodeToString
+	for _, tc := range []struct {
+		name  string
+		q     string
+		qtype uint16
+		rcode int
+		ans   string
+		extra string
+	}{
+		{"service A", "api.default.svc.cluster.local.", mdns.TypeA, 0,
+			"api.default.svc.cluster.local. 5 IN A 10.96.0.11", ""},
+		{"case-insensitive, owner as asked", "API.Default.SVC.Cluster.Local", mdns.TypeA, 0,
+			"API.Default.SVC.Cluster.Local. 5 IN A 10.96.0.11", ""},
+		{"kube-dns itself", "kube-dns.kube-system.svc.cluster.local.", mdns.TypeA, 0,
+			"kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10", ""},
+		{"no AAAA: no data", "api.default.svc.cluster.local.", mdns.TypeAAAA, 0, "", ""},
+		{"SRV of a named port", "_http._tcp.api.default.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_http._tcp.api.default.svc.cluster.local. 5 IN SRV 0 100 80 api.default.svc.cluster.local.",
+			"api.default.svc.cluster.local. 5 IN A 10.96.0.11"},
+		{"SRV over UDP", "_dns._udp.kube-dns.kube-system.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_dns._udp.kube-dns.kube-system.svc.cluster.local. 5 IN SRV 0 100 53 kube-dns.kube-system.svc.cluster.local.",
+			"kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10"},
+		{"SRV wrong protocol", "_http._udp.api.default.svc.cluster.local.", mdns.TypeSRV, mdns.RcodeNameError, "", ""},
+		{"unnamed port: no SRV", "_8080._tcp.plain.default.svc.cluster.local.", mdns.TypeSRV, mdns.RcodeNameError, "", ""},
+		{"SRV empty non-terminal", "_tcp.api.default.svc.cluster.local.", mdns.TypeSRV, 0, "", ""},
+		{"headless: ready endpoints only", "db.shop.svc.cluster.local.", mdns.TypeA, 0,
+			"db.shop.svc.cluster.local. 5 IN A 10.244.1.3\ndb.shop.svc.cluster.local. 5 IN A 10.244.2.3", ""},
+		{"headless: endpoint hostname", "primary.db.shop.svc.cluster.local.", mdns.TypeA, 0,
+			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3", ""},
+		{"headless: dashed-IP hostname", "10-244-2-3.db.shop.svc.cluster.local.", mdns.TypeA, 0,
+			"10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3", ""},
+		{"headless: unready endpoint has no name", "10-244-1-4.db.shop.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"headless SRV: one per ready endpoint, its target port", "_pg._tcp.db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_pg._tcp.db.shop.svc.cluster.local. 5 IN SRV 0 50 5432 primary.db.shop.svc.cluster.local.\n" +
+				"_pg._tcp.db.shop.svc.cluster.local. 5 IN SRV 0 50 15432 10-244-2-3.db.shop.svc.cluster.local.",
+			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
+		{"headless SRV over UDP", "_stats._udp.db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 50 9000 primary.db.shop.svc.cluster.local.\n" +
+				"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 50 9000 10-244-2-3.db.shop.svc.cluster.local.",
+			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
+		{"headless without ready endpoints: NXDOMAIN", "gone.shop.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"publishNotReadyAddresses: all", "peers.shop.svc.cluster.local.", mdns.TypeA, 0,
+			"peers.shop.svc.cluster.local. 5 IN A 10.244.1.5\npeers.shop.svc.cluster.local. 5 IN A 10.244.2.5", ""},
+		{"ExternalName: CNAME", "search.default.svc.cluster.local.", mdns.TypeA, 0,
+			"search.default.svc.cluster.local. 5 IN CNAME search.example.com.", ""},
+		{"ExternalName inside the domain: followed", "alias.default.svc.cluster.local.", mdns.TypeA, 0,
+			"alias.default.svc.cluster.local. 5 IN CNAME api.default.svc.cluster.local.\napi.default.svc.cluster.local. 5 IN A 10.96.0.11", ""},
+		{"pod A", "10-244-1-7.default.pod.cluster.local.", mdns.TypeA, 0,
+			"10-244-1-7.default.pod.cluster.local. 5 IN A 10.244.1.7", ""},
+		{"pod A, any namespace", "10-244-2-2.Shop.pod.cluster.local.", mdns.TypeA, 0,
+			"10-244-2-2.Shop.pod.cluster.local. 5 IN A 10.244.2.2", ""},
+		{"pod: not an address", "10-244-1-300.default.pod.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"pod: too many labels", "x.10-244-1-7.default.pod.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"unknown Service", "nope.default.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"unknown namespace", "api.nope.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"search-list miss", "api.default.svc.cluster.local.default.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"rest of the domain", "www.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"a namespace without Services exists", "empty.svc.cluster.local.", mdns.TypeA, 0, "", ""},
+		{"svc exists", "svc.cluster.local.", mdns.TypeA, 0, "", ""},
+		{"outside the domain: refused", "example.com.", mdns.TypeA, mdns.RcodeRefused, "", ""},
+		{"a Service name outside the domain", "api.default.svc.cluster.example.", mdns.TypeA, mdns.RcodeRefused, "", ""},
+		{"schema version", "dns-version.cluster.local.", mdns.TypeTXT, 0,
+			`dns-version.cluster.local. 5 IN TXT "1.0.1"`, ""},
+		{"apex NS", "cluster.local.", mdns.TypeNS, 0,
+			"cluster.local. 5 IN NS ns.dns.cluster.local.", "ns.dns.cluster.local. 5 IN A 10.96.0.10"},
+		{"ClusterIP PTR", "11.0.96.10.in-addr.arpa.", mdns.TypePTR, 0,
+			"11.0.96.10.in-addr.arpa. 5 IN PTR api.default.svc.cluster.local.", ""},
+		{"headless endpoint PTR", "3.1.244.10.in-addr.arpa.", mdns.TypePTR, 0,
+			"3.1.244.10.in-addr.arpa. 5 IN PTR primary.db.shop.svc.cluster.local.", ""},
+		{"unknown PTR", "99.0.96.10.in-addr.arpa.", mdns.TypePTR, mdns.RcodeNameError, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tab.Lookup(tc.q, tc.qtype)
+			if a.Rcode != tc.rcode {
+				t.Errorf("rcode %s, want %s", rc[a.Rcode], rc[tc.rcode])
+			}
+			if d := cmp.Diff(tc.ans, text(a.Answer)); d != "" {
+				t.Errorf("answer (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tc.extra, text(a.Extra)); d != "" {
+				t.Errorf("additional (-want +got):\n%s", d)
+			}
+			inZone := mdns.IsSubDomain("cluster.local.", strings.ToLower(mdns.Fqdn(tc.q)))
+			if wantSOA := inZone && (len(tc.ans) == 0 || tc.rcode != 0); wantSOA != (len(a.Negative) == 1) {
+				t.Errorf("negative answer SOA %v, want %v", a.Negative, wantSOA)
+			}
+		})
+	}
+}
+
+func TestOtherDomain(t *testing.T) {
+	tab := New(Config{Domain: "Lab.Example.", Services: []Service{{Namespace: "default", Name: "api", ClusterIP: "10.96.0.11"}}})
+	if a := tab.Lookup("api.default.svc.lab.example.", mdns.TypeA); text(a.Answer) != "api.default.svc.lab.example. 5 IN A 10.96.0.11" {
+		t.Errorf("got %q", text(a.Answer))
+	}
+	if a := tab.Lookup("api.default.svc.cluster.local.", mdns.TypeA); a.Rcode != mdns.RcodeRefused {
+		t.Errorf("cluster.local in a lab.example lab: %s, want REFUSED", mdns.RcodeToString[a.Rcode])
+	}
+}
+
+func TestReply(t *testing.T) {
+	// Many ready endpoints make a headless answer longer than a plain UDP message.
+	var eps []Endpoint
+	for i := 2; i < 80; i++ {
+		eps = append(eps, Endpoint{IP: fmt.Sprintf("10.244.1.%d", i), Ready: true})
+	}
+	tab := New(Config{Services: []Service{{Namespace: "default", Name: "many", ClusterIP: "None", Endpoints: eps}}})
+	q := new(mdns.Msg)
+	q.SetQuestion("many.default.svc.cluster.local.", mdns.TypeA)
+	q.Id = 4242
+
+	udp := tab.Reply(q, true)
+	if udp.Id != 4242 || !udp.Response || !udp.Authoritative || !udp.Truncated {
+		t.Errorf("udp reply: id %d response %v aa %v tc %v, want 4242 true true true", udp.Id, udp.Response, udp.Authoritative, udp.Truncated)
+	}
+	if b, _ := udp.Pack(); len(b) > mdns.MinMsgSize {
+		t.Errorf("udp reply is %d bytes, over %d", len(b), mdns.MinMsgSize)
+	}
+	tcp := tab.Reply(q, false)
+	if tcp.Truncated || len(tcp.Answer) != len(eps) {
+		t.Errorf("tcp reply: tc %v, %d answers, want false and %d", tcp.Truncated, len(tcp.Answer), len(eps))
+	}
+	q.SetEdns0(4096, false)
+	if e := tab.Reply(q, true); e.Truncated || len(e.Answer) != len(eps) || e.IsEdns0() == nil {
+		t.Errorf("edns0 reply: tc %v, %d answers, opt %v", e.Truncated, len(e.Answer), e.IsEdns0())
+	}
+
+	two := new(mdns.Msg)
+	two.SetQuestion("a.cluster.local.", mdns.TypeA)
+	two.Question = append(two.Question, two.Question[0])
+	if r := tab.Reply(two, true); r.Rcode != mdns.RcodeFormatError {
+		t.Errorf("two questions: %s, want FORMERR", mdns.RcodeToString[r.Rcode])
+	}
+	up := new(mdns.Msg)
+	up.SetUpdate("cluster.local.")
+	if r := tab.Reply(up, true); r.Rcode != mdns.RcodeNotImplemented {
+		t.Errorf("update: %s, want NOTIMP", mdns.RcodeToString[r.Rcode])
+	}
+}
