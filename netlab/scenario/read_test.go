@@ -93,3 +93,17 @@ func TestLabelsAndAnnotationsFollowKubernetesLimits(t *testing.T) {
 		t.Errorf("a valid prefixed label: %v", err)
 	}
 }
+
+func TestDeploymentRestartPolicyIsAlways(t *testing.T) {
+	tmpl := strings.Replace(labelTemplate, "containers: [", "restartPolicy: %s\n      containers: [", 1)
+	tmpl = strings.Replace(tmpl, "%s\nspec:", "\nspec:", 1)
+	for policy, ok := range map[string]bool{"Always": true, "OnFailure": false, "Never": false} {
+		s, err := Parse("t.yaml", []byte(strings.Replace(tmpl, "%s", policy, 1)))
+		if err == nil {
+			err = Validate(s)
+		}
+		if ok != (err == nil) || (!ok && !strings.Contains(err.Error(), "spec.template.spec.restartPolicy")) {
+			t.Errorf("restartPolicy %s: %v", policy, err)
+		}
+	}
+}
