@@ -1,7 +1,9 @@
 package healint
 
 import (
+	"context"
 	"net"
+	"strings"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -46,6 +48,17 @@ func TestIntegrationStoppedIngressTakenOut(t *testing.T) {
 	defer syscall.Kill(rec.PID, syscall.SIGCONT)
 	if !waitFor(15*time.Second, func() bool { return nodeOut(p.Lab, "ingress-http", "node-2") }) {
 		t.Fatal("the LB keeps node-2 whose ingress is stopped")
+	}
+	// status and check say so: node-2's own ports 80/443 (exposed to clients) fail.
+	st, err := lab.GetStatus(context.Background(), p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Nodes[1]; n.Ready || !strings.Contains(n.Reason, "health check") {
+		t.Errorf("status of node-2 with its ingress stopped: ready %v reason %q", n.Ready, n.Reason)
+	}
+	if checkOK(t, p.Lab, "nodes") {
+		t.Error(`check "nodes" passes with node-2's ingress stopped`)
 	}
 	for i := 0; i < 10; i++ {
 		if _, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+p.LB.VIP+"/", "app.example"); err != nil {

@@ -48,6 +48,28 @@ type AgentStatus struct {
 	Message   string `json:"message,omitempty"`
 }
 
+// ingressFailing says why the LB holds node's ingress unhealthy ("" when it does not).
+func ingressFailing(st *lb.State, node string) string {
+	if st == nil {
+		return ""
+	}
+	for _, vs := range st.Services {
+		if !strings.HasPrefix(vs.Name, "ingress-") {
+			continue
+		}
+		for _, b := range vs.Backends {
+			if b.Name == node && !b.Healthy {
+				msg := "ingress fails the load balancer's health check"
+				if ps, ok := st.Probes[lb.BackendKey(vs, b)]; ok && ps.Err != "" {
+					msg += ": " + ps.Err
+				}
+				return msg
+			}
+		}
+	}
+	return ""
+}
+
 // missingRoutes lists the plan's routes in ns that the kernel does not have.
 func missingRoutes(h *kernel.Handles, p *plan.Plan, ns string) []string {
 	var want []plan.Route
@@ -248,6 +270,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	}
 	h := kernel.NewHandles()
 	defer h.Close()
+	lbNow, _ := lb.LoadState(filepath.Join(Dir(lab), lb.StateFile))
 	nodeReady := map[string]bool{}
 	for _, n := range p.Nodes {
 		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}, Restarts: map[string]int{}}
@@ -279,6 +302,9 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ns.Reason = strings.Join(down, ", ")
 		case len(missingRoutes(h, p, n.Netns)) > 0:
 			ns.Reason = "routes missing: " + strings.Join(missingRoutes(h, p, n.Netns), ", ")
+		case ingressFailing(lbNow, n.Name) != "":
+			// The agent runs but does not answer (hung, stopped): what users would see.
+			ns.Reason = ingressFailing(lbNow, n.Name)
 		default:
 			ns.Ready = true
 		}
