@@ -35,4 +35,4 @@ trap cleanup EXIT
 "$NETLAB" up --name "$LAB" >&2
 ip netns exec "nl-$LAB-client" sysctl -qw net.ipv4.tcp_tw_reuse=1
 echo "kernel $(uname -r), $(nproc) CPUs, $(iptables -V); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$tmp/faultinject" -name "$LAB" -conns "$CONNS" -before "$BEFORE" -after "$AFTER" -faults "$FAULTS" -o "$OUT"
+"$tmp/faultinject" -netlab "$NETLAB" -name "$LAB" -conns "$CONNS" -before "$BEFORE" -after "$AFTER" -faults "$FAULTS" -o "$OUT"

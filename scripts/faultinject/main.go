@@ -1,10 +1,10 @@
 // Command faultinject measures the requests a running lab loses to faults: clients open a
 // new connection per request through the ingress VIP (CONNS at once), a fault is injected
 // after a warm-up, and every request is recorded with its time. For each fault it prints
-// how many requests failed before the fault (the baseline), inside the fault's window
-// (from injection to the moment the lab had repaired or routed around it, as seen in its
-// pid files, the LB's state and the controller's endpoints) and after it, and how long the
-// window was. Run it as root against a lab that is up (scripts/fault-inject.sh does):
+// how many requests failed before the fault (ended before it: the baseline), inside the
+// fault's window (in flight at the fault, or started before the lab had repaired or routed
+// around it, as seen in its pid files, the LB's state and the controller's endpoints) and
+// after it (started once it had), and how long the window was. Run it as root against a lab that is up (scripts/fault-inject.sh does):
 //
 //	go run ./scripts/faultinject -name LAB [-conns 200] [-faults pod-kill,node-fail,...]
 //
@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -50,9 +51,12 @@ type result struct {
 	FirstError   string  `json:"firstError,omitempty"`
 }
 
+// netlabBin starts processes of the lab: they must be netlab, not this program.
+var netlabBin string
+
 type sample struct {
-	at  time.Duration // since the load started
-	err error
+	at, end time.Duration // the request's start and end, since the load started
+	err     error
 }
 
 func main() {
@@ -62,6 +66,7 @@ func main() {
 	after := flag.Duration("after", 8*time.Second, "load after the fault")
 	faults := flag.String("faults", "pod-kill,node-fail,kill-pod,kill-kube-proxy,kill-ingress,kill-lb,kill-controller,kill-supervisor", "faults, comma-separated")
 	out := flag.String("o", "table", "table or json")
+	flag.StringVar(&netlabBin, "netlab", "netlab", "the netlab binary (starts the drill's pod again)")
 	flag.Parse()
 	p, err := lab.LoadPlan(*name)
 	if err != nil {
@@ -126,7 +131,7 @@ func load(ctx context.Context, p *plan.Plan, conns int, start time.Time) []sampl
 					}
 				}
 				mu.Lock()
-				all = append(all, sample{t, err})
+				all = append(all, sample{t, time.Since(start), err})
 				mu.Unlock()
 			}
 		})
@@ -184,8 +189,10 @@ func run(p *plan.Plan, fault string, conns int, before, after time.Duration) (re
 				r.FirstError = r.FirstError[:80]
 			}
 		}
+		// Before: over before the fault. Window: in flight at the fault, or started before
+		// the lab had repaired or routed around it. After: started once it had.
 		switch {
-		case s.at < inject:
+		case s.end < inject:
 			r.FailedBefore++
 		case s.at <= end:
 			r.FailedWindow++
@@ -234,7 +241,13 @@ func injectFault(p *plan.Plan, fault string) (func() bool, func() error, error) 
 			return nil, nil, err
 		}
 		return func() bool { return endpointReady(p, "web-1") == 0 },
-			func() error { return lab.StartPod(p.Lab, "web-1", 10*time.Second) }, nil
+			func() error {
+				out, err := exec.Command(netlabBin, "pod", "start", "web-1", "--name", p.Lab).CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("netlab pod start: %w: %s", err, out)
+				}
+				return nil
+			}, nil
 	case "node-fail":
 		if err := lab.SetNodeLink(p.Lab, "node-2", false); err != nil {
 			return nil, nil, err
