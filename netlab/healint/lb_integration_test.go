@@ -3,8 +3,8 @@ package healint
 import (
 	"context"
 	"net"
-	"strings"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
