@@ -10,7 +10,7 @@ export GOTOOLCHAIN ?= auto
 # building a checkout owned by another user cannot ("dubious ownership"): build without it.
 BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo auto || echo false)
 
-.PHONY: all build deps up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns smoke clean install
+.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns smoke clean install
 
 all: build
 
@@ -19,6 +19,11 @@ deps:
 
 build:
 	$(GO) build -buildvcs=$(BUILDVCS) -o $(BIN) ./cmd/netlab
+
+# Rebuilds the committed eBPF object and its Go bindings (netlab/drops) with bpf2go. Needs
+# clang, llvm, bpftool and libbpf-dev (Debian packages); building and testing do not.
+generate:
+	$(GO) generate ./netlab/drops
 
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/netlab

@@ -48,7 +48,9 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
 	}
-	p, err := readPlan(filepath.Join(cfg.Dir, "plan.json"))
+	planPath := filepath.Join(cfg.Dir, "plan.json")
+	planStamp := fileStamp(planPath)
+	p, err := readPlan(planPath)
 	if err != nil {
 		return err
 	}
@@ -132,7 +134,14 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		case err := <-errc:
 			return fmt.Errorf("dns server: %w", err)
 		case <-tick.C:
-			if fileStamp(epPath) == last {
+			// A changed plan (Services added or removed) is read again with the endpoints.
+			replanned := false
+			if st := fileStamp(planPath); st != planStamp {
+				if np, err := readPlan(planPath); err == nil {
+					p, planStamp, replanned = np, st, true
+				}
+			}
+			if !replanned && fileStamp(epPath) == last {
 				continue
 			}
 			last = load()

@@ -236,8 +236,10 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 				markReady("real servers healthy")
 			}
 		case <-readyBy.C:
-			log.Warn("not every real server is healthy; reporting ready anyway", "after", cfg.ReadyWithin)
-			markReady("timeout")
+			if !ready {
+				log.Warn("not every real server is healthy; reporting ready anyway", "after", cfg.ReadyWithin)
+				markReady("timeout")
+			}
 		case <-publish.C:
 			a.publish()
 			// A failed apply is retried each second until it succeeds.

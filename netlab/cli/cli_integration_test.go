@@ -254,4 +254,32 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 			t.Errorf("after node recover --wait the LB still shows a node down:\n%s", lb)
 		}
 	})
+
+	t.Run("logs outlive down until the next up or --purge", func(t *testing.T) {
+		if _, errOut, code := netlab(t, "down", "--name", b.Lab); code != 0 || !strings.Contains(errOut, "logs stay") {
+			t.Fatalf("down: exit %d: %s", code, errOut)
+		}
+		out, errOut, code := netlab(t, "logs", "--name", b.Lab, "lb", "--tail", "3")
+		if code != 0 || strings.Count(out, "\n") != 3 {
+			t.Errorf("logs lb of a lab that is down: exit %d:\n%s%s", code, out, errOut)
+		}
+		dir := t.TempDir()
+		if _, errOut, code := netlab(t, "export", "logs", "--name", b.Lab, dir); code != 0 || !strings.Contains(errOut, "exported") {
+			t.Errorf("export logs of a lab that is down: exit %d: %s", code, errOut)
+		}
+		for _, f := range []string{"scenario.yaml", "logs/controller-controller.log", "logs/lb-lb.log"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("export of a lab that is down lacks %s", f)
+			}
+		}
+		if _, errOut, code := netlab(t, "down", "--name", b.Lab, "--purge"); code != 0 {
+			t.Fatalf("down --purge: exit %d: %s", code, errOut)
+		}
+		if _, err := os.Stat(lab.LogDir(b.Lab)); err == nil {
+			t.Errorf("down --purge left %s", lab.LogDir(b.Lab))
+		}
+		if _, _, code := netlab(t, "logs", "--name", b.Lab); code == 0 {
+			t.Error("logs of a purged lab succeeded")
+		}
+	})
 }

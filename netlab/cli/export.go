@@ -24,7 +24,7 @@ listed in DIR/errors.txt.`,
 		Args:    cobra.ExactArgs(1),
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := g.labName()
+			name, err := g.labOrLogs()
 			if err != nil {
 				return err
 			}

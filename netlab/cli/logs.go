@@ -45,7 +45,7 @@ the agents wrote them (one JSON object per line).`,
 	}
 	o := addOutput(cmd, "table")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		name, err := g.labName()
+		name, err := g.labOrLogs()
 		if err != nil {
 			return err
 		}
@@ -215,7 +215,9 @@ func writeLogLine(out io.Writer, line []byte, o *output, lf lab.LogFile) error {
 		case "msg":
 			msg = kv.val
 		default:
-			rest = append(rest, kv.key+"="+quoteIfNeeded(kv.val))
+			if kv.val != "" && kv.val != `""` {
+				rest = append(rest, kv.key+"="+quoteIfNeeded(kv.val))
+			}
 		}
 	}
 	if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {

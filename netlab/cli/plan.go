@@ -101,6 +101,10 @@ func printPlan(out io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ", "), strings.Join(eps, ","))
 		}
 	}
+	if d := p.DNS; d != nil {
+		fmt.Fprintf(w, "\nCLUSTER DNS\tService %s %s, domain %s, %d DNS pods; resolv.conf of every pod and node: nameserver %s, ndots:5\n",
+			d.Service, d.ServiceIP, d.ClusterDomain, d.Replicas, d.ServiceIP)
+	}
 	fmt.Fprintf(w, "\nPROCESS\tNAMESPACE\tARGS\n")
 	for _, pr := range p.Processes {
 		fmt.Fprintf(w, "%s %s\t%s\tnetlab %s\n", pr.Role, pr.Name, pr.Netns, strings.Join(pr.Args, " "))

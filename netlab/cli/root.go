@@ -43,6 +43,18 @@ func (g *globals) labName() (string, error) {
 	return name, err
 }
 
+// labOrLogs is labName for verbs that also read a lab that is down: with no lab up and
+// one lab's logs kept, that lab.
+func (g *globals) labOrLogs() (string, error) {
+	name, err := g.labName()
+	if errors.Is(err, lab.ErrNoLab) && g.name == "" {
+		if kept := lab.LoggedLabs(); len(kept) == 1 {
+			return kept[0], nil
+		}
+	}
+	return name, err
+}
+
 // errNotRoot is printed as the one line a non-root user sees.
 var errNotRoot = errors.New("this command needs root: run it with sudo")
 
@@ -92,7 +104,7 @@ bridges, so a request can be followed packet by packet:
 		newUp(g), newDown(g), newPlan(g),
 		// inspection
 		newStatus(g), newLB(g), newRules(g), newCheck(g), newLogs(g), newExport(g),
-		newTrace(g), newCapture(g), newGraph(g), newCA(g),
+		newTrace(g), newCapture(g), newDrops(g), newGraph(g), newCA(g),
 		// hands-on
 		newExec(g), newPod(g), newNode(g),
 		// about netlab itself

@@ -8,10 +8,36 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/netlabdev/netlab/netlab/plan"
 )
 
 // ErrNoLog is returned by FindLog when the name matches no log, or several.
 var ErrNoLog = errors.New("no such log")
+
+// PurgeLogs removes the logs a lab left (LogRoot too, when it is then empty).
+func PurgeLogs(lab string) error {
+	if err := plan.CheckLabName(lab); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(LogDir(lab)); err != nil {
+		return fmt.Errorf("remove the logs of lab %s: %w", lab, err)
+	}
+	os.Remove(LogRoot) // only succeeds when empty
+	return nil
+}
+
+// LoggedLabs lists the labs whose logs are kept (up or down).
+func LoggedLabs() []string {
+	ents, _ := os.ReadDir(LogRoot)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && plan.CheckLabName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
 
 // logsHint says where an agent's log is, for an error of up.
 func logsHint(lab string) string {
@@ -29,7 +55,7 @@ type LogFile struct {
 func (l LogFile) Name() string { return strings.TrimSpace(l.Component + " " + l.Object) }
 
 // knownRoles are the agent roles that name log files (role-name.log); a plan adds its own.
-var knownRoles = []string{"pod", "ingress", "kube-proxy", "lb", "controller"}
+var knownRoles = []string{"pod", "ingress", "kube-proxy", "lb", "controller", "dns"}
 
 // LogFiles lists a lab's agent logs, sorted by name.
 func LogFiles(lab string) ([]LogFile, error) {

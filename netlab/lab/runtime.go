@@ -29,8 +29,13 @@ func Dir(lab string) string { return filepath.Join(RunDir, lab) }
 // PlanPath is where up keeps the lab's plan for agents, status and inspection.
 func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
 
-// LogDir holds a lab's agent logs.
-func LogDir(lab string) string { return filepath.Join(Dir(lab), "logs") }
+// LogRoot holds every lab's agent logs, one directory per lab. They outlive the lab's
+// runtime directory: down leaves them for `netlab logs` and `netlab export logs`, the next
+// up of that name (or `down --purge`) removes them.
+const LogRoot = "/var/log/netlab"
+
+// LogDir holds a lab's agent logs and the scenario it came from.
+func LogDir(lab string) string { return filepath.Join(LogRoot, lab) }
 
 // LogPath is an agent's log file.
 func LogPath(lab, role, name string) string { return supervise.LogPath(Dir(lab), role, name) }

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -137,8 +139,16 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	}
 	defer t.h.Close()
 	if o.Packets || o.Pcap != nil {
+		// Loading the drop program takes the kernel a few hundred milliseconds: it runs
+		// while the packet sockets open.
+		loaded := make(chan struct{})
+		go func() { t.startDrops(); close(loaded) }()
 		if err := t.startCapture(); err != nil {
 			t.tr.Notes = append(t.tr.Notes, "no packets: "+err.Error())
+		}
+		<-loaded
+		if t.dropsNote != "" {
+			t.tr.Notes = append(t.tr.Notes, t.dropsNote)
 		}
 	}
 	sendErr := t.send(ctx)
@@ -146,6 +156,7 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 		t.tr.Error = sendErr.Error()
 	}
 	t.stopCapture()
+	kernelDrops := t.stopDrops()
 	t.clientHop()
 	t.loadBalancerHop()
 	t.ingressHop()
@@ -165,7 +176,7 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 		}
 	}
 	if sendErr != nil {
-		t.findDrop(sendErr)
+		t.findDrop(sendErr, kernelDrops)
 		return t.tr, &RequestFailedError{Err: sendErr}
 	}
 	return t.tr, nil
@@ -212,9 +223,16 @@ type tracer struct {
 	inner      map[capture.Flow]bool // the ingress's own connection to the Service
 
 	// The packet capture (see trace_wire.go).
-	session *capture.Session
-	packets []capture.Packet
-	ifaces  []capture.Iface
+	session   *capture.Session
+	packets   []capture.Packet
+	ifaces    []capture.Iface
+	drops     *traceDrops
+	dropsNote string
+
+	// A kernel drop of the connection's first packet ends the dial at once.
+	mu         sync.Mutex
+	cancelDial context.CancelCauseFunc
+	localPort  atomic.Uint32
 }
 
 // podEcho is the part of the pod's echo response a trace uses.
@@ -299,16 +317,28 @@ func (t *tracer) dial(network string) (net.Conn, error) {
 			if sa, err := unix.Getsockname(int(fd)); err == nil {
 				if in, ok := sa.(*unix.SockaddrInet4); ok {
 					t.local = netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port))
+					t.localPort.Store(uint32(in.Port))
 				}
 			}
 		})
 		return errors.Join(err, berr)
 	}}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	t.mu.Lock()
+	t.cancelDial = cancel
+	t.mu.Unlock()
 	err := kernel.Do(t.fromNS, func() error {
 		var err error
-		conn, err = d.Dial(network, t.target.String())
+		conn, err = d.DialContext(ctx, network, t.target.String())
 		return err
 	})
+	t.mu.Lock()
+	t.cancelDial = nil
+	t.mu.Unlock()
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
 	if err != nil {
 		if !t.local.Addr().IsUnspecified() {
 			return nil, err

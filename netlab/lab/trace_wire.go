@@ -281,10 +281,26 @@ func (t *tracer) writePcap(w io.Writer) error {
 
 // findDrop ends a failed trace with where the request died, from its packets: the first
 // reset or ICMP error and where it came from, else the last place the request was seen.
-func (t *tracer) findDrop(sendErr error) {
+func (t *tracer) findDrop(sendErr error, kernelDrops []LabDrop) {
 	pkts := t.requestPackets()
 	d := &TraceDrop{Reason: "no answer"}
 	t.tr.Drop = d
+	if kd, ok := t.kernelDrop(kernelDrops); ok {
+		d.Object, d.Namespace, d.Interface, d.Reason = kd.Object, kd.Namespace, kd.Interface, kd.Reason
+		d.Detail = fmt.Sprintf("the kernel dropped %s → %s %s", kd.Src, kd.Dst, kd.Proto)
+		if kd.Reason == "OTHERHOST" {
+			d.Detail = fmt.Sprintf("%s → %s reached only hosts it was not for (flooded by a bridge)", kd.Src, kd.Dst)
+			if n := t.downNode(); n != "" {
+				d.Detail += fmt.Sprintf(": %s is off the fabric (its eth0 is down)", n)
+			}
+		}
+		if strings.HasPrefix(kd.Reason, "NETFILTER") {
+			if dst, err := netip.ParseAddrPort(kd.Dst); err == nil {
+				d.Rule = netfilterRule(kd.Namespace, dst)
+			}
+		}
+		return
+	}
 	if errors.Is(sendErr, unix.ENETUNREACH) && len(pkts) == 0 {
 		// The sender's own routing table refused it: no packet ever left.
 		d.Object, d.Namespace, d.Reason = t.from, t.fromNS, "IP_NOROUTE"

@@ -74,6 +74,10 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		return saying{fmt.Sprintf("lab %s is already up (%d namespaces, e.g. %s): run `netlab down --name %s` first, or pick another --name",
 			p.Lab, len(existing), existing[0], p.Lab), ErrExists}
 	}
+	// The logs a previous lab of this name left behind go now.
+	if err := PurgeLogs(p.Lab); err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil && !o.Retain {
 			o.Log.Warn("up failed, rolling back", "lab", p.Lab, "err", err)
@@ -130,6 +134,9 @@ func Preflight() error {
 }
 
 func writeRuntime(_ context.Context, p *plan.Plan, o Options) error {
+	if err := os.MkdirAll(Dir(p.Lab), 0o700); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(LogDir(p.Lab), 0o700); err != nil {
 		return err
 	}

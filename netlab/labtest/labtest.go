@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,7 +36,16 @@ func Main(m *testing.M) {
 	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
 		os.Exit(cli.Main(context.Background(), os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		// Every test passed: the logs its labs left after down go too.
+		named.Lock()
+		for _, l := range named.labs {
+			_ = lab.PurgeLogs(l)
+		}
+		named.Unlock()
+	}
+	os.Exit(code)
 }
 
 // RequireRoot skips a test under -short, and when not root outside CI; in CI (CI=true) a
@@ -55,9 +65,20 @@ func RequireRoot(t testing.TB) {
 
 var seq atomic.Int64
 
+// named lists the lab names LabName gave out, whose logs Main removes after a run where
+// every test passed.
+var named struct {
+	sync.Mutex
+	labs []string
+}
+
 // LabName returns a unique lab name for a test (letters and digits only).
 func LabName(prefix string) string {
-	return fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, seq.Add(1))
+	name := fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, seq.Add(1))
+	named.Lock()
+	named.labs = append(named.labs, name)
+	named.Unlock()
+	return name
 }
 
 // Binary returns the path of the running test binary, which doubles as netlab.
@@ -84,6 +105,11 @@ func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 		}
 		if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
 			t.Errorf("namespaces left after down: %v", left)
+		}
+		if t.Failed() {
+			t.Logf("lab %s: its agent logs stay in %s", p.Lab, lab.LogDir(p.Lab))
+		} else if err := lab.PurgeLogs(p.Lab); err != nil {
+			t.Error(err)
 		}
 	})
 	text := []byte(yaml)

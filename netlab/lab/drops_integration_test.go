@@ -1,0 +1,169 @@
+// Integration tests of the kernel's drop reasons on real labs: the default scenario plus
+// testdata/drops-extra.yaml (solo-1 on node-1, 10.244.1.x; Service solo; NodePort 30081
+// with externalTrafficPolicy: Local). Nodes: node-1 172.18.0.11, node-2 172.18.0.12.
+package lab_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/netlabdev/netlab/netlab/drops"
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/scenario"
+)
+
+// dropPrograms counts the drop programs loaded in the kernel (by anyone).
+func dropPrograms(t *testing.T) int {
+	t.Helper()
+	n := 0
+	id := ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return n
+		}
+		id = next
+		prog, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := prog.Info(); err == nil && strings.HasPrefix(drops.ProgramName, info.Name) && len(info.Name) >= 12 {
+			n++
+		}
+		prog.Close()
+	}
+}
+
+func failTrace(t *testing.T, labName string, o lab.TraceOptions) *lab.Trace {
+	t.Helper()
+	o.Packets = true
+	tr, err := lab.TraceWith(context.Background(), labName, o)
+	var failed *lab.RequestFailedError
+	if !errors.As(err, &failed) || tr == nil || tr.Drop == nil {
+		t.Fatalf("%s from %q: want a failed trace with its drop, got %v", o.URL, o.From, err)
+	}
+	return tr
+}
+
+func TestIntegrationDrops(t *testing.T) {
+	labtest.RequireRoot(t)
+	extra, err := os.ReadFile("testdata/drops-extra.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dropPrograms(t)
+	p := labtest.Up(t, "drp", string(scenario.DefaultYAML())+string(extra))
+	other := labtest.Up(t, "drq", "")
+	var api1 string
+	for _, pod := range p.Pods {
+		if pod.Name == "api-1" {
+			api1 = plan.Addr(pod.IP)
+		}
+	}
+
+	// `drops` of one lab shows its drops and nothing of the lab beside it.
+	w, err := lab.WatchDrops(p.Lab)
+	if errors.Is(err, drops.ErrUnsupported) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*plan.Plan{other, p} {
+		ns := plan.NetnsName(l.Lab, "node-1")
+		if _, err := kernel.Run(ns, nil, "curl", "-s", "-m", "1", "http://"+api1+":9/"); err == nil {
+			t.Fatalf("a closed port answered in %s", l.Lab)
+		}
+	}
+	w.SetDeadline(time.Now().Add(time.Second))
+	var mine bool
+	for {
+		d, err := w.Next()
+		if err != nil {
+			break
+		}
+		if !strings.HasPrefix(d.Namespace, plan.NetnsName(p.Lab, "")) {
+			t.Errorf("lab %s's watcher reported a drop elsewhere: %+v", p.Lab, d)
+		}
+		if d.Object == "api-1" && d.Reason == "NO_SOCKET" && strings.HasSuffix(d.Dst, ":9") {
+			mine = true
+		}
+	}
+	w.Close()
+	if !mine {
+		t.Error("the SYN to a closed port in this lab was not reported as NO_SOCKET on api-1")
+	}
+
+	// Each failing request ends with the right object and reason.
+	tr := failTrace(t, p.Lab, lab.TraceOptions{From: "node-1", URL: "tcp://" + api1 + ":9"})
+	if tr.Drop.Object != "api-1" || tr.Drop.Reason != "NO_SOCKET" || tr.Drop.Interface != "api-1/eth0" {
+		t.Errorf("closed port: %+v", tr.Drop)
+	}
+	tr = failTrace(t, p.Lab, lab.TraceOptions{URL: "tcp://172.18.0.12:30081"})
+	if tr.Drop.Object != "node-2" || tr.Drop.Reason != "NETFILTER_DROP" || !strings.Contains(tr.Drop.Rule, "has no local endpoints") {
+		t.Errorf("NodePort without a local endpoint: %+v", tr.Drop)
+	}
+	if _, err := lab.KillPod(p.Lab, "solo-1"); err != nil {
+		t.Fatal(err)
+	}
+	var solo string
+	for _, s := range p.Services {
+		if s.Name == "solo" {
+			solo = s.ClusterIP
+		}
+	}
+	for try := 0; ; try++ { // until the controller has taken the endpoint away
+		tr = failTrace(t, p.Lab, lab.TraceOptions{From: "web-1", URL: "tcp://" + solo + ":80"})
+		if tr.Drop.Reason == "NETFILTER_DROP" || try == 20 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if tr.Drop.Object != "node-1" || tr.Drop.Reason != "NETFILTER_DROP" || !strings.Contains(tr.Drop.Rule, "has no endpoints") || !strings.Contains(tr.Drop.Rule, "REJECT") {
+		t.Errorf("Service without endpoints: %+v", tr.Drop)
+	}
+	if err := lab.SetNodeLink(p.Lab, "node-2", false); err != nil {
+		t.Fatal(err)
+	}
+	tr = failTrace(t, p.Lab, lab.TraceOptions{URL: "tcp://172.18.0.12:30081"})
+	if !strings.Contains(tr.Drop.Detail, "node-2 is off the fabric") {
+		t.Errorf("failed node: %+v", tr.Drop)
+	}
+	if err := lab.SetNodeLink(p.Lab, "node-2", true); err != nil {
+		t.Fatal(err)
+	}
+
+	// Ctrl-C on `netlab drops --follow` (or its end by the signal) leaves no program behind, nor does anything above.
+	cmd := exec.Command(labtest.Binary(t), "drops", "--name", p.Lab, "--follow")
+	cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for dropPrograms(t) == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if dropPrograms(t) == before {
+		t.Error("drops --follow loaded no program")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Wait() // the test binary as netlab has no signal handler: SIGINT ends it
+	// The kernel frees a program a moment after its last descriptor closes.
+	deadline = time.Now().Add(5 * time.Second)
+	for dropPrograms(t) != before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := dropPrograms(t); n != before {
+		t.Errorf("%d drop programs left in the kernel (%d before)", n, before)
+	}
+}
