@@ -10,12 +10,16 @@
 # lab namespaces; net.ipv4.tcp_tw_reuse=1 is set in the client's namespace only, so that
 # TIME_WAIT does not exhaust its ports (the host is not touched).
 #
-# Env: CONNS (200), BEFORE (2s), AFTER (8s), FAULTS (all; see scripts/faultinject),
+# Every fault runs ROUNDS times, in turn (A B C A B C ...); the table gives medians with
+# min-max. A window of -1 means the lab had not repaired within AFTER.
+#
+# Env: CONNS (200), ROUNDS (5), BEFORE (2s), AFTER (8s), FAULTS (all; see scripts/faultinject),
 # OUT (table | json), NETLAB (a netlab binary; default: built from this tree).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-200}
+ROUNDS=${ROUNDS:-5}
 BEFORE=${BEFORE:-2s}
 AFTER=${AFTER:-8s}
 FAULTS=${FAULTS:-pod-kill,node-fail,kill-pod,kill-kube-proxy,kill-ingress,kill-lb,kill-controller,kill-supervisor}
@@ -35,4 +39,4 @@ trap cleanup EXIT
 "$NETLAB" up --name "$LAB" >&2
 ip netns exec "nl-$LAB-client" sysctl -qw net.ipv4.tcp_tw_reuse=1
 echo "kernel $(uname -r), $(nproc) CPUs, $(iptables -V); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$tmp/faultinject" -netlab "$NETLAB" -name "$LAB" -conns "$CONNS" -before "$BEFORE" -after "$AFTER" -faults "$FAULTS" -o "$OUT"
+"$tmp/faultinject" -netlab "$NETLAB" -name "$LAB" -conns "$CONNS" -rounds "$ROUNDS" -before "$BEFORE" -after "$AFTER" -faults "$FAULTS" -o "$OUT"

@@ -66,6 +66,7 @@ func main() {
 	after := flag.Duration("after", 8*time.Second, "load after the fault")
 	faults := flag.String("faults", "pod-kill,node-fail,kill-pod,kill-kube-proxy,kill-ingress,kill-lb,kill-controller,kill-supervisor", "faults, comma-separated")
 	out := flag.String("o", "table", "table or json")
+	rounds := flag.Int("rounds", 1, "run every fault this many times, in turn (A B C A B C ...)")
 	flag.StringVar(&netlabBin, "netlab", "netlab", "the netlab binary (starts the drill's pod again)")
 	flag.Parse()
 	p, err := lab.LoadPlan(*name)
@@ -74,29 +75,69 @@ func main() {
 		os.Exit(1)
 	}
 	var results []result
-	for _, f := range strings.Split(*faults, ",") {
-		if err := waitHealthy(p, 30*time.Second); err != nil {
-			fmt.Fprintf(os.Stderr, "faultinject: before %s: %v\n", f, err)
-			os.Exit(1)
+	names := strings.Split(*faults, ",")
+	for round := 1; round <= *rounds; round++ {
+		for _, f := range names {
+			if err := waitHealthy(p, 30*time.Second); err != nil {
+				fmt.Fprintf(os.Stderr, "faultinject: before %s: %v\n", f, err)
+				os.Exit(1)
+			}
+			fmt.Fprintf(os.Stderr, "round %d: fault %s ...\n", round, f)
+			r, err := run(p, f, *conns, *before, *after)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "faultinject: %s: %v\n", f, err)
+				os.Exit(1)
+			}
+			results = append(results, r)
 		}
-		fmt.Fprintf(os.Stderr, "fault %s ...\n", f)
-		r, err := run(p, f, *conns, *before, *after)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "faultinject: %s: %v\n", f, err)
-			os.Exit(1)
-		}
-		results = append(results, r)
 	}
 	if *out == "json" {
 		_ = json.NewEncoder(os.Stdout).Encode(results)
 		return
 	}
+	// Per fault: medians with min-max over the rounds; failures before and after the
+	// window summed (both should be 0).
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FAULT\tREQUESTS\tFAILED BEFORE\tFAILED IN WINDOW\tFAILED AFTER\tWINDOW (ms)\tFIRST ERROR")
-	for _, r := range results {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.0f\t%s\n", r.Fault, r.Requests, r.FailedBefore, r.FailedWindow, r.FailedAfter, r.WindowMs, r.FirstError)
+	fmt.Fprintf(w, "FAULT\tROUNDS\tREQUESTS (median)\tFAILED IN WINDOW median (min-max)\tWINDOW ms median (min-max)\tFAILED BEFORE (sum)\tFAILED AFTER (sum)\n")
+	for _, f := range names {
+		var reqs, failed, win []float64
+		before, after := 0, 0
+		for _, r := range results {
+			if r.Fault != f {
+				continue
+			}
+			reqs = append(reqs, float64(r.Requests))
+			failed = append(failed, float64(r.FailedWindow))
+			win = append(win, r.WindowMs)
+			before += r.FailedBefore
+			after += r.FailedAfter
+		}
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t%s\t%d\t%d\n", f, len(reqs), median(reqs), spread(failed), spread(win), before, after)
 	}
 	w.Flush()
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return fmt.Sprintf("%.0f (%.0f-%.0f)", median(v), lo, hi)
 }
 
 // load runs conns clients until ctx ends and returns every request's outcome.
