@@ -32,13 +32,13 @@ func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
 // LogRoot holds every lab's agent logs, one directory per lab. They outlive the lab's
 // runtime directory: down leaves them for `netlab logs` and `netlab export logs`, the next
 // up of that name (or `down --purge`) removes them.
-const LogRoot = "/var/log/netlab"
+const LogRoot = supervise.LogRoot
 
 // LogDir holds a lab's agent logs and the scenario it came from.
-func LogDir(lab string) string { return filepath.Join(LogRoot, lab) }
+func LogDir(lab string) string { return supervise.LogDir(lab) }
 
 // LogPath is an agent's log file.
-func LogPath(lab, role, name string) string { return supervise.LogPath(Dir(lab), role, name) }
+func LogPath(lab, role, name string) string { return supervise.LogPath(LogDir(lab), role, name) }
 
 // LockPath is the lock file up, down and drills hold while they change a lab.
 func LockPath(lab string) string { return supervise.LockPath(RunDir, lab) }

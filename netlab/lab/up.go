@@ -424,7 +424,7 @@ func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error
 	if rec, err := supervise.ReadRecord(Dir(lab), pr.Role, pr.Name); err == nil {
 		restarts = rec.Restarts
 	}
-	_, done, err := supervise.Start(Dir(lab), pr, binary, restarts)
+	_, done, err := supervise.Start(Dir(lab), LogDir(lab), pr, binary, restarts)
 	return done, err
 }
 

@@ -14,6 +14,9 @@ func Guard(ctx context.Context, cfg Config, log *slog.Logger) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 500 * time.Millisecond
 	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = LogDir(cfg.Lab)
+	}
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	failures := 0
@@ -66,7 +69,7 @@ func restartSupervisor(cfg Config) error {
 	if err != nil || rec.Alive() {
 		return nil
 	}
-	_, ready, err := Start(cfg.Dir, SupervisorProcess(cfg.Lab), cfg.Binary, rec.Restarts+1)
+	_, ready, err := Start(cfg.Dir, cfg.LogDir, SupervisorProcess(cfg.Lab), cfg.Binary, rec.Restarts+1)
 	if err != nil {
 		return err
 	}

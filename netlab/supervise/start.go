@@ -38,9 +38,15 @@ func SupervisorProcess(lab string) plan.Process {
 	return pr
 }
 
-// LogPath is an agent's log file in the lab's runtime directory dir.
-func LogPath(dir, role, name string) string {
-	return filepath.Join(dir, "logs", role+"-"+name+".log")
+// LogRoot holds every lab's agent logs, one directory per lab; they outlive the lab.
+const LogRoot = "/var/log/netlab"
+
+// LogDir is a lab's log directory.
+func LogDir(lab string) string { return filepath.Join(LogRoot, lab) }
+
+// LogPath is an agent's log file in a lab's log directory.
+func LogPath(logDir, role, name string) string {
+	return filepath.Join(logDir, role+"-"+name+".log")
 }
 
 // LockPath is the lock file of lab in runDir (the parent of every lab's runtime
@@ -118,11 +124,11 @@ func Stopped(dir, role, name string) bool {
 // Start starts one agent detached (its own session) inside its namespace, its output
 // appended to its log file, and records it in its pid file with restarts. The returned
 // channel yields nil once the agent reported ready, or an error if it exited first.
-func Start(dir string, pr plan.Process, binary string, restarts int) (int, <-chan error, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+func Start(dir, logDir string, pr plan.Process, binary string, restarts int) (int, <-chan error, error) {
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return 0, nil, err
 	}
-	logf, err := os.OpenFile(LogPath(dir, pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(LogPath(logDir, pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, nil, fmt.Errorf("agent log: %w", err)
 	}

@@ -86,6 +86,7 @@ func ReadReport(dir string) (*Report, error) {
 type Config struct {
 	Lab      string
 	Dir      string // the lab's runtime directory
+	LogDir   string // the lab's log directory (default LogDir(Lab))
 	LockPath string // the lab's lock file (held by up, down and drills)
 	Binary   string // netlab executable (default: this one)
 	Interval time.Duration
@@ -110,6 +111,9 @@ func (c *Config) planPath() string { return filepath.Join(c.Dir, "plan.json") }
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 250 * time.Millisecond
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = LogDir(cfg.Lab)
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -300,7 +304,7 @@ func restart(cfg Config, w *watched) error {
 	if w.pr.Netns != "" && !kernel.NetnsExists(w.pr.Netns) {
 		return fmt.Errorf("namespace %s is missing", w.pr.Netns)
 	}
-	pid, ready, err := Start(cfg.Dir, w.pr, cfg.Binary, rec.Restarts+1)
+	pid, ready, err := Start(cfg.Dir, cfg.LogDir, w.pr, cfg.Binary, rec.Restarts+1)
 	if err != nil {
 		return err
 	}
