@@ -125,17 +125,29 @@ for target in "$dns_ip 53" "$dns_pod_ip 53" "$dns_pod_ip 5353"; do
   die "no answer from $1:$2"
 done
 
-run() { # server port -> queries per second
-  ip netns exec "$from_ns" dnsperf -s "$1" -p "$2" -d "$tmp/queries" -l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" 2>&1 |
-    awk '/Queries per second:/ {print $4} /Queries lost:/ {lost=$3} END {if (lost+0 > 0) printf "lost %s\n", lost > "/dev/stderr"}'
+agent_pid=""
+for p in $(ip netns pids "$dns_ns"); do
+  if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = netlab ]; then agent_pid=$p; fi
+done
+[ -n "$agent_pid" ] || die "no DNS agent process in $dns_ns"
+hz=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system clock ticks
+
+run() { # server port pid -> "queries/s  server CPU microseconds per query"
+  local c0 c1 out
+  c0=$(cpu "$3")
+  out=$(ip netns exec "$from_ns" dnsperf -s "$1" -p "$2" -d "$tmp/queries" -l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" 2>&1)
+  c1=$(cpu "$3")
+  awk -v c=$((c1 - c0)) -v hz="$hz" '/Queries completed:/ {n=$3} /Queries per second:/ {q=$4} /Queries lost:/ {lost=$3}
+    END {if (lost+0 > 0) printf "lost %s\n", lost > "/dev/stderr"; printf "%s %.2f\n", q, c * 1e6 / hz / n}' <<<"$out"
 }
 
-declare -a A B C
+declare -a A B C Acpu Bcpu Ccpu
 for r in $(seq "$ROUNDS"); do
-  A[r]=$(run "$dns_ip" 53)
-  B[r]=$(run "$dns_pod_ip" 53)
-  C[r]=$(run "$dns_pod_ip" 5353)
-  log "round $r: kube-dns ${A[r]%.*}  pod IP ${B[r]%.*}  dnsmasq ${C[r]%.*} q/s"
+  read -r A[r] Acpu[r] < <(run "$dns_ip" 53 "$agent_pid")
+  read -r B[r] Bcpu[r] < <(run "$dns_pod_ip" 53 "$agent_pid")
+  read -r C[r] Ccpu[r] < <(run "$dns_pod_ip" 5353 "$dnsmasq_pid")
+  log "round $r: kube-dns ${A[r]%.*}  pod IP ${B[r]%.*}  dnsmasq ${C[r]%.*} q/s; server CPU per query ${Acpu[r]} ${Bcpu[r]} ${Ccpu[r]} us"
 done
 
 stats() { # format values... -> "median (min-max)"
@@ -150,19 +162,23 @@ ratios() { # list a, list b -> a/b per round
 mapfile -t AB < <(ratios A B)
 mapfile -t BC < <(ratios B C)
 mapfile -t AC < <(ratios A C)
+mapfile -t CPU < <(ratios Ccpu Bcpu)
 
 kernel=$(uname -r)
 cpus=$(nproc)
 backend=$(iptables --version | sed -n 's/.*(\(.*\)).*/\1/p')
 cat <<EOF
-| path (dnsperf -c $CLIENTS -q $OUTSTANDING, ${DURATION}s, $ROUNDS rounds) | queries/s, median (min-max) |
-|---|---|
-| A netlab DNS agent through kube-dns $dns_ip (kube-proxy DNAT) | $(stats %.0f "${A[@]}") |
-| B netlab DNS agent on its pod IP $dns_pod_ip | $(stats %.0f "${B[@]}") |
-| C dnsmasq $(/usr/sbin/dnsmasq --version | head -1 | awk '{print $3}') in the same namespace, static hosts file | $(stats %.0f "${C[@]}") |
-| ratio B/C (agent vs dnsmasq, same path) | $(stats %.2f "${BC[@]}") |
-| ratio A/C (through kube-dns vs dnsmasq direct) | $(stats %.2f "${AC[@]}") |
-| ratio A/B (the price of kube-proxy's UDP rules) | $(stats %.2f "${AB[@]}") |
+| path (dnsperf -c $CLIENTS -q $OUTSTANDING, ${DURATION}s, $ROUNDS rounds) | queries/s, median (min-max) | server CPU per query, µs |
+|---|---|---|
+| A netlab DNS agent through kube-dns $dns_ip (kube-proxy DNAT) | $(stats %.0f "${A[@]}") | $(stats %.1f "${Acpu[@]}") |
+| B netlab DNS agent on its pod IP $dns_pod_ip | $(stats %.0f "${B[@]}") | $(stats %.1f "${Bcpu[@]}") |
+| C dnsmasq $(/usr/sbin/dnsmasq --version | head -1 | awk '{print $3}') in the same namespace, static hosts file | $(stats %.0f "${C[@]}") | $(stats %.1f "${Ccpu[@]}") |
+| ratio B/C (agent vs dnsmasq, same path) | $(stats %.2f "${BC[@]}") | |
+| ratio A/C (through kube-dns vs dnsmasq direct) | $(stats %.2f "${AC[@]}") | |
+| ratio A/B (the price of kube-proxy's UDP rules) | $(stats %.2f "${AB[@]}") | |
+| CPU efficiency C/B (dnsmasq's CPU per query / the agent's; ≥ 0.8 is the target's sense) | | $(stats %.2f "${CPU[@]}") |
 
-kernel $kernel, $cpus CPUs, iptables $backend; ratios are per round (A B C side by side).
+kernel $kernel, $cpus CPUs, iptables $backend; ratios are per round (A B C side by side). CPU is the
+server process's user + system time over the run (/proc/PID/stat) divided by the queries it
+answered: it depends much less than queries/s on what else the machine runs.
 EOF

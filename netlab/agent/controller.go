@@ -83,7 +83,9 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	if cfg.ReadyGrace <= 0 {
 		cfg.ReadyGrace = 15 * time.Second
 	}
-	p, err := readPlan(filepath.Join(cfg.Dir, "plan.json"))
+	planPath := filepath.Join(cfg.Dir, "plan.json")
+	planStamp := fileStamp(planPath)
+	p, err := readPlan(planPath)
 	if err != nil {
 		return err
 	}
@@ -95,16 +97,38 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 		nodeNS[n.Name] = n.Netns
 	}
 	results := make(chan probeResult, len(p.Pods)+1)
-	for _, pod := range p.Pods {
-		go probeLoop(ctx, cfg, pod, nodeNS[pod.Node], results)
-	}
 	// A node that drops off the fabric makes its pods unready everywhere, as the node
 	// lifecycle controller does for a NotReady node (here within one interval, not 40 s):
 	// the pods still answer their own node's probes, but no other node can reach them.
 	podNode := map[string]string{}
-	for _, pod := range p.Pods {
-		podNode[pod.Name] = pod.Node
+	ready := map[string]bool{}
+	seen := map[string]bool{}
+	// Every pod of the plan is probed; the plan changes under live changes (apply,
+	// scale, rollout): new pods are probed from then on, pods that left are forgotten,
+	// and the others keep their readiness.
+	probing := map[string]context.CancelFunc{}
+	followPlan := func() {
+		in := map[string]bool{}
+		for _, pod := range p.Pods {
+			in[pod.Name] = true
+			podNode[pod.Name] = pod.Node
+			if probing[pod.Name] == nil {
+				pctx, cancel := context.WithCancel(ctx)
+				probing[pod.Name] = cancel
+				go probeLoop(pctx, cfg, pod, nodeNS[pod.Node], results)
+			}
+		}
+		for name, cancel := range probing {
+			if !in[name] {
+				cancel()
+				delete(probing, name)
+				delete(ready, name)
+				delete(seen, name)
+				delete(podNode, name)
+			}
+		}
 	}
+	followPlan()
 	nodeReady := map[string]bool{}
 	for _, n := range p.Nodes {
 		nodeReady[n.Name] = true
@@ -112,8 +136,6 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	nodeEvents := make(chan nodeResult, len(p.Nodes))
 	go nodeLoop(ctx, cfg.Interval, p, nodeEvents, log.With("task", "routes"))
 
-	ready := map[string]bool{}
-	seen := map[string]bool{}
 	var gen int64
 	var last []kubeproxy.ServicePort
 	start := time.Now()
@@ -162,6 +184,9 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 				log.Error("write endpoints", "err", err)
 			}
 		case r := <-results:
+			if probing[r.pod] == nil {
+				continue // a pod that left the plan
+			}
 			seen[r.pod] = true
 			if ready[r.pod] == r.ready {
 				continue
@@ -176,6 +201,9 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			for drained := false; !drained; {
 				select {
 				case r := <-results:
+					if probing[r.pod] == nil {
+						continue
+					}
 					seen[r.pod] = true
 					if ready[r.pod] != r.ready {
 						ready[r.pod] = r.ready
@@ -193,6 +221,16 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 				log.Error("write endpoints", "err", err)
 			}
 		case <-tick.C:
+			if st := fileStamp(planPath); st != planStamp {
+				if np, err := readPlan(planPath); err == nil {
+					planStamp, p = st, np
+					followPlan()
+					log.Info("plan changed", "pods", len(p.Pods), "services", len(p.Services))
+					if err := write(); err != nil {
+						log.Error("write endpoints", "err", err)
+					}
+				}
+			}
 			if pending != nil && pending.check(cfg.Dir, p, log) {
 				pending = nil
 			}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/dns"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"golang.org/x/net/ipv4"
 )
 
 // DNSConfig configures one pod of the cluster DNS.
@@ -34,7 +36,7 @@ type DNSConfig struct {
 
 // RunDNS answers the lab's cluster DNS queries on the pod's port 53 (UDP and TCP) from
 // the plan's Services and the endpoints controller's readiness, rebuilding its records
-// whenever endpoints.json changes, until ctx ends.
+// whenever endpoints.json or plan.json changes, until ctx ends.
 func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	if cfg.Dir == "" {
 		cfg.Dir = lab.Dir(cfg.Lab)
@@ -59,6 +61,11 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	var gen atomic.Int64
 	load := func() stamp {
 		st := fileStamp(epPath) // before the read: a later write shows up next poll
+		// The plan changes under live changes (apply, scale), and the controller writes
+		// the endpoints after it: read it again with them.
+		if np, err := readPlan(filepath.Join(cfg.Dir, "plan.json")); err == nil {
+			p = np
+		}
 		var ready func(string) bool
 		if ef, err := ReadEndpoints(epPath); err == nil {
 			ready = func(pod string) bool { return ef.PodReady[pod] }
@@ -70,7 +77,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	last := load()
 
 	addr := net.JoinHostPort("", strconv.Itoa(cfg.Port))
-	pc, err := net.ListenPacket("udp", addr)
+	pc, err := net.ListenPacket("udp4", addr)
 	if err != nil {
 		return fmt.Errorf("listen udp %s: %w", addr, err)
 	}
@@ -86,12 +93,11 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		return fmt.Errorf("listen ready port: %w", err)
 	}
 	var queries atomic.Uint64
+	// TCP: miekg/dns's server (length-prefixed messages, several per connection).
 	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
 		queries.Add(1)
-		_, udp := w.LocalAddr().(*net.UDPAddr)
-		_ = w.WriteMsg(table.Load().Reply(req, udp))
+		_ = w.WriteMsg(table.Load().Reply(req, false))
 	})
-	udpSrv := &mdns.Server{PacketConn: pc, Handler: handler}
 	tcpSrv := &mdns.Server{Listener: ln, Handler: handler, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }
@@ -100,22 +106,24 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	readySrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 3)
-	started := make(chan struct{}, 2)
-	udpSrv.NotifyStartedFunc = func() { started <- struct{}{} }
+	started := make(chan struct{}, 1)
 	tcpSrv.NotifyStartedFunc = func() { started <- struct{}{} }
-	go func() { errc <- udpSrv.ActivateAndServe() }()
+	// UDP: one loop reading, answering and writing in turn — one receive and one send per
+	// query, no goroutine per packet (miekg/dns's server starts one) and, with one P, no
+	// thread handing packets to another: the CPU a query costs is the syscalls' and the
+	// answer's, not the scheduler's.
+	runtime.GOMAXPROCS(1)
+	go serveDNSUDP(pc.(*net.UDPConn), &table, &queries)
 	go func() { errc <- tcpSrv.ActivateAndServe() }()
 	go func() {
 		if err := readySrv.Serve(rln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	for range 2 {
-		select {
-		case <-started:
-		case err := <-errc:
-			return fmt.Errorf("dns server: %w", err)
-		}
+	select {
+	case <-started:
+	case err := <-errc:
+		return fmt.Errorf("dns server: %w", err)
 	}
 	log.Info("dns serving", "pod", cfg.Pod, "node", cfg.Node, "ip", cfg.IP, "port", cfg.Port,
 		"domain", table.Load().Domain(), "services", len(p.Services), "generation", gen.Load())
@@ -126,7 +134,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
-			_ = udpSrv.Shutdown()
+			_ = pc.Close()
 			_ = tcpSrv.Shutdown()
 			_ = readySrv.Close()
 			log.Info("dns stopped", "pod", cfg.Pod, "queries", queries.Load())
@@ -146,6 +154,52 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 			}
 			last = load()
 			log.Info("dns records reloaded", "generation", gen.Load())
+		}
+	}
+}
+
+// serveDNSUDP answers queries on conn until it is closed, a batch at a time: one
+// recvmmsg takes every query waiting (up to udpBatch), one sendmmsg sends their answers.
+// A message that does not parse as a query gets no answer.
+func serveDNSUDP(conn *net.UDPConn, table *atomic.Pointer[dns.Table], queries *atomic.Uint64) {
+	const udpBatch = 32
+	pc := ipv4.NewPacketConn(conn)
+	in := make([]ipv4.Message, udpBatch)
+	out := make([]ipv4.Message, udpBatch)
+	outBufs := make([][]byte, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, mdns.MaxMsgSize)}
+		outBufs[i] = make([]byte, 0, 4096)
+		out[i].Buffers = make([][]byte, 1)
+	}
+	for {
+		n, err := pc.ReadBatch(in, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		k := 0
+		for _, m := range in[:n] {
+			req := new(mdns.Msg)
+			if req.Unpack(m.Buffers[0][:m.N]) != nil || req.Response {
+				continue
+			}
+			b, err := table.Load().Reply(req, true).PackBuffer(outBufs[k])
+			if err != nil {
+				continue
+			}
+			out[k].Buffers[0], out[k].Addr = b, m.Addr
+			k++
+		}
+		queries.Add(uint64(k))
+		for sent := 0; sent < k; {
+			w, err := pc.WriteBatch(out[sent:k], 0)
+			if err != nil {
+				break
+			}
+			sent += w
 		}
 	}
 }

@@ -19,6 +19,12 @@ import (
 type PodConfig struct {
 	Lab, Pod, Node, IP string
 	Ports              []PortSpec
+	// Leaving, when set, is asked when ctx ends (SIGTERM): true means the pod is being
+	// terminated gracefully, and the agent then keeps serving, as an application in its
+	// termination grace period does, without keep-alive (every answer closes its
+	// connection, idle ones are closed), until Killed yields (SIGKILL ends it anyway).
+	Leaving func() bool
+	Killed  <-chan struct{}
 }
 
 // PortSpec is a container port: number and protocol.
@@ -74,6 +80,7 @@ func RunPod(ctx context.Context, cfg PodConfig, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(cfg.Ports))
 	var closers []func()
+	var servers []*http.Server
 	for _, ps := range cfg.Ports {
 		addr := net.JoinHostPort("", strconv.Itoa(ps.Port))
 		switch ps.Protocol {
@@ -83,6 +90,7 @@ func RunPod(ctx context.Context, cfg PodConfig, log *slog.Logger) error {
 				return fmt.Errorf("listen tcp %s: %w", addr, err)
 			}
 			srv := &http.Server{Handler: podHandler(cfg, ps.Port, &served), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+			servers = append(servers, srv)
 			closers = append(closers, func() {
 				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
@@ -114,6 +122,16 @@ func RunPod(ctx context.Context, cfg PodConfig, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	}
+	if err == nil && cfg.Leaving != nil && cfg.Leaving() {
+		for _, srv := range servers {
+			srv.SetKeepAlivesEnabled(false) // also closes idle connections
+		}
+		log.Info("pod terminating: serving until the grace period ends, without keep-alive", "pod", cfg.Pod)
+		select {
+		case <-cfg.Killed:
+		case err = <-errc:
+		}
 	}
 	for _, c := range closers {
 		c()

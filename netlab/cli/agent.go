@@ -98,6 +98,14 @@ func newAgentPod() *cobra.Command {
 				}
 				cfg.Ports = append(cfg.Ports, ps)
 			}
+			// A graceful termination (apply, scale, rollout) marks the pod leaving before
+			// its SIGTERM; any other SIGTERM (down, pod kill) ends the agent at once.
+			cfg.Leaving = func() bool { return lab.Leaving(cfg.Lab, cfg.Pod) }
+			killed := make(chan struct{})
+			sigint := make(chan os.Signal, 1)
+			signal.Notify(sigint, syscall.SIGINT)
+			go func() { <-sigint; close(killed) }()
+			cfg.Killed = killed
 			return runAgent(agent.RunPod, &cfg)(cmd, args)
 		},
 	}

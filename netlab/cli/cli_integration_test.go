@@ -13,7 +13,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netlabdev/netlab/netlab/cli"
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -161,6 +164,32 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		}
 	})
 
+	t.Run("logs -f follows what the agent writes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		out := &syncBuffer{}
+		done := make(chan int)
+		go func() {
+			done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "0"}, out, out)
+		}()
+		waitFor := func(line string) {
+			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), line) && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if _, errOut, code := netlab(t, "pod", "kill", "web-2", "--name", a.Lab); code != 0 {
+			t.Fatalf("pod kill: %s", errOut)
+		}
+		waitFor("pod not ready pod=web-2") // the controller's next probe, printed as it is logged
+		if _, errOut, code := netlab(t, "pod", "start", "web-2", "--name", a.Lab); code != 0 {
+			t.Fatalf("pod start: %s", errOut)
+		}
+		waitFor("pod ready pod=web-2")
+		cancel()
+		if code := <-done; code != 0 || !strings.Contains(out.String(), "pod not ready pod=web-2") || !strings.Contains(out.String(), "pod ready pod=web-2") {
+			t.Errorf("logs -f (exit %d) did not follow web-2 leaving and coming back:\n%s", code, out.String())
+		}
+	})
+
 	t.Run("export logs holds every file it promises", func(t *testing.T) {
 		dir := t.TempDir()
 		_, errOut, code := netlab(t, "export", "logs", "--name", a.Lab, dir)
@@ -282,4 +311,63 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 			t.Error("logs of a purged lab succeeded")
 		}
 	})
+}
+
+// As a user other than root, every verb that needs root says so in one line and exits 1;
+// plan and version work.
+func TestIntegrationNonRootLine(t *testing.T) {
+	labtest.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "netlab-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "netlab")
+	b, err := os.ReadFile(labtest.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{labtest.AsCLIEnv + "=1", "PATH=/usr/bin:/bin"}
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	for _, args := range [][]string{{"graph", "--name", "demo"}, {"status"}, {"logs", "--name", "demo"}, {"down", "--name", "demo"}, {"exec", "client", "--", "true"}, {"export", "logs", "--name", "demo", "x"}} {
+		out, code := run(args...)
+		if code != 1 || out != "netlab: this command needs root: run it with sudo\n" {
+			t.Errorf("netlab %s as nobody: exit %d, %q", strings.Join(args, " "), code, out)
+		}
+	}
+	if out, code := run("version"); code != 0 || !strings.HasPrefix(out, "netlab ") {
+		t.Errorf("version as nobody: exit %d, %q", code, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -107,6 +107,8 @@ bridges, so a request can be followed packet by packet:
 		newTrace(g), newCapture(g), newDrops(g), newGraph(g), newCA(g),
 		// hands-on
 		newExec(g), newPod(g), newNode(g),
+		// live changes
+		newApply(g), newScale(g), newRollout(g),
 		// about netlab itself
 		newVersion(g),
 		// the lab's own processes
@@ -178,7 +180,8 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+	// A lab's files are root's: without root, a denied or missing one means the same.
+	if os.Geteuid() != 0 && (errors.Is(err, fs.ErrPermission) || errors.Is(err, lab.ErrNoLab)) {
 		err = errNotRoot
 	}
 	fmt.Fprintln(errOut, "netlab: "+err.Error())

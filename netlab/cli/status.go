@@ -69,10 +69,14 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 			ls = append(ls, k+"="+v)
 		}
 		sort.Strings(ls)
+		reason := p.Reason
+		if p.Phase == "Terminating" {
+			reason = strings.TrimSpace("Terminating " + reason)
+		}
 		if wide {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Name, p.K8sNS, p.Namespace, p.Node, p.IP, p.PID, yes(p.Ready), p.Restarts, strings.Join(ls, ","), p.Reason)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Name, p.K8sNS, p.Namespace, p.Node, p.IP, p.PID, yes(p.Ready), p.Restarts, strings.Join(ls, ","), reason)
 		} else {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), p.Restarts, strings.Join(ls, ","), p.Reason)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), p.Restarts, strings.Join(ls, ","), reason)
 		}
 	}
 	if len(st.Services) > 0 {
@@ -92,6 +96,8 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 					eps = append(eps, fmt.Sprintf("%s:%d (%s)", e.IP, e.Port, e.Pod))
 				case e.Ready:
 					eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
+				case e.Terminating && e.Serving:
+					eps = append(eps, fmt.Sprintf("%s:%d (terminating)", e.IP, e.Port))
 				case wide:
 					eps = append(eps, fmt.Sprintf("%s:%d (%s, not ready)", e.IP, e.Port, e.Pod))
 				}

@@ -413,3 +413,41 @@ func (t RouteTable) Has(dst, via string) bool {
 	}
 	return t[dst+" "+via]
 }
+
+// DelNeighbor removes the neighbour entry for ip on dev in ns; an entry, device or
+// namespace already gone is fine.
+func (h *Handles) DelNeighbor(ns, dev, ip string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(dev)
+	if err != nil {
+		return nil
+	}
+	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.ParseIP(ip)}
+	if err := nh.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete neighbour %s on %s in %s: %w", ip, dev, ns, err)
+	}
+	return nil
+}
+
+// DelAddr removes an address (CIDR form) from a link in ns; one already gone is fine.
+func (h *Handles) DelAddr(ns, link, addr string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(link)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", link, ns, err)
+	}
+	a, err := netlink.ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	if err := nh.AddrDel(l, a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("delete %s from %s in %s: %w", addr, link, ns, err)
+	}
+	return nil
+}

@@ -85,8 +85,9 @@ func sortEndpoints(eps []Endpoint) {
 	})
 }
 
-// categorize mirrors kube-proxy's CategorizeEndpoints for Ready endpoints (no topology
-// hints, no terminating endpoints).
+// categorize mirrors kube-proxy's CategorizeEndpoints (no topology hints): ready
+// endpoints, or, when a Service has none, its serving terminating ones (KEP-1669), so a
+// Service whose every pod is leaving keeps answering until they are gone.
 func categorize(sp *ServicePort, nodeName string) (cluster, local, reachable []Endpoint, hasAny bool) {
 	if sp.usesClusterEndpoints() {
 		for _, ep := range sp.Endpoints {
@@ -94,24 +95,49 @@ func categorize(sp *ServicePort, nodeName string) (cluster, local, reachable []E
 				cluster = append(cluster, ep)
 			}
 		}
+		if len(cluster) == 0 {
+			for _, ep := range sp.Endpoints {
+				if ep.ServingTerminating() {
+					cluster = append(cluster, ep)
+				}
+			}
+		}
 		hasAny = len(cluster) > 0
 	}
 	if !sp.usesLocalEndpoints() {
 		return cluster, nil, cluster, hasAny
 	}
+	localReady, localTerminating := false, false
 	for _, ep := range sp.Endpoints {
-		if ep.Ready {
+		switch {
+		case ep.Ready:
 			hasAny = true
-			if ep.Node == nodeName {
-				local = append(local, ep)
-			}
+			localReady = localReady || ep.Node == nodeName
+		case ep.ServingTerminating():
+			hasAny = true
+			localTerminating = localTerminating || ep.Node == nodeName
+		}
+	}
+	for _, ep := range sp.Endpoints {
+		if ep.Node != nodeName {
+			continue
+		}
+		if (localReady && ep.Ready) || (!localReady && localTerminating && ep.ServingTerminating()) {
+			local = append(local, ep)
 		}
 	}
 	if !sp.usesClusterEndpoints() {
 		return nil, local, local, hasAny
 	}
-	// Every ready endpoint is in cluster, a superset of local.
-	return cluster, local, cluster, hasAny
+	// cluster holds every endpoint in use; local ones are among them unless the cluster
+	// set is the ready one and the local set the terminating one.
+	reachable = cluster
+	for _, ep := range local {
+		if !slices.ContainsFunc(reachable, func(x Endpoint) bool { return x == ep }) {
+			reachable = append(slices.Clone(reachable), ep)
+		}
+	}
+	return cluster, local, reachable, hasAny
 }
 
 // RenderWith is Render with options.

@@ -48,7 +48,19 @@ type Endpoint struct {
 	IP    string `json:"ip"`
 	Port  int32  `json:"port"`
 	Ready bool   `json:"ready"`
+	// Serving and Terminating are EndpointSlice's conditions: a pod leaving is not ready
+	// but still serving while it answers. An endpoint that is not terminating serves
+	// exactly when it is ready (Serving need not be set).
+	Serving     bool `json:"serving,omitempty"`
+	Terminating bool `json:"terminating,omitempty"`
 }
+
+// IsServing is EndpointSlice's serving condition.
+func (e Endpoint) IsServing() bool { return e.Ready || e.Serving }
+
+// ServingTerminating: a leaving pod that still answers. kube-proxy sends new connections
+// to such endpoints only when a Service has no ready one (KEP-1669).
+func (e Endpoint) ServingTerminating() bool { return e.Terminating && e.IsServing() && !e.Ready }
 
 // ServicePortName is kube-proxy's proxy.ServicePortName string: "ns/name", plus
 // ":portname" when the port has a name.

@@ -31,7 +31,9 @@ func PlanPath(lab string) string { return filepath.Join(Dir(lab), "plan.json") }
 
 // LogRoot holds every lab's agent logs, one directory per lab. They outlive the lab's
 // runtime directory: down leaves them for `netlab logs` and `netlab export logs`, the next
-// up of that name (or `down --purge`) removes them.
+// up of that name (or `down --purge`) removes them. Beside Root, not in it, so that no
+// log directory is taken for a lab; in /run, in memory where /run is a tmpfs, as the
+// runtime files (an ingress writes a line per request).
 const LogRoot = supervise.LogRoot
 
 // LogDir holds a lab's agent logs and the scenario it came from.
@@ -42,6 +44,16 @@ func LogPath(lab, role, name string) string { return supervise.LogPath(LogDir(la
 
 // LockPath is the lock file up, down and drills hold while they change a lab.
 func LockPath(lab string) string { return supervise.LockPath(RunDir, lab) }
+
+// LeavingPath marks a pod whose termination is graceful (apply, scale, rollout): its
+// agent, on SIGTERM, keeps serving until killed instead of exiting.
+func LeavingPath(lab, pod string) string { return filepath.Join(Dir(lab), "leaving", pod) }
+
+// Leaving says whether pod of lab is being terminated gracefully.
+func Leaving(lab, pod string) bool {
+	_, err := os.Stat(LeavingPath(lab, pod))
+	return err == nil
+}
 
 // EndpointsFileName is the endpoints controller's output in the lab's runtime directory:
 // every Service port with its endpoints and their readiness, as kube-proxy reads them.

@@ -154,16 +154,18 @@ func agentRunning(pids []int, role string) bool {
 
 // PodStatus is a pod as it is now.
 type PodStatus struct {
-	Name      string            `json:"name"`
-	Namespace string            `json:"namespace"`
-	K8sNS     string            `json:"k8sNamespace"`
-	Node      string            `json:"node"`
-	IP        string            `json:"ip"`
-	Ready     bool              `json:"ready"`
-	PID       int               `json:"pid,omitempty"`
-	Restarts  int               `json:"restarts"`
-	Labels    map[string]string `json:"labels"`
-	Reason    string            `json:"reason,omitempty"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	K8sNS     string `json:"k8sNamespace"`
+	Node      string `json:"node"`
+	IP        string `json:"ip"`
+	Ready     bool   `json:"ready"`
+	// Phase is Running, or Terminating while a live change lets the pod go.
+	Phase    string            `json:"phase"`
+	PID      int               `json:"pid,omitempty"`
+	Restarts int               `json:"restarts"`
+	Labels   map[string]string `json:"labels"`
+	Reason   string            `json:"reason,omitempty"`
 }
 
 // ServiceStatus is a Service with its live endpoints.
@@ -196,6 +198,10 @@ type EndpointStatus struct {
 	PortName string `json:"portName,omitempty"`
 	Node     string `json:"node"`
 	Ready    bool   `json:"ready"`
+	// Serving and Terminating are EndpointSlice's conditions (a leaving pod: ready
+	// false, serving while it answers, terminating true).
+	Serving     bool `json:"serving"`
+	Terminating bool `json:"terminating"`
 }
 
 // IngressStatus is an Ingress's rules.
@@ -314,8 +320,11 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	st.Pods = make([]PodStatus, len(p.Pods))
 	var wg sync.WaitGroup
 	for i, pod := range p.Pods {
-		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels,
+		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels, Phase: "Running",
 			Restarts: restarts["pod/"+pod.Name]}
+		if pod.Terminating {
+			ps.Phase = "Terminating"
+		}
 		if ps.Labels == nil {
 			ps.Labels = map[string]string{}
 		}
@@ -350,14 +359,19 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		podReady[ps.Name] = ps.Ready
 	}
 	// Endpoint readiness: the controller's endpoints file when the lab has one.
-	var ctl, ctlPods map[string]bool
+	var ctl map[string]kubeproxy.Endpoint
+	var ctlPods map[string]bool
 	if ef, err := ReadEndpoints(EndpointsPath(lab)); err == nil {
-		ctl, ctlPods = map[string]bool{}, ef.PodReady
+		ctl, ctlPods = map[string]kubeproxy.Endpoint{}, ef.PodReady
 		for _, sp := range ef.Ports {
 			for _, e := range sp.Endpoints {
-				ctl[endpointKey(sp.Namespace+"/"+sp.Name, sp.PortName, e.IP, e.Port)] = e.Ready
+				ctl[endpointKey(sp.Namespace+"/"+sp.Name, sp.PortName, e.IP, e.Port)] = e
 			}
 		}
+	}
+	leaving := map[string]bool{}
+	for _, pod := range p.Pods {
+		leaving[pod.Name] = pod.Terminating
 	}
 	for _, s := range p.Services {
 		ss := ServiceStatus{Name: s.Name, Namespace: s.Namespace, Type: s.Type, ClusterIP: s.ClusterIP, LoadBalancerIP: s.LoadBalancerIP,
@@ -366,14 +380,19 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ss.Ports = append(ss.Ports, ServicePortState{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort, NodePort: sp.NodePort, Protocol: sp.Protocol})
 		}
 		for _, e := range s.Endpoints {
-			ready := podReady[e.Pod]
+			es := EndpointStatus{Pod: e.Pod, IP: e.IP, Port: e.Port, PortName: e.PortName, Node: e.Node, Ready: podReady[e.Pod]}
+			if leaving[e.Pod] {
+				es.Ready, es.Serving, es.Terminating = false, podReady[e.Pod], true
+			}
 			if ctl != nil { // the controller's view is what kube-proxy programs
-				ready = ctl[endpointKey(s.Namespace+"/"+s.Name, e.PortName, e.IP, e.Port)]
+				c := ctl[endpointKey(s.Namespace+"/"+s.Name, e.PortName, e.IP, e.Port)]
+				es.Ready, es.Serving, es.Terminating = c.Ready, c.IsServing(), c.Terminating
 				if s.Headless() { // no kube-proxy port: the pod's readiness, as DNS publishes it
-					ready = s.PublishNotReady || ctlPods[e.Pod]
+					es.Ready = s.PublishNotReady || ctlPods[e.Pod]
 				}
 			}
-			ss.Endpoints = append(ss.Endpoints, EndpointStatus{Pod: e.Pod, IP: e.IP, Port: e.Port, PortName: e.PortName, Node: e.Node, Ready: ready})
+			es.Serving = es.Serving || es.Ready
+			ss.Endpoints = append(ss.Endpoints, es)
 		}
 		st.Services = append(st.Services, ss)
 	}

@@ -55,6 +55,9 @@ type builder struct {
 	s     *scenario.Scenario
 	p     *Plan
 	probs scenario.Problems
+	// prev is the running lab's plan when building for a live change (BuildFrom): its
+	// Services keep their addresses and ports, which no new Service may take.
+	prev *Plan
 	// deps and svcs are the scenario's Deployments and Services followed by the cluster
 	// DNS's, when the lab runs one.
 	deps []scenario.Deployment
@@ -318,6 +321,11 @@ func (b *builder) placePods(ns func(string) string) {
 			}
 			candidates = append(candidates, i)
 		}
+		dep := deploymentRecord(d.Deployment)
+		if d.Source.File == dnsSource {
+			dep.Pod.Agent = DNSAgent
+		}
+		p.Deployments = append(p.Deployments, dep)
 		replicas := int(*d.Spec.Replicas)
 		if replicas > 0 && len(candidates) == 0 {
 			b.problem(d.Source, obj, "spec.template.spec", "no node matches nodeName/nodeSelector")
@@ -347,6 +355,7 @@ func (b *builder) placePods(ns func(string) string) {
 				Node: node.Name, IP: cidr(nth(slice, host), slice), Gateway: addrOf(node.Gateway),
 				HostVeth: HostVethName(name(p), podName), MAC: MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
+				Template: dep.Template, GraceSeconds: dep.Pod.GraceSeconds, PreStopSleep: dep.Pod.PreStopSleep,
 			}
 			if d.Source.File == dnsSource {
 				pod.Agent = DNSAgent
@@ -470,6 +479,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			usedWan[a] = true
 		}
 	}
+	b.holdPrevious(usedIP, usedNP, usedWan)
 	// .1 is the kubernetes Service's and .10 the cluster DNS's (kubeadm's): start after.
 	nextIP := scenario.DNSServiceHost + 1
 	nextNP := int32(NodePortMin + 80)
@@ -533,10 +543,13 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			p.Services = append(p.Services, ps)
 			continue
 		}
+		prev, hasPrev := b.previous(s)
 		if s.Spec.ClusterIP == corev1.ClusterIPNone {
 			ps.ClusterIP = corev1.ClusterIPNone
 		} else if a, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
 			ps.ClusterIP = a.String()
+		} else if hasPrev && prev.ClusterIP != "" {
+			ps.ClusterIP = prev.ClusterIP
 		} else if a, ok := allocIP(); ok {
 			ps.ClusterIP = a.String()
 		} else {
@@ -554,6 +567,9 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		}
 		for _, sp := range s.Spec.Ports {
 			port := ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol), NodePort: sp.NodePort}
+			if np := prev.nodePortOf(sp.Port, string(sp.Protocol)); external && port.NodePort == 0 && np != 0 {
+				port.NodePort = np
+			}
 			if external && port.NodePort == 0 {
 				np, ok := allocNP()
 				if !ok {
@@ -565,6 +581,9 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		}
 		if ps.ExternalTrafficLocal {
 			ps.HealthCheckNodePort = s.Spec.HealthCheckNodePort
+			if ps.HealthCheckNodePort == 0 && hasPrev {
+				ps.HealthCheckNodePort = prev.HealthCheckNodePort
+			}
 			if ps.HealthCheckNodePort == 0 {
 				ps.HealthCheckNodePort, _ = allocNP()
 			}
@@ -597,6 +616,8 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			ps.LBScheduler, ps.LBPersistence = sched, pers
 			if a, err := netip.ParseAddr(s.Spec.LoadBalancerIP); err == nil {
 				ps.LoadBalancerIP = a.String()
+			} else if hasPrev && prev.LoadBalancerIP != "" {
+				ps.LoadBalancerIP = prev.LoadBalancerIP
 			} else if a, ok := allocLB(); ok {
 				ps.LoadBalancerIP = a.String()
 			} else {
@@ -660,6 +681,10 @@ func (b *builder) ingresses() {
 				}
 			}
 		}
+	}
+	for _, sec := range b.s.Secrets {
+		p.Secrets = append(p.Secrets, SecretRef{Namespace: sec.Namespace, Name: sec.Name,
+			Hash: hashJSON([]any{sec.Type, sec.Data, sec.StringData})})
 	}
 	names := make([]string, 0, len(hosts))
 	for h := range hosts {

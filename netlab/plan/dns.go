@@ -104,15 +104,22 @@ func (b *builder) resolvConfs() {
 		return
 	}
 	d := p.DNS.ClusterDomain
-	conf := func(search string) string {
-		return fmt.Sprintf("# netlab: the cluster DNS (Service %s)\nsearch %s\nnameserver %s\noptions ndots:5\n", p.DNS.Service, search, p.DNS.ServiceIP)
-	}
 	for _, n := range p.Nodes {
-		p.ResolvConfs = append(p.ResolvConfs, ResolvConf{Netns: n.Netns, Content: conf("svc." + d + " " + d)})
+		p.ResolvConfs = append(p.ResolvConfs, ResolvConf{Netns: n.Netns, Content: p.DNS.resolvConf("svc." + d + " " + d)})
 	}
 	for _, pod := range p.Pods {
-		p.ResolvConfs = append(p.ResolvConfs, ResolvConf{Netns: pod.Netns, Content: conf(pod.Namespace + ".svc." + d + " svc." + d + " " + d)})
+		p.ResolvConfs = append(p.ResolvConfs, p.podResolvConf(pod))
 	}
+}
+
+func (dns *DNS) resolvConf(search string) string {
+	return fmt.Sprintf("# netlab: the cluster DNS (Service %s)\nsearch %s\nnameserver %s\noptions ndots:5\n", dns.Service, search, dns.ServiceIP)
+}
+
+// podResolvConf is a pod's resolv.conf (the plan has a cluster DNS).
+func (p *Plan) podResolvConf(pod Pod) ResolvConf {
+	d := p.DNS.ClusterDomain
+	return ResolvConf{Netns: pod.Netns, Content: p.DNS.resolvConf(pod.Namespace + ".svc." + d + " svc." + d + " " + d)}
 }
 
 // dnsProcesses: the DNS agent of each DNS pod, in the pod's namespace.

@@ -9,9 +9,16 @@ import (
 
 // ServicePorts returns the plan's Services as kube-proxy service ports, one per Service
 // port, each with the endpoints of its selected pods. ready says whether a pod is ready;
-// nil means every pod is (what `netlab plan` shows).
+// nil means every pod is (what `netlab plan` shows). Endpoints of terminating pods are
+// not ready, serving while ready says their pod answers, and terminating.
 func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort {
 	var out []kubeproxy.ServicePort
+	leaving := map[string]bool{}
+	for _, pod := range p.Pods {
+		if pod.Terminating {
+			leaving[pod.Name] = true
+		}
+	}
 	for _, s := range p.Services {
 		if s.Headless() || s.ExternalName != "" {
 			continue // kube-proxy skips Services without a ClusterIP: DNS alone serves them
@@ -33,8 +40,13 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 				if ep.PortName != sp.Name || !strings.EqualFold(ep.Protocol, sp.Protocol) {
 					continue
 				}
-				kp.Endpoints = append(kp.Endpoints, kubeproxy.Endpoint{Pod: ep.Pod, Node: ep.Node, IP: ep.IP, Port: ep.Port,
-					Ready: ready == nil || s.PublishNotReady || ready(ep.Pod)})
+				e := kubeproxy.Endpoint{Pod: ep.Pod, Node: ep.Node, IP: ep.IP, Port: ep.Port,
+					Ready: ready == nil || s.PublishNotReady || ready(ep.Pod)}
+				if leaving[ep.Pod] {
+					// A leaving pod is not ready at once; it serves while it answers.
+					e.Ready, e.Serving, e.Terminating = false, e.Ready, true
+				}
+				kp.Endpoints = append(kp.Endpoints, e)
 			}
 			out = append(out, kp)
 		}

@@ -19,6 +19,10 @@ type Plan struct {
 	Ingresses []Ingress  `json:"ingresses,omitempty"`
 	TLS       []TLSEntry `json:"tls,omitempty"`
 
+	// Deployments and Secrets as the live changes need them (apply, scale, rollout).
+	Deployments []Deployment `json:"deployments,omitempty"`
+	Secrets     []SecretRef  `json:"secrets,omitempty"`
+
 	Links     []Link      `json:"links"`
 	Neighbors []Neighbor  `json:"neighbors,omitempty"`
 	FDB       []FDBEntry  `json:"fdb,omitempty"`
@@ -156,6 +160,14 @@ type Pod struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Ports      []ContainerPort   `json:"ports"`
 	Probe      Probe             `json:"readiness"`
+	// Template is the hash of the Deployment's pod template this pod was made from.
+	Template string `json:"template,omitempty"`
+	// Terminating: the pod is leaving (SIGTERM sent or about to be); its endpoints are
+	// ready: false, serving while it answers, terminating: true.
+	Terminating bool `json:"terminating,omitempty"`
+	// GraceSeconds is terminationGracePeriodSeconds; PreStopSleep a preStop `sleep N`.
+	GraceSeconds int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	PreStopSleep int64 `json:"preStopSleepSeconds,omitempty"`
 	// Agent is the process the pod runs: "" the echo agent, "dns" the cluster DNS's.
 	Agent string `json:"agent,omitempty"`
 }

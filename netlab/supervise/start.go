@@ -39,7 +39,7 @@ func SupervisorProcess(lab string) plan.Process {
 }
 
 // LogRoot holds every lab's agent logs, one directory per lab; they outlive the lab.
-const LogRoot = "/var/log/netlab"
+const LogRoot = "/run/netlab-logs"
 
 // LogDir is a lab's log directory.
 func LogDir(lab string) string { return filepath.Join(LogRoot, lab) }

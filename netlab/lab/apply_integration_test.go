@@ -1,0 +1,512 @@
+// Integration tests of live changes (apply, scale, rollout restart): real namespaces,
+// real packets. Run as root.
+//
+// Address plan (liveYAML, under a unique lab name per test):
+//
+//	wan 203.0.113.0/24      client .2, lb .1, ingress VIP .100
+//	fabric 172.18.0.0/24    lb .1, node-1 .11, node-2 .12
+//	pods 10.244.0.0/16      node-1 10.244.1.0/24, node-2 10.244.2.0/24: web-N from .2
+//	                        (coredns-1/2 among them), new pods take the lowest free address
+//	services 10.96.0.0/12   kube-dns .10, web .11, api (when applied) .12
+package lab_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/scenario"
+)
+
+const liveLabDoc = `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+metadata: {name: live}
+spec:
+  nodes: [{name: node-1}, {name: node-2}]
+  loadBalancer: {scheduler: rr, healthCheck: {type: tcp, interval: 200ms, timeout: 200ms, rise: 1, fall: 2}}
+`
+
+const liveWebDocs = `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}}
+        lifecycle: {preStop: {exec: {command: [sleep, "1"]}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app}
+spec:
+  rules:
+  - host: app.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+`
+
+// liveAPIDocs adds a Deployment, its Service and a path of the Ingress.
+const liveAPIDocs = `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: api
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec:
+  selector: {app: api}
+  ports: [{name: http, port: 80, targetPort: http}]
+`
+
+func liveYAML() string { return liveLabDoc + liveWebDocs }
+
+func liveWithAPI() string {
+	return liveLabDoc + strings.Replace(liveWebDocs, "      paths:\n",
+		"      paths:\n      - {path: /api, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}\n", 1) + liveAPIDocs
+}
+
+// applyYAML applies scenario text to the running lab as `netlab apply` does.
+func applyYAML(t *testing.T, labName, yaml string) (plan.Changes, error) {
+	t.Helper()
+	s, err := scenario.Parse("apply.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scenario.Validate(s); err != nil {
+		t.Fatal(err)
+	}
+	return lab.Apply(context.Background(), labName, func(cur *plan.Plan) (*plan.Plan, error) {
+		return plan.BuildFrom(s, labName, cur)
+	}, lab.ChangeOptions{Binary: labtest.Binary(t)})
+}
+
+func changeLines(cs plan.Changes) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.String())
+	}
+	return strings.Join(out, "\n")
+}
+
+// labPIDs lists every process in the lab's namespaces, by namespace.
+func labPIDs(t *testing.T, labName string) map[string][]int {
+	t.Helper()
+	nss, err := kernel.ListNetns(plan.NetnsName(labName, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := kernel.PIDsIn(nss)
+	for ns := range out {
+		sort.Ints(out[ns])
+	}
+	return out
+}
+
+// servedBy sends n requests for app.example/path through the VIP from the client and
+// returns who answered each.
+func servedBy(t *testing.T, p *plan.Plan, path string, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		e, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+p.LB.VIP+path, "app.example")
+		if err != nil {
+			t.Fatalf("GET app.example%s through the VIP: %v", path, err)
+		}
+		got[e.Pod]++
+	}
+	return got
+}
+
+// viaClusterIP sends n requests to Service svc's ClusterIP from node-1, a new
+// connection each (the ingress pools its upstream connections), and returns who answered.
+func viaClusterIP(t *testing.T, labName, svc string, n int) map[string]int {
+	t.Helper()
+	cur, err := lab.LoadPlan(labName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ip string
+	for _, s := range cur.Services {
+		if s.Name == svc {
+			ip = s.ClusterIP
+		}
+	}
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		e, _, err := labtest.GetEcho(cur.Nodes[0].Netns, "http://"+ip+"/")
+		if err != nil {
+			t.Fatalf("GET %s's ClusterIP %s from node-1: %v", svc, ip, err)
+		}
+		got[e.Pod]++
+	}
+	return got
+}
+
+func readyEndpoints(t *testing.T, labName, svc string) []string {
+	t.Helper()
+	st, err := lab.GetStatus(context.Background(), labName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range st.Services {
+		if s.Name == svc {
+			for _, e := range s.Endpoints {
+				if e.Ready {
+					out = append(out, e.Pod)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestIntegrationApply(t *testing.T) {
+	labtest.RequireRoot(t)
+	before := rootSnapshot(t)
+	p := labtest.Up(t, "apply", liveYAML())
+	ctx := context.Background()
+
+	t.Run("the same files: all unchanged, no process restarted", func(t *testing.T) {
+		pids := labPIDs(t, p.Lab)
+		planBefore, _ := os.ReadFile(lab.PlanPath(p.Lab))
+		cs, err := applyYAML(t, p.Lab, liveYAML())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.Changed() {
+			t.Fatalf("changes:\n%s", changeLines(cs))
+		}
+		if after := labPIDs(t, p.Lab); fmt.Sprint(after) != fmt.Sprint(pids) {
+			t.Fatalf("processes changed:\nbefore %v\nafter  %v", pids, after)
+		}
+		if planAfter, _ := os.ReadFile(lab.PlanPath(p.Lab)); string(planAfter) != string(planBefore) {
+			t.Fatal("the stored plan changed")
+		}
+	})
+
+	t.Run("scale up and down: endpoints and traffic follow", func(t *testing.T) {
+		cs, err := lab.Scale(ctx, p.Lab, "web", 4, lab.ChangeOptions{Binary: labtest.Binary(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := cs.Find(plan.KindDeployment, "default", "web"); c.Action != plan.Configured {
+			t.Fatalf("web: %+v", c)
+		}
+		want := []string{"web-1", "web-2", "web-3", "web-4"}
+		if got := readyEndpoints(t, p.Lab, "web"); !slices.Equal(got, want) {
+			t.Fatalf("web endpoints %v, want %v", got, want)
+		}
+		got := viaClusterIP(t, p.Lab, "web", 60)
+		for _, pod := range want {
+			if got[pod] == 0 {
+				t.Fatalf("60 requests to the ClusterIP never reached %s: %v", pod, got)
+			}
+		}
+		if _, err := lab.Scale(ctx, p.Lab, "web", 1, lab.ChangeOptions{Binary: labtest.Binary(t)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := readyEndpoints(t, p.Lab, "web"); !slices.Equal(got, []string{"web-1"}) {
+			t.Fatalf("web endpoints %v after scaling to 1", got)
+		}
+		if got := viaClusterIP(t, p.Lab, "web", 10); got["web-1"] != 10 {
+			t.Fatalf("after scaling to 1: %v", got)
+		}
+		for _, pod := range []string{"web-2", "web-3", "web-4"} {
+			if kernel.NetnsExists(plan.NetnsName(p.Lab, pod)) {
+				t.Fatalf("namespace of %s left", pod)
+			}
+		}
+	})
+
+	t.Run("Deployment, Service and Ingress path added, then deleted", func(t *testing.T) {
+		cs, err := applyYAML(t, p.Lab, liveWithAPI())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []string{"deployment.apps/api created", "service/api created", "ingress.networking.k8s.io/app configured",
+			"deployment.apps/web configured", "service/web unchanged", "service/kube-dns unchanged"} {
+			if !strings.Contains(changeLines(cs), w) {
+				t.Fatalf("changes lack %q:\n%s", w, changeLines(cs))
+			}
+		}
+		if got := servedBy(t, p, "/api/x", 3); got["api-1"] != 3 {
+			t.Fatalf("/api served by %v, want api-1", got)
+		}
+		// The files say web has 2 replicas again: web-1 stays, one more comes.
+		if got := readyEndpoints(t, p.Lab, "web"); len(got) != 2 || got[0] != "web-1" {
+			t.Fatalf("web endpoints %v", got)
+		}
+		cs, err = applyYAML(t, p.Lab, liveYAML())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []string{"deployment.apps/api deleted", "service/api deleted", "ingress.networking.k8s.io/app configured"} {
+			if !strings.Contains(changeLines(cs), w) {
+				t.Fatalf("changes lack %q:\n%s", w, changeLines(cs))
+			}
+		}
+		if kernel.NetnsExists(plan.NetnsName(p.Lab, "api-1")) {
+			t.Fatal("api-1's namespace left")
+		}
+		for pod := range servedBy(t, p, "/api/x", 5) {
+			if !strings.HasPrefix(pod, "web-") {
+				t.Fatalf("/api still served by %s after the path went", pod)
+			}
+		}
+		cur, err := lab.LoadPlan(p.Lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range cur.Services {
+			if s.Name == "api" {
+				t.Fatal("Service api still in the plan")
+			}
+		}
+	})
+
+	t.Run("LB scheduler change", func(t *testing.T) {
+		cs, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(), "scheduler: rr", "scheduler: wrr", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := cs.Find(plan.KindLab, "", p.Lab); c.Action != plan.Configured {
+			t.Fatalf("lab: %+v", c)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := lb.LoadState(lab.LBStatePath(p.Lab))
+			if err == nil && len(st.Services) > 0 && st.Services[0].Scheduler == "wrr" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the LB does not schedule with wrr: %+v %v", st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		servedBy(t, p, "/", 5)
+	})
+
+	t.Run("refused node change leaves the lab as it was", func(t *testing.T) {
+		planBefore, _ := os.ReadFile(lab.PlanPath(p.Lab))
+		nss, _ := kernel.ListNetns(plan.NetnsName(p.Lab, ""))
+		_, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(), "{name: node-2}]", "{name: node-2}, {name: node-3}]", 1))
+		if !errors.Is(err, plan.ErrRefused) || !strings.Contains(err.Error(), "spec.nodes") {
+			t.Fatalf("err = %v, want a refusal naming spec.nodes", err)
+		}
+		if planAfter, _ := os.ReadFile(lab.PlanPath(p.Lab)); string(planAfter) != string(planBefore) {
+			t.Fatal("the stored plan changed")
+		}
+		if after, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); !slices.Equal(after, nss) {
+			t.Fatalf("namespaces changed: %v → %v", nss, after)
+		}
+	})
+
+	if err := lab.Down(p.Lab, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after := rootSnapshot(t); after != before {
+		t.Errorf("the root namespace changed:\n%s", diffLines(before, after))
+	}
+}
+
+// A rollout restart under continuous requests through the VIP loses none: each new pod
+// is in every node's rules before an old one leaves, and a leaving pod keeps serving
+// (without keep-alive) through its preStop and grace period.
+func TestIntegrationRolloutRestartUnderLoad(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "roll", strings.Replace(liveYAML(), "replicas: 2", "replicas: 3", 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for _, keepAlive := range []bool{false, true} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := labtest.Client(p.Clients[0].Netns, keepAlive)
+			for ctx.Err() == nil {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+p.LB.VIP+"/", nil)
+				req.Host = "app.example"
+				resp, err := c.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %s", resp.Status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	// Watch for terminating pods and endpoints while the rollout runs.
+	var sawPod, sawEndpoint atomic.Bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			st, err := lab.GetStatus(context.Background(), p.Lab)
+			if err == nil {
+				for _, pod := range st.Pods {
+					sawPod.CompareAndSwap(false, pod.Phase == "Terminating")
+				}
+				for _, s := range st.Services {
+					for _, e := range s.Endpoints {
+						sawEndpoint.CompareAndSwap(false, e.Terminating && e.Serving && !e.Ready)
+					}
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	var steps []string
+	err := lab.RolloutRestart(context.Background(), p.Lab, "web", lab.ChangeOptions{Binary: labtest.Binary(t)},
+		func(s string) { steps = append(steps, s) })
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rollout: %v; %d requests answered, %d failed", steps, ok.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during the rollout, first: %v", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
+	}
+	if ok.Load() < 20 {
+		t.Fatalf("only %d requests were sent", ok.Load())
+	}
+	if !sawPod.Load() || !sawEndpoint.Load() {
+		t.Fatalf("terminating pod seen: %v, serving terminating endpoint seen: %v", sawPod.Load(), sawEndpoint.Load())
+	}
+	if got := readyEndpoints(t, p.Lab, "web"); !slices.Equal(got, []string{"web-4", "web-5", "web-6"}) {
+		t.Fatalf("after the rollout web's endpoints are %v, want web-4..6", got)
+	}
+	for _, pod := range []string{"web-1", "web-2", "web-3"} {
+		if kernel.NetnsExists(plan.NetnsName(p.Lab, pod)) {
+			t.Fatalf("namespace of %s left", pod)
+		}
+	}
+}
+
+// `apply` killed with SIGKILL half-way: down removes everything; before that, the next
+// change cleans up what the killed one left and succeeds.
+func TestIntegrationApplyKilledHalfway(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "kill", liveYAML())
+	file, err := os.CreateTemp("", "netlab-apply-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(file.Name())
+	if _, err := file.WriteString(strings.Replace(liveYAML(), "replicas: 2", "replicas: 8", 1)); err != nil {
+		t.Fatal(err)
+	}
+	file.Close()
+	cmd := exec.Command(labtest.Binary(t), "apply", "--name", p.Lab, "-f", file.Name())
+	cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once it has made a new pod's namespace.
+	deadline := time.Now().Add(20 * time.Second)
+	for !kernel.NetnsExists(plan.NetnsName(p.Lab, "web-3")) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("apply made no new pod")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+
+	if _, err := applyYAML(t, p.Lab, liveYAML()); err != nil {
+		t.Fatalf("apply after a killed apply: %v", err)
+	}
+	nss, _ := kernel.ListNetns(plan.NetnsName(p.Lab, ""))
+	cur, _ := lab.LoadPlan(p.Lab)
+	want := cur.Namespaces()
+	sort.Strings(nss)
+	sort.Strings(want)
+	if !slices.Equal(nss, want) {
+		t.Fatalf("namespaces %v, the plan's %v", nss, want)
+	}
+	if _, err := lab.Scale(context.Background(), p.Lab, "web", 5, lab.ChangeOptions{Binary: labtest.Binary(t)}); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(labtest.Binary(t), "scale", "--name", p.Lab, "deployment/web", "--replicas", "1")
+	cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Killed while its pods terminate.
+	for !lab.Leaving(p.Lab, "web-5") {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			_ = cmd.Process.Kill()
+			t.Fatal("scale did not start terminating pods")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if err := lab.Down(p.Lab, nil); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
+		t.Fatalf("left after down: %v", left)
+	}
+	if _, err := os.Stat(lab.Dir(p.Lab)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("runtime directory left: %v", err)
+	}
+}
