@@ -10,7 +10,7 @@ export GOTOOLCHAIN ?= auto
 # building a checkout owned by another user cannot ("dubious ownership"): build without it.
 BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo auto || echo false)
 
-.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns smoke clean install
+.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns bench-packets smoke clean install
 
 all: build
 
@@ -75,6 +75,11 @@ bench-l7:
 bench-dns: build
 	BENCH=1 scripts/deps.sh
 	NETLAB=./$(BIN) scripts/bench-dns.sh
+
+# netlab trace vs curl of the same URL; wrk through a VIP with `netlab drops --follow` vs not.
+bench-packets:
+	BENCH=1 scripts/deps.sh
+	scripts/bench-packets.sh
 
 clean:
 	rm -rf bin

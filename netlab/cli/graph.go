@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 
 	"github.com/netlabdev/netlab/netlab/lab"
@@ -14,10 +18,12 @@ func newGraph(g *globals) *cobra.Command {
 	var output string
 	var files []string
 	cmd := &cobra.Command{
-		Use:   "graph [--name LAB | -f FILE] [-o text|dot]",
-		Short: "Draw the lab: clients, LB, nodes, pods and the wires between them (text or Graphviz dot)",
+		Use:   "graph [--name LAB | -f FILE] [-o text|dot|mermaid|svg]",
+		Short: "Draw the lab: clients, LB, nodes, pods and the wires between them (text, Graphviz dot, Mermaid or SVG)",
 		Example: `  netlab graph
   netlab graph -o dot | dot -Tpng > lab.png
+  netlab graph -o mermaid > lab.mmd          # GitHub and GitLab render it in markdown
+  netlab graph -o svg > lab.svg              # through Graphviz's dot, when installed
   netlab graph -f scenarios/three-nodes.yaml   # a plan, without root`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,16 +43,20 @@ func newGraph(g *globals) *cobra.Command {
 			switch output {
 			case "dot":
 				writeDot(g.out, p)
+			case "mermaid":
+				writeMermaid(g.out, p)
+			case "svg":
+				return writeSVG(cmd.Context(), g.out, p)
 			case "text", "":
 				writeTextGraph(g.out, p)
 			default:
-				return fmt.Errorf("unknown output %q (text or dot)", output)
+				return fmt.Errorf("unknown output %q (text, dot, mermaid or svg)", output)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "draw a scenario's plan instead of a running lab")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or dot")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, dot, mermaid or svg")
 	return cmd
 }
 
@@ -138,4 +148,44 @@ func writeDot(w io.Writer, p *plan.Plan) {
 		fmt.Fprintf(w, "  }\n  fabric -- %s;\n", id)
 	}
 	fmt.Fprintln(w, "}")
+}
+
+// writeMermaid draws the same picture as writeDot as a Mermaid flowchart.
+func writeMermaid(w io.Writer, p *plan.Plan) {
+	id := func(kind, name string) string {
+		return kind + "_" + strings.NewReplacer("-", "_", ".", "_", "/", "_").Replace(name)
+	}
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, "#quot;") + `"` }
+	fmt.Fprintf(w, "flowchart LR\n")
+	fmt.Fprintf(w, "  wan([%s])\n  fabric([%s])\n", q("wan<br>"+p.Network.WanCIDR), q("fabric<br>"+p.Network.NodeCIDR))
+	for _, c := range p.Clients {
+		fmt.Fprintf(w, "  %s[%s] --- wan\n", id("client", c.Name), q(c.Name+"<br>"+plan.Addr(c.IP)))
+	}
+	fmt.Fprintf(w, "  lb[%s]\n  wan ---|%s| lb\n  lb ---|%s| fabric\n",
+		q("lb ("+p.LB.Scheduler+")<br>VIP "+p.LB.VIP), q(plan.Addr(p.LB.WanIP)), q(plan.Addr(p.LB.FabricIP)))
+	for _, n := range p.Nodes {
+		nid := id("node", n.Name)
+		fmt.Fprintf(w, "  subgraph %s[%s]\n    %s[%s]\n", id("cluster", n.Name), q(n.Name+" "+n.PodCIDR), nid,
+			q(n.Name+"<br>"+plan.Addr(n.IP)+"<br>ingress + kube-proxy"))
+		for _, pod := range podsOn(p, n.Name) {
+			fmt.Fprintf(w, "    %s ---|cni0| %s[[%s]]\n", nid, id("pod", pod.Name), q(pod.Name+"<br>"+plan.Addr(pod.IP)))
+		}
+		fmt.Fprintf(w, "  end\n  fabric --- %s\n", nid)
+	}
+}
+
+// writeSVG renders the dot graph with Graphviz, which netlab does not carry itself.
+func writeSVG(ctx context.Context, w io.Writer, p *plan.Plan) error {
+	dot, err := exec.LookPath("dot")
+	if err != nil {
+		return errors.New("-o svg needs Graphviz's dot (apt install graphviz); without it: netlab graph -o dot > lab.dot, or -o mermaid")
+	}
+	var src, stderr bytes.Buffer
+	writeDot(&src, p)
+	cmd := exec.CommandContext(ctx, dot, "-Tsvg")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = &src, w, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("dot -Tsvg: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
 }

@@ -22,25 +22,42 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-// dropPrograms counts the drop programs loaded in the kernel (by anyone).
-func dropPrograms(t *testing.T) int {
+// dropPrograms lists the IDs of the drop programs loaded in the kernel above an ID (IDs
+// only grow: programs loaded before a test have lower ones, and the kernel frees a closed
+// program a moment later, so counting them would race with earlier tests).
+func dropPrograms(t *testing.T, above ebpf.ProgramID) []ebpf.ProgramID {
 	t.Helper()
-	n := 0
+	var out []ebpf.ProgramID
 	id := ebpf.ProgramID(0)
 	for {
 		next, err := ebpf.ProgramGetNextID(id)
 		if err != nil {
-			return n
+			return out
 		}
 		id = next
+		if id <= above {
+			continue
+		}
 		prog, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
 		}
-		if info, err := prog.Info(); err == nil && strings.HasPrefix(drops.ProgramName, info.Name) && len(info.Name) >= 12 {
-			n++
+		if info, err := prog.Info(); err == nil && len(info.Name) >= 12 && strings.HasPrefix(drops.ProgramName, info.Name) {
+			out = append(out, id)
 		}
 		prog.Close()
+	}
+}
+
+// lastProgramID is the highest program ID in use now.
+func lastProgramID() ebpf.ProgramID {
+	id, last := ebpf.ProgramID(0), ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return last
+		}
+		id, last = next, next
 	}
 }
 
@@ -61,7 +78,7 @@ func TestIntegrationDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := dropPrograms(t)
+	before := lastProgramID()
 	p := labtest.Up(t, "drp", string(scenario.DefaultYAML())+string(extra))
 	other := labtest.Up(t, "drq", "")
 	var api1 string
@@ -150,20 +167,20 @@ func TestIntegrationDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for dropPrograms(t) == before && time.Now().Before(deadline) {
+	for len(dropPrograms(t, before)) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if dropPrograms(t) == before {
+	if len(dropPrograms(t, before)) == 0 {
 		t.Error("drops --follow loaded no program")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	_ = cmd.Wait() // the test binary as netlab has no signal handler: SIGINT ends it
 	// The kernel frees a program a moment after its last descriptor closes.
 	deadline = time.Now().Add(5 * time.Second)
-	for dropPrograms(t) != before && time.Now().Before(deadline) {
+	for len(dropPrograms(t, before)) != 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := dropPrograms(t); n != before {
-		t.Errorf("%d drop programs left in the kernel (%d before)", n, before)
+	if left := dropPrograms(t, before); len(left) != 0 {
+		t.Errorf("drop programs left in the kernel by this test: %v", left)
 	}
 }

@@ -138,25 +138,19 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 		return nil, err
 	}
 	defer t.h.Close()
-	if o.Packets || o.Pcap != nil {
-		// Loading the drop program takes the kernel a few hundred milliseconds: it runs
-		// while the packet sockets open.
-		loaded := make(chan struct{})
-		go func() { t.startDrops(); close(loaded) }()
-		if err := t.startCapture(); err != nil {
-			t.tr.Notes = append(t.tr.Notes, "no packets: "+err.Error())
-		}
-		<-loaded
-		if t.dropsNote != "" {
-			t.tr.Notes = append(t.tr.Notes, t.dropsNote)
+	var kernelDrops []LabDrop
+	sendErr := t.attempt(ctx, false)
+	if sendErr != nil && (o.Packets || o.Pcap != nil) {
+		// Loading the kernel's drop program costs a few hundred milliseconds, which a
+		// request that goes through does not need: a failed one is sent once more with
+		// it loaded, to learn where and why it dies.
+		first := sendErr
+		sendErr = t.attempt(ctx, true)
+		kernelDrops = t.kernelDrops
+		if sendErr == nil {
+			t.tr.Notes = append(t.tr.Notes, fmt.Sprintf("a first attempt failed (%v); this second one went through", first))
 		}
 	}
-	sendErr := t.send(ctx)
-	if sendErr != nil {
-		t.tr.Error = sendErr.Error()
-	}
-	t.stopCapture()
-	kernelDrops := t.stopDrops()
 	t.clientHop()
 	t.loadBalancerHop()
 	t.ingressHop()
@@ -180,6 +174,38 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 		return t.tr, &RequestFailedError{Err: sendErr}
 	}
 	return t.tr, nil
+}
+
+// attempt sends the request once, capturing its packets (and with drops, the kernel's
+// drops) while it runs. It starts from a clean slate: only the last attempt is reported.
+func (t *tracer) attempt(ctx context.Context, drops bool) error {
+	t.local, t.resp, t.body, t.echo, t.status = netip.AddrPort{}, nil, nil, podEcho{}, ""
+	t.localPort.Store(0)
+	t.tr.Error, t.tr.Status, t.packets, t.kernelDrops = "", 0, nil, nil
+	t.reqID = "trace-" + randomHex(8)
+	if t.o.Packets || t.o.Pcap != nil {
+		loaded := make(chan struct{})
+		go func() {
+			if drops {
+				t.startDrops()
+			}
+			close(loaded)
+		}()
+		if err := t.startCapture(); err != nil {
+			t.tr.Notes = append(t.tr.Notes, "no packets: "+err.Error())
+		}
+		<-loaded
+		if t.dropsNote != "" {
+			t.tr.Notes = append(t.tr.Notes, t.dropsNote)
+		}
+	}
+	err := t.send(ctx)
+	if err != nil {
+		t.tr.Error = err.Error()
+	}
+	t.stopCapture()
+	t.kernelDrops = t.stopDrops()
+	return err
 }
 
 // RequestFailedError is returned with the trace of a request that got no answer.
@@ -223,11 +249,12 @@ type tracer struct {
 	inner      map[capture.Flow]bool // the ingress's own connection to the Service
 
 	// The packet capture (see trace_wire.go).
-	session   *capture.Session
-	packets   []capture.Packet
-	ifaces    []capture.Iface
-	drops     *traceDrops
-	dropsNote string
+	session     *capture.Session
+	packets     []capture.Packet
+	ifaces      []capture.Iface
+	drops       *traceDrops
+	dropsNote   string
+	kernelDrops []LabDrop
 
 	// A kernel drop of the connection's first packet ends the dial at once.
 	mu         sync.Mutex

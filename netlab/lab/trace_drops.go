@@ -81,14 +81,16 @@ func (t *tracer) nodeAddr(a netip.Addr, node string) bool {
 // stopDrops unloads the program (after the capture's settling time, so the drops of the
 // request's last packets are in) and keeps what it reported.
 func (t *tracer) stopDrops() []LabDrop {
-	if t.drops == nil {
+	d := t.drops
+	if d == nil {
 		return nil
 	}
-	t.drops.w.Close()
-	<-t.drops.done
-	t.drops.mu.Lock()
-	defer t.drops.mu.Unlock()
-	return t.drops.seen
+	t.drops = nil
+	d.w.Close()
+	<-d.done
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seen
 }
 
 // kernelDrop is the first drop of one of the request's flows the kernel reported. A copy
