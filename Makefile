@@ -10,7 +10,7 @@ export GOTOOLCHAIN ?= auto
 # building a checkout owned by another user cannot ("dubious ownership"): build without it.
 BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo auto || echo false)
 
-.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns bench-packets smoke clean install
+.PHONY: all build deps generate up down test unit vet bench bench-up bench-rules bench-l4 bench-l7 bench-dns bench-packets bench-live smoke clean install
 
 all: build
 
@@ -51,7 +51,7 @@ unit:
 smoke: build
 	../shared/tools/contract-smoke ./$(BIN)
 
-bench: bench-up bench-rules bench-l4 bench-l7 bench-dns
+bench: bench-up bench-rules bench-l4 bench-l7 bench-dns bench-live
 
 bench-up: build
 	BENCH=1 scripts/deps.sh
@@ -83,3 +83,8 @@ bench-packets:
 
 clean:
 	rm -rf bin
+
+# Live changes: apply of one Service in a 300-pod lab vs down+up; rollout restart under wrk.
+bench-live: build
+	BENCH=1 scripts/deps.sh
+	NETLAB=./$(BIN) scripts/bench-live.sh

@@ -93,10 +93,11 @@ func newScale(g *globals) *cobra.Command {
 	var replicas int
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:     "scale [--name LAB] deployment/NAME --replicas N",
-		Short:   "Set a Deployment's replicas on the running lab",
-		Args:    cobra.ExactArgs(1),
-		PreRunE: needRoot,
+		Use:               "scale [--name LAB] deployment/NAME --replicas N",
+		Short:             "Set a Deployment's replicas on the running lab",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDeployments(g),
+		PreRunE:           needRoot,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dep, err := deploymentArg(args[0])
 			if err != nil {
@@ -128,10 +129,11 @@ func newRollout(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Manage the rollout of a Deployment: restart"}
 	var timeout time.Duration
 	restart := &cobra.Command{
-		Use:     "restart [--name LAB] deployment/NAME",
-		Short:   "Replace a Deployment's pods one at a time, each new one ready before an old one terminates",
-		Args:    cobra.ExactArgs(1),
-		PreRunE: needRoot,
+		Use:               "restart [--name LAB] deployment/NAME",
+		Short:             "Replace a Deployment's pods one at a time, each new one ready before an old one terminates",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDeployments(g),
+		PreRunE:           needRoot,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dep, err := deploymentArg(args[0])
 			if err != nil {

@@ -239,6 +239,10 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		if !strings.Contains(out, "\nweb\n") && !strings.HasPrefix(out, "api\n") {
 			t.Errorf("--service completion:\n%s", out)
 		}
+		out, _, _ = netlab(t, "__complete", "scale", "--name", a.Lab, "deploy")
+		if !strings.Contains(out, "deployment/web\n") || !strings.Contains(out, "deployment/api\n") {
+			t.Errorf("scale completion lacks the Deployments:\n%s", out)
+		}
 		out, _, _ = netlab(t, "__complete", "status", "--name", "")
 		if !strings.Contains(out, a.Lab+"\n") || !strings.Contains(out, b.Lab+"\n") {
 			t.Errorf("--name completion lacks the labs:\n%s", out)

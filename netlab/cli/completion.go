@@ -10,7 +10,7 @@ import (
 )
 
 // Dynamic completion (`netlab completion bash|zsh|fish`): lab names, a running lab's
-// objects and Services, read from the machine as the shell asks. Reading a
+// objects, Services and Deployments, read from the machine as the shell asks. Reading a
 // lab's plan needs root, as the commands do; without it nothing is offered.
 
 type completeFunc = func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective)
@@ -85,6 +85,23 @@ func completeServices(g *globals) completeFunc {
 		var out []string
 		for _, s := range p.Services {
 			out = append(out, s.Name, s.Namespace+"/"+s.Name)
+		}
+		return matching(out, prefix), noFiles
+	}
+}
+
+// completeDeployments offers the lab's Deployments as kubectl names them: deployment/NAME.
+func completeDeployments(g *globals) completeFunc {
+	return func(_ *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		p := completionPlan(g)
+		if len(args) > 0 || p == nil {
+			return nil, noFiles
+		}
+		var out []string
+		for _, pod := range p.Pods {
+			if pod.Deployment != "" {
+				out = append(out, "deployment/"+pod.Deployment)
+			}
 		}
 		return matching(out, prefix), noFiles
 	}

@@ -49,22 +49,25 @@ func (o *ChangeOptions) defaults() error {
 }
 
 // Apply brings the running lab to the plan next computes from the lab's current plan
-// (plan.BuildFrom of edited files): the changes are computed by plan.Compare, refused
+// (plan.BuildFrom of edited files; next must not modify it): the changes are computed by plan.Compare, refused
 // ones change nothing, and the rest is carried out by a change (see change.step).
 func Apply(ctx context.Context, labName string, next func(cur *plan.Plan) (*plan.Plan, error), o ChangeOptions) (plan.Changes, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	c, err := beginChange(labName, o)
 	if err != nil {
 		return nil, err
 	}
 	defer c.end()
-	nw, err := next(c.cur.Clone())
+	o.Log.Debug("change begun", "lab", labName, "ms", time.Since(start).Milliseconds())
+	nw, err := next(c.cur)
 	if err != nil {
 		return nil, err
 	}
 	changes, err := plan.Compare(c.cur, nw)
+	o.Log.Debug("changes computed", "ms", time.Since(start).Milliseconds())
 	if err != nil || o.DryRun {
 		return changes, err
 	}
@@ -77,7 +80,8 @@ func Apply(ctx context.Context, labName string, next func(cur *plan.Plan) (*plan
 // Scale sets a Deployment's replicas: new pods continue its name sequence, the highest
 // indexes leave first (gracefully).
 func Scale(ctx context.Context, labName, deployment string, replicas int32, o ChangeOptions) (plan.Changes, error) {
-	return Apply(ctx, labName, func(cur *plan.Plan) (*plan.Plan, error) {
+	return Apply(ctx, labName, func(running *plan.Plan) (*plan.Plan, error) {
+		cur := running.Clone()
 		d, ok := cur.DeploymentByName("", deployment)
 		if !ok {
 			return nil, fmt.Errorf("lab %s has no deployment %q", labName, deployment)
@@ -233,7 +237,7 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 			added = append(added, pod)
 		}
 	}
-	mid := next.Clone()
+	mid := next // ours from here on
 	for _, pod := range cur.Pods {
 		if _, ok := next.PodByName(pod.Name); ok {
 			continue
@@ -262,9 +266,11 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 	if err := c.createObjects(mid, added, newClients, newVIPs); err != nil {
 		return err
 	}
+	c.o.Log.Debug("kernel objects made", "pods", len(added), "clients", len(newClients), "vips", len(newVIPs))
 	if err := c.writePlan(mid); err != nil {
 		return err
 	}
+	c.o.Log.Debug("plan written")
 	if !equalJSON(cur.Hosts, mid.Hosts) || !equalJSON(cur.ResolvConfs, mid.ResolvConfs) {
 		if err := writeHosts(ctx, mid, Options{}); err != nil {
 			return err
@@ -284,6 +290,7 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 	if err := c.waitFollowed(ctx, mid, added, nil); err != nil {
 		return err
 	}
+	c.o.Log.Debug("endpoints and every node's rules follow")
 	c.cur = mid
 	c.goneClients = append(c.goneClients, missingClients(mid, cur)...)
 	c.goneVIPs = append(c.goneVIPs, missingVIPs(mid, cur)...)
@@ -317,6 +324,10 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 // the plan without them; clients and VIPs the plan no longer has are removed too.
 func (c *change) finish() error {
 	c.wg.Wait()
+	leaving := slices.ContainsFunc(c.cur.Pods, func(p plan.Pod) bool { return p.Terminating })
+	if !leaving && len(c.goneClients) == 0 && len(c.goneVIPs) == 0 {
+		return nil // the stored plan is already the final one
+	}
 	final := c.cur.Clone()
 	var gone []plan.Pod
 	for _, pod := range c.cur.Pods {

@@ -341,6 +341,11 @@ func terminatingCopies(pods []Pod) []Pod {
 // of Services are carried by BuildFrom, not here.
 func Rebase(fresh, prev *Plan) (*Plan, error) {
 	out := fresh.Clone()
+	return out, out.rebase(prev)
+}
+
+// rebase is Rebase in place.
+func (out *Plan) rebase(prev *Plan) error {
 	// A fresh pod identical to the running one of its name stays where it is (the same
 	// files give the very same plan); every other one gives way to the running pods.
 	running := map[string]Pod{}
@@ -362,10 +367,10 @@ func Rebase(fresh, prev *Plan) (*Plan, error) {
 		out.AddPod(pod)
 	}
 	if _, _, err := out.Reconcile(); err != nil {
-		return nil, err
+		return err
 	}
 	out.sortPodsLike(prev)
-	return out, nil
+	return nil
 }
 
 // sortPodsLike keeps prev's pods in prev's order, new ones after them in their order.

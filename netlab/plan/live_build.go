@@ -20,7 +20,7 @@ func BuildFrom(s *scenario.Scenario, name string, prev *Plan) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Rebase(fresh, prev)
+	return fresh, fresh.rebase(prev) // fresh is ours: no copy
 }
 
 // previous returns the Service of the same name in the running lab, with any address or
