@@ -33,7 +33,7 @@ if [ -z "${NETLAB:-}" ]; then
 fi
 go build -o "$tmp/faultinject" ./scripts/faultinject
 LAB="fault$$"
-cleanup() { "$NETLAB" down --name "$LAB" >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+cleanup() { "$NETLAB" down --name "$LAB" --purge >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 "$NETLAB" up --name "$LAB" >&2
