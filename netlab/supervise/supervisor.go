@@ -301,6 +301,15 @@ func restart(cfg Config, w *watched) error {
 	if Stopped(cfg.Dir, w.pr.Role, w.pr.Name) {
 		return nil
 	}
+	// A live change (apply, scale, rollout) may have let the pod go since the death was
+	// seen: only what the plan still runs, and not as leaving, is started again.
+	p, err := readPlan(cfg.planPath())
+	if err != nil {
+		return ErrGone
+	}
+	if !stillRuns(p, w.pr, cfg.Dir) {
+		return nil
+	}
 	if w.pr.Netns != "" && !kernel.NetnsExists(w.pr.Netns) {
 		return fmt.Errorf("namespace %s is missing", w.pr.Netns)
 	}
@@ -311,6 +320,30 @@ func restart(cfg Config, w *watched) error {
 	w.pid, w.ready, w.restarts = pid, ready, rec.Restarts+1
 	w.state, w.msg, w.nextTry = StateStarting, "", time.Time{}
 	return nil
+}
+
+// stillRuns says whether the plan still has the process, and (for a pod) not leaving.
+func stillRuns(p *plan.Plan, pr plan.Process, dir string) bool {
+	found := false
+	for _, q := range p.Processes {
+		if q.Role == pr.Role && q.Name == pr.Name {
+			found = true
+		}
+	}
+	if !found {
+		return false
+	}
+	if pr.Role == "pod" {
+		for _, pod := range p.Pods {
+			if pod.Name == pr.Name && pod.Terminating {
+				return false
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "leaving", pr.Name)); err == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func states(agents map[string]*watched) []AgentState {
