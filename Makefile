@@ -57,7 +57,9 @@ bench-up: build
 	BENCH=1 scripts/deps.sh
 	scripts/bench-up.sh
 
-# Rule sync: 1000 (and 5000) Services x 2 endpoints, netlab vs raw iptables-restore.
+# Rule sync: 1000 (and 5000) Services x 2 endpoints, netlab vs raw iptables-restore; then
+# kube-proxy's nftables mode vs its iptables mode side by side, and 10 000 Services in nftables
+# mode (NFT_SIZE, NFT_ROUNDS).
 bench-rules:
 	NETLAB_BENCH_RULES=1 SIZES="$(or $(SIZES),1000)" $(GO) test -count=1 -run BenchRuleSync -v -timeout 30m ./netlab/kubeproxy/integration
 

@@ -8,6 +8,8 @@ need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have ip || need+=(iproute2)
 have iptables-restore || need+=(iptables)
+# kube-proxy's nftables mode (Lab.spec.kubeProxy.mode: nftables) applies its table with nft -f.
+have nft || need+=(nftables)
 have tcpdump || need+=(tcpdump)
 have conntrack || need+=(conntrack)
 have curl || need+=(curl)

@@ -2,12 +2,9 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,39 +12,16 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
-
-// EndpointsFileName is the controller's output in the lab's runtime directory.
-const EndpointsFileName = lab.EndpointsFileName
-
-// EndpointsPath is where the controller of lab writes the endpoints.
-func EndpointsPath(labName string) string { return lab.EndpointsPath(labName) }
-
-// SyncStatusPath is where node's kube-proxy agent reports its last sync.
-func SyncStatusPath(dir, node string) string { return filepath.Join(dir, "kube-proxy", node+".json") }
-
-// ReadEndpoints reads the endpoints file the controller of a lab keeps.
-func ReadEndpoints(path string) (*kubeproxy.EndpointsFile, error) { return lab.ReadEndpoints(path) }
-
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return lab.WriteFileAtomic(path, b, 0o600)
-}
 
 // ControllerConfig configures the endpoints controller.
 type ControllerConfig struct {
 	Lab string
-	// Dir is the lab's runtime directory (default /run/netlab/<lab>); plan.json is read
-	// from it and endpoints.json written to it.
+	// Dir is the lab's runtime directory (default rundir.ForLab(Lab)); the plan is read
+	// from it and the endpoints written to it.
 	Dir string
 	// Interval between two probes of a pod; at most 500 ms (default 250 ms).
 	Interval time.Duration
@@ -71,9 +45,7 @@ type probeResult struct {
 // once, so a killed pod leaves its Services within one probe interval. It logs endpoint
 // changes and, when the node agents report them applied, "sync done".
 func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) error {
-	if cfg.Dir == "" {
-		cfg.Dir = lab.Dir(cfg.Lab)
-	}
+	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
 	if cfg.Interval <= 0 || cfg.Interval > 500*time.Millisecond {
 		cfg.Interval = 250 * time.Millisecond
 	}
@@ -83,15 +55,14 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	if cfg.ReadyGrace <= 0 {
 		cfg.ReadyGrace = 15 * time.Second
 	}
-	planPath := filepath.Join(cfg.Dir, "plan.json")
+	planPath := dir.Plan()
 	planStamp := fileStamp(planPath)
-	p, err := readPlan(planPath)
+	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
 	}
 	// The controller watches the lab's supervisor, which watches every agent (this one too).
-	go supervise.Guard(ctx, supervise.Config{Lab: cfg.Lab, Dir: cfg.Dir,
-		LockPath: supervise.LockPath(filepath.Dir(cfg.Dir), cfg.Lab)}, log.With("task", "guard"))
+	go supervise.Guard(ctx, supervise.Config{Lab: cfg.Lab, Dir: dir}, log.With("task", "guard"))
 	nodeNS := map[string]string{}
 	for _, n := range p.Nodes {
 		nodeNS[n.Name] = n.Netns
@@ -151,8 +122,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 		for _, pod := range p.Pods {
 			podReady[pod.Name] = isReady(pod.Name)
 		}
-		if err := writeJSONAtomic(filepath.Join(cfg.Dir, EndpointsFileName),
-			kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports, PodReady: podReady}); err != nil {
+		if err := dir.WriteEndpoints(kubeproxy.EndpointsFile{Generation: gen, Updated: time.Now().UTC(), Ports: ports, PodReady: podReady}); err != nil {
 			return fmt.Errorf("write endpoints: %w", err)
 		}
 		pending = &pendingSync{gen: gen, since: time.Now()}
@@ -222,7 +192,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			}
 		case <-tick.C:
 			if st := fileStamp(planPath); st != planStamp {
-				if np, err := readPlan(planPath); err == nil {
+				if np, err := rundir.ReadPlanFile(planPath); err == nil {
 					planStamp, p = st, np
 					followPlan()
 					log.Info("plan changed", "pods", len(p.Pods), "services", len(p.Services))
@@ -231,7 +201,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 					}
 				}
 			}
-			if pending != nil && pending.check(cfg.Dir, p, log) {
+			if pending != nil && pending.check(dir, p, log) {
 				pending = nil
 			}
 			if !reported {
@@ -264,16 +234,12 @@ type pendingSync struct {
 	since time.Time
 }
 
-func (ps *pendingSync) check(dir string, p *plan.Plan, log *slog.Logger) bool {
+func (ps *pendingSync) check(dir rundir.Dir, p *plan.Plan, log *slog.Logger) bool {
 	var worst float64
 	var lastAt time.Time
 	for _, n := range p.Nodes {
-		b, err := os.ReadFile(SyncStatusPath(dir, n.Name))
-		if err != nil {
-			return false
-		}
-		var st kubeproxy.SyncStatus
-		if json.Unmarshal(b, &st) != nil || st.Generation < ps.gen {
+		st, err := dir.ReadSyncStatus(n.Name)
+		if err != nil || st.Generation < ps.gen {
 			return false
 		}
 		worst = max(worst, st.Ms)
@@ -324,8 +290,6 @@ func logEndpointChanges(log *slog.Logger, old, cur []kubeproxy.ServicePort) {
 	}
 }
 
-func readPlan(path string) (*plan.Plan, error) { return lab.ReadPlan(path) }
-
 // softFailures is how many probe failures in a row, other than a refused connection or a
 // bad answer, make a ready pod not ready (kubelet's failureThreshold is 3 too): a loaded
 // machine may stall a probe past its timeout without the pod being gone.
@@ -334,8 +298,8 @@ const softFailures = 3
 // hardFailure says whether a probe error proves the pod is not serving: the connection
 // was refused (nothing listens: the process died) or it answered with an error status.
 func hardFailure(err error) bool {
-	var se *lab.ProbeStatusError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &se) || errors.Is(err, lab.ErrNotRunning)
+	var se *rundir.ProbeStatusError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &se) || errors.Is(err, rundir.ErrNotRunning)
 }
 
 type nodeResult struct {
@@ -429,5 +393,5 @@ func probeLoop(ctx context.Context, cfg ControllerConfig, pod plan.Pod, nodeNetn
 
 // probePod runs the pod's readiness probe from its node's namespace, as kubelet does.
 func probePod(ctx context.Context, pod plan.Pod, nodeNetns string, timeout time.Duration) error {
-	return lab.ProbeFrom(ctx, nodeNetns, pod, timeout)
+	return rundir.ProbeFrom(ctx, nodeNetns, pod, timeout)
 }

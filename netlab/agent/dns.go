@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -15,8 +14,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"github.com/netlabdev/netlab/netlab/dns"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"golang.org/x/net/ipv4"
 )
 
@@ -38,9 +37,7 @@ type DNSConfig struct {
 // the plan's Services and the endpoints controller's readiness, rebuilding its records
 // whenever endpoints.json or plan.json changes, until ctx ends.
 func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
-	if cfg.Dir == "" {
-		cfg.Dir = lab.Dir(cfg.Lab)
-	}
+	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
 	if cfg.Port == 0 {
 		cfg.Port = plan.DNSPort
 	}
@@ -50,24 +47,24 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
 	}
-	planPath := filepath.Join(cfg.Dir, "plan.json")
+	planPath := dir.Plan()
 	planStamp := fileStamp(planPath)
-	p, err := readPlan(planPath)
+	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
 	}
-	epPath := filepath.Join(cfg.Dir, EndpointsFileName)
+	epPath := dir.Endpoints()
 	var table atomic.Pointer[dns.Table]
 	var gen atomic.Int64
 	load := func() stamp {
 		st := fileStamp(epPath) // before the read: a later write shows up next poll
 		// The plan changes under live changes (apply, scale), and the controller writes
 		// the endpoints after it: read it again with them.
-		if np, err := readPlan(filepath.Join(cfg.Dir, "plan.json")); err == nil {
+		if np, err := rundir.ReadPlanFile(planPath); err == nil {
 			p = np
 		}
 		var ready func(string) bool
-		if ef, err := ReadEndpoints(epPath); err == nil {
+		if ef, err := dir.ReadEndpoints(); err == nil {
 			ready = func(pod string) bool { return ef.PodReady[pod] }
 			gen.Store(ef.Generation)
 		}
@@ -145,7 +142,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 			// A changed plan (Services added or removed) is read again with the endpoints.
 			replanned := false
 			if st := fileStamp(planPath); st != planStamp {
-				if np, err := readPlan(planPath); err == nil {
+				if np, err := rundir.ReadPlanFile(planPath); err == nil {
 					p, planStamp, replanned = np, st, true
 				}
 			}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/ingress"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +36,7 @@ const (
 // IngressConfig configures a node's ingress agent.
 type IngressConfig struct {
 	Lab, Node string
-	// Dir is the lab's runtime directory (default /run/netlab/<lab>).
+	// Dir is the lab's runtime directory (default rundir.ForLab(Lab)).
 	Dir string
 	// Config is the file the routing configuration is read from, at start and on every
 	// SIGHUP (default <Dir>/plan.json).
@@ -76,14 +76,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if cfg.Lab == "" || cfg.Node == "" {
 		return errors.New("ingress agent: --lab and --node are required")
 	}
-	if cfg.Dir == "" {
-		cfg.Dir = lab.Dir(cfg.Lab)
-	}
+	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
 	if cfg.Config == "" {
-		cfg.Config = filepath.Join(cfg.Dir, "plan.json")
+		cfg.Config = dir.Plan()
 	}
 	if cfg.CADir == "" {
-		cfg.CADir = IngressCADir(cfg.Dir)
+		cfg.CADir = dir.CA()
 	}
 	if cfg.ClassName == "" {
 		cfg.ClassName = ingress.DefaultClassName
@@ -101,9 +99,9 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	}
 	log = log.With("agent", "ingress", "node", cfg.Node)
 
-	ca, err := loadOrCreateCALocked(cfg.CADir, "netlab "+cfg.Lab+" CA")
+	ca, err := rundir.LoadOrCreateCA(cfg.CADir, "netlab "+cfg.Lab+" CA")
 	if err != nil {
-		return err
+		return fmt.Errorf("ingress agent: %w", err)
 	}
 	conf, err := loadIngressConf(cfg, ca, log)
 	if err != nil {
@@ -182,7 +180,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		}()
 	}
 	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics,
-		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, ingress.CACertFile))
+		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -204,7 +202,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	// Pooled upstream connections are pinned (by the node's conntrack) to the pod the
 	// ClusterIP picked when they were opened. When the Service's endpoints change, drop the
 	// idle ones, so no new request rides a connection to a pod that is gone or unreachable.
-	epPath := filepath.Join(cfg.Dir, lab.EndpointsFileName)
+	epPath := dir.Endpoints()
 	epGen := fileStamp(epPath)
 	epTick := time.NewTicker(100 * time.Millisecond)
 	defer epTick.Stop()
@@ -262,31 +260,6 @@ func (c *cappedLog) Write(b []byte) (int, error) {
 	return c.f.Write(b)
 }
 
-// IngressCADir is where a lab's CA lives (under the lab's runtime directory).
-func IngressCADir(labDir string) string { return filepath.Join(labDir, "ca") }
-
-// loadOrCreateCALocked loads the lab CA or creates it, holding a lock so that the agents
-// of several nodes starting at once agree on one CA.
-func loadOrCreateCALocked(dir, name string) (*ingress.CA, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("ingress agent: ca directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("ingress agent: ca lock: %w", err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("ingress agent: ca lock: %w", err)
-	}
-	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
-	ca, err := ingress.LoadOrCreateCA(dir, name)
-	if err != nil {
-		return nil, fmt.Errorf("ingress agent: %w", err)
-	}
-	return ca, nil
-}
-
 // ingressConf is one loaded configuration: what a reload swaps.
 type ingressConf struct {
 	table    *ingress.Table
@@ -298,7 +271,7 @@ type ingressConf struct {
 // loadIngressConf reads the plan file and builds routes, the Service resolver and the
 // certificates. Warnings (ignored classes, shadowed rules, missing Secrets) are logged.
 func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingressConf, error) {
-	p, err := readPlan(cfg.Config)
+	p, err := rundir.ReadPlanFile(cfg.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,16 +16,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/iptables"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
-	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // KubeProxyConfig configures a node's kube-proxy agent. The agent runs inside the node's
 // namespace, so iptables commands it runs act on that node only.
 type KubeProxyConfig struct {
 	Lab, Node string
-	// Dir is the lab's runtime directory (default /run/netlab/<lab>).
+	// Dir is the lab's runtime directory (default rundir.ForLab(Lab)).
 	Dir string
 	// Poll is how often endpoints.json is checked for a change (default 50 ms).
 	Poll time.Duration
@@ -44,6 +45,7 @@ type KubeProxyConfig struct {
 
 type kubeProxy struct {
 	cfg    KubeProxyConfig
+	dir    rundir.Dir
 	log    *slog.Logger
 	syncer *RuleSyncer
 	ports  atomic.Pointer[[]kubeproxy.ServicePort]
@@ -57,6 +59,10 @@ type RuleSyncer struct {
 	node     kubeproxy.Node
 	last     *kubeproxy.Snapshot // of the complete rendering the kernel holds, for incremental syncs
 	lastFull time.Time
+	// nftables mode: table ip kube-proxy through nft -f (see kubeproxy_nft.go).
+	nft     bool
+	nftLast *nftables.Ruleset
+	started bool
 }
 
 // SyncStats describes one sync.
@@ -77,20 +83,28 @@ func (r *RuleSyncer) LastFull() time.Time { return r.lastFull }
 // Sync makes the kernel's rules those of ports; full forces a whole rewrite (it is also
 // made when the syncer has no trustworthy last state, e.g. after a failure).
 func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
+	if r.nft {
+		return r.syncNFT(ports, full)
+	}
 	start := time.Now()
 	next := kubeproxy.Render(r.node, ports, nil)
 	var input []byte
 	var snap *kubeproxy.Snapshot
 	if full || r.last == nil {
-		save, err := kernel.RunHere(context.Background(), nil, "iptables-save")
+		save, err := kernel.SaveHere(context.Background(), false, "")
+		if err != nil {
+			r.last = nil
+			return SyncStats{Full: true, Took: time.Since(start)}, err
+		}
+		dump, err := iptables.Parse(save)
 		if err != nil {
 			r.last = nil
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
 		// The chains and any missing jump to them from the built-in chains: one
 		// transaction, so a packet never meets a jump to a chain that is not there yet.
-		input = kubeproxy.Render(r.node, ports, kubeproxy.ChainsFromSave(kubeproxy.SaveTable(save, "nat")))
-		input = kubeproxy.AppendJumps(input, kubeproxy.MissingJumps(save))
+		input = kubeproxy.Render(r.node, ports, dump.ChainNames("nat"))
+		input = kubeproxy.AppendJumps(input, kubeproxy.MissingJumps(dump))
 		snap = kubeproxy.TakeSnapshot(next)
 		full = true
 	} else {
@@ -98,7 +112,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 	}
 	st := SyncStats{Full: full, Bytes: len(input)}
 	if input != nil {
-		if _, err := kernel.RunHere(context.Background(), input, "iptables-restore", "--noflush", "-w", "5"); err != nil {
+		if err := kernel.RestoreHere(context.Background(), input); err != nil {
 			r.last = nil
 			st.Took = time.Since(start)
 			return st, err
@@ -118,9 +132,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 // the jump rules from built-in chains restored with the first sync, and the
 // healthCheckNodePort of every externalTrafficPolicy: Local Service served.
 func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) error {
-	if cfg.Dir == "" {
-		cfg.Dir = lab.Dir(cfg.Lab)
-	}
+	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
 	}
@@ -133,7 +145,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if cfg.CheckPeriod <= 0 {
 		cfg.CheckPeriod = time.Second
 	}
-	p, err := readPlan(filepath.Join(cfg.Dir, "plan.json"))
+	p, err := dir.ReadPlan()
 	if err != nil {
 		return err
 	}
@@ -141,19 +153,19 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	syncer, err := NewRuleSyncer(node)
+	syncer, err := NewRuleSyncerMode(node, p.KubeProxy.Mode)
 	if err != nil {
 		return err
 	}
-	k := &kubeProxy{cfg: cfg, log: log.With("node", cfg.Node), syncer: syncer}
+	k := &kubeProxy{cfg: cfg, dir: dir, log: log.With("node", cfg.Node), syncer: syncer}
 
-	epPath := filepath.Join(cfg.Dir, EndpointsFileName)
+	epPath := dir.Endpoints()
 	var ef *kubeproxy.EndpointsFile
 	var stamp stamp // of the file as it was before the read, so no later write is missed
 	deadline := time.Now().Add(cfg.WaitEndpoints)
 	for {
 		stamp = fileStamp(epPath)
-		if ef, err = ReadEndpoints(epPath); err == nil {
+		if ef, err = dir.ReadEndpoints(); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -210,7 +222,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 		}
 		if st != stamp {
 			stamp = st // taken before the read: a write after it shows up next tick
-			nf, err := ReadEndpoints(epPath)
+			nf, err := dir.ReadEndpoints()
 			if err != nil {
 				k.log.Warn("read endpoints", "err", err)
 				stamp = fileStamp("") // try again next tick
@@ -267,7 +279,7 @@ func (k *kubeProxy) writeStatus(s SyncStats, err error) {
 	if err != nil {
 		st.Error, st.Generation = err.Error(), 0
 	}
-	if werr := writeJSONAtomic(SyncStatusPath(k.cfg.Dir, k.cfg.Node), st); werr != nil {
+	if werr := k.dir.WriteSyncStatus(st); werr != nil {
 		k.log.Warn("write sync status", "err", werr)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/netlabdev/netlab/netlab/iptables"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 )
@@ -41,11 +42,15 @@ func newRuleCheck() *ruleCheck {
 func (rc *ruleCheck) missing() ([]string, error) {
 	var out []string
 	if rc.nft == nil {
-		save, err := kernel.RunHere(context.Background(), nil, "iptables-save")
+		save, err := kernel.SaveHere(context.Background(), false, "")
 		if err != nil {
 			return nil, err
 		}
-		for _, j := range kubeproxy.MissingJumps(save) {
+		dump, err := iptables.Parse(save)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range kubeproxy.MissingJumps(dump) {
 			out = append(out, j.Table+" "+j.Chain+" -> "+j.Target)
 		}
 		return out, nil

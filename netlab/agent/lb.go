@@ -14,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // coalesceWindow is how long the lb agent waits for more health transitions before it
@@ -60,7 +61,7 @@ func LBServices(p *plan.Plan) ([]lb.VirtualService, []LBBackendProbe, error) {
 			return nil, nil, fmt.Errorf("virtual service %s: persistence: %w", v.Name, err)
 		}
 		vs := lb.VirtualService{Name: v.Name, VIP: v.IP, Port: int(v.Port), Protocol: v.Protocol,
-			Scheduler: v.Scheduler, Persistence: pers}
+			Scheduler: v.Scheduler, Persistence: pers, SourceRanges: v.SourceRanges}
 		for j, n := range p.Nodes {
 			ip := plan.Addr(n.IP)
 			vs.Backends = append(vs.Backends, lb.Backend{Name: n.Name, IP: ip, Port: int(v.NodePort), Weight: n.Weight})
@@ -403,17 +404,16 @@ func (a *lbAgent) publish() {
 		st.Probes[lb.BackendKey(vs, vs.Backends[bp.Backend])] = ps
 	}
 	a.mu.Unlock()
-	if err := lb.WriteState(a.cfg.StatePath, st); err != nil {
+	if err := rundir.WriteLBStateFile(a.cfg.StatePath, st); err != nil {
 		a.log.Warn("publish state", "err", err)
 	}
 }
 
 // iptablesSave and iptablesRestore run in the agent's own namespace (the LB's).
 func iptablesSave(ctx context.Context) ([]byte, error) {
-	return kernel.RunHere(ctx, nil, "iptables-save")
+	return kernel.SaveHere(ctx, false, "")
 }
 
 func iptablesRestore(ctx context.Context, input []byte) error {
-	_, err := kernel.RunHere(ctx, input, "iptables-restore", "--noflush", "-w", "5")
-	return err
+	return kernel.RestoreHere(ctx, input)
 }

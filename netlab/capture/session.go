@@ -84,7 +84,7 @@ func Start(targets []Target, filter []bpf.RawInstruction) (*Session, error) {
 	}
 	go func() { s.wg.Wait(); close(c) }()
 	if len(targets) > 0 {
-		s.StampErr = waitStamping(targets[0].Netns, 300*time.Millisecond)
+		s.StampErr = waitStamping(targets[0].Netns, time.Second)
 	}
 	return s, nil
 }

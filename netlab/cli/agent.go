@@ -6,15 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/privs"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 	"github.com/spf13/cobra"
 )
@@ -100,7 +99,7 @@ func newAgentPod() *cobra.Command {
 			}
 			// A graceful termination (apply, scale, rollout) marks the pod leaving before
 			// its SIGTERM; any other SIGTERM (down, pod kill) ends the agent at once.
-			cfg.Leaving = func() bool { return lab.Leaving(cfg.Lab, cfg.Pod) }
+			cfg.Leaving = func() bool { return rundir.ForLab(cfg.Lab).IsLeaving(cfg.Pod) }
 			killed := make(chan struct{})
 			sigint := make(chan os.Signal, 1)
 			signal.Notify(sigint, syscall.SIGINT)
@@ -176,13 +175,13 @@ func newAgentLB() *cobra.Command {
 		Use:  "lb",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := lab.LoadPlan(name)
+			p, err := rundir.ForLab(name).ReadPlan()
 			if err != nil {
 				return err
 			}
 			cfg := agent.LBConfig{Plan: p, StatePath: state}
 			if cfg.StatePath == "" {
-				cfg.StatePath = lab.LBStatePath(name)
+				cfg.StatePath = rundir.ForLab(name).LBState()
 			}
 			return runAgent(agent.RunLB, &cfg)(cmd, args)
 		},
@@ -195,6 +194,7 @@ func newAgentLB() *cobra.Command {
 // newAgentSupervisor is the lab's supervisor: root namespace, restarts the lab's agents.
 func newAgentSupervisor() *cobra.Command {
 	var cfg supervise.Config
+	var dir string
 	cmd := &cobra.Command{
 		Use:  "supervisor",
 		Args: cobra.NoArgs,
@@ -202,17 +202,14 @@ func newAgentSupervisor() *cobra.Command {
 			if err := plan.CheckLabName(cfg.Lab); err != nil {
 				return err
 			}
-			if cfg.Dir == "" {
-				cfg.Dir = lab.Dir(cfg.Lab)
-			}
-			cfg.LockPath = supervise.LockPath(filepath.Dir(cfg.Dir), cfg.Lab)
+			cfg.Dir = rundir.Resolve(cfg.Lab, dir)
 			ctx, cancel := agentContext(cmd.Context())
 			defer cancel()
 			return supervise.Run(ctx, cfg, agentLogger(), agent.NotifyReady)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Lab, "lab", "", "lab name")
-	cmd.Flags().StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	cmd.Flags().StringVar(&dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
 	return cmd
 }
 

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
-	"github.com/netlabdev/netlab/netlab/agent"
-	"github.com/netlabdev/netlab/netlab/ingress"
-	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -39,7 +36,7 @@ as --cacert "$(sudo netlab ca)" (a path works where sudo closes inherited descri
 		if err != nil {
 			return err
 		}
-		path := filepath.Join(agent.IngressCADir(lab.Dir(name)), ingress.CACertFile)
+		path := rundir.ForLab(name).CACert()
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("lab %s has no CA at %s (the ingress agents create it at up)", name, path)
 		} else if err != nil {

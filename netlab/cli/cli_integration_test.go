@@ -23,6 +23,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"sigs.k8s.io/yaml"
 )
 
@@ -308,8 +309,8 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		if _, errOut, code := netlab(t, "down", "--name", b.Lab, "--purge"); code != 0 {
 			t.Fatalf("down --purge: exit %d: %s", code, errOut)
 		}
-		if _, err := os.Stat(lab.LogDir(b.Lab)); err == nil {
-			t.Errorf("down --purge left %s", lab.LogDir(b.Lab))
+		if _, err := os.Stat(rundir.ForLab(b.Lab).Logs()); err == nil {
+			t.Errorf("down --purge left %s", rundir.ForLab(b.Lab).Logs())
 		}
 		if _, _, code := netlab(t, "logs", "--name", b.Lab); code == 0 {
 			t.Error("logs of a purged lab succeeded")

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +19,7 @@ func newDown(g *globals) *cobra.Command {
 an error. Without --name it removes the only lab that is up, and refuses to guess when
 several are up. --all removes every netlab lab on this machine, other people's too.
 
-The lab's agent logs stay (in ` + lab.LogRoot + `/LAB) for netlab logs and netlab export logs
+The lab's agent logs stay (in ` + rundir.LogRoot + `/LAB) for netlab logs and netlab export logs
 until the next up of that name; --purge removes them too.`,
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
@@ -62,7 +63,7 @@ until the next up of that name; --purge removes them too.`,
 				fmt.Fprintf(g.errOut, "lab %s is down, its logs removed\n", name)
 				return nil
 			}
-			if _, err := os.Stat(lab.LogDir(name)); err == nil {
+			if _, err := os.Stat(rundir.ForLab(name).Logs()); err == nil {
 				fmt.Fprintf(g.errOut, "lab %s is down; its logs stay until the next up (%s, --purge removes them)\n", name, lab.Hint(name, "logs"))
 			}
 			return nil

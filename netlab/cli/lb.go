@@ -12,6 +12,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -70,7 +71,7 @@ func lbReport(g *globals, name string) (lb.Report, error) {
 	if err != nil {
 		return lb.Report{}, err
 	}
-	st, err := lb.LoadState(lab.LBStatePath(name))
+	st, err := rundir.ForLab(name).ReadLBState()
 	if errors.Is(err, os.ErrNotExist) {
 		// No agent state (yet): show the plan's services with unknown (down) health.
 		vss, _, perr := agent.LBServices(p)

@@ -50,7 +50,11 @@ func printNodeRules(out io.Writer, p *plan.Plan) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\n# kube-proxy rules on %s (%s), as `iptables-restore --noflush` input\n", n.Name, n.Netns)
+		if p.NFTables() {
+			fmt.Fprintf(out, "\n# kube-proxy (nftables mode) table ip kube-proxy on %s (%s), as nft commands\n", n.Name, n.Netns)
+		} else {
+			fmt.Fprintf(out, "\n# kube-proxy rules on %s (%s), as `iptables-restore --noflush` input\n", n.Name, n.Netns)
+		}
 		if _, err := out.Write(b); err != nil {
 			return err
 		}
@@ -60,8 +64,8 @@ func printNodeRules(out io.Writer, p *plan.Plan) error {
 
 func printPlan(out io.Writer, p *plan.Plan) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "LAB %s  (network %s: wan %s, nodes %s, pods %s, services %s)\n\n", p.Lab, p.Network.Mode,
-		p.Network.WanCIDR, p.Network.NodeCIDR, p.Network.PodCIDR, p.Network.ServiceCIDR)
+	fmt.Fprintf(w, "LAB %s  (network %s: wan %s, nodes %s, pods %s, services %s; kube-proxy %s mode)\n\n", p.Lab, p.Network.Mode,
+		p.Network.WanCIDR, p.Network.NodeCIDR, p.Network.PodCIDR, p.Network.ServiceCIDR, cmpOr(p.KubeProxy.Mode, "iptables"))
 	fmt.Fprintf(w, "NAMESPACE\tWHAT\n")
 	for _, s := range p.Switches {
 		fmt.Fprintf(w, "%s\tswitch: bridge %s\n", s.Netns, s.Bridge)
@@ -120,4 +124,11 @@ func masterOf(m string) string {
 		return ""
 	}
 	return " (on bridge " + m + ")"
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +18,9 @@ func newRules(g *globals) *cobra.Command {
 		Short: "Show a node's live kube-proxy rules with packet counters, annotated with their Service and pod",
 		Long: `Show the filter and nat rules kube-proxy keeps on NODE (iptables-save -c inside the
 node's namespace), each chain and rule annotated with the Service port and the pod it
-belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
+belongs to. In nftables mode: the table ip kube-proxy (nft list), its per-service chains,
+sets and verdict-map elements annotated the same way, with per-endpoint conntrack counts.
+--service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 		Args:              cobra.ExactArgs(1),
 		PreRunE:           needRoot,
 		ValidArgsFunction: completeObjects(g, "node"),
@@ -43,8 +45,15 @@ belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 			return fmt.Errorf("lab %s has no node %q", name, args[0])
 		}
 		ports := p.ServicePorts(nil)
-		if ef, err := agent.ReadEndpoints(agent.EndpointsPath(name)); err == nil {
+		if ef, err := rundir.ForLab(name).ReadEndpoints(); err == nil {
 			ports = ef.Ports
+		}
+		if p.NFTables() {
+			lines, err := nftRules(ns, ports, filter.Service)
+			if err != nil {
+				return err
+			}
+			return o.print(g.out, lines, func(w io.Writer, wide bool) error { return writeNFTRules(w, lines, wide) })
 		}
 		tables := []string{"filter", "nat"}
 		rules := []kubeproxy.AnnotatedRule{}
@@ -53,7 +62,11 @@ belongs to. --service keeps only one Service's rules (NAME or NAMESPACE/NAME).`,
 			if err != nil {
 				return err
 			}
-			rules = append(rules, kubeproxy.Annotate(table, out, ports, filter)...)
+			annotated, err := kubeproxy.Annotate(table, out, ports, filter)
+			if err != nil {
+				return err
+			}
+			rules = append(rules, annotated...)
 		}
 		return o.print(g.out, rules, func(w io.Writer, wide bool) error {
 			return writeRules(w, tables, rules, wide)

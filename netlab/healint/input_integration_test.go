@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -87,8 +87,8 @@ spec:
 		if left, _ := kernel.ListNetns(plan.NetnsName(name, "")); len(left) > 0 {
 			t.Fatalf("netlab %s left namespaces %v", strings.Join(c.args, " "), left)
 		}
-		if _, err := os.Stat(lab.Dir(name)); err == nil {
-			t.Errorf("netlab %s left %s", strings.Join(c.args, " "), lab.Dir(name))
+		if _, err := os.Stat(rundir.ForLab(name).Path()); err == nil {
+			t.Errorf("netlab %s left %s", strings.Join(c.args, " "), rundir.ForLab(name).Path())
 		}
 	}
 	// `-f -` reads the scenario from standard input, as kubectl does.

@@ -3,7 +3,6 @@ package healint
 import (
 	"context"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,13 +12,13 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
-	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // nodeOut says whether the LB has taken node out of the virtual service named vs.
 func nodeOut(labName, vs, node string) bool {
-	st, err := lb.LoadState(filepath.Join(lab.Dir(labName), lb.StateFile))
+	st, err := rundir.ForLab(labName).ReadLBState()
 	if err != nil {
 		return false
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -36,7 +37,7 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 
 func record(t *testing.T, labName, role, name string) supervise.Record {
 	t.Helper()
-	rec, err := supervise.ReadRecord(lab.Dir(labName), role, name)
+	rec, err := supervise.ReadRecord(rundir.ForLab(labName), role, name)
 	if err != nil {
 		t.Fatalf("%s %s: %v", role, name, err)
 	}
@@ -69,7 +70,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 		}
 		var after supervise.Record
 		if !waitFor(15*time.Second, func() bool {
-			after, _ = supervise.ReadRecord(lab.Dir(p.Lab), k.role, k.name)
+			after, _ = supervise.ReadRecord(rundir.ForLab(p.Lab), k.role, k.name)
 			return after.PID != before.PID && after.Alive()
 		}) {
 			t.Fatalf("%s %s (pid %d) was not restarted", k.role, k.name, before.PID)
@@ -117,7 +118,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 	}
 	// `netlab pod kill` is a drill: the supervisor leaves the pod down until `pod start`.
 	if !waitFor(5*time.Second, func() bool {
-		rep, err := supervise.ReadReport(lab.Dir(p.Lab))
+		rep, err := supervise.ReadReport(rundir.ForLab(p.Lab))
 		if err != nil {
 			return false
 		}

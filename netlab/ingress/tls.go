@@ -11,23 +11,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-)
-
-// Files of a CA directory.
-const (
-	CACertFile = "ca.crt"
-	CAKeyFile  = "ca.key"
 )
 
 // Validity periods.
@@ -76,99 +67,30 @@ func NewCA(commonName string) (*CA, error) {
 	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}, nil
 }
 
-// LoadCA reads ca.crt and ca.key from dir and checks that they belong together.
-func LoadCA(dir string) (*CA, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
-	if err != nil {
-		return nil, fmt.Errorf("read ca certificate: %w", err)
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("read ca key: %w", err)
-	}
+// ParseCA turns a CA's certificate and key (PEM) back into a CA, checking that they
+// belong together and that the certificate is a CA's.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("load ca from %s: %w", dir, err)
+		return nil, err
 	}
 	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("load ca from %s: key is %T, want ECDSA", dir, pair.PrivateKey)
+		return nil, fmt.Errorf("key is %T, want ECDSA", pair.PrivateKey)
 	}
 	if !pair.Leaf.IsCA {
-		return nil, fmt.Errorf("load ca from %s: certificate is not a CA", dir)
+		return nil, errors.New("certificate is not a CA")
 	}
 	return &CA{Cert: pair.Leaf, CertPEM: certPEM, key: key}, nil
 }
 
-// Save writes the CA to dir (created 0700): ca.crt (0644) and ca.key (0600), each
-// written to a temporary file and renamed, so a reader never sees half a file.
-func (ca *CA) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create ca directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("restrict ca directory: %w", err)
-	}
+// KeyPEM is the CA's private key, PKCS #8 in PEM, for saving it.
+func (ca *CA) KeyPEM() ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
 	if err != nil {
-		return fmt.Errorf("encode ca key: %w", err)
+		return nil, fmt.Errorf("encode ca key: %w", err)
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := writeFileAtomic(filepath.Join(dir, CAKeyFile), keyPEM, 0o600); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, CACertFile), ca.CertPEM, 0o644)
-}
-
-// LoadOrCreateCA loads the CA in dir, or creates and saves one named commonName when
-// dir holds none. A directory with only one of the two files is an error (nothing is
-// overwritten).
-func LoadOrCreateCA(dir, commonName string) (*CA, error) {
-	_, errCert := os.Stat(filepath.Join(dir, CACertFile))
-	_, errKey := os.Stat(filepath.Join(dir, CAKeyFile))
-	switch {
-	case errCert == nil && errKey == nil:
-		return LoadCA(dir)
-	case errors.Is(errCert, fs.ErrNotExist) && errors.Is(errKey, fs.ErrNotExist):
-		ca, err := NewCA(commonName)
-		if err != nil {
-			return nil, err
-		}
-		if err := ca.Save(dir); err != nil {
-			return nil, err
-		}
-		return ca, nil
-	case errCert != nil && !errors.Is(errCert, fs.ErrNotExist):
-		return nil, fmt.Errorf("stat ca certificate: %w", errCert)
-	case errKey != nil && !errors.Is(errKey, fs.ErrNotExist):
-		return nil, fmt.Errorf("stat ca key: %w", errKey)
-	default:
-		return nil, fmt.Errorf("ca directory %s holds only one of %s and %s", dir, CACertFile, CAKeyFile)
-	}
-}
-
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // Pool returns a cert pool holding only the CA, for clients.

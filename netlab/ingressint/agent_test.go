@@ -27,6 +27,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -182,7 +183,7 @@ func TestAgentServesAndReloads(t *testing.T) {
 	}
 
 	// HTTPS: the CA the agent created is in DIR/ca and signs the certificate for app.example.
-	ca, err := ingress.LoadCA(filepath.Join(dir, "ca"))
+	ca, err := rundir.ReadCA(filepath.Join(dir, "ca"))
 	if err != nil {
 		t.Fatal(err)
 	}

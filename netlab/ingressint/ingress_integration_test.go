@@ -35,6 +35,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
@@ -308,7 +309,7 @@ func TestIntegrationIngress(t *testing.T) {
 		if !strings.Contains(string(body), `netlab_ingress_requests_total{code="200",ingress="default/app",service="default/web:http"}`) {
 			t.Errorf("metrics lack the app counter:\n%s", body)
 		}
-		logText, err := os.ReadFile(lab.LogPath(p.Lab, "ingress", "node-1"))
+		logText, err := os.ReadFile(rundir.ForLab(p.Lab).Log("ingress", "node-1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +354,7 @@ func TestIntegrationIngress(t *testing.T) {
 			t.Fatal(err)
 		}
 		cur.Ingresses = append(cur.Ingresses, ingressObject(t, "late", "late.example", "web", networkingv1.ServiceBackendPort{Name: "http"}))
-		writePlan(t, lab.PlanPath(p.Lab), cur)
+		writePlan(t, rundir.ForLab(p.Lab).Plan(), cur)
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}

@@ -150,6 +150,31 @@ func (h *Handles) AddVeth(a, b VethEnd) error {
 	return nil
 }
 
+// DelVeths deletes every veth in a namespace. Deleting one end deletes its peer at once,
+// whereas a namespace whose last reference goes is freed by a kernel work queue some time
+// later, and until then its veth peers keep their names in the other namespace: a pod
+// removed and added again by apply would find its old host end still there.
+func (h *Handles) DelVeths(ns string) error {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return err
+	}
+	links, err := nh.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links in %s: %w", ns, err)
+	}
+	var errs []error
+	for _, l := range links {
+		if l.Type() != "veth" {
+			continue
+		}
+		if err := nh.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("delete %s in %s: %w", l.Attrs().Name, ns, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (h *Handles) setupEnd(e VethEnd) error {
 	nh, err := h.Get(e.NS)
 	if err != nil {

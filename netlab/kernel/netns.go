@@ -60,11 +60,35 @@ func doIn(target netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
+// sharedNetnsDir makes NetnsDir a mount point of its own with shared propagation, as
+// `ip netns add` does before its first namespace. Were it left a plain directory, a later
+// `ip netns add` would bind-mount the directory over itself, hiding the namespaces made
+// before under a second copy of their mounts, and removing them would fail with EBUSY.
+func sharedNetnsDir() error {
+	bound := false
+	for {
+		err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) || bound {
+			return fmt.Errorf("make %s a shared mount: %w", NetnsDir, err)
+		}
+		if err := unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s over itself: %w", NetnsDir, err)
+		}
+		bound = true
+	}
+}
+
 // CreateNetns makes a new named namespace, like `ip netns add`, without moving the
 // calling thread into it.
 func CreateNetns(name string) error {
 	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", NetnsDir, err)
+	}
+	if err := sharedNetnsDir(); err != nil {
+		return err
 	}
 	path := NetnsPath(name)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)

@@ -51,15 +51,13 @@ func RunHere(ctx context.Context, stdin []byte, name string, args ...string) ([]
 	return out.Bytes(), nil
 }
 
-// Restore applies iptables-restore input in ns as one transaction, without flushing the
-// chains it does not name.
-func Restore(ns string, input []byte) error {
-	_, err := Run(ns, input, "iptables-restore", "--noflush", "-w", "5")
-	return err
-}
+// restoreArgs makes iptables-restore apply its input as one transaction that leaves the
+// chains it does not name alone, waiting up to 5 s for the xtables lock: the only way
+// netlab writes rules.
+var restoreArgs = []string{"--noflush", "-w", "5"}
 
-// Save returns iptables-save output of ns (with counters when counters is true).
-func Save(ns string, counters bool, table string) ([]byte, error) {
+// saveArgs are iptables-save's arguments: -c for the counters, -t for one table.
+func saveArgs(counters bool, table string) []string {
 	args := []string{}
 	if counters {
 		args = append(args, "-c")
@@ -67,7 +65,31 @@ func Save(ns string, counters bool, table string) ([]byte, error) {
 	if table != "" {
 		args = append(args, "-t", table)
 	}
-	return Run(ns, nil, "iptables-save", args...)
+	return args
+}
+
+// Restore applies iptables-restore input in ns as one transaction, without flushing the
+// chains it does not name.
+func Restore(ns string, input []byte) error {
+	_, err := Run(ns, input, "iptables-restore", restoreArgs...)
+	return err
+}
+
+// Save returns iptables-save output of ns (with counters when counters is true; one
+// table, or every table when table is "").
+func Save(ns string, counters bool, table string) ([]byte, error) {
+	return Run(ns, nil, "iptables-save", saveArgs(counters, table)...)
+}
+
+// RestoreHere is Restore in this process's own namespace, for agents.
+func RestoreHere(ctx context.Context, input []byte) error {
+	_, err := RunHere(ctx, input, "iptables-restore", restoreArgs...)
+	return err
+}
+
+// SaveHere is Save in this process's own namespace, for agents.
+func SaveHere(ctx context.Context, counters bool, table string) ([]byte, error) {
+	return RunHere(ctx, nil, "iptables-save", saveArgs(counters, table)...)
 }
 
 // Terminate ends processes: SIGTERM, then SIGKILL for those still alive after grace.

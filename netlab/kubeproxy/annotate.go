@@ -1,11 +1,10 @@
 package kubeproxy
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/netlabdev/netlab/netlab/iptables"
 )
 
 // AnnotatedRule is one live rule as `netlab rules` shows it: its counters, and the
@@ -67,54 +66,49 @@ func ServiceMatches(svc, want string) bool {
 
 // Annotate reads one table of `iptables-save -c` output and returns its kube-proxy rules
 // (every rule with All), each with its counters and what it belongs to among ports.
-func Annotate(table string, save []byte, ports []ServicePort, f RuleFilter) []AnnotatedRule {
+func Annotate(table string, save []byte, ports []ServicePort, f RuleFilter) ([]AnnotatedRule, error) {
+	dump, err := iptables.Parse(save)
+	if err != nil {
+		return nil, fmt.Errorf("iptables-save output: %w", err)
+	}
 	idx := ruleOwners(ports)
 	var out []AnnotatedRule
-	sc := bufio.NewScanner(bytes.NewReader(save))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		counters, rule, hasCounters := strings.Cut(line, "] ")
-		if !hasCounters || !strings.HasPrefix(line, "[") || !strings.HasPrefix(rule, "-A ") {
+	for _, t := range dump.Tables {
+		if t.Name != table {
 			continue
 		}
-		fields := strings.Fields(rule)
-		chain := fields[1]
-		target := ""
-		for i := range fields[:len(fields)-1] {
-			if fields[i] == "-j" {
-				target = fields[i+1]
+		for _, r := range t.Rules {
+			if !r.HasCounters || r.Op != "-A" {
+				continue
 			}
+			chain, target, rule := r.Chain, r.Target(), r.Text
+			o, mine := idx[chain]
+			if !mine {
+				o, mine = idx[target]
+			}
+			ours := strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(target, "KUBE-")
+			if !ours && !f.All {
+				continue
+			}
+			if f.Service != "" && (!mine || !ServiceMatches(o.service, f.Service)) && !commentNames(rule, f.Service) {
+				continue
+			}
+			ar := AnnotatedRule{Table: table, Chain: chain, Rule: rule, Packets: r.Counters.Packets, Bytes: r.Counters.Bytes}
+			if mine {
+				ar.Service = o.service
+			}
+			var notes []string
+			if o, ok := idx[chain]; ok {
+				notes = append(notes, o.port+": "+o.what)
+			}
+			if o, ok := idx[target]; ok {
+				notes = append(notes, "-> "+o.port+" "+o.what)
+			}
+			ar.Note = strings.Join(notes, " ")
+			out = append(out, ar)
 		}
-		o, mine := idx[chain]
-		if !mine {
-			o, mine = idx[target]
-		}
-		ours := strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(target, "KUBE-")
-		if !ours && !f.All {
-			continue
-		}
-		if f.Service != "" && (!mine || !ServiceMatches(o.service, f.Service)) && !commentNames(rule, f.Service) {
-			continue
-		}
-		pk, by, _ := strings.Cut(strings.TrimPrefix(counters, "["), ":")
-		ar := AnnotatedRule{Table: table, Chain: chain, Rule: rule}
-		ar.Packets, _ = strconv.ParseUint(pk, 10, 64)
-		ar.Bytes, _ = strconv.ParseUint(by, 10, 64)
-		if mine {
-			ar.Service = o.service
-		}
-		var notes []string
-		if o, ok := idx[chain]; ok {
-			notes = append(notes, o.port+": "+o.what)
-		}
-		if o, ok := idx[target]; ok {
-			notes = append(notes, "-> "+o.port+" "+o.what)
-		}
-		ar.Note = strings.Join(notes, " ")
-		out = append(out, ar)
 	}
-	return out
+	return out, nil
 }
 
 // commentNames says whether a rule's comment names the Service (filter REJECT/DROP rules

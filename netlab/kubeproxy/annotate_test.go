@@ -7,7 +7,7 @@ import (
 )
 
 // withCounters turns iptables-restore input into `iptables-save -c` output: rule i gets
-// i packets and 60*i bytes; a rule of the host's own is added at the end.
+// i packets and 60*i bytes; a rule of the host's own is added at the end of the last table.
 func withCounters(restore []byte) []byte {
 	var b strings.Builder
 	i := 0
@@ -19,14 +19,17 @@ func withCounters(restore []byte) []byte {
 		}
 		b.WriteString(line)
 	}
-	b.WriteString("[7:420] -A OUTPUT -d 192.0.2.1/32 -j ACCEPT\n")
-	return []byte(b.String())
+	out := strings.TrimSuffix(b.String(), "COMMIT\n")
+	return []byte(out + "[7:420] -A OUTPUT -d 192.0.2.1/32 -j ACCEPT\nCOMMIT\n")
 }
 
 func TestAnnotate(t *testing.T) {
 	ports := fixturePorts()
-	save := withCounters(SaveTable(Render(node1, ports, nil), "nat"))
-	rules := Annotate("nat", save, ports, RuleFilter{})
+	save := withCounters(Render(node1, ports, nil)) // filter, then nat
+	rules, err := Annotate("nat", save, ports, RuleFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(rules) == 0 {
 		t.Fatal("no rules annotated")
 	}
@@ -53,12 +56,12 @@ func TestAnnotate(t *testing.T) {
 		t.Errorf("no DNAT rule in %s", sep)
 	}
 
-	all := Annotate("nat", save, ports, RuleFilter{All: true})
+	all, _ := Annotate("nat", save, ports, RuleFilter{All: true})
 	if len(all) != len(rules)+1 || all[len(all)-1].Chain != "OUTPUT" || all[len(all)-1].Packets != 7 {
 		t.Errorf("All: %d rules, want %d with the host's own last", len(all), len(rules)+1)
 	}
 
-	api := Annotate("nat", save, ports, RuleFilter{Service: "api"})
+	api, _ := Annotate("nat", save, ports, RuleFilter{Service: "api"})
 	if len(api) == 0 {
 		t.Fatal("no rule of Service api")
 	}
@@ -67,8 +70,11 @@ func TestAnnotate(t *testing.T) {
 			t.Errorf("--service api keeps a rule of %q: %s", r.Service, r.Rule)
 		}
 	}
-	if got := Annotate("nat", save, ports, RuleFilter{Service: "kube-system/api"}); len(got) != 0 {
+	if got, _ := Annotate("nat", save, ports, RuleFilter{Service: "kube-system/api"}); len(got) != 0 {
 		t.Errorf("NAMESPACE/NAME of another namespace matched %d rules", len(got))
+	}
+	if _, err := Annotate("nat", []byte("[1:2] -A X -j Y\n"), ports, RuleFilter{}); err == nil {
+		t.Error("a rule outside a table was accepted")
 	}
 }
 

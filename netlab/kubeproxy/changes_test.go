@@ -31,17 +31,17 @@ func TestChangedServices(t *testing.T) {
 	// Restoring the old full render and then the partial one leaves exactly what a full
 	// render of the new state leaves.
 	oldText := Render(node1, old, nil)
-	oldRS, err := ParseRules(oldText)
+	oldRS, err := parseRules(oldText)
 	if err != nil {
 		t.Fatal(err)
 	}
 	existing := oldRS.Chains("nat")
 	partial := RenderWith(node1, nw, Options{Changed: ChangedServices(old, nw), ExistingNATChains: existing})
-	seq, err := ParseRules(append(slices.Clone(oldText), partial...))
+	seq, err := parseRules(append(slices.Clone(oldText), partial...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := ParseRules(Render(node1, nw, existing))
+	full, err := parseRules(Render(node1, nw, existing))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestChangedServices(t *testing.T) {
 			t.Errorf("%s chains after full vs old+partial (-full +partial):\n%s", table, d)
 		}
 		for _, c := range full.Chains(table) {
-			args := func(rs *Ruleset) [][]string {
+			args := func(rs *ruleset) [][]string {
 				var out [][]string
 				for _, r := range rs.Rules(table, c) {
 					out = append(out, r.Args)

@@ -9,7 +9,7 @@ import (
 )
 
 // sameRules fails when a and b leave different chains or rules.
-func sameRules(t *testing.T, what string, a, b *Ruleset) {
+func sameRules(t *testing.T, what string, a, b *ruleset) {
 	t.Helper()
 	for _, table := range []string{"filter", "nat"} {
 		if d := cmp.Diff(a.Chains(table), b.Chains(table)); d != "" {
@@ -17,7 +17,7 @@ func sameRules(t *testing.T, what string, a, b *Ruleset) {
 			continue
 		}
 		for _, c := range a.Chains(table) {
-			args := func(rs *Ruleset) []string {
+			args := func(rs *ruleset) []string {
 				var out []string
 				for _, r := range rs.Rules(table, c) {
 					out = append(out, strings.Join(r.Args, " "))
@@ -56,11 +56,11 @@ func TestIncremental(t *testing.T) {
 		if len(diff) == 0 {
 			t.Errorf("%s: change gave no restore", tc.name)
 		}
-		want, err := ParseRules(next)
+		want, err := parseRules(next)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ParseRules(append(slices.Clone(prev), diff...))
+		got, err := parseRules(append(slices.Clone(prev), diff...))
 		if err != nil {
 			t.Fatalf("%s: prev+incremental does not parse: %v\n%s", tc.name, err, diff)
 		}

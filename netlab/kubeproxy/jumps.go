@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/netlabdev/netlab/netlab/iptables"
 )
 
 // chainKubeletFirewall is the filter chain holding the anti-martian rule for localhost
@@ -58,41 +60,15 @@ func JumpRules() []JumpRule {
 	return out
 }
 
-// SaveTable returns the chains and rules of one table in iptables-save output.
-func SaveTable(save []byte, table string) []byte {
-	var out []byte
-	in := false
-	for line := range bytes.Lines(save) {
-		t := bytes.TrimSpace(line)
-		switch {
-		case len(t) > 0 && t[0] == '*':
-			in = string(t[1:]) == table
-		case string(t) == "COMMIT":
-			in = false
-		case in:
-			out = append(out, line...)
-		}
-	}
-	return out
-}
-
-// MissingJumps returns the jump rules iptables-save output lacks, in JumpRules order. A
-// jump counts as present when its built-in chain has a rule jumping to its target (each
-// table, chain and target names one jump rule).
-func MissingJumps(save []byte) []JumpRule {
+// MissingJumps returns the jump rules a node's iptables-save output lacks, in JumpRules
+// order. A jump counts as present when its built-in chain has a rule jumping to its
+// target (each table, chain and target names one jump rule).
+func MissingJumps(save *iptables.Dump) []JumpRule {
 	have := map[string]bool{}
-	table := ""
-	for line := range bytes.Lines(save) {
-		f := strings.Fields(string(line))
-		switch {
-		case len(f) == 0:
-		case strings.HasPrefix(f[0], "*"):
-			table = f[0][1:]
-		case f[0] == "-A" && len(f) > 1:
-			for i := 2; i+1 < len(f); i++ {
-				if f[i] == "-j" {
-					have[table+" "+f[1]+" "+f[i+1]] = true
-				}
+	for _, t := range save.Tables {
+		for _, r := range t.Rules {
+			if r.Op == "-A" {
+				have[t.Name+" "+r.Chain+" "+r.Target()] = true
 			}
 		}
 	}

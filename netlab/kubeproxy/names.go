@@ -50,6 +50,11 @@ func EXTChain(servicePortName, protocol string) string {
 	return PrefixEXT + portProtoHash(servicePortName, strings.ToLower(protocol))
 }
 
+// FWChain is the KUBE-FW-<hash> chain of a service port (loadBalancerSourceRanges).
+func FWChain(servicePortName, protocol string) string {
+	return PrefixFW + portProtoHash(servicePortName, strings.ToLower(protocol))
+}
+
 // SEPChain is the KUBE-SEP-<hash> chain of one endpoint ("ip:port") of a service port.
 func SEPChain(servicePortName, protocol, endpoint string) string {
 	return PrefixSEP + portProtoHash(servicePortName, strings.ToLower(protocol), endpoint)

@@ -17,7 +17,7 @@ const largeClusterEndpointsThreshold = 1000
 // Options tunes one rendering.
 type Options struct {
 	// ExistingNATChains are the chain names of the nat table as they are now (from
-	// iptables-save, see ChainsFromSave). Per-service chains among them that the new rule
+	// iptables-save: iptables.Dump.ChainNames("nat")). Per-service chains among them that the new rule
 	// set no longer uses are flushed and deleted.
 	ExistingNATChains []string
 	// Changed, when not nil, makes a partial sync as kube-proxy does: only the
@@ -69,20 +69,19 @@ func SortPorts(ports []ServicePort) {
 	})
 }
 
-// sortEndpoints orders endpoints by address, then port.
-func sortEndpoints(eps []Endpoint) {
-	slices.SortStableFunc(eps, func(a, b Endpoint) int {
-		aa, errA := netip.ParseAddr(a.IP)
-		ba, errB := netip.ParseAddr(b.IP)
-		if errA == nil && errB == nil {
-			if c := aa.Compare(ba); c != 0 {
-				return c
-			}
-		} else if c := strings.Compare(a.IP, b.IP); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Port, b.Port)
-	})
+// SortEndpoints orders endpoints as kube-proxy does: by their "ip:port" string, so
+// 10.0.0.10 comes before 10.0.0.3.
+func SortEndpoints(eps []Endpoint) {
+	slices.SortStableFunc(eps, func(a, b Endpoint) int { return strings.Compare(a.String(), b.String()) })
+}
+
+func sortEndpoints(eps []Endpoint) { SortEndpoints(eps) }
+
+// Categorize mirrors kube-proxy's CategorizeEndpoints (see categorize): the endpoints of
+// the Cluster and Local policy chains, those reachable from the node, and whether the
+// port has any usable endpoint in the cluster.
+func Categorize(sp *ServicePort, nodeName string) (cluster, local, reachable []Endpoint, hasAny bool) {
+	return categorize(sp, nodeName)
 }
 
 // categorize mirrors kube-proxy's CategorizeEndpoints (no topology hints): ready
@@ -247,10 +246,24 @@ func RenderWith(node Node, in []ServicePort, opts Options) []byte {
 					"-m", proto, "-p", proto, "-d", ip, "--dport", port, "-j", extTarget)
 			}
 		}
+		// loadBalancerSourceRanges: the LB IPs go through KUBE-FW-<hash>, which sends
+		// allowed sources on to KUBE-EXT; what falls off its end is not DNATed and meets
+		// the DROP in KUBE-PROXY-FIREWALL.
+		fwChain := FWChain(name, proto)
+		ranges := sourceRanges(sp.LoadBalancerSourceRanges)
+		usesFWChain := hasEndpoints && len(sp.LoadBalancerIPs) > 0 && len(ranges) > 0
+		lbTarget := extChain
+		if usesFWChain {
+			lbTarget = fwChain
+		}
 		for _, ip := range sp.LoadBalancerIPs {
 			if hasEndpoints {
 				natRules.write("-A", ChainServices, "-m", "comment", "--comment", quote(name+" loadbalancer IP"),
-					"-m", proto, "-p", proto, "-d", ip, "--dport", port, "-j", extChain)
+					"-m", proto, "-p", proto, "-d", ip, "--dport", port, "-j", lbTarget)
+			}
+			if usesFWChain {
+				filterRules.write("-A", ChainProxyFirewall, "-m", "comment", "--comment", quote(name+" traffic not accepted by "+fwChain),
+					"-m", proto, "-p", proto, "-d", ip, "--dport", port, "-j", "DROP")
 			}
 		}
 		if !hasExternal {
@@ -305,6 +318,24 @@ func RenderWith(node Node, in []ServicePort, opts Options) []byte {
 			}
 		}
 
+		if usesFWChain {
+			chains.write(chainLine(fwChain))
+			active[fwChain] = true
+			allowFromNode := false
+			for _, r := range ranges {
+				rules.write("-A", fwChain, "-m", "comment", "--comment", quote(name+" loadbalancer IP"), "-s", r, "-j", extChain)
+				if p, err := netip.ParsePrefix(r); err == nil && node.IP != "" && p.Contains(netip.MustParseAddr(node.IP)) {
+					allowFromNode = true
+				}
+			}
+			if allowFromNode {
+				// The node's own requests to a VIP it holds come from the VIP.
+				for _, ip := range sp.LoadBalancerIPs {
+					rules.write("-A", fwChain, "-m", "comment", "--comment", quote(name+" loadbalancer IP"), "-s", ip, "-j", extChain)
+				}
+			}
+			rules.write("-A", fwChain, "-m", "comment", "--comment", quote("other traffic to "+name+" will be dropped by KUBE-PROXY-FIREWALL"))
+		}
 		if usesClusterPolicyChain {
 			chains.write(chainLine(svcChain))
 			active[svcChain] = true
@@ -380,4 +411,18 @@ func writeServiceToEndpoints(rules *lineBuf, sp *ServicePort, name, proto, chain
 		}
 		rules.write(append(args, "-j", SEPChain(name, proto, ep.String()))...)
 	}
+}
+
+// sourceRanges parses loadBalancerSourceRanges as kube-proxy does (spaces trimmed,
+// invalid entries skipped) into canonical IPv4 CIDRs.
+func sourceRanges(in []string) []string {
+	var out []string
+	for _, s := range in {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		out = append(out, p.Masked().String())
+	}
+	return out
 }

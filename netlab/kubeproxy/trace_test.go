@@ -19,18 +19,18 @@ const (
 	clientPod2 = "10.244.2.50"
 )
 
-func envFor(n Node) TraceEnv {
+func envFor(n Node) traceEnv {
 	cni := map[string]string{"node-1": "10.244.1.1", "node-2": "10.244.2.1"}[n.Name]
-	return TraceEnv{LocalIPs: []string{n.IP, cni}}
+	return traceEnv{localIPs: []string{n.IP, cni}}
 }
 
-func trace(t *testing.T, n Node, pkt Packet, env TraceEnv) []Outcome {
+func trace(t *testing.T, n Node, pkt packet, env traceEnv) []outcome {
 	t.Helper()
-	rs, err := ParseRules(Render(n, fixturePorts(), nil))
+	rs, err := parseRules(Render(n, fixturePorts(), nil))
 	if err != nil {
 		t.Fatalf("parse rendered rules: %v", err)
 	}
-	outs, err := rs.Trace(pkt, env)
+	outs, err := rs.trace(pkt, env)
 	if err != nil {
 		t.Fatalf("trace %+v: %v", pkt, err)
 	}
@@ -44,11 +44,11 @@ func trace(t *testing.T, n Node, pkt Packet, env TraceEnv) []Outcome {
 	return outs
 }
 
-func tcp(src, dst string, port int) Packet {
-	return Packet{Src: src, Dst: dst, DPort: port, Proto: "tcp"}
+func tcp(src, dst string, port int) packet {
+	return packet{Src: src, Dst: dst, DPort: port, Proto: "tcp"}
 }
 
-func verdicts(outs []Outcome) []string {
+func verdicts(outs []outcome) []string {
 	var v []string
 	for _, o := range outs {
 		v = append(v, o.Verdict)
@@ -57,7 +57,7 @@ func verdicts(outs []Outcome) []string {
 	return slices.Compact(v)
 }
 
-func masqByTarget(outs []Outcome) map[string]bool {
+func masqByTarget(outs []outcome) map[string]bool {
 	m := map[string]bool{}
 	for _, o := range outs {
 		m[o.DNAT] = o.Masquerade
@@ -65,9 +65,9 @@ func masqByTarget(outs []Outcome) map[string]bool {
 	return m
 }
 
-func wantTargets(t *testing.T, outs []Outcome, want ...string) {
+func wantTargets(t *testing.T, outs []outcome, want ...string) {
 	t.Helper()
-	if d := cmp.Diff(want, Targets(outs)); d != "" {
+	if d := cmp.Diff(want, dnatTargets(outs)); d != "" {
 		t.Errorf("DNAT targets (-want +got):\n%s", d)
 	}
 	if d := cmp.Diff([]string{"ACCEPT"}, verdicts(outs)); d != "" {
@@ -94,14 +94,14 @@ func TestTraceClusterIPReachesAllReadyEndpoints(t *testing.T) {
 
 func TestTraceNotReadyEndpointExcluded(t *testing.T) {
 	outs := trace(t, node1, tcp(clientPod1, webIP, 443), envFor(node1))
-	if slices.Contains(Targets(outs), web4+":8443") {
+	if slices.Contains(dnatTargets(outs), web4+":8443") {
 		t.Errorf("not-ready endpoint %s chosen", web4)
 	}
 	wantTargets(t, outs, web1+":8443", web2+":8443", web3+":8443")
 }
 
 func TestTraceOffClusterSourceToClusterIPIsMasqueraded(t *testing.T) {
-	for _, pkt := range []Packet{
+	for _, pkt := range []packet{
 		tcp(clientIP, webIP, 80), // routed to the node from outside the cluster
 		{Src: node1IP, Dst: webIP, DPort: 80, Proto: "tcp", FromLocalProcess: true}, // the node itself
 	} {
@@ -128,10 +128,10 @@ func TestTraceHairpinMasquerades(t *testing.T) {
 func TestTraceNoEndpointsRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		pkt  Packet
+		pkt  packet
 	}{
 		{"cluster IP from a pod", tcp(clientPod1, emptyIP, 80)},
-		{"cluster IP from the node", Packet{Src: node1IP, Dst: emptyIP, DPort: 80, Proto: "tcp", FromLocalProcess: true}},
+		{"cluster IP from the node", packet{Src: node1IP, Dst: emptyIP, DPort: 80, Proto: "tcp", FromLocalProcess: true}},
 		{"node port", tcp(clientIP, node1IP, 30030)},
 		{"external IP", tcp(clientIP, "198.51.100.30", 80)},
 	} {
@@ -139,8 +139,8 @@ func TestTraceNoEndpointsRejects(t *testing.T) {
 		if d := cmp.Diff([]string{"REJECT"}, verdicts(outs)); d != "" {
 			t.Errorf("%s: verdicts (-want +got):\n%s", tc.name, d)
 		}
-		if len(Targets(outs)) != 0 {
-			t.Errorf("%s: DNATed to %v", tc.name, Targets(outs))
+		if len(dnatTargets(outs)) != 0 {
+			t.Errorf("%s: DNATed to %v", tc.name, dnatTargets(outs))
 		}
 	}
 }
@@ -159,7 +159,7 @@ func TestTraceNodePort(t *testing.T) {
 		if n.Name == "node-2" {
 			other = node1IP
 		}
-		if got := Targets(trace(t, n, tcp(clientIP, other, 30080), envFor(n))); len(got) != 0 {
+		if got := dnatTargets(trace(t, n, tcp(clientIP, other, 30080), envFor(n))); len(got) != 0 {
 			t.Errorf("%s: traffic to %s:30080 DNATed to %v", n.Name, other, got)
 		}
 	}
@@ -169,7 +169,7 @@ func TestTraceExternalTrafficPolicyLocal(t *testing.T) {
 	local := "10.244.2.5:8080"
 	// node-2 holds the only endpoint: external clients reach it unmasqueraded (the pod
 	// sees the client address), through the NodePort and the LB VIP alike.
-	for _, pkt := range []Packet{tcp(clientIP, node2IP, 30090), tcp(clientIP, lbVIP, 80)} {
+	for _, pkt := range []packet{tcp(clientIP, node2IP, 30090), tcp(clientIP, lbVIP, 80)} {
 		outs := trace(t, node2, pkt, envFor(node2))
 		wantTargets(t, outs, local)
 		for _, o := range outs {
@@ -179,7 +179,7 @@ func TestTraceExternalTrafficPolicyLocal(t *testing.T) {
 		}
 	}
 	// node-1 has no local endpoint: external traffic is dropped, not sent across nodes.
-	for _, pkt := range []Packet{tcp(clientIP, node1IP, 30090), tcp(clientIP, lbVIP, 80)} {
+	for _, pkt := range []packet{tcp(clientIP, node1IP, 30090), tcp(clientIP, lbVIP, 80)} {
 		outs := trace(t, node1, pkt, envFor(node1))
 		if d := cmp.Diff([]string{"DROP"}, verdicts(outs)); d != "" {
 			t.Errorf("node-1 %s:%d: verdicts (-want +got):\n%s", pkt.Dst, pkt.DPort, d)
@@ -191,7 +191,7 @@ func TestTraceExternalTrafficPolicyLocal(t *testing.T) {
 	if outs[0].Masquerade {
 		t.Errorf("pod traffic to the VIP masqueraded")
 	}
-	outs = trace(t, node1, Packet{Src: node1IP, Dst: node1IP, DPort: 30090, Proto: "tcp", FromLocalProcess: true}, envFor(node1))
+	outs = trace(t, node1, packet{Src: node1IP, Dst: node1IP, DPort: 30090, Proto: "tcp", FromLocalProcess: true}, envFor(node1))
 	wantTargets(t, outs, local)
 	if !outs[0].Masquerade {
 		t.Errorf("node-local traffic to its own NodePort not masqueraded")
@@ -225,7 +225,7 @@ func TestTraceClientIPAffinity(t *testing.T) {
 	// Once the client is in an endpoint's recent list, every connection goes there.
 	for _, chosen := range first {
 		env := envFor(node1)
-		env.Recent = map[string][]string{chosen.RecentSet[0]: {clientPod1}}
+		env.recent = map[string][]string{chosen.RecentSet[0]: {clientPod1}}
 		again := trace(t, node1, tcp(clientPod1, apiIP, 8080), env)
 		if len(again) != 1 || again[0].DNAT != chosen.DNAT || again[0].Affinity != chosen.RecentSet[0] || again[0].AffinitySeconds != 10800 {
 			t.Errorf("sticky to %s: got %+v", chosen.DNAT, again)
@@ -236,9 +236,9 @@ func TestTraceClientIPAffinity(t *testing.T) {
 }
 
 func TestTraceUDP(t *testing.T) {
-	outs := trace(t, node1, Packet{Src: clientPod1, Dst: dnsIP, DPort: 53, Proto: "udp"}, envFor(node1))
+	outs := trace(t, node1, packet{Src: clientPod1, Dst: dnsIP, DPort: 53, Proto: "udp"}, envFor(node1))
 	wantTargets(t, outs, "10.244.1.10:5353", "10.244.2.10:5353")
-	if got := Targets(trace(t, node1, tcp(clientPod1, dnsIP, 53), envFor(node1))); len(got) != 0 {
+	if got := dnatTargets(trace(t, node1, tcp(clientPod1, dnsIP, 53), envFor(node1))); len(got) != 0 {
 		t.Errorf("TCP to a UDP-only Service port DNATed to %v", got)
 	}
 }
@@ -265,8 +265,8 @@ func TestParseRulesRejectsWhatItCannotTrace(t *testing.T) {
 		"*nat\n:X - [0:0]\n-A X -j MISSING\nCOMMIT\n",
 		"*nat\n:X - [0:0]\n-A X -m comment --comment \"open -j ACCEPT\nCOMMIT\n",
 	} {
-		if _, err := ParseRules([]byte(in)); err == nil {
-			t.Errorf("ParseRules accepted %q", strings.TrimSpace(in))
+		if _, err := parseRules([]byte(in)); err == nil {
+			t.Errorf("parseRules accepted %q", strings.TrimSpace(in))
 		}
 	}
 }
@@ -280,11 +280,11 @@ func TestTraceSameAfterKernelRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kernel, err := ParseSave(saved)
+	kernel, err := parseSave(saved)
 	if err != nil {
 		t.Fatalf("parse iptables-save: %v", err)
 	}
-	rendered, err := ParseRules(Render(node1, fixturePorts(), existingChains))
+	rendered, err := parseRules(Render(node1, fixturePorts(), existingChains))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestTraceSameAfterKernelRoundTrip(t *testing.T) {
 		Masq          bool
 		P             string
 	}
-	sum := func(outs []Outcome) []summary {
+	sum := func(outs []outcome) []summary {
 		var s []summary
 		for _, o := range outs {
 			s = append(s, summary{o.Verdict, o.DNAT, o.Masquerade, strconv.FormatFloat(o.Probability, 'f', 6, 64)})
@@ -302,18 +302,18 @@ func TestTraceSameAfterKernelRoundTrip(t *testing.T) {
 		return s
 	}
 	env := envFor(node1)
-	for _, pkt := range []Packet{
+	for _, pkt := range []packet{
 		tcp(clientPod1, webIP, 80), tcp(web1, webIP, 80), tcp(clientIP, webIP, 80), tcp(clientIP, node1IP, 30080),
 		tcp(clientIP, node1IP, 30090), tcp(clientIP, lbVIP, 80), tcp(clientPod1, lbVIP, 80), tcp(clientPod1, emptyIP, 80),
 		tcp(clientIP, node1IP, 30030), tcp(clientPod1, itpIP, 80), tcp(clientPod1, apiIP, 8080), tcp(clientIP, externIP, 80),
 		{Src: clientPod1, Dst: dnsIP, DPort: 53, Proto: "udp"}, tcp(clientIP, node1IP, 32000),
 		{Src: node1IP, Dst: node1IP, DPort: 30090, Proto: "tcp", FromLocalProcess: true},
 	} {
-		a, err := rendered.Trace(pkt, env)
+		a, err := rendered.trace(pkt, env)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := kernel.Trace(pkt, env)
+		b, err := kernel.trace(pkt, env)
 		if err != nil {
 			t.Fatal(err)
 		}

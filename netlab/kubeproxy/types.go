@@ -11,6 +11,9 @@ type Node struct {
 	// addresses short-circuits the Local external traffic policy. Empty disables both,
 	// as kube-proxy does without a local-traffic detector.
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	// ServiceCIDR is the lab's service CIDR: nftables mode drops traffic to addresses in
+	// it that no Service holds (kube-proxy's cluster-ips-check). Empty leaves that out.
+	ServiceCIDR string `json:"serviceCIDR,omitempty"`
 }
 
 // ServicePort is one port of one Service, with its endpoints: the unit kube-proxy
@@ -28,6 +31,9 @@ type ServicePort struct {
 	NodePort        int32    `json:"nodePort,omitempty"`
 	LoadBalancerIPs []string `json:"loadBalancerIPs,omitempty"`
 	ExternalIPs     []string `json:"externalIPs,omitempty"`
+	// LoadBalancerSourceRanges are the CIDRs allowed to reach the LoadBalancer IPs
+	// (spec.loadBalancerSourceRanges); empty allows every source.
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
 	// ExternalLocal is externalTrafficPolicy: Local (only meaningful when the port is
 	// reachable from outside: NodePort, LoadBalancer IPs or external IPs).
 	ExternalLocal bool `json:"externalLocal,omitempty"`
@@ -74,6 +80,18 @@ func (sp *ServicePort) ServicePortName() string {
 
 // ServiceName is "ns/name".
 func (sp *ServicePort) ServiceName() string { return sp.Namespace + "/" + sp.Name }
+
+// ExternallyAccessible mirrors kube-proxy's ServicePort.ExternallyAccessible.
+func (sp *ServicePort) ExternallyAccessible() bool { return sp.externallyAccessible() }
+
+// ExternalPolicyLocal is externalTrafficPolicy: Local on an externally accessible port.
+func (sp *ServicePort) ExternalPolicyLocal() bool { return sp.externalPolicyLocal() }
+
+// UsesClusterEndpoints and UsesLocalEndpoints mirror kube-proxy's methods.
+func (sp *ServicePort) UsesClusterEndpoints() bool { return sp.usesClusterEndpoints() }
+
+// UsesLocalEndpoints: see UsesClusterEndpoints.
+func (sp *ServicePort) UsesLocalEndpoints() bool { return sp.usesLocalEndpoints() }
 
 // externallyAccessible mirrors kube-proxy's ServicePort.ExternallyAccessible.
 func (sp *ServicePort) externallyAccessible() bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // ChangeOptions configure a live change (apply, scale, rollout restart).
@@ -155,7 +156,7 @@ func RolloutRestart(ctx context.Context, labName, deployment string, o ChangeOpt
 type change struct {
 	lab  string
 	o    ChangeOptions
-	lk   *lock
+	lk   *rundir.Lock
 	cur  *plan.Plan // what the stored plan says
 	wg   sync.WaitGroup
 	mu   sync.Mutex
@@ -169,24 +170,24 @@ func beginChange(labName string, o ChangeOptions) (*change, error) {
 	if err := plan.CheckLabName(labName); err != nil {
 		return nil, err
 	}
-	lk, err := lockLab(labName)
+	lk, err := rundir.LockLab(labName)
 	if err != nil {
 		return nil, err
 	}
 	cur, err := LoadPlan(labName)
 	if err != nil {
-		lk.unlock(false)
+		lk.Unlock(false)
 		return nil, err
 	}
 	c := &change{lab: labName, o: o, lk: lk, cur: cur}
 	if err := c.leftovers(); err != nil {
-		lk.unlock(false)
+		lk.Unlock(false)
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *change) end() { c.lk.unlock(false) }
+func (c *change) end() { c.lk.Unlock(false) }
 
 // leftovers finishes what a change killed half-way left: pods it was terminating are
 // removed, and namespaces of the lab the plan does not know (pods it was creating) go.
@@ -207,7 +208,7 @@ func (c *change) leftovers() error {
 	}
 	if len(orphans) > 0 {
 		c.o.Log.Info("removing what an interrupted change left", "namespaces", orphans)
-		if err := removeNamespaces(orphans, c.o.Log); err != nil {
+		if err := removeNamespaces(orphans, true, c.o.Log); err != nil {
 			return err
 		}
 	}
@@ -350,15 +351,15 @@ func (c *change) finish() error {
 	}
 	for _, cl := range c.goneClients {
 		nss = append(nss, cl.Netns)
-		errs = append(errs, os.RemoveAll(filepath.Join(EtcNetns, cl.Netns)))
+		errs = append(errs, os.RemoveAll(rundir.EtcNetnsDir(cl.Netns)))
 	}
-	errs = append(errs, removeNamespaces(nss, c.o.Log))
+	errs = append(errs, removeNamespaces(nss, true, c.o.Log))
 	for _, pod := range gone {
 		if node, ok := planNode(c.cur, pod.Node); ok {
 			errs = append(errs, h.DelNeighbor(node.Netns, plan.BridgeCNI, plan.Addr(pod.IP)))
 		}
-		os.Remove(LeavingPath(c.lab, pod.Name))
-		errs = append(errs, os.RemoveAll(filepath.Join(EtcNetns, pod.Netns)))
+		os.Remove(rundir.ForLab(c.lab).Leaving(pod.Name))
+		errs = append(errs, os.RemoveAll(rundir.EtcNetnsDir(pod.Netns)))
 	}
 	for _, vip := range c.goneVIPs {
 		errs = append(errs, h.DelAddr(c.cur.LB.Netns, plan.LBWanIface, vip))
@@ -387,7 +388,7 @@ func (c *change) terminate(pod plan.Pod, grace time.Duration) {
 }
 
 func markLeaving(labName, pod string) error {
-	path := LeavingPath(labName, pod)
+	path := rundir.ForLab(labName).Leaving(pod)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -480,7 +481,7 @@ func (c *change) startPods(ctx context.Context, p *plan.Plan, pods []plan.Pod, _
 	return forEach(len(pods), func(i int) error {
 		deadline := time.Now().Add(c.o.ReadyTimeout)
 		for {
-			err := Probe(ctx, p, pods[i])
+			err := rundir.Probe(ctx, p, pods[i])
 			if err == nil {
 				return nil
 			}
@@ -560,7 +561,7 @@ func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving 
 	deadline := time.Now().Add(c.o.ReadyTimeout)
 	var gen int64
 	for {
-		if ef, err := ReadEndpoints(EndpointsPath(c.lab)); err == nil && followed(ef) {
+		if ef, err := rundir.ForLab(c.lab).ReadEndpoints(); err == nil && followed(ef) {
 			gen = ef.Generation
 			break
 		}
@@ -573,9 +574,8 @@ func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving 
 	}
 	for _, n := range p.Nodes {
 		for {
-			b, err := os.ReadFile(filepath.Join(Dir(c.lab), "kube-proxy", n.Name+".json"))
-			var st kubeproxy.SyncStatus
-			if err == nil && json.Unmarshal(b, &st) == nil && st.Generation >= gen {
+			st, err := rundir.ForLab(c.lab).ReadSyncStatus(n.Name)
+			if err == nil && st.Generation >= gen {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -608,9 +608,9 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 	}
 	for _, cl := range clients {
 		nss = append(nss, cl.Netns)
-		errs = append(errs, os.RemoveAll(filepath.Join(EtcNetns, cl.Netns)))
+		errs = append(errs, os.RemoveAll(rundir.EtcNetnsDir(cl.Netns)))
 	}
-	errs = append(errs, removeNamespaces(nss, c.o.Log))
+	errs = append(errs, removeNamespaces(nss, true, c.o.Log))
 	h := kernel.NewHandles()
 	defer h.Close()
 	for _, pod := range added {
@@ -623,7 +623,7 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 	}
 	errs = append(errs, c.writePlan(cur))
 	for _, pod := range added {
-		errs = append(errs, os.RemoveAll(filepath.Join(EtcNetns, pod.Netns)))
+		errs = append(errs, os.RemoveAll(rundir.EtcNetnsDir(pod.Netns)))
 	}
 	if !equalJSON(cur.Hosts, mid.Hosts) || !equalJSON(cur.ResolvConfs, mid.ResolvConfs) {
 		errs = append(errs, writeHosts(context.Background(), cur, Options{}))
@@ -638,13 +638,7 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 	return errors.Join(errs...)
 }
 
-func (c *change) writePlan(p *plan.Plan) error {
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(PlanPath(c.lab), b, 0o600)
-}
+func (c *change) writePlan(p *plan.Plan) error { return rundir.ForLab(c.lab).WritePlan(p) }
 
 func planNode(p *plan.Plan, name string) (plan.Node, bool) {
 	for _, n := range p.Nodes {

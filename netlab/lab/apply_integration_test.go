@@ -30,8 +30,8 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
-	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -214,7 +214,7 @@ func TestIntegrationApply(t *testing.T) {
 
 	t.Run("the same files: all unchanged, no process restarted", func(t *testing.T) {
 		pids := labPIDs(t, p.Lab)
-		planBefore, _ := os.ReadFile(lab.PlanPath(p.Lab))
+		planBefore, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan())
 		cs, err := applyYAML(t, p.Lab, liveYAML())
 		if err != nil {
 			t.Fatal(err)
@@ -225,7 +225,7 @@ func TestIntegrationApply(t *testing.T) {
 		if after := labPIDs(t, p.Lab); fmt.Sprint(after) != fmt.Sprint(pids) {
 			t.Fatalf("processes changed:\nbefore %v\nafter  %v", pids, after)
 		}
-		if planAfter, _ := os.ReadFile(lab.PlanPath(p.Lab)); string(planAfter) != string(planBefore) {
+		if planAfter, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan()); string(planAfter) != string(planBefore) {
 			t.Fatal("the stored plan changed")
 		}
 	})
@@ -320,7 +320,7 @@ func TestIntegrationApply(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			st, err := lb.LoadState(lab.LBStatePath(p.Lab))
+			st, err := rundir.ForLab(p.Lab).ReadLBState()
 			if err == nil && len(st.Services) > 0 && st.Services[0].Scheduler == "wrr" {
 				break
 			}
@@ -333,13 +333,13 @@ func TestIntegrationApply(t *testing.T) {
 	})
 
 	t.Run("refused node change leaves the lab as it was", func(t *testing.T) {
-		planBefore, _ := os.ReadFile(lab.PlanPath(p.Lab))
+		planBefore, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan())
 		nss, _ := kernel.ListNetns(plan.NetnsName(p.Lab, ""))
 		_, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(), "{name: node-2}]", "{name: node-2}, {name: node-3}]", 1))
 		if !errors.Is(err, plan.ErrRefused) || !strings.Contains(err.Error(), "spec.nodes") {
 			t.Fatalf("err = %v, want a refusal naming spec.nodes", err)
 		}
-		if planAfter, _ := os.ReadFile(lab.PlanPath(p.Lab)); string(planAfter) != string(planBefore) {
+		if planAfter, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan()); string(planAfter) != string(planBefore) {
 			t.Fatal("the stored plan changed")
 		}
 		if after, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); !slices.Equal(after, nss) {
@@ -491,7 +491,7 @@ func TestIntegrationApplyKilledHalfway(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Killed while its pods terminate.
-	for !lab.Leaving(p.Lab, "web-5") {
+	for !rundir.ForLab(p.Lab).IsLeaving("web-5") {
 		if time.Now().After(deadline.Add(20 * time.Second)) {
 			_ = cmd.Process.Kill()
 			t.Fatal("scale did not start terminating pods")
@@ -506,7 +506,7 @@ func TestIntegrationApplyKilledHalfway(t *testing.T) {
 	if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
 		t.Fatalf("left after down: %v", left)
 	}
-	if _, err := os.Stat(lab.Dir(p.Lab)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(rundir.ForLab(p.Lab).Path()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("runtime directory left: %v", err)
 	}
 }

@@ -2,18 +2,16 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
-	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -47,7 +45,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	procs := append(append([]plan.Process(nil), p.Processes...), supervise.SupervisorProcess(labName))
 	for _, pr := range procs {
 		if pr.Netns == "" {
-			if rec, err := supervise.ReadRecord(Dir(labName), pr.Role, pr.Name); err != nil || !rec.Alive() {
+			if rec, err := supervise.ReadRecord(rundir.ForLab(labName), pr.Role, pr.Name); err != nil || !rec.Alive() {
 				down = append(down, pr.Role+" "+pr.Name)
 			}
 			continue
@@ -94,13 +92,12 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 	h.Close()
 	add("routes", len(lost) == 0, "%d planned routes present%s", len(p.Routes)-len(lost), listed("; missing: ", lost))
 
-	if ef, err := ReadEndpoints(EndpointsPath(labName)); err == nil {
+	if ef, err := rundir.ForLab(labName).ReadEndpoints(); err == nil {
 		var stale []string
 		for _, n := range p.Nodes {
-			var ss kubeproxy.SyncStatus
-			b, err := os.ReadFile(filepath.Join(Dir(labName), "kube-proxy", n.Name+".json"))
+			ss, err := rundir.ForLab(labName).ReadSyncStatus(n.Name)
 			switch {
-			case err != nil || json.Unmarshal(b, &ss) != nil:
+			case err != nil:
 				stale = append(stale, n.Name+" (no sync yet)")
 			case ss.Error != "":
 				stale = append(stale, n.Name+" ("+ss.Error+")")
@@ -113,27 +110,33 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		add("kube-proxy synced", false, "no endpoints file: %v", err)
 	}
 
-	// kube-proxy's jumps from the built-in chains, checked rule by rule in every node.
-	var jumps []kernel.Rule
-	for _, j := range kubeproxy.JumpRules() {
-		jumps = append(jumps, kernel.Rule{Table: j.Table, Chain: j.Chain, Args: j.Args})
-	}
-	var noJump []string
-	for _, n := range p.Nodes {
-		have, err := kernel.RulesExist(n.Netns, jumps)
-		if err != nil {
-			noJump = append(noJump, n.Name+" ("+err.Error()+")")
-			continue
+	if p.NFTables() {
+		bad := checkNFTTable(p)
+		add("kube-proxy nftables table", len(bad) == 0, "table ip kube-proxy with its %d base chains, no iptables KUBE- chains, on %d nodes%s",
+			len(nftables.BaseChains()), len(p.Nodes), listed("; problems: ", bad))
+	} else {
+		// kube-proxy's jumps from the built-in chains, checked rule by rule in every node.
+		var jumps []kernel.Rule
+		for _, j := range kubeproxy.JumpRules() {
+			jumps = append(jumps, kernel.Rule{Table: j.Table, Chain: j.Chain, Args: j.Args})
 		}
-		for i, ok := range have {
-			if !ok {
-				noJump = append(noJump, fmt.Sprintf("%s %s/%s -j %s", n.Name, jumps[i].Table, jumps[i].Chain, kubeproxy.JumpRules()[i].Target))
+		var noJump []string
+		for _, n := range p.Nodes {
+			have, err := kernel.RulesExist(n.Netns, jumps)
+			if err != nil {
+				noJump = append(noJump, n.Name+" ("+err.Error()+")")
+				continue
+			}
+			for i, ok := range have {
+				if !ok {
+					noJump = append(noJump, fmt.Sprintf("%s %s/%s -j %s", n.Name, jumps[i].Table, jumps[i].Chain, kubeproxy.JumpRules()[i].Target))
+				}
 			}
 		}
+		add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed("; missing: ", noJump))
 	}
-	add("kube-proxy jump rules", len(noJump) == 0, "%d per node in the built-in chains%s", len(jumps), listed("; missing: ", noJump))
 
-	if ls, err := lb.LoadState(filepath.Join(Dir(labName), lb.StateFile)); err == nil {
+	if ls, err := rundir.ForLab(labName).ReadLBState(); err == nil {
 		healthy, total := 0, 0
 		for _, vs := range ls.Services {
 			for _, b := range vs.Backends {

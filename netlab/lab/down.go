@@ -12,6 +12,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -24,12 +25,12 @@ func Down(lab string, log *slog.Logger) error {
 	if err := plan.CheckLabName(lab); err != nil {
 		return err
 	}
-	lk, err := lockLab(lab)
+	lk, err := rundir.LockLab(lab)
 	if err != nil {
 		return err
 	}
 	err = down(lab, log)
-	lk.unlock(err == nil)
+	lk.Unlock(err == nil)
 	return err
 }
 
@@ -58,7 +59,7 @@ func DownAll(log *slog.Logger) error {
 			ours = append(ours, ns)
 		}
 	}
-	errs = append(errs, removeNamespaces(ours, log))
+	errs = append(errs, removeNamespaces(ours, false, log))
 	return errors.Join(errs...)
 }
 
@@ -75,20 +76,20 @@ func down(lab string, log *slog.Logger) error {
 	restarters, agents := agentsOf(lab)
 	kernel.Terminate(restarters, 2*time.Second)
 	kernel.Terminate(agents, 2*time.Second)
-	errs = append(errs, removeNamespaces(nss, log))
-	matches, _ := filepath.Glob(filepath.Join(EtcNetns, plan.NetnsName(lab, "")+"*"))
+	errs = append(errs, removeNamespaces(nss, false, log))
+	matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
 	for _, m := range matches {
 		if err := os.RemoveAll(m); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	// /etc/netns goes only if netlab made it and nothing else is in it.
-	if _, err := os.Stat(etcNetnsMark); err == nil {
-		if rerr := os.Remove(EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
-			os.Remove(etcNetnsMark)
+	if _, err := os.Stat(rundir.EtcNetnsMark); err == nil {
+		if rerr := os.Remove(rundir.EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
+			os.Remove(rundir.EtcNetnsMark)
 		}
 	}
-	if err := os.RemoveAll(Dir(lab)); err != nil {
+	if err := os.RemoveAll(rundir.ForLab(lab).Path()); err != nil {
 		errs = append(errs, err)
 	}
 	if len(nss) > 0 {
@@ -97,8 +98,10 @@ func down(lab string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// removeNamespaces ends every process living in the namespaces, then deletes them.
-func removeNamespaces(nss []string, log *slog.Logger) error {
+// removeNamespaces ends every process living in the namespaces, then deletes them. With
+// cutLinks it first deletes their veths, so that the peers in namespaces that stay (a pod's
+// host end in its node) are gone when it returns, not when the kernel gets round to it.
+func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 	if len(nss) == 0 {
 		return nil
 	}
@@ -111,7 +114,15 @@ func removeNamespaces(nss []string, log *slog.Logger) error {
 	}
 	kernel.Terminate(pids, 2*time.Second)
 	var errs []error
+	h := kernel.NewHandles()
+	defer h.Close()
 	for _, ns := range nss {
+		if cutLinks {
+			// A namespace file an interrupted up or apply left unmounted has no links.
+			if err := h.DelVeths(ns); err != nil {
+				log.Debug("veths not deleted before their namespace", "netns", ns, "err", err)
+			}
+		}
 		if err := kernel.DeleteNetns(ns); err != nil {
 			errs = append(errs, err)
 		}
@@ -138,10 +149,10 @@ func agentsOf(lab string) (restarters, others []int) {
 			others = append(others, pid)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(Dir(lab), "pids", "*.json"))
+	files := rundir.ForLab(lab).PIDFiles()
 	for _, f := range files {
 		role, name, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".json"), "-")
-		rec, err := supervise.ReadRecord(Dir(lab), role, name)
+		rec, err := supervise.ReadRecord(rundir.ForLab(lab), role, name)
 		if err != nil || !rec.Alive() {
 			continue
 		}

@@ -13,10 +13,8 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
-
-// ScenarioFile is the copy of the scenario a lab was brought up from, kept with its logs.
-const ScenarioFile = "scenario.yaml"
 
 // The files ExportLogs writes for each namespace of the lab (netns/<object>/...).
 var exportNetnsFiles = []string{"iptables-save.txt", "conntrack.txt", "addresses.txt", "routes.txt", "neighbours.txt"}
@@ -60,10 +58,11 @@ func ExportLogs(ctx context.Context, lab, dir string) ([]string, error) {
 		write(rel, b)
 	}
 
-	copyIn("plan.json", PlanPath(lab))
-	copyIn("endpoints.json", EndpointsPath(lab))
-	copyIn("lb-state.json", LBStatePath(lab))
-	copyIn(ScenarioFile, filepath.Join(LogDir(lab), ScenarioFile))
+	d := rundir.ForLab(lab)
+	copyIn(rundir.PlanFile, d.Plan())
+	copyIn(rundir.EndpointsFile, d.Endpoints())
+	copyIn(rundir.LBStateFile, d.LBState())
+	copyIn(rundir.ScenarioFile, d.Scenario())
 	if files, err := LogFiles(lab); err == nil {
 		for _, lf := range files {
 			copyIn(filepath.Join("logs", filepath.Base(lf.Path)), lf.Path)
@@ -71,7 +70,7 @@ func ExportLogs(ctx context.Context, lab, dir string) ([]string, error) {
 	} else {
 		errs = append(errs, err)
 	}
-	if _, err := os.Stat(PlanPath(lab)); err == nil {
+	if _, err := os.Stat(d.Plan()); err == nil {
 		if st, err := GetStatus(ctx, lab); err == nil {
 			b, _ := json.MarshalIndent(st, "", "  ")
 			write("status.json", append(b, '\n'))

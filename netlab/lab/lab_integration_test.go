@@ -27,7 +27,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
-	"github.com/netlabdev/netlab/netlab/supervise"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -136,7 +136,7 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 	// A node whose ingress agent died is not ready, and says why. (Marked stopped, so the
 	// supervisor leaves it down, as it does a pod after `pod kill`.)
 	n2 := p.Nodes[1]
-	if err := os.WriteFile(supervise.StoppedPath(lab.Dir(p.Lab), "ingress", n2.Name), nil, 0o600); err != nil {
+	if err := os.WriteFile(rundir.ForLab(p.Lab).StoppedMark("ingress", n2.Name), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
@@ -295,10 +295,10 @@ func assertGone(t *testing.T, name string) {
 	if left, _ := kernel.ListNetns(plan.NetnsName(name, "")); len(left) > 0 {
 		t.Errorf("namespaces left: %v", left)
 	}
-	if _, err := os.Stat(lab.Dir(name)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s left behind (%v)", lab.Dir(name), err)
+	if _, err := os.Stat(rundir.ForLab(name).Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left behind (%v)", rundir.ForLab(name).Path(), err)
 	}
-	if m, _ := filepath.Glob(filepath.Join(lab.EtcNetns, plan.NetnsName(name, "")+"*")); len(m) > 0 {
+	if m, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(name, "")+"*")); len(m) > 0 {
 		t.Errorf("hosts files left: %v", m)
 	}
 	ents, _ := os.ReadDir("/proc")

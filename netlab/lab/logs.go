@@ -10,26 +10,27 @@ import (
 	"strings"
 
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // ErrNoLog is returned by FindLog when the name matches no log, or several.
 var ErrNoLog = errors.New("no such log")
 
-// PurgeLogs removes the logs a lab left (LogRoot too, when it is then empty).
+// PurgeLogs removes the logs a lab left (rundir.LogRoot too, when it is then empty).
 func PurgeLogs(lab string) error {
 	if err := plan.CheckLabName(lab); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(LogDir(lab)); err != nil {
+	if err := os.RemoveAll(rundir.ForLab(lab).Logs()); err != nil {
 		return fmt.Errorf("remove the logs of lab %s: %w", lab, err)
 	}
-	os.Remove(LogRoot) // only succeeds when empty
+	os.Remove(rundir.LogRoot) // only succeeds when empty
 	return nil
 }
 
 // LoggedLabs lists the labs whose logs are kept (up or down).
 func LoggedLabs() []string {
-	ents, _ := os.ReadDir(LogRoot)
+	ents, _ := os.ReadDir(rundir.LogRoot)
 	var out []string
 	for _, e := range ents {
 		if e.IsDir() && plan.CheckLabName(e.Name()) == nil {
@@ -41,7 +42,7 @@ func LoggedLabs() []string {
 
 // logsHint says where an agent's log is, for an error of up.
 func logsHint(lab string) string {
-	return fmt.Sprintf("logs in %s: netlab logs --name %s", LogDir(lab), lab)
+	return fmt.Sprintf("logs in %s: netlab logs --name %s", rundir.ForLab(lab).Logs(), lab)
 }
 
 // LogFile is one agent's log, named as `netlab logs` takes it: COMPONENT [OBJECT].
@@ -59,7 +60,7 @@ var knownRoles = []string{"pod", "ingress", "kube-proxy", "lb", "controller", "d
 
 // LogFiles lists a lab's agent logs, sorted by name.
 func LogFiles(lab string) ([]LogFile, error) {
-	ents, err := os.ReadDir(LogDir(lab))
+	ents, err := os.ReadDir(rundir.ForLab(lab).Logs())
 	if err != nil {
 		return nil, fmt.Errorf("lab %s has no logs: %w", lab, err)
 	}
@@ -77,7 +78,7 @@ func LogFiles(lab string) ([]LogFile, error) {
 		if !ok || e.IsDir() {
 			continue
 		}
-		lf := LogFile{Component: base, Path: filepath.Join(LogDir(lab), e.Name())}
+		lf := LogFile{Component: base, Path: filepath.Join(rundir.ForLab(lab).Logs(), e.Name())}
 		for _, r := range roles {
 			if obj, ok := strings.CutPrefix(base, r+"-"); ok {
 				lf.Component, lf.Object = r, obj

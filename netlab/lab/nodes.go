@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // SetNodeLink sets a node's fabric interface down or up. Taking an interface down drops
@@ -55,7 +55,7 @@ func WaitNode(ctx context.Context, name, node string, up bool) error {
 	var pending []string
 	for {
 		pending = pending[:0]
-		st, err := lb.LoadState(LBStatePath(name))
+		st, err := rundir.ForLab(name).ReadLBState()
 		if err != nil {
 			pending = append(pending, "the lb agent's state ("+err.Error()+")")
 		} else {
@@ -67,7 +67,7 @@ func WaitNode(ctx context.Context, name, node string, up bool) error {
 				}
 			}
 		}
-		ef, err := ReadEndpoints(EndpointsPath(name))
+		ef, err := rundir.ForLab(name).ReadEndpoints()
 		if err != nil {
 			pending = append(pending, "the endpoints ("+err.Error()+")")
 		} else {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
-	"github.com/netlabdev/netlab/netlab/supervise"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func findPod(p *plan.Plan, name string) (plan.Pod, plan.Process, error) {
@@ -39,7 +39,7 @@ func KillPod(lab, pod string) (int, error) {
 	}
 	// The drill's pod stays down (the supervisor leaves a stopped agent alone) until
 	// `netlab pod start`.
-	mark := supervise.StoppedPath(Dir(lab), pr.Role, pr.Name)
+	mark := rundir.ForLab(lab).StoppedMark(pr.Role, pr.Name)
 	if err := os.MkdirAll(filepath.Dir(mark), 0o700); err != nil {
 		return 0, err
 	}
@@ -61,12 +61,12 @@ func StartPod(lab, pod string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	lk, err := lockLab(lab)
+	lk, err := rundir.LockLab(lab)
 	if err != nil {
 		return err
 	}
-	defer lk.unlock(false)
-	if err := os.Remove(supervise.StoppedPath(Dir(lab), pr.Role, pr.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	defer lk.Unlock(false)
+	if err := os.Remove(rundir.ForLab(lab).StoppedMark(pr.Role, pr.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if len(kernel.PIDsIn([]string{po.Netns})[po.Netns]) > 0 {

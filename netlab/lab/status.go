@@ -2,23 +2,16 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -96,7 +89,7 @@ func missingRoutes(h *kernel.Handles, p *plan.Plan, ns string) []string {
 
 // agentStatuses reads every agent's pid file and the supervisor's report.
 func agentStatuses(lab string, p *plan.Plan) []AgentStatus {
-	rep, _ := supervise.ReadReport(Dir(lab))
+	rep, _ := supervise.ReadReport(rundir.ForLab(lab))
 	said := map[string]supervise.AgentState{}
 	if rep != nil {
 		for _, a := range rep.Agents {
@@ -107,7 +100,7 @@ func agentStatuses(lab string, p *plan.Plan) []AgentStatus {
 	out := make([]AgentStatus, 0, len(procs))
 	for _, pr := range procs {
 		a := AgentStatus{Role: pr.Role, Name: pr.Name, Namespace: pr.Netns, State: supervise.StateUnknown}
-		if rec, err := supervise.ReadRecord(Dir(lab), pr.Role, pr.Name); err == nil {
+		if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
 			a.Restarts = rec.Restarts
 			if rec.Alive() {
 				a.PID, a.Running, a.State = rec.PID, true, supervise.StateRunning
@@ -118,7 +111,7 @@ func agentStatuses(lab string, p *plan.Plan) []AgentStatus {
 		if s, ok := said[pr.Role+"/"+pr.Name]; ok && !a.Running {
 			a.State, a.Message = s.State, s.Message
 		}
-		if !a.Running && supervise.Stopped(Dir(lab), pr.Role, pr.Name) {
+		if !a.Running && supervise.Stopped(rundir.ForLab(lab), pr.Role, pr.Name) {
 			a.State = supervise.StateStopped
 		}
 		out = append(out, a)
@@ -276,7 +269,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	}
 	h := kernel.NewHandles()
 	defer h.Close()
-	lbNow, _ := lb.LoadState(filepath.Join(Dir(lab), lb.StateFile))
+	lbNow, _ := rundir.ForLab(lab).ReadLBState()
 	nodeReady := map[string]bool{}
 	for _, n := range p.Nodes {
 		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}, Restarts: map[string]int{}}
@@ -293,9 +286,8 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			}
 		}
 		sort.Strings(down)
-		var ss kubeproxy.SyncStatus
-		if b, err := os.ReadFile(filepath.Join(Dir(lab), "kube-proxy", n.Name+".json")); err == nil && json.Unmarshal(b, &ss) == nil {
-			ns.KubeProxy = &ss
+		if ss, err := rundir.ForLab(lab).ReadSyncStatus(n.Name); err == nil {
+			ns.KubeProxy = ss
 		}
 		switch up, err := h.LinkUp(n.Netns, plan.NodeIface); {
 		case !nss[n.Netns]:
@@ -346,7 +338,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		wg.Add(1)
 		go func(i int, pod plan.Pod) {
 			defer wg.Done()
-			if err := Probe(ctx, p, pod); err != nil {
+			if err := rundir.Probe(ctx, p, pod); err != nil {
 				st.Pods[i].Reason = err.Error()
 				return
 			}
@@ -361,7 +353,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	// Endpoint readiness: the controller's endpoints file when the lab has one.
 	var ctl map[string]kubeproxy.Endpoint
 	var ctlPods map[string]bool
-	if ef, err := ReadEndpoints(EndpointsPath(lab)); err == nil {
+	if ef, err := rundir.ForLab(lab).ReadEndpoints(); err == nil {
 		ctl, ctlPods = map[string]kubeproxy.Endpoint{}, ef.PodReady
 		for _, sp := range ef.Ports {
 			for _, e := range sp.Endpoints {
@@ -399,7 +391,7 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	st.Ingresses = ingressStatus(p)
 	// Health is what the lb agent's checks decided (its state file); without the agent,
 	// a backend is as healthy as its node.
-	lbState, _ := lb.LoadState(filepath.Join(Dir(lab), lb.StateFile))
+	lbState, _ := rundir.ForLab(lab).ReadLBState()
 	for _, vs := range p.LB.VIPs {
 		v := VIPState{IP: vs.IP, Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler, Name: vs.Name, Backends: []BackendState{}}
 		for _, n := range p.Nodes {
@@ -425,76 +417,6 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		st.Clients = append(st.Clients, ClientStatus{Name: c.Name, Namespace: c.Netns, IP: plan.Addr(c.IP)})
 	}
 	return st, nil
-}
-
-// ProbeTimeout is the kubelet's default readiness probe timeout.
-const ProbeTimeout = time.Second
-
-// ErrNotRunning is a probe's verdict on a pod with no process.
-var ErrNotRunning = errors.New("no process in the pod")
-
-// ProbeStatusError is an HTTP readiness probe's answer outside 200–399.
-type ProbeStatusError struct {
-	Path string
-	Code int
-}
-
-func (e *ProbeStatusError) Error() string {
-	return fmt.Sprintf("readiness: %s answered %d", e.Path, e.Code)
-}
-
-// Probe checks a pod's readiness as the kubelet would, from the pod's node.
-func Probe(ctx context.Context, p *plan.Plan, pod plan.Pod) error {
-	for _, n := range p.Nodes {
-		if n.Name == pod.Node {
-			return ProbeFrom(ctx, n.Netns, pod, ProbeTimeout)
-		}
-	}
-	return fmt.Errorf("pod %s: no node %q in the plan", pod.Name, pod.Node)
-}
-
-// ProbeFrom runs a pod's readiness probe from inside nodeNetns: its httpGet path, else a
-// TCP connect to its port, else (a UDP-only pod) whether its process runs. Errors wrap
-// what happened (errors.Is works with syscall.ECONNREFUSED, ErrNotRunning and
-// *ProbeStatusError), so a caller can tell a dead pod from a slow one.
-func ProbeFrom(ctx context.Context, nodeNetns string, pod plan.Pod, timeout time.Duration) error {
-	if pod.Probe.Type == "exec" || pod.Probe.Port == 0 {
-		if len(kernel.PIDsIn([]string{pod.Netns})[pod.Netns]) == 0 {
-			return ErrNotRunning
-		}
-		return nil
-	}
-	addr := net.JoinHostPort(plan.Addr(pod.IP), strconv.Itoa(int(pod.Probe.Port)))
-	conn, err := kernel.DialIn(nodeNetns, "tcp", addr, timeout)
-	if err != nil {
-		return fmt.Errorf("readiness: %w", err)
-	}
-	defer conn.Close()
-	if pod.Probe.Type != "http" {
-		return nil
-	}
-	path := pod.Probe.Path
-	if path == "" {
-		path = "/"
-	}
-	c := http.Client{Timeout: timeout, Transport: &http.Transport{
-		DialContext:       func(context.Context, string, string) (net.Conn, error) { return conn, nil },
-		DisableKeepAlives: true,
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", "kube-probe/netlab")
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("readiness: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return &ProbeStatusError{Path: path, Code: resp.StatusCode}
-	}
-	return nil
 }
 
 func endpointKey(svc, port, ip string, p int32) string {

@@ -28,6 +28,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"golang.org/x/sys/unix"
 )
 
@@ -398,7 +399,7 @@ func (t *tracer) send(ctx context.Context) error {
 	var rw net.Conn = conn
 	if t.u.Scheme == "https" {
 		pool := x509.NewCertPool()
-		if pem, err := os.ReadFile(filepath.Join(Dir(t.labName), "ca", "ca.crt")); err == nil {
+		if pem, err := os.ReadFile(rundir.ForLab(t.labName).CACert()); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
 		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
@@ -546,6 +547,9 @@ func (t *tracer) ingressHop() {
 	if t.u.Scheme != "http" && t.u.Scheme != "https" {
 		return
 	}
+	if port := int(t.target.Port()); port != int(t.p.Ingress.HTTPPort) && port != int(t.p.Ingress.HTTPSPort) {
+		return // not an ingress port: no access-log line to wait for
+	}
 	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
 	if !ok {
 		return
@@ -584,10 +588,10 @@ func (t *tracer) kubeProxyHop() {
 				spn += ":" + sp.Name
 			}
 			hop.Summary = fmt.Sprintf("on %s: Service %s %s: DNAT %s → %s (pod %s)", t.entryNode, spn, svcKind(svc, f.OrigDst), f.OrigDst, podAP, echo.Pod)
-			hop.Details = append(hop.Details, "iptables: "+strings.Join(chainPath(svc, spn, sp.Protocol, svcKind(svc, f.OrigDst), podAP.String()), " → "))
+			hop.Details = append(hop.Details, kubeProxyRulePath(p, t.entryNode, f, svc, spn, sp.Protocol, podAP))
 		}
 		if f.OrigSrc != f.ReplyDst {
-			hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (KUBE-MARK-MASQ, KUBE-POSTROUTING)", f.OrigSrc, f.ReplyDst))
+			hop.Details = append(hop.Details, fmt.Sprintf("masqueraded: source %s → %s (%s)", f.OrigSrc, f.ReplyDst, masqChains(p)))
 		} else {
 			hop.Details = append(hop.Details, fmt.Sprintf("source %s kept (no masquerade)", f.OrigSrc))
 		}
@@ -654,7 +658,7 @@ func resolveInLab(p *plan.Plan, ns, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a, nil
 	}
-	if b, err := os.ReadFile(filepath.Join(EtcNetns, ns, "hosts")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(rundir.EtcNetnsDir(ns), "hosts")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
 			for _, name := range f[min(1, len(f)):] {
@@ -757,9 +761,9 @@ type accessLine struct {
 
 // ingressLogLine finds the access-log line of a request id in the nodes' ingress logs.
 func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string, bool) {
-	for try := 0; try < 5; try++ {
+	for try := 0; try < 25; try++ {
 		for _, n := range p.Nodes {
-			f, err := os.Open(LogPath(labName, "ingress", n.Name))
+			f, err := os.Open(rundir.ForLab(labName).Log("ingress", n.Name))
 			if err != nil {
 				continue
 			}
@@ -777,7 +781,7 @@ func ingressLogLine(labName string, p *plan.Plan, id string) (accessLine, string
 			}
 			f.Close()
 		}
-		time.Sleep(20 * time.Millisecond) // the access log is written after the response
+		time.Sleep(20 * time.Millisecond) // the access log is written after the response (later on a loaded machine)
 	}
 	return accessLine{}, "", false
 }

@@ -14,6 +14,7 @@ import (
 	mdns "github.com/miekg/dns"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // resolvConf is what a namespace's /etc/netns/<ns>/resolv.conf says.
@@ -24,7 +25,7 @@ type resolvConf struct {
 }
 
 func readResolvConf(ns string) (resolvConf, bool) {
-	f, err := os.Open(filepath.Join(EtcNetns, ns, "resolv.conf"))
+	f, err := os.Open(filepath.Join(rundir.EtcNetnsDir(ns), "resolv.conf"))
 	if err != nil {
 		return resolvConf{}, false
 	}

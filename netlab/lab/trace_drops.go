@@ -172,5 +172,8 @@ func netfilterRule(ns string, dst netip.AddrPort) string {
 			}
 		}
 	}
+	if best == "" {
+		best = nftDropElement(ns, dst)
+	}
 	return best
 }

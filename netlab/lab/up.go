@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,14 +10,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -65,11 +63,11 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := Preflight(); err != nil {
 		return err
 	}
-	lk, err := lockLab(p.Lab)
+	lk, err := rundir.LockLab(p.Lab)
 	if err != nil {
 		return err
 	}
-	defer func() { lk.unlock(false) }()
+	defer func() { lk.Unlock(false) }()
 	if existing, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(existing) > 0 {
 		return saying{fmt.Sprintf("lab %s is already up (%d namespaces, e.g. %s): run `netlab down --name %s` first, or pick another --name",
 			p.Lab, len(existing), existing[0], p.Lab), ErrExists}
@@ -134,39 +132,22 @@ func Preflight() error {
 }
 
 func writeRuntime(_ context.Context, p *plan.Plan, o Options) error {
-	if err := os.MkdirAll(Dir(p.Lab), 0o700); err != nil {
+	d := rundir.ForLab(p.Lab)
+	if err := os.MkdirAll(d.Path(), 0o700); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(LogDir(p.Lab), 0o700); err != nil {
+	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return err
 	}
 	if len(o.Scenario) > 0 {
-		if err := os.WriteFile(filepath.Join(LogDir(p.Lab), ScenarioFile), o.Scenario, 0o600); err != nil {
+		if err := os.WriteFile(d.Scenario(), o.Scenario, 0o600); err != nil {
 			return err
 		}
 	}
-	if err := os.Chmod(Dir(p.Lab), 0o700); err != nil {
+	if err := os.Chmod(d.Path(), 0o700); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(PlanPath(p.Lab), b, 0o600)
-}
-
-// WriteFileAtomic replaces path with b at once (a temporary file, then a rename), so a
-// reader sees the old content or the new, never a part.
-func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp." + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return d.WritePlan(p)
 }
 
 // parallelism bounds the concurrent kernel calls and process starts of one up.
@@ -282,12 +263,12 @@ func conntrackSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 func verifyReady(ctx context.Context, p *plan.Plan, _ Options) error {
 	errs := make([]error, len(p.Pods))
 	_ = forEach(len(p.Pods), func(i int) error {
-		if err := Probe(ctx, p, p.Pods[i]); err != nil {
+		if err := rundir.Probe(ctx, p, p.Pods[i]); err != nil {
 			errs[i] = fmt.Errorf("pod %s: %w", p.Pods[i].Name, err)
 		}
 		return nil
 	})
-	if st, err := lb.LoadState(filepath.Join(Dir(p.Lab), lb.StateFile)); err == nil {
+	if st, err := rundir.ForLab(p.Lab).ReadLBState(); err == nil {
 		for _, vs := range st.Services {
 			if !strings.HasPrefix(vs.Name, "ingress-") {
 				continue // a LoadBalancer Service may rightly have no healthy node (ETP Local)
@@ -309,24 +290,21 @@ func verifyReady(ctx context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// etcNetnsMark records that netlab created /etc/netns, so down removes only its own.
-var etcNetnsMark = filepath.Join(RunDir, ".created-etc-netns")
-
 // writeHosts writes the namespaces' /etc/netns/<ns>/hosts and resolv.conf files.
 func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	if len(p.Hosts) == 0 && len(p.ResolvConfs) == 0 {
 		return nil
 	}
-	if _, err := os.Stat(EtcNetns); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(EtcNetns, 0o755); err != nil {
+	if _, err := os.Stat(rundir.EtcNetns); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(rundir.EtcNetns, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(etcNetnsMark, nil, 0o600); err != nil {
+		if err := os.WriteFile(rundir.EtcNetnsMark, nil, 0o600); err != nil {
 			return err
 		}
 	}
 	for _, hf := range p.Hosts {
-		dir := filepath.Join(EtcNetns, hf.Netns)
+		dir := rundir.EtcNetnsDir(hf.Netns)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -335,7 +313,7 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 		}
 	}
 	for _, rc := range p.ResolvConfs {
-		dir := filepath.Join(EtcNetns, rc.Netns)
+		dir := rundir.EtcNetnsDir(rc.Netns)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -421,10 +399,10 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 // yields nil once the agent reported ready, or an error if it exited first.
 func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error) {
 	restarts := 0
-	if rec, err := supervise.ReadRecord(Dir(lab), pr.Role, pr.Name); err == nil {
+	if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
 		restarts = rec.Restarts
 	}
-	_, done, err := supervise.Start(Dir(lab), LogDir(lab), pr, binary, restarts)
+	_, done, err := supervise.Start(rundir.ForLab(lab), pr, binary, restarts)
 	return done, err
 }
 

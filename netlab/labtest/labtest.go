@@ -24,6 +24,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -107,7 +108,7 @@ func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 			t.Errorf("namespaces left after down: %v", left)
 		}
 		if t.Failed() {
-			t.Logf("lab %s: its agent logs stay in %s", p.Lab, lab.LogDir(p.Lab))
+			t.Logf("lab %s: its agent logs stay in %s", p.Lab, rundir.ForLab(p.Lab).Logs())
 		} else if err := lab.PurgeLogs(p.Lab); err != nil {
 			t.Error(err)
 		}

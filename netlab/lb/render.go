@@ -60,7 +60,7 @@ func tableOf(chain string) string {
 	switch {
 	case strings.HasPrefix(chain, PrefixVS), strings.HasPrefix(chain, PrefixRS):
 		return "nat"
-	case strings.HasPrefix(chain, PrefixST):
+	case strings.HasPrefix(chain, PrefixST), strings.HasPrefix(chain, PrefixFW):
 		return "filter"
 	}
 	return ""
@@ -177,6 +177,7 @@ func Render(vss []VirtualService, existing []string) ([]byte, error) {
 		want[vsChain] = true
 		nat.declare(vsChain)
 		match := vipMatch(vs)
+		sourceFirewall(filter, vs, want)
 		nat.add(ChainServices, append(append([]string{}, match...),
 			"-m", "comment", "--comment", vs.label()+" virtual service", "-j", vsChain)...)
 

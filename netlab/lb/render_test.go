@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netlabdev/netlab/netlab/internal/iptablestest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -102,7 +103,7 @@ func TestRenderGolden(t *testing.T) {
 			for _, c := range c.existing {
 				switch tableOf(c) {
 				case "nat", "filter":
-					k.tables[tableOf(c)][c] = nil
+					k.declare(tableOf(c), c)
 				}
 			}
 			k.restore(got, true)
@@ -323,7 +324,7 @@ func TestTraceRandomWeights(t *testing.T) {
 	k.restore(out, true)
 	tr := newTracer(t, k)
 	r := rand.New(rand.NewPCG(3, 4))
-	tr.rand = r.Uint32
+	tr.Rand = r.Uint32
 	counts := map[string]int{}
 	for _, g := range trace(tr, vs, 4000, manyClients) {
 		counts[g]++
@@ -452,7 +453,7 @@ func TestTracePersistence(t *testing.T) {
 	}
 	// Past the timeout the client is scheduled again: a new client takes the next rr
 	// slot (the first server again), so the expired one gets the other server.
-	tr.now = tr.now.Add(31 * time.Second)
+	tr.Now = tr.Now.Add(31 * time.Second)
 	if z := trace(tr, vs, 1, func(int) string { return "203.0.113.4" })[0]; z != first {
 		t.Fatalf("rr slot after two connections: %s, want %s", z, first)
 	}
@@ -462,7 +463,7 @@ func TestTracePersistence(t *testing.T) {
 	}
 
 	// Its server fails: the persistence rule for it is gone and it gets the other one.
-	tr.now = tr.now.Add(time.Second)
+	tr.Now = tr.Now.Add(time.Second)
 	idx := slices.IndexFunc(vs.Backends, func(b Backend) bool { return b.Name == nextRR })
 	vs.Backends[idx].Healthy = false
 	apply(t, k, []VirtualService{vs})
@@ -503,7 +504,7 @@ func TestRerenderKeepsRealServerChains(t *testing.T) {
 	other := VirtualService{Name: "old", VIP: "203.0.113.101", Port: 8080, Backends: nodes(1, 31000)}
 	k := newFakeKernel(t)
 	apply(t, k, []VirtualService{vs, other})
-	rs := k.tables["nat"][RSChain(vs, vs.Backends[0])]
+	rs := k.Rules("nat", RSChain(vs, vs.Backends[0]))
 	if len(rs) != 1 {
 		t.Fatalf("RS chain has %d rules, want 1", len(rs))
 	}
@@ -520,7 +521,7 @@ func TestRerenderKeepsRealServerChains(t *testing.T) {
 	if strings.Contains(string(out), ":"+stBefore) || !slices.Contains(k.chains(), stBefore) {
 		t.Error("counter chain re-declared or replaced although only health changed")
 	}
-	if got := k.tables["nat"][RSChain(vs, vs.Backends[0])]; len(got) != 1 || got[0] != rs[0] {
+	if got := k.Rules("nat", RSChain(vs, vs.Backends[0])); len(got) != 1 || got[0] != rs[0] {
 		t.Error("RS chain of the failed server was rewritten or removed")
 	}
 
@@ -542,7 +543,7 @@ func TestJumpRules(t *testing.T) {
 		if j.Args[len(j.Args)-1] != j.Target || j.Args[len(j.Args)-2] != "-j" {
 			t.Errorf("jump %v does not end in -j %s", j.Args, j.Target)
 		}
-		if !slices.Contains(builtin[j.Table], j.Chain) {
+		if !iptablestest.IsBuiltin(j.Table, j.Chain) {
 			t.Errorf("jump from %s/%s: not a built-in chain", j.Table, j.Chain)
 		}
 		seen[j.Table+"/"+j.Target] = true

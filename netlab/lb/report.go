@@ -9,9 +9,6 @@ import (
 	"time"
 )
 
-// StateFile is the name of the lb agent's state file in the lab's runtime directory.
-const StateFile = "lb-state.json"
-
 // Flow is the part of a conntrack entry the report needs.
 type Flow struct {
 	Proto       string         // TCP or UDP

@@ -1,14 +1,12 @@
 package lb
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/netlabdev/netlab/netlab/iptables"
 )
 
 // SaveRule is one rule of iptables-save output.
@@ -31,92 +29,21 @@ type SaveState struct {
 // ParseSave reads iptables-save output, with or without -c counters.
 func ParseSave(b []byte) (SaveState, error) {
 	var st SaveState
-	table := ""
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		switch {
-		case line == "" || line[0] == '#' || line == "COMMIT":
-		case line[0] == '*':
-			table = line[1:]
-		case line[0] == ':':
-			f := strings.Fields(line[1:])
-			// Built-in chains carry a policy; user chains "-".
-			if len(f) >= 2 && f[1] == "-" {
-				st.Chains = append(st.Chains, f[0])
-			}
-		default:
-			var r SaveRule
-			r.Table = table
-			if line[0] == '[' {
-				end := strings.IndexByte(line, ']')
-				if end < 0 {
-					return st, fmt.Errorf("line %d: bad counters in %q", n, line)
-				}
-				p, b, ok := strings.Cut(line[1:end], ":")
-				var err1, err2 error
-				r.Packets, err1 = strconv.ParseUint(p, 10, 64)
-				r.Bytes, err2 = strconv.ParseUint(b, 10, 64)
-				if !ok || err1 != nil || err2 != nil {
-					return st, fmt.Errorf("line %d: bad counters in %q", n, line)
-				}
-				line = strings.TrimSpace(line[end+1:])
-			}
-			if !strings.HasPrefix(line, "-A ") {
-				return st, fmt.Errorf("line %d: unexpected %q", n, line)
-			}
-			r.Line = line
-			toks := splitRule(line)
-			if len(toks) > 1 {
-				r.Chain = toks[1]
-			}
-			for i := 0; i+1 < len(toks); i++ {
-				switch toks[i] {
-				case "--comment":
-					r.Comment = toks[i+1]
-				case "-j":
-					r.Target = toks[i+1]
-				}
-			}
-			st.Rules = append(st.Rules, r)
-		}
+	d, err := iptables.Parse(b)
+	if err != nil {
+		return st, fmt.Errorf("iptables-save output: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return st, fmt.Errorf("read iptables-save output: %w", err)
+	st.Chains = d.UserChains()
+	for _, t := range d.Tables {
+		for _, r := range t.Rules {
+			if r.Op != "-A" {
+				return st, fmt.Errorf("iptables-save output: line %d: unexpected %q", r.Line, r.Text)
+			}
+			st.Rules = append(st.Rules, SaveRule{Table: t.Name, Chain: r.Chain, Line: r.Text, Comment: r.Comment(),
+				Target: r.Target(), Packets: r.Counters.Packets, Bytes: r.Counters.Bytes})
+		}
 	}
 	return st, nil
-}
-
-// splitRule splits a rule line on spaces, keeping double-quoted words whole (unquoted).
-func splitRule(line string) []string {
-	var out []string
-	var cur strings.Builder
-	inQuote, escaped, has := false, false, false
-	for _, c := range line {
-		switch {
-		case escaped:
-			cur.WriteRune(c)
-			escaped = false
-		case c == '\\' && inQuote:
-			escaped = true
-		case c == '"':
-			inQuote = !inQuote
-			has = true
-		case c == ' ' && !inQuote:
-			if has || cur.Len() > 0 {
-				out = append(out, cur.String())
-			}
-			cur.Reset()
-			has = false
-		default:
-			cur.WriteRune(c)
-		}
-	}
-	if has || cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 // MissingJumps lists the JumpRules that are not in the saved rules yet.
@@ -246,35 +173,6 @@ func (s State) ShownWeight(b Backend) int {
 		return 0
 	}
 	return b.Weight
-}
-
-// WriteState writes the state file atomically (temporary file and rename).
-func WriteState(path string, st State) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode lb state: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write lb state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write lb state: %w", err)
-	}
-	return nil
-}
-
-// LoadState reads a state file written by WriteState.
-func LoadState(path string) (*State, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read lb state: %w", err)
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("decode lb state %s: %w", path, err)
-	}
-	return &st, nil
 }
 
 // BackendKey identifies a backend of a virtual service in State.Probes.

@@ -57,6 +57,9 @@ type VirtualService struct {
 	Persistence time.Duration `json:"persistence,omitempty"`
 	// Backends are the real servers in scheduling order.
 	Backends []Backend `json:"backends"`
+	// SourceRanges, when set, are the only source CIDRs that reach the VIP (a LoadBalancer
+	// Service's loadBalancerSourceRanges, as a cloud LB's firewall applies them).
+	SourceRanges []string `json:"sourceRanges,omitempty"`
 }
 
 // Backend is one real server of a virtual service.
@@ -170,6 +173,9 @@ func Validate(vss []VirtualService) error {
 		}
 		if err := ValidatePersistence(vs.Persistence); err != nil {
 			bad("%v", err)
+		}
+		if r := invalidSourceRanges(vs.SourceRanges); len(r) > 0 {
+			bad("source ranges %v are not IPv4 CIDRs", r)
 		}
 		if other, ok := seen[vs.Key()]; ok {
 			bad("duplicates %s (%s)", vs.Key(), other)

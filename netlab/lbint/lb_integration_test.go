@@ -30,10 +30,10 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -142,7 +142,7 @@ func healthyBy(t *testing.T, deadline time.Time, lab string, service string, wan
 	t.Helper()
 	var last []string
 	for {
-		st, err := lb.LoadState(stateFile(lab))
+		st, err := rundir.ReadLBStateFile(stateFile(lab))
 		if err == nil {
 			for _, vs := range st.Services {
 				if vs.Name != service {
@@ -168,7 +168,7 @@ func healthyBy(t *testing.T, deadline time.Time, lab string, service string, wan
 	return lb.VirtualService{}
 }
 
-func stateFile(name string) string { return filepath.Join(lab.Dir(name), lb.StateFile) }
+func stateFile(name string) string { return rundir.ForLab(name).LBState() }
 
 // requests sends n sequential requests, each on a new connection, and returns the node
 // that answered each; every answer must show the client's own address.
@@ -412,7 +412,7 @@ func TestIntegrationLBFailover(t *testing.T) {
 	if c := count(requests(t, cns, cip, vip, 9)); c[victim] == 0 {
 		t.Fatalf("after recovering %s it gets nothing: %v", victim, c)
 	}
-	logs, _ := os.ReadFile(lab.LogPath(p.Lab, "lb", "lb"))
+	logs, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("lb", "lb"))
 	for _, want := range []string{`"real server down"`, `"real server up"`, `"node":"` + victim + `"`} {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("lb agent log lacks %s", want)
@@ -470,7 +470,7 @@ func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st2, err := lb.LoadState(stateFile(p.Lab))
+	st2, err := rundir.ReadLBStateFile(stateFile(p.Lab))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/scenario"
@@ -83,7 +84,7 @@ func (b *builder) build(name string) (*Plan, error) {
 		Mode: net.Mode, WanCIDR: net.WanCIDR, NodeCIDR: net.NodeCIDR, PodCIDR: net.PodCIDR,
 		ServiceCIDR: net.ServiceCIDR, NodePortRange: fmt.Sprintf("%d-%d", NodePortMin, NodePortMax),
 		ClientRoutesToPods: net.ClientRoutesToPods,
-	}}
+	}, KubeProxy: KubeProxyConfig{Mode: lab.Spec.KubeProxy.Mode}}
 	b.p = p
 	in := lab.Spec.Ingress
 	p.Ingress = IngressConfig{ClassName: in.ClassName, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
@@ -534,6 +535,11 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		obj := fmt.Sprintf("Service %s/%s", s.Namespace, s.Name)
 		ps := Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
 			ExternalIPs: s.Spec.ExternalIPs, PublishNotReady: s.Spec.PublishNotReadyAddresses}
+		for _, r := range s.Spec.LoadBalancerSourceRanges {
+			if pr, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil && pr.Addr().Is4() {
+				ps.LoadBalancerSourceRanges = append(ps.LoadBalancerSourceRanges, pr.Masked().String())
+			}
+		}
 		if s.Spec.Type == corev1.ServiceTypeExternalName {
 			// A CNAME in the cluster DNS: no ClusterIP, no endpoints, no rules.
 			ps.ExternalName = s.Spec.ExternalName
@@ -626,7 +632,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			for _, sp := range ps.Ports {
 				vs := VirtualServ{Name: fmt.Sprintf("%s/%s:%s", s.Namespace, s.Name, portLabel(sp)), IP: ps.LoadBalancerIP,
 					Port: sp.Port, Protocol: sp.Protocol, Scheduler: sched, Persistence: pers, NodePort: sp.NodePort,
-					Service: s.Namespace + "/" + s.Name}
+					Service: s.Namespace + "/" + s.Name, SourceRanges: ps.LoadBalancerSourceRanges}
 				if ps.ExternalTrafficLocal {
 					vs.CheckPort, vs.CheckPath = ps.HealthCheckNodePort, "/healthz"
 				}

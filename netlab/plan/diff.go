@@ -245,6 +245,8 @@ func refusals(old, cur *Plan) []Refusal {
 	add("spec.network.podCIDR", old.Network.PodCIDR, cur.Network.PodCIDR)
 	add("spec.network.serviceCIDR", old.Network.ServiceCIDR, cur.Network.ServiceCIDR)
 	add("spec.network.clientRoutesToPods", old.Network.ClientRoutesToPods, cur.Network.ClientRoutesToPods)
+	// kube-proxy's mode is how every node's table is built: a new lab.
+	add("spec.kubeProxy.mode", orIPTables(old.KubeProxy.Mode), orIPTables(cur.KubeProxy.Mode))
 	// The pod slices follow from nodePodMaskSize: a changed one shows in the nodes.
 	nodeNames := func(p *Plan) []string {
 		var n []string
@@ -281,4 +283,11 @@ func show(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func orIPTables(mode string) string {
+	if mode == "" {
+		return "iptables"
+	}
+	return mode
 }

@@ -314,7 +314,7 @@ ingress.networking.k8s.io/app deleted`
 func TestCompareRefusesWhatCannotChangeLive(t *testing.T) {
 	old := mustPlan(t, liveBase(), "")
 	edited := strings.Replace(liveBase(), "{name: node-2, labels: {zone: b}}]", "{name: node-2, labels: {zone: b}}, {name: node-3}]", 1)
-	edited = strings.Replace(edited, "  loadBalancer:", "  network: {mode: vxlan, podCIDR: 10.250.0.0/16}\n  loadBalancer:", 1)
+	edited = strings.Replace(edited, "  loadBalancer:", "  network: {mode: vxlan, podCIDR: 10.250.0.0/16}\n  kubeProxy: {mode: nftables}\n  loadBalancer:", 1)
 	s, err := scenario.Parse("t.yaml", []byte(edited))
 	if err != nil {
 		t.Fatal(err)
@@ -332,10 +332,10 @@ func TestCompareRefusesWhatCannotChangeLive(t *testing.T) {
 	for _, r := range re.Refusals {
 		fields = append(fields, r.Field)
 	}
-	if got := strings.Join(fields, ","); got != "spec.network.mode,spec.network.podCIDR,spec.nodes" {
+	if got := strings.Join(fields, ","); got != "spec.network.mode,spec.network.podCIDR,spec.kubeProxy.mode,spec.nodes" {
 		t.Fatalf("refused fields %s", got)
 	}
-	for _, w := range []string{"spec.nodes: [node-1, node-2] → [node-1, node-2, node-3]", "spec.network.mode: host-gw → vxlan"} {
+	for _, w := range []string{"spec.nodes: [node-1, node-2] → [node-1, node-2, node-3]", "spec.network.mode: host-gw → vxlan", "spec.kubeProxy.mode: iptables → nftables"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Fatalf("error %q lacks %q", err, w)
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 )
 
 // ServicePorts returns the plan's Services as kube-proxy service ports, one per Service
@@ -27,8 +28,9 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 			kp := kubeproxy.ServicePort{
 				Namespace: s.Namespace, Name: s.Name, PortName: sp.Name, Protocol: sp.Protocol,
 				ClusterIP: s.ClusterIP, Port: sp.Port, NodePort: sp.NodePort,
-				ExternalIPs:   s.ExternalIPs,
-				ExternalLocal: s.ExternalTrafficLocal, InternalLocal: s.InternalTrafficLocal,
+				ExternalIPs:              s.ExternalIPs,
+				LoadBalancerSourceRanges: s.LoadBalancerSourceRanges,
+				ExternalLocal:            s.ExternalTrafficLocal, InternalLocal: s.InternalTrafficLocal,
 				HealthCheckNodePort: s.HealthCheckNodePort,
 				AffinityClientIP:    s.SessionAffinityClient, AffinitySeconds: s.AffinitySeconds,
 				Endpoints: []kubeproxy.Endpoint{},
@@ -58,18 +60,23 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 func (p *Plan) ProxyNode(name string) (kubeproxy.Node, error) {
 	for _, n := range p.Nodes {
 		if n.Name == name {
-			return kubeproxy.Node{Name: n.Name, IP: addrOf(n.IP), ClusterCIDR: p.Network.PodCIDR}, nil
+			return kubeproxy.Node{Name: n.Name, IP: addrOf(n.IP), ClusterCIDR: p.Network.PodCIDR,
+				ServiceCIDR: p.Network.ServiceCIDR}, nil
 		}
 	}
 	return kubeproxy.Node{}, fmt.Errorf("lab %s has no node %q", p.Lab, name)
 }
 
-// NodeRules returns the iptables-restore input kube-proxy writes on node when every pod
-// is ready: what `netlab plan` prints.
+// NodeRules returns what kube-proxy writes on node when every pod is ready, in the lab's
+// mode: iptables-restore input, or in nftables mode the table ip kube-proxy as nft
+// commands (kube-proxy's dump). It is what `netlab plan` prints.
 func (p *Plan) NodeRules(node string) ([]byte, error) {
 	n, err := p.ProxyNode(node)
 	if err != nil {
 		return nil, err
+	}
+	if p.NFTables() {
+		return nftables.Dump(nftables.Render(n, p.ServicePorts(nil))), nil
 	}
 	return kubeproxy.Render(n, p.ServicePorts(nil), nil), nil
 }

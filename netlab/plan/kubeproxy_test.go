@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/internal/iptablestest"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 )
 
@@ -18,9 +19,14 @@ func TestNodeRulesOfTheDefaultLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs, err := kubeproxy.ParseRules(rules)
-		if err != nil {
-			t.Fatalf("%s: rules do not parse: %v", n.Name, err)
+		k := iptablestest.NewKernel()
+		for _, j := range kubeproxy.JumpRules() {
+			if err := k.Insert(j.Table, j.Chain, 1, j.Args); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := k.Restore(rules); err != nil {
+			t.Fatalf("%s: rules do not load: %v", n.Name, err)
 		}
 		node, _ := p.ProxyNode(n.Name)
 		// Every Service port reaches exactly its pods' addresses from a pod of this node.
@@ -30,12 +36,15 @@ func TestNodeRulesOfTheDefaultLab(t *testing.T) {
 				want = append(want, ep.String())
 			}
 			slices.Sort(want)
-			outs, err := rs.Trace(kubeproxy.Packet{Src: Addr(n.Gateway), Dst: sp.ClusterIP, DPort: int(sp.Port), Proto: sp.Protocol},
-				kubeproxy.TraceEnv{LocalIPs: []string{node.IP, Addr(n.Gateway)}})
+			tr, err := iptablestest.NewTracer(k, node.IP, Addr(n.Gateway)) // fresh xt_recent lists
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := kubeproxy.Targets(outs); !slices.Equal(got, want) {
+			outs, err := tr.Trace(iptablestest.Packet{Src: Addr(n.Gateway), Dst: sp.ClusterIP, DPort: int(sp.Port), Proto: sp.Protocol})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := iptablestest.Targets(outs); !slices.Equal(got, want) {
 				t.Errorf("%s: %s reaches %v, want %v", n.Name, sp.ServicePortName(), got, want)
 			}
 		}

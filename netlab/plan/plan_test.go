@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"go/build"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -270,55 +268,6 @@ func TestLabNames(t *testing.T) {
 	}
 	if HostVethName("demo", "web-1") == HostVethName("demo2", "web-1") {
 		t.Error("host veth names must differ between labs")
-	}
-}
-
-// TestPurePackages holds the design rule for every pure package in one place: no kernel
-// library, no process, directly or through a dependency; and each package's own limit on
-// what it may import beyond the standard library.
-func TestPurePackages(t *testing.T) {
-	// Beyond the standard library, each pure package may import only these.
-	allowed := map[string][]string{
-		"scenario":  {"k8s.io/api/", "k8s.io/apimachinery/", "sigs.k8s.io/yaml", "sigs.k8s.io/json"},
-		"plan":      {"github.com/netlabdev/netlab/netlab/scenario", "github.com/netlabdev/netlab/netlab/kubeproxy", "k8s.io/api/", "k8s.io/apimachinery/"},
-		"kubeproxy": nil,
-		"lb":        nil,
-		"dns":       {"github.com/miekg/dns", "github.com/netlabdev/netlab/netlab/plan"},
-		"ingress":   {"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"},
-	}
-	forbidden := map[string]bool{"os/exec": true, "unsafe": true} // syscall is fine for error numbers
-	for pkg, allow := range allowed {
-		bp, err := build.ImportDir(filepath.Join("..", pkg), 0)
-		if err != nil {
-			t.Fatalf("%s: %v", pkg, err)
-		}
-		if len(bp.GoFiles) == 0 {
-			t.Fatalf("%s: no source files", pkg)
-		}
-		for _, imp := range bp.Imports {
-			first, _, _ := strings.Cut(imp, "/")
-			ok := !strings.Contains(first, ".") && !forbidden[imp]
-			for _, a := range allow {
-				ok = ok || strings.HasPrefix(imp, a)
-			}
-			if !ok {
-				t.Errorf("pure package %s imports %s", pkg, imp)
-			}
-		}
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go tool not on PATH: transitive check skipped")
-	}
-	for pkg := range allowed {
-		out, err := exec.Command("go", "list", "-deps", "github.com/netlabdev/netlab/netlab/"+pkg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
-		}
-		for _, bad := range []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "github.com/coreos/go-iptables", "netlab/netlab/kernel"} {
-			if strings.Contains(string(out), bad+"\n") {
-				t.Errorf("pure package %s depends on %s", pkg, bad)
-			}
-		}
 	}
 }
 

@@ -12,6 +12,8 @@ type Plan struct {
 	Clients  []Client `json:"clients"`
 
 	Ingress IngressConfig `json:"ingress"`
+	// KubeProxy is how every node's kube-proxy agent programs Services.
+	KubeProxy KubeProxyConfig `json:"kubeProxy"`
 	// DNS is the cluster DNS; nil when the Lab turns it off.
 	DNS *DNS `json:"dns,omitempty"`
 
@@ -46,6 +48,16 @@ type Network struct {
 	NodePortRange      string `json:"nodePortRange"`
 	ClientRoutesToPods bool   `json:"clientRoutesToPods,omitempty"`
 }
+
+// KubeProxyConfig is the kube-proxy agents' configuration.
+type KubeProxyConfig struct {
+	// Mode is "iptables" or "nftables" ("" reads as iptables, for plans written before
+	// the field existed).
+	Mode string `json:"mode"`
+}
+
+// NFTables reports whether the lab's kube-proxy runs in nftables mode.
+func (p *Plan) NFTables() bool { return p.KubeProxy.Mode == "nftables" }
 
 // IngressConfig is what every node's ingress agent serves.
 type IngressConfig struct {
@@ -107,6 +119,9 @@ type VirtualServ struct {
 	CheckPort int32  `json:"checkPort,omitempty"`
 	CheckPath string `json:"checkPath,omitempty"`
 	Service   string `json:"service,omitempty"` // namespace/name for LoadBalancer Services
+	// SourceRanges are the Service's loadBalancerSourceRanges: the only clients the VIP
+	// accepts (empty: every client).
+	SourceRanges []string `json:"sourceRanges,omitempty"`
 }
 
 // Node is a worker node.
@@ -196,21 +211,24 @@ type Client struct {
 
 // Service is a Kubernetes Service with its allocations.
 type Service struct {
-	Namespace             string            `json:"namespace"`
-	Name                  string            `json:"name"`
-	Type                  string            `json:"type"`
-	ClusterIP             string            `json:"clusterIP"`
-	Selector              map[string]string `json:"selector"`
-	Ports                 []ServicePort     `json:"ports"`
-	LoadBalancerIP        string            `json:"loadBalancerIP,omitempty"`
-	ExternalIPs           []string          `json:"externalIPs,omitempty"`
-	ExternalTrafficLocal  bool              `json:"externalTrafficLocal,omitempty"`
-	InternalTrafficLocal  bool              `json:"internalTrafficLocal,omitempty"`
-	HealthCheckNodePort   int32             `json:"healthCheckNodePort,omitempty"`
-	SessionAffinityClient bool              `json:"sessionAffinityClientIP,omitempty"`
-	AffinitySeconds       int32             `json:"affinitySeconds,omitempty"`
-	LBScheduler           string            `json:"lbScheduler,omitempty"`
-	LBPersistence         string            `json:"lbPersistence,omitempty"`
+	Namespace      string            `json:"namespace"`
+	Name           string            `json:"name"`
+	Type           string            `json:"type"`
+	ClusterIP      string            `json:"clusterIP"`
+	Selector       map[string]string `json:"selector"`
+	Ports          []ServicePort     `json:"ports"`
+	LoadBalancerIP string            `json:"loadBalancerIP,omitempty"`
+	ExternalIPs    []string          `json:"externalIPs,omitempty"`
+	// LoadBalancerSourceRanges are the CIDRs allowed to reach the LoadBalancer IP
+	// (canonical form); empty allows every source.
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+	ExternalTrafficLocal     bool     `json:"externalTrafficLocal,omitempty"`
+	InternalTrafficLocal     bool     `json:"internalTrafficLocal,omitempty"`
+	HealthCheckNodePort      int32    `json:"healthCheckNodePort,omitempty"`
+	SessionAffinityClient    bool     `json:"sessionAffinityClientIP,omitempty"`
+	AffinitySeconds          int32    `json:"affinitySeconds,omitempty"`
+	LBScheduler              string   `json:"lbScheduler,omitempty"`
+	LBPersistence            string   `json:"lbPersistence,omitempty"`
 	// ExternalName is an ExternalName Service's CNAME target (no ClusterIP, no rules).
 	ExternalName string `json:"externalName,omitempty"`
 	// PublishNotReady is spec.publishNotReadyAddresses: every endpoint counts as ready.

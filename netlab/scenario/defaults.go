@@ -54,6 +54,7 @@ func (s *Scenario) ApplyDefaults() {
 		}
 	}
 	def(&n.Mode, ModeHostGW)
+	def(&s.Lab.Spec.KubeProxy.Mode, ProxyModeIPTables)
 	def(&n.WanCIDR, DefaultWanCIDR)
 	def(&n.NodeCIDR, DefaultNodeCIDR)
 	def(&n.PodCIDR, DefaultPodCIDR)

@@ -40,8 +40,22 @@ type LabSpec struct {
 	Network      Network     `json:"network,omitempty"`
 	LoadBalancer LBSpec      `json:"loadBalancer,omitempty"`
 	Ingress      IngressSpec `json:"ingress,omitempty"`
+	KubeProxy    KubeProxy   `json:"kubeProxy,omitempty"`
 	DNS          DNSSpec     `json:"dns,omitempty"`
 }
+
+// KubeProxy configures every node's kube-proxy agent.
+type KubeProxy struct {
+	// Mode is iptables (default) or nftables, as kube-proxy's --proxy-mode. A lab keeps
+	// its mode: changing it means a new lab.
+	Mode string `json:"mode,omitempty"`
+}
+
+// kube-proxy modes.
+const (
+	ProxyModeIPTables = "iptables"
+	ProxyModeNFTables = "nftables"
+)
 
 // DNSSpec configures the cluster DNS: pods coredns-1..N in namespace kube-system behind
 // Service kube-system/kube-dns at the tenth address of the service CIDR.

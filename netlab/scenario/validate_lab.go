@@ -142,6 +142,10 @@ func (v *validator) lab() {
 		}
 	}
 
+	if m := sp.KubeProxy.Mode; m != ProxyModeIPTables && m != ProxyModeNFTables {
+		v.errf(w, "spec.kubeProxy.mode", "must be %s or %s, got %q", ProxyModeIPTables, ProxyModeNFTables, m)
+	}
+
 	// Load balancer.
 	lb := &sp.LoadBalancer
 	if a := parseIP(lb.VIP); !a.IsValid() {

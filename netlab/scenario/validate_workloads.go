@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -325,6 +326,18 @@ func (v *validator) service(svc *Service) {
 	}
 	if sp.ExternalName != "" {
 		v.warnf(w, "spec.externalName", "ignored: only ExternalName Services use it")
+	}
+	if len(sp.ExternalIPs) > 0 {
+		// kube-proxy's rules match them on every node; the lab's LB does not announce them.
+		v.warnf(w, "spec.externalIPs", "kube-proxy's rules for them are written on every node, but nothing routes them to a node: only pods and nodes reach them")
+	}
+	for i, r := range sp.LoadBalancerSourceRanges {
+		f := fmt.Sprintf("spec.loadBalancerSourceRanges[%d]", i)
+		if p, err := netip.ParsePrefix(strings.TrimSpace(r)); err != nil || !p.Addr().Is4() {
+			v.errf(w, f, "must be an IPv4 CIDR such as 203.0.113.0/24, got %q", r)
+		} else if !isLB {
+			v.warnf(w, f, "ignored: only LoadBalancer Services use it")
+		}
 	}
 
 	// Annotations: netlab.dev/* is the lab's API, the rest is not modelled.

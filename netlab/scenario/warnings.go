@@ -33,7 +33,7 @@ var (
 	modelledServiceSpec = []string{"type", "selector", "ports", "clusterIP", "clusterIPs",
 		"externalTrafficPolicy", "internalTrafficPolicy", "healthCheckNodePort",
 		"sessionAffinity", "sessionAffinityConfig", "loadBalancerIP", "ipFamilies", "ipFamilyPolicy", "externalName",
-		"publishNotReadyAddresses"}
+		"publishNotReadyAddresses", "externalIPs", "loadBalancerSourceRanges"}
 	modelledServicePort = []string{"name", "protocol", "port", "targetPort", "nodePort"}
 	modelledIngressSpec = []string{"ingressClassName", "defaultBackend", "tls", "rules"}
 	modelledSecret      = []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}

@@ -91,9 +91,8 @@ spec:
   rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
 `},
 			warns: []string{
-				`bad.yaml: Service default/web: spec.externalIPs: not modelled by the lab, ignored`,
-				`bad.yaml: Service default/web: spec.loadBalancerSourceRanges: not modelled by the lab, ignored`,
 				`bad.yaml: Service default/web: spec.externalName: ignored: only ExternalName Services use it`,
+				`bad.yaml: Service default/web: spec.externalIPs: kube-proxy's rules for them are written on every node, but nothing routes them to a node: only pods and nodes reach them`,
 				`bad.yaml: Service default/web: spec.ipFamilies: ignored: the lab is IPv4 single-stack`,
 				`bad.yaml: Service default/web: spec.ipFamilyPolicy: ignored: the lab is IPv4 single-stack`,
 				`bad.yaml: Service default/web: spec.ports[0].appProtocol: not modelled by the lab, ignored`,

@@ -1,8 +1,11 @@
 package supervise
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestBackoffShape(t *testing.T) {
@@ -19,8 +22,8 @@ func TestBackoffShape(t *testing.T) {
 }
 
 func TestTryLockRefusesAGoneLab(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := TryLock(dir+"/.x.lock", dir+"/plan.json"); err != ErrGone {
+	d := rundir.At(filepath.Join(t.TempDir(), "x"))
+	if _, err := TryLock(d); err != ErrGone {
 		t.Errorf("no lock file: %v, want ErrGone", err)
 	}
 }

@@ -14,9 +14,6 @@ func Guard(ctx context.Context, cfg Config, log *slog.Logger) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 500 * time.Millisecond
 	}
-	if cfg.LogDir == "" {
-		cfg.LogDir = LogDir(cfg.Lab)
-	}
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	failures := 0
@@ -60,7 +57,7 @@ func Guard(ctx context.Context, cfg Config, log *slog.Logger) {
 }
 
 func restartSupervisor(cfg Config) error {
-	lk, err := TryLock(cfg.LockPath, cfg.planPath())
+	lk, err := TryLock(cfg.Dir)
 	if err != nil {
 		return err
 	}
@@ -69,7 +66,7 @@ func restartSupervisor(cfg Config) error {
 	if err != nil || rec.Alive() {
 		return nil
 	}
-	_, ready, err := Start(cfg.Dir, cfg.LogDir, SupervisorProcess(cfg.Lab), cfg.Binary, rec.Restarts+1)
+	_, ready, err := Start(cfg.Dir, SupervisorProcess(cfg.Lab), cfg.Binary, rec.Restarts+1)
 	if err != nil {
 		return err
 	}

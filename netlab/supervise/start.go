@@ -16,13 +16,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // ReadyFDEnv names the environment variable holding an agent's readiness pipe.
@@ -36,26 +36,6 @@ func SupervisorProcess(lab string) plan.Process {
 	pr := Supervisor
 	pr.Args = []string{"agent", "supervisor", "--lab", lab}
 	return pr
-}
-
-// LogRoot holds every lab's agent logs, one directory per lab; they outlive the lab.
-const LogRoot = "/run/netlab-logs"
-
-// LogDir is a lab's log directory.
-func LogDir(lab string) string { return filepath.Join(LogRoot, lab) }
-
-// LogPath is an agent's log file in a lab's log directory.
-func LogPath(logDir, role, name string) string {
-	return filepath.Join(logDir, role+"-"+name+".log")
-}
-
-// LockPath is the lock file of lab in runDir (the parent of every lab's runtime
-// directory), held by up, down and drills while they change the lab.
-func LockPath(runDir, lab string) string { return filepath.Join(runDir, "."+lab+".lock") }
-
-// PIDPath is where the starter of an agent records it.
-func PIDPath(dir, role, name string) string {
-	return filepath.Join(dir, "pids", role+"-"+name+".json")
 }
 
 // Record is an agent's pid file: which process runs it and how often it was restarted.
@@ -76,59 +56,45 @@ func (r Record) Alive() bool {
 }
 
 // ReadRecord reads an agent's pid file.
-func ReadRecord(dir, role, name string) (Record, error) {
+func ReadRecord(d rundir.Dir, role, name string) (Record, error) {
 	var r Record
-	b, err := os.ReadFile(PIDPath(dir, role, name))
+	b, err := os.ReadFile(d.PIDFile(role, name))
 	if err != nil {
 		return r, err
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("decode %s: %w", PIDPath(dir, role, name), err)
+		return r, fmt.Errorf("decode %s: %w", d.PIDFile(role, name), err)
 	}
 	return r, nil
 }
 
 // WriteRecord replaces an agent's pid file at once.
-func WriteRecord(dir, role, name string, r Record) error {
+func WriteRecord(d rundir.Dir, role, name string, r Record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	path := PIDPath(dir, role, name)
+	path := d.PIDFile(role, name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp." + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return rundir.WriteFileAtomic(path, b, 0o600)
 }
 
-// StoppedPath marks an agent stopped on purpose (`netlab pod kill`): the supervisor
-// leaves it down until the mark is removed (`netlab pod start`).
-func StoppedPath(dir, role, name string) string {
-	return filepath.Join(dir, "pids", role+"-"+name+".stopped")
-}
-
-// Stopped says whether an agent is stopped on purpose.
-func Stopped(dir, role, name string) bool {
-	_, err := os.Stat(StoppedPath(dir, role, name))
+// Stopped says whether an agent is stopped on purpose (rundir's StoppedMark).
+func Stopped(d rundir.Dir, role, name string) bool {
+	_, err := os.Stat(d.StoppedMark(role, name))
 	return err == nil
 }
 
 // Start starts one agent detached (its own session) inside its namespace, its output
 // appended to its log file, and records it in its pid file with restarts. The returned
 // channel yields nil once the agent reported ready, or an error if it exited first.
-func Start(dir, logDir string, pr plan.Process, binary string, restarts int) (int, <-chan error, error) {
-	if err := os.MkdirAll(logDir, 0o700); err != nil {
+func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-chan error, error) {
+	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return 0, nil, err
 	}
-	logf, err := os.OpenFile(LogPath(logDir, pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(d.Log(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, nil, fmt.Errorf("agent log: %w", err)
 	}
@@ -165,7 +131,7 @@ func Start(dir, logDir string, pr plan.Process, binary string, restarts int) (in
 	}
 	pid := cmd.Process.Pid
 	rec := Record{PID: pid, Start: kernel.StartTime(pid), Restarts: restarts, Started: time.Now().UTC()}
-	if err := WriteRecord(dir, pr.Role, pr.Name, rec); err != nil {
+	if err := WriteRecord(d, pr.Role, pr.Name, rec); err != nil {
 		return pid, nil, fmt.Errorf("record %s agent %s: %w", pr.Role, pr.Name, err)
 	}
 	done := make(chan error, 1)
@@ -192,9 +158,11 @@ var ErrGone = errors.New("lab is gone")
 // Lock is a held lab lock.
 type Lock struct{ f *os.File }
 
-// TryLock takes the lab's lock file without waiting and without creating it: a lab whose
-// lock file or plan is gone is being taken down, and nothing may be started in it.
-func TryLock(lockPath, planPath string) (*Lock, error) {
+// TryLock takes the lab's lock file (d.Lock()) without waiting and without creating it:
+// a lab whose lock file or plan is gone is being taken down, and nothing may be started
+// in it.
+func TryLock(d rundir.Dir) (*Lock, error) {
+	lockPath, planPath := d.Lock(), d.Plan()
 	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,9 +48,6 @@ const (
 	StateUnknown  = "NotStarted"
 )
 
-// StatusFileName is the supervisor's report in the lab's runtime directory.
-const StatusFileName = "supervisor.json"
-
 // AgentState is one agent in the supervisor's report.
 type AgentState struct {
 	Role     string    `json:"role"`
@@ -70,8 +67,8 @@ type Report struct {
 }
 
 // ReadReport reads the supervisor's report of the lab in dir.
-func ReadReport(dir string) (*Report, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StatusFileName))
+func ReadReport(d rundir.Dir) (*Report, error) {
+	b, err := os.ReadFile(d.SupervisorReport())
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +82,8 @@ func ReadReport(dir string) (*Report, error) {
 // Config configures a supervisor.
 type Config struct {
 	Lab      string
-	Dir      string // the lab's runtime directory
-	LogDir   string // the lab's log directory (default LogDir(Lab))
-	LockPath string // the lab's lock file (held by up, down and drills)
-	Binary   string // netlab executable (default: this one)
+	Dir      rundir.Dir // the lab's runtime and log directories; its lock beside it
+	Binary   string     // netlab executable (default: this one)
 	Interval time.Duration
 }
 
@@ -104,16 +99,11 @@ type watched struct {
 	ready    <-chan error
 }
 
-func (c *Config) planPath() string { return filepath.Join(c.Dir, "plan.json") }
-
 // Run watches every agent of the lab's plan and restarts those that die, until ctx ends
 // or the lab goes away. ready is called once every running agent has been adopted.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 250 * time.Millisecond
-	}
-	if cfg.LogDir == "" {
-		cfg.LogDir = LogDir(cfg.Lab)
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -137,14 +127,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error 
 			return nil
 		}
 		// Learn the agents: the plan may change under live changes (apply, scale).
-		st, err := os.Stat(cfg.planPath())
+		st, err := os.Stat(cfg.Dir.Plan())
 		if err != nil {
 			if gone++; gone >= 2 {
 				log.Info("lab is gone, supervisor exits", "lab", cfg.Lab)
 				return nil
 			}
 		} else if gone = 0; !st.ModTime().Equal(planMod) {
-			if p, err := readPlan(cfg.planPath()); err == nil {
+			if p, err := cfg.Dir.ReadPlan(); err == nil {
 				planMod = st.ModTime()
 				keep := map[string]bool{}
 				for _, pr := range p.Processes {
@@ -289,7 +279,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error 
 // restart starts the agent again under the lab's lock, unless someone else started it
 // or stopped it on purpose in the meantime.
 func restart(cfg Config, w *watched) error {
-	lk, err := TryLock(cfg.LockPath, cfg.planPath())
+	lk, err := TryLock(cfg.Dir)
 	if err != nil {
 		return err
 	}
@@ -303,7 +293,7 @@ func restart(cfg Config, w *watched) error {
 	}
 	// A live change (apply, scale, rollout) may have let the pod go since the death was
 	// seen: only what the plan still runs, and not as leaving, is started again.
-	p, err := readPlan(cfg.planPath())
+	p, err := cfg.Dir.ReadPlan()
 	if err != nil {
 		return ErrGone
 	}
@@ -313,7 +303,7 @@ func restart(cfg Config, w *watched) error {
 	if w.pr.Netns != "" && !kernel.NetnsExists(w.pr.Netns) {
 		return fmt.Errorf("namespace %s is missing", w.pr.Netns)
 	}
-	pid, ready, err := Start(cfg.Dir, cfg.LogDir, w.pr, cfg.Binary, rec.Restarts+1)
+	pid, ready, err := Start(cfg.Dir, w.pr, cfg.Binary, rec.Restarts+1)
 	if err != nil {
 		return err
 	}
@@ -323,7 +313,7 @@ func restart(cfg Config, w *watched) error {
 }
 
 // stillRuns says whether the plan still has the process, and (for a pod) not leaving.
-func stillRuns(p *plan.Plan, pr plan.Process, dir string) bool {
+func stillRuns(p *plan.Plan, pr plan.Process, d rundir.Dir) bool {
 	found := false
 	for _, q := range p.Processes {
 		if q.Role == pr.Role && q.Name == pr.Name {
@@ -339,7 +329,7 @@ func stillRuns(p *plan.Plan, pr plan.Process, dir string) bool {
 				return false
 			}
 		}
-		if _, err := os.Stat(filepath.Join(dir, "leaving", pr.Name)); err == nil {
+		if d.IsLeaving(pr.Name) {
 			return false
 		}
 	}
@@ -369,27 +359,10 @@ func report(agents map[string]*watched) string {
 	return string(b)
 }
 
-func writeReport(dir string, agents map[string]*watched) error {
+func writeReport(d rundir.Dir, agents map[string]*watched) error {
 	b, err := json.MarshalIndent(Report{Time: time.Now().UTC(), PID: os.Getpid(), Agents: states(agents)}, "", "  ")
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, StatusFileName)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readPlan(path string) (*plan.Plan, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var p plan.Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return rundir.WriteFileAtomic(d.SupervisorReport(), b, 0o600)
 }

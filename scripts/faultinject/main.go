@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -34,10 +33,9 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
-	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -247,7 +245,7 @@ func run(p *plan.Plan, fault string, conns int, before, after time.Duration) (re
 // injectFault makes the fault and returns how to tell that the lab repaired or routed
 // around it, and how to undo a drill afterwards.
 func injectFault(p *plan.Plan, fault string) (func() bool, func() error, error) {
-	dir := lab.Dir(p.Lab)
+	dir := rundir.ForLab(p.Lab)
 	kill := func(role, name string) (func() bool, func() error, error) {
 		rec, err := supervise.ReadRecord(dir, role, name)
 		if err != nil {
@@ -320,17 +318,16 @@ func servingAgain(p *plan.Plan, role, name string) bool {
 	case "ingress":
 		return lbHealthy(p, name) == 1
 	case "kube-proxy":
-		var ss kubeproxy.SyncStatus
-		b, err := os.ReadFile(filepath.Join(lab.Dir(p.Lab), "kube-proxy", name+".json"))
-		rec, rerr := supervise.ReadRecord(lab.Dir(p.Lab), role, name)
-		return err == nil && rerr == nil && json.Unmarshal(b, &ss) == nil && ss.Error == "" && ss.At.After(rec.Started)
+		ss, err := rundir.ForLab(p.Lab).ReadSyncStatus(name)
+		rec, rerr := supervise.ReadRecord(rundir.ForLab(p.Lab), role, name)
+		return err == nil && rerr == nil && ss.Error == "" && ss.At.After(rec.Started)
 	}
 	return true
 }
 
 // endpointReady: 1 when every endpoint of pod is ready, 0 when none is, -1 otherwise.
 func endpointReady(p *plan.Plan, pod string) int {
-	ef, err := lab.ReadEndpoints(lab.EndpointsPath(p.Lab))
+	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 	if err != nil {
 		return -1
 	}
@@ -367,7 +364,7 @@ func endpointsOff(p *plan.Plan, node string) bool {
 // lbHealthy: 1 when node is healthy behind every ingress virtual service, 0 when behind
 // none, -1 otherwise.
 func lbHealthy(p *plan.Plan, node string) int {
-	st, err := lb.LoadState(filepath.Join(lab.Dir(p.Lab), lb.StateFile))
+	st, err := rundir.ForLab(p.Lab).ReadLBState()
 	if err != nil {
 		return -1
 	}
@@ -401,7 +398,7 @@ func waitHealthy(p *plan.Plan, limit time.Duration) error {
 	for {
 		ok := true
 		for _, pr := range append(p.Processes, supervise.SupervisorProcess(p.Lab)) {
-			if rec, err := supervise.ReadRecord(lab.Dir(p.Lab), pr.Role, pr.Name); err != nil || !rec.Alive() {
+			if rec, err := supervise.ReadRecord(rundir.ForLab(p.Lab), pr.Role, pr.Name); err != nil || !rec.Alive() {
 				ok = false
 			}
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -198,7 +199,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		{"cart-1", "search shop.svc.cluster.local svc.cluster.local cluster.local"},
 		{"node-1", "search svc.cluster.local cluster.local"},
 	} {
-		b, err := os.ReadFile(filepath.Join(lab.EtcNetns, plan.NetnsName(p.Lab, tc.object), "resolv.conf"))
+		b, err := os.ReadFile(filepath.Join(rundir.EtcNetns, plan.NetnsName(p.Lab, tc.object), "resolv.conf"))
 		if err != nil || !strings.Contains(string(b), tc.want) {
 			t.Errorf("%s resolv.conf %q (%v), want it to hold %q", tc.object, b, err, tc.want)
 		}
@@ -286,7 +287,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "coredns-1's endpoint to be removed", func() bool {
-		ef, err := lab.ReadEndpoints(lab.EndpointsPath(p.Lab))
+		ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 		if err != nil {
 			return false
 		}
@@ -328,7 +329,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, object := range []string{"api-1", "node-1", "client"} {
-		if _, err := os.Stat(filepath.Join(lab.EtcNetns, plan.NetnsName(p.Lab, object))); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(rundir.EtcNetns, plan.NetnsName(p.Lab, object))); !os.IsNotExist(err) {
 			t.Errorf("/etc/netns of %s left after down: %v", object, err)
 		}
 	}
@@ -348,7 +349,7 @@ spec: {nodes: 1, dns: {enabled: false}}
 		if pod.Namespace == "kube-system" {
 			t.Errorf("pod %s/%s", pod.Namespace, pod.Name)
 		}
-		if _, err := os.Stat(filepath.Join(lab.EtcNetns, pod.Netns, "resolv.conf")); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(rundir.EtcNetns, pod.Netns, "resolv.conf")); !os.IsNotExist(err) {
 			t.Errorf("pod %s has a resolv.conf: %v", pod.Name, err)
 		}
 	}
@@ -360,7 +361,7 @@ spec: {nodes: 1, dns: {enabled: false}}
 	if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "coredns")); len(left) > 0 {
 		t.Errorf("DNS pod namespaces: %v", left)
 	}
-	if _, err := os.Stat(filepath.Join(lab.EtcNetns, p.Nodes[0].Netns, "resolv.conf")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(rundir.EtcNetns, p.Nodes[0].Netns, "resolv.conf")); !os.IsNotExist(err) {
 		t.Errorf("node has a resolv.conf: %v", err)
 	}
 }

@@ -22,19 +22,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -229,14 +228,22 @@ func url(ip string, port int32) string {
 	return fmt.Sprintf("http://%s/", net.JoinHostPort(ip, fmt.Sprint(port)))
 }
 
-func TestIntegrationServices(t *testing.T) {
+func TestIntegrationServices(t *testing.T) { servicesSuite(t, "iptables") }
+
+// servicesSuite is the behaviour of Services, the same in both kube-proxy modes; only the
+// checks of the rules themselves differ (rulesCheck, rulesCounterCheck).
+func servicesSuite(t *testing.T, mode string) {
 	labtest.RequireRoot(t)
-	p := up(t)
+	p := up(t, mode)
 	web, sticky, solo, dns := service(t, p, "web"), service(t, p, "sticky"), service(t, p, "solo"), service(t, p, "dns")
 	webPods := names(podsOf(p, "web"))
 	clientNS, clientIP := p.Clients[0].Netns, plan.Addr(p.Clients[0].IP)
 
 	t.Run("rules carry kube-proxy's names", func(t *testing.T) {
+		if mode == "nftables" {
+			nftRulesCheck(t, p)
+			return
+		}
 		for _, n := range p.Nodes {
 			out, err := kernel.Save(n.Netns, false, "nat")
 			if err != nil {
@@ -548,6 +555,10 @@ func TestIntegrationServices(t *testing.T) {
 	})
 
 	t.Run("netlab rules shows the Service's chain with growing counters", func(t *testing.T) {
+		if mode == "nftables" {
+			nftRulesCounterCheck(t, p)
+			return
+		}
 		pod := podsOf(p, "solo")[0]
 		svcChain := kubeproxy.SVCChain("default/web:http", "tcp")
 		// sum adds the packet counters of the SVC chain's jumps to its endpoints (the nat
@@ -597,9 +608,9 @@ func TestIntegrationServices(t *testing.T) {
 	t.Run("a killed pod leaves the endpoints and comes back", func(t *testing.T) {
 		victim := podsOf(p, "web")[1]
 		from := podsOf(p, "solo")[0].Netns
-		epPath := filepath.Join(lab.Dir(p.Lab), agent.EndpointsFileName)
+		epPath := rundir.ForLab(p.Lab).Endpoints()
 		readyIn := func() bool {
-			ef, err := agent.ReadEndpoints(epPath)
+			ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -647,7 +658,7 @@ func TestIntegrationServices(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		log, _ := os.ReadFile(lab.LogPath(p.Lab, "controller", "controller"))
+		log, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("controller", "controller"))
 		for _, want := range []string{`"endpoint removed"`, `"endpoint added"`, `"sync done"`} {
 			if !strings.Contains(string(log), want) {
 				t.Errorf("controller log lacks %s", want)
@@ -659,9 +670,17 @@ func TestIntegrationServices(t *testing.T) {
 // up brings the scenario up with only the processes Services need (pods, controller,
 // kube-proxy), so this test does not depend on the ingress and LB agents; the LB
 // namespace still routes between the wan and the fabric.
-func up(t *testing.T) *plan.Plan {
+func up(t *testing.T, mode string) *plan.Plan {
 	t.Helper()
-	p := labtest.Plan(t, "kp", scenarioYAML)
+	yaml, prefix := scenarioYAML, "kp"
+	if mode == "nftables" {
+		yaml = strings.Replace(yaml, "  clients: [{name: client}]\n", "  clients: [{name: client}]\n  kubeProxy: {mode: nftables}\n", 1)
+		prefix = "kpn"
+	}
+	p := labtest.Plan(t, prefix, yaml)
+	if p.KubeProxy.Mode != mode {
+		t.Fatalf("plan mode %q, want %q", p.KubeProxy.Mode, mode)
+	}
 	p.Processes = slices.DeleteFunc(p.Processes, func(pr plan.Process) bool {
 		return pr.Role != "pod" && pr.Role != "controller" && pr.Role != "kube-proxy"
 	})
@@ -680,7 +699,7 @@ func up(t *testing.T) *plan.Plan {
 		}
 		for _, pr := range p.Processes {
 			if pr.Role == "controller" || pr.Role == "kube-proxy" {
-				b, _ := os.ReadFile(lab.LogPath(p.Lab, pr.Role, pr.Name))
+				b, _ := os.ReadFile(rundir.ForLab(p.Lab).Log(pr.Role, pr.Name))
 				t.Logf("log of %s %s:\n%s", pr.Role, pr.Name, b)
 			}
 		}
@@ -694,14 +713,14 @@ func up(t *testing.T) *plan.Plan {
 // waitSynced waits until every node's kube-proxy reports the endpoints file's generation.
 func waitSynced(t *testing.T, p *plan.Plan, epPath string) {
 	t.Helper()
-	ef, err := agent.ReadEndpoints(epPath)
+	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, n := range p.Nodes {
 		for {
-			b, _ := os.ReadFile(agent.SyncStatusPath(lab.Dir(p.Lab), n.Name))
+			b, _ := os.ReadFile(rundir.ForLab(p.Lab).SyncStatus(n.Name))
 			var st kubeproxy.SyncStatus
 			if json.Unmarshal(b, &st) == nil && st.Generation >= ef.Generation {
 				break

@@ -1,0 +1,336 @@
+package nftables
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+const prefix = Family + " " + Table + " "
+
+type writer struct{ bytes.Buffer }
+
+func (w *writer) line(parts ...string) {
+	for _, p := range parts {
+		w.WriteString(p)
+	}
+	w.WriteByte('\n')
+}
+
+func (w *writer) addTable() {
+	w.line("add table ", prefix[:len(prefix)-1], " { comment ", quote("rules for kube-proxy"), " ; }")
+}
+
+func (w *writer) addContainer(c *Container) {
+	kind := "set"
+	if c.Map {
+		kind = "map"
+	}
+	w.line("add ", kind, " ", prefix, c.Name, " { ", c.Spec, " }")
+}
+
+func (w *writer) addChain(c *Chain) {
+	switch {
+	case c.Base != "":
+		w.line("add chain ", prefix, c.Name, " { ", c.Base, " ; }")
+	case c.Comment != "":
+		w.line("add chain ", prefix, c.Name, " { comment ", quote(c.Comment), " ; }")
+	default:
+		w.line("add chain ", prefix, c.Name)
+	}
+}
+
+func (w *writer) rules(c *Chain) {
+	for _, r := range c.Rules {
+		w.line("add rule ", prefix, c.Name, " ", r)
+	}
+}
+
+func elementText(e Element) string {
+	s := e.Key
+	if e.Comment != "" {
+		s += " comment " + quote(e.Comment)
+	}
+	if e.Value != "" {
+		s += " : " + e.Value
+	}
+	return s
+}
+
+func (w *writer) addElement(container string, e Element) {
+	w.line("add element ", prefix, container, " { ", elementText(e), " }")
+}
+
+func (w *writer) deleteElement(container string, e Element) {
+	w.line("delete element ", prefix, container, " { ", e.Key, " }")
+}
+
+func sortedContainers(rs *Ruleset) []*Container {
+	names := slices.Sorted(maps.Keys(rs.Containers))
+	out := make([]*Container, len(names))
+	for i, n := range names {
+		out[i] = rs.Containers[n]
+	}
+	return out
+}
+
+func sortedElements(c *Container) []Element {
+	keys := slices.Sorted(maps.Keys(c.Elements))
+	out := make([]Element, len(keys))
+	for i, k := range keys {
+		out[i] = c.Elements[k]
+	}
+	return out
+}
+
+// Dump returns the table as kube-proxy's tests dump it: the table, its sets and maps,
+// its chains with their rules, then the elements, one nft command a line. It is also
+// valid `nft -f` input that creates the table from nothing.
+func Dump(rs *Ruleset) []byte {
+	var w writer
+	w.addTable()
+	for _, c := range sortedContainers(rs) {
+		w.addContainer(c)
+	}
+	for _, n := range rs.SortedChains() {
+		w.addChain(rs.Chains[n])
+	}
+	for _, n := range rs.SortedChains() {
+		w.rules(rs.Chains[n])
+	}
+	for _, c := range sortedContainers(rs) {
+		for _, e := range sortedElements(c) {
+			w.addElement(c.Name, e)
+		}
+	}
+	return w.Bytes()
+}
+
+// Existing is what the kernel's table holds before a full sync: chain and set names.
+type Existing struct {
+	Chains []string
+	Sets   []string
+}
+
+// Full returns one nft -f transaction that makes the kernel's table exactly rs, as
+// kube-proxy's full sync does: every chain and map is created if missing and flushed,
+// then refilled; per-service chains and affinity sets of existing that rs no longer
+// has are flushed and deleted. Affinity sets that stay keep their entries. first
+// re-creates the base chains too (kube-proxy does it once per start, so a changed hook
+// or priority takes effect).
+func Full(rs *Ruleset, existing Existing, first bool) []byte {
+	var w writer
+	w.Grow(256*len(rs.Chains) + 1024)
+	w.addTable()
+	if first {
+		for _, bc := range baseChains {
+			w.line("add chain ", prefix, bc.name)
+			w.line("flush chain ", prefix, bc.name)
+			w.line("delete chain ", prefix, bc.name)
+		}
+	}
+	for _, c := range sortedContainers(rs) {
+		w.addContainer(c)
+		if !IsAffinitySet(c.Name) {
+			kind := "set"
+			if c.Map {
+				kind = "map"
+			}
+			w.line("flush ", kind, " ", prefix, c.Name)
+		}
+	}
+	names := rs.SortedChains()
+	for _, n := range names {
+		w.addChain(rs.Chains[n])
+		w.line("flush chain ", prefix, n)
+	}
+	for _, n := range names {
+		w.rules(rs.Chains[n])
+	}
+	for _, c := range sortedContainers(rs) {
+		for _, e := range sortedElements(c) {
+			w.addElement(c.Name, e)
+		}
+	}
+	var stale []string
+	for _, c := range existing.Chains {
+		if IsServiceChain(c) && rs.Chains[c] == nil {
+			stale = append(stale, c)
+		}
+	}
+	slices.Sort(stale)
+	stale = slices.Compact(stale)
+	for _, c := range stale {
+		w.line("flush chain ", prefix, c)
+	}
+	for _, c := range stale {
+		w.line("delete chain ", prefix, c)
+	}
+	sets := slices.Clone(existing.Sets)
+	slices.Sort(sets)
+	for _, s := range slices.Compact(sets) {
+		if IsAffinitySet(s) && rs.Containers[s] == nil {
+			w.line("delete set ", prefix, s)
+		}
+	}
+	return w.Bytes()
+}
+
+// Diff returns the nft -f transaction that turns the table prev (as the kernel holds it
+// after the last sync) into next: new and changed chains are created and rewritten,
+// map and set elements added, changed or deleted one by one, new affinity sets created,
+// and chains and affinity sets next no longer has deleted, in an order the kernel
+// accepts in one transaction. It returns nil when nothing changed.
+func Diff(prev, next *Ruleset) []byte {
+	var w writer
+	for _, c := range sortedContainers(next) {
+		if prev.Containers[c.Name] == nil {
+			w.addContainer(c)
+		}
+	}
+	var changed []string
+	for _, n := range next.SortedChains() {
+		c := next.Chains[n]
+		old := prev.Chains[n]
+		if old == nil || old.Base != c.Base || old.Comment != c.Comment || !slices.Equal(old.Rules, c.Rules) {
+			changed = append(changed, n)
+			w.addChain(c)
+			if old != nil {
+				w.line("flush chain ", prefix, n)
+			}
+		}
+	}
+	for _, n := range changed {
+		w.rules(next.Chains[n])
+	}
+	for _, c := range sortedContainers(next) {
+		old := prev.Containers[c.Name]
+		if old == nil {
+			for _, e := range sortedElements(c) {
+				w.addElement(c.Name, e)
+			}
+			continue
+		}
+		if IsAffinitySet(c.Name) {
+			continue // filled by the kernel
+		}
+		for _, e := range sortedElements(old) {
+			if _, ok := c.Elements[e.Key]; !ok {
+				w.deleteElement(c.Name, e)
+			}
+		}
+		for _, e := range sortedElements(c) {
+			if oe, ok := old.Elements[e.Key]; !ok {
+				w.addElement(c.Name, e)
+			} else if oe != e {
+				w.deleteElement(c.Name, oe)
+				w.addElement(c.Name, e)
+			}
+		}
+	}
+	var stale []string
+	for _, n := range prev.SortedChains() {
+		if next.Chains[n] == nil {
+			stale = append(stale, n)
+		}
+	}
+	for _, n := range stale {
+		w.line("flush chain ", prefix, n)
+	}
+	for _, n := range stale {
+		w.line("delete chain ", prefix, n)
+	}
+	for _, c := range sortedContainers(prev) {
+		if next.Containers[c.Name] == nil {
+			kind := "set"
+			if c.Map {
+				kind = "map"
+			}
+			w.line("delete ", kind, " ", prefix, c.Name)
+		}
+	}
+	if w.Len() == 0 {
+		return nil
+	}
+	return w.Bytes()
+}
+
+// ParseExisting reads the chain and set names of table ip kube-proxy from `nft list
+// chains` and `nft -t list sets` output (other tables are skipped).
+func ParseExisting(chains, sets []byte) Existing {
+	return Existing{Chains: namesIn(chains, "chain"), Sets: namesIn(sets, "set")}
+}
+
+func namesIn(out []byte, kind string) []string {
+	var names []string
+	in := false
+	for line := range bytes.Lines(out) {
+		f := bytes.Fields(line)
+		switch {
+		case len(f) >= 3 && string(f[0]) == "table":
+			in = string(f[1]) == Family && string(f[2]) == Table
+		case in && len(f) >= 2 && string(f[0]) == kind:
+			names = append(names, string(f[1]))
+		}
+	}
+	return names
+}
+
+// BaseChains returns kube-proxy's base chains as `nft list chains` prints their
+// headers' hook line: "type filter hook input priority filter; policy accept;".
+func BaseChains() map[string]string {
+	out := map[string]string{}
+	for _, bc := range baseChains {
+		out[bc.name] = bc.typ + " " + bc.hook + " " + bc.priority
+	}
+	return out
+}
+
+// MissingBaseChains checks `nft list chains` output for table ip kube-proxy's base
+// chains with kube-proxy's type, hook and priority; it returns what is missing or wrong.
+func MissingBaseChains(listing []byte) []string {
+	have := map[string]string{}
+	in, cur := false, ""
+	for line := range bytes.Lines(listing) {
+		f := strings.Fields(strings.NewReplacer(";", " ").Replace(string(line)))
+		switch {
+		case len(f) >= 3 && f[0] == "table":
+			in = f[1] == Family && f[2] == Table
+		case in && len(f) >= 2 && f[0] == "chain":
+			cur = f[1]
+		case in && cur != "" && len(f) >= 6 && f[0] == "type" && f[2] == "hook" && f[4] == "priority":
+			have[cur] = f[1] + " " + f[3] + " " + priorityNumber(f[5], f[6:])
+		}
+	}
+	var missing []string
+	for _, bc := range baseChains {
+		want := bc.typ + " " + bc.hook + " " + bc.priority
+		if got, ok := have[bc.name]; !ok {
+			missing = append(missing, "no base chain "+bc.name)
+		} else if got != want {
+			missing = append(missing, "base chain "+bc.name+" is "+got+", want "+want)
+		}
+	}
+	return missing
+}
+
+// priorityNumber turns nft's symbolic priorities ("dstnat - 10", "filter", "srcnat") back
+// into numbers for the ip family.
+func priorityNumber(first string, rest []string) string {
+	base := map[string]int{"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
+	n, ok := base[first]
+	if !ok {
+		return first
+	}
+	if len(rest) >= 2 && (rest[0] == "+" || rest[0] == "-") {
+		if d, err := strconv.Atoi(rest[1]); err == nil {
+			if rest[0] == "-" {
+				d = -d
+			}
+			n += d
+		}
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,73 @@
+package rundir
+
+import (
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/lb"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// WritePlan writes the lab's plan (mode 0600), creating the directory and its logs
+// directory (0700).
+func (d Dir) WritePlan(p *plan.Plan) error {
+	return writeJSON(d.Plan(), p, 0o600, false)
+}
+
+// ReadPlan reads the plan in the directory.
+func (d Dir) ReadPlan() (*plan.Plan, error) { return ReadPlanFile(d.Plan()) }
+
+// ReadPlanFile reads a plan file anywhere (an ingress agent's --config).
+func ReadPlanFile(path string) (*plan.Plan, error) {
+	var p plan.Plan
+	if err := readJSON("plan", path, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// WriteEndpoints publishes the controller's endpoints (mode 0600).
+func (d Dir) WriteEndpoints(f kubeproxy.EndpointsFile) error {
+	return writeJSON(d.Endpoints(), f, 0o600, false)
+}
+
+// ReadEndpoints reads the endpoints the controller published.
+func (d Dir) ReadEndpoints() (*kubeproxy.EndpointsFile, error) {
+	var f kubeproxy.EndpointsFile
+	if err := readJSON("endpoints", d.Endpoints(), &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// WriteSyncStatus publishes a node's last kube-proxy sync (mode 0600).
+func (d Dir) WriteSyncStatus(st kubeproxy.SyncStatus) error {
+	return writeJSON(d.SyncStatus(st.Node), st, 0o600, false)
+}
+
+// ReadSyncStatus reads node's last kube-proxy sync.
+func (d Dir) ReadSyncStatus(node string) (*kubeproxy.SyncStatus, error) {
+	var st kubeproxy.SyncStatus
+	if err := readJSON("sync status", d.SyncStatus(node), &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// WriteLBState publishes the lb agent's state (mode 0644: `netlab lb` reads it).
+func (d Dir) WriteLBState(st lb.State) error { return WriteLBStateFile(d.LBState(), st) }
+
+// WriteLBStateFile writes an lb state file anywhere (the agent's --state).
+func WriteLBStateFile(path string, st lb.State) error {
+	return writeJSON(path, st, 0o644, true)
+}
+
+// ReadLBState reads the lb agent's state.
+func (d Dir) ReadLBState() (*lb.State, error) { return ReadLBStateFile(d.LBState()) }
+
+// ReadLBStateFile reads an lb state file anywhere.
+func ReadLBStateFile(path string) (*lb.State, error) {
+	var st lb.State
+	if err := readJSON("lb state", path, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
