@@ -194,7 +194,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
 	failed := false
-	check := newRuleCheck()
+	check := newRuleCheck(p.NFTables())
 	lastCheck := time.Now()
 	for {
 		select {

@@ -2,6 +2,7 @@ package healint
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 func checkOK(t *testing.T, labName, name string) bool {
@@ -94,6 +97,48 @@ func TestIntegrationLinkDownUpRepaired(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		if _, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+plan.Addr(n1.IP)+"/", "app.example"); err != nil {
 			t.Errorf("request %d through node-1: %v", i, err)
+		}
+	}
+}
+
+// kube-proxy in nftables mode: a base chain of table ip kube-proxy flushed by hand loses
+// its jumps; kube-proxy sees them gone and resyncs in full. In a healthy table it finds
+// nothing missing (the iptables jumps are not this mode's).
+func TestIntegrationNFTFlushRepaired(t *testing.T) {
+	labtest.RequireRoot(t)
+	yaml := strings.Replace(string(scenario.DefaultYAML()), "  clients:\n", "  kubeProxy: {mode: nftables}\n  clients:\n", 1)
+	p := labtest.Up(t, "healnft", yaml)
+	if !p.NFTables() {
+		t.Fatal("the lab is not in nftables mode")
+	}
+	n1 := p.Nodes[0]
+	logPath := rundir.ForLab(p.Lab).Log("kube-proxy", n1.Name)
+	resyncs := func() int {
+		b, _ := os.ReadFile(logPath)
+		return strings.Count(string(b), "rules changed behind kube-proxy's back")
+	}
+	time.Sleep(2500 * time.Millisecond) // two checks at least
+	if n := resyncs(); n != 0 {
+		t.Fatalf("kube-proxy found rules missing %d times in an untouched nftables table", n)
+	}
+	for _, chain := range []string{"nat-prerouting", "filter-forward"} {
+		if _, err := labtest.Exec(n1.Netns, "nft", "flush", "chain", "ip", "kube-proxy", chain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitFor(10*time.Second, func() bool {
+		pre, err1 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "nat-prerouting")
+		fwd, err2 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "filter-forward")
+		return err1 == nil && err2 == nil && strings.Contains(pre, "jump services") && strings.Contains(fwd, "jump service-endpoints-check")
+	}) {
+		t.Fatal("node-1's kube-proxy table was not repaired after its base chains were flushed")
+	}
+	if resyncs() == 0 {
+		t.Error("kube-proxy did not log the repair")
+	}
+	for i := 0; i < 10; i++ {
+		if _, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+plan.Addr(n1.IP)+"/", "app.example"); err != nil {
+			t.Errorf("request %d through node-1 after the repair: %v", i, err)
 		}
 	}
 }
