@@ -262,8 +262,10 @@ type tracer struct {
 	entryNode  string
 	entryNS    string
 	viaIngress bool
-	flows      map[capture.Flow]bool
-	inner      map[capture.Flow]bool // the ingress's own connection to the Service
+	// ingressMode is the ingress's upstream mode for this request (service, endpoints).
+	ingressMode string
+	flows       map[capture.Flow]bool
+	inner       map[capture.Flow]bool // the ingress's own connection to the Service
 
 	// The packet capture (see trace_wire.go).
 	session     *capture.Session
@@ -583,10 +585,20 @@ func (t *tracer) ingressHop() {
 	if !ok {
 		return
 	}
+	t.ingressMode = line.Mode
+	mode, conn := "", "it opens its own connection to the Service"
+	switch line.Mode {
+	case "endpoints":
+		mode = ", endpoints mode"
+		conn = "in endpoints mode it picks a ready endpoint of the Service for every request and connects to the pod itself (kube-proxy does not balance)"
+	case "service":
+		mode = ", service mode"
+		conn = "in service mode it connects to the Service's cluster IP, and kube-proxy picks the pod once per connection (keep-alive requests stay on it)"
+	}
 	t.addHop(Hop{Step: stepIngress, Component: "ingress", Object: node, Namespace: plan.NetnsName(t.labName, node),
-		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
-			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
-		Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
+		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s%s), %d in %.1f ms",
+			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), mode, line.Status, line.DurationMs),
+		Details: []string{fmt.Sprintf("the ingress saw client %s; %s", line.Client, conn)},
 		Watch:   fmt.Sprintf("netlab logs ingress %s", node)})
 	t.entryNode = node
 	t.entryNS = plan.NetnsName(t.labName, node)
@@ -611,7 +623,9 @@ func (t *tracer) kubeProxyHop() {
 		}
 		svc, sp := serviceFor(p, f.OrigDst, t.entryNode)
 		hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", t.entryNode, f.OrigDst, podAP, echo.Pod)
-		if svc != nil {
+		if f.OrigDst == podAP && t.ingressMode == "endpoints" {
+			hop.Summary = fmt.Sprintf("on %s: no DNAT: the ingress (endpoints mode) picked pod %s and connected to %s itself", t.entryNode, echo.Pod, podAP)
+		} else if svc != nil {
 			spn := svc.Namespace + "/" + svc.Name
 			if sp.Name != "" {
 				spn += ":" + sp.Name
@@ -784,6 +798,7 @@ type accessLine struct {
 	Rule       string  `json:"rule"`
 	Service    string  `json:"service"`
 	Upstream   string  `json:"upstream"`
+	Mode       string  `json:"upstreamMode"`
 	Status     int     `json:"status"`
 	DurationMs float64 `json:"durationMs"`
 	Node       string  `json:"node"`

@@ -46,10 +46,12 @@ var layers = map[string]layer{
 	"supervise": {netlab: []string{"plan", "kernel", "rundir"}},
 	"privs":     {},
 	"nftrace":   {netlab: []string{"kernel", "iptables"}},
+	// kube-proxy's nftables transactions sent through netlink.
+	"kubeproxy/nftnl": {netlab: []string{"kubeproxy/nftables"}},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
 	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "supervise"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "supervise"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
 	"labtest": {netlab: []string{"*"}},
