@@ -13,7 +13,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
-// Status is `netlab status -o json` (design.md contract: these fields at least).
+// Status is `netlab status -o json` (a contract of its JSON: these fields at least).
 type Status struct {
 	Name         string          `json:"name"`
 	Nodes        []NodeStatus    `json:"nodes"`

@@ -110,10 +110,7 @@ func TestBenchRuleSync(t *testing.T) {
 				if err := reset(); err != nil {
 					return err
 				}
-				sy, err := agent.NewRuleSyncer(node)
-				if err != nil {
-					return err
-				}
+				sy := agent.NewRuleSyncer(node)
 				st, err := sy.Sync(ports, true)
 				x.a = st.Took
 				if err != nil {
@@ -139,10 +136,7 @@ func TestBenchRuleSync(t *testing.T) {
 		if err := reset(); err != nil {
 			return err
 		}
-		sy, err := agent.NewRuleSyncer(node)
-		if err != nil {
-			return err
-		}
+		sy := agent.NewRuleSyncer(node)
 		if _, err := sy.Sync(ports, true); err != nil {
 			return err
 		}
