@@ -1,4 +1,4 @@
-package integration_test
+package kubeproxy_test
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ import (
 // TestBenchRuleSync is the rule-sync benchmark (a command, not a test: it asserts
 // nothing about time). Run it as root with NETLAB_BENCH_RULES=1:
 //
-//	NETLAB_BENCH_RULES=1 go test ./netlab/kubeproxy/integration -run BenchRuleSync -v
+//	NETLAB_BENCH_RULES=1 go test ./netlab/kubeproxy -run BenchRuleSync -v
 //
 // In one scratch namespace it alternates, ROUNDS times (default 5): the kube-proxy
 // agent's full sync of N Services × 2 endpoints (render, iptables-save, one
