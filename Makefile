@@ -41,12 +41,29 @@ vet:
 	@out=$$(gofmt -l cmd netlab); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-# The whole suite: unit tests and the root integration tests on real namespaces.
-test: deps vet
+# The whole suite: unit tests and the root integration tests on real namespaces. TEST=1:
+# deps.sh also installs the tests' own tools (vagrant, to validate the Vagrantfile).
+test: vet
+	TEST=1 scripts/deps.sh
 	$(GO) test -count=1 -p 1 -timeout 15m ./...
 
 unit:
 	$(GO) test -count=1 -short ./...
+
+# Vagrant VMs (Vagrantfile): NETLAB_VMS=2 for one VM per student, each with its own lab
+# (NETLAB_LAB_FILE=scenarios/x.yaml for another lesson). vm-test: every VM's lab checks itself.
+VAGRANT ?= vagrant
+.PHONY: vm-up vm-test
+vm-up:
+	$(VAGRANT) up
+
+vm-test:
+	@vms=$$($(VAGRANT) status --machine-readable | awk -F, '$$3 == "state" {print $$2}' | sort -u); \
+	if [ -z "$$vms" ]; then echo "vm-test: no VM (make vm-up first)"; exit 1; fi; \
+	for vm in $$vms; do \
+		echo "== $$vm"; \
+		$(VAGRANT) ssh $$vm -c 'sudo netlab check' || exit 1; \
+	done
 
 smoke: build
 	../shared/tools/contract-smoke ./$(BIN)
