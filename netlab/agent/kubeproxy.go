@@ -73,10 +73,8 @@ type SyncStats struct {
 	Took  time.Duration
 }
 
-// NewRuleSyncer returns a syncer for node.
-func NewRuleSyncer(node kubeproxy.Node) (*RuleSyncer, error) {
-	return &RuleSyncer{node: node}, nil
-}
+// NewRuleSyncer returns a syncer for node in iptables mode.
+func NewRuleSyncer(node kubeproxy.Node) *RuleSyncer { return &RuleSyncer{node: node} }
 
 // LastFull is when the last full sync succeeded.
 func (r *RuleSyncer) LastFull() time.Time { return r.lastFull }

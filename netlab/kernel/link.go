@@ -272,14 +272,9 @@ func (h *Handles) LinkUp(ns, name string) (bool, error) {
 	return l.Attrs().Flags&net.FlagUp != 0, nil
 }
 
-// AddRoute adds a route in ns: dst "default" or a CIDR, via a gateway or out of dev.
-// An existing identical route is fine.
-func (h *Handles) AddRoute(ns, dst, via, dev string) error {
-	return h.AddRouteOnlink(ns, dst, via, dev, false)
-}
-
-// AddRouteOnlink is AddRoute that can declare the gateway on-link (reachable on dev
-// whatever its address, as a VXLAN overlay routes to other nodes' VTEPs).
+// AddRouteOnlink adds a route in ns: dst "default" or a CIDR, via a gateway or out of
+// dev; onlink declares the gateway on-link (reachable on dev whatever its address, as a
+// VXLAN overlay routes to other nodes' VTEPs). An existing identical route is fine.
 func (h *Handles) AddRouteOnlink(ns, dst, via, dev string, onlink bool) error {
 	nh, err := h.Get(ns)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
-// Status is `netlab status -o json` (design.md contract: these fields at least).
+// Status is `netlab status -o json` (a contract of its JSON: these fields at least).
 type Status struct {
 	Name         string          `json:"name"`
 	Nodes        []NodeStatus    `json:"nodes"`

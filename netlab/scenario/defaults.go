@@ -6,7 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Defaults of the address plan and the components (design.md, section 1).
+// Defaults of the address plan and the components (README: the Lab object).
 const (
 	DefaultWanCIDR      = "203.0.113.0/24"
 	DefaultNodeCIDR     = "172.18.0.0/24"
