@@ -27,6 +27,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // AsCLIEnv makes the test binary behave as the netlab command (for tests that run it).
@@ -259,7 +260,7 @@ func ExportLogs(t testing.TB, labName string) string {
 // names it, for Up in this process and for every netlab command the tests run. A value
 // already set is kept.
 func buildPodBinary() (cleanup func(), err error) {
-	if os.Getenv(lab.PodBinaryEnv) != "" {
+	if os.Getenv(supervise.PodBinaryEnv) != "" {
 		return func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", "netlab-pod-test-")
@@ -271,12 +272,12 @@ func buildPodBinary() (cleanup func(), err error) {
 	if err != nil {
 		gobin = "/usr/local/go/bin/go"
 	}
-	out := filepath.Join(dir, lab.PodBinaryName)
+	out := filepath.Join(dir, supervise.PodBinaryName)
 	cmd := exec.Command(gobin, "build", "-o", out, "github.com/netlabdev/netlab/cmd/netlab-pod")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("build the pod agent: %v: %s", err, b)
 	}
-	os.Setenv(lab.PodBinaryEnv, out)
+	os.Setenv(supervise.PodBinaryEnv, out)
 	return cleanup, nil
 }

@@ -10,8 +10,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/netlabdev/netlab/netlab/privs"
+	"github.com/netlabdev/netlab/netlab/ready"
 )
 
 // The layout this binary relies on, kept equal to package rundir's and plan's by a test:
@@ -81,6 +85,23 @@ func Main(args []string, stderr io.Writer) int {
 	ns := NetnsName(cfg.Lab, cfg.Pod)
 	if !inNetns(ns) {
 		fmt.Fprintf(stderr, "netlab-pod: agent pod must run inside namespace %s (netlab up starts it there)\n", ns)
+		return 1
+	}
+	// Only the capabilities a pod needs (none; binding a port below 1024, that one), and
+	// NoNewPrivs, as every agent in a lab namespace: the echo parses what clients send.
+	// (This executes the binary again, with the same arguments, pid and readiness pipe.)
+	var keep uint64
+	for _, ps := range ports {
+		if ps.Port < 1024 {
+			keep = privs.Mask(privs.NetBindService)
+		}
+	}
+	var fds []int
+	if fd, err := strconv.Atoi(os.Getenv(ready.FDEnv)); err == nil && fd >= 3 {
+		fds = append(fds, fd)
+	}
+	if err := privs.Restrict(keep, fds...); err != nil {
+		fmt.Fprintf(stderr, "netlab-pod: drop privileges: %v\n", err)
 		return 1
 	}
 	if dir == "" {

@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/podagent"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -38,8 +38,8 @@ func TestLayoutMatchesTheLab(t *testing.T) {
 	}
 }
 
-// netlab-pod exists so that a pod's process initialises nothing but the standard library:
-// no Kubernetes types, no Prometheus, no netlink.
+// netlab-pod exists so that a pod's process initialises nothing but the standard library
+// (and the capability drop, x/sys/unix): no Kubernetes types, no Prometheus, no netlink.
 func TestPodBinaryImportsOnlyTheStandardLibrary(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -54,6 +54,8 @@ func TestPodBinaryImportsOnlyTheStandardLibrary(t *testing.T) {
 		"github.com/netlabdev/netlab/cmd/netlab-pod":  true,
 		"github.com/netlabdev/netlab/netlab/podagent": true,
 		"github.com/netlabdev/netlab/netlab/ready":    true,
+		"github.com/netlabdev/netlab/netlab/privs":    true,
+		"golang.org/x/sys/unix":                       true,
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		if !allowed[dep] {
@@ -92,7 +94,7 @@ func TestMainRefusesOutsideItsNamespace(t *testing.T) {
 // readiness pipe), reports ready and serves the pod echo contract on TCP and UDP.
 func TestPodBinaryServesEchoContract(t *testing.T) {
 	labtest.RequireRoot(t)
-	bin, err := lab.PodBinary("/nonexistent/netlab") // $NETLAB_POD_BINARY, built by labtest.Main
+	bin, err := supervise.PodBinary("/nonexistent/netlab") // $NETLAB_POD_BINARY, built by labtest.Main
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package lab_test
+package supervise_test
 
 import (
 	"os"
@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 func TestAgentBinary(t *testing.T) {
@@ -17,18 +17,18 @@ func TestAgentBinary(t *testing.T) {
 	dns := plan.Process{Role: "pod", Name: "coredns-1", Args: []string{"agent", "dns", "--lab", "x"}}
 	kp := plan.Process{Role: "kube-proxy", Name: "node-1", Args: []string{"agent", "kube-proxy", "--lab", "x"}}
 
-	t.Setenv(lab.PodBinaryEnv, "")
+	t.Setenv(supervise.PodBinaryEnv, "")
 	for _, pr := range []plan.Process{dns, kp} {
-		if got, err := lab.AgentBinary(netlab, pr); err != nil || got != netlab {
+		if got, err := supervise.AgentBinary(netlab, pr); err != nil || got != netlab {
 			t.Errorf("%s %s runs %q (%v), want netlab itself", pr.Role, pr.Name, got, err)
 		}
 	}
 	// Missing beside netlab: an error that says where it looked and how to get it.
-	_, err := lab.AgentBinary(netlab, pod)
+	_, err := supervise.AgentBinary(netlab, pod)
 	if err == nil {
 		t.Fatal("no error with netlab-pod missing")
 	}
-	for _, want := range []string{"netlab-pod is missing", filepath.Join(dir, "netlab-pod"), "make build", "make install", lab.PodBinaryEnv} {
+	for _, want := range []string{"netlab-pod is missing", filepath.Join(dir, "netlab-pod"), "make build", "make install", supervise.PodBinaryEnv} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -38,25 +38,25 @@ func TestAgentBinary(t *testing.T) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lab.AgentBinary(netlab, pod); err == nil || !strings.Contains(err.Error(), "not an executable") {
+	if _, err := supervise.AgentBinary(netlab, pod); err == nil || !strings.Contains(err.Error(), "not an executable") {
 		t.Errorf("non-executable file: %v", err)
 	}
 	if err := os.Chmod(path, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := lab.AgentBinary(netlab, pod); err != nil || got != path {
+	if got, err := supervise.AgentBinary(netlab, pod); err != nil || got != path {
 		t.Errorf("pod runs %q (%v), want %q", got, err, path)
 	}
 	// $NETLAB_POD_BINARY wins, and must exist.
 	other := filepath.Join(t.TempDir(), "pod-agent")
-	t.Setenv(lab.PodBinaryEnv, other)
-	if _, err := lab.AgentBinary(netlab, pod); err == nil || !strings.Contains(err.Error(), "$"+lab.PodBinaryEnv) {
-		t.Errorf("missing $%s binary: %v", lab.PodBinaryEnv, err)
+	t.Setenv(supervise.PodBinaryEnv, other)
+	if _, err := supervise.AgentBinary(netlab, pod); err == nil || !strings.Contains(err.Error(), "$"+supervise.PodBinaryEnv) {
+		t.Errorf("missing $%s binary: %v", supervise.PodBinaryEnv, err)
 	}
 	if err := os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := lab.AgentBinary(netlab, pod); err != nil || got != other {
+	if got, err := supervise.AgentBinary(netlab, pod); err != nil || got != other {
 		t.Errorf("pod runs %q (%v), want %q", got, err, other)
 	}
 }
