@@ -78,6 +78,10 @@ func LBServices(p *plan.Plan) ([]lb.VirtualService, []LBBackendProbe, error) {
 				if v.Service == "" && strings.HasSuffix(v.Name, "https") {
 					pr.Type = lb.CheckHTTPS
 				}
+			case v.Protocol == lb.ProtoUDP:
+				// A TCP connect cannot probe a UDP port: the node itself is checked (its
+				// ingress's metrics port), as cloud LBs check node health for UDP Services.
+				pr.Addr = hostPort(ip, p.Ingress.MetricsPort)
 			}
 			probes = append(probes, LBBackendProbe{Service: i, Backend: j, Probe: pr})
 		}

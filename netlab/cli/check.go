@@ -31,9 +31,14 @@ func plural(n int, one, many string) string {
 
 func newCheck(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "check [--name LAB] [-o table|wide|json|yaml]",
-		Short:   "Verify a running lab: namespaces, agents, pods, kube-proxy syncs, LB health, a request through every entry point",
-		Long:    `Exit code 0 when every check passed, 1 when some failed, 2 when the lab is not up or no check ran.`,
+		Use:   "check [--name LAB] [-o table|wide|json|yaml]",
+		Short: "Verify a running lab: its own health (namespaces, agents, pods, kube-proxy syncs, LB health, every entry point), then its scenario's checks",
+		Long: `Runs the lab's own health checks, then the checks its scenario carries (Lab.spec.checks):
+each sends its requests from a client, pod or node through trace's machinery and compares
+what came back (status, the pod that answered, the client address it saw, or a failure)
+with what it expects; a check with drills (before:) runs them first and undoes them after.
+One line per check; a failed one says what it saw instead and, when a request died, where.
+Exit code 0 when every check passed, 1 when some failed, 2 when the lab is not up or no check ran.`,
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
 	}
@@ -46,7 +51,7 @@ func newCheck(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		checks, err := lab.CheckLab(cmd.Context(), name)
+		checks, err := lab.RunChecks(cmd.Context(), name)
 		if errors.Is(err, lab.ErrNoLab) {
 			return notChecked{err}
 		}
@@ -63,12 +68,16 @@ func newCheck(g *globals) *cobra.Command {
 			}
 		}
 		if err := o.print(g.out, checks, func(w io.Writer, _ bool) error {
+			width := 34
+			for _, c := range checks {
+				width = max(width, min(len(c.Name), 60))
+			}
 			for _, c := range checks {
 				mark := "ok  "
 				if !c.OK {
 					mark = "FAIL"
 				}
-				fmt.Fprintf(w, "%s  %-34s %s\n", mark, c.Name, c.Detail)
+				fmt.Fprintf(w, "%s  %-*s %s\n", mark, width, c.Name, c.Detail)
 			}
 			return nil
 		}); err != nil {

@@ -102,6 +102,12 @@ func printTrace(w io.Writer, tr *lab.Trace) {
 		for _, d := range h.Details {
 			fmt.Fprintf(w, "   %-13s %s\n", "", d)
 		}
+		for i, r := range h.Rules {
+			if i == 0 || r.Packet != h.Rules[i-1].Packet {
+				fmt.Fprintf(w, "   %-13s rules that acted on %s:\n", "", r.Packet)
+			}
+			fmt.Fprintf(w, "   %-13s   %s\n", "", r)
+		}
 		for _, p := range h.Packets {
 			flags := p.Flags
 			if p.Proto == "tcp" || p.Proto == "udp" {

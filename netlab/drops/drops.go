@@ -97,6 +97,14 @@ func (w *Watcher) Add(netns uint32) error {
 	return nil
 }
 
+// Remove stops watching a namespace (one that is gone: its inode may be given to another).
+func (w *Watcher) Remove(netns uint32) error {
+	if err := w.objs.NetnsFilter.Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("stop watching namespace %d: %w", netns, err)
+	}
+	return nil
+}
+
 // SetDeadline makes Read return os.ErrDeadlineExceeded once t has passed (zero: none).
 func (w *Watcher) SetDeadline(t time.Time) { w.rd.SetDeadline(t) }
 

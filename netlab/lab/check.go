@@ -19,6 +19,12 @@ type Check struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
+	// Scenario: one of the scenario's own checks (Lab.spec.checks), after the lab's.
+	Scenario bool `json:"scenario,omitempty"`
+	// Seen is what a failed scenario check got instead of what it expected.
+	Seen string `json:"seen,omitempty"`
+	// Drop is where a request died, when one did.
+	Drop *TraceDrop `json:"drop,omitempty"`
 }
 
 // CheckLab verifies a running lab from the wires up: namespaces, agents, pods, kube-proxy

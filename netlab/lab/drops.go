@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/drops"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,44 +28,124 @@ type LabDrop struct {
 }
 
 // DropWatcher reports the drops in one lab's namespaces (and no other's: the kernel
-// program only passes events from the namespaces it was given).
+// program only passes events from the namespaces it was given). It follows the lab as it
+// changes: namespaces added later (pods of `apply` or `scale`) are watched within
+// RefreshEvery, and those removed are let go (their inode may go to another namespace).
 type DropWatcher struct {
-	All   bool // also report QuietReasons
-	w     *drops.Watcher
-	mu    sync.Mutex
-	byIno map[uint32]string // namespace inode → namespace name
-	obj   map[string]string // namespace name → object
-	names map[string]map[int]string
-	h     *kernel.Handles
+	All     bool // also report QuietReasons
+	lab     string
+	w       *drops.Watcher
+	mu      sync.Mutex
+	byIno   map[uint32]string // namespace inode → namespace name
+	inoOf   map[string]uint32 // namespace name → its inode
+	obj     map[string]string // namespace name → object
+	names   map[string]map[int]string
+	h       *kernel.Handles
+	want    []string  // the namespaces of the lab's plan
+	planMod time.Time // when that plan was written
+	stop    chan struct{}
+	done    chan struct{}
 }
+
+// RefreshEvery is how often a DropWatcher looks for namespaces added to or removed from
+// its lab.
+const RefreshEvery = 250 * time.Millisecond
 
 // WatchDrops loads the drop program for a lab's namespaces. On a machine without BPF or
 // BTF the error wraps drops.ErrUnsupported.
 func WatchDrops(labName string) (*DropWatcher, error) {
-	p, err := LoadPlan(labName)
-	if err != nil {
-		return nil, err
-	}
-	d := &DropWatcher{byIno: map[uint32]string{}, obj: map[string]string{}, names: map[string]map[int]string{}, h: kernel.NewHandles()}
-	prefix := plan.NetnsName(labName, "")
-	for _, ns := range p.Namespaces() {
-		if ino, ok := netnsInode(ns); ok {
-			d.byIno[ino] = ns
-			d.obj[ns] = strings.TrimPrefix(ns, prefix)
-		}
-	}
-	inos := make([]uint32, 0, len(d.byIno))
-	for ino := range d.byIno {
-		inos = append(inos, ino)
-	}
-	if d.w, err = drops.Open(inos); err != nil {
+	d := &DropWatcher{lab: labName, byIno: map[uint32]string{}, inoOf: map[string]uint32{}, obj: map[string]string{},
+		names: map[string]map[int]string{}, h: kernel.NewHandles(), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := d.loadPlan(); err != nil {
 		d.h.Close()
 		return nil, err
 	}
+	var err error
+	if d.w, err = drops.Open(nil); err != nil {
+		d.h.Close()
+		return nil, err
+	}
+	d.reconcile()
+	go d.follow()
 	return d, nil
 }
 
+// loadPlan reads the lab's plan when it was rewritten since the last read.
+func (d *DropWatcher) loadPlan() error {
+	st, err := os.Stat(rundir.ForLab(d.lab).Plan())
+	if err == nil && st.ModTime().Equal(d.planMod) && d.want != nil {
+		return nil
+	}
+	p, err := LoadPlan(d.lab)
+	if err != nil {
+		return err
+	}
+	d.want = p.Namespaces()
+	if st != nil {
+		d.planMod = st.ModTime()
+	}
+	return nil
+}
+
+// follow refreshes the watched namespaces until Close.
+func (d *DropWatcher) follow() {
+	defer close(d.done)
+	tick := time.NewTicker(RefreshEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+			if d.loadPlan() == nil {
+				d.reconcile()
+			}
+		}
+	}
+}
+
+// reconcile watches the plan's namespaces that exist (a pod's is made before the plan that
+// names it is written, or after) and lets go of those that are gone or were replaced.
+func (d *DropWatcher) reconcile() {
+	prefix := plan.NetnsName(d.lab, "")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keep := map[string]bool{}
+	for _, ns := range d.want {
+		ino, ok := netnsInode(ns)
+		if !ok {
+			continue
+		}
+		keep[ns] = true
+		old, had := d.inoOf[ns]
+		if had && old == ino {
+			continue
+		}
+		if had {
+			_ = d.w.Remove(old)
+			delete(d.byIno, old)
+			delete(d.names, ns)
+		}
+		if d.w.Add(ino) == nil {
+			d.byIno[ino], d.inoOf[ns], d.obj[ns] = ns, ino, strings.TrimPrefix(ns, prefix)
+		}
+	}
+	for ns, ino := range d.inoOf {
+		if !keep[ns] {
+			_ = d.w.Remove(ino)
+			delete(d.byIno, ino)
+			delete(d.inoOf, ns)
+			delete(d.names, ns)
+		}
+	}
+}
+
+// netnsInode is a mounted namespace's inode (what the kernel program filters on).
 func netnsInode(ns string) (uint32, bool) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(kernel.NetnsPath(ns), &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return 0, false // gone, or not mounted yet
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(kernel.NetnsPath(ns), &st); err != nil {
 		return 0, false
@@ -85,11 +167,14 @@ func (d *DropWatcher) Next() (LabDrop, error) {
 		if err != nil {
 			return LabDrop{}, err
 		}
+		d.mu.Lock()
 		ns, ok := d.byIno[e.Netns]
+		obj := d.obj[ns]
+		d.mu.Unlock()
 		if !ok || (!d.All && QuietReasons[e.Reason]) {
 			continue // the kernel filters on these inodes; quiet reasons unless asked
 		}
-		ld := LabDrop{Time: e.Time, Object: d.obj[ns], Namespace: ns, Reason: e.Reason, Proto: e.Proto, ICMP: e.ICMP}
+		ld := LabDrop{Time: e.Time, Object: obj, Namespace: ns, Reason: e.Reason, Proto: e.Proto, ICMP: e.ICMP}
 		if e.Src.IsValid() {
 			ld.Src, ld.Dst = e.Src.String(), e.Dst.String()
 			if e.Proto != "tcp" && e.Proto != "udp" {
@@ -127,6 +212,13 @@ func (d *DropWatcher) ifname(ns string, index int) string {
 
 // Close unloads the program; nothing of it stays in the kernel.
 func (d *DropWatcher) Close() error {
+	d.mu.Lock()
+	if d.stop != nil {
+		close(d.stop)
+		d.stop = nil
+	}
+	d.mu.Unlock()
+	<-d.done
 	err := d.w.Close()
 	d.mu.Lock()
 	d.h.Close()

@@ -160,6 +160,46 @@ func TestIntegrationDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A watcher started before a pod exists sees that pod's drops (drops --follow while
+	// `scale` or `apply` adds pods).
+	w, err = lab.WatchDrops(p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Scale(context.Background(), p.Lab, "api", 3, lab.ChangeOptions{Binary: labtest.Binary(t)}); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	np, err := lab.LoadPlan(p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api3 string
+	for _, pod := range np.Pods {
+		if pod.Name == "api-3" {
+			api3 = plan.Addr(pod.IP)
+		}
+	}
+	var seen3 bool
+	// The watcher picks the new namespace up within lab.RefreshEvery: a few tries.
+	for try := 0; try < 10 && !seen3 && api3 != ""; try++ {
+		_, _ = kernel.Run(plan.NetnsName(p.Lab, "node-1"), nil, "curl", "-s", "-m", "1", "http://"+api3+":9/")
+		w.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		for {
+			d, err := w.Next()
+			if err != nil {
+				break
+			}
+			if d.Object == "api-3" && d.Reason == "NO_SOCKET" {
+				seen3 = true
+			}
+		}
+	}
+	w.Close()
+	if !seen3 {
+		t.Errorf("a watcher started before pod api-3 (%q) did not report its drop", api3)
+	}
+
 	// Ctrl-C on `netlab drops --follow` (or its end by the signal) leaves no program behind, nor does anything above.
 	cmd := exec.Command(labtest.Binary(t), "drops", "--name", p.Lab, "--follow")
 	cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")

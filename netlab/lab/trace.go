@@ -45,6 +45,17 @@ type Trace struct {
 	Error string `json:"error,omitempty"`
 	// Notes say what this trace could not see (no BPF, no packets captured).
 	Notes []string `json:"notes,omitempty"`
+	// Answer is the pod that answered and whom it saw (nil when no pod answered).
+	Answer *TraceAnswer `json:"answer,omitempty"`
+}
+
+// TraceAnswer is the answering pod's echo: who answered, and the source address it saw.
+type TraceAnswer struct {
+	Pod      string `json:"pod"`
+	Node     string `json:"node"`
+	PodIP    string `json:"podIP"`
+	Port     int    `json:"port"`
+	ClientIP string `json:"clientIP"`
 }
 
 // MarshalJSON writes status as null when no HTTP status came back.
@@ -74,6 +85,9 @@ type Hop struct {
 	Details   []string      `json:"details,omitempty"`
 	Watch     string        `json:"watch,omitempty"` // a command that shows this hop's packets
 	Packets   []TracePacket `json:"packets"`
+	// Rules are the netfilter rules that acted on the first packet of the request's flows
+	// in this hop's namespace, in the order they did.
+	Rules []TraceRule `json:"rules,omitempty"`
 }
 
 // TracePacket is one packet of the traced request as seen on one interface, with the
@@ -141,7 +155,7 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	defer t.h.Close()
 	var kernelDrops []LabDrop
 	sendErr := t.attempt(ctx, false)
-	if sendErr != nil && (o.Packets || o.Pcap != nil) {
+	if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
 		// Loading the kernel's drop program costs a few hundred milliseconds, which a
 		// request that goes through does not need: a failed one is sent once more with
 		// it loaded, to learn where and why it dies.
@@ -161,6 +175,7 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	}
 	t.answerHop()
 	t.attachPackets()
+	t.attachRules()
 	if t.dns != nil {
 		// The sender's lookup of the name through the cluster DNS comes first.
 		t.tr.Hops = append([]Hop{*t.dns}, t.tr.Hops...)
@@ -182,7 +197,7 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 func (t *tracer) attempt(ctx context.Context, drops bool) error {
 	t.local, t.resp, t.body, t.echo, t.status = netip.AddrPort{}, nil, nil, podEcho{}, ""
 	t.localPort.Store(0)
-	t.tr.Error, t.tr.Status, t.packets, t.kernelDrops = "", 0, nil, nil
+	t.tr.Error, t.tr.Status, t.packets, t.kernelDrops, t.rt = "", 0, nil, nil, nil
 	t.reqID = "trace-" + randomHex(8)
 	if t.o.Packets || t.o.Pcap != nil {
 		loaded := make(chan struct{})
@@ -204,6 +219,7 @@ func (t *tracer) attempt(ctx context.Context, drops bool) error {
 	if err != nil {
 		t.tr.Error = err.Error()
 	}
+	t.stopRuleTrace()
 	t.stopCapture()
 	t.kernelDrops = t.stopDrops()
 	return err
@@ -256,6 +272,7 @@ type tracer struct {
 	drops       *traceDrops
 	dropsNote   string
 	kernelDrops []LabDrop
+	rt          *ruleTrace // nf_tables tracing of the request's flow (trace_rules.go)
 
 	// A kernel drop of the connection's first packet ends the dial at once.
 	mu         sync.Mutex
@@ -334,7 +351,7 @@ func newTracer(labName string, o TraceOptions) (*tracer, error) {
 
 // dial connects from the sender's namespace. The socket is bound before it connects, so
 // its address is known even when the connection then fails.
-func (t *tracer) dial(network string) (net.Conn, error) {
+func (t *tracer) dial(parent context.Context, network string) (net.Conn, error) {
 	var conn net.Conn
 	d := net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var berr error
@@ -349,9 +366,15 @@ func (t *tracer) dial(network string) (net.Conn, error) {
 				}
 			}
 		})
+		if berr == nil && (t.o.Packets || t.o.Pcap != nil) {
+			// Its port known, the rules that trace its packets go in before it connects.
+			if src := t.routeSource(); src.IsValid() {
+				t.startRuleTrace(netip.AddrPortFrom(src, t.local.Port()))
+			}
+		}
 		return errors.Join(err, berr)
 	}}
-	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	t.mu.Lock()
 	t.cancelDial = cancel
@@ -388,11 +411,14 @@ func (t *tracer) send(ctx context.Context) error {
 	if t.u.Scheme == "udp" {
 		network = "udp"
 	}
-	conn, err := t.dial(network)
+	conn, err := t.dial(ctx, network)
 	if err != nil {
 		return fmt.Errorf("connect from %s to %s: %w", t.from, t.target, err)
 	}
 	defer conn.Close()
+	// Interrupted (Ctrl-C): stop waiting for the answer at once, so the trace's rules and
+	// sockets go now.
+	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })()
 	if network == "udp" {
 		return t.sendUDP(conn)
 	}
@@ -401,6 +427,9 @@ func (t *tracer) send(ctx context.Context) error {
 		pool := x509.NewCertPool()
 		if pem, err := os.ReadFile(rundir.ForLab(t.labName).CACert()); err == nil {
 			pool.AppendCertsFromPEM(pem)
+		}
+		for _, e := range t.p.TLS {
+			pool.AppendCertsFromPEM(e.Cert) // a Secret's own certificate, as curl --cacert would take it
 		}
 		tc := tls.Client(conn, &tls.Config{ServerName: t.host, RootCAs: pool, NextProtos: []string{"http/1.1"}})
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -637,6 +666,7 @@ func (t *tracer) answerHop() {
 			Summary: fmt.Sprintf("%s, not from a pod: %s", t.status, firstLine(t.body))})
 		return
 	}
+	t.tr.Answer = &TraceAnswer{Pod: echo.Pod, Node: echo.Node, PodIP: echo.PodIP, Port: echo.Port, ClientIP: echo.ClientIP}
 	ns := plan.NetnsName(t.labName, echo.Pod)
 	what := "answered " + t.status
 	if t.resp != nil {

@@ -295,10 +295,19 @@ func (t *tracer) findDrop(sendErr error, kernelDrops []LabDrop) {
 			}
 		}
 		if strings.HasPrefix(kd.Reason, "NETFILTER") {
-			if dst, err := netip.ParseAddrPort(kd.Dst); err == nil {
+			if e, r, ok := t.ruleDrop(); ok && e.Netns == kd.Namespace {
+				d.Rule = r.String()
+			} else if dst, err := netip.ParseAddrPort(kd.Dst); err == nil {
 				d.Rule = netfilterRule(kd.Namespace, dst)
 			}
 		}
+		return
+	}
+	if e, r, ok := t.ruleDrop(); ok {
+		// No kernel drop reasons (no BPF), but the rule trace saw a rule drop it.
+		d.Object, d.Namespace, d.Reason, d.Rule = e.Object, e.Netns, "NETFILTER_DROP", r.String()
+		d.Interface = t.ifaceLabel(e.Object, e.Netns, e.Iif)
+		d.Detail = fmt.Sprintf("a rule dropped %s", r.Packet)
 		return
 	}
 	if errors.Is(sendErr, unix.ENETUNREACH) && len(pkts) == 0 {
@@ -335,6 +344,22 @@ func (t *tracer) findDrop(sendErr error, kernelDrops []LabDrop) {
 	}
 	d.Object, d.Namespace = t.from, t.fromNS
 	d.Detail = "no packet of the request was seen"
+}
+
+// ifaceLabel names an interface of a namespace by index: <object>/<ifname>.
+func (t *tracer) ifaceLabel(object, ns string, index uint32) string {
+	if index == 0 {
+		return ""
+	}
+	nh, err := t.h.Get(ns)
+	if err != nil {
+		return ""
+	}
+	l, err := nh.LinkByIndex(int(index))
+	if err != nil {
+		return ""
+	}
+	return object + "/" + l.Attrs().Name
 }
 
 func (t *tracer) inPodCIDR(a netip.Addr) bool {

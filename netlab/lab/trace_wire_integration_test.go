@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gopacket/gopacket/pcapgo"
@@ -80,6 +81,16 @@ func TestIntegrationTracePackets(t *testing.T) {
 	if podIP == "" || !podIn {
 		t.Errorf("pod %s (%s) saw no packet of the request after the node: %+v", pod.Object, podIP, pod.Packets)
 	}
+
+	// The rules that acted: the LB's DNAT and kube-proxy's Service → endpoint → DNAT,
+	// and no trace rule left behind — after a trace, a trace interrupted with Ctrl-C, and
+	// one killed.
+	assertKubeProxyRules(t, tr, false)
+	if l := traceTables(t, p.Lab); len(l) > 0 {
+		t.Errorf("trace tables left after the trace: %v", l)
+	}
+	interruptTrace(t, p, syscall.SIGINT)
+	interruptTrace(t, p, syscall.SIGKILL)
 
 	// JSON as the contract has it.
 	b, _ := json.Marshal(tr)

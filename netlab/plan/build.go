@@ -86,6 +86,7 @@ func (b *builder) build(name string) (*Plan, error) {
 		ClientRoutesToPods: net.ClientRoutesToPods,
 	}, KubeProxy: KubeProxyConfig{Mode: lab.Spec.KubeProxy.Mode}}
 	b.p = p
+	p.Checks = lab.Spec.Checks
 	in := lab.Spec.Ingress
 	p.Ingress = IngressConfig{ClassName: in.ClassName, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort}
 	for _, w := range s.Warnings {

@@ -112,6 +112,9 @@ func Compare(old, cur *Plan) (Changes, error) {
 	if !equalJSON(old.Clients, cur.Clients) {
 		what = append(what, "spec.clients")
 	}
+	if !equalJSON(old.Checks, cur.Checks) {
+		what = append(what, "spec.checks")
+	}
 	labAction := Unchanged
 	if len(what) > 0 {
 		labAction = Configured

@@ -341,3 +341,17 @@ func TestCompareRefusesWhatCannotChangeLive(t *testing.T) {
 		}
 	}
 }
+
+// Changed checks configure the Lab, and the new plan carries them.
+func TestCompareChecksConfigureTheLab(t *testing.T) {
+	old := mustPlan(t, liveBase(), "")
+	withCheck := strings.Replace(liveBase(), "spec:\n", "spec:\n  checks: [{url: \"http://shop.example/\"}]\n", 1)
+	cur := buildFrom(t, withCheck, old)
+	cs := mustCompare(t, old, cur)
+	if got := lines(cs); !strings.HasPrefix(got, "lab.netlab.dev/t configured") {
+		t.Fatalf("changes:\n%s", got)
+	}
+	if len(cur.Checks) != 1 || cur.Checks[0].URL != "http://shop.example/" {
+		t.Fatalf("checks of the new plan: %+v", cur.Checks)
+	}
+}

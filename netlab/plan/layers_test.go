@@ -41,9 +41,10 @@ var layers = map[string]layer{
 	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
+	"nftrace": {netlab: []string{"kernel", "iptables"}},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops"}},
+	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace"}},
 	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
@@ -52,6 +53,8 @@ var layers = map[string]layer{
 	"internal/iptablestest": {pure: true, netlab: []string{"iptables"}},
 	// Doc-only directories of the integration tests, until they move beside their packages.
 	"ingressint": {}, "lbint": {}, "kubeproxy/integration": {}, "dns/integration": {},
+	// Doc-only: the test that brings every lesson in scenarios/ up and checks it.
+	"lessons": {},
 }
 
 // TestLayers holds the design rule for every package in one place: each package imports

@@ -1,5 +1,7 @@
 package plan
 
+import "github.com/netlabdev/netlab/netlab/scenario"
+
 // Plan is the desired state of one lab.
 type Plan struct {
 	Lab     string  `json:"lab"`
@@ -36,6 +38,9 @@ type Plan struct {
 	Processes   []Process    `json:"processes"`
 
 	Warnings []string `json:"warnings,omitempty"`
+
+	// Checks are the scenario's own checks (Lab.spec.checks), which netlab check runs.
+	Checks []scenario.Check `json:"checks,omitempty"`
 }
 
 // Network is the resolved address plan.

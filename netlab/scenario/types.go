@@ -42,6 +42,8 @@ type LabSpec struct {
 	Ingress      IngressSpec `json:"ingress,omitempty"`
 	KubeProxy    KubeProxy   `json:"kubeProxy,omitempty"`
 	DNS          DNSSpec     `json:"dns,omitempty"`
+	// Checks are what netlab check verifies after the lab's own health checks.
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // KubeProxy configures every node's kube-proxy agent.

@@ -67,6 +67,7 @@ func Validate(s *Scenario) error {
 	for i := range s.Secrets {
 		v.secret(&s.Secrets[i])
 	}
+	v.checks()
 	for _, w := range v.warns {
 		s.addWarning(w)
 	}
