@@ -3,23 +3,28 @@
 #
 # One lab: 2 nodes, one client, an echo Deployment (REPLICAS, default 1) behind ClusterIP
 # Services and an Ingress (small.bench -> Service echo; big.bench -> Service big). In the
-# SAME namespace as node-1's netlab ingress, nginx (Debian nginx-light) is started on
-# NGINX_PORT as a second ingress with the same routing: Host-based, keep-alive upstream
-# pool to the very same Service ClusterIP:port, the same forwarding headers, an access
-# log. wrk (keep-alive, same settings) alternates, ROUNDS times, per response size:
-#   N  nginx:  client -> node-1:NGINX_PORT (nginx) -> ClusterIP (kube-proxy) -> pod
-#   D  netlab: client -> node-1:80 (netlab ingress agent) -> ClusterIP -> pod
-#   V  netlab: client -> ingress VIP:80 (LB, rr over both nodes' ingress) -> ClusterIP -> pod
+# SAME namespace as node-1's netlab ingress, nginx (Debian nginx-light) on NGINX_PORT and
+# HAProxy (Debian haproxy) on HAPROXY_PORT are started as two more ingresses with the same
+# routing: Host-based, keep-alive upstream pool to the very same Service ClusterIP:port,
+# the same forwarding headers, a request ID, an access log. wrk (same settings) alternates
+# over the targets, ROUNDS times, per response size and connection mode:
+#   N  nginx:   client -> node-1:NGINX_PORT (nginx) -> ClusterIP (kube-proxy) -> pod
+#   H  haproxy: client -> node-1:HAPROXY_PORT (haproxy) -> ClusterIP -> pod
+#   D  netlab:  client -> node-1:80 (netlab ingress agent) -> ClusterIP -> pod
+#   V  netlab:  client -> ingress VIP:80 (LB, rr over both nodes' ingress) -> ClusterIP -> pod
 # Sizes: "small" is the echo's JSON (~0.7 KiB). "64k" is a 65536-byte static body: the
 # echo agent has no option for a large body, so for the Service "big" (targetPort 8090 of
 # the echo pods) each pod namespace gets a REDIRECT 8090 -> 8091 and an nginx serving the
-# file on 8091; both proxies under test proxy to that same upstream.
+# file on 8091; every proxy under test proxies to that same upstream.
+# Modes: "ka" keeps client connections alive; "close" sends Connection: close (a new client
+# connection per request; the proxies keep their upstream connections either way).
 # It also reads the proxies' CPU time (/proc/PID/stat) to report CPU µs per request.
 # Markdown on stdout, progress on stderr. Traffic stays between lab namespaces. On exit it
-# stops the nginx processes it started (by PID) and removes its lab.
+# stops the nginx and haproxy processes it started (by PID) and removes its lab.
 #
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
-# NGINX_PORT (8081), NETLAB (a netlab binary; default: built from this tree into a temp dir).
+# MODES ("ka close"), TARGETS ("N H D"; add V for the VIP), NGINX_PORT (8081),
+# HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,22 +34,26 @@ CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 REPLICAS=${REPLICAS:-1}
 SIZES=${SIZES:-"small 64k"}
+MODES=${MODES:-"ka close"}
+read -r -a TARGETS <<<"${TARGETS:-N H D}"
 NGINX_PORT=${NGINX_PORT:-8081}
+HAPROXY_PORT=${HAPROXY_PORT:-8082}
 BIG_PORT=8091 # the static upstream inside the pod namespaces
 
 log() { printf 'bench-l7: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces)"
-for t in wrk nginx jq curl; do command -v "$t" >/dev/null || die "$t is missing: BENCH=1 scripts/deps.sh (jq: apt-get install jq)"; done
+for t in wrk nginx haproxy jq curl; do command -v "$t" >/dev/null || die "$t is missing: BENCH=1 scripts/deps.sh"; done
 NGINX=$(command -v nginx)
+HAPROXY=$(command -v haproxy)
 
 tmp=$(mktemp -d /tmp/netlab-bench-l7.XXXXXX)
 chmod 0755 "$tmp"
 lab="bl7x$$"
 lab=${lab:0:24}
 lab_up=0
-nginx_pids=() # every nginx master and worker we started
+nginx_pids=() # every nginx master and worker, and the haproxy, we started
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -57,7 +66,7 @@ cleanup() {
     sleep 0.3
   done
   for p in "${nginx_pids[@]}"; do
-    if kill -0 "$p" 2>/dev/null && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = nginx ]; then kill -KILL "$p" 2>/dev/null || true; fi
+    case "$(cat "/proc/$p/comm" 2>/dev/null)" in nginx | haproxy) kill -KILL "$p" 2>/dev/null || true ;; esac
   done
   wait 2>/dev/null || true
   if [ "$lab_up" = 1 ]; then
@@ -253,9 +262,60 @@ start_nginx "$node_ns" "$d/nginx.conf" ingress
 INGRESS_NGINX_PIDS=$NGINX_PIDS
 log "nginx ingress in $node_ns on :$NGINX_PORT (pids $INGRESS_NGINX_PIDS); netlab ingress agent pid $ingress_pid"
 
-declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/")
-declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80")
-TARGETS=(N D V)
+# HAProxy as the ingress of node-1, on HAPROXY_PORT, configured the same way: one process
+# with a thread per CPU (its default), Host routing, a keep-alive upstream pool reused
+# by every client connection (http-reuse always), the forwarding headers, a request ID,
+# and an access log (to its stdout, a file).
+d="$tmp/haproxy"
+mkdir -p "$d"
+cat >"$d/haproxy.cfg" <<EOF
+global
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 30s
+  timeout http-keep-alive 60s
+  http-reuse always
+  log stdout format raw local0
+frontend ingress
+  bind :$HAPROXY_PORT
+  log global
+  log-format '{"time":"%tr","requestID":"%ID","client":"%ci","path":"%HP","status":%ST,"bytes":%B,"duration":%Ta,"upstream":"%si:%sp"}'
+  unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
+  http-request set-header X-Request-ID %[unique-id]
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Port %[dst_port]
+  option forwardfor
+  http-after-response set-header X-Request-ID %[unique-id]
+  http-after-response set-header X-Netlab-Ingress-Node haproxy-node-1
+  use_backend small if { hdr(host) -i small.bench }
+  use_backend big if { hdr(host) -i big.bench }
+  http-request return status 404 content-type text/plain string "no ingress rule matched this host and path" unless { hdr(host) -i small.bench } || { hdr(host) -i big.bench }
+backend small
+  server s1 ${UPSTREAM[small]} maxconn 1024
+backend big
+  server s1 ${UPSTREAM[64k]} maxconn 1024
+EOF
+"$HAPROXY" -c -f "$d/haproxy.cfg" >"$d/check.out" 2>&1 || { cat "$d/check.out" >&2; die "haproxy config check failed"; }
+ip netns exec "$node_ns" "$HAPROXY" -f "$d/haproxy.cfg" >"$d/access.log" 2>"$d/stderr" &
+HAPROXY_PID=$!
+nginx_pids+=("$HAPROXY_PID")
+log "haproxy ingress in $node_ns on :$HAPROXY_PORT (pid $HAPROXY_PID)"
+
+declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/")
+declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80")
+declare -A MODENAME=([ka]="keep-alive" [close]="Connection: close")
+for t in "${TARGETS[@]}"; do [ -n "${URL[$t]:-}" ] || die "unknown target $t (N H D V)"; done
+[[ " ${TARGETS[*]} " == *" N "* ]] || die "TARGETS must include N, the reference"
+for _ in $(seq 1 50); do
+  ip netns exec "$client_ns" curl -s -m 1 -o /dev/null "http://$node_ip:$HAPROXY_PORT/" && break
+  kill -0 "$HAPROXY_PID" 2>/dev/null || { cat "$tmp/haproxy/stderr" >&2; die "haproxy exited"; }
+  sleep 0.1
+done
 
 # Every target and size must answer 200 with the expected body before we measure.
 declare -A BODY
@@ -272,12 +332,13 @@ done
 cputicks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 
-# run_wrk TARGET SIZE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V).
+# run_wrk TARGET SIZE MODE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V).
 run_wrk() {
-  local t=$1 s=$2 dur=$3 pids="" c0=0 c1
-  case $t in N) pids=$INGRESS_NGINX_PIDS ;; D) pids=$ingress_pid ;; esac
+  local t=$1 s=$2 m=$3 dur=$4 pids="" c0=0 c1 extra=()
+  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pid ;; esac
+  [ "$m" = close ] && extra=(-H "Connection: close")
   [ -n "$pids" ] && c0=$(cputicks $pids)
-  ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 || {
+  ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 || {
     cat "$tmp/wrk.out" >&2
     die "wrk failed for $t ${URL[$t]}"
   }
@@ -296,22 +357,31 @@ run_wrk() {
   fi
 }
 
-for s in $SIZES; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" 1s; done; done # warm-up
+for s in $SIZES; do for m in $MODES; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" "$m" 1s; done; done; done # warm-up
 
 declare -A RPSS P99S CPUS RATIO ERRORS
 for r in $(seq 1 "$ROUNDS"); do
   for s in $SIZES; do
-    line="round $r/$ROUNDS $s:"
-    for t in "${TARGETS[@]}"; do
-      run_wrk "$t" "$s" "$DURATION"
-      RPSS[$t$s]+="$RPS "; P99S[$t$s]+="$P99 "; CPUS[$t$s]+="$CPU "
-      ERRORS[$t$s]=$((${ERRORS[$t$s]:-0} + ERRS))
-      declare "rps_$t=$RPS"
-      line+=" $t $RPS req/s p99 ${P99}ms${CPU:+ cpu ${CPU}µs/req};"
+    for m in $MODES; do
+      line="round $r/$ROUNDS $s $m:"
+      k=$s$m
+      for t in "${TARGETS[@]}"; do
+        run_wrk "$t" "$s" "$m" "$DURATION"
+        RPSS[$t$k]+="$RPS "; P99S[$t$k]+="$P99 "; CPUS[$t$k]+="$CPU "
+        ERRORS[$t$k]=$((${ERRORS[$t$k]:-0} + ERRS))
+        declare "rps_$t=$RPS"
+        line+=" $t $RPS req/s p99 ${P99}ms${CPU:+ cpu ${CPU}µs/req};"
+      done
+      for t in "${TARGETS[@]}"; do
+        [ "$t" = N ] && continue
+        b="rps_$t"
+        RATIO[$t$k]+="$(awk -v a="$rps_N" -v b="${!b}" 'BEGIN{printf "%.4f", b / a}') "
+      done
+      if [[ " ${TARGETS[*]} " == *" H "* && " ${TARGETS[*]} " == *" D "* ]]; then
+        RATIO[DH$k]+="$(awk -v a="$rps_H" -v b="$rps_D" 'BEGIN{printf "%.4f", b / a}') "
+      fi
+      log "$line"
     done
-    RATIO[D$s]+="$(awk -v a="$rps_N" -v b="$rps_D" 'BEGIN{printf "%.4f", b / a}') "
-    RATIO[V$s]+="$(awk -v a="$rps_N" -v b="$rps_V" 'BEGIN{printf "%.4f", b / a}') "
-    log "$line"
   done
 done
 
@@ -325,22 +395,52 @@ fmt() { # "median min max" decimals unit
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git status --porcelain 2>/dev/null | head -n1)" ] || commit+=" (dirty tree)"
 cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+has() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 echo "### L7 path — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "kernel $(uname -r), $(nproc) CPUs (${cpu:-unknown}), $(iptables --version 2>/dev/null || echo 'iptables ?'), $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}'), $("${GO:-go}" version 2>/dev/null | awk '{print $3}'), netlab $commit"
+echo "kernel $(uname -r), $(nproc) CPUs (${cpu:-unknown}), $(iptables --version 2>/dev/null || echo 'iptables ?'), $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $("$HAPROXY" -v 2>&1 | head -n1 | awk '{print "haproxy/" $3}'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}'), $("${GO:-go}" version 2>/dev/null | awk '{print $3}'), netlab $commit; load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared with other work)"
 echo
-echo "wrk -t $THREADS -c $CONNS -d $DURATION --latency, keep-alive, $ROUNDS rounds alternating N D V; $REPLICAS echo pod(s). N = ${NAME[N]} (reference), D = ${NAME[D]}, V = ${NAME[V]}. All three proxy to the same Service ClusterIP (kube-proxy → pod). Median (min–max) over the rounds; ratios are per round."
+echo "wrk -t $THREADS -c $CONNS -d $DURATION --latency, $ROUNDS rounds alternating ${TARGETS[*]} per size and mode; $REPLICAS echo pod(s). $(for t in "${TARGETS[@]}"; do printf '%s = %s. ' "$t" "${NAME[$t]}"; done)All proxy to the same Service ClusterIP (kube-proxy → pod). Median (min–max) over the rounds; ratios are per round."
 echo
-echo "| response | N nginx req/s | D netlab req/s | **D/N** | V netlab via VIP req/s | V/N |"
-echo "|---|---|---|---|---|---|"
+hdr="| response | mode | N nginx req/s |"
+sep="|---|---|---|"
+for t in "${TARGETS[@]}"; do
+  case $t in H) hdr+=" H haproxy req/s | H/N |"; sep+="---|---|" ;; D) hdr+=" D netlab req/s | **D/N** |"; sep+="---|---|" ;; V) hdr+=" V netlab via VIP req/s | V/N |"; sep+="---|---|" ;; esac
+done
+if has H && has D; then hdr+=" **D/H** |"; sep+="---|"; fi
+echo "$hdr"
+echo "$sep"
 for s in $SIZES; do
-  echo "| $s (${BODY[$s]} B) | $(fmt "$(stats "${RPSS[N$s]}")" 0 "") | $(fmt "$(stats "${RPSS[D$s]}")" 0 "") | **$(fmt "$(stats "${RATIO[D$s]}")" 3 ×)** | $(fmt "$(stats "${RPSS[V$s]}")" 0 "") | $(fmt "$(stats "${RATIO[V$s]}")" 3 ×) |"
+  for m in $MODES; do
+    k=$s$m
+    row="| $s (${BODY[$s]} B) | ${MODENAME[$m]} | $(fmt "$(stats "${RPSS[N$k]}")" 0 "") |"
+    for t in "${TARGETS[@]}"; do
+      [ "$t" = N ] && continue
+      b=""; [ "$t" = D ] && b="**"
+      row+=" $(fmt "$(stats "${RPSS[$t$k]}")" 0 "") | $b$(fmt "$(stats "${RATIO[$t$k]}")" 3 ×)$b |"
+    done
+    if has H && has D; then row+=" **$(fmt "$(stats "${RATIO[DH$k]}")" 3 ×)** |"; fi
+    echo "$row"
+  done
 done
 echo
-echo "| response | p99 N | p99 D | p99 V | proxy CPU per request N (nginx, all processes) | D (netlab ingress agent) | errors N/D/V |"
-echo "|---|---|---|---|---|---|---|"
+hdr="| response | mode |"
+sep="|---|---|"
+for t in "${TARGETS[@]}"; do hdr+=" p99 $t |"; sep+="---|"; done
+for t in "${TARGETS[@]}"; do [ "$t" = V ] || { hdr+=" CPU/request $t |"; sep+="---|"; }; done
+hdr+=" errors $(IFS=/; echo "${TARGETS[*]}") |"; sep+="---|"
+echo "$hdr"
+echo "$sep"
 for s in $SIZES; do
-  echo "| $s | $(fmt "$(stats "${P99S[N$s]}")" 2 " ms") | $(fmt "$(stats "${P99S[D$s]}")" 2 " ms") | $(fmt "$(stats "${P99S[V$s]}")" 2 " ms") | $(fmt "$(stats "${CPUS[N$s]}")" 1 " µs") | $(fmt "$(stats "${CPUS[D$s]}")" 1 " µs") | ${ERRORS[N$s]}/${ERRORS[D$s]}/${ERRORS[V$s]} |"
+  for m in $MODES; do
+    k=$s$m
+    row="| $s | ${MODENAME[$m]} |"
+    for t in "${TARGETS[@]}"; do row+=" $(fmt "$(stats "${P99S[$t$k]}")" 2 " ms") |"; done
+    for t in "${TARGETS[@]}"; do [ "$t" = V ] || row+=" $(fmt "$(stats "${CPUS[$t$k]}")" 1 " µs") |"; done
+    e=""
+    for t in "${TARGETS[@]}"; do e+="${e:+/}${ERRORS[$t$k]}"; done
+    echo "$row $e |"
+  done
 done
 echo
-echo "Targets: D ≥ 0.5× N (first), ≥ 1.0× N with p99 ≤ nginx's (moonshot). V crosses the LB too and spreads over both nodes' ingress agents, so V/N is not like for like."
+echo "CPU/request: the proxy's own CPU time (user + system, all its processes) over the requests wrk completed. Targets: D ≥ 1.0× N with p99 ≤ nginx's (first), ≥ 1.3× N (moonshot). V crosses the LB too and spreads over both nodes' ingress agents, so V/N is not like for like."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab, its tests and benchmarks use, with apt, only when missing.
-# Idempotent. Run as root. BENCH=1 also installs the benchmark tools (wrk, nginx, mininet,
-# dnsperf, dnsmasq); TEST=1 the tests' own (vagrant, when apt has it); PROVISION=1 (what
+# Idempotent. Run as root. BENCH=1 also installs the benchmark tools (wrk, nginx, haproxy,
+# mininet, dnsperf, dnsmasq); TEST=1 the tests' own (vagrant, when apt has it); PROVISION=1 (what
 # scripts/provision.sh asks) git and, when there is no Go, the distribution's golang-go.
 set -euo pipefail
 
@@ -35,6 +35,8 @@ fi
 if [ "${BENCH:-0}" = 1 ]; then
   have wrk || need+=(wrk)
   have nginx || need+=(nginx-light)
+  # The L7 benchmark's second reference ingress (started by the script, never as a service).
+  have haproxy || need+=(haproxy)
   have mn || need+=(mininet)
   # mn --switch lxbr drives the Linux bridge with brctl; the mininet package does not pull it in.
   have brctl || need+=(bridge-utils)

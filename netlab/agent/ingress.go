@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/ingress"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	corev1 "k8s.io/api/core/v1"
@@ -107,9 +109,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	epPath := dir.Endpoints()
+	epGen := fileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
 		Resolve:         conf.resolve,
+		Endpoints:       loadEndpointsResolver(epPath, log),
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		AccessLog:       cfg.AccessLog,
 		Logger:          log,
@@ -149,6 +154,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h.MetricsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	// Go's profiler on the metrics port (node namespace only), as ingress-nginx offers
+	// with --profiling: `go tool pprof http://NODE_IP:10254/debug/pprof/profile?seconds=5`
+	// from inside the node, under load, is how the data path was tuned (docs/performance.md).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), plain); err != nil {
 		return err
 	}
@@ -200,8 +211,6 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	// Pooled upstream connections are pinned (by the node's conntrack) to the pod the
 	// ClusterIP picked when they were opened. When the Service's endpoints change, drop the
 	// idle ones, so no new request rides a connection to a pod that is gone or unreachable.
-	epPath := dir.Endpoints()
-	epGen := fileStamp(epPath)
 	epTick := time.NewTicker(100 * time.Millisecond)
 	defer epTick.Stop()
 	var err2 error
@@ -213,6 +222,7 @@ loop:
 		case <-epTick.C:
 			if g := fileStamp(epPath); g != epGen {
 				epGen = g
+				h.SetEndpoints(loadEndpointsResolver(epPath, log))
 				h.CloseIdleConnections()
 				log.Info("endpoints changed: idle upstream connections closed")
 			}
@@ -229,7 +239,7 @@ loop:
 	for _, l := range ls {
 		_ = l.srv.Shutdown(shutdownCtx)
 	}
-	h.CloseIdleConnections()
+	h.Close()
 	return err2
 }
 
@@ -283,7 +293,7 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 		}
 		ings = append(ings, obj)
 	}
-	table, warns := ingress.Build(ings, cfg.ClassName)
+	table, warns := ingress.BuildWith(ings, ingress.BuildOptions{ClassName: cfg.ClassName, Upstream: p.Ingress.Upstream})
 	for _, w := range warns {
 		log.Warn(w)
 	}
@@ -361,4 +371,63 @@ func backendPortString(p networkingv1.ServiceBackendPort) string {
 		return p.Name
 	}
 	return strconv.Itoa(int(p.Number))
+}
+
+// loadEndpointsResolver reads the endpoints controller's file and returns the ready
+// endpoints of every Service port, for routes in the endpoints upstream mode. As
+// kube-proxy does, a Service port without a ready endpoint falls back to its serving,
+// terminating ones. An unreadable file gives a resolver without endpoints (503) and is
+// logged; the next change of the file is read again.
+func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResolver {
+	var f kubeproxy.EndpointsFile
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &f)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("endpoints unreadable; endpoints-mode routes answer 503 until it is rewritten", "file", path, "error", err)
+	}
+	type key struct {
+		ns, name, portName string
+		port               int32
+	}
+	byKey := map[key]*ingress.Backends{}
+	known := map[[2]string]bool{}
+	for _, sp := range f.Ports {
+		if !strings.EqualFold(sp.Protocol, "TCP") && sp.Protocol != "" {
+			continue
+		}
+		known[[2]string{sp.Namespace, sp.Name}] = true
+		var ready, terminating []string
+		for _, e := range sp.Endpoints {
+			a := net.JoinHostPort(e.IP, strconv.Itoa(int(e.Port)))
+			switch {
+			case e.Ready:
+				ready = append(ready, a)
+			case e.ServingTerminating():
+				terminating = append(terminating, a)
+			}
+		}
+		if len(ready) == 0 {
+			ready = terminating
+		}
+		bk := &ingress.Backends{Addrs: ready}
+		byKey[key{sp.Namespace, sp.Name, "", sp.Port}] = bk
+		if sp.PortName != "" {
+			byKey[key{sp.Namespace, sp.Name, sp.PortName, 0}] = bk
+		}
+	}
+	return func(ns, name string, port networkingv1.ServiceBackendPort) (*ingress.Backends, error) {
+		k := key{ns, name, port.Name, 0}
+		if port.Name == "" {
+			k.port = port.Number
+		}
+		if b := byKey[k]; b != nil {
+			return b, nil
+		}
+		if !known[[2]string{ns, name}] {
+			return nil, fmt.Errorf("service %s/%s has no endpoints record", ns, name)
+		}
+		return nil, fmt.Errorf("service %s/%s has no port %s", ns, name, backendPortString(port))
+	}
 }

@@ -109,14 +109,18 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 		}
 	}
 	if len(st.Ingresses) > 0 {
-		fmt.Fprintf(w, "\nINGRESS\tHOST\tPATH\tTYPE\tBACKEND\n")
+		fmt.Fprintf(w, "\nINGRESS\tHOST\tPATH\tTYPE\tBACKEND\tUPSTREAM\n")
 		for _, in := range st.Ingresses {
+			up := in.Upstream
+			if in.Ignored {
+				up = fmt.Sprintf("ignored (class %s)", in.Class)
+			}
 			for _, r := range in.Rules {
 				host := r.Host
 				if host == "" {
 					host = "*"
 				}
-				fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s:%s\n", in.Namespace, in.Name, host, r.Path, r.PathType, r.Service, r.Port)
+				fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s:%s\t%s\n", in.Namespace, in.Name, host, r.Path, r.PathType, r.Service, r.Port, up)
 			}
 		}
 	}

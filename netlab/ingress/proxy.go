@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,12 +36,36 @@ const StatusClientClosed = 499
 // number or name. An error means the Service or port is unknown (the proxy answers 503).
 type Resolver func(namespace, service string, port networkingv1.ServiceBackendPort) (upstream string, err error)
 
+// Backends are the ready endpoints ("podIP:port") of one Service port, for the
+// endpoints upstream mode. Pick spreads requests over them round-robin; it is safe for
+// concurrent use. A Backends value must not be copied after first use.
+type Backends struct {
+	Addrs []string
+	next  atomic.Uint64
+}
+
+// Pick returns the next endpoint, or "" when there is none.
+func (b *Backends) Pick() string {
+	if b == nil || len(b.Addrs) == 0 {
+		return ""
+	}
+	return b.Addrs[(b.next.Add(1)-1)%uint64(len(b.Addrs))]
+}
+
+// EndpointsResolver returns the ready endpoints of a Service port given by number or
+// name. An error means the Service or port is unknown (the proxy answers 503); a Service
+// without ready endpoints returns empty Backends (503 too).
+type EndpointsResolver func(namespace, service string, port networkingv1.ServiceBackendPort) (*Backends, error)
+
 // Options configure a Handler. Zero values get the defaults noted.
 type Options struct {
 	// Node names the node this proxy runs on; it is returned in HeaderNode.
 	Node string
 	// Resolve maps a route's Service to its upstream address. Required.
 	Resolve Resolver
+	// Endpoints maps a route's Service to its ready endpoints, for routes in the
+	// UpstreamEndpoints mode; nil answers them 503 until SetEndpoints.
+	Endpoints EndpointsResolver
 	// UpstreamTimeout bounds the wait for the upstream's response headers; past it the
 	// client gets 504. Default 30s.
 	UpstreamTimeout time.Duration
@@ -56,20 +81,21 @@ type Options struct {
 	Metrics *Metrics
 	// Logger receives proxy errors at debug level; nil discards them.
 	Logger *slog.Logger
-	// Transport replaces the built-in upstream transport (tests, benchmarks).
-	Transport http.RoundTripper
 }
 
 // Handler is the ingress reverse proxy. It holds its routing table in an atomic pointer:
 // Reload swaps it, requests already routed finish with the route they got.
 type Handler struct {
-	node      string
-	routing   atomic.Pointer[routing]
-	proxy     *httputil.ReverseProxy
-	transport *http.Transport // nil when Options.Transport was given
-	log       *accessLogger
-	metrics   *Metrics
-	logger    *slog.Logger
+	node     string
+	routing  atomic.Pointer[routing]
+	reloadMu sync.Mutex
+	pool     *pool
+	timeout  time.Duration // for the upstream's response headers
+	log      *accessLogger
+	metrics  *Metrics
+	logger   *slog.Logger
+	nodeHdr  []string // the HeaderNode value, shared by every response
+	trustFwd bool
 }
 
 // NewHandler returns a proxy serving table (which may be nil: every request is 404 until
@@ -99,64 +125,53 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 		logger:  opts.Logger,
 	}
 	if opts.AccessLog != nil {
-		h.log = &accessLogger{w: opts.AccessLog}
+		h.log = newAccessLogger(opts.AccessLog)
 	}
-	rt := opts.Transport
-	if rt == nil {
-		h.transport = NewTransport(opts.DialTimeout, opts.UpstreamTimeout, opts.MaxIdleConnsPerHost)
-		rt = h.transport
-	}
-	h.proxy = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      rt,
-		ModifyResponse: h.modifyResponse,
-		ErrorHandler:   h.errorHandler,
-		BufferPool:     bufferPool{},
-		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
-	}
-	h.routing.Store(&routing{table: table, resolve: opts.Resolve})
+	h.nodeHdr = []string{opts.Node}
+	h.trustFwd = true // a client's X-Forwarded-For is kept, the client's address appended
+	h.pool = newPool(opts.DialTimeout, opts.MaxIdleConnsPerHost)
+	h.timeout = opts.UpstreamTimeout
+	h.routing.Store(&routing{table: table, resolve: opts.Resolve, endpoints: opts.Endpoints})
 	return h, nil
-}
-
-// NewTransport is the upstream transport: HTTP/1.1 only (upstreams are ClusterIPs), no
-// proxy from the environment, no transparent compression, a large keep-alive pool, a
-// dial timeout and a response-header timeout.
-func NewTransport(dialTimeout, headerTimeout time.Duration, idlePerHost int) *http.Transport {
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           d.DialContext,
-		MaxIdleConns:          0, // no global cap; the per-host cap applies
-		MaxIdleConnsPerHost:   idlePerHost,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: headerTimeout,
-		ExpectContinueTimeout: 1 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
-	}
 }
 
 // routing is what a reload swaps as one: the table and the resolver of its Services.
 type routing struct {
-	table   *Table
-	resolve Resolver
+	table     *Table
+	resolve   Resolver
+	endpoints EndpointsResolver
+}
+
+// update swaps the routing under a lock, so that concurrent Reload and SetEndpoints
+// calls do not undo each other; readers never lock.
+func (h *Handler) update(f func(next *routing)) {
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	next := *h.routing.Load()
+	f(&next)
+	h.routing.Store(&next)
 }
 
 // Reload makes t the routing table for requests that arrive from now on; requests
 // already routed finish with the route and upstream they got.
 func (h *Handler) Reload(t *Table) {
-	h.routing.Store(&routing{table: t, resolve: h.routing.Load().resolve})
+	h.update(func(n *routing) { n.table = t })
 }
 
 // ReloadWith swaps the table and the resolver together (new Ingresses and the Services
 // they name arrive at once). A nil resolver keeps the current one.
 func (h *Handler) ReloadWith(t *Table, r Resolver) {
-	if r == nil {
-		r = h.routing.Load().resolve
-	}
-	h.routing.Store(&routing{table: t, resolve: r})
+	h.update(func(n *routing) {
+		n.table = t
+		if r != nil {
+			n.resolve = r
+		}
+	})
+}
+
+// SetEndpoints swaps the endpoints resolver (the Services' ready endpoints changed).
+func (h *Handler) SetEndpoints(e EndpointsResolver) {
+	h.update(func(n *routing) { n.endpoints = e })
 }
 
 // Table returns the current routing table.
@@ -168,27 +183,47 @@ func (h *Handler) Metrics() *Metrics { return h.metrics }
 // MetricsHandler serves the handler's metrics in the Prometheus exposition format.
 func (h *Handler) MetricsHandler() http.Handler { return h.metrics.Handler() }
 
-// CloseIdleConnections closes idle upstream connections of the built-in transport.
-func (h *Handler) CloseIdleConnections() {
-	if h.transport != nil {
-		h.transport.CloseIdleConnections()
+// CloseIdleConnections closes the idle upstream connections.
+func (h *Handler) CloseIdleConnections() { h.pool.closeIdle() }
+
+// Close flushes the access log and closes the idle upstream connections; call it after
+// the servers using h have shut down.
+func (h *Handler) Close() {
+	if h.log != nil {
+		h.log.close()
 	}
+	h.pool.closeIdle()
 }
 
-// reqState travels with a proxied request through the ReverseProxy callbacks.
+// reqState is what a request's handling records for the metrics and the access log.
 type reqState struct {
 	route         Route
 	upstream      string
+	mode          string // the route's upstream mode, once routed
 	requestID     string
 	clientIP      string
-	fwdPort       string
 	upstreamStart time.Time
 	upstreamDur   time.Duration
-	status        int // set by errorHandler
+	status        int // the status to log when it is not the one sent (499, 400)
 	err           error
+	body          *bodyReader // the client's request body, when it has one
 }
 
-type stateKey struct{}
+// bodyReader remembers why reading the client's body failed (malformed chunking, a body
+// shorter than its Content-Length), so the answer is the client's fault (400), not the
+// upstream's (502).
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
 
 // ServeHTTP routes and proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -196,16 +231,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{requestID: requestID(r.Header.Get(HeaderRequestID))}
 	st.clientIP = clientIP(r.RemoteAddr)
 	hdr := w.Header()
-	hdr.Set(HeaderRequestID, st.requestID)
+	// A body framed by Transfer-Encoding may also have carried a Content-Length (net/http
+	// drops it before we see the request): such a message can smuggle a second request
+	// past a proxy that reads the other framing, so the connection is closed after the
+	// answer (RFC 9112 section 6.3).
+	if len(r.TransferEncoding) > 0 {
+		hdr["Connection"] = []string{"close"}
+	}
+	hdr[HeaderRequestID] = []string{st.requestID}
 	if h.node != "" {
-		hdr.Set(HeaderNode, h.node)
+		hdr[HeaderNode] = h.nodeHdr
 	}
 	rec := &recorder{ResponseWriter: w}
 
 	rt := h.routing.Load()
 	host, _ := NormalizeHost(r.Host)
 	route, ok := rt.table.match(host, cleanRequestPath(r.URL.Path))
-	// Log and count even when ReverseProxy aborts a response mid-body (it panics with
+	// Log and count even when a response is aborted mid-body (the proxy panics with
 	// http.ErrAbortHandler, which net/http turns into a reset stream or closed connection).
 	defer func() {
 		if p := recover(); p != nil {
@@ -225,16 +267,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeShort(rec, http.StatusNotFound, "no ingress rule matched this host and path")
 	default:
 		st.route = route
-		up, err := rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+		st.mode = route.Upstream
+		up, err := rt.upstream(route)
 		if err != nil {
 			st.err = err
 			writeShort(rec, http.StatusServiceUnavailable, "no upstream for service "+route.Service())
 			break
 		}
 		st.upstream = up
-		st.fwdPort = forwardedPort(r)
-		h.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		h.proxy(rec, r, st)
 	}
+}
+
+// errNoEndpoints: the Service exists but has no ready endpoint (endpoints mode).
+var errNoEndpoints = errors.New("no ready endpoints")
+
+// upstream is where a routed request goes: the Service's ClusterIP:port, or in the
+// endpoints mode the next ready endpoint.
+func (rt *routing) upstream(route Route) (string, error) {
+	if route.Upstream != UpstreamEndpoints {
+		return rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	}
+	if rt.endpoints == nil {
+		return "", errNoEndpoints
+	}
+	b, err := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	if err != nil {
+		return "", err
+	}
+	if up := b.Pick(); up != "" {
+		return up, nil
+	}
+	return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
 }
 
 // finish records a request in the metrics and the access log.
@@ -249,39 +313,28 @@ func (h *Handler) finish(r *http.Request, st *reqState, rec *recorder, ok bool, 
 	dur := time.Since(start)
 	h.metrics.observe(st.route, ok, status, st.upstreamDur)
 	if h.log != nil {
-		h.log.write(accessEntry{
-			Time:       start.UTC().Format(time.RFC3339Nano),
+		e := accessEntry{
+			Time:       start,
 			RequestID:  st.requestID,
 			Client:     st.clientIP,
 			Method:     r.Method,
 			Host:       r.Host,
 			Path:       r.URL.Path,
 			Proto:      r.Proto,
-			Rule:       ruleOf(st.route, ok),
-			Service:    serviceOf(st.route, ok),
 			Upstream:   st.upstream,
+			Mode:       st.mode,
 			Status:     status,
 			Bytes:      rec.bytes,
 			DurationMs: float64(dur.Microseconds()) / 1000,
 			UpstreamMs: float64(st.upstreamDur.Microseconds()) / 1000,
 			Node:       h.node,
 			Error:      errString(st.err),
-		})
+		}
+		if ok {
+			e.Rule, e.Service = st.route.ruleString(), st.route.serviceString()
+		}
+		h.log.write(&e)
 	}
-}
-
-func ruleOf(r Route, ok bool) string {
-	if !ok {
-		return ""
-	}
-	return r.Rule()
-}
-
-func serviceOf(r Route, ok bool) string {
-	if !ok {
-		return ""
-	}
-	return r.Service()
 }
 
 func errString(err error) string {
@@ -291,65 +344,360 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// rewrite builds the upstream request: the Service's ClusterIP:port, the client's Host
-// kept, the forwarding headers set. ReverseProxy has already removed hop-by-hop headers
-// and the inbound Forwarded/X-Forwarded-* headers from pr.Out.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(stateKey{}).(*reqState)
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = st.upstream
-	pr.Out.Host = pr.In.Host
-
-	oh := pr.Out.Header
-	xff := st.clientIP
-	if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 && st.clientIP != "" {
-		xff = strings.Join(prior, ", ") + ", " + st.clientIP
+// proxy sends a routed request to st.upstream and copies the answer back.
+func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
+	ctx := r.Context()
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body = &bodyReader{r: r.Body}
 	}
-	if xff != "" {
-		oh.Set("X-Forwarded-For", xff)
-		oh.Set("X-Real-Ip", st.clientIP)
-	} else {
-		oh.Del("X-Real-Ip")
-	}
-	oh.Set("X-Forwarded-Host", pr.In.Host)
-	if pr.In.TLS != nil {
-		oh.Set("X-Forwarded-Proto", "https")
-	} else {
-		oh.Set("X-Forwarded-Proto", "http")
-	}
-	if st.fwdPort != "" {
-		oh.Set("X-Forwarded-Port", st.fwdPort)
-	}
-	oh.Set(HeaderRequestID, st.requestID)
+	// A request may go again on a fresh connection only when it cannot have had an
+	// effect: idempotent, without a body, and the upstream answered nothing at all.
+	replayable := st.body == nil && idempotent(r.Method)
+	upgrade := upgradeOf(r)
 	st.upstreamStart = time.Now()
+	x := exchanges.Get().(*exchange)
+	defer x.release()
+	for attempt := 0; ; attempt++ {
+		uc, err := h.pool.get(ctx, st.upstream)
+		if err != nil {
+			h.fail(w, r, st, err)
+			return
+		}
+		err = h.roundTrip(ctx, uc, r, st, upgrade, x)
+		if err != nil {
+			uc.close()
+			if attempt == 0 && uc.reused && replayable && x.nothingRead && ctx.Err() == nil {
+				x.reset()
+				continue // the upstream closed the pooled connection as it was used
+			}
+			h.fail(w, r, st, err)
+			return
+		}
+		st.upstreamDur = time.Since(st.upstreamStart)
+		h.respond(w, r, st, uc, upgrade, x)
+		return
+	}
 }
 
-// modifyResponse times the upstream and drops the headers the proxy owns from the
-// upstream response (the client gets the proxy's values, set before proxying).
-func (h *Handler) modifyResponse(resp *http.Response) error {
-	if st, ok := resp.Request.Context().Value(stateKey{}).(*reqState); ok {
-		st.upstreamDur = time.Since(st.upstreamStart)
+// roundTrip writes the request on uc and reads the response head into x.
+func (h *Handler) roundTrip(ctx context.Context, uc *upConn, r *http.Request, st *reqState, upgrade string, x *exchange) error {
+	x.nothingRead = true
+	// The client leaving ends the wait: the upstream's read deadline moves to the past.
+	stop := context.AfterFunc(ctx, func() { _ = uc.nc.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	if err := h.writeRequest(uc.bw, r, st, upgrade); err != nil {
+		return err
 	}
-	resp.Header.Del(HeaderRequestID)
-	resp.Header.Del(HeaderNode)
+	if st.body != nil && st.body.err != nil {
+		return st.body.err
+	}
+	_ = uc.nc.SetReadDeadline(time.Now().Add(h.timeout))
+	if err := x.readHead(uc.br, r.Method); err != nil {
+		return err
+	}
+	_ = uc.nc.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	return nil
 }
 
-// errorHandler answers a failed upstream exchange: 504 when the upstream did not answer
-// in time, 502 when it could not be reached or broke the connection; nothing when the
-// client itself went away (logged as 499).
-func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*reqState)
-	status := classify(r.Context(), err)
-	if st != nil {
-		st.err = err
-		st.status = status
-		if !st.upstreamStart.IsZero() {
-			st.upstreamDur = time.Since(st.upstreamStart)
+var aLongTimeAgo = time.Unix(1, 0)
+
+// idempotent methods (RFC 9110 section 9.2.2).
+func idempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// upgradeOf is the protocol an HTTP/1.1 client asks to switch to ("" for none).
+func upgradeOf(r *http.Request) string {
+	if r.ProtoMajor != 1 {
+		return ""
+	}
+	up := r.Header["Upgrade"]
+	if len(up) == 0 || !headerHasToken(r.Header["Connection"], "upgrade") {
+		return ""
+	}
+	return up[0]
+}
+
+// headerHasToken reports whether a comma-separated header holds token (any case).
+func headerHasToken(vv []string, token string) bool {
+	for _, v := range vv {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
+	}
+	return false
+}
+
+// hopRequest are the request headers that are not forwarded: hop-by-hop ones, and the
+// ones the proxy sets itself (Host and the body framing are written from the request).
+var hopRequest = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Expect": true, "Host": true, "Content-Length": true,
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"X-Forwarded-Port": true, "X-Real-Ip": true, HeaderRequestID: true,
+}
+
+// writeRequest writes the request line, the client's end-to-end headers, the forwarding
+// headers and the body (with its length, or chunked when the length is unknown).
+func (h *Handler) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, upgrade string) error {
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	uri := r.RequestURI
+	if uri == "" || (uri[0] != '/' && uri != "*") {
+		uri = r.URL.RequestURI()
+	}
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if r.Host != "" {
+		bw.WriteString(r.Host)
+	} else {
+		bw.WriteString(st.upstream)
+	}
+	bw.WriteString("\r\n")
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if hopRequest[k] || (len(conn) > 0 && headerHasToken(conn, k)) {
+			continue
+		}
+		for _, v := range vv {
+			writeHeader(bw, k, v)
+		}
+	}
+	if upgrade != "" {
+		writeHeader(bw, "Connection", "Upgrade")
+		writeHeader(bw, "Upgrade", upgrade)
+	}
+	if headerHasToken(r.Header["Te"], "trailers") {
+		writeHeader(bw, "Te", "trailers")
+	}
+	if st.clientIP != "" {
+		bw.WriteString("X-Forwarded-For: ")
+		if h.trustFwd {
+			for _, v := range r.Header["X-Forwarded-For"] {
+				bw.WriteString(v)
+				bw.WriteString(", ")
+			}
+		}
+		bw.WriteString(st.clientIP)
+		bw.WriteString("\r\n")
+		writeHeader(bw, "X-Real-Ip", st.clientIP)
+	}
+	writeHeader(bw, "X-Forwarded-Host", r.Host)
+	if r.TLS != nil {
+		writeHeader(bw, "X-Forwarded-Proto", "https")
+	} else {
+		writeHeader(bw, "X-Forwarded-Proto", "http")
+	}
+	writeHeader(bw, "X-Forwarded-Port", forwardedPort(r))
+	writeHeader(bw, HeaderRequestID, st.requestID)
+	b := st.body
+	switch {
+	case b == nil:
+		switch r.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		bw.WriteString("\r\n")
+	case r.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+		n, err := bw.ReadFrom(io.LimitReader(b, r.ContentLength))
+		if err == nil && n < r.ContentLength {
+			err = io.ErrUnexpectedEOF
+			b.err = err
+		}
+		if err != nil {
+			return err
+		}
+	default: // length unknown: chunked
+		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		buf := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(buf)
+		for {
+			n, err := b.Read(*buf)
+			if n > 0 {
+				bw.WriteString(strconv.FormatInt(int64(n), 16))
+				bw.WriteString("\r\n")
+				bw.Write((*buf)[:n])
+				bw.WriteString("\r\n")
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		bw.WriteString("0\r\n\r\n")
+	}
+	return bw.Flush()
+}
+
+func writeHeader(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+// respond copies the upstream's response (head in x, body on uc) to the client, then
+// pools uc when the exchange ended cleanly.
+func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn, upgrade string, x *exchange) {
+	hdr := w.Header()
+	for _, f := range x.fields {
+		if x.dropped(f.k) {
+			continue
+		}
+		hdr[f.k] = append(hdr[f.k], f.v)
+	}
+	if x.status == http.StatusSwitchingProtocols {
+		h.switchProtocols(w, r, st, uc, upgrade)
+		return
+	}
+	w.WriteHeader(x.status)
+	noBody := r.Method == http.MethodHead || x.status == http.StatusNoContent || x.status == http.StatusNotModified
+	reuse := !x.close
+	var err error
+	switch {
+	case noBody:
+	case x.chunked:
+		cr := httputil.NewChunkedReader(uc.br)
+		err = copyBody(w, cr, true)
+		if err == nil {
+			err = x.readTrailers(uc.br, hdr)
+		}
+	case x.contentLength >= 0:
+		lr := io.LimitedReader{R: uc.br, N: x.contentLength}
+		err = copyBody(w, &lr, x.stream)
+		if err == nil && lr.N > 0 {
+			err = &upstreamBodyError{io.ErrUnexpectedEOF}
+		}
+	default: // delimited by the upstream closing the connection
+		reuse = false
+		err = copyBody(w, uc.br, true)
+	}
+	if err != nil {
+		uc.close()
+		st.err = fmt.Errorf("response aborted: %w", err)
+		panic(http.ErrAbortHandler)
+	}
+	if reuse {
+		h.pool.put(uc)
+	} else {
+		uc.close()
+	}
+}
+
+// upstreamBodyError marks a failure to read the upstream's body (not the client's write).
+type upstreamBodyError struct{ err error }
+
+func (e *upstreamBodyError) Error() string { return "upstream body: " + e.err.Error() }
+func (e *upstreamBodyError) Unwrap() error { return e.err }
+
+// copyBody copies an upstream body to the client; flush sends every piece at once
+// (bodies of unknown length, event streams), as nginx does with buffering off.
+func copyBody(w *recorder, src io.Reader, flush bool) error {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	for {
+		n, rerr := src.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return fmt.Errorf("client: %w", werr)
+			}
+			if flush {
+				w.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return &upstreamBodyError{rerr}
+		}
+	}
+}
+
+// switchProtocols completes an upgrade (WebSocket and the like): the 101 goes to the
+// client, then bytes are copied both ways until either side closes.
+func (h *Handler) switchProtocols(w *recorder, r *http.Request, st *reqState, uc *upConn, upgrade string) {
+	if upgrade == "" {
+		uc.close()
+		h.fail(w, r, st, errors.New("upstream switched protocols unasked"))
+		return
+	}
+	cc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		uc.close()
+		h.fail(w, r, st, fmt.Errorf("upgrade: %w", err))
+		return
+	}
+	w.status = http.StatusSwitchingProtocols
+	_ = cc.SetDeadline(time.Time{})
+	hdr := w.Header()
+	hdr["Connection"] = []string{"Upgrade"}
+	hdr["Upgrade"] = []string{upgrade}
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	_ = hdr.Write(brw)
+	brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		cc.Close()
+		uc.close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(uc.nc, brw.Reader) // the client's buffered bytes, then its connection
+		if tc, ok := uc.nc.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		close(done)
+	}()
+	n, _ := io.Copy(cc, uc.br)
+	w.bytes += n
+	cc.Close()
+	<-done
+	uc.close()
+}
+
+// fail answers a request whose upstream exchange failed before any response was sent:
+// 504 when the upstream did not answer in time, 502 when it could not be reached or
+// broke the connection, 400 when the client's own body was unreadable; nothing when the
+// client itself went away (logged as 499).
+func (h *Handler) fail(w *recorder, r *http.Request, st *reqState, err error) {
+	status := classify(r.Context(), err)
+	if r.Context().Err() != nil {
+		status = StatusClientClosed
+	}
+	st.err = err
+	st.status = status
+	if !st.upstreamStart.IsZero() {
+		st.upstreamDur = time.Since(st.upstreamStart)
+	}
+	if st.body != nil && st.body.err != nil && status != StatusClientClosed {
+		// The client's body could not be read: its fault, and the connection's framing
+		// is lost.
+		status = http.StatusBadRequest
+		st.status, st.err = status, st.body.err
+		w.Header()["Connection"] = []string{"close"}
 	}
 	h.logger.Debug("upstream error", "error", err, "status", status)
 	switch status {
+	case http.StatusBadRequest:
+		writeShort(w, status, "malformed request body")
 	case StatusClientClosed:
 		return
 	case http.StatusGatewayTimeout:
@@ -418,6 +766,15 @@ func clientIP(remote string) string {
 
 // forwardedPort is the local port the request came in on.
 func forwardedPort(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		switch a.Port {
+		case 80:
+			return "80"
+		case 443:
+			return "443"
+		}
+		return strconv.Itoa(a.Port)
+	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if _, p, err := net.SplitHostPort(a.String()); err == nil {
 			return p
@@ -464,10 +821,5 @@ func (r *recorder) Flush() {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// bufferPool recycles the 32 KiB copy buffers of ReverseProxy.
-type bufferPool struct{}
-
+// copyBufs recycles the 32 KiB buffers bodies are copied with.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }

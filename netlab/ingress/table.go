@@ -14,6 +14,20 @@ const DefaultClassName = "netlab"
 // legacyClassAnnotation is the pre-v1 way to pick a class, still honoured by controllers.
 const legacyClassAnnotation = "kubernetes.io/ingress.class"
 
+// AnnotationUpstream on an Ingress chooses how the ingress reaches its Services.
+const AnnotationUpstream = "netlab.dev/upstream"
+
+// Upstream modes: how the proxy reaches a route's Service.
+const (
+	// UpstreamService sends to the Service's ClusterIP:port; kube-proxy in the node picks
+	// the pod, once per upstream connection (keep-alive connections stay on their pod).
+	UpstreamService = "service"
+	// UpstreamEndpoints sends straight to one of the Service's ready endpoints, picked
+	// round-robin for every request, as ingress-nginx, Traefik and Envoy-based
+	// controllers do by default.
+	UpstreamEndpoints = "endpoints"
+)
+
 // Route is what a request matched: which Ingress rule, and the Service to forward to.
 type Route struct {
 	// Ingress is "namespace/name" of the Ingress object the rule comes from.
@@ -33,6 +47,32 @@ type Route struct {
 	ServiceNamespace string
 	ServiceName      string
 	ServicePort      networkingv1.ServiceBackendPort
+	// Upstream is UpstreamService or UpstreamEndpoints: the Ingress's annotation, else
+	// the table's default.
+	Upstream string
+
+	// rule and service cache Rule() and Service() for the access log (set by Build).
+	rule, service string
+}
+
+func (r *Route) ruleString() string {
+	if r.rule != "" {
+		return r.rule
+	}
+	return r.Rule()
+}
+
+func (r *Route) serviceString() string {
+	if r.service != "" {
+		return r.service
+	}
+	return r.Service()
+}
+
+// cache fills the strings the access log writes for every request.
+func (r *Route) cache() {
+	r.rule, r.service = "", ""
+	r.rule, r.service = r.Rule(), r.Service()
 }
 
 // Service returns "namespace/name:port" of the backend.
@@ -207,8 +247,29 @@ func (t *Table) Hosts() []string {
 // Path types: ImplementationSpecific (and a missing pathType) is matched as Prefix; its
 // empty path means "/". Exact and Prefix paths must start with "/".
 func Build(ings []networkingv1.Ingress, className string) (*Table, []string) {
+	return BuildWith(ings, BuildOptions{ClassName: className})
+}
+
+// BuildOptions configure BuildWith.
+type BuildOptions struct {
+	// ClassName is the class served ("" means DefaultClassName).
+	ClassName string
+	// Upstream is the upstream mode of Ingresses without the AnnotationUpstream
+	// annotation ("" means UpstreamService).
+	Upstream string
+}
+
+// BuildWith is Build with options: the class served and the default upstream mode. An
+// Ingress's AnnotationUpstream sets the mode of its routes; an unknown value is reported
+// and the default applies.
+func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string) {
+	className := opts.ClassName
 	if className == "" {
 		className = DefaultClassName
+	}
+	defMode := opts.Upstream
+	if defMode == "" {
+		defMode = UpstreamService
 	}
 	t := &Table{exact: map[string]*hostRoutes{}, wildcard: map[string]*hostRoutes{}}
 	var warns []string
@@ -249,6 +310,15 @@ func Build(ings []networkingv1.Ingress, className string) (*Table, []string) {
 			warns = append(warns, fmt.Sprintf("ingress %s: class %q is not this lab's class %q; ignored", name, cls, className))
 			continue
 		}
+		mode := defMode
+		if v, ok := ing.Annotations[AnnotationUpstream]; ok {
+			if v == UpstreamService || v == UpstreamEndpoints {
+				mode = v
+			} else {
+				warns = append(warns, fmt.Sprintf("ingress %s: annotation %s: %q is not %q or %q; using %q",
+					name, AnnotationUpstream, v, UpstreamService, UpstreamEndpoints, mode))
+			}
+		}
 		if db := ing.Spec.DefaultBackend; db != nil {
 			r, msg := backendRoute(ing, db)
 			switch {
@@ -258,6 +328,8 @@ func Build(ings []networkingv1.Ingress, className string) (*Table, []string) {
 				warns = append(warns, fmt.Sprintf("ingress %s: defaultBackend shadowed by the one of ingress %s", name, t.def.Ingress))
 			default:
 				r.Default = true
+				r.Upstream = mode
+				r.cache()
 				t.def = &r
 			}
 		}
@@ -309,7 +381,8 @@ func Build(ings []networkingv1.Ingress, className string) (*Table, []string) {
 					warns = append(warns, fmt.Sprintf("%s: %s; skipped", where, msg))
 					continue
 				}
-				r.Host, r.Path, r.PathType = rule.Host, hp.Path, pt
+				r.Host, r.Path, r.PathType, r.Upstream = rule.Host, hp.Path, pt, mode
+				r.cache()
 				key := p
 				if !exact {
 					key = trimPrefixPath(p)

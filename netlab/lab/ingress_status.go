@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/scenario"
 	netv1 "k8s.io/api/networking/v1"
 )
 
@@ -16,6 +17,12 @@ func ingressStatus(p *plan.Plan) []IngressStatus {
 			continue
 		}
 		is := IngressStatus{Name: in.Name, Namespace: in.Namespace, Rules: []IngressRuleState{}}
+		is.Class, _ = scenario.IngressClassOf(&obj)
+		if scenario.ServedBy(&obj, p.Ingress.ClassName) {
+			is.Upstream = p.UpstreamOf(obj.Annotations)
+		} else {
+			is.Ignored = true
+		}
 		add := func(host, path, pt string, b *netv1.IngressBackend) {
 			if b == nil || b.Service == nil {
 				return

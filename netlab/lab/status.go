@@ -104,6 +104,16 @@ type IngressStatus struct {
 	Name      string             `json:"name"`
 	Namespace string             `json:"namespace"`
 	Rules     []IngressRuleState `json:"rules"`
+	// Class is the IngressClass the Ingress names ("" when it names none: the lab's class
+	// is the cluster default).
+	Class string `json:"class,omitempty"`
+	// Ignored is true when Class is not the lab's: no node's ingress serves it and no
+	// client resolves its hosts.
+	Ignored bool `json:"ignored,omitempty"`
+	// Upstream is how the ingress reaches its Services: "service" (the ClusterIP;
+	// kube-proxy picks a pod per connection) or "endpoints" (the ingress picks a ready
+	// endpoint per request). Empty when Ignored.
+	Upstream string `json:"upstream,omitempty"`
 }
 
 // IngressRuleState is one host/path rule.

@@ -132,6 +132,10 @@ type TraceOptions struct {
 	Headers http.Header // extra request headers
 	Packets bool        // capture the request's packets on every lab interface
 	Pcap    io.Writer   // also write them as pcapng (implies Packets)
+	// ExpectFailure loads the kernel's drop program for the first attempt already (a
+	// check whose request must fail): a dropped SYN ends the dial at once instead of after
+	// its timeout, and no second attempt is needed.
+	ExpectFailure bool
 }
 
 // TraceRequest sends one request from a lab object's namespace and follows it, capturing
@@ -154,8 +158,11 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	}
 	defer t.h.Close()
 	var kernelDrops []LabDrop
-	sendErr := t.attempt(ctx, false)
-	if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
+	drops := o.ExpectFailure && (o.Packets || o.Pcap != nil)
+	sendErr := t.attempt(ctx, drops)
+	if drops {
+		kernelDrops = t.kernelDrops
+	} else if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
 		// Loading the kernel's drop program costs a few hundred milliseconds, which a
 		// request that goes through does not need: a failed one is sent once more with
 		// it loaded, to learn where and why it dies.
@@ -262,8 +269,10 @@ type tracer struct {
 	entryNode  string
 	entryNS    string
 	viaIngress bool
-	flows      map[capture.Flow]bool
-	inner      map[capture.Flow]bool // the ingress's own connection to the Service
+	// ingressMode is the ingress's upstream mode for this request (service, endpoints).
+	ingressMode string
+	flows       map[capture.Flow]bool
+	inner       map[capture.Flow]bool // the ingress's own connection to the Service
 
 	// The packet capture (see trace_wire.go).
 	session     *capture.Session
@@ -578,10 +587,20 @@ func (t *tracer) ingressHop() {
 	if !ok {
 		return
 	}
+	t.ingressMode = line.Mode
+	mode, conn := "", "it opens its own connection to the Service"
+	switch line.Mode {
+	case "endpoints":
+		mode = ", endpoints mode"
+		conn = "in endpoints mode it picks a ready endpoint of the Service for every request and connects to the pod itself (kube-proxy does not balance)"
+	case "service":
+		mode = ", service mode"
+		conn = "in service mode it connects to the Service's cluster IP, and kube-proxy picks the pod once per connection (keep-alive requests stay on it)"
+	}
 	t.addHop(Hop{Step: stepIngress, Component: "ingress", Object: node, Namespace: plan.NetnsName(t.labName, node),
-		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s), %d in %.1f ms",
-			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), line.Status, line.DurationMs),
-		Details: []string{fmt.Sprintf("the ingress saw client %s; it opens its own connection to the Service", line.Client)},
+		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s%s), %d in %.1f ms",
+			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), mode, line.Status, line.DurationMs),
+		Details: []string{fmt.Sprintf("the ingress saw client %s; %s", line.Client, conn)},
 		Watch:   fmt.Sprintf("netlab logs ingress %s", node)})
 	t.entryNode = node
 	t.entryNS = plan.NetnsName(t.labName, node)
@@ -606,7 +625,9 @@ func (t *tracer) kubeProxyHop() {
 		}
 		svc, sp := serviceFor(p, f.OrigDst, t.entryNode)
 		hop.Summary = fmt.Sprintf("on %s: DNAT %s → %s (pod %s)", t.entryNode, f.OrigDst, podAP, echo.Pod)
-		if svc != nil {
+		if f.OrigDst == podAP && t.ingressMode == "endpoints" {
+			hop.Summary = fmt.Sprintf("on %s: no DNAT: the ingress (endpoints mode) picked pod %s and connected to %s itself", t.entryNode, echo.Pod, podAP)
+		} else if svc != nil {
 			spn := svc.Namespace + "/" + svc.Name
 			if sp.Name != "" {
 				spn += ":" + sp.Name
@@ -779,6 +800,7 @@ type accessLine struct {
 	Rule       string  `json:"rule"`
 	Service    string  `json:"service"`
 	Upstream   string  `json:"upstream"`
+	Mode       string  `json:"upstreamMode"`
 	Status     int     `json:"status"`
 	DurationMs float64 `json:"durationMs"`
 	Node       string  `json:"node"`

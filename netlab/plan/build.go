@@ -88,7 +88,7 @@ func (b *builder) build(name string) (*Plan, error) {
 	b.p = p
 	p.Checks = lab.Spec.Checks
 	in := lab.Spec.Ingress
-	p.Ingress = IngressConfig{ClassName: in.ClassName, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort}
+	p.Ingress = IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}
@@ -664,6 +664,9 @@ func (b *builder) ingresses() {
 			continue
 		}
 		p.Ingresses = append(p.Ingresses, Ingress{Namespace: in.Namespace, Name: in.Name, Object: obj})
+		if !scenario.ServedBy(&in.Ingress, p.Ingress.ClassName) {
+			continue // another controller's: the lab's ingress does not serve it, no host resolves for it
+		}
 		for _, r := range in.Spec.Rules {
 			if r.Host != "" && r.Host[0] != '*' {
 				hosts[r.Host] = true

@@ -66,10 +66,25 @@ func (p *Plan) NFTables() bool { return p.KubeProxy.Mode == "nftables" }
 
 // IngressConfig is what every node's ingress agent serves.
 type IngressConfig struct {
-	ClassName   string `json:"className"`
+	ClassName string `json:"className"`
+	// Upstream is the lab-wide upstream mode ("service" or "endpoints"; "" is
+	// "service"); an Ingress's netlab.dev/upstream annotation overrides it.
+	Upstream    string `json:"upstream,omitempty"`
 	HTTPPort    int    `json:"httpPort"`
 	HTTPSPort   int    `json:"httpsPort"`
 	MetricsPort int    `json:"metricsPort"`
+}
+
+// UpstreamOf is the upstream mode of an Ingress with these annotations: its
+// netlab.dev/upstream annotation, else the lab's, else "service".
+func (p *Plan) UpstreamOf(annotations map[string]string) string {
+	if v := annotations[scenario.AnnotationUpstream]; v != "" {
+		return v
+	}
+	if p.Ingress.Upstream != "" {
+		return p.Ingress.Upstream
+	}
+	return scenario.UpstreamService
 }
 
 // Switch is a Linux bridge living alone in its own namespace (wan, fabric).

@@ -85,6 +85,7 @@ func (s *Scenario) ApplyDefaults() {
 	}
 	in := &sp.Ingress
 	def(&in.ClassName, DefaultIngressClass)
+	def(&in.Upstream, UpstreamService)
 	if in.HTTPPort == 0 {
 		in.HTTPPort = DefaultHTTPPort
 	}

@@ -184,7 +184,13 @@ type HealthCheck struct {
 type IngressSpec struct {
 	// ClassName is the IngressClass this lab's controller serves (default "netlab").
 	// Ingresses naming another class are ignored with a warning.
-	ClassName   string `json:"className,omitempty"`
+	ClassName string `json:"className,omitempty"`
+	// Upstream is how the ingress reaches a backend Service, lab-wide (an Ingress may
+	// choose for itself with the annotation netlab.dev/upstream): "service" (default) sends
+	// to the Service's ClusterIP and kube-proxy picks a pod per connection; "endpoints"
+	// balances every request over the Service's ready endpoints itself, as ingress-nginx,
+	// Traefik and Envoy-based controllers do by default.
+	Upstream    string `json:"upstream,omitempty"`
 	HTTPPort    int    `json:"httpPort,omitempty"`
 	HTTPSPort   int    `json:"httpsPort,omitempty"`
 	MetricsPort int    `json:"metricsPort,omitempty"`
@@ -264,6 +270,47 @@ const (
 	AnnotationLBScheduler   = "netlab.dev/lb-scheduler"
 	AnnotationLBPersistence = "netlab.dev/lb-persistence"
 )
+
+// AnnotationUpstream on an Ingress chooses how the ingress reaches its Services
+// (UpstreamService or UpstreamEndpoints), overriding the Lab's spec.ingress.upstream.
+const AnnotationUpstream = "netlab.dev/upstream"
+
+// Upstream modes of the ingress.
+const (
+	UpstreamService   = "service"
+	UpstreamEndpoints = "endpoints"
+)
+
+// LegacyIngressClassAnnotation names an Ingress's class before spec.ingressClassName;
+// controllers still honour it when spec.ingressClassName is unset.
+const LegacyIngressClassAnnotation = "kubernetes.io/ingress.class"
+
+// upstreamProblem says what is wrong with an upstream mode ("" when it is fine).
+func upstreamProblem(v string) string {
+	if v == UpstreamService || v == UpstreamEndpoints {
+		return ""
+	}
+	return fmt.Sprintf("must be %q or %q, got %q", UpstreamService, UpstreamEndpoints, v)
+}
+
+// IngressClassOf returns the class an Ingress asks for (spec.ingressClassName, else the
+// legacy annotation) and whether it asks for one.
+func IngressClassOf(in *netv1.Ingress) (string, bool) {
+	if in.Spec.IngressClassName != nil {
+		return *in.Spec.IngressClassName, true
+	}
+	if c, ok := in.Annotations[LegacyIngressClassAnnotation]; ok {
+		return c, true
+	}
+	return "", false
+}
+
+// ServedBy reports whether the lab's ingress of class className serves in: it names
+// that class, or no class at all (the lab's class is the cluster default).
+func ServedBy(in *netv1.Ingress, className string) bool {
+	c, ok := IngressClassOf(in)
+	return !ok || c == className
+}
 
 // Problem is one thing wrong with (or one warning about) a scenario.
 type Problem struct {

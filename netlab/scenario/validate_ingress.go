@@ -44,12 +44,29 @@ func (v *validator) ingress(in *Ingress) {
 	v.namespace(w, in.Namespace)
 	// Controller-specific annotations (rewrite-target, ssl-redirect...) change behaviour
 	// on a real cluster: say that the lab does not follow them.
+	// netlab.dev/* is the lab's own API and is checked.
 	for _, k := range sortedKeys(in.Annotations) {
-		v.warnf(w, "metadata.annotations["+k+"]", MsgNotModelled)
+		f := "metadata.annotations[" + k + "]"
+		switch {
+		case k == AnnotationUpstream:
+			if msg := upstreamProblem(in.Annotations[k]); msg != "" {
+				v.errf(w, f, "%s", msg)
+			}
+		case k == LegacyIngressClassAnnotation:
+			// the class, like spec.ingressClassName (checked below)
+		case strings.HasPrefix(k, "netlab.dev/"):
+			v.errf(w, f, "unknown netlab annotation (known: %s)", AnnotationUpstream)
+		default:
+			v.warnf(w, f, MsgNotModelled)
+		}
 	}
-	if c := sp.IngressClassName; c != nil && *c != v.s.Lab.Spec.Ingress.ClassName {
-		v.warnf(w, "spec.ingressClassName", "%q is not the lab's class %q: the lab's ingress ignores this Ingress",
-			*c, v.s.Lab.Spec.Ingress.ClassName)
+	if c, ok := IngressClassOf(&in.Ingress); ok && c != v.s.Lab.Spec.Ingress.ClassName {
+		f := "spec.ingressClassName"
+		if sp.IngressClassName == nil {
+			f = "metadata.annotations[" + LegacyIngressClassAnnotation + "]"
+		}
+		v.warnf(w, f, "%q is not the lab's class %q: the lab's ingress ignores this Ingress",
+			c, v.s.Lab.Spec.Ingress.ClassName)
 	}
 	if sp.DefaultBackend == nil && len(sp.Rules) == 0 {
 		v.errf(w, "spec", "either defaultBackend or rules must be set")

@@ -82,6 +82,13 @@ spec:
 				`bad.yaml: Ingress default/app: spec.rules[0].http.paths[6].backend.service.name: required`,
 				`bad.yaml: Ingress default/app: spec.rules[0].http.paths[7].backend.service: required`,
 			}},
+		{name: "upstream annotation", docs: []string{labDoc, webDep, webSvc,
+			"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a, annotations: {netlab.dev/upstream: endpoints}}\nspec: {defaultBackend: {service: {name: web, port: {number: 80}}}}\n",
+			"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: b, annotations: {netlab.dev/upstream: pod, netlab.dev/upstreams: service}}\nspec: {defaultBackend: {service: {name: web, port: {number: 80}}}}\n"},
+			probs: []string{
+				`bad.yaml: Ingress default/b: metadata.annotations[netlab.dev/upstream]: must be "service" or "endpoints", got "pod"`,
+				`bad.yaml: Ingress default/b: metadata.annotations[netlab.dev/upstreams]: unknown netlab annotation (known: netlab.dev/upstream)`,
+			}},
 		{name: "paths and hosts", docs: []string{labDoc, webDep, webSvc, ingress(`  tls: [{hosts: ["*.*.example"]}]
   rules:
   - host: 203.0.113.100

@@ -198,6 +198,9 @@ func (v *validator) lab() {
 	} else if !isDNSName(in.ClassName) {
 		v.errf(w, "spec.ingress.className", msgDNSName, in.ClassName)
 	}
+	if msg := upstreamProblem(in.Upstream); msg != "" {
+		v.errf(w, "spec.ingress.upstream", "%s", msg)
+	}
 	ports := []struct {
 		field string
 		port  int

@@ -301,9 +301,10 @@ spec:
 				`bad.yaml: Lab t: spec.loadBalancer.healthCheck.type: must be tcp or http, got "udp"`,
 				`bad.yaml: Lab t: spec.loadBalancer.healthCheck.timeout: 2s is longer than the interval 1s`,
 			}},
-		{name: "ingress agent", docs: []string{lab("  ingress: {className: Bad_Class, httpPort: 8080, httpsPort: 8080, metricsPort: 70000}\n")},
+		{name: "ingress agent", docs: []string{lab("  ingress: {className: Bad_Class, upstream: pods, httpPort: 8080, httpsPort: 8080, metricsPort: 70000}\n")},
 			probs: []string{
 				`bad.yaml: Lab t: spec.ingress.className: must be a DNS name (lowercase labels of letters, digits and '-', separated by dots), got "Bad_Class"`,
+				`bad.yaml: Lab t: spec.ingress.upstream: must be "service" or "endpoints", got "pods"`,
 				`bad.yaml: Lab t: spec.ingress.httpsPort: 8080 is already used by Lab t spec.ingress.httpPort`,
 				`bad.yaml: Lab t: spec.ingress.metricsPort: must be between 1 and 65535, got 70000`,
 			}},

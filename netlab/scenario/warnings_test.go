@@ -96,8 +96,8 @@ spec:
 				`bad.yaml: Service default/web: spec.ipFamilies: ignored: the lab is IPv4 single-stack`,
 				`bad.yaml: Service default/web: spec.ipFamilyPolicy: ignored: the lab is IPv4 single-stack`,
 				`bad.yaml: Service default/web: spec.ports[0].appProtocol: not modelled by the lab, ignored`,
-				`bad.yaml: Ingress default/app: metadata.annotations[kubernetes.io/ingress.class]: not modelled by the lab, ignored`,
 				`bad.yaml: Ingress default/app: metadata.annotations[nginx.ingress.kubernetes.io/rewrite-target]: not modelled by the lab, ignored`,
+				`bad.yaml: Ingress default/app: metadata.annotations[kubernetes.io/ingress.class]: "nginx" is not the lab's class "netlab": the lab's ingress ignores this Ingress`,
 			}},
 	})
 }

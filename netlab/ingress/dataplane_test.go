@@ -1,0 +1,179 @@
+package ingress
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+func proxyTo(t *testing.T, upstream string) *httptest.Server {
+	t.Helper()
+	table, _ := Build([]networkingv1.Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
+	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": upstream})}, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return startProxy(t, h)
+}
+
+// Bodies of unknown length are streamed piece by piece (each piece reaches the client
+// before the upstream sends the next), trailers follow, and request bodies of unknown
+// length go upstream chunked with their content intact.
+func TestProxyStreamsBodiesAndTrailers(t *testing.T) {
+	next := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Sum")
+		w.Header().Set("X-Got", string(body)+" "+strings.Join(r.TransferEncoding, ","))
+		_, _ = io.WriteString(w, "one\n")
+		w.(http.Flusher).Flush()
+		<-next
+		_, _ = io.WriteString(w, "two\n")
+		w.Header().Set("X-Sum", "2 lines")
+	}))
+	t.Cleanup(up.Close)
+	px := proxyTo(t, hostOf(up))
+	req, _ := http.NewRequest("POST", px.URL+"/", io.MultiReader(strings.NewReader("a"), strings.NewReader("b")))
+	req.Host = "app.example"
+	req.ContentLength = -1
+	resp, err := px.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("X-Got"); got != "ab chunked" {
+		t.Errorf("upstream got body and framing %q, want \"ab chunked\"", got)
+	}
+	br := bufio.NewReader(resp.Body)
+	if l, err := br.ReadString('\n'); l != "one\n" {
+		t.Fatalf("first piece: %q %v", l, err)
+	}
+	close(next) // the second piece is sent only now: the first was streamed
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "two\n" || resp.Trailer.Get("X-Sum") != "2 lines" {
+		t.Errorf("rest %q, trailer %q", rest, resp.Trailer.Get("X-Sum"))
+	}
+}
+
+// A pooled connection the upstream has closed while idle is noticed before use, so a
+// POST after it goes on a fresh connection and succeeds (and is sent once).
+func TestProxyDropsConnectionsClosedWhileIdle(t *testing.T) {
+	var posts atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			posts.Add(1)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	up.Config.IdleTimeout = 50 * time.Millisecond
+	up.Start()
+	t.Cleanup(up.Close)
+	px := proxyTo(t, hostOf(up))
+	if resp, _ := doReq(t, px.Client(), "GET", px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	time.Sleep(300 * time.Millisecond) // the upstream closes the idle pooled connection
+	resp, body := doReq(t, px.Client(), "POST", px.URL+"/", "app.example", nil, strings.NewReader("x=1"))
+	if resp.StatusCode != 200 || string(body) != "ok" || posts.Load() != 1 {
+		t.Errorf("POST after the upstream closed the idle connection: %s %q, upstream saw %d POSTs", resp.Status, body, posts.Load())
+	}
+}
+
+// An upgrade (WebSocket-like) is passed through: 101, then bytes both ways.
+func TestProxyUpgrade(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "no upgrade", 400)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		l, _ := brw.ReadString('\n')
+		_, _ = io.WriteString(c, "echo: "+l)
+	}))
+	t.Cleanup(up.Close)
+	px := proxyTo(t, hostOf(up))
+	c, err := net.Dial("tcp", hostOf(px))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade answer: %v %v", resp, err)
+	}
+	_, _ = io.WriteString(c, "hello\n")
+	if l, err := br.ReadString('\n'); l != "echo: hello\n" {
+		t.Errorf("after the upgrade: %q %v", l, err)
+	}
+}
+
+// The upstream's framing and hop-by-hop headers stay on its side; 204 and HEAD have no
+// body; a malformed upstream head is a 502.
+func TestProxyResponseHeads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					switch req.URL.Path {
+					case "/hop":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok")
+					case "/nocontent":
+						_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\nX-Kept: yes\r\n\r\n")
+					case "/bad":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n")
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	px := proxyTo(t, ln.Addr().String())
+	c := px.Client()
+	resp, body := doReq(t, c, "GET", px.URL+"/hop", "app.example", nil, nil)
+	if resp.StatusCode != 200 || string(body) != "ok" || resp.Header.Get("X-Kept") != "yes" || resp.Header.Get("X-Secret") != "" || resp.Header.Get("Keep-Alive") != "" {
+		t.Errorf("/hop: %s %q %v", resp.Status, body, resp.Header)
+	}
+	resp, body = doReq(t, c, "GET", px.URL+"/nocontent", "app.example", nil, nil)
+	if resp.StatusCode != 204 || len(body) != 0 || resp.Header.Get("X-Kept") != "yes" {
+		t.Errorf("/nocontent: %s %q", resp.Status, body)
+	}
+	resp, body = doReq(t, c, "HEAD", px.URL+"/hop", "app.example", nil, nil)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 2 {
+		t.Errorf("HEAD /hop: %s %q length %d", resp.Status, body, resp.ContentLength)
+	}
+	if resp, body := doReq(t, c, "GET", px.URL+"/bad", "app.example", nil, nil); resp.StatusCode != 502 {
+		t.Errorf("/bad: %s %q, want 502", resp.Status, body)
+	}
+}

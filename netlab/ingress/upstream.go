@@ -1,0 +1,160 @@
+package ingress
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The upstream side of the proxy: a purpose-built HTTP/1.1 client. Every upstream
+// connection owns one bufio.Reader and one bufio.Writer for its whole life; a request is
+// written and its response read on the handler's own goroutine (net/http's Transport uses
+// two more goroutines per connection and hands every request and response between them
+// over channels). Idle connections wait in a LIFO stack per address.
+
+const (
+	upstreamBufSize = 16 << 10
+	// upstreamIdleTimeout closes pooled connections idle longer than this: below the
+	// pods' own keep-alive timeout (the echo agent: 120 s; nginx: 75 s), so the proxy
+	// closes first and never sends on a connection the upstream is closing.
+	upstreamIdleTimeout = 60 * time.Second
+)
+
+// upConn is one upstream connection.
+type upConn struct {
+	nc     net.Conn
+	rc     syscall.RawConn // for the liveness check; nil when the conn has none
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	addr   string
+	idleAt time.Time
+	reused bool // served a request before this one
+	peek   [1]byte
+}
+
+// pool holds idle upstream connections per address.
+type pool struct {
+	dialer  net.Dialer
+	maxIdle int // per address
+	mu      sync.Mutex
+	idle    map[string][]*upConn
+}
+
+func newPool(dialTimeout time.Duration, maxIdle int) *pool {
+	return &pool{
+		dialer:  net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
+		maxIdle: maxIdle,
+		idle:    map[string][]*upConn{},
+	}
+}
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, upstreamBufSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, upstreamBufSize) }}
+)
+
+// get returns an idle connection to addr that is still open, or dials a new one.
+func (p *pool) get(ctx context.Context, addr string) (*upConn, error) {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		l := p.idle[addr]
+		if len(l) == 0 {
+			p.mu.Unlock()
+			break
+		}
+		c := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.idle[addr] = l[:len(l)-1]
+		p.mu.Unlock()
+		if now.Sub(c.idleAt) < upstreamIdleTimeout && c.alive() {
+			c.reused = true
+			return c, nil
+		}
+		c.close()
+	}
+	return p.dial(ctx, addr)
+}
+
+func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
+	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &upConn{nc: nc, addr: addr}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(nc)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(nc)
+	return c, nil
+}
+
+// put returns a connection whose exchange ended cleanly to the pool.
+func (p *pool) put(c *upConn) {
+	c.idleAt = time.Now()
+	p.mu.Lock()
+	l := p.idle[c.addr]
+	if len(l) >= p.maxIdle {
+		p.mu.Unlock()
+		c.close()
+		return
+	}
+	p.idle[c.addr] = append(l, c)
+	p.mu.Unlock()
+}
+
+// closeIdle closes every idle connection.
+func (p *pool) closeIdle() {
+	p.mu.Lock()
+	old := p.idle
+	p.idle = map[string][]*upConn{}
+	p.mu.Unlock()
+	for _, l := range old {
+		for _, c := range l {
+			c.close()
+		}
+	}
+}
+
+// close closes the connection and recycles its buffers.
+func (c *upConn) close() {
+	_ = c.nc.Close()
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+// alive reports whether an idle connection can carry a request: nothing unread in its
+// buffer, and the kernel has neither an EOF nor a reset nor stray bytes for it (one
+// non-blocking MSG_PEEK). An upstream that closed an idle connection is found here, so
+// the request goes on a fresh one instead of failing (which, for a POST, could not be
+// retried).
+func (c *upConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.rc == nil {
+		return true
+	}
+	ok := true
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, _, e := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = errors.Is(e, syscall.EAGAIN) && n <= 0
+		return true
+	})
+	return err == nil && ok
+}

@@ -1,0 +1,159 @@
+package ingressint_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
+// upstreamScenario: one node, 10 echo pods behind Service web, and three Ingresses on it:
+// ep.example in endpoints mode (annotation), svc.example in the lab's default service
+// mode, other.example of another controller's class.
+const upstreamScenario = `apiVersion: netlab.dev/v1alpha1
+kind: Lab
+metadata: {name: up}
+spec:
+  nodes: 1
+  clients: [{name: client}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 10
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ep
+  annotations: {netlab.dev/upstream: endpoints}
+spec:
+  ingressClassName: netlab
+  rules:
+  - host: ep.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: svc}
+spec:
+  rules:
+  - host: svc.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: other}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: other.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+`
+
+// TestIntegrationUpstreamModes sends real requests through node-1's ingress over one
+// keep-alive client connection: in endpoints mode 100 requests reach all 10 pods (the
+// ingress balances per request); in service mode they stay on the few pods kube-proxy
+// picked for the ingress's pooled connections. The Ingress of another class has no route,
+// no hosts entry in the client, and status marks it ignored.
+func TestIntegrationUpstreamModes(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "ups", upstreamScenario)
+	cns := plan.NetnsName(p.Lab, "client")
+	url := "http://" + nodeIP(t, p, "node-1") + "/"
+	c := labtest.Client(cns, true)
+
+	get := func(host string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s Host %s: %v", url, host, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	pods := func(host string) map[string]int {
+		t.Helper()
+		seen := map[string]int{}
+		for range 100 {
+			resp, body := get(host)
+			var e labtest.Echo
+			if resp.StatusCode != 200 || json.Unmarshal(body, &e) != nil {
+				t.Fatalf("Host %s: %s %q", host, resp.Status, body)
+			}
+			seen[e.Pod]++
+		}
+		return seen
+	}
+
+	if seen := pods("ep.example"); len(seen) != 10 {
+		t.Errorf("endpoints mode: 100 requests reached %d of 10 pods: %v", len(seen), seen)
+	}
+	if seen := pods("svc.example"); len(seen) > 3 {
+		t.Errorf("service mode: 100 requests over one client connection reached %d pods, want the few behind the ingress's pooled connections: %v", len(seen), seen)
+	}
+
+	// Another controller's Ingress: not served, not resolvable, marked ignored.
+	if resp, body := get("other.example"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("Host other.example (class nginx): %s %q, want 404", resp.Status, body)
+	}
+	hosts, err := os.ReadFile(filepath.Join("/etc/netns", cns, "hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(hosts), "ep.example") || strings.Contains(string(hosts), "other.example") {
+		t.Errorf("client hosts file: want ep.example and no other.example:\n%s", hosts)
+	}
+	out, err := labtest.CLI(t, "status", "--name", p.Lab, "-o", "json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	var st lab.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, in := range st.Ingresses {
+		got[in.Name] = in.Upstream
+		if in.Ignored {
+			got[in.Name] = "ignored " + in.Class
+		}
+	}
+	want := map[string]string{"ep": "endpoints", "svc": "service", "other": "ignored nginx"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("status: ingress %s is %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+
+	// trace names the mode that routed the request.
+	out, err = labtest.CLI(t, "trace", "--name", p.Lab, "http://ep.example/")
+	if err != nil || !strings.Contains(out, "endpoints mode") {
+		t.Errorf("trace http://ep.example/: %v, want the ingress hop to say endpoints mode:\n%s", err, out)
+	}
+}
