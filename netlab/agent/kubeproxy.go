@@ -55,10 +55,11 @@ type RuleSyncer struct {
 	node     kubeproxy.Node
 	last     *kubeproxy.Snapshot // of the complete rendering the kernel holds, for incremental syncs
 	lastFull time.Time
-	// nftables mode: table ip kube-proxy through nft -f (see kubeproxy_nft.go).
-	nft     bool
-	nftLast *nftables.Ruleset
-	started bool
+	// nftables mode: table ip kube-proxy through netlink (see kubeproxy_nft.go).
+	nft       bool
+	nftLast   *nftables.Ruleset
+	nftRender *nftables.Renderer
+	started   bool
 }
 
 // SyncStats describes one sync.

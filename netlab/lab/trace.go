@@ -132,6 +132,10 @@ type TraceOptions struct {
 	Headers http.Header // extra request headers
 	Packets bool        // capture the request's packets on every lab interface
 	Pcap    io.Writer   // also write them as pcapng (implies Packets)
+	// ExpectFailure loads the kernel's drop program for the first attempt already (a
+	// check whose request must fail): a dropped SYN ends the dial at once instead of after
+	// its timeout, and no second attempt is needed.
+	ExpectFailure bool
 }
 
 // TraceRequest sends one request from a lab object's namespace and follows it, capturing
@@ -154,8 +158,11 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	}
 	defer t.h.Close()
 	var kernelDrops []LabDrop
-	sendErr := t.attempt(ctx, false)
-	if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
+	drops := o.ExpectFailure && (o.Packets || o.Pcap != nil)
+	sendErr := t.attempt(ctx, drops)
+	if drops {
+		kernelDrops = t.kernelDrops
+	} else if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
 		// Loading the kernel's drop program costs a few hundred milliseconds, which a
 		// request that goes through does not need: a failed one is sent once more with
 		// it loaded, to learn where and why it dies.

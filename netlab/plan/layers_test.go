@@ -42,10 +42,12 @@ var layers = map[string]layer{
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
 	"nftrace": {netlab: []string{"kernel", "iptables"}},
+	// kube-proxy's nftables transactions sent through netlink.
+	"kubeproxy/nftnl": {netlab: []string{"kubeproxy/nftables"}},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
 	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
 	"labtest": {netlab: []string{"*"}},

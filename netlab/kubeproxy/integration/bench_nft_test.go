@@ -8,24 +8,31 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 )
 
 // TestBenchRuleSyncNFTables compares the two kube-proxy modes (a command, not a test: it
 // asserts nothing about time). Run it as root with NETLAB_BENCH_RULES=1 (make bench-rules).
 //
-// In one scratch namespace, for each size in SIZES (default 1000) it alternates, ROUNDS
-// times (default 5): (A) the node agent's full sync in iptables mode from empty tables,
-// (B) its full sync in nftables mode from an empty table (render, list chains and sets,
-// one nft -f). Then, with each mode's rules in place, one Service's endpoint leaves or
-// returns and the incremental sync is timed, A B A B. Last, nftables mode alone at
-// NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs (default 1: one takes minutes)
-// and ROUNDS one-Service changes. Medians with min–max.
+// In a scratch namespace, for each size in SIZES (default 1000) it alternates, ROUNDS
+// times (default 5): (A) the node agent's full sync in iptables mode from empty tables
+// (render, iptables-save, one iptables-restore), (B) its full sync in nftables mode from
+// an empty table (render, list chains and sets, one netlink transaction), (C) a raw
+// `nft -f` of the very transaction text B applied (how netlab applied it before), from
+// an empty table in a second namespace. Then, with the rules in place, one Service's
+// endpoint leaves or returns and each incremental sync is timed, A B C A B C: C is
+// `nft -f` of the same change text B sent, on the same table in the second namespace.
+// Last, nftables mode alone at NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs
+// (default 1) and ROUNDS one-Service changes. Medians with min–max.
 func TestBenchRuleSyncNFTables(t *testing.T) {
 	if os.Getenv("NETLAB_BENCH_RULES") != "1" {
 		t.Skip("benchmark: set NETLAB_BENCH_RULES=1")
@@ -54,14 +61,17 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		bigRounds = n
 	}
 	ns := fmt.Sprintf("nl-kpnft%d-node-1", os.Getpid())
-	if err := kernel.CreateNetns(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := kernel.DeleteNetns(ns); err != nil {
-			t.Error(err)
+	ref := fmt.Sprintf("nl-kpnft%d-node-2", os.Getpid()) // raw nft -f
+	for _, n := range []string{ns, ref} {
+		if err := kernel.CreateNetns(n); err != nil {
+			t.Fatal(err)
 		}
-	})
+		t.Cleanup(func() {
+			if err := kernel.DeleteNetns(n); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 	node := kubeproxy.Node{Name: "node-1", IP: "172.18.0.11", ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12"}
 	in := func(fn func() error) {
 		t.Helper()
@@ -102,20 +112,39 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 	t.Logf("kernel %s, %d CPUs, %s, %s, load %s, %d rounds", strings.TrimSpace(string(uname)), runtime.NumCPU(),
 		strings.TrimSpace(string(version)), strings.TrimSpace(string(nftVersion)), strings.Join(strings.Fields(string(load))[:3], " "), rounds)
 
-	type pair struct{ ipt, nft time.Duration }
-	report := func(what string, s []pair) {
-		var a, b []time.Duration
-		var ratio []float64
-		for _, x := range s {
-			a, b = append(a, x.ipt), append(b, x.nft)
-			ratio = append(ratio, float64(x.nft)/float64(x.ipt))
+	// nftF times a raw nft -f of text in the reference namespace.
+	nftF := func(text []byte) (time.Duration, error) {
+		start := time.Now()
+		out, err := kernel.Run(ref, text, "nft", "-f", "-")
+		if err != nil {
+			return 0, fmt.Errorf("nft -f: %w: %s", err, out)
 		}
-		slices.Sort(a)
-		slices.Sort(b)
-		slices.Sort(ratio)
-		t.Logf("%-30s iptables median %8.2f ms (min %.2f, max %.2f) | nftables median %8.2f ms (min %.2f, max %.2f) | nftables/iptables median %.3f (min %.3f, max %.3f)",
-			what, ms(a[len(a)/2]), ms(a[0]), ms(a[len(a)-1]), ms(b[len(b)/2]), ms(b[0]), ms(b[len(b)-1]),
-			ratio[len(ratio)/2], ratio[0], ratio[len(ratio)-1])
+		return time.Since(start), nil
+	}
+	resetRef := func() error {
+		_, err := kernel.Run(ref, []byte("add table ip kube-proxy\ndelete table ip kube-proxy\n"), "nft", "-f", "-")
+		return err
+	}
+	type pair struct{ ipt, nft, raw time.Duration }
+	stat := func(d []time.Duration) string {
+		slices.Sort(d)
+		return fmt.Sprintf("%8.2f ms (%.2f–%.2f)", ms(d[len(d)/2]), ms(d[0]), ms(d[len(d)-1]))
+	}
+	ratios := func(r []float64) string {
+		slices.Sort(r)
+		return fmt.Sprintf("%.3f× (%.3f–%.3f)", r[len(r)/2], r[0], r[len(r)-1])
+	}
+	report := func(what string, s []pair) {
+		var a, b, c []time.Duration
+		var ba, ca, bc []float64
+		for _, x := range s {
+			a, b, c = append(a, x.ipt), append(b, x.nft), append(c, x.raw)
+			ba = append(ba, float64(x.nft)/float64(x.ipt))
+			ca = append(ca, float64(x.raw)/float64(x.ipt))
+			bc = append(bc, float64(x.nft)/float64(x.raw))
+		}
+		t.Logf("%-26s A iptables mode %s | B nftables mode (netlink) %s | C raw nft -f %s | B/A %s | C/A %s | B/C %s",
+			what, stat(a), stat(b), stat(c), ratios(ba), ratios(ca), ratios(bc))
 	}
 	reportOne := func(what string, d []time.Duration) {
 		slices.Sort(d)
@@ -124,6 +153,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 
 	for _, n := range sizes {
 		ports := benchPorts(n)
+		fullText := nftables.Full(nftables.Render(node, ports), nftables.Existing{}, true)
 		var full []pair
 		for range rounds {
 			var x pair
@@ -141,6 +171,14 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 				_, x.nft, err = sync("nftables", ports)
 				return err
 			})
+			if err := resetRef(); err != nil {
+				t.Fatal(err)
+			}
+			d, err := nftF(fullText)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.raw = d
 			full = append(full, x)
 		}
 		report(fmt.Sprintf("full sync %d x 2", n), full)
@@ -148,6 +186,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		// One Service changed: both modes' rules in place side by side (they live in
 		// different tables), each synced incrementally in turn.
 		var change []pair
+		var cpu []time.Duration // B's CPU time, user and kernel, on its thread
 		in(func() error {
 			if err := reset(); err != nil {
 				return err
@@ -160,25 +199,41 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			if err := resetRef(); err != nil {
+				return err
+			}
+			prev := nftables.Render(node, ports)
+			if _, err := nftF(nftables.Full(prev, nftables.Existing{}, true)); err != nil {
+				return err
+			}
 			for range rounds {
 				ports[n/2].Endpoints[1].Ready = !ports[n/2].Endpoints[1].Ready // one endpoint leaves, then returns
 				a, err := ipt.Sync(ports, false)
 				if err != nil {
 					return err
 				}
+				cpu0 := threadCPU()
 				b, err := nft.Sync(ports, false)
 				if err != nil {
 					return err
 				}
-				change = append(change, pair{a.Took, b.Took})
+				cpu = append(cpu, threadCPU()-cpu0)
+				next := nftables.Render(node, ports)
+				c, err := nftF(nftables.Diff(prev, next))
+				if err != nil {
+					return err
+				}
+				prev = next
+				change = append(change, pair{a.Took, b.Took, c})
 			}
 			return reset()
 		})
 		report(fmt.Sprintf("one Service changed at %d", n), change)
+		t.Logf("%-26s B's CPU time (user+system of the syncing thread; less load-bound than wall time) %s", "", stat(cpu))
 	}
 
 	ports := benchPorts(big)
-	var full, change []time.Duration
+	var full, change, bigCPU []time.Duration
 	in(func() error {
 		for range bigRounds {
 			if err := reset(); err != nil {
@@ -196,14 +251,28 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		}
 		for range rounds {
 			ports[big/2].Endpoints[1].Ready = !ports[big/2].Endpoints[1].Ready
+			cpu0 := threadCPU()
 			st, err := sy.Sync(ports, false)
 			if err != nil {
 				return err
 			}
 			change = append(change, st.Took)
+			bigCPU = append(bigCPU, threadCPU()-cpu0)
 		}
 		return reset()
 	})
 	reportOne(fmt.Sprintf("full sync %d x 2", big), full)
 	reportOne(fmt.Sprintf("one Service changed at %d", big), change)
+	reportOne("  its CPU time (thread)", bigCPU)
+}
+
+// threadCPU is the calling thread's CPU time, user and system (the kernel's work for a
+// netlink transaction is done in the sending thread's system call). The callers run on
+// a thread kernel.Do locked.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

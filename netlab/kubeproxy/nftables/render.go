@@ -117,6 +117,23 @@ const addrType = "ipv4_addr"
 
 // Render returns the table kube-proxy's nftables mode writes on node for ports.
 func Render(node kubeproxy.Node, in []kubeproxy.ServicePort) *Ruleset {
+	rs := renderBase(node)
+	ports := slices.Clone(in)
+	for i := range ports {
+		ports[i].Endpoints = slices.Clone(ports[i].Endpoints)
+		kubeproxy.SortEndpoints(ports[i].Endpoints)
+	}
+	kubeproxy.SortPorts(ports)
+	for i := range ports {
+		renderPort(rs, node, &ports[i])
+	}
+	return rs
+}
+
+// renderBase is the part of the table that does not depend on the Services: base
+// chains and their jumps, the top-level chains, sets and maps (empty but for the
+// node's address in nodeport-ips).
+func renderBase(node kubeproxy.Node) *Ruleset {
 	rs := newRuleset()
 	for _, bc := range baseChains {
 		rs.chain(bc.name).Base = "type " + bc.typ + " hook " + bc.hook + " priority " + bc.priority
@@ -162,16 +179,6 @@ func Render(node kubeproxy.Node, in []kubeproxy.ServicePort) *Ruleset {
 	rs.container(MapServiceNodePorts, true, portType+quote("NodePort traffic")+" ;")
 	rs.rule(ChainServices, "ip daddr . meta l4proto . th dport vmap @"+MapServiceIPs)
 	rs.rule(ChainServices, "ip daddr @"+SetNodePortIPs+" meta l4proto . th dport vmap @"+MapServiceNodePorts)
-
-	ports := slices.Clone(in)
-	for i := range ports {
-		ports[i].Endpoints = slices.Clone(ports[i].Endpoints)
-		kubeproxy.SortEndpoints(ports[i].Endpoints)
-	}
-	kubeproxy.SortPorts(ports)
-	for i := range ports {
-		renderPort(rs, node, &ports[i])
-	}
 	return rs
 }
 

@@ -146,8 +146,15 @@ func Full(rs *Ruleset, existing Existing, first bool) []byte {
 		w.addChain(rs.Chains[n])
 		w.line("flush chain ", prefix, n)
 	}
-	for _, n := range names {
-		w.rules(rs.Chains[n])
+	// The rules that carry an anonymous set or map first: the kernel binds each to its
+	// rule by walking every change the transaction holds so far, so the fewer before
+	// them, the cheaper the transaction (a chain's rules stay in their order).
+	for _, anon := range []bool{true, false} {
+		for _, n := range names {
+			if hasAnonymousSet(rs.Chains[n]) == anon {
+				w.rules(rs.Chains[n])
+			}
+		}
 	}
 	for _, c := range sortedContainers(rs) {
 		for _, e := range sortedElements(c) {
@@ -178,6 +185,15 @@ func Full(rs *Ruleset, existing Existing, first bool) []byte {
 	return w.Bytes()
 }
 
+func hasAnonymousSet(c *Chain) bool {
+	for _, r := range c.Rules {
+		if strings.Contains(r, " { ") {
+			return true
+		}
+	}
+	return false
+}
+
 // Diff returns the nft -f transaction that turns the table prev (as the kernel holds it
 // after the last sync) into next: new and changed chains are created and rewritten,
 // map and set elements added, changed or deleted one by one, new affinity sets created,
@@ -190,16 +206,23 @@ func Diff(prev, next *Ruleset) []byte {
 			w.addContainer(c)
 		}
 	}
+	// Only what changed is sorted: a chain the Renderer did not render again is the same
+	// *Chain in both.
 	var changed []string
-	for _, n := range next.SortedChains() {
-		c := next.Chains[n]
+	for n, c := range next.Chains {
 		old := prev.Chains[n]
+		if old == c {
+			continue
+		}
 		if old == nil || old.Base != c.Base || old.Comment != c.Comment || !slices.Equal(old.Rules, c.Rules) {
 			changed = append(changed, n)
-			w.addChain(c)
-			if old != nil {
-				w.line("flush chain ", prefix, n)
-			}
+		}
+	}
+	slices.Sort(changed)
+	for _, n := range changed {
+		w.addChain(next.Chains[n])
+		if prev.Chains[n] != nil {
+			w.line("flush chain ", prefix, n)
 		}
 	}
 	for _, n := range changed {
@@ -213,29 +236,39 @@ func Diff(prev, next *Ruleset) []byte {
 			}
 			continue
 		}
-		if IsAffinitySet(c.Name) {
-			continue // filled by the kernel
+		if IsAffinitySet(c.Name) || old == c {
+			continue // filled by the kernel, or the same set
 		}
-		for _, e := range sortedElements(old) {
-			if _, ok := c.Elements[e.Key]; !ok {
-				w.deleteElement(c.Name, e)
+		var gone, added []string
+		for k := range old.Elements {
+			if _, ok := c.Elements[k]; !ok {
+				gone = append(gone, k)
 			}
 		}
-		for _, e := range sortedElements(c) {
-			if oe, ok := old.Elements[e.Key]; !ok {
-				w.addElement(c.Name, e)
-			} else if oe != e {
+		for k, e := range c.Elements {
+			if oe, ok := old.Elements[k]; !ok || oe != e {
+				added = append(added, k)
+			}
+		}
+		slices.Sort(gone)
+		slices.Sort(added)
+		for _, k := range gone {
+			w.deleteElement(c.Name, old.Elements[k])
+		}
+		for _, k := range added {
+			if oe, ok := old.Elements[k]; ok {
 				w.deleteElement(c.Name, oe)
-				w.addElement(c.Name, e)
 			}
+			w.addElement(c.Name, c.Elements[k])
 		}
 	}
 	var stale []string
-	for _, n := range prev.SortedChains() {
+	for n := range prev.Chains {
 		if next.Chains[n] == nil {
 			stale = append(stale, n)
 		}
 	}
+	slices.Sort(stale)
 	for _, n := range stale {
 		w.line("flush chain ", prefix, n)
 	}

@@ -1,0 +1,674 @@
+package nftnl
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gnft "github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
+)
+
+// batch is one transaction being built from nft command text. google/nftables marshals
+// the messages; they are captured (through its test dialer) rather than sent by it, and
+// sent by send, for three reasons: the table and the chain with a comment need
+// userdata the library cannot write, and go in the same transaction in their place;
+// the anonymous verdict maps keyed by numgen need nft's host byte order mark, which the
+// library writes as big endian for every anonymous set, or nft would list their keys
+// 0 and 1 as 0 and 16777216; and the kernel is asked to acknowledge only the last
+// message, not every one (tens of thousands in a full sync).
+type batch struct {
+	conn  *gnft.Conn
+	table *gnft.Table
+	out   []netlink.Message
+	// captured receives what conn "sends".
+	captured []netlink.Message
+	// consecutive element additions or deletions of one set go in one message.
+	elemSet string
+	elemOp  string
+	elems   []gnft.SetElement
+}
+
+var table = &gnft.Table{Name: nftables.Table, Family: gnft.TableFamilyIPv4}
+
+// build turns nft -f text (as nftables.Full and nftables.Diff write it: one command a
+// line, only the commands and syntax kube-proxy's rules use) into the messages of conn.
+func build(text []byte) (*batch, error) {
+	b := &batch{table: table}
+	conn, err := gnft.New(gnft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		if req == nil { // Flush waits for an acknowledgement of each message
+			return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
+		}
+		b.captured = append(b.captured, req[1:len(req)-1]...) // without batch begin and end
+		return nil, nil
+	}))
+	if err != nil {
+		return nil, err
+	}
+	b.conn = conn
+	var errs []error
+	n := 0
+	for line := range bytes.Lines(text) {
+		n++
+		s := strings.TrimSpace(string(line))
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		if err := b.command(s); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
+		}
+	}
+	if err := b.capture(); err != nil {
+		errs = append(errs, err)
+	}
+	return b, errors.Join(errs...)
+}
+
+// capture moves the messages the library has built so far to b.out.
+func (b *batch) capture() error {
+	if err := b.flushElems(); err != nil {
+		return err
+	}
+	if err := b.conn.Flush(); err != nil {
+		return err
+	}
+	for _, m := range b.captured {
+		if m.Header.Type == netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSET) {
+			markHostOrderKeys(m.Data)
+		}
+	}
+	b.out = append(b.out, b.captured...)
+	b.captured = nil
+	return nil
+}
+
+// raw appends a message built here, after what the library has built so far.
+func (b *batch) raw(m netlink.Message) error {
+	if err := b.capture(); err != nil {
+		return err
+	}
+	b.out = append(b.out, m)
+	return nil
+}
+
+const prefix = nftables.Family + " " + nftables.Table + " "
+
+func (b *batch) command(s string) error {
+	verb, rest, _ := strings.Cut(s, " ")
+	kind, rest, _ := strings.Cut(rest, " ")
+	if kind == "table" {
+		if rest != nftables.Family+" "+nftables.Table && !strings.HasPrefix(rest, prefix) {
+			return fmt.Errorf("not table ip kube-proxy: %q", s)
+		}
+	} else if !strings.HasPrefix(rest, prefix) {
+		return fmt.Errorf("not table ip kube-proxy: %q", s)
+	}
+	rest = strings.TrimPrefix(rest, prefix)
+	name, spec, _ := strings.Cut(rest, " ")
+	if kind != "element" {
+		if err := b.flushElems(); err != nil {
+			return err
+		}
+	}
+	switch verb + " " + kind {
+	case "add table":
+		c, ok, err := specComment(strings.TrimPrefix(rest, nftables.Table))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			b.conn.AddTable(b.table)
+			return nil
+		}
+		return b.raw(rawTable(c))
+	case "add chain":
+		return b.addChain(name, spec)
+	case "flush chain":
+		b.conn.FlushChain(&gnft.Chain{Table: b.table, Name: name})
+	case "delete chain":
+		b.conn.DelChain(&gnft.Chain{Table: b.table, Name: name})
+	case "add set", "add map":
+		set, err := parseSetSpec(name, spec)
+		if err != nil {
+			return err
+		}
+		set.Table = b.table
+		return b.conn.AddSet(set, nil)
+	case "flush set", "flush map":
+		b.conn.FlushSet(&gnft.Set{Table: b.table, Name: name})
+	case "delete set", "delete map":
+		b.conn.DelSet(&gnft.Set{Table: b.table, Name: name})
+	case "add rule":
+		exprs, anon, udata, err := compileRule(b.table, spec)
+		if err != nil {
+			return err
+		}
+		for _, a := range anon {
+			if err := b.conn.AddSet(a.set, a.elems); err != nil {
+				return err
+			}
+		}
+		b.conn.AddRule(&gnft.Rule{Table: b.table, Chain: &gnft.Chain{Table: b.table, Name: name}, Exprs: exprs, UserData: udata})
+	case "add element", "delete element":
+		e, err := parseElement(spec, verb == "add")
+		if err != nil {
+			return err
+		}
+		if b.elemSet != name || b.elemOp != verb || len(b.elems) == elemsPerMessage {
+			if err := b.flushElems(); err != nil {
+				return err
+			}
+			b.elemSet, b.elemOp = name, verb
+		}
+		b.elems = append(b.elems, e)
+	default:
+		return fmt.Errorf("unsupported command %q", verb+" "+kind)
+	}
+	return nil
+}
+
+// elemsPerMessage bounds the elements in one message: their list is one netlink
+// attribute, whose length has 16 bits, and one element (key, verdict with a chain name,
+// comment) takes at most about 570 bytes.
+const elemsPerMessage = 100
+
+func (b *batch) flushElems() error {
+	if len(b.elems) == 0 {
+		return nil
+	}
+	set := &gnft.Set{Table: b.table, Name: b.elemSet}
+	var err error
+	if b.elemOp == "add" {
+		err = b.conn.SetAddElements(set, b.elems)
+	} else {
+		err = b.conn.SetDeleteElements(set, b.elems)
+	}
+	b.elems = nil
+	return err
+}
+
+var hooks = map[string]*gnft.ChainHook{
+	"prerouting":  gnft.ChainHookPrerouting,
+	"input":       gnft.ChainHookInput,
+	"forward":     gnft.ChainHookForward,
+	"output":      gnft.ChainHookOutput,
+	"postrouting": gnft.ChainHookPostrouting,
+}
+
+// addChain: "NAME", "NAME { type T hook H priority P ; }" or "NAME { comment "C" ; }".
+func (b *batch) addChain(name, spec string) error {
+	c := &gnft.Chain{Table: b.table, Name: name}
+	if spec != "" {
+		toks, err := tokens(spec)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(toks) == 9 && toks[0] == "{" && toks[1] == "type" && toks[3] == "hook" && toks[5] == "priority" && toks[7] == ";" && toks[8] == "}":
+			c.Type = gnft.ChainType(toks[2])
+			if c.Type != gnft.ChainTypeFilter && c.Type != gnft.ChainTypeNAT {
+				return fmt.Errorf("chain %s: unknown type %q", name, toks[2])
+			}
+			c.Hooknum = hooks[toks[4]]
+			if c.Hooknum == nil {
+				return fmt.Errorf("chain %s: unknown hook %q", name, toks[4])
+			}
+			p, err := strconv.ParseInt(toks[6], 10, 32)
+			if err != nil {
+				return fmt.Errorf("chain %s: priority %q", name, toks[6])
+			}
+			c.Priority = gnft.ChainPriorityRef(gnft.ChainPriority(p))
+		default:
+			comment, ok, err := specComment(spec)
+			if err != nil || !ok {
+				return fmt.Errorf("chain %s: unsupported spec %q", name, spec)
+			}
+			return b.raw(rawChain(name, comment))
+		}
+	}
+	b.conn.AddChain(c)
+	return nil
+}
+
+// specComment reads `{ comment "C" ; }`.
+func specComment(spec string) (string, bool, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return "", false, nil
+	}
+	toks, err := tokens(spec)
+	if err != nil {
+		return "", false, err
+	}
+	if len(toks) != 5 || toks[0] != "{" || toks[1] != "comment" || toks[3] != ";" || toks[4] != "}" {
+		return "", false, fmt.Errorf("unsupported spec %q", spec)
+	}
+	c, err := unquote(toks[2])
+	return c, err == nil, err
+}
+
+var datatypes = map[string]gnft.SetDatatype{
+	"ipv4_addr":    gnft.TypeIPAddr,
+	"inet_proto":   gnft.TypeInetProto,
+	"inet_service": gnft.TypeInetService,
+	"verdict":      gnft.TypeVerdict,
+}
+
+// parseSetSpec reads a set or map spec: "{ type K [. K] [: V] ; [flags F,G ;] [timeout Ns ;]
+// [comment "C" ;] }".
+func parseSetSpec(name, spec string) (*gnft.Set, error) {
+	toks, err := tokens(spec)
+	if err != nil {
+		return nil, err
+	}
+	if len(toks) < 2 || toks[0] != "{" || toks[len(toks)-1] != "}" {
+		return nil, fmt.Errorf("set %s: spec %q", name, spec)
+	}
+	s := &gnft.Set{Name: name}
+	var clause []string
+	for _, t := range toks[1:] {
+		if t != ";" && t != "}" {
+			clause = append(clause, t)
+			continue
+		}
+		if len(clause) == 0 {
+			continue
+		}
+		if err := setClause(s, clause); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+		clause = nil
+	}
+	if s.KeyType.Name == "" {
+		return nil, fmt.Errorf("set %s: no type", name)
+	}
+	return s, nil
+}
+
+func setClause(s *gnft.Set, clause []string) error {
+	switch clause[0] {
+	case "type":
+		var keys []gnft.SetDatatype
+		i := 1
+		for ; i < len(clause); i++ {
+			t := clause[i]
+			if t == "." {
+				continue
+			}
+			if t == ":" {
+				break
+			}
+			dt, ok := datatypes[t]
+			if !ok || t == "verdict" {
+				return fmt.Errorf("unknown key type %q", t)
+			}
+			keys = append(keys, dt)
+		}
+		switch len(keys) {
+		case 0:
+			return fmt.Errorf("no key type")
+		case 1:
+			s.KeyType = keys[0]
+			if s.KeyType == gnft.TypeIPAddr {
+				s.KeyByteOrder = binaryutil.BigEndian
+			}
+		default:
+			kt, err := gnft.ConcatSetType(keys...)
+			if err != nil {
+				return err
+			}
+			s.KeyType = kt
+		}
+		if i < len(clause) {
+			if i != len(clause)-2 || clause[i+1] != "verdict" {
+				return fmt.Errorf("unsupported map data %q", strings.Join(clause[i:], " "))
+			}
+			s.IsMap, s.DataType = true, gnft.TypeVerdict
+		}
+	case "flags":
+		if len(clause) != 2 {
+			return fmt.Errorf("flags %q", clause)
+		}
+		for _, f := range strings.Split(clause[1], ",") {
+			switch f {
+			case "dynamic":
+				s.Dynamic = true
+				if s.Size == 0 {
+					s.Size = dynamicSetSize
+				}
+			case "timeout":
+				s.HasTimeout = true
+			default:
+				return fmt.Errorf("unsupported flag %q", f)
+			}
+		}
+	case "timeout":
+		if len(clause) != 2 {
+			return fmt.Errorf("timeout %q", clause)
+		}
+		d, err := time.ParseDuration(clause[1])
+		if err != nil {
+			return fmt.Errorf("timeout %q", clause[1])
+		}
+		s.Timeout = d
+	case "comment":
+		if len(clause) != 2 {
+			return fmt.Errorf("comment %q", clause)
+		}
+		c, err := unquote(clause[1])
+		if err != nil {
+			return err
+		}
+		s.Comment = c
+	default:
+		return fmt.Errorf("unsupported clause %q", strings.Join(clause, " "))
+	}
+	return nil
+}
+
+// dynamicSetSize is the size nft gives a set that rules add to when it has none.
+const dynamicSetSize = 65535
+
+// parseElement reads "{ KEY [comment "C"] [: VERDICT] }"; KEY is an address, or a
+// concatenation of address, protocol name and port.
+func parseElement(spec string, add bool) (gnft.SetElement, error) {
+	toks, err := tokens(spec)
+	if err != nil {
+		return gnft.SetElement{}, err
+	}
+	if len(toks) < 3 || toks[0] != "{" || toks[len(toks)-1] != "}" {
+		return gnft.SetElement{}, fmt.Errorf("element %q", spec)
+	}
+	toks = toks[1 : len(toks)-1]
+	var e gnft.SetElement
+	var parts []string
+	i := 0
+	for ; i < len(toks) && toks[i] != "comment" && toks[i] != ":"; i++ {
+		if toks[i] != "." {
+			parts = append(parts, toks[i])
+		}
+	}
+	if len(parts) == 0 {
+		return e, fmt.Errorf("element %q: no key", spec)
+	}
+	for _, p := range parts {
+		k, err := keyPart(p, len(parts) > 1)
+		if err != nil {
+			return e, fmt.Errorf("element %q: %w", spec, err)
+		}
+		e.Key = append(e.Key, k...)
+	}
+	if i < len(toks) && toks[i] == "comment" {
+		if i+1 >= len(toks) {
+			return e, fmt.Errorf("element %q: comment", spec)
+		}
+		if e.Comment, err = unquote(toks[i+1]); err != nil {
+			return e, err
+		}
+		i += 2
+	}
+	if i < len(toks) && toks[i] == ":" {
+		rest := toks[i+1:]
+		j := 0
+		next := func() (string, error) {
+			if j >= len(rest) {
+				return "", fmt.Errorf("element %q ends early", spec)
+			}
+			j++
+			return rest[j-1], nil
+		}
+		t, err := next()
+		if err != nil {
+			return e, err
+		}
+		if e.VerdictData, err = parseVerdict(t, next); err != nil {
+			return e, err
+		}
+		if j != len(rest) {
+			return e, fmt.Errorf("element %q: trailing %q", spec, rest[j:])
+		}
+	} else if i != len(toks) {
+		return e, fmt.Errorf("element %q: trailing %q", spec, toks[i:])
+	}
+	if !add {
+		e.Comment, e.VerdictData = "", nil
+	}
+	return e, nil
+}
+
+// keyPart encodes one field of an element key: an IPv4 address, a protocol name (one
+// byte) or a port (two bytes, network order); in a concatenation each is padded to 4.
+func keyPart(s string, pad bool) ([]byte, error) {
+	var b []byte
+	if p, ok := protocols[s]; ok {
+		b = []byte{p}
+	} else if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
+		v := a.As4()
+		b = v[:]
+	} else if n, err := strconv.ParseUint(s, 10, 16); err == nil {
+		b = binaryutil.BigEndian.PutUint16(uint16(n))
+	} else {
+		return nil, fmt.Errorf("unknown key %q", s)
+	}
+	if pad {
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+	}
+	return b, nil
+}
+
+// Raw messages for the table and chains with comments.
+
+const (
+	nftaTableUserdata = 6  // NFTA_TABLE_USERDATA
+	nftaChainUserdata = 12 // NFTA_CHAIN_USERDATA
+	udataComment      = 0  // NFTNL_UDATA_TABLE_COMMENT, NFTNL_UDATA_CHAIN_COMMENT
+)
+
+func nfgen(family byte) []byte { return []byte{family, unix.NFNETLINK_V0, 0, 0} }
+
+func udataString(s string) []byte {
+	return append([]byte{udataComment, byte(len(s) + 1)}, append([]byte(s), 0)...)
+}
+
+func rawMessage(typ int, attrs []netlink.Attribute) netlink.Message {
+	data, err := netlink.MarshalAttributes(attrs)
+	if err != nil {
+		panic(err) // only strings and fixed values
+	}
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
+			Flags: netlink.Request | netlink.Acknowledge | netlink.Create},
+		Data: append(nfgen(unix.NFPROTO_IPV4), data...),
+	}
+}
+
+func rawTable(comment string) netlink.Message {
+	return rawMessage(unix.NFT_MSG_NEWTABLE, []netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: []byte(nftables.Table + "\x00")},
+		{Type: unix.NFTA_TABLE_FLAGS, Data: []byte{0, 0, 0, 0}},
+		{Type: nftaTableUserdata, Data: udataString(comment)},
+	})
+}
+
+func rawChain(name, comment string) netlink.Message {
+	return rawMessage(unix.NFT_MSG_NEWCHAIN, []netlink.Attribute{
+		{Type: unix.NFTA_CHAIN_TABLE, Data: []byte(nftables.Table + "\x00")},
+		{Type: unix.NFTA_CHAIN_NAME, Data: []byte(name + "\x00")},
+		{Type: nftaChainUserdata, Data: udataString(comment)},
+	})
+}
+
+// markHostOrderKeys gives an anonymous set keyed by integers (numgen's verdict maps) the
+// host byte order mark nft writes in its userdata (NFTNL_UDATA_SET_KEYBYTEORDER = 1).
+func markHostOrderKeys(data []byte) {
+	const (
+		nftaSetKeyType  = 4  // NFTA_SET_KEY_TYPE
+		nftaSetUserdata = 13 // NFTA_SET_USERDATA
+		typeInteger     = 4
+	)
+	var udata []byte
+	integer := false
+	for a := data[4:]; len(a) >= 4; {
+		n := int(binaryutil.NativeEndian.Uint16(a[:2]))
+		if n < 4 || n > len(a) {
+			return
+		}
+		switch binaryutil.NativeEndian.Uint16(a[2:4]) & 0x3fff {
+		case nftaSetKeyType:
+			integer = n == 8 && binaryutil.BigEndian.Uint32(a[4:8]) == typeInteger
+		case nftaSetUserdata:
+			udata = a[4:n]
+		}
+		a = a[min((n+3)&^3, len(a)):]
+	}
+	if integer && len(udata) >= 6 && udata[0] == 0 && udata[1] == 4 {
+		udata[2] = 1
+	}
+}
+
+// send sends msgs as one transaction and returns the first error the kernel reports
+// (it then applies none of them). Only the last message asks for an acknowledgement:
+// the kernel handles the whole batch within the send and reports errors whether asked
+// or not, so once that acknowledgement is read, nothing else is coming.
+func send(msgs []netlink.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	size := 0
+	for i := range msgs {
+		msgs[i].Header.Flags &^= netlink.Acknowledge
+		size += 16 + len(msgs[i].Data)
+	}
+	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := bufferSizes(conn, size+1<<16, 1<<20+64*len(msgs)); err != nil {
+		return err
+	}
+	// The kernel then says which check failed ("Could not process rule" and the like),
+	// and does not copy each failed message back into its error.
+	_ = conn.SetOption(netlink.ExtendedAcknowledge, true)
+	_ = conn.SetOption(netlink.CapAcknowledge, true)
+	subsys := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}
+	all := make([]netlink.Message, 0, len(msgs)+2)
+	all = append(all, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request}, Data: subsys})
+	all = append(all, msgs...)
+	all = append(all, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request}, Data: subsys})
+	sent, err := conn.SendMessages(all)
+	if err != nil {
+		return err
+	}
+	last := sent[len(sent)-2].Header.Sequence
+	for {
+		got, err := conn.Receive()
+		if err != nil {
+			var oe *netlink.OpError
+			if errors.As(err, &oe) && oe.Message != "" {
+				return fmt.Errorf("%w (%s)", err, oe.Message)
+			}
+			return err
+		}
+		for _, m := range got {
+			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
+				return nil
+			}
+		}
+	}
+}
+
+// bufferSizes lets the socket take the whole batch in one sendmsg and hold the kernel's
+// answers, as nft does (as root the limits of net.core.[wr]mem_max do not apply).
+func bufferSizes(c *netlink.Conn, snd, rcv int) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, snd); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcv)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// onThisThread runs fn with the goroutine locked to its thread: a netlink socket is
+// opened in the network namespace of the thread that opens it, and the callers run in
+// their node's namespace (the agent as a whole; tests on a thread kernel.Do moved).
+func onThisThread(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return fn()
+}
+
+// Apply makes the changes in text (nft -f commands as nftables.Full and nftables.Diff
+// write them) in the kernel of the calling thread's network namespace, in one netlink
+// transaction: all of them or, on any error, none.
+func Apply(text []byte) error {
+	b, err := build(text)
+	if err != nil {
+		return err
+	}
+	return onThisThread(func() error {
+		if err := send(b.out); err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		return nil
+	})
+}
+
+// ListExisting returns the chains and sets table ip kube-proxy holds in the calling
+// thread's network namespace (none when there is no such table).
+func ListExisting() (nftables.Existing, error) {
+	var ex nftables.Existing
+	err := onThisThread(func() error {
+		conn, err := gnft.New()
+		if err != nil {
+			return err
+		}
+		chains, err := conn.ListChainsOfTableFamily(gnft.TableFamilyIPv4)
+		if err != nil {
+			return err
+		}
+		for _, c := range chains {
+			if c.Table != nil && c.Table.Name == nftables.Table {
+				ex.Chains = append(ex.Chains, c.Name)
+			}
+		}
+		if len(ex.Chains) == 0 {
+			if _, err := conn.ListTableOfFamily(nftables.Table, gnft.TableFamilyIPv4); err != nil {
+				if errors.Is(err, syscall.ENOENT) {
+					return nil
+				}
+				return err
+			}
+		}
+		sets, err := conn.GetSets(table)
+		if err != nil {
+			return err
+		}
+		for _, s := range sets {
+			ex.Sets = append(ex.Sets, s.Name)
+		}
+		return nil
+	})
+	return ex, err
+}

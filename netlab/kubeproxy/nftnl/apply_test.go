@@ -1,0 +1,236 @@
+package nftnl_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftnl"
+	"github.com/netlabdev/netlab/netlab/labtest"
+)
+
+var node = kubeproxy.Node{Name: "node-1", IP: "192.168.0.2", ClusterCIDR: "10.0.0.0/8", ServiceCIDR: "172.30.0.0/12"}
+
+func ep(ip string, port int32, node string) kubeproxy.Endpoint {
+	return kubeproxy.Endpoint{Pod: "p-" + ip, Node: node, IP: ip, Port: port, Ready: true}
+}
+
+// ports covers every kind of rule and element the renderer writes: Cluster and Local
+// policies, NodePorts, external and LoadBalancer IPs with source ranges (one range, and
+// several overlapping and adjacent ones), affinity, UDP, a Service without endpoints.
+func ports() []kubeproxy.ServicePort {
+	sp := func(ns, name, clusterIP string, eps ...kubeproxy.Endpoint) kubeproxy.ServicePort {
+		return kubeproxy.ServicePort{Namespace: ns, Name: name, PortName: "p80", Protocol: "TCP",
+			ClusterIP: clusterIP, Port: 80, Endpoints: eps}
+	}
+	svc1 := sp("ns1", "svc1", "172.30.0.41", ep("10.180.0.1", 80, ""))
+	svc2 := sp("ns2", "svc2", "172.30.0.42", ep("10.180.0.2", 80, ""))
+	svc2.NodePort, svc2.LoadBalancerIPs, svc2.ExternalIPs = 3001, []string{"1.2.3.4"}, []string{"192.168.99.22"}
+	svc2.ExternalLocal, svc2.HealthCheckNodePort = true, 30000
+	svc3 := sp("ns3", "svc3", "172.30.0.43", ep("10.180.0.3", 80, ""))
+	svc3.NodePort = 3003
+	svc4 := sp("ns4", "svc4", "172.30.0.44", ep("10.180.0.5", 80, "node-1"), ep("10.180.0.4", 80, ""))
+	svc4.ExternalIPs = []string{"192.168.99.33"}
+	svc4.ExternalLocal = true
+	svc5 := sp("ns5", "svc5", "172.30.0.45", ep("10.180.0.3", 80, ""), ep("10.180.0.10", 80, "node-1"))
+	svc5.NodePort, svc5.LoadBalancerIPs = 3002, []string{"5.6.7.8"}
+	svc5.LoadBalancerSourceRanges = []string{" 203.0.113.0/25", "203.0.113.128/25", "192.168.0.0/12", "192.168.1.0/24"}
+	svc5.AffinityClientIP, svc5.AffinitySeconds = true, 10800
+	svc6 := sp("ns6", "svc6", "172.30.0.46")
+	svc7 := sp("ns7", "dns", "172.30.0.10", ep("10.180.0.7", 53, "node-1"))
+	svc7.Protocol, svc7.Port, svc7.PortName = "UDP", 53, "dns"
+	svc8 := sp("ns8", "fw1", "172.30.0.48", ep("10.180.0.8", 8080, ""))
+	svc8.LoadBalancerIPs, svc8.LoadBalancerSourceRanges = []string{"5.6.7.9"}, []string{"198.51.100.0/24"}
+	return []kubeproxy.ServicePort{svc1, svc2, svc3, svc4, svc5, svc6, svc7, svc8}
+}
+
+// scratch makes a network namespace for the test and removes it at the end.
+func scratch(t *testing.T, suffix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("nlt-nftnl%d-%s", os.Getpid(), suffix)
+	if err := kernel.CreateNetns(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := kernel.DeleteNetns(ns); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns
+}
+
+// listTable is `nft list table ip kube-proxy` in ns with its sets, maps and chains in name
+// order (nft lists them in the order they were created, which means nothing).
+func listTable(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", nftables.Table)
+	if err != nil {
+		t.Fatalf("nft list table in %s: %v\n%s", ns, err, out)
+	}
+	var head []string
+	var blocks []string
+	cur := ""
+	for line := range strings.Lines(string(out)) {
+		switch {
+		case cur != "":
+			cur += line
+			if line == "\t}\n" {
+				blocks, cur = append(blocks, cur), ""
+			}
+		case strings.HasPrefix(line, "\tset ") || strings.HasPrefix(line, "\tmap ") || strings.HasPrefix(line, "\tchain "):
+			cur = line
+		case strings.TrimSpace(line) != "":
+			head = append(head, line)
+		}
+	}
+	slices.Sort(blocks)
+	return strings.Join(head, "") + strings.Join(blocks, "")
+}
+
+func apply(t *testing.T, ns string, text []byte) {
+	t.Helper()
+	if err := kernel.Do(ns, func() error { return nftnl.Apply(text) }); err != nil {
+		t.Fatalf("apply in %s: %v", ns, err)
+	}
+}
+
+func existing(t *testing.T, ns string) nftables.Existing {
+	t.Helper()
+	var ex nftables.Existing
+	if err := kernel.Do(ns, func() (err error) { ex, err = nftnl.ListExisting(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+func requireNft(t *testing.T) {
+	labtest.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft is missing (scripts/deps.sh installs nftables): %v", err)
+	}
+}
+
+// What netlink writes is what nft writes for the same text: the kernel's tables read the
+// same, rule for rule and element for element.
+func TestApplyReadsLikeNftF(t *testing.T) {
+	requireNft(t)
+	viaNetlink, viaNft := scratch(t, "nl"), scratch(t, "nft")
+	rs := nftables.Render(node, ports())
+	if ex := existing(t, viaNetlink); len(ex.Chains)+len(ex.Sets) != 0 {
+		t.Fatalf("a fresh namespace holds %v", ex)
+	}
+	apply(t, viaNetlink, nftables.Full(rs, existing(t, viaNetlink), true))
+	if out, err := kernel.Run(viaNft, nftables.Dump(rs), "nft", "-f", "-"); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	got, want := listTable(t, viaNetlink), listTable(t, viaNft)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("table written through netlink differs from nft -f's (-nft +netlink):\n%s", d)
+	}
+	for _, s := range []string{"numgen random mod 2 vmap", "ip saddr != { ", "fib saddr type local", "update @affinity-",
+		"dnat to 10.180.0.7:53", "masquerade fully-random", `comment "rules for kube-proxy"`} {
+		if !strings.Contains(got, s) {
+			t.Errorf("table lacks %q:\n%s", s, got)
+		}
+	}
+	if n := strings.Count(got, "\tchain "); n != len(rs.Chains) {
+		t.Errorf("the table lists %d chains, want %d", n, len(rs.Chains))
+	}
+	ex := existing(t, viaNetlink)
+	if len(ex.Chains) != len(rs.Chains) {
+		t.Errorf("ListExisting: %d chains, want %d", len(ex.Chains), len(rs.Chains))
+	}
+}
+
+// A series of incremental syncs leaves the kernel holding exactly what one full sync of
+// the final Services writes.
+func TestIncrementalEqualsFull(t *testing.T) {
+	requireNft(t)
+	inc, full := scratch(t, "inc"), scratch(t, "full")
+	ps := ports()
+	prev := nftables.Render(node, ps)
+	apply(t, inc, nftables.Full(prev, existing(t, inc), true))
+	steps := []struct {
+		what   string
+		change func([]kubeproxy.ServicePort) []kubeproxy.ServicePort
+	}{
+		{"endpoint leaves", func(p []kubeproxy.ServicePort) []kubeproxy.ServicePort {
+			p[3].Endpoints = p[3].Endpoints[:1]
+			return p
+		}},
+		{"endpoint not ready", func(p []kubeproxy.ServicePort) []kubeproxy.ServicePort {
+			p[4].Endpoints[1].Ready = false
+			return p
+		}},
+		{"service added", func(p []kubeproxy.ServicePort) []kubeproxy.ServicePort {
+			s := p[0]
+			s.Name, s.ClusterIP, s.NodePort = "new", "172.30.0.99", 3099
+			s.Endpoints = []kubeproxy.Endpoint{ep("10.180.0.91", 80, "node-1"), ep("10.180.0.92", 80, "")}
+			return append(p, s)
+		}},
+		{"service removed", func(p []kubeproxy.ServicePort) []kubeproxy.ServicePort {
+			return append(p[:1], p[2:]...) // svc2 and its external chains
+		}},
+		{"endpoints gone", func(p []kubeproxy.ServicePort) []kubeproxy.ServicePort {
+			p[0].Endpoints = nil
+			return p
+		}},
+		{"affinity off, source ranges changed", func(p []kubeproxy.ServicePort) []kubeproxy.ServicePort {
+			for i := range p {
+				if p[i].Name == "svc5" {
+					p[i].AffinityClientIP = false
+					p[i].LoadBalancerSourceRanges = []string{"203.0.113.0/24"}
+				}
+			}
+			return p
+		}},
+	}
+	for _, s := range steps {
+		ps = s.change(ps)
+		next := nftables.Render(node, ps)
+		d := nftables.Diff(prev, next)
+		if d == nil {
+			t.Fatalf("%s: no change", s.what)
+		}
+		apply(t, inc, d)
+		prev = next
+	}
+	apply(t, full, nftables.Full(prev, existing(t, full), true))
+	got, want := listTable(t, inc), listTable(t, full)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("after incremental syncs the table differs from a full sync's (-full +incremental):\n%s", d)
+	}
+	// A full sync over the table in place, also the first of a restarted agent (which
+	// re-creates the base chains), changes nothing.
+	for _, first := range []bool{false, true} {
+		apply(t, inc, nftables.Full(prev, existing(t, inc), first))
+		if d := cmp.Diff(want, listTable(t, inc)); d != "" {
+			t.Errorf("a full sync (first %v) over the table changed it (-want +got):\n%s", first, d)
+		}
+	}
+}
+
+// A transaction with an error changes nothing.
+func TestApplyIsAtomic(t *testing.T) {
+	requireNft(t)
+	ns := scratch(t, "atom")
+	rs := nftables.Render(node, ports())
+	apply(t, ns, nftables.Full(rs, nftables.Existing{}, true))
+	before := listTable(t, ns)
+	bad := "add element ip kube-proxy cluster-ips { 172.30.0.77 }\nadd rule ip kube-proxy no-such-chain drop\n"
+	err := kernel.Do(ns, func() error { return nftnl.Apply([]byte(bad)) })
+	if err == nil {
+		t.Fatal("a rule in a missing chain was accepted")
+	}
+	if after := listTable(t, ns); after != before {
+		t.Errorf("a failed transaction changed the table:\n%s", cmp.Diff(before, after))
+	}
+}

@@ -1,0 +1,113 @@
+package nftnl
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
+)
+
+// Every command the renderer's full and incremental transactions hold compiles.
+func TestBuildRenderedTransactions(t *testing.T) {
+	node := kubeproxy.Node{Name: "node-1", IP: "172.18.0.11", ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12"}
+	var ports []kubeproxy.ServicePort
+	for i, kind := range []string{"plain", "local", "affinity", "udp", "none", "lb"} {
+		sp := kubeproxy.ServicePort{Namespace: "ns", Name: kind, PortName: "p", Protocol: "TCP",
+			ClusterIP: "10.96.0." + string(rune('1'+i)), Port: 80, NodePort: int32(30080 + i),
+			Endpoints: []kubeproxy.Endpoint{{Pod: "a", Node: "node-1", IP: "10.244.1.2", Port: 8080, Ready: true},
+				{Pod: "b", Node: "node-2", IP: "10.244.2.2", Port: 8080, Ready: true}}}
+		switch kind {
+		case "local":
+			sp.ExternalLocal, sp.InternalLocal, sp.ExternalIPs = true, true, []string{"192.0.2.1"}
+		case "affinity":
+			sp.AffinityClientIP, sp.AffinitySeconds = true, 60
+		case "udp":
+			sp.Protocol = "UDP"
+		case "none":
+			sp.Endpoints = nil
+		case "lb":
+			sp.LoadBalancerIPs, sp.LoadBalancerSourceRanges = []string{"203.0.113.7"}, []string{"0.0.0.0/1", "172.18.0.0/16"}
+		}
+		ports = append(ports, sp)
+	}
+	rs := nftables.Render(node, ports)
+	b, err := build(nftables.Full(rs, nftables.Existing{Chains: []string{"service-X-ns/gone/tcp/p"}, Sets: []string{"affinity-X-ns/gone"}}, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.out) < len(rs.Chains) {
+		t.Errorf("%d messages for %d chains", len(b.out), len(rs.Chains))
+	}
+	next := nftables.Render(node, ports[:3])
+	if _, err := build(nftables.Diff(rs, next)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Text outside what kube-proxy's rules use is refused with every problem named by line.
+func TestBuildRefusesUnknownSyntax(t *testing.T) {
+	_, err := build([]byte("add table ip kube-proxy\nadd rule ip kube-proxy c tcp dport 80 accept\n" +
+		"add rule ip other c drop\nadd element ip kube-proxy s { 1.2.3.4 . bogus }\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"line 2:", `unknown statement "tcp"`, "line 3:", "not table ip kube-proxy", "line 4:", `unknown key "bogus"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// Overlapping and adjacent prefixes merge into one range; the set starts with nft's end
+// marker at 0.0.0.0; a range reaching 255.255.255.255 has no end marker.
+func TestIntervalElements(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"10.0.0.0/8 10.1.0.0/16 11.0.0.0/8 1.2.3.4", "end 0.0.0.0,1.2.3.4,end 1.2.3.5,10.0.0.0,end 12.0.0.0"},
+		{"0.0.0.0/1 128.0.0.0/1", "0.0.0.0"},
+		{"192.168.0.0/16", "end 0.0.0.0,192.168.0.0,end 192.169.0.0"},
+	} {
+		var ps []netip.Prefix
+		for _, s := range strings.Fields(c.in) {
+			p, err := parsePrefix(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		var got []string
+		for _, e := range intervalElements(ps) {
+			s := netip.AddrFrom4([4]byte(e.Key)).String()
+			if e.IntervalEnd {
+				s = "end " + s
+			}
+			got = append(got, s)
+		}
+		if g := strings.Join(got, ","); g != c.want {
+			t.Errorf("%s: got %s, want %s", c.in, g, c.want)
+		}
+	}
+}
+
+// A long run of elements for one set is split over messages small enough for netlink's
+// 16-bit attribute length.
+func TestElementsSplit(t *testing.T) {
+	var text strings.Builder
+	for i := range 250 {
+		fmt.Fprintf(&text, "add element ip kube-proxy service-ips { 10.96.%d.%d . tcp . 80 comment \"ns/svc-%d:http\" : goto service-ABCDEFGH-ns/svc-%d/tcp/http }\n", i/200, i%200+1, i, i)
+	}
+	b, err := build([]byte(text.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.out) != 3 {
+		t.Fatalf("%d messages for 250 elements, want 3", len(b.out))
+	}
+	for _, m := range b.out {
+		if len(m.Data) > 0xffff {
+			t.Errorf("message of %d bytes", len(m.Data))
+		}
+	}
+}
