@@ -484,6 +484,11 @@ func (t *tracer) send(ctx context.Context) error {
 	}
 	t.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+	// The ingress replaces a client's X-Request-ID (unless spec.ingress.useForwardedHeaders)
+	// and returns the one it used: that is the id in its access log.
+	if id := resp.Header.Get("X-Request-ID"); id != "" {
+		t.reqID = id
+	}
 	t.resp, t.status = resp, resp.Status
 	if t.u.Scheme != "tcp" {
 		t.tr.Status = resp.StatusCode
