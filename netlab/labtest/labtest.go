@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +39,11 @@ const AsCLIEnv = "NETLAB_TEST_AS_CLI"
 // AsCLIEnv set.
 func Main(m *testing.M) {
 	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
-		os.Exit(cli.Main(context.Background(), os.Args[1:]))
+		// As cmd/netlab: Ctrl-C or SIGTERM cancels the context (drops --follow stops cleanly).
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Main(ctx, os.Args[1:])
+		stop()
+		os.Exit(code)
 	}
 	cleanup, err := buildPodBinary()
 	if err != nil {
