@@ -78,7 +78,7 @@ bench-up: build
 # kube-proxy's nftables mode vs its iptables mode side by side, and 10 000 Services in nftables
 # mode (NFT_SIZE, NFT_ROUNDS).
 bench-rules:
-	NETLAB_BENCH_RULES=1 SIZES="$(or $(SIZES),1000)" $(GO) test -count=1 -run BenchRuleSync -v -timeout 30m ./netlab/kubeproxy/integration
+	NETLAB_BENCH_RULES=1 SIZES="$(or $(SIZES),1000)" $(GO) test -count=1 -run BenchRuleSync -v -timeout 30m ./netlab/kubeproxy
 
 # L4: client -> LB VIP of a LoadBalancer Service vs pod IP directly (docs/performance.md).
 bench-l4:

@@ -5,7 +5,7 @@
 # pod), then two side-by-side comparisons, alternated A B A B ROUNDS times:
 #   trace  A  curl of http://app.example/api from the client namespace (one request)
 #          B  netlab trace of the same URL (packet sockets in every lab namespace, the
-#             eBPF drop program loaded and unloaded, conntrack, the ingress log), wall time
+#             nf_tables rule trace of its flow, conntrack, the ingress log), wall time
 #   drops  A  wrk through the echo Service's LB VIP, keep-alive, for DURATION
 #          B  the same while `netlab drops --follow` runs for the lab
 # Medians with min–max; a markdown table on stdout, progress on stderr. Traffic stays

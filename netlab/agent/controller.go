@@ -14,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // ControllerConfig configures the endpoints controller.
@@ -60,6 +61,8 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	// The controller watches the lab's supervisor, which watches every agent (this one too).
+	go supervise.Guard(ctx, supervise.Config{Lab: cfg.Lab, Dir: dir}, log.With("task", "guard"))
 	nodeNS := map[string]string{}
 	for _, n := range p.Nodes {
 		nodeNS[n.Name] = n.Netns
@@ -102,7 +105,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 		nodeReady[n.Name] = true
 	}
 	nodeEvents := make(chan nodeResult, len(p.Nodes))
-	go nodeLoop(ctx, cfg.Interval, p.Nodes, nodeEvents)
+	go nodeLoop(ctx, cfg.Interval, p, nodeEvents, log.With("task", "routes"))
 
 	var gen int64
 	var last []kubeproxy.ServicePort
@@ -306,9 +309,11 @@ type nodeResult struct {
 }
 
 // nodeLoop watches every node's link to the fabric and reports changes.
-func nodeLoop(ctx context.Context, interval time.Duration, nodes []plan.Node, out chan<- nodeResult) {
+func nodeLoop(ctx context.Context, interval time.Duration, p *plan.Plan, out chan<- nodeResult, log *slog.Logger) {
+	nodes := p.Nodes
 	h := kernel.NewHandles()
 	defer h.Close()
+	lastRepair := time.Now()
 	last := map[string]bool{}
 	for _, n := range nodes {
 		last[n.Name] = true
@@ -322,6 +327,15 @@ func nodeLoop(ctx context.Context, interval time.Duration, nodes []plan.Node, ou
 			if err != nil {
 				up, reason = false, err.Error()
 			}
+			// A node whose link is up gets its planned routes back (at once when it
+			// comes up, else checked every second).
+			if up && (!last[n.Name] || time.Since(lastRepair) >= time.Second) {
+				if added, err := repairNode(h, p, n); err != nil {
+					log.Error("repair node", "node", n.Name, "err", err)
+				} else if len(added) > 0 {
+					log.Warn("node had lost routes: added them back", "node", n.Name, "routes", added)
+				}
+			}
 			if up != last[n.Name] {
 				last[n.Name] = up
 				select {
@@ -330,6 +344,9 @@ func nodeLoop(ctx context.Context, interval time.Duration, nodes []plan.Node, ou
 					return
 				}
 			}
+		}
+		if time.Since(lastRepair) >= time.Second {
+			lastRepair = time.Now()
 		}
 		select {
 		case <-t.C:

@@ -118,6 +118,8 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		AccessLog:       cfg.AccessLog,
 		Logger:          log,
+		// Kept from start: changing it needs a restart of the agent.
+		TrustForwardedHeaders: conf.trustFwd,
 	}, conf.table)
 	if err != nil {
 		return err
@@ -270,9 +272,10 @@ func (c *cappedLog) Write(b []byte) (int, error) {
 
 // ingressConf is one loaded configuration: what a reload swaps.
 type ingressConf struct {
-	table   *ingress.Table
-	resolve ingress.Resolver
-	certs   *ingress.CertStore
+	table    *ingress.Table
+	resolve  ingress.Resolver
+	certs    *ingress.CertStore
+	trustFwd bool
 }
 
 // loadIngressConf reads the plan file and builds routes, the Service resolver and the
@@ -304,7 +307,7 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 	for _, w := range warns {
 		log.Warn(w)
 	}
-	return &ingressConf{table: table, resolve: serviceResolver(p), certs: certs}, nil
+	return &ingressConf{table: table, resolve: serviceResolver(p), certs: certs, trustFwd: p.Ingress.UseForwardedHeaders}, nil
 }
 
 // planSecrets turns the plan's TLS material back into kubernetes.io/tls Secrets.

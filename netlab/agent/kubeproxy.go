@@ -34,6 +34,10 @@ type KubeProxyConfig struct {
 	// FullSyncPeriod forces a full rewrite now and then (default 5 min), as kube-proxy
 	// does, in case someone changed the node's rules by hand.
 	FullSyncPeriod time.Duration
+	// CheckPeriod is how often the agent checks that the built-in chains still jump to
+	// its chains (default 1 s); a missing jump (a flushed table, a deleted rule) makes the
+	// next sync a full one. Every endpoint change checks too.
+	CheckPeriod time.Duration
 	// WaitEndpoints bounds the wait for the controller's first endpoints.json (default
 	// 20 s); after it the agent programs every Service without endpoints.
 	WaitEndpoints time.Duration
@@ -69,10 +73,8 @@ type SyncStats struct {
 	Took  time.Duration
 }
 
-// NewRuleSyncer returns a syncer for node.
-func NewRuleSyncer(node kubeproxy.Node) (*RuleSyncer, error) {
-	return &RuleSyncer{node: node}, nil
-}
+// NewRuleSyncer returns a syncer for node in iptables mode.
+func NewRuleSyncer(node kubeproxy.Node) *RuleSyncer { return &RuleSyncer{node: node} }
 
 // LastFull is when the last full sync succeeded.
 func (r *RuleSyncer) LastFull() time.Time { return r.lastFull }
@@ -139,6 +141,9 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if cfg.WaitEndpoints <= 0 {
 		cfg.WaitEndpoints = 20 * time.Second
 	}
+	if cfg.CheckPeriod <= 0 {
+		cfg.CheckPeriod = time.Second
+	}
 	p, err := dir.ReadPlan()
 	if err != nil {
 		return err
@@ -188,6 +193,8 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
 	failed := false
+	check := newRuleCheck(p.NFTables())
+	lastCheck := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,6 +204,18 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 		}
 		st := fileStamp(epPath)
 		full := failed || time.Since(k.syncer.LastFull()) > cfg.FullSyncPeriod
+		// Rules changed behind our back (a flush, a deleted jump): a full resync, also
+		// when an incremental one was due, since it would not restore the jumps.
+		if !full && (st != stamp || time.Since(lastCheck) >= cfg.CheckPeriod) {
+			lastCheck = time.Now()
+			switch miss, err := check.missing(); {
+			case err != nil:
+				k.log.Warn("check rules", "err", err)
+			case len(miss) > 0:
+				k.log.Warn("rules changed behind kube-proxy's back: full resync", "missing", miss)
+				full = true
+			}
+		}
 		if st == stamp && !full {
 			continue
 		}

@@ -73,6 +73,10 @@ func LBServices(p *plan.Plan) ([]lb.VirtualService, []LBBackendProbe, error) {
 					path = "/healthz"
 				}
 				pr = lb.Probe{Type: lb.CheckHTTP, Addr: hostPort(ip, int(v.CheckPort)), Path: path}
+			case v.Service == "" && hc.Ingress == "http" && p.Ingress.MetricsPort > 0:
+				// keepalived's HTTP_GET of the ingress's health path: a hung proxy
+				// fails it, where the kernel would still complete a TCP handshake.
+				pr = lb.Probe{Type: lb.CheckHTTP, Addr: hostPort(ip, p.Ingress.MetricsPort), Path: "/healthz"}
 			case hc.Type == lb.CheckHTTP && v.Protocol != lb.ProtoUDP:
 				pr.Type, pr.Path = lb.CheckHTTP, hc.Path
 				if v.Service == "" && strings.HasSuffix(v.Name, "https") {
@@ -113,6 +117,11 @@ type lbAgent struct {
 	vss     []lb.VirtualService
 	state   lb.State
 	lastErr map[string]string // probe key -> last failure
+	// healthy is every backend's health as last applied, by lb.BackendKey: a backend
+	// that leaves gets its conntrack entries expired once the rules no longer pick it.
+	healthy map[string]bool
+	// ExpireConntrack deletes a leaving backend's entries (nil: in this namespace).
+	expire func(lb.VirtualService, lb.Backend) (uint, error)
 }
 
 // RunLB health-checks every real server and reprograms the LB namespace with one
@@ -148,6 +157,7 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	}
 	a := &lbAgent{
 		cfg: cfg, log: log, probes: probes, vss: vss, lastErr: map[string]string{},
+		healthy: map[string]bool{}, expire: expireConntrack,
 		checker: &lb.Checker{
 			Config: lb.CheckConfig{Interval: interval, Timeout: timeout, Rise: hc.Rise, Fall: hc.Fall, FirstDecides: true},
 			Dial:   cfg.Dial, Logger: log,
@@ -157,6 +167,10 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	log.Info("lb agent starting", "lab", cfg.Plan.Lab, "services", len(vss), "interval", interval,
 		"timeout", timeout, "rise", hc.Rise, "fall", hc.Fall, "inhibit", hc.Inhibit)
 	if err := a.apply(ctx, "start"); err != nil {
+		return err
+	}
+	// What a cloud security group would let in from the clients, and nothing else.
+	if err := a.applyWanFilter(ctx); err != nil {
 		return err
 	}
 
@@ -233,6 +247,15 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			}
 		case <-publish.C:
 			a.publish()
+			// A failed apply is retried each second until it succeeds.
+			a.mu.Lock()
+			failed := a.state.LastError != ""
+			a.mu.Unlock()
+			if failed {
+				if err := a.apply(ctx, "retry after a failed apply"); err != nil {
+					log.Error("apply rules", "err", err)
+				}
+			}
 		}
 	}
 }
@@ -340,6 +363,22 @@ func (a *lbAgent) apply(ctx context.Context, why string) error {
 		}
 	}
 	a.log.Info("rules applied", "why", why, "usableRealServers", usable, "took", time.Since(start).String())
+	for _, vs := range vss {
+		for _, b := range vs.Backends {
+			k := lb.BackendKey(vs, b)
+			was, known := a.healthy[k]
+			a.healthy[k] = b.Healthy
+			if !known || !was || b.Healthy || a.expire == nil {
+				continue
+			}
+			n, err := a.expire(vs, b)
+			if err != nil {
+				a.log.Error("expire conntrack entries", "service", vs.Name, "real", b.Addr(), "err", err)
+				continue
+			}
+			a.log.Info("conntrack entries expired", "service", vs.Name, "real", b.Addr(), "deleted", n)
+		}
+	}
 	a.publish()
 	return nil
 }

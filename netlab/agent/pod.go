@@ -50,7 +50,7 @@ func ParsePortSpec(s string) (PortSpec, error) {
 	return PortSpec{Port: n, Protocol: proto}, nil
 }
 
-// Echo is the pod echo response (design.md contract: these fields at least).
+// Echo is the pod echo response (a contract of the JSON it answers: these fields at least).
 type Echo struct {
 	Pod        string              `json:"pod"`
 	Node       string              `json:"node"`

@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/privs"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 	"github.com/spf13/cobra"
 )
 
@@ -37,16 +40,19 @@ func newAgent(g *globals) *cobra.Command {
 			case "lb":
 				object = "lb"
 			default:
-				return nil // the controller lives in the root namespace and changes nothing there
+				// the controller and the supervisor live in the root namespace and
+				// change nothing there
+				return nil
 			}
 			ns := plan.NetnsName(labName, object)
 			if labName == "" || object == "" || !kernel.InNetns(ns) {
 				return fmt.Errorf("agent %s must run inside namespace %s (netlab up starts it there)", cmd.Name(), ns)
 			}
-			return nil
+			return dropPrivileges(cmd)
 		},
 	}
-	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(), newAgentDNS())
+	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(), newAgentDNS(),
+		newAgentSupervisor())
 	return cmd
 }
 
@@ -183,4 +189,55 @@ func newAgentLB() *cobra.Command {
 	cmd.Flags().StringVar(&name, "lab", "", "lab name")
 	cmd.Flags().StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
 	return cmd
+}
+
+// newAgentSupervisor is the lab's supervisor: root namespace, restarts the lab's agents.
+func newAgentSupervisor() *cobra.Command {
+	var cfg supervise.Config
+	var dir string
+	cmd := &cobra.Command{
+		Use:  "supervisor",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := plan.CheckLabName(cfg.Lab); err != nil {
+				return err
+			}
+			cfg.Dir = rundir.Resolve(cfg.Lab, dir)
+			ctx, cancel := agentContext(cmd.Context())
+			defer cancel()
+			return supervise.Run(ctx, cfg, agentLogger(), agent.NotifyReady)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Lab, "lab", "", "lab name")
+	cmd.Flags().StringVar(&dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	return cmd
+}
+
+// dropPrivileges leaves an agent inside a lab namespace only the capabilities its role
+// needs, with NoNewPrivs: the pod echo and the ingress parse what clients send.
+func dropPrivileges(cmd *cobra.Command) error {
+	var keep uint64
+	switch cmd.Name() {
+	case "pod":
+		ports, _ := cmd.Flags().GetStringArray("port")
+		for _, p := range ports {
+			if ps, err := agent.ParsePortSpec(p); err == nil && ps.Port < 1024 {
+				keep = privs.Mask(privs.NetBindService)
+			}
+		}
+	case "ingress", "dns":
+		keep = privs.Mask(privs.NetBindService)
+	case "kube-proxy", "lb":
+		keep = privs.Mask(privs.NetAdmin, privs.NetRaw)
+	default:
+		return nil
+	}
+	var fds []int
+	if fd, err := strconv.Atoi(os.Getenv(agent.ReadyFDEnv)); err == nil && fd >= 3 {
+		fds = append(fds, fd)
+	}
+	if err := privs.Restrict(keep, fds...); err != nil {
+		return fmt.Errorf("agent %s: drop privileges: %w", cmd.Name(), err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,9 +59,9 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s %s\n", n.Name, n.Namespace, n.IP, n.PodCIDR, sync, yes(n.Ready), n.Reason)
 	}
 	if wide {
-		fmt.Fprintf(w, "\nPOD\tNAMESPACE\tNETNS\tNODE\tIP\tPID\tREADY\tLABELS\n")
+		fmt.Fprintf(w, "\nPOD\tNAMESPACE\tNETNS\tNODE\tIP\tPID\tREADY\tRESTARTS\tLABELS\n")
 	} else {
-		fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tLABELS\n")
+		fmt.Fprintf(w, "\nPOD\tNODE\tIP\tREADY\tRESTARTS\tLABELS\n")
 	}
 	for _, p := range st.Pods {
 		var ls []string
@@ -73,9 +74,9 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 			reason = strings.TrimSpace("Terminating " + reason)
 		}
 		if wide {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.K8sNS, p.Namespace, p.Node, p.IP, p.PID, yes(p.Ready), strings.Join(ls, ","), reason)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.Name, p.K8sNS, p.Namespace, p.Node, p.IP, p.PID, yes(p.Ready), p.Restarts, strings.Join(ls, ","), reason)
 		} else {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), strings.Join(ls, ","), reason)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Node, p.IP, yes(p.Ready), p.Restarts, strings.Join(ls, ","), reason)
 		}
 	}
 	if len(st.Services) > 0 {
@@ -138,6 +139,19 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 			bs = append(bs, fmt.Sprintf("%s:%d%s", b.IP, b.Port, h))
 		}
 		fmt.Fprintf(w, "%s:%d/%s\t%s\t%s\n", v.IP, v.Port, v.Protocol, v.Scheduler, strings.Join(bs, ","))
+	}
+	if len(st.Agents) > 0 {
+		fmt.Fprintf(w, "\nAGENT\tNAME\tPID\tSTATE\tRESTARTS\n")
+		for _, a := range st.Agents {
+			if a.Role == "pod" {
+				continue // in the pod table
+			}
+			pid := "-"
+			if a.PID > 0 {
+				pid = strconv.Itoa(a.PID)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", a.Role, a.Name, pid, a.State, a.Restarts, a.Message)
+		}
 	}
 	fmt.Fprintf(w, "\nCLIENT\tNAMESPACE\tIP\n")
 	for _, c := range st.Clients {

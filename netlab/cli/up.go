@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/lab"
@@ -79,7 +78,7 @@ func scenarioText(files []string) []byte {
 			b.WriteString("---\n")
 		}
 		fmt.Fprintf(&b, "# file: %s\n", f)
-		content, err := os.ReadFile(f)
+		content, err := scenario.ReadFile(f) // "-" (stdin) was read once, by loadPlan
 		if err != nil {
 			fmt.Fprintf(&b, "# unreadable: %v\n", err)
 			continue

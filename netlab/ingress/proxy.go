@@ -81,6 +81,11 @@ type Options struct {
 	Metrics *Metrics
 	// Logger receives proxy errors at debug level; nil discards them.
 	Logger *slog.Logger
+	// TrustForwardedHeaders keeps a client's X-Forwarded-For (appending the client's
+	// address) and X-Request-ID, for clients behind a proxy of one's own
+	// (ingress-nginx's use-forwarded-headers). Off by default: clients are the internet,
+	// and what they claim there is replaced.
+	TrustForwardedHeaders bool
 }
 
 // Handler is the ingress reverse proxy. It holds its routing table in an atomic pointer:
@@ -120,15 +125,15 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 		opts.Metrics = NewMetrics()
 	}
 	h := &Handler{
-		node:    opts.Node,
-		metrics: opts.Metrics,
-		logger:  opts.Logger,
+		node:     opts.Node,
+		metrics:  opts.Metrics,
+		logger:   opts.Logger,
+		trustFwd: opts.TrustForwardedHeaders,
 	}
 	if opts.AccessLog != nil {
 		h.log = newAccessLogger(opts.AccessLog)
 	}
 	h.nodeHdr = []string{opts.Node}
-	h.trustFwd = true // a client's X-Forwarded-For is kept, the client's address appended
 	h.pool = newPool(opts.DialTimeout, opts.MaxIdleConnsPerHost)
 	h.timeout = opts.UpstreamTimeout
 	h.routing.Store(&routing{table: table, resolve: opts.Resolve, endpoints: opts.Endpoints})
@@ -228,7 +233,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // ServeHTTP routes and proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &reqState{requestID: requestID(r.Header.Get(HeaderRequestID))}
+	inID := ""
+	if h.trustFwd {
+		inID = r.Header.Get(HeaderRequestID)
+	}
+	st := &reqState{requestID: requestID(inID)}
 	st.clientIP = clientIP(r.RemoteAddr)
 	hdr := w.Header()
 	// A body framed by Transfer-Encoding may also have carried a Content-Length (net/http

@@ -119,6 +119,9 @@ func TestProxyRoutesAndHeaders(t *testing.T) {
 		Node:      "node-1",
 		Resolve:   staticResolver(map[string]string{"default/web": hostOf(web), "default/api": hostOf(api)}),
 		AccessLog: &logBuf,
+		// The client is trusted here (use-forwarded-headers): its chain is extended and
+		// its request id kept. TestProxyReplacesClientForwardedHeaders covers the default.
+		TrustForwardedHeaders: true,
 	}, webAPITable(t))
 	if err != nil {
 		t.Fatal(err)

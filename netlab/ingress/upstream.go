@@ -22,6 +22,12 @@ const (
 	// pods' own keep-alive timeout (the echo agent: 120 s; nginx: 75 s), so the proxy
 	// closes first and never sends on a connection the upstream is closing.
 	upstreamIdleTimeout = 60 * time.Second
+	// upstreamPeekAfter: a connection idle at least this long is checked with a peek
+	// before reuse. Under load connections go back to work within microseconds, and an
+	// upstream closes a keep-alive connection only after seconds of idleness; what closes
+	// one sooner (a pod being stopped) is found by the response read, and only an
+	// idempotent request without body is then sent again.
+	upstreamPeekAfter = 50 * time.Millisecond
 )
 
 // upConn is one upstream connection.
@@ -71,7 +77,7 @@ func (p *pool) get(ctx context.Context, addr string) (*upConn, error) {
 		l[len(l)-1] = nil
 		p.idle[addr] = l[:len(l)-1]
 		p.mu.Unlock()
-		if now.Sub(c.idleAt) < upstreamIdleTimeout && c.alive() {
+		if idle := now.Sub(c.idleAt); idle < upstreamIdleTimeout && (idle < upstreamPeekAfter && c.br.Buffered() == 0 || c.alive()) {
 			c.reused = true
 			return c, nil
 		}

@@ -260,6 +260,10 @@ func TestAgentServesAndReloads(t *testing.T) {
 		t.Errorf("metrics lack the web counter:\n%s", mtext)
 	}
 	var first map[string]any
+	// The access log is flushed by its own goroutine (within 20 ms when idle): wait for it.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(accessLog.String(), "\n") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	line, _, _ := strings.Cut(accessLog.String(), "\n")
 	if err := json.Unmarshal([]byte(line), &first); err != nil {
 		t.Fatalf("access log line %q: %v", line, err)

@@ -299,7 +299,8 @@ func TestIntegrationIngress(t *testing.T) {
 	})
 
 	t.Run("metrics and access log", func(t *testing.T) {
-		resp, err := nsClient(cns, n1+":10254", nil).Get("http://metrics/metrics")
+		// From the LB's namespace: clients ("the internet") do not reach :10254.
+		resp, err := nsClient(p.LB.Netns, n1+":10254", nil).Get("http://metrics/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

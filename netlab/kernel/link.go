@@ -272,14 +272,9 @@ func (h *Handles) LinkUp(ns, name string) (bool, error) {
 	return l.Attrs().Flags&net.FlagUp != 0, nil
 }
 
-// AddRoute adds a route in ns: dst "default" or a CIDR, via a gateway or out of dev.
-// An existing identical route is fine.
-func (h *Handles) AddRoute(ns, dst, via, dev string) error {
-	return h.AddRouteOnlink(ns, dst, via, dev, false)
-}
-
-// AddRouteOnlink is AddRoute that can declare the gateway on-link (reachable on dev
-// whatever its address, as a VXLAN overlay routes to other nodes' VTEPs).
+// AddRouteOnlink adds a route in ns: dst "default" or a CIDR, via a gateway or out of
+// dev; onlink declares the gateway on-link (reachable on dev whatever its address, as a
+// VXLAN overlay routes to other nodes' VTEPs). An existing identical route is fine.
 func (h *Handles) AddRouteOnlink(ns, dst, via, dev string, onlink bool) error {
 	nh, err := h.Get(ns)
 	if err != nil {
@@ -393,6 +388,50 @@ func SetSysctl(ns, key, value string) error {
 		}
 		return nil
 	})
+}
+
+// RouteTable is the IPv4 main table of a namespace, keyed for MissingRoute: "dst via".
+type RouteTable map[string]bool
+
+// Routes reads the IPv4 routes of ns's main table.
+func (h *Handles) Routes(ns string) (RouteTable, error) {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := nh.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list routes in %s: %w", ns, err)
+	}
+	out := RouteTable{}
+	for _, r := range rs {
+		dst := "default"
+		if r.Dst != nil && !(r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask)) {
+			dst = r.Dst.String()
+		}
+		via := ""
+		if r.Gw != nil {
+			via = r.Gw.String()
+		}
+		out[dst+" "+via] = true
+	}
+	return out, nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+// Has says whether the table has a route to dst (a CIDR or "default") via the gateway
+// (empty: any route to dst without a gateway).
+func (t RouteTable) Has(dst, via string) bool {
+	if dst != "default" {
+		if _, n, err := net.ParseCIDR(dst); err == nil {
+			dst = n.String()
+		}
+	}
+	return t[dst+" "+via]
 }
 
 // DelNeighbor removes the neighbour entry for ip on dev in ns; an entry, device or

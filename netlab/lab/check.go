@@ -12,6 +12,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // Check is one verdict of `netlab check`.
@@ -47,9 +48,10 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 
 	pids := kernel.PIDsIn(have)
 	var down []string
-	for _, pr := range p.Processes {
+	procs := append(append([]plan.Process(nil), p.Processes...), supervise.SupervisorProcess(labName))
+	for _, pr := range procs {
 		if pr.Netns == "" {
-			if len(agentsOutside(labName)) == 0 {
+			if rec, err := supervise.ReadRecord(rundir.ForLab(labName), pr.Role, pr.Name); err != nil || !rec.Alive() {
 				down = append(down, pr.Role+" "+pr.Name)
 			}
 			continue
@@ -64,7 +66,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 			down = append(down, pr.Role+" "+pr.Name)
 		}
 	}
-	add("agents", len(down) == 0, "%d of %d running%s", len(p.Processes)-len(down), len(p.Processes), listed("; not running: ", down))
+	add("agents", len(down) == 0, "%d of %d running%s", len(procs)-len(down), len(procs), listed("; not running: ", down))
 
 	st, err := GetStatus(ctx, labName)
 	if err != nil {
@@ -84,6 +86,17 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		}
 	}
 	add("nodes", len(nodesDown) == 0, "%d of %d up%s", len(st.Nodes)-len(nodesDown), len(st.Nodes), listed("; down: ", nodesDown))
+
+	// Every namespace's routes as the plan has them (a link taken down by hand loses its).
+	h := kernel.NewHandles()
+	var lost []string
+	for _, ns := range p.Namespaces() {
+		for _, m := range missingRoutes(h, p, ns) {
+			lost = append(lost, strings.TrimPrefix(ns, plan.NetnsName(labName, ""))+": "+m)
+		}
+	}
+	h.Close()
+	add("routes", len(lost) == 0, "%d planned routes present%s", len(p.Routes)-len(lost), listed("; missing: ", lost))
 
 	if ef, err := rundir.ForLab(labName).ReadEndpoints(); err == nil {
 		var stale []string

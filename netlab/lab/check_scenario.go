@@ -129,7 +129,7 @@ func runCheck(ctx context.Context, labName string, c scenario.Check) (res Check)
 		res.Detail = after + fmt.Sprintf(format, args...)
 		return res
 	}
-	o := TraceOptions{From: from, URL: c.URL, Headers: h, Packets: e.Fail}
+	o := TraceOptions{From: from, URL: c.URL, Headers: h, Packets: e.Fail, ExpectFailure: e.Fail}
 	var sender *checkSender
 	for i := range n {
 		// A request that must fail is traced with its packets at once, so the check can

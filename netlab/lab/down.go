@@ -2,17 +2,18 @@ package lab
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // Down removes everything of a lab, found by name; it needs no scenario or plan and is
@@ -69,8 +70,12 @@ func down(lab string, log *slog.Logger) error {
 		return err
 	}
 	var errs []error
-	// Agents outside any lab namespace (the controller) are found by their argv.
-	kernel.Terminate(agentsOutside(lab), 2*time.Second)
+	// Every agent, also those outside the lab's namespaces (supervisor, controller) or in
+	// a namespace deleted by hand. The lock we hold keeps the supervisor and the
+	// controller from restarting anything; they go first all the same.
+	restarters, agents := agentsOf(lab)
+	kernel.Terminate(restarters, 2*time.Second)
+	kernel.Terminate(agents, 2*time.Second)
 	errs = append(errs, removeNamespaces(nss, false, log))
 	matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
 	for _, m := range matches {
@@ -125,41 +130,48 @@ func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// agentsOutside finds the lab's agents that live outside its namespaces (the controller):
-// by the pid files up wrote, each checked against the process's start time and argv; and,
-// for an up killed between starting one and writing its file, by their exact argv
-// (`<netlab> agent controller --lab <lab>`).
-func agentsOutside(lab string) []int {
-	var out []int
+// agentsOf finds every agent process of the lab, wherever it lives: by the pid files
+// their starters wrote, each checked against the process's start time and argv; and by
+// their argv (`<netlab> agent <role> ... --lab <lab>`) for an up killed between starting
+// one and recording it, or a pod whose namespace was deleted by hand (its process then
+// lives on in a namespace no name leads to). The supervisor and the controller, which
+// restart agents, come first.
+func agentsOf(lab string) (restarters, others []int) {
 	seen := map[int]bool{}
+	add := func(pid int, argv []string) {
+		if seen[pid] {
+			return
+		}
+		seen[pid] = true
+		if argv[2] == "supervisor" || argv[2] == "controller" {
+			restarters = append(restarters, pid)
+		} else {
+			others = append(others, pid)
+		}
+	}
 	files := rundir.ForLab(lab).PIDFiles()
 	for _, f := range files {
-		var pid int
-		var start string
-		b, err := os.ReadFile(f)
-		if err != nil {
+		role, name, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".json"), "-")
+		rec, err := supervise.ReadRecord(rundir.ForLab(lab), role, name)
+		if err != nil || !rec.Alive() {
 			continue
 		}
-		if _, err := fmt.Sscan(string(b), &pid, &start); err != nil {
-			continue
-		}
-		if kernel.StartTime(pid) == start && IsAgentOf(kernel.Cmdline(pid), lab) {
-			out = append(out, pid)
-			seen[pid] = true
+		if argv := kernel.Cmdline(rec.PID); IsAgentOf(argv, lab) {
+			add(rec.PID, argv)
 		}
 	}
 	ents, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self || seen[pid] {
+		if err != nil || pid == self {
 			continue
 		}
-		if argv := kernel.Cmdline(pid); IsAgentOf(argv, lab) && argv[2] == "controller" {
-			out = append(out, pid)
+		if argv := kernel.Cmdline(pid); IsAgentOf(argv, lab) {
+			add(pid, argv)
 		}
 	}
-	return out
+	return restarters, others
 }
 
 // IsAgentOf says whether argv is a netlab agent of lab.

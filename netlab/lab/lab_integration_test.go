@@ -133,8 +133,12 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 			t.Errorf("node %s agents %v kube-proxy %+v", n.Name, n.Agents, n.KubeProxy)
 		}
 	}
-	// A node whose ingress agent died is not ready, and says why.
+	// A node whose ingress agent died is not ready, and says why. (Marked stopped, so the
+	// supervisor leaves it down, as it does a pod after `pod kill`.)
 	n2 := p.Nodes[1]
+	if err := os.WriteFile(rundir.ForLab(p.Lab).StoppedMark("ingress", n2.Name), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
 		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[2] == "ingress" {
 			kernel.Terminate([]int{pid}, time.Second)

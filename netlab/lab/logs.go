@@ -56,7 +56,7 @@ type LogFile struct {
 func (l LogFile) Name() string { return strings.TrimSpace(l.Component + " " + l.Object) }
 
 // knownRoles are the agent roles that name log files (role-name.log); a plan adds its own.
-var knownRoles = []string{"pod", "ingress", "kube-proxy", "lb", "controller", "dns"}
+var knownRoles = []string{"pod", "ingress", "kube-proxy", "lb", "controller", "dns", "supervisor"}
 
 // LogFiles lists a lab's agent logs, sorted by name.
 func LogFiles(lab string) ([]LogFile, error) {

@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -30,9 +33,18 @@ func KillPod(lab, pod string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	po, _, err := findPod(p, pod)
+	po, pr, err := findPod(p, pod)
 	if err != nil {
 		return 0, err
+	}
+	// The drill's pod stays down (the supervisor leaves a stopped agent alone) until
+	// `netlab pod start`.
+	mark := rundir.ForLab(lab).StoppedMark(pr.Role, pr.Name)
+	if err := os.MkdirAll(filepath.Dir(mark), 0o700); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(mark, nil, 0o600); err != nil {
+		return 0, fmt.Errorf("mark pod %s stopped: %w", pod, err)
 	}
 	pids := kernel.PIDsIn([]string{po.Netns})[po.Netns]
 	kernel.Terminate(pids, time.Second)
@@ -49,14 +61,17 @@ func StartPod(lab, pod string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if len(kernel.PIDsIn([]string{po.Netns})[po.Netns]) > 0 {
-		return nil // already running
-	}
 	lk, err := rundir.LockLab(lab)
 	if err != nil {
 		return err
 	}
 	defer lk.Unlock(false)
+	if err := os.Remove(rundir.ForLab(lab).StoppedMark(pr.Role, pr.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if len(kernel.PIDsIn([]string{po.Netns})[po.Netns]) > 0 {
+		return nil // already running
+	}
 	done, err := StartAgent(lab, pr, "")
 	if err != nil {
 		return err

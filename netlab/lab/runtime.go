@@ -59,6 +59,10 @@ func Labs() ([]string, error) {
 // Resolve picks the lab a command means: the given name, else the only lab that is up.
 func Resolve(name string) (string, error) {
 	if name != "" {
+		// Every verb's lab name becomes a path and a namespace prefix: checked here.
+		if err := plan.CheckLabName(name); err != nil {
+			return "", err
+		}
 		return name, nil
 	}
 	labs, err := Labs()

@@ -9,11 +9,13 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
-// Status is `netlab status -o json` (design.md contract: these fields at least).
+// Status is `netlab status -o json` (a contract of its JSON: these fields at least).
 type Status struct {
 	Name         string          `json:"name"`
 	Nodes        []NodeStatus    `json:"nodes"`
@@ -22,6 +24,99 @@ type Status struct {
 	Ingresses    []IngressStatus `json:"ingresses"`
 	LoadBalancer LBStatus        `json:"loadBalancer"`
 	Clients      []ClientStatus  `json:"clients"`
+	// Agents is every process of the lab as its supervisor sees it, with restart counts.
+	Agents []AgentStatus `json:"agents"`
+}
+
+// AgentStatus is one agent process: whether it runs, how often it was restarted, and
+// the supervisor's word on it (Running, CrashLoopBackOff, Stopped, Failed ...).
+type AgentStatus struct {
+	Role      string `json:"role"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	Running   bool   `json:"running"`
+	Restarts  int    `json:"restarts"`
+	State     string `json:"state"`
+	Message   string `json:"message,omitempty"`
+}
+
+// ingressFailing says why the LB holds node's ingress unhealthy ("" when it does not).
+func ingressFailing(st *lb.State, node string) string {
+	if st == nil {
+		return ""
+	}
+	for _, vs := range st.Services {
+		if !strings.HasPrefix(vs.Name, "ingress-") {
+			continue
+		}
+		for _, b := range vs.Backends {
+			if b.Name == node && !b.Healthy {
+				msg := "ingress fails the load balancer's health check"
+				if ps, ok := st.Probes[lb.BackendKey(vs, b)]; ok && ps.Err != "" {
+					msg += ": " + ps.Err
+				}
+				return msg
+			}
+		}
+	}
+	return ""
+}
+
+// missingRoutes lists the plan's routes in ns that the kernel does not have.
+func missingRoutes(h *kernel.Handles, p *plan.Plan, ns string) []string {
+	var want []plan.Route
+	for _, r := range p.Routes {
+		if r.Netns == ns {
+			want = append(want, r)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	live, err := h.Routes(ns)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, r := range want {
+		if !live.Has(r.Dst, r.Via) {
+			out = append(out, r.Dst+" via "+r.Via)
+		}
+	}
+	return out
+}
+
+// agentStatuses reads every agent's pid file and the supervisor's report.
+func agentStatuses(lab string, p *plan.Plan) []AgentStatus {
+	rep, _ := supervise.ReadReport(rundir.ForLab(lab))
+	said := map[string]supervise.AgentState{}
+	if rep != nil {
+		for _, a := range rep.Agents {
+			said[a.Role+"/"+a.Name] = a
+		}
+	}
+	procs := append(append([]plan.Process(nil), p.Processes...), supervise.SupervisorProcess(lab))
+	out := make([]AgentStatus, 0, len(procs))
+	for _, pr := range procs {
+		a := AgentStatus{Role: pr.Role, Name: pr.Name, Namespace: pr.Netns, State: supervise.StateUnknown}
+		if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
+			a.Restarts = rec.Restarts
+			if rec.Alive() {
+				a.PID, a.Running, a.State = rec.PID, true, supervise.StateRunning
+			} else {
+				a.State = "Exited"
+			}
+		}
+		if s, ok := said[pr.Role+"/"+pr.Name]; ok && !a.Running {
+			a.State, a.Message = s.State, s.Message
+		}
+		if !a.Running && supervise.Stopped(rundir.ForLab(lab), pr.Role, pr.Name) {
+			a.State = supervise.StateStopped
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // NodeStatus is a node as it is now.
@@ -34,6 +129,8 @@ type NodeStatus struct {
 	Reason    string `json:"reason,omitempty"`
 	// Agents says, per role (kube-proxy, ingress), whether its process runs on the node.
 	Agents map[string]bool `json:"agents"`
+	// Restarts counts, per role, the restarts of the node's agents.
+	Restarts map[string]int `json:"restarts"`
 	// KubeProxy is the node's last rule sync, as its kube-proxy reported it.
 	KubeProxy *kubeproxy.SyncStatus `json:"kubeProxy,omitempty"`
 }
@@ -57,10 +154,11 @@ type PodStatus struct {
 	IP        string `json:"ip"`
 	Ready     bool   `json:"ready"`
 	// Phase is Running, or Terminating while a live change lets the pod go.
-	Phase  string            `json:"phase"`
-	PID    int               `json:"pid,omitempty"`
-	Labels map[string]string `json:"labels"`
-	Reason string            `json:"reason,omitempty"`
+	Phase    string            `json:"phase"`
+	PID      int               `json:"pid,omitempty"`
+	Restarts int               `json:"restarts"`
+	Labels   map[string]string `json:"labels"`
+	Reason   string            `json:"reason,omitempty"`
 }
 
 // ServiceStatus is a Service with its live endpoints.
@@ -172,14 +270,23 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		nss[n] = true
 	}
 	pids := kernel.PIDsIn(all)
+	st.Agents = agentStatuses(lab, p)
+	restarts := map[string]int{}
+	agentState := map[string]AgentStatus{}
+	for _, a := range st.Agents {
+		restarts[a.Role+"/"+a.Name] = a.Restarts
+		agentState[a.Role+"/"+a.Name] = a
+	}
 	h := kernel.NewHandles()
 	defer h.Close()
+	lbNow, _ := rundir.ForLab(lab).ReadLBState()
 	nodeReady := map[string]bool{}
 	for _, n := range p.Nodes {
-		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}}
+		ns := NodeStatus{Name: n.Name, Namespace: n.Netns, IP: plan.Addr(n.IP), PodCIDR: n.PodCIDR, Agents: map[string]bool{}, Restarts: map[string]int{}}
 		for _, pr := range p.Processes {
 			if pr.Netns == n.Netns {
 				ns.Agents[pr.Role] = agentRunning(pids[n.Netns], pr.Args[1])
+				ns.Restarts[pr.Role] = restarts[pr.Role+"/"+pr.Name]
 			}
 		}
 		var down []string
@@ -201,6 +308,11 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 			ns.Reason = "eth0 is down"
 		case len(down) > 0:
 			ns.Reason = strings.Join(down, ", ")
+		case len(missingRoutes(h, p, n.Netns)) > 0:
+			ns.Reason = "routes missing: " + strings.Join(missingRoutes(h, p, n.Netns), ", ")
+		case ingressFailing(lbNow, n.Name) != "":
+			// The agent runs but does not answer (hung, stopped): what users would see.
+			ns.Reason = ingressFailing(lbNow, n.Name)
 		default:
 			ns.Ready = true
 		}
@@ -210,7 +322,8 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	st.Pods = make([]PodStatus, len(p.Pods))
 	var wg sync.WaitGroup
 	for i, pod := range p.Pods {
-		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels, Phase: "Running"}
+		ps := PodStatus{Name: pod.Name, Namespace: pod.Netns, K8sNS: pod.Namespace, Node: pod.Node, IP: plan.Addr(pod.IP), Labels: pod.Labels, Phase: "Running",
+			Restarts: restarts["pod/"+pod.Name]}
 		if pod.Terminating {
 			ps.Phase = "Terminating"
 		}
@@ -227,6 +340,9 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 		}
 		if ps.PID == 0 {
 			st.Pods[i].Reason = "not running"
+			if a := agentState["pod/"+pod.Name]; a.State != "" && a.State != "Exited" && a.State != supervise.StateUnknown {
+				st.Pods[i].Reason += " (" + a.State + ")"
+			}
 			continue
 		}
 		wg.Add(1)

@@ -132,6 +132,10 @@ type TraceOptions struct {
 	Headers http.Header // extra request headers
 	Packets bool        // capture the request's packets on every lab interface
 	Pcap    io.Writer   // also write them as pcapng (implies Packets)
+	// ExpectFailure loads the kernel's drop program for the first attempt already (a
+	// check whose request must fail): a dropped SYN ends the dial at once instead of after
+	// its timeout, and no second attempt is needed.
+	ExpectFailure bool
 }
 
 // TraceRequest sends one request from a lab object's namespace and follows it, capturing
@@ -154,8 +158,11 @@ func TraceWith(ctx context.Context, labName string, o TraceOptions) (*Trace, err
 	}
 	defer t.h.Close()
 	var kernelDrops []LabDrop
-	sendErr := t.attempt(ctx, false)
-	if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
+	drops := o.ExpectFailure && (o.Packets || o.Pcap != nil)
+	sendErr := t.attempt(ctx, drops)
+	if drops {
+		kernelDrops = t.kernelDrops
+	} else if sendErr != nil && (o.Packets || o.Pcap != nil) && !t.droppedByRule() {
 		// Loading the kernel's drop program costs a few hundred milliseconds, which a
 		// request that goes through does not need: a failed one is sent once more with
 		// it loaded, to learn where and why it dies.
@@ -477,6 +484,11 @@ func (t *tracer) send(ctx context.Context) error {
 	}
 	t.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+	// The ingress replaces a client's X-Request-ID (unless spec.ingress.useForwardedHeaders)
+	// and returns the one it used: that is the id in its access log.
+	if id := resp.Header.Get("X-Request-ID"); id != "" {
+		t.reqID = id
+	}
 	t.resp, t.status = resp, resp.Status
 	if t.u.Scheme != "tcp" {
 		t.tr.Status = resp.StatusCode

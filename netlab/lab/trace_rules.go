@@ -275,10 +275,19 @@ func (t *tracer) attachRules() {
 		}
 		e := w.events[0]
 		fl := capture.Flow{A: e.Src, B: e.Dst}.Key()
-		h := t.hopFor(t.stepOf(e.Netns, fl), capture.Iface{Object: e.Object, Netns: e.Netns})
+		step := t.stepOf(e.Netns, fl)
+		if step == stepClient && e.Netns == t.entryNS {
+			step = stepKubeProxy // a node sending: its own rules are kube-proxy's
+		}
+		h := t.hopFor(step, capture.Iface{Object: e.Object, Netns: e.Netns})
 		h.Rules = append(h.Rules, described[i]...)
 	}
 	sort.SliceStable(t.tr.Hops, func(i, j int) bool { return t.tr.Hops[i].Step < t.tr.Hops[j].Step })
+	for i := range t.tr.Hops {
+		if h := &t.tr.Hops[i]; h.Step == stepKubeProxy && t.viaIngress && len(h.Rules) == 0 && t.echo.Pod != "" {
+			h.Details = append(h.Details, "no rule traced: the ingress sent the request on a kept-alive connection to the Service, whose first packet met these rules before this trace")
+		}
+	}
 }
 
 // ruleDrop is the rule that dropped one of the request's packets, if one did.

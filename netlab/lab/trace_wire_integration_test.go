@@ -85,7 +85,10 @@ func TestIntegrationTracePackets(t *testing.T) {
 	// The rules that acted: the LB's DNAT and kube-proxy's Service → endpoint → DNAT,
 	// and no trace rule left behind — after a trace, a trace interrupted with Ctrl-C, and
 	// one killed.
-	assertKubeProxyRules(t, tr, false)
+	if len(lbHop.Rules) == 0 {
+		t.Errorf("load balancer hop names no rule")
+	}
+	assertKubeProxyRules(t, p, false)
 	if l := traceTables(t, p.Lab); len(l) > 0 {
 		t.Errorf("trace tables left after the trace: %v", l)
 	}

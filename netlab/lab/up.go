@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,12 +12,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // Options of Up.
@@ -98,6 +97,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"agents", startAgents},
 		{"conntrack sysctls", conntrackSysctls},
 		{"readiness", verifyReady},
+		{"supervisor", startSupervisor},
 	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -395,56 +395,30 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 }
 
 // StartAgent starts one agent detached inside its namespace, its output appended to its
-// log file. The returned channel yields nil once the agent reported ready, or an error if
-// it exited first.
+// log file, and records it in its pid file (restart count kept). The returned channel
+// yields nil once the agent reported ready, or an error if it exited first.
 func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error) {
-	logf, err := os.OpenFile(rundir.ForLab(lab).Log(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	restarts := 0
+	if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
+		restarts = rec.Restarts
+	}
+	_, done, err := supervise.Start(rundir.ForLab(lab), pr, binary, restarts)
+	return done, err
+}
+
+// startSupervisor starts the lab's supervisor, which adopts every agent up started and
+// restarts those that die (the endpoints controller, in turn, watches the supervisor).
+func startSupervisor(ctx context.Context, p *plan.Plan, o Options) error {
+	done, err := StartAgent(p.Lab, supervise.SupervisorProcess(p.Lab), o.Binary)
 	if err != nil {
-		return nil, fmt.Errorf("agent log: %w", err)
+		return err
 	}
-	defer logf.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(o.ReadyTimeout):
+		return fmt.Errorf("supervisor not ready after %s", o.ReadyTimeout)
 	}
-	if binary == "" {
-		if binary, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find the netlab binary: %w", err)
-		}
-	}
-	cmd := exec.Command(binary, pr.Args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.Env = append(os.Environ(), "NETLAB_READY_FD=3")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if pr.Netns == "" {
-		err = cmd.Start()
-	} else {
-		err = kernel.Start(pr.Netns, cmd)
-	}
-	w.Close()
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("start %s agent %s: %w", pr.Role, pr.Name, err)
-	}
-	if pr.Netns == "" {
-		// Outside any lab namespace, down finds the agent by this file: pid and start time.
-		rec := fmt.Sprintf("%d %s\n", cmd.Process.Pid, kernel.StartTime(cmd.Process.Pid))
-		if err := os.WriteFile(rundir.ForLab(lab).PIDFile(pr.Role, pr.Name), []byte(rec), 0o600); err != nil {
-			return nil, fmt.Errorf("record %s agent pid: %w", pr.Role, err)
-		}
-	}
-	done := make(chan error, 1)
-	go func() {
-		defer r.Close()
-		line, _ := bufio.NewReader(r).ReadString('\n')
-		if strings.TrimSpace(line) == "READY" {
-			done <- nil
-		} else {
-			done <- fmt.Errorf("exited before ready (pid %d)", cmd.Process.Pid)
-		}
-		// Reap the child if it ends while we still run; detached agents outlive us.
-		go func() { _ = cmd.Wait() }()
-	}()
-	return done, nil
 }

@@ -41,14 +41,11 @@ func VSChain(vs VirtualService) string {
 // RSChain is the nat chain that DNATs a virtual service's new connections to one real
 // server. Its name hashes everything its rules contain, so a chain of that name that
 // already exists holds exactly these rules and Render leaves it (and its counters)
-// alone.
+// alone. With persistence, the xt_recent list of the real server's clients has the
+// same name (/proc/net/xt_recent/<name> in the LB namespace).
 func RSChain(vs VirtualService, b Backend) string {
 	return PrefixRS + hash16("rs", vs.Key(), vs.label(), b.label(), b.Addr(), persistSeconds(vs))
 }
-
-// RecentList is the xt_recent list remembering a real server's persistent clients
-// (/proc/net/xt_recent/<name> in the LB namespace).
-func RecentList(vs VirtualService, b Backend) string { return RSChain(vs, b) }
 
 func persistSeconds(vs VirtualService) string {
 	return strconv.FormatInt(int64(vs.Persistence.Seconds()), 10)

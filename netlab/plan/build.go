@@ -88,7 +88,8 @@ func (b *builder) build(name string) (*Plan, error) {
 	b.p = p
 	p.Checks = lab.Spec.Checks
 	in := lab.Spec.Ingress
-	p.Ingress = IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort}
+	p.Ingress = IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
+		UseForwardedHeaders: in.UseForwardedHeaders}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}
@@ -123,8 +124,10 @@ func (b *builder) build(name string) (*Plan, error) {
 	p.LB = LB{
 		Netns: ns("lb"), WanIP: cidr(lbWan, wan), FabricIP: cidr(lbFab, fab), VIP: lbs.VIP,
 		Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(),
+		ExposeNodes: lbs.ExposeNodes == nil || *lbs.ExposeNodes,
 		HealthCheck: HealthCheck{Type: hc.Type, Path: hc.Path, Interval: hc.Interval.Duration.String(),
-			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit},
+			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit,
+			Ingress: hc.Ingress},
 	}
 	p.Links = append(p.Links,
 		Link{A: LinkEnd{Netns: p.LB.Netns, Name: LBWanIface, Addrs: []string{p.LB.WanIP}}, B: LinkEnd{Netns: ns("wan"), Name: "lb", Master: "wan"}},

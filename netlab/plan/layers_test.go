@@ -41,20 +41,24 @@ var layers = map[string]layer{
 	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
-	"nftrace": {netlab: []string{"kernel", "iptables"}},
+	// The supervisor of a lab's agents (started by lab, watched by the controller), and
+	// the capability drop every agent inside a lab namespace does at start.
+	"supervise": {netlab: []string{"plan", "kernel", "rundir"}},
+	"privs":     {},
+	"nftrace":   {netlab: []string{"kernel", "iptables"}},
 	// kube-proxy's nftables transactions sent through netlink.
 	"kubeproxy/nftnl": {netlab: []string{"kubeproxy/nftables"}},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir"}},
+	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "supervise"}},
 	// Floor 5: the command line, and the test helpers that drive it.
 	"cli":     {netlab: []string{"*"}},
 	"labtest": {netlab: []string{"*"}},
 	// Test-only models.
 	"internal/iptablestest": {pure: true, netlab: []string{"iptables"}},
-	// Doc-only directories of the integration tests, until they move beside their packages.
-	"ingressint": {}, "lbint": {}, "kubeproxy/integration": {}, "dns/integration": {},
+	// Doc-only directory of the ingress integration tests, until they move beside netlab/ingress.
+	"ingressint": {},
 	// Doc-only: the test that brings every lesson in scenarios/ up and checks it.
 	"lessons": {},
 }

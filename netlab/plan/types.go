@@ -73,6 +73,8 @@ type IngressConfig struct {
 	HTTPPort    int    `json:"httpPort"`
 	HTTPSPort   int    `json:"httpsPort"`
 	MetricsPort int    `json:"metricsPort"`
+	// UseForwardedHeaders: the ingress keeps clients' X-Forwarded-For and X-Request-ID.
+	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
 }
 
 // UpstreamOf is the upstream mode of an Ingress with these annotations: its
@@ -104,6 +106,9 @@ type LB struct {
 	Persistence string        `json:"persistence"`
 	HealthCheck HealthCheck   `json:"healthCheck"`
 	VIPs        []VirtualServ `json:"virtualServices"`
+	// ExposeNodes: clients may reach the nodes' ingress ports and NodePorts, not only
+	// the VIPs (Lab.spec.loadBalancer.exposeNodes).
+	ExposeNodes bool `json:"exposeNodes"`
 }
 
 // HealthCheck is the LB's real-server check.
@@ -115,6 +120,9 @@ type HealthCheck struct {
 	Rise     int    `json:"rise"`
 	Fall     int    `json:"fall"`
 	Inhibit  bool   `json:"inhibit"`
+	// Ingress is the check of the ingress virtual services: http (the ingress's /healthz
+	// on its health port) or tcp.
+	Ingress string `json:"ingress,omitempty"`
 }
 
 // VirtualServ is one VIP:port of the LB and the node port its real servers listen on.

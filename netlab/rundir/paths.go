@@ -29,7 +29,10 @@ const (
 	SyncDir       = "kube-proxy"
 	CADir         = "ca"
 	LeavingDir    = "leaving"
-	LogsDir       = "logs" // in At directories; a lab's logs are in LogRoot/<lab>
+	PIDsDir       = "pids"
+	// SupervisorFile is the supervisor's report: every agent's state and restarts.
+	SupervisorFile = "supervisor.json"
+	LogsDir        = "logs" // in At directories; a lab's logs are in LogRoot/<lab>
 	// ScenarioFile is the copy of the scenario a lab was brought up from, kept with its
 	// logs.
 	ScenarioFile = "scenario.yaml"
@@ -96,13 +99,31 @@ func (d Dir) IsLeaving(pod string) bool {
 	return err == nil
 }
 
-// PIDFile is where up records an agent that lives outside the lab's namespaces.
-func (d Dir) PIDFile(role, name string) string { return filepath.Join(d.path, role+"-"+name+".pid") }
+// PIDFile is an agent's record (pid, start time, restarts), written by whoever starts
+// the agent (up, apply, pod start, the supervisor) while holding the lab's lock.
+func (d Dir) PIDFile(role, name string) string {
+	return filepath.Join(d.path, PIDsDir, role+"-"+name+".json")
+}
 
-// PIDFiles lists the pid files up wrote.
+// PIDFiles lists the agents' records.
 func (d Dir) PIDFiles() []string {
-	files, _ := filepath.Glob(filepath.Join(d.path, "*.pid"))
+	files, _ := filepath.Glob(filepath.Join(d.path, PIDsDir, "*.json"))
 	return files
+}
+
+// StoppedMark marks an agent stopped on purpose (`netlab pod kill`): the supervisor
+// leaves it down until the mark is removed (`netlab pod start`).
+func (d Dir) StoppedMark(role, name string) string {
+	return filepath.Join(d.path, PIDsDir, role+"-"+name+".stopped")
+}
+
+// SupervisorReport is the supervisor's report of every agent.
+func (d Dir) SupervisorReport() string { return filepath.Join(d.path, SupervisorFile) }
+
+// Lock is the lock file beside the directory: LockPath(lab) for ForLab(lab), and beside
+// an At directory for agents run on one by hand or by tests.
+func (d Dir) Lock() string {
+	return filepath.Join(filepath.Dir(d.path), "."+filepath.Base(d.path)+".lock")
 }
 
 // LockPath is the lock file of lab; it lives beside the lab's directory, so that down can

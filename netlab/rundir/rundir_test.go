@@ -28,7 +28,10 @@ func TestLayout(t *testing.T) {
 		d.Logs():                              "/run/netlab-logs/demo",
 		d.Scenario():                          "/run/netlab-logs/demo/scenario.yaml",
 		d.Log("ingress", "node-2"):            "/run/netlab-logs/demo/ingress-node-2.log",
-		d.PIDFile("controller", "controller"): "/run/netlab/demo/controller-controller.pid",
+		d.PIDFile("controller", "controller"): "/run/netlab/demo/pids/controller-controller.json",
+		d.StoppedMark("pod", "web-1"):         "/run/netlab/demo/pids/pod-web-1.stopped",
+		d.SupervisorReport():                  "/run/netlab/demo/supervisor.json",
+		d.Lock():                              "/run/netlab/.demo.lock",
 		LockPath("demo"):                      "/run/netlab/.demo.lock",
 		EtcNetnsDir("nl-demo-client"):         "/etc/netns/nl-demo-client",
 	} {

@@ -6,7 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Defaults of the address plan and the components (design.md, section 1).
+// Defaults of the address plan and the components (README: the Lab object).
 const (
 	DefaultWanCIDR      = "203.0.113.0/24"
 	DefaultNodeCIDR     = "172.18.0.0/24"
@@ -68,9 +68,14 @@ func (s *Scenario) ApplyDefaults() {
 	if lb.Persistence == nil {
 		lb.Persistence = &metav1.Duration{}
 	}
+	if lb.ExposeNodes == nil {
+		yes := true
+		lb.ExposeNodes = &yes
+	}
 	hc := &lb.HealthCheck
 	def(&hc.Type, "tcp")
 	def(&hc.Path, "/healthz")
+	def(&hc.Ingress, "http")
 	if hc.Interval == nil {
 		hc.Interval = &metav1.Duration{Duration: time.Second}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -40,12 +39,18 @@ func Load(paths []string) (*Scenario, error) {
 		return s, nil
 	}
 	var probs Problems
+	var readErrs []error
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read scenario: %w", err)
+			readErrs = append(readErrs, err)
+			continue
 		}
-		if err := s.parse(p, data); err != nil {
+		name := p
+		if p == Stdin {
+			name = StdinName
+		}
+		if err := s.parse(name, data); err != nil {
 			var ps Problems
 			if errors.As(err, &ps) {
 				probs = append(probs, ps...)
@@ -53,6 +58,12 @@ func Load(paths []string) (*Scenario, error) {
 			}
 			return nil, err
 		}
+	}
+	if len(readErrs) > 0 {
+		if len(probs) > 0 {
+			readErrs = append(readErrs, probs)
+		}
+		return nil, errors.Join(readErrs...)
 	}
 	if len(probs) > 0 {
 		return nil, probs
@@ -88,6 +99,7 @@ func (s *Scenario) parse(file string, data []byte) error {
 	}
 	var probs Problems
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	objects := 0
 	for doc := 1; ; doc++ {
 		raw, err := r.Read()
 		if err == io.EOF {
@@ -102,7 +114,12 @@ func (s *Scenario) parse(file string, data []byte) error {
 			continue
 		}
 		src := Source{File: file, Doc: doc}
+		objects++
 		probs = append(probs, s.parseDoc(src, raw)...)
+	}
+	if objects == 0 && len(probs) == 0 {
+		probs = Problems{{File: file, Object: "file", Msg: "no objects (empty, or only comments): nothing to build; " +
+			"leave out -f for the default lab"}}
 	}
 	if len(probs) > 0 {
 		return probs
@@ -143,6 +160,16 @@ func (s *Scenario) parseDoc(src Source, raw []byte) Problems {
 	obj := objectName(tm)
 	bad := func(msg string) Problems {
 		return Problems{{File: src.File, Doc: src.Doc, Object: obj, Msg: msg}}
+	}
+	var om objectMeta
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &om); err == nil {
+		if msgs := metaProblems(om); len(msgs) > 0 {
+			var ps Problems
+			for _, m := range msgs {
+				ps = append(ps, Problem{File: src.File, Doc: src.Doc, Object: obj, Msg: m})
+			}
+			return ps
+		}
 	}
 	want := map[string]string{
 		"Lab": APIVersion, "Deployment": "apps/v1", "Service": "v1", "Secret": "v1",

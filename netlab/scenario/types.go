@@ -167,6 +167,10 @@ type LBSpec struct {
 	Scheduler   string           `json:"scheduler,omitempty"`
 	Persistence *metav1.Duration `json:"persistence,omitempty"`
 	HealthCheck HealthCheck      `json:"healthCheck,omitempty"`
+	// ExposeNodes lets clients reach each node's ingress ports (80/443) and NodePort range
+	// through the LB, as a cloud security group that allows them would (default true);
+	// false leaves them only the VIPs. Nothing else on a node is reachable from a client.
+	ExposeNodes *bool `json:"exposeNodes,omitempty"`
 }
 
 // HealthCheck is a keepalived-style real-server check.
@@ -178,6 +182,11 @@ type HealthCheck struct {
 	Rise     int              `json:"rise,omitempty"`
 	Fall     int              `json:"fall,omitempty"`
 	Inhibit  bool             `json:"inhibit,omitempty"`
+	// Ingress is how the ingress virtual services (80/443 on every node) are checked:
+	// http (default) — a GET of the ingress's /healthz on its health port (10254, as
+	// ingress-nginx's), which a hung proxy fails; tcp — a connect to the real server's
+	// port, which the kernel completes even for a stopped process.
+	Ingress string `json:"ingress,omitempty"`
 }
 
 // IngressSpec configures the ingress agent that runs in every node.
@@ -194,6 +203,10 @@ type IngressSpec struct {
 	HTTPPort    int    `json:"httpPort,omitempty"`
 	HTTPSPort   int    `json:"httpsPort,omitempty"`
 	MetricsPort int    `json:"metricsPort,omitempty"`
+	// UseForwardedHeaders trusts what clients send in X-Forwarded-For and X-Request-ID
+	// (ingress-nginx's use-forwarded-headers), for clients that are proxies of one's own.
+	// Off by default: clients stand for the internet, and those headers are replaced.
+	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
 }
 
 // Source says where an object came from.

@@ -175,6 +175,9 @@ func (v *validator) lab() {
 	default:
 		v.errf(w, "spec.loadBalancer.healthCheck.type", "must be tcp or http, got %q", hc.Type)
 	}
+	if hc.Ingress != "http" && hc.Ingress != "tcp" {
+		v.errf(w, "spec.loadBalancer.healthCheck.ingress", "must be http or tcp, got %q", hc.Ingress)
+	}
 	if hc.Interval == nil || hc.Interval.Duration <= 0 {
 		v.errf(w, "spec.loadBalancer.healthCheck.interval", "must be positive, got %s", durString(hc.Interval))
 	}

@@ -124,6 +124,11 @@ func (v *validator) deployment(d *Deployment) {
 
 	// Containers and ports.
 	pod := &d.Spec.Template.Spec
+	// A Deployment's pods are always restarted (the supervisor does it), as the API
+	// server allows no other policy for them.
+	if rp := pod.RestartPolicy; rp != "" && rp != corev1.RestartPolicyAlways {
+		v.errf(w, "spec.template.spec.restartPolicy", "Unsupported value %q: a Deployment supports only \"Always\"", rp)
+	}
 	if len(pod.Containers) == 0 {
 		v.errf(w, "spec.template.spec.containers", "at least one container is required")
 	}

@@ -19,7 +19,7 @@ var (
 	modelledDeploymentSpec = []string{"replicas", "selector", "template"}
 	modelledTemplateMeta   = []string{"labels", "creationTimestamp"}
 	// A pod is placed (nodeName, nodeSelector) and runs its containers as echo agents.
-	modelledPodSpec = []string{"containers", "nodeName", "nodeSelector", "terminationGracePeriodSeconds"}
+	modelledPodSpec = []string{"containers", "nodeName", "nodeSelector", "terminationGracePeriodSeconds", "restartPolicy"}
 	// Every container runs the netlab echo agent, whatever its image: image and
 	// imagePullPolicy are expected and accepted without a warning.
 	modelledContainer = []string{"name", "image", "imagePullPolicy", "ports", "readinessProbe", "lifecycle"}

@@ -103,3 +103,21 @@ func TestNames(t *testing.T) {
 		t.Errorf("name of %d bytes", len(n))
 	}
 }
+
+// Every jump the repair check looks for is in the rendered table.
+func TestJumpsAreRendered(t *testing.T) {
+	rs := Render(kubeproxy.Node{Name: "node-1", IP: "172.18.0.2", ClusterCIDR: "10.244.0.0/16"}, nil)
+	text := string(Full(rs, Existing{}, false))
+	if len(Jumps()) == 0 {
+		t.Fatal("no jumps")
+	}
+	for _, j := range Jumps() {
+		found := false
+		for _, l := range strings.Split(text, "\n") {
+			found = found || strings.HasPrefix(l, "add rule ip kube-proxy "+j.Chain+" ") && strings.HasSuffix(l, " jump "+j.Target)
+		}
+		if !found {
+			t.Errorf("rendered table lacks %s -> %s:\n%s", j.Chain, j.Target, text)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package integration_test
+package kubeproxy_test
 
 import (
 	"net"
@@ -17,7 +17,7 @@ import (
 // lab's own checks pass, the nftables table among them.
 func TestIntegrationLoadBalancerSourceRangesNFTables(t *testing.T) {
 	labtest.RequireRoot(t)
-	yaml, err := os.ReadFile("../../../scenarios/nftables.yaml")
+	yaml, err := os.ReadFile("../../scenarios/nftables.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

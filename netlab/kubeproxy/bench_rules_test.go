@@ -1,4 +1,4 @@
-package integration_test
+package kubeproxy_test
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ import (
 // TestBenchRuleSync is the rule-sync benchmark (a command, not a test: it asserts
 // nothing about time). Run it as root with NETLAB_BENCH_RULES=1:
 //
-//	NETLAB_BENCH_RULES=1 go test ./netlab/kubeproxy/integration -run BenchRuleSync -v
+//	NETLAB_BENCH_RULES=1 go test ./netlab/kubeproxy -run BenchRuleSync -v
 //
 // In one scratch namespace it alternates, ROUNDS times (default 5): the kube-proxy
 // agent's full sync of N Services × 2 endpoints (render, iptables-save, one
@@ -110,10 +110,7 @@ func TestBenchRuleSync(t *testing.T) {
 				if err := reset(); err != nil {
 					return err
 				}
-				sy, err := agent.NewRuleSyncer(node)
-				if err != nil {
-					return err
-				}
+				sy := agent.NewRuleSyncer(node)
 				st, err := sy.Sync(ports, true)
 				x.a = st.Took
 				if err != nil {
@@ -139,10 +136,7 @@ func TestBenchRuleSync(t *testing.T) {
 		if err := reset(); err != nil {
 			return err
 		}
-		sy, err := agent.NewRuleSyncer(node)
-		if err != nil {
-			return err
-		}
+		sy := agent.NewRuleSyncer(node)
 		if _, err := sy.Sync(ports, true); err != nil {
 			return err
 		}

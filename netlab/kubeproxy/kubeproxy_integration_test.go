@@ -11,7 +11,7 @@
 //	                        (80 -> named http 8080, 81 -> 9090 by number), fixed (manifest
 //	                        clusterIP 10.96.200.200 and nodePort 30777), empty (NodePort,
 //	                        a Deployment with 0 replicas: no endpoints)
-package integration_test
+package kubeproxy_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package integration_test
+package kubeproxy_test
 
 import (
 	"fmt"

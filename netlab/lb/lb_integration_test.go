@@ -10,7 +10,7 @@
 //
 // Every scheduler Service has externalTrafficPolicy: Local, so the node the LB picked is
 // the node whose pod answers (the echo's "node") and the pod sees the client's address.
-package lbint_test
+package lb_test
 
 import (
 	"context"
@@ -516,7 +516,7 @@ func TestIntegrationLBRulesRestore(t *testing.T) {
 			t.Errorf("delete %s: %v", ns, err)
 		}
 	})
-	goldens, _ := filepath.Glob("../lb/testdata/*.golden")
+	goldens, _ := filepath.Glob("testdata/*.golden")
 	if len(goldens) == 0 {
 		t.Fatal("no golden files")
 	}

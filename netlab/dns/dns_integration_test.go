@@ -10,7 +10,7 @@
 //	services 10.96.0.0/12   kube-dns .10 (53/UDP dns, 53/TCP dns-tcp), api .11 (http 80),
 //	                        cart .12 (shop, 80), api-pods (headless, http), search
 //	                        (ExternalName search.example.com); cluster domain cluster.local
-package integration_test
+package dns_test
 
 import (
 	"context"

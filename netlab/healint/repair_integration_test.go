@@ -1,0 +1,144 @@
+package healint
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/scenario"
+)
+
+func checkOK(t *testing.T, labName, name string) bool {
+	t.Helper()
+	checks, err := lab.CheckLab(context.Background(), labName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Name == name {
+			return c.OK
+		}
+	}
+	t.Fatalf("no check %q", name)
+	return false
+}
+
+// `iptables -t nat -F` in a node: kube-proxy sees its jumps gone and resyncs in full; the
+// node's NodePort path (through its nat rules) serves again without anyone's help.
+func TestIntegrationNatFlushRepaired(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "healnat", "")
+	n1 := p.Nodes[0]
+	if _, err := labtest.Exec(n1.Netns, "iptables", "-w", "-t", "nat", "-F"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		out, err := labtest.Exec(n1.Netns, "iptables-save", "-t", "nat")
+		return err == nil && strings.Contains(out, "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES") &&
+			strings.Contains(out, "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING") &&
+			strings.Contains(out, "-j KUBE-SVC-")
+	}) {
+		t.Fatal("node-1's nat rules were not restored after a flush")
+	}
+	if !checkOK(t, p.Lab, "kube-proxy jump rules") {
+		t.Error("check still finds jumps missing after the repair")
+	}
+	// Every request through node-1's ingress (which reaches pods through nat) works.
+	for i := 0; i < 10; i++ {
+		if _, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+plan.Addr(n1.IP)+"/", "app.example"); err != nil {
+			t.Errorf("request %d through node-1 after the repair: %v", i, err)
+		}
+	}
+}
+
+// A node's eth0 taken down and up by hand (not with `netlab node`): the kernel drops the
+// routes through it; while they are missing `check` and `status` say so, and the
+// controller adds them back.
+func TestIntegrationLinkDownUpRepaired(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "heallink", "")
+	n1 := p.Nodes[0]
+	if _, err := labtest.Exec(n1.Netns, "ip", "link", "set", "eth0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	if checkOK(t, p.Lab, "routes") {
+		t.Error(`check "routes" passes while node-1's eth0 is down and its routes are gone`)
+	}
+	if _, err := labtest.Exec(n1.Netns, "ip", "link", "set", "eth0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	h := kernel.NewHandles()
+	defer h.Close()
+	if !waitFor(10*time.Second, func() bool {
+		live, err := h.Routes(n1.Netns)
+		if err != nil {
+			return false
+		}
+		for _, r := range p.Routes {
+			if r.Netns == n1.Netns && !live.Has(r.Dst, r.Via) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("node-1's routes did not come back after its link came up")
+	}
+	if !checkOK(t, p.Lab, "routes") {
+		t.Error(`check "routes" fails after the repair`)
+	}
+	// Pods of node-2 answer through node-1 again.
+	for i := 0; i < 10; i++ {
+		if _, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+plan.Addr(n1.IP)+"/", "app.example"); err != nil {
+			t.Errorf("request %d through node-1: %v", i, err)
+		}
+	}
+}
+
+// kube-proxy in nftables mode: a base chain of table ip kube-proxy flushed by hand loses
+// its jumps; kube-proxy sees them gone and resyncs in full. In a healthy table it finds
+// nothing missing (the iptables jumps are not this mode's).
+func TestIntegrationNFTFlushRepaired(t *testing.T) {
+	labtest.RequireRoot(t)
+	yaml := strings.Replace(string(scenario.DefaultYAML()), "  clients:\n", "  kubeProxy: {mode: nftables}\n  clients:\n", 1)
+	p := labtest.Up(t, "healnft", yaml)
+	if !p.NFTables() {
+		t.Fatal("the lab is not in nftables mode")
+	}
+	n1 := p.Nodes[0]
+	logPath := rundir.ForLab(p.Lab).Log("kube-proxy", n1.Name)
+	resyncs := func() int {
+		b, _ := os.ReadFile(logPath)
+		return strings.Count(string(b), "rules changed behind kube-proxy's back")
+	}
+	time.Sleep(2500 * time.Millisecond) // two checks at least
+	if n := resyncs(); n != 0 {
+		t.Fatalf("kube-proxy found rules missing %d times in an untouched nftables table", n)
+	}
+	for _, chain := range []string{"nat-prerouting", "filter-forward"} {
+		if _, err := labtest.Exec(n1.Netns, "nft", "flush", "chain", "ip", "kube-proxy", chain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitFor(10*time.Second, func() bool {
+		pre, err1 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "nat-prerouting")
+		fwd, err2 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "filter-forward")
+		return err1 == nil && err2 == nil && strings.Contains(pre, "jump services") && strings.Contains(fwd, "jump service-endpoints-check")
+	}) {
+		t.Fatal("node-1's kube-proxy table was not repaired after its base chains were flushed")
+	}
+	if resyncs() == 0 {
+		t.Error("kube-proxy did not log the repair")
+	}
+	for i := 0; i < 10; i++ {
+		if _, _, err := labtest.GetEchoHost(p.Clients[0].Netns, "http://"+plan.Addr(n1.IP)+"/", "app.example"); err != nil {
+			t.Errorf("request %d through node-1 after the repair: %v", i, err)
+		}
+	}
+}

@@ -1,0 +1,196 @@
+// Package supervise starts a lab's agents and keeps them running, as kubelet and systemd
+// do: every agent that dies is started again with an exponential back-off, its restarts
+// counted. It knows a lab only by its runtime directory and plan; it does not import lab.
+//
+// Who watches whom: the supervisor (`netlab agent supervisor`, one per lab, in the root
+// namespace) watches every agent of the plan, the endpoints controller included; the
+// endpoints controller watches the supervisor and starts a new one when it dies. A new
+// supervisor adopts the running agents from their pid files.
+package supervise
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
+)
+
+// ReadyFDEnv names the environment variable holding an agent's readiness pipe.
+const ReadyFDEnv = "NETLAB_READY_FD"
+
+// Supervisor is the supervisor's own process record: role and name.
+var Supervisor = plan.Process{Role: "supervisor", Name: "supervisor"}
+
+// SupervisorProcess returns the supervisor of lab as a process to start.
+func SupervisorProcess(lab string) plan.Process {
+	pr := Supervisor
+	pr.Args = []string{"agent", "supervisor", "--lab", lab}
+	return pr
+}
+
+// Record is an agent's pid file: which process runs it and how often it was restarted.
+// Only whoever starts the agent writes it, holding the lab's lock.
+type Record struct {
+	PID int `json:"pid"`
+	// Start is the process's start time (clock ticks since boot), so a reused pid is
+	// never taken for the agent.
+	Start    string `json:"start"`
+	Restarts int    `json:"restarts"`
+	// Started is when this process was started (RFC 3339).
+	Started time.Time `json:"started"`
+}
+
+// Alive says whether the recorded process still runs.
+func (r Record) Alive() bool {
+	return r.PID > 0 && r.Start != "" && kernel.StartTime(r.PID) == r.Start && kernel.Alive(r.PID)
+}
+
+// ReadRecord reads an agent's pid file.
+func ReadRecord(d rundir.Dir, role, name string) (Record, error) {
+	var r Record
+	b, err := os.ReadFile(d.PIDFile(role, name))
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("decode %s: %w", d.PIDFile(role, name), err)
+	}
+	return r, nil
+}
+
+// WriteRecord replaces an agent's pid file at once.
+func WriteRecord(d rundir.Dir, role, name string, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	path := d.PIDFile(role, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return rundir.WriteFileAtomic(path, b, 0o600)
+}
+
+// Stopped says whether an agent is stopped on purpose (rundir's StoppedMark).
+func Stopped(d rundir.Dir, role, name string) bool {
+	_, err := os.Stat(d.StoppedMark(role, name))
+	return err == nil
+}
+
+// Start starts one agent detached (its own session) inside its namespace, its output
+// appended to its log file, and records it in its pid file with restarts. The returned
+// channel yields nil once the agent reported ready, or an error if it exited first.
+func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-chan error, error) {
+	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
+		return 0, nil, err
+	}
+	logf, err := os.OpenFile(d.Log(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, nil, fmt.Errorf("agent log: %w", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	if binary == "" {
+		if binary, err = os.Executable(); err != nil {
+			return 0, nil, fmt.Errorf("find the netlab binary: %w", err)
+		}
+	}
+	cmd := exec.Command(binary, pr.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, ReadyFDEnv+"=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = append(env, ReadyFDEnv+"=3")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if pr.Netns == "" {
+		err = cmd.Start()
+	} else {
+		err = kernel.Start(pr.Netns, cmd)
+	}
+	w.Close()
+	if err != nil {
+		r.Close()
+		return 0, nil, fmt.Errorf("start %s agent %s: %w", pr.Role, pr.Name, err)
+	}
+	pid := cmd.Process.Pid
+	rec := Record{PID: pid, Start: kernel.StartTime(pid), Restarts: restarts, Started: time.Now().UTC()}
+	if err := WriteRecord(d, pr.Role, pr.Name, rec); err != nil {
+		return pid, nil, fmt.Errorf("record %s agent %s: %w", pr.Role, pr.Name, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer r.Close()
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		if strings.TrimSpace(line) == "READY" {
+			done <- nil
+		} else {
+			done <- fmt.Errorf("exited before ready (pid %d)", pid)
+		}
+		// Reap the child if it ends while we still run; detached agents outlive us.
+		go func() { _ = cmd.Wait() }()
+	}()
+	return pid, done, nil
+}
+
+// ErrLocked is returned by TryLock when someone else (up, down, a drill) holds the lab.
+var ErrLocked = errors.New("lab is locked")
+
+// ErrGone is returned by TryLock when the lab is being removed or gone.
+var ErrGone = errors.New("lab is gone")
+
+// Lock is a held lab lock.
+type Lock struct{ f *os.File }
+
+// TryLock takes the lab's lock file (d.Lock()) without waiting and without creating it:
+// a lab whose lock file or plan is gone is being taken down, and nothing may be started
+// in it.
+func TryLock(d rundir.Dir) (*Lock, error) {
+	lockPath, planPath := d.Lock(), d.Plan()
+	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrGone
+		}
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, err
+	}
+	var held, now syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &held) != nil || syscall.Stat(lockPath, &now) != nil || held.Ino != now.Ino {
+		f.Close()
+		return nil, ErrGone
+	}
+	if _, err := os.Stat(planPath); err != nil {
+		f.Close()
+		return nil, ErrGone
+	}
+	return &Lock{f: f}, nil
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+}
