@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +37,11 @@ const AsCLIEnv = "NETLAB_TEST_AS_CLI"
 // AsCLIEnv set.
 func Main(m *testing.M) {
 	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
-		os.Exit(cli.Main(context.Background(), os.Args[1:]))
+		// As cmd/netlab: Ctrl-C or SIGTERM cancels the context (drops --follow stops cleanly).
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Main(ctx, os.Args[1:])
+		stop()
+		os.Exit(code)
 	}
 	code := m.Run()
 	if code == 0 {
