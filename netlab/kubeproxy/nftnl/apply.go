@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -557,7 +558,7 @@ func send(msgs []netlink.Message) error {
 		return err
 	}
 	defer conn.Close()
-	if err := bufferSizes(conn, size+1<<16, 1<<20+64*len(msgs)); err != nil {
+	if err := bufferSizes(conn, size+1<<16, 1<<20+1024*len(msgs)); err != nil {
 		return err
 	}
 	// The kernel then says which check failed ("Could not process rule" and the like),
@@ -573,18 +574,37 @@ func send(msgs []netlink.Message) error {
 	if err != nil {
 		return err
 	}
+	// The kernel handles the batch within the send: every answer is queued by now, and
+	// one that has not come soon never will (lost to an overrun).
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
 	last := sent[len(sent)-2].Header.Sequence
+	overrun := false
 	for {
 		got, err := conn.Receive()
-		if err != nil {
-			var oe *netlink.OpError
-			if errors.As(err, &oe) && oe.Message != "" {
-				return fmt.Errorf("%w (%s)", err, oe.Message)
+		var oe *netlink.OpError
+		switch {
+		case errors.Is(err, unix.ENOBUFS) && !overrun:
+			// Answers were lost (many failed messages); the first ones are still queued.
+			overrun = true
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("no answer from the kernel to %d messages (overrun: %v)", len(msgs), overrun)
+		case errors.As(err, &oe):
+			what := ""
+			if oe.Message != "" {
+				what = " (" + oe.Message + ")"
 			}
+			return fmt.Errorf("%w%s", err, what)
+		case err != nil:
 			return err
 		}
 		for _, m := range got {
 			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
+				if overrun {
+					return fmt.Errorf("the kernel's answers overran the socket (%d messages)", len(msgs))
+				}
 				return nil
 			}
 		}
