@@ -41,7 +41,7 @@ cleanup() {
   trap - EXIT INT TERM
   if [ -n "$dnsmasq_pid" ]; then kill "$dnsmasq_pid" 2>/dev/null || true; fi
   if [ "$lab_up" = 1 ]; then
-    "$NETLAB" down --name "$lab" >/dev/null 2>&1 || log "netlab down --name $lab failed"
+    "$NETLAB" down --name "$lab" --purge >/dev/null 2>&1 || log "netlab down --name $lab failed"
   fi
   rm -rf "$tmp"
   exit "$rc"

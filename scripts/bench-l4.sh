@@ -55,7 +55,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   if [ "$lab_up" = 1 ]; then
-    "$NETLAB" down --name "$lab" >/dev/null 2>&1 || log "netlab down --name $lab failed"
+    "$NETLAB" down --name "$lab" --purge >/dev/null 2>&1 || log "netlab down --name $lab failed"
   fi
   rm -rf "$tmp"
   exit "$rc"

@@ -70,7 +70,7 @@ cleanup() {
   done
   wait 2>/dev/null || true
   if [ "$lab_up" = 1 ]; then
-    "$NETLAB" down --name "$lab" >/dev/null 2>&1 || log "netlab down --name $lab failed"
+    "$NETLAB" down --name "$lab" --purge >/dev/null 2>&1 || log "netlab down --name $lab failed"
   fi
   rm -rf "$tmp"
   exit "$rc"

@@ -38,7 +38,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   for l in "${labs[@]}"; do
-    "$NETLAB" down --name "$l" >/dev/null 2>&1 || log "netlab down --name $l failed"
+    "$NETLAB" down --name "$l" --purge >/dev/null 2>&1 || log "netlab down --name $l failed"
   done
   rm -rf "$tmp"
   exit "$rc"
@@ -118,13 +118,13 @@ if [ "$PART" = all ] || [ "$PART" = apply ]; then
     t0=$(ms); out=$("$NETLAB" apply -f "$tmp/apply-$port.yaml"); t1=$(ms)
     grep -q "service/probe configured" <<<"$out" || die "apply did not configure service/probe: $out"
     a=$((t1 - t0))
-    t0=$(ms); "$NETLAB" down --name "$lab" >/dev/null; "$NETLAB" up -f "$tmp/apply-$port.yaml" --timeout 120s >/dev/null; t1=$(ms)
+    t0=$(ms); "$NETLAB" down --name "$lab" --purge >/dev/null; "$NETLAB" up -f "$tmp/apply-$port.yaml" --timeout 120s >/dev/null; t1=$(ms)
     b=$((t1 - t0))
     log "round $i: apply ${a} ms, down+up ${b} ms"
     echo "$a" >>"$tmp/a"; echo "$b" >>"$tmp/b"
     awk -v a="$a" -v b="$b" 'BEGIN {printf "%.4f\n", a/b}' >>"$tmp/r"
   done
-  "$NETLAB" down --name "$lab" >/dev/null
+  "$NETLAB" down --name "$lab" --purge >/dev/null
   echo "### apply of one changed Service, $PODS pods on $NODES nodes, vs down + up ($ROUNDS rounds, A B alternating)"
   echo
   echo "| what | median | min–max |"
@@ -165,7 +165,7 @@ if [ "$PART" = all ] || [ "$PART" = rollout ]; then
     awk -v a="$rp" -v b="$sp" 'BEGIN {printf "%.2f\n", a/b}' >>"$tmp/pr"
     log "round $i: steady p99 ${sp} ms ($(reqs <<<"$s") requests, $(fails <<<"$s") failed); rollout p99 ${rp} ms ($(reqs <<<"$r") requests, $(fails <<<"$r") failed)"
   done
-  "$NETLAB" down --name "$lab" >/dev/null
+  "$NETLAB" down --name "$lab" --purge >/dev/null
   echo "### rollout restart of a 3-replica Deployment under wrk through the ingress VIP ($ROUNDS rounds of $DURATION, -c$CONNS -t$THREADS, steady and rollout alternating)"
   echo
   echo "| what | failed requests (sum) | p99 median | p99 min–max |"

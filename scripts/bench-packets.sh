@@ -35,7 +35,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [ -n "$drops_pid" ] && kill -INT "$drops_pid" 2>/dev/null && wait "$drops_pid" 2>/dev/null
-  if [ "$lab_up" = 1 ]; then "$NETLAB" down --name "$lab" >/dev/null 2>&1 || log "down $lab failed"; fi
+  if [ "$lab_up" = 1 ]; then "$NETLAB" down --name "$lab" --purge >/dev/null 2>&1 || log "down $lab failed"; fi
   rm -rf "$tmp"
   exit "$rc"
 }

@@ -12,6 +12,8 @@
 # host-wide side effects this project must not have: mn's cleanup() on error or Ctrl-C
 # (`mn -c`: pkill -9 -f by pattern, killall, deletes every *-ethN link, rm /tmp/*.log) and
 # fixLimits()'s writes to the root namespace's sysctls (the per-process rlimits are kept).
+# It runs in a network namespace of its own (`unshare --net`): its switch bridge and the
+# switch ends of its links live there and vanish with it, never in the host's namespace.
 #
 # Env: ROUNDS (5), NODES (3), SIZES ("10 100" pods per node), MN_SLOW (120: a Mininet run
 # slower than this many seconds cuts that size to MN_FEW_ROUNDS (3) rounds), UP_TIMEOUT
@@ -98,7 +100,7 @@ cleanup() {
   if [ "$mn_ran" = 1 ]; then cleanup_mn_links; fi
   local l
   for l in "${labs[@]}"; do
-    "$NETLAB" down --name "$l" >/dev/null 2>&1 || log "netlab down --name $l failed"
+    "$NETLAB" down --name "$l" --purge >/dev/null 2>&1 || log "netlab down --name $l failed"
   done
   rm -rf "$tmp"
   exit "$rc"
@@ -222,7 +224,7 @@ r = d.get("readiness") or {}
 print("%d/%d(%s)" % (sum(p["ready"] for p in d["pods"]), len(d["pods"]), r.get("source", "probe")))' "$tmp/status.json") "
   done
   t1b=$(now)
-  if ! "$NETLAB" down --name "$1" >"$tmp/down.out" 2>&1; then
+  if ! "$NETLAB" down --name "$1" --purge >"$tmp/down.out" 2>&1; then
     cat "$tmp/down.out" >&2
     die "netlab down --name $1 failed"
   fi
@@ -241,7 +243,7 @@ run_mn() {
   rm -f "$tmp/mn.stop" "$tmp/mn.pss"
   mn_ran=1
   t0=$(now)
-  BENCH_STOP_FILE="$tmp/mn.stop" BENCH_PSS_FILE="$tmp/mn.pss" "$PY" "$tmp/mn.py" --switch lxbr --controller none \
+  BENCH_STOP_FILE="$tmp/mn.stop" BENCH_PSS_FILE="$tmp/mn.pss" unshare --net "$PY" "$tmp/mn.py" --switch lxbr --controller none \
     --topo "single,$1" --test none >"$tmp/mn.out" 2>&1 &
   mn_pid=$!
   wait "$mn_pid" || rc=$?
