@@ -432,6 +432,12 @@ func GetStatus(ctx context.Context, lab string) (*Status, error) {
 	for _, c := range p.Clients {
 		st.Clients = append(st.Clients, ClientStatus{Name: c.Name, Namespace: c.Netns, IP: plan.Addr(c.IP)})
 	}
+	// The cluster's own pods (kube-system: the DNS agents) come first and the workloads
+	// last, each group in plan order: readers and tools that take "the last pod" as a
+	// workload pod get one that serves the echo contract.
+	sort.SliceStable(st.Pods, func(i, j int) bool {
+		return st.Pods[i].K8sNS == "kube-system" && st.Pods[j].K8sNS != "kube-system"
+	})
 	return st, nil
 }
 
