@@ -216,20 +216,15 @@ func newAgentSupervisor() *cobra.Command {
 // dropPrivileges leaves an agent inside a lab namespace only the capabilities its role
 // needs, with NoNewPrivs: the pod echo and the ingress parse what clients send.
 func dropPrivileges(cmd *cobra.Command) error {
-	var keep uint64
-	switch cmd.Name() {
-	case "pod":
+	args := []string{"agent", cmd.Name()}
+	if cmd.Name() == "pod" {
 		ports, _ := cmd.Flags().GetStringArray("port")
 		for _, p := range ports {
-			if ps, err := agent.ParsePortSpec(p); err == nil && ps.Port < 1024 {
-				keep = privs.Mask(privs.NetBindService)
-			}
+			args = append(args, "--port", p)
 		}
-	case "ingress", "dns":
-		keep = privs.Mask(privs.NetBindService)
-	case "kube-proxy", "lb":
-		keep = privs.Mask(privs.NetAdmin, privs.NetRaw)
-	default:
+	}
+	keep, restrict := privs.ForAgent(args)
+	if !restrict {
 		return nil
 	}
 	var fds []int

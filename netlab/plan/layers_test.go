@@ -42,8 +42,9 @@ var layers = map[string]layer{
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
 	// The supervisor of a lab's agents (started by lab, watched by the controller), and
-	// the capability drop every agent inside a lab namespace does at start.
-	"supervise": {netlab: []string{"plan", "kernel", "rundir"}},
+	// the capability drop every agent inside a lab namespace does at start (or its starter
+	// does for it, on the thread it forks it from).
+	"supervise": {netlab: []string{"plan", "kernel", "rundir", "privs"}},
 	"privs":     {},
 	"nftrace":   {netlab: []string{"kernel", "iptables"}},
 	// kube-proxy's nftables transactions sent through netlink.
