@@ -9,10 +9,21 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-// repoRoot is the checkout this package was built from (tests run from their source).
+// repoRoot is the checkout this package was built from (tests run from their source);
+// built with -trimpath, the first directory above the test's own with a go.mod.
 func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		return filepath.Join(filepath.Dir(file), "..", "..")
+	}
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
 }
 
 // Fixture returns the text of a scenario shared by the tests, testdata/<name> at the
