@@ -41,7 +41,7 @@ down: build
 	./$(BIN) down $(if $(ALL),--all,$(if $(NAME),--name $(NAME),))
 
 vet:
-	@out=$$(gofmt -l cmd netlab); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@out=$$(gofmt -l cmd netlab scenarios); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
 # The whole suite: unit tests and the root integration tests on real namespaces. TEST=1:

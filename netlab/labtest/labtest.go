@@ -8,6 +8,7 @@ package labtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -286,4 +287,72 @@ func buildPodBinary() (cleanup func(), err error) {
 	}
 	os.Setenv(supervise.PodBinaryEnv, out)
 	return cleanup, nil
+}
+
+// WaitFor polls cond every 50 ms until it holds or limit passes, and says whether it held
+// (a bound on a hang, not a timed assertion: the figures are in docs/performance.md).
+func WaitFor(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
+
+// Record returns the pid record of one agent of the lab, failing the test when it has none.
+func Record(t testing.TB, labName, role, name string) supervise.Record {
+	t.Helper()
+	rec, err := supervise.ReadRecord(rundir.ForLab(labName), role, name)
+	if err != nil {
+		t.Fatalf("%s %s: %v", role, name, err)
+	}
+	return rec
+}
+
+// RequestOK sends requests for path (Host app.example, the default scenario's Ingress)
+// from the first client through the VIP until one succeeds, for up to 10 s; it returns the
+// last error otherwise.
+func RequestOK(p *plan.Plan, path string) error {
+	var err error
+	WaitFor(10*time.Second, func() bool {
+		_, _, err = GetEchoHost(p.Clients[0].Netns, "http://"+p.LB.VIP+path, "app.example")
+		return err == nil
+	})
+	return err
+}
+
+// CheckOK runs the lab's checks and says whether the one named passed; it fails the test
+// when there is no such check.
+func CheckOK(t testing.TB, labName, name string) bool {
+	t.Helper()
+	checks, err := lab.CheckLab(context.Background(), labName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Name == name {
+			return c.OK
+		}
+	}
+	t.Fatalf("no check %q", name)
+	return false
+}
+
+// Check runs `netlab check` with args and returns its output and exit code; it fails the
+// test when the command could not run at all.
+func Check(t testing.TB, args ...string) (string, int) {
+	t.Helper()
+	out, err := CLI(t, append([]string{"check"}, args...)...)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out, 0
+	case errors.As(err, &ee):
+		return out, ee.ExitCode()
+	}
+	t.Fatalf("netlab check: %v", err)
+	return "", 0
 }

@@ -62,10 +62,6 @@ var layers = map[string]layer{
 	"labtest": {netlab: []string{"*"}},
 	// Test-only models.
 	"internal/iptablestest": {pure: true, netlab: []string{"iptables"}},
-	// Doc-only directory of the ingress integration tests, until they move beside netlab/ingress.
-	"ingressint": {},
-	// Doc-only: the test that brings every lesson in scenarios/ up and checks it.
-	"lessons": {},
 }
 
 // TestLayers holds the design rule for every package in one place: each package imports

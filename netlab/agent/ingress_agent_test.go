@@ -3,7 +3,7 @@
 // Address plan: everything on 127.0.0.1 — the agent's HTTP, HTTPS and metrics listeners
 // on free ports, and httptest upstreams standing in for Service ClusterIP:port (the plan
 // file's Services have clusterIP 127.0.0.1 and the upstreams' ports).
-package ingressint_test
+package agent_test
 
 import (
 	"bytes"
@@ -29,10 +29,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-func TestMain(m *testing.M) { labtest.Main(m) }
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -51,47 +48,6 @@ func namedUpstream(t *testing.T, name string) (*httptest.Server, int32) {
 	}))
 	t.Cleanup(s.Close)
 	return s, int32(s.Listener.Addr().(*net.TCPAddr).Port)
-}
-
-func ingressObject(t *testing.T, name, host, svc string, port networkingv1.ServiceBackendPort, tlsHosts ...string) plan.Ingress {
-	t.Helper()
-	pt := networkingv1.PathTypePrefix
-	class := "netlab"
-	ing := networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: networkingv1.IngressSpec{
-			IngressClassName: &class,
-			Rules: []networkingv1.IngressRule{{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{
-				HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
-					Path: "/", PathType: &pt,
-					Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: port}},
-				}}},
-			}}},
-		},
-	}
-	if len(tlsHosts) > 0 {
-		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: tlsHosts}}
-	}
-	b, err := json.Marshal(ing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return plan.Ingress{Namespace: "default", Name: name, Object: b}
-}
-
-func writePlan(t *testing.T, path string, p *plan.Plan) {
-	t.Helper()
-	b, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 type lockedBuffer struct {
@@ -141,10 +97,10 @@ func TestAgentServesAndReloads(t *testing.T) {
 			{Namespace: "default", Name: "web", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: webPort}}},
 			{Namespace: "default", Name: "api", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: apiPort}}},
 		},
-		Ingresses: []plan.Ingress{ingressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"}, "app.example")},
+		Ingresses: []plan.Ingress{labtest.IngressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"}, "app.example")},
 	}
 	cfgPath := filepath.Join(dir, "plan.json")
-	writePlan(t, cfgPath, p)
+	labtest.WritePlan(t, cfgPath, p)
 
 	var accessLog lockedBuffer
 	reload := make(chan struct{})
@@ -216,8 +172,8 @@ func TestAgentServesAndReloads(t *testing.T) {
 	}
 
 	// Reload: a new Ingress for shop.example, backed by api's port number.
-	p.Ingresses = append(p.Ingresses, ingressObject(t, "shop", "shop.example", "api", networkingv1.ServiceBackendPort{Number: apiPort}, "shop.example"))
-	writePlan(t, cfgPath, p)
+	p.Ingresses = append(p.Ingresses, labtest.IngressObject(t, "shop", "shop.example", "api", networkingv1.ServiceBackendPort{Number: apiPort}, "shop.example"))
+	labtest.WritePlan(t, cfgPath, p)
 	reload <- struct{}{}
 	var got map[string]any
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

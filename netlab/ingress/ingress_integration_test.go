@@ -7,7 +7,7 @@
 //	pods                    web-1..3, api-1..2 behind Services web and api (ClusterIPs)
 //	Ingress app             app.example: / -> web:http, /api -> api:80; TLS from the lab CA
 //	Ingress shop            shop.example: / -> api:http; TLS from Secret shop-tls (test CA)
-package ingressint_test
+package ingress_test
 
 import (
 	"context"
@@ -353,8 +353,8 @@ func TestIntegrationIngress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cur.Ingresses = append(cur.Ingresses, ingressObject(t, "late", "late.example", "web", networkingv1.ServiceBackendPort{Name: "http"}))
-		writePlan(t, rundir.ForLab(p.Lab).Plan(), cur)
+		cur.Ingresses = append(cur.Ingresses, labtest.IngressObject(t, "late", "late.example", "web", networkingv1.ServiceBackendPort{Name: "http"}))
+		labtest.WritePlan(t, rundir.ForLab(p.Lab).Plan(), cur)
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}

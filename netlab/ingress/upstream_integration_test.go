@@ -1,4 +1,4 @@
-package ingressint_test
+package ingress_test
 
 import (
 	"encoding/json"

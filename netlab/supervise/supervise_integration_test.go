@@ -1,12 +1,10 @@
-// Package healint holds the root integration tests of a lab that heals itself: agents
-// restarted by the supervisor, rules repaired, health seen as users see it.
-package healint
+// Root integration tests of the supervisor: every kind of agent killed is started again,
+// counted in status, and the lab serves.
+package supervise_test
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,38 +20,6 @@ import (
 
 func TestMain(m *testing.M) { labtest.Main(m) }
 
-// waitFor polls cond every 50 ms until it holds or limit passes (a bound on a hang, not a
-// timed assertion: the figures are in docs/performance.md).
-func waitFor(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return cond()
-}
-
-func record(t *testing.T, labName, role, name string) supervise.Record {
-	t.Helper()
-	rec, err := supervise.ReadRecord(rundir.ForLab(labName), role, name)
-	if err != nil {
-		t.Fatalf("%s %s: %v", role, name, err)
-	}
-	return rec
-}
-
-// requestOK sends requests through the VIP until one succeeds.
-func requestOK(p *plan.Plan, path string) error {
-	var err error
-	waitFor(10*time.Second, func() bool {
-		_, _, err = labtest.GetEchoHost(p.Clients[0].Netns, "http://"+p.LB.VIP+path, "app.example")
-		return err == nil
-	})
-	return err
-}
-
 // kill -9 of every kind of agent: each is started again by the supervisor (the supervisor
 // by the controller), its restart counted in status, and requests through the VIP work.
 func TestIntegrationAgentsRestarted(t *testing.T) {
@@ -64,12 +30,12 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 		{"lb", "lb"}, {"controller", "controller"}, {"supervisor", "supervisor"},
 	}
 	for _, k := range kills {
-		before := record(t, p.Lab, k.role, k.name)
+		before := labtest.Record(t, p.Lab, k.role, k.name)
 		if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %s %s: %v", k.role, k.name, err)
 		}
 		var after supervise.Record
-		if !waitFor(15*time.Second, func() bool {
+		if !labtest.WaitFor(15*time.Second, func() bool {
 			after, _ = supervise.ReadRecord(rundir.ForLab(p.Lab), k.role, k.name)
 			return after.PID != before.PID && after.Alive()
 		}) {
@@ -82,7 +48,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 			t.Errorf("%s %s restarted outside its namespace", k.role, k.name)
 		}
 		for _, path := range []string{"/", "/api"} {
-			if err := requestOK(p, path); err != nil {
+			if err := labtest.RequestOK(p, path); err != nil {
 				t.Errorf("after the restart of %s %s: %v", k.role, k.name, err)
 			}
 		}
@@ -92,7 +58,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 	if _, err := lab.KillPod(p.Lab, "web-1"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(5*time.Second, func() bool {
+	if !labtest.WaitFor(5*time.Second, func() bool {
 		out, err := labtest.Exec(p.Nodes[0].Netns, "iptables-save", "-t", "nat")
 		return err == nil && !strings.Contains(out, p.Pods[0].IP)
 	}) {
@@ -117,7 +83,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 		}
 	}
 	// `netlab pod kill` is a drill: the supervisor leaves the pod down until `pod start`.
-	if !waitFor(5*time.Second, func() bool {
+	if !labtest.WaitFor(5*time.Second, func() bool {
 		rep, err := supervise.ReadReport(rundir.ForLab(p.Lab))
 		if err != nil {
 			return false
@@ -131,7 +97,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 	}) {
 		t.Error("the supervisor does not report the killed pod web-1 as stopped")
 	}
-	if rec := record(t, p.Lab, "pod", "web-1"); rec.Alive() {
+	if rec := labtest.Record(t, p.Lab, "pod", "web-1"); rec.Alive() {
 		t.Error("the supervisor restarted a pod stopped with `pod kill`")
 	}
 	b, err := json.Marshal(st)
@@ -141,7 +107,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 	if err := lab.StartPod(p.Lab, "web-1", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if rec := record(t, p.Lab, "pod", "web-1"); !rec.Alive() || rec.Restarts != 1 {
+	if rec := labtest.Record(t, p.Lab, "pod", "web-1"); !rec.Alive() || rec.Restarts != 1 {
 		t.Errorf("after pod start: alive %v restarts %d, want alive with 1", rec.Alive(), rec.Restarts)
 	}
 }
@@ -151,41 +117,4 @@ func nsObject(role, name string) string {
 		return "lb"
 	}
 	return name
-}
-
-// A pod's namespace deleted by hand: its process lives on in a namespace no name leads
-// to; down still ends it, and every other agent of the lab.
-func TestIntegrationDownAfterNetnsDeleted(t *testing.T) {
-	labtest.RequireRoot(t)
-	p := labtest.Up(t, "healns", "")
-	pod := p.Pods[0]
-	rec := record(t, p.Lab, "pod", pod.Name)
-	if err := kernel.DeleteNetns(pod.Netns); err != nil {
-		t.Fatal(err)
-	}
-	var all []supervise.Record
-	for _, pr := range append(p.Processes, supervise.SupervisorProcess(p.Lab)) {
-		all = append(all, record(t, p.Lab, pr.Role, pr.Name))
-	}
-	if !rec.Alive() {
-		t.Fatal("the pod's process ended with its namespace: the case this test is for did not happen")
-	}
-	if err := lab.Down(p.Lab, nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range all {
-		if r.Alive() {
-			t.Errorf("pid %d (%v) still runs after down", r.PID, kernel.Cmdline(r.PID))
-		}
-	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		if lab.IsAgentOf(kernel.Cmdline(pid), p.Lab) && kernel.Alive(pid) {
-			t.Errorf("agent %d %v of the lab still runs after down", pid, kernel.Cmdline(pid))
-		}
-	}
 }

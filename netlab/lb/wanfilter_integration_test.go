@@ -1,4 +1,4 @@
-package healint
+package lb_test
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package healint
+package cli_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package healint
+package privs_test
 
 import (
 	"strconv"
@@ -24,7 +24,7 @@ func TestIntegrationAgentCapabilities(t *testing.T) {
 		"lb":         privs.Mask(privs.NetAdmin, privs.NetRaw),
 	}
 	for _, pr := range append(p.Processes, supervise.SupervisorProcess(p.Lab)) {
-		rec := record(t, p.Lab, pr.Role, pr.Name)
+		rec := labtest.Record(t, p.Lab, pr.Role, pr.Name)
 		eff, bnd, nnp, err := privs.Of(strconv.Itoa(rec.PID))
 		if err != nil {
 			t.Fatalf("%s %s: %v", pr.Role, pr.Name, err)
@@ -44,7 +44,7 @@ func TestIntegrationAgentCapabilities(t *testing.T) {
 		}
 	}
 	// With those, the lab serves.
-	if err := requestOK(p, "/"); err != nil {
+	if err := labtest.RequestOK(p, "/"); err != nil {
 		t.Error(err)
 	}
 }

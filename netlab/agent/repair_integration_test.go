@@ -1,34 +1,17 @@
-package healint
+package agent_test
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
-
-func checkOK(t *testing.T, labName, name string) bool {
-	t.Helper()
-	checks, err := lab.CheckLab(context.Background(), labName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range checks {
-		if c.Name == name {
-			return c.OK
-		}
-	}
-	t.Fatalf("no check %q", name)
-	return false
-}
 
 // `iptables -t nat -F` in a node: kube-proxy sees its jumps gone and resyncs in full; the
 // node's NodePort path (through its nat rules) serves again without anyone's help.
@@ -39,7 +22,7 @@ func TestIntegrationNatFlushRepaired(t *testing.T) {
 	if _, err := labtest.Exec(n1.Netns, "iptables", "-w", "-t", "nat", "-F"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(10*time.Second, func() bool {
+	if !labtest.WaitFor(10*time.Second, func() bool {
 		out, err := labtest.Exec(n1.Netns, "iptables-save", "-t", "nat")
 		return err == nil && strings.Contains(out, "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES") &&
 			strings.Contains(out, "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING") &&
@@ -47,7 +30,7 @@ func TestIntegrationNatFlushRepaired(t *testing.T) {
 	}) {
 		t.Fatal("node-1's nat rules were not restored after a flush")
 	}
-	if !checkOK(t, p.Lab, "kube-proxy jump rules") {
+	if !labtest.CheckOK(t, p.Lab, "kube-proxy jump rules") {
 		t.Error("check still finds jumps missing after the repair")
 	}
 	// Every request through node-1's ingress (which reaches pods through nat) works.
@@ -68,7 +51,7 @@ func TestIntegrationLinkDownUpRepaired(t *testing.T) {
 	if _, err := labtest.Exec(n1.Netns, "ip", "link", "set", "eth0", "down"); err != nil {
 		t.Fatal(err)
 	}
-	if checkOK(t, p.Lab, "routes") {
+	if labtest.CheckOK(t, p.Lab, "routes") {
 		t.Error(`check "routes" passes while node-1's eth0 is down and its routes are gone`)
 	}
 	if _, err := labtest.Exec(n1.Netns, "ip", "link", "set", "eth0", "up"); err != nil {
@@ -76,7 +59,7 @@ func TestIntegrationLinkDownUpRepaired(t *testing.T) {
 	}
 	h := kernel.NewHandles()
 	defer h.Close()
-	if !waitFor(10*time.Second, func() bool {
+	if !labtest.WaitFor(10*time.Second, func() bool {
 		live, err := h.Routes(n1.Netns)
 		if err != nil {
 			return false
@@ -90,7 +73,7 @@ func TestIntegrationLinkDownUpRepaired(t *testing.T) {
 	}) {
 		t.Fatal("node-1's routes did not come back after its link came up")
 	}
-	if !checkOK(t, p.Lab, "routes") {
+	if !labtest.CheckOK(t, p.Lab, "routes") {
 		t.Error(`check "routes" fails after the repair`)
 	}
 	// Pods of node-2 answer through node-1 again.
@@ -126,7 +109,7 @@ func TestIntegrationNFTFlushRepaired(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !waitFor(10*time.Second, func() bool {
+	if !labtest.WaitFor(10*time.Second, func() bool {
 		pre, err1 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "nat-prerouting")
 		fwd, err2 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "filter-forward")
 		return err1 == nil && err2 == nil && strings.Contains(pre, "jump services") && strings.Contains(fwd, "jump service-endpoints-check")

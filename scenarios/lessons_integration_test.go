@@ -1,10 +1,11 @@
-package lessons_test
+// The lessons prove themselves: every scenario in this directory is brought up under a
+// unique lab name, `netlab check` must pass (the lab's health and the scenario's own
+// checks), and the lab goes down, also when the test fails.
+package scenarios_test
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,21 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
-
-// check runs `netlab check` on a lab and returns its output and exit code.
-func check(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	out, err := labtest.CLI(t, append([]string{"check"}, args...)...)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out, 0
-	case errors.As(err, &ee):
-		return out, ee.ExitCode()
-	}
-	t.Fatalf("netlab check: %v", err)
-	return "", 0
-}
 
 // waitReady waits (up to a minute) until every pod of the lab is ready.
 func waitReady(t *testing.T, labName string) {
@@ -66,7 +52,7 @@ type lesson struct {
 }
 
 func lessons(t *testing.T) []lesson {
-	files, err := filepath.Glob("../../scenarios/*.yaml")
+	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios/*.yaml: %v", err)
 	}
@@ -103,7 +89,7 @@ func TestIntegrationLessons(t *testing.T) {
 			start := time.Now()
 			p := labtest.Up(t, "les", l.text)
 			up := time.Since(start)
-			out, code := check(t, "--name", p.Lab)
+			out, code := labtest.Check(t, "--name", p.Lab)
 			if code == 1 {
 				// A machine loaded far beyond its cores can stall the controller's probes
 				// past three timeouts in a row, and the lab then rightly reports pods not
@@ -111,7 +97,7 @@ func TestIntegrationLessons(t *testing.T) {
 				// time; a lesson that expects the wrong thing fails both.
 				t.Logf("netlab check failed once; again when every pod is ready:\n%s", out)
 				waitReady(t, p.Lab)
-				out, code = check(t, "--name", p.Lab)
+				out, code = labtest.Check(t, "--name", p.Lab)
 			}
 			if code != 0 {
 				t.Fatalf("netlab check exit %d:\n%s", code, out)
@@ -121,82 +107,5 @@ func TestIntegrationLessons(t *testing.T) {
 			}
 			t.Logf("%s: up %s, check %s", name, up.Round(time.Millisecond), (time.Since(start) - up).Round(time.Millisecond))
 		})
-	}
-}
-
-// A scenario whose check expects the wrong thing fails check with exit 1, naming that
-// check and what came instead; the right check beside it still passes.
-func TestIntegrationCheckWrongExpectation(t *testing.T) {
-	labtest.RequireRoot(t)
-	p := labtest.Up(t, "lesw", `apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: wrong}
-spec:
-  nodes: 1
-  dns: {enabled: false}
-  checks:
-  - {name: right, url: "http://app.example/", expect: {status: 200, servedBy: [web]}}
-  - {name: deliberately wrong, url: "http://app.example/", expect: {status: 404}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - {name: web, image: netlab/echo, ports: [{name: http, containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: app}
-spec:
-  ingressClassName: netlab
-  rules:
-  - host: app.example
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-`)
-	out, code := check(t, "--name", p.Lab)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", code, out)
-	}
-	var right, wrong string
-	for _, line := range strings.Split(out, "\n") {
-		switch {
-		case strings.Contains(line, " right "):
-			right = line
-		case strings.Contains(line, "deliberately wrong"):
-			wrong = line
-		}
-	}
-	if !strings.HasPrefix(right, "ok") {
-		t.Errorf("the right check: %q\n%s", right, out)
-	}
-	if !strings.HasPrefix(wrong, "FAIL") || !strings.Contains(wrong, "expected status 404, got 200 from web-1") {
-		t.Errorf("the wrong check: %q\n%s", wrong, out)
-	}
-	if !strings.Contains(out, "1 check failed") {
-		t.Errorf("no summary of the failures:\n%s", out)
-	}
-}
-
-// check without a lab: exit 2.
-func TestIntegrationCheckNoLab(t *testing.T) {
-	labtest.RequireRoot(t)
-	out, code := check(t, "--name", "nosuchlesson")
-	if code != 2 || !strings.Contains(out, "nosuchlesson") {
-		t.Fatalf("exit %d, want 2 naming the lab:\n%s", code, out)
 	}
 }

@@ -1,4 +1,4 @@
-package healint
+package lb_test
 
 import (
 	"context"
@@ -40,12 +40,12 @@ func nodeOut(labName, vs, node string) bool {
 func TestIntegrationStoppedIngressTakenOut(t *testing.T) {
 	labtest.RequireRoot(t)
 	p := labtest.Up(t, "healstop", "")
-	rec := record(t, p.Lab, "ingress", "node-2")
+	rec := labtest.Record(t, p.Lab, "ingress", "node-2")
 	if err := syscall.Kill(rec.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(rec.PID, syscall.SIGCONT)
-	if !waitFor(15*time.Second, func() bool { return nodeOut(p.Lab, "ingress-http", "node-2") }) {
+	if !labtest.WaitFor(15*time.Second, func() bool { return nodeOut(p.Lab, "ingress-http", "node-2") }) {
 		t.Fatal("the LB keeps node-2 whose ingress is stopped")
 	}
 	// status and check say so: node-2's own ports 80/443 (exposed to clients) fail.
@@ -56,7 +56,7 @@ func TestIntegrationStoppedIngressTakenOut(t *testing.T) {
 	if n := st.Nodes[1]; n.Ready || !strings.Contains(n.Reason, "health check") {
 		t.Errorf("status of node-2 with its ingress stopped: ready %v reason %q", n.Ready, n.Reason)
 	}
-	if checkOK(t, p.Lab, "nodes") {
+	if labtest.CheckOK(t, p.Lab, "nodes") {
 		t.Error(`check "nodes" passes with node-2's ingress stopped`)
 	}
 	for i := 0; i < 10; i++ {
@@ -65,7 +65,7 @@ func TestIntegrationStoppedIngressTakenOut(t *testing.T) {
 		}
 	}
 	_ = syscall.Kill(rec.PID, syscall.SIGCONT)
-	if !waitFor(15*time.Second, func() bool { return !nodeOut(p.Lab, "ingress-http", "node-2") }) {
+	if !labtest.WaitFor(15*time.Second, func() bool { return !nodeOut(p.Lab, "ingress-http", "node-2") }) {
 		t.Error("node-2 did not come back once its ingress ran again")
 	}
 }
@@ -114,7 +114,7 @@ func TestIntegrationNodeOutExpiresConntrack(t *testing.T) {
 	if len(stale) == 0 {
 		t.Fatal("no attempt went to node-2 in the detection window: the case this test is for did not happen")
 	}
-	if !waitFor(15*time.Second, func() bool { return nodeOut(p.Lab, "ingress-http", "node-2") }) {
+	if !labtest.WaitFor(15*time.Second, func() bool { return nodeOut(p.Lab, "ingress-http", "node-2") }) {
 		t.Fatal("the LB did not take node-2 out")
 	}
 	out, _ := labtest.Exec(p.LB.Netns, "conntrack", "-L", "-d", p.LB.VIP, "-r", plan.Addr(p.Nodes[1].IP))
