@@ -60,9 +60,10 @@ type RuleSyncer struct {
 	last     *kubeproxy.Snapshot // of the complete rendering the kernel holds, for incremental syncs
 	lastFull time.Time
 	// nftables mode: table ip kube-proxy through netlink (see kubeproxy_nft.go).
-	nft       bool
-	nftLast   *nftables.Ruleset
-	nftRender *nftables.Renderer
+	nft      bool
+	nftModel *nftables.Model
+	// nftSynced: the kernel holds the model's table as of the last Update.
+	nftSynced bool
 	started   bool
 }
 

@@ -16,36 +16,37 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	case "", "iptables":
 		return &RuleSyncer{node: node}, nil
 	case "nftables":
-		return &RuleSyncer{node: node, nft: true, nftRender: nftables.NewRenderer(node)}, nil
+		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node)}, nil
 	}
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
 
 // syncNFT is Sync in nftables mode, as kube-proxy's nftables proxier does it: every sync
-// is one netlink transaction (the nft -f text the renderer writes, compiled by
+// is one netlink transaction (the nft -f text the model writes, compiled by
 // nftnl.Apply), so the table changes atomically. A full sync recreates
 // the base chains on the first run, flushes and refills every chain, set and map, and
 // deletes the per-service chains and affinity sets the kernel holds that are no longer
-// wanted; later syncs write only the chains and map elements that changed.
+// wanted; later syncs write only the chains and map elements of the Service ports that
+// changed (the model finds them and writes their commands without walking the table).
 func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
 	start := time.Now()
-	next := r.nftRender.Render(ports) // only the changed ports rendered again
+	delta, ok := r.nftModel.Update(ports) // only the changed ports rendered again
 	var input []byte
-	if full || r.nftLast == nil {
+	if full || !ok || !r.nftSynced {
 		existing, err := nftnl.ListExisting()
 		if err != nil {
-			r.nftLast = nil
+			r.nftSynced = false
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
-		input = nftables.Full(next, existing, !r.started)
+		input = nftables.Full(r.nftModel.Ruleset(), existing, !r.started)
 		full = true
 	} else {
-		input = nftables.Diff(r.nftLast, next)
+		input = delta
 	}
 	st := SyncStats{Full: full, Bytes: len(input)}
 	if input != nil {
 		if err := nftnl.Apply(input); err != nil {
-			r.nftLast = nil
+			r.nftSynced = false
 			st.Took = time.Since(start)
 			return st, err
 		}
@@ -54,7 +55,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	if full {
 		r.lastFull = time.Now()
 	}
-	r.nftLast = next
+	r.nftSynced = true
 	st.Took = time.Since(start)
 	return st, nil
 }

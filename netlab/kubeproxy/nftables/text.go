@@ -206,7 +206,7 @@ func Diff(prev, next *Ruleset) []byte {
 			w.addContainer(c)
 		}
 	}
-	// Only what changed is sorted: a chain the Renderer did not render again is the same
+	// Only what changed is sorted: a chain kept from one Ruleset to the next is the same
 	// *Chain in both.
 	var changed []string
 	for n, c := range next.Chains {

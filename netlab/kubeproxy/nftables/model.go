@@ -1,0 +1,387 @@
+package nftables
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+)
+
+// Model is one node's table kept between syncs and changed in place: per Service port,
+// the chains, affinity sets and shared-map elements it wrote, and the whole Ruleset they
+// make together. Update finds the ports that changed (field by field, in the order the
+// caller gives them), renders only those again, and writes the nft commands for exactly
+// what they changed, so a one-Service change costs netlab time in proportion to that
+// Service, not to the table. Its Ruleset always equals Render's for the last ports given,
+// and its commands equal Diff's between the two Rulesets.
+type Model struct {
+	node kubeproxy.Node
+	rs   *Ruleset
+	// order is the ports of the last Update in the caller's order, for a quick check of
+	// the common case (the same list, a few ports changed in place).
+	order []*fragment
+	byKey map[string]*fragment
+	// owners lists, per element of a shared set or map, the ports that write it; when
+	// several do (a Service's ports all write its ClusterIP to cluster-ips) the last in
+	// kubeproxy.SortPorts' order wins, as in Render.
+	owners map[elemRef][]*fragment
+	// degenerate is set while two given ports share a key (the same Service port
+	// twice): Update then renders everything and diffs, as Render and Diff do.
+	degenerate bool
+}
+
+type elemRef struct{ container, key string }
+
+// fragment is one Service port's share of the table: its own chains and affinity sets,
+// and the elements it adds to the shared sets and maps (in empty copies of them).
+type fragment struct {
+	in  kubeproxy.ServicePort // a deep copy of the port as given
+	rs  *Ruleset
+	key string // namespace/name/protocol/port name
+}
+
+func renderFragment(node kubeproxy.Node, sp *kubeproxy.ServicePort) *fragment {
+	in := *sp
+	in.LoadBalancerIPs = slices.Clone(sp.LoadBalancerIPs)
+	in.ExternalIPs = slices.Clone(sp.ExternalIPs)
+	in.LoadBalancerSourceRanges = slices.Clone(sp.LoadBalancerSourceRanges)
+	in.Endpoints = slices.Clone(sp.Endpoints)
+	rs := newRuleset()
+	for _, n := range sharedContainers {
+		rs.container(n, false, "")
+	}
+	port := in
+	port.Endpoints = slices.Clone(in.Endpoints)
+	kubeproxy.SortEndpoints(port.Endpoints)
+	renderPort(rs, node, &port)
+	return &fragment{in: in, rs: rs, key: portKey(sp)}
+}
+
+// NewModel returns an empty Model for node.
+func NewModel(node kubeproxy.Node) *Model { return &Model{node: node} }
+
+// Ruleset is the table for the ports of the last Update. The Model changes it in place
+// at the next Update: callers read it, never keep or change it.
+func (m *Model) Ruleset() *Ruleset { return m.rs }
+
+// sharedContainers are the sets and maps of the base table that ports add elements to.
+var sharedContainers = []string{SetClusterIPs, SetNodePortIPs, MapNoEndpointServices, MapNoEndpointNodePorts,
+	MapFirewallIPs, MapServiceIPs, MapServiceNodePorts}
+
+func isShared(name string) bool { return slices.Contains(sharedContainers, name) }
+
+func portKey(sp *kubeproxy.ServicePort) string {
+	return sp.Namespace + "/" + sp.Name + "/" + strings.ToLower(sp.Protocol) + "/" + sp.PortName
+}
+
+func sameIdentity(a, b *kubeproxy.ServicePort) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.PortName == b.PortName &&
+		strings.EqualFold(a.Protocol, b.Protocol)
+}
+
+// samePort is reflect.DeepEqual for ServicePorts, without reflection (a test checks it
+// sees every field).
+func samePort(a, b *kubeproxy.ServicePort) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.PortName == b.PortName &&
+		a.Protocol == b.Protocol && a.ClusterIP == b.ClusterIP && a.Port == b.Port &&
+		a.NodePort == b.NodePort && a.ExternalLocal == b.ExternalLocal &&
+		a.InternalLocal == b.InternalLocal && a.HealthCheckNodePort == b.HealthCheckNodePort &&
+		a.AffinityClientIP == b.AffinityClientIP && a.AffinitySeconds == b.AffinitySeconds &&
+		slices.Equal(a.LoadBalancerIPs, b.LoadBalancerIPs) && slices.Equal(a.ExternalIPs, b.ExternalIPs) &&
+		slices.Equal(a.LoadBalancerSourceRanges, b.LoadBalancerSourceRanges) &&
+		slices.Equal(a.Endpoints, b.Endpoints) &&
+		(a.LoadBalancerIPs == nil) == (b.LoadBalancerIPs == nil) &&
+		(a.ExternalIPs == nil) == (b.ExternalIPs == nil) &&
+		(a.LoadBalancerSourceRanges == nil) == (b.LoadBalancerSourceRanges == nil) &&
+		(a.Endpoints == nil) == (b.Endpoints == nil)
+}
+
+// before is kubeproxy.SortPorts' order of two fragments.
+func (f *fragment) before(g *fragment) bool {
+	return cmp.Or(strings.Compare(f.in.ServicePortName(), g.in.ServicePortName()),
+		strings.Compare(strings.ToLower(f.in.Protocol), strings.ToLower(g.in.Protocol))) < 0
+}
+
+// change is one port replaced: old or new is nil for a port added or removed.
+type change struct{ old, new *fragment }
+
+// Update brings the model to ports and returns the nft -f commands that turn the table
+// it held into the one it holds now (what Diff returns for the two), nil when nothing
+// changed. ok is false on the first Update: there was no table to change, and the
+// caller writes the whole Ruleset (Full).
+func (m *Model) Update(ports []kubeproxy.ServicePort) (delta []byte, ok bool) {
+	if m.rs == nil || m.degenerate {
+		prev := m.rs
+		m.rebuild(ports)
+		if prev == nil {
+			return nil, false
+		}
+		return Diff(prev, m.rs), true
+	}
+	changes, dup := m.changes(ports)
+	if dup {
+		prev := m.rs
+		m.rebuild(ports)
+		return Diff(prev, m.rs), true
+	}
+	if len(changes) == 0 {
+		return nil, true
+	}
+	return m.apply(changes), true
+}
+
+// changes compares ports with the last ones: first index by index (the common case),
+// else by key. dup is true when ports holds a key twice.
+func (m *Model) changes(ports []kubeproxy.ServicePort) (changes []change, dup bool) {
+	if len(ports) == len(m.order) {
+		var at []int
+		same := true
+		for i := range ports {
+			f := m.order[i]
+			if samePort(&ports[i], &f.in) {
+				continue
+			}
+			if !sameIdentity(&ports[i], &f.in) {
+				same = false
+				break
+			}
+			at = append(at, i)
+		}
+		if same {
+			for _, i := range at {
+				nf := m.newFragment(&ports[i])
+				changes = append(changes, change{old: m.order[i], new: nf})
+				m.order[i] = nf
+			}
+			return changes, false
+		}
+	}
+	seen := make(map[string]*fragment, len(ports))
+	order := make([]*fragment, len(ports))
+	for i := range ports {
+		sp := &ports[i]
+		key := portKey(sp)
+		if seen[key] != nil {
+			return nil, true
+		}
+		f := m.byKey[key]
+		if f == nil || !samePort(sp, &f.in) {
+			nf := m.newFragment(sp)
+			changes = append(changes, change{old: f, new: nf})
+			f = nf
+		}
+		seen[key] = f
+		order[i] = f
+	}
+	for key, f := range m.byKey {
+		if seen[key] == nil {
+			changes = append(changes, change{old: f})
+		}
+	}
+	m.order = order
+	return changes, false
+}
+
+func (m *Model) newFragment(sp *kubeproxy.ServicePort) *fragment { return renderFragment(m.node, sp) }
+
+// rebuild renders ports from nothing.
+func (m *Model) rebuild(ports []kubeproxy.ServicePort) {
+	m.rs = renderBase(m.node)
+	m.byKey = make(map[string]*fragment, len(ports))
+	m.owners = map[elemRef][]*fragment{}
+	m.order = make([]*fragment, len(ports))
+	m.degenerate = false
+	for i := range ports {
+		f := m.newFragment(&ports[i])
+		if m.byKey[f.key] != nil {
+			m.degenerate = true
+		}
+		m.byKey[f.key] = f
+		m.order[i] = f
+	}
+	if m.degenerate {
+		m.rs = Render(m.node, ports)
+		m.byKey, m.owners = nil, nil
+		return
+	}
+	sorted := slices.Clone(m.order)
+	slices.SortStableFunc(sorted, func(a, b *fragment) int {
+		if a.before(b) {
+			return -1
+		}
+		if b.before(a) {
+			return 1
+		}
+		return 0
+	})
+	for _, f := range sorted {
+		for n, c := range f.rs.Chains {
+			m.rs.Chains[n] = c
+		}
+		for n, c := range f.rs.Containers {
+			if !isShared(n) {
+				m.rs.Containers[n] = c
+				continue
+			}
+			dst := m.rs.Containers[n]
+			for k, e := range c.Elements {
+				dst.Elements[k] = e // later ports win
+				r := elemRef{n, k}
+				m.owners[r] = append(m.owners[r], f)
+			}
+		}
+	}
+}
+
+// apply makes changes in the Ruleset and writes them as Diff would.
+func (m *Model) apply(changes []change) []byte {
+	var addedSets, changedChains, staleChains []string
+	deletedSets := map[string]*Container{}
+	prevChains := map[string]*Chain{}
+	touched := map[elemRef]bool{}
+	for _, ch := range changes {
+		var oldRS, newRS *Ruleset
+		if ch.old != nil {
+			oldRS = ch.old.rs
+			delete(m.byKey, ch.old.key)
+		}
+		if ch.new != nil {
+			newRS = ch.new.rs
+			m.byKey[ch.new.key] = ch.new
+		}
+		if oldRS != nil {
+			for n := range oldRS.Chains {
+				if newRS == nil || newRS.Chains[n] == nil {
+					delete(m.rs.Chains, n)
+					staleChains = append(staleChains, n)
+				}
+			}
+			for n, c := range oldRS.Containers {
+				if isShared(n) {
+					for k := range c.Elements {
+						r := elemRef{n, k}
+						m.owners[r] = slices.DeleteFunc(m.owners[r], func(f *fragment) bool { return f == ch.old })
+						touched[r] = true
+					}
+				} else if newRS == nil || newRS.Containers[n] == nil {
+					deletedSets[n] = c
+					delete(m.rs.Containers, n)
+				}
+			}
+		}
+		if newRS != nil {
+			for n, c := range newRS.Chains {
+				old := m.rs.Chains[n]
+				if old == nil || old.Base != c.Base || old.Comment != c.Comment || !slices.Equal(old.Rules, c.Rules) {
+					changedChains = append(changedChains, n)
+					prevChains[n] = old
+				}
+				m.rs.Chains[n] = c
+			}
+			for n, c := range newRS.Containers {
+				if isShared(n) {
+					for k := range c.Elements {
+						r := elemRef{n, k}
+						m.owners[r] = append(m.owners[r], ch.new)
+						touched[r] = true
+					}
+				} else if m.rs.Containers[n] == nil {
+					addedSets = append(addedSets, n)
+					m.rs.Containers[n] = c
+				} else {
+					m.rs.Containers[n] = c
+				}
+			}
+		}
+	}
+	// Elements: the owner last in sort order gives the value.
+	type elemChange struct {
+		container, key string
+		old, new       *Element
+	}
+	var elems []elemChange
+	for r := range touched {
+		dst := m.rs.Containers[r.container]
+		old, had := dst.Elements[r.key]
+		owners := m.owners[r]
+		if len(owners) == 0 {
+			delete(m.owners, r)
+			if had {
+				delete(dst.Elements, r.key)
+				elems = append(elems, elemChange{r.container, r.key, &old, nil})
+			}
+			continue
+		}
+		win := owners[0]
+		for _, f := range owners[1:] {
+			if win.before(f) {
+				win = f
+			}
+		}
+		e := win.rs.Containers[r.container].Elements[r.key]
+		if had && old == e {
+			continue
+		}
+		dst.Elements[r.key] = e
+		ec := elemChange{container: r.container, key: r.key, new: &e}
+		if had {
+			ec.old = &old
+		}
+		elems = append(elems, ec)
+	}
+
+	var w writer
+	slices.Sort(addedSets)
+	for _, n := range addedSets {
+		w.addContainer(m.rs.Containers[n])
+	}
+	slices.Sort(changedChains)
+	for _, n := range changedChains {
+		w.addChain(m.rs.Chains[n])
+		if prevChains[n] != nil {
+			w.line("flush chain ", prefix, n)
+		}
+	}
+	for _, n := range changedChains {
+		w.rules(m.rs.Chains[n])
+	}
+	// Per container in name order: deletions, then additions and changes, by key.
+	slices.SortFunc(elems, func(a, b elemChange) int {
+		ga, gb := 0, 0
+		if a.new != nil {
+			ga = 1
+		}
+		if b.new != nil {
+			gb = 1
+		}
+		return cmp.Or(strings.Compare(a.container, b.container), ga-gb, strings.Compare(a.key, b.key))
+	})
+	for _, ec := range elems {
+		if ec.old != nil {
+			w.deleteElement(ec.container, *ec.old)
+		}
+		if ec.new != nil {
+			w.addElement(ec.container, *ec.new)
+		}
+	}
+	slices.Sort(staleChains)
+	for _, n := range staleChains {
+		w.line("flush chain ", prefix, n)
+	}
+	for _, n := range staleChains {
+		w.line("delete chain ", prefix, n)
+	}
+	for _, n := range slices.Sorted(maps.Keys(deletedSets)) {
+		kind := "set"
+		if deletedSets[n].Map {
+			kind = "map"
+		}
+		w.line("delete ", kind, " ", prefix, n)
+	}
+	if w.Len() == 0 {
+		return nil
+	}
+	return w.Bytes()
+}

@@ -1,0 +1,203 @@
+package nftables
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+)
+
+// checkModel updates m to ports and compares it with Render and Diff from prev.
+func checkModel(t *testing.T, step string, m *Model, prev *Ruleset, ports []kubeproxy.ServicePort) *Ruleset {
+	t.Helper()
+	delta, ok := m.Update(ports)
+	want := Render(testNode, ports)
+	if d := cmp.Diff(string(Dump(want)), string(Dump(m.Ruleset()))); d != "" {
+		t.Fatalf("%s: model differs from Render (-Render +Model):\n%s", step, d)
+	}
+	if prev == nil {
+		if ok || delta != nil {
+			t.Fatalf("%s: first Update gave a delta", step)
+		}
+		return want
+	}
+	if !ok {
+		t.Fatalf("%s: no delta after the first Update", step)
+	}
+	if d := cmp.Diff(string(Diff(prev, want)), string(delta)); d != "" {
+		t.Fatalf("%s: delta differs from Diff (-Diff +Model):\n%s", step, d)
+	}
+	return want
+}
+
+func TestModelEqualsRenderAndDiff(t *testing.T) {
+	m := NewModel(testNode)
+	ports := overallPorts()
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"first", func() {}},
+		{"same", func() {}},
+		{"endpoint not ready, in place", func() { ports[2].Endpoints[0].Ready = false }},
+		{"endpoint added", func() { ports[2].Endpoints = append(ports[2].Endpoints, ep("10.180.0.9", 80, "test-node")) }},
+		{"affinity off", func() { ports[1].AffinityClientIP = false }},
+		{"affinity on", func() { ports[1].AffinityClientIP = true }},
+		{"svc3 goes", func() { ports = slices.Delete(ports, 3, 4) }},
+		{"second port of svc6 (shares cluster-ips)", func() {
+			extra := ports[0]
+			extra.PortName, extra.Port = "p443", 443
+			extra.Endpoints = []kubeproxy.Endpoint{ep("10.180.0.60", 443, "")}
+			ports = append(ports, extra)
+		}},
+		{"source range in place", func() { ports[1].LoadBalancerSourceRanges[0] = "198.51.100.0/24" }},
+		{"order changed", func() { slices.Reverse(ports) }},
+		{"first port of svc6 goes", func() {
+			ports = slices.DeleteFunc(ports, func(p kubeproxy.ServicePort) bool { return p.Name == "svc6" && p.PortName == "p80" })
+		}},
+		{"the same port twice", func() { ports = append(ports, ports[0]) }},
+		{"twice, changed", func() { ports[len(ports)-1].Endpoints = nil }},
+		{"back to once", func() { ports = ports[:len(ports)-1] }},
+		{"two Services, one ClusterIP", func() {
+			dup := ports[0]
+			dup.Namespace = "ns0"
+			ports = append(ports, dup)
+		}},
+		{"the earlier one changes", func() { ports[0].Endpoints = nil }},
+		{"the later one goes", func() { ports = ports[:len(ports)-1] }},
+		{"all gone", func() { ports = nil }},
+		{"all back", func() { ports = overallPorts() }},
+	}
+	var prev *Ruleset
+	for _, s := range steps {
+		s.do()
+		prev = checkModel(t, s.name, m, prev, ports)
+	}
+}
+
+// A random walk over a few dozen Services: endpoints come and go, policies, ports and
+// Services change, the list is reordered; after every step the model is Render's table
+// and its commands are Diff's.
+func TestModelRandomWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 1))
+	var ports []kubeproxy.ServicePort
+	newPort := func(i int) kubeproxy.ServicePort {
+		sp := kubeproxy.ServicePort{Namespace: "ns" + strconv.Itoa(i%3), Name: "svc" + strconv.Itoa(i%7),
+			PortName: "p" + strconv.Itoa(i%2), Protocol: []string{"TCP", "UDP"}[rng.IntN(2)],
+			ClusterIP: "172.30.0." + strconv.Itoa(1+i%9), Port: int32(80 + i%2)}
+		if rng.IntN(2) == 0 {
+			sp.NodePort = int32(30000 + rng.IntN(5))
+		}
+		if rng.IntN(3) == 0 {
+			sp.LoadBalancerIPs = []string{"1.2.3." + strconv.Itoa(rng.IntN(3))}
+			if rng.IntN(2) == 0 {
+				sp.LoadBalancerSourceRanges = []string{"203.0.113.0/25"}
+			}
+		}
+		if rng.IntN(4) == 0 {
+			sp.ExternalIPs = []string{"192.168.99." + strconv.Itoa(rng.IntN(3))}
+		}
+		sp.ExternalLocal = rng.IntN(3) == 0
+		sp.InternalLocal = rng.IntN(4) == 0
+		if rng.IntN(3) == 0 {
+			sp.AffinityClientIP, sp.AffinitySeconds = true, 10800
+		}
+		for range rng.IntN(4) {
+			sp.Endpoints = append(sp.Endpoints, ep("10.180.0."+strconv.Itoa(rng.IntN(6)), 80, []string{"", "test-node"}[rng.IntN(2)]))
+		}
+		return sp
+	}
+	for i := range 12 {
+		ports = append(ports, newPort(i))
+	}
+	m := NewModel(testNode)
+	var prev *Ruleset
+	for step := range 400 {
+		switch r := rng.IntN(10); {
+		case step == 0:
+		case r < 4 && len(ports) > 0: // an endpoint changes in place
+			p := &ports[rng.IntN(len(ports))]
+			if len(p.Endpoints) > 0 {
+				e := &p.Endpoints[rng.IntN(len(p.Endpoints))]
+				e.Ready = !e.Ready
+				e.Serving, e.Terminating = rng.IntN(2) == 0, rng.IntN(2) == 0
+			} else {
+				p.Endpoints = append(p.Endpoints, ep("10.180.0.7", 80, ""))
+			}
+		case r < 6 && len(ports) > 0: // a port replaced
+			i := rng.IntN(len(ports))
+			ports[i] = newPort(rng.IntN(40))
+		case r < 7: // a port added
+			ports = append(ports, newPort(rng.IntN(40)))
+		case r < 8 && len(ports) > 0: // a port removed
+			i := rng.IntN(len(ports))
+			ports = slices.Delete(ports, i, i+1)
+		case r < 9:
+			rng.Shuffle(len(ports), func(i, j int) { ports[i], ports[j] = ports[j], ports[i] })
+		default: // nothing changed
+		}
+		prev = checkModel(t, "step "+strconv.Itoa(step), m, prev, ports)
+	}
+}
+
+// samePort must see every field of a ServicePort and an Endpoint: changing any one makes
+// two ports differ.
+func TestSamePortSeesEveryField(t *testing.T) {
+	base := overallPorts()[1] // svc5: every slice set
+	base.ExternalIPs = []string{"192.168.99.1"}
+	check := func(path string, change func(p *kubeproxy.ServicePort)) {
+		p := base
+		p.LoadBalancerIPs = slices.Clone(base.LoadBalancerIPs)
+		p.ExternalIPs = slices.Clone(base.ExternalIPs)
+		p.LoadBalancerSourceRanges = slices.Clone(base.LoadBalancerSourceRanges)
+		p.Endpoints = slices.Clone(base.Endpoints)
+		if !samePort(&base, &p) {
+			t.Fatalf("a copy differs")
+		}
+		change(&p)
+		if samePort(&base, &p) {
+			t.Errorf("samePort misses a change of %s", path)
+		}
+	}
+	st := reflect.TypeOf(base)
+	for i := range st.NumField() {
+		f := st.Field(i)
+		check(f.Name, func(p *kubeproxy.ServicePort) {
+			fv := reflect.ValueOf(p).Elem().Field(i)
+			switch fv.Kind() {
+			case reflect.String:
+				fv.SetString(fv.String() + "x")
+			case reflect.Int32:
+				fv.SetInt(fv.Int() + 1)
+			case reflect.Bool:
+				fv.SetBool(!fv.Bool())
+			case reflect.Slice:
+				fv.Set(reflect.Append(fv, reflect.Zero(fv.Type().Elem())))
+			default:
+				t.Fatalf("field %s: kind %s not covered by this test", f.Name, fv.Kind())
+			}
+		})
+	}
+	et := reflect.TypeOf(kubeproxy.Endpoint{})
+	for i := range et.NumField() {
+		f := et.Field(i)
+		check("Endpoints[0]."+f.Name, func(p *kubeproxy.ServicePort) {
+			fv := reflect.ValueOf(&p.Endpoints[0]).Elem().Field(i)
+			switch fv.Kind() {
+			case reflect.String:
+				fv.SetString(fv.String() + "x")
+			case reflect.Int32:
+				fv.SetInt(fv.Int() + 1)
+			case reflect.Bool:
+				fv.SetBool(!fv.Bool())
+			default:
+				t.Fatalf("endpoint field %s: kind %s not covered by this test", f.Name, fv.Kind())
+			}
+		})
+	}
+}
