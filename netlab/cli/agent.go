@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 
@@ -154,8 +155,14 @@ func newAgentController() *cobra.Command {
 
 func newAgentIngress() *cobra.Command {
 	var cfg agent.IngressConfig
-	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: runAgent(agent.RunIngress, &cfg)}
+	var procs int
+	run := runAgent(agent.RunIngress, &cfg)
+	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
+		runtime.GOMAXPROCS(agent.IngressProcs(procs, cmd.Flags().Changed("procs")))
+		return run(cmd, args)
+	}}
 	f := cmd.Flags()
+	f.IntVar(&procs, "procs", 0, "Go processors for the proxy (GOMAXPROCS; default: the GOMAXPROCS environment variable, or half the CPUs, at least 1)")
 	f.StringVar(&cfg.Lab, "lab", "", "lab name")
 	f.StringVar(&cfg.Node, "node", "", "node name")
 	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")

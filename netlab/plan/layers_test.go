@@ -3,6 +3,7 @@ package plan
 import (
 	"go/build"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -92,6 +93,16 @@ func TestLayers(t *testing.T) {
 	for _, dir := range dirs {
 		if _, ok := layers[dir]; !ok {
 			t.Errorf("package netlab/%s has no row in layers (layers_test.go) and docs/architecture.md: say which floor it is on and what it may import", dir)
+		}
+	}
+	// The map a newcomer reads has the same rows.
+	if doc, err := os.ReadFile("../../docs/architecture.md"); err != nil {
+		t.Error(err)
+	} else {
+		for pkg := range layers {
+			if !strings.Contains(string(doc), "\n| netlab/"+pkg+" |") {
+				t.Errorf("docs/architecture.md has no row for netlab/%s", pkg)
+			}
 		}
 	}
 	forbidden := map[string]bool{"os/exec": true, "unsafe": true} // syscall is fine for error numbers
