@@ -306,6 +306,13 @@ HAPROXY_PID=$!
 nginx_pids+=("$HAPROXY_PID")
 log "haproxy ingress in $node_ns on :$HAPROXY_PORT (pid $HAPROXY_PID)"
 
+# The LB's wan filter lets clients reach the nodes' ingress ports (80, 443) and nothing
+# else: open the reference proxies' two ports on node-1 too (a rule in the lab's own LB
+# namespace, gone with the lab).
+lb_ns=$(st '.loadBalancer.namespace')
+ip netns exec "$lb_ns" iptables -n -L NETLAB-WAN-FILTER >/dev/null 2>&1 &&
+  ip netns exec "$lb_ns" iptables -I NETLAB-WAN-FILTER 1 -d "$node_ip" -p tcp -m multiport --dports "$NGINX_PORT,$HAPROXY_PORT" \
+  -m comment --comment "bench-l7: the reference proxies" -j RETURN
 declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/")
 declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80")
 declare -A MODENAME=([ka]="keep-alive" [close]="Connection: close")

@@ -50,7 +50,8 @@ if [ "$NETLAB" = bin/netlab ]; then
   GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
   if [ ! -x bin/netlab ] || [ ! -x bin/netlab-pod ] || [ -n "$(find cmd netlab go.mod go.sum -newer bin/netlab \( -name '*.go' -o -name 'go.*' -o -name '*.yaml' \) -print -quit)" ]; then
     log "building bin/netlab"
-    "$GO" build -o bin/ ./cmd/netlab ./cmd/netlab-pod
+    "$GO" build -o bin/ ./cmd/netlab
+    CGO_ENABLED=0 "$GO" build -o bin/ ./cmd/netlab-pod # static, as make build links it
   fi
 fi
 [ -x "$NETLAB" ] || die "$NETLAB is not executable"

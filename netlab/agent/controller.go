@@ -81,6 +81,14 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	// scale, rollout): new pods are probed from then on, pods that left are forgotten,
 	// and the others keep their readiness.
 	probing := map[string]context.CancelFunc{}
+	// The pods that reported to up that they serve, and still run the process that did,
+	// are ready from the start, as Kubernetes takes a started container; they are probed
+	// from then on as any ready pod.
+	probes.setPods(len(p.Pods))
+	for pod, at := range reportedReady(dir, p, log) {
+		ready[pod], seen[pod] = true, true
+		record.report(pod, at)
+	}
 	followPlan := func() {
 		probes.setPods(len(p.Pods))
 		in := map[string]bool{}
@@ -90,7 +98,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			if probing[pod.Name] == nil {
 				pctx, cancel := context.WithCancel(ctx)
 				probing[pod.Name] = cancel
-				go probes.loop(pctx, pod, nodeNS[pod.Node])
+				go probes.loop(pctx, pod, nodeNS[pod.Node], ready[pod.Name])
 			}
 		}
 		for name, cancel := range probing {

@@ -2,10 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
@@ -44,15 +48,21 @@ func (pr *prober) setPods(n int) { pr.steady.Store(int64(steadyPeriod(n, pr.cfg.
 
 // loop probes one pod and reports each result: every success, and a failure when it
 // makes the pod not ready (a hard failure at once, others after softFailures in a row).
-func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string) {
+// A pod already ready (it reported so) is first probed within a steady period, at a
+// random moment, so that the pods of a big lab are not probed in step.
+func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string, ready bool) {
 	fast := pr.cfg.Interval
 	if d, err := time.ParseDuration(pod.Probe.Period); err == nil && d > 0 && d < fast {
 		fast = d // the plan's period, when it asks for quicker probes
 	}
-	timer := time.NewTimer(0)
+	first := time.Duration(0)
+	spread := true
+	if ready {
+		first, spread = fast+rand.N(max(fast, time.Duration(pr.steady.Load()))), false
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	soft := 0
-	spread := true
 	for {
 		select {
 		case <-timer.C:
@@ -114,6 +124,14 @@ func (rr *readinessRecord) observe(r probeResult) {
 	rr.pods[r.pod] = pr
 }
 
+// report takes a pod's own report that it serves, received at.
+func (rr *readinessRecord) report(pod string, at time.Time) {
+	pr := rr.pods[pod]
+	pr.Reported = at.UTC()
+	pr.Reason = ""
+	rr.pods[pod] = pr
+}
+
 // forget drops a pod that left the plan.
 func (rr *readinessRecord) forget(pod string) { delete(rr.pods, pod) }
 
@@ -140,4 +158,46 @@ func (rr *readinessRecord) write(p *plan.Plan, isReady func(string) bool, nodeRe
 	}
 	rr.written = now
 	return nil
+}
+
+// reportedReady reads up's list of the pods that reported they serve (rundir.Reported) and
+// returns, with when they did, those it can take as ready: the echo agent's pods (it
+// answers every request on every TCP port it listens on, so their readiness probe passes
+// once it listens; not the cluster DNS, whose readiness is its own), whose probe is on one
+// of those ports or is "the process runs", and that still run the process that reported.
+func reportedReady(dir rundir.Dir, p *plan.Plan, log *slog.Logger) map[string]time.Time {
+	rep, err := dir.ReadReported()
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("pods' ready reports not used", "err", err)
+		}
+		return nil
+	}
+	out := map[string]time.Time{}
+	for _, pod := range p.Pods {
+		r, ok := rep.Pods[pod.Name]
+		if !ok || pod.Agent != "" || pod.Terminating || !probeServedByEcho(pod) {
+			continue
+		}
+		if r.Start == "" || kernel.StartTime(r.PID) != r.Start || !kernel.Alive(r.PID) {
+			continue // not the process that reported any more
+		}
+		out[pod.Name] = r.At
+	}
+	log.Info("pods ready as they reported", "pods", len(out), "of", len(p.Pods))
+	return out
+}
+
+// probeServedByEcho says whether the echo agent passes pod's readiness probe as soon as it
+// listens: a TCP or HTTP probe on one of its TCP ports, or a probe of its process.
+func probeServedByEcho(pod plan.Pod) bool {
+	if pod.Probe.Type == "exec" || pod.Probe.Port == 0 {
+		return true
+	}
+	for _, cp := range pod.Ports {
+		if cp.Port == pod.Probe.Port && cp.Protocol == "TCP" {
+			return true
+		}
+	}
+	return false
 }

@@ -2,9 +2,12 @@ package agent
 
 import (
 	"errors"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
@@ -92,5 +95,47 @@ func TestReadinessRecordWrite(t *testing.T) {
 	}
 	if rec, _ = d.ReadReadiness(); len(rec.Pods) != 2 {
 		t.Errorf("pods after w-3 left: %v", rec.Pods)
+	}
+}
+
+// The controller takes as ready from the start only the pods whose own report it can
+// trust: the echo agent's, with a probe the echo passes once it listens, still run by the
+// process that reported.
+func TestReportedReady(t *testing.T) {
+	d := rundir.At(t.TempDir())
+	self := os.Getpid()
+	start := kernel.StartTime(self)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	tcp := []plan.ContainerPort{{Port: 8080, Protocol: "TCP"}}
+	p := &plan.Plan{Pods: []plan.Pod{
+		{Name: "echo", Ports: tcp, Probe: plan.Probe{Type: "tcp", Port: 8080}},
+		{Name: "http", Ports: tcp, Probe: plan.Probe{Type: "http", Port: 8080, Path: "/ready"}},
+		{Name: "udp", Ports: []plan.ContainerPort{{Port: 53, Protocol: "UDP"}}, Probe: plan.Probe{Type: "exec"}},
+		{Name: "otherport", Ports: tcp, Probe: plan.Probe{Type: "http", Port: 9090, Path: "/"}},
+		{Name: "dns", Agent: "dns", Ports: tcp, Probe: plan.Probe{Type: "http", Port: 8080, Path: "/ready"}},
+		{Name: "restarted", Ports: tcp, Probe: plan.Probe{Type: "tcp", Port: 8080}},
+		{Name: "silent", Ports: tcp, Probe: plan.Probe{Type: "tcp", Port: 8080}},
+	}}
+	log := slog.New(slog.DiscardHandler)
+	if got := reportedReady(d, p, log); len(got) != 0 {
+		t.Fatalf("no report: %v", got)
+	}
+	rep := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
+	for _, n := range []string{"echo", "http", "udp", "otherport", "dns"} {
+		rep.Pods[n] = rundir.ReportedPod{PID: self, Start: start, At: at}
+	}
+	rep.Pods["restarted"] = rundir.ReportedPod{PID: self, Start: start + "0", At: at}
+	if err := d.WriteReported(rep); err != nil {
+		t.Fatal(err)
+	}
+	got := reportedReady(d, p, log)
+	want := []string{"echo", "http", "udp"}
+	if len(got) != len(want) {
+		t.Errorf("ready from reports: %v, want %v", got, want)
+	}
+	for _, n := range want {
+		if !got[n].Equal(at) {
+			t.Errorf("%s: reported at %v, want %v", n, got[n], at)
+		}
 	}
 }

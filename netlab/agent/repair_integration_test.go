@@ -10,7 +10,6 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
-	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 // `iptables -t nat -F` in a node: kube-proxy sees its jumps gone and resyncs in full; the
@@ -89,8 +88,7 @@ func TestIntegrationLinkDownUpRepaired(t *testing.T) {
 // nothing missing (the iptables jumps are not this mode's).
 func TestIntegrationNFTFlushRepaired(t *testing.T) {
 	labtest.RequireRoot(t)
-	yaml := strings.Replace(string(scenario.DefaultYAML()), "  clients:\n", "  kubeProxy: {mode: nftables}\n  clients:\n", 1)
-	p := labtest.Up(t, "healnft", yaml)
+	p := labtest.UpWith(t, "healnft", "", labtest.NFTables)
 	if !p.NFTables() {
 		t.Fatal("the lab is not in nftables mode")
 	}

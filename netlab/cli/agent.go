@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 
@@ -154,8 +155,14 @@ func newAgentController() *cobra.Command {
 
 func newAgentIngress() *cobra.Command {
 	var cfg agent.IngressConfig
-	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: runAgent(agent.RunIngress, &cfg)}
+	var procs int
+	run := runAgent(agent.RunIngress, &cfg)
+	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
+		runtime.GOMAXPROCS(agent.IngressProcs(procs, cmd.Flags().Changed("procs")))
+		return run(cmd, args)
+	}}
 	f := cmd.Flags()
+	f.IntVar(&procs, "procs", 0, "Go processors for the proxy (GOMAXPROCS; default: the GOMAXPROCS environment variable, or half the CPUs, at least 1)")
 	f.StringVar(&cfg.Lab, "lab", "", "lab name")
 	f.StringVar(&cfg.Node, "node", "", "node name")
 	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
@@ -216,20 +223,15 @@ func newAgentSupervisor() *cobra.Command {
 // dropPrivileges leaves an agent inside a lab namespace only the capabilities its role
 // needs, with NoNewPrivs: the pod echo and the ingress parse what clients send.
 func dropPrivileges(cmd *cobra.Command) error {
-	var keep uint64
-	switch cmd.Name() {
-	case "pod":
+	args := []string{"agent", cmd.Name()}
+	if cmd.Name() == "pod" {
 		ports, _ := cmd.Flags().GetStringArray("port")
 		for _, p := range ports {
-			if ps, err := agent.ParsePortSpec(p); err == nil && ps.Port < 1024 {
-				keep = privs.Mask(privs.NetBindService)
-			}
+			args = append(args, "--port", p)
 		}
-	case "ingress", "dns":
-		keep = privs.Mask(privs.NetBindService)
-	case "kube-proxy", "lb":
-		keep = privs.Mask(privs.NetAdmin, privs.NetRaw)
-	default:
+	}
+	keep, restrict := privs.ForAgent(args)
+	if !restrict {
 		return nil
 	}
 	var fds []int

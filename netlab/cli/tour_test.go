@@ -37,10 +37,7 @@ import (
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/cli"
-	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
-	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -322,7 +319,6 @@ type tourRun struct {
 	root string            // the checkout
 	labs map[string]string // the tour's lab names → this run's
 	cur  string            // the lab commands find by themselves (the last one brought up)
-	up   map[string]bool   // the labs an up command ran for
 	jobs []*tourJob
 }
 
@@ -501,7 +497,6 @@ func (r *tourRun) do(b *tourBlock, i int) {
 	}
 	if upCommand.MatchString(c.text) {
 		r.cur = r.labs[r.labOf(c.text)]
-		r.up[r.cur] = true
 	}
 	deadline := time.Now().Add(c.expect.retry)
 	for {
@@ -570,7 +565,7 @@ func TestIntegrationTour(t *testing.T) {
 	if err := os.Symlink(filepath.Join(root, "scenarios"), filepath.Join(dir, "scenarios")); err != nil {
 		t.Fatal(err)
 	}
-	r := &tourRun{t: t, dir: dir, root: root, labs: map[string]string{}, up: map[string]bool{}}
+	r := &tourRun{t: t, dir: dir, root: root, labs: map[string]string{}}
 	// The labs the tour brings up, each under a unique name, down at the end even on failure.
 	for _, b := range blocks {
 		for _, c := range b.cmds {
@@ -589,16 +584,8 @@ func TestIntegrationTour(t *testing.T) {
 				<-j.done
 			}
 		}
-		for tourName, l := range r.labs {
-			if t.Failed() && r.up[l] {
-				labtest.ExportLogs(t, l)
-			}
-			if err := lab.Down(l, nil); err != nil {
-				t.Errorf("down %s (the tour's %s): %v", l, tourName, err)
-			}
-			if left, _ := kernel.ListNetns(plan.NetnsName(l, "")); len(left) > 0 {
-				t.Errorf("namespaces left after down: %v", left)
-			}
+		for _, l := range r.labs {
+			labtest.Remove(t, l)
 		}
 	})
 	n := 0

@@ -34,55 +34,6 @@ import (
 
 func TestMain(m *testing.M) { labtest.Main(m) }
 
-const scenarioYAML = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec: {containers: [{name: api, ports: [{name: http, containerPort: 8080}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: cart, namespace: shop}
-spec:
-  selector: {matchLabels: {app: cart}}
-  template:
-    metadata: {labels: {app: cart}}
-    spec: {containers: [{name: cart, ports: [{containerPort: 8080}]}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api}
-spec: {selector: {app: api}, ports: [{name: http, port: 80, targetPort: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: cart, namespace: shop}
-spec: {selector: {app: cart}, ports: [{port: 80, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api-pods}
-spec: {clusterIP: None, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: search}
-spec: {type: ExternalName, externalName: search.example.com}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: app}
-spec:
-  rules:
-  - host: app.example
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}]}
-`
-
 // query asks the server at addr (ip:port) from inside ns over network (udp or tcp).
 func query(ns, network, addr, name string, qtype uint16) (*mdns.Msg, error) {
 	conn, err := kernel.DialIn(ns, network, addr, 2*time.Second)
@@ -127,7 +78,7 @@ func clusterIP(p *plan.Plan, ns, name string) string {
 
 func TestIntegrationClusterDNS(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "dns", scenarioYAML)
+	p := labtest.Up(t, "dns", labtest.Fixture(t, "dns.yaml"))
 	pods := podsByName(p)
 	if pods["coredns-1"].Node == pods["coredns-2"].Node {
 		t.Errorf("both DNS pods on %s", pods["coredns-1"].Node)
@@ -341,7 +292,7 @@ func TestIntegrationDNSDisabled(t *testing.T) {
 kind: Lab
 spec: {nodes: 1, dns: {enabled: false}}
 ---
-`+strings.SplitN(scenarioYAML, "---", 2)[0])
+`+strings.SplitN(labtest.Fixture(t, "dns.yaml"), "---", 2)[0])
 	if p.DNS != nil {
 		t.Errorf("plan has a cluster DNS: %+v", p.DNS)
 	}

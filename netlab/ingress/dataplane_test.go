@@ -2,10 +2,14 @@ package ingress
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -175,5 +179,77 @@ func TestProxyResponseHeads(t *testing.T) {
 	}
 	if resp, body := doReq(t, c, "GET", px.URL+"/bad", "app.example", nil, nil); resp.StatusCode != 502 {
 		t.Errorf("/bad: %s %q, want 502", resp.Status, body)
+	}
+}
+
+// Bodies of known length larger than the head's buffer go from the upstream socket to the
+// client's through the kernel (splice on plain TCP): they arrive intact, the access log
+// counts every byte, the upstream connection is reused afterwards, and a body cut short
+// by the upstream aborts the client's response instead of completing it.
+func TestProxyLargeKnownLengthBodies(t *testing.T) {
+	const size = 1 << 20
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	var conns atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		if r.URL.Path == "/short" {
+			_, _ = w.Write(body[:100<<10])
+			w.(http.Flusher).Flush()
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	var logBuf syncBuffer
+	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)}), AccessLog: &logBuf}, webAPITable(t))
+	t.Cleanup(h.Close)
+	px := startProxy(t, h)
+	for i := range 2 {
+		resp, got := doReq(t, px.Client(), "GET", px.URL+"/", "app.example", nil, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+			t.Fatalf("request %d: %s, %d bytes, intact %v", i, resp.Status, len(got), bytes.Equal(got, body))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("two sequential requests used %d upstream connections, want 1 (reused)", n)
+	}
+	req, _ := http.NewRequest("GET", px.URL+"/short", nil)
+	req.Host = "app.example"
+	resp, err := px.Client().Do(req)
+	if err == nil {
+		var got []byte
+		got, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("client read a complete response (%d bytes) from one cut at 100 KiB", len(got))
+		}
+	}
+	lines := logBuf.WaitLines(3)
+	if len(lines) != 3 {
+		t.Fatalf("access log: %q", lines)
+	}
+	for i, l := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case i < 2 && (e["bytes"] != float64(size) || e["error"] != nil):
+			t.Errorf("line %d: %v, want %d bytes and no error", i, e, size)
+		case i == 2 && (e["status"] != float64(200) || !strings.Contains(fmt.Sprint(e["error"]), "aborted")):
+			t.Errorf("cut body logged as %v", e)
+		}
 	}
 }

@@ -393,22 +393,25 @@ func (h *Handler) roundTrip(ctx context.Context, uc *upConn, r *http.Request, st
 	x.nothingRead = true
 	// The client leaving ends the wait: the upstream's read deadline moves to the past.
 	stop := context.AfterFunc(ctx, func() { _ = uc.nc.SetDeadline(aLongTimeAgo) })
-	defer stop()
+	err := h.writeAndRead(uc, r, st, upgrade, x)
+	if !stop() && err == nil {
+		// The client left as the answer came: the deadline is gone, and so is the client.
+		err = ctx.Err()
+	}
+	return err
+}
+
+func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrade string, x *exchange) error {
 	if err := h.writeRequest(uc.bw, r, st, upgrade); err != nil {
 		return err
 	}
 	if st.body != nil && st.body.err != nil {
 		return st.body.err
 	}
-	_ = uc.nc.SetReadDeadline(time.Now().Add(h.timeout))
-	if err := x.readHead(uc.br, r.Method); err != nil {
-		return err
-	}
-	_ = uc.nc.SetReadDeadline(time.Time{})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
+	// The deadline stays armed after the head (most answers are in the head's buffer
+	// already); whoever reads the body from the socket clears it first.
+	uc.armDeadline(time.Now(), h.timeout)
+	return x.readHead(uc.br, r.Method)
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -583,19 +586,24 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 	switch {
 	case noBody:
 	case x.chunked:
+		uc.clearDeadline()
 		cr := httputil.NewChunkedReader(uc.br)
 		err = copyBody(w, cr, true)
 		if err == nil {
 			err = x.readTrailers(uc.br, hdr)
 		}
+	case x.contentLength >= 0 && !x.stream:
+		err = copyKnownLength(w, uc, x.contentLength)
 	case x.contentLength >= 0:
+		uc.clearDeadline()
 		lr := io.LimitedReader{R: uc.br, N: x.contentLength}
-		err = copyBody(w, &lr, x.stream)
+		err = copyBody(w, &lr, true)
 		if err == nil && lr.N > 0 {
 			err = &upstreamBodyError{io.ErrUnexpectedEOF}
 		}
 	default: // delimited by the upstream closing the connection
 		reuse = false
+		uc.clearDeadline()
 		err = copyBody(w, uc.br, true)
 	}
 	if err != nil {
@@ -615,6 +623,54 @@ type upstreamBodyError struct{ err error }
 
 func (e *upstreamBodyError) Error() string { return "upstream body: " + e.err.Error() }
 func (e *upstreamBodyError) Unwrap() error { return e.err }
+
+// spliceMin: below this many bytes left after the head's buffer, a body is copied in user
+// space (the splice set-up costs more than it saves).
+const spliceMin = 8 << 10
+
+// copyKnownLength copies a body of n bytes. What the head's read already buffered goes
+// first; the rest, when the client side is a plain TCP connection whose writer takes an
+// io.ReaderFrom (net/http's HTTP/1 ResponseWriter does), is handed to the kernel:
+// *net.TCPConn.ReadFrom moves it from the upstream socket to the client's with splice(2),
+// through a pipe, without a copy into this process, and as one write per burst that
+// arrived instead of one per 64 KiB buffer. TLS and h2 clients get the buffered copy.
+func copyKnownLength(w *recorder, uc *upConn, n int64) error {
+	if b := int64(uc.br.Buffered()); b > 0 {
+		if b > n {
+			b = n
+		}
+		p, _ := uc.br.Peek(int(b))
+		if _, err := w.Write(p); err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		_, _ = uc.br.Discard(int(b))
+		n -= b
+	}
+	if n == 0 {
+		return nil
+	}
+	uc.clearDeadline()
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	tc, ok2 := uc.nc.(*net.TCPConn)
+	if !ok || !ok2 || n < spliceMin {
+		lr := io.LimitedReader{R: uc.br, N: n}
+		err := copyBody(w, &lr, false)
+		if err == nil && lr.N > 0 {
+			err = &upstreamBodyError{io.ErrUnexpectedEOF}
+		}
+		return err
+	}
+	lr := io.LimitedReader{R: tc, N: n}
+	m, err := rf.ReadFrom(&lr)
+	w.bytes += m
+	if err != nil {
+		return err // either side's: the exchange is aborted all the same
+	}
+	if lr.N > 0 {
+		return &upstreamBodyError{io.ErrUnexpectedEOF}
+	}
+	return nil
+}
 
 // copyBody copies an upstream body to the client; flush sends every piece at once
 // (bodies of unknown length, event streams), as nginx does with buffering off.
@@ -656,6 +712,7 @@ func (h *Handler) switchProtocols(w *recorder, r *http.Request, st *reqState, uc
 	}
 	w.status = http.StatusSwitchingProtocols
 	_ = cc.SetDeadline(time.Time{})
+	uc.clearDeadline()
 	hdr := w.Header()
 	hdr["Connection"] = []string{"Upgrade"}
 	hdr["Upgrade"] = []string{upgrade}
@@ -830,5 +887,6 @@ func (r *recorder) Flush() {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// copyBufs recycles the 32 KiB buffers bodies are copied with.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBufs recycles the 64 KiB buffers bodies are copied with (one read takes whatever
+// a burst brought, up to 64 KiB, and goes out as one write).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}

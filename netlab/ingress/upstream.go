@@ -39,7 +39,12 @@ type upConn struct {
 	addr   string
 	idleAt time.Time
 	reused bool // served a request before this one
-	peek   [1]byte
+	// deadline is the read deadline the connection has (zero: none). The wait for a
+	// response head is bounded by re-arming it only when less than the timeout is left,
+	// so a busy connection pays the runtime's timer update about once per timeout/16
+	// instead of twice per request; the bound is then between the timeout and 17/16 of it.
+	deadline time.Time
+	peek     [1]byte
 }
 
 // pool holds idle upstream connections per address.
@@ -144,6 +149,24 @@ func (c *upConn) close() {
 	}
 }
 
+// armDeadline makes sure the connection's reads end no sooner than d from now.
+func (c *upConn) armDeadline(now time.Time, d time.Duration) {
+	if !c.deadline.IsZero() && c.deadline.Sub(now) >= d {
+		return
+	}
+	c.deadline = now.Add(d + d/16)
+	_ = c.nc.SetReadDeadline(c.deadline)
+}
+
+// clearDeadline removes the read deadline (bodies and upgraded streams take their time).
+func (c *upConn) clearDeadline() {
+	if c.deadline.IsZero() {
+		return
+	}
+	c.deadline = time.Time{}
+	_ = c.nc.SetReadDeadline(time.Time{})
+}
+
 // alive reports whether an idle connection can carry a request: nothing unread in its
 // buffer, and the kernel has neither an EOF nor a reset nor stray bytes for it (one
 // non-blocking MSG_PEEK). An upstream that closed an idle connection is found here, so
@@ -156,6 +179,7 @@ func (c *upConn) alive() bool {
 	if c.rc == nil {
 		return true
 	}
+	c.clearDeadline() // an expired one would fail the peek
 	ok := true
 	err := c.rc.Read(func(fd uintptr) bool {
 		n, _, e := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)

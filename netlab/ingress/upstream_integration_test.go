@@ -14,65 +14,6 @@ import (
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
-// upstreamScenario: one node, 10 echo pods behind Service web, and three Ingresses on it:
-// ep.example in endpoints mode (annotation), svc.example in the lab's default service
-// mode, other.example of another controller's class.
-const upstreamScenario = `apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: up}
-spec:
-  nodes: 1
-  clients: [{name: client}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 10
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: ep
-  annotations: {netlab.dev/upstream: endpoints}
-spec:
-  ingressClassName: netlab
-  rules:
-  - host: ep.example
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: svc}
-spec:
-  rules:
-  - host: svc.example
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: other}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: other.example
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
-`
-
 // TestIntegrationUpstreamModes sends real requests through node-1's ingress over one
 // keep-alive client connection: in endpoints mode 100 requests reach all 10 pods (the
 // ingress balances per request); in service mode they stay on the few pods kube-proxy
@@ -80,7 +21,7 @@ spec:
 // no hosts entry in the client, and status marks it ignored.
 func TestIntegrationUpstreamModes(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "ups", upstreamScenario)
+	p := labtest.Up(t, "ups", labtest.Fixture(t, "upstream-modes.yaml"))
 	cns := plan.NetnsName(p.Lab, "client")
 	url := "http://" + nodeIP(t, p, "node-1") + "/"
 	c := labtest.Client(cns, true)

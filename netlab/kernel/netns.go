@@ -21,9 +21,10 @@ const NetnsDir = "/run/netns"
 func NetnsPath(name string) string { return filepath.Join(NetnsDir, name) }
 
 // Do runs fn on a locked OS thread switched into the named namespace, then switches back.
-// It is the only function that calls setns. Sockets created and processes started by fn
-// belong to that namespace. If the thread cannot be switched back it is never unlocked, so
-// the Go runtime discards it instead of reusing a thread in the wrong namespace.
+// It is the only function that calls setns, with StartConfined (proc.go), whose thread is
+// never reused. Sockets created and processes started by fn belong to that namespace. If
+// the thread cannot be switched back it is never unlocked, so the Go runtime discards it
+// instead of reusing a thread in the wrong namespace.
 func Do(name string, fn func() error) error {
 	target, err := netns.GetFromPath(NetnsPath(name))
 	if err != nil {

@@ -8,11 +8,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,6 +22,37 @@ import (
 // from a thread that Do has switched into ns. The caller sets cmd's files and SysProcAttr.
 func Start(ns string, cmd *exec.Cmd) error {
 	return Do(ns, func() error { return cmd.Start() })
+}
+
+// StartConfined starts cmd as Start does (in the named namespace; ns "" is this process's
+// own), but from a thread that confine has first changed for good (its capabilities,
+// NoNewPrivs): the process starts with what the thread has. The thread is never handed
+// back to the Go runtime, which ends it with its goroutine.
+func StartConfined(ns string, cmd *exec.Cmd, confine func() error) error {
+	var target netns.NsHandle = -1
+	if ns != "" {
+		var err error
+		if target, err = netns.GetFromPath(NetnsPath(ns)); err != nil {
+			return fmt.Errorf("open namespace %s: %w", ns, err)
+		}
+		defer target.Close()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+		if ns != "" {
+			if err := netns.Set(target); err != nil {
+				errc <- fmt.Errorf("setns: %w", err)
+				return
+			}
+		}
+		if err := confine(); err != nil {
+			errc <- err
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
 
 // Run runs a command inside ns and returns its combined output.

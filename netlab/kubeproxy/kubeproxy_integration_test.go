@@ -34,163 +34,10 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
-
-const scenarioYAML = `
-apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: kp}
-spec:
-  nodes: [{name: node-1}, {name: node-2}]
-  clients: [{name: client}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: solo}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: solo}}
-  template:
-    metadata: {labels: {app: solo}}
-    spec:
-      containers:
-      - name: solo
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: dns}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: dns}}
-  template:
-    metadata: {labels: {app: dns}}
-    spec:
-      containers:
-      - name: dns
-        image: netlab/echo
-        ports: [{name: dns, containerPort: 5353, protocol: UDP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: sticky}
-spec:
-  selector: {app: web}
-  sessionAffinity: ClientIP
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: solo}
-spec:
-  type: NodePort
-  externalTrafficPolicy: Local
-  selector: {app: solo}
-  ports: [{port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: dns}
-spec:
-  selector: {app: dns}
-  ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-local}
-spec:
-  selector: {app: web}
-  internalTrafficPolicy: Local
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: solo-local}
-spec:
-  selector: {app: solo}
-  internalTrafficPolicy: Local
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: multi}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: multi}}
-  template:
-    metadata: {labels: {app: multi}}
-    spec:
-      containers:
-      - name: multi
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}, {name: admin, containerPort: 9090}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: multi}
-spec:
-  selector: {app: multi}
-  ports:
-  - {name: web, port: 80, targetPort: http}
-  - {name: admin, port: 81, targetPort: 9090}
----
-apiVersion: v1
-kind: Service
-metadata: {name: fixed}
-spec:
-  type: NodePort
-  clusterIP: ` + fixedClusterIP + `
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http, nodePort: ` + fixedNodePort + `}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: none}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: none}}
-  template:
-    metadata: {labels: {app: none}}
-    spec:
-      containers:
-      - name: none
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: empty}
-spec:
-  type: NodePort
-  selector: {app: none}
-  ports: [{name: http, port: 80, targetPort: http}]
-`
 
 // The fixed Service's manifest addresses.
 const fixedClusterIP, fixedNodePort = "10.96.200.200", "30777"
@@ -629,7 +476,7 @@ func servicesSuite(t *testing.T, mode string) {
 		if _, err := lab.KillPod(p.Lab, victim.Name); err != nil {
 			t.Fatal(err)
 		}
-		// The issue's contract: gone from the endpoints within 2 s.
+		// A killed pod is gone from the endpoints within 2 s.
 		deadline := time.Now().Add(2 * time.Second)
 		for readyIn() {
 			if time.Now().After(deadline) {
@@ -672,38 +519,18 @@ func servicesSuite(t *testing.T, mode string) {
 // namespace still routes between the wan and the fabric.
 func up(t *testing.T, mode string) *plan.Plan {
 	t.Helper()
-	yaml, prefix := scenarioYAML, "kp"
+	prefix, tweak := "kp", func(*scenario.Scenario) {}
 	if mode == "nftables" {
-		yaml = strings.Replace(yaml, "  clients: [{name: client}]\n", "  clients: [{name: client}]\n  kubeProxy: {mode: nftables}\n", 1)
-		prefix = "kpn"
+		prefix, tweak = "kpn", labtest.NFTables
 	}
-	p := labtest.Plan(t, prefix, yaml)
+	p := labtest.PlanWith(t, prefix, labtest.Fixture(t, "kube-proxy.yaml"), tweak)
 	if p.KubeProxy.Mode != mode {
 		t.Fatalf("plan mode %q, want %q", p.KubeProxy.Mode, mode)
 	}
 	p.Processes = slices.DeleteFunc(p.Processes, func(pr plan.Process) bool {
 		return pr.Role != "pod" && pr.Role != "controller" && pr.Role != "kube-proxy"
 	})
-	t.Cleanup(func() {
-		if err := lab.Down(p.Lab, nil); err != nil {
-			t.Errorf("down %s: %v", p.Lab, err)
-		}
-		if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
-			t.Errorf("namespaces left after down: %v", left)
-		}
-	})
-	// Runs before down (cleanups run last first): show the agents' logs of a failed test.
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, pr := range p.Processes {
-			if pr.Role == "controller" || pr.Role == "kube-proxy" {
-				b, _ := os.ReadFile(rundir.ForLab(p.Lab).Log(pr.Role, pr.Name))
-				t.Logf("log of %s %s:\n%s", pr.Role, pr.Name, b)
-			}
-		}
-	})
+	t.Cleanup(func() { labtest.Remove(t, p.Lab) })
 	if err := lab.Up(context.Background(), p, lab.Options{Binary: labtest.Binary(t), ReadyTimeout: 30 * time.Second}); err != nil {
 		t.Fatalf("up: %v", err)
 	}

@@ -2,7 +2,6 @@ package kubeproxy_test
 
 import (
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +16,7 @@ import (
 // lab's own checks pass, the nftables table among them.
 func TestIntegrationLoadBalancerSourceRangesNFTables(t *testing.T) {
 	labtest.RequireRoot(t)
-	yaml, err := os.ReadFile("../../scenarios/nftables.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := labtest.Up(t, "kpsr", string(yaml))
+	p := labtest.Up(t, "kpsr", labtest.Lesson(t, "nftables.yaml"))
 	api := service(t, p, "api")
 	var client, blocked string
 	for _, c := range p.Clients {
@@ -34,6 +29,7 @@ func TestIntegrationLoadBalancerSourceRangesNFTables(t *testing.T) {
 	}
 	vip := url(api.LoadBalancerIP, 80)
 	var e labtest.Echo
+	var err error
 	deadline := time.Now().Add(10 * time.Second) // the LB's health checks mark the api node up
 	for {
 		e, _, err = labtest.GetEcho(client, vip)

@@ -1,7 +1,7 @@
 // Integration tests of live changes (apply, scale, rollout restart): real namespaces,
 // real packets. Run as root.
 //
-// Address plan (liveYAML, under a unique lab name per test):
+// Address plan (testdata/live.yaml, under a unique lab name per test):
 //
 //	wan 203.0.113.0/24      client .2, lb .1, ingress VIP .100
 //	fabric 172.18.0.0/24    lb .1, node-1 .11, node-2 .12
@@ -35,79 +35,10 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-const liveLabDoc = `apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: live}
-spec:
-  nodes: [{name: node-1}, {name: node-2}]
-  loadBalancer: {scheduler: rr, healthCheck: {type: tcp, interval: 200ms, timeout: 200ms, rise: 1, fall: 2}}
-`
-
-const liveWebDocs = `---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: web
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}}
-        lifecycle: {preStop: {exec: {command: [sleep, "1"]}}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: app}
-spec:
-  rules:
-  - host: app.example
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-`
-
-// liveAPIDocs adds a Deployment, its Service and a path of the Ingress.
-const liveAPIDocs = `---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: api
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: api}
-spec:
-  selector: {app: api}
-  ports: [{name: http, port: 80, targetPort: http}]
-`
-
-func liveYAML() string { return liveLabDoc + liveWebDocs }
-
-func liveWithAPI() string {
-	return liveLabDoc + strings.Replace(liveWebDocs, "      paths:\n",
-		"      paths:\n      - {path: /api, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}\n", 1) + liveAPIDocs
-}
+// liveYAML is the lab these tests bring up; liveWithAPI adds a Deployment api, its
+// Service and the path /api of the Ingress.
+func liveYAML(t testing.TB) string    { return labtest.Fixture(t, "live.yaml") }
+func liveWithAPI(t testing.TB) string { return labtest.Fixture(t, "live-api.yaml") }
 
 // applyYAML applies scenario text to the running lab as `netlab apply` does.
 func applyYAML(t *testing.T, labName, yaml string) (plan.Changes, error) {
@@ -209,13 +140,13 @@ func readyEndpoints(t *testing.T, labName, svc string) []string {
 func TestIntegrationApply(t *testing.T) {
 	labtest.RequireRoot(t)
 	before := rootSnapshot(t)
-	p := labtest.Up(t, "apply", liveYAML())
+	p := labtest.Up(t, "apply", liveYAML(t))
 	ctx := context.Background()
 
 	t.Run("the same files: all unchanged, no process restarted", func(t *testing.T) {
 		pids := labPIDs(t, p.Lab)
 		planBefore, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan())
-		cs, err := applyYAML(t, p.Lab, liveYAML())
+		cs, err := applyYAML(t, p.Lab, liveYAML(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +196,7 @@ func TestIntegrationApply(t *testing.T) {
 	})
 
 	t.Run("Deployment, Service and Ingress path added, then deleted", func(t *testing.T) {
-		cs, err := applyYAML(t, p.Lab, liveWithAPI())
+		cs, err := applyYAML(t, p.Lab, liveWithAPI(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +213,7 @@ func TestIntegrationApply(t *testing.T) {
 		if got := readyEndpoints(t, p.Lab, "web"); len(got) != 2 || got[0] != "web-1" {
 			t.Fatalf("web endpoints %v", got)
 		}
-		cs, err = applyYAML(t, p.Lab, liveYAML())
+		cs, err = applyYAML(t, p.Lab, liveYAML(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +242,7 @@ func TestIntegrationApply(t *testing.T) {
 	})
 
 	t.Run("LB scheduler change", func(t *testing.T) {
-		cs, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(), "scheduler: rr", "scheduler: wrr", 1))
+		cs, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(t), "scheduler: rr", "scheduler: wrr", 1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +266,7 @@ func TestIntegrationApply(t *testing.T) {
 	t.Run("refused node change leaves the lab as it was", func(t *testing.T) {
 		planBefore, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan())
 		nss, _ := kernel.ListNetns(plan.NetnsName(p.Lab, ""))
-		_, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(), "{name: node-2}]", "{name: node-2}, {name: node-3}]", 1))
+		_, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(t), "{name: node-2}]", "{name: node-2}, {name: node-3}]", 1))
 		if !errors.Is(err, plan.ErrRefused) || !strings.Contains(err.Error(), "spec.nodes") {
 			t.Fatalf("err = %v, want a refusal naming spec.nodes", err)
 		}
@@ -360,7 +291,7 @@ func TestIntegrationApply(t *testing.T) {
 // (without keep-alive) through its preStop and grace period.
 func TestIntegrationRolloutRestartUnderLoad(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "roll", strings.Replace(liveYAML(), "replicas: 2", "replicas: 3", 1))
+	p := labtest.Up(t, "roll", strings.Replace(liveYAML(t), "replicas: 2", "replicas: 3", 1))
 	ctx, cancel := context.WithCancel(context.Background())
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
@@ -444,13 +375,13 @@ func TestIntegrationRolloutRestartUnderLoad(t *testing.T) {
 // change cleans up what the killed one left and succeeds.
 func TestIntegrationApplyKilledHalfway(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "kill", liveYAML())
+	p := labtest.Up(t, "kill", liveYAML(t))
 	file, err := os.CreateTemp("", "netlab-apply-*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.Remove(file.Name())
-	if _, err := file.WriteString(strings.Replace(liveYAML(), "replicas: 2", "replicas: 8", 1)); err != nil {
+	if _, err := file.WriteString(strings.Replace(liveYAML(t), "replicas: 2", "replicas: 8", 1)); err != nil {
 		t.Fatal(err)
 	}
 	file.Close()
@@ -471,7 +402,7 @@ func TestIntegrationApplyKilledHalfway(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 
-	if _, err := applyYAML(t, p.Lab, liveYAML()); err != nil {
+	if _, err := applyYAML(t, p.Lab, liveYAML(t)); err != nil {
 		t.Fatalf("apply after a killed apply: %v", err)
 	}
 	nss, _ := kernel.ListNetns(plan.NetnsName(p.Lab, ""))

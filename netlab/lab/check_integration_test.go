@@ -11,46 +11,7 @@ import (
 // check and what came instead; the right check beside it still passes.
 func TestIntegrationCheckWrongExpectation(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "lesw", `apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: wrong}
-spec:
-  nodes: 1
-  dns: {enabled: false}
-  checks:
-  - {name: right, url: "http://app.example/", expect: {status: 200, servedBy: [web]}}
-  - {name: deliberately wrong, url: "http://app.example/", expect: {status: 404}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - {name: web, image: netlab/echo, ports: [{name: http, containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: app}
-spec:
-  ingressClassName: netlab
-  rules:
-  - host: app.example
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-`)
+	p := labtest.Up(t, "lesw", labtest.Fixture(t, "check-wrong.yaml"))
 	out, code := labtest.Check(t, "--name", p.Lab)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)

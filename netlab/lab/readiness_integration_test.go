@@ -16,28 +16,12 @@ import (
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
-const twentyPods = `apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: rd}
-spec: {nodes: 2}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: w}
-spec:
-  replicas: 20
-  selector: {matchLabels: {app: w}}
-  template:
-    metadata: {labels: {app: w}}
-    spec: {containers: [{name: w, ports: [{containerPort: 8080}]}]}
-`
-
 // Right after up, status takes every pod's readiness from the controller's record, the
 // same in every call; with the record stale (its controller stopped), status says so and
 // probes the pods itself; with the controller back, the record is used again.
 func TestIntegrationStatusReadinessFromController(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "rd", twentyPods)
+	p := labtest.Up(t, "rd", labtest.Fixture(t, "twenty-pods.yaml"))
 	for call := 1; call <= 3; call++ {
 		st, err := lab.GetStatus(context.Background(), p.Lab)
 		if err != nil {

@@ -63,7 +63,9 @@ func FillPodReadiness(ctx context.Context, rec *rundir.PodRecord, err error, p *
 	for _, i := range todo {
 		if rec != nil {
 			pr, ok := rec.Pod(pods[i].Name)
-			if at := started(pods[i].Name); ok && (at.IsZero() || pr.Probed.After(at.Add(startSlack))) {
+			// A pod's own report came from its process, after it started (the controller
+			// checked it was this process): no slack for that.
+			if at := started(pods[i].Name); ok && (at.IsZero() || pr.Probed.After(at.Add(startSlack)) || pr.Reported.After(at)) {
 				pods[i].Ready, pods[i].Reason, pods[i].ReadinessFrom = pr.Ready, pr.Reason, "controller"
 				continue
 			}

@@ -62,6 +62,20 @@ func TestFillPodReadiness(t *testing.T) {
 		t.Errorf("restarted pod: %+v %+v", src, ps)
 	}
 
+	// A pod the controller took as ready from its own report (not probed yet) counts as
+	// known when the report is newer than the pod's process, however close to its start;
+	// an older report is about an earlier process.
+	reported := &rundir.PodRecord{Updated: now.Add(-time.Second), Pods: map[string]rundir.PodReadiness{
+		"w-1": {Ready: true, Reported: now.Add(-time.Minute + 5*time.Millisecond)},
+		"w-2": {Ready: true, Reported: now.Add(-2 * time.Second)},
+	}}
+	ps = pods()
+	started = map[string]time.Time{"w-1": now.Add(-time.Minute), "w-2": now.Add(-time.Second)}
+	src = lab.FillPodReadiness(context.Background(), reported, nil, p, ps, []int{0, 1}, func(n string) time.Time { return started[n] }, now)
+	if src.Probed != 1 || !ps[0].Ready || ps[0].ReadinessFrom != "controller" || ps[1].ReadinessFrom != "probe" {
+		t.Errorf("reported pods: %+v %+v", src, ps)
+	}
+
 	stale := &rundir.PodRecord{Updated: now.Add(-time.Minute), Pods: fresh.Pods}
 	ps = pods()
 	src = lab.FillPodReadiness(context.Background(), stale, nil, p, ps, []int{0, 1, 2}, unknown, now)

@@ -17,7 +17,6 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/nftrace"
 	"github.com/netlabdev/netlab/netlab/plan"
-	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 // traceTables lists the trace tables left in any of a lab's namespaces.
@@ -82,8 +81,7 @@ func assertKubeProxyRules(t *testing.T, p *plan.Plan, nft bool) {
 
 func TestIntegrationTraceRulesNftables(t *testing.T) {
 	labtest.RequireRoot(t)
-	yaml := strings.Replace(string(scenario.DefaultYAML()), "  loadBalancer:", "  kubeProxy: {mode: nftables}\n  loadBalancer:", 1)
-	p := labtest.Up(t, "trn", yaml)
+	p := labtest.UpWith(t, "trn", "", labtest.NFTables)
 	tr, err := lab.TraceWith(context.Background(), p.Lab, lab.TraceOptions{URL: "http://app.example/api", Packets: true})
 	if err != nil {
 		t.Fatal(err)

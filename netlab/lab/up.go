@@ -341,37 +341,62 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// startAgents starts the plan's processes in two waves and waits for each agent to write
-// READY on its readiness pipe, or names those that did not: first everything inside the
-// cluster (pods, controller, kube-proxy, ingress), then the LB, whose first health checks
-// must find the nodes already serving.
+// startAgents starts the plan's processes in three waves and waits for each agent to
+// write READY on its readiness pipe, or names those that did not: first the pods; then the
+// rest of the cluster (the endpoints controller, kube-proxy, ingress), the controller told
+// which pods reported they serve, so that it takes them as ready instead of probing every
+// pod before it can report ready; then the LB, whose first health checks must find the
+// nodes already serving.
 func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
-	var inside, outside []plan.Process
+	var pods, cluster, outside []plan.Process
 	for _, pr := range p.Processes {
-		if pr.Role == "lb" {
+		switch pr.Role {
+		case "lb":
 			outside = append(outside, pr)
-		} else {
-			inside = append(inside, pr)
+		case "pod":
+			pods = append(pods, pr)
+		default:
+			cluster = append(cluster, pr)
 		}
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
-	for _, wave := range [][]plan.Process{inside, outside} {
+	d := rundir.ForLab(p.Lab)
+	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
+	if err := startWaveReporting(ctx, p.Lab, pods, o, deadline, reported.Pods); err != nil {
+		return err
+	}
+	if err := d.WriteReported(reported); err != nil {
+		return err
+	}
+	for _, wave := range [][]plan.Process{cluster, outside} {
 		if err := startWave(ctx, p.Lab, wave, o, deadline); err != nil {
 			return err
 		}
+	}
+	// The controller read it before it reported ready.
+	if err := os.Remove(d.Reported()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }
 
 func startWave(ctx context.Context, labName string, procs []plan.Process, o Options, deadline time.Time) error {
+	return startWaveReporting(ctx, labName, procs, o, deadline, nil)
+}
+
+// startWaveReporting starts procs and waits for each to report ready; with reported set,
+// it notes there every agent that did, with its process.
+func startWaveReporting(ctx context.Context, labName string, procs []plan.Process, o Options, deadline time.Time,
+	reported map[string]rundir.ReportedPod) error {
 	type waiting struct {
 		proc plan.Process
+		pid  int
 		done <-chan error
 	}
 	ws := make([]waiting, len(procs))
 	if err := forEach(len(procs), func(i int) error {
-		done, err := StartAgent(labName, procs[i], o.Binary)
-		ws[i] = waiting{procs[i], done}
+		pid, done, err := startAgent(labName, procs[i], o.Binary)
+		ws[i] = waiting{procs[i], pid, done}
 		return err
 	}); err != nil {
 		return err
@@ -384,8 +409,13 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 		case err := <-w.done:
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("%s %s: %v", w.proc.Role, w.proc.Name, err))
-			} else {
-				o.Log.Debug("agent ready", "role", w.proc.Role, "name", w.proc.Name)
+				continue
+			}
+			o.Log.Debug("agent ready", "role", w.proc.Role, "name", w.proc.Name)
+			if reported != nil {
+				if st := kernel.StartTime(w.pid); st != "" {
+					reported[w.proc.Name] = rundir.ReportedPod{PID: w.pid, Start: st, At: time.Now().UTC()}
+				}
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -415,12 +445,16 @@ func startWave(ctx context.Context, labName string, procs []plan.Process, o Opti
 // log file, and records it in its pid file (restart count kept). The returned channel
 // yields nil once the agent reported ready, or an error if it exited first.
 func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error) {
+	_, done, err := startAgent(lab, pr, binary)
+	return done, err
+}
+
+func startAgent(lab string, pr plan.Process, binary string) (int, <-chan error, error) {
 	restarts := 0
 	if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
 		restarts = rec.Restarts
 	}
-	_, done, err := supervise.Start(rundir.ForLab(lab), pr, binary, restarts)
-	return done, err
+	return supervise.Start(rundir.ForLab(lab), pr, binary, restarts)
 }
 
 // startSupervisor starts the lab's supervisor, which adopts every agent up started and

@@ -7,7 +7,6 @@ package lab_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,11 +34,7 @@ func vxlanTX(t *testing.T, ns string) int {
 
 func TestIntegrationVXLAN(t *testing.T) {
 	labtest.RequireRoot(t)
-	yaml, err := os.ReadFile("../../scenarios/vxlan.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := labtest.Up(t, "vxlan", string(yaml))
+	p := labtest.Up(t, "vxlan", labtest.Lesson(t, "vxlan.yaml"))
 	node := map[string]plan.Node{}
 	for _, n := range p.Nodes {
 		node[n.Name] = n

@@ -53,8 +53,9 @@ func Main(m *testing.M) {
 	}
 	code := m.Run()
 	cleanup()
-	if code == 0 {
-		// Every test passed: the logs its labs left after down go too.
+	if code == 0 || !KeepLogs() {
+		// The logs the run's labs left after down go too (a failed test printed their
+		// tails), unless NETLAB_KEEP_LOGS=1 asks to keep those of a failed run.
 		named.Lock()
 		for _, l := range named.labs {
 			_ = lab.PurgeLogs(l)
@@ -81,8 +82,8 @@ func RequireRoot(t testing.TB) {
 
 var seq atomic.Int64
 
-// named lists the lab names LabName gave out, whose logs Main removes after a run where
-// every test passed.
+// named lists the lab names LabName gave out, whose logs Main removes after the run
+// (after a failed run too, unless KeepLogs).
 var named struct {
 	sync.Mutex
 	labs []string
@@ -111,23 +112,16 @@ func Binary(t testing.TB) string {
 // brings it up and removes it when the test ends, even when it fails.
 func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 	t.Helper()
-	p := Plan(t, prefix, yaml)
-	t.Cleanup(func() {
-		if t.Failed() {
-			ExportLogs(t, p.Lab)
-		}
-		if err := lab.Down(p.Lab, nil); err != nil {
-			t.Errorf("down %s: %v", p.Lab, err)
-		}
-		if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "")); len(left) > 0 {
-			t.Errorf("namespaces left after down: %v", left)
-		}
-		if t.Failed() {
-			t.Logf("lab %s: its agent logs stay in %s", p.Lab, rundir.ForLab(p.Lab).Logs())
-		} else if err := lab.PurgeLogs(p.Lab); err != nil {
-			t.Error(err)
-		}
-	})
+	return UpWith(t, prefix, yaml, nil)
+}
+
+// UpWith is Up with tweak applied to the parsed scenario before it is validated and
+// planned: a test that needs a variant of a fixture (another kube-proxy mode, more
+// replicas) loads the fixture and changes the struct, not the text.
+func UpWith(t testing.TB, prefix, yaml string, tweak func(*scenario.Scenario)) *plan.Plan {
+	t.Helper()
+	p := PlanWith(t, prefix, yaml, tweak)
+	t.Cleanup(func() { Remove(t, p.Lab) })
 	text := []byte(yaml)
 	if yaml == "" {
 		text = scenario.DefaultYAML()
@@ -141,6 +135,12 @@ func Up(t testing.TB, prefix, yaml string) *plan.Plan {
 // Plan validates and plans a scenario under a unique lab name, failing the test on error.
 func Plan(t testing.TB, prefix, yaml string) *plan.Plan {
 	t.Helper()
+	return PlanWith(t, prefix, yaml, nil)
+}
+
+// PlanWith is Plan with tweak applied to the parsed scenario first (see UpWith).
+func PlanWith(t testing.TB, prefix, yaml string, tweak func(*scenario.Scenario)) *plan.Plan {
+	t.Helper()
 	var s *scenario.Scenario
 	var err error
 	if yaml == "" {
@@ -150,6 +150,9 @@ func Plan(t testing.TB, prefix, yaml string) *plan.Plan {
 	}
 	if err != nil {
 		t.Fatalf("scenario: %v", err)
+	}
+	if tweak != nil {
+		tweak(s)
 	}
 	if err := scenario.Validate(s); err != nil {
 		t.Fatalf("validate: %v", err)
@@ -245,8 +248,8 @@ func EchoPods(p *plan.Plan) []plan.Pod {
 
 // ExportLogs writes what `netlab export logs` writes for the lab into a new directory
 // under the system's temporary directory, kept after the test, and says where in the
-// test's log. Up calls it when a test that brought a lab up has failed, before the lab
-// goes down.
+// test's log. Remove calls it, before the lab goes down, when a test has failed and
+// NETLAB_KEEP_LOGS=1 asks to keep what it leaves.
 func ExportLogs(t testing.TB, labName string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "netlab-"+labName+"-")

@@ -1,6 +1,6 @@
 // Integration tests of the external load balancer: real labs, real connections. Root.
 //
-// Address plan (schedulerLab, under a unique lab name per test):
+// Address plan (testdata/lb-schedulers.yaml, under a unique lab name per test):
 //
 //	wan 203.0.113.0/24      client .2, client2 .3, client3 .4, client4 .5, lb eth0 .1,
 //	                        ingress VIP .100, LoadBalancer Services .101+ (plan order)
@@ -15,7 +15,6 @@ package lb_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -40,71 +39,6 @@ func TestMain(m *testing.M) { labtest.Main(m) }
 
 // Health checks: generous enough not to flap on a loaded 2-core CI machine.
 const checkInterval, checkFall, checkRise = 500 * time.Millisecond, 2, 2
-
-var schedulerLab = fmt.Sprintf(`apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: lbt}
-spec:
-  nodes:
-  - {name: node-1, weight: 3}
-  - {name: node-2, weight: 2}
-  - {name: node-3, weight: 1}
-  clients: [{name: client}, {name: client2}, {name: client3}, {name: client4}]
-  loadBalancer:
-    scheduler: rr
-    healthCheck: {type: tcp, interval: %s, timeout: 450ms, rise: %d, fall: %d}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: shop}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: shop}}
-  template:
-    metadata: {labels: {app: shop}}
-    spec:
-      containers:
-      - name: shop
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: solo}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: solo}}
-  template:
-    metadata: {labels: {app: solo}}
-    spec:
-      containers:
-      - name: solo
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}}
-%s%s%s%s%s`, checkInterval, checkRise, checkFall,
-	svc("rr", "rr", "", "shop"), svc("wrr", "wrr", "", "shop"), svc("sh", "sh", "", "shop"),
-	svc("random", "random", "", "shop"), svc("sticky", "rr", "30s", "shop")+svc("solo", "rr", "", "solo"))
-
-func svc(name, sched, persistence, app string) string {
-	ann := "netlab.dev/lb-scheduler: " + sched
-	if persistence != "" {
-		ann += ", netlab.dev/lb-persistence: " + persistence
-	}
-	return fmt.Sprintf(`---
-apiVersion: v1
-kind: Service
-metadata:
-  name: %s
-  annotations: {%s}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: %s}
-  ports: [{name: http, port: 80, targetPort: http}]
-`, name, ann, app)
-}
 
 // vipOf returns the LoadBalancer address of a Service.
 func vipOf(t *testing.T, p *plan.Plan, name string) string {
@@ -198,7 +132,7 @@ func count(nodes []string) map[string]int {
 
 func TestIntegrationLBSchedulers(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "lbs", schedulerLab)
+	p := labtest.Up(t, "lbs", labtest.Fixture(t, "lb-schedulers.yaml"))
 	all := []string{"node-1", "node-2", "node-3"}
 	for _, s := range []string{"default/rr:http", "default/wrr:http", "default/sh:http", "default/random:http", "default/sticky:http"} {
 		waitHealthy(t, p.Lab, s, all...)
@@ -352,7 +286,7 @@ func mapsEqual(a, b map[string]int) bool {
 
 func TestIntegrationLBFailover(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "lbf", schedulerLab)
+	p := labtest.Up(t, "lbf", labtest.Fixture(t, "lb-schedulers.yaml"))
 	all := []string{"node-1", "node-2", "node-3"}
 	waitHealthy(t, p.Lab, "default/rr:http", all...)
 	cns, cip := clientNS(t, p, "client")
@@ -425,7 +359,7 @@ func TestIntegrationLBFailover(t *testing.T) {
 // keeps that connection on it while new connections avoid it.
 func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
 	labtest.RequireRoot(t)
-	p := labtest.Up(t, "lbe", schedulerLab)
+	p := labtest.Up(t, "lbe", labtest.Fixture(t, "lb-schedulers.yaml"))
 	all := []string{"node-1", "node-2", "node-3"}
 	vs := waitHealthy(t, p.Lab, "default/rr:http", all...)
 	cns, _ := clientNS(t, p, "client")
@@ -533,7 +467,7 @@ func TestIntegrationLBRulesRestore(t *testing.T) {
 		}
 	}
 	// Through the agent's path: plan services -> RenderApply against iptables-save, twice.
-	p := labtest.Plan(t, "lbr", schedulerLab)
+	p := labtest.Plan(t, "lbr", labtest.Fixture(t, "lb-schedulers.yaml"))
 	vss, _, err := agent.LBServices(p)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 func reach(ns, addr string) error {
@@ -20,36 +21,6 @@ func reach(ns, addr string) error {
 	return c.Close()
 }
 
-const etpLocalLab = `apiVersion: netlab.dev/v1alpha1
-kind: Lab
-metadata: {name: wan}
-spec:
-  loadBalancer: {exposeNodes: %v}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: netlab/echo
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-`
-
 // Clients stand for the internet: through the LB they reach the VIPs and, by default, the
 // nodes' ingress ports and NodePorts — never the ingress's metrics and health port, the
 // healthCheckNodePorts or a pod. exposeNodes: false leaves them only the VIPs. The LB's
@@ -58,7 +29,9 @@ func TestIntegrationClientReachesOnlyWhatIsExposed(t *testing.T) {
 	labtest.RequireRoot(t)
 	for _, expose := range []bool{true, false} {
 		t.Run(fmt.Sprintf("exposeNodes=%v", expose), func(t *testing.T) {
-			p := labtest.Up(t, "healwan", fmt.Sprintf(etpLocalLab, expose))
+			p := labtest.UpWith(t, "healwan", labtest.Fixture(t, "wan-etp-local.yaml"), func(s *scenario.Scenario) {
+				s.Lab.Spec.LoadBalancer.ExposeNodes = &expose
+			})
 			client := p.Clients[0].Netns
 			node := plan.Addr(p.Nodes[0].IP)
 			var nodePort, hcPort int32

@@ -3,6 +3,7 @@ package plan
 import (
 	"go/build"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -42,8 +43,9 @@ var layers = map[string]layer{
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
 	// The supervisor of a lab's agents (started by lab, watched by the controller), and
-	// the capability drop every agent inside a lab namespace does at start.
-	"supervise": {netlab: []string{"plan", "kernel", "rundir"}},
+	// the capability drop every agent inside a lab namespace does at start (or its starter
+	// does for it, on the thread it forks it from).
+	"supervise": {netlab: []string{"plan", "kernel", "rundir", "privs"}},
 	"privs":     {},
 	"nftrace":   {netlab: []string{"kernel", "iptables"}},
 	// kube-proxy's nftables transactions sent through netlink.
@@ -91,6 +93,16 @@ func TestLayers(t *testing.T) {
 	for _, dir := range dirs {
 		if _, ok := layers[dir]; !ok {
 			t.Errorf("package netlab/%s has no row in layers (layers_test.go) and docs/architecture.md: say which floor it is on and what it may import", dir)
+		}
+	}
+	// The map a newcomer reads has the same rows.
+	if doc, err := os.ReadFile("../../docs/architecture.md"); err != nil {
+		t.Error(err)
+	} else {
+		for pkg := range layers {
+			if !strings.Contains(string(doc), "\n| netlab/"+pkg+" |") {
+				t.Errorf("docs/architecture.md has no row for netlab/%s", pkg)
+			}
 		}
 	}
 	forbidden := map[string]bool{"os/exec": true, "unsafe": true} // syscall is fine for error numbers

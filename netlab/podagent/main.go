@@ -89,13 +89,14 @@ func Main(args []string, stderr io.Writer) int {
 	}
 	// Only the capabilities a pod needs (none; binding a port below 1024, that one), and
 	// NoNewPrivs, as every agent in a lab namespace: the echo parses what clients send.
-	// (This executes the binary again, with the same arguments, pid and readiness pipe.)
-	var keep uint64
+	// netlab starts it already confined to them (privs.ForAgent, asked with the same
+	// command line); started any other way, it executes itself again, with the same
+	// arguments, pid and readiness pipe, to get there.
+	podArgs := []string{"agent", "pod"}
 	for _, ps := range ports {
-		if ps.Port < 1024 {
-			keep = privs.Mask(privs.NetBindService)
-		}
+		podArgs = append(podArgs, "--port", strconv.Itoa(ps.Port)+"/"+ps.Protocol)
 	}
+	keep, _ := privs.ForAgent(podArgs)
 	var fds []int
 	if fd, err := strconv.Atoi(os.Getenv(ready.FDEnv)); err == nil && fd >= 3 {
 		fds = append(fds, fd)

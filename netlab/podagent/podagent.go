@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/ready"
@@ -87,7 +89,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		addr := net.JoinHostPort("", strconv.Itoa(ps.Port))
 		switch ps.Protocol {
 		case "TCP":
-			ln, err := net.Listen("tcp", addr)
+			ln, err := listenTCP(ps.Port)
 			if err != nil {
 				return fmt.Errorf("listen tcp %s: %w", addr, err)
 			}
@@ -184,4 +186,32 @@ func serveUDP(pc net.PacketConn, cfg Config, port int, served *atomic.Uint64) {
 		out, _ := json.Marshal(e)
 		_, _ = pc.WriteTo(append(out, '\n'), from)
 	}
+}
+
+// listenBacklog is the pending connections a pod's listener queues (the kernel caps it at
+// the namespace's net.core.somaxconn, 4096 by default).
+const listenBacklog = 4096
+
+// listenTCP listens on port of every IPv4 address of the namespace (lab namespaces are
+// IPv4-only), as net.Listen("tcp", ":port") would, without its reading the listen backlog
+// from /proc/sys/net/core/somaxconn: with a thousand namespaces on the machine the kernel
+// finds that file's entry by walking every namespace's copy of it, which cost about as
+// much CPU as the rest of a pod's start.
+func listenTCP(port int) (net.Listener, error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, syscall.IPPROTO_TCP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	f := os.NewFile(uintptr(fd), "tcp:"+strconv.Itoa(port))
+	defer f.Close() // net.FileListener holds a copy of the descriptor
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return nil, os.NewSyscallError("setsockopt", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	if err := syscall.Listen(fd, listenBacklog); err != nil {
+		return nil, os.NewSyscallError("listen", err)
+	}
+	return net.FileListener(f)
 }

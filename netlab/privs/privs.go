@@ -74,7 +74,9 @@ func Of(pid string) (eff, bnd uint64, nnp bool, err error) {
 // Restrict makes this process run with exactly the capabilities in keep and NoNewPrivs.
 // When it does not yet, it restricts a locked thread and executes the program again
 // (it does not return then); keepFDs are descriptors that must survive the exec. On the
-// second run it finds the sets in place and returns nil.
+// second run it finds the sets in place and returns nil. An agent whose starter confined
+// the thread it was forked from (ConfineThread) finds them in place at once and pays for
+// no second start.
 func Restrict(keep uint64, keepFDs ...int) error {
 	eff, bnd, nnp, err := Current()
 	if err != nil {
@@ -83,11 +85,29 @@ func Restrict(keep uint64, keepFDs ...int) error {
 	if nnp && bnd == keep && eff == keep {
 		return nil
 	}
+	runtime.LockOSThread() // never unlocked: this thread execs or the process fails
+	if err := ConfineThread(keep); err != nil {
+		return err
+	}
+	for _, fd := range keepFDs {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keep descriptor %d: %w", fd, err)
+		}
+	}
+	return syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+}
+
+// ConfineThread gives the calling thread NoNewPrivs and exactly the capabilities in keep
+// (bounding, inheritable, permitted and effective sets). It cannot be undone: the caller
+// has locked its goroutine to the thread and never unlocks it, so that the thread ends
+// with the goroutine. A program started from that thread runs with those capabilities
+// from its first instruction (for uid 0 the kernel grants at exec the bounding set,
+// intersected under NoNewPrivs with what the thread had).
+func ConfineThread(keep uint64) error {
 	last, err := lastCap()
 	if err != nil {
 		return err
 	}
-	runtime.LockOSThread() // never unlocked: this thread execs or the process fails
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
@@ -107,12 +127,41 @@ func Restrict(keep uint64, keepFDs ...int) error {
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("set capabilities: %w", err)
 	}
-	for _, fd := range keepFDs {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			return fmt.Errorf("keep descriptor %d: %w", fd, err)
-		}
+	return nil
+}
+
+// ForAgent is what an agent started with args (`agent ROLE [flags]`, its command line
+// without the program) keeps: restrict is false for the agents that keep every capability
+// (the supervisor and the controller, which enter namespaces, in the root one); else keep is
+// the set its role needs. Agents and their starters both ask it, so that the sets a starter
+// confines an agent to are the ones the agent asks for.
+func ForAgent(args []string) (keep uint64, restrict bool) {
+	if len(args) < 2 || args[0] != "agent" {
+		return 0, false
 	}
-	return syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+	switch args[1] {
+	case "pod":
+		// The pod echo: none, or CAP_NET_BIND_SERVICE for a port below 1024.
+		for i, a := range args {
+			v, ok := strings.CutPrefix(a, "--port=")
+			if !ok && a == "--port" && i+1 < len(args) {
+				v, ok = args[i+1], true
+			}
+			if !ok {
+				continue
+			}
+			num, _, _ := strings.Cut(v, "/")
+			if n, err := strconv.Atoi(num); err == nil && n > 0 && n < 1024 {
+				keep = Mask(NetBindService)
+			}
+		}
+		return keep, true
+	case "ingress", "dns":
+		return Mask(NetBindService), true
+	case "kube-proxy", "lb":
+		return Mask(NetAdmin, NetRaw), true
+	}
+	return 0, false
 }
 
 func lastCap() (int, error) {

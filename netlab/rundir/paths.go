@@ -26,11 +26,14 @@ const (
 	PlanFile      = "plan.json"
 	EndpointsFile = "endpoints.json"
 	ReadinessFile = "readiness.json"
-	LBStateFile   = "lb-state.json"
-	SyncDir       = "kube-proxy"
-	CADir         = "ca"
-	LeavingDir    = "leaving"
-	PIDsDir       = "pids"
+	// ReportedFile is up's list of the pods that reported they serve, for the endpoints
+	// controller it starts next (see Reported).
+	ReportedFile = "reported.json"
+	LBStateFile  = "lb-state.json"
+	SyncDir      = "kube-proxy"
+	CADir        = "ca"
+	LeavingDir   = "leaving"
+	PIDsDir      = "pids"
 	// SupervisorFile is the supervisor's report: every agent's state and restarts.
 	SupervisorFile = "supervisor.json"
 	LogsDir        = "logs" // in At directories; a lab's logs are in LogRoot/<lab>

@@ -41,6 +41,10 @@ type PodReadiness struct {
 	// Probed is when the controller last had a probe result for the pod; zero until the
 	// first one.
 	Probed time.Time `json:"probed,omitzero"`
+	// Reported is when the pod's process reported that it serves, to the up that started
+	// it, when the controller took that as the pod's readiness until its first probe (as
+	// Kubernetes takes a started container as ready): zero otherwise.
+	Reported time.Time `json:"reported,omitzero"`
 	// Since is when the pod's readiness last changed.
 	Since  time.Time `json:"since,omitzero"`
 	Reason string    `json:"reason,omitempty"`
@@ -57,10 +61,19 @@ func (r *PodRecord) Fresh(now time.Time) bool {
 }
 
 // Pod is the controller's verdict on a pod: ok is false when the record does not know the
-// pod yet (not in it, or not probed since the controller started).
+// pod yet (not in it, or neither probed nor reported since the controller started).
 func (r *PodRecord) Pod(name string) (PodReadiness, bool) {
 	pr, ok := r.Pods[name]
-	return pr, ok && !pr.Probed.IsZero()
+	return pr, ok && !pr.Checked().IsZero()
+}
+
+// Checked is when the controller last learnt of the pod's readiness: its last probe, or
+// the pod's own report before the first one.
+func (p PodReadiness) Checked() time.Time {
+	if p.Reported.After(p.Probed) {
+		return p.Reported
+	}
+	return p.Probed
 }
 
 // Staleness explains why a record cannot be used at now, or "" when it can.
@@ -89,6 +102,45 @@ func (d Dir) WriteReadiness(r PodRecord) error {
 func (d Dir) ReadReadiness() (*PodRecord, error) {
 	var r PodRecord
 	if err := readJSON("readiness record", d.Readiness(), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Reported is what up hands the endpoints controller it starts: the pod agents that
+// reported they serve (the READY line on their readiness pipe), each with its process.
+// The controller takes a pod that still runs that process as ready from the start, instead
+// of probing every pod of a big lab before it can report ready, and probes it later as
+// any ready pod. Up removes the file once the controller is ready.
+type Reported struct {
+	Pods map[string]ReportedPod `json:"pods"`
+}
+
+// ReportedPod is one pod that reported it serves.
+type ReportedPod struct {
+	PID int `json:"pid"`
+	// Start is the process's start time (clock ticks since boot), as in its pid file.
+	Start string `json:"start"`
+	// At is when up received the report.
+	At time.Time `json:"at"`
+}
+
+// Reported is the path of up's report to the controller.
+func (d Dir) Reported() string { return filepath.Join(d.path, ReportedFile) }
+
+// WriteReported writes up's report (mode 0600).
+func (d Dir) WriteReported(r Reported) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", ReportedFile, err)
+	}
+	return WriteFileAtomic(d.Reported(), b, 0o600)
+}
+
+// ReadReported reads up's report.
+func (d Dir) ReadReported() (*Reported, error) {
+	var r Reported
+	if err := readJSON("pods' ready reports", d.Reported(), &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/privs"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
@@ -122,7 +123,12 @@ func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-c
 	}
 	cmd.Env = append(env, ReadyFDEnv+"=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if pr.Netns == "" {
+	// An agent that drops capabilities is forked from a thread confined to the ones it
+	// keeps, so that it starts with them: it would otherwise drop them itself by executing
+	// itself again, a second process start (a thousand of them in a big lab).
+	if keep, restrict := privs.ForAgent(pr.Args); restrict {
+		err = kernel.StartConfined(pr.Netns, cmd, func() error { return privs.ConfineThread(keep) })
+	} else if pr.Netns == "" {
 		err = cmd.Start()
 	} else {
 		err = kernel.Start(pr.Netns, cmd)

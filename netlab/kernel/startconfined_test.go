@@ -1,0 +1,65 @@
+package kernel_test
+
+import (
+	"bytes"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/privs"
+)
+
+// A process started confined has exactly the kept capabilities and NoNewPrivs from its
+// first instruction, and the threads that started it are not reused: a process started
+// normally right after still has every capability. (A confined thread that happens to be
+// the main one is parked for good by the Go runtime rather than ended, so this process's
+// own /proc/self/status may then show the confined sets.)
+func TestIntegrationStartConfined(t *testing.T) {
+	labtest.RequireRoot(t)
+	keep := privs.Mask(privs.NetBindService)
+	_, full, _, err := privs.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(confine bool) (eff, bnd uint64, nnp bool) {
+		t.Helper()
+		cmd := exec.Command("cat", "/proc/self/status")
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		if confine {
+			err = kernel.StartConfined("", cmd, func() error { return privs.ConfineThread(keep) })
+		} else {
+			err = cmd.Start()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(out.String(), "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "CapEff":
+				eff, _ = strconv.ParseUint(v, 16, 64)
+			case "CapBnd":
+				bnd, _ = strconv.ParseUint(v, 16, 64)
+			case "NoNewPrivs":
+				nnp = v == "1"
+			}
+		}
+		return eff, bnd, nnp
+	}
+	for i := 0; i < 20; i++ {
+		if eff, bnd, nnp := status(true); eff != keep || bnd != keep || !nnp {
+			t.Fatalf("confined: CapEff %#x CapBnd %#x NoNewPrivs %v, want %#x %#x true", eff, bnd, nnp, keep, keep)
+		}
+		if eff, bnd, nnp := status(false); bnd != full || eff == keep || nnp {
+			t.Fatalf("started after a confined start: CapEff %#x CapBnd %#x NoNewPrivs %v, want the full bounding set %#x", eff, bnd, nnp, full)
+		}
+	}
+}
