@@ -110,6 +110,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error 
 		return fmt.Errorf("epoll: %w", err)
 	}
 	defer unix.Close(epfd)
+	// The end of ctx (SIGTERM from down) wakes the wait at once, not at its next timeout:
+	// down waits for the supervisor to exit before it ends the other agents.
+	stopfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	defer unix.Close(stopfd)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, stopfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(stopfd)}); err != nil {
+		return fmt.Errorf("epoll add: %w", err)
+	}
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_, _ = unix.Write(stopfd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		case <-stopped:
+		}
+	}()
 	agents := map[string]*watched{}
 	byFD := map[int]*watched{}
 	defer func() {
