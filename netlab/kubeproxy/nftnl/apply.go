@@ -658,6 +658,59 @@ func Apply(text []byte) error {
 	})
 }
 
+// ApplyAll applies texts in order, each as Apply does (one transaction, all or nothing),
+// and stops at the first error. Each text is compiled while the kernel applies the one
+// before it (on another core when there is one), so a staged full sync pays for netlab's
+// compiling only once, for the first stage.
+func ApplyAll(texts [][]byte) error {
+	switch len(texts) {
+	case 0:
+		return nil
+	case 1:
+		return Apply(texts[0])
+	}
+	type compiled struct {
+		b   *batch
+		err error
+	}
+	ch := make(chan compiled, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(ch)
+		for i, text := range texts {
+			b, err := build(text)
+			if err != nil && len(texts) > 1 {
+				err = fmt.Errorf("transaction %d of %d: %w", i+1, len(texts), err)
+			}
+			select {
+			case ch <- compiled{b, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return onThisThread(func() error {
+		i := 0
+		for c := range ch {
+			i++
+			if c.err != nil {
+				return c.err
+			}
+			if err := send(c.b.out); err != nil {
+				if len(texts) > 1 {
+					return fmt.Errorf("nftables: transaction %d of %d: %w", i, len(texts), err)
+				}
+				return fmt.Errorf("nftables: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 // ListExisting returns the chains and sets table ip kube-proxy holds in the calling
 // thread's network namespace (none when there is no such table).
 func ListExisting() (nftables.Existing, error) {
