@@ -16,7 +16,7 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	case "", "iptables":
 		return &RuleSyncer{node: node}, nil
 	case "nftables":
-		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node)}, nil
+		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node), nftConn: &nftnl.Conn{}}, nil
 	}
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
@@ -56,7 +56,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	for _, input := range stages {
 		st.Bytes += len(input)
 	}
-	if err := nftnl.ApplyAll(stages); err != nil {
+	if err := r.nftConn.ApplyAll(stages); err != nil {
 		r.nftSynced = false
 		st.Took = time.Since(start)
 		return st, err
@@ -69,3 +69,6 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	st.Took = time.Since(start)
 	return st, nil
 }
+
+// Close releases the syncer's netlink connection (nftables mode); the rules stay.
+func (r *RuleSyncer) Close() error { return r.nftConn.Close() }

@@ -103,6 +103,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		if err != nil {
 			return nil, 0, err
 		}
+		t.Cleanup(func() { sy.Close() })
 		st, err := sy.Sync(ports, true)
 		return sy, st.Took, err
 	}
