@@ -21,6 +21,10 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
 
+// anonPerStage bounds the rules with an anonymous set in one transaction of a staged
+// full sync (see nftables.Staged).
+const anonPerStage = 200
+
 // syncNFT is Sync in nftables mode, as kube-proxy's nftables proxier does it: every sync
 // is one netlink transaction (the nft -f text the model writes, compiled by
 // nftnl.Apply), so the table changes atomically. A full sync recreates
@@ -31,20 +35,26 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
 	start := time.Now()
 	delta, ok := r.nftModel.Update(ports) // only the changed ports rendered again
-	var input []byte
+	var stages [][]byte
 	if full || !ok || !r.nftSynced {
 		existing, err := nftnl.ListExisting()
 		if err != nil {
 			r.nftSynced = false
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
-		input = nftables.Full(r.nftModel.Ruleset(), existing, !r.started)
+		if existing.Table {
+			stages = [][]byte{nftables.Full(r.nftModel.Ruleset(), existing, !r.started)}
+		} else {
+			// Nothing is served yet: build the table in stages, live at the last one.
+			stages = nftables.Staged(r.nftModel.Ruleset(), anonPerStage)
+		}
 		full = true
-	} else {
-		input = delta
+	} else if delta != nil {
+		stages = [][]byte{delta}
 	}
-	st := SyncStats{Full: full, Bytes: len(input)}
-	if input != nil {
+	st := SyncStats{Full: full}
+	for _, input := range stages {
+		st.Bytes += len(input)
 		if err := nftnl.Apply(input); err != nil {
 			r.nftSynced = false
 			st.Took = time.Since(start)

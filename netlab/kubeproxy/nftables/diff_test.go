@@ -2,8 +2,11 @@ package nftables
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestDiffTouchesOnlyWhatChanged(t *testing.T) {
@@ -41,8 +44,14 @@ func TestParseExisting(t *testing.T) {
 	chains := []byte("table inet other {\n\tchain x/y {\n\t}\n}\ntable ip kube-proxy {\n\tchain services {\n\t}\n\tchain service-A-ns/s/tcp/ {\n\t}\n}\n")
 	sets := []byte("table ip kube-proxy {\n\tset affinity-X-ns/s/tcp/__1.2.3.4/80 {\n\t\ttype ipv4_addr\n\t}\n}\n")
 	ex := ParseExisting(chains, sets)
-	if len(ex.Chains) != 2 || ex.Chains[1] != "service-A-ns/s/tcp/" || len(ex.Sets) != 1 {
+	if len(ex.Chains) != 2 || ex.Chains[1] != "service-A-ns/s/tcp/" || len(ex.Sets) != 1 || !ex.Table {
 		t.Fatalf("%+v", ex)
+	}
+	if ex := ParseExisting([]byte("table ip kube-proxy {\n}\n"), nil); !ex.Table {
+		t.Fatalf("an empty table: %+v", ex)
+	}
+	if ex := ParseExisting([]byte("table inet other {\n}\n"), nil); ex.Table {
+		t.Fatalf("no table: %+v", ex)
 	}
 }
 
@@ -57,5 +66,37 @@ func TestMissingBaseChains(t *testing.T) {
 	}
 	if m := MissingBaseChains([]byte(strings.Replace(string(b), "priority filter", "priority raw", 1))); len(m) != 1 {
 		t.Fatalf("a wrong priority must show: %v", m)
+	}
+}
+
+// Staged writes what Full writes into an empty kernel (less the flushes of what does not
+// exist yet), and only its last stage writes the base chains' rules.
+func TestStagedWritesFull(t *testing.T) {
+	rs := Render(testNode, overallPorts())
+	var want []string
+	for l := range strings.Lines(string(Full(rs, Existing{}, false))) {
+		if !strings.HasPrefix(l, "flush ") {
+			want = append(want, l)
+		}
+	}
+	stages := Staged(rs, 1)
+	var got []string
+	for i, s := range stages {
+		for l := range strings.Lines(string(s)) {
+			got = append(got, l)
+			rest, isRule := strings.CutPrefix(l, "add rule "+prefix)
+			chain, _, _ := strings.Cut(rest, " ")
+			if base := isRule && rs.Chains[chain].Base != ""; base != (i == len(stages)-1) {
+				t.Errorf("stage %d of %d: %q", i+1, len(stages), l)
+			}
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("stages differ from Full (-Full +Staged):\n%s", d)
+	}
+	if len(stages) < 5 {
+		t.Errorf("%d stages, want one per rule with an anonymous set and more", len(stages))
 	}
 }

@@ -110,6 +110,8 @@ func Dump(rs *Ruleset) []byte {
 
 // Existing is what the kernel's table holds before a full sync: chain and set names.
 type Existing struct {
+	// Table: the kernel has a table ip kube-proxy (ParseExisting sets it when it lists one).
+	Table  bool
 	Chains []string
 	Sets   []string
 }
@@ -293,7 +295,18 @@ func Diff(prev, next *Ruleset) []byte {
 // ParseExisting reads the chain and set names of table ip kube-proxy from `nft list
 // chains` and `nft -t list sets` output (other tables are skipped).
 func ParseExisting(chains, sets []byte) Existing {
-	return Existing{Chains: namesIn(chains, "chain"), Sets: namesIn(sets, "set")}
+	ex := Existing{Chains: namesIn(chains, "chain"), Sets: namesIn(sets, "set")}
+	ex.Table = len(ex.Chains) > 0 || len(ex.Sets) > 0 || hasTable(chains) || hasTable(sets)
+	return ex
+}
+
+func hasTable(out []byte) bool {
+	for line := range bytes.Lines(out) {
+		if f := bytes.Fields(line); len(f) >= 3 && string(f[0]) == "table" && string(f[1]) == Family && string(f[2]) == Table {
+			return true
+		}
+	}
+	return false
 }
 
 func namesIn(out []byte, kind string) []string {
@@ -366,4 +379,65 @@ func priorityNumber(first string, rest []string) string {
 		}
 	}
 	return strconv.Itoa(n)
+}
+
+// Staged returns Full's work for a kernel that has no table ip kube-proxy at all, as
+// several transactions to apply in order, each all or nothing. Binding an anonymous set
+// (each service chain's `numgen … vmap { … }`) walks every change of its transaction,
+// so one transaction of N Services costs about N²; in stages of at most anonPerStage
+// such rules it costs about N. Nothing is served before the last stage: the first
+// creates the table, its sets and maps and every chain (the base chains empty, with
+// their accept policy), the middle ones fill the regular chains, sets and maps, which
+// no packet reaches while the base chains are empty, and the last writes the base
+// chains' jumps in one transaction, which makes the whole table live at once. The
+// kernel then holds what Full(rs, Existing{}, true) leaves (the same objects, created
+// in the same order).
+func Staged(rs *Ruleset, anonPerStage int) [][]byte {
+	var stages [][]byte
+	var w writer
+	cut := func() {
+		if w.Len() > 0 {
+			stages = append(stages, bytes.Clone(w.Bytes()))
+			w.Reset()
+		}
+	}
+	w.addTable()
+	for _, c := range sortedContainers(rs) {
+		w.addContainer(c)
+	}
+	names := rs.SortedChains()
+	for _, n := range names {
+		w.addChain(rs.Chains[n])
+	}
+	cut()
+	n := 0
+	for _, anon := range []bool{true, false} {
+		for _, name := range names {
+			c := rs.Chains[name]
+			if c.Base != "" || hasAnonymousSet(c) != anon {
+				continue
+			}
+			w.rules(c)
+			if anon {
+				n += len(c.Rules)
+				if n >= anonPerStage {
+					cut()
+					n = 0
+				}
+			}
+		}
+	}
+	for _, c := range sortedContainers(rs) {
+		for _, e := range sortedElements(c) {
+			w.addElement(c.Name, e)
+		}
+	}
+	cut()
+	for _, name := range names {
+		if c := rs.Chains[name]; c.Base != "" {
+			w.rules(c)
+		}
+	}
+	cut()
+	return stages
 }

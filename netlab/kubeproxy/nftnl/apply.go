@@ -549,7 +549,10 @@ func send(msgs []netlink.Message) error {
 	}
 	size := 0
 	for i := range msgs {
-		msgs[i].Header.Flags &^= netlink.Acknowledge
+		// No echo either: google/nftables asks the kernel to send each added rule back
+		// (to learn its handle), which costs the kernel a notification message a rule
+		// and this socket the reading of it — a tenth of a full sync. nft does not ask.
+		msgs[i].Header.Flags &^= netlink.Acknowledge | unix.NLM_F_ECHO
 		size += 16 + len(msgs[i].Data)
 	}
 	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
@@ -681,6 +684,7 @@ func ListExisting() (nftables.Existing, error) {
 				return err
 			}
 		}
+		ex.Table = true
 		sets, err := conn.GetSets(table)
 		if err != nil {
 			return err

@@ -234,3 +234,54 @@ func TestApplyIsAtomic(t *testing.T) {
 		t.Errorf("a failed transaction changed the table:\n%s", cmp.Diff(before, after))
 	}
 }
+
+// A full sync from no table in stages leaves exactly what one Full transaction leaves
+// (`nft list table` the same, in the same order), and nothing is live before the last
+// stage: until then the base chains hold no rule.
+func TestStagedEqualsFull(t *testing.T) {
+	requireNft(t)
+	staged, full := scratch(t, "stg"), scratch(t, "one")
+	rs := nftables.Render(node, ports())
+	if ex := existing(t, staged); ex.Table {
+		t.Fatalf("a new namespace has table %s: %+v", nftables.Table, ex)
+	}
+	apply(t, full, nftables.Full(rs, existing(t, full), true))
+	stages := nftables.Staged(rs, 2)
+	if len(stages) < 4 {
+		t.Fatalf("%d stages for %d Services in stages of 2", len(stages), len(ports()))
+	}
+	for i, s := range stages {
+		apply(t, staged, s)
+		if i == len(stages)-1 {
+			break
+		}
+		out, err := kernel.Run(staged, nil, "nft", "list", "table", "ip", nftables.Table)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for base := range nftables.BaseChains() {
+			_, rest, found := strings.Cut(string(out), "\tchain "+base+" {\n")
+			body, _, _ := strings.Cut(rest, "\t}\n")
+			_, rules, hooked := strings.Cut(body, "policy accept;\n")
+			if !found || !hooked {
+				t.Fatalf("after stage %d no base chain %s:\n%s", i+1, base, out)
+			}
+			if strings.TrimSpace(rules) != "" {
+				t.Errorf("after stage %d of %d base chain %s has rules:\n%s", i+1, len(stages), base, rules)
+			}
+		}
+	}
+	raw := func(ns string) string {
+		out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", nftables.Table)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if d := cmp.Diff(raw(full), raw(staged)); d != "" {
+		t.Errorf("staged table differs from one transaction's (-full +staged):\n%s", d)
+	}
+	if ex := existing(t, staged); !ex.Table {
+		t.Error("ListExisting does not see the table")
+	}
+}

@@ -2,6 +2,7 @@ package nftnl
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -303,7 +304,8 @@ func (c *ruleCompiler) ipMatch(off uint32) error {
 			c.prefixMatch(off, op, prefixes[0])
 			return nil
 		}
-		set := &gnft.Set{Table: c.table, ID: newSetID(), Name: "__set%d", Anonymous: true, Constant: true,
+		id := newSetID()
+		set := &gnft.Set{Table: c.table, ID: id, Name: anonName("__set", id), Anonymous: true, Constant: true,
 			Interval: true, KeyType: gnft.TypeIPAddr}
 		c.anon = append(c.anon, anonSet{set, intervalElements(prefixes)})
 		c.add(&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4},
@@ -323,6 +325,18 @@ func (c *ruleCompiler) ipMatch(off uint32) error {
 var setIDs atomic.Uint32
 
 func newSetID() uint32 { return setIDs.Add(1) }
+
+// anonNames makes this process's anonymous set names differ from any other's.
+var anonNames = rand.Uint32()
+
+// anonName names an anonymous set concretely ("__map_1a2b3c4d_17"), not "__map%d" as nft
+// does: for a "%d" name the kernel picks a free number by reading every set name of the
+// table with sscanf, once per anonymous set — tens of milliseconds in a 1000-Service full
+// sync. The name never shows (nft lists anonymous sets inline) and a "%d" pattern never
+// reads a number out of it.
+func anonName(kind string, id uint32) string {
+	return kind + "_" + strconv.FormatUint(uint64(anonNames), 16) + "_" + strconv.FormatUint(uint64(id), 10)
+}
 
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
@@ -526,7 +540,8 @@ func (c *ruleCompiler) numgen() error {
 	if err := c.expect("vmap", "{"); err != nil {
 		return err
 	}
-	set := &gnft.Set{Table: c.table, ID: newSetID(), Name: "__map%d", Anonymous: true, Constant: true, IsMap: true,
+	id := newSetID()
+	set := &gnft.Set{Table: c.table, ID: id, Name: anonName("__map", id), Anonymous: true, Constant: true, IsMap: true,
 		KeyType: gnft.TypeInteger, DataType: gnft.TypeVerdict, KeyByteOrder: binaryutil.NativeEndian}
 	var elems []gnft.SetElement
 	for {
