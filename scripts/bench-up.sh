@@ -225,7 +225,7 @@ r = d.get("readiness") or {}
 print("%d/%d(%s)" % (sum(p["ready"] for p in d["pods"]), len(d["pods"]), r.get("source", "probe")))' "$tmp/status.json") "
   done
   t1b=$(now)
-  if ! "$NETLAB" down --name "$1" --purge >"$tmp/down.out" 2>&1; then
+  if ! "$NETLAB" down -v --name "$1" --purge >"$tmp/down.out" 2>&1; then
     cat "$tmp/down.out" >&2
     die "netlab down --name $1 failed"
   fi
@@ -233,8 +233,14 @@ print("%d/%d(%s)" % (sum(p["ready"] for p in d["pods"]), len(d["pods"]), r.get("
   if ip netns list | grep -q "^nl-$1-"; then die "netlab down --name $1 left namespaces"; fi
   UP=$(sub "$t0" "$t1"); DOWN=$(sub "$t1b" "$t2")
   AGENTS=$(grep -Eo 'step=agents ms=[0-9]+' "$tmp/up.out" | sed 's/.*ms=//' || true)
+  # The agents step starts the pods first: how long until every pod reported ready.
+  PODS=$(grep -Eo 'msg="pods ready" pods=[0-9]+ ms=[0-9]+' "$tmp/up.out" | sed 's/.*ms=//' || true)
   FABRIC=$({ grep -Eo 'step=("[^"]*"|[a-z]+) ms=[0-9]+' "$tmp/up.out" || true; } | { grep -v 'step=agents' || true; } |
     awk -F'ms=' '{t += $2} END{print t + 0}')
+  # Every step's time, and down's, one "name ms" line each, for the per-step table.
+  { grep -Eo 'step=("[^"]*"|[a-z]+) ms=[0-9]+' "$tmp/up.out" || true; } | sed -E 's/^step="?([^"]*)"? ms=/\1\t/' >"$tmp/steps.last"
+  [ -z "$PODS" ] || printf 'agents: of which the pods\t%s\n' "$PODS" >>"$tmp/steps.last"
+  { grep -Eo 'msg="lab down" .*ms=[0-9]+' "$tmp/down.out" || true; } | sed -E 's/.*ms=/down\t/' >>"$tmp/steps.last"
 }
 
 # run_mn HOSTS: sets MT MB MS (whole run, build, stop; seconds), or returns 1 with mn's
@@ -280,6 +286,7 @@ for ppn in $SIZES; do
     up=$UP; down=$DOWN
     R_UP[$pods]+="$up "; R_DOWN[$pods]+="$down "
     R_FAB[$pods]+="$FABRIC "; R_AG[$pods]+="${AGENTS:-0} "
+    cat "$tmp/steps.last" >>"$tmp/steps-$pods"
     pss_kib=$(sed 's/^total=\([0-9]*\).*/\1/' <<<"$PSS_LINE")
     R_PSS[$pods]+="$pss_kib "; PSS_LAST[$pods]=$PSS_LINE
     STATUS_ALL[$pods]+="$STATUS_SEEN"
@@ -362,6 +369,19 @@ for ppn in $SIZES; do
   read -r am _ _ < <(ser "${R_AG[$pods]}" | stats)
   read -r UPMED[$pods] _ _ < <(ser "${R_UP[$pods]}" | stats)
   printf '| %s | %.0f ms | %.0f ms |\n' "$pods" "$fm" "$am"
+done
+echo
+echo "Every step (median (min–max) ms over the rounds; \`up -v\` \"step done\" lines, the pods' wave that opens the agents step, and down's total):"
+for ppn in $SIZES; do
+  pods=$((NODES * ppn))
+  [ -s "$tmp/steps-$pods" ] || continue
+  echo
+  echo "| $pods pods | ms |"
+  echo "|---|---|"
+  while IFS= read -r name; do
+    read -r m lo hi < <(awk -F'\t' -v n="$name" '$1 == n {print $2}' "$tmp/steps-$pods" | stats)
+    printf '| %s | %.0f (%.0f–%.0f) |\n' "$name" "$m" "$lo" "$hi"
+  done < <(cut -f1 "$tmp/steps-$pods" | awk '!seen[$0]++')
 done
 echo
 echo "Memory right after up (PSS, MiB; median (min–max) over the rounds): netlab = every process whose argv says \`--lab LAB\`; Mininet = mn and every process under it, when net.stop() begins. Per role: the last round."

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -65,7 +66,24 @@ func doIn(target netns.NsHandle, fn func() error) error {
 // `ip netns add` does before its first namespace. Were it left a plain directory, a later
 // `ip netns add` would bind-mount the directory over itself, hiding the namespaces made
 // before under a second copy of their mounts, and removing them would fail with EBUSY.
+//
+// Once it succeeded, this process does not do it again: the propagation change walks every
+// mount under NetnsDir, a thousand of them in a big lab, for every namespace made.
 func sharedNetnsDir() error {
+	if netnsDirShared.Load() {
+		return nil
+	}
+	if err := makeNetnsDirShared(); err != nil {
+		return err
+	}
+	netnsDirShared.Store(true)
+	return nil
+}
+
+// netnsDirShared records that sharedNetnsDir succeeded in this process.
+var netnsDirShared atomic.Bool
+
+func makeNetnsDirShared() error {
 	bound := false
 	for {
 		err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")

@@ -73,16 +73,21 @@ func down(lab string, log *slog.Logger) error {
 	// Every agent, also those outside the lab's namespaces (supervisor, controller) or in
 	// a namespace deleted by hand. The lock we hold keeps the supervisor and the
 	// controller from restarting anything; they go first all the same.
+	t := time.Now()
+	phase := func(name string) {
+		log.Debug("down phase done", "phase", name, "ms", time.Since(t).Milliseconds())
+		t = time.Now()
+	}
 	restarters, agents := agentsOf(lab)
+	phase("find agents")
 	kernel.Terminate(restarters, 2*time.Second)
 	kernel.Terminate(agents, 2*time.Second)
+	phase("end agents")
 	errs = append(errs, removeNamespaces(nss, false, log))
+	phase("remove namespaces")
+	// A directory a namespace (a pod's, 1000 in a big lab), removed a few at a time.
 	matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
-	for _, m := range matches {
-		if err := os.RemoveAll(m); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, forEach(len(matches), func(i int) error { return os.RemoveAll(matches[i]) }))
 	// /etc/netns goes only if netlab made it and nothing else is in it.
 	if _, err := os.Stat(rundir.EtcNetnsMark); err == nil {
 		if rerr := os.Remove(rundir.EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
@@ -92,6 +97,7 @@ func down(lab string, log *slog.Logger) error {
 	if err := os.RemoveAll(rundir.ForLab(lab).Path()); err != nil {
 		errs = append(errs, err)
 	}
+	phase("remove files")
 	if len(nss) > 0 {
 		log.Info("lab down", "lab", lab, "namespaces", len(nss), "ms", time.Since(start).Milliseconds())
 	}

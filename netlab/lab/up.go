@@ -362,9 +362,11 @@ func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
 	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
+	t := time.Now()
 	if err := startWaveReporting(ctx, p.Lab, pods, o, deadline, reported.Pods); err != nil {
 		return err
 	}
+	o.Log.Debug("pods ready", "pods", len(pods), "ms", time.Since(t).Milliseconds())
 	if err := d.WriteReported(reported); err != nil {
 		return err
 	}
@@ -390,13 +392,13 @@ func startWaveReporting(ctx context.Context, labName string, procs []plan.Proces
 	reported map[string]rundir.ReportedPod) error {
 	type waiting struct {
 		proc plan.Process
-		pid  int
+		rec  supervise.Record
 		done <-chan error
 	}
 	ws := make([]waiting, len(procs))
 	if err := forEach(len(procs), func(i int) error {
-		pid, done, err := startAgent(labName, procs[i], o.Binary)
-		ws[i] = waiting{procs[i], pid, done}
+		rec, done, err := startAgent(labName, procs[i], o.Binary)
+		ws[i] = waiting{procs[i], rec, done}
 		return err
 	}); err != nil {
 		return err
@@ -412,10 +414,8 @@ func startWaveReporting(ctx context.Context, labName string, procs []plan.Proces
 				continue
 			}
 			o.Log.Debug("agent ready", "role", w.proc.Role, "name", w.proc.Name)
-			if reported != nil {
-				if st := kernel.StartTime(w.pid); st != "" {
-					reported[w.proc.Name] = rundir.ReportedPod{PID: w.pid, Start: st, At: time.Now().UTC()}
-				}
+			if reported != nil && w.rec.Start != "" {
+				reported[w.proc.Name] = rundir.ReportedPod{PID: w.rec.PID, Start: w.rec.Start, At: time.Now().UTC()}
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -449,12 +449,12 @@ func StartAgent(lab string, pr plan.Process, binary string) (<-chan error, error
 	return done, err
 }
 
-func startAgent(lab string, pr plan.Process, binary string) (int, <-chan error, error) {
+func startAgent(lab string, pr plan.Process, binary string) (supervise.Record, <-chan error, error) {
 	restarts := 0
 	if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
 		restarts = rec.Restarts
 	}
-	return supervise.Start(rundir.ForLab(lab), pr, binary, restarts)
+	return supervise.StartRecord(rundir.ForLab(lab), pr, binary, restarts)
 }
 
 // startSupervisor starts the lab's supervisor, which adopts every agent up started and

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -164,10 +165,12 @@ func ForAgent(args []string) (keep uint64, restrict bool) {
 	return 0, false
 }
 
-func lastCap() (int, error) {
+// lastCap is the highest capability number the kernel knows (read once: a starter confines
+// a thread for each of a big lab's thousand pods).
+var lastCap = sync.OnceValues(func() (int, error) {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
+})

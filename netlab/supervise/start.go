@@ -92,25 +92,31 @@ func Stopped(d rundir.Dir, role, name string) bool {
 // appended to its log file, and records it in its pid file with restarts. The returned
 // channel yields nil once the agent reported ready, or an error if it exited first.
 func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-chan error, error) {
+	rec, done, err := StartRecord(d, pr, binary, restarts)
+	return rec.PID, done, err
+}
+
+// StartRecord is Start, returning the record it wrote (pid and start time).
+func StartRecord(d rundir.Dir, pr plan.Process, binary string, restarts int) (Record, <-chan error, error) {
 	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
-		return 0, nil, err
+		return Record{}, nil, err
 	}
 	logf, err := os.OpenFile(d.Log(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, nil, fmt.Errorf("agent log: %w", err)
+		return Record{}, nil, fmt.Errorf("agent log: %w", err)
 	}
 	defer logf.Close()
 	if binary == "" {
 		if binary, err = os.Executable(); err != nil {
-			return 0, nil, fmt.Errorf("find the netlab binary: %w", err)
+			return Record{}, nil, fmt.Errorf("find the netlab binary: %w", err)
 		}
 	}
 	if binary, err = AgentBinary(binary, pr); err != nil {
-		return 0, nil, err
+		return Record{}, nil, err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return 0, nil, err
+		return Record{}, nil, err
 	}
 	cmd := exec.Command(binary, pr.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -136,12 +142,12 @@ func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-c
 	w.Close()
 	if err != nil {
 		r.Close()
-		return 0, nil, fmt.Errorf("start %s agent %s: %w", pr.Role, pr.Name, err)
+		return Record{}, nil, fmt.Errorf("start %s agent %s: %w", pr.Role, pr.Name, err)
 	}
 	pid := cmd.Process.Pid
 	rec := Record{PID: pid, Start: kernel.StartTime(pid), Restarts: restarts, Started: time.Now().UTC()}
 	if err := WriteRecord(d, pr.Role, pr.Name, rec); err != nil {
-		return pid, nil, fmt.Errorf("record %s agent %s: %w", pr.Role, pr.Name, err)
+		return rec, nil, fmt.Errorf("record %s agent %s: %w", pr.Role, pr.Name, err)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -155,7 +161,7 @@ func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-c
 		// Reap the child if it ends while we still run; detached agents outlive us.
 		go func() { _ = cmd.Wait() }()
 	}()
-	return pid, done, nil
+	return rec, done, nil
 }
 
 // ErrLocked is returned by TryLock when someone else (up, down, a drill) holds the lab.
