@@ -20,6 +20,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftnl"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
@@ -62,6 +63,9 @@ type RuleSyncer struct {
 	// nftables mode: table ip kube-proxy through netlink (see kubeproxy_nft.go).
 	nft      bool
 	nftModel *nftables.Model
+	// nftConn stays open between syncs (see nftnl.Conn); it belongs to the namespace of
+	// the first sync.
+	nftConn *nftnl.Conn
 	// nftSynced: the kernel holds the model's table as of the last Update.
 	nftSynced bool
 	started   bool
@@ -157,6 +161,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	defer syncer.Close()
 	k := &kubeProxy{cfg: cfg, dir: dir, log: log.With("node", cfg.Node), syncer: syncer}
 
 	epPath := dir.Endpoints()

@@ -16,14 +16,14 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	case "", "iptables":
 		return &RuleSyncer{node: node}, nil
 	case "nftables":
-		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node)}, nil
+		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node), nftConn: &nftnl.Conn{}}, nil
 	}
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
 
 // anonPerStage bounds the rules with an anonymous set in one transaction of a staged
 // full sync (see nftables.Staged).
-const anonPerStage = 200
+const anonPerStage = 500
 
 // syncNFT is Sync in nftables mode, as kube-proxy's nftables proxier does it: every sync
 // is one netlink transaction (the nft -f text the model writes, compiled by
@@ -55,11 +55,11 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	st := SyncStats{Full: full}
 	for _, input := range stages {
 		st.Bytes += len(input)
-		if err := nftnl.Apply(input); err != nil {
-			r.nftSynced = false
-			st.Took = time.Since(start)
-			return st, err
-		}
+	}
+	if err := r.nftConn.ApplyAll(stages); err != nil {
+		r.nftSynced = false
+		st.Took = time.Since(start)
+		return st, err
 	}
 	r.started = true
 	if full {
@@ -69,3 +69,6 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	st.Took = time.Since(start)
 	return st, nil
 }
+
+// Close releases the syncer's netlink connection (nftables mode); the rules stay.
+func (r *RuleSyncer) Close() error { return r.nftConn.Close() }

@@ -153,6 +153,8 @@ func TestProxyResponseHeads(t *testing.T) {
 					switch req.URL.Path {
 					case "/hop":
 						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok")
+					case "/multi":
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nx-app-tag: a\r\nSet-Cookie: s1\r\nX-APP-TAG: b\r\nset-cookie: s2\r\nx-other: o\r\nContent-Length: 0\r\n\r\n")
 					case "/nocontent":
 						_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\nX-Kept: yes\r\n\r\n")
 					case "/bad":
@@ -168,6 +170,15 @@ func TestProxyResponseHeads(t *testing.T) {
 	resp, body := doReq(t, c, "GET", px.URL+"/hop", "app.example", nil, nil)
 	if resp.StatusCode != 200 || string(body) != "ok" || resp.Header.Get("X-Kept") != "yes" || resp.Header.Get("X-Secret") != "" || resp.Header.Get("Keep-Alive") != "" {
 		t.Errorf("/hop: %s %q %v", resp.Status, body, resp.Header)
+	}
+	// Field names are canonicalized whatever their spelling (the second time from the
+	// proxy's cache), repeated fields keep their values in order.
+	for range 2 {
+		resp, _ = doReq(t, c, "GET", px.URL+"/multi", "app.example", nil, nil)
+		h := resp.Header
+		if fmt.Sprint(h["X-App-Tag"]) != "[a b]" || fmt.Sprint(h["Set-Cookie"]) != "[s1 s2]" || fmt.Sprint(h["X-Other"]) != "[o]" {
+			t.Errorf("/multi: %v", h)
+		}
 	}
 	resp, body = doReq(t, c, "GET", px.URL+"/nocontent", "app.example", nil, nil)
 	if resp.StatusCode != 204 || len(body) != 0 || resp.Header.Get("X-Kept") != "yes" {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Limits on an upstream's response head (nginx's proxy_buffer_size is 4–8 KiB; these are
@@ -256,7 +257,46 @@ func canonicalKey(b []byte) string {
 	case "X-Netlab-Ingress-Node", "x-netlab-ingress-node":
 		return HeaderNode
 	}
-	return textproto.CanonicalMIMEHeaderKey(string(b))
+	if m := keyCache.Load(); m != nil {
+		if k, ok := (*m)[string(b)]; ok { // no allocation for the lookup
+			return k
+		}
+	}
+	k := textproto.CanonicalMIMEHeaderKey(string(b))
+	rememberKey(string(b), k)
+	return k
+}
+
+// keyCache maps field names as upstreams send them to their canonical form, for the
+// names canonicalKey's list does not have (an application's own X-... fields): a
+// copy-on-write map read without a lock, at most keyCacheMax names (upstreams choose
+// them; past the cap a name is canonicalized anew each time).
+var (
+	keyCache   atomic.Pointer[map[string]string]
+	keyCacheMu sync.Mutex
+)
+
+const keyCacheMax = 256
+
+func rememberKey(raw, k string) {
+	keyCacheMu.Lock()
+	defer keyCacheMu.Unlock()
+	var old map[string]string
+	if m := keyCache.Load(); m != nil {
+		old = *m
+	}
+	if len(old) >= keyCacheMax {
+		return
+	}
+	if _, ok := old[raw]; ok {
+		return
+	}
+	next := make(map[string]string, len(old)+1)
+	for r, c := range old {
+		next[r] = c
+	}
+	next[raw] = k
+	keyCache.Store(&next)
 }
 
 func truncate(b []byte) string {

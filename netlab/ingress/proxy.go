@@ -237,7 +237,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.trustFwd {
 		inID = r.Header.Get(HeaderRequestID)
 	}
-	st := &reqState{requestID: requestID(inID)}
+	// The request's state and its response recorder come from a pool (nothing holds them
+	// once ServeHTTP returns: the header map keeps only its own values).
+	scr := scratches.Get().(*scratch)
+	st, rec := &scr.st, &scr.rec
+	*st = reqState{requestID: requestID(inID)}
+	*rec = recorder{ResponseWriter: w}
 	st.clientIP = clientIP(r.RemoteAddr)
 	hdr := w.Header()
 	// A body framed by Transfer-Encoding may also have carried a Content-Length (net/http
@@ -251,7 +256,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.node != "" {
 		hdr[HeaderNode] = h.nodeHdr
 	}
-	rec := &recorder{ResponseWriter: w}
 
 	rt := h.routing.Load()
 	host, _ := NormalizeHost(r.Host)
@@ -267,9 +271,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				st.status = http.StatusBadGateway
 			}
 			h.finish(r, st, rec, ok, start)
+			scr.release()
 			panic(p)
 		}
 		h.finish(r, st, rec, ok, start)
+		scr.release()
 	}()
 	switch {
 	case !ok:
@@ -286,6 +292,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.upstream = up
 		h.proxy(rec, r, st)
 	}
+}
+
+// scratch is the per-request memory ServeHTTP reuses.
+type scratch struct {
+	st  reqState
+	rec recorder
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+func (s *scratch) release() {
+	*s = scratch{}
+	scratches.Put(s)
 }
 
 // errNoEndpoints: the Service exists but has no ready endpoint (endpoints mode).
@@ -569,11 +588,20 @@ func writeHeader(bw *bufio.Writer, k, v string) {
 // pools uc when the exchange ended cleanly.
 func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn, upgrade string, x *exchange) {
 	hdr := w.Header()
-	for _, f := range x.fields {
+	// The values share one backing array (one allocation, not one per field); each slice
+	// is capped at its own element, so a repeated field's append copies instead of
+	// overwriting the next field's value.
+	vals := make([]string, len(x.fields))
+	for i, f := range x.fields {
 		if x.dropped(f.k) {
 			continue
 		}
-		hdr[f.k] = append(hdr[f.k], f.v)
+		if prev, ok := hdr[f.k]; ok {
+			hdr[f.k] = append(prev, f.v)
+			continue
+		}
+		vals[i] = f.v
+		hdr[f.k] = vals[i : i+1 : i+1]
 	}
 	if x.status == http.StatusSwitchingProtocols {
 		h.switchProtocols(w, r, st, uc, upgrade)

@@ -32,7 +32,8 @@ import (
 // endpoint leaves or returns and each incremental sync is timed, A B C A B C: C is
 // `nft -f` of the same change text B sent, on the same table in the second namespace.
 // Last, nftables mode alone at NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs
-// (default 1) and ROUNDS one-Service changes. Medians with min–max.
+// from an empty table (default 1) and ROUNDS one-Service changes on the table the last one
+// left. Medians with min–max.
 func TestBenchRuleSyncNFTables(t *testing.T) {
 	if os.Getenv("NETLAB_BENCH_RULES") != "1" {
 		t.Skip("benchmark: set NETLAB_BENCH_RULES=1")
@@ -102,6 +103,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		if err != nil {
 			return nil, 0, err
 		}
+		t.Cleanup(func() { sy.Close() })
 		st, err := sy.Sync(ports, true)
 		return sy, st.Took, err
 	}
@@ -235,20 +237,19 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 	ports := benchPorts(big)
 	var full, change, bigCPU []time.Duration
 	in(func() error {
+		var sy *agent.RuleSyncer
 		for range bigRounds {
 			if err := reset(); err != nil {
 				return err
 			}
-			_, d, err := sync("nftables", ports)
-			if err != nil {
+			var d time.Duration
+			var err error
+			if sy, d, err = sync("nftables", ports); err != nil {
 				return err
 			}
 			full = append(full, d)
 		}
-		sy, _, err := sync("nftables", ports) // a full sync over the table in place
-		if err != nil {
-			return err
-		}
+		// The changes on the table the last full sync left.
 		for range rounds {
 			ports[big/2].Endpoints[1].Ready = !ports[big/2].Endpoints[1].Ready
 			cpu0 := threadCPU()

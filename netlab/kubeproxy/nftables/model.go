@@ -48,10 +48,7 @@ func renderFragment(node kubeproxy.Node, sp *kubeproxy.ServicePort) *fragment {
 	in.ExternalIPs = slices.Clone(sp.ExternalIPs)
 	in.LoadBalancerSourceRanges = slices.Clone(sp.LoadBalancerSourceRanges)
 	in.Endpoints = slices.Clone(sp.Endpoints)
-	rs := newRuleset()
-	for _, n := range sharedContainers {
-		rs.container(n, false, "")
-	}
+	rs := &Ruleset{Chains: make(map[string]*Chain, 4), Containers: make(map[string]*Container, 3)}
 	port := in
 	port.Endpoints = slices.Clone(in.Endpoints)
 	kubeproxy.SortEndpoints(port.Endpoints)

@@ -65,8 +65,14 @@ func (rs *Ruleset) container(name string, isMap bool, spec string) *Container {
 	return c
 }
 
+// element adds an element; a port's fragment (see Model) holds only the shared sets and
+// maps it adds to, made here on first use.
 func (rs *Ruleset) element(container, key, value, comment string) {
-	rs.Containers[container].Elements[key] = Element{Key: key, Value: value, Comment: comment}
+	c := rs.Containers[container]
+	if c == nil {
+		c = rs.container(container, false, "")
+	}
+	c.Elements[key] = Element{Key: key, Value: value, Comment: comment}
 }
 
 // SortedChains returns the chain names in order.

@@ -285,3 +285,57 @@ func TestStagedEqualsFull(t *testing.T) {
 		t.Error("ListExisting does not see the table")
 	}
 }
+
+// ApplyAll applies its transactions in order and stops at the first that fails, naming it.
+func TestApplyAllStopsAtTheFirstError(t *testing.T) {
+	requireNft(t)
+	ns := scratch(t, "all")
+	rs := nftables.Render(node, ports())
+	stages := nftables.Staged(rs, 2)
+	bad := []byte("add rule ip kube-proxy no-such-chain drop\n")
+	never := []byte("add element ip kube-proxy cluster-ips { 172.30.0.77 }\n")
+	err := kernel.Do(ns, func() error { return nftnl.ApplyAll([][]byte{stages[0], bad, never}) })
+	if err == nil || !strings.Contains(err.Error(), "transaction 2 of 3") {
+		t.Fatalf("got %v, want the second transaction's error", err)
+	}
+	out, lerr := kernel.Run(ns, nil, "nft", "list", "table", "ip", nftables.Table)
+	if lerr != nil {
+		t.Fatalf("the first transaction was not applied: %v\n%s", lerr, out)
+	}
+	if strings.Contains(string(out), "172.30.0.77") {
+		t.Errorf("a transaction after the failed one was applied:\n%s", out)
+	}
+}
+
+// A Conn stays usable across transactions, also after one failed.
+func TestConnAcrossTransactions(t *testing.T) {
+	requireNft(t)
+	ns := scratch(t, "conn")
+	rs := nftables.Render(node, ports())
+	err := kernel.Do(ns, func() error {
+		c, err := nftnl.Dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Apply(nftables.Full(rs, nftables.Existing{}, true)); err != nil {
+			return err
+		}
+		if err := c.Apply([]byte("add rule ip kube-proxy no-such-chain drop\n")); err == nil {
+			return fmt.Errorf("a rule in a missing chain was accepted")
+		}
+		for _, ip := range []string{"172.30.0.77", "172.30.0.78"} {
+			if err := c.Apply([]byte("add element ip kube-proxy cluster-ips { " + ip + " }\n")); err != nil {
+				return fmt.Errorf("after a failed transaction: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := kernel.Run(ns, nil, "nft", "list", "set", "ip", nftables.Table, nftables.SetClusterIPs)
+	if err != nil || !strings.Contains(string(out), "172.30.0.77") || !strings.Contains(string(out), "172.30.0.78") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}

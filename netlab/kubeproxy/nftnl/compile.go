@@ -305,7 +305,7 @@ func (c *ruleCompiler) ipMatch(off uint32) error {
 			return nil
 		}
 		id := newSetID()
-		set := &gnft.Set{Table: c.table, ID: id, Name: anonName("__set", id), Anonymous: true, Constant: true,
+		set := &gnft.Set{Table: c.table, ID: id, Name: anonName(id), Anonymous: true, Constant: true,
 			Interval: true, KeyType: gnft.TypeIPAddr}
 		c.anon = append(c.anon, anonSet{set, intervalElements(prefixes)})
 		c.add(&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4},
@@ -327,15 +327,17 @@ var setIDs atomic.Uint32
 func newSetID() uint32 { return setIDs.Add(1) }
 
 // anonNames makes this process's anonymous set names differ from any other's.
-var anonNames = rand.Uint32()
+var anonNames = strconv.FormatUint(uint64(rand.Uint32()), 36)
 
-// anonName names an anonymous set concretely ("__map_1a2b3c4d_17"), not "__map%d" as nft
-// does: for a "%d" name the kernel picks a free number by reading every set name of the
-// table with sscanf, once per anonymous set — tens of milliseconds in a 1000-Service full
-// sync. The name never shows (nft lists anonymous sets inline) and a "%d" pattern never
-// reads a number out of it.
-func anonName(kind string, id uint32) string {
-	return kind + "_" + strconv.FormatUint(uint64(anonNames), 16) + "_" + strconv.FormatUint(uint64(id), 10)
+// anonName names an anonymous set concretely ("__h.1a2b3c", the set's number first), not
+// "__map%d" as nft does: for a "%d" name the kernel picks a free number by reading every
+// set name of the table with sscanf, once per anonymous set — tens of milliseconds in a
+// 1000-Service full sync. A short name that differs early also shortens the kernel's
+// walks over the table's set names (by name, for each rule and element list that refers
+// to the set). The name never shows (nft lists anonymous sets inline), and nft's "%d"
+// patterns never read a number out of it.
+func anonName(id uint32) string {
+	return "__" + strconv.FormatUint(uint64(id), 36) + "." + anonNames
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -541,7 +543,7 @@ func (c *ruleCompiler) numgen() error {
 		return err
 	}
 	id := newSetID()
-	set := &gnft.Set{Table: c.table, ID: id, Name: anonName("__map", id), Anonymous: true, Constant: true, IsMap: true,
+	set := &gnft.Set{Table: c.table, ID: id, Name: anonName(id), Anonymous: true, Constant: true, IsMap: true,
 		KeyType: gnft.TypeInteger, DataType: gnft.TypeVerdict, KeyByteOrder: binaryutil.NativeEndian}
 	var elems []gnft.SetElement
 	for {
