@@ -391,7 +391,13 @@ func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
 
 	// Take that node out of the rules the way the agent does on a failed check. The agent
 	// (started by this test's Up) is stopped first so that no transition of its own
-	// re-renders the rules meanwhile.
+	// re-renders the rules meanwhile. It is marked stopped on purpose, as `pod kill` marks
+	// a pod, or the lab's supervisor would start it again and its first render would put
+	// the node back.
+	mark := rundir.ForLab(p.Lab).StoppedMark("lb", "lb")
+	if err := os.WriteFile(mark, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	kernel.Terminate(kernel.PIDsIn([]string{p.LB.Netns})[p.LB.Netns], 5*time.Second)
 	for i := range vs.Backends {
 		vs.Backends[i].Healthy = vs.Backends[i].Name != held
@@ -433,6 +439,9 @@ func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
 	_, ip := clientNS(t, p, "client")
 	if c := count(requests(t, cns, ip, vip, 6)); c[held] != 0 {
 		t.Errorf("new connections still reach removed %s: %v", held, c)
+	}
+	if pids := kernel.PIDsIn([]string{p.LB.Netns})[p.LB.Netns]; len(pids) > 0 {
+		t.Errorf("the stopped lb agent was started again (pids %v): the rules above may be its own", pids)
 	}
 }
 
