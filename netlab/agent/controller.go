@@ -13,6 +13,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
@@ -61,6 +62,11 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
+	}
+	// Started beside the pods, the controller waits here until up has written which pods
+	// reported ready (reportedReady below).
+	if err := ready.WaitRelease(ctx); err != nil {
+		return nil
 	}
 	// The controller watches the lab's supervisor, which watches every agent (this one too).
 	go supervise.Guard(ctx, supervise.Config{Lab: cfg.Lab, Dir: dir}, log.With("task", "guard"))

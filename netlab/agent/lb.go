@@ -14,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
@@ -172,6 +173,12 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	// What a cloud security group would let in from the clients, and nothing else.
 	if err := a.applyWanFilter(ctx); err != nil {
 		return err
+	}
+
+	// Started beside the node agents, the LB waits here until up lets it go on, so that its
+	// first checks, which decide each real server's state, find the nodes serving.
+	if err := ready.WaitRelease(ctx); err != nil {
+		return nil
 	}
 
 	var unique []lb.Probe

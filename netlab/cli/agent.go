@@ -14,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/privs"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 	"github.com/spf13/cobra"
@@ -236,6 +237,9 @@ func dropPrivileges(cmd *cobra.Command) error {
 	}
 	var fds []int
 	if fd, err := strconv.Atoi(os.Getenv(agent.ReadyFDEnv)); err == nil && fd >= 3 {
+		fds = append(fds, fd)
+	}
+	if fd := ready.HoldFD(); fd >= 0 {
 		fds = append(fds, fd)
 	}
 	if err := privs.Restrict(keep, fds...); err != nil {

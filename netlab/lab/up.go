@@ -81,7 +81,28 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := PurgeLogs(p.Lab); err != nil {
 		return err
 	}
+	// The namespaces' hosts and resolv.conf files need no namespace: they are written
+	// while the namespaces and links are made (kernel work under other locks), and waited
+	// for before the agents start; a failed up waits for them before it rolls back.
+	hostsDone := make(chan error, 1)
+	hostsWaited := false
+	waitHosts := func(context.Context, *plan.Plan, Options) error {
+		if hostsWaited {
+			return nil
+		}
+		hostsWaited = true
+		return <-hostsDone
+	}
+	go func() {
+		t := time.Now()
+		err := writeHosts(ctx, p, o)
+		o.Log.Debug("hosts and resolv.conf files written", "ms", time.Since(t).Milliseconds())
+		hostsDone <- err
+	}()
 	defer func() {
+		if err != nil {
+			_ = waitHosts(ctx, p, o)
+		}
 		if err != nil && !o.Retain {
 			o.Log.Warn("up failed, rolling back", "lab", p.Lab, "err", err)
 			if derr := down(p.Lab, o.Log); derr != nil {
@@ -90,6 +111,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		}
 	}()
 	start := time.Now()
+	var sup *wave // the supervisor, started with the agents, waited for last
 	steps := []struct {
 		name string
 		fn   func(context.Context, *plan.Plan, Options) error
@@ -98,11 +120,17 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"namespaces", createNamespaces},
 		{"links", wireLinks},
 		{"routes and sysctls", routesAndSysctls},
-		{"hosts and resolv.conf files", writeHosts},
-		{"agents", startAgents},
+		{"hosts and resolv.conf files", waitHosts},
+		{"agents", func(ctx context.Context, p *plan.Plan, o Options) error {
+			var err error
+			sup, err = startAgents(ctx, p, o)
+			return err
+		}},
 		{"conntrack sysctls", conntrackSysctls},
 		{"readiness", verifyReady},
-		{"supervisor", startSupervisor},
+		{"supervisor", func(ctx context.Context, p *plan.Plan, o Options) error {
+			return sup.wait(ctx, p.Lab, o, time.Now().Add(o.ReadyTimeout), nil)
+		}},
 	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -341,68 +369,162 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// startAgents starts the plan's processes in three waves and waits for each agent to
-// write READY on its readiness pipe, or names those that did not: first the pods; then the
-// rest of the cluster (the endpoints controller, kube-proxy, ingress), the controller told
-// which pods reported they serve, so that it takes them as ready instead of probing every
-// pod before it can report ready; then the LB, whose first health checks must find the
-// nodes already serving.
-func startAgents(ctx context.Context, p *plan.Plan, o Options) error {
-	var pods, cluster, outside []plan.Process
+// startAgents starts the plan's processes and waits for each agent to write READY on its
+// readiness pipe, or names those that did not. Every agent starts at once; two are held
+// at a point of their start-up (supervise.StartHeld) until what they need is in place:
+//   - the endpoints controller, until every pod reported ready and up wrote which did,
+//     with their process (reported.json): it takes them as ready instead of probing every
+//     pod before it can report ready;
+//   - the LB, before its first health checks, which decide each node's state: until the
+//     node agents serve (the ingress virtual services check the ingress only) and, when
+//     the plan has LoadBalancer Services (checked through kube-proxy's rules or health
+//     check node port, which need the endpoints), until the controller is ready too.
+//
+// The supervisor starts once every agent has been started (it adopts them from their
+// pid records; it restarts none while up holds the lab's lock); the returned wave is it,
+// to be waited for.
+func startAgents(ctx context.Context, p *plan.Plan, o Options) (*wave, error) {
+	var pods, nodes, controller, outside []plan.Process
 	for _, pr := range p.Processes {
 		switch pr.Role {
 		case "lb":
 			outside = append(outside, pr)
 		case "pod":
 			pods = append(pods, pr)
+		case "controller":
+			controller = append(controller, pr)
 		default:
-			cluster = append(cluster, pr)
+			nodes = append(nodes, pr)
 		}
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
-	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
 	t := time.Now()
-	if err := startWaveReporting(ctx, p.Lab, pods, o, deadline, reported.Pods); err != nil {
-		return err
+	var waves []*wave
+	defer func() {
+		for _, w := range waves {
+			w.release()
+		}
+	}()
+	start := func(procs []plan.Process, held bool) (*wave, error) {
+		w, err := launch(p.Lab, procs, o, held)
+		waves = append(waves, w)
+		return w, err
+	}
+	ctlWave, err := start(controller, true)
+	if err != nil {
+		return nil, err
+	}
+	nodeWave, err := start(nodes, false)
+	if err != nil {
+		return nil, err
+	}
+	lbWave, err := start(outside, true)
+	if err != nil {
+		return nil, err
+	}
+	podWave, err := start(pods, false)
+	if err != nil {
+		return nil, err
+	}
+	supWave, err := start([]plan.Process{supervise.SupervisorProcess(p.Lab)}, false)
+	if err != nil {
+		return nil, err
+	}
+	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
+	if err := podWave.wait(ctx, p.Lab, o, deadline, reported.Pods); err != nil {
+		return nil, err
 	}
 	o.Log.Debug("pods ready", "pods", len(pods), "ms", time.Since(t).Milliseconds())
 	if err := d.WriteReported(reported); err != nil {
-		return err
+		return nil, err
 	}
-	for _, wave := range [][]plan.Process{cluster, outside} {
-		if err := startWave(ctx, p.Lab, wave, o, deadline); err != nil {
-			return err
-		}
+	ctlWave.release()
+	if err := nodeWave.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+		return nil, err
+	}
+	if !hasLoadBalancerServices(p) {
+		lbWave.release()
+	}
+	if err := ctlWave.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+		return nil, err
+	}
+	lbWave.release()
+	if err := lbWave.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+		return nil, err
 	}
 	// The controller read it before it reported ready.
 	if err := os.Remove(d.Reported()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return nil, err
 	}
-	return nil
+	return supWave, nil
 }
 
+// hasLoadBalancerServices says whether the LB has a virtual service of a LoadBalancer
+// Service, checked through a node's rules for it (its node port, or its health check
+// node port with externalTrafficPolicy: Local), which need the controller's endpoints.
+func hasLoadBalancerServices(p *plan.Plan) bool {
+	for _, vs := range p.LB.VIPs {
+		if vs.Service != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// A wave is agents started together, waited for together.
+type wave struct {
+	agents []waiting
+}
+
+type waiting struct {
+	proc    plan.Process
+	rec     supervise.Record
+	done    <-chan error
+	release func()
+}
+
+// release lets every held agent of the wave go on.
+func (w *wave) release() {
+	for _, a := range w.agents {
+		if a.release != nil {
+			a.release()
+		}
+	}
+}
+
+// startWave starts procs and waits for each to report ready.
 func startWave(ctx context.Context, labName string, procs []plan.Process, o Options, deadline time.Time) error {
-	return startWaveReporting(ctx, labName, procs, o, deadline, nil)
+	w, err := launch(labName, procs, o, false)
+	if err != nil {
+		return err
+	}
+	return w.wait(ctx, labName, o, deadline, nil)
 }
 
-// startWaveReporting starts procs and waits for each to report ready; with reported set,
-// it notes there every agent that did, with its process.
-func startWaveReporting(ctx context.Context, labName string, procs []plan.Process, o Options, deadline time.Time,
+// launch starts procs, held (see supervise.StartHeld) when held is set. On an error the
+// agents already started are in the wave, to be released.
+func launch(labName string, procs []plan.Process, o Options, held bool) (*wave, error) {
+	w := &wave{agents: make([]waiting, len(procs))}
+	err := forEach(len(procs), func(i int) error {
+		var err error
+		a := waiting{proc: procs[i]}
+		if held {
+			a.rec, a.done, a.release, err = startHeldAgent(labName, procs[i], o.Binary)
+		} else {
+			a.rec, a.done, err = startAgent(labName, procs[i], o.Binary)
+		}
+		w.agents[i] = a
+		return err
+	})
+	return w, err
+}
+
+// wait waits for each agent of the wave to report ready; with reported set, it notes
+// there every agent that did, with its process.
+func (wv *wave) wait(ctx context.Context, labName string, o Options, deadline time.Time,
 	reported map[string]rundir.ReportedPod) error {
-	type waiting struct {
-		proc plan.Process
-		rec  supervise.Record
-		done <-chan error
-	}
-	ws := make([]waiting, len(procs))
-	if err := forEach(len(procs), func(i int) error {
-		rec, done, err := startAgent(labName, procs[i], o.Binary)
-		ws[i] = waiting{procs[i], rec, done}
-		return err
-	}); err != nil {
-		return err
-	}
+	ws := wv.agents
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	var failed []string
@@ -457,19 +579,10 @@ func startAgent(lab string, pr plan.Process, binary string) (supervise.Record, <
 	return supervise.StartRecord(rundir.ForLab(lab), pr, binary, restarts)
 }
 
-// startSupervisor starts the lab's supervisor, which adopts every agent up started and
-// restarts those that die (the endpoints controller, in turn, watches the supervisor).
-func startSupervisor(ctx context.Context, p *plan.Plan, o Options) error {
-	done, err := StartAgent(p.Lab, supervise.SupervisorProcess(p.Lab), o.Binary)
-	if err != nil {
-		return err
+func startHeldAgent(lab string, pr plan.Process, binary string) (supervise.Record, <-chan error, func(), error) {
+	restarts := 0
+	if rec, err := supervise.ReadRecord(rundir.ForLab(lab), pr.Role, pr.Name); err == nil {
+		restarts = rec.Restarts
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(o.ReadyTimeout):
-		return fmt.Errorf("supervisor not ready after %s", o.ReadyTimeout)
-	}
+	return supervise.StartHeld(rundir.ForLab(lab), pr, binary, restarts)
 }

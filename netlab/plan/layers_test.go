@@ -45,7 +45,7 @@ var layers = map[string]layer{
 	// The supervisor of a lab's agents (started by lab, watched by the controller), and
 	// the capability drop every agent inside a lab namespace does at start (or its starter
 	// does for it, on the thread it forks it from).
-	"supervise": {netlab: []string{"plan", "kernel", "rundir", "privs"}},
+	"supervise": {netlab: []string{"plan", "kernel", "rundir", "privs", "ready"}},
 	"privs":     {},
 	"nftrace":   {netlab: []string{"kernel", "iptables"}},
 	// kube-proxy's nftables transactions sent through netlink.

@@ -17,12 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/privs"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
@@ -98,6 +100,29 @@ func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-c
 
 // StartRecord is Start, returning the record it wrote (pid and start time).
 func StartRecord(d rundir.Dir, pr plan.Process, binary string, restarts int) (Record, <-chan error, error) {
+	return startRecord(d, pr, binary, restarts, nil)
+}
+
+// StartHeld is StartRecord for an agent that is to wait at its hold point
+// (ready.WaitRelease) until release is called: it can start, and make what does not
+// depend on the others, while they start. release is safe to call more than once, and
+// must be called (up calls it on every return).
+func StartHeld(d rundir.Dir, pr plan.Process, binary string, restarts int) (rec Record, done <-chan error, release func(), err error) {
+	hr, hw, err := os.Pipe()
+	if err != nil {
+		return Record{}, nil, func() {}, err
+	}
+	defer hr.Close() // the agent holds its own copy
+	var once sync.Once
+	release = func() { once.Do(func() { hw.Close() }) }
+	rec, done, err = startRecord(d, pr, binary, restarts, hr)
+	if err != nil {
+		release()
+	}
+	return rec, done, release, err
+}
+
+func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hold *os.File) (Record, <-chan error, error) {
 	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return Record{}, nil, err
 	}
@@ -121,13 +146,18 @@ func StartRecord(d rundir.Dir, pr plan.Process, binary string, restarts int) (Re
 	cmd := exec.Command(binary, pr.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
-	env := make([]string, 0, len(os.Environ())+1)
+	env := make([]string, 0, len(os.Environ())+2)
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, ReadyFDEnv+"=") {
+		if !strings.HasPrefix(e, ReadyFDEnv+"=") && !strings.HasPrefix(e, ready.HoldFDEnv+"=") {
 			env = append(env, e)
 		}
 	}
-	cmd.Env = append(env, ReadyFDEnv+"=3")
+	env = append(env, ReadyFDEnv+"=3")
+	if hold != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
+		env = append(env, ready.HoldFDEnv+"=4")
+	}
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// An agent that drops capabilities is forked from a thread confined to the ones it
 	// keeps, so that it starts with them: it would otherwise drop them itself by executing
