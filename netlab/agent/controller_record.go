@@ -161,10 +161,11 @@ func (rr *readinessRecord) write(p *plan.Plan, isReady func(string) bool, nodeRe
 }
 
 // reportedReady reads up's list of the pods that reported they serve (rundir.Reported) and
-// returns, with when they did, those it can take as ready: the echo agent's pods (it
-// answers every request on every TCP port it listens on, so their readiness probe passes
-// once it listens; not the cluster DNS, whose readiness is its own), whose probe is on one
-// of those ports or is "the process runs", and that still run the process that reported.
+// returns, with when they did, those it can take as ready and that still run the process
+// that reported: the echo agent's pods (it answers every request on every TCP port it
+// listens on, so their readiness probe passes once it listens) whose probe is on one of
+// those ports or is "the process runs"; and the cluster DNS's, whose probe is its
+// agent's own ready endpoint, which answers from before the agent reports.
 func reportedReady(dir rundir.Dir, p *plan.Plan, log *slog.Logger) map[string]time.Time {
 	rep, err := dir.ReadReported()
 	if err != nil {
@@ -176,7 +177,7 @@ func reportedReady(dir rundir.Dir, p *plan.Plan, log *slog.Logger) map[string]ti
 	out := map[string]time.Time{}
 	for _, pod := range p.Pods {
 		r, ok := rep.Pods[pod.Name]
-		if !ok || pod.Agent != "" || pod.Terminating || !probeServedByEcho(pod) {
+		if !ok || pod.Terminating || !probePassedOnReport(pod) {
 			continue
 		}
 		if r.Start == "" || kernel.StartTime(r.PID) != r.Start || !kernel.Alive(r.PID) {
@@ -186,6 +187,18 @@ func reportedReady(dir rundir.Dir, p *plan.Plan, log *slog.Logger) map[string]ti
 	}
 	log.Info("pods ready as they reported", "pods", len(out), "of", len(p.Pods))
 	return out
+}
+
+// probePassedOnReport says whether pod's readiness probe passes once its agent reported
+// ready.
+func probePassedOnReport(pod plan.Pod) bool {
+	switch pod.Agent {
+	case "":
+		return probeServedByEcho(pod)
+	case plan.DNSAgent:
+		return pod.Probe.Type == "http" && pod.Probe.Port == plan.DNSReadyPort && pod.Probe.Path == plan.DNSReadyPath
+	}
+	return false
 }
 
 // probeServedByEcho says whether the echo agent passes pod's readiness probe as soon as it

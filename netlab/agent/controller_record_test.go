@@ -99,8 +99,8 @@ func TestReadinessRecordWrite(t *testing.T) {
 }
 
 // The controller takes as ready from the start only the pods whose own report it can
-// trust: the echo agent's, with a probe the echo passes once it listens, still run by the
-// process that reported.
+// trust, still run by the process that reported: the echo agent's, with a probe the echo
+// passes once it listens; the cluster DNS's, probed on its agent's ready endpoint.
 func TestReportedReady(t *testing.T) {
 	d := rundir.At(t.TempDir())
 	self := os.Getpid()
@@ -113,6 +113,8 @@ func TestReportedReady(t *testing.T) {
 		{Name: "udp", Ports: []plan.ContainerPort{{Port: 53, Protocol: "UDP"}}, Probe: plan.Probe{Type: "exec"}},
 		{Name: "otherport", Ports: tcp, Probe: plan.Probe{Type: "http", Port: 9090, Path: "/"}},
 		{Name: "dns", Agent: "dns", Ports: tcp, Probe: plan.Probe{Type: "http", Port: 8080, Path: "/ready"}},
+		{Name: "coredns", Agent: plan.DNSAgent, Probe: plan.Probe{Type: "http", Port: plan.DNSReadyPort, Path: plan.DNSReadyPath}},
+		{Name: "other-agent", Agent: "other", Ports: tcp, Probe: plan.Probe{Type: "tcp", Port: 8080}},
 		{Name: "restarted", Ports: tcp, Probe: plan.Probe{Type: "tcp", Port: 8080}},
 		{Name: "silent", Ports: tcp, Probe: plan.Probe{Type: "tcp", Port: 8080}},
 	}}
@@ -121,7 +123,7 @@ func TestReportedReady(t *testing.T) {
 		t.Fatalf("no report: %v", got)
 	}
 	rep := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
-	for _, n := range []string{"echo", "http", "udp", "otherport", "dns"} {
+	for _, n := range []string{"echo", "http", "udp", "otherport", "dns", "coredns", "other-agent"} {
 		rep.Pods[n] = rundir.ReportedPod{PID: self, Start: start, At: at}
 	}
 	rep.Pods["restarted"] = rundir.ReportedPod{PID: self, Start: start + "0", At: at}
@@ -129,7 +131,7 @@ func TestReportedReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := reportedReady(d, p, log)
-	want := []string{"echo", "http", "udp"}
+	want := []string{"echo", "http", "udp", "coredns"}
 	if len(got) != len(want) {
 		t.Errorf("ready from reports: %v, want %v", got, want)
 	}

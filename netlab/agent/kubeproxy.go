@@ -178,10 +178,13 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 			ef = &kubeproxy.EndpointsFile{Ports: p.ServicePorts(func(string) bool { return false })}
 			break
 		}
+		// Started beside the pods, kube-proxy waits here for the controller's first
+		// endpoints, which the end of up waits for: a shorter poll than the steady one
+		// (a stat of one file).
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(cfg.Poll):
+		case <-time.After(min(cfg.Poll, 10*time.Millisecond)):
 		}
 	}
 	k.ports.Store(&ef.Ports)

@@ -111,25 +111,23 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		}
 	}()
 	start := time.Now()
-	var sup *wave // the supervisor, started with the agents, waited for last
+	agents := &agentStart{}
+	defer agents.release()
 	steps := []struct {
 		name string
 		fn   func(context.Context, *plan.Plan, Options) error
 	}{
 		{"runtime files", writeRuntime},
 		{"namespaces", createNamespaces},
+		{"node agents started", agents.startNodeAgents},
 		{"links", wireLinks},
 		{"routes and sysctls", routesAndSysctls},
 		{"hosts and resolv.conf files", waitHosts},
-		{"agents", func(ctx context.Context, p *plan.Plan, o Options) error {
-			var err error
-			sup, err = startAgents(ctx, p, o)
-			return err
-		}},
+		{"agents", agents.startAgents},
 		{"conntrack sysctls", conntrackSysctls},
 		{"readiness", verifyReady},
 		{"supervisor", func(ctx context.Context, p *plan.Plan, o Options) error {
-			return sup.wait(ctx, p.Lab, o, time.Now().Add(o.ReadyTimeout), nil)
+			return agents.sup.wait(ctx, p.Lab, o, time.Now().Add(o.ReadyTimeout), nil)
 		}},
 	}
 	for _, st := range steps {
@@ -369,95 +367,143 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// startAgents starts the plan's processes and waits for each agent to write READY on its
-// readiness pipe, or names those that did not. Every agent starts at once; two are held
-// at a point of their start-up (supervise.StartHeld) until what they need is in place:
+// agentStart is up's agents, started in two steps: those that need only their
+// namespace right after the namespaces (startNodeAgents), the pods once the fabric is
+// wired (startAgents).
+type agentStart struct {
+	ctl, ingress, nodes, lb, sup *wave
+	waves                        []*wave
+	// started yields startNodeAgents' launches' error, once; nil: not begun.
+	started chan error
+	joined  bool
+	err     error
+}
+
+// join waits for startNodeAgents' launches.
+func (a *agentStart) join() error {
+	if a.started != nil && !a.joined {
+		a.joined, a.err = true, <-a.started
+	}
+	return a.err
+}
+
+func (a *agentStart) launch(p *plan.Plan, o Options, procs []plan.Process, held bool) (*wave, error) {
+	w, err := launch(p.Lab, procs, o, held)
+	a.waves = append(a.waves, w)
+	return w, err
+}
+
+// release lets every held agent go on: when up returns, whatever happened.
+func (a *agentStart) release() {
+	_ = a.join()
+	for _, w := range a.waves {
+		w.release()
+	}
+}
+
+// startNodeAgents starts, without waiting for them, the agents that need no pod and no
+// link to start: kube-proxy and ingress in every node, and two held at a point of their
+// start-up (supervise.StartHeld) until what they need is in place:
 //   - the endpoints controller, until every pod reported ready and up wrote which did,
 //     with their process (reported.json): it takes them as ready instead of probing every
 //     pod before it can report ready;
-//   - the LB, before its first health checks, which decide each node's state: until the
-//     node agents serve (the ingress virtual services check the ingress only) and, when
-//     the plan has LoadBalancer Services (checked through kube-proxy's rules or health
-//     check node port, which need the endpoints), until the controller is ready too.
+//   - the LB, before its first health checks, which decide each node's state: until every
+//     node's ingress serves (the ingress virtual services check the ingress only, so the
+//     LB checks while the pods start) or, when the plan has LoadBalancer Services (checked
+//     through kube-proxy's rules or health check node port, which need the endpoints),
+//     until the node agents and the controller are ready.
 //
-// The supervisor starts once every agent has been started (it adopts them from their
-// pid records; it restarts none while up holds the lab's lock); the returned wave is it,
-// to be waited for.
-func startAgents(ctx context.Context, p *plan.Plan, o Options) (*wave, error) {
-	var pods, nodes, controller, outside []plan.Process
+// Their start-up (the netlab binary's, and reading the plan) then runs while the links
+// are made, which leaves a CPU to spare (one veth at a time under RTNL); so does
+// starting them, in the background: startAgents waits for it.
+func (a *agentStart) startNodeAgents(_ context.Context, p *plan.Plan, o Options) error {
+	a.started = make(chan error, 1)
+	go func() { a.started <- a.launchNodeAgents(p, o) }()
+	return nil
+}
+
+func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
+	var ingress, nodes, controller, outside []plan.Process
 	for _, pr := range p.Processes {
 		switch pr.Role {
+		case "pod":
+		case "ingress":
+			ingress = append(ingress, pr)
 		case "lb":
 			outside = append(outside, pr)
-		case "pod":
-			pods = append(pods, pr)
 		case "controller":
 			controller = append(controller, pr)
 		default:
 			nodes = append(nodes, pr)
 		}
 	}
+	var err error
+	if a.ctl, err = a.launch(p, o, controller, true); err != nil {
+		return err
+	}
+	if a.ingress, err = a.launch(p, o, ingress, false); err != nil {
+		return err
+	}
+	if a.nodes, err = a.launch(p, o, nodes, false); err != nil {
+		return err
+	}
+	a.lb, err = a.launch(p, o, outside, true)
+	return err
+}
+
+// startAgents starts the pods, then the supervisor (it adopts every agent from its pid
+// record; it restarts none while up holds the lab's lock), and waits for each agent to
+// write READY on its readiness pipe, or names those that did not; the supervisor is
+// waited for last (a.sup). The agents of startNodeAgents are let go on as above.
+func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) error {
+	var pods []plan.Process
+	for _, pr := range p.Processes {
+		if pr.Role == "pod" {
+			pods = append(pods, pr)
+		}
+	}
+	if err := a.join(); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
 	t := time.Now()
-	var waves []*wave
-	defer func() {
-		for _, w := range waves {
-			w.release()
+	podWave, err := a.launch(p, o, pods, false)
+	if err != nil {
+		return err
+	}
+	if a.sup, err = a.launch(p, o, []plan.Process{supervise.SupervisorProcess(p.Lab)}, false); err != nil {
+		return err
+	}
+	if !hasLoadBalancerServices(p) {
+		if err := a.ingress.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+			return err
 		}
-	}()
-	start := func(procs []plan.Process, held bool) (*wave, error) {
-		w, err := launch(p.Lab, procs, o, held)
-		waves = append(waves, w)
-		return w, err
-	}
-	ctlWave, err := start(controller, true)
-	if err != nil {
-		return nil, err
-	}
-	nodeWave, err := start(nodes, false)
-	if err != nil {
-		return nil, err
-	}
-	lbWave, err := start(outside, true)
-	if err != nil {
-		return nil, err
-	}
-	podWave, err := start(pods, false)
-	if err != nil {
-		return nil, err
-	}
-	supWave, err := start([]plan.Process{supervise.SupervisorProcess(p.Lab)}, false)
-	if err != nil {
-		return nil, err
+		a.lb.release()
 	}
 	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
 	if err := podWave.wait(ctx, p.Lab, o, deadline, reported.Pods); err != nil {
-		return nil, err
+		return err
 	}
 	o.Log.Debug("pods ready", "pods", len(pods), "ms", time.Since(t).Milliseconds())
 	if err := d.WriteReported(reported); err != nil {
-		return nil, err
+		return err
 	}
-	ctlWave.release()
-	if err := nodeWave.wait(ctx, p.Lab, o, deadline, nil); err != nil {
-		return nil, err
+	a.ctl.release()
+	for _, w := range []*wave{a.ingress, a.nodes, a.ctl} {
+		if err := w.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+			return err
+		}
 	}
-	if !hasLoadBalancerServices(p) {
-		lbWave.release()
-	}
-	if err := ctlWave.wait(ctx, p.Lab, o, deadline, nil); err != nil {
-		return nil, err
-	}
-	lbWave.release()
-	if err := lbWave.wait(ctx, p.Lab, o, deadline, nil); err != nil {
-		return nil, err
+	a.lb.release()
+	if err := a.lb.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+		return err
 	}
 	// The controller read it before it reported ready.
 	if err := os.Remove(d.Reported()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return err
 	}
-	return supWave, nil
+	return nil
 }
 
 // hasLoadBalancerServices says whether the LB has a virtual service of a LoadBalancer
@@ -475,6 +521,9 @@ func hasLoadBalancerServices(p *plan.Plan) bool {
 // A wave is agents started together, waited for together.
 type wave struct {
 	agents []waiting
+	// waited and err: wait's result, which a second wait returns.
+	waited bool
+	err    error
 }
 
 type waiting struct {
@@ -521,8 +570,18 @@ func launch(labName string, procs []plan.Process, o Options, held bool) (*wave, 
 }
 
 // wait waits for each agent of the wave to report ready; with reported set, it notes
-// there every agent that did, with its process.
+// there every agent that did, with its process. Once it returned, it returns the same.
 func (wv *wave) wait(ctx context.Context, labName string, o Options, deadline time.Time,
+	reported map[string]rundir.ReportedPod) error {
+	if wv.waited {
+		return wv.err
+	}
+	wv.err = wv.waitAll(ctx, labName, o, deadline, reported)
+	wv.waited = ctx.Err() == nil
+	return wv.err
+}
+
+func (wv *wave) waitAll(ctx context.Context, labName string, o Options, deadline time.Time,
 	reported map[string]rundir.ReportedPod) error {
 	ws := wv.agents
 	timer := time.NewTimer(time.Until(deadline))
