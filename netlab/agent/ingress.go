@@ -127,6 +127,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	// Started beside the pods, the ingress waits here, its configuration loaded, until up
+	// lets it go on with the controller's endpoints in place: in the endpoints upstream
+	// mode it routes to them from its first request.
+	if err := waitRelease(ctx); err != nil {
+		return nil
+	}
 	epPath := dir.Endpoints()
 	epGen := fileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{

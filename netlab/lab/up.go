@@ -82,23 +82,28 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		return err
 	}
 	// The namespaces' hosts and resolv.conf files need no namespace: they are written
-	// while the namespaces and links are made (kernel work under other locks), and waited
-	// for before the agents start; a failed up waits for them before it rolls back.
-	hostsDone := make(chan error, 1)
-	hostsWaited := false
+	// while the links are made (netlink work under RTNL; not beside the namespaces, whose
+	// mount point files are on the same file system), and waited for before the pods
+	// start; a failed up waits for them before it rolls back.
+	var hostsDone chan error
+	startHosts := func(ctx context.Context, p *plan.Plan, o Options) error {
+		hostsDone = make(chan error, 1)
+		go func() {
+			t := time.Now()
+			err := writeHosts(ctx, p, o)
+			o.Log.Debug("hosts and resolv.conf files written", "ms", time.Since(t).Milliseconds())
+			hostsDone <- err
+		}()
+		return nil
+	}
 	waitHosts := func(context.Context, *plan.Plan, Options) error {
-		if hostsWaited {
+		if hostsDone == nil {
 			return nil
 		}
-		hostsWaited = true
-		return <-hostsDone
+		err := <-hostsDone
+		hostsDone = nil
+		return err
 	}
-	go func() {
-		t := time.Now()
-		err := writeHosts(ctx, p, o)
-		o.Log.Debug("hosts and resolv.conf files written", "ms", time.Since(t).Milliseconds())
-		hostsDone <- err
-	}()
 	defer func() {
 		if err != nil {
 			_ = waitHosts(ctx, p, o)
@@ -120,6 +125,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"runtime files", writeRuntime},
 		{"namespaces", createNamespaces},
 		{"node agents started", agents.startNodeAgents},
+		{"hosts and resolv.conf files started", startHosts},
 		{"links", wireLinks},
 		{"routes and sysctls", routesAndSysctls},
 		{"hosts and resolv.conf files", waitHosts},
@@ -402,16 +408,16 @@ func (a *agentStart) release() {
 }
 
 // startNodeAgents starts, without waiting for them, the agents that need no pod and no
-// link to start: kube-proxy and ingress in every node, and two held at a point of their
-// start-up (supervise.StartHeld) until what they need is in place:
+// link to start: kube-proxy in every node, and three held at a point of their start-up
+// (supervise.StartHeld) until what they need is in place:
 //   - the endpoints controller, until every pod reported ready and up wrote which did,
 //     with their process (reported.json): it takes them as ready instead of probing every
 //     pod before it can report ready;
-//   - the LB, before its first health checks, which decide each node's state: until every
-//     node's ingress serves (the ingress virtual services check the ingress only, so the
-//     LB checks while the pods start) or, when the plan has LoadBalancer Services (checked
-//     through kube-proxy's rules or health check node port, which need the endpoints),
-//     until the node agents and the controller are ready.
+//   - the ingress of every node, before it reads the endpoints, until the controller is
+//     ready (in the endpoints upstream mode it routes to them from its first request);
+//   - the LB, before its first health checks, which decide each node's state: until
+//     every node's ingress serves (and kube-proxy and the controller are ready, for the
+//     checks of LoadBalancer Services through the nodes' rules).
 //
 // Their start-up (the netlab binary's, and reading the plan) then runs while the links
 // are made, which leaves a CPU to spare (one veth at a time under RTNL); so does
@@ -441,7 +447,7 @@ func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
 	if a.ctl, err = a.launch(p, o, controller, true); err != nil {
 		return err
 	}
-	if a.ingress, err = a.launch(p, o, ingress, false); err != nil {
+	if a.ingress, err = a.launch(p, o, ingress, true); err != nil {
 		return err
 	}
 	if a.nodes, err = a.launch(p, o, nodes, false); err != nil {
@@ -475,12 +481,6 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 	if a.sup, err = a.launch(p, o, []plan.Process{supervise.SupervisorProcess(p.Lab)}, false); err != nil {
 		return err
 	}
-	if !hasLoadBalancerServices(p) {
-		if err := a.ingress.wait(ctx, p.Lab, o, deadline, nil); err != nil {
-			return err
-		}
-		a.lb.release()
-	}
 	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
 	if err := podWave.wait(ctx, p.Lab, o, deadline, reported.Pods); err != nil {
 		return err
@@ -490,10 +490,14 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 		return err
 	}
 	a.ctl.release()
-	for _, w := range []*wave{a.ingress, a.nodes, a.ctl} {
+	for _, w := range []*wave{a.nodes, a.ctl} {
 		if err := w.wait(ctx, p.Lab, o, deadline, nil); err != nil {
 			return err
 		}
+	}
+	a.ingress.release()
+	if err := a.ingress.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+		return err
 	}
 	a.lb.release()
 	if err := a.lb.wait(ctx, p.Lab, o, deadline, nil); err != nil {
@@ -504,18 +508,6 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 		return err
 	}
 	return nil
-}
-
-// hasLoadBalancerServices says whether the LB has a virtual service of a LoadBalancer
-// Service, checked through a node's rules for it (its node port, or its health check
-// node port with externalTrafficPolicy: Local), which need the controller's endpoints.
-func hasLoadBalancerServices(p *plan.Plan) bool {
-	for _, vs := range p.LB.VIPs {
-		if vs.Service != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // A wave is agents started together, waited for together.
