@@ -180,7 +180,9 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), plain); err != nil {
+	// Plain-HTTP client connections use raw system calls (ingress.Listener).
+	rawPlain := func(s *http.Server, ln net.Listener) error { return s.Serve(ingress.Listener(ln)) }
+	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), rawPlain); err != nil {
 		return err
 	}
 	if err := add("https", cfg.HTTPSPort, srvCfg.HTTPS("", h, certs.TLSConfig()),

@@ -430,7 +430,10 @@ func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrad
 	// The deadline stays armed after the head (most answers are in the head's buffer
 	// already); whoever reads the body from the socket clears it first.
 	uc.armDeadline(time.Now(), h.timeout)
-	return x.readHead(uc.br, r.Method)
+	uc.src.max = headReadSize
+	err := x.readHead(uc.br, r.Method)
+	uc.src.max = 0
+	return err
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -658,10 +661,11 @@ const spliceMin = 8 << 10
 
 // copyKnownLength copies a body of n bytes. What the head's read already buffered goes
 // first; the rest, when the client side is a plain TCP connection whose writer takes an
-// io.ReaderFrom (net/http's HTTP/1 ResponseWriter does), is handed to the kernel:
-// *net.TCPConn.ReadFrom moves it from the upstream socket to the client's with splice(2),
-// through a pipe, without a copy into this process, and as one write per burst that
-// arrived instead of one per 64 KiB buffer. TLS and h2 clients get the buffered copy.
+// io.ReaderFrom (net/http's HTTP/1 ResponseWriter does), is handed to the kernel: the
+// connection's ReadFrom (rawConn's, or *net.TCPConn's) moves it from the upstream socket
+// to the client's with splice(2), through a pipe, without a copy into this process, and
+// as one write per burst that arrived instead of one per 64 KiB buffer. TLS and h2
+// clients get the buffered copy.
 func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 	if b := int64(uc.br.Buffered()); b > 0 {
 		if b > n {
@@ -679,7 +683,11 @@ func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 	}
 	uc.clearDeadline()
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
-	tc, ok2 := uc.nc.(*net.TCPConn)
+	var ok2 bool
+	switch uc.nc.(type) {
+	case *rawConn, *net.TCPConn:
+		ok2 = true
+	}
 	if !ok || !ok2 || n < spliceMin {
 		lr := io.LimitedReader{R: uc.br, N: n}
 		err := copyBody(w, &lr, false)
@@ -688,7 +696,7 @@ func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 		}
 		return err
 	}
-	lr := io.LimitedReader{R: tc, N: n}
+	lr := io.LimitedReader{R: uc.nc, N: n}
 	m, err := rf.ReadFrom(&lr)
 	w.bytes += m
 	if err != nil {

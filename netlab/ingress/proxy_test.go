@@ -55,10 +55,13 @@ func staticResolver(m map[string]string) Resolver {
 
 func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-// startProxy serves h on a 127.0.0.1 httptest server.
+// startProxy serves h on a 127.0.0.1 httptest server whose listener is wrapped as the
+// agent wraps its plain-HTTP one (Listener: raw sends, splice).
 func startProxy(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
-	s := httptest.NewServer(h)
+	s := httptest.NewUnstartedServer(h)
+	s.Listener = Listener(s.Listener)
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }

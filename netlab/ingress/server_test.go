@@ -23,7 +23,7 @@ func startServer(t *testing.T, cfg Server, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(Listener(ln)) }()
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
