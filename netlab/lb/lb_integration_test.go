@@ -40,6 +40,12 @@ func TestMain(m *testing.M) { labtest.Main(m) }
 // Health checks: generous enough not to flap on a loaded 2-core CI machine.
 const checkInterval, checkFall, checkRise = 500 * time.Millisecond, 2, 2
 
+// transitionSlack is what a health transition may take beyond interval × fall (or rise):
+// starting the CLI, the agent's coalescing and its iptables-restore. It is generous because
+// the suite runs on shared two-CPU machines; a transition that waited for anything but the
+// checks (a timeout of its own, a restart) would still miss it.
+const transitionSlack = 3 * time.Second
+
 // vipOf returns the LoadBalancer address of a Service.
 func vipOf(t *testing.T, p *plan.Plan, name string) string {
 	t.Helper()
@@ -315,15 +321,16 @@ func TestIntegrationLBFailover(t *testing.T) {
 	}
 
 	// Detection takes interval × fall (the last failing check ends within its timeout,
-	// below the interval); a second more covers the CLI, the coalescing and the restore.
-	// The clock starts before the command, so the bound is from the failure at the latest.
+	// below the interval); transitionSlack more covers the CLI, the coalescing and the
+	// restore on a loaded machine. The clock starts before the command, so the bound is
+	// from the failure at the latest.
 	failed := time.Now()
 	out, err := labtest.CLI(t, "node", "fail", victim, "--name", p.Lab)
 	if err != nil {
 		t.Fatalf("node fail: %v\n%s", err, out)
 	}
 	rest := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == victim })
-	healthyBy(t, failed.Add(checkInterval*checkFall+time.Second), p.Lab, "default/rr:http", rest...)
+	healthyBy(t, failed.Add(checkInterval*checkFall+transitionSlack), p.Lab, "default/rr:http", rest...)
 	t.Logf("%s out of rotation %v after node fail", victim, time.Since(failed).Round(time.Millisecond))
 	// At once, every request succeeds (requests fails the test otherwise) and none
 	// reaches the failed node.
@@ -341,7 +348,7 @@ func TestIntegrationLBFailover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node recover: %v\n%s", err, out)
 	}
-	healthyBy(t, recovered.Add(checkInterval*checkRise+time.Second), p.Lab, "default/rr:http", all...)
+	healthyBy(t, recovered.Add(checkInterval*checkRise+transitionSlack), p.Lab, "default/rr:http", all...)
 	t.Logf("%s back in rotation %v after node recover", victim, time.Since(recovered).Round(time.Millisecond))
 	if c := count(requests(t, cns, cip, vip, 9)); c[victim] == 0 {
 		t.Fatalf("after recovering %s it gets nothing: %v", victim, c)
@@ -391,7 +398,13 @@ func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
 
 	// Take that node out of the rules the way the agent does on a failed check. The agent
 	// (started by this test's Up) is stopped first so that no transition of its own
-	// re-renders the rules meanwhile.
+	// re-renders the rules meanwhile. It is marked stopped on purpose, as `pod kill` marks
+	// a pod, or the lab's supervisor would start it again and its first render would put
+	// the node back.
+	mark := rundir.ForLab(p.Lab).StoppedMark("lb", "lb")
+	if err := os.WriteFile(mark, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	kernel.Terminate(kernel.PIDsIn([]string{p.LB.Netns})[p.LB.Netns], 5*time.Second)
 	for i := range vs.Backends {
 		vs.Backends[i].Healthy = vs.Backends[i].Name != held
@@ -433,6 +446,9 @@ func TestIntegrationLBEstablishedSurvivesRemoval(t *testing.T) {
 	_, ip := clientNS(t, p, "client")
 	if c := count(requests(t, cns, ip, vip, 6)); c[held] != 0 {
 		t.Errorf("new connections still reach removed %s: %v", held, c)
+	}
+	if pids := kernel.PIDsIn([]string{p.LB.Netns})[p.LB.Netns]; len(pids) > 0 {
+		t.Errorf("the stopped lb agent was started again (pids %v): the rules above may be its own", pids)
 	}
 }
 
