@@ -68,7 +68,6 @@ type RuleSyncer struct {
 	nftConn *nftnl.Conn
 	// nftSynced: the kernel holds the model's table as of the last Update.
 	nftSynced bool
-	started   bool
 }
 
 // SyncStats describes one sync.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
@@ -25,15 +26,27 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 // full sync (see nftables.Staged).
 const anonPerStage = 500
 
-// syncNFT is Sync in nftables mode, as kube-proxy's nftables proxier does it: every sync
-// is one netlink transaction (the nft -f text the model writes, compiled by
-// nftnl.Apply), so the table changes atomically. A full sync recreates
-// the base chains on the first run, flushes and refills every chain, set and map, and
-// deletes the per-service chains and affinity sets the kernel holds that are no longer
-// wanted; later syncs write only the chains and map elements of the Service ports that
-// changed (the model finds them and writes their commands without walking the table).
+// fullSyncGCPercent is the garbage collector's GOGC while a full sync runs.
+const fullSyncGCPercent = 400
+
+// syncNFT is Sync in nftables mode, as kube-proxy's nftables proxier does it: an
+// incremental sync is one netlink transaction (the nft -f text the model writes,
+// compiled by nftnl), so the table changes atomically; it writes only the chains and map
+// elements of the Service ports that changed (the model finds them and writes their
+// commands without walking the table). A full sync flushes and refills every chain, set
+// and map, re-creates base chains whose hook is not kube-proxy's, and deletes the
+// per-service chains and affinity sets the kernel holds that are no longer wanted: from
+// no table in stages live at the last (nftables.Staged), over a table in place in stages
+// each of which keeps every Service served (nftables.Restaged).
 func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
 	start := time.Now()
+	if full || !r.nftSynced {
+		// A full sync allocates much that lives only until its stages are sent (the
+		// rendering, text, messages): the heap may grow further between collections
+		// meanwhile (a fifth of netlab's CPU time in a 1000-Service full sync was the
+		// collector's).
+		defer debug.SetGCPercent(debug.SetGCPercent(fullSyncGCPercent))
+	}
 	delta, ok := r.nftModel.Update(ports) // only the changed ports rendered again
 	var stages [][]byte
 	if full || !ok || !r.nftSynced {
@@ -43,7 +56,9 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
 		if existing.Table {
-			stages = [][]byte{nftables.Full(r.nftModel.Ruleset(), existing, !r.started)}
+			// The table serves: refill it in stages, each leaving every Service served
+			// (see nftables.Restaged), not in one transaction that costs N².
+			stages = nftables.Restaged(r.nftModel.Ruleset(), existing, anonPerStage)
 		} else {
 			// Nothing is served yet: build the table in stages, live at the last one.
 			stages = nftables.Staged(r.nftModel.Ruleset(), anonPerStage)
@@ -61,7 +76,6 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		st.Took = time.Since(start)
 		return st, err
 	}
-	r.started = true
 	if full {
 		r.lastFull = time.Now()
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftnl"
 )
 
 // TestBenchRuleSyncNFTables compares the two kube-proxy modes (a command, not a test: it
@@ -31,9 +32,12 @@ import (
 // an empty table in a second namespace. Then, with the rules in place, one Service's
 // endpoint leaves or returns and each incremental sync is timed, A B C A B C: C is
 // `nft -f` of the same change text B sent, on the same table in the second namespace.
-// Last, nftables mode alone at NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs
-// from an empty table (default 1) and ROUNDS one-Service changes on the table the last one
-// left. Medians with min–max.
+// Then a restarted agent's first sync over the tables in place, A B C: (A) and (B) a new
+// syncer's full sync, (C) the nftables full sync as one netlink transaction (as netlab
+// made it before it was staged). Last, nftables mode alone at NFT_SIZE Services (default
+// 10000): NFT_ROUNDS full syncs from an empty table (default 1), ROUNDS one-Service
+// changes on the table the last one left, and NFT_ROUNDS restarted agents' full syncs
+// over it. Medians with min–max.
 func TestBenchRuleSyncNFTables(t *testing.T) {
 	if os.Getenv("NETLAB_BENCH_RULES") != "1" {
 		t.Skip("benchmark: set NETLAB_BENCH_RULES=1")
@@ -136,7 +140,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		slices.Sort(r)
 		return fmt.Sprintf("%.3f× (%.3f–%.3f)", r[len(r)/2], r[0], r[len(r)-1])
 	}
-	report := func(what string, s []pair) {
+	reportC := func(what, cname string, s []pair) {
 		var a, b, c []time.Duration
 		var ba, ca, bc []float64
 		for _, x := range s {
@@ -145,9 +149,10 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			ca = append(ca, float64(x.raw)/float64(x.ipt))
 			bc = append(bc, float64(x.nft)/float64(x.raw))
 		}
-		t.Logf("%-26s A iptables mode %s | B nftables mode (netlink) %s | C raw nft -f %s | B/A %s | C/A %s | B/C %s",
-			what, stat(a), stat(b), stat(c), ratios(ba), ratios(ca), ratios(bc))
+		t.Logf("%-26s A iptables mode %s | B nftables mode (netlink) %s | %s %s | B/A %s | C/A %s | B/C %s",
+			what, stat(a), stat(b), cname, stat(c), ratios(ba), ratios(ca), ratios(bc))
 	}
+	report := func(what string, s []pair) { reportC(what, "C raw nft -f", s) }
 	reportOne := func(what string, d []time.Duration) {
 		slices.Sort(d)
 		t.Logf("%-30s nftables median %8.2f ms (min %.2f, max %.2f)", what, ms(d[len(d)/2]), ms(d[0]), ms(d[len(d)-1]))
@@ -232,10 +237,52 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		})
 		report(fmt.Sprintf("one Service changed at %d", n), change)
 		t.Logf("%-26s B's CPU time (user+system of the syncing thread; less load-bound than wall time) %s", "", stat(cpu))
+
+		// A restarted agent's first (full) sync over the tables in place, A B C: C is the
+		// nftables full sync as one transaction (how netlab did it before Restaged).
+		var restart []pair
+		cpu = nil
+		in(func() error {
+			if err := reset(); err != nil {
+				return err
+			}
+			if _, _, err := sync("iptables", ports); err != nil {
+				return err
+			}
+			if _, _, err := sync("nftables", ports); err != nil {
+				return err
+			}
+			rs := nftables.Render(node, ports)
+			for range rounds {
+				var x pair
+				var err error
+				if _, x.ipt, err = sync("iptables", ports); err != nil {
+					return err
+				}
+				cpu0 := threadCPU()
+				if _, x.nft, err = sync("nftables", ports); err != nil {
+					return err
+				}
+				cpu = append(cpu, threadCPU()-cpu0)
+				start := time.Now()
+				ex, err := nftnl.ListExisting()
+				if err != nil {
+					return err
+				}
+				if err := nftnl.Apply(nftables.Full(rs, ex, true)); err != nil {
+					return err
+				}
+				x.raw = time.Since(start)
+				restart = append(restart, x)
+			}
+			return reset()
+		})
+		reportC(fmt.Sprintf("restart over the table at %d", n), "C one transaction", restart)
+		t.Logf("%-26s B's CPU time %s", "", stat(cpu))
 	}
 
 	ports := benchPorts(big)
-	var full, change, bigCPU []time.Duration
+	var full, change, bigCPU, restart, restartCPU []time.Duration
 	in(func() error {
 		var sy *agent.RuleSyncer
 		for range bigRounds {
@@ -260,11 +307,23 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			change = append(change, st.Took)
 			bigCPU = append(bigCPU, threadCPU()-cpu0)
 		}
+		// A restarted agent's first sync over the table in place.
+		for range bigRounds {
+			cpu0 := threadCPU()
+			_, d, err := sync("nftables", ports)
+			if err != nil {
+				return err
+			}
+			restart = append(restart, d)
+			restartCPU = append(restartCPU, threadCPU()-cpu0)
+		}
 		return reset()
 	})
 	reportOne(fmt.Sprintf("full sync %d x 2", big), full)
 	reportOne(fmt.Sprintf("one Service changed at %d", big), change)
 	reportOne("  its CPU time (thread)", bigCPU)
+	reportOne(fmt.Sprintf("restart over the table at %d", big), restart)
+	reportOne("  its CPU time (thread)", restartCPU)
 }
 
 // threadCPU is the calling thread's CPU time, user and system (the kernel's work for a

@@ -114,6 +114,9 @@ type Existing struct {
 	Table  bool
 	Chains []string
 	Sets   []string
+	// Base: the hook of each base chain the table has, as BaseChains writes it ("filter
+	// input 0"); nil when not read (Restaged then re-creates every base chain).
+	Base map[string]string
 }
 
 // Full returns one nft -f transaction that makes the kernel's table exactly rs, as
@@ -163,27 +166,7 @@ func Full(rs *Ruleset, existing Existing, first bool) []byte {
 			w.addElement(c.Name, e)
 		}
 	}
-	var stale []string
-	for _, c := range existing.Chains {
-		if IsServiceChain(c) && rs.Chains[c] == nil {
-			stale = append(stale, c)
-		}
-	}
-	slices.Sort(stale)
-	stale = slices.Compact(stale)
-	for _, c := range stale {
-		w.line("flush chain ", prefix, c)
-	}
-	for _, c := range stale {
-		w.line("delete chain ", prefix, c)
-	}
-	sets := slices.Clone(existing.Sets)
-	slices.Sort(sets)
-	for _, s := range slices.Compact(sets) {
-		if IsAffinitySet(s) && rs.Containers[s] == nil {
-			w.line("delete set ", prefix, s)
-		}
-	}
+	writeStale(&w, rs, existing)
 	return w.Bytes()
 }
 
@@ -440,4 +423,166 @@ func Staged(rs *Ruleset, anonPerStage int) [][]byte {
 	}
 	cut()
 	return stages
+}
+
+// Restaged returns Full's work for a kernel that already has a table ip kube-proxy (an
+// agent restarting on its node, or a periodic or repairing full sync), as several
+// transactions to apply in order, each all or nothing, while the table keeps serving.
+// One transaction that flushes and refills the whole table costs about N² (binding each
+// rule's anonymous set walks every change of its transaction); in stages of at most
+// anonPerStage such rules it costs about N. Every stage leaves a table in which each
+// Service is served, by its old rules or its new ones:
+//
+//  1. the table, every set and map and every regular chain are created where missing
+//     (new chains stay empty and unreferenced; nothing existing changes);
+//  2. the regular chains are flushed and refilled, a chain only after every chain it
+//     jumps or goes to (so a refilled chain never leads to an empty new one), a chain's
+//     flush and refill in one transaction;
+//  3. the sets and maps (affinity sets aside) are flushed and refilled in one
+//     transaction: the dispatch switches to the new chains at once;
+//  4. the base chains are flushed and refilled (re-created first when existing.Base says
+//     their hook or priority is not kube-proxy's, or is unknown), and the chains and
+//     affinity sets rs no longer has are deleted, in one transaction.
+//
+// The kernel then holds what Full(rs, existing, false) leaves: the same chains, rules,
+// sets and elements (a re-created base chain lists after the others, as after Full with
+// first).
+func Restaged(rs *Ruleset, existing Existing, anonPerStage int) [][]byte {
+	var stages [][]byte
+	var w writer
+	cut := func() {
+		if w.Len() > 0 {
+			stages = append(stages, bytes.Clone(w.Bytes()))
+			w.Reset()
+		}
+	}
+	w.addTable()
+	for _, c := range sortedContainers(rs) {
+		w.addContainer(c)
+	}
+	names := rs.SortedChains()
+	for _, n := range names {
+		if c := rs.Chains[n]; c.Base == "" {
+			w.addChain(c)
+		}
+	}
+	cut()
+	anon, rules := 0, 0
+	for _, n := range dependencyOrder(rs, names) {
+		c := rs.Chains[n]
+		w.line("flush chain ", prefix, n)
+		w.rules(c)
+		rules += len(c.Rules)
+		if hasAnonymousSet(c) {
+			anon += len(c.Rules)
+		}
+		if anon >= anonPerStage || rules >= 8*anonPerStage {
+			cut()
+			anon, rules = 0, 0
+		}
+	}
+	cut()
+	for _, c := range sortedContainers(rs) {
+		if IsAffinitySet(c.Name) {
+			continue
+		}
+		kind := "set"
+		if c.Map {
+			kind = "map"
+		}
+		w.line("flush ", kind, " ", prefix, c.Name)
+		for _, e := range sortedElements(c) {
+			w.addElement(c.Name, e)
+		}
+	}
+	cut()
+	want := BaseChains()
+	for _, n := range names {
+		c := rs.Chains[n]
+		if c.Base == "" {
+			continue
+		}
+		if existing.Base[n] == want[n] {
+			w.line("flush chain ", prefix, n)
+		} else {
+			w.line("add chain ", prefix, n)
+			w.line("flush chain ", prefix, n)
+			w.line("delete chain ", prefix, n)
+			w.addChain(c)
+		}
+		w.rules(c)
+	}
+	writeStale(&w, rs, existing)
+	cut()
+	return stages
+}
+
+// writeStale flushes and deletes the per-service chains existing has and rs does not,
+// then deletes such affinity sets.
+func writeStale(w *writer, rs *Ruleset, existing Existing) {
+	var stale []string
+	for _, c := range existing.Chains {
+		if IsServiceChain(c) && rs.Chains[c] == nil {
+			stale = append(stale, c)
+		}
+	}
+	slices.Sort(stale)
+	stale = slices.Compact(stale)
+	for _, c := range stale {
+		w.line("flush chain ", prefix, c)
+	}
+	for _, c := range stale {
+		w.line("delete chain ", prefix, c)
+	}
+	sets := slices.Clone(existing.Sets)
+	slices.Sort(sets)
+	for _, s := range slices.Compact(sets) {
+		if IsAffinitySet(s) && rs.Containers[s] == nil {
+			w.line("delete set ", prefix, s)
+		}
+	}
+}
+
+// dependencyOrder returns rs's regular chains (of names, in that order otherwise) so
+// that every chain comes after the chains its rules jump or go to.
+func dependencyOrder(rs *Ruleset, names []string) []string {
+	out := make([]string, 0, len(names))
+	done := make(map[string]bool, len(names))
+	var visit func(n string)
+	visit = func(n string) {
+		c := rs.Chains[n]
+		if done[n] || c == nil || c.Base != "" {
+			return
+		}
+		done[n] = true // chains cannot loop (the kernel refuses it)
+		for _, r := range c.Rules {
+			for _, t := range chainRefs(r) {
+				visit(t)
+			}
+		}
+		out = append(out, n)
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return out
+}
+
+// chainRefs returns the chains a rule's text jumps or goes to (also in an anonymous
+// verdict map).
+func chainRefs(rule string) []string {
+	var refs []string
+	for rest := rule; ; {
+		i := strings.Index(rest, "jump ")
+		j := strings.Index(rest, "goto ")
+		if i < 0 || (j >= 0 && j < i) {
+			i = j
+		}
+		if i < 0 {
+			return refs
+		}
+		rest = rest[i+5:]
+		name, _, _ := strings.Cut(rest, " ")
+		refs = append(refs, name)
+	}
 }

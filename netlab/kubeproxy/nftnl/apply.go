@@ -83,9 +83,12 @@ func (b *batch) capture() error {
 	if err := b.conn.Flush(); err != nil {
 		return err
 	}
-	for _, m := range b.captured {
-		if m.Header.Type == netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSET) {
+	for i, m := range b.captured {
+		switch m.Header.Type {
+		case netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSET):
 			markHostOrderKeys(m.Data)
+		case netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM):
+			b.captured[i].Data = anonymousByID(m.Data)
 		}
 	}
 	b.out = append(b.out, b.captured...)
@@ -511,6 +514,34 @@ func rawChain(name, comment string) netlink.Message {
 	})
 }
 
+// anonymousByID drops the set's name from the elements of an anonymous set (created in
+// the same transaction; the message also names it by its transaction ID). Given a name,
+// the kernel looks the set up by walking the table's list of sets, where a new set is
+// last (nft_set_lookup_global: a third of the set-name walks of a full sync, which grow
+// with the number of Services times the number of sets); without one, it finds the set
+// among the transaction's new sets by ID.
+func anonymousByID(data []byte) []byte {
+	const nftaSetElemListSet = 2 // NFTA_SET_ELEM_LIST_SET
+	if len(data) < 4 {
+		return data
+	}
+	for a, off := data[4:], 4; len(a) >= 4; {
+		n := int(binaryutil.NativeEndian.Uint16(a[:2]))
+		if n < 4 || n > len(a) {
+			return data
+		}
+		step := min((n+3)&^3, len(a))
+		if binaryutil.NativeEndian.Uint16(a[2:4])&0x3fff == nftaSetElemListSet {
+			if !bytes.HasPrefix(a[4:n], []byte("__")) {
+				return data
+			}
+			return append(data[:off:off], data[off+step:]...)
+		}
+		a, off = a[step:], off+step
+	}
+	return data
+}
+
 // markHostOrderKeys gives an anonymous set keyed by integers (numgen's verdict maps) the
 // host byte order mark nft writes in its userdata (NFTNL_UDATA_SET_KEYBYTEORDER = 1).
 func markHostOrderKeys(data []byte) {
@@ -758,6 +789,16 @@ func (c *Conn) ApplyAll(texts [][]byte) error {
 	})
 }
 
+// hookName is the name nft gives an ip family hook.
+func hookName(h gnft.ChainHook) string {
+	for name, v := range hooks {
+		if *v == h {
+			return name
+		}
+	}
+	return strconv.Itoa(int(h))
+}
+
 // ListExisting returns the chains and sets table ip kube-proxy holds in the calling
 // thread's network namespace (none when there is no such table).
 func ListExisting() (nftables.Existing, error) {
@@ -774,6 +815,12 @@ func ListExisting() (nftables.Existing, error) {
 		for _, c := range chains {
 			if c.Table != nil && c.Table.Name == nftables.Table {
 				ex.Chains = append(ex.Chains, c.Name)
+				if c.Hooknum != nil && c.Priority != nil {
+					if ex.Base == nil {
+						ex.Base = map[string]string{}
+					}
+					ex.Base[c.Name] = string(c.Type) + " " + hookName(*c.Hooknum) + " " + strconv.Itoa(int(*c.Priority))
+				}
 			}
 		}
 		if len(ex.Chains) == 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -337,5 +338,128 @@ func TestConnAcrossTransactions(t *testing.T) {
 	out, err := kernel.Run(ns, nil, "nft", "list", "set", "ip", nftables.Table, nftables.SetClusterIPs)
 	if err != nil || !strings.Contains(string(out), "172.30.0.77") || !strings.Contains(string(out), "172.30.0.78") {
 		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// A full sync over a table in place (an agent restarting on its node), in the stages of
+// nftables.Restaged, leaves what one Full transaction leaves — and what a sync on a new
+// node leaves — while every stage keeps every Service served: no chain a packet can
+// reach (from a base chain, a map element or another chain) is empty before its time.
+// Over a table that already holds the rules it changes nothing, listing order included.
+func TestRestagedEqualsFull(t *testing.T) {
+	requireNft(t)
+	rst, one, fresh := scratch(t, "rst"), scratch(t, "one"), scratch(t, "new")
+	old := ports()
+	gone := old[0]
+	gone.Name, gone.ClusterIP = "gone", "172.30.0.98"
+	gone.Endpoints = []kubeproxy.Endpoint{ep("10.180.0.97", 80, ""), ep("10.180.0.98", 80, "")}
+	old = append(old, gone)
+	prev := nftables.Render(node, old)
+	// The kernel's table before the restart: the last sync's, with a base chain whose
+	// priority someone changed.
+	wrongBase := "flush chain ip kube-proxy nat-output\ndelete chain ip kube-proxy nat-output\n" +
+		"add chain ip kube-proxy nat-output { type nat hook output priority -90 ; }\nadd rule ip kube-proxy nat-output jump services\n"
+	for _, ns := range []string{rst, one} {
+		apply(t, ns, nftables.Full(prev, existing(t, ns), true))
+		apply(t, ns, []byte(wrongBase))
+	}
+	// What the restarted agent wants: an endpoint gone, one not ready, a Service added,
+	// one removed, affinity off.
+	ps := ports()
+	ps[3].Endpoints = ps[3].Endpoints[:1]
+	ps[4].Endpoints[1].Ready = false
+	ps[4].AffinityClientIP = false
+	added := ps[0]
+	added.Name, added.ClusterIP, added.NodePort = "new", "172.30.0.99", 3099
+	added.Endpoints = []kubeproxy.Endpoint{ep("10.180.0.91", 80, "node-1"), ep("10.180.0.92", 80, "")}
+	ps = append(ps, added)
+	next := nftables.Render(node, ps)
+
+	apply(t, one, nftables.Full(next, existing(t, one), true))
+	ex := existing(t, rst)
+	if ex.Base["nat-output"] != "nat output -90" || ex.Base["nat-prerouting"] != "nat prerouting -100" {
+		t.Fatalf("ListExisting read the base chains as %v", ex.Base)
+	}
+	stages := nftables.Restaged(next, ex, 2)
+	if len(stages) < 5 {
+		t.Fatalf("%d stages for %d Services in stages of 2", len(stages), len(ps))
+	}
+	for i, s := range stages {
+		apply(t, rst, s)
+		served(t, rst, fmt.Sprintf("after stage %d of %d", i+1, len(stages)), prev, next)
+	}
+	if d := cmp.Diff(listTable(t, one), listTable(t, rst)); d != "" {
+		t.Errorf("the staged restart's table differs from one transaction's (-one +staged):\n%s", d)
+	}
+	for _, s := range nftables.Staged(next, 2) {
+		apply(t, fresh, s)
+	}
+	if d := cmp.Diff(listTable(t, fresh), listTable(t, rst)); d != "" {
+		t.Errorf("the staged restart's table differs from a new node's (-new +staged):\n%s", d)
+	}
+	raw := func(ns string) string {
+		out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", nftables.Table)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return string(out)
+	}
+	before := raw(fresh)
+	for _, s := range nftables.Restaged(next, existing(t, fresh), 2) {
+		apply(t, fresh, s)
+	}
+	if d := cmp.Diff(before, raw(fresh)); d != "" {
+		t.Errorf("a staged restart over the same rules changed the table (-before +after):\n%s", d)
+	}
+}
+
+var chainRef = regexp.MustCompile(`(?:jump|goto) ([^ ,}\n]+)`)
+
+// served fails the test when the table in ns has a base chain, or a chain some rule or
+// map element leads to, without rules, unless the chain has none in prev's and next's
+// rendering either.
+func served(t *testing.T, ns, when string, prev, next *nftables.Ruleset) {
+	t.Helper()
+	out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", nftables.Table)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", when, err, out)
+	}
+	rules := map[string]int{}
+	cur := ""
+	for line := range strings.Lines(string(out)) {
+		switch {
+		case strings.HasPrefix(line, "\tchain "):
+			cur = strings.TrimSuffix(strings.TrimPrefix(line, "\tchain "), " {\n")
+			rules[cur] = 0
+		case line == "\t}\n":
+			cur = ""
+		case cur != "":
+			if s := strings.TrimSpace(line); s != "" && !strings.HasPrefix(s, "type ") && !strings.HasPrefix(s, "comment ") {
+				rules[cur]++
+			}
+		}
+	}
+	mayBeEmpty := func(c string) bool {
+		for _, rs := range []*nftables.Ruleset{prev, next} {
+			if ch := rs.Chains[c]; ch != nil && len(ch.Rules) > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	reached := map[string]bool{}
+	for base := range nftables.BaseChains() {
+		reached[base] = true
+	}
+	for _, m := range chainRef.FindAllStringSubmatch(string(out), -1) {
+		reached[m[1]] = true
+	}
+	for c := range reached {
+		n, ok := rules[c]
+		if !ok {
+			t.Errorf("%s: no chain %s", when, c)
+		} else if n == 0 && !mayBeEmpty(c) {
+			t.Errorf("%s: chain %s is reached but empty", when, c)
+		}
 	}
 }
