@@ -162,7 +162,10 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		if port < 0 {
 			return nil
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
+		// No TCP keep-alive probes on client connections (four setsockopt calls per
+		// accepted connection): net/http's idle and read timeouts close dead ones.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("ingress agent: listen %s: %w", name, err)

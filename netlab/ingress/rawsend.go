@@ -65,6 +65,17 @@ func (c *rawConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
+// Close sends the FIN with a raw shutdown(2) first: the packet path then runs without
+// the runtime handing the P away, and the close(2) that follows has nothing left to send
+// (unless data from the client is still unread, when it resets the connection as a plain
+// close would).
+func (c *rawConn) Close() error {
+	_ = c.rc.Control(func(fd uintptr) {
+		_, _, _ = syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
+	})
+	return c.TCPConn.Close()
+}
+
 // Read reads what has arrived, up to len(p), waiting in the netpoller (deadlines
 // included) when nothing has; io.EOF at the peer's end.
 func (c *rawConn) Read(p []byte) (int, error) {

@@ -78,6 +78,18 @@ func TestRawConnReadWrite(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read past the deadline: %v, want a timeout net.Error", err)
 	}
+
+	// Close ends the connection cleanly: the peer reads what was written, then EOF.
+	rc3, peer3 := tcpPair(t)
+	if _, err := rc3.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(peer3); err != nil || string(b) != "bye" {
+		t.Fatalf("after Close the peer read %q, %v", b, err)
+	}
 }
 
 // ReadFrom splices a body of known length from an upstream socket to the client's: all
