@@ -23,6 +23,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -136,6 +137,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		AccessLog:       cfg.AccessLog,
 		Logger:          log,
+		WrapUpstream:    rawio.Wrap, // raw socket calls (netlab/rawio)
 		// Kept from start: changing it needs a restart of the agent.
 		TrustForwardedHeaders: conf.trustFwd,
 	}, conf.table)
@@ -183,8 +185,8 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	// Plain-HTTP client connections use raw system calls (ingress.Listener).
-	rawPlain := func(s *http.Server, ln net.Listener) error { return s.Serve(ingress.Listener(ln)) }
+	// Plain-HTTP client connections use raw socket calls (netlab/rawio).
+	rawPlain := func(s *http.Server, ln net.Listener) error { return s.Serve(rawio.Listener(ln)) }
 	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), rawPlain); err != nil {
 		return err
 	}

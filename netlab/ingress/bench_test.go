@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -38,7 +39,7 @@ func BenchmarkProxy(b *testing.B) {
 	table, _ := Build([]networkingv1.Ingress{mkIngress("default", "b", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
 	h, _ := NewHandler(Options{Node: "n", Resolve: staticResolver(map[string]string{"default/web": hostOf(up)}), AccessLog: io.Discard}, table)
 	px := httptest.NewUnstartedServer(h)
-	px.Listener = Listener(px.Listener)
+	px.Listener = rawio.Listener(px.Listener)
 	px.Start()
 	defer px.Close()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

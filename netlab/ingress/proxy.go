@@ -75,6 +75,10 @@ type Options struct {
 	// MaxIdleConnsPerHost sizes the keep-alive pool per upstream. Default 1024 (Go's
 	// default of 2 collapses throughput under load).
 	MaxIdleConnsPerHost int
+	// WrapUpstream, when set, wraps each upstream connection once dialled (the agent
+	// passes rawio.Wrap: raw socket calls). A wrapped connection must keep SyscallConn
+	// for the liveness peek and the body splice.
+	WrapUpstream func(net.Conn) net.Conn
 	// AccessLog receives one JSON line per request; nil disables the access log.
 	AccessLog io.Writer
 	// Metrics collects Prometheus metrics; nil creates a fresh set (see Handler.Metrics).
@@ -134,7 +138,7 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 		h.log = newAccessLogger(opts.AccessLog)
 	}
 	h.nodeHdr = []string{opts.Node}
-	h.pool = newPool(opts.DialTimeout, opts.MaxIdleConnsPerHost)
+	h.pool = newPool(opts.DialTimeout, opts.MaxIdleConnsPerHost, opts.WrapUpstream)
 	h.timeout = opts.UpstreamTimeout
 	h.routing.Store(&routing{table: table, resolve: opts.Resolve, endpoints: opts.Endpoints})
 	return h, nil
@@ -662,7 +666,7 @@ const spliceMin = 8 << 10
 // copyKnownLength copies a body of n bytes. What the head's read already buffered goes
 // first; the rest, when the client side is a plain TCP connection whose writer takes an
 // io.ReaderFrom (net/http's HTTP/1 ResponseWriter does), is handed to the kernel: the
-// connection's ReadFrom (rawConn's, or *net.TCPConn's) moves it from the upstream socket
+// connection's ReadFrom (netlab/rawio's, or *net.TCPConn's) moves it from the upstream socket
 // to the client's with splice(2), through a pipe, without a copy into this process, and
 // as one write per burst that arrived instead of one per 64 KiB buffer. TLS and h2
 // clients get the buffered copy.
@@ -683,11 +687,7 @@ func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 	}
 	uc.clearDeadline()
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
-	var ok2 bool
-	switch uc.nc.(type) {
-	case *rawConn, *net.TCPConn:
-		ok2 = true
-	}
+	_, ok2 := uc.nc.(syscall.Conn)
 	if !ok || !ok2 || n < spliceMin {
 		lr := io.LimitedReader{R: uc.br, N: n}
 		err := copyBody(w, &lr, false)

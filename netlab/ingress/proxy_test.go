@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"io"
 	"net"
 	"net/http"
@@ -56,11 +57,11 @@ func staticResolver(m map[string]string) Resolver {
 func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 // startProxy serves h on a 127.0.0.1 httptest server whose listener is wrapped as the
-// agent wraps its plain-HTTP one (Listener: raw sends, splice).
+// agent wraps its plain-HTTP one (rawio.Listener: raw socket calls, splice).
 func startProxy(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	s := httptest.NewUnstartedServer(h)
-	s.Listener = Listener(s.Listener)
+	s.Listener = rawio.Listener(s.Listener)
 	s.Start()
 	t.Cleanup(s.Close)
 	return s

@@ -59,13 +59,15 @@ type upConn struct {
 // pool holds idle upstream connections per address.
 type pool struct {
 	dialer  net.Dialer
-	maxIdle int // per address
+	wrap    func(net.Conn) net.Conn // Options.WrapUpstream
+	maxIdle int                     // per address
 	mu      sync.Mutex
 	idle    map[string][]*upConn
 }
 
-func newPool(dialTimeout time.Duration, maxIdle int) *pool {
+func newPool(dialTimeout time.Duration, maxIdle int, wrap func(net.Conn) net.Conn) *pool {
 	return &pool{
+		wrap:    wrap,
 		dialer:  net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
 		maxIdle: maxIdle,
 		idle:    map[string][]*upConn{},
@@ -105,7 +107,9 @@ func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc = wrapConn(nc) // raw system calls (rawsend.go)
+	if p.wrap != nil {
+		nc = p.wrap(nc)
+	}
 	c := &upConn{nc: nc, addr: addr}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()

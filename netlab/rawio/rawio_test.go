@@ -1,4 +1,4 @@
-package ingress
+package rawio
 
 import (
 	"bytes"
@@ -106,7 +106,8 @@ func TestRawConnSplice(t *testing.T) {
 		n, _ := io.ReadFull(clientPeer, b)
 		got <- b[:n]
 	}()
-	lr := &io.LimitedReader{R: upNear, N: int64(len(data))}
+	// The source wrapped too, as the agent's upstream connections are.
+	lr := &io.LimitedReader{R: Wrap(upNear), N: int64(len(data))}
 	if n, err := client.ReadFrom(lr); err != nil || n != int64(len(data)) || lr.N != 0 {
 		t.Fatalf("ReadFrom: %d, %v, %d left", n, err, lr.N)
 	}

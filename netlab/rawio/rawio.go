@@ -1,4 +1,8 @@
-package ingress
+// Package rawio wraps TCP connections so that their socket calls are raw system calls:
+// read(2), write(2), splice(2) from another such connection, and the FIN by shutdown(2)
+// before close(2). The ingress agent uses it for its plain-HTTP client connections and its
+// upstream connections (netlab/ingress stays pure: it takes the wrapper as an option).
+package rawio
 
 import (
 	"io"
@@ -10,7 +14,7 @@ import (
 	"unsafe"
 )
 
-// Socket I/O as raw system calls.
+// Why.
 //
 // In a lab every send on a socket runs the packet's whole path synchronously in the
 // sender's system call: veth, bridge, netfilter (kube-proxy's rules), and the receiving
@@ -31,6 +35,9 @@ import (
 // are not wrapped (crypto/tls writes records through the connection anyway, but the
 // splice path does not apply to it).
 func Listener(ln net.Listener) net.Listener { return rawListener{ln} }
+
+// Wrap returns c with raw socket calls when it is a *net.TCPConn, else c as it is.
+func Wrap(c net.Conn) net.Conn { return wrapConn(c) }
 
 type rawListener struct{ net.Listener }
 
@@ -150,28 +157,25 @@ func (c *rawConn) Write(p []byte) (int, error) {
 }
 
 // ReadFrom takes what net/http's HTTP/1 ResponseWriter hands its connection: a body of
-// known length from an upstream connection (an *io.LimitedReader over a *rawConn or a
-// *net.TCPConn) is spliced socket to socket; anything else is copied through a buffer
-// and written with Write.
+// known length from an upstream connection (an *io.LimitedReader over a connection with a
+// syscall.RawConn: a wrapped one or a *net.TCPConn) is spliced socket to socket;
+// anything else is copied through a buffer and written with Write.
 func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
 	if lr, ok := r.(*io.LimitedReader); ok && lr.N > 0 {
-		var src syscall.RawConn
-		switch s := lr.R.(type) {
-		case *rawConn:
-			src = s.rc
-		case *net.TCPConn:
-			src, _ = s.SyscallConn()
-		}
-		if src != nil {
-			n, err := c.splice(src, lr.N)
-			lr.N -= n
-			return n, err
+		if sc, ok := lr.R.(syscall.Conn); ok {
+			if src, err := sc.SyscallConn(); err == nil {
+				n, err := c.splice(src, lr.N)
+				lr.N -= n
+				return n, err
+			}
 		}
 	}
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	return io.CopyBuffer(writerOnly{c}, r, *buf)
 }
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 type writerOnly struct{ io.Writer }
 
