@@ -628,7 +628,7 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 			err = x.readTrailers(uc.br, hdr)
 		}
 	case x.contentLength >= 0 && !x.stream:
-		err = copyKnownLength(w, uc, x.contentLength)
+		err = copyKnownLength(w, r, uc, x.contentLength)
 	case x.contentLength >= 0:
 		uc.clearDeadline()
 		lr := io.LimitedReader{R: uc.br, N: x.contentLength}
@@ -653,6 +653,17 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 	}
 }
 
+// clientConnKey is the request context's key for the client's net.Conn (Server's
+// ConnContext puts it there).
+type clientConnKey struct{}
+
+// writeHolder is a client connection that can keep one write for a ReadFrom right after
+// it to send with the body (netlab/rawio's connections).
+type writeHolder interface {
+	HoldNextWrite()
+	ReleaseHeld() error
+}
+
 // upstreamBodyError marks a failure to read the upstream's body (not the client's write).
 type upstreamBodyError struct{ err error }
 
@@ -670,7 +681,7 @@ const spliceMin = 8 << 10
 // to the client's with splice(2), through a pipe, without a copy into this process, and
 // as one write per burst that arrived instead of one per 64 KiB buffer. TLS and h2
 // clients get the buffered copy.
-func copyKnownLength(w *recorder, uc *upConn, n int64) error {
+func copyKnownLength(w *recorder, r *http.Request, uc *upConn, n int64) error {
 	if b := int64(uc.br.Buffered()); b > 0 {
 		if b > n {
 			b = n
@@ -697,7 +708,18 @@ func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 		return err
 	}
 	lr := io.LimitedReader{R: uc.nc, N: n}
+	// A client connection that can hold the head's write (netlab/rawio's) sends it
+	// with the body's first splice: one send instead of two.
+	hc, hold := r.Context().Value(clientConnKey{}).(writeHolder)
+	if hold {
+		hc.HoldNextWrite()
+	}
 	m, err := rf.ReadFrom(&lr)
+	if hold {
+		if rerr := hc.ReleaseHeld(); err == nil && rerr != nil {
+			err = fmt.Errorf("client: %w", rerr)
+		}
+	}
 	w.bytes += m
 	if err != nil {
 		return err // either side's: the exchange is aborted all the same

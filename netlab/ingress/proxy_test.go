@@ -56,11 +56,12 @@ func staticResolver(m map[string]string) Resolver {
 
 func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-// startProxy serves h on a 127.0.0.1 httptest server whose listener is wrapped as the
-// agent wraps its plain-HTTP one (rawio.Listener: raw socket calls, splice).
+// startProxy serves h on a 127.0.0.1 httptest server configured and wrapped as the
+// agent's plain-HTTP one (rawio.Listener: raw socket calls, splice).
 func startProxy(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	s := httptest.NewUnstartedServer(h)
+	s.Config = DefaultServer.HTTP("", h) // the agent's server settings, its ConnContext
 	s.Listener = rawio.Listener(s.Listener)
 	s.Start()
 	t.Cleanup(s.Close)

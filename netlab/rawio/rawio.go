@@ -65,7 +65,32 @@ func wrapConn(c net.Conn) net.Conn {
 // rawConn is a TCP connection whose Read, Write and ReadFrom use raw system calls.
 type rawConn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc       syscall.RawConn
+	holdNext bool   // HoldNextWrite: the next Write is kept in held
+	held     []byte // bytes written but not sent yet
+}
+
+// HoldNextWrite makes the next Write keep its bytes instead of sending them, so that a
+// ReadFrom right after sends them with the body's first splice: one send through the
+// packet path for a response's head and body instead of two (net/http writes the head
+// with one Write of at most its 4 KiB buffer just before it calls ReadFrom). Any other
+// call sends held bytes first; ReleaseHeld sends what is still held.
+func (c *rawConn) HoldNextWrite() { c.holdNext = true }
+
+// ReleaseHeld ends a HoldNextWrite: held bytes that no ReadFrom took are sent now.
+func (c *rawConn) ReleaseHeld() error {
+	c.holdNext = false
+	return c.flushHeld()
+}
+
+func (c *rawConn) flushHeld() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	b := c.held
+	c.held = c.held[:0]
+	_, err := c.send(b)
+	return err
 }
 
 func (c *rawConn) opError(op string, err error) error {
@@ -123,8 +148,20 @@ func (c *rawConn) Read(p []byte) (int, error) {
 }
 
 // Write writes all of p (a short write only with an error), waiting in the netpoller
-// whenever the socket's buffer is full.
+// whenever the socket's buffer is full; after HoldNextWrite it keeps p instead.
 func (c *rawConn) Write(p []byte) (int, error) {
+	if c.holdNext {
+		c.holdNext = false
+		c.held = append(c.held[:0], p...)
+		return len(p), nil
+	}
+	if err := c.flushHeld(); err != nil {
+		return 0, err
+	}
+	return c.send(p)
+}
+
+func (c *rawConn) send(p []byte) (int, error) {
 	n := 0
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
@@ -170,6 +207,9 @@ func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
 			}
 		}
 	}
+	if err := c.flushHeld(); err != nil {
+		return 0, err
+	}
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	return io.CopyBuffer(writerOnly{c}, r, *buf)
@@ -182,21 +222,35 @@ type writerOnly struct{ io.Writer }
 // splice moves up to n bytes from src's socket to c's through a pipe: into the pipe as
 // much as has arrived (waiting in the netpoller when nothing has), out of it all of it
 // (waiting when the client's socket buffer is full). It returns early, with no error, at
-// src's EOF.
+// src's EOF. Held bytes go first, written into the pipe ahead of the body (a pipe write
+// of at most PIPE_BUF bytes is whole or nothing); more than that are sent on their own.
 func (c *rawConn) splice(src syscall.RawConn, n int64) (int64, error) {
 	p := getPipe()
 	if p == nil {
 		return 0, c.opError("splice", syscall.ENOMEM)
 	}
+	skip := 0 // held bytes at the head of the pipe: sent, but not part of the body
+	if h := c.held; len(h) > 0 {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.w), uintptr(unsafe.Pointer(&h[0])), uintptr(len(h)))
+		if e == 0 && int(m) == len(h) {
+			skip = len(h)
+			p.data = skip
+			c.held = c.held[:0]
+		} else if err := c.flushHeld(); err != nil {
+			putPipe(p)
+			return 0, err
+		}
+	}
 	var written int64
 	var err error
 	for written < n {
 		max := n - written
-		if max > pipeSize {
-			max = pipeSize
+		if free := int64(pipeSize - p.data); max > free {
+			max = free
 		}
 		var in int
 		var serr error
+		wait := false // nothing arrived yet, and held bytes in the pipe go out first
 		rerr := src.Read(func(fd uintptr) bool {
 			for {
 				m, _, e := syscall.RawSyscall6(syscall.SYS_SPLICE, fd, 0, uintptr(p.w), 0, uintptr(max), spliceNonblock|spliceMove)
@@ -206,6 +260,10 @@ func (c *rawConn) splice(src syscall.RawConn, n int64) (int64, error) {
 					return true
 				case syscall.EINTR:
 				case syscall.EAGAIN:
+					if p.data > 0 {
+						wait = true
+						return true
+					}
 					return false
 				default:
 					serr = os.NewSyscallError("splice", e)
@@ -220,16 +278,18 @@ func (c *rawConn) splice(src syscall.RawConn, n int64) (int64, error) {
 			err = &net.OpError{Op: "read", Net: "tcp", Err: rerr}
 			break
 		}
-		if in == 0 {
-			break // the upstream's EOF: the caller sees what is missing
-		}
-		p.data = in
+		p.data += in
 		werr := c.rc.Write(func(fd uintptr) bool {
 			for p.data > 0 {
 				m, _, e := syscall.RawSyscall6(syscall.SYS_SPLICE, uintptr(p.r), 0, fd, 0, uintptr(p.data), spliceNonblock|spliceMove)
 				switch e {
 				case 0:
 					p.data -= int(m)
+					if skip > 0 {
+						s := min(skip, int(m))
+						skip -= s
+						m -= uintptr(s)
+					}
 					written += int64(m)
 				case syscall.EINTR:
 				case syscall.EAGAIN:
@@ -247,6 +307,9 @@ func (c *rawConn) splice(src syscall.RawConn, n int64) (int64, error) {
 		if werr != nil {
 			err = c.opError("write", werr)
 			break
+		}
+		if in == 0 && !wait {
+			break // the upstream's EOF: the caller sees what is missing
 		}
 	}
 	putPipe(p)

@@ -147,3 +147,45 @@ func TestRawConnSplice(t *testing.T) {
 		t.Fatalf("copied: %q, %v", b, err)
 	}
 }
+
+// A held write goes out ahead of the spliced body (and is not counted as body); without a
+// splice after it, the next write or ReleaseHeld sends it.
+func TestRawConnHeldWrite(t *testing.T) {
+	client, clientPeer := tcpPair(t)
+	upFar, upNear := tcpPair(t)
+	data := pattern(200 << 10)
+	go func() { _, _ = upFar.Write(data) }()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 4+len(data))
+		n, _ := io.ReadFull(clientPeer, b)
+		got <- b[:n]
+	}()
+	client.HoldNextWrite()
+	if n, err := client.Write([]byte("HEAD")); n != 4 || err != nil {
+		t.Fatalf("held Write: %d, %v", n, err)
+	}
+	lr := &io.LimitedReader{R: Wrap(upNear), N: int64(len(data))}
+	if n, err := client.ReadFrom(lr); err != nil || n != int64(len(data)) || lr.N != 0 {
+		t.Fatalf("ReadFrom: %d, %v, %d left", n, err, lr.N)
+	}
+	if err := client.ReleaseHeld(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, append([]byte("HEAD"), data...)) {
+		t.Fatalf("client read %d bytes: head and body intact %v", len(b), bytes.Equal(b, append([]byte("HEAD"), data...)))
+	}
+
+	client.HoldNextWrite()
+	client.Write([]byte("one "))
+	client.Write([]byte("two "))
+	client.HoldNextWrite()
+	client.Write([]byte("three"))
+	if err := client.ReleaseHeld(); err != nil {
+		t.Fatal(err)
+	}
+	client.CloseWrite()
+	if b, err := io.ReadAll(clientPeer); err != nil || string(b) != "one two three" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
