@@ -23,6 +23,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -136,6 +137,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		AccessLog:       cfg.AccessLog,
 		Logger:          log,
+		WrapUpstream:    rawio.Wrap, // raw socket calls (netlab/rawio)
 		// Kept from start: changing it needs a restart of the agent.
 		TrustForwardedHeaders: conf.trustFwd,
 	}, conf.table)
@@ -162,7 +164,10 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		if port < 0 {
 			return nil
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
+		// No TCP keep-alive probes on client connections (four setsockopt calls per
+		// accepted connection): net/http's idle and read timeouts close dead ones.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("ingress agent: listen %s: %w", name, err)
@@ -180,7 +185,9 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), plain); err != nil {
+	// Plain-HTTP client connections use raw socket calls (netlab/rawio).
+	rawPlain := func(s *http.Server, ln net.Listener) error { return s.Serve(rawio.Listener(ln)) }
+	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), rawPlain); err != nil {
 		return err
 	}
 	if err := add("https", cfg.HTTPSPort, srvCfg.HTTPS("", h, certs.TLSConfig()),

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -37,7 +38,9 @@ func BenchmarkProxy(b *testing.B) {
 	defer up.Close()
 	table, _ := Build([]networkingv1.Ingress{mkIngress("default", "b", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
 	h, _ := NewHandler(Options{Node: "n", Resolve: staticResolver(map[string]string{"default/web": hostOf(up)}), AccessLog: io.Discard}, table)
-	px := httptest.NewServer(h)
+	px := httptest.NewUnstartedServer(h)
+	px.Listener = rawio.Listener(px.Listener)
+	px.Start()
 	defer px.Close()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ReportAllocs()

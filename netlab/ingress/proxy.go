@@ -75,6 +75,10 @@ type Options struct {
 	// MaxIdleConnsPerHost sizes the keep-alive pool per upstream. Default 1024 (Go's
 	// default of 2 collapses throughput under load).
 	MaxIdleConnsPerHost int
+	// WrapUpstream, when set, wraps each upstream connection once dialled (the agent
+	// passes rawio.Wrap: raw socket calls). A wrapped connection must keep SyscallConn
+	// for the liveness peek and the body splice.
+	WrapUpstream func(net.Conn) net.Conn
 	// AccessLog receives one JSON line per request; nil disables the access log.
 	AccessLog io.Writer
 	// Metrics collects Prometheus metrics; nil creates a fresh set (see Handler.Metrics).
@@ -134,7 +138,7 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 		h.log = newAccessLogger(opts.AccessLog)
 	}
 	h.nodeHdr = []string{opts.Node}
-	h.pool = newPool(opts.DialTimeout, opts.MaxIdleConnsPerHost)
+	h.pool = newPool(opts.DialTimeout, opts.MaxIdleConnsPerHost, opts.WrapUpstream)
 	h.timeout = opts.UpstreamTimeout
 	h.routing.Store(&routing{table: table, resolve: opts.Resolve, endpoints: opts.Endpoints})
 	return h, nil
@@ -430,7 +434,10 @@ func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrad
 	// The deadline stays armed after the head (most answers are in the head's buffer
 	// already); whoever reads the body from the socket clears it first.
 	uc.armDeadline(time.Now(), h.timeout)
-	return x.readHead(uc.br, r.Method)
+	uc.src.max = headReadSize
+	err := x.readHead(uc.br, r.Method)
+	uc.src.max = 0
+	return err
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -621,7 +628,7 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 			err = x.readTrailers(uc.br, hdr)
 		}
 	case x.contentLength >= 0 && !x.stream:
-		err = copyKnownLength(w, uc, x.contentLength)
+		err = copyKnownLength(w, r, uc, x.contentLength)
 	case x.contentLength >= 0:
 		uc.clearDeadline()
 		lr := io.LimitedReader{R: uc.br, N: x.contentLength}
@@ -646,6 +653,17 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 	}
 }
 
+// clientConnKey is the request context's key for the client's net.Conn (Server's
+// ConnContext puts it there).
+type clientConnKey struct{}
+
+// writeHolder is a client connection that can keep one write for a ReadFrom right after
+// it to send with the body (netlab/rawio's connections).
+type writeHolder interface {
+	HoldNextWrite()
+	ReleaseHeld() error
+}
+
 // upstreamBodyError marks a failure to read the upstream's body (not the client's write).
 type upstreamBodyError struct{ err error }
 
@@ -658,11 +676,12 @@ const spliceMin = 8 << 10
 
 // copyKnownLength copies a body of n bytes. What the head's read already buffered goes
 // first; the rest, when the client side is a plain TCP connection whose writer takes an
-// io.ReaderFrom (net/http's HTTP/1 ResponseWriter does), is handed to the kernel:
-// *net.TCPConn.ReadFrom moves it from the upstream socket to the client's with splice(2),
-// through a pipe, without a copy into this process, and as one write per burst that
-// arrived instead of one per 64 KiB buffer. TLS and h2 clients get the buffered copy.
-func copyKnownLength(w *recorder, uc *upConn, n int64) error {
+// io.ReaderFrom (net/http's HTTP/1 ResponseWriter does), is handed to the kernel: the
+// connection's ReadFrom (netlab/rawio's, or *net.TCPConn's) moves it from the upstream socket
+// to the client's with splice(2), through a pipe, without a copy into this process, and
+// as one write per burst that arrived instead of one per 64 KiB buffer. TLS and h2
+// clients get the buffered copy.
+func copyKnownLength(w *recorder, r *http.Request, uc *upConn, n int64) error {
 	if b := int64(uc.br.Buffered()); b > 0 {
 		if b > n {
 			b = n
@@ -679,7 +698,7 @@ func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 	}
 	uc.clearDeadline()
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
-	tc, ok2 := uc.nc.(*net.TCPConn)
+	_, ok2 := uc.nc.(syscall.Conn)
 	if !ok || !ok2 || n < spliceMin {
 		lr := io.LimitedReader{R: uc.br, N: n}
 		err := copyBody(w, &lr, false)
@@ -688,8 +707,19 @@ func copyKnownLength(w *recorder, uc *upConn, n int64) error {
 		}
 		return err
 	}
-	lr := io.LimitedReader{R: tc, N: n}
+	lr := io.LimitedReader{R: uc.nc, N: n}
+	// A client connection that can hold the head's write (netlab/rawio's) sends it
+	// with the body's first splice: one send instead of two.
+	hc, hold := r.Context().Value(clientConnKey{}).(writeHolder)
+	if hold {
+		hc.HoldNextWrite()
+	}
 	m, err := rf.ReadFrom(&lr)
+	if hold {
+		if rerr := hc.ReleaseHeld(); err == nil && rerr != nil {
+			err = fmt.Errorf("client: %w", rerr)
+		}
+	}
 	w.bytes += m
 	if err != nil {
 		return err // either side's: the exchange is aborted all the same

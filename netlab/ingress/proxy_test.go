@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"io"
 	"net"
 	"net/http"
@@ -55,10 +56,14 @@ func staticResolver(m map[string]string) Resolver {
 
 func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-// startProxy serves h on a 127.0.0.1 httptest server.
+// startProxy serves h on a 127.0.0.1 httptest server configured and wrapped as the
+// agent's plain-HTTP one (rawio.Listener: raw socket calls, splice).
 func startProxy(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
-	s := httptest.NewServer(h)
+	s := httptest.NewUnstartedServer(h)
+	s.Config = DefaultServer.HTTP("", h) // the agent's server settings, its ConnContext
+	s.Listener = rawio.Listener(s.Listener)
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }

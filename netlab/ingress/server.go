@@ -1,8 +1,10 @@
 package ingress
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )
@@ -70,6 +72,11 @@ func (s Server) HTTP(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       s.IdleTimeout,
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
+		// The proxy finds the client's connection in the request's context (to send
+		// a response's head with its spliced body, when the connection can).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, clientConnKey{}, c)
+		},
 	}
 }
 

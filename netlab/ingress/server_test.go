@@ -6,6 +6,7 @@ package ingress
 import (
 	"bufio"
 	"errors"
+	"github.com/netlabdev/netlab/netlab/rawio"
 	"io"
 	"net"
 	"net/http"
@@ -23,7 +24,7 @@ func startServer(t *testing.T, cfg Server, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(rawio.Listener(ln)) }()
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }

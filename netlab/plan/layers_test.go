@@ -52,10 +52,11 @@ var layers = map[string]layer{
 	"kubeproxy/nftnl": {netlab: []string{"kubeproxy/nftables"}},
 	// How an agent says it is ready (a pipe): standard library only, for netlab-pod.
 	"ready": {},
+	"rawio": {},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
 	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "podagent"}},
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "podagent", "rawio"}},
 	// The pod echo agent, the whole of the small netlab-pod binary: nothing heavier than
 	// the standard library and privs (a test in the package holds its binary to that).
 	"podagent": {netlab: []string{"ready", "privs"}},

@@ -1,0 +1,191 @@
+package rawio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a TCP connection on 127.0.0.1: the accepted one
+// wrapped as the agent's listener wraps it, and the dialled one as it is.
+func tcpPair(t *testing.T) (*rawConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Listener(ln).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, ok := a.(*rawConn)
+	if !ok {
+		t.Fatalf("Listener accepted a %T, want *rawConn", a)
+	}
+	t.Cleanup(func() { rc.Close(); d.Close() })
+	return rc, d.(*net.TCPConn)
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}
+
+// Writes larger than the socket buffers wait for the peer and arrive intact; reads return
+// what arrived, then io.EOF; an expired deadline is a timeout error, as net's own.
+func TestRawConnReadWrite(t *testing.T) {
+	rc, peer := tcpPair(t)
+	data := pattern(8 << 20)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	if n, err := rc.Write(data); err != nil || n != len(data) {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if err := rc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, data) {
+		t.Fatalf("peer read %d bytes, intact %v", len(b), bytes.Equal(b, data))
+	}
+
+	if _, err := peer.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	peer.CloseWrite()
+	b, err := io.ReadAll(rc)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("ReadAll: %q, %v", b, err)
+	}
+
+	rc2, _ := tcpPair(t)
+	rc2.SetReadDeadline(time.Unix(1, 0))
+	_, err = rc2.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past the deadline: %v, want a timeout net.Error", err)
+	}
+
+	// Close ends the connection cleanly: the peer reads what was written, then EOF.
+	rc3, peer3 := tcpPair(t)
+	if _, err := rc3.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(peer3); err != nil || string(b) != "bye" {
+		t.Fatalf("after Close the peer read %q, %v", b, err)
+	}
+}
+
+// ReadFrom splices a body of known length from an upstream socket to the client's: all
+// of it when it all comes, what came when the upstream closes early (the caller sees
+// what is missing in the LimitedReader), and an error when the client has gone.
+func TestRawConnSplice(t *testing.T) {
+	client, clientPeer := tcpPair(t)
+	upFar, upNear := tcpPair(t) // the proxy holds upNear; upFar plays the upstream
+	data := pattern(3 << 20)
+	go func() { _, _ = upFar.Write(data) }()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(data))
+		n, _ := io.ReadFull(clientPeer, b)
+		got <- b[:n]
+	}()
+	// The source wrapped too, as the agent's upstream connections are.
+	lr := &io.LimitedReader{R: Wrap(upNear), N: int64(len(data))}
+	if n, err := client.ReadFrom(lr); err != nil || n != int64(len(data)) || lr.N != 0 {
+		t.Fatalf("ReadFrom: %d, %v, %d left", n, err, lr.N)
+	}
+	if b := <-got; !bytes.Equal(b, data) {
+		t.Fatalf("client read %d bytes, intact %v", len(b), bytes.Equal(b, data))
+	}
+
+	// The upstream sends 100 KiB of a promised 1 MiB and closes.
+	go func() { _, _ = upFar.Write(data[:100<<10]); upFar.CloseWrite() }()
+	go func() {
+		b := make([]byte, 100<<10)
+		n, _ := io.ReadFull(clientPeer, b)
+		got <- b[:n]
+	}()
+	lr = &io.LimitedReader{R: upNear, N: 1 << 20}
+	if n, err := client.ReadFrom(lr); err != nil || n != 100<<10 || lr.N != 1<<20-100<<10 {
+		t.Fatalf("ReadFrom of a cut body: %d, %v, %d left", n, err, lr.N)
+	}
+	if b := <-got; !bytes.Equal(b, data[:100<<10]) {
+		t.Fatalf("client read %d bytes of the cut body", len(b))
+	}
+
+	// The client has gone: the splice out fails.
+	client2, clientPeer2 := tcpPair(t)
+	up2Far, up2Near := tcpPair(t)
+	clientPeer2.SetLinger(0)
+	clientPeer2.Close()
+	go func() { _, _ = up2Far.Write(data) }()
+	lr = &io.LimitedReader{R: up2Near, N: int64(len(data))}
+	if n, err := client2.ReadFrom(lr); err == nil {
+		t.Fatalf("ReadFrom to a closed client: %d bytes, no error", n)
+	}
+
+	// Anything else is copied.
+	go func() { _, _ = client.ReadFrom(bytes.NewReader([]byte("plain copy"))); client.CloseWrite() }()
+	if b, err := io.ReadAll(clientPeer); err != nil || string(b) != "plain copy" {
+		t.Fatalf("copied: %q, %v", b, err)
+	}
+}
+
+// A held write goes out ahead of the spliced body (and is not counted as body); without a
+// splice after it, the next write or ReleaseHeld sends it.
+func TestRawConnHeldWrite(t *testing.T) {
+	client, clientPeer := tcpPair(t)
+	upFar, upNear := tcpPair(t)
+	data := pattern(200 << 10)
+	go func() { _, _ = upFar.Write(data) }()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 4+len(data))
+		n, _ := io.ReadFull(clientPeer, b)
+		got <- b[:n]
+	}()
+	client.HoldNextWrite()
+	if n, err := client.Write([]byte("HEAD")); n != 4 || err != nil {
+		t.Fatalf("held Write: %d, %v", n, err)
+	}
+	lr := &io.LimitedReader{R: Wrap(upNear), N: int64(len(data))}
+	if n, err := client.ReadFrom(lr); err != nil || n != int64(len(data)) || lr.N != 0 {
+		t.Fatalf("ReadFrom: %d, %v, %d left", n, err, lr.N)
+	}
+	if err := client.ReleaseHeld(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, append([]byte("HEAD"), data...)) {
+		t.Fatalf("client read %d bytes: head and body intact %v", len(b), bytes.Equal(b, append([]byte("HEAD"), data...)))
+	}
+
+	client.HoldNextWrite()
+	client.Write([]byte("one "))
+	client.Write([]byte("two "))
+	client.HoldNextWrite()
+	client.Write([]byte("three"))
+	if err := client.ReleaseHeld(); err != nil {
+		t.Fatal(err)
+	}
+	client.CloseWrite()
+	if b, err := io.ReadAll(clientPeer); err != nil || string(b) != "one two three" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
