@@ -51,6 +51,8 @@ type kubeProxy struct {
 	syncer *RuleSyncer
 	ports  atomic.Pointer[[]kubeproxy.ServicePort]
 	gen    int64
+	// udp: what the rules did with UDP at the last conntrack clean-up (clearStaleUDP).
+	udp *kubeproxy.UDPServing
 }
 
 // RuleSyncer applies one node's Service rules in the namespace its commands run in: a
@@ -275,6 +277,7 @@ func (k *kubeProxy) sync(full bool) error {
 	if err != nil {
 		return err
 	}
+	k.clearStaleUDP(ports)
 	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "generation", k.gen,
 		"bytes", st.Bytes, "servicePorts", len(ports))
 	return nil

@@ -512,6 +512,84 @@ func servicesSuite(t *testing.T, mode string) {
 			}
 		}
 	})
+
+	t.Run("a UDP flow leaves with its endpoint", func(t *testing.T) {
+		// One UDP socket, so one source port and one conntrack entry: the entry, not the
+		// rules, decides where its datagrams go, until kube-proxy deletes it.
+		from := podsOf(p, "solo")[0].Netns
+		c, err := kernel.DialIn(from, "udp", net.JoinHostPort(dns.ClusterIP, "53"), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ask := func() (string, error) {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Write([]byte("ping")); err != nil {
+				return "", err
+			}
+			buf := make([]byte, 64<<10)
+			n, err := c.Read(buf)
+			if err != nil {
+				return "", err
+			}
+			var e labtest.Echo
+			if err := json.Unmarshal(buf[:n], &e); err != nil {
+				return "", fmt.Errorf("answer %q: %v", buf[:n], err)
+			}
+			return e.Pod, nil
+		}
+		victim, err := ask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := ask(); err != nil || again != victim {
+			t.Fatalf("the flow moved from %s to %s (%v) with nothing changed", victim, again, err)
+		}
+		if _, err := lab.KillPod(p.Lab, victim); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := lab.StartPod(p.Lab, victim, 10*time.Second); err != nil {
+				t.Error(err)
+			}
+		}()
+		epPath := rundir.ForLab(p.Lab).Endpoints()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone := true
+			for _, sp := range ef.Ports {
+				for _, ep := range sp.Endpoints {
+					gone = gone && !(ep.Pod == victim && ep.Ready)
+				}
+			}
+			if gone {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still a ready endpoint 5 s after it was killed", victim)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		waitSynced(t, p, epPath)
+		// kube-proxy deletes the entry after its sync; the same flow then reaches the
+		// other endpoint. Without that, the entry keeps sending it to the killed pod's
+		// address, which answers "port unreachable" until the entry times out (30 s+).
+		var got string
+		deadline = time.Now().Add(2 * time.Second)
+		for {
+			if got, err = ask(); err == nil && got != victim {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the flow still goes to the killed %s after every node synced: %q, %v", victim, got, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
 
 // up brings the scenario up with only the processes Services need (pods, controller,

@@ -1,0 +1,51 @@
+package agent
+
+import (
+	"net/netip"
+
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// clearStaleUDP deletes the node's UDP conntrack entries that carry a flow to a Service
+// somewhere the rules no longer send it (kubeproxy.UDPServing says which), as kube-proxy
+// does after a sync. It scans the table only when what the rules do with UDP changed, and
+// once after the first sync (entries may be older than this agent). It runs in the agent's
+// own namespace, the node's, whose conntrack table its rules fill.
+func (k *kubeProxy) clearStaleUDP(ports []kubeproxy.ServicePort) {
+	u := kubeproxy.NewUDPServing(k.syncer.node, ports)
+	prev := k.udp
+	if prev != nil && prev.Key() == u.Key() {
+		return
+	}
+	k.udp = u
+	if u.Empty() && (prev == nil || prev.Empty()) {
+		return
+	}
+	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, udpStale{now: u, prev: prev})
+	if err != nil {
+		k.log.Warn("clear stale UDP conntrack entries", "err", err)
+		k.udp = nil // scan again after the next sync
+		return
+	}
+	if n > 0 {
+		k.log.Info("stale UDP conntrack entries deleted", "entries", n)
+	}
+}
+
+// udpStale matches the conntrack entries clearStaleUDP deletes.
+type udpStale struct{ now, prev *kubeproxy.UDPServing }
+
+func (f udpStale) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	if flow.Forward.Protocol != unix.IPPROTO_UDP {
+		return false
+	}
+	dst, ok1 := netip.AddrFromSlice(flow.Forward.DstIP)
+	src, ok2 := netip.AddrFromSlice(flow.Reverse.SrcIP)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return f.now.StaleSince(f.prev, netip.AddrPortFrom(dst.Unmap(), flow.Forward.DstPort),
+		netip.AddrPortFrom(src.Unmap(), flow.Reverse.SrcPort))
+}
