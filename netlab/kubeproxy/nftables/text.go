@@ -376,23 +376,9 @@ func priorityNumber(first string, rest []string) string {
 // kernel then holds what Full(rs, Existing{}, true) leaves (the same objects, created
 // in the same order).
 func Staged(rs *Ruleset, anonPerStage int) [][]byte {
-	var stages [][]byte
-	var w writer
-	cut := func() {
-		if w.Len() > 0 {
-			stages = append(stages, bytes.Clone(w.Bytes()))
-			w.Reset()
-		}
-	}
-	w.addTable()
-	for _, c := range sortedContainers(rs) {
-		w.addContainer(c)
-	}
-	names := rs.SortedChains()
-	for _, n := range names {
-		w.addChain(rs.Chains[n])
-	}
-	cut()
+	var s stager
+	w, cut := &s.w, s.cut
+	names := s.create(rs, func(*Chain) bool { return true })
 	n := 0
 	for _, anon := range []bool{true, false} {
 		for _, name := range names {
@@ -422,7 +408,7 @@ func Staged(rs *Ruleset, anonPerStage int) [][]byte {
 		}
 	}
 	cut()
-	return stages
+	return s.stages
 }
 
 // Restaged returns Full's work for a kernel that already has a table ip kube-proxy (an
@@ -448,25 +434,9 @@ func Staged(rs *Ruleset, anonPerStage int) [][]byte {
 // sets and elements (a re-created base chain lists after the others, as after Full with
 // first).
 func Restaged(rs *Ruleset, existing Existing, anonPerStage int) [][]byte {
-	var stages [][]byte
-	var w writer
-	cut := func() {
-		if w.Len() > 0 {
-			stages = append(stages, bytes.Clone(w.Bytes()))
-			w.Reset()
-		}
-	}
-	w.addTable()
-	for _, c := range sortedContainers(rs) {
-		w.addContainer(c)
-	}
-	names := rs.SortedChains()
-	for _, n := range names {
-		if c := rs.Chains[n]; c.Base == "" {
-			w.addChain(c)
-		}
-	}
-	cut()
+	var s stager
+	w, cut := &s.w, s.cut
+	names := s.create(rs, func(c *Chain) bool { return c.Base == "" })
 	anon, rules := 0, 0
 	for _, n := range dependencyOrder(rs, names) {
 		c := rs.Chains[n]
@@ -512,9 +482,39 @@ func Restaged(rs *Ruleset, existing Existing, anonPerStage int) [][]byte {
 		}
 		w.rules(c)
 	}
-	writeStale(&w, rs, existing)
+	writeStale(w, rs, existing)
 	cut()
-	return stages
+	return s.stages
+}
+
+// stager collects a staged sync's transactions: what w holds becomes one at each cut.
+type stager struct {
+	w      writer
+	stages [][]byte
+}
+
+func (s *stager) cut() {
+	if s.w.Len() > 0 {
+		s.stages = append(s.stages, bytes.Clone(s.w.Bytes()))
+		s.w.Reset()
+	}
+}
+
+// create writes the first stage: the table, its sets and maps, and the chains of rs
+// that keep selects, all empty. It returns rs's chain names in order.
+func (s *stager) create(rs *Ruleset, keep func(*Chain) bool) []string {
+	s.w.addTable()
+	for _, c := range sortedContainers(rs) {
+		s.w.addContainer(c)
+	}
+	names := rs.SortedChains()
+	for _, n := range names {
+		if c := rs.Chains[n]; keep(c) {
+			s.w.addChain(c)
+		}
+	}
+	s.cut()
+	return names
 }
 
 // writeStale flushes and deletes the per-service chains existing has and rs does not,
