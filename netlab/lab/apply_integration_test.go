@@ -353,6 +353,16 @@ func TestIntegrationRolloutRestartUnderLoad(t *testing.T) {
 	}
 	t.Logf("rollout: %v; %d requests answered, %d failed", steps, ok.Load(), failed.Load())
 	if failed.Load() != 0 {
+		// The ingress's access log says why (its error field); the log tails printed at
+		// clean-up may not reach back to the failed request.
+		for _, n := range p.Nodes {
+			b, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("ingress", n.Name))
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, `"status":5`) {
+					t.Logf("ingress %s: %s", n.Name, line)
+				}
+			}
+		}
 		t.Fatalf("%d of %d requests failed during the rollout, first: %v", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
 	}
 	if ok.Load() < 20 {
