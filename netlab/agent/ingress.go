@@ -24,6 +24,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rawio"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -131,7 +132,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	// Started beside the pods, the ingress waits here, its configuration loaded, until up
 	// lets it go on with the controller's endpoints in place: in the endpoints upstream
 	// mode it routes to them from its first request.
-	if err := waitRelease(ctx); err != nil {
+	if err := ready.WaitRelease(ctx); err != nil {
 		return nil
 	}
 	epPath := dir.Endpoints()

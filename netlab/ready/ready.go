@@ -15,7 +15,8 @@ const FDEnv = "NETLAB_READY_FD"
 
 // HoldFDEnv names the environment variable holding the read end of a pipe that whoever
 // started the agent closes to let it go on past a point it must not pass too early (the
-// LB's first health checks, which must find the nodes serving): see WaitRelease.
+// controller before every pod reported, the ingress before the endpoints, the LB's first
+// health checks before the nodes serve): see WaitRelease.
 const HoldFDEnv = "NETLAB_HOLD_FD"
 
 // The readiness pipe must not leak into the commands an agent runs (iptables-restore and

@@ -29,7 +29,7 @@ import (
 )
 
 // ReadyFDEnv names the environment variable holding an agent's readiness pipe.
-const ReadyFDEnv = "NETLAB_READY_FD"
+const ReadyFDEnv = ready.FDEnv
 
 // Supervisor is the supervisor's own process record: role and name.
 var Supervisor = plan.Process{Role: "supervisor", Name: "supervisor"}
