@@ -340,3 +340,56 @@ func TestPlainShutdown(t *testing.T) {
 		t.Error("the listener still accepts after Shutdown")
 	}
 }
+
+// FuzzPlainParse checks the loop's request parser against net/http's: a head the loop
+// accepts must be one net/http reads too, with the same method, target, Host, body
+// framing and fields (the loop may reject more: obsolete line folding, for one).
+func FuzzPlainParse(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /p?q=1 HTTP/1.0\r\n\r\n",
+		"POST /x HTTP/1.1\r\nHost: a.example:8080\r\nContent-Length: 3\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
+		"PUT http://h.example/abs HTTP/1.1\r\nHost: other\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /%41%2f?x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+		"CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n",
+		"GET / HTTP/1.1\nHost: a\n\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, head string) {
+		end := headEnd([]byte(head), 0)
+		if end == 0 {
+			return
+		}
+		head = head[:end]
+		c := &h1conn{reqHdr: http.Header{}}
+		c.tmpl = new(http.Request)
+		c.body.c = c
+		if err := c.parse(head); err != nil {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+		if err != nil {
+			t.Fatalf("accepted %q; net/http: %v", head, err)
+		}
+		got := &c.req
+		if got.Method != want.Method || got.RequestURI != want.RequestURI || got.Host != want.Host ||
+			got.URL.String() != want.URL.String() || got.ProtoMinor != want.ProtoMinor {
+			t.Fatalf("%q: got %s %s host %q url %q, net/http %s %s host %q url %q", head,
+				got.Method, got.RequestURI, got.Host, got.URL, want.Method, want.RequestURI, want.Host, want.URL)
+		}
+		if got.ContentLength != want.ContentLength || len(got.TransferEncoding) != len(want.TransferEncoding) {
+			t.Fatalf("%q: length %d %v, net/http %d %v", head, got.ContentLength, got.TransferEncoding, want.ContentLength, want.TransferEncoding)
+		}
+		delete(want.Header, "Host")
+		for k, vv := range want.Header {
+			if strings.Join(got.Header[k], "\x00") != strings.Join(vv, "\x00") {
+				t.Fatalf("%q: field %s = %q, net/http %q", head, k, got.Header[k], vv)
+			}
+		}
+		if len(got.Header) != len(want.Header) {
+			t.Fatalf("%q: fields %v, net/http %v", head, got.Header, want.Header)
+		}
+	})
+}
