@@ -235,21 +235,38 @@ func (x *connCtx) Value(key any) any {
 	return x.Context.Value(key)
 }
 
+// h1conns recycles connection structs (with their request, header maps, buffers and
+// context): a client that opens a connection per request then costs no allocation of them.
+var h1conns sync.Pool
+
 func newH1conn(p *PlainServer, nc net.Conn) *h1conn {
-	c := &h1conn{srv: p, nc: nc, reqHdr: http.Header{}}
+	c, _ := h1conns.Get().(*h1conn)
+	if c == nil {
+		c = &h1conn{reqHdr: http.Header{}}
+		c.ctx.c = c
+		c.w.c = c
+		c.w.hdr = http.Header{}
+		c.body.c = c
+		c.tmpl = new(http.Request).WithContext(&c.ctx)
+	}
+	if c.ctx.Context == nil || c.ctx.Err() != nil {
+		c.ctx.Context, c.cancel = context.WithCancel(context.Background())
+	}
+	c.srv, c.nc, c.rc = p, nc, nil
 	c.state.Store(stateActive)
+	c.clientGone.Store(false)
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
 	c.remote = nc.RemoteAddr().String()
 	c.laddr = nc.LocalAddr()
-	c.ctx.c = c
-	c.ctx.Context, c.cancel = context.WithCancel(context.Background())
-	c.w.c = c
-	c.w.hdr = http.Header{}
-	c.body.c = c
-	c.tmpl = new(http.Request).WithContext(&c.ctx)
-	c.br = smallReaders.Get().(*bufio.Reader)
+	c.rdl, c.wdl, c.rdlExact = time.Time{}, time.Time{}, false
+	c.served = 0
+	c.closeNext, c.finishing, c.watching, c.watchStop = false, false, false, false
+	c.wbuf = c.wbuf[:0]
+	if c.br == nil {
+		c.br = smallReaders.Get().(*bufio.Reader)
+	}
 	c.br.Reset(nc)
 	return c
 }
@@ -258,21 +275,36 @@ func newH1conn(p *PlainServer, nc net.Conn) *h1conn {
 func (c *h1conn) serve() {
 	hijacked := false
 	defer func() {
-		c.cancel()
 		if c.watchTimer != nil {
 			c.watchTimer.Stop()
 		}
-		if !hijacked {
-			_ = c.nc.Close()
-		}
-		if !c.big && c.br != nil {
-			c.br.Reset(nil)
-			smallReaders.Put(c.br)
-		}
-		c.br = nil
 		c.srv.mu.Lock()
 		delete(c.srv.conns, c)
 		c.srv.mu.Unlock()
+		if hijacked {
+			// The handler has the connection and its read buffer: nothing is recycled.
+			c.cancel()
+			return
+		}
+		_ = c.nc.Close()
+		if c.big {
+			c.br, c.big = nil, false
+		} else {
+			c.br.Reset(nil)
+		}
+		if c.clientGone.Load() {
+			c.cancel() // done already; a fresh context comes with the next connection
+		}
+		c.srv, c.nc, c.rc, c.laddr, c.remote = nil, nil, nil, nil, ""
+		c.req = http.Request{}
+		c.url = url.URL{}
+		clear(c.reqHdr)
+		clear(c.w.hdr)
+		c.w.req = nil
+		if cap(c.wbuf) > 64<<10 {
+			c.wbuf = nil
+		}
+		h1conns.Put(c)
 	}()
 	for {
 		if !c.readRequest() {
@@ -600,9 +632,10 @@ func (c *h1conn) parse(head string) error {
 func (c *h1conn) parseURL(uri string) error {
 	c.url = url.URL{}
 	if plainTarget(uri) {
-		path, query, _ := strings.Cut(uri, "?")
+		path, query, q := strings.Cut(uri, "?")
 		c.url.Path = path
 		c.url.RawQuery = query
+		c.url.ForceQuery = q && query == ""
 		return nil
 	}
 	raw := uri
@@ -622,26 +655,46 @@ func (c *h1conn) parseURL(uri string) error {
 }
 
 // plainTarget reports whether uri is an origin-form target ("/..." with an optional
-// query) whose path has no percent-escape or character url.ParseRequestURI would treat
-// specially; its URL is then the path and the query as they are.
+// query) whose path has only characters url.URL keeps as they are (unreserved ones and
+// "$&+,/:;=@"); its URL is then the path and the query as they are. Anything else
+// (escapes, other characters, absolute or asterisk form) goes through url.ParseRequestURI.
 func plainTarget(uri string) bool {
 	if uri == "" || uri[0] != '/' {
 		return false
 	}
-	q := false
 	for i := 0; i < len(uri); i++ {
 		ch := uri[i]
-		switch {
-		case ch == '?':
-			q = true
-		case ch <= ' ' || ch >= 0x7f || ch == '#':
-			return false
-		case ch == '%' && !q:
+		if ch == '?' {
+			for _, q := range []byte(uri[i+1:]) {
+				if q <= ' ' || q >= 0x7f || q == '#' {
+					return false
+				}
+			}
+			return true
+		}
+		if !pathChar[ch] {
 			return false
 		}
 	}
 	return true
 }
+
+// pathChar are the bytes a path keeps unescaped in url.URL.EscapedPath.
+var pathChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 func validMethod(m string) bool {
 	if m == "" {
@@ -1304,6 +1357,10 @@ func appendStatusLine(b []byte, code int) []byte {
 func appendHeaderLine(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
+	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
+		b = append(b, v...)
+		return append(b, "\r\n"...)
+	}
 	for i := 0; i < len(v); i++ {
 		ch := v[i]
 		if ch == '\r' || ch == '\n' {

@@ -354,6 +354,8 @@ func FuzzPlainParse(f *testing.F) {
 		"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
 		"CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n",
 		"GET / HTTP/1.1\nHost: a\n\n",
+		"GET /a? HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a!b?c#d HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add(s)
 	}
