@@ -194,6 +194,8 @@ type h1conn struct {
 	ctx    connCtx
 	cancel context.CancelFunc
 
+	accepted  time.Time // when the connection was accepted
+	inHandler bool      // the handler runs (the client watch belongs to it)
 	rdl, wdl  time.Time // the read and write deadlines set (zero: none, or unknown)
 	rdlExact  bool      // rdl was set for one request (head or body bound), not coarsely
 	served    int       // requests served on this connection
@@ -261,6 +263,7 @@ func newH1conn(p *PlainServer, nc net.Conn) *h1conn {
 	c.remote = nc.RemoteAddr().String()
 	c.laddr = nc.LocalAddr()
 	c.rdl, c.wdl, c.rdlExact = time.Time{}, time.Time{}, false
+	c.accepted = time.Now()
 	c.served = 0
 	c.closeNext, c.finishing, c.watching, c.watchStop = false, false, false, false
 	c.wbuf = c.wbuf[:0]
@@ -363,21 +366,40 @@ func (c *h1conn) readRequest() bool {
 func (c *h1conn) readHead() (string, error) {
 	cfg := &c.srv.cfg
 	limit := cfg.MaxHeaderBytes + 4096
-	if c.br.Buffered() == 0 {
-		// Waiting for a request: a new connection has ReadHeaderTimeout to send one, an
-		// idle keep-alive connection IdleTimeout.
-		if c.served == 0 {
-			c.armRead(cfg.ReadHeaderTimeout)
-		} else {
-			c.armRead(cfg.IdleTimeout)
+	if c.watching { // never: the watch ends with its request
+		c.stopWatch()
+	}
+	// A new connection has ReadHeaderTimeout from its accept for its whole first head; a
+	// keep-alive connection waits IdleTimeout for the next request, whose head then has
+	// ReadHeaderTimeout from its first byte.
+	first := c.served == 0
+	if first {
+		c.setReadDeadline(c.accepted.Add(cfg.ReadHeaderTimeout), true)
+	}
+	for {
+		if c.br.Buffered() == 0 {
+			if !first {
+				c.armRead(cfg.IdleTimeout)
+			}
+			c.state.Store(stateIdle)
+			_, err := c.br.Peek(1)
+			if !c.state.CompareAndSwap(stateIdle, stateActive) {
+				return "", net.ErrClosed // Shutdown closed the idle connection
+			}
+			if err != nil {
+				return "", err
+			}
 		}
-		c.state.Store(stateIdle)
-		_, err := c.br.Peek(1)
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return "", net.ErrClosed // Shutdown closed the idle connection
+		// Empty lines before a request line are ignored (RFC 9112 section 2.2: a client
+		// may send a CRLF after a POST body).
+		b, _ := c.br.Peek(c.br.Buffered())
+		i := 0
+		for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+			i++
 		}
-		if err != nil {
-			return "", err
+		_, _ = c.br.Discard(i)
+		if c.br.Buffered() > 0 {
+			break
 		}
 	}
 	start := time.Now()
@@ -400,13 +422,12 @@ func (c *h1conn) readHead() (string, error) {
 			c.grow(limit)
 		}
 		// The rest of the head comes in more reads: bounded by ReadHeaderTimeout from
-		// its first byte.
-		c.setReadDeadline(start.Add(cfg.ReadHeaderTimeout), true)
+		// its first byte (from the accept for a first request).
+		if !first {
+			c.setReadDeadline(start.Add(cfg.ReadHeaderTimeout), true)
+		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
-			if len(buf) > 0 && (errors.Is(err, io.EOF) || isTimeout(err)) {
-				if isTimeout(err) {
-					return "", err
-				}
+			if len(buf) > 0 && errors.Is(err, io.EOF) {
 				return "", badRequest("incomplete request head")
 			}
 			return "", err
@@ -510,7 +531,8 @@ func (c *h1conn) parse(head string) error {
 	n := strings.Count(rest, "\n")
 	vals := make([]string, n)
 	var hosts, lengths, encodings int
-	var host, length, expect string
+	var host, length string
+	var expects, continues int // Expect fields, and those that are 100-continue
 	i := 0
 	for rest != "" {
 		var l string
@@ -553,7 +575,10 @@ func (c *h1conn) parse(head string) error {
 			c.te[0] = v
 			continue
 		case "Expect":
-			expect = v
+			expects++
+			if strings.EqualFold(v, "100-continue") {
+				continues++
+			}
 		}
 		vals[i] = v
 		if prev, ok := hdr[k]; ok {
@@ -568,7 +593,7 @@ func (c *h1conn) parse(head string) error {
 	if hosts > 1 {
 		return badRequest("too many Host headers")
 	}
-	if hosts == 0 && minor >= 1 {
+	if hosts == 0 && minor >= 1 && method != http.MethodConnect {
 		return badRequest("missing required Host header")
 	}
 	if hosts == 1 && !httpguts.ValidHostHeader(host) {
@@ -582,7 +607,9 @@ func (c *h1conn) parse(head string) error {
 	// Connection semantics.
 	conn := hdr["Connection"]
 	if minor == 0 {
-		r.Close = !headerHasToken(conn, "keep-alive")
+		// A Transfer-Encoding in HTTP/1.0 is not a framing the server uses: the
+		// connection closes after the answer (RFC 9112 section 6.1).
+		r.Close = !headerHasToken(conn, "keep-alive") || encodings > 0
 	} else {
 		r.Close = headerHasToken(conn, "close")
 	}
@@ -616,13 +643,21 @@ func (c *h1conn) parse(head string) error {
 			r.Body = &c.body
 		}
 	}
-	if expect != "" {
-		// As net/http: 100-continue on HTTP/1.1 is honoured (the 100 goes out when the
-		// handler first reads the body); any other expectation is 417.
-		if !strings.EqualFold(expect, "100-continue") || minor == 0 {
+	if expects > 0 && minor >= 1 {
+		// 100-continue on HTTP/1.1 is honoured (the 100 goes out when the handler first
+		// reads the body); any other expectation is 417. HTTP/1.0 has none: ignored
+		// (RFC 9110 section 10.1.1).
+		if continues != expects {
 			return &headError{http.StatusExpectationFailed, "unsupported Expect"}
 		}
 		c.body.expect = r.Body != http.NoBody
+	}
+	// As net/http: Pragma: no-cache without a Cache-Control means Cache-Control: no-cache
+	// (RFC 9111 section 5.4).
+	if pv, ok := hdr["Pragma"]; ok && len(pv) > 0 && pv[0] == "no-cache" {
+		if _, ok := hdr["Cache-Control"]; !ok {
+			hdr["Cache-Control"] = []string{"no-cache"}
+		}
 	}
 	return nil
 }
@@ -731,6 +766,7 @@ func (c *h1conn) serveOne() (keep bool) {
 	c.w.reset(r)
 	c.armWrite(cfg.WriteTimeout)
 	c.body.start = time.Now()
+	c.inHandler = true
 	if r.Body == http.NoBody {
 		c.startWatch()
 	}
@@ -747,6 +783,7 @@ func (c *h1conn) serveOne() (keep bool) {
 		c.srv.handler.ServeHTTP(&c.w, r)
 		keep = true
 	}()
+	c.inHandler = false
 	c.stopWatch()
 	if c.w.hijacked {
 		return false
@@ -754,6 +791,9 @@ func (c *h1conn) serveOne() (keep bool) {
 	if !keep {
 		c.flush() // whatever the response got before the abort
 		return false
+	}
+	if c.clientGone.Load() && !c.w.committed {
+		return false // nobody to answer (the access log has the 499)
 	}
 	c.w.finish()
 	if c.w.err != nil || c.clientGone.Load() {
@@ -854,7 +894,7 @@ func (c *h1conn) flush() error {
 
 // startWatch arms the client watch for the running request (see watchAfter).
 func (c *h1conn) startWatch() {
-	if c.rc == nil || c.watching {
+	if c.rc == nil || c.watching || !c.inHandler {
 		return
 	}
 	c.watching = true
@@ -983,8 +1023,20 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	} else if err != nil {
 		b.err = err
 		c.closeNext = true
+		if peerGone(err) {
+			// The client went away mid-body: the request is cancelled (the proxy logs
+			// 499 and answers nobody), not a malformed body (400).
+			c.clientGone.Store(true)
+			c.cancel()
+		}
 	}
 	return n, err
+}
+
+// peerGone reports whether a read error means the peer closed or reset the connection.
+func peerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Close is a no-op (the server reads or drops what is left after the handler).
@@ -1003,22 +1055,38 @@ func (b *reqBody) discard() bool {
 	return b.done && b.err == nil && n <= maxDiscard
 }
 
-// skipTrailers reads the trailer fields after a chunked body (the proxy forwards none).
+// skipTrailers reads the trailer fields after a chunked body (the proxy forwards none),
+// each checked as a header field is; at most max bytes of them.
 func skipTrailers(br *bufio.Reader, max int) error {
 	size := 0
+	var long []byte // a line longer than the read buffer, gathered
 	for {
-		line, err := br.ReadSlice('\n')
+		frag, err := br.ReadSlice('\n')
+		if size += len(frag); size > max {
+			return errors.New("request trailers too large")
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long, frag...)
+			continue
+		}
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return err
 		}
-		if size += len(line); size > max {
-			return errors.New("request trailers too large")
+		line := frag
+		if long != nil {
+			line = append(long, frag...)
+			long = nil
 		}
-		if len(line) <= 2 && strings.TrimRight(string(line), "\r\n") == "" {
+		l := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+		if l == "" {
 			return nil
+		}
+		name, v, ok := strings.Cut(l, ":")
+		if !ok || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(strings.Trim(v, " \t")) {
+			return errors.New("malformed trailer field")
 		}
 	}
 }
@@ -1065,7 +1133,7 @@ func (w *response) WriteHeader(code int) {
 // informational sends a 1xx answer with the current header at once.
 func (w *response) informational(code int) {
 	c := w.c
-	c.wbuf = appendStatusLine(c.wbuf, code)
+	c.wbuf = appendStatusLine(c.wbuf, w.req.ProtoMinor == 0, code)
 	for k, vv := range w.hdr {
 		for _, v := range vv {
 			c.wbuf = appendHeaderLine(c.wbuf, k, v)
@@ -1088,7 +1156,7 @@ func (w *response) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if w.noBody || w.req.Method == http.MethodHead || !bodyAllowed(w.status) {
+	if !bodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
 	if w.length < 0 {
@@ -1108,6 +1176,9 @@ func (w *response) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		w.commit()
+	}
+	if w.noBody {
+		return len(p), nil // a HEAD's body is eaten, as net/http does
 	}
 	return len(p), w.out(p)
 }
@@ -1211,6 +1282,11 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	c := w.c
+	// Hijacked connections are the handler's: Shutdown and Close leave them alone, as
+	// net/http's do.
+	c.srv.mu.Lock()
+	delete(c.srv.conns, c)
+	c.srv.mu.Unlock()
 	c.stopWatch()
 	c.rdl, c.wdl = time.Time{}, time.Time{}
 	_ = c.nc.SetDeadline(time.Time{})
@@ -1244,6 +1320,9 @@ func (w *response) commit() {
 	closing := c.closeNext || c.srv.closing.Load() || headerHasToken(hdr["Connection"], "close")
 	switch {
 	case w.noBody:
+		if r.Method == http.MethodHead && w.length < 0 && w.finished() && len(w.pend) > 0 {
+			w.length = int64(len(w.pend)) // the length a GET would have (net/http's rule)
+		}
 	case w.length >= 0:
 	case w.finished():
 		// the handler returned: the held body is all of it
@@ -1262,7 +1341,7 @@ func (w *response) commit() {
 	}
 	c.closeNext = closing
 
-	c.wbuf = appendStatusLine(c.wbuf, w.status)
+	c.wbuf = appendStatusLine(c.wbuf, r.ProtoMinor == 0, w.status)
 	for k, vv := range hdr {
 		switch k {
 		case "Content-Length", "Transfer-Encoding", "Connection":
@@ -1295,7 +1374,7 @@ func (w *response) commit() {
 		c.wbuf = append(c.wbuf, "Connection: keep-alive\r\n"...)
 	}
 	c.wbuf = append(c.wbuf, "\r\n"...)
-	if len(w.pend) > 0 {
+	if len(w.pend) > 0 && !w.noBody {
 		p := w.pend
 		w.pend = w.pend[:0]
 		_ = w.out(p)
@@ -1334,14 +1413,20 @@ func (w *response) finish() {
 	_ = c.flush()
 }
 
-func appendStatusLine(b []byte, code int) []byte {
-	switch code {
-	case http.StatusOK:
-		return append(b, "HTTP/1.1 200 OK\r\n"...)
-	case http.StatusNotFound:
-		return append(b, "HTTP/1.1 404 Not Found\r\n"...)
+// appendStatusLine writes the status line; an HTTP/1.0 request gets an HTTP/1.0 one,
+// as net/http does.
+func appendStatusLine(b []byte, http10 bool, code int) []byte {
+	if http10 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		switch code {
+		case http.StatusOK:
+			return append(b, "HTTP/1.1 200 OK\r\n"...)
+		case http.StatusNotFound:
+			return append(b, "HTTP/1.1 404 Not Found\r\n"...)
+		}
+		b = append(b, "HTTP/1.1 "...)
 	}
-	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
 	text := http.StatusText(code)

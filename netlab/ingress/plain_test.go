@@ -308,7 +308,9 @@ func TestPlainClientLeavesDuringUpstreamWait(t *testing.T) {
 // Shutdown closes idle connections at once and lets a running request finish.
 func TestPlainShutdown(t *testing.T) {
 	release := make(chan struct{})
+	started := make(chan struct{}, 1)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
 		<-release
 		_, _ = io.WriteString(w, "done")
 	}))
@@ -322,7 +324,7 @@ func TestPlainShutdown(t *testing.T) {
 	idle := dialRaw(t, hostOf(px))
 	busy := dialRaw(t, hostOf(px))
 	busy.send("GET / HTTP/1.1\r\nHost: hang.example\r\n\r\n")
-	time.Sleep(100 * time.Millisecond) // the request is with the upstream
+	<-started // the request is with the upstream
 	done := make(chan error, 1)
 	go func() { done <- px.srv.Shutdown(context.Background()) }()
 	if !idle.closed() {
@@ -394,4 +396,180 @@ func FuzzPlainParse(f *testing.F) {
 			t.Fatalf("%q: fields %v, net/http %v", head, got.Header, want.Header)
 		}
 	})
+}
+
+// closedWithin reports whether the server closes the connection before the test's own
+// safety deadline (generous: the server's timeouts are well below it).
+func (r *rawClient) closedWithin(d time.Duration) bool {
+	_ = r.c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, r.br)
+	return err == nil // EOF from the server, not our deadline
+}
+
+// After a request whose body the proxy never read (an early answer: the loop reads and
+// drops the body), the connection keeps every read timeout: idle, head and body.
+func TestPlainTimeoutsAfterDroppedBody(t *testing.T) {
+	const early = "POST / HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: 3\r\n\r\nxyz"
+	// Timeouts a little longer than the client watch's start (watchAfter), which must not
+	// outlive its request and clear them.
+	cfg := Server{IdleTimeout: 1500 * time.Millisecond, ReadHeaderTimeout: 1500 * time.Millisecond, ReadTimeout: 2 * time.Second}
+	px, _ := plainProxy(t, cfg, Options{})
+	for _, c := range []struct{ name, then string }{
+		{"idle", ""},
+		{"half a head", "GET / HTTP/1.1\r\nHost: app.example\r\n"},
+		{"a stalled body", "POST /api/x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 10\r\n\r\nabc"},
+	} {
+		rc := dialRaw(t, hostOf(px))
+		rc.send(early)
+		if resp, _ := rc.read("POST"); resp.StatusCode != 404 {
+			t.Fatalf("%s: early answer %d", c.name, resp.StatusCode)
+		}
+		if c.then != "" {
+			rc.send(c.then)
+		}
+		if !rc.closedWithin(8 * time.Second) {
+			t.Errorf("%s: the connection is still open 8 s later (timeouts 1.5–2 s)", c.name)
+		}
+	}
+}
+
+// RFC 9112 section 2.2: an empty line before a request line (a CRLF after a POST body)
+// is ignored.
+func TestPlainEmptyLineBeforeRequest(t *testing.T) {
+	px, _ := plainProxy(t, DefaultServer, Options{})
+	rc := dialRaw(t, hostOf(px))
+	rc.send("POST /api/x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 3\r\n\r\nabc\r\n" +
+		"GET /two HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	for _, want := range []string{"/api/x", "/two"} {
+		resp, body := rc.read("GET")
+		if resp.StatusCode != 200 || decodeEcho(t, []byte(body)).Path != want {
+			t.Errorf("want %s: %d %s", want, resp.StatusCode, body)
+		}
+	}
+}
+
+// Expectations: HTTP/1.0 has none (ignored); on HTTP/1.1 every Expect field must be
+// 100-continue.
+func TestPlainExpectRules(t *testing.T) {
+	px, _ := plainProxy(t, DefaultServer, Options{})
+	out, _ := rawConnExchange(t, hostOf(px), "POST /api/x HTTP/1.0\r\nHost: app.example\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+	if !strings.HasPrefix(out, "HTTP/1.0 200 ") || strings.Contains(out, " 100 ") {
+		t.Errorf("HTTP/1.0 with Expect: %q", firstLine(out))
+	}
+	out, _ = rawConnExchange(t, hostOf(px), "POST /api/x HTTP/1.1\r\nHost: app.example\r\nExpect: foo\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+	if !strings.HasPrefix(out, "HTTP/1.1 417 ") {
+		t.Errorf("two Expect fields, one unknown: %q", firstLine(out))
+	}
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
+
+// A client that leaves in the middle of its upload is logged 499 (it went away), not 400
+// (a malformed body), and nothing is written to it.
+func TestPlainClientLeavesMidUpload(t *testing.T) {
+	var logBuf syncBuffer
+	px, _ := plainProxy(t, DefaultServer, Options{AccessLog: &logBuf})
+	c, err := net.Dial("tcp", hostOf(px))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "POST /api/up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100000\r\n\r\npart"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	lines := logBuf.WaitLines(1)
+	var e struct{ Status int }
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &e) != nil || e.Status != StatusClientClosed {
+		t.Errorf("access log %q, want status %d", lines, StatusClientClosed)
+	}
+}
+
+// A client that half-closes after its request while the upstream takes its time is
+// logged 499 and gets no made-up answer; HTTP/1.0 with a Transfer-Encoding closes.
+func TestPlainHalfClosedClientAndHTTP10Encoding(t *testing.T) {
+	started := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(slow.Close)
+	var logBuf syncBuffer
+	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/hang": hostOf(slow)}), AccessLog: &logBuf}, webAPITable(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	px := startProxy(t, h)
+	rc := dialRaw(t, hostOf(px))
+	rc.send("GET / HTTP/1.1\r\nHost: hang.example\r\n\r\n")
+	<-started
+	_ = rc.c.(*net.TCPConn).CloseWrite()
+	b, _ := io.ReadAll(rc.br)
+	if len(b) != 0 {
+		t.Errorf("a half-closed client got %q", b)
+	}
+	lines := logBuf.WaitLines(1)
+	var e struct{ Status int }
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &e) != nil || e.Status != StatusClientClosed {
+		t.Errorf("access log %q, want status %d", lines, StatusClientClosed)
+	}
+
+	px2, _ := plainProxy(t, DefaultServer, Options{})
+	rc = dialRaw(t, hostOf(px2))
+	rc.send("GET / HTTP/1.0\r\nHost: app.example\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if resp, _ := rc.read("GET"); resp.StatusCode != 200 || !rc.closed() {
+		t.Errorf("HTTP/1.0 with Transfer-Encoding: %d, connection not closed", resp.StatusCode)
+	}
+}
+
+// Request trailers are checked like header fields, long ones included.
+func TestPlainRequestTrailers(t *testing.T) {
+	px, _ := plainProxy(t, DefaultServer, Options{})
+	head := "POST /api/t HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n"
+	out, _ := rawConnExchange(t, hostOf(px), head+"garbage line\x00\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 400 ") {
+		t.Errorf("malformed trailer: %q", firstLine(out))
+	}
+	out, _ = rawConnExchange(t, hostOf(px), head+"X-Long: "+strings.Repeat("l", 6<<10)+"\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Errorf("a 6 KiB trailer: %q", firstLine(out))
+	}
+}
+
+// Shutdown does not wait for upgraded connections (they are the handler's), and a HEAD
+// answer carries the length a GET would have.
+func TestPlainShutdownLeavesUpgradesAndHEADLength(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			_, _ = io.WriteString(w, "hello")
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_, _ = brw.ReadString('\n')
+	}))
+	t.Cleanup(up.Close)
+	px := proxyTo(t, hostOf(up))
+	// HEAD through a handler that writes a body without a length
+	hd := dialRaw(t, hostOf(px))
+	hd.send("HEAD / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if resp, _ := hd.read("HEAD"); resp.StatusCode != 200 || resp.ContentLength != 5 {
+		t.Errorf("HEAD: %d, length %d, want 5", resp.StatusCode, resp.ContentLength)
+	}
+	ws := dialRaw(t, hostOf(px))
+	ws.send("GET / HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	if resp, err := http.ReadResponse(ws.br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := px.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with an upgraded connection open: %v", err)
+	}
+	ws.send("still here\n") // the upgraded stream still works after the shutdown
 }
