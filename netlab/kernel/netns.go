@@ -37,10 +37,10 @@ func Do(name string, fn func() error) error {
 
 func doIn(target netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	goLocked(func() {
 		orig, err := netns.Get()
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("get current namespace: %w", err)
 			return
 		}
@@ -58,7 +58,7 @@ func doIn(target netns.NsHandle, fn func() error) error {
 		}
 		runtime.UnlockOSThread()
 		errc <- ferr
-	}()
+	})
 	return <-errc
 }
 
@@ -116,8 +116,7 @@ func CreateNetns(name string) error {
 	}
 	f.Close()
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	goLocked(func() {
 		orig, err := netns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
@@ -141,7 +140,7 @@ func CreateNetns(name string) error {
 		}
 		runtime.UnlockOSThread()
 		errc <- merr
-	}()
+	})
 	if err := <-errc; err != nil {
 		os.Remove(path)
 		return fmt.Errorf("create namespace %s: %w", name, err)

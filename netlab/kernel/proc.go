@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,8 +38,7 @@ func StartConfined(ns string, cmd *exec.Cmd, confine func() error) error {
 		defer target.Close()
 	}
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+	goLocked(func() { // never unlocked: the thread dies with this goroutine
 		if ns != "" {
 			if err := netns.Set(target); err != nil {
 				errc <- fmt.Errorf("setns: %w", err)
@@ -52,7 +50,7 @@ func StartConfined(ns string, cmd *exec.Cmd, confine func() error) error {
 			return
 		}
 		errc <- cmd.Start()
-	}()
+	})
 	return <-errc
 }
 

@@ -12,9 +12,7 @@ import (
 
 // A process started confined has exactly the kept capabilities and NoNewPrivs from its
 // first instruction, and the threads that started it are not reused: a process started
-// normally right after still has every capability. (A confined thread that happens to be
-// the main one is parked for good by the Go runtime rather than ended, so this process's
-// own /proc/self/status may then show the confined sets.)
+// normally right after still has every capability.
 func TestIntegrationStartConfined(t *testing.T) {
 	labtest.RequireRoot(t)
 	keep := privs.Mask(privs.NetBindService)

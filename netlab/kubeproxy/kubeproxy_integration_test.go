@@ -554,9 +554,8 @@ func servicesSuite(t *testing.T, mode string) {
 			}
 		}()
 		epPath := rundir.ForLab(p.Lab).Endpoints()
-		// The controller notices within a few probe periods; once, under a full suite, a
-		// killed UDP-only pod stayed ready for over 5 s (not understood yet): the wait is
-		// long, and a timeout prints the controller's record of the pod.
+		// The controller notices within a few probe periods (a UDP-only pod is ready while
+		// a process runs in it). A timeout prints the controller's record of the pod.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
