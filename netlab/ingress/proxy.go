@@ -390,7 +390,13 @@ func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 	x := exchanges.Get().(*exchange)
 	defer x.release()
 	for attempt := 0; ; attempt++ {
-		uc, err := h.pool.get(ctx, st.upstream)
+		// The second try dials: the pool's other connections to the address may belong to
+		// the same pod, closing them all as it stops.
+		get := h.pool.get
+		if attempt > 0 {
+			get = h.pool.dial
+		}
+		uc, err := get(ctx, st.upstream)
 		if err != nil {
 			h.fail(w, r, st, err)
 			return
