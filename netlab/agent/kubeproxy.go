@@ -73,8 +73,9 @@ type RuleSyncer struct {
 	nftSynced bool
 	// nftKnown is the namespace's nftables state right after the last sync (zero:
 	// unknown); nftRecord the file it is recorded in for a successor (SetRecord).
-	nftKnown  nftnl.State
-	nftRecord string
+	nftKnown      nftnl.State
+	nftRecord     string
+	nftRecordFile *os.File // open on nftRecord once written
 }
 
 // SyncStats describes one sync.
