@@ -78,16 +78,22 @@ func down(lab string, log *slog.Logger) error {
 		log.Debug("down phase done", "phase", name, "ms", time.Since(t).Milliseconds())
 		t = time.Now()
 	}
+	// The namespaces' /etc/netns directories (a pod's each, 1000 in a big lab) go while
+	// the agents end: no agent reads them (`ip netns exec` does, when it starts a process).
+	etcDone := make(chan error, 1)
+	go func() {
+		matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
+		etcDone <- forEach(len(matches), func(i int) error { return os.RemoveAll(matches[i]) })
+	}()
 	restarters, agents := agentsOf(lab)
 	phase("find agents")
-	kernel.Terminate(restarters, 2*time.Second)
-	kernel.Terminate(agents, 2*time.Second)
+	// One round of signals and waiting: the supervisor and the controller, which restart
+	// agents, are signalled first, and the lock we hold keeps them from restarting any.
+	kernel.Terminate(append(restarters, agents...), 2*time.Second)
 	phase("end agents")
 	errs = append(errs, removeNamespaces(nss, false, log))
 	phase("remove namespaces")
-	// A directory a namespace (a pod's, 1000 in a big lab), removed a few at a time.
-	matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
-	errs = append(errs, forEach(len(matches), func(i int) error { return os.RemoveAll(matches[i]) }))
+	errs = append(errs, <-etcDone)
 	// /etc/netns goes only if netlab made it and nothing else is in it.
 	if _, err := os.Stat(rundir.EtcNetnsMark); err == nil {
 		if rerr := os.Remove(rundir.EtcNetns); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
