@@ -88,6 +88,29 @@ func IngressProcs(n int, set bool) int {
 	return max(1, runtime.GOMAXPROCS(0)/2)
 }
 
+// ingressWaitEndpoints bounds a held ingress's wait, once released, for the controller's
+// first endpoints.
+const ingressWaitEndpoints = 20 * time.Second
+
+// waitForFile polls for path to exist (a stat every few milliseconds) until limit passes
+// or ctx ends, and says whether it does.
+func waitForFile(ctx context.Context, path string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // RunIngress is the node's ingress controller: an L7 proxy on the node's HTTP and HTTPS
 // ports that routes by the lab's Ingress objects to the Services' ClusterIP:port (so
 // kube-proxy on this node picks the pod), terminates TLS with certificates from the
@@ -130,12 +153,23 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		return err
 	}
 	// Started beside the pods, the ingress waits here, its configuration loaded, until up
-	// lets it go on with the controller's endpoints in place: in the endpoints upstream
-	// mode it routes to them from its first request.
+	// lets it go on with the controller, and then for the controller's first endpoints:
+	// in the endpoints upstream mode it routes to them from its first request.
+	held := ready.HoldFD() >= 0
 	if err := ready.WaitRelease(ctx); err != nil {
 		return nil
 	}
 	epPath := dir.Endpoints()
+	if held {
+		// Up lets it go on with the controller, which writes its first endpoints while
+		// kube-proxy and the ingress start: they are waited for here.
+		if !waitForFile(ctx, epPath, ingressWaitEndpoints) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("no endpoints from the controller yet: starting without them", "after", ingressWaitEndpoints.String())
+		}
+	}
 	epGen := fileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,11 +71,20 @@ type RuleSyncer struct {
 	nftConn *nftnl.Conn
 	// nftSynced: the kernel holds the model's table as of the last Update.
 	nftSynced bool
+	// nftKnown is the namespace's nftables state right after the last sync (zero:
+	// unknown); nftRecord the file it is recorded in for a successor (SetRecord).
+	nftKnown      nftnl.State
+	nftRecord     string
+	nftRecordFile *os.File // open on nftRecord once written
 }
 
 // SyncStats describes one sync.
 type SyncStats struct {
-	Full  bool
+	Full bool
+	// Kept: a full sync (nftables mode) found the table exactly as the last sync — this
+	// syncer's or a predecessor's — left it, nothing having committed in the namespace
+	// since, and wrote only what changed since then.
+	Kept  bool
 	Bytes int // of iptables-restore input (0: nothing changed)
 	Took  time.Duration
 }
@@ -163,6 +173,8 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 		return err
 	}
 	defer syncer.Close()
+	// Beside the sync status: a restarted agent finds there what its predecessor left.
+	syncer.SetRecord(filepath.Join(dir.Path(), rundir.SyncDir, cfg.Node+".nftables"))
 	k := &kubeProxy{cfg: cfg, dir: dir, log: log.With("node", cfg.Node), syncer: syncer}
 
 	epPath := dir.Endpoints()
@@ -278,7 +290,7 @@ func (k *kubeProxy) sync(full bool) error {
 		return err
 	}
 	k.clearStaleUDP(ports)
-	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "generation", k.gen,
+	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "kept", st.Kept, "generation", k.gen,
 		"bytes", st.Bytes, "servicePorts", len(ports))
 	return nil
 }

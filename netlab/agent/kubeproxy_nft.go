@@ -1,8 +1,15 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
@@ -38,6 +45,14 @@ const fullSyncGCPercent = 400
 // per-service chains and affinity sets the kernel holds that are no longer wanted: from
 // no table in stages live at the last (nftables.Staged), over a table in place in stages
 // each of which keeps every Service served (nftables.Restaged).
+//
+// A full sync first asks the kernel for nftables' generation number (see nftnl.State):
+// when nothing has committed in the namespace since this syncer's last transaction, the
+// table is still exactly what that transaction left, and the full sync writes only the
+// changes since (Kept). A restarted agent does the same from the record its predecessor
+// left beside the table (SetRecord): same boot, namespace, table, generation, netlab
+// binary, and the same node and ports (nftables.Model's Fingerprint) mean the table is
+// already what it would write, and it writes nothing.
 func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStats, error) {
 	start := time.Now()
 	if full || !r.nftSynced {
@@ -49,7 +64,29 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	}
 	delta, ok := r.nftModel.Update(ports) // only the changed ports rendered again
 	var stages [][]byte
+	kept := false
 	if full || !ok || !r.nftSynced {
+		now, err := r.nftConn.State()
+		if err != nil {
+			r.nftSynced = false
+			return SyncStats{Full: true, Took: time.Since(start)}, err
+		}
+		switch {
+		case r.nftSynced && r.nftKnown.Generation != 0 && now == r.nftKnown:
+			// Nothing has committed since this syncer's last transaction.
+			kept = true
+		case !r.nftSynced && r.recordMatches(now):
+			// Nor since a predecessor's, which left the table as these ports make it.
+			kept, delta = true, nil
+		}
+		r.nftKnown = now
+	}
+	if kept {
+		if delta != nil {
+			stages = [][]byte{delta}
+		}
+		full = true
+	} else if full || !ok || !r.nftSynced {
 		existing, err := nftnl.ListExisting()
 		if err != nil {
 			r.nftSynced = false
@@ -67,12 +104,15 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	} else if delta != nil {
 		stages = [][]byte{delta}
 	}
-	st := SyncStats{Full: full}
+	st := SyncStats{Full: full, Kept: kept}
 	for _, input := range stages {
 		st.Bytes += len(input)
 	}
+	before := r.nftKnown
+	r.nftKnown = nftnl.State{}
 	if err := r.nftConn.ApplyAll(stages); err != nil {
 		r.nftSynced = false
+		r.removeRecord()
 		st.Took = time.Since(start)
 		return st, err
 	}
@@ -80,9 +120,151 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		r.lastFull = time.Now()
 	}
 	r.nftSynced = true
+	r.learnState(before, len(stages))
 	st.Took = time.Since(start)
 	return st, nil
 }
 
-// Close releases the syncer's netlink connection (nftables mode); the rules stay.
-func (r *RuleSyncer) Close() error { return r.nftConn.Close() }
+// learnState sets r.nftKnown to the namespace's state after the transactions just
+// applied (n of them, after a state of before) and records it. When the commits'
+// generations follow before's, nothing else committed in between and the table is the
+// same; otherwise the state is read and kept only if no commit came after ours (else it
+// stays unknown, and the next full sync rewrites the table).
+func (r *RuleSyncer) learnState(before nftnl.State, n int) {
+	gen := r.nftConn.Committed()
+	switch {
+	case n == 0:
+		r.nftKnown = before
+	case gen == 0:
+		// unknown
+	case before.Generation != 0 && before.Table != 0 && gen == before.Generation+uint32(n):
+		r.nftKnown = before
+		r.nftKnown.Generation = gen
+	default:
+		if now, err := r.nftConn.State(); err == nil && now.Generation == gen && now.Table != 0 {
+			r.nftKnown = now
+		}
+	}
+	r.writeRecord()
+}
+
+// nftRecord is what a syncer leaves beside the table after each sync, for its successor
+// (an agent restarted on the node): the kernel's state after its last transaction, and
+// what the table then held.
+type nftRecord struct {
+	Boot   string      `json:"boot"`   // /proc/sys/kernel/random/boot_id
+	Binary string      `json:"binary"` // the executable that rendered it (see binaryID)
+	State  nftnl.State `json:"state"`
+	// Ports is the Model's Fingerprint of the node and ports the table holds.
+	Ports string `json:"ports"`
+}
+
+// SetRecord makes the syncer keep its record at path (nftables mode; "" for none): a
+// syncer that finds a matching record at its first sync writes nothing.
+func (r *RuleSyncer) SetRecord(path string) { r.nftRecord = path }
+
+func (r *RuleSyncer) currentRecord() (nftRecord, bool) {
+	fp, ok := r.nftModel.Fingerprint()
+	boot, bin := bootID(), binaryID()
+	if !ok || r.nftKnown.Generation == 0 || boot == "" || bin == "" {
+		return nftRecord{}, false
+	}
+	return nftRecord{Boot: boot, Binary: bin, State: r.nftKnown, Ports: fp}, true
+}
+
+// recordSize is the record file's fixed size: the record is padded with spaces (which
+// JSON allows) and written over the last one with a single write, so a sync pays one
+// system call for it (a new file renamed into place cost several: close to a millisecond
+// on a loaded machine, a tenth of a one-Service change). A record torn by a crash does
+// not parse, or names a generation the kernel has left: either way it is not trusted.
+const recordSize = 512
+
+func (r *RuleSyncer) writeRecord() {
+	if r.nftRecord == "" {
+		return
+	}
+	rec, ok := r.currentRecord()
+	if !ok {
+		r.removeRecord()
+		return
+	}
+	b, err := json.Marshal(rec)
+	if err == nil && len(b) >= recordSize {
+		err = fmt.Errorf("record of %d bytes", len(b))
+	}
+	if err == nil && r.nftRecordFile == nil {
+		if err = os.MkdirAll(filepath.Dir(r.nftRecord), 0o700); err == nil {
+			r.nftRecordFile, err = os.OpenFile(r.nftRecord, os.O_RDWR|os.O_CREATE, 0o600)
+		}
+	}
+	if err == nil {
+		b = append(b, bytes.Repeat([]byte{' '}, recordSize-1-len(b))...)
+		_, err = r.nftRecordFile.WriteAt(append(b, '\n'), 0)
+	}
+	if err != nil {
+		r.removeRecord() // a stale record would be wrong: none is only slower
+	}
+}
+
+func (r *RuleSyncer) removeRecord() {
+	if r.nftRecordFile != nil {
+		r.nftRecordFile.Close()
+		r.nftRecordFile = nil
+	}
+	if r.nftRecord != "" {
+		_ = os.Remove(r.nftRecord)
+	}
+}
+
+// recordMatches reports whether the record left by a predecessor describes the table
+// as the kernel holds it now (now) and as the model's ports make it.
+func (r *RuleSyncer) recordMatches(now nftnl.State) bool {
+	if r.nftRecord == "" || now.Generation == 0 || now.Table == 0 {
+		return false
+	}
+	b, err := os.ReadFile(r.nftRecord)
+	if err != nil {
+		return false
+	}
+	var old nftRecord
+	if json.Unmarshal(b, &old) != nil {
+		return false
+	}
+	r.nftKnown = now
+	cur, ok := r.currentRecord()
+	r.nftKnown = nftnl.State{}
+	return ok && old == cur
+}
+
+var (
+	bootID = sync.OnceValue(func() string {
+		b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	})
+	// binaryID identifies the running executable (device, inode, size, modification
+	// time): another build may render or compile the same ports differently.
+	binaryID = sync.OnceValue(func() string {
+		fi, err := os.Stat("/proc/self/exe")
+		if err != nil {
+			return ""
+		}
+		sys, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf("%d:%d:%d:%d", sys.Dev, sys.Ino, fi.Size(), fi.ModTime().UnixNano())
+	})
+)
+
+// Close releases the syncer's netlink connection and record file (nftables mode); the
+// rules and the record stay.
+func (r *RuleSyncer) Close() error {
+	if r.nftRecordFile != nil {
+		r.nftRecordFile.Close()
+		r.nftRecordFile = nil
+	}
+	return r.nftConn.Close()
+}

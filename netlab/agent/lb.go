@@ -202,6 +202,7 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	publish := time.NewTicker(time.Second)
 	defer publish.Stop()
 	ready := false
+	decided := map[string]bool{} // the probes that reported their first result
 	markReady := func(why string) {
 		if !ready {
 			ready = true
@@ -226,21 +227,26 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			}
 			return fmt.Errorf("lb agent: health checks stopped: %w", err)
 		case t := <-events:
+			first := len(decided) < len(unique)
 			a.transition(t)
+			decided[t.Probe.Key()] = true
 			why := "health " + t.Probe.Key()
 			// Transitions that come together (a failed node takes all its probes down at
-			// once; at start every probe decides) are applied in one restore.
+			// once; at start every probe decides) are applied in one restore; at start, as
+			// soon as every probe has decided.
 			coalesce := time.NewTimer(coalesceWindow)
 		drain:
-			for {
+			for !first || len(decided) < len(unique) {
 				select {
 				case t2 := <-events:
 					a.transition(t2)
+					decided[t2.Probe.Key()] = true
 					why += ", " + t2.Probe.Key()
 				case <-coalesce.C:
 					break drain
 				}
 			}
+			coalesce.Stop()
 			if err := a.apply(ctx, why); err != nil {
 				log.Error("apply rules", "err", err)
 			}

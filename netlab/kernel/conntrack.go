@@ -28,7 +28,7 @@ type Flow struct {
 
 // Flows lists the IPv4 conntrack table of the named namespace.
 func (h *Handles) Flows(ns string) ([]Flow, error) {
-	nh, err := h.Get(ns)
+	nh, err := h.get(ns, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, err
 	}

@@ -6,17 +6,24 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // Handles caches one netlink handle per namespace for a batch of operations.
 type Handles struct {
-	hs  map[string]*netlink.Handle
+	hs  map[nsLink]*netlink.Handle // by namespace and netlink family
 	nss map[string]netns.NsHandle
+	// socks: a raw netlink socket per namespace, for requests netlink.Handle cannot
+	// make (AddVeth's).
+	socks map[string]*nl.SocketHandle
+	// idx: the ifindex of links this batch made or looked up, by namespace and name.
+	idx map[nsLink]int
 	// nextIndex numbers the veths this batch creates (see AddVeth).
 	nextIndex int
 }
@@ -26,8 +33,57 @@ const firstVethIndex = 10000
 
 // NewHandles returns an empty cache; Close releases it.
 func NewHandles() *Handles {
-	return &Handles{hs: map[string]*netlink.Handle{}, nss: map[string]netns.NsHandle{}, nextIndex: firstVethIndex}
+	return &Handles{hs: map[nsLink]*netlink.Handle{}, nss: map[string]netns.NsHandle{},
+		socks: map[string]*nl.SocketHandle{}, idx: map[nsLink]int{}, nextIndex: firstVethIndex}
 }
+
+type nsLink struct{ ns, name string }
+
+// socket returns a raw netlink route socket in the named namespace.
+func (h *Handles) socket(name string) (*nl.SocketHandle, error) {
+	if s, ok := h.socks[name]; ok {
+		return s, nil
+	}
+	n, err := h.NS(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := nl.GetNetlinkSocketAt(n, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket in %s: %w", name, err)
+	}
+	if err := s.SetSendTimeout(&nl.SocketTimeoutTv); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.SetReceiveTimeout(&nl.SocketTimeoutTv); err != nil {
+		s.Close()
+		return nil, err
+	}
+	sh := &nl.SocketHandle{Socket: s}
+	h.socks[name] = sh
+	return sh, nil
+}
+
+// index returns the ifindex of a link of ns: the one this batch made or found, else looked
+// up by name.
+func (h *Handles) index(ns, name string) (int, error) {
+	if i, ok := h.idx[nsLink{ns, name}]; ok {
+		return i, nil
+	}
+	nh, err := h.Get(ns)
+	if err != nil {
+		return 0, err
+	}
+	l, err := nh.LinkByName(name)
+	if err != nil {
+		return 0, err
+	}
+	h.setIndex(ns, name, l.Attrs().Index)
+	return l.Attrs().Index, nil
+}
+
+func (h *Handles) setIndex(ns, name string, i int) { h.idx[nsLink{ns, name}] = i }
 
 // NS returns the open namespace handle of a named namespace.
 func (h *Handles) NS(name string) (netns.NsHandle, error) {
@@ -42,31 +98,47 @@ func (h *Handles) NS(name string) (netns.NsHandle, error) {
 	return n, nil
 }
 
-// Get returns a netlink handle bound to the named namespace (no setns involved).
+// Get returns a netlink handle bound to the named namespace (no setns involved), for
+// the route family (links, addresses, routes, neighbours).
 func (h *Handles) Get(name string) (*netlink.Handle, error) {
-	if nh, ok := h.hs[name]; ok {
+	return h.get(name, unix.NETLINK_ROUTE)
+}
+
+// get returns a handle of one netlink family in the named namespace: a handle opens a
+// socket per family it serves, each made by entering the namespace, and a big lab's up
+// makes one handle per namespace.
+func (h *Handles) get(name string, family int) (*netlink.Handle, error) {
+	key := nsLink{name, strconv.Itoa(family)}
+	if nh, ok := h.hs[key]; ok {
 		return nh, nil
 	}
 	n, err := h.NS(name)
 	if err != nil {
 		return nil, err
 	}
-	nh, err := netlink.NewHandleAt(n)
+	nh, err := netlink.NewHandleAt(n, family)
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in %s: %w", name, err)
 	}
-	h.hs[name] = nh
+	h.hs[key] = nh
 	return nh, nil
 }
 
-// Close releases every handle.
+// Close releases every handle; the cache can be used again, and closed again.
 func (h *Handles) Close() {
 	for _, nh := range h.hs {
 		nh.Close()
 	}
+	for _, s := range h.socks {
+		s.Close()
+	}
 	for _, n := range h.nss {
 		n.Close()
 	}
+	clear(h.hs)
+	clear(h.socks)
+	clear(h.nss)
+	clear(h.idx)
 }
 
 // EnsureBridge creates a bridge in ns (tolerating one that exists) and sets it up; mac,
@@ -94,6 +166,7 @@ func (h *Handles) EnsureBridge(ns, name, mac string, addrs []string) error {
 	if _, ok := l.(*netlink.Bridge); !ok {
 		return fmt.Errorf("%s in %s exists and is a %s, not a bridge", name, ns, l.Type())
 	}
+	h.setIndex(ns, name, l.Attrs().Index)
 	if err := h.addAddrs(nh, l, ns, addrs); err != nil {
 		return err
 	}
@@ -114,40 +187,139 @@ type VethEnd struct {
 
 // AddVeth creates a veth pair with each end directly in its namespace, enslaves ends that
 // name a master bridge, adds addresses and sets both ends up.
+//
+// It costs few netlink round trips, as a thousand pods make a thousand of them under the
+// kernel's RTNL lock: one RTM_NEWLINK creates both ends, each with its own ifindex, the
+// end that names a bridge up and enslaved (that end is the request's device, the other its
+// peer: the kernel cannot open a peer before the pair is linked); then one message per
+// address, one for hairpin mode and one that sets the peer up. No end is looked up by name
+// afterwards: both ifindexes are chosen here.
+//
+// Each end gets an ifindex of its own from a high range, so it never equals its peer's. The
+// kernel treats a link whose ifindex equals its iflink (the peer's index, which lives in
+// another namespace) as not stacked, and then delays its carrier event by up to a second: a
+// bridge port stays disabled and drops the first packets. An index already taken in either
+// namespace (a namespace that outlived an earlier batch, as a node's under `apply`) makes the
+// kernel answer EEXIST (EBUSY before Linux 6.6); when neither end's name exists, the next
+// indexes are tried.
 func (h *Handles) AddVeth(a, b VethEnd) error {
-	ha, err := h.Get(a.NS)
-	if err != nil {
-		return err
+	dev, peer := a, b
+	if a.Master == "" && b.Master != "" {
+		dev, peer = b, a
 	}
-	nsb, err := h.NS(b.NS)
-	if err != nil {
-		return err
-	}
-	// The A end gets an ifindex of its own from a high range, so it never equals its
-	// peer's. The kernel treats a link whose ifindex equals its iflink (the peer's index,
-	// which lives in another namespace) as not stacked, and then delays its carrier event
-	// by up to a second: a bridge port stays disabled and drops the first packets.
-	h.nextIndex++
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.Name, Index: h.nextIndex}, PeerName: b.Name, PeerNamespace: netlink.NsFd(nsb)}
-	if a.MAC != "" {
-		hw, err := net.ParseMAC(a.MAC)
-		if err != nil {
-			return fmt.Errorf("veth %s/%s: %w", a.NS, a.Name, err)
+	var devMAC, peerMAC net.HardwareAddr
+	for _, e := range []struct {
+		end VethEnd
+		hw  *net.HardwareAddr
+	}{{dev, &devMAC}, {peer, &peerMAC}} {
+		if e.end.MAC == "" {
+			continue
 		}
-		v.HardwareAddr = hw
+		hw, err := net.ParseMAC(e.end.MAC)
+		if err != nil {
+			return fmt.Errorf("veth %s/%s: %w", e.end.NS, e.end.Name, err)
+		}
+		*e.hw = hw
 	}
-	if a.MTU > 0 {
-		v.MTU, v.PeerMTU = a.MTU, uint32(a.MTU)
+	sock, err := h.socket(dev.NS)
+	if err != nil {
+		return err
 	}
-	if err := ha.LinkAdd(v); err != nil {
+	nsPeer, err := h.NS(peer.NS)
+	if err != nil {
+		return err
+	}
+	master := 0
+	if dev.Master != "" {
+		if master, err = h.index(dev.NS, dev.Master); err != nil {
+			return fmt.Errorf("find bridge %s in %s: %w", dev.Master, dev.NS, err)
+		}
+	}
+	var devIdx, peerIdx int
+	for try := 0; ; try++ {
+		devIdx, peerIdx = h.nextIndex+1, h.nextIndex+2
+		h.nextIndex += 2
+		err = newVeth(sock, vethReq{name: dev.Name, index: devIdx, mac: devMAC, mtu: a.MTU, master: master},
+			vethReq{name: peer.Name, index: peerIdx, mac: peerMAC, mtu: a.MTU}, int(nsPeer))
+		if !(errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST)) || try == maxIndexTries || h.exists(dev.NS, dev.Name) || h.exists(peer.NS, peer.Name) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("add veth %s/%s <-> %s/%s: %w", a.NS, a.Name, b.NS, b.Name, err)
 	}
-	for _, end := range []VethEnd{a, b} {
-		if err := h.setupEnd(end); err != nil {
+	h.setIndex(dev.NS, dev.Name, devIdx)
+	h.setIndex(peer.NS, peer.Name, peerIdx)
+	ends := []struct {
+		end VethEnd
+		idx int
+	}{{dev, devIdx}, {peer, peerIdx}}
+	for _, e := range ends {
+		if err := h.setupEnd(e.end, e.idx, e.end.Name == dev.Name && e.end.NS == dev.NS); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// exists says whether ns has a link of that name (an EEXIST from AddVeth is then about
+// the name, not an ifindex).
+func (h *Handles) exists(ns, name string) bool {
+	nh, err := h.Get(ns)
+	if err != nil {
+		return false
+	}
+	_, err = nh.LinkByName(name)
+	return err == nil
+}
+
+// maxIndexTries bounds AddVeth's retries on an ifindex already taken.
+const maxIndexTries = 64
+
+// vethReq is one end of a veth in an RTM_NEWLINK request.
+type vethReq struct {
+	name       string
+	index, mtu int
+	mac        net.HardwareAddr
+	master     int // ifindex of the bridge to enslave the end to (the request's device only)
+}
+
+// newVeth sends one RTM_NEWLINK on sock (a socket in dev's namespace) that creates dev and
+// its peer in the namespace peerNS (an open namespace file descriptor), each with its
+// ifindex, MAC and MTU when set, dev up and enslaved to its master.
+func newVeth(sock *nl.SocketHandle, dev, peer vethReq, peerNS int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index, msg.Flags, msg.Change = int32(dev.index), unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(dev.name)))
+	if dev.mtu > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(dev.mtu))))
+	}
+	if dev.mac != nil {
+		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(dev.mac)))
+	}
+	if dev.master > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(dev.master))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	p := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
+	pm := nl.NewIfInfomsgChild(p, unix.AF_UNSPEC)
+	pm.Index = int32(peer.index) // not up here: a veth whose peer is not yet linked fails to open (ENOTCONN)
+	p.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(peer.name))
+	if peer.mtu > 0 {
+		p.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(peer.mtu)))
+	}
+	if peer.mac != nil {
+		p.AddRtAttr(unix.IFLA_ADDRESS, []byte(peer.mac))
+	}
+	p.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNS)))
+	req.AddData(info)
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 // DelVeths deletes every veth in a namespace. Deleting one end deletes its peer at once,
@@ -168,6 +340,7 @@ func (h *Handles) DelVeths(ns string) error {
 		if l.Type() != "veth" {
 			continue
 		}
+		delete(h.idx, nsLink{ns, l.Attrs().Name})
 		if err := nh.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, fmt.Errorf("delete %s in %s: %w", l.Attrs().Name, ns, err))
 		}
@@ -175,34 +348,35 @@ func (h *Handles) DelVeths(ns string) error {
 	return errors.Join(errs...)
 }
 
-func (h *Handles) setupEnd(e VethEnd) error {
+// setupEnd finishes an end AddVeth created (the request's device already up and
+// enslaved): the master of a peer that names one, hairpin mode, addresses, the peer up.
+func (h *Handles) setupEnd(e VethEnd, idx int, isDev bool) error {
 	nh, err := h.Get(e.NS)
 	if err != nil {
 		return err
 	}
-	l, err := nh.LinkByName(e.Name)
-	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", e.Name, e.NS, err)
-	}
-	if e.Master != "" {
-		m, err := nh.LinkByName(e.Master)
+	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: e.Name, Index: idx}}
+	if e.Master != "" && !isDev {
+		m, err := h.index(e.NS, e.Master)
 		if err != nil {
 			return fmt.Errorf("find bridge %s in %s: %w", e.Master, e.NS, err)
 		}
-		if err := nh.LinkSetMaster(l, m); err != nil {
+		if err := nh.LinkSetMasterByIndex(l, m); err != nil {
 			return fmt.Errorf("attach %s to %s in %s: %w", e.Name, e.Master, e.NS, err)
 		}
-		if e.Hairpin {
-			if err := nh.LinkSetHairpin(l, true); err != nil {
-				return fmt.Errorf("hairpin on %s in %s: %w", e.Name, e.NS, err)
-			}
+	}
+	if e.Master != "" && e.Hairpin {
+		if err := nh.LinkSetHairpin(l, true); err != nil {
+			return fmt.Errorf("hairpin on %s in %s: %w", e.Name, e.NS, err)
 		}
 	}
 	if err := h.addAddrs(nh, l, e.NS, e.Addrs); err != nil {
 		return err
 	}
-	if err := nh.LinkSetUp(l); err != nil {
-		return fmt.Errorf("set %s up in %s: %w", e.Name, e.NS, err)
+	if !isDev {
+		if err := nh.LinkSetUp(l); err != nil {
+			return fmt.Errorf("set %s up in %s: %w", e.Name, e.NS, err)
+		}
 	}
 	return nil
 }
@@ -292,11 +466,11 @@ func (h *Handles) AddRouteOnlink(ns, dst, via, dev string, onlink bool) error {
 		r.Gw = net.ParseIP(via)
 	}
 	if dev != "" {
-		l, err := nh.LinkByName(dev)
+		li, err := h.index(ns, dev)
 		if err != nil {
 			return fmt.Errorf("find %s in %s: %w", dev, ns, err)
 		}
-		r.LinkIndex = l.Attrs().Index
+		r.LinkIndex = li
 	}
 	if onlink {
 		r.Flags = int(netlink.FLAG_ONLINK)
@@ -359,7 +533,7 @@ func (h *Handles) setPermanentNeigh(ns, dev, ip, mac string, family, flags int) 
 	if err != nil {
 		return err
 	}
-	l, err := nh.LinkByName(dev)
+	li, err := h.index(ns, dev)
 	if err != nil {
 		return fmt.Errorf("find %s in %s: %w", dev, ns, err)
 	}
@@ -367,7 +541,7 @@ func (h *Handles) setPermanentNeigh(ns, dev, ip, mac string, family, flags int) 
 	if err != nil {
 		return fmt.Errorf("entry %s on %s: %w", ip, dev, err)
 	}
-	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family, State: netlink.NUD_PERMANENT,
+	n := &netlink.Neigh{LinkIndex: li, Family: family, State: netlink.NUD_PERMANENT,
 		Flags: flags, IP: net.ParseIP(ip), HardwareAddr: hw}
 	if err := nh.NeighSet(n); err != nil {
 		return fmt.Errorf("entry %s lladdr %s on %s in %s: %w", ip, mac, dev, ns, err)

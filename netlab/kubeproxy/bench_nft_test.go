@@ -34,10 +34,14 @@ import (
 // `nft -f` of the same change text B sent, on the same table in the second namespace.
 // Then a restarted agent's first sync over the tables in place, A B C: (A) and (B) a new
 // syncer's full sync, (C) the nftables full sync as one netlink transaction (as netlab
-// made it before it was staged). Last, nftables mode alone at NFT_SIZE Services (default
-// 10000): NFT_ROUNDS full syncs from an empty table (default 1), ROUNDS one-Service
-// changes on the table the last one left, and NFT_ROUNDS restarted agents' full syncs
-// over it. Medians with min–max.
+// made it before it was staged); before B, another table is made and deleted in the
+// namespace (untimed), so B cannot know its table untouched and rewrites it. Then
+// nftables mode alone: ROUNDS periodic full syncs of a running syncer and restarts of a
+// new one over a table nothing has touched since (they write nothing). Last, nftables
+// mode alone at NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs from an empty
+// table (default 1), ROUNDS one-Service changes on the table the last one left, ROUNDS
+// restarted agents' full syncs over it untouched, and NFT_ROUNDS after another table's
+// commit. Medians with min–max.
 func TestBenchRuleSyncNFTables(t *testing.T) {
 	if os.Getenv("NETLAB_BENCH_RULES") != "1" {
 		t.Skip("benchmark: set NETLAB_BENCH_RULES=1")
@@ -102,14 +106,28 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		}
 		return run("add table ip kube-proxy\ndelete table ip kube-proxy\n", "nft", "-f", "-")
 	}
+	// The nftables syncers keep their record where the agent does, beside the table
+	// (see agent.RuleSyncer.SetRecord): a restarted one finds its predecessor's.
+	record := t.TempDir() + "/node-1.nftables"
+	var kept bool // whether the last sync found the table untouched
 	sync := func(mode string, ports []kubeproxy.ServicePort) (*agent.RuleSyncer, time.Duration, error) {
 		sy, err := agent.NewRuleSyncerMode(node, mode)
 		if err != nil {
 			return nil, 0, err
 		}
+		if mode == "nftables" {
+			sy.SetRecord(record)
+		}
 		t.Cleanup(func() { sy.Close() })
 		st, err := sy.Sync(ports, true)
+		kept = st.Kept
 		return sy, st.Took, err
+	}
+	// commitElsewhere makes a commit in the namespace that does not touch the table
+	// (another table made and deleted): the next full sync cannot know the table is
+	// untouched and rewrites it.
+	commitElsewhere := func() error {
+		return run("add table ip bench-other\ndelete table ip bench-other\n", "nft", "-f", "-")
 	}
 	version, _ := exec.Command("iptables", "-V").CombinedOutput()
 	nftVersion, _ := exec.Command("nft", "--version").CombinedOutput()
@@ -259,9 +277,15 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 				if _, x.ipt, err = sync("iptables", ports); err != nil {
 					return err
 				}
+				if err := commitElsewhere(); err != nil { // untimed: B must rewrite
+					return err
+				}
 				cpu0 := threadCPU()
 				if _, x.nft, err = sync("nftables", ports); err != nil {
 					return err
+				}
+				if kept {
+					return fmt.Errorf("restart after another commit: kept")
 				}
 				cpu = append(cpu, threadCPU()-cpu0)
 				start := time.Now()
@@ -279,10 +303,49 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		})
 		reportC(fmt.Sprintf("restart over the table at %d", n), "C one transaction", restart)
 		t.Logf("%-26s B's CPU time %s", "", stat(cpu))
+
+		// nftables mode alone: a restarted agent, and a running one's periodic full sync,
+		// when nothing has committed in the namespace since the last sync (the table is
+		// as it was left: nothing is written), then the same after another table's
+		// commit (the table is rewritten, as in the rounds above).
+		var keptRestart, keptPeriodic, keptCPU []time.Duration
+		in(func() error {
+			if err := reset(); err != nil {
+				return err
+			}
+			sy, _, err := sync("nftables", ports)
+			if err != nil {
+				return err
+			}
+			for range rounds {
+				cpu0 := threadCPU()
+				st, err := sy.Sync(ports, true)
+				if err != nil {
+					return err
+				}
+				if !st.Kept {
+					return fmt.Errorf("periodic full sync over an untouched table: not kept")
+				}
+				keptPeriodic = append(keptPeriodic, st.Took)
+				keptCPU = append(keptCPU, threadCPU()-cpu0)
+				_, d, err := sync("nftables", ports)
+				if err != nil {
+					return err
+				}
+				if !kept {
+					return fmt.Errorf("restart over an untouched table: not kept")
+				}
+				keptRestart = append(keptRestart, d)
+			}
+			return reset()
+		})
+		reportOne(fmt.Sprintf("periodic full sync at %d, untouched table", n), keptPeriodic)
+		reportOne("  its CPU time (thread)", keptCPU)
+		reportOne(fmt.Sprintf("restart at %d, untouched table", n), keptRestart)
 	}
 
 	ports := benchPorts(big)
-	var full, change, bigCPU, restart, restartCPU []time.Duration
+	var full, change, bigCPU, restart, restartCPU, keptRestart, keptCPU []time.Duration
 	in(func() error {
 		var sy *agent.RuleSyncer
 		for range bigRounds {
@@ -307,12 +370,31 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			change = append(change, st.Took)
 			bigCPU = append(bigCPU, threadCPU()-cpu0)
 		}
-		// A restarted agent's first sync over the table in place.
-		for range bigRounds {
+		// A restarted agent's first sync over the table in place: untouched since the
+		// changes (nothing to write), then after another table's commit (rewritten).
+		for range rounds {
 			cpu0 := threadCPU()
 			_, d, err := sync("nftables", ports)
 			if err != nil {
 				return err
+			}
+			if !kept {
+				return fmt.Errorf("restart over an untouched table: not kept")
+			}
+			keptRestart = append(keptRestart, d)
+			keptCPU = append(keptCPU, threadCPU()-cpu0)
+		}
+		for range bigRounds {
+			if err := commitElsewhere(); err != nil {
+				return err
+			}
+			cpu0 := threadCPU()
+			_, d, err := sync("nftables", ports)
+			if err != nil {
+				return err
+			}
+			if kept {
+				return fmt.Errorf("restart after another commit: kept")
 			}
 			restart = append(restart, d)
 			restartCPU = append(restartCPU, threadCPU()-cpu0)
@@ -322,7 +404,9 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 	reportOne(fmt.Sprintf("full sync %d x 2", big), full)
 	reportOne(fmt.Sprintf("one Service changed at %d", big), change)
 	reportOne("  its CPU time (thread)", bigCPU)
-	reportOne(fmt.Sprintf("restart over the table at %d", big), restart)
+	reportOne(fmt.Sprintf("restart at %d, untouched table", big), keptRestart)
+	reportOne("  its CPU time (thread)", keptCPU)
+	reportOne(fmt.Sprintf("restart over the table at %d (after another commit)", big), restart)
 	reportOne("  its CPU time (thread)", restartCPU)
 }
 

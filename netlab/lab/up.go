@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -116,6 +117,10 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		}
 	}()
 	start := time.Now()
+	// One netlink handle per namespace for the links and the routes: the routes step
+	// reuses the links step's handles and the ifindexes it chose, and closes them.
+	h := kernel.NewHandles()
+	defer h.Close()
 	agents := &agentStart{}
 	defer agents.release()
 	steps := []struct {
@@ -126,8 +131,11 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"namespaces", createNamespaces},
 		{"node agents started", agents.startNodeAgents},
 		{"hosts and resolv.conf files started", startHosts},
-		{"links", wireLinks},
-		{"routes and sysctls", routesAndSysctls},
+		{"links", func(_ context.Context, p *plan.Plan, _ Options) error { return wireLinks(h, p) }},
+		{"routes and sysctls", func(_ context.Context, p *plan.Plan, _ Options) error {
+			defer h.Close() // before the pods start: every fork copies the open descriptors
+			return routesAndSysctls(h, p)
+		}},
 		{"hosts and resolv.conf files", waitHosts},
 		{"agents", agents.startAgents},
 		{"conntrack sysctls", conntrackSysctls},
@@ -140,14 +148,24 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t := time.Now()
+		t, cpu := time.Now(), selfCPU()
 		if err := st.fn(ctx, p, o); err != nil {
 			return fmt.Errorf("up %s: %s: %w", p.Lab, st.name, err)
 		}
-		o.Log.Debug("step done", "step", st.name, "ms", time.Since(t).Milliseconds())
+		o.Log.Debug("step done", "step", st.name, "ms", time.Since(t).Milliseconds(), "cpuMs", (selfCPU() - cpu).Milliseconds())
 	}
 	o.Log.Info("lab up", "lab", p.Lab, "nodes", len(p.Nodes), "pods", len(p.Pods), "ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// selfCPU is the CPU time this process (every thread; not its children) has used: with
+// the wall time of each step, on a shared machine, it tells up's own work from waiting.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Preflight checks what the lab needs from the machine, changing nothing.
@@ -212,9 +230,7 @@ func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
 	return forEach(len(nss), func(i int) error { return kernel.CreateNetns(nss[i]) })
 }
 
-func wireLinks(_ context.Context, p *plan.Plan, _ Options) error {
-	h := kernel.NewHandles()
-	defer h.Close()
+func wireLinks(h *kernel.Handles, p *plan.Plan) error {
 	for _, ns := range p.Namespaces() {
 		if err := h.LoUp(ns); err != nil {
 			return err
@@ -248,9 +264,7 @@ func wireLinks(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-func routesAndSysctls(_ context.Context, p *plan.Plan, _ Options) error {
-	h := kernel.NewHandles()
-	defer h.Close()
+func routesAndSysctls(h *kernel.Handles, p *plan.Plan) error {
 	for _, r := range p.Routes {
 		if err := h.AddRouteOnlink(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
 			return err
@@ -378,7 +392,9 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 // wired (startAgents).
 type agentStart struct {
 	ctl, ingress, nodes, lb, sup *wave
-	waves                        []*wave
+	// dnsPods: the cluster DNS pods, started with the node agents (see startNodeAgents).
+	dnsPods *wave
+	waves   []*wave
 	// started yields startNodeAgents' launches' error, once; nil: not begun.
 	started chan error
 	joined  bool
@@ -408,13 +424,15 @@ func (a *agentStart) release() {
 }
 
 // startNodeAgents starts, without waiting for them, the agents that need no pod and no
-// link to start: kube-proxy in every node, and three held at a point of their start-up
+// link to start: kube-proxy in every node, the cluster DNS pods (earlyPod), and three
+// held at a point of their start-up
 // (supervise.StartHeld) until what they need is in place:
 //   - the endpoints controller, until every pod reported ready and up wrote which did,
 //     with their process (reported.json): it takes them as ready instead of probing every
 //     pod before it can report ready;
 //   - the ingress of every node, before it reads the endpoints, until the controller is
-//     ready (in the endpoints upstream mode it routes to them from its first request);
+//     let go on; it then waits for the controller's first endpoints itself (in the
+//     endpoints upstream mode it routes to them from its first request);
 //   - the LB, before its first health checks, which decide each node's state: until
 //     every node's ingress serves (and kube-proxy and the controller are ready, for the
 //     checks of LoadBalancer Services through the nodes' rules).
@@ -429,21 +447,26 @@ func (a *agentStart) startNodeAgents(_ context.Context, p *plan.Plan, o Options)
 }
 
 func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
-	var ingress, nodes, controller, outside []plan.Process
+	var ingress, nodes, controller, outside, dnsPods []plan.Process
 	for _, pr := range p.Processes {
-		switch pr.Role {
-		case "pod":
-		case "ingress":
+		switch {
+		case pr.Role == "pod" && earlyPod(pr):
+			dnsPods = append(dnsPods, pr)
+		case pr.Role == "pod":
+		case pr.Role == "ingress":
 			ingress = append(ingress, pr)
-		case "lb":
+		case pr.Role == "lb":
 			outside = append(outside, pr)
-		case "controller":
+		case pr.Role == "controller":
 			controller = append(controller, pr)
 		default:
 			nodes = append(nodes, pr)
 		}
 	}
 	var err error
+	if a.dnsPods, err = a.launch(p, o, dnsPods, false); err != nil {
+		return err
+	}
 	if a.ctl, err = a.launch(p, o, controller, true); err != nil {
 		return err
 	}
@@ -457,6 +480,14 @@ func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
 	return err
 }
 
+// earlyPod says whether a pod's process starts with the node agents, before the links: the
+// cluster DNS pods, which run the netlab binary (its start-up, and reading the plan, cost
+// several times an echo pod's) and listen on the wildcard address, so they need only their
+// namespace; up waits for them with the other pods.
+func earlyPod(pr plan.Process) bool {
+	return pr.Role == "pod" && len(pr.Args) >= 2 && pr.Args[0] == "agent" && pr.Args[1] == "dns"
+}
+
 // startAgents starts the pods, then the supervisor (it adopts every agent from its pid
 // record; it restarts none while up holds the lab's lock), and waits for each agent to
 // write READY on its readiness pipe, or names those that did not; the supervisor is
@@ -464,7 +495,7 @@ func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
 func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) error {
 	var pods []plan.Process
 	for _, pr := range p.Processes {
-		if pr.Role == "pod" {
+		if pr.Role == "pod" && !earlyPod(pr) {
 			pods = append(pods, pr)
 		}
 	}
@@ -482,22 +513,23 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 		return err
 	}
 	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
-	if err := podWave.wait(ctx, p.Lab, o, deadline, reported.Pods); err != nil {
-		return err
+	for _, w := range []*wave{podWave, a.dnsPods} {
+		if err := w.wait(ctx, p.Lab, o, deadline, reported.Pods); err != nil {
+			return err
+		}
 	}
 	o.Log.Debug("pods ready", "pods", len(pods), "ms", time.Since(t).Milliseconds())
 	if err := d.WriteReported(reported); err != nil {
 		return err
 	}
+	// The ingress goes on with the controller and waits itself for the controller's first
+	// endpoints, so that it starts serving while kube-proxy applies them.
 	a.ctl.release()
-	for _, w := range []*wave{a.nodes, a.ctl} {
+	a.ingress.release()
+	for _, w := range []*wave{a.nodes, a.ctl, a.ingress} {
 		if err := w.wait(ctx, p.Lab, o, deadline, nil); err != nil {
 			return err
 		}
-	}
-	a.ingress.release()
-	if err := a.ingress.wait(ctx, p.Lab, o, deadline, nil); err != nil {
-		return err
 	}
 	a.lb.release()
 	if err := a.lb.wait(ctx, p.Lab, o, deadline, nil); err != nil {

@@ -2,6 +2,10 @@ package nftables
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -30,6 +34,8 @@ type Model struct {
 	// degenerate is set while two given ports share a key (the same Service port
 	// twice): Update then renders everything and diffs, as Render and Diff do.
 	degenerate bool
+	// sum is the lane-wise sum of the fragments' sums (see Fingerprint).
+	sum [4]uint64
 }
 
 type elemRef struct{ container, key string }
@@ -40,6 +46,51 @@ type fragment struct {
 	in  kubeproxy.ServicePort // a deep copy of the port as given
 	rs  *Ruleset
 	key string // namespace/name/protocol/port name
+	// sum is a SHA-256 of the port as given, in four lanes.
+	sum [4]uint64
+}
+
+// portSum hashes a port: its JSON, which has every field, and tells a nil list from an
+// empty one as samePort does.
+func portSum(sp *kubeproxy.ServicePort) [4]uint64 {
+	b, err := json.Marshal(sp)
+	if err != nil {
+		panic(err) // strings, numbers and booleans only
+	}
+	h := sha256.Sum256(b)
+	var s [4]uint64
+	for i := range s {
+		s[i] = binary.BigEndian.Uint64(h[8*i:])
+	}
+	return s
+}
+
+func (m *Model) addSum(s [4]uint64, sign uint64) {
+	for i := range m.sum {
+		m.sum[i] += sign * s[i]
+	}
+}
+
+// Fingerprint identifies the ports of the last Update and the node, whatever the
+// order the ports were given in: a hash of the node and the sum of the ports' hashes,
+// kept up to date in O(change). The Ruleset is a function of them (for one build of
+// netlab), so two Models with the same Fingerprint hold the same Ruleset. ok is false
+// before the first Update and while the ports hold a key twice (the table then depends
+// on their order).
+func (m *Model) Fingerprint() (fp string, ok bool) {
+	if m.rs == nil || m.degenerate {
+		return "", false
+	}
+	node, err := json.Marshal(m.node)
+	if err != nil {
+		panic(err)
+	}
+	h := sha256.New()
+	h.Write(node)
+	for _, v := range m.sum {
+		h.Write(binary.BigEndian.AppendUint64(nil, v))
+	}
+	return hex.EncodeToString(h.Sum(nil)), true
 }
 
 func renderFragment(node kubeproxy.Node, sp *kubeproxy.ServicePort) *fragment {
@@ -53,7 +104,7 @@ func renderFragment(node kubeproxy.Node, sp *kubeproxy.ServicePort) *fragment {
 	port.Endpoints = slices.Clone(in.Endpoints)
 	kubeproxy.SortEndpoints(port.Endpoints)
 	renderPort(rs, node, &port)
-	return &fragment{in: in, rs: rs, key: portKey(sp)}
+	return &fragment{in: in, rs: rs, key: portKey(sp), sum: portSum(&in)}
 }
 
 // NewModel returns an empty Model for node.
@@ -190,8 +241,10 @@ func (m *Model) rebuild(ports []kubeproxy.ServicePort) {
 	m.owners = map[elemRef][]*fragment{}
 	m.order = make([]*fragment, len(ports))
 	m.degenerate = false
+	m.sum = [4]uint64{}
 	for i := range ports {
 		f := m.newFragment(&ports[i])
+		m.addSum(f.sum, 1)
 		if m.byKey[f.key] != nil {
 			m.degenerate = true
 		}
@@ -243,10 +296,12 @@ func (m *Model) apply(changes []change) []byte {
 		if ch.old != nil {
 			oldRS = ch.old.rs
 			delete(m.byKey, ch.old.key)
+			m.addSum(ch.old.sum, ^uint64(0)) // minus
 		}
 		if ch.new != nil {
 			newRS = ch.new.rs
 			m.byKey[ch.new.key] = ch.new
+			m.addSum(ch.new.sum, 1)
 		}
 		if oldRS != nil {
 			for n := range oldRS.Chains {

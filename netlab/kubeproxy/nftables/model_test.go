@@ -20,6 +20,22 @@ func checkModel(t *testing.T, step string, m *Model, prev *Ruleset, ports []kube
 	if d := cmp.Diff(string(Dump(want)), string(Dump(m.Ruleset()))); d != "" {
 		t.Fatalf("%s: model differs from Render (-Render +Model):\n%s", step, d)
 	}
+	// The fingerprint kept up to date in place is a new model's, whatever the order.
+	fp, fok := m.Fingerprint()
+	fresh := NewModel(testNode)
+	shuffled := slices.Clone(ports)
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	fresh.Update(shuffled)
+	if ffp, ok := fresh.Fingerprint(); fp != ffp || fok != ok {
+		t.Fatalf("%s: fingerprint %q (%v), a new model's %q (%v)", step, fp, fok, ffp, ok)
+	}
+	keys := map[string]bool{}
+	for i := range ports {
+		keys[portKey(&ports[i])] = true
+	}
+	if fok != (len(keys) == len(ports)) {
+		t.Fatalf("%s: fingerprint ok %v with %d ports, %d keys", step, fok, len(ports), len(keys))
+	}
 	if prev == nil {
 		if ok || delta != nil {
 			t.Fatalf("%s: first Update gave a delta", step)
@@ -199,5 +215,45 @@ func TestSamePortSeesEveryField(t *testing.T) {
 				t.Fatalf("endpoint field %s: kind %s not covered by this test", f.Name, fv.Kind())
 			}
 		})
+	}
+}
+
+// Fingerprints tell apart ports that differ in one field, or the same ports on another
+// node.
+func TestModelFingerprintDiffers(t *testing.T) {
+	fp := func(node kubeproxy.Node, ports []kubeproxy.ServicePort) string {
+		m := NewModel(node)
+		if _, ok := m.Fingerprint(); ok {
+			t.Fatal("a fingerprint before the first Update")
+		}
+		m.Update(ports)
+		f, ok := m.Fingerprint()
+		if !ok {
+			t.Fatal("no fingerprint")
+		}
+		return f
+	}
+	base := fp(testNode, overallPorts())
+	seen := map[string]string{base: "base"}
+	variants := map[string]func(p []kubeproxy.ServicePort){
+		"endpoint not ready":   func(p []kubeproxy.ServicePort) { p[2].Endpoints[0].Ready = false },
+		"no endpoints (nil)":   func(p []kubeproxy.ServicePort) { p[2].Endpoints = nil },
+		"no endpoints (empty)": func(p []kubeproxy.ServicePort) { p[2].Endpoints = []kubeproxy.Endpoint{} },
+		"affinity":             func(p []kubeproxy.ServicePort) { p[1].AffinityClientIP = !p[1].AffinityClientIP },
+		"node port":            func(p []kubeproxy.ServicePort) { p[0].NodePort++ },
+	}
+	for name, change := range variants {
+		p := overallPorts()
+		change(p)
+		f := fp(testNode, p)
+		if other, ok := seen[f]; ok {
+			t.Errorf("%s: same fingerprint as %s", name, other)
+		}
+		seen[f] = name
+	}
+	other := testNode
+	other.IP = "192.168.0.99"
+	if fp(other, overallPorts()) == base {
+		t.Error("another node: same fingerprint")
 	}
 }

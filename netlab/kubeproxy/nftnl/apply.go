@@ -475,6 +475,7 @@ func keyPart(s string, pad bool) ([]byte, error) {
 // Raw messages for the table and chains with comments.
 
 const (
+	nftaTableHandle   = 4  // NFTA_TABLE_HANDLE
 	nftaTableUserdata = 6  // NFTA_TABLE_USERDATA
 	nftaChainUserdata = 12 // NFTA_CHAIN_USERDATA
 	udataComment      = 0  // NFTNL_UDATA_TABLE_COMMENT, NFTNL_UDATA_CHAIN_COMMENT
@@ -574,9 +575,15 @@ func markHostOrderKeys(data []byte) {
 // (it then applies none of them). Only the last message asks for an acknowledgement:
 // the kernel handles the whole batch within the send and reports errors whether asked
 // or not, so once that acknowledgement is read, nothing else is coming.
-func send(conn *netlink.Conn, msgs []netlink.Message) error {
+//
+// It also returns the generation the commit made: the batch's first message asks for an
+// echo, and for that the kernel sends the sender, at the commit and before the
+// acknowledgement, that message's object back and the new generation number
+// (NFT_MSG_NEWGEN: the kernel looks for the flag on the batch's first message only);
+// 0 when none came.
+func send(conn *netlink.Conn, msgs []netlink.Message) (uint32, error) {
 	if len(msgs) == 0 {
-		return nil
+		return 0, nil
 	}
 	size := 0
 	for i := range msgs {
@@ -587,8 +594,9 @@ func send(conn *netlink.Conn, msgs []netlink.Message) error {
 		size += 16 + len(msgs[i].Data)
 	}
 	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
+	msgs[0].Header.Flags |= netlink.Echo
 	if err := bufferSizes(conn, size+1<<16, 1<<20+1024*len(msgs)); err != nil {
-		return err
+		return 0, err
 	}
 	subsys := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}
 	all := make([]netlink.Message, 0, len(msgs)+2)
@@ -597,15 +605,16 @@ func send(conn *netlink.Conn, msgs []netlink.Message) error {
 	all = append(all, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request}, Data: subsys})
 	sent, err := conn.SendMessages(all)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// The kernel handles the batch within the send: every answer is queued by now, and
 	// one that has not come soon never will (lost to an overrun).
 	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return err
+		return 0, err
 	}
 	last := sent[len(sent)-2].Header.Sequence
 	overrun := false
+	var gen uint32
 	for {
 		got, err := conn.Receive()
 		var oe *netlink.OpError
@@ -615,25 +624,48 @@ func send(conn *netlink.Conn, msgs []netlink.Message) error {
 			overrun = true
 			continue
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			return fmt.Errorf("no answer from the kernel to %d messages (overrun: %v)", len(msgs), overrun)
+			return 0, fmt.Errorf("no answer from the kernel to %d messages (overrun: %v)", len(msgs), overrun)
 		case errors.As(err, &oe):
 			what := ""
 			if oe.Message != "" {
 				what = " (" + oe.Message + ")"
 			}
-			return fmt.Errorf("%w%s", err, what)
+			return 0, fmt.Errorf("%w%s", err, what)
 		case err != nil:
-			return err
+			return 0, err
 		}
 		for _, m := range got {
+			if m.Header.Type == newGen {
+				gen = genID(m.Data)
+			}
 			if m.Header.Type == netlink.Error && m.Header.Sequence == last {
 				if overrun {
-					return fmt.Errorf("the kernel's answers overran the socket (%d messages)", len(msgs))
+					return 0, fmt.Errorf("the kernel's answers overran the socket (%d messages)", len(msgs))
 				}
-				return nil
+				return gen, nil
 			}
 		}
 	}
+}
+
+const newGen = netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWGEN)
+
+// genID reads NFTA_GEN_ID from an NFT_MSG_NEWGEN message's data (0 when absent).
+func genID(data []byte) uint32 {
+	if len(data) < 4 {
+		return 0
+	}
+	ad, err := netlink.NewAttributeDecoder(data[4:])
+	if err != nil {
+		return 0
+	}
+	var id uint32
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_GEN_ID && len(ad.Bytes()) == 4 {
+			id = binaryutil.BigEndian.Uint32(ad.Bytes())
+		}
+	}
+	return id
 }
 
 // bufferSizes lets the socket take the whole batch in one sendmsg and hold the kernel's
@@ -679,6 +711,137 @@ func Apply(text []byte) error { return ApplyAll([][]byte{text}) }
 // is used by one goroutine at a time.
 type Conn struct {
 	c *netlink.Conn
+	// gen is the generation the last transaction over c made (0: unknown, or the last
+	// one failed).
+	gen uint32
+}
+
+// Committed is nftables' generation number in the namespace right after the last
+// transaction c applied (0 when unknown or when it failed). nftables raises the number
+// by one at every commit in the namespace, whoever makes it (nft, iptables-nft, …):
+// while State still reports it, nothing has changed any table since.
+func (c *Conn) Committed() uint32 { return c.gen }
+
+// State is what State reads.
+type State struct {
+	// Generation is nftables' generation number in the namespace.
+	Generation uint32 `json:"generation"`
+	// Table is the handle of table ip kube-proxy (0: no such table). A namespace's
+	// handles only grow: a table deleted and made again has another.
+	Table uint64 `json:"table"`
+	// Netns is the namespace's cookie (SO_NETNS_COOKIE), never reused until the next
+	// boot.
+	Netns uint64 `json:"netns"`
+}
+
+// State reads, over c, the namespace's current generation number, the handle of table
+// ip kube-proxy and the namespace's cookie.
+func (c *Conn) State() (State, error) {
+	var st State
+	err := onThisThread(func() error {
+		if c.c == nil {
+			nc, err := dial()
+			if err != nil {
+				return fmt.Errorf("nftables: %w", err)
+			}
+			c.c = nc
+		}
+		msgs, err := request(c.c, unix.NFT_MSG_GETGEN, nfgen(unix.AF_UNSPEC))
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("nftables generation: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Type == newGen {
+				st.Generation = genID(m.Data)
+			}
+		}
+		if st.Generation == 0 {
+			return fmt.Errorf("nftables generation: no answer")
+		}
+		// The namespace's ip tables, a few (a request for one missing table would answer
+		// an error whose capped acknowledgement the netlink package cannot parse).
+		msgs, err = request(c.c, unix.NFT_MSG_GETTABLE, nfgen(unix.NFPROTO_IPV4))
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("nftables tables: %w", err)
+		}
+		for _, m := range msgs {
+			if len(m.Data) < 4 || m.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE) {
+				continue
+			}
+			ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+			if err != nil {
+				return err
+			}
+			var name string
+			var h uint64
+			for ad.Next() {
+				switch {
+				case ad.Type() == unix.NFTA_TABLE_NAME:
+					name = ad.String()
+				case ad.Type() == nftaTableHandle && len(ad.Bytes()) == 8:
+					h = binaryutil.BigEndian.Uint64(ad.Bytes())
+				}
+			}
+			if name == nftables.Table {
+				st.Table = h
+			}
+		}
+		raw, err := c.c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			var v uint64
+			v, serr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+			st.Netns = v
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("netns cookie: %w", serr)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// request sends one get request of type typ and returns its answer: one message (for
+// NFT_MSG_GETGEN) or a dump's messages, or the kernel's error.
+func request(conn *netlink.Conn, typ int, data []byte) ([]netlink.Message, error) {
+	dump := typ != unix.NFT_MSG_GETGEN
+	flags := netlink.Request
+	if dump {
+		flags |= netlink.Dump
+	}
+	req, err := conn.Send(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: flags},
+		Data:   data,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return nil, err
+	}
+	for {
+		got, err := conn.Receive()
+		if err != nil {
+			return nil, err
+		}
+		// The netlink package reads a dump to its end (and drops its Done message).
+		var out []netlink.Message
+		for _, m := range got {
+			if m.Header.Sequence == req.Header.Sequence && m.Header.Type != netlink.Done {
+				out = append(out, m)
+			}
+		}
+		if len(out) > 0 || dump {
+			return out, nil
+		}
+	}
 }
 
 // Dial opens a Conn in the calling thread's network namespace.
@@ -777,13 +940,16 @@ func (c *Conn) ApplyAll(texts [][]byte) error {
 				}
 				c.c = nc
 			}
-			if err := send(c.c, cb.b.out); err != nil {
+			c.gen = 0
+			gen, err := send(c.c, cb.b.out)
+			if err != nil {
 				c.Close()
 				if len(texts) > 1 {
 					return fmt.Errorf("nftables: transaction %d of %d: %w", i, len(texts), err)
 				}
 				return fmt.Errorf("nftables: %w", err)
 			}
+			c.gen = gen
 		}
 		return nil
 	})

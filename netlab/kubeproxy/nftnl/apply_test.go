@@ -463,3 +463,76 @@ func served(t *testing.T, ns, when string, prev, next *nftables.Ruleset) {
 		}
 	}
 }
+
+// A Conn learns the generation each of its commits made; State reads the namespace's
+// current one and the table's handle: any commit by anyone (here nft on another table)
+// moves the generation, and a table made again has another handle.
+func TestGenerationAndTableHandle(t *testing.T) {
+	requireNft(t)
+	ns := scratch(t, "gen")
+	rs := nftables.Render(node, ports())
+	err := kernel.Do(ns, func() error {
+		c, err := nftnl.Dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		s0, err := c.State()
+		gen0, h0 := s0.Generation, s0.Table
+		if err != nil {
+			return err
+		}
+		if h0 != 0 || s0.Netns == 0 {
+			return fmt.Errorf("handle %d with no table, netns cookie %d", h0, s0.Netns)
+		}
+		if err := c.ApplyAll(nftables.Staged(rs, 2)); err != nil {
+			return err
+		}
+		s1, err := c.State()
+		gen1, h1 := s1.Generation, s1.Table
+		if err != nil {
+			return err
+		}
+		if c.Committed() == 0 || c.Committed() != gen1 || gen1 <= gen0 || h1 == 0 {
+			return fmt.Errorf("after the staged sync: committed %d, state %d (before %d), handle %d", c.Committed(), gen1, gen0, h1)
+		}
+		if err := c.Apply([]byte("add element ip kube-proxy cluster-ips { 172.30.0.77 }\n")); err != nil {
+			return err
+		}
+		if c.Committed() != gen1+1 {
+			return fmt.Errorf("one more commit: %d, want %d", c.Committed(), gen1+1)
+		}
+		if out, err := kernel.Run(ns, []byte("add table ip other\n"), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("nft: %v: %s", err, out)
+		}
+		s2, err := c.State()
+		gen2, h2 := s2.Generation, s2.Table
+		if err != nil {
+			return err
+		}
+		if gen2 == c.Committed() || h2 != h1 {
+			return fmt.Errorf("after another's commit: generation %d (ours %d), handle %d (was %d)", gen2, c.Committed(), h2, h1)
+		}
+		if err := c.Apply([]byte("delete table ip kube-proxy\n")); err == nil {
+			return fmt.Errorf("delete table accepted by the compiler")
+		}
+		if out, err := kernel.Run(ns, []byte("delete table ip kube-proxy\n"), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("nft: %v: %s", err, out)
+		}
+		if err := c.Apply(nftables.Full(rs, nftables.Existing{}, true)); err != nil {
+			return err
+		}
+		s3, err := c.State()
+		gen3, h3 := s3.Generation, s3.Table
+		if err != nil {
+			return err
+		}
+		if gen3 != c.Committed() || h3 == h1 || h3 == 0 || s3.Netns != s0.Netns {
+			return fmt.Errorf("table made again: generation %d (ours %d), handle %d (was %d)", gen3, c.Committed(), h3, h1)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

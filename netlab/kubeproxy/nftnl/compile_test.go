@@ -10,9 +10,10 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 )
 
-// Every command the renderer's full and incremental transactions hold compiles.
-func TestBuildRenderedTransactions(t *testing.T) {
-	node := kubeproxy.Node{Name: "node-1", IP: "172.18.0.11", ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12"}
+var testNode = kubeproxy.Node{Name: "node-1", IP: "172.18.0.11", ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12"}
+
+// kindsOfPorts has one Service port of each kind the renderer handles differently.
+func kindsOfPorts() []kubeproxy.ServicePort {
 	var ports []kubeproxy.ServicePort
 	for i, kind := range []string{"plain", "local", "affinity", "udp", "none", "lb"} {
 		sp := kubeproxy.ServicePort{Namespace: "ns", Name: kind, PortName: "p", Protocol: "TCP",
@@ -33,7 +34,13 @@ func TestBuildRenderedTransactions(t *testing.T) {
 		}
 		ports = append(ports, sp)
 	}
-	rs := nftables.Render(node, ports)
+	return ports
+}
+
+// Every command the renderer's full and incremental transactions hold compiles.
+func TestBuildRenderedTransactions(t *testing.T) {
+	ports := kindsOfPorts()
+	rs := nftables.Render(testNode, ports)
 	b, err := build(nftables.Full(rs, nftables.Existing{Chains: []string{"service-X-ns/gone/tcp/p"}, Sets: []string{"affinity-X-ns/gone"}}, true))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +48,7 @@ func TestBuildRenderedTransactions(t *testing.T) {
 	if len(b.out) < len(rs.Chains) {
 		t.Errorf("%d messages for %d chains", len(b.out), len(rs.Chains))
 	}
-	next := nftables.Render(node, ports[:3])
+	next := nftables.Render(testNode, ports[:3])
 	if _, err := build(nftables.Diff(rs, next)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,159 @@
+package agent_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/labtest"
+)
+
+// A full sync in nftables mode writes nothing the kernel already holds: when nothing has
+// committed in the namespace since the syncer's last transaction, or since a
+// predecessor's whose record matches (an agent restarted), it writes only what changed
+// since; after anyone else's commit (another table, a flushed chain) or with other
+// ports it rewrites the table, which then reads as a new node's.
+func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
+	labtest.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft is missing (scripts/deps.sh installs nftables): %v", err)
+	}
+	node := kubeproxy.Node{Name: "node-1", IP: "192.168.0.2", ClusterCIDR: "10.0.0.0/8", ServiceCIDR: "172.30.0.0/12"}
+	var ports []kubeproxy.ServicePort
+	for i := range 6 {
+		sp := kubeproxy.ServicePort{Namespace: "ns", Name: fmt.Sprintf("svc%d", i), PortName: "p80", Protocol: "TCP",
+			ClusterIP: fmt.Sprintf("172.30.0.%d", 10+i), Port: 80, NodePort: int32(30080 + i)}
+		for j := range 2 {
+			sp.Endpoints = append(sp.Endpoints, kubeproxy.Endpoint{Pod: fmt.Sprintf("p%d-%d", i, j),
+				IP: fmt.Sprintf("10.180.%d.%d", i, j+2), Port: 8080, Ready: true})
+		}
+		ports = append(ports, sp)
+	}
+	ns, ref := scratchNetns(t, "keep"), scratchNetns(t, "ref")
+	record := filepath.Join(t.TempDir(), "node-1.nftables")
+
+	// want is the table a new node gets for ports (synced in ref).
+	want := func() string {
+		t.Helper()
+		if _, err := kernel.Run(ref, []byte("add table ip kube-proxy\ndelete table ip kube-proxy\n"), "nft", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		if err := kernel.Do(ref, func() error {
+			sy, err := agent.NewRuleSyncerMode(node, "nftables")
+			if err != nil {
+				return err
+			}
+			defer sy.Close()
+			_, err = sy.Sync(ports, true)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return tableLines(t, ref)
+	}
+	var sy *agent.RuleSyncer
+	restart := func() {
+		if sy != nil {
+			sy.Close()
+		}
+		var err error
+		if sy, err = agent.NewRuleSyncerMode(node, "nftables"); err != nil {
+			t.Fatal(err)
+		}
+		sy.SetRecord(record)
+	}
+	step := func(what string, kept bool, wrote bool) {
+		t.Helper()
+		var st agent.SyncStats
+		if err := kernel.Do(ns, func() error {
+			var err error
+			st, err = sy.Sync(ports, true)
+			return err
+		}); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !st.Full || st.Kept != kept || (st.Bytes > 0) != wrote {
+			t.Errorf("%s: full %v, kept %v, wrote %d bytes; want kept %v, wrote something %v", what, st.Full, st.Kept, st.Bytes, kept, wrote)
+		}
+		if d := cmp.Diff(want(), tableLines(t, ns)); d != "" {
+			t.Errorf("%s: the table differs from a new node's (-new node +here):\n%s", what, d)
+		}
+	}
+	nft := func(cmd string) {
+		t.Helper()
+		if out, err := kernel.Run(ns, []byte(cmd+"\n"), "nft", "-f", "-"); err != nil {
+			t.Fatalf("nft %s: %v: %s", cmd, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if sy != nil {
+			sy.Close()
+		}
+	})
+
+	restart()
+	step("first sync", false, true)
+	step("full sync, nothing committed since", true, false)
+	ports[2].Endpoints[1].Ready = false
+	step("full sync after an endpoint left", true, true)
+	restart()
+	step("restarted agent, nothing committed since", true, false)
+	restart()
+	ports[3].Endpoints = ports[3].Endpoints[:1]
+	step("restarted agent, other ports", false, true)
+	nft("add table ip other")
+	step("full sync after another table's commit", false, true)
+	restart()
+	step("restarted again, nothing committed since", true, false)
+	nft("flush chain ip kube-proxy services")
+	restart()
+	step("restarted agent after a flushed chain", false, true)
+	nft("flush chain ip kube-proxy services")
+	step("full sync after a flushed chain", false, true)
+	nft("delete table ip kube-proxy")
+	step("full sync after the table was deleted", false, true)
+	if err := os.WriteFile(record, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	step("restarted agent, a record of nothing", false, true)
+}
+
+func scratchNetns(t *testing.T, suffix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("nlt-agnft%d-%s", os.Getpid(), suffix)
+	if err := kernel.CreateNetns(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := kernel.DeleteNetns(ns); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns
+}
+
+// tableLines is `nft list table ip kube-proxy` in ns, its lines sorted (nft lists
+// chains and sets in the order they were made).
+func tableLines(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", "kube-proxy")
+	if err != nil {
+		t.Fatalf("nft list table in %s: %v\n%s", ns, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
