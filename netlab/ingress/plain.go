@@ -1192,6 +1192,14 @@ func (w *response) out(p []byte) error {
 	}
 	if len(c.wbuf)+len(p) <= maxOut {
 		c.wbuf = append(c.wbuf, p...)
+	} else if wv, ok := c.nc.(writev); ok && w.err == nil {
+		// What is gathered (the head, say) and p in one send (netlab/rawio).
+		_, err := wv.Writev(c.wbuf, p)
+		c.wbuf = c.wbuf[:0]
+		if err != nil {
+			w.err = err
+			return err
+		}
 	} else {
 		if err := c.flush(); err != nil {
 			return err
@@ -1208,6 +1216,11 @@ func (w *response) out(p []byte) error {
 		return c.flush()
 	}
 	return nil
+}
+
+// writev is a connection that sends two buffers with one system call (netlab/rawio's).
+type writev interface {
+	Writev(a, b []byte) (int64, error)
 }
 
 // Flush sends what the response has so far (its head at least).

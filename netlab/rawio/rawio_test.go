@@ -189,3 +189,30 @@ func TestRawConnHeldWrite(t *testing.T) {
 		t.Fatalf("read %q, %v", b, err)
 	}
 }
+
+// Writev sends both buffers in order, whole, also when they are larger than the socket
+// buffers (partial writes resume mid-buffer); held bytes go first.
+func TestRawConnWritev(t *testing.T) {
+	rc, peer := tcpPair(t)
+	a, b := pattern(3000), bytes.Repeat([]byte("0123456789"), 600<<10)
+	got := make(chan []byte, 1)
+	go func() {
+		d, _ := io.ReadAll(peer)
+		got <- d
+	}()
+	rc.HoldNextWrite()
+	if _, err := rc.Write([]byte("held:")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rc.Writev(a, b); err != nil || n != int64(len(a)+len(b)) {
+		t.Fatalf("Writev: %d, %v", n, err)
+	}
+	if n, err := rc.Writev(nil, []byte("end")); err != nil || n != 3 {
+		t.Fatalf("Writev of one buffer: %d, %v", n, err)
+	}
+	rc.CloseWrite()
+	want := append(append(append([]byte("held:"), a...), b...), "end"...)
+	if d := <-got; !bytes.Equal(d, want) {
+		t.Fatalf("peer read %d bytes, want %d, intact %v", len(d), len(want), bytes.Equal(d, want))
+	}
+}
