@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
@@ -85,11 +87,19 @@ func down(lab string, log *slog.Logger) error {
 		matches, _ := filepath.Glob(filepath.Join(rundir.EtcNetns, plan.NetnsName(lab, "")+"*"))
 		etcDone <- forEach(len(matches), func(i int) error { return os.RemoveAll(matches[i]) })
 	}()
-	restarters, agents := agentsOf(lab)
+	// The agents their pid files name are signalled at once, and end while /proc is
+	// searched for the others (a few hundred reads of other processes' command lines at
+	// 300 pods); then one round of signals and waiting for all. The supervisor and the
+	// controller, which restart agents, are signalled first, and the lock we hold keeps
+	// them from restarting any.
+	found := agentFinder{lab: lab, seen: map[int]bool{}}
+	found.fromPIDFiles()
+	for _, pid := range append(slices.Clone(found.restarters), found.others...) {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	found.fromProc()
 	phase("find agents")
-	// One round of signals and waiting: the supervisor and the controller, which restart
-	// agents, are signalled first, and the lock we hold keeps them from restarting any.
-	kernel.Terminate(append(restarters, agents...), 2*time.Second)
+	kernel.Terminate(append(found.restarters, found.others...), 2*time.Second)
 	phase("end agents")
 	errs = append(errs, removeNamespaces(nss, false, log))
 	phase("remove namespaces")
@@ -142,48 +152,58 @@ func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// agentsOf finds every agent process of the lab, wherever it lives: by the pid files
+// agentFinder finds every agent process of a lab, wherever it lives: by the pid files
 // their starters wrote, each checked against the process's start time and argv; and by
 // their argv (`<netlab> agent <role> ... --lab <lab>`) for an up killed between starting
 // one and recording it, or a pod whose namespace was deleted by hand (its process then
 // lives on in a namespace no name leads to). The supervisor and the controller, which
-// restart agents, come first.
-func agentsOf(lab string) (restarters, others []int) {
-	seen := map[int]bool{}
-	add := func(pid int, argv []string) {
-		if seen[pid] {
-			return
-		}
-		seen[pid] = true
-		if argv[2] == "supervisor" || argv[2] == "controller" {
-			restarters = append(restarters, pid)
-		} else {
-			others = append(others, pid)
-		}
+// restart agents, are kept apart, to be signalled first.
+type agentFinder struct {
+	lab                string
+	seen               map[int]bool
+	restarters, others []int
+}
+
+func (f *agentFinder) add(pid int, argv []string) {
+	if f.seen[pid] {
+		return
 	}
-	files := rundir.ForLab(lab).PIDFiles()
-	for _, f := range files {
-		role, name, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".json"), "-")
-		rec, err := supervise.ReadRecord(rundir.ForLab(lab), role, name)
+	f.seen[pid] = true
+	if argv[2] == "supervisor" || argv[2] == "controller" {
+		f.restarters = append(f.restarters, pid)
+	} else {
+		f.others = append(f.others, pid)
+	}
+}
+
+// fromPIDFiles adds the live agents the lab's pid files name.
+func (f *agentFinder) fromPIDFiles() {
+	d := rundir.ForLab(f.lab)
+	for _, file := range d.PIDFiles() {
+		role, name, _ := strings.Cut(strings.TrimSuffix(filepath.Base(file), ".json"), "-")
+		rec, err := supervise.ReadRecord(d, role, name)
 		if err != nil || !rec.Alive() {
 			continue
 		}
-		if argv := kernel.Cmdline(rec.PID); IsAgentOf(argv, lab) {
-			add(rec.PID, argv)
+		if argv := kernel.Cmdline(rec.PID); IsAgentOf(argv, f.lab) {
+			f.add(rec.PID, argv)
 		}
 	}
+}
+
+// fromProc adds every process whose argv says it is an agent of the lab.
+func (f *agentFinder) fromProc() {
 	ents, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || f.seen[pid] {
 			continue
 		}
-		if argv := kernel.Cmdline(pid); IsAgentOf(argv, lab) {
-			add(pid, argv)
+		if argv := kernel.Cmdline(pid); IsAgentOf(argv, f.lab) {
+			f.add(pid, argv)
 		}
 	}
-	return restarters, others
 }
 
 // IsAgentOf says whether argv is a netlab agent of lab.
