@@ -189,11 +189,14 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 
 	srvCfg := cfg.Server
 	srvCfg.Logger = log
+	type server interface {
+		Shutdown(context.Context) error
+	}
 	type listener struct {
 		name  string
 		ln    net.Listener
-		srv   *http.Server
-		serve func(*http.Server, net.Listener) error
+		srv   server
+		serve func(net.Listener) error
 	}
 	var ls []listener
 	closeAll := func() {
@@ -201,7 +204,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 			l.ln.Close()
 		}
 	}
-	add := func(name string, port int, srv *http.Server, serve func(*http.Server, net.Listener) error) error {
+	add := func(name string, port int, srv server, serve func(net.Listener) error) error {
 		if port < 0 {
 			return nil
 		}
@@ -216,7 +219,6 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		ls = append(ls, listener{name, ln, srv, serve})
 		return nil
 	}
-	plain := func(s *http.Server, ln net.Listener) error { return s.Serve(ln) }
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h.MetricsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
@@ -226,16 +228,18 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	// Plain-HTTP client connections use raw socket calls (netlab/rawio).
-	rawPlain := func(s *http.Server, ln net.Listener) error { return s.Serve(rawio.Listener(ln)) }
-	if err := add("http", cfg.HTTPPort, srvCfg.HTTP("", h), rawPlain); err != nil {
+	// Plain-HTTP clients get the ingress's own HTTP/1 connection loop (PlainServer) on
+	// raw socket calls (netlab/rawio); TLS (and h2) clients net/http's server.
+	plainSrv := srvCfg.Plain(h)
+	if err := add("http", cfg.HTTPPort, plainSrv, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) }); err != nil {
 		return err
 	}
-	if err := add("https", cfg.HTTPSPort, srvCfg.HTTPS("", h, certs.TLSConfig()),
-		func(s *http.Server, ln net.Listener) error { return s.ServeTLS(ln, "", "") }); err != nil {
+	tlsSrv := srvCfg.HTTPS("", h, certs.TLSConfig())
+	if err := add("https", cfg.HTTPSPort, tlsSrv, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") }); err != nil {
 		return err
 	}
-	if err := add("metrics", cfg.MetricsPort, srvCfg.HTTP("", mux), plain); err != nil {
+	metricsSrv := srvCfg.HTTP("", mux)
+	if err := add("metrics", cfg.MetricsPort, metricsSrv, metricsSrv.Serve); err != nil {
 		return err
 	}
 
@@ -251,7 +255,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 			addrs.Metrics = l.ln.Addr().String()
 		}
 		go func() {
-			if err := l.serve(l.srv, l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := l.serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("ingress agent: serve %s: %w", l.name, err)
 			}
 		}()

@@ -13,7 +13,9 @@
 //     reload of the routing table;
 //   - TLS (tls.go): the lab CA (ECDSA P-256), certificate issuance, kubernetes.io/tls
 //     Secrets, SNI selection;
-//   - server hardening (server.go), JSON access log (accesslog.go) and Prometheus metrics
+//   - server hardening (server.go), the plain-HTTP/1 connection loop (plain.go: the
+//     client side of port 80 without net/http's server), JSON access log (accesslog.go)
+//     and Prometheus metrics
 //     (metrics.go).
 //
 // It is PURE: it never imports netlink, netns or go-iptables, never execs a process and

@@ -54,18 +54,51 @@ func staticResolver(m map[string]string) Resolver {
 	}
 }
 
-func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+// hostOf is the host:port of a test server (an httptest one or the proxy).
+func hostOf(s any) string {
+	switch v := s.(type) {
+	case *httptest.Server:
+		return strings.TrimPrefix(v.URL, "http://")
+	case *proxyServer:
+		return strings.TrimPrefix(v.URL, "http://")
+	}
+	panic(fmt.Sprintf("hostOf(%T)", s))
+}
 
-// startProxy serves h on a 127.0.0.1 httptest server configured and wrapped as the
-// agent's plain-HTTP one (rawio.Listener: raw socket calls, splice).
-func startProxy(t *testing.T, h http.Handler) *httptest.Server {
+// proxyServer is the proxy served as the agent serves it on its plain-HTTP port: the
+// agent's server settings, PlainServer's connection loop, rawio.Listener (raw socket
+// calls, splice).
+type proxyServer struct {
+	URL      string
+	Listener net.Listener
+	srv      *PlainServer
+	client   *http.Client
+}
+
+func (p *proxyServer) Client() *http.Client { return p.client }
+
+func (p *proxyServer) Close() {
+	p.srv.Close()
+	p.client.CloseIdleConnections()
+}
+
+// startProxy serves h on 127.0.0.1 as the agent's plain-HTTP listener does.
+func startProxy(t *testing.T, h http.Handler) *proxyServer {
 	t.Helper()
-	s := httptest.NewUnstartedServer(h)
-	s.Config = DefaultServer.HTTP("", h) // the agent's server settings, its ConnContext
-	s.Listener = rawio.Listener(s.Listener)
-	s.Start()
-	t.Cleanup(s.Close)
-	return s
+	return startProxyWith(t, DefaultServer, h)
+}
+
+func startProxyWith(t *testing.T, cfg Server, h http.Handler) *proxyServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxyServer{URL: "http://" + ln.Addr().String(), Listener: ln, srv: cfg.Plain(h),
+		client: &http.Client{Transport: &http.Transport{}}}
+	go func() { _ = p.srv.Serve(rawio.Listener(ln)) }()
+	t.Cleanup(p.Close)
+	return p
 }
 
 func doReq(t *testing.T, c *http.Client, method, url, host string, hdr map[string]string, body io.Reader) (*http.Response, []byte) {

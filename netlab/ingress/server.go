@@ -16,7 +16,8 @@ import (
 // is cut there) and ReadTimeout for the whole request; an idle keep-alive connection is
 // closed after IdleTimeout. Each slow connection costs one goroutine and its buffers,
 // not a worker, so slow clients cannot starve others. Headers are capped at
-// MaxHeaderBytes (431 beyond). Malformed requests get 400 from net/http.
+// MaxHeaderBytes (431 beyond). Malformed requests get 400 (from net/http's server for
+// HTTP and HTTPS, from PlainServer's loop for Plain).
 type Server struct {
 	ReadHeaderTimeout time.Duration // default 5s
 	ReadTimeout       time.Duration // default 60s (whole request, body included)

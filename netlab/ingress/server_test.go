@@ -6,7 +6,6 @@ package ingress
 import (
 	"bufio"
 	"errors"
-	"github.com/netlabdev/netlab/netlab/rawio"
 	"io"
 	"net"
 	"net/http"
@@ -19,14 +18,7 @@ import (
 
 func startServer(t *testing.T, cfg Server, h http.Handler) string {
 	t.Helper()
-	srv := cfg.HTTP("", h)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(rawio.Listener(ln)) }()
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return hostOf(startProxyWith(t, cfg, h))
 }
 
 func proxyForServerTests(t *testing.T) http.Handler {
