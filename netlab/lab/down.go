@@ -97,8 +97,9 @@ func down(lab string, log *slog.Logger) error {
 	for _, pid := range append(slices.Clone(found.restarters), found.others...) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
+	phase("signal recorded agents")
 	found.fromProc()
-	phase("find agents")
+	phase("find other agents")
 	kernel.Terminate(append(found.restarters, found.others...), 2*time.Second)
 	phase("end agents")
 	errs = append(errs, removeNamespaces(nss, false, log))
@@ -135,15 +136,18 @@ func removeNamespaces(nss []string, cutLinks bool, log *slog.Logger) error {
 		log.Debug("ending processes", "count", len(pids))
 	}
 	kernel.Terminate(pids, 2*time.Second)
+	if !cutLinks {
+		// A few at a time: the unmounts take a global lock, the mount point files' unlinks
+		// and the rest do not.
+		return forEach(len(nss), func(i int) error { return kernel.DeleteNetns(nss[i]) })
+	}
 	var errs []error
 	h := kernel.NewHandles()
 	defer h.Close()
 	for _, ns := range nss {
-		if cutLinks {
-			// A namespace file an interrupted up or apply left unmounted has no links.
-			if err := h.DelVeths(ns); err != nil {
-				log.Debug("veths not deleted before their namespace", "netns", ns, "err", err)
-			}
+		// A namespace file an interrupted up or apply left unmounted has no links.
+		if err := h.DelVeths(ns); err != nil {
+			log.Debug("veths not deleted before their namespace", "netns", ns, "err", err)
 		}
 		if err := kernel.DeleteNetns(ns); err != nil {
 			errs = append(errs, err)

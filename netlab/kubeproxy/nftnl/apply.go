@@ -20,8 +20,9 @@ import (
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 )
 
-// batch is one transaction being built from nft command text. google/nftables marshals
-// the messages; they are captured (through its test dialer) rather than sent by it, and
+// batch is one transaction being built from nft command text. Rules and their anonymous
+// verdict maps are marshalled here (encode.go); google/nftables marshals the other
+// messages, which are captured (through its test dialer) rather than sent by it, and
 // sent by send, for three reasons: the table and the chain with a comment need
 // userdata the library cannot write, and go in the same transaction in their place;
 // the anonymous verdict maps keyed by numgen need nft's host byte order mark, which the
@@ -156,6 +157,15 @@ func (b *batch) command(s string) error {
 		exprs, anon, udata, err := compileRule(b.table, spec)
 		if err != nil {
 			return err
+		}
+		if msgs, ok, err := rawRule(name, exprs, anon, udata); err != nil {
+			return err
+		} else if ok {
+			if err := b.capture(); err != nil {
+				return err
+			}
+			b.out = append(b.out, msgs...)
+			return nil
 		}
 		for _, a := range anon {
 			if err := b.conn.AddSet(a.set, a.elems); err != nil {

@@ -38,28 +38,28 @@ func concatReg(idx uint32) uint32 {
 // tokens splits one nft statement into words; a quoted string ("a b") is one word, its
 // quotes kept.
 func tokens(s string) ([]string, error) {
-	var out []string
-	for {
-		s = strings.TrimLeft(s, " \t")
-		if s == "" {
-			return out, nil
-		}
-		if s[0] == '"' {
-			end := strings.IndexByte(s[1:], '"')
+	out := make([]string, 0, 16)
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case ' ', '\t':
+			i++
+		case '"':
+			end := strings.IndexByte(s[i+1:], '"')
 			if end < 0 {
-				return nil, fmt.Errorf("unterminated string in %q", s)
+				return nil, fmt.Errorf("unterminated string in %q", s[i:])
 			}
-			out = append(out, s[:end+2])
-			s = s[end+2:]
-			continue
+			out = append(out, s[i:i+end+2])
+			i += end + 2
+		default:
+			j := i + 1
+			for j < len(s) && s[j] != ' ' && s[j] != '\t' {
+				j++
+			}
+			out = append(out, s[i:j])
+			i = j
 		}
-		end := strings.IndexAny(s, " \t")
-		if end < 0 {
-			end = len(s)
-		}
-		out = append(out, s[:end])
-		s = s[end:]
 	}
+	return out, nil
 }
 
 func unquote(s string) (string, error) {

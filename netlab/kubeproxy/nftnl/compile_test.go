@@ -1,10 +1,15 @@
 package nftnl
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+
+	gnft "github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
@@ -51,6 +56,80 @@ func TestBuildRenderedTransactions(t *testing.T) {
 	next := nftables.Render(testNode, ports[:3])
 	if _, err := build(nftables.Diff(rs, next)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The messages netlab marshals itself for a rule and its anonymous verdict maps are the
+// ones google/nftables makes, after capture's changes, byte for byte, for every rule the
+// renderer writes (those with other anonymous sets still go through the library).
+func TestRawRuleIsTheLibrarys(t *testing.T) {
+	var captured []netlink.Message
+	conn, err := gnft.New(gnft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		if req == nil {
+			return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
+		}
+		captured = append(captured, req[1:len(req)-1]...)
+		return nil, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := kindsOfPorts()
+	for i := range 3 { // more endpoints: longer verdict maps
+		sp := ports[0]
+		sp.Name = fmt.Sprintf("many%d", i)
+		sp.ClusterIP = fmt.Sprintf("10.96.1.%d", i+1)
+		sp.Endpoints = nil
+		for j := range 3 + 4*i {
+			sp.Endpoints = append(sp.Endpoints, kubeproxy.Endpoint{Pod: fmt.Sprint(j), IP: fmt.Sprintf("10.244.3.%d", j+2), Port: 8080, Ready: true})
+		}
+		ports = append(ports, sp)
+	}
+	rs := nftables.Render(testNode, ports)
+	raw, lib := 0, 0
+	for _, name := range rs.SortedChains() {
+		for _, text := range rs.Chains[name].Rules {
+			exprs, anon, udata, err := compileRule(table, text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := rawRule(name, exprs, anon, udata)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				lib++
+				continue
+			}
+			raw++
+			captured = nil
+			for _, a := range anon {
+				if err := conn.AddSet(a.set, a.elems); err != nil {
+					t.Fatal(err)
+				}
+			}
+			conn.AddRule(&gnft.Rule{Table: table, Chain: &gnft.Chain{Table: table, Name: name}, Exprs: exprs, UserData: udata})
+			if err := conn.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if len(captured) != len(got) {
+				t.Fatalf("chain %s, rule %q: %d messages, the library %d", name, text, len(got), len(captured))
+			}
+			for i, m := range captured {
+				switch m.Header.Type {
+				case netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSET):
+					markHostOrderKeys(m.Data)
+				case netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM):
+					m.Data = anonymousByID(m.Data)
+				}
+				if m.Header.Type != got[i].Header.Type || m.Header.Flags != got[i].Header.Flags || !bytes.Equal(m.Data, got[i].Data) {
+					t.Fatalf("chain %s, rule %q, message %d:\nlibrary %+v\n% x\nnetlab  %+v\n% x", name, text, i, m.Header, m.Data, got[i].Header, got[i].Data)
+				}
+			}
+		}
+	}
+	if raw < 50 || lib > raw/10 {
+		t.Fatalf("%d rules marshalled here, %d by the library", raw, lib)
 	}
 }
 
