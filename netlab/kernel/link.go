@@ -48,7 +48,12 @@ func (h *Handles) socket(name string) (*nl.SocketHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := nl.GetNetlinkSocketAt(n, netns.None(), unix.NETLINK_ROUTE)
+	// Made on a thread moved into the namespace by doIn, never the main one (see goLocked).
+	var s *nl.NetlinkSocket
+	err = doIn(n, func() (err error) {
+		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket in %s: %w", name, err)
 	}
@@ -116,7 +121,11 @@ func (h *Handles) get(name string, family int) (*netlink.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	nh, err := netlink.NewHandleAt(n, family)
+	var nh *netlink.Handle
+	err = doIn(n, func() (err error) { // (see socket)
+		nh, err = netlink.NewHandle(family)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in %s: %w", name, err)
 	}

@@ -48,6 +48,25 @@ func TestIntegrationMainThreadStaysHome(t *testing.T) {
 		defer mu.Unlock()
 		problems = append(problems, fmt.Sprintf(format, args...))
 	}
+	// A watcher looks at the main thread's namespace all along: a move for a moment (a
+	// netlink socket opened in a namespace by switching the calling thread) shows too.
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(main, &st) == nil && st.Ino == pod {
+				fail("the main thread was seen in %s", ns)
+				return
+			}
+		}
+	}()
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
@@ -59,6 +78,11 @@ func TestIntegrationMainThreadStaysHome(t *testing.T) {
 					return
 				}
 				_ = cmd.Wait()
+				hs := kernel.NewHandles()
+				if _, err := hs.Get(ns); err != nil {
+					fail("netlink handle %d/%d: %v", g, i, err)
+				}
+				hs.Close()
 				if err := kernel.Do(ns, func() error {
 					var st syscall.Stat_t
 					if err := syscall.Stat(main, &st); err != nil {
@@ -75,6 +99,8 @@ func TestIntegrationMainThreadStaysHome(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	<-watched
 	if got := nsIno(t, main); got != home {
 		problems = append(problems, fmt.Sprintf("this process's main thread was left in namespace %d (the pod's is %d), not %d", got, pod, home))
 	}
