@@ -38,7 +38,7 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 		}
 		ports = append(ports, sp)
 	}
-	ns, ref := scratchNetns(t, "keep"), scratchNetns(t, "ref")
+	ns, ref := labtest.Netns(t, "agnft", "keep"), labtest.Netns(t, "agnft", "ref")
 	record := filepath.Join(t.TempDir(), "node-1.nftables")
 
 	// want is the table a new node gets for ports (synced in ref).
@@ -126,20 +126,6 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 	}
 	restart()
 	step("restarted agent, a record of nothing", false, true)
-}
-
-func scratchNetns(t *testing.T, suffix string) string {
-	t.Helper()
-	ns := fmt.Sprintf("nlt-agnft%d-%s", os.Getpid(), suffix)
-	if err := kernel.CreateNetns(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := kernel.DeleteNetns(ns); err != nil {
-			t.Error(err)
-		}
-	})
-	return ns
 }
 
 // tableLines is `nft list table ip kube-proxy` in ns, its lines sorted (nft lists

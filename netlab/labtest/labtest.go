@@ -359,3 +359,19 @@ func Check(t testing.TB, args ...string) (string, int) {
 	t.Fatalf("netlab check: %v", err)
 	return "", 0
 }
+
+// Netns makes a network namespace named nlt-<prefix><pid>-<suffix> for the test (a bare
+// one, outside any lab) and removes it when the test ends.
+func Netns(t testing.TB, prefix, suffix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("nlt-%s%d-%s", prefix, os.Getpid(), suffix)
+	if err := kernel.CreateNetns(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := kernel.DeleteNetns(ns); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns
+}

@@ -2,7 +2,6 @@ package nftnl_test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -51,21 +50,6 @@ func ports() []kubeproxy.ServicePort {
 	svc8 := sp("ns8", "fw1", "172.30.0.48", ep("10.180.0.8", 8080, ""))
 	svc8.LoadBalancerIPs, svc8.LoadBalancerSourceRanges = []string{"5.6.7.9"}, []string{"198.51.100.0/24"}
 	return []kubeproxy.ServicePort{svc1, svc2, svc3, svc4, svc5, svc6, svc7, svc8}
-}
-
-// scratch makes a network namespace for the test and removes it at the end.
-func scratch(t *testing.T, suffix string) string {
-	t.Helper()
-	ns := fmt.Sprintf("nlt-nftnl%d-%s", os.Getpid(), suffix)
-	if err := kernel.CreateNetns(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := kernel.DeleteNetns(ns); err != nil {
-			t.Error(err)
-		}
-	})
-	return ns
 }
 
 // listTable is `nft list table ip kube-proxy` in ns with its sets, maps and chains in name
@@ -123,7 +107,7 @@ func requireNft(t *testing.T) {
 // same, rule for rule and element for element.
 func TestApplyReadsLikeNftF(t *testing.T) {
 	requireNft(t)
-	viaNetlink, viaNft := scratch(t, "nl"), scratch(t, "nft")
+	viaNetlink, viaNft := labtest.Netns(t, "nftnl", "nl"), labtest.Netns(t, "nftnl", "nft")
 	rs := nftables.Render(node, ports())
 	if ex := existing(t, viaNetlink); len(ex.Chains)+len(ex.Sets) != 0 {
 		t.Fatalf("a fresh namespace holds %v", ex)
@@ -155,7 +139,7 @@ func TestApplyReadsLikeNftF(t *testing.T) {
 // the final Services writes.
 func TestIncrementalEqualsFull(t *testing.T) {
 	requireNft(t)
-	inc, full := scratch(t, "inc"), scratch(t, "full")
+	inc, full := labtest.Netns(t, "nftnl", "inc"), labtest.Netns(t, "nftnl", "full")
 	ps := ports()
 	prev := nftables.Render(node, ps)
 	apply(t, inc, nftables.Full(prev, existing(t, inc), true))
@@ -222,7 +206,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 // A transaction with an error changes nothing.
 func TestApplyIsAtomic(t *testing.T) {
 	requireNft(t)
-	ns := scratch(t, "atom")
+	ns := labtest.Netns(t, "nftnl", "atom")
 	rs := nftables.Render(node, ports())
 	apply(t, ns, nftables.Full(rs, nftables.Existing{}, true))
 	before := listTable(t, ns)
@@ -241,7 +225,7 @@ func TestApplyIsAtomic(t *testing.T) {
 // stage: until then the base chains hold no rule.
 func TestStagedEqualsFull(t *testing.T) {
 	requireNft(t)
-	staged, full := scratch(t, "stg"), scratch(t, "one")
+	staged, full := labtest.Netns(t, "nftnl", "stg"), labtest.Netns(t, "nftnl", "one")
 	rs := nftables.Render(node, ports())
 	if ex := existing(t, staged); ex.Table {
 		t.Fatalf("a new namespace has table %s: %+v", nftables.Table, ex)
@@ -290,7 +274,7 @@ func TestStagedEqualsFull(t *testing.T) {
 // ApplyAll applies its transactions in order and stops at the first that fails, naming it.
 func TestApplyAllStopsAtTheFirstError(t *testing.T) {
 	requireNft(t)
-	ns := scratch(t, "all")
+	ns := labtest.Netns(t, "nftnl", "all")
 	rs := nftables.Render(node, ports())
 	stages := nftables.Staged(rs, 2)
 	bad := []byte("add rule ip kube-proxy no-such-chain drop\n")
@@ -311,7 +295,7 @@ func TestApplyAllStopsAtTheFirstError(t *testing.T) {
 // A Conn stays usable across transactions, also after one failed.
 func TestConnAcrossTransactions(t *testing.T) {
 	requireNft(t)
-	ns := scratch(t, "conn")
+	ns := labtest.Netns(t, "nftnl", "conn")
 	rs := nftables.Render(node, ports())
 	err := kernel.Do(ns, func() error {
 		c, err := nftnl.Dial()
@@ -348,7 +332,7 @@ func TestConnAcrossTransactions(t *testing.T) {
 // Over a table that already holds the rules it changes nothing, listing order included.
 func TestRestagedEqualsFull(t *testing.T) {
 	requireNft(t)
-	rst, one, fresh := scratch(t, "rst"), scratch(t, "one"), scratch(t, "new")
+	rst, one, fresh := labtest.Netns(t, "nftnl", "rst"), labtest.Netns(t, "nftnl", "one"), labtest.Netns(t, "nftnl", "new")
 	old := ports()
 	gone := old[0]
 	gone.Name, gone.ClusterIP = "gone", "172.30.0.98"
@@ -469,7 +453,7 @@ func served(t *testing.T, ns, when string, prev, next *nftables.Ruleset) {
 // moves the generation, and a table made again has another handle.
 func TestGenerationAndTableHandle(t *testing.T) {
 	requireNft(t)
-	ns := scratch(t, "gen")
+	ns := labtest.Netns(t, "nftnl", "gen")
 	rs := nftables.Render(node, ports())
 	err := kernel.Do(ns, func() error {
 		c, err := nftnl.Dial()
