@@ -5,7 +5,6 @@ package ingress
 // (httptest servers standing in for Service ClusterIP:port). No root, no namespaces.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -327,38 +326,18 @@ func TestProxyHangingUpstreamIs504(t *testing.T) {
 // keep-alive connection — the case where an HTTP client may retry — and must reach the
 // upstream exactly once and come back 502.
 func TestProxyNeverRetriesPOST(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var posts, gets atomic.Int32
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
+	up := rawUpstream(t, func() func(*http.Request) bool {
+		return func(req *http.Request) bool {
+			if req.Method == "POST" {
+				posts.Add(1)
+				return false // close without an answer
 			}
-			go func(conn net.Conn) {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if req.Method == "POST" {
-						posts.Add(1)
-						return // close without an answer
-					}
-					gets.Add(1)
-					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}(conn)
+			gets.Add(1)
+			return true
 		}
-	}()
-	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": ln.Addr().String()})}, webAPITable(t))
+	})
+	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": up})}, webAPITable(t))
 	px := startProxy(t, h)
 	c := px.Client()
 	if resp, _ := doReq(t, c, "GET", px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {

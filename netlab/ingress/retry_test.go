@@ -16,11 +16,6 @@ import (
 // belong to the same stopping pod. Here every connection the ingress pooled drops its next
 // request; a GET still gets its 200, answered once.
 func TestProxyRetriesOnANewConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	const warm = 3
 	var (
 		stopping atomic.Bool    // from now on, connections made before drop their next request
@@ -28,37 +23,22 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 		gets     atomic.Int32
 	)
 	arrived.Add(warm)
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
+	up := rawUpstream(t, func() func(*http.Request) bool {
+		old := !stopping.Load()
+		return func(req *http.Request) bool {
+			if old && stopping.Load() {
+				return false // closing: the request gets no answer
 			}
-			old := !stopping.Load()
-			go func(conn net.Conn) {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if old && stopping.Load() {
-						return // closing: the request gets no answer
-					}
-					if req.URL.Path == "/warm" {
-						arrived.Done()
-						arrived.Wait()
-					} else {
-						gets.Add(1)
-					}
-					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}(conn)
+			if req.URL.Path == "/warm" {
+				arrived.Done()
+				arrived.Wait()
+			} else {
+				gets.Add(1)
+			}
+			return true
 		}
-	}()
-	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": ln.Addr().String()})}, webAPITable(t))
+	})
+	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": up})}, webAPITable(t))
 	px := startProxy(t, h)
 	// Three requests at once leave three connections in the ingress's pool.
 	var wg sync.WaitGroup
@@ -80,4 +60,41 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 	if n := gets.Load(); n != 1 {
 		t.Errorf("the upstream answered the GET %d times, want 1", n)
 	}
+}
+
+// rawUpstream serves HTTP/1.1 keep-alive on 127.0.0.1 and returns its address. For each
+// connection it calls conn once, at accept; the function it returns is asked about every
+// request (its body read): true answers 200 "ok", false closes the connection unanswered.
+func rawUpstream(t *testing.T, conn func() func(*http.Request) bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			answer := conn()
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if !answer(req) {
+						return
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
