@@ -28,6 +28,18 @@ const (
 	HeaderNode      = "X-Netlab-Ingress-Node"
 )
 
+// ServerName is the Server header of answers whose upstream sent none, and of the
+// proxy's own answers (ingress-nginx sends "Server: nginx"; clients and the Ingress
+// conformance suite expect one on every response).
+const ServerName = "netlab-ingress"
+
+// The Server header, made once: a header-map value shared by every response (never
+// appended to in place: its capacity is its length) and the plain server's head line.
+var (
+	serverHdr  = []string{ServerName}
+	serverLine = "Server: " + ServerName + "\r\n"
+)
+
 // StatusClientClosed is logged (never sent) when the client went away before the
 // response; nginx's convention.
 const StatusClientClosed = 499
@@ -315,10 +327,19 @@ func (s *scratch) release() {
 var errNoEndpoints = errors.New("no ready endpoints")
 
 // upstream is where a routed request goes: the Service's ClusterIP:port, or in the
-// endpoints mode the next ready endpoint.
+// endpoints mode the next ready endpoint. A Service port the endpoints say has no ready
+// endpoint is errNoEndpoints (503) in both modes: in the service mode kube-proxy would
+// refuse the connection (a 502), where ingress-nginx answers 503. Without a record of
+// the Service in the endpoints (no file yet), the service mode dials the ClusterIP.
 func (rt *routing) upstream(route Route) (string, error) {
 	if route.Upstream != UpstreamEndpoints {
-		return rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+		up, err := rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+		if err == nil && rt.endpoints != nil {
+			if b, eerr := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort); eerr == nil && (b == nil || len(b.Addrs) == 0) {
+				return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
+			}
+		}
+		return up, err
 	}
 	if rt.endpoints == nil {
 		return "", errNoEndpoints
@@ -620,6 +641,12 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 		h.switchProtocols(w, r, st, uc, upgrade)
 		return
 	}
+	if _, plain := w.ResponseWriter.(*response); !plain {
+		// net/http (TLS, h2) adds no Server header; PlainServer writes one when missing.
+		if _, ok := hdr["Server"]; !ok {
+			hdr["Server"] = serverHdr
+		}
+	}
 	w.WriteHeader(x.status)
 	noBody := r.Method == http.MethodHead || x.status == http.StatusNoContent || x.status == http.StatusNotModified
 	reuse := !x.close
@@ -859,6 +886,9 @@ func classify(ctx context.Context, err error) int {
 // writeShort writes a short plain-text answer.
 func writeShort(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
+	if _, ok := h["Server"]; !ok {
+		h["Server"] = serverHdr
+	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(msg)+1+len(strconv.Itoa(status))+1))
