@@ -142,7 +142,8 @@ func (p *Plan) RemovePod(name string) (Pod, bool) {
 }
 
 // RecomputeEndpoints lists every Service's endpoints again from the plan's pods, as Build
-// does: every selected pod (terminating ones too), every port whose targetPort it has.
+// does: every selected pod (terminating ones too), every port whose targetPort it has (a
+// headless Service without ports: one port-less endpoint per pod).
 func (p *Plan) RecomputeEndpoints() {
 	for i := range p.Services {
 		s := &p.Services[i]
@@ -154,6 +155,9 @@ func (p *Plan) RecomputeEndpoints() {
 		for _, pod := range p.Pods {
 			if pod.Namespace != s.Namespace || !sel.Matches(labels.Set(pod.Labels)) {
 				continue
+			}
+			if len(s.Ports) == 0 && s.Headless() {
+				s.Endpoints = append(s.Endpoints, Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
 			}
 			for _, sp := range s.Ports {
 				tp, ok := resolvePort(pod.Ports, intstr.Parse(sp.TargetPort), sp.Protocol)
