@@ -572,7 +572,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 				continue
 			}
 			if len(s.Spec.Ports) == 0 && ps.Headless() {
-				ps.Endpoints = append(ps.Endpoints, Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
+				ps.Endpoints = append(ps.Endpoints, plan.Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
 			}
 			for _, sp := range s.Spec.Ports {
 				tp, ok := resolvePort(pod.Ports, sp.TargetPort, string(sp.Protocol))

@@ -1,4 +1,4 @@
-package plan
+package planbuild
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netlabdev/netlab/netlab/plan"
 )
 
 // Two db pods behind a headless Service without ports, a headless Service with a port and
@@ -42,7 +43,7 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432, targetPort: pg}]}
 `
 
 // endpointList renders a Service's endpoints as "pod ip:port name protocol".
-func endpointList(p *Plan, name string) []string {
+func endpointList(p *plan.Plan, name string) []string {
 	var out []string
 	for _, s := range p.Services {
 		if s.Name != name {
@@ -62,14 +63,14 @@ func TestEndpointsOfHeadlessWithoutPorts(t *testing.T) {
 	p := mustPlan(t, endpointsLab, "")
 	ip := map[string]string{}
 	for _, pod := range p.Pods {
-		ip[pod.Name] = Addr(pod.IP)
+		ip[pod.Name] = plan.Addr(pod.IP)
 	}
 	want := map[string][]string{
 		"db-hl": {"db-1 " + ip["db-1"] + ":0  ", "db-2 " + ip["db-2"] + ":0  "},
 		"db-pg": {"db-1 " + ip["db-1"] + ":5432 pg TCP", "db-2 " + ip["db-2"] + ":5432 pg TCP"},
 		"db":    {"db-1 " + ip["db-1"] + ":5432 pg TCP", "db-2 " + ip["db-2"] + ":5432 pg TCP"},
 	}
-	check := func(what string, p *Plan) {
+	check := func(what string, p *plan.Plan) {
 		t.Helper()
 		for svc, w := range want {
 			if d := cmp.Diff(w, endpointList(p, svc)); d != "" {
