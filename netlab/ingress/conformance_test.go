@@ -136,13 +136,16 @@ func tlsClientProto(addr string, h2 bool) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// TestServiceModeNoEndpointsIs503: a Service whose endpoints list no ready pod answers
-// 503 in the service mode too (kube-proxy would refuse the connection: a 502), as in the
-// endpoints mode and as ingress-nginx does; with a ready endpoint, or with no record of
-// the Service in the endpoints, the ClusterIP is dialled.
+// TestServiceModeNoEndpointsIs503: in the service mode a ClusterIP that refuses the
+// connection (kube-proxy REJECTs when a Service has no endpoint) answers 503 when the
+// endpoints list no ready pod for the Service, as in the endpoints mode and as
+// ingress-nginx does; 502 when they list some (a pod gone before the controller noticed)
+// or have no record of it. A ClusterIP that accepts is used whatever the endpoints say (a
+// view a moment old never turns a request away).
 func TestServiceModeNoEndpointsIs503(t *testing.T) {
 	web := echoUpstream(t, "web")
-	ready := map[string][]string{"default/web": {hostOf(web)}, "default/api": {}}
+	refused := closedAddr(t)
+	ready := map[string][]string{"default/web": {}, "default/api": {}, "default/closed": {"10.0.0.1:80"}}
 	eps := func(ns, name string, _ networkingv1.ServiceBackendPort) (*Backends, error) {
 		a, ok := ready[ns+"/"+name]
 		if !ok {
@@ -152,7 +155,7 @@ func TestServiceModeNoEndpointsIs503(t *testing.T) {
 	}
 	h, err := NewHandler(Options{
 		Resolve: staticResolver(map[string]string{
-			"default/web": hostOf(web), "default/api": hostOf(web), "default/closed": hostOf(web),
+			"default/web": hostOf(web), "default/api": refused, "default/closed": refused, "default/hang": refused,
 		}),
 		Endpoints: eps,
 	}, webAPITable(t))
@@ -166,9 +169,10 @@ func TestServiceModeNoEndpointsIs503(t *testing.T) {
 		status     int
 		body       string
 	}{
-		{"app.example", "/", 200, `"name":"web"`},
-		{"app.example", "/api", 503, "no upstream for service default/api:80"},
-		{"closed.example", "/", 200, `"name":"web"`}, // no record: the ClusterIP decides
+		{"app.example", "/", 200, `"name":"web"`},                              // accepted: served
+		{"app.example", "/api", 503, "no upstream for service default/api:80"}, // refused, no endpoint
+		{"closed.example", "/", 502, "upstream unreachable"},                   // refused, endpoints listed
+		{"hang.example", "/", 502, "upstream unreachable"},                     // refused, no record
 	} {
 		resp, body := doReq(t, px.Client(), "GET", px.URL+c.path, c.host, nil, nil)
 		if resp.StatusCode != c.status || !strings.Contains(string(body), c.body) {

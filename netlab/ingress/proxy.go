@@ -327,19 +327,10 @@ func (s *scratch) release() {
 var errNoEndpoints = errors.New("no ready endpoints")
 
 // upstream is where a routed request goes: the Service's ClusterIP:port, or in the
-// endpoints mode the next ready endpoint. A Service port the endpoints say has no ready
-// endpoint is errNoEndpoints (503) in both modes: in the service mode kube-proxy would
-// refuse the connection (a 502), where ingress-nginx answers 503. Without a record of
-// the Service in the endpoints (no file yet), the service mode dials the ClusterIP.
+// endpoints mode the next ready endpoint.
 func (rt *routing) upstream(route Route) (string, error) {
 	if route.Upstream != UpstreamEndpoints {
-		up, err := rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
-		if err == nil && rt.endpoints != nil {
-			if b, eerr := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort); eerr == nil && (b == nil || len(b.Addrs) == 0) {
-				return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
-			}
-		}
-		return up, err
+		return rt.resolve(route.ServiceNamespace, route.ServiceName, route.ServicePort)
 	}
 	if rt.endpoints == nil {
 		return "", errNoEndpoints
@@ -352,6 +343,19 @@ func (rt *routing) upstream(route Route) (string, error) {
 		return up, nil
 	}
 	return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
+}
+
+// noReadyEndpoints says whether the endpoints list the route's Service port with no ready
+// (or serving) endpoint. A ClusterIP refusing the connection (kube-proxy's REJECT) is then
+// 503, as in the endpoints mode and as ingress-nginx answers; asked only after a refused
+// dial, so a view of the endpoints a moment old never turns away a request kube-proxy
+// would carry.
+func (rt *routing) noReadyEndpoints(route Route) bool {
+	if rt.endpoints == nil {
+		return false
+	}
+	b, err := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	return err == nil && (b == nil || len(b.Addrs) == 0)
 }
 
 // finish records a request in the metrics and the access log.
@@ -839,6 +843,11 @@ func (h *Handler) fail(w *recorder, r *http.Request, st *reqState, err error) {
 	if r.Context().Err() != nil {
 		status = StatusClientClosed
 	}
+	if status == http.StatusBadGateway && st.mode == UpstreamService && errors.Is(err, syscall.ECONNREFUSED) &&
+		h.routing.Load().noReadyEndpoints(st.route) {
+		status = http.StatusServiceUnavailable
+		err = fmt.Errorf("service %s: %w (%v)", st.route.Service(), errNoEndpoints, err)
+	}
 	st.err = err
 	st.status = status
 	if !st.upstreamStart.IsZero() {
@@ -859,6 +868,8 @@ func (h *Handler) fail(w *recorder, r *http.Request, st *reqState, err error) {
 		return
 	case http.StatusGatewayTimeout:
 		writeShort(w, status, "upstream timed out")
+	case http.StatusServiceUnavailable:
+		writeShort(w, status, "no upstream for service "+st.route.Service())
 	default:
 		writeShort(w, status, "upstream unreachable")
 	}
