@@ -8,6 +8,7 @@ package ingress
 // kernel-chosen ports. No root, no namespaces.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
@@ -178,5 +180,40 @@ func TestServiceModeNoEndpointsIs503(t *testing.T) {
 		if resp.StatusCode != c.status || !strings.Contains(string(body), c.body) {
 			t.Errorf("%s%s: %d %q, want %d with %q", c.host, c.path, resp.StatusCode, body, c.status, c.body)
 		}
+	}
+}
+
+// TestTLSEntryWithoutHostsIsDefault: a spec.tls entry without hosts "defaults to the
+// wildcard host": its Secret's certificate answers clients without SNI and names no entry
+// covers, besides its Ingress's own hosts; an entry with hosts leaves the default alone.
+func TestTLSEntryWithoutHostsIsDefault(t *testing.T) {
+	ca, err := NewCA("lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, cert := secretFor(t, "default", "wild-tls", "foo.bar.com")
+	other, otherCert := secretFor(t, "default", "other-tls", "other.example")
+	ing := mkIngress("default", "foo", mkRule("foo.bar.com", mkPath("/", prefix, "web")))
+	ing.Spec.TLS = []networkingv1.IngressTLS{{SecretName: "wild-tls"}}
+	ing2 := mkIngress("default", "other", mkRule("other.example", mkPath("/", prefix, "web")))
+	ing2.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"other.example"}, SecretName: "other-tls"}}
+	table, warns := Build([]networkingv1.Ingress{ing, ing2}, "")
+	if len(warns) != 0 {
+		t.Fatal(warns)
+	}
+	store, warns, err := BuildCertStore(ca, table, []corev1.Secret{sec, other}, nil, "node-1")
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("%v %q", err, warns)
+	}
+	for name, want := range map[string]*tls.Certificate{"": cert, "nobody.example": cert, "foo.bar.com": cert, "other.example": otherCert} {
+		if got := store.Get(name); !bytes.Equal(got.Certificate[0], want.Certificate[0]) {
+			t.Errorf("SNI %q: not the expected certificate", name)
+		}
+	}
+	// Only entries with hosts: the default stays the lab CA's.
+	table, _ = Build([]networkingv1.Ingress{ing2}, "")
+	store, _, _ = BuildCertStore(ca, table, []corev1.Secret{sec, other}, nil, "node-1")
+	if d := store.Get(""); bytes.Equal(d.Certificate[0], otherCert.Certificate[0]) || bytes.Equal(d.Certificate[0], cert.Certificate[0]) {
+		t.Error("an entry with hosts became the default certificate")
 	}
 }

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -40,7 +41,8 @@ type Route struct {
 	// Both are empty for a default backend.
 	Path     string
 	PathType networkingv1.PathType
-	// Default is true when the route is an Ingress spec.defaultBackend.
+	// Default is true when the route is an Ingress spec.defaultBackend; Host is then the
+	// host it serves unmatched paths of ("" for the catch-all).
 	Default bool
 	// ServiceNamespace/ServiceName/ServicePort name the backend Service; the port is a
 	// number or a name, as the Ingress gave it.
@@ -84,6 +86,9 @@ func (r Route) Service() string {
 // "default/web host=app.example path=/api (Prefix)" or "default/web defaultBackend".
 func (r Route) Rule() string {
 	if r.Default {
+		if r.Host != "" {
+			return r.Ingress + " defaultBackend host=" + r.Host
+		}
 		return r.Ingress + " defaultBackend"
 	}
 	host := r.Host
@@ -115,7 +120,7 @@ type Table struct {
 	exact    map[string]*hostRoutes // precise hosts
 	wildcard map[string]*hostRoutes // "*.foo.com" stored under "foo.com"
 	anyHost  *hostRoutes            // rules without host
-	def      *Route                 // the default backend, if any Ingress has one
+	def      *Route                 // the catch-all default backend, if any
 	routes   []Route                // every accepted route, in table order
 	tls      []TLSEntry
 }
@@ -125,6 +130,10 @@ type Table struct {
 // then the Ingress order (see Build).
 type hostRoutes struct {
 	paths []pathRoute
+	// def answers the host's requests no path matches: the defaultBackend of the Ingress
+	// that defined the host first (nil: the catch-all answers). Never set for the rules
+	// without host, which belong to the catch-all.
+	def *Route
 }
 
 type pathRoute struct {
@@ -151,7 +160,9 @@ func (h *hostRoutes) match(p string) (Route, bool) {
 // dot are ignored, case does not matter); p is the URL path. The host is chosen first:
 // a precise host, else a wildcard host covering it, else the rules without host. Then
 // the longest matching path of that host wins (Exact before Prefix at equal length). When
-// no path of the chosen host matches, the default backend answers, else there is no route.
+// no path of the chosen host matches, the host's default backend answers (the
+// defaultBackend of the Ingress that defined the host first), else the catch-all (see
+// BuildWith), else there is no route.
 func (t *Table) Match(host, p string) (Route, bool) {
 	h, _ := NormalizeHost(host)
 	return t.match(h, cleanRequestPath(p))
@@ -166,6 +177,9 @@ func (t *Table) match(host, p string) (Route, bool) {
 	if hr != nil {
 		if r, ok := hr.match(p); ok {
 			return r, true
+		}
+		if hr.def != nil {
+			return *hr.def, true
 		}
 	}
 	if t.def != nil {
@@ -188,8 +202,8 @@ func (t *Table) hostRoutes(host string) *hostRoutes {
 	return t.anyHost
 }
 
-// Routes returns every accepted route (rules first, in match order per host, then the
-// default backend). The slice is a copy.
+// Routes returns every accepted route (per host its rules in match order, then the
+// host's default backend; the catch-all last). The slice is a copy.
 func (t *Table) Routes() []Route {
 	if t == nil {
 		return nil
@@ -236,13 +250,23 @@ func (t *Table) Hosts() []string {
 //
 // Class: an Ingress whose spec.ingressClassName (or, when unset, the legacy
 // kubernetes.io/ingress.class annotation) names another class is ignored with a warning;
-// an Ingress naming no class is served (the lab's class is the cluster default).
+// an Ingress naming no class is served (the lab's class is the cluster default) unless
+// BuildOptions.IgnoreWithoutClass.
 //
 // Merging: rules of all Ingresses are merged per host. Ingresses are taken oldest first
-// (metadata.creationTimestamp), then by namespace/name, as ingress-nginx does; when two
-// rules of one host have the same path and match type (Prefix "/foo" and "/foo/" and
-// ImplementationSpecific "/foo" are the same), the first one wins and the other is
-// reported as shadowed. Of several spec.defaultBackend, the first one wins likewise.
+// (BuildOptions.Order, then metadata.creationTimestamp), then by namespace/name, as
+// ingress-nginx does; when two rules of one host have the same path and match type
+// (Prefix "/foo" and "/foo/" and ImplementationSpecific "/foo" are the same), the first
+// one wins and the other is reported as shadowed.
+//
+// Default backends, as ingress-nginx: the catch-all (requests for a host no rule names,
+// and requests the rules without host do not match) is the defaultBackend of the first
+// Ingress without rules; later ones are reported as shadowed. The defaultBackend of an
+// Ingress with rules answers the requests for the hosts it defined first that match none
+// of their paths; a host defined first by an Ingress without defaultBackend falls to the
+// catch-all. When no Ingress without rules has a defaultBackend, the first Ingress with
+// one is the catch-all too (a single Ingress with rules and a defaultBackend catches
+// every request no rule matches, as the Kubernetes documentation's examples have it).
 //
 // Path types: ImplementationSpecific (and a missing pathType) is matched as Prefix; its
 // empty path means "/". Exact and Prefix paths must start with "/".
@@ -257,6 +281,15 @@ type BuildOptions struct {
 	// Upstream is the upstream mode of Ingresses without the AnnotationUpstream
 	// annotation ("" means UpstreamService).
 	Upstream string
+	// Classes are more classes served besides ClassName (IngressClasses of the lab's
+	// controller).
+	Classes []string
+	// IgnoreWithoutClass leaves Ingresses naming no class to another controller (the
+	// cluster's default IngressClass is not the lab's).
+	IgnoreWithoutClass bool
+	// Order ranks Ingresses by creation, "namespace/name" → rank (lower is older; absent
+	// is 0), before metadata.creationTimestamp: the lab's own creation order.
+	Order map[string]int
 }
 
 // BuildWith is Build with options: the class served and the default upstream mode. An
@@ -280,6 +313,9 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 	}
 	sort.SliceStable(ordered, func(i, j int) bool {
 		a, b := ordered[i], ordered[j]
+		if oa, ob := opts.Order[ingName(a)], opts.Order[ingName(b)]; oa != ob {
+			return oa < ob
+		}
 		ta, tb := a.CreationTimestamp.Time, b.CreationTimestamp.Time
 		if !ta.Equal(tb) {
 			return ta.Before(tb)
@@ -303,11 +339,16 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 	}
 	perHost := map[*hostRoutes][]sortable{}
 	var hostOrder []*hostRoutes
+	hostOwner := map[*hostRoutes]string{} // the Ingress that defined a host first
+	var firstDef *Route                   // the first defaultBackend of an Ingress with rules
 
 	for _, ing := range ordered {
 		name := ingName(ing)
-		if cls, ok := ingressClass(ing); ok && cls != className {
+		if cls, ok := ingressClass(ing); ok && cls != className && !slices.Contains(opts.Classes, cls) {
 			warns = append(warns, fmt.Sprintf("ingress %s: class %q is not this lab's class %q; ignored", name, cls, className))
+			continue
+		} else if !ok && opts.IgnoreWithoutClass {
+			warns = append(warns, fmt.Sprintf("ingress %s: names no class, and the default IngressClass is another controller's; ignored", name))
 			continue
 		}
 		mode := defMode
@@ -319,16 +360,24 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 					name, AnnotationUpstream, v, UpstreamService, UpstreamEndpoints, mode))
 			}
 		}
+		var ingDef *Route // this Ingress's defaultBackend, for the hosts it defines first
 		if db := ing.Spec.DefaultBackend; db != nil {
 			r, msg := backendRoute(ing, db)
 			switch {
 			case msg != "":
 				warns = append(warns, fmt.Sprintf("ingress %s: defaultBackend: %s; skipped", name, msg))
+			case len(ing.Spec.Rules) > 0:
+				r.Default, r.Upstream = true, mode
+				ingDef = &r
+				if firstDef == nil {
+					c := r
+					c.cache()
+					firstDef = &c
+				}
 			case t.def != nil:
 				warns = append(warns, fmt.Sprintf("ingress %s: defaultBackend shadowed by the one of ingress %s", name, t.def.Ingress))
 			default:
-				r.Default = true
-				r.Upstream = mode
+				r.Default, r.Upstream = true, mode
 				r.cache()
 				t.def = &r
 			}
@@ -345,6 +394,20 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 			if _, seen := perHost[hr]; !seen {
 				perHost[hr] = nil
 				hostOrder = append(hostOrder, hr)
+			}
+			if host != "" {
+				switch owner, owned := hostOwner[hr]; {
+				case !owned:
+					hostOwner[hr] = name
+					if ingDef != nil {
+						d := *ingDef
+						d.Host = rule.Host
+						d.cache()
+						hr.def = &d
+					}
+				case owner != name && ingDef != nil:
+					warns = append(warns, fmt.Sprintf("ingress %s: defaultBackend does not serve host %q: ingress %s defined it first", name, rule.Host, owner))
+				}
 			}
 			if rule.HTTP == nil {
 				continue
@@ -424,6 +487,12 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 			hr.paths[i] = s.pr
 			t.routes = append(t.routes, s.pr.route)
 		}
+		if hr.def != nil {
+			t.routes = append(t.routes, *hr.def)
+		}
+	}
+	if t.def == nil {
+		t.def = firstDef
 	}
 	return t, warns
 }

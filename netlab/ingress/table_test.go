@@ -279,13 +279,13 @@ func TestDefaultBackend(t *testing.T) {
 	second.Spec.DefaultBackend = &db2
 
 	table, warns := Build([]networkingv1.Ingress{second, only}, "")
-	if len(warns) != 1 || !strings.Contains(warns[0], "defaultBackend shadowed by the one of ingress default/only-default") {
+	if len(warns) != 0 {
 		t.Errorf("warnings = %q", warns)
 	}
 	for _, c := range []struct{ host, path, svc string }{
 		{"app.example", "/app/x", "app"},
-		{"app.example", "/nope", "fallback"}, // host matched, no path: default backend
-		{"other.example", "/app", "fallback"},
+		{"app.example", "/nope", "fallback2"}, // host matched, no path: its Ingress's defaultBackend
+		{"other.example", "/app", "fallback"}, // no rule for the host: the catch-all
 		{"", "/", "fallback"},
 	} {
 		got, ok := table.Match(c.host, c.path)
@@ -296,6 +296,10 @@ func TestDefaultBackend(t *testing.T) {
 	got, _ := table.Match("x", "/")
 	if !got.Default || got.ServiceNamespace != "default" || got.ServicePort.Number != 8080 || got.Rule() != "default/only-default defaultBackend" {
 		t.Errorf("default route = %+v (%s)", got, got.Rule())
+	}
+	got, _ = table.Match("app.example", "/nope")
+	if !got.Default || got.ServiceNamespace != "other" || got.Rule() != "other/second-default defaultBackend host=app.example" {
+		t.Errorf("host default route = %+v (%s)", got, got.Rule())
 	}
 }
 

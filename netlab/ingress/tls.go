@@ -255,8 +255,10 @@ func (cs *CertSelector) TLSConfig() *tls.Config {
 // tls.crt/tls.key, and win over issued certificates for the same host; the other entries
 // (and those whose Secret is missing or unusable, with a warning) get a certificate
 // issued by ca for their hosts. An entry without hosts covers the hosts of its Ingress's
-// rules. def is the default certificate (for names no entry covers); nil issues one
-// from ca for defaultHosts.
+// rules; its Secret's certificate is also the default one (for names no entry covers and
+// clients sending no SNI: the API's "defaults to the wildcard host"), the first such entry
+// in Ingress order winning. def is the default certificate otherwise; nil issues one from
+// ca for defaultHosts.
 func BuildCertStore(ca *CA, t *Table, secrets []corev1.Secret, def *tls.Certificate, defaultHosts ...string) (*CertStore, []string, error) {
 	var warns []string
 	if def == nil {
@@ -314,6 +316,9 @@ func BuildCertStore(ca *CA, t *Table, secrets []corev1.Secret, def *tls.Certific
 		}
 		store.Add(cert, hostsOf(e)...)
 		issued[i] = true
+		if len(e.Hosts) == 0 && store.def == def {
+			store.def = cert
+		}
 	}
 	// Pass 2: certificates from the CA for what no Secret covered.
 	for i, e := range entries {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
@@ -18,7 +19,9 @@ import (
 // keep-alive client connection: in endpoints mode 100 requests reach all 10 pods (the
 // ingress balances per request); in service mode they stay on the few pods kube-proxy
 // picked for the ingress's pooled connections. The Ingress of another class has no route,
-// no hosts entry in the client, and status marks it ignored.
+// no hosts entry in the client, and status marks it ignored; the one of an IngressClass
+// of the lab's controller is served. A Service without pods answers 503 in the service
+// mode, and every answer names a Server.
 func TestIntegrationUpstreamModes(t *testing.T) {
 	labtest.RequireRoot(t)
 	p := labtest.Up(t, "ups", labtest.Fixture(t, "upstream-modes.yaml"))
@@ -59,6 +62,20 @@ func TestIntegrationUpstreamModes(t *testing.T) {
 		t.Errorf("service mode: 100 requests over one client connection reached %d pods, want the few behind the ingress's pooled connections: %v", len(seen), seen)
 	}
 
+	// Every answer names a server: the echo pods send no Server header.
+	if resp, _ := get("svc.example"); resp.Header.Get("Server") != ingress.ServerName {
+		t.Errorf("svc.example: Server %q, want %q", resp.Header.Get("Server"), ingress.ServerName)
+	}
+	// Class public is the lab's controller's (an IngressClass object): served.
+	if resp, body := get("pub.example"); resp.StatusCode != http.StatusOK {
+		t.Errorf("Host pub.example (class public): %s %q, want 200", resp.Status, body)
+	}
+	// No pod behind the Service: 503 from the ingress, not kube-proxy's refused connect.
+	if resp, body := get("empty.example"); resp.StatusCode != http.StatusServiceUnavailable ||
+		!strings.Contains(string(body), "no upstream for service default/idle:80") || resp.Header.Get("Server") != ingress.ServerName {
+		t.Errorf("Host empty.example (no endpoints, service mode): %s %q %v, want 503 from the ingress", resp.Status, body, resp.Header)
+	}
+
 	// Another controller's Ingress: not served, not resolvable, marked ignored.
 	if resp, body := get("other.example"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("Host other.example (class nginx): %s %q, want 404", resp.Status, body)
@@ -79,13 +96,19 @@ func TestIntegrationUpstreamModes(t *testing.T) {
 		t.Fatalf("status json: %v\n%s", err, out)
 	}
 	got := map[string]string{}
+	vip := plan.Addr(p.LB.VIP)
 	for _, in := range st.Ingresses {
 		got[in.Name] = in.Upstream
 		if in.Ignored {
 			got[in.Name] = "ignored " + in.Class
 		}
+		// Served Ingresses are exposed at the VIP (the suite's "Ingress status shows the
+		// IP address"); an ignored one shows none.
+		if want := map[bool]string{true: "", false: vip}[in.Ignored]; in.Address != want {
+			t.Errorf("status: ingress %s address %q, want %q", in.Name, in.Address, want)
+		}
 	}
-	want := map[string]string{"ep": "endpoints", "svc": "service", "other": "ignored nginx"}
+	want := map[string]string{"ep": "endpoints", "svc": "service", "other": "ignored nginx", "pub": "service"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("status: ingress %s is %q, want %q (all: %v)", k, got[k], v, got)

@@ -356,7 +356,11 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 		return nil, err
 	}
 	var ings []networkingv1.Ingress
+	order := map[string]int{}
 	for _, in := range p.Ingresses {
+		if in.Created != 0 {
+			order[in.Namespace+"/"+in.Name] = in.Created
+		}
 		var obj networkingv1.Ingress
 		if err := json.Unmarshal(in.Object, &obj); err != nil {
 			return nil, fmt.Errorf("ingress %s/%s in %s: %w", in.Namespace, in.Name, cfg.Config, err)
@@ -366,7 +370,8 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 		}
 		ings = append(ings, obj)
 	}
-	table, warns := ingress.BuildWith(ings, ingress.BuildOptions{ClassName: cfg.ClassName, Upstream: p.Ingress.Upstream})
+	table, warns := ingress.BuildWith(ings, ingress.BuildOptions{ClassName: cfg.ClassName, Upstream: p.Ingress.Upstream,
+		Classes: p.Ingress.Classes, IgnoreWithoutClass: p.Ingress.IgnoreWithoutClass, Order: order})
 	for _, w := range warns {
 		log.Warn(w)
 	}

@@ -695,7 +695,8 @@ func ingressInputsChanged(a, b *plan.Plan) bool {
 		}
 		return out
 	}
-	return !equalJSON(a.Ingresses, b.Ingresses) || !equalJSON(a.TLS, b.TLS) || !equalJSON(strip(a), strip(b))
+	return !equalJSON(a.Ingresses, b.Ingresses) || !equalJSON(a.TLS, b.TLS) || !equalJSON(strip(a), strip(b)) ||
+		!equalJSON(a.Ingress, b.Ingress)
 }
 
 func equalJSON(a, b any) bool {

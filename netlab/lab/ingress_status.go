@@ -18,8 +18,9 @@ func ingressStatus(p *plan.Plan) []IngressStatus {
 		}
 		is := IngressStatus{Name: in.Name, Namespace: in.Namespace, Rules: []IngressRuleState{}}
 		is.Class, _ = scenario.IngressClassOf(&obj)
-		if scenario.ServedBy(&obj, p.Ingress.ClassName) {
+		if scenario.Serves(&obj, p.Ingress.ClassName, p.Ingress.Classes, p.Ingress.IgnoreWithoutClass) {
 			is.Upstream = p.UpstreamOf(obj.Annotations)
+			is.Address = plan.Addr(p.LB.VIP)
 		} else {
 			is.Ignored = true
 		}

@@ -218,6 +218,9 @@ type IngressStatus struct {
 	// kube-proxy picks a pod per connection) or "endpoints" (the ingress picks a ready
 	// endpoint per request). Empty when Ignored.
 	Upstream string `json:"upstream,omitempty"`
+	// Address is where the Ingress is exposed: the ingress VIP (a cluster's
+	// status.loadBalancer.ingress[0].ip). Empty when Ignored.
+	Address string `json:"address,omitempty"`
 }
 
 // IngressRuleState is one host/path rule.

@@ -115,6 +115,9 @@ func Compare(old, cur *Plan) (Changes, error) {
 	if !equalJSON(old.Checks, cur.Checks) {
 		what = append(what, "spec.checks")
 	}
+	if !equalJSON(old.Ingress.Classes, cur.Ingress.Classes) || old.Ingress.IgnoreWithoutClass != cur.Ingress.IgnoreWithoutClass {
+		what = append(what, "ingress classes served (IngressClass objects)")
+	}
 	labAction := Unchanged
 	if len(what) > 0 {
 		labAction = Configured
@@ -270,7 +273,10 @@ func refusals(old, cur *Plan) []Refusal {
 		}
 	}
 	add("spec.loadBalancer.vip", old.LB.VIP, cur.LB.VIP)
-	add("spec.ingress", old.Ingress, cur.Ingress)
+	// The classes served follow the IngressClass objects, which may change live.
+	oi, ci := old.Ingress, cur.Ingress
+	oi.Classes, oi.IgnoreWithoutClass, ci.Classes, ci.IgnoreWithoutClass = nil, false, nil, false
+	add("spec.ingress", oi, ci)
 	return out
 }
 

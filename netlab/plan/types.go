@@ -77,6 +77,12 @@ type IngressConfig struct {
 	MetricsPort int    `json:"metricsPort"`
 	// UseForwardedHeaders: the ingress keeps clients' X-Forwarded-For and X-Request-ID.
 	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
+	// Classes are more class names served besides ClassName: the scenario's
+	// IngressClasses whose spec.controller is the lab's (netlab.dev/ingress-controller).
+	Classes []string `json:"classes,omitempty"`
+	// IgnoreWithoutClass: the default IngressClass is another controller's, so Ingresses
+	// naming no class are not served.
+	IgnoreWithoutClass bool `json:"ignoreWithoutClass,omitempty"`
 }
 
 // UpstreamOf is the upstream mode of an Ingress with these annotations: its
@@ -299,6 +305,11 @@ type Ingress struct {
 	Name      string `json:"name"`
 	// Object is the networking.k8s.io/v1 Ingress as JSON.
 	Object []byte `json:"object"`
+	// Created orders Ingresses by creation, as creationTimestamp does on a cluster: 0 for
+	// the Ingresses the lab came up with; an apply gives the Ingresses it creates one more
+	// than the newest of the running lab, and an Ingress keeps its number while it exists.
+	// Conflicting rules and default backends go to the oldest (ingress-nginx's order).
+	Created int `json:"created,omitempty"`
 }
 
 // TLSEntry is certificate material the ingress serves.

@@ -70,8 +70,9 @@ func (b *builder) build(name string) (*plan.Plan, error) {
 		p.Checks = append(p.Checks, j)
 	}
 	in := lab.Spec.Ingress
+	cp := s.ClassPolicy()
 	p.Ingress = plan.IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
-		UseForwardedHeaders: in.UseForwardedHeaders}
+		UseForwardedHeaders: in.UseForwardedHeaders, Classes: cp.Classes, IgnoreWithoutClass: cp.IgnoreWithoutClass}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}
@@ -635,14 +636,27 @@ func (b *builder) ingresses() {
 	for _, s := range b.s.Secrets {
 		secrets[s.Namespace+"/"+s.Name] = s
 	}
+	// Creation order: an Ingress of the running lab keeps its number, a new one gets one
+	// more than the newest.
+	created, next := map[string]int{}, 0
+	if b.prev != nil {
+		for _, pi := range b.prev.Ingresses {
+			created[pi.Namespace+"/"+pi.Name] = pi.Created
+			next = max(next, pi.Created+1)
+		}
+	}
 	for _, in := range b.s.Ingresses {
 		obj, err := json.Marshal(in.Ingress)
 		if err != nil {
 			b.problem(in.Source, "Ingress "+in.Namespace+"/"+in.Name, "", err.Error())
 			continue
 		}
-		p.Ingresses = append(p.Ingresses, plan.Ingress{Namespace: in.Namespace, Name: in.Name, Object: obj})
-		if !scenario.ServedBy(&in.Ingress, p.Ingress.ClassName) {
+		c, ok := created[in.Namespace+"/"+in.Name]
+		if !ok {
+			c = next
+		}
+		p.Ingresses = append(p.Ingresses, plan.Ingress{Namespace: in.Namespace, Name: in.Name, Object: obj, Created: c})
+		if !scenario.Serves(&in.Ingress, p.Ingress.ClassName, p.Ingress.Classes, p.Ingress.IgnoreWithoutClass) {
 			continue // another controller's: the lab's ingress does not serve it, no host resolves for it
 		}
 		for _, r := range in.Spec.Rules {

@@ -173,14 +173,14 @@ func (s *Scenario) parseDoc(src Source, raw []byte) Problems {
 	}
 	want := map[string]string{
 		"Lab": APIVersion, "Deployment": "apps/v1", "Service": "v1", "Secret": "v1",
-		"Ingress": "networking.k8s.io/v1",
+		"Ingress": "networking.k8s.io/v1", "IngressClass": "networking.k8s.io/v1",
 	}
 	av, known := want[tm.Kind]
 	switch {
 	case tm.Kind == "":
 		return Problems{{File: src.File, Doc: src.Doc, Object: docObj, Msg: "missing kind"}}
 	case !known:
-		return bad(fmt.Sprintf("unknown kind %q (the lab reads Lab, Deployment, Service, Ingress, Secret)", tm.Kind))
+		return bad(fmt.Sprintf("unknown kind %q (the lab reads Lab, Deployment, Service, Ingress, IngressClass, Secret)", tm.Kind))
 	case tm.APIVersion != av:
 		return bad(fmt.Sprintf("apiVersion %q is not supported for kind %s (want %s)", tm.APIVersion, tm.Kind, av))
 	}
@@ -221,6 +221,8 @@ func (s *Scenario) parseDoc(src Source, raw []byte) Problems {
 		target = &corev1.Service{}
 	case "Ingress":
 		target = &netv1.Ingress{}
+	case "IngressClass":
+		target = &netv1.IngressClass{}
 	default:
 		target = &corev1.Secret{}
 	}
@@ -241,14 +243,16 @@ func (s *Scenario) parseDoc(src Source, raw []byte) Problems {
 		s.Ingresses = append(s.Ingresses, Ingress{Ingress: *o, Source: src})
 	case *corev1.Secret:
 		s.Secrets = append(s.Secrets, Secret{Secret: *o, Source: src})
+	case *netv1.IngressClass:
+		s.IngressClasses = append(s.IngressClasses, IngressClass{IngressClass: *o, Source: src})
 	}
 	return nil
 }
 
 // objectName names an object in Problems: "Lab demo", "Service default/web".
 func objectName(tm typeMeta) string {
-	if tm.Kind == KindLab {
-		return "Lab " + tm.Metadata.Name
+	if tm.Kind == KindLab || tm.Kind == "IngressClass" { // not namespaced
+		return tm.Kind + " " + tm.Metadata.Name
 	}
 	ns := tm.Metadata.Namespace
 	if ns == "" {

@@ -69,7 +69,7 @@ func TestParseProblems(t *testing.T) {
 			"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: many}\n",
 		},
 			probs: []string{
-				`bad.yaml: ConfigMap default/x: unknown kind "ConfigMap" (the lab reads Lab, Deployment, Service, Ingress, Secret)`,
+				`bad.yaml: ConfigMap default/x: unknown kind "ConfigMap" (the lab reads Lab, Deployment, Service, Ingress, IngressClass, Secret)`,
 				`bad.yaml: document 2: missing kind`,
 				`bad.yaml: Deployment default/web: apiVersion "apps/v1beta1" is not supported for kind Deployment (want apps/v1)`,
 				`bad.yaml: Lab t: not valid YAML (document 4): yaml: unmarshal errors: line 7: key "nodes" already set in map`,
@@ -179,7 +179,7 @@ func TestLoadProblemsOfEveryFile(t *testing.T) {
 	}
 	_, err := Load([]string{a, b})
 	want := []string{
-		a + `: Pod default/p: unknown kind "Pod" (the lab reads Lab, Deployment, Service, Ingress, Secret)`,
+		a + `: Pod default/p: unknown kind "Pod" (the lab reads Lab, Deployment, Service, Ingress, IngressClass, Secret)`,
 		b + `: Lab t: spec.nodez: unknown field`,
 	}
 	if d := cmp.Diff(want, lines(err)); d != "" {

@@ -3,6 +3,7 @@ package scenario
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -233,6 +234,11 @@ type (
 		corev1.Secret
 		Source Source
 	}
+	// IngressClass is cluster-scoped: its namespace is ignored.
+	IngressClass struct {
+		netv1.IngressClass
+		Source Source
+	}
 )
 
 // Scenario is everything a lab is built from.
@@ -243,6 +249,9 @@ type Scenario struct {
 	Services    []Service
 	Ingresses   []Ingress
 	Secrets     []Secret
+	// IngressClasses say which classes the lab's ingress serves (their spec.controller)
+	// and which class is the default (ingressclass.kubernetes.io/is-default-class).
+	IngressClasses []IngressClass
 	// Warnings lists what the lab reads but does not model (never dropped silently).
 	// Parse adds decoding warnings (unknown fields); Validate adds the rest. Both keep
 	// it free of duplicates and sorted like Problems.
@@ -321,8 +330,62 @@ func IngressClassOf(in *netv1.Ingress) (string, bool) {
 // ServedBy reports whether the lab's ingress of class className serves in: it names
 // that class, or no class at all (the lab's class is the cluster default).
 func ServedBy(in *netv1.Ingress, className string) bool {
+	return Serves(in, className, nil, false)
+}
+
+// Serves reports whether the lab's ingress serves in: it names className or one of
+// classes (IngressClasses of the lab's controller), or names no class while
+// ignoreWithoutClass is false (no default IngressClass of another controller).
+func Serves(in *netv1.Ingress, className string, classes []string, ignoreWithoutClass bool) bool {
 	c, ok := IngressClassOf(in)
-	return !ok || c == className
+	if !ok {
+		return !ignoreWithoutClass
+	}
+	return c == className || slices.Contains(classes, c)
+}
+
+// IngressController is the spec.controller of an IngressClass the lab's ingress serves
+// (ingress-nginx's is k8s.io/ingress-nginx).
+const IngressController = "netlab.dev/ingress-controller"
+
+// AnnotationDefaultIngressClass marks the cluster's default IngressClass: Ingresses
+// naming no class belong to its controller.
+const AnnotationDefaultIngressClass = "ingressclass.kubernetes.io/is-default-class"
+
+// IngressClassPolicy is which Ingresses the lab's ingress serves, from the Lab's
+// className and the scenario's IngressClasses.
+type IngressClassPolicy struct {
+	// Classes are the names of the IngressClasses whose controller is IngressController,
+	// other than the Lab's spec.ingress.className (always served), sorted.
+	Classes []string
+	// IgnoreWithoutClass is true when the default IngressClass belongs to another
+	// controller: Ingresses naming no class are then not the lab's.
+	IgnoreWithoutClass bool
+	// Default names the default IngressClass ("" when none is marked, or several are).
+	Default string
+}
+
+// ClassPolicy computes which classes the lab's ingress serves. Without IngressClass
+// objects (or without a default among them) Ingresses naming no class are served: the
+// lab's class stands for the cluster default, as before IngressClasses were read.
+func (s *Scenario) ClassPolicy() IngressClassPolicy {
+	var p IngressClassPolicy
+	var defaults []*IngressClass
+	for i := range s.IngressClasses {
+		ic := &s.IngressClasses[i]
+		if ic.Spec.Controller == IngressController && ic.Name != s.Lab.Spec.Ingress.ClassName && !slices.Contains(p.Classes, ic.Name) {
+			p.Classes = append(p.Classes, ic.Name)
+		}
+		if ic.Annotations[AnnotationDefaultIngressClass] == "true" {
+			defaults = append(defaults, ic)
+		}
+	}
+	slices.Sort(p.Classes)
+	if len(defaults) == 1 {
+		p.Default = defaults[0].Name
+		p.IgnoreWithoutClass = defaults[0].Spec.Controller != IngressController
+	}
+	return p
 }
 
 // Problem is one thing wrong with (or one warning about) a scenario.

@@ -61,6 +61,10 @@ func Validate(s *Scenario) error {
 	}
 	v.wanCapacity()
 	v.serviceCapacity()
+	for i := range s.IngressClasses {
+		v.ingressClass(&s.IngressClasses[i])
+	}
+	v.classes = s.ClassPolicy()
 	for i := range s.Ingresses {
 		v.ingress(&s.Ingresses[i])
 	}
@@ -115,6 +119,8 @@ type validator struct {
 	deployments map[string]Source // "ns/name"
 	services    map[string]Source
 	ingresses   map[string]Source
+	ingClasses  map[string]Source
+	classes     IngressClassPolicy
 	secrets     map[string]Source
 	clusterIPs  map[netip.Addr]string
 	totalPods   int
@@ -138,6 +144,7 @@ func newValidator(s *Scenario) *validator {
 		deployments: map[string]Source{},
 		services:    map[string]Source{},
 		ingresses:   map[string]Source{},
+		ingClasses:  map[string]Source{},
 		secrets:     map[string]Source{},
 		clusterIPs:  map[netip.Addr]string{},
 	}

@@ -60,14 +60,7 @@ func (v *validator) ingress(in *Ingress) {
 			v.warnf(w, f, MsgNotModelled)
 		}
 	}
-	if c, ok := IngressClassOf(&in.Ingress); ok && c != v.s.Lab.Spec.Ingress.ClassName {
-		f := "spec.ingressClassName"
-		if sp.IngressClassName == nil {
-			f = "metadata.annotations[" + LegacyIngressClassAnnotation + "]"
-		}
-		v.warnf(w, f, "%q is not the lab's class %q: the lab's ingress ignores this Ingress",
-			c, v.s.Lab.Spec.Ingress.ClassName)
-	}
+	v.ingressClassOf(w, in)
 	if sp.DefaultBackend == nil && len(sp.Rules) == 0 {
 		v.errf(w, "spec", "either defaultBackend or rules must be set")
 	}
@@ -118,9 +111,105 @@ func (v *validator) ingress(in *Ingress) {
 				v.errf(w, pf+".path", "required for pathType %s", *p.PathType)
 			case p.Path != "" && !strings.HasPrefix(p.Path, "/"):
 				v.errf(w, pf+".path", "must start with \"/\", got %q", p.Path)
+			case p.PathType != nil && (*p.PathType == netv1.PathTypeExact || *p.PathType == netv1.PathTypePrefix):
+				// The API server's checks: request paths are cleaned before matching,
+				// so such a rule could never match.
+				for _, seq := range []string{"//", "/./", "/../", "%2f", "%2F"} {
+					if strings.Contains(p.Path, seq) {
+						v.errf(w, pf+".path", "must not contain %q, got %q", seq, p.Path)
+					}
+				}
+				for _, suf := range []string{"/..", "/."} {
+					if strings.HasSuffix(p.Path, suf) {
+						v.errf(w, pf+".path", "must not end with %q, got %q", suf, p.Path)
+					}
+				}
 			}
 			v.backend(w, pf+".backend", ns, &p.Backend)
 		}
+	}
+}
+
+// ingressClassOf says when the lab's ingress does not serve an Ingress because of its
+// class, and refuses an Ingress without class when several IngressClasses are marked
+// default (the API server's admission refuses it then).
+func (v *validator) ingressClassOf(w where, in *Ingress) {
+	labClass := v.s.Lab.Spec.Ingress.ClassName
+	c, ok := IngressClassOf(&in.Ingress)
+	if !ok {
+		var defaults []string
+		for _, ic := range v.s.IngressClasses {
+			if ic.Annotations[AnnotationDefaultIngressClass] == "true" {
+				defaults = append(defaults, ic.Name)
+			}
+		}
+		switch {
+		case len(defaults) > 1:
+			v.errf(w, "spec.ingressClassName", "required: %d IngressClasses are marked default (%s), and the API server refuses an Ingress without class then",
+				len(defaults), strings.Join(defaults, ", "))
+		case v.classes.IgnoreWithoutClass:
+			v.warnf(w, "spec.ingressClassName", "unset, and the default IngressClass %q is not the lab's controller's: the lab's ingress ignores this Ingress",
+				v.classes.Default)
+		}
+		return
+	}
+	if Serves(&in.Ingress, labClass, v.classes.Classes, v.classes.IgnoreWithoutClass) {
+		return
+	}
+	f := "spec.ingressClassName"
+	if in.Spec.IngressClassName == nil {
+		f = "metadata.annotations[" + LegacyIngressClassAnnotation + "]"
+	}
+	for _, ic := range v.s.IngressClasses {
+		if ic.Name == c {
+			v.warnf(w, f, "IngressClass %q belongs to controller %q, not the lab's (%s): the lab's ingress ignores this Ingress",
+				c, ic.Spec.Controller, IngressController)
+			return
+		}
+	}
+	v.warnf(w, f, "%q is not the lab's class %q: the lab's ingress ignores this Ingress", c, labClass)
+}
+
+// ingressClass checks an IngressClass: a name, a controller, and that the Lab's own
+// class, when declared, is the lab's controller's.
+func (v *validator) ingressClass(ic *IngressClass) {
+	w := where{file: ic.Source.File, doc: ic.Source.Doc, obj: "IngressClass " + ic.Name}
+	v.unmodelled(w, "", ic.IngressClass, modelledObject)
+	v.unmodelled(w, "metadata.", ic.ObjectMeta, modelledClassMeta)
+	v.unmodelled(w, "spec.", ic.Spec, modelledIngressClassSpec)
+	switch {
+	case ic.Name == "":
+		v.errf(w, "metadata.name", "required")
+	case !isDNSName(ic.Name):
+		v.errf(w, "metadata.name", msgDNSName, ic.Name)
+	default:
+		if first, ok := v.ingClasses[ic.Name]; ok {
+			v.errf(w, "metadata.name", "IngressClass %s is already defined in %s, document %d", ic.Name, first.File, first.Doc)
+		} else {
+			v.ingClasses[ic.Name] = ic.Source
+		}
+	}
+	if ic.Namespace != "" {
+		v.warnf(w, "metadata.namespace", "an IngressClass is cluster-scoped: namespace %q ignored", ic.Namespace)
+	}
+	for _, k := range sortedKeys(ic.Annotations) {
+		f := "metadata.annotations[" + k + "]"
+		switch val := ic.Annotations[k]; {
+		case k == AnnotationDefaultIngressClass:
+			if val != "true" && val != "false" {
+				v.warnf(w, f, "%q is not \"true\": this class is not the default", val)
+			}
+		default:
+			v.warnf(w, f, MsgNotModelled)
+		}
+	}
+	labClass := v.s.Lab.Spec.Ingress.ClassName
+	switch c := ic.Spec.Controller; {
+	case c == "":
+		v.errf(w, "spec.controller", "required (the lab's ingress serves the classes of controller %s)", IngressController)
+	case ic.Name == labClass && c != IngressController:
+		v.errf(w, "spec.controller", "%q: this is the lab's class (Lab spec.ingress.className %q), whose controller is %s",
+			c, labClass, IngressController)
 	}
 }
 
@@ -153,6 +242,19 @@ func (v *validator) backend(w where, field, ns string, b *netv1.IngressBackend) 
 		}
 	}
 	pf := field + ".service.port"
+	if svc != nil {
+		// Valid on a cluster, but the lab's ingress reaches a Service through its
+		// ClusterIP or the endpoints kube-proxy follows: neither exists for these.
+		switch {
+		case svc.Spec.Type == corev1.ServiceTypeExternalName:
+			v.warnf(w, field+".service.name", "Service %s/%s is of type ExternalName (%s): the lab's ingress cannot resolve names outside the lab and answers 503 (ingress-nginx would proxy to the name)",
+				ns, bs.Name, svc.Spec.ExternalName)
+			return
+		case svc.Spec.ClusterIP == corev1.ClusterIPNone:
+			v.warnf(w, field+".service.name", "Service %s/%s is headless (clusterIP: None): the lab's ingress routes only to a ClusterIP or to the endpoints kube-proxy serves, and answers 503 (ingress-nginx would proxy to its pods)",
+				ns, bs.Name)
+		}
+	}
 	switch {
 	case bs.Port.Number != 0 && bs.Port.Name != "":
 		v.errf(w, pf, "set a number or a name, not both")

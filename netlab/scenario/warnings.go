@@ -38,8 +38,11 @@ var (
 		"publishNotReadyAddresses", "externalIPs", "loadBalancerSourceRanges"}
 	modelledServicePort = []string{"name", "protocol", "port", "targetPort", "nodePort"}
 	modelledIngressSpec = []string{"ingressClassName", "defaultBackend", "tls", "rules"}
-	modelledSecret      = []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}
-	modelledObject      = []string{"apiVersion", "kind", "metadata", "spec"}
+	// An IngressClass is its controller; annotations are checked in ingressClass.
+	modelledIngressClassSpec = []string{"controller"}
+	modelledClassMeta        = []string{"name", "namespace", "annotations", "labels", "creationTimestamp"}
+	modelledSecret           = []string{"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}
+	modelledObject           = []string{"apiVersion", "kind", "metadata", "spec"}
 )
 
 // unmodelled warns about every field of obj (marshalled to JSON) that is set and not in
