@@ -333,6 +333,26 @@ func (rt *routing) upstream(route Route) (string, error) {
 	return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
 }
 
+// nextEndpoint is where a request that failed on endpoint failed goes again in the
+// endpoints mode: the ready endpoint after it in the Service's list (the current one:
+// the endpoints may have changed since), failed itself when it is the only one, the
+// next one round-robin when failed is no longer listed.
+func (rt *routing) nextEndpoint(route Route, failed string) string {
+	if rt.endpoints == nil {
+		return failed
+	}
+	b, err := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	if err != nil || b == nil || len(b.Addrs) == 0 {
+		return failed
+	}
+	for i, a := range b.Addrs {
+		if a == failed {
+			return b.Addrs[(i+1)%len(b.Addrs)]
+		}
+	}
+	return b.Pick()
+}
+
 // finish records a request in the metrics and the access log.
 func (h *Handler) finish(r *http.Request, st *reqState, rec *recorder, ok bool, start time.Time) {
 	status := rec.status
@@ -391,10 +411,14 @@ func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 	defer x.release()
 	for attempt := 0; ; attempt++ {
 		// The second try dials: the pool's other connections to the address may belong to
-		// the same pod, closing them all as it stops.
+		// the same pod, closing them all as it stops. In the endpoints mode it goes to the
+		// next ready endpoint: the one that failed is likely that stopping pod.
 		get := h.pool.get
 		if attempt > 0 {
 			get = h.pool.dial
+			if st.mode == UpstreamEndpoints {
+				st.upstream = h.routing.Load().nextEndpoint(st.route, st.upstream)
+			}
 		}
 		uc, err := get(ctx, st.upstream)
 		if err != nil {
