@@ -25,7 +25,7 @@
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
 # MODES ("ka close"), TARGETS ("N H D"; add V for the VIP), NGINX_PORT (8081),
 # HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
-# HOLD (a file: once every proxy answers, print how to reach them and wait while the file
+# LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
 # exists instead of measuring, for profiling by hand; remove it to end and clean up).
 set -euo pipefail
 
@@ -52,7 +52,7 @@ HAPROXY=$(command -v haproxy)
 
 tmp=$(mktemp -d /tmp/netlab-bench-l7.XXXXXX)
 chmod 0755 "$tmp"
-lab="bl7x$$"
+lab=${LAB:-bl7x$$}
 lab=${lab:0:24}
 lab_up=0
 nginx_pids=() # every nginx master and worker, and the haproxy, we started

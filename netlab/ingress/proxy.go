@@ -700,9 +700,12 @@ type upstreamBodyError struct{ err error }
 func (e *upstreamBodyError) Error() string { return "upstream body: " + e.err.Error() }
 func (e *upstreamBodyError) Unwrap() error { return e.err }
 
-// spliceMin: below this many bytes left after the head's buffer, a body is copied in user
-// space (the splice set-up costs more than it saves).
-const spliceMin = 8 << 10
+// spliceMin: a body with fewer bytes than this left after the head's buffer is copied
+// through one 64 KiB buffer (copyBufs): once it has arrived that is one read, and one
+// writev that sends it with the response head, where the splice costs a read of the
+// head, a write of the head into the pipe and a splice in and out (measured per request
+// in docs/performance.md, "L7 path, fifth pass"). Larger bodies are spliced.
+const spliceMin = 64<<10 + 1
 
 // copyKnownLength copies a body of n bytes. What the head's read already buffered goes
 // first; the rest, when the client side is a plain TCP connection whose writer takes an
