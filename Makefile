@@ -3,6 +3,9 @@ GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin/netlab
 # The pod agent: a small binary (standard library only) that netlab finds beside itself.
 PODBIN  := bin/netlab-pod
+# The node and cluster agents (kube-proxy, controller, LB, cluster DNS, supervisor): no
+# Kubernetes, Prometheus or cobra packages; netlab finds it beside itself too.
+AGENTBIN := bin/netlab-agent
 PREFIX  ?= /usr/local
 export PATH := $(dir $(GO)):$(PATH)
 # go.mod asks for Go 1.26: any Go from 1.21 on fetches it through the module proxy (Debian's
@@ -19,11 +22,11 @@ all: build
 deps:
 	scripts/deps.sh
 
-# netlab-pod is linked statically (no cgo): a big lab starts a thousand of them, and the
-# dynamic loader and C library's start-up cost each about 1 ms of CPU.
+# netlab-pod and netlab-agent are linked statically (no cgo): a big lab starts a thousand
+# pods, and the dynamic loader and C library's start-up cost each about 1 ms of CPU.
 build:
 	$(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab
-	CGO_ENABLED=0 $(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab-pod
+	CGO_ENABLED=0 $(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab-pod ./cmd/netlab-agent
 
 # Rebuilds the committed eBPF object and its Go bindings (netlab/drops) with bpf2go. Needs
 # clang, llvm, bpftool and libbpf-dev (Debian packages); building and testing do not.
@@ -33,6 +36,7 @@ generate:
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/netlab
 	install -m 0755 $(PODBIN) $(PREFIX)/bin/netlab-pod
+	install -m 0755 $(AGENTBIN) $(PREFIX)/bin/netlab-agent
 
 # Brings up the default lab (the embedded scenario); `make up FILE=scenarios/x.yaml` for another.
 up: deps build

@@ -48,10 +48,10 @@ die() { log "$*"; exit 1; }
 # ---- netlab binary --------------------------------------------------------------------------
 if [ "$NETLAB" = bin/netlab ]; then
   GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
-  if [ ! -x bin/netlab ] || [ ! -x bin/netlab-pod ] || [ -n "$(find cmd netlab go.mod go.sum -newer bin/netlab \( -name '*.go' -o -name 'go.*' -o -name '*.yaml' \) -print -quit)" ]; then
+  if [ ! -x bin/netlab ] || [ ! -x bin/netlab-pod ] || [ ! -x bin/netlab-agent ] || [ -n "$(find cmd netlab go.mod go.sum -newer bin/netlab \( -name '*.go' -o -name 'go.*' -o -name '*.yaml' \) -print -quit)" ]; then
     log "building bin/netlab"
     "$GO" build -o bin/ ./cmd/netlab
-    CGO_ENABLED=0 "$GO" build -o bin/ ./cmd/netlab-pod # static, as make build links it
+    CGO_ENABLED=0 "$GO" build -o bin/ ./cmd/netlab-pod ./cmd/netlab-agent # static, as make build links them
   fi
 fi
 [ -x "$NETLAB" ] || die "$NETLAB is not executable"

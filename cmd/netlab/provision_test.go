@@ -113,9 +113,11 @@ func TestIntegrationProvisionIdempotent(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "netlab ") {
 		t.Errorf("the installed netlab does not run: %v: %s", err, out)
 	}
-	// The pod agent is installed beside it, where netlab looks for it.
-	if st, err := os.Stat(filepath.Join(prefix, "bin", "netlab-pod")); err != nil || st.Mode()&0o111 == 0 {
-		t.Errorf("netlab-pod is not installed beside netlab: %v", err)
+	// The pod agent and the node agents are installed beside it, where netlab looks for them.
+	for _, name := range []string{"netlab-pod", "netlab-agent"} {
+		if st, err := os.Stat(filepath.Join(prefix, "bin", name)); err != nil || st.Mode()&0o111 == 0 {
+			t.Errorf("%s is not installed beside netlab: %v", name, err)
+		}
 	}
 }
 

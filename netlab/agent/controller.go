@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -58,6 +59,10 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 		cfg.ReadyGrace = 15 * time.Second
 	}
 	planPath := dir.Plan()
+	// Live changes (the plan) and the node agents' sync reports wake the controller
+	// (inotify), followed from before the first reads; without inotify, it polls them.
+	planWatch := rundir.Watch(ctx, dir.Path(), filepath.Base(planPath))
+	syncWatch := rundir.Watch(ctx, filepath.Join(dir.Path(), rundir.SyncDir))
 	planStamp := fileStamp(planPath)
 	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
@@ -159,8 +164,45 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	}
 	log.Info("controller started", "lab", p.Lab, "pods", len(p.Pods), "interval", cfg.Interval.String(),
 		"readyPodPeriod", time.Duration(probes.steady.Load()).String())
-	tick := time.NewTicker(20 * time.Millisecond)
+	poll := 20 * time.Millisecond
+	if planWatch.Active() && syncWatch.Active() {
+		poll = 250 * time.Millisecond // the readiness record's refresh, the ready grace
+	}
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
+	// files follows the plan and the node agents' reports, refreshes the readiness
+	// record and says ready once every pod is and every node applied the endpoints.
+	files := func() {
+		if st := fileStamp(planPath); st != planStamp {
+			if np, err := rundir.ReadPlanFile(planPath); err == nil {
+				planStamp, p = st, np
+				followPlan()
+				log.Info("plan changed", "pods", len(p.Pods), "services", len(p.Services))
+				if err := write(); err != nil {
+					log.Error("write endpoints", "err", err)
+				}
+			}
+		}
+		if pending != nil && pending.check(dir, p, log) {
+			pending = nil
+		}
+		if time.Since(record.written) >= rundir.RecordRefresh {
+			writeRecord()
+		}
+		if !reported {
+			all := len(seen) == len(p.Pods)
+			for _, pod := range p.Pods {
+				all = all && ready[pod.Name]
+			}
+			if (all && pending == nil) || time.Since(start) > cfg.ReadyGrace {
+				if !all {
+					log.Warn("reporting ready with pods not ready", "after", time.Since(start).String())
+				}
+				reported = true
+				NotifyReady()
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,36 +260,12 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			if err := write(); err != nil {
 				log.Error("write endpoints", "err", err)
 			}
+		case <-planWatch.C:
+			files()
+		case <-syncWatch.C:
+			files()
 		case <-tick.C:
-			if st := fileStamp(planPath); st != planStamp {
-				if np, err := rundir.ReadPlanFile(planPath); err == nil {
-					planStamp, p = st, np
-					followPlan()
-					log.Info("plan changed", "pods", len(p.Pods), "services", len(p.Services))
-					if err := write(); err != nil {
-						log.Error("write endpoints", "err", err)
-					}
-				}
-			}
-			if pending != nil && pending.check(dir, p, log) {
-				pending = nil
-			}
-			if time.Since(record.written) >= rundir.RecordRefresh {
-				writeRecord()
-			}
-			if !reported {
-				all := len(seen) == len(p.Pods)
-				for _, pod := range p.Pods {
-					all = all && ready[pod.Name]
-				}
-				if (all && pending == nil) || time.Since(start) > cfg.ReadyGrace {
-					if !all {
-						log.Warn("reporting ready with pods not ready", "after", time.Since(start).String())
-					}
-					reported = true
-					NotifyReady()
-				}
-			}
+			files()
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -29,7 +30,8 @@ type DNSConfig struct {
 	// ReadyPort serves GET /ready (200 once the records are loaded), as CoreDNS's ready
 	// plugin, and GET /health (default 8181).
 	ReadyPort int
-	// Poll is how often endpoints.json is checked for a change (default 50 ms).
+	// Poll is how often endpoints.json is checked for a change (default 50 ms) when
+	// inotify cannot tell (rundir.Watch); with it, a change wakes the agent at once.
 	Poll time.Duration
 }
 
@@ -48,12 +50,15 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		cfg.Poll = 50 * time.Millisecond
 	}
 	planPath := dir.Plan()
+	epPath := dir.Endpoints()
+	// The controller's and up's writes wake the agent (inotify), followed from before the
+	// first read; without inotify, it polls.
+	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath), filepath.Base(planPath))
 	planStamp := fileStamp(planPath)
 	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
 	}
-	epPath := dir.Endpoints()
 	var table atomic.Pointer[dns.Table]
 	var gen atomic.Int64
 	first := true
@@ -131,7 +136,11 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		"domain", table.Load().Domain(), "services", len(p.Services), "generation", gen.Load())
 	NotifyReady()
 
-	tick := time.NewTicker(cfg.Poll)
+	poll := cfg.Poll
+	if watch.Active() {
+		poll = max(poll, 5*time.Second)
+	}
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
 		select {
@@ -144,19 +153,20 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		case err := <-errc:
 			return fmt.Errorf("dns server: %w", err)
 		case <-tick.C:
-			// A changed plan (Services added or removed) is read again with the endpoints.
-			replanned := false
-			if st := fileStamp(planPath); st != planStamp {
-				if np, err := rundir.ReadPlanFile(planPath); err == nil {
-					p, planStamp, replanned = np, st, true
-				}
-			}
-			if !replanned && fileStamp(epPath) == last {
-				continue
-			}
-			last = load()
-			log.Info("dns records reloaded", "generation", gen.Load())
+		case <-watch.C:
 		}
+		// A changed plan (Services added or removed) is read again with the endpoints.
+		replanned := false
+		if st := fileStamp(planPath); st != planStamp {
+			if np, err := rundir.ReadPlanFile(planPath); err == nil {
+				p, planStamp, replanned = np, st, true
+			}
+		}
+		if !replanned && fileStamp(epPath) == last {
+			continue
+		}
+		last = load()
+		log.Info("dns records reloaded", "generation", gen.Load())
 	}
 }
 

@@ -1,6 +1,8 @@
-// Package agent holds the mains of the processes a lab runs, one file per role: the pod
-// echo server, the ingress proxy, the per-node kube-proxy, the LB health checker and the
-// endpoints controller. `up` starts each one inside its namespace as
-// `netlab agent <role> ...`; an agent signals readiness by writing "READY\n" to the file
-// descriptor named by NETLAB_READY_FD (when set) and closing it.
+// Package agent holds the mains of the node and cluster agents a lab runs, one file per
+// role: the per-node kube-proxy, the endpoints controller, the LB health checker and the
+// cluster DNS, and Main, their command line, which is the whole of the netlab-agent binary
+// (cmd/netlab-agent) and what `netlab agent <role>` runs for them. `up` starts each one
+// inside its namespace as `netlab-agent agent <role> ...`; an agent signals readiness by
+// writing "READY\n" to the file descriptor named by NETLAB_READY_FD (when set) and closing
+// it. The pod echo is package podagent (netlab-pod), the ingress package ingressagent.
 package agent

@@ -31,7 +31,8 @@ type KubeProxyConfig struct {
 	Lab, Node string
 	// Dir is the lab's runtime directory (default rundir.ForLab(Lab)).
 	Dir string
-	// Poll is how often endpoints.json is checked for a change (default 50 ms).
+	// Poll is how often endpoints.json is checked for a change (default 50 ms) when
+	// inotify cannot tell (rundir.Watch); with it, a change wakes the agent at once.
 	Poll time.Duration
 	// FullSyncPeriod forces a full rewrite now and then (default 5 min), as kube-proxy
 	// does, in case someone changed the node's rules by hand.
@@ -178,6 +179,9 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	k := &kubeProxy{cfg: cfg, dir: dir, log: log.With("node", cfg.Node), syncer: syncer}
 
 	epPath := dir.Endpoints()
+	// The controller's writes wake the agent (inotify); the poll stays as the fallback
+	// where inotify is missing, and as the pace of the rule checks.
+	watch := rundir.Watch(ctx, dir.Path(), filepath.Base(epPath))
 	var ef *kubeproxy.EndpointsFile
 	var stamp stamp // of the file as it was before the read, so no later write is missed
 	deadline := time.Now().Add(cfg.WaitEndpoints)
@@ -197,6 +201,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-watch.C:
 		case <-time.After(min(cfg.Poll, 10*time.Millisecond)):
 		}
 	}
@@ -212,7 +217,11 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	defer stopHC()
 	NotifyReady()
 
-	tick := time.NewTicker(cfg.Poll)
+	poll := cfg.Poll
+	if watch.Active() {
+		poll = max(poll, cfg.CheckPeriod)
+	}
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	failed := false
 	check := newRuleCheck(p.NFTables())
@@ -223,6 +232,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 			k.log.Info("kube-proxy stopping")
 			return nil
 		case <-tick.C:
+		case <-watch.C:
 		}
 		st := fileStamp(epPath)
 		full := failed || time.Since(k.syncer.LastFull()) > cfg.FullSyncPeriod

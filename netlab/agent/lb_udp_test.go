@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -24,7 +24,7 @@ func TestLBServicesUDPProbe(t *testing.T) {
 	if err := scenario.Validate(s); err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan.Build(s, "udp")
+	p, err := planbuild.Build(s, "udp")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,12 @@ import (
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
+	"github.com/netlabdev/netlab/netlab/ingressagent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/privs"
 	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
-	"github.com/netlabdev/netlab/netlab/supervise"
 	"github.com/spf13/cobra"
 )
 
@@ -35,15 +35,12 @@ func newAgent(g *globals) *cobra.Command {
 			labName, _ := cmd.Flags().GetString("lab")
 			var object string
 			switch cmd.Name() {
-			case "pod", "dns":
+			case "pod":
 				object, _ = cmd.Flags().GetString("pod")
-			case "kube-proxy", "ingress":
+			case "ingress":
 				object, _ = cmd.Flags().GetString("node")
-			case "lb":
-				object = "lb"
 			default:
-				// the controller and the supervisor live in the root namespace and
-				// change nothing there
+				// agent.Main's roles check where they run themselves
 				return nil
 			}
 			ns := plan.NetnsName(labName, object)
@@ -53,8 +50,10 @@ func newAgent(g *globals) *cobra.Command {
 			return dropPrivileges(cmd)
 		},
 	}
-	cmd.AddCommand(newAgentPod(), newAgentKubeProxy(), newAgentController(), newAgentIngress(), newAgentLB(), newAgentDNS(),
-		newAgentSupervisor())
+	cmd.AddCommand(newAgentPod(), newAgentIngress())
+	for _, role := range agent.Roles {
+		cmd.AddCommand(newAgentMain(role))
+	}
 	return cmd
 }
 
@@ -119,47 +118,12 @@ func newAgentPod() *cobra.Command {
 	return cmd
 }
 
-// newAgentDNS: the cluster DNS, one per DNS pod, inside the pod's namespace.
-func newAgentDNS() *cobra.Command {
-	var cfg agent.DNSConfig
-	cmd := &cobra.Command{Use: "dns", Args: cobra.NoArgs, RunE: runAgent(agent.RunDNS, &cfg)}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Lab, "lab", "", "lab name")
-	f.StringVar(&cfg.Pod, "pod", "", "pod name")
-	f.StringVar(&cfg.Node, "node", "", "node name")
-	f.StringVar(&cfg.IP, "ip", "", "pod IP")
-	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
-	f.IntVar(&cfg.Port, "port", 53, "DNS port (UDP and TCP)")
-	f.IntVar(&cfg.ReadyPort, "ready-port", 8181, "readiness port (GET /ready)")
-	return cmd
-}
-
-func newAgentKubeProxy() *cobra.Command {
-	var cfg agent.KubeProxyConfig
-	cmd := &cobra.Command{Use: "kube-proxy", Args: cobra.NoArgs, RunE: runAgent(agent.RunKubeProxy, &cfg)}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Lab, "lab", "", "lab name")
-	f.StringVar(&cfg.Node, "node", "", "node name")
-	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
-	return cmd
-}
-
-func newAgentController() *cobra.Command {
-	var cfg agent.ControllerConfig
-	cmd := &cobra.Command{Use: "controller", Args: cobra.NoArgs, RunE: runAgent(agent.RunController, &cfg)}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Lab, "lab", "", "lab name")
-	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
-	f.DurationVar(&cfg.Interval, "interval", 0, "probe interval (at most 500ms; default 250ms)")
-	return cmd
-}
-
 func newAgentIngress() *cobra.Command {
-	var cfg agent.IngressConfig
+	var cfg ingressagent.IngressConfig
 	var procs int
-	run := runAgent(agent.RunIngress, &cfg)
+	run := runAgent(ingressagent.RunIngress, &cfg)
 	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
-		runtime.GOMAXPROCS(agent.IngressProcs(procs, cmd.Flags().Changed("procs")))
+		runtime.GOMAXPROCS(ingressagent.IngressProcs(procs, cmd.Flags().Changed("procs")))
 		return run(cmd, args)
 	}}
 	f := cmd.Flags()
@@ -177,49 +141,30 @@ func newAgentIngress() *cobra.Command {
 	return cmd
 }
 
-func newAgentLB() *cobra.Command {
-	var name, state string
-	cmd := &cobra.Command{
-		Use:  "lb",
-		Args: cobra.NoArgs,
+// newAgentMain is `netlab agent <role>` for a role agent.Main runs (the netlab-agent
+// binary's roles): its command line goes to agent.Main as it is, so both binaries take the
+// same flags and behave the same.
+func newAgentMain(role string) *cobra.Command {
+	return &cobra.Command{
+		Use:                role,
+		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := rundir.ForLab(name).ReadPlan()
-			if err != nil {
-				return err
+			if code := agent.Main(append([]string{"agent", role}, args...), cmd.ErrOrStderr()); code != 0 {
+				return agentExit{role, code}
 			}
-			cfg := agent.LBConfig{Plan: p, StatePath: state}
-			if cfg.StatePath == "" {
-				cfg.StatePath = rundir.ForLab(name).LBState()
-			}
-			return runAgent(agent.RunLB, &cfg)(cmd, args)
+			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "lab", "", "lab name")
-	cmd.Flags().StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
-	return cmd
 }
 
-// newAgentSupervisor is the lab's supervisor: root namespace, restarts the lab's agents.
-func newAgentSupervisor() *cobra.Command {
-	var cfg supervise.Config
-	var dir string
-	cmd := &cobra.Command{
-		Use:  "supervisor",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := plan.CheckLabName(cfg.Lab); err != nil {
-				return err
-			}
-			cfg.Dir = rundir.Resolve(cfg.Lab, dir)
-			ctx, cancel := agentContext(cmd.Context())
-			defer cancel()
-			return supervise.Run(ctx, cfg, agentLogger(), agent.NotifyReady)
-		},
-	}
-	cmd.Flags().StringVar(&cfg.Lab, "lab", "", "lab name")
-	cmd.Flags().StringVar(&dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
-	return cmd
+// agentExit is an agent.Main that failed (it said why), with its exit code.
+type agentExit struct {
+	role string
+	code int
 }
+
+func (e agentExit) Error() string { return fmt.Sprintf("agent %s exited with code %d", e.role, e.code) }
+func (e agentExit) ExitCode() int { return e.code }
 
 // dropPrivileges leaves an agent inside a lab namespace only the capabilities its role
 // needs, with NoNewPrivs: the pod echo and the ingress parse what clients send.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/scenario"
 	"github.com/spf13/cobra"
 )
@@ -53,7 +54,7 @@ terminated gracefully (preStop, SIGTERM, terminationGracePeriodSeconds, SIGKILL)
 				return err
 			}
 			changes, err := lab.Apply(cmd.Context(), name, func(cur *plan.Plan) (*plan.Plan, error) {
-				return plan.BuildFrom(s, name, cur)
+				return planbuild.BuildFrom(s, name, cur)
 			}, lab.ChangeOptions{DryRun: f.dryRun, ReadyTimeout: f.timeout, Log: g.logger()})
 			printChanges(g, changes, f.dryRun)
 			return err

@@ -44,9 +44,6 @@ func (o *output) formats() []string { return append(slices.Clone(readFormats), o
 // wide says whether the table should carry every column.
 func (o *output) wide() bool { return o.format == "wide" }
 
-// machine says whether the output is JSON or YAML.
-func (o *output) machine() bool { return o.format == "json" || o.format == "yaml" }
-
 // print writes v as JSON or YAML, or calls table (with wide) for table and wide.
 func (o *output) print(w io.Writer, v any, table func(w io.Writer, wide bool) error) error {
 	switch o.format {

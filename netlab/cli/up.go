@@ -7,6 +7,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/scenario"
 	"github.com/spf13/cobra"
 )
@@ -63,7 +64,7 @@ func loadPlan(g *globals, files []string, name string) (*plan.Plan, error) {
 	for _, w := range s.Warnings {
 		fmt.Fprintln(g.errOut, "warning: "+w.String())
 	}
-	return plan.Build(s, name)
+	return planbuild.Build(s, name)
 }
 
 // scenarioText is the scenario's files one after the other, each named, as up keeps it

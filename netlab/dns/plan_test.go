@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	mdns "github.com/miekg/dns"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -47,7 +48,7 @@ func TestFromPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan.Build(s, "")
+	p, err := planbuild.Build(s, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func (o *ChangeOptions) defaults() error {
 }
 
 // Apply brings the running lab to the plan next computes from the lab's current plan
-// (plan.BuildFrom of edited files; next must not modify it): the changes are computed by plan.Compare, refused
+// (planbuild.BuildFrom of edited files; next must not modify it): the changes are computed by plan.Compare, refused
 // ones change nothing, and the rest is carried out by a change (see change.step).
 func Apply(ctx context.Context, labName string, next func(cur *plan.Plan) (*plan.Plan, error), o ChangeOptions) (plan.Changes, error) {
 	if err := o.defaults(); err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
@@ -51,7 +52,7 @@ func applyYAML(t *testing.T, labName, yaml string) (plan.Changes, error) {
 		t.Fatal(err)
 	}
 	return lab.Apply(context.Background(), labName, func(cur *plan.Plan) (*plan.Plan, error) {
-		return plan.BuildFrom(s, labName, cur)
+		return planbuild.BuildFrom(s, labName, cur)
 	}, lab.ChangeOptions{Binary: labtest.Binary(t)})
 }
 

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,9 +42,14 @@ func ScenarioChecks(ctx context.Context, labName string) ([]Check, error) {
 		return nil, err
 	}
 	var out []Check
-	for _, c := range p.Checks {
+	for i, raw := range p.Checks {
 		if err := ctx.Err(); err != nil {
 			return out, err
+		}
+		var c scenario.Check
+		if err := json.Unmarshal(raw, &c); err != nil {
+			out = append(out, Check{Name: fmt.Sprintf("check %d", i+1), Scenario: true, Detail: "the plan's check: " + err.Error()})
+			continue
 		}
 		out = append(out, runCheck(ctx, labName, c))
 	}

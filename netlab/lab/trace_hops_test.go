@@ -11,6 +11,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/capture"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -36,7 +37,7 @@ func planOf(t *testing.T, file string) *plan.Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan.Build(s, "h2unit")
+	p, err := planbuild.Build(s, "h2unit")
 	if err != nil {
 		t.Fatal(err)
 	}

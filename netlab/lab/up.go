@@ -434,8 +434,8 @@ func (a *agentStart) release() {
 //     let go on; it then waits for the controller's first endpoints itself (in the
 //     endpoints upstream mode it routes to them from its first request);
 //   - the LB, before its first health checks, which decide each node's state: until
-//     every node's ingress serves (and kube-proxy and the controller are ready, for the
-//     checks of LoadBalancer Services through the nodes' rules).
+//     every node's ingress serves (and, when it checks LoadBalancer Services through the
+//     nodes' rules, kube-proxy and the controller are ready).
 //
 // Their start-up (the netlab binary's, and reading the plan) then runs while the links
 // are made, which leaves a CPU to spare (one veth at a time under RTNL); so does
@@ -526,6 +526,15 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 	// endpoints, so that it starts serving while kube-proxy applies them.
 	a.ctl.release()
 	a.ingress.release()
+	// The LB's checks of the ingress virtual services need only the ingress: it goes on
+	// as soon as that serves, while kube-proxy applies the endpoints. The checks of a
+	// LoadBalancer Service go through the nodes' rules: then it waits for them too.
+	if !lbChecksNodeRules(p) {
+		if err := a.ingress.wait(ctx, p.Lab, o, deadline, nil); err != nil {
+			return err
+		}
+		a.lb.release()
+	}
 	for _, w := range []*wave{a.nodes, a.ctl, a.ingress} {
 		if err := w.wait(ctx, p.Lab, o, deadline, nil); err != nil {
 			return err
@@ -540,6 +549,18 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 		return err
 	}
 	return nil
+}
+
+// lbChecksNodeRules says whether the LB health-checks a virtual service through the nodes'
+// Service rules (a LoadBalancer Service's NodePort or healthCheckNodePort), not only the
+// ingress's own port.
+func lbChecksNodeRules(p *plan.Plan) bool {
+	for _, v := range p.LB.VIPs {
+		if v.Service != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // A wave is agents started together, waited for together.

@@ -28,6 +28,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 	"github.com/netlabdev/netlab/netlab/supervise"
@@ -46,7 +47,7 @@ func Main(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	cleanup, err := buildPodBinary()
+	cleanup, err := buildAgentBinaries()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "labtest:", err)
 		os.Exit(1)
@@ -157,7 +158,7 @@ func PlanWith(t testing.TB, prefix, yaml string, tweak func(*scenario.Scenario))
 	if err := scenario.Validate(s); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	p, err := plan.Build(s, LabName(prefix))
+	p, err := planbuild.Build(s, LabName(prefix))
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -265,15 +266,23 @@ func ExportLogs(t testing.TB, labName string) string {
 	return dir
 }
 
-// buildPodBinary builds the pod agent (cmd/netlab-pod) for the labs a test run brings up:
-// the test binary stands in for netlab, and netlab-pod is not beside it, so $NETLAB_POD_BINARY
-// names it, for Up in this process and for every netlab command the tests run. A value
-// already set is kept.
-func buildPodBinary() (cleanup func(), err error) {
-	if os.Getenv(supervise.PodBinaryEnv) != "" {
+// buildAgentBinaries builds the pod agent (cmd/netlab-pod) and the node agents
+// (cmd/netlab-agent) for the labs a test run brings up: the test binary stands in for
+// netlab, and they are not beside it, so $NETLAB_POD_BINARY and $NETLAB_AGENT_BINARY name
+// them, for Up in this process and for every netlab command the tests run. A value already
+// set is kept.
+func buildAgentBinaries() (cleanup func(), err error) {
+	var pkgs []string
+	if os.Getenv(supervise.PodBinaryEnv) == "" {
+		pkgs = append(pkgs, "github.com/netlabdev/netlab/cmd/netlab-pod")
+	}
+	if os.Getenv(supervise.AgentBinaryEnv) == "" {
+		pkgs = append(pkgs, "github.com/netlabdev/netlab/cmd/netlab-agent")
+	}
+	if len(pkgs) == 0 {
 		return func() {}, nil
 	}
-	dir, err := os.MkdirTemp("", "netlab-pod-test-")
+	dir, err := os.MkdirTemp("", "netlab-agents-test-")
 	if err != nil {
 		return nil, err
 	}
@@ -282,13 +291,17 @@ func buildPodBinary() (cleanup func(), err error) {
 	if err != nil {
 		gobin = "/usr/local/go/bin/go"
 	}
-	out := filepath.Join(dir, supervise.PodBinaryName)
-	cmd := exec.Command(gobin, "build", "-o", out, "github.com/netlabdev/netlab/cmd/netlab-pod")
+	cmd := exec.Command(gobin, append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		cleanup()
-		return nil, fmt.Errorf("build the pod agent: %v: %s", err, b)
+		return nil, fmt.Errorf("build the agents: %v: %s", err, b)
 	}
-	os.Setenv(supervise.PodBinaryEnv, out)
+	if os.Getenv(supervise.PodBinaryEnv) == "" {
+		os.Setenv(supervise.PodBinaryEnv, filepath.Join(dir, supervise.PodBinaryName))
+	}
+	if os.Getenv(supervise.AgentBinaryEnv) == "" {
+		os.Setenv(supervise.AgentBinaryEnv, filepath.Join(dir, supervise.AgentBinaryName))
+	}
 	return cleanup, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -215,5 +214,3 @@ func comment(s string) attr {
 	b = append(b, s...)
 	return attr{typ: unix.NFTA_RULE_USERDATA, data: append(b, 0)}
 }
-
-func isNotExist(err error) bool { return errors.Is(err, unix.ENOENT) || errors.Is(err, os.ErrNotExist) }

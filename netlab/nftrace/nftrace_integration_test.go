@@ -47,7 +47,7 @@ func requireRoot(t *testing.T) {
 // scratchNS makes a namespace of its own with loopback up, removed after the test.
 func scratchNS(t *testing.T) string {
 	t.Helper()
-	ns := fmt.Sprintf("nftr%d-%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
+	ns := fmt.Sprintf("nlt-nftr%d-%d", os.Getpid(), time.Now().UnixNano()%1000)
 	if err := kernel.CreateNetns(ns); err != nil {
 		t.Fatal(err)
 	}

@@ -35,11 +35,13 @@ var layers = map[string]layer{
 	"kubeproxy/nftables": {pure: true, netlab: []string{"kubeproxy"}},
 	"lb":                 {pure: true, netlab: []string{"iptables"}},
 	"ingress":            {pure: true, external: []string{"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"}},
-	"plan":               {pure: true, netlab: []string{"scenario", "kubeproxy", "kubeproxy/nftables"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
-	"dns":                {pure: true, netlab: []string{"plan"}, external: []string{"github.com/miekg/dns"}},
+	// The plan is what every agent reads: no Kubernetes types (planbuild makes it from them).
+	"plan":      {pure: true, netlab: []string{"kubeproxy", "kubeproxy/nftables"}},
+	"planbuild": {pure: true, netlab: []string{"scenario", "plan"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
+	"dns":       {pure: true, netlab: []string{"plan"}, external: []string{"github.com/miekg/dns"}},
 	// Floor 3: side effects on the kernel and the runtime directory.
 	"kernel":  {},
-	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "ingress", "kernel"}},
+	"rundir":  {netlab: []string{"plan", "kubeproxy", "lb", "kernel"}},
 	"capture": {netlab: []string{"kernel"}},
 	"drops":   {},
 	// The supervisor of a lab's agents (started by lab, watched by the controller), and
@@ -55,8 +57,12 @@ var layers = map[string]layer{
 	"rawio": {},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab":   {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "ingress", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "podagent", "rawio"}},
+	"lab": {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
+	// The agents of the netlab-agent binary: no Kubernetes types, Prometheus or cobra (a
+	// test in the package holds the binary to that).
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "privs", "podagent"}},
+	// The ingress agent, which netlab itself runs: it needs the Ingress types and Prometheus.
+	"ingressagent": {netlab: []string{"plan", "ingress", "kubeproxy", "rundir", "ready", "rawio"}},
 	// The pod echo agent, the whole of the small netlab-pod binary: nothing heavier than
 	// the standard library and privs (a test in the package holds its binary to that).
 	"podagent": {netlab: []string{"ready", "privs"}},
@@ -159,7 +165,7 @@ func TestLayers(t *testing.T) {
 			}
 		}
 		// The agents are started by lab and cli; they never depend on them.
-		if pkg == "agent" || pkg == "rundir" {
+		if pkg == "agent" || pkg == "ingressagent" || pkg == "rundir" {
 			for _, bad := range []string{"lab", "cli"} {
 				if strings.Contains(deps, modulePath+bad+"\n") {
 					t.Errorf("%s depends on netlab/%s", pkg, bad)

@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -10,9 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Deployment is what the lab keeps of an apps/v1 Deployment: enough to place, replace and
@@ -40,12 +35,6 @@ type SecretRef struct {
 
 // DefaultTerminationGrace is Kubernetes' default terminationGracePeriodSeconds.
 const DefaultTerminationGrace = 30
-
-func hashJSON(v any) string {
-	b, _ := json.Marshal(v)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:8])
-}
 
 // Clone returns a deep copy of p (through JSON: plans are plain data).
 func (p *Plan) Clone() *Plan {
@@ -113,7 +102,7 @@ func (p *Plan) AddPod(pod Pod) {
 		Neighbor{Netns: pod.Netns, Dev: PodIface, IP: pod.Gateway, MAC: node.BridgeMAC},
 		Neighbor{Netns: node.Netns, Dev: BridgeCNI, IP: addrOf(pod.IP), MAC: pod.MAC})
 	if p.DNS != nil {
-		p.ResolvConfs = append(p.ResolvConfs, p.podResolvConf(pod))
+		p.ResolvConfs = append(p.ResolvConfs, p.PodResolvConf(pod))
 	}
 	one := &Plan{Lab: p.Lab, DNS: p.DNS, Pods: []Pod{pod}}
 	p.Processes = append(p.Processes, podProcesses(one)...)
@@ -150,13 +139,12 @@ func (p *Plan) RecomputeEndpoints() {
 		if len(s.Selector) == 0 {
 			continue
 		}
-		sel := labels.SelectorFromSet(s.Selector)
 		for _, pod := range p.Pods {
-			if pod.Namespace != s.Namespace || !sel.Matches(labels.Set(pod.Labels)) {
+			if pod.Namespace != s.Namespace || !MatchesSet(s.Selector, pod.Labels) {
 				continue
 			}
 			for _, sp := range s.Ports {
-				tp, ok := resolvePort(pod.Ports, intstr.Parse(sp.TargetPort), sp.Protocol)
+				tp, ok := ResolveTargetPort(pod.Ports, sp.TargetPort, sp.Protocol)
 				if !ok {
 					continue
 				}
@@ -165,6 +153,33 @@ func (p *Plan) RecomputeEndpoints() {
 			}
 		}
 	}
+}
+
+// MatchesSet says whether labels hold every key and value of selector, as a Kubernetes
+// equality-based selector made from a set (labels.SelectorFromSet) matches: an empty
+// selector matches everything.
+func MatchesSet(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ResolveTargetPort finds a Service port's targetPort, as written (a number or a port
+// name), among a pod's container ports: a number is taken as it is (when positive), a
+// name must be a container port of that protocol ("" any).
+func ResolveTargetPort(ports []ContainerPort, targetPort, proto string) (int32, bool) {
+	if n, err := strconv.ParseInt(targetPort, 10, 32); err == nil {
+		return int32(n), n > 0
+	}
+	for _, cp := range ports {
+		if cp.Name == targetPort && (proto == "" || cp.Protocol == proto) {
+			return cp.Port, true
+		}
+	}
+	return 0, false
 }
 
 // podIndex is n of a pod named <deployment>-<n>.
@@ -189,12 +204,11 @@ func (d *Deployment) owns(pod Pod) bool {
 // eligible lists the nodes d's pods may run on.
 func (p *Plan) eligible(d *Deployment) []int {
 	var out []int
-	sel := labels.SelectorFromSet(d.NodeSelector)
 	for i, n := range p.Nodes {
 		if d.NodeName != "" && d.NodeName != n.Name {
 			continue
 		}
-		if !sel.Matches(labels.Set(n.Labels)) {
+		if !MatchesSet(d.NodeSelector, n.Labels) {
 			continue
 		}
 		out = append(out, i)
@@ -341,11 +355,11 @@ func terminatingCopies(pods []Pod) []Pod {
 // of Services are carried by BuildFrom, not here.
 func Rebase(fresh, prev *Plan) (*Plan, error) {
 	out := fresh.Clone()
-	return out, out.rebase(prev)
+	return out, out.RebaseOn(prev)
 }
 
-// rebase is Rebase in place.
-func (out *Plan) rebase(prev *Plan) error {
+// RebaseOn is Rebase in place: out, a plan nobody else holds, takes prev's pods.
+func (out *Plan) RebaseOn(prev *Plan) error {
 	// A fresh pod identical to the running one of its name stays where it is (the same
 	// files give the very same plan); every other one gives way to the running pods.
 	running := map[string]Pod{}

@@ -5,15 +5,17 @@ import (
 	"strconv"
 )
 
-// processes lists every agent of the lab, one function per role.
-func (b *builder) processes() {
-	p := b.p
-	p.Processes = append(p.Processes, podProcesses(p)...)
-	p.Processes = append(p.Processes, dnsProcesses(p)...)
-	p.Processes = append(p.Processes, controllerProcesses(p)...)
-	p.Processes = append(p.Processes, kubeProxyProcesses(p)...)
-	p.Processes = append(p.Processes, ingressProcesses(p)...)
-	p.Processes = append(p.Processes, lbProcesses(p)...)
+// Processes lists every agent of the lab p describes (its pods, nodes, DNS, Ingress
+// ports and LB set), one function per role.
+func Processes(p *Plan) []Process {
+	var out []Process
+	out = append(out, podProcesses(p)...)
+	out = append(out, dnsProcesses(p)...)
+	out = append(out, controllerProcesses(p)...)
+	out = append(out, kubeProxyProcesses(p)...)
+	out = append(out, ingressProcesses(p)...)
+	out = append(out, lbProcesses(p)...)
+	return out
 }
 
 // podProcesses: one echo agent per pod, in the pod's namespace.

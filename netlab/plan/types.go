@@ -1,6 +1,6 @@
 package plan
 
-import "github.com/netlabdev/netlab/netlab/scenario"
+import "encoding/json"
 
 // Plan is the desired state of one lab.
 type Plan struct {
@@ -39,8 +39,10 @@ type Plan struct {
 
 	Warnings []string `json:"warnings,omitempty"`
 
-	// Checks are the scenario's own checks (Lab.spec.checks), which netlab check runs.
-	Checks []scenario.Check `json:"checks,omitempty"`
+	// Checks are the scenario's own checks (Lab.spec.checks), which netlab check runs:
+	// each a scenario.Check as JSON (this package does not import the scenario's, which
+	// needs the Kubernetes types; the agents read plans and must not).
+	Checks []json.RawMessage `json:"checks,omitempty"`
 }
 
 // Network is the resolved address plan.
@@ -80,14 +82,22 @@ type IngressConfig struct {
 // UpstreamOf is the upstream mode of an Ingress with these annotations: its
 // netlab.dev/upstream annotation, else the lab's, else "service".
 func (p *Plan) UpstreamOf(annotations map[string]string) string {
-	if v := annotations[scenario.AnnotationUpstream]; v != "" {
+	if v := annotations[AnnotationUpstream]; v != "" {
 		return v
 	}
 	if p.Ingress.Upstream != "" {
 		return p.Ingress.Upstream
 	}
-	return scenario.UpstreamService
+	return UpstreamService
 }
+
+// The upstream modes of an Ingress, and its annotation (scenario's AnnotationUpstream,
+// UpstreamService and UpstreamEndpoints: a test holds them equal).
+const (
+	AnnotationUpstream = "netlab.dev/upstream"
+	UpstreamService    = "service"
+	UpstreamEndpoints  = "endpoints"
+)
 
 // Switch is a Linux bridge living alone in its own namespace (wan, fabric).
 type Switch struct {

@@ -17,11 +17,37 @@ func TestAgentBinary(t *testing.T) {
 	dns := plan.Process{Role: "pod", Name: "coredns-1", Args: []string{"agent", "dns", "--lab", "x"}}
 	kp := plan.Process{Role: "kube-proxy", Name: "node-1", Args: []string{"agent", "kube-proxy", "--lab", "x"}}
 
+	ing := plan.Process{Role: "ingress", Name: "node-1", Args: []string{"agent", "ingress", "--lab", "x"}}
+
 	t.Setenv(supervise.PodBinaryEnv, "")
-	for _, pr := range []plan.Process{dns, kp} {
-		if got, err := supervise.AgentBinary(netlab, pr); err != nil || got != netlab {
-			t.Errorf("%s %s runs %q (%v), want netlab itself", pr.Role, pr.Name, got, err)
+	t.Setenv(supervise.AgentBinaryEnv, "")
+	if got, err := supervise.AgentBinary(netlab, ing); err != nil || got != netlab {
+		t.Errorf("the ingress runs %q (%v), want netlab itself", got, err)
+	}
+	// The node and cluster agents run netlab-agent, found beside netlab.
+	for _, pr := range []plan.Process{dns, kp, supervise.SupervisorProcess("x")} {
+		_, err := supervise.AgentBinary(netlab, pr)
+		if err == nil {
+			t.Fatalf("%s %s: no error with netlab-agent missing", pr.Role, pr.Name)
 		}
+		for _, want := range []string{"netlab-agent is missing", filepath.Join(dir, "netlab-agent"), "make build", "make install", supervise.AgentBinaryEnv} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+	}
+	agentBin := filepath.Join(dir, "netlab-agent")
+	if err := os.WriteFile(agentBin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range []plan.Process{dns, kp, supervise.SupervisorProcess("x")} {
+		if got, err := supervise.AgentBinary(netlab, pr); err != nil || got != agentBin {
+			t.Errorf("%s %s runs %q (%v), want %q", pr.Role, pr.Name, got, err, agentBin)
+		}
+	}
+	t.Setenv(supervise.AgentBinaryEnv, filepath.Join(t.TempDir(), "missing"))
+	if _, err := supervise.AgentBinary(netlab, kp); err == nil || !strings.Contains(err.Error(), "$"+supervise.AgentBinaryEnv) {
+		t.Errorf("missing $%s binary: %v", supervise.AgentBinaryEnv, err)
 	}
 	// Missing beside netlab: an error that says where it looked and how to get it.
 	_, err := supervise.AgentBinary(netlab, pod)

@@ -131,12 +131,13 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		return Record{}, nil, fmt.Errorf("agent log: %w", err)
 	}
 	defer logf.Close()
-	if binary == "" {
-		if binary, err = os.Executable(); err != nil {
-			return Record{}, nil, fmt.Errorf("find the netlab binary: %w", err)
+	netlab := binary
+	if netlab == "" {
+		if netlab, err = NetlabBinary(); err != nil {
+			return Record{}, nil, err
 		}
 	}
-	if binary, err = AgentBinary(binary, pr); err != nil {
+	if binary, err = AgentBinary(netlab, pr); err != nil {
 		return Record{}, nil, err
 	}
 	r, w, err := os.Pipe()
@@ -146,13 +147,13 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 	cmd := exec.Command(binary, pr.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
-	env := make([]string, 0, len(os.Environ())+2)
+	env := make([]string, 0, len(os.Environ())+3)
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, ReadyFDEnv+"=") && !strings.HasPrefix(e, ready.HoldFDEnv+"=") {
+		if !strings.HasPrefix(e, ReadyFDEnv+"=") && !strings.HasPrefix(e, ready.HoldFDEnv+"=") && !strings.HasPrefix(e, NetlabBinaryEnv+"=") {
 			env = append(env, e)
 		}
 	}
-	env = append(env, ReadyFDEnv+"=3")
+	env = append(env, ReadyFDEnv+"=3", NetlabBinaryEnv+"="+netlab)
 	if hold != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
 		env = append(env, ready.HoldFDEnv+"=4")

@@ -83,7 +83,7 @@ func ReadReport(d rundir.Dir) (*Report, error) {
 type Config struct {
 	Lab      string
 	Dir      rundir.Dir // the lab's runtime and log directories; its lock beside it
-	Binary   string     // netlab executable (default: this one)
+	Binary   string     // netlab executable (default: $NETLAB_BINARY, else this one)
 	Interval time.Duration
 }
 

@@ -1,9 +1,10 @@
-package plan
+package planbuild
 
 import (
 	"strings"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkBuildFrom300(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Compare(prev, cur); err != nil {
+		if _, err := plan.Compare(prev, cur); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,10 +1,12 @@
-package plan
+package planbuild
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -61,7 +63,7 @@ spec:
 
 func liveBase() string { return liveLab + liveWeb + liveServices }
 
-func buildFrom(t *testing.T, yaml string, prev *Plan) *Plan {
+func buildFrom(t *testing.T, yaml string, prev *plan.Plan) *plan.Plan {
 	t.Helper()
 	s, err := scenario.Parse("t.yaml", []byte(yaml))
 	if err != nil {
@@ -74,16 +76,16 @@ func buildFrom(t *testing.T, yaml string, prev *Plan) *Plan {
 	return p
 }
 
-func mustCompare(t *testing.T, old, cur *Plan) Changes {
+func mustCompare(t *testing.T, old, cur *plan.Plan) plan.Changes {
 	t.Helper()
-	cs, err := Compare(old, cur)
+	cs, err := plan.Compare(old, cur)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cs
 }
 
-func lines(cs Changes) string {
+func lines(cs plan.Changes) string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.String())
@@ -92,7 +94,7 @@ func lines(cs Changes) string {
 }
 
 // podNames lists the web pods (the cluster DNS's coredns pods are there too, unchanged).
-func podNames(p *Plan) string {
+func podNames(p *plan.Plan) string {
 	var out []string
 	for _, pod := range p.Pods {
 		if pod.Deployment == "web" {
@@ -129,12 +131,12 @@ func TestCompareScaleUpKeepsPodsAndContinuesNames(t *testing.T) {
 	old := mustPlan(t, liveBase(), "")
 	cur := buildFrom(t, strings.Replace(liveBase(), "replicas: 3", "replicas: 5", 1), old)
 	cs := mustCompare(t, old, cur)
-	c, _ := cs.Find(KindDeployment, "default", "web")
-	if c.Action != Configured || c.What[0] != "replicas 3 → 5" {
+	c, _ := cs.Find(plan.KindDeployment, "default", "web")
+	if c.Action != plan.Configured || c.What[0] != "replicas 3 → 5" {
 		t.Fatalf("web: %+v", c)
 	}
 	for _, k := range []string{"web", "shop"} {
-		if c, _ := cs.Find(KindService, "default", k); c.Action != Unchanged {
+		if c, _ := cs.Find(plan.KindService, "default", k); c.Action != plan.Unchanged {
 			t.Fatalf("service %s: %+v (its endpoints follow the pods, its spec did not change)", k, c)
 		}
 	}
@@ -153,7 +155,7 @@ func TestCompareScaleUpKeepsPodsAndContinuesNames(t *testing.T) {
 	}
 	// Everything that wires the new pods is there, once.
 	for _, name := range []string{"web-4", "web-5"} {
-		ns := NetnsName("t", name)
+		ns := plan.NetnsName("t", name)
 		links, procs := 0, 0
 		for _, l := range cur.Links {
 			if l.A.Netns == ns {
@@ -178,7 +180,7 @@ func TestCompareScaleDownRemovesHighestIndexes(t *testing.T) {
 		t.Fatalf("pods %s", got)
 	}
 	for _, l := range cur.Links {
-		if strings.HasPrefix(l.A.Netns, NetnsName("t", "web-2")) || strings.HasPrefix(l.A.Netns, NetnsName("t", "web-3")) {
+		if strings.HasPrefix(l.A.Netns, plan.NetnsName("t", "web-2")) || strings.HasPrefix(l.A.Netns, plan.NetnsName("t", "web-3")) {
 			t.Fatalf("link of a removed pod left: %+v", l)
 		}
 	}
@@ -192,8 +194,8 @@ func TestCompareScaleDownRemovesHighestIndexes(t *testing.T) {
 func TestCompareTemplateChangeReplacesEveryPod(t *testing.T) {
 	old := mustPlan(t, liveBase(), "")
 	cur := buildFrom(t, strings.Replace(liveBase(), "labels: {app: web}}", "labels: {app: web, tier: front}}", 1), old)
-	c, _ := mustCompare(t, old, cur).Find(KindDeployment, "default", "web")
-	if c.Action != Configured || strings.Join(c.What, ",") != "template" {
+	c, _ := mustCompare(t, old, cur).Find(plan.KindDeployment, "default", "web")
+	if c.Action != plan.Configured || strings.Join(c.What, ",") != "template" {
 		t.Fatalf("web: %+v", c)
 	}
 	// New names continue the sequence; no address of a leaving pod is reused.
@@ -240,7 +242,7 @@ ingress.networking.k8s.io/app unchanged`
 	if got := lines(cs); got != want {
 		t.Fatalf("changes:\n%s\nwant:\n%s", got, want)
 	}
-	var api, shop Service
+	var api, shop plan.Service
 	for _, s := range cur.Services {
 		switch s.Name {
 		case "api":
@@ -258,7 +260,7 @@ ingress.networking.k8s.io/app unchanged`
 	if api.ClusterIP == "" || api.ClusterIP == oldWeb.ClusterIP || api.ClusterIP == oldShop.ClusterIP {
 		t.Fatalf("api got %s; web held %s, shop %s", api.ClusterIP, oldWeb.ClusterIP, oldShop.ClusterIP)
 	}
-	if c, _ := cs.Find(KindService, "default", "shop"); strings.Join(c.What, ",") != "ports" {
+	if c, _ := cs.Find(plan.KindService, "default", "shop"); strings.Join(c.What, ",") != "ports" {
 		t.Fatalf("shop: %+v", c)
 	}
 }
@@ -290,7 +292,7 @@ ingress.networking.k8s.io/app configured`
 	if got := lines(cs); got != want {
 		t.Fatalf("changes:\n%s\nwant:\n%s", got, want)
 	}
-	if c, _ := cs.Find(KindLab, "", "t"); strings.Join(c.What, ",") != "spec.loadBalancer.scheduler" {
+	if c, _ := cs.Find(plan.KindLab, "", "t"); strings.Join(c.What, ",") != "spec.loadBalancer.scheduler" {
 		t.Fatalf("lab: %+v", c)
 	}
 	// Deleting everything but the Lab.
@@ -323,9 +325,9 @@ func TestCompareRefusesWhatCannotChangeLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Compare(old, cur)
-	var re *RefusedError
-	if !errors.As(err, &re) || !errors.Is(err, ErrRefused) {
+	_, err = plan.Compare(old, cur)
+	var re *plan.RefusedError
+	if !errors.As(err, &re) || !errors.Is(err, plan.ErrRefused) {
 		t.Fatalf("err = %v, want a RefusedError", err)
 	}
 	var fields []string
@@ -351,7 +353,15 @@ func TestCompareChecksConfigureTheLab(t *testing.T) {
 	if got := lines(cs); !strings.HasPrefix(got, "lab.netlab.dev/t configured") {
 		t.Fatalf("changes:\n%s", got)
 	}
-	if len(cur.Checks) != 1 || cur.Checks[0].URL != "http://shop.example/" {
-		t.Fatalf("checks of the new plan: %+v", cur.Checks)
+	var c scenario.Check
+	if len(cur.Checks) != 1 || json.Unmarshal(cur.Checks[0], &c) != nil || c.URL != "http://shop.example/" {
+		t.Fatalf("checks of the new plan: %s", cur.Checks)
 	}
+}
+
+// equalJSON says whether a and b marshal to the same JSON (as plan.Compare compares).
+func equalJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
 }

@@ -1,4 +1,4 @@
-package plan
+package planbuild
 
 import (
 	"encoding/json"
@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func mustPlan(t *testing.T, yaml, name string) *Plan {
+func mustPlan(t *testing.T, yaml, name string) *plan.Plan {
 	t.Helper()
 	var s *scenario.Scenario
 	var err error
@@ -181,7 +182,7 @@ func TestPlacementSelectorsAndAllocation(t *testing.T) {
 	if d := cmp.Diff([]string{"203.0.113.2/24", "203.0.113.3/24", "203.0.113.4/24"}, ips); d != "" {
 		t.Errorf("client addresses (-want +got):\n%s", d)
 	}
-	svc := map[string]Service{}
+	svc := map[string]plan.Service{}
 	for _, s := range p.Services {
 		svc[s.Name] = s
 	}
@@ -257,16 +258,16 @@ spec:
 
 func TestLabNames(t *testing.T) {
 	for _, ok := range []string{"demo", "a", "lab2", "smoke12345"} {
-		if err := CheckLabName(ok); err != nil {
+		if err := plan.CheckLabName(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "my-lab", "Demo", "1lab", "lab_x", strings.Repeat("a", 25)} {
-		if err := CheckLabName(bad); err == nil {
+		if err := plan.CheckLabName(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if HostVethName("demo", "web-1") == HostVethName("demo2", "web-1") {
+	if plan.HostVethName("demo", "web-1") == plan.HostVethName("demo2", "web-1") {
 		t.Error("host veth names must differ between labs")
 	}
 }
@@ -314,7 +315,7 @@ spec:
 		t.Errorf("node-1 fdb (-want +got):\n%s", d)
 	}
 	for _, l := range p.Links {
-		if l.B.Master == BridgeCNI && (l.A.MTU != 1450 || l.B.MTU != 1450) {
+		if l.B.Master == plan.BridgeCNI && (l.A.MTU != 1450 || l.B.MTU != 1450) {
 			t.Errorf("pod link %s MTU %d/%d, want 1450", l.A.Netns, l.A.MTU, l.B.MTU)
 		}
 	}

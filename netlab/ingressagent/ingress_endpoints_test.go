@@ -1,4 +1,4 @@
-package agent
+package ingressagent
 
 import (
 	"encoding/json"

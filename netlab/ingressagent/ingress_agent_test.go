@@ -3,7 +3,7 @@
 // Address plan: everything on 127.0.0.1 — the agent's HTTP, HTTPS and metrics listeners
 // on free ports, and httptest upstreams standing in for Service ClusterIP:port (the plan
 // file's Services have clusterIP 127.0.0.1 and the upstreams' ports).
-package agent_test
+package ingressagent_test
 
 import (
 	"bytes"
@@ -23,11 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/ingress"
+	"github.com/netlabdev/netlab/netlab/ingressagent"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
-	"github.com/netlabdev/netlab/netlab/rundir"
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
@@ -104,18 +103,18 @@ func TestAgentServesAndReloads(t *testing.T) {
 
 	var accessLog lockedBuffer
 	reload := make(chan struct{})
-	ready := make(chan agent.IngressAddrs, 1)
+	ready := make(chan ingressagent.IngressAddrs, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.RunIngress(ctx, agent.IngressConfig{
+		done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
 			Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
 			HTTPPort: freePort(t), HTTPSPort: freePort(t), MetricsPort: freePort(t),
 			AccessLog: &accessLog, Reload: reload,
-			Ready: func(a agent.IngressAddrs) { ready <- a },
+			Ready: func(a ingressagent.IngressAddrs) { ready <- a },
 		}, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	}()
-	var addrs agent.IngressAddrs
+	var addrs ingressagent.IngressAddrs
 	select {
 	case addrs = <-ready:
 	case err := <-done:
@@ -139,7 +138,7 @@ func TestAgentServesAndReloads(t *testing.T) {
 	}
 
 	// HTTPS: the CA the agent created is in DIR/ca and signs the certificate for app.example.
-	ca, err := rundir.ReadCA(filepath.Join(dir, "ca"))
+	ca, err := ingressagent.ReadCA(filepath.Join(dir, "ca"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
-package plan
+package planbuild
 
 import (
 	"net/netip"
 	"strconv"
 	"strings"
 
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,20 +15,20 @@ import (
 // Services keep their ClusterIP, NodePorts, healthCheckNodePort and load-balancer address
 // unless the files set others, and no new Service takes one a Service of prev holds; pods
 // of prev are kept where their Deployment's template did not change (Rebase).
-func BuildFrom(s *scenario.Scenario, name string, prev *Plan) (*Plan, error) {
+func BuildFrom(s *scenario.Scenario, name string, prev *plan.Plan) (*plan.Plan, error) {
 	b := &builder{s: s, prev: prev}
 	fresh, err := b.build(name)
 	if err != nil {
 		return nil, err
 	}
-	return fresh, fresh.rebase(prev) // fresh is ours: no copy
+	return fresh, fresh.RebaseOn(prev) // fresh is ours: no copy
 }
 
 // previous returns the Service of the same name in the running lab, with any address or
 // port that another Service of the new files now asks for explicitly dropped.
-func (b *builder) previous(s scenario.Service) (Service, bool) {
+func (b *builder) previous(s scenario.Service) (plan.Service, bool) {
 	if b.prev == nil {
-		return Service{}, false
+		return plan.Service{}, false
 	}
 	for _, ps := range b.prev.Services {
 		if ps.Namespace != s.Namespace || ps.Name != s.Name {
@@ -56,11 +57,11 @@ func (b *builder) previous(s scenario.Service) (Service, bool) {
 		}
 		return ps, true
 	}
-	return Service{}, false
+	return plan.Service{}, false
 }
 
 // nodePortOf is the NodePort s gave port/protocol, 0 when none.
-func (s Service) nodePortOf(port int32, protocol string) int32 {
+func nodePortOf(s plan.Service, port int32, protocol string) int32 {
 	for _, sp := range s.Ports {
 		if sp.Port == port && strings.EqualFold(sp.Protocol, protocol) {
 			return sp.NodePort
@@ -95,15 +96,15 @@ func (b *builder) holdPrevious(ips map[netip.Addr]bool, nodePorts map[int32]bool
 }
 
 // deploymentRecord is what the plan keeps of a Deployment.
-func deploymentRecord(d appsv1.Deployment) Deployment {
+func deploymentRecord(d appsv1.Deployment) plan.Deployment {
 	tmpl := d.Spec.Template.Spec
-	rec := Deployment{Namespace: d.Namespace, Name: d.Name, Template: hashJSON(d.Spec.Template),
+	rec := plan.Deployment{Namespace: d.Namespace, Name: d.Name, Template: hashJSON(d.Spec.Template),
 		NodeName: tmpl.NodeName, NodeSelector: tmpl.NodeSelector}
 	if d.Spec.Replicas != nil {
 		rec.Replicas = *d.Spec.Replicas
 	}
-	pod := Pod{Namespace: d.Namespace, Deployment: d.Name, Labels: d.Spec.Template.Labels,
-		Ports: containerPorts(d), Probe: readiness(d), Template: rec.Template, GraceSeconds: DefaultTerminationGrace}
+	pod := plan.Pod{Namespace: d.Namespace, Deployment: d.Name, Labels: d.Spec.Template.Labels,
+		Ports: containerPorts(d), Probe: readiness(d), Template: rec.Template, GraceSeconds: plan.DefaultTerminationGrace}
 	if g := tmpl.TerminationGracePeriodSeconds; g != nil {
 		pod.GraceSeconds = *g
 	}

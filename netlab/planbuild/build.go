@@ -1,4 +1,4 @@
-package plan
+package planbuild
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,47 +19,21 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// NodePort range, as the apiserver's default --service-node-port-range.
-const (
-	NodePortMin = 30000
-	NodePortMax = 32767
-	// Interface names of the lab objects.
-	BridgeCNI   = "cni0"
-	NodeIface   = "eth0"
-	PodIface    = "eth0"
-	ClientIface = "eth0"
-	LBWanIface  = "eth0"
-	LBFabIface  = "eth1"
-	// DefaultProbePeriod is how often the lab probes every pod's readiness, whatever the
-	// manifest's periodSeconds (whose minimum, 1 s, and default, 10 s, would hide a dead
-	// pod for seconds): drills show the endpoints react within a fraction of a second.
-	DefaultProbePeriod = 250 * time.Millisecond
-)
-
-// CheckLabName says whether name can be a lab name. Lab names have no '-' so that
-// nl-<lab>-<object> parses back to its lab unambiguously (down finds objects by name).
-func CheckLabName(name string) error {
-	if len(name) > scenario.MaxLabName || !scenario.IsLabName(name) {
-		return fmt.Errorf("lab name %q must be 1-%d lowercase letters and digits, starting with a letter", name, scenario.MaxLabName)
-	}
-	return nil
-}
-
 // Build turns a validated, defaulted scenario into a plan. name overrides the Lab's
 // metadata.name when not empty. Problems found while allocating (a pod CIDR too small, no
 // node for a nodeSelector, an exhausted range) are returned together as scenario.Problems.
-func Build(s *scenario.Scenario, name string) (*Plan, error) {
+func Build(s *scenario.Scenario, name string) (*plan.Plan, error) {
 	b := &builder{s: s}
 	return b.build(name)
 }
 
 type builder struct {
 	s     *scenario.Scenario
-	p     *Plan
+	p     *plan.Plan
 	probs scenario.Problems
 	// prev is the running lab's plan when building for a live change (BuildFrom): its
 	// Services keep their addresses and ports, which no new Service may take.
-	prev *Plan
+	prev *plan.Plan
 	// deps and svcs are the scenario's Deployments and Services followed by the cluster
 	// DNS's, when the lab runs one.
 	deps []scenario.Deployment
@@ -69,26 +44,33 @@ func (b *builder) problem(src scenario.Source, obj, field, msg string) {
 	b.probs = append(b.probs, scenario.Problem{File: src.File, Object: obj, Field: field, Msg: msg})
 }
 
-func (b *builder) build(name string) (*Plan, error) {
+func (b *builder) build(name string) (*plan.Plan, error) {
 	s := b.s
 	lab := s.Lab
 	if name == "" {
 		name = lab.Metadata.Name
 	}
-	if err := CheckLabName(name); err != nil {
+	if err := plan.CheckLabName(name); err != nil {
 		b.problem(s.LabSource, "Lab "+name, "metadata.name", err.Error())
 		return nil, b.probs
 	}
 	net := lab.Spec.Network
-	p := &Plan{Lab: name, Network: Network{
+	p := &plan.Plan{Lab: name, Network: plan.Network{
 		Mode: net.Mode, WanCIDR: net.WanCIDR, NodeCIDR: net.NodeCIDR, PodCIDR: net.PodCIDR,
-		ServiceCIDR: net.ServiceCIDR, NodePortRange: fmt.Sprintf("%d-%d", NodePortMin, NodePortMax),
+		ServiceCIDR: net.ServiceCIDR, NodePortRange: fmt.Sprintf("%d-%d", plan.NodePortMin, plan.NodePortMax),
 		ClientRoutesToPods: net.ClientRoutesToPods,
-	}, KubeProxy: KubeProxyConfig{Mode: lab.Spec.KubeProxy.Mode}}
+	}, KubeProxy: plan.KubeProxyConfig{Mode: lab.Spec.KubeProxy.Mode}}
 	b.p = p
-	p.Checks = lab.Spec.Checks
+	for _, c := range lab.Spec.Checks {
+		j, err := json.Marshal(c)
+		if err != nil {
+			b.problem(s.LabSource, "Lab "+name, "spec.checks", err.Error())
+			continue
+		}
+		p.Checks = append(p.Checks, j)
+	}
 	in := lab.Spec.Ingress
-	p.Ingress = IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
+	p.Ingress = plan.IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
 		UseForwardedHeaders: in.UseForwardedHeaders}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
@@ -111,8 +93,8 @@ func (b *builder) build(name string) (*Plan, error) {
 	b.deps = append(append([]scenario.Deployment{}, s.Deployments...), dnsDeps...)
 	b.svcs = append(append([]scenario.Service{}, s.Services...), dnsSvcs...)
 
-	ns := func(obj string) string { return NetnsName(name, obj) }
-	p.Switches = []Switch{
+	ns := func(obj string) string { return plan.NetnsName(name, obj) }
+	p.Switches = []plan.Switch{
 		{Name: "wan", Netns: ns("wan"), Bridge: "wan"},
 		{Name: "fabric", Netns: ns("fabric"), Bridge: "fabric"},
 	}
@@ -121,28 +103,28 @@ func (b *builder) build(name string) (*Plan, error) {
 	lbWan, lbFab := nth(wan, 1), nth(fab, 1)
 	lbs := lab.Spec.LoadBalancer
 	hc := lbs.HealthCheck
-	p.LB = LB{
+	p.LB = plan.LB{
 		Netns: ns("lb"), WanIP: cidr(lbWan, wan), FabricIP: cidr(lbFab, fab), VIP: lbs.VIP,
 		Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(),
 		ExposeNodes: lbs.ExposeNodes == nil || *lbs.ExposeNodes,
-		HealthCheck: HealthCheck{Type: hc.Type, Path: hc.Path, Interval: hc.Interval.Duration.String(),
+		HealthCheck: plan.HealthCheck{Type: hc.Type, Path: hc.Path, Interval: hc.Interval.Duration.String(),
 			Timeout: hc.Timeout.Duration.String(), Rise: hc.Rise, Fall: hc.Fall, Inhibit: hc.Inhibit,
 			Ingress: hc.Ingress},
 	}
 	p.Links = append(p.Links,
-		Link{A: LinkEnd{Netns: p.LB.Netns, Name: LBWanIface, Addrs: []string{p.LB.WanIP}}, B: LinkEnd{Netns: ns("wan"), Name: "lb", Master: "wan"}},
-		Link{A: LinkEnd{Netns: p.LB.Netns, Name: LBFabIface, Addrs: []string{p.LB.FabricIP}}, B: LinkEnd{Netns: ns("fabric"), Name: "lb", Master: "fabric"}},
+		plan.Link{A: plan.LinkEnd{Netns: p.LB.Netns, Name: plan.LBWanIface, Addrs: []string{p.LB.WanIP}}, B: plan.LinkEnd{Netns: ns("wan"), Name: "lb", Master: "wan"}},
+		plan.Link{A: plan.LinkEnd{Netns: p.LB.Netns, Name: plan.LBFabIface, Addrs: []string{p.LB.FabricIP}}, B: plan.LinkEnd{Netns: ns("fabric"), Name: "lb", Master: "fabric"}},
 	)
 	p.Sysctls = append(p.Sysctls,
-		Sysctl{p.LB.Netns, "net.ipv4.ip_forward", "1"},
-		Sysctl{p.LB.Netns, "net.ipv4.conf.all.rp_filter", "0"},
-		Sysctl{p.LB.Netns, "net.ipv4.conf.default.rp_filter", "0"},
+		plan.Sysctl{Netns: p.LB.Netns, Key: "net.ipv4.ip_forward", Value: "1"},
+		plan.Sysctl{Netns: p.LB.Netns, Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
+		plan.Sysctl{Netns: p.LB.Netns, Key: "net.ipv4.conf.default.rp_filter", Value: "0"},
 		// conntrack must not be loose: a mid-stream packet of a connection the LB never saw
 		// is not a new connection to schedule.
-		Sysctl{p.LB.Netns, "net.netfilter.nf_conntrack_tcp_loose", "0"},
+		plan.Sysctl{Netns: p.LB.Netns, Key: "net.netfilter.nf_conntrack_tcp_loose", Value: "0"},
 	)
 	for _, sw := range p.Switches {
-		p.Sysctls = append(p.Sysctls, Sysctl{sw.Netns, "net.bridge.bridge-nf-call-iptables", "0"})
+		p.Sysctls = append(p.Sysctls, plan.Sysctl{Netns: sw.Netns, Key: "net.bridge.bridge-nf-call-iptables", Value: "0"})
 	}
 
 	// Nodes: fabric .11+, pod slice i = node i (1-based).
@@ -164,24 +146,24 @@ func (b *builder) build(name string) (*Plan, error) {
 	}
 	for i, n := range lab.Spec.Nodes {
 		slice := netip.PrefixFrom(addOffset(pods.Addr(), uint64(i+1)<<(32-net.NodePodMaskSize)), net.NodePodMaskSize)
-		node := Node{Name: n.Name, Netns: ns(n.Name), IP: cidr(nth(fab, 11+i), fab),
+		node := plan.Node{Name: n.Name, Netns: ns(n.Name), IP: cidr(nth(fab, 11+i), fab),
 			PodCIDR: slice.String(), Gateway: cidr(nth(slice, 1), slice), Labels: n.Labels, Weight: *n.Weight,
-			BridgeMAC: MACOf(name, "node/"+n.Name+"/cni0")}
+			BridgeMAC: plan.MACOf(name, "node/"+n.Name+"/cni0")}
 		p.Nodes = append(p.Nodes, node)
-		p.Links = append(p.Links, Link{
-			A: LinkEnd{Netns: node.Netns, Name: NodeIface, Addrs: []string{node.IP}},
-			B: LinkEnd{Netns: ns("fabric"), Name: n.Name, Master: "fabric"},
+		p.Links = append(p.Links, plan.Link{
+			A: plan.LinkEnd{Netns: node.Netns, Name: plan.NodeIface, Addrs: []string{node.IP}},
+			B: plan.LinkEnd{Netns: ns("fabric"), Name: n.Name, Master: "fabric"},
 		})
-		p.Routes = append(p.Routes, Route{Netns: node.Netns, Dst: "default", Via: lbFab.String()})
+		p.Routes = append(p.Routes, plan.Route{Netns: node.Netns, Dst: "default", Via: lbFab.String()})
 		p.Sysctls = append(p.Sysctls,
-			Sysctl{node.Netns, "net.ipv4.ip_forward", "1"},
-			Sysctl{node.Netns, "net.ipv4.conf.all.rp_filter", "0"},
-			Sysctl{node.Netns, "net.ipv4.conf.default.rp_filter", "0"},
+			plan.Sysctl{Netns: node.Netns, Key: "net.ipv4.ip_forward", Value: "1"},
+			plan.Sysctl{Netns: node.Netns, Key: "net.ipv4.conf.all.rp_filter", Value: "0"},
+			plan.Sysctl{Netns: node.Netns, Key: "net.ipv4.conf.default.rp_filter", Value: "0"},
 			// Pod-to-Service traffic answered by a pod on the same bridge must pass the
 			// node's conntrack to be un-DNATed: kube-proxy needs bridge netfilter.
-			Sysctl{node.Netns, "net.bridge.bridge-nf-call-iptables", "1"},
+			plan.Sysctl{Netns: node.Netns, Key: "net.bridge.bridge-nf-call-iptables", Value: "1"},
 			// NodePorts on 127.0.0.1 and hairpin through the node's own address.
-			Sysctl{node.Netns, "net.ipv4.conf.all.route_localnet", "1"},
+			plan.Sysctl{Netns: node.Netns, Key: "net.ipv4.conf.all.route_localnet", Value: "1"},
 		)
 	}
 	if net.Mode == scenario.ModeVXLAN {
@@ -191,14 +173,14 @@ func (b *builder) build(name string) (*Plan, error) {
 		for _, a := range p.Nodes {
 			for _, o := range p.Nodes {
 				if a.Name != o.Name {
-					p.Routes = append(p.Routes, Route{Netns: a.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
+					p.Routes = append(p.Routes, plan.Route{Netns: a.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
 				}
 			}
 		}
 	}
 	if net.ClientRoutesToPods {
 		for _, o := range p.Nodes {
-			p.Routes = append(p.Routes, Route{Netns: p.LB.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
+			p.Routes = append(p.Routes, plan.Route{Netns: p.LB.Netns, Dst: o.PodCIDR, Via: addrOf(o.IP)})
 		}
 	}
 
@@ -234,17 +216,17 @@ func (b *builder) build(name string) (*Plan, error) {
 			b.problem(s.LabSource, "Lab "+name, "spec.clients", fmt.Sprintf("client %s: %s is outside the wan %s", c.Name, addr, wan))
 			continue
 		}
-		cl := Client{Name: c.Name, Netns: ns(c.Name), IP: cidr(addr, wan)}
+		cl := plan.Client{Name: c.Name, Netns: ns(c.Name), IP: cidr(addr, wan)}
 		p.Clients = append(p.Clients, cl)
-		p.Links = append(p.Links, Link{
-			A: LinkEnd{Netns: cl.Netns, Name: ClientIface, Addrs: []string{cl.IP}},
-			B: LinkEnd{Netns: ns("wan"), Name: c.Name, Master: "wan"},
+		p.Links = append(p.Links, plan.Link{
+			A: plan.LinkEnd{Netns: cl.Netns, Name: plan.ClientIface, Addrs: []string{cl.IP}},
+			B: plan.LinkEnd{Netns: ns("wan"), Name: c.Name, Master: "wan"},
 		})
 		// Clients reach the node network (NodePorts) through the LB, never pods or
 		// ClusterIPs, unless the scenario says so.
-		p.Routes = append(p.Routes, Route{Netns: cl.Netns, Dst: fab.String(), Via: lbWan.String()})
+		p.Routes = append(p.Routes, plan.Route{Netns: cl.Netns, Dst: fab.String(), Via: lbWan.String()})
 		if net.ClientRoutesToPods {
-			p.Routes = append(p.Routes, Route{Netns: cl.Netns, Dst: pods.String(), Via: lbWan.String()})
+			p.Routes = append(p.Routes, plan.Route{Netns: cl.Netns, Dst: pods.String(), Via: lbWan.String()})
 		}
 	}
 
@@ -260,7 +242,7 @@ func (b *builder) build(name string) (*Plan, error) {
 	}
 	b.ingresses()
 	b.resolvConfs()
-	b.processes()
+	p.Processes = append(p.Processes, plan.Processes(p)...)
 	if len(b.probs) > 0 {
 		return nil, b.probs
 	}
@@ -283,8 +265,8 @@ func (b *builder) vxlan() {
 	for i := range p.Nodes {
 		n := &p.Nodes[i]
 		slice := netip.MustParsePrefix(n.PodCIDR)
-		n.VTEP = &VTEP{Dev: VXLANDev, VNI: VXLANVNI, Port: VXLANPort, MTU: VXLANMTU,
-			Addr: netip.PrefixFrom(slice.Addr(), 32).String(), MAC: MACOf(p.Lab, "node/"+n.Name+"/"+VXLANDev)}
+		n.VTEP = &plan.VTEP{Dev: VXLANDev, VNI: VXLANVNI, Port: VXLANPort, MTU: VXLANMTU,
+			Addr: netip.PrefixFrom(slice.Addr(), 32).String(), MAC: plan.MACOf(p.Lab, "node/"+n.Name+"/"+VXLANDev)}
 	}
 	for _, a := range p.Nodes {
 		for _, o := range p.Nodes {
@@ -292,9 +274,9 @@ func (b *builder) vxlan() {
 				continue
 			}
 			via := addrOf(o.VTEP.Addr)
-			p.Routes = append(p.Routes, Route{Netns: a.Netns, Dst: o.PodCIDR, Via: via, Dev: VXLANDev, Onlink: true})
-			p.Neighbors = append(p.Neighbors, Neighbor{Netns: a.Netns, Dev: VXLANDev, IP: via, MAC: o.VTEP.MAC})
-			p.FDB = append(p.FDB, FDBEntry{Netns: a.Netns, Dev: VXLANDev, MAC: o.VTEP.MAC, Dst: addrOf(o.IP)})
+			p.Routes = append(p.Routes, plan.Route{Netns: a.Netns, Dst: o.PodCIDR, Via: via, Dev: VXLANDev, Onlink: true})
+			p.Neighbors = append(p.Neighbors, plan.Neighbor{Netns: a.Netns, Dev: VXLANDev, IP: via, MAC: o.VTEP.MAC})
+			p.FDB = append(p.FDB, plan.FDBEntry{Netns: a.Netns, Dev: VXLANDev, MAC: o.VTEP.MAC, Dst: addrOf(o.IP)})
 		}
 	}
 }
@@ -325,7 +307,7 @@ func (b *builder) placePods(ns func(string) string) {
 		}
 		dep := deploymentRecord(d.Deployment)
 		if d.Source.File == dnsSource {
-			dep.Pod.Agent = DNSAgent
+			dep.Pod.Agent = plan.DNSAgent
 		}
 		p.Deployments = append(p.Deployments, dep)
 		replicas := int(*d.Spec.Replicas)
@@ -352,50 +334,37 @@ func (b *builder) placePods(ns func(string) string) {
 				return
 			}
 			podName := fmt.Sprintf("%s-%d", d.Name, r)
-			pod := Pod{
+			pod := plan.Pod{
 				Name: podName, Namespace: d.Namespace, Deployment: d.Name, Netns: ns(podName),
 				Node: node.Name, IP: cidr(nth(slice, host), slice), Gateway: addrOf(node.Gateway),
-				HostVeth: HostVethName(name(p), podName), MAC: MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
+				HostVeth: plan.HostVethName(name(p), podName), MAC: plan.MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
 				Template: dep.Template, GraceSeconds: dep.Pod.GraceSeconds, PreStopSleep: dep.Pod.PreStopSleep,
 			}
 			if d.Source.File == dnsSource {
-				pod.Agent = DNSAgent
+				pod.Agent = plan.DNSAgent
 			}
 			p.Pods = append(p.Pods, pod)
 			mtu := 0
 			if node.VTEP != nil {
 				mtu = node.VTEP.MTU // room for the encapsulation, as flannel sets it
 			}
-			p.Links = append(p.Links, Link{
-				A: LinkEnd{Netns: pod.Netns, Name: PodIface, MAC: pod.MAC, MTU: mtu, Addrs: []string{pod.IP}},
-				B: LinkEnd{Netns: node.Netns, Name: pod.HostVeth, Master: BridgeCNI, MTU: mtu},
+			p.Links = append(p.Links, plan.Link{
+				A: plan.LinkEnd{Netns: pod.Netns, Name: plan.PodIface, MAC: pod.MAC, MTU: mtu, Addrs: []string{pod.IP}},
+				B: plan.LinkEnd{Netns: node.Netns, Name: pod.HostVeth, Master: plan.BridgeCNI, MTU: mtu},
 			})
-			p.Routes = append(p.Routes, Route{Netns: pod.Netns, Dst: "default", Via: pod.Gateway})
+			p.Routes = append(p.Routes, plan.Route{Netns: pod.Netns, Dst: "default", Via: pod.Gateway})
 			p.Neighbors = append(p.Neighbors,
-				Neighbor{Netns: pod.Netns, Dev: PodIface, IP: pod.Gateway, MAC: node.BridgeMAC},
-				Neighbor{Netns: node.Netns, Dev: BridgeCNI, IP: addrOf(pod.IP), MAC: pod.MAC})
+				plan.Neighbor{Netns: pod.Netns, Dev: plan.PodIface, IP: pod.Gateway, MAC: node.BridgeMAC},
+				plan.Neighbor{Netns: node.Netns, Dev: plan.BridgeCNI, IP: addrOf(pod.IP), MAC: pod.MAC})
 		}
 	}
 }
 
-func name(p *Plan) string { return p.Lab }
+func name(p *plan.Plan) string { return p.Lab }
 
-// HostVethName is the node-side name of a pod's veth, hashed like CNI plugins do so that it
-// fits IFNAMSIZ whatever the pod's name.
-func HostVethName(lab, pod string) string {
-	h := sha256.Sum256([]byte(lab + "/" + pod))
-	return "veth" + hex.EncodeToString(h[:4])
-}
-
-// MACOf is a stable, locally administered unicast MAC for a lab object.
-func MACOf(lab, object string) string {
-	h := sha256.Sum256([]byte(lab + "/" + object))
-	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4])
-}
-
-func containerPorts(d appsv1.Deployment) []ContainerPort {
-	var out []ContainerPort
+func containerPorts(d appsv1.Deployment) []plan.ContainerPort {
+	var out []plan.ContainerPort
 	seen := map[string]bool{}
 	for _, c := range d.Spec.Template.Spec.Containers {
 		for _, cp := range c.Ports {
@@ -408,14 +377,14 @@ func containerPorts(d appsv1.Deployment) []ContainerPort {
 				continue
 			}
 			seen[k] = true
-			out = append(out, ContainerPort{Name: cp.Name, Port: cp.ContainerPort, Protocol: proto})
+			out = append(out, plan.ContainerPort{Name: cp.Name, Port: cp.ContainerPort, Protocol: proto})
 		}
 	}
 	return out
 }
 
 // resolvePort finds a container port by number or name among the pod's ports.
-func resolvePort(ports []ContainerPort, p intstr.IntOrString, proto string) (int32, bool) {
+func resolvePort(ports []plan.ContainerPort, p intstr.IntOrString, proto string) (int32, bool) {
 	if p.Type == intstr.Int {
 		return p.IntVal, p.IntVal > 0
 	}
@@ -427,9 +396,9 @@ func resolvePort(ports []ContainerPort, p intstr.IntOrString, proto string) (int
 	return 0, false
 }
 
-func readiness(d appsv1.Deployment) Probe {
+func readiness(d appsv1.Deployment) plan.Probe {
 	ports := containerPorts(d)
-	pr := Probe{Type: "tcp", Period: DefaultProbePeriod.String()}
+	pr := plan.Probe{Type: "tcp", Period: plan.DefaultProbePeriod.String()}
 	for _, c := range d.Spec.Template.Spec.Containers {
 		rp := c.ReadinessProbe
 		if rp == nil {
@@ -484,7 +453,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 	b.holdPrevious(usedIP, usedNP, usedWan)
 	// .1 is the kubernetes Service's and .10 the cluster DNS's (kubeadm's): start after.
 	nextIP := scenario.DNSServiceHost + 1
-	nextNP := int32(NodePortMin + 80)
+	nextNP := int32(plan.NodePortMin + 80)
 	allocIP := func() (netip.Addr, bool) {
 		for ; nextIP < hostCount(svcCIDR); nextIP++ {
 			a := nth(svcCIDR, nextIP)
@@ -496,11 +465,11 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		return netip.Addr{}, false
 	}
 	allocNP := func() (int32, bool) {
-		for n := 0; n <= NodePortMax-NodePortMin; n++ {
+		for n := 0; n <= plan.NodePortMax-plan.NodePortMin; n++ {
 			np := nextNP
 			nextNP++
-			if nextNP > NodePortMax {
-				nextNP = NodePortMin
+			if nextNP > plan.NodePortMax {
+				nextNP = plan.NodePortMin
 			}
 			if !usedNP[np] {
 				usedNP[np] = true
@@ -528,13 +497,13 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 		name string
 		port int
 	}{{"ingress-http", ingSpec.HTTPPort}, {"ingress-https", ingSpec.HTTPSPort}} {
-		p.LB.VIPs = append(p.LB.VIPs, VirtualServ{Name: vp.name, IP: p.LB.VIP, Port: int32(vp.port), Protocol: "TCP",
+		p.LB.VIPs = append(p.LB.VIPs, plan.VirtualServ{Name: vp.name, IP: p.LB.VIP, Port: int32(vp.port), Protocol: "TCP",
 			Scheduler: lbs.Scheduler, Persistence: lbs.Persistence.Duration.String(), NodePort: int32(vp.port)})
 	}
 
 	for _, s := range b.svcs {
 		obj := fmt.Sprintf("Service %s/%s", s.Namespace, s.Name)
-		ps := Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
+		ps := plan.Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
 			ExternalIPs: s.Spec.ExternalIPs, PublishNotReady: s.Spec.PublishNotReadyAddresses}
 		for _, r := range s.Spec.LoadBalancerSourceRanges {
 			if pr, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil && pr.Addr().Is4() {
@@ -545,7 +514,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			// A CNAME in the cluster DNS: no ClusterIP, no endpoints, no rules.
 			ps.ExternalName = s.Spec.ExternalName
 			for _, sp := range s.Spec.Ports {
-				ps.Ports = append(ps.Ports, ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol)})
+				ps.Ports = append(ps.Ports, plan.ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol)})
 			}
 			p.Services = append(p.Services, ps)
 			continue
@@ -573,8 +542,8 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			}
 		}
 		for _, sp := range s.Spec.Ports {
-			port := ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol), NodePort: sp.NodePort}
-			if np := prev.nodePortOf(sp.Port, string(sp.Protocol)); external && port.NodePort == 0 && np != 0 {
+			port := plan.ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort.String(), Protocol: string(sp.Protocol), NodePort: sp.NodePort}
+			if np := nodePortOf(prev, sp.Port, string(sp.Protocol)); external && port.NodePort == 0 && np != 0 {
 				port.NodePort = np
 			}
 			if external && port.NodePort == 0 {
@@ -606,7 +575,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 				if !ok {
 					continue
 				}
-				ps.Endpoints = append(ps.Endpoints, Endpoint{PortName: sp.Name, Pod: pod.Name, Node: pod.Node,
+				ps.Endpoints = append(ps.Endpoints, plan.Endpoint{PortName: sp.Name, Pod: pod.Name, Node: pod.Node,
 					IP: addrOf(pod.IP), Port: tp, Protocol: string(sp.Protocol)})
 			}
 		}
@@ -631,7 +600,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 				b.problem(s.Source, obj, "spec.loadBalancerIP", fmt.Sprintf("no free address left in the wan %s", wan))
 			}
 			for _, sp := range ps.Ports {
-				vs := VirtualServ{Name: fmt.Sprintf("%s/%s:%s", s.Namespace, s.Name, portLabel(sp)), IP: ps.LoadBalancerIP,
+				vs := plan.VirtualServ{Name: fmt.Sprintf("%s/%s:%s", s.Namespace, s.Name, portLabel(sp)), IP: ps.LoadBalancerIP,
 					Port: sp.Port, Protocol: sp.Protocol, Scheduler: sched, Persistence: pers, NodePort: sp.NodePort,
 					Service: s.Namespace + "/" + s.Name, SourceRanges: ps.LoadBalancerSourceRanges}
 				if ps.ExternalTrafficLocal {
@@ -644,7 +613,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 	}
 }
 
-func portLabel(sp ServicePort) string {
+func portLabel(sp plan.ServicePort) string {
 	if sp.Name != "" {
 		return sp.Name
 	}
@@ -666,7 +635,7 @@ func (b *builder) ingresses() {
 			b.problem(in.Source, "Ingress "+in.Namespace+"/"+in.Name, "", err.Error())
 			continue
 		}
-		p.Ingresses = append(p.Ingresses, Ingress{Namespace: in.Namespace, Name: in.Name, Object: obj})
+		p.Ingresses = append(p.Ingresses, plan.Ingress{Namespace: in.Namespace, Name: in.Name, Object: obj})
 		if !scenario.ServedBy(&in.Ingress, p.Ingress.ClassName) {
 			continue // another controller's: the lab's ingress does not serve it, no host resolves for it
 		}
@@ -676,7 +645,7 @@ func (b *builder) ingresses() {
 			}
 		}
 		for _, t := range in.Spec.TLS {
-			e := TLSEntry{Hosts: t.Hosts}
+			e := plan.TLSEntry{Hosts: t.Hosts}
 			if sec, ok := secrets[in.Namespace+"/"+t.SecretName]; ok && t.SecretName != "" {
 				e.Secret = in.Namespace + "/" + t.SecretName
 				e.Cert, e.Key = sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey]
@@ -693,7 +662,7 @@ func (b *builder) ingresses() {
 		}
 	}
 	for _, sec := range b.s.Secrets {
-		p.Secrets = append(p.Secrets, SecretRef{Namespace: sec.Namespace, Name: sec.Name,
+		p.Secrets = append(p.Secrets, plan.SecretRef{Namespace: sec.Namespace, Name: sec.Name,
 			Hash: hashJSON([]any{sec.Type, sec.Data, sec.StringData})})
 	}
 	names := make([]string, 0, len(hosts))
@@ -706,43 +675,13 @@ func (b *builder) ingresses() {
 		for _, h := range names {
 			content += p.LB.VIP + "\t" + h + "\n"
 		}
-		p.Hosts = append(p.Hosts, HostsFile{Netns: c.Netns, Content: content})
+		p.Hosts = append(p.Hosts, plan.HostsFile{Netns: c.Netns, Content: content})
 	}
 }
 
-// address helpers
-
-func nth(p netip.Prefix, n int) netip.Addr { return addOffset(p.Masked().Addr(), uint64(n)) }
-
-func addOffset(a netip.Addr, n uint64) netip.Addr {
-	b := a.As4()
-	v := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
-	v += n
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+// hashJSON is a short hash of v's JSON: a Deployment's pod template, a Secret's data.
+func hashJSON(v any) string {
+	b, _ := json.Marshal(v)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
 }
-
-// hostCount is the number of usable host addresses (network and broadcast excluded).
-func hostCount(p netip.Prefix) int {
-	bits := 32 - p.Bits()
-	if bits >= 31 {
-		return 1 << 30
-	}
-	return (1 << bits) - 2
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	return addOffset(p.Masked().Addr(), (uint64(1)<<(32-p.Bits()))-1)
-}
-
-func cidr(a netip.Addr, p netip.Prefix) string { return netip.PrefixFrom(a, p.Bits()).String() }
-
-// addrOf strips the prefix length of a CIDR-form address.
-func addrOf(c string) string {
-	if pr, err := netip.ParsePrefix(c); err == nil {
-		return pr.Addr().String()
-	}
-	return c
-}
-
-// Addr strips the prefix length of a CIDR-form address ("10.244.1.2/24" → "10.244.1.2").
-func Addr(c string) string { return addrOf(c) }

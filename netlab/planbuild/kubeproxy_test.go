@@ -1,4 +1,4 @@
-package plan
+package planbuild
 
 import (
 	"slices"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/internal/iptablestest"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/plan"
 )
 
 func TestNodeRulesOfTheDefaultLab(t *testing.T) {
@@ -36,11 +37,11 @@ func TestNodeRulesOfTheDefaultLab(t *testing.T) {
 				want = append(want, ep.String())
 			}
 			slices.Sort(want)
-			tr, err := iptablestest.NewTracer(k, node.IP, Addr(n.Gateway)) // fresh xt_recent lists
+			tr, err := iptablestest.NewTracer(k, node.IP, plan.Addr(n.Gateway)) // fresh xt_recent lists
 			if err != nil {
 				t.Fatal(err)
 			}
-			outs, err := tr.Trace(iptablestest.Packet{Src: Addr(n.Gateway), Dst: sp.ClusterIP, DPort: int(sp.Port), Proto: sp.Protocol})
+			outs, err := tr.Trace(iptablestest.Packet{Src: plan.Addr(n.Gateway), Dst: sp.ClusterIP, DPort: int(sp.Port), Proto: sp.Protocol})
 			if err != nil {
 				t.Fatal(err)
 			}

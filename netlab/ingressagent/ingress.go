@@ -1,4 +1,4 @@
-package agent
+package ingressagent
 
 import (
 	"context"
@@ -63,7 +63,7 @@ type IngressConfig struct {
 	AccessLog io.Writer
 	// Reload, when set, triggers a reload like SIGHUP does (tests).
 	Reload <-chan struct{}
-	// Ready, when set, is called once every listener is bound (tests); NotifyReady is
+	// Ready, when set, is called once every listener is bound (tests); ready.Notify is
 	// always called too.
 	Ready func(IngressAddrs)
 }
@@ -144,7 +144,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	}
 	log = log.With("agent", "ingress", "node", cfg.Node)
 
-	ca, err := rundir.LoadOrCreateCA(cfg.CADir, "netlab "+cfg.Lab+" CA")
+	ca, err := LoadOrCreateCA(cfg.CADir, "netlab "+cfg.Lab+" CA")
 	if err != nil {
 		return fmt.Errorf("ingress agent: %w", err)
 	}
@@ -269,7 +269,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	NotifyReady()
+	ready.Notify()
 	reload := func() {
 		next, err := loadIngressConf(cfg, ca, log)
 		if err != nil {
@@ -503,4 +503,24 @@ func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResol
 		}
 		return nil, fmt.Errorf("service %s/%s has no port %s", ns, name, backendPortString(port))
 	}
+}
+
+// stamp tells one version of a file from another (inode, size, modification time), as the
+// kube-proxy agent's does: a rewrite through rundir.WriteFileAtomic is a new inode.
+type stamp struct {
+	ino   uint64
+	size  int64
+	mtime int64
+}
+
+func fileStamp(path string) stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	s := stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ino = sys.Ino
+	}
+	return s
 }

@@ -1,0 +1,162 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/privs"
+	"github.com/netlabdev/netlab/netlab/ready"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
+)
+
+// Roles are the agents Main runs: the whole of the netlab-agent binary (cmd/netlab-agent),
+// and what `netlab agent <role>` hands to Main for them. It is supervise.AgentRoles, the
+// list by which up and the supervisor choose that binary (a test holds them equal).
+var Roles = []string{"kube-proxy", "controller", "lb", "dns", "supervisor"}
+
+// Main runs one agent from its command line, `agent <role> --lab LAB ...` (the words
+// netlab up gives it after the binary's name), until SIGTERM or SIGINT, and returns the
+// exit code: 2 for a bad command line, 1 for an agent that failed. An agent that lives in
+// a lab namespace refuses to run anywhere else (a hand-started one must never touch the
+// host's network) and keeps only the capabilities its role needs.
+func Main(args []string, stderr io.Writer) int {
+	name := filepath.Base(os.Args[0]) // netlab-agent, or netlab for `netlab agent <role>`
+	if len(args) < 2 || args[0] != "agent" || !slices.Contains(Roles, args[1]) {
+		fmt.Fprintf(stderr, "usage: %s agent {%s} --lab LAB ... (started by netlab up)\n", name, strings.Join(Roles, "|"))
+		return 2
+	}
+	role := args[1]
+	fs := flag.NewFlagSet(name+" agent "+role, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var lab, dir, node, pod string
+	fs.StringVar(&lab, "lab", "", "lab name")
+	if role != "lb" {
+		fs.StringVar(&dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
+	}
+	var run func(context.Context, *slog.Logger) error
+	switch role {
+	case "kube-proxy":
+		fs.StringVar(&node, "node", "", "node name")
+		run = func(ctx context.Context, log *slog.Logger) error {
+			return RunKubeProxy(ctx, KubeProxyConfig{Lab: lab, Node: node, Dir: dir}, log)
+		}
+	case "controller":
+		var cfg ControllerConfig
+		fs.DurationVar(&cfg.Interval, "interval", 0, "probe interval (at most 500ms; default 250ms)")
+		run = func(ctx context.Context, log *slog.Logger) error {
+			cfg.Lab, cfg.Dir = lab, dir
+			return RunController(ctx, cfg, log)
+		}
+	case "lb":
+		var state string
+		fs.StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
+		run = func(ctx context.Context, log *slog.Logger) error {
+			p, err := rundir.ForLab(lab).ReadPlan()
+			if err != nil {
+				return err
+			}
+			cfg := LBConfig{Plan: p, StatePath: state}
+			if cfg.StatePath == "" {
+				cfg.StatePath = rundir.ForLab(lab).LBState()
+			}
+			return RunLB(ctx, cfg, log)
+		}
+	case "dns":
+		var cfg DNSConfig
+		fs.StringVar(&pod, "pod", "", "pod name")
+		fs.StringVar(&cfg.Node, "node", "", "node name")
+		fs.StringVar(&cfg.IP, "ip", "", "pod IP")
+		fs.IntVar(&cfg.Port, "port", 53, "DNS port (UDP and TCP)")
+		fs.IntVar(&cfg.ReadyPort, "ready-port", 8181, "readiness port (GET /ready)")
+		run = func(ctx context.Context, log *slog.Logger) error {
+			cfg.Lab, cfg.Pod, cfg.Dir = lab, pod, dir
+			return RunDNS(ctx, cfg, log)
+		}
+	case "supervisor":
+		run = func(ctx context.Context, log *slog.Logger) error {
+			if err := plan.CheckLabName(lab); err != nil {
+				return err
+			}
+			return supervise.Run(ctx, supervise.Config{Lab: lab, Dir: rundir.Resolve(lab, dir)}, log, NotifyReady)
+		}
+	}
+	if err := fs.Parse(args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: agent %s: unexpected arguments %q\n", name, role, fs.Args())
+		return 2
+	}
+	// Where the agent must run: its lab object's namespace; the controller and the
+	// supervisor live in the root namespace and change nothing there.
+	object := map[string]string{"kube-proxy": node, "lb": "lb", "dns": pod}[role]
+	if _, inNetns := map[string]bool{"kube-proxy": true, "lb": true, "dns": true}[role]; inNetns {
+		ns := plan.NetnsName(lab, object)
+		if lab == "" || object == "" || !kernel.InNetns(ns) {
+			fmt.Fprintf(stderr, "%s: agent %s must run inside namespace %s (netlab up starts it there)\n", name, role, ns)
+			return 1
+		}
+		if err := Confine([]string{"agent", role}); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 1
+		}
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	if err := run(ctx, Logger(stderr)); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+// Confine leaves an agent inside a lab namespace only the capabilities its role needs
+// (privs.ForAgent of args, its command line from "agent"), with NoNewPrivs. netlab starts
+// it already confined to them; started any other way, it executes itself again, keeping
+// its readiness and hold pipes, to get there.
+func Confine(args []string) error {
+	keep, restrict := privs.ForAgent(args)
+	if !restrict {
+		return nil
+	}
+	var fds []int
+	if fd, err := strconv.Atoi(os.Getenv(ReadyFDEnv)); err == nil && fd >= 3 {
+		fds = append(fds, fd)
+	}
+	if fd := ready.HoldFD(); fd >= 0 {
+		fds = append(fds, fd)
+	}
+	if err := privs.Restrict(keep, fds...); err != nil {
+		return fmt.Errorf("agent %s: drop privileges: %w", args[1], err)
+	}
+	return nil
+}
+
+// Logger writes JSON lines to w (the agent's log file); durations are written as Go
+// durations ("1.5s"), not nanoseconds, so the log reads as it is.
+func Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}}))
+}
