@@ -445,6 +445,14 @@ func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 func (h *Handler) roundTrip(ctx context.Context, uc *upConn, r *http.Request, st *reqState, upgrade string, x *exchange) error {
 	x.nothingRead = true
 	// The client leaving ends the wait: the upstream's read deadline moves to the past.
+	if li, ok := ctx.(leaveInterrupter); ok { // PlainServer's request context
+		li.interruptOnLeave(uc.nc)
+		err := h.writeAndRead(uc, r, st, upgrade, x)
+		if !li.stopInterrupt() && err == nil {
+			err = ctx.Err()
+		}
+		return err
+	}
 	stop := context.AfterFunc(ctx, func() { _ = uc.nc.SetDeadline(aLongTimeAgo) })
 	err := h.writeAndRead(uc, r, st, upgrade, x)
 	if !stop() && err == nil {
@@ -471,6 +479,13 @@ func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrad
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// leaveInterrupter is a request context that interrupts one connection when the client
+// leaves (PlainServer's), without context.AfterFunc's cost.
+type leaveInterrupter interface {
+	interruptOnLeave(nc net.Conn)
+	stopInterrupt() bool
+}
 
 // idempotent methods (RFC 9110 section 9.2.2).
 func idempotent(m string) bool {
