@@ -1281,9 +1281,6 @@ func (w *response) out(p []byte) error {
 		c.wbuf = append(c.wbuf, p...)
 	} else if wv, ok := c.nc.(writev); ok && w.err == nil {
 		// What is gathered (the head, say) and p in one send (netlab/rawio).
-		if c.closeNext && !w.chunked && w.length >= 0 && w.written == w.length {
-			c.lastWrite() // the body ends here, and so does the connection
-		}
 		_, err := wv.Writev(c.wbuf, p)
 		c.wbuf = c.wbuf[:0]
 		if err != nil {
