@@ -131,7 +131,8 @@ func (p *Plan) RemovePod(name string) (Pod, bool) {
 }
 
 // RecomputeEndpoints lists every Service's endpoints again from the plan's pods, as Build
-// does: every selected pod (terminating ones too), every port whose targetPort it has.
+// does: every selected pod (terminating ones too), every port whose targetPort it has (a
+// headless Service without ports: one port-less endpoint per pod).
 func (p *Plan) RecomputeEndpoints() {
 	for i := range p.Services {
 		s := &p.Services[i]
@@ -143,13 +144,17 @@ func (p *Plan) RecomputeEndpoints() {
 			if pod.Namespace != s.Namespace || !MatchesSet(s.Selector, pod.Labels) {
 				continue
 			}
+			host := pod.EndpointHostname(s.Name)
+			if len(s.Ports) == 0 && s.Headless() {
+				s.Endpoints = append(s.Endpoints, Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP), Hostname: host})
+			}
 			for _, sp := range s.Ports {
 				tp, ok := ResolveTargetPort(pod.Ports, sp.TargetPort, sp.Protocol)
 				if !ok {
 					continue
 				}
 				s.Endpoints = append(s.Endpoints, Endpoint{PortName: sp.Name, Pod: pod.Name, Node: pod.Node,
-					IP: addrOf(pod.IP), Port: tp, Protocol: sp.Protocol})
+					IP: addrOf(pod.IP), Port: tp, Protocol: sp.Protocol, Hostname: host})
 			}
 		}
 	}
@@ -180,6 +185,16 @@ func ResolveTargetPort(ports []ContainerPort, targetPort, proto string) (int32, 
 		}
 	}
 	return 0, false
+}
+
+// EndpointHostname is the hostname of the pod's endpoints of Service svc (of the pod's
+// namespace): the pod's hostname when its subdomain is svc, as Kubernetes' endpoints
+// controllers set it; "" otherwise.
+func (pod Pod) EndpointHostname(svc string) string {
+	if pod.Hostname != "" && pod.Subdomain == svc {
+		return pod.Hostname
+	}
+	return ""
 }
 
 // podIndex is n of a pod named <deployment>-<n>.
