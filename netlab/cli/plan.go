@@ -100,6 +100,10 @@ func printPlan(out io.Writer, p *plan.Plan) {
 				ports = append(ports, fmt.Sprintf("%d->%s/%s nodePort %d", sp.Port, sp.TargetPort, sp.Protocol, sp.NodePort))
 			}
 			for _, e := range s.Endpoints {
+				if e.Port == 0 { // a headless Service without ports
+					eps = append(eps, e.IP)
+					continue
+				}
 				eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
 			}
 			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ", "), strings.Join(eps, ","))

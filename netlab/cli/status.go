@@ -94,15 +94,19 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 				ports = append(ports, ps)
 			}
 			for _, e := range s.Endpoints {
+				addr := fmt.Sprintf("%s:%d", e.IP, e.Port)
+				if e.Port == 0 {
+					addr = e.IP // a headless Service without ports
+				}
 				switch {
 				case e.Ready && wide:
-					eps = append(eps, fmt.Sprintf("%s:%d (%s)", e.IP, e.Port, e.Pod))
+					eps = append(eps, fmt.Sprintf("%s (%s)", addr, e.Pod))
 				case e.Ready:
-					eps = append(eps, fmt.Sprintf("%s:%d", e.IP, e.Port))
+					eps = append(eps, addr)
 				case e.Terminating && e.Serving:
-					eps = append(eps, fmt.Sprintf("%s:%d (terminating)", e.IP, e.Port))
+					eps = append(eps, addr+" (terminating)")
 				case wide:
-					eps = append(eps, fmt.Sprintf("%s:%d (%s, not ready)", e.IP, e.Port, e.Pod))
+					eps = append(eps, fmt.Sprintf("%s (%s, not ready)", addr, e.Pod))
 				}
 			}
 			if s.ExternalName != "" {

@@ -8,8 +8,9 @@
 //	pods 10.244.0.0/16      api-1, api-2 (default), cart-1 (shop), coredns-1, coredns-2
 //	                        (kube-system): one DNS pod on each node
 //	services 10.96.0.0/12   kube-dns .10 (53/UDP dns, 53/TCP dns-tcp), api .11 (http 80),
-//	                        cart .12 (shop, 80), api-pods (headless, http), search
-//	                        (ExternalName search.example.com); cluster domain cluster.local
+//	                        cart .12 (shop, 80), api-pods (headless, http), api-peers
+//	                        (headless, no ports), search (ExternalName search.example.com);
+//	                        cluster domain cluster.local
 package dns_test
 
 import (
@@ -113,9 +114,14 @@ func TestIntegrationClusterDNS(t *testing.T) {
 			mustRR(t, "_http._tcp.api-pods.default.svc.cluster.local. 5 IN SRV 0 50 8080 "+dash(a1)+".api-pods.default.svc.cluster.local."),
 			mustRR(t, "_http._tcp.api-pods.default.svc.cluster.local. 5 IN SRV 0 50 8080 "+dash(a2)+".api-pods.default.svc.cluster.local.")})}},
 		{dash(a1) + ".api-pods.default.svc.cluster.local.", mdns.TypeA, want{0, dash(a1) + ".api-pods.default.svc.cluster.local. A " + a1}},
+		// A headless Service without ports: A records per ready pod, no SRV.
+		{"api-peers.default.svc.cluster.local.", mdns.TypeA, want{0,
+			rrs([]mdns.RR{mustRR(t, "api-peers.default.svc.cluster.local. 5 IN A "+a1), mustRR(t, "api-peers.default.svc.cluster.local. 5 IN A "+a2)})}},
+		{dash(a2) + ".api-peers.default.svc.cluster.local.", mdns.TypeA, want{0, dash(a2) + ".api-peers.default.svc.cluster.local. A " + a2}},
+		{"api-peers.default.svc.cluster.local.", mdns.TypeSRV, want{0, ""}},
 		{dash(a2) + ".default.pod.cluster.local.", mdns.TypeA, want{0, dash(a2) + ".default.pod.cluster.local. A " + a2}},
 		{"search.default.svc.cluster.local.", mdns.TypeA, want{0, "search.default.svc.cluster.local. CNAME search.example.com."}},
-		{"dns-version.cluster.local.", mdns.TypeTXT, want{0, `dns-version.cluster.local. TXT "1.0.1"`}},
+		{"dns-version.cluster.local.", mdns.TypeTXT, want{0, `dns-version.cluster.local. TXT "1.1.0"`}},
 		{"nope.default.svc.cluster.local.", mdns.TypeA, want{mdns.RcodeNameError, ""}},
 		{"example.com.", mdns.TypeA, want{mdns.RcodeRefused, ""}},
 	}
@@ -205,7 +211,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		seen[ss.Namespace+"/"+ss.Name] = fmt.Sprintf("%s %s %d", ss.ClusterIP, ss.ExternalName, ready)
 	}
 	for k, v := range map[string]string{"coredns-1": "true", "coredns-2": "true", "kube-system/kube-dns": "10.96.0.10  4",
-		"default/api-pods": "None  2", "default/search": " search.example.com 0"} {
+		"default/api-pods": "None  2", "default/api-peers": "None  2", "default/search": " search.example.com 0"} {
 		if seen[k] != v {
 			t.Errorf("status %s: %q, want %q", k, seen[k], v)
 		}
@@ -231,6 +237,10 @@ func TestIntegrationClusterDNS(t *testing.T) {
 	waitFor(t, "api-2 to leave api-pods", func() bool {
 		r, err := query(pods["cart-1"].Netns, "udp", server, "api-pods.default.svc.cluster.local.", mdns.TypeA)
 		return err == nil && rrs(r.Answer) == "api-pods.default.svc.cluster.local. A "+a1
+	})
+	waitFor(t, "api-2 to leave api-peers", func() bool {
+		r, err := query(pods["cart-1"].Netns, "udp", server, "api-peers.default.svc.cluster.local.", mdns.TypeA)
+		return err == nil && rrs(r.Answer) == "api-peers.default.svc.cluster.local. A "+a1
 	})
 
 	// One DNS pod killed: once its endpoint is gone, every query still succeeds.

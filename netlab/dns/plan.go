@@ -33,7 +33,9 @@ func FromPlan(p *plan.Plan, ready func(pod string) bool) Config {
 				byPod[ep.Pod] = i
 				svc.Endpoints = append(svc.Endpoints, Endpoint{IP: ep.IP, Ready: ready != nil && ready(ep.Pod)})
 			}
-			svc.Endpoints[i].Ports = append(svc.Endpoints[i].Ports, Port{Name: ep.PortName, Port: ep.Port, Protocol: ep.Protocol})
+			if ep.Port != 0 { // a port-less endpoint: a headless Service without ports
+				svc.Endpoints[i].Ports = append(svc.Endpoints[i].Ports, Port{Name: ep.PortName, Port: ep.Port, Protocol: ep.Protocol})
+			}
 		}
 		c.Services = append(c.Services, svc)
 	}

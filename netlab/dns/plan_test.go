@@ -10,8 +10,9 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-// A lab of two namespaces: api (ClusterIP, named port) and db (headless, two replicas) in
-// default, search (ExternalName) in shop; the cluster domain lab.test.
+// A lab of two namespaces: api (ClusterIP, named port), db (headless, two replicas) and
+// peers (headless without ports) in default, search (ExternalName) in shop; the cluster
+// domain lab.test.
 const labYAML = `apiVersion: netlab.dev/v1alpha1
 kind: Lab
 metadata: {name: t}
@@ -36,6 +37,11 @@ apiVersion: v1
 kind: Service
 metadata: {name: db}
 spec: {clusterIP: None, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: peers}
+spec: {clusterIP: None, selector: {app: api}}
 ---
 apiVersion: v1
 kind: Service
@@ -71,6 +77,12 @@ func TestFromPlan(t *testing.T) {
 		{"_http._tcp.db.default.svc.lab.test.", mdns.TypeSRV,
 			"_http._tcp.db.default.svc.lab.test. 5 IN SRV 0 100 8080 " + DashedIPString(ips["api-1"]) + ".db.default.svc.lab.test."},
 		{"search.shop.svc.lab.test.", mdns.TypeA, "search.shop.svc.lab.test. 5 IN CNAME search.example.com."},
+		// A headless Service without ports: its ready pods' A records, no SRV.
+		{"peers.default.svc.lab.test.", mdns.TypeA, "peers.default.svc.lab.test. 5 IN A " + ips["api-1"]},
+		{DashedIPString(ips["api-1"]) + ".peers.default.svc.lab.test.", mdns.TypeA,
+			DashedIPString(ips["api-1"]) + ".peers.default.svc.lab.test. 5 IN A " + ips["api-1"]},
+		{"peers.default.svc.lab.test.", mdns.TypeSRV, ""},
+		{"_http._tcp.peers.default.svc.lab.test.", mdns.TypeSRV, ""},
 	} {
 		if d := cmp.Diff(tc.want, text(tab.Lookup(tc.q, tc.qtype).Answer)); d != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.q, d)

@@ -9,11 +9,13 @@ import (
 )
 
 const (
-	// TTL of every answer, CoreDNS's kubernetes plugin default.
+	// TTL of every other answer, CoreDNS's kubernetes plugin default.
 	TTL = 5
-	// SchemaVersion is the version of the DNS specification the records follow, served as
-	// the TXT record dns-version.<domain>.
-	SchemaVersion = "1.0.1"
+	// SchemaVersion is the version of Kubernetes' DNS-Based Service Discovery
+	// specification the records follow, served as the TXT record dns-version.<domain>.
+	SchemaVersion = "1.1.0"
+	// VersionTTL is the TTL of dns-version.<domain>, as CoreDNS serves it (8 hours).
+	VersionTTL = 28800
 	// DefaultDomain is the cluster domain when the Lab names none.
 	DefaultDomain = "cluster.local"
 )
@@ -79,6 +81,8 @@ type rrset struct {
 	srv   []srvRec
 	cname string
 	txt   []string
+	// ttl of the record set's TXT record (0: TTL).
+	txtTTL uint32
 }
 
 type srvRec struct {
@@ -98,7 +102,8 @@ func New(cfg Config) *Table {
 	t := &Table{domain: Fqdn(d), names: map[string]*rrset{}, exists: map[string]bool{},
 		ptr: map[string]string{}, srvA: map[string][]netip.Addr{}}
 	t.serverIP, _ = netip.ParseAddr(cfg.ServerIP)
-	t.add("dns-version." + t.domain).txt = []string{SchemaVersion}
+	version := t.add("dns-version." + t.domain)
+	version.txt, version.txtTTL = []string{SchemaVersion}, VersionTTL
 	if t.serverIP.IsValid() {
 		t.add("ns.dns." + t.domain).a = []netip.Addr{t.serverIP}
 	}
@@ -332,7 +337,11 @@ func (t *Table) lookup(ans *Answer, owner, name string, qtype uint16, depth int)
 	}
 	if qtype == mdns.TypeTXT || qtype == mdns.TypeANY {
 		if len(rs.txt) > 0 {
-			ans.Answer = append(ans.Answer, &mdns.TXT{Hdr: hdr(mdns.TypeTXT), Txt: rs.txt})
+			h := hdr(mdns.TypeTXT)
+			if rs.txtTTL != 0 {
+				h.Ttl = rs.txtTTL
+			}
+			ans.Answer = append(ans.Answer, &mdns.TXT{Hdr: h, Txt: rs.txt})
 		}
 	}
 }

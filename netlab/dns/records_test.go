@@ -114,7 +114,7 @@ func TestLookup(t *testing.T) {
 		{"outside the domain: refused", "example.com.", mdns.TypeA, mdns.RcodeRefused, "", ""},
 		{"a Service name outside the domain", "api.default.svc.cluster.example.", mdns.TypeA, mdns.RcodeRefused, "", ""},
 		{"schema version", "dns-version.cluster.local.", mdns.TypeTXT, 0,
-			`dns-version.cluster.local. 5 IN TXT "1.0.1"`, ""},
+			`dns-version.cluster.local. 28800 IN TXT "1.1.0"`, ""},
 		{"apex NS", "cluster.local.", mdns.TypeNS, 0,
 			"cluster.local. 5 IN NS ns.dns.cluster.local.", "ns.dns.cluster.local. 5 IN A 10.96.0.10"},
 		{"ClusterIP PTR", "11.0.96.10.in-addr.arpa.", mdns.TypePTR, 0,

@@ -131,7 +131,8 @@ func (p *Plan) RemovePod(name string) (Pod, bool) {
 }
 
 // RecomputeEndpoints lists every Service's endpoints again from the plan's pods, as Build
-// does: every selected pod (terminating ones too), every port whose targetPort it has.
+// does: every selected pod (terminating ones too), every port whose targetPort it has (a
+// headless Service without ports: one port-less endpoint per pod).
 func (p *Plan) RecomputeEndpoints() {
 	for i := range p.Services {
 		s := &p.Services[i]
@@ -142,6 +143,9 @@ func (p *Plan) RecomputeEndpoints() {
 		for _, pod := range p.Pods {
 			if pod.Namespace != s.Namespace || !MatchesSet(s.Selector, pod.Labels) {
 				continue
+			}
+			if len(s.Ports) == 0 && s.Headless() {
+				s.Endpoints = append(s.Endpoints, Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
 			}
 			for _, sp := range s.Ports {
 				tp, ok := ResolveTargetPort(pod.Ports, sp.TargetPort, sp.Protocol)

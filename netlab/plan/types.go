@@ -276,7 +276,8 @@ type ServicePort struct {
 	Protocol   string `json:"protocol"`
 }
 
-// Endpoint is a selected pod's address for one Service port.
+// Endpoint is a selected pod's address for one Service port; a headless Service without
+// ports has one endpoint per pod with no port (Port 0, no protocol), for the DNS alone.
 type Endpoint struct {
 	PortName string `json:"portName,omitempty"`
 	Pod      string `json:"pod"`

@@ -564,11 +564,15 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 				ps.HealthCheckNodePort, _ = allocNP()
 			}
 		}
-		// Endpoints: every selected pod, every port (readiness is decided live).
+		// Endpoints: every selected pod, every port (readiness is decided live); a headless
+		// Service without ports has one port-less endpoint per pod, as Kubernetes lists.
 		sel := labels.SelectorFromSet(s.Spec.Selector)
 		for _, pod := range p.Pods {
 			if pod.Namespace != s.Namespace || len(s.Spec.Selector) == 0 || !sel.Matches(labels.Set(pod.Labels)) {
 				continue
+			}
+			if len(s.Spec.Ports) == 0 && ps.Headless() {
+				ps.Endpoints = append(ps.Endpoints, plan.Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
 			}
 			for _, sp := range s.Spec.Ports {
 				tp, ok := resolvePort(pod.Ports, sp.TargetPort, string(sp.Protocol))
