@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,6 +83,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		}
 		r.nftKnown = now
 	}
+	var staged iter.Seq[[]byte] // a full sync's stages, written as they are applied
 	if kept {
 		if delta != nil {
 			stages = [][]byte{delta}
@@ -95,10 +98,10 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		if existing.Table {
 			// The table serves: refill it in stages, each leaving every Service served
 			// (see nftables.Restaged), not in one transaction that costs N².
-			stages = nftables.Restaged(r.nftModel.Ruleset(), existing, anonPerStage)
+			staged = nftables.RestagedSeq(r.nftModel.Ruleset(), existing, anonPerStage)
 		} else {
 			// Nothing is served yet: build the table in stages, live at the last one.
-			stages = nftables.Staged(r.nftModel.Ruleset(), anonPerStage)
+			staged = nftables.StagedSeq(r.nftModel.Ruleset(), anonPerStage)
 		}
 		full = true
 	} else if delta != nil {
@@ -108,9 +111,27 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	for _, input := range stages {
 		st.Bytes += len(input)
 	}
+	n := len(stages)
+	var err error
 	before := r.nftKnown
 	r.nftKnown = nftnl.State{}
-	if err := r.nftConn.ApplyAll(stages); err != nil {
+	if staged != nil {
+		// Each stage is written and compiled while the kernel applies the one before.
+		var bytes, count atomic.Int64
+		err = r.nftConn.ApplySeq(func(yield func([]byte) bool) {
+			for text := range staged {
+				bytes.Add(int64(len(text)))
+				count.Add(1)
+				if !yield(text) {
+					return
+				}
+			}
+		})
+		st.Bytes, n = int(bytes.Load()), int(count.Load())
+	} else {
+		err = r.nftConn.ApplyAll(stages)
+	}
+	if err != nil {
 		r.nftSynced = false
 		r.removeRecord()
 		st.Took = time.Since(start)
@@ -120,7 +141,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		r.lastFull = time.Now()
 	}
 	r.nftSynced = true
-	r.learnState(before, len(stages))
+	r.learnState(before, n)
 	st.Took = time.Since(start)
 	return st, nil
 }

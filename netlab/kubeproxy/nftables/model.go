@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 )
@@ -46,6 +49,9 @@ type fragment struct {
 	in  kubeproxy.ServicePort // a deep copy of the port as given
 	rs  *Ruleset
 	key string // namespace/name/protocol/port name
+	// name and proto order the fragments as kubeproxy.SortPorts orders ports: the port's
+	// ServicePortName, then its protocol in lower case.
+	name, proto string
 	// sum is a SHA-256 of the port as given, in four lanes.
 	sum [4]uint64
 }
@@ -104,7 +110,8 @@ func renderFragment(node kubeproxy.Node, sp *kubeproxy.ServicePort) *fragment {
 	port.Endpoints = slices.Clone(in.Endpoints)
 	kubeproxy.SortEndpoints(port.Endpoints)
 	renderPort(rs, node, &port)
-	return &fragment{in: in, rs: rs, key: portKey(sp), sum: portSum(&in)}
+	return &fragment{in: in, rs: rs, key: portKey(sp), sum: portSum(&in),
+		name: in.ServicePortName(), proto: strings.ToLower(in.Protocol)}
 }
 
 // NewModel returns an empty Model for node.
@@ -148,8 +155,7 @@ func samePort(a, b *kubeproxy.ServicePort) bool {
 
 // before is kubeproxy.SortPorts' order of two fragments.
 func (f *fragment) before(g *fragment) bool {
-	return cmp.Or(strings.Compare(f.in.ServicePortName(), g.in.ServicePortName()),
-		strings.Compare(strings.ToLower(f.in.Protocol), strings.ToLower(g.in.Protocol))) < 0
+	return cmp.Or(strings.Compare(f.name, g.name), strings.Compare(f.proto, g.proto)) < 0
 }
 
 // change is one port replaced: old or new is nil for a port added or removed.
@@ -234,6 +240,40 @@ func (m *Model) changes(ports []kubeproxy.ServicePort) (changes []change, dup bo
 
 func (m *Model) newFragment(sp *kubeproxy.ServicePort) *fragment { return renderFragment(m.node, sp) }
 
+// parallelFrom is the number of ports from which renderAll spreads the work over the
+// CPUs.
+const parallelFrom = 256
+
+// renderAll renders each port's fragment into out (as long as ports). A full sync
+// renders every port before anything reaches the kernel, so with many ports the work is
+// spread over the CPUs (each port's fragment is independent of the others').
+func renderAll(node kubeproxy.Node, ports []kubeproxy.ServicePort, out []*fragment) {
+	workers := min(runtime.GOMAXPROCS(0), len(ports)/(parallelFrom/2))
+	if workers <= 1 {
+		for i := range ports {
+			out[i] = renderFragment(node, &ports[i])
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	const chunk = 64
+	for range workers {
+		wg.Go(func() {
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(ports) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(ports)); i++ {
+					out[i] = renderFragment(node, &ports[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // rebuild renders ports from nothing.
 func (m *Model) rebuild(ports []kubeproxy.ServicePort) {
 	m.rs = renderBase(m.node)
@@ -242,14 +282,13 @@ func (m *Model) rebuild(ports []kubeproxy.ServicePort) {
 	m.order = make([]*fragment, len(ports))
 	m.degenerate = false
 	m.sum = [4]uint64{}
-	for i := range ports {
-		f := m.newFragment(&ports[i])
+	renderAll(m.node, ports, m.order)
+	for _, f := range m.order {
 		m.addSum(f.sum, 1)
 		if m.byKey[f.key] != nil {
 			m.degenerate = true
 		}
 		m.byKey[f.key] = f
-		m.order[i] = f
 	}
 	if m.degenerate {
 		m.rs = Render(m.node, ports)
@@ -266,6 +305,28 @@ func (m *Model) rebuild(ports []kubeproxy.ServicePort) {
 		}
 		return 0
 	})
+	// The maps sized once: growing them one entry at a time rehashed them a dozen times.
+	chains, elems := len(m.rs.Chains), map[string]int{}
+	for _, f := range sorted {
+		chains += len(f.rs.Chains)
+		for n, c := range f.rs.Containers {
+			if isShared(n) {
+				elems[n] += len(c.Elements)
+			}
+		}
+	}
+	grown := make(map[string]*Chain, chains)
+	maps.Copy(grown, m.rs.Chains)
+	m.rs.Chains = grown
+	owners := 0
+	for n, k := range elems {
+		c := m.rs.Containers[n]
+		grown := make(map[string]Element, len(c.Elements)+k)
+		maps.Copy(grown, c.Elements)
+		c.Elements = grown
+		owners += k
+	}
+	m.owners = make(map[elemRef][]*fragment, owners)
 	for _, f := range sorted {
 		for n, c := range f.rs.Chains {
 			m.rs.Chains[n] = c

@@ -257,3 +257,15 @@ func TestModelFingerprintDiffers(t *testing.T) {
 		t.Error("another node: same fingerprint")
 	}
 }
+
+// A model of many ports (rendered on several goroutines) is Render's table, and a later
+// change of one of them is Diff's.
+func TestModelOfManyPortsEqualsRender(t *testing.T) {
+	ports := benchPorts(3 * parallelFrom)
+	ports[7].ExternalLocal, ports[8].AffinityClientIP, ports[8].AffinitySeconds = true, true, 60
+	ports[9].Endpoints = nil
+	m := NewModel(testNode)
+	prev := checkModel(t, "build", m, nil, ports)
+	ports[100].Endpoints[1].Ready = false
+	checkModel(t, "one endpoint leaves", m, prev, ports)
+}

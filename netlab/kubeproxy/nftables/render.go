@@ -192,16 +192,27 @@ func renderPort(rs *Ruleset, node kubeproxy.Node, sp *kubeproxy.ServicePort) {
 	proto := strings.ToLower(sp.Protocol)
 	name := sp.ServicePortName()
 	port := strconv.Itoa(int(sp.Port))
-	svcChain := ServiceChain(sp.Namespace, sp.Name, proto, sp.PortName)
-	localChain := LocalChain(sp.Namespace, sp.Name, proto, sp.PortName)
-	extChain := ExternalChain(sp.Namespace, sp.Name, proto, sp.PortName)
-	fwChain := FirewallChain(sp.Namespace, sp.Name, proto, sp.PortName)
-	epChain := func(ep kubeproxy.Endpoint) string {
-		return EndpointChain(sp.Namespace, sp.Name, proto, sp.PortName, ep.String())
+	// One hash for the port's chains and one per endpoint (ServiceChain, EndpointChain
+	// and the like each hash their name again).
+	base := portBase(sp.Namespace, sp.Name, proto, sp.PortName)
+	svcChain, localChain := PrefixService+base, PrefixLocal+base
+	extChain, fwChain := PrefixExternal+base, PrefixFirewall+base
+	type epKey struct {
+		ip   string
+		port int32
 	}
-	affSet := func(ep kubeproxy.Endpoint) string {
-		return AffinitySet(sp.Namespace, sp.Name, proto, sp.PortName, ep.String())
+	epBases := make(map[epKey]string, len(sp.Endpoints))
+	epBase := func(ep kubeproxy.Endpoint) string {
+		k := epKey{ep.IP, ep.Port}
+		b, ok := epBases[k]
+		if !ok {
+			b = endpointBase(sp.Namespace, sp.Name, proto, sp.PortName, ep.String())
+			epBases[k] = b
+		}
+		return b
 	}
+	epChain := func(ep kubeproxy.Endpoint) string { return PrefixEndpoint + epBase(ep) }
+	affSet := func(ep kubeproxy.Endpoint) string { return PrefixAffinity + epBase(ep) }
 
 	cluster, local, reachable, hasEndpoints := kubeproxy.Categorize(sp, node.Name)
 	usesClusterChain := len(cluster) > 0 && sp.UsesClusterEndpoints()

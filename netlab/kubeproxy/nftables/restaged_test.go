@@ -60,3 +60,43 @@ func TestRestagedOrder(t *testing.T) {
 		t.Errorf("chainRefs of a numgen map: %q", got)
 	}
 }
+
+// StagedSeq and RestagedSeq yield Staged's and Restaged's transactions, and stop writing
+// when the caller stops taking them.
+func TestStagedSeqs(t *testing.T) {
+	rs := Render(testNode, overallPorts())
+	ex := Existing{Table: true, Base: BaseChains()}
+	for _, c := range []struct {
+		name string
+		want [][]byte
+		seq  func(yield func([]byte) bool)
+	}{
+		{"Staged", Staged(rs, 2), StagedSeq(rs, 2)},
+		{"Restaged", Restaged(rs, ex, 2), RestagedSeq(rs, ex, 2)},
+	} {
+		if len(c.want) < 3 {
+			t.Fatalf("%s: %d stages", c.name, len(c.want))
+		}
+		var got [][]byte
+		for s := range c.seq {
+			got = append(got, s)
+		}
+		if !slices.EqualFunc(got, c.want, bytes.Equal) {
+			t.Errorf("%s: the sequence differs from the list", c.name)
+		}
+		for stop := 1; stop < len(c.want); stop++ {
+			n := 0
+			for s := range c.seq {
+				if !bytes.Equal(s, c.want[n]) {
+					t.Errorf("%s: stage %d differs", c.name, n+1)
+				}
+				if n++; n == stop {
+					break
+				}
+			}
+			if n != stop {
+				t.Errorf("%s: stopped after %d stages, want %d", c.name, n, stop)
+			}
+		}
+	}
+}

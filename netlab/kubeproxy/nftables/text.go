@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"bytes"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
@@ -376,39 +377,54 @@ func priorityNumber(first string, rest []string) string {
 // kernel then holds what Full(rs, Existing{}, true) leaves (the same objects, created
 // in the same order).
 func Staged(rs *Ruleset, anonPerStage int) [][]byte {
-	var s stager
-	w, cut := &s.w, s.cut
-	names := s.create(rs, func(*Chain) bool { return true })
-	n := 0
-	for _, anon := range []bool{true, false} {
-		for _, name := range names {
-			c := rs.Chains[name]
-			if c.Base != "" || hasAnonymousSet(c) != anon {
-				continue
-			}
-			w.rules(c)
-			if anon {
-				n += len(c.Rules)
-				if n >= anonPerStage {
-					cut()
-					n = 0
+	return slices.Collect(StagedSeq(rs, anonPerStage))
+}
+
+// StagedSeq is Staged's transactions, each written only when the one before has been
+// taken (the caller may apply one while the next is written). A transaction's text is
+// the caller's to keep.
+func StagedSeq(rs *Ruleset, anonPerStage int) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		s := stager{yield: yield}
+		w, cut := &s.w, s.cut
+		names := s.create(rs, func(*Chain) bool { return true })
+		if s.stopped {
+			return
+		}
+		n := 0
+		for _, anon := range []bool{true, false} {
+			for _, name := range names {
+				c := rs.Chains[name]
+				if c.Base != "" || hasAnonymousSet(c) != anon {
+					continue
+				}
+				w.rules(c)
+				if anon {
+					n += len(c.Rules)
+					if n >= anonPerStage {
+						if !cut() {
+							return
+						}
+						n = 0
+					}
 				}
 			}
 		}
-	}
-	for _, c := range sortedContainers(rs) {
-		for _, e := range sortedElements(c) {
-			w.addElement(c.Name, e)
+		for _, c := range sortedContainers(rs) {
+			for _, e := range sortedElements(c) {
+				w.addElement(c.Name, e)
+			}
 		}
-	}
-	cut()
-	for _, name := range names {
-		if c := rs.Chains[name]; c.Base != "" {
-			w.rules(c)
+		if !cut() {
+			return
 		}
+		for _, name := range names {
+			if c := rs.Chains[name]; c.Base != "" {
+				w.rules(c)
+			}
+		}
+		cut()
 	}
-	cut()
-	return s.stages
 }
 
 // Restaged returns Full's work for a kernel that already has a table ip kube-proxy (an
@@ -434,70 +450,90 @@ func Staged(rs *Ruleset, anonPerStage int) [][]byte {
 // sets and elements (a re-created base chain lists after the others, as after Full with
 // first).
 func Restaged(rs *Ruleset, existing Existing, anonPerStage int) [][]byte {
-	var s stager
-	w, cut := &s.w, s.cut
-	names := s.create(rs, func(c *Chain) bool { return c.Base == "" })
-	anon, rules := 0, 0
-	for _, n := range dependencyOrder(rs, names) {
-		c := rs.Chains[n]
-		w.line("flush chain ", prefix, n)
-		w.rules(c)
-		rules += len(c.Rules)
-		if hasAnonymousSet(c) {
-			anon += len(c.Rules)
-		}
-		if anon >= anonPerStage || rules >= 8*anonPerStage {
-			cut()
-			anon, rules = 0, 0
-		}
-	}
-	cut()
-	for _, c := range sortedContainers(rs) {
-		if IsAffinitySet(c.Name) {
-			continue
-		}
-		kind := "set"
-		if c.Map {
-			kind = "map"
-		}
-		w.line("flush ", kind, " ", prefix, c.Name)
-		for _, e := range sortedElements(c) {
-			w.addElement(c.Name, e)
-		}
-	}
-	cut()
-	want := BaseChains()
-	for _, n := range names {
-		c := rs.Chains[n]
-		if c.Base == "" {
-			continue
-		}
-		if existing.Base[n] == want[n] {
-			w.line("flush chain ", prefix, n)
-		} else {
-			w.line("add chain ", prefix, n)
-			w.line("flush chain ", prefix, n)
-			w.line("delete chain ", prefix, n)
-			w.addChain(c)
-		}
-		w.rules(c)
-	}
-	writeStale(w, rs, existing)
-	cut()
-	return s.stages
+	return slices.Collect(RestagedSeq(rs, existing, anonPerStage))
 }
 
-// stager collects a staged sync's transactions: what w holds becomes one at each cut.
+// RestagedSeq is Restaged's transactions, each written only when the one before has
+// been taken (see StagedSeq).
+func RestagedSeq(rs *Ruleset, existing Existing, anonPerStage int) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		s := stager{yield: yield}
+		w, cut := &s.w, s.cut
+		names := s.create(rs, func(c *Chain) bool { return c.Base == "" })
+		if s.stopped {
+			return
+		}
+		anon, rules := 0, 0
+		for _, n := range dependencyOrder(rs, names) {
+			c := rs.Chains[n]
+			w.line("flush chain ", prefix, n)
+			w.rules(c)
+			rules += len(c.Rules)
+			if hasAnonymousSet(c) {
+				anon += len(c.Rules)
+			}
+			if anon >= anonPerStage || rules >= 8*anonPerStage {
+				if !cut() {
+					return
+				}
+				anon, rules = 0, 0
+			}
+		}
+		if !cut() {
+			return
+		}
+		for _, c := range sortedContainers(rs) {
+			if IsAffinitySet(c.Name) {
+				continue
+			}
+			kind := "set"
+			if c.Map {
+				kind = "map"
+			}
+			w.line("flush ", kind, " ", prefix, c.Name)
+			for _, e := range sortedElements(c) {
+				w.addElement(c.Name, e)
+			}
+		}
+		if !cut() {
+			return
+		}
+		want := BaseChains()
+		for _, n := range names {
+			c := rs.Chains[n]
+			if c.Base == "" {
+				continue
+			}
+			if existing.Base[n] == want[n] {
+				w.line("flush chain ", prefix, n)
+			} else {
+				w.line("add chain ", prefix, n)
+				w.line("flush chain ", prefix, n)
+				w.line("delete chain ", prefix, n)
+				w.addChain(c)
+			}
+			w.rules(c)
+		}
+		writeStale(w, rs, existing)
+		cut()
+	}
+}
+
+// stager hands a staged sync's transactions to yield: what w holds becomes one at each
+// cut.
 type stager struct {
-	w      writer
-	stages [][]byte
+	w       writer
+	yield   func([]byte) bool
+	stopped bool // yield asked for no more
 }
 
-func (s *stager) cut() {
-	if s.w.Len() > 0 {
-		s.stages = append(s.stages, bytes.Clone(s.w.Bytes()))
+// cut yields what w holds (if anything) and reports whether to go on.
+func (s *stager) cut() bool {
+	if s.w.Len() > 0 && !s.stopped {
+		s.stopped = !s.yield(bytes.Clone(s.w.Bytes()))
 		s.w.Reset()
 	}
+	return !s.stopped
 }
 
 // create writes the first stage: the table, its sets and maps, and the chains of rs

@@ -2,13 +2,17 @@ package nftnl
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -137,11 +141,14 @@ func (b *batch) command(s string) error {
 		}
 		return b.raw(rawTable(c))
 	case "add chain":
+		if spec == "" {
+			return b.raw(chainMessage(unix.NFT_MSG_NEWCHAIN, name))
+		}
 		return b.addChain(name, spec)
 	case "flush chain":
-		b.conn.FlushChain(&gnft.Chain{Table: b.table, Name: name})
+		return b.raw(chainMessage(unix.NFT_MSG_DELRULE, name))
 	case "delete chain":
-		b.conn.DelChain(&gnft.Chain{Table: b.table, Name: name})
+		return b.raw(chainMessage(unix.NFT_MSG_DELCHAIN, name))
 	case "add set", "add map":
 		set, err := parseSetSpec(name, spec)
 		if err != nil {
@@ -591,7 +598,7 @@ func markHostOrderKeys(data []byte) {
 // acknowledgement, that message's object back and the new generation number
 // (NFT_MSG_NEWGEN: the kernel looks for the flag on the batch's first message only);
 // 0 when none came.
-func send(conn *netlink.Conn, msgs []netlink.Message) (uint32, error) {
+func send(conn *netlink.Conn, msgs []netlink.Message, buf *[]byte, seq *uint32) (uint32, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -608,21 +615,53 @@ func send(conn *netlink.Conn, msgs []netlink.Message) (uint32, error) {
 	if err := bufferSizes(conn, size+1<<16, 1<<20+1024*len(msgs)); err != nil {
 		return 0, err
 	}
+	// The batch is written into one buffer kept from send to send and written to the
+	// socket as it is: the netlink package would copy each message into a buffer of its
+	// own, then all of them into a growing one (three copies of a megabyte-sized stage,
+	// on fresh memory).
 	subsys := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}
-	all := make([]netlink.Message, 0, len(msgs)+2)
-	all = append(all, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request}, Data: subsys})
-	all = append(all, msgs...)
-	all = append(all, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request}, Data: subsys})
-	sent, err := conn.SendMessages(all)
+	b := (*buf)[:0]
+	put := func(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte) uint32 {
+		*seq++
+		n := 16 + len(data)
+		b = binary.NativeEndian.AppendUint32(b, uint32(n))
+		b = binary.NativeEndian.AppendUint16(b, uint16(typ))
+		b = binary.NativeEndian.AppendUint16(b, uint16(flags))
+		b = binary.NativeEndian.AppendUint32(b, *seq)
+		b = binary.NativeEndian.AppendUint32(b, 0) // the port: the kernel's own
+		b = append(b, data...)
+		for ; n%4 != 0; n++ {
+			b = append(b, 0)
+		}
+		return *seq
+	}
+	put(netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), netlink.Request, subsys)
+	var last uint32
+	for _, m := range msgs {
+		last = put(m.Header.Type, m.Header.Flags, m.Data)
+	}
+	put(netlink.HeaderType(unix.NFNL_MSG_BATCH_END), netlink.Request, subsys)
+	*buf = b
+	raw, err := conn.SyscallConn()
 	if err != nil {
 		return 0, err
+	}
+	var werr error
+	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	if err := raw.Write(func(fd uintptr) bool {
+		werr = unix.Sendto(int(fd), b, 0, kernel)
+		return werr != unix.EAGAIN && werr != unix.EINTR // else wait until writable
+	}); err != nil {
+		return 0, err
+	}
+	if werr != nil {
+		return 0, werr
 	}
 	// The kernel handles the batch within the send: every answer is queued by now, and
 	// one that has not come soon never will (lost to an overrun).
 	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		return 0, err
 	}
-	last := sent[len(sent)-2].Header.Sequence
 	overrun := false
 	var gen uint32
 	for {
@@ -721,6 +760,10 @@ func Apply(text []byte) error { return ApplyAll([][]byte{text}) }
 // is used by one goroutine at a time.
 type Conn struct {
 	c *netlink.Conn
+	// buf holds the last batch sent (see send); seq numbers the messages c sends itself
+	// (from 1<<31, apart from the netlink package's own numbers for its requests).
+	buf []byte
+	seq uint32
 	// gen is the generation the last transaction over c made (0: unknown, or the last
 	// one failed).
 	gen uint32
@@ -899,12 +942,35 @@ func ApplyAll(texts [][]byte) error {
 }
 
 // ApplyAll applies texts in order over c, each in one transaction (all or nothing), and
-// stops at the first error. Each text is compiled while the kernel applies the one
-// before it (on another core when there is one), so a staged full sync pays for netlab's
-// compiling only once, for the first stage.
+// stops at the first error (see ApplySeq).
 func (c *Conn) ApplyAll(texts [][]byte) error {
-	if len(texts) == 0 {
+	switch len(texts) {
+	case 0:
 		return nil
+	case 1:
+		b, err := build(texts[0])
+		if err != nil {
+			return err
+		}
+		return onThisThread(func() error { return c.sendBatch(b, "") })
+	}
+	return c.applySeq(slices.Values(texts), len(texts))
+}
+
+// ApplySeq applies the texts of seq in order over c, each in one transaction (all or
+// nothing), and stops at the first error. seq is pulled on another goroutine: each text
+// is written and compiled while the kernel applies the one before it (on another core
+// when there is one), so a staged full sync pays for netlab's writing and compiling
+// only once, for the first stage.
+func (c *Conn) ApplySeq(seq iter.Seq[[]byte]) error { return c.applySeq(seq, 0) }
+
+// applySeq is ApplySeq; n is how many texts seq holds (0: not known), for errors.
+func (c *Conn) applySeq(seq iter.Seq[[]byte], n int) error {
+	which := func(i int) string {
+		if n > 0 {
+			return fmt.Sprintf("transaction %d of %d", i, n)
+		}
+		return fmt.Sprintf("transaction %d", i)
 	}
 	type compiled struct {
 		b   *batch
@@ -912,30 +978,28 @@ func (c *Conn) ApplyAll(texts [][]byte) error {
 	}
 	ch := make(chan compiled, 1)
 	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait() // seq may read what the caller changes once this returns
 	defer close(done)
-	if len(texts) == 1 {
-		b, err := build(texts[0])
-		ch <- compiled{b, err}
-		close(ch)
-	} else {
-		go func() {
-			defer close(ch)
-			for i, text := range texts {
-				b, err := build(text)
-				if err != nil {
-					err = fmt.Errorf("transaction %d of %d: %w", i+1, len(texts), err)
-				}
-				select {
-				case ch <- compiled{b, err}:
-				case <-done:
-					return
-				}
-				if err != nil {
-					return
-				}
+	wg.Go(func() {
+		defer close(ch)
+		i := 0
+		for text := range seq {
+			i++
+			b, err := build(text)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", which(i), err)
 			}
-		}()
-	}
+			select {
+			case ch <- compiled{b, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
 	return onThisThread(func() error {
 		i := 0
 		for cb := range ch {
@@ -943,26 +1007,38 @@ func (c *Conn) ApplyAll(texts [][]byte) error {
 			if cb.err != nil {
 				return cb.err
 			}
-			if c.c == nil {
-				nc, err := dial()
-				if err != nil {
-					return fmt.Errorf("nftables: %w", err)
-				}
-				c.c = nc
+			if err := c.sendBatch(cb.b, which(i)); err != nil {
+				return err
 			}
-			c.gen = 0
-			gen, err := send(c.c, cb.b.out)
-			if err != nil {
-				c.Close()
-				if len(texts) > 1 {
-					return fmt.Errorf("nftables: transaction %d of %d: %w", i, len(texts), err)
-				}
-				return fmt.Errorf("nftables: %w", err)
-			}
-			c.gen = gen
 		}
 		return nil
 	})
+}
+
+// sendBatch sends b as one transaction over c (opened in the calling thread's namespace
+// when closed); which names it in errors ("": the only one).
+func (c *Conn) sendBatch(b *batch, which string) error {
+	if c.c == nil {
+		nc, err := dial()
+		if err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		c.c = nc
+	}
+	c.gen = 0
+	if c.seq < 1<<31 {
+		c.seq = 1 << 31
+	}
+	gen, err := send(c.c, b.out, &c.buf, &c.seq)
+	if err != nil {
+		c.Close()
+		if which != "" {
+			return fmt.Errorf("nftables: %s: %w", which, err)
+		}
+		return fmt.Errorf("nftables: %w", err)
+	}
+	c.gen = gen
+	return nil
 }
 
 // hookName is the name nft gives an ip family hook.

@@ -197,3 +197,44 @@ func TestElementsSplit(t *testing.T) {
 		}
 	}
 }
+
+// The messages netlab marshals itself to add, flush and delete a chain without a hook
+// are google/nftables', byte for byte.
+func TestRawChainIsTheLibrarys(t *testing.T) {
+	var captured []netlink.Message
+	conn, err := gnft.New(gnft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		if req == nil {
+			return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
+		}
+		captured = append(captured, req[1:len(req)-1]...)
+		return nil, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "ab", "abc", "abcd", "service-ULMVA6XW-ns1/svc1/tcp/p80", "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"} {
+		c := &gnft.Chain{Table: table, Name: name}
+		for _, op := range []struct {
+			typ int
+			lib func()
+		}{
+			{unix.NFT_MSG_NEWCHAIN, func() { conn.AddChain(c) }},
+			{unix.NFT_MSG_DELRULE, func() { conn.FlushChain(c) }},
+			{unix.NFT_MSG_DELCHAIN, func() { conn.DelChain(c) }},
+		} {
+			captured = nil
+			op.lib()
+			if err := conn.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			got := chainMessage(op.typ, name)
+			if len(captured) != 1 {
+				t.Fatalf("the library wrote %d messages", len(captured))
+			}
+			m := captured[0]
+			if m.Header.Type != got.Header.Type || m.Header.Flags != got.Header.Flags || !bytes.Equal(m.Data, got.Data) {
+				t.Errorf("chain %q, message %d:\nlibrary %+v\n% x\nnetlab  %+v\n% x", name, op.typ, m.Header, m.Data, got.Header, got.Data)
+			}
+		}
+	}
+}

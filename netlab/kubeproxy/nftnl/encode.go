@@ -296,3 +296,23 @@ func rawRule(chain string, exprs []expr.Any, anon []anonSet, udata []byte) ([]ne
 	}
 	return append(msgs, m), true, nil
 }
+
+// chainMessage is the message google/nftables writes for a chain of the table without a
+// hook (AddChain: NFT_MSG_NEWCHAIN), for flushing a chain (FlushChain: NFT_MSG_DELRULE)
+// or for deleting one (DelChain: NFT_MSG_DELCHAIN): the table's and the chain's names.
+// A staged full sync writes thousands of them; through the library each cost a batch
+// of its own and an acknowledgement read back from its test dialer.
+func chainMessage(typ int, chain string) netlink.Message {
+	tableAttr, nameAttr := uint16(unix.NFTA_CHAIN_TABLE), uint16(unix.NFTA_CHAIN_NAME)
+	flags := netlink.Request | netlink.Acknowledge
+	switch typ {
+	case unix.NFT_MSG_NEWCHAIN:
+		flags |= netlink.Create
+	case unix.NFT_MSG_DELRULE:
+		tableAttr, nameAttr = unix.NFTA_RULE_TABLE, unix.NFTA_RULE_CHAIN
+	}
+	b := make(enc, 0, 4+8+len(nftables.Table)+8+len(chain)+4)
+	b = append(b, header()...)
+	b = b.str(tableAttr, nftables.Table).str(nameAttr, chain)
+	return message(typ, flags, b)
+}
