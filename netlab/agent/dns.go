@@ -74,11 +74,17 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		}
 		first = false
 		var ready func(string) bool
+		var serial uint32
 		if ef, err := dir.ReadEndpoints(); err == nil {
 			ready = func(pod string) bool { return ef.PodReady[pod] }
 			gen.Store(ef.Generation)
+			// The SOA serial: when the controller wrote the endpoints, the same in every
+			// DNS pod (CoreDNS: the time of the last change it saw).
+			serial = uint32(ef.Updated.Unix())
 		}
-		table.Store(dns.New(dns.FromPlan(p, ready)))
+		cfg := dns.FromPlan(p, ready)
+		cfg.Serial = serial
+		table.Store(dns.New(cfg))
 		return st
 	}
 	last := load()
@@ -172,7 +178,8 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 
 // serveDNSUDP answers queries on conn until it is closed, a batch at a time: one
 // recvmmsg takes every query waiting (up to udpBatch), one sendmmsg sends their answers.
-// A message that does not parse as a query gets no answer.
+// A query that does not parse gets FORMERR (dns.FormErr); a response, or less than a
+// header, no answer.
 func serveDNSUDP(conn *net.UDPConn, table *atomic.Pointer[dns.Table], queries *atomic.Uint64) {
 	const udpBatch = 32
 	pc := ipv4.NewPacketConn(conn)
@@ -195,10 +202,16 @@ func serveDNSUDP(conn *net.UDPConn, table *atomic.Pointer[dns.Table], queries *a
 		k := 0
 		for _, m := range in[:n] {
 			req := new(mdns.Msg)
-			if req.Unpack(m.Buffers[0][:m.N]) != nil || req.Response {
+			var reply *mdns.Msg
+			if err := req.Unpack(m.Buffers[0][:m.N]); err != nil {
+				reply = dns.FormErr(m.Buffers[0][:m.N])
+			} else if !req.Response {
+				reply = table.Load().Reply(req, true)
+			}
+			if reply == nil {
 				continue
 			}
-			b, err := table.Load().Reply(req, true).PackBuffer(outBufs[k])
+			b, err := reply.PackBuffer(outBufs[k])
 			if err != nil {
 				continue
 			}

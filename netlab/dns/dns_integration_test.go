@@ -8,9 +8,10 @@
 //	pods 10.244.0.0/16      api-1, api-2 (default), cart-1 (shop), coredns-1, coredns-2
 //	                        (kube-system): one DNS pod on each node
 //	services 10.96.0.0/12   kube-dns .10 (53/UDP dns, 53/TCP dns-tcp), api .11 (http 80),
-//	                        cart .12 (shop, 80), api-pods (headless, http), api-peers
-//	                        (headless, no ports), search (ExternalName search.example.com);
-//	                        cluster domain cluster.local
+//	                        cart .12 (shop, 80), cart-hl (shop, headless, no ports; cart's
+//	                        pod has hostname cart0, subdomain cart-hl), api-pods (headless,
+//	                        http), api-peers (headless, no ports), search (ExternalName
+//	                        search.example.com); cluster domain cluster.local
 package dns_test
 
 import (
@@ -45,6 +46,18 @@ func query(ns, network, addr, name string, qtype uint16) (*mdns.Msg, error) {
 	m := new(mdns.Msg)
 	m.SetQuestion(name, qtype)
 	c := &mdns.Client{Net: network, Timeout: 2 * time.Second}
+	r, _, err := c.ExchangeWithConn(m, &mdns.Conn{Conn: conn})
+	return r, err
+}
+
+// exchange sends m over UDP from inside ns to addr.
+func exchange(ns, addr string, m *mdns.Msg) (*mdns.Msg, error) {
+	conn, err := kernel.DialIn(ns, "udp", addr, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	c := &mdns.Client{Net: "udp", Timeout: 2 * time.Second}
 	r, _, err := c.ExchangeWithConn(m, &mdns.Conn{Conn: conn})
 	return r, err
 }
@@ -91,6 +104,8 @@ func TestIntegrationClusterDNS(t *testing.T) {
 	server := net.JoinHostPort(dnsIP, "53")
 	api, cart := clusterIP(p, "default", "api"), clusterIP(p, "shop", "cart")
 	a1, a2 := plan.Addr(pods["api-1"].IP), plan.Addr(pods["api-2"].IP)
+	c1 := plan.Addr(pods["cart-1"].IP)
+	rev := func(ip string) string { r, _ := mdns.ReverseAddr(ip); return r }
 	dash := func(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
 
 	type want struct {
@@ -119,9 +134,18 @@ func TestIntegrationClusterDNS(t *testing.T) {
 			rrs([]mdns.RR{mustRR(t, "api-peers.default.svc.cluster.local. 5 IN A "+a1), mustRR(t, "api-peers.default.svc.cluster.local. 5 IN A "+a2)})}},
 		{dash(a2) + ".api-peers.default.svc.cluster.local.", mdns.TypeA, want{0, dash(a2) + ".api-peers.default.svc.cluster.local. A " + a2}},
 		{"api-peers.default.svc.cluster.local.", mdns.TypeSRV, want{0, ""}},
+		// hostname + subdomain name the endpoint, its A and PTR records.
+		{"cart0.cart-hl.shop.svc.cluster.local.", mdns.TypeA, want{0, "cart0.cart-hl.shop.svc.cluster.local. A " + c1}},
+		{rev(c1), mdns.TypePTR, want{0, rev(c1) + " PTR cart0.cart-hl.shop.svc.cluster.local."}},
+		// An address behind two headless Services: a PTR for each.
+		{rev(a1), mdns.TypePTR, want{0, rev(a1) + " PTR " + dash(a1) + ".api-peers.default.svc.cluster.local.; " +
+			rev(a1) + " PTR " + dash(a1) + ".api-pods.default.svc.cluster.local."}},
 		{dash(a2) + ".default.pod.cluster.local.", mdns.TypeA, want{0, dash(a2) + ".default.pod.cluster.local. A " + a2}},
 		{"search.default.svc.cluster.local.", mdns.TypeA, want{0, "search.default.svc.cluster.local. CNAME search.example.com."}},
 		{"dns-version.cluster.local.", mdns.TypeTXT, want{0, `dns-version.cluster.local. TXT "1.1.0"`}},
+		{"kube-public.svc.cluster.local.", mdns.TypeA, want{0, ""}},
+		{"default.pod.cluster.local.", mdns.TypeA, want{0, ""}},
+		{"99.0.96.10.in-addr.arpa.", mdns.TypePTR, want{mdns.RcodeNameError, ""}},
 		{"nope.default.svc.cluster.local.", mdns.TypeA, want{mdns.RcodeNameError, ""}},
 		{"example.com.", mdns.TypeA, want{mdns.RcodeRefused, ""}},
 	}
@@ -146,8 +170,42 @@ func TestIntegrationClusterDNS(t *testing.T) {
 					t.Errorf("%s %s %s %s: %s [%s], want %s [%s]", from, network, c.name, mdns.TypeToString[c.qtype],
 						mdns.RcodeToString[r.Rcode], rrs(r.Answer), mdns.RcodeToString[c.want.rcode], c.want.answer)
 				}
+				// Inside the cluster domain and the reverse zone: authoritative, and a
+				// negative answer carries the zone's SOA.
+				if c.want.rcode != mdns.RcodeRefused && (!r.Authoritative || (len(r.Answer) == 0) != (len(r.Ns) == 1 && r.Ns[0].Header().Rrtype == mdns.TypeSOA)) {
+					t.Errorf("%s %s %s %s: aa %v, authority %v", from, network, c.name, mdns.TypeToString[c.qtype], r.Authoritative, r.Ns)
+				}
 			}
 		}
+	}
+
+	// Protocol corner cases over UDP: a query cut short gets FORMERR with its id, an EDNS
+	// version other than 0 BADVERS, a zone transfer REFUSED. The cut query is its header and
+	// part of the first label.
+	q := new(mdns.Msg)
+	q.SetQuestion("api.default.svc.cluster.local.", mdns.TypeA)
+	q.Id = 4711
+	b, _ := q.Pack()
+	if conn, err := kernel.DialIn(pods["api-1"].Netns, "udp", server, 2*time.Second); err != nil {
+		t.Error(err)
+	} else {
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 512)
+		r := new(mdns.Msg)
+		if _, err := conn.Write(b[:20]); err != nil {
+			t.Error(err)
+		} else if n, err := conn.Read(buf); err != nil || r.Unpack(buf[:n]) != nil || r.Id != 4711 || r.Rcode != mdns.RcodeFormatError {
+			t.Errorf("a query cut short: %v %v, want FORMERR with id 4711", r, err)
+		}
+	}
+	q.SetEdns0(1232, false)
+	q.IsEdns0().SetVersion(1)
+	if r, err := exchange(pods["api-1"].Netns, server, q); err != nil || r.Rcode != mdns.RcodeBadVers {
+		t.Errorf("EDNS version 1: %v %v, want BADVERS", r, err)
+	}
+	if r, err := query(pods["api-1"].Netns, "tcp", server, "cluster.local.", mdns.TypeAXFR); err != nil || r.Rcode != mdns.RcodeRefused {
+		t.Errorf("AXFR: %v %v, want REFUSED", r, err)
 	}
 
 	// The resolver of pods and nodes: short names through the search path.

@@ -8,13 +8,13 @@ import (
 
 // FromPlan is the table's configuration for a lab: its Services (the cluster DNS's own
 // among them), their endpoints with ready saying which pods are ready (nil: none is),
-// and every Kubernetes namespace of the lab.
+// and every Kubernetes namespace of the lab (with those every cluster has).
 func FromPlan(p *plan.Plan, ready func(pod string) bool) Config {
 	var c Config
 	if p.DNS != nil {
 		c.Domain, c.ServerIP = p.DNS.ClusterDomain, p.DNS.ServiceIP
 	}
-	nss := map[string]bool{"default": true}
+	nss := map[string]bool{"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true}
 	for _, pod := range p.Pods {
 		nss[pod.Namespace] = true
 	}
@@ -31,7 +31,7 @@ func FromPlan(p *plan.Plan, ready func(pod string) bool) Config {
 			if !ok {
 				i = len(svc.Endpoints)
 				byPod[ep.Pod] = i
-				svc.Endpoints = append(svc.Endpoints, Endpoint{IP: ep.IP, Ready: ready != nil && ready(ep.Pod)})
+				svc.Endpoints = append(svc.Endpoints, Endpoint{IP: ep.IP, Hostname: ep.Hostname, Ready: ready != nil && ready(ep.Pod)})
 			}
 			if ep.Port != 0 { // a port-less endpoint: a headless Service without ports
 				svc.Endpoints[i].Ports = append(svc.Endpoints[i].Ports, Port{Name: ep.PortName, Port: ep.Port, Protocol: ep.Protocol})

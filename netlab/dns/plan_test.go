@@ -10,9 +10,9 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-// A lab of two namespaces: api (ClusterIP, named port), db (headless, two replicas) and
-// peers (headless without ports) in default, search (ExternalName) in shop; the cluster
-// domain lab.test.
+// A lab of two namespaces: api (ClusterIP, named port), db (headless, two replicas),
+// peers (headless without ports) and pg (headless; its pod has hostname pg0 and subdomain
+// pg) in default, search (ExternalName) in shop; the cluster domain lab.test.
 const labYAML = `apiVersion: netlab.dev/v1alpha1
 kind: Lab
 metadata: {name: t}
@@ -38,6 +38,20 @@ kind: Service
 metadata: {name: db}
 spec: {clusterIP: None, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}
 ---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pg}
+spec:
+  selector: {matchLabels: {app: pg}}
+  template:
+    metadata: {labels: {app: pg}}
+    spec: {hostname: pg0, subdomain: pg, containers: [{name: c, ports: [{name: pg, containerPort: 5432}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pg}
+spec: {clusterIP: None, selector: {app: pg}, ports: [{name: pg, port: 5432, targetPort: pg}]}
+---
 apiVersion: v1
 kind: Service
 metadata: {name: peers}
@@ -48,6 +62,8 @@ kind: Service
 metadata: {name: search, namespace: shop}
 spec: {type: ExternalName, externalName: search.example.com}
 `
+
+func rev(ip string) string { r, _ := mdns.ReverseAddr(ip); return r }
 
 func TestFromPlan(t *testing.T) {
 	s, err := scenario.Parse("t.yaml", []byte(labYAML))
@@ -83,6 +99,14 @@ func TestFromPlan(t *testing.T) {
 			DashedIPString(ips["api-1"]) + ".peers.default.svc.lab.test. 5 IN A " + ips["api-1"]},
 		{"peers.default.svc.lab.test.", mdns.TypeSRV, ""},
 		{"_http._tcp.peers.default.svc.lab.test.", mdns.TypeSRV, ""},
+		// hostname + subdomain: the endpoint's name is the pod's hostname.
+		{"pg0.pg.default.svc.lab.test.", mdns.TypeA, "pg0.pg.default.svc.lab.test. 5 IN A " + ips["pg-1"]},
+		{"_pg._tcp.pg.default.svc.lab.test.", mdns.TypeSRV, "_pg._tcp.pg.default.svc.lab.test. 5 IN SRV 0 100 5432 pg0.pg.default.svc.lab.test."},
+		{rev(ips["pg-1"]), mdns.TypePTR, rev(ips["pg-1"]) + " 5 IN PTR pg0.pg.default.svc.lab.test."},
+		{DashedIPString(ips["pg-1"]) + ".pg.default.svc.lab.test.", mdns.TypeA, ""},
+		// api-1 is behind two headless Services: a PTR for each.
+		{rev(ips["api-1"]), mdns.TypePTR, rev(ips["api-1"]) + " 5 IN PTR " + DashedIPString(ips["api-1"]) + ".db.default.svc.lab.test.\n" +
+			rev(ips["api-1"]) + " 5 IN PTR " + DashedIPString(ips["api-1"]) + ".peers.default.svc.lab.test."},
 	} {
 		if d := cmp.Diff(tc.want, text(tab.Lookup(tc.q, tc.qtype).Answer)); d != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.q, d)
@@ -98,5 +122,11 @@ func TestFromPlan(t *testing.T) {
 	}
 	if a := none.Lookup("x.shop.svc.lab.test.", mdns.TypeA); a.Rcode != mdns.RcodeNameError {
 		t.Errorf("unknown Service: %s", mdns.RcodeToString[a.Rcode])
+	}
+	// The namespaces every cluster has exist (no data), with the lab's own.
+	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease", "shop"} {
+		if a := none.Lookup(ns+".svc.lab.test.", mdns.TypeA); a.Rcode != mdns.RcodeSuccess || len(a.Answer) != 0 {
+			t.Errorf("namespace %s: %s %v, want no data", ns, mdns.RcodeToString[a.Rcode], a.Answer)
+		}
 	}
 }

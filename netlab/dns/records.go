@@ -18,6 +18,9 @@ const (
 	VersionTTL = 28800
 	// DefaultDomain is the cluster domain when the Lab names none.
 	DefaultDomain = "cluster.local"
+	// ReverseZone is the reverse-lookup zone the table answers besides the cluster domain,
+	// as kubeadm's CoreDNS serves in-addr.arpa from its kubernetes plugin.
+	ReverseZone = "in-addr.arpa."
 )
 
 // Service is what the records need of one Kubernetes Service.
@@ -59,10 +62,14 @@ type Config struct {
 	Domain string
 	// ServerIP is the cluster DNS's own Service address: ns.dns.<domain>.
 	ServerIP string
-	// Namespaces exist even with no Service in them: <ns>.svc.<domain> has no data
-	// rather than no name.
+	// Namespaces exist even with no Service in them: <ns>.svc.<domain> and
+	// <ns>.pod.<domain> have no data rather than no name; pod records are answered in
+	// these namespaces (and those of the Services) only.
 	Namespaces []string
 	Services   []Service
+	// Serial is the SOA serial (0: 1); it changes when the records do (CoreDNS: the time
+	// of the last change it saw).
+	Serial uint32
 }
 
 // Table answers queries for one cluster domain. It is immutable once built; build a new
@@ -71,9 +78,11 @@ type Table struct {
 	domain   string // lowercase, fully qualified: "cluster.local."
 	serverIP netip.Addr
 	names    map[string]*rrset       // lowercase FQDN → its records
-	exists   map[string]bool         // every name of the zone that exists, empty non-terminals too
-	ptr      map[string]string       // reverse name → target FQDN
+	exists   map[string]bool         // every name of both zones that exists, empty non-terminals too
+	ptr      map[string][]string     // reverse name → its target FQDNs, sorted
 	srvA     map[string][]netip.Addr // SRV target → its addresses, for the additional section
+	nss      map[string]bool         // namespaces, lowercase
+	serial   uint32
 }
 
 type rrset struct {
@@ -100,7 +109,7 @@ func New(cfg Config) *Table {
 		d = DefaultDomain
 	}
 	t := &Table{domain: Fqdn(d), names: map[string]*rrset{}, exists: map[string]bool{},
-		ptr: map[string]string{}, srvA: map[string][]netip.Addr{}}
+		ptr: map[string][]string{}, srvA: map[string][]netip.Addr{}, nss: map[string]bool{}, serial: max(cfg.Serial, 1)}
 	t.serverIP, _ = netip.ParseAddr(cfg.ServerIP)
 	version := t.add("dns-version." + t.domain)
 	version.txt, version.txtTTL = []string{SchemaVersion}, VersionTTL
@@ -110,12 +119,26 @@ func New(cfg Config) *Table {
 	t.mark("svc." + t.domain)
 	t.mark("pod." + t.domain)
 	for _, ns := range cfg.Namespaces {
-		t.mark(strings.ToLower(ns) + ".svc." + t.domain)
+		t.namespace(ns)
 	}
 	for _, s := range cfg.Services {
 		t.service(s)
 	}
+	t.markIn(ReverseZone, ReverseZone)
+	for rev, targets := range t.ptr {
+		slices.Sort(targets)
+		t.ptr[rev] = slices.Compact(targets)
+		t.markIn(rev, ReverseZone)
+	}
 	return t
+}
+
+// namespace makes <ns>.svc.<domain> and <ns>.pod.<domain> exist.
+func (t *Table) namespace(ns string) {
+	ns = strings.ToLower(ns)
+	t.nss[ns] = true
+	t.mark(ns + ".svc." + t.domain)
+	t.mark(ns + ".pod." + t.domain)
 }
 
 // Domain is the table's cluster domain, fully qualified.
@@ -138,11 +161,14 @@ func (t *Table) add(name string) *rrset {
 }
 
 // mark records name and every ancestor down to the domain as existing names.
-func (t *Table) mark(name string) {
-	for n := name; len(n) >= len(t.domain) && strings.HasSuffix(n, t.domain); {
+func (t *Table) mark(name string) { t.markIn(name, t.domain) }
+
+// markIn records name and every ancestor down to zone as existing names.
+func (t *Table) markIn(name, zone string) {
+	for n := name; strings.HasSuffix(n, zone); {
 		t.exists[n] = true
 		i := strings.IndexByte(n, '.')
-		if i < 0 || n == t.domain {
+		if i < 0 || n == zone {
 			break
 		}
 		n = n[i+1:]
@@ -151,7 +177,7 @@ func (t *Table) mark(name string) {
 
 func (t *Table) service(s Service) {
 	name := t.ServiceName(s.Namespace, s.Name)
-	t.mark(strings.ToLower(s.Namespace) + ".svc." + t.domain)
+	t.namespace(s.Namespace)
 	switch {
 	case s.ExternalName != "":
 		t.add(name).cname = Fqdn(s.ExternalName)
@@ -236,14 +262,14 @@ func srvName(p Port, svc string) string {
 	return "_" + strings.ToLower(p.Name) + "._" + proto + "." + svc
 }
 
+// addPTR adds a PTR record for ip: an address behind several headless Services (or
+// endpoint names) has one for each, as CoreDNS returns them all.
 func (t *Table) addPTR(ip netip.Addr, target string) {
 	rev, err := mdns.ReverseAddr(ip.String())
 	if err != nil {
 		return
 	}
-	if _, ok := t.ptr[rev]; !ok {
-		t.ptr[rev] = target
-	}
+	t.ptr[rev] = append(t.ptr[rev], target)
 }
 
 // DashedIP is an IPv4 address written with dashes, as pod and endpoint names use it.
@@ -257,9 +283,10 @@ type Answer struct {
 	Rcode  int // mdns.RcodeSuccess, RcodeNameError (NXDOMAIN), RcodeRefused
 	Answer []mdns.RR
 	Extra  []mdns.RR
-	// Authoritative is false for names outside the cluster domain.
+	// Authoritative is false for names outside the cluster domain and the reverse zone.
 	Authoritative bool
-	// Negative holds the zone's SOA for NXDOMAIN and empty answers inside the domain.
+	// Negative holds the zone's SOA for NXDOMAIN and empty answers inside the domain and
+	// the reverse zone.
 	Negative []mdns.RR
 }
 
@@ -267,18 +294,37 @@ type Answer struct {
 func (t *Table) Lookup(qname string, qtype uint16) Answer {
 	owner := mdns.Fqdn(qname)
 	name := strings.ToLower(owner)
-	if !mdns.IsSubDomain(t.domain, name) {
-		if mdns.IsSubDomain("in-addr.arpa.", name) {
-			return t.reverse(owner, name, qtype)
-		}
+	ans := Answer{Rcode: mdns.RcodeSuccess, Authoritative: true}
+	zone := t.domain
+	switch {
+	case mdns.IsSubDomain(t.domain, name):
+		t.lookup(&ans, owner, name, qtype, 0)
+	case mdns.IsSubDomain(ReverseZone, name):
+		zone = ReverseZone
+		t.reverse(&ans, owner, name, qtype)
+	default:
 		return Answer{Rcode: mdns.RcodeRefused}
 	}
-	ans := Answer{Rcode: mdns.RcodeSuccess, Authoritative: true}
-	t.lookup(&ans, owner, name, qtype, 0)
 	if len(ans.Answer) == 0 || ans.Rcode != mdns.RcodeSuccess {
-		ans.Negative = []mdns.RR{t.soa()}
+		ans.Negative = []mdns.RR{t.soa(zone)}
 	}
 	return ans
+}
+
+// apex answers the SOA and NS records of a zone's apex.
+func (t *Table) apex(ans *Answer, owner, zone string, qtype uint16) {
+	switch qtype {
+	case mdns.TypeSOA, mdns.TypeANY:
+		soa := t.soa(zone)
+		soa.Header().Name = owner
+		ans.Answer = append(ans.Answer, soa)
+	case mdns.TypeNS:
+		ans.Answer = append(ans.Answer, &mdns.NS{Hdr: mdns.RR_Header{Name: owner, Rrtype: mdns.TypeNS, Class: mdns.ClassINET, Ttl: TTL},
+			Ns: "ns.dns." + t.domain})
+		if t.serverIP.IsValid() {
+			ans.Extra = append(ans.Extra, aRR("ns.dns."+t.domain, t.serverIP))
+		}
+	}
 }
 
 func (t *Table) lookup(ans *Answer, owner, name string, qtype uint16, depth int) {
@@ -286,15 +332,7 @@ func (t *Table) lookup(ans *Answer, owner, name string, qtype uint16, depth int)
 		return mdns.RR_Header{Name: owner, Rrtype: rrtype, Class: mdns.ClassINET, Ttl: TTL}
 	}
 	if name == t.domain {
-		switch qtype {
-		case mdns.TypeSOA, mdns.TypeANY:
-			ans.Answer = append(ans.Answer, t.soa())
-		case mdns.TypeNS:
-			ans.Answer = append(ans.Answer, &mdns.NS{Hdr: hdr(mdns.TypeNS), Ns: "ns.dns." + t.domain})
-			if t.serverIP.IsValid() {
-				ans.Extra = append(ans.Extra, aRR("ns.dns."+t.domain, t.serverIP))
-			}
-		}
+		t.apex(ans, owner, t.domain, qtype)
 		return
 	}
 	if ip, ok := t.podAddr(name); ok {
@@ -347,14 +385,15 @@ func (t *Table) lookup(ans *Answer, owner, name string, qtype uint16, depth int)
 }
 
 // podAddr reads <a-b-c-d>.<ns>.pod.<domain>: the specification's pod A record, given for
-// any address (CoreDNS's "pods insecure", what kubeadm configures).
+// any address (CoreDNS's "pods insecure", what kubeadm configures) in a namespace that
+// exists.
 func (t *Table) podAddr(name string) (netip.Addr, bool) {
 	rel := strings.TrimSuffix(name, ".pod."+t.domain)
 	if rel == name {
 		return netip.Addr{}, false
 	}
 	dashed, ns, ok := strings.Cut(rel, ".")
-	if !ok || ns == "" || strings.Contains(ns, ".") || strings.Count(dashed, "-") != 3 {
+	if !ok || !t.nss[ns] || strings.Count(dashed, "-") != 3 {
 		return netip.Addr{}, false
 	}
 	ip, err := netip.ParseAddr(strings.ReplaceAll(dashed, "-", "."))
@@ -364,23 +403,32 @@ func (t *Table) podAddr(name string) (netip.Addr, bool) {
 	return ip, true
 }
 
-// reverse answers PTR queries for the ClusterIPs and headless endpoints it knows; other
-// reverse names do not exist (nothing is asked outside the lab).
-func (t *Table) reverse(owner, name string, qtype uint16) Answer {
-	target, ok := t.ptr[name]
+// reverse answers the reverse zone: PTR records for the ClusterIPs and headless endpoints
+// it knows (every name of an address), no data for their ancestors (empty non-terminals),
+// and no name for any other address (nothing is asked outside the lab).
+func (t *Table) reverse(ans *Answer, owner, name string, qtype uint16) {
+	if name == ReverseZone {
+		t.apex(ans, owner, ReverseZone, qtype)
+		return
+	}
+	targets, ok := t.ptr[name]
 	if !ok {
-		return Answer{Rcode: mdns.RcodeNameError}
+		if !t.exists[name] {
+			ans.Rcode = mdns.RcodeNameError
+		}
+		return
 	}
-	ans := Answer{Rcode: mdns.RcodeSuccess, Authoritative: true}
 	if qtype == mdns.TypePTR || qtype == mdns.TypeANY {
-		ans.Answer = []mdns.RR{&mdns.PTR{Hdr: mdns.RR_Header{Name: owner, Rrtype: mdns.TypePTR, Class: mdns.ClassINET, Ttl: TTL}, Ptr: target}}
+		for _, target := range targets {
+			ans.Answer = append(ans.Answer, &mdns.PTR{Hdr: mdns.RR_Header{Name: owner, Rrtype: mdns.TypePTR, Class: mdns.ClassINET, Ttl: TTL}, Ptr: target})
+		}
 	}
-	return ans
 }
 
-func (t *Table) soa() mdns.RR {
-	return &mdns.SOA{Hdr: mdns.RR_Header{Name: t.domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: TTL},
-		Ns: "ns.dns." + t.domain, Mbox: "hostmaster." + t.domain, Serial: 1, Refresh: 7200, Retry: 1800, Expire: 86400, Minttl: TTL}
+// soa is the SOA record of zone (the cluster domain or the reverse zone), CoreDNS's fields.
+func (t *Table) soa(zone string) mdns.RR {
+	return &mdns.SOA{Hdr: mdns.RR_Header{Name: zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: TTL},
+		Ns: "ns.dns." + t.domain, Mbox: "hostmaster." + t.domain, Serial: t.serial, Refresh: 7200, Retry: 1800, Expire: 86400, Minttl: TTL}
 }
 
 func aRR(name string, ip netip.Addr) mdns.RR {
@@ -394,6 +442,7 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	m.SetReply(req)
 	m.Compress = true
 	m.RecursionAvailable = false
+	opt := req.IsEdns0()
 	switch {
 	case req.Opcode != mdns.OpcodeQuery:
 		m.SetRcode(req, mdns.RcodeNotImplemented)
@@ -401,9 +450,16 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	case len(req.Question) != 1:
 		m.SetRcode(req, mdns.RcodeFormatError)
 		return m
+	case opt != nil && opt.Version() != 0:
+		// RFC 6891 6.1.3: an EDNS version the server does not implement.
+		m.SetEdns0(1232, false)
+		m.Rcode = mdns.RcodeBadVers
+		return m
 	}
 	q := req.Question[0]
-	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
+	switch {
+	case q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY,
+		q.Qtype == mdns.TypeAXFR, q.Qtype == mdns.TypeIXFR: // no zone transfers
 		m.SetRcode(req, mdns.RcodeRefused)
 		return m
 	}
@@ -412,12 +468,26 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	m.Authoritative = a.Authoritative
 	m.Answer, m.Extra, m.Ns = a.Answer, a.Extra, a.Negative
 	size := mdns.MinMsgSize
-	if opt := req.IsEdns0(); opt != nil {
+	if opt != nil {
 		size = max(int(opt.UDPSize()), mdns.MinMsgSize)
 		m.SetEdns0(1232, false)
 	}
 	if udp {
 		m.Truncate(size)
 	}
+	return m
+}
+
+// FormErr is the answer to a message that does not parse, from its raw bytes: FORMERR
+// with its id and no sections. It is nil when even the header is unreadable or the message
+// is a response (answering those could start a loop).
+func FormErr(msg []byte) *mdns.Msg {
+	req := new(mdns.Msg)
+	if err := req.Unpack(msg); err == nil || len(msg) < 12 || req.Response {
+		return nil // it parses (Reply answers it), or there is no header to answer
+	}
+	m := new(mdns.Msg)
+	m.SetRcodeFormatError(req) // Unpack reads the header before the sections fail
+	m.RecursionDesired = req.RecursionDesired
 	return m
 }

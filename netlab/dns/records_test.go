@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // Address plan of the table under test: cluster domain cluster.local, kube-dns at
-// 10.96.0.10, Services at 10.96.0.11+, pods in 10.244.1.0/24 and 10.244.2.0/24.
+// 10.96.0.10, Services at 10.96.0.11+, pods in 10.244.1.0/24 and 10.244.2.0/24; pod
+// 10.244.1.3 is behind two headless Services (db, as "primary", and db-replica).
 func testTable() *Table {
 	return New(Config{
 		Domain: "cluster.local", ServerIP: "10.96.0.10",
@@ -29,6 +31,8 @@ func testTable() *Table {
 					{IP: "10.244.1.3", Hostname: "Primary", Ready: true},
 					{IP: "10.244.1.4", Ready: false},
 				}},
+			{Namespace: "shop", Name: "db-replica", ClusterIP: "None",
+				Endpoints: []Endpoint{{IP: "10.244.1.3", Ready: true}}},
 			{Namespace: "shop", Name: "gone", ClusterIP: "None",
 				Ports:     []Port{{Name: "http", Port: 80, Protocol: "TCP"}},
 				Endpoints: []Endpoint{{IP: "10.244.1.9", Ready: false}}},
@@ -101,8 +105,14 @@ func TestLookup(t *testing.T) {
 			"alias.default.svc.cluster.local. 5 IN CNAME api.default.svc.cluster.local.\napi.default.svc.cluster.local. 5 IN A 10.96.0.11", ""},
 		{"pod A", "10-244-1-7.default.pod.cluster.local.", mdns.TypeA, 0,
 			"10-244-1-7.default.pod.cluster.local. 5 IN A 10.244.1.7", ""},
-		{"pod A, any namespace", "10-244-2-2.Shop.pod.cluster.local.", mdns.TypeA, 0,
+		{"pod A, any address in an existing namespace", "10-244-2-2.Shop.pod.cluster.local.", mdns.TypeA, 0,
 			"10-244-2-2.Shop.pod.cluster.local. 5 IN A 10.244.2.2", ""},
+		{"pod A in a namespace without Services", "10-244-2-2.empty.pod.cluster.local.", mdns.TypeA, 0,
+			"10-244-2-2.empty.pod.cluster.local. 5 IN A 10.244.2.2", ""},
+		{"pod: no such namespace", "10-244-1-2.nosuchns.pod.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"pod namespace: empty non-terminal", "default.pod.cluster.local.", mdns.TypeA, 0, "", ""},
+		{"pod namespace without Services: empty non-terminal", "empty.pod.cluster.local.", mdns.TypeA, 0, "", ""},
+		{"pod: unknown namespace name", "nosuchns.pod.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
 		{"pod: not an address", "10-244-1-300.default.pod.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
 		{"pod: too many labels", "x.10-244-1-7.default.pod.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
 		{"unknown Service", "nope.default.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
@@ -115,13 +125,29 @@ func TestLookup(t *testing.T) {
 		{"a Service name outside the domain", "api.default.svc.cluster.example.", mdns.TypeA, mdns.RcodeRefused, "", ""},
 		{"schema version", "dns-version.cluster.local.", mdns.TypeTXT, 0,
 			`dns-version.cluster.local. 28800 IN TXT "1.1.0"`, ""},
+		{"schema version, other type", "dns-version.cluster.local.", mdns.TypeA, 0, "", ""},
+		{"apex SOA", "Cluster.Local.", mdns.TypeSOA, 0,
+			"Cluster.Local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5", ""},
 		{"apex NS", "cluster.local.", mdns.TypeNS, 0,
 			"cluster.local. 5 IN NS ns.dns.cluster.local.", "ns.dns.cluster.local. 5 IN A 10.96.0.10"},
 		{"ClusterIP PTR", "11.0.96.10.in-addr.arpa.", mdns.TypePTR, 0,
 			"11.0.96.10.in-addr.arpa. 5 IN PTR api.default.svc.cluster.local.", ""},
-		{"headless endpoint PTR", "3.1.244.10.in-addr.arpa.", mdns.TypePTR, 0,
-			"3.1.244.10.in-addr.arpa. 5 IN PTR primary.db.shop.svc.cluster.local.", ""},
+		{"headless endpoint behind two Services: a PTR for each name", "3.1.244.10.in-addr.arpa.", mdns.TypePTR, 0,
+			"3.1.244.10.in-addr.arpa. 5 IN PTR 10-244-1-3.db-replica.shop.svc.cluster.local.\n" +
+				"3.1.244.10.in-addr.arpa. 5 IN PTR primary.db.shop.svc.cluster.local.", ""},
+		{"headless endpoint PTR", "3.2.244.10.in-addr.arpa.", mdns.TypePTR, 0,
+			"3.2.244.10.in-addr.arpa. 5 IN PTR 10-244-2-3.db.shop.svc.cluster.local.", ""},
+		{"unready endpoint: no PTR", "4.1.244.10.in-addr.arpa.", mdns.TypePTR, mdns.RcodeNameError, "", ""},
 		{"unknown PTR", "99.0.96.10.in-addr.arpa.", mdns.TypePTR, mdns.RcodeNameError, "", ""},
+		{"PTR name, other type: no data", "11.0.96.10.in-addr.arpa.", mdns.TypeA, 0, "", ""},
+		{"reverse empty non-terminal", "0.96.10.in-addr.arpa.", mdns.TypePTR, 0, "", ""},
+		{"reverse empty non-terminal /8", "10.in-addr.arpa.", mdns.TypeSOA, 0, "", ""},
+		{"reverse address outside the lab", "8.8.8.8.in-addr.arpa.", mdns.TypePTR, mdns.RcodeNameError, "", ""},
+		{"reverse zone SOA", "in-addr.arpa.", mdns.TypeSOA, 0,
+			"in-addr.arpa. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5", ""},
+		{"reverse zone NS", "in-addr.arpa.", mdns.TypeNS, 0,
+			"in-addr.arpa. 5 IN NS ns.dns.cluster.local.", "ns.dns.cluster.local. 5 IN A 10.96.0.10"},
+		{"ip6.arpa: refused", "1.0.0.0.ip6.arpa.", mdns.TypePTR, mdns.RcodeRefused, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := tab.Lookup(tc.q, tc.qtype)
@@ -134,9 +160,20 @@ func TestLookup(t *testing.T) {
 			if d := cmp.Diff(tc.extra, text(a.Extra)); d != "" {
 				t.Errorf("additional (-want +got):\n%s", d)
 			}
-			inZone := mdns.IsSubDomain("cluster.local.", strings.ToLower(mdns.Fqdn(tc.q)))
-			if wantSOA := inZone && (len(tc.ans) == 0 || tc.rcode != 0); wantSOA != (len(a.Negative) == 1) {
-				t.Errorf("negative answer SOA %v, want %v", a.Negative, wantSOA)
+			// Both zones answer with authority, and an SOA (the zone's) on a negative answer.
+			q := strings.ToLower(mdns.Fqdn(tc.q))
+			zone := ""
+			for _, z := range []string{"cluster.local.", "in-addr.arpa."} {
+				if mdns.IsSubDomain(z, q) {
+					zone = z
+				}
+			}
+			if a.Authoritative != (zone != "") {
+				t.Errorf("authoritative %v, want %v", a.Authoritative, zone != "")
+			}
+			wantSOA := zone != "" && (len(tc.ans) == 0 || tc.rcode != 0)
+			if wantSOA != (len(a.Negative) == 1) || wantSOA && a.Negative[0].Header().Name != zone {
+				t.Errorf("negative answer SOA %v, want one of %q: %v", a.Negative, zone, wantSOA)
 			}
 		})
 	}
@@ -189,6 +226,100 @@ func TestReply(t *testing.T) {
 	up.SetUpdate("cluster.local.")
 	if r := tab.Reply(up, true); r.Rcode != mdns.RcodeNotImplemented {
 		t.Errorf("update: %s, want NOTIMP", mdns.RcodeToString[r.Rcode])
+	}
+}
+
+// The PTR records of an address do not depend on the order of the Services.
+func TestPTROrder(t *testing.T) {
+	svcs := []Service{
+		{Namespace: "a", Name: "zeta", ClusterIP: "None", Endpoints: []Endpoint{{IP: "10.244.1.2", Ready: true}}},
+		{Namespace: "a", Name: "alpha", ClusterIP: "None", Endpoints: []Endpoint{{IP: "10.244.1.2", Hostname: "h", Ready: true}}},
+		{Namespace: "b", Name: "mid", ClusterIP: "None", Endpoints: []Endpoint{{IP: "10.244.1.2", Ready: true}}},
+	}
+	want := "2.1.244.10.in-addr.arpa. 5 IN PTR 10-244-1-2.mid.b.svc.cluster.local.\n" +
+		"2.1.244.10.in-addr.arpa. 5 IN PTR 10-244-1-2.zeta.a.svc.cluster.local.\n" +
+		"2.1.244.10.in-addr.arpa. 5 IN PTR h.alpha.a.svc.cluster.local."
+	for i := range svcs {
+		rotated := append(slices.Clone(svcs[i:]), svcs[:i]...)
+		a := New(Config{Services: rotated}).Lookup("2.1.244.10.in-addr.arpa.", mdns.TypePTR)
+		if d := cmp.Diff(want, text(a.Answer)); d != "" {
+			t.Errorf("services from %s (-want +got):\n%s", rotated[0].Name, d)
+		}
+	}
+}
+
+// The SOA serial is the configuration's (1 when it has none), in both zones.
+func TestSerial(t *testing.T) {
+	for _, tc := range []struct{ serial, want uint32 }{{0, 1}, {1764579600, 1764579600}} {
+		tab := New(Config{Serial: tc.serial})
+		for _, q := range []string{"cluster.local.", "in-addr.arpa."} {
+			a := tab.Lookup(q, mdns.TypeSOA)
+			if len(a.Answer) != 1 || a.Answer[0].(*mdns.SOA).Serial != tc.want {
+				t.Errorf("%s SOA with serial %d: %v, want serial %d", q, tc.serial, a.Answer, tc.want)
+			}
+		}
+		if a := tab.Lookup("nope.cluster.local.", mdns.TypeA); len(a.Negative) != 1 || a.Negative[0].(*mdns.SOA).Serial != tc.want {
+			t.Errorf("negative answer with serial %d: %v", tc.serial, a.Negative)
+		}
+	}
+}
+
+// Protocol corner cases: an EDNS version other than 0, zone transfers, a query that does
+// not parse.
+func TestReplyProtocol(t *testing.T) {
+	tab := testTable()
+	q := new(mdns.Msg)
+	q.SetQuestion("api.default.svc.cluster.local.", mdns.TypeA)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().SetVersion(1)
+	// Through the wire, as a client sees it: the extended rcode is in the OPT record.
+	wire := func(m *mdns.Msg) *mdns.Msg {
+		t.Helper()
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := new(mdns.Msg)
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := wire(tab.Reply(q, true)); r.Rcode != mdns.RcodeBadVers || len(r.Answer) != 0 || r.IsEdns0() == nil || r.IsEdns0().Version() != 0 {
+		t.Errorf("EDNS version 1: %s, %d answers, opt %v; want BADVERS, none, version 0", mdns.RcodeToString[r.Rcode], len(r.Answer), r.IsEdns0())
+	}
+	q.IsEdns0().SetVersion(0)
+	if r := wire(tab.Reply(q, true)); r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("EDNS version 0: %s, %d answers", mdns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	for _, qt := range []uint16{mdns.TypeAXFR, mdns.TypeIXFR} {
+		x := new(mdns.Msg)
+		x.SetQuestion("cluster.local.", qt)
+		if r := wire(tab.Reply(x, false)); r.Rcode != mdns.RcodeRefused || len(r.Answer)+len(r.Ns) != 0 {
+			t.Errorf("%s: %s %v %v, want REFUSED and nothing else", mdns.TypeToString[qt], mdns.RcodeToString[r.Rcode], r.Answer, r.Ns)
+		}
+	}
+
+	// A question cut short: FORMERR with the query's id; a response or a bare fragment: nothing.
+	good := new(mdns.Msg)
+	good.SetQuestion("api.default.svc.cluster.local.", mdns.TypeA)
+	good.Id = 777
+	b, _ := good.Pack()
+	r := FormErr(b[:len(b)-3])
+	if r == nil || r.Id != 777 || r.Rcode != mdns.RcodeFormatError || !r.Response || !r.RecursionDesired || len(r.Question) != 0 {
+		t.Errorf("truncated query: %v, want FORMERR with id 777", r)
+	} else if _, err := r.Pack(); err != nil {
+		t.Error(err)
+	}
+	if r := FormErr(b); r != nil {
+		t.Errorf("a query that parses: %v, want nil (Reply answers it)", r)
+	}
+	if r := FormErr(b[:11]); r != nil {
+		t.Errorf("11 bytes: %v, want nil", r)
+	}
+	resp, _ := new(mdns.Msg).SetReply(good).Pack()
+	if r := FormErr(resp[:len(resp)-3]); r != nil {
+		t.Errorf("a broken response: %v, want nil", r)
 	}
 }
 

@@ -144,8 +144,9 @@ func (p *Plan) RecomputeEndpoints() {
 			if pod.Namespace != s.Namespace || !MatchesSet(s.Selector, pod.Labels) {
 				continue
 			}
+			host := pod.EndpointHostname(s.Name)
 			if len(s.Ports) == 0 && s.Headless() {
-				s.Endpoints = append(s.Endpoints, Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
+				s.Endpoints = append(s.Endpoints, Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP), Hostname: host})
 			}
 			for _, sp := range s.Ports {
 				tp, ok := ResolveTargetPort(pod.Ports, sp.TargetPort, sp.Protocol)
@@ -153,7 +154,7 @@ func (p *Plan) RecomputeEndpoints() {
 					continue
 				}
 				s.Endpoints = append(s.Endpoints, Endpoint{PortName: sp.Name, Pod: pod.Name, Node: pod.Node,
-					IP: addrOf(pod.IP), Port: tp, Protocol: sp.Protocol})
+					IP: addrOf(pod.IP), Port: tp, Protocol: sp.Protocol, Hostname: host})
 			}
 		}
 	}
@@ -184,6 +185,16 @@ func ResolveTargetPort(ports []ContainerPort, targetPort, proto string) (int32, 
 		}
 	}
 	return 0, false
+}
+
+// EndpointHostname is the hostname of the pod's endpoints of Service svc (of the pod's
+// namespace): the pod's hostname when its subdomain is svc, as Kubernetes' endpoints
+// controllers set it; "" otherwise.
+func (pod Pod) EndpointHostname(svc string) string {
+	if pod.Hostname != "" && pod.Subdomain == svc {
+		return pod.Hostname
+	}
+	return ""
 }
 
 // podIndex is n of a pod named <deployment>-<n>.

@@ -215,6 +215,10 @@ type Pod struct {
 	PreStopSleep int64 `json:"preStopSleepSeconds,omitempty"`
 	// Agent is the process the pod runs: "" the echo agent, "dns" the cluster DNS's.
 	Agent string `json:"agent,omitempty"`
+	// Hostname and Subdomain are the template's: the pod's endpoint of the headless
+	// Service named Subdomain (its namespace's) is named Hostname in the cluster DNS.
+	Hostname  string `json:"hostname,omitempty"`
+	Subdomain string `json:"subdomain,omitempty"`
 }
 
 // ContainerPort is a port a pod's agent serves.
@@ -285,6 +289,8 @@ type Endpoint struct {
 	IP       string `json:"ip"`
 	Port     int32  `json:"port"`
 	Protocol string `json:"protocol"`
+	// Hostname is the pod's hostname when its subdomain is this Service (EndpointHostname).
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // Ingress is an Ingress object kept whole for the ingress agents (they do the matching).

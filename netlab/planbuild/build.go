@@ -340,6 +340,7 @@ func (b *builder) placePods(ns func(string) string) {
 				HostVeth: plan.HostVethName(name(p), podName), MAC: plan.MACOf(name(p), "pod/"+podName), Labels: d.Spec.Template.Labels,
 				Ports: containerPorts(d.Deployment), Probe: readiness(d.Deployment),
 				Template: dep.Template, GraceSeconds: dep.Pod.GraceSeconds, PreStopSleep: dep.Pod.PreStopSleep,
+				Hostname: dep.Pod.Hostname, Subdomain: dep.Pod.Subdomain,
 			}
 			if d.Source.File == dnsSource {
 				pod.Agent = plan.DNSAgent
@@ -571,8 +572,9 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			if pod.Namespace != s.Namespace || len(s.Spec.Selector) == 0 || !sel.Matches(labels.Set(pod.Labels)) {
 				continue
 			}
+			host := pod.EndpointHostname(s.Name)
 			if len(s.Spec.Ports) == 0 && ps.Headless() {
-				ps.Endpoints = append(ps.Endpoints, plan.Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP)})
+				ps.Endpoints = append(ps.Endpoints, plan.Endpoint{Pod: pod.Name, Node: pod.Node, IP: addrOf(pod.IP), Hostname: host})
 			}
 			for _, sp := range s.Spec.Ports {
 				tp, ok := resolvePort(pod.Ports, sp.TargetPort, string(sp.Protocol))
@@ -580,7 +582,7 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 					continue
 				}
 				ps.Endpoints = append(ps.Endpoints, plan.Endpoint{PortName: sp.Name, Pod: pod.Name, Node: pod.Node,
-					IP: addrOf(pod.IP), Port: tp, Protocol: string(sp.Protocol)})
+					IP: addrOf(pod.IP), Port: tp, Protocol: string(sp.Protocol), Hostname: host})
 			}
 		}
 		if s.Spec.Type == corev1.ServiceTypeLoadBalancer {

@@ -9,8 +9,9 @@ import (
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
-// Two db pods behind a headless Service without ports, a headless Service with a port and
-// a ClusterIP Service; kube-dns's own Service and pods come with the lab.
+// Two db pods (hostname db0, subdomain db-hl) behind a headless Service without ports
+// (db-hl), a headless Service with a port and a ClusterIP Service; kube-dns's own Service
+// and pods come with the lab.
 const endpointsLab = `apiVersion: netlab.dev/v1alpha1
 kind: Lab
 metadata: {name: t}
@@ -24,7 +25,7 @@ spec:
   selector: {matchLabels: {app: db}}
   template:
     metadata: {labels: {app: db}}
-    spec: {containers: [{name: db, ports: [{name: pg, containerPort: 5432}]}]}
+    spec: {hostname: db0, subdomain: db-hl, containers: [{name: db, ports: [{name: pg, containerPort: 5432}]}]}
 ---
 apiVersion: v1
 kind: Service
@@ -42,7 +43,7 @@ metadata: {name: db}
 spec: {selector: {app: db}, ports: [{name: pg, port: 5432, targetPort: pg}]}
 `
 
-// endpointList renders a Service's endpoints as "pod ip:port name protocol".
+// endpointList renders a Service's endpoints as "pod ip:port name protocol hostname".
 func endpointList(p *plan.Plan, name string) []string {
 	var out []string
 	for _, s := range p.Services {
@@ -50,7 +51,7 @@ func endpointList(p *plan.Plan, name string) []string {
 			continue
 		}
 		for _, e := range s.Endpoints {
-			out = append(out, fmt.Sprintf("%s %s:%d %s %s", e.Pod, e.IP, e.Port, e.PortName, e.Protocol))
+			out = append(out, fmt.Sprintf("%s %s:%d %s %s %s", e.Pod, e.IP, e.Port, e.PortName, e.Protocol, e.Hostname))
 		}
 	}
 	slices.Sort(out)
@@ -58,7 +59,9 @@ func endpointList(p *plan.Plan, name string) []string {
 }
 
 // A headless Service without ports has one port-less endpoint per selected pod, from Build
-// and from RecomputeEndpoints alike, and none reaches kube-proxy.
+// and from RecomputeEndpoints alike, and none reaches kube-proxy. The endpoints of the
+// Service a pod's subdomain names carry its hostname, the others' not; a new replica
+// (scale) keeps them.
 func TestEndpointsOfHeadlessWithoutPorts(t *testing.T) {
 	p := mustPlan(t, endpointsLab, "")
 	ip := map[string]string{}
@@ -66,9 +69,9 @@ func TestEndpointsOfHeadlessWithoutPorts(t *testing.T) {
 		ip[pod.Name] = plan.Addr(pod.IP)
 	}
 	want := map[string][]string{
-		"db-hl": {"db-1 " + ip["db-1"] + ":0  ", "db-2 " + ip["db-2"] + ":0  "},
-		"db-pg": {"db-1 " + ip["db-1"] + ":5432 pg TCP", "db-2 " + ip["db-2"] + ":5432 pg TCP"},
-		"db":    {"db-1 " + ip["db-1"] + ":5432 pg TCP", "db-2 " + ip["db-2"] + ":5432 pg TCP"},
+		"db-hl": {"db-1 " + ip["db-1"] + ":0   db0", "db-2 " + ip["db-2"] + ":0   db0"},
+		"db-pg": {"db-1 " + ip["db-1"] + ":5432 pg TCP ", "db-2 " + ip["db-2"] + ":5432 pg TCP "},
+		"db":    {"db-1 " + ip["db-1"] + ":5432 pg TCP ", "db-2 " + ip["db-2"] + ":5432 pg TCP "},
 	}
 	check := func(what string, p *plan.Plan) {
 		t.Helper()
@@ -81,6 +84,19 @@ func TestEndpointsOfHeadlessWithoutPorts(t *testing.T) {
 	check("Build", p)
 	p.RecomputeEndpoints()
 	check("RecomputeEndpoints", p)
+	var dep *plan.Deployment
+	for i := range p.Deployments {
+		if p.Deployments[i].Name == "db" {
+			dep = &p.Deployments[i]
+		}
+	}
+	pod, err := p.NewPod(dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Hostname != "db0" || pod.Subdomain != "db-hl" {
+		t.Errorf("new replica %s: hostname %q subdomain %q, want db0 and db-hl", pod.Name, pod.Hostname, pod.Subdomain)
+	}
 	for _, sp := range p.ServicePorts(nil) {
 		if sp.Name != "db" && sp.Name != "kube-dns" {
 			t.Errorf("kube-proxy gets %s/%s port %q", sp.Namespace, sp.Name, sp.PortName)

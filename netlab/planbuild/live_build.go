@@ -104,7 +104,8 @@ func deploymentRecord(d appsv1.Deployment) plan.Deployment {
 		rec.Replicas = *d.Spec.Replicas
 	}
 	pod := plan.Pod{Namespace: d.Namespace, Deployment: d.Name, Labels: d.Spec.Template.Labels,
-		Ports: containerPorts(d), Probe: readiness(d), Template: rec.Template, GraceSeconds: plan.DefaultTerminationGrace}
+		Ports: containerPorts(d), Probe: readiness(d), Template: rec.Template, GraceSeconds: plan.DefaultTerminationGrace,
+		Hostname: tmpl.Hostname, Subdomain: tmpl.Subdomain}
 	if g := tmpl.TerminationGracePeriodSeconds; g != nil {
 		pod.GraceSeconds = *g
 	}

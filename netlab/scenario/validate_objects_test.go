@@ -21,6 +21,19 @@ func TestValidateDeployments(t *testing.T) {
 				`bad.yaml: Deployment default/node: metadata.name: pod name "node-1" is already used by Lab t spec.nodes[0]`,
 				`bad.yaml: Deployment default/web: metadata.name: pod name "web-1" is already used by Deployment prod/web`,
 			}},
+		{name: "hostname and subdomain", docs: []string{labDoc, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {hostname: Db_0, subdomain: db.hl, containers: [{name: c}]}
+`},
+			probs: []string{
+				`bad.yaml: Deployment default/db: spec.template.spec.hostname: must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit), got "Db_0"`,
+				`bad.yaml: Deployment default/db: spec.template.spec.subdomain: must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit), got "db.hl"`,
+			}},
 		{name: "duplicate", docs: []string{labDoc, webDep, webDep},
 			probs: []string{
 				`bad.yaml: Deployment default/web: metadata.name: Deployment default/web is already defined in bad.yaml, document 2`,

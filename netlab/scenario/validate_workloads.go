@@ -132,6 +132,12 @@ func (v *validator) deployment(d *Deployment) {
 	if len(pod.Containers) == 0 {
 		v.errf(w, "spec.template.spec.containers", "at least one container is required")
 	}
+	if pod.Hostname != "" {
+		v.label(w, "spec.template.spec.hostname", pod.Hostname, 63, "a DNS label")
+	}
+	if pod.Subdomain != "" {
+		v.label(w, "spec.template.spec.subdomain", pod.Subdomain, 63, "a DNS label")
+	}
 	containerNames := map[string]string{}
 	portNums := map[string]string{}
 	portNames := map[string]string{}

@@ -18,8 +18,10 @@ var (
 	// A Deployment is its replicas of a pod template.
 	modelledDeploymentSpec = []string{"replicas", "selector", "template"}
 	modelledTemplateMeta   = []string{"labels", "creationTimestamp"}
-	// A pod is placed (nodeName, nodeSelector) and runs its containers as echo agents.
-	modelledPodSpec = []string{"containers", "nodeName", "nodeSelector", "terminationGracePeriodSeconds", "restartPolicy"}
+	// A pod is placed (nodeName, nodeSelector) and runs its containers as echo agents;
+	// hostname and subdomain name its endpoint of a headless Service in the cluster DNS.
+	modelledPodSpec = []string{"containers", "nodeName", "nodeSelector", "terminationGracePeriodSeconds", "restartPolicy",
+		"hostname", "subdomain"}
 	// Every container runs the netlab echo agent, whatever its image: image and
 	// imagePullPolicy are expected and accepted without a warning.
 	modelledContainer = []string{"name", "image", "imagePullPolicy", "ports", "readinessProbe", "lifecycle"}

@@ -18,6 +18,8 @@ spec:
     metadata: {labels: {app: web}, annotations: {prometheus.io/scrape: "true"}}
     spec:
       hostNetwork: false
+      hostname: web0
+      subdomain: web-hl
       serviceAccountName: web
       tolerations: [{key: k, operator: Exists}]
       volumes: [{name: v, emptyDir: {}}]
