@@ -229,7 +229,6 @@ func (t *Table) headless(s Service, name string) {
 	}
 	slices.SortFunc(ready, func(a, b ep) int { return a.ip.Compare(b.ip) })
 	rs := t.add(name)
-	weight := uint16(max(1, 100/len(ready)))
 	for _, r := range ready {
 		rs.a = append(rs.a, r.ip)
 		hrs := t.add(r.host)
@@ -241,16 +240,29 @@ func (t *Table) headless(s Service, name string) {
 		if p.Name == "" {
 			continue
 		}
-		srs := t.add(srvName(p, name))
+		// An endpoint is in the SRV records of the ports it has, on its own (target) port,
+		// as Kubernetes lists a pod only under the ports it resolves; one whose ports are
+		// not known serves the Service's number.
+		var recs []srvRec
 		for _, r := range ready {
-			port := p.Port
+			port, has := p.Port, len(r.e.Ports) == 0
 			for _, ep := range r.e.Ports {
 				if ep.Name == p.Name && strings.EqualFold(ep.Protocol, p.Protocol) {
-					port = ep.Port
+					port, has = ep.Port, true
 				}
 			}
-			srs.srv = append(srs.srv, srvRec{prio: 0, weight: weight, port: uint16(port), target: r.host})
+			if has {
+				recs = append(recs, srvRec{prio: 0, port: uint16(port), target: r.host})
+			}
 		}
+		if len(recs) == 0 {
+			continue
+		}
+		for i := range recs {
+			recs[i].weight = uint16(max(1, 100/len(recs)))
+		}
+		srs := t.add(srvName(p, name))
+		srs.srv = append(srs.srv, recs...)
 	}
 }
 

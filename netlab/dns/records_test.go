@@ -92,10 +92,9 @@ func TestLookup(t *testing.T) {
 			"_pg._tcp.db.shop.svc.cluster.local. 5 IN SRV 0 50 5432 primary.db.shop.svc.cluster.local.\n" +
 				"_pg._tcp.db.shop.svc.cluster.local. 5 IN SRV 0 50 15432 10-244-2-3.db.shop.svc.cluster.local.",
 			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
-		{"headless SRV over UDP", "_stats._udp.db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
-			"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 50 9000 primary.db.shop.svc.cluster.local.\n" +
-				"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 50 9000 10-244-2-3.db.shop.svc.cluster.local.",
-			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
+		{"headless SRV over UDP, without the endpoint that lacks the port", "_stats._udp.db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 100 9000 primary.db.shop.svc.cluster.local.",
+			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3"},
 		{"headless without ready endpoints: NXDOMAIN", "gone.shop.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
 		{"publishNotReadyAddresses: all", "peers.shop.svc.cluster.local.", mdns.TypeA, 0,
 			"peers.shop.svc.cluster.local. 5 IN A 10.244.1.5\npeers.shop.svc.cluster.local. 5 IN A 10.244.2.5", ""},
