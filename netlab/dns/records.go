@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	mdns "github.com/miekg/dns"
 )
@@ -83,6 +84,7 @@ type Table struct {
 	srvA     map[string][]netip.Addr // SRV target → its addresses, for the additional section
 	nss      map[string]bool         // namespaces, lowercase
 	serial   uint32
+	rotation atomic.Uint32 // replies so far: where Reply starts a list of A records
 }
 
 type rrset struct {
@@ -479,6 +481,13 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	m.Rcode = a.Rcode
 	m.Authoritative = a.Authoritative
 	m.Answer, m.Extra, m.Ns = a.Answer, a.Extra, a.Negative
+	// Several A records (a headless Service) start at another one in each reply, as
+	// kubeadm's Corefile rotates them (loadbalance): clients taking the first address
+	// spread over the pods.
+	if n := len(m.Answer); n > 1 && !slices.ContainsFunc(m.Answer, func(rr mdns.RR) bool { return rr.Header().Rrtype != mdns.TypeA }) {
+		k := int(t.rotation.Add(1) % uint32(n))
+		m.Answer = slices.Concat(m.Answer[k:], m.Answer[:k])
+	}
 	size := mdns.MinMsgSize
 	if opt != nil {
 		size = max(int(opt.UDPSize()), mdns.MinMsgSize)

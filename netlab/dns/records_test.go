@@ -322,6 +322,35 @@ func TestReplyProtocol(t *testing.T) {
 	}
 }
 
+// Reply rotates a list of A records, one place per reply; Lookup keeps address order.
+func TestReplyRotatesA(t *testing.T) {
+	tab := testTable()
+	q := new(mdns.Msg)
+	q.SetQuestion("db.shop.svc.cluster.local.", mdns.TypeA)
+	firsts := map[string]int{}
+	for range 4 {
+		r := tab.Reply(q, true)
+		if len(r.Answer) != 2 {
+			t.Fatalf("answer %v, want two A records", r.Answer)
+		}
+		firsts[r.Answer[0].(*mdns.A).A.String()]++
+		slices.SortFunc(r.Answer, func(a, b mdns.RR) int { return strings.Compare(a.String(), b.String()) })
+		if d := cmp.Diff(text(tab.Lookup(q.Question[0].Name, mdns.TypeA).Answer), text(r.Answer)); d != "" {
+			t.Errorf("rotated answer holds other records (-lookup +reply):\n%s", d)
+		}
+	}
+	if d := cmp.Diff(map[string]int{"10.244.1.3": 2, "10.244.2.3": 2}, firsts); d != "" {
+		t.Errorf("first addresses of 4 replies (-want +got):\n%s", d)
+	}
+	// One record, or not only A records (a CNAME and its target): as looked up.
+	q.SetQuestion("alias.default.svc.cluster.local.", mdns.TypeA)
+	for range 2 {
+		if r := tab.Reply(q, true); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != mdns.TypeCNAME {
+			t.Errorf("CNAME chain reordered: %v", r.Answer)
+		}
+	}
+}
+
 // BenchmarkReply is one query answered and packed, as the agent does per packet.
 func BenchmarkReply(b *testing.B) {
 	tab := testTable()
