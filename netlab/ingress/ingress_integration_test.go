@@ -380,7 +380,7 @@ func TestIntegrationIngress(t *testing.T) {
 	})
 
 	// Last: it breaks the api Service.
-	t.Run("killed backends give 502", func(t *testing.T) {
+	t.Run("killed backends give 502 then 503", func(t *testing.T) {
 		for _, pod := range p.Pods {
 			if pod.Deployment == "api" {
 				if _, err := lab.KillPod(p.Lab, pod.Name); err != nil {
@@ -388,11 +388,12 @@ func TestIntegrationIngress(t *testing.T) {
 				}
 			}
 		}
-		// Right after the kill (endpoints still listed: the pods' addresses reset the
-		// connection) and after the controller removed them (kube-proxy rejects): each
-		// answer is a 502 in under 2 s, never a dial left to time out.
+		// Right after the kill the endpoints still list the pods (their addresses reset
+		// the connection: 502); once the controller removed them the ingress answers 503
+		// (no ready endpoints) without dialling, as ingress-nginx does. Each answer comes
+		// in under 2 s, never a dial left to time out.
 		c := nsClient(cns, n1+":80", nil)
-		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for end := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 			start := time.Now()
 			resp, err := c.Get("http://app.example/api")
 			if err != nil {
@@ -401,11 +402,20 @@ func TestIntegrationIngress(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			took := time.Since(start)
-			if resp.StatusCode != 502 {
-				t.Fatalf("api with every pod killed: %s %s, want 502", resp.Status, body)
+			if resp.StatusCode != 502 && resp.StatusCode != 503 {
+				t.Fatalf("api with every pod killed: %s %s, want 502 or 503", resp.Status, body)
 			}
 			if took >= 2*time.Second {
-				t.Fatalf("api with every pod killed: 502 after %v, want it in under 2 s", took)
+				t.Fatalf("api with every pod killed: %d after %v, want it in under 2 s", resp.StatusCode, took)
+			}
+			if resp.StatusCode == 503 {
+				if !strings.Contains(string(body), "no upstream for service default/api") {
+					t.Fatalf("api without endpoints: 503 %q", body)
+				}
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("api with every pod killed: still 502 after the controller had 15 s to drop its endpoints")
 			}
 		}
 	})

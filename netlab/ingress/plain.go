@@ -823,8 +823,8 @@ func (c *h1conn) answerError(e *headError) {
 	}
 	body += "\n"
 	c.armWrite(c.srv.cfg.WriteTimeout)
-	c.wbuf = fmt.Appendf(c.wbuf[:0], "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		e.status, text, len(body), body)
+	c.wbuf = fmt.Appendf(c.wbuf[:0], "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		e.status, text, serverLine, len(body), body)
 	c.flush()
 	c.linger()
 }
@@ -1366,6 +1366,9 @@ func (w *response) commit() {
 		for _, v := range vv {
 			c.wbuf = appendHeaderLine(c.wbuf, k, v)
 		}
+	}
+	if _, ok := hdr["Server"]; !ok {
+		c.wbuf = append(c.wbuf, serverLine...)
 	}
 	if _, ok := hdr["Date"]; !ok {
 		c.wbuf = append(c.wbuf, "Date: "...)

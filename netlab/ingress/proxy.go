@@ -28,6 +28,18 @@ const (
 	HeaderNode      = "X-Netlab-Ingress-Node"
 )
 
+// ServerName is the Server header of answers whose upstream sent none, and of the
+// proxy's own answers (ingress-nginx sends "Server: nginx"; clients and the Ingress
+// conformance suite expect one on every response).
+const ServerName = "netlab-ingress"
+
+// The Server header, made once: a header-map value shared by every response (never
+// appended to in place: its capacity is its length) and the plain server's head line.
+var (
+	serverHdr  = []string{ServerName}
+	serverLine = "Server: " + ServerName + "\r\n"
+)
+
 // StatusClientClosed is logged (never sent) when the client went away before the
 // response; nginx's convention.
 const StatusClientClosed = 499
@@ -333,6 +345,19 @@ func (rt *routing) upstream(route Route) (string, error) {
 	return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
 }
 
+// noReadyEndpoints says whether the endpoints list the route's Service port with no ready
+// (or serving) endpoint. A ClusterIP refusing the connection (kube-proxy's REJECT) is then
+// 503, as in the endpoints mode and as ingress-nginx answers; asked only after a refused
+// dial, so a view of the endpoints a moment old never turns away a request kube-proxy
+// would carry.
+func (rt *routing) noReadyEndpoints(route Route) bool {
+	if rt.endpoints == nil {
+		return false
+	}
+	b, err := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	return err == nil && (b == nil || len(b.Addrs) == 0)
+}
+
 // finish records a request in the metrics and the access log.
 func (h *Handler) finish(r *http.Request, st *reqState, rec *recorder, ok bool, start time.Time) {
 	status := rec.status
@@ -620,6 +645,12 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 		h.switchProtocols(w, r, st, uc, upgrade)
 		return
 	}
+	if _, plain := w.ResponseWriter.(*response); !plain {
+		// net/http (TLS, h2) adds no Server header; PlainServer writes one when missing.
+		if _, ok := hdr["Server"]; !ok {
+			hdr["Server"] = serverHdr
+		}
+	}
 	w.WriteHeader(x.status)
 	noBody := r.Method == http.MethodHead || x.status == http.StatusNoContent || x.status == http.StatusNotModified
 	reuse := !x.close
@@ -812,6 +843,11 @@ func (h *Handler) fail(w *recorder, r *http.Request, st *reqState, err error) {
 	if r.Context().Err() != nil {
 		status = StatusClientClosed
 	}
+	if status == http.StatusBadGateway && st.mode == UpstreamService && errors.Is(err, syscall.ECONNREFUSED) &&
+		h.routing.Load().noReadyEndpoints(st.route) {
+		status = http.StatusServiceUnavailable
+		err = fmt.Errorf("service %s: %w (%v)", st.route.Service(), errNoEndpoints, err)
+	}
 	st.err = err
 	st.status = status
 	if !st.upstreamStart.IsZero() {
@@ -832,6 +868,8 @@ func (h *Handler) fail(w *recorder, r *http.Request, st *reqState, err error) {
 		return
 	case http.StatusGatewayTimeout:
 		writeShort(w, status, "upstream timed out")
+	case http.StatusServiceUnavailable:
+		writeShort(w, status, "no upstream for service "+st.route.Service())
 	default:
 		writeShort(w, status, "upstream unreachable")
 	}
@@ -859,6 +897,9 @@ func classify(ctx context.Context, err error) int {
 // writeShort writes a short plain-text answer.
 func writeShort(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
+	if _, ok := h["Server"]; !ok {
+		h["Server"] = serverHdr
+	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(msg)+1+len(strconv.Itoa(status))+1))
