@@ -44,8 +44,9 @@ type probeResult struct {
 // RunController probes every pod's readiness (its readinessProbe, else a TCP connect to
 // its first TCP port, else "its process is alive" for UDP-only pods) from inside the
 // pod's node namespace, and writes every service port's endpoints with their readiness
-// to endpoints.json whenever a pod's readiness changes. A refused connection fails at
-// once, so a killed pod leaves its Services within one probe interval. It logs endpoint
+// to endpoints.json whenever a pod's readiness changes. A pod whose process ends is not
+// ready at once (its pidfd), and a refused connection fails at once: a killed pod leaves
+// its Services as it dies. It logs endpoint
 // changes and, when the node agents report them applied, "sync done".
 func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) error {
 	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
@@ -109,7 +110,9 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 			if probing[pod.Name] == nil {
 				pctx, cancel := context.WithCancel(ctx)
 				probing[pod.Name] = cancel
-				go probes.loop(pctx, pod, nodeNS[pod.Node], ready[pod.Name])
+				kick := make(chan struct{}, 1)
+				go probes.loop(pctx, pod, nodeNS[pod.Node], ready[pod.Name], kick)
+				go watchPodProcess(pctx, dir, pod.Name, cfg.Interval, results, kick)
 			}
 		}
 		for name, cancel := range probing {

@@ -17,18 +17,23 @@ import (
 // MaxProbesPerSecond bounds the probes the controller sends to pods that are ready: each
 // is a TCP handshake (and an HTTP request for httpGet probes) through the node's bridge,
 // and a thousand pods probed every 250 ms took both CPUs of a small machine, starving the
-// pods and every other agent. A ready pod is probed every max(Interval, pods ÷ this)
-// (Interval up to 50 pods, 1 s at 200, 5 s at 1000; kubelet's default is 10 s); a pod that
-// is not ready, or whose last probe failed, every Interval.
+// pods and every other agent. A ready pod is probed every max(readyPodPeriod, Interval,
+// pods ÷ this) (1 s up to 200 pods, 5 s at 1000; kubelet's default is 10 s); a pod that is
+// not ready, or whose last probe failed, every Interval.
 const MaxProbesPerSecond = 200
 
 // maxConcurrentProbes bounds the probes in flight: each holds an OS thread in the node's
 // namespace while it connects.
 const maxConcurrentProbes = 16
 
+// readyPodPeriod is the shortest period of a ready pod's probes. A pod whose process ends
+// is not ready at once, whatever the period (watchPodProcess); the probes find what a
+// process's end does not show (a pod or node that stops answering).
+const readyPodPeriod = time.Second
+
 // steadyPeriod is how often a ready pod is probed in a lab of n pods.
 func steadyPeriod(n int, fast time.Duration) time.Duration {
-	return max(fast, time.Duration(n)*time.Second/MaxProbesPerSecond)
+	return max(fast, readyPodPeriod, time.Duration(n)*time.Second/MaxProbesPerSecond)
 }
 
 // prober is what every probe loop of one controller shares.
@@ -49,8 +54,9 @@ func (pr *prober) setPods(n int) { pr.steady.Store(int64(steadyPeriod(n, pr.cfg.
 // loop probes one pod and reports each result: every success, and a failure when it
 // makes the pod not ready (a hard failure at once, others after softFailures in a row).
 // A pod already ready (it reported so) is first probed within a steady period, at a
-// random moment, so that the pods of a big lab are not probed in step.
-func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string, ready bool) {
+// random moment, so that the pods of a big lab are not probed in step. A kick (the pod's
+// process ended) makes it probe at once, then at the fast pace until the pod answers.
+func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string, ready bool, kick <-chan struct{}) {
 	fast := pr.cfg.Interval
 	if d, err := time.ParseDuration(pod.Probe.Period); err == nil && d > 0 && d < fast {
 		fast = d // the plan's period, when it asks for quicker probes
@@ -66,6 +72,8 @@ func (pr *prober) loop(ctx context.Context, pod plan.Pod, nodeNetns string, read
 	for {
 		select {
 		case <-timer.C:
+		case <-kick:
+			timer.Stop()
 		case <-ctx.Done():
 			return
 		}

@@ -17,7 +17,7 @@ func TestSteadyPeriodBoundsTheProbeRate(t *testing.T) {
 	for _, c := range []struct {
 		pods int
 		want time.Duration
-	}{{1, fast}, {30, fast}, {50, fast}, {200, time.Second}, {1000, 5 * time.Second}} {
+	}{{1, readyPodPeriod}, {30, readyPodPeriod}, {50, readyPodPeriod}, {200, time.Second}, {400, 2 * time.Second}, {1000, 5 * time.Second}} {
 		got := steadyPeriod(c.pods, fast)
 		if got != c.want {
 			t.Errorf("%d pods: %v, want %v", c.pods, got, c.want)

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	mdns "github.com/miekg/dns"
 )
@@ -83,6 +84,7 @@ type Table struct {
 	srvA     map[string][]netip.Addr // SRV target → its addresses, for the additional section
 	nss      map[string]bool         // namespaces, lowercase
 	serial   uint32
+	rotation atomic.Uint32 // replies so far: where Reply starts a list of A records
 }
 
 type rrset struct {
@@ -229,7 +231,6 @@ func (t *Table) headless(s Service, name string) {
 	}
 	slices.SortFunc(ready, func(a, b ep) int { return a.ip.Compare(b.ip) })
 	rs := t.add(name)
-	weight := uint16(max(1, 100/len(ready)))
 	for _, r := range ready {
 		rs.a = append(rs.a, r.ip)
 		hrs := t.add(r.host)
@@ -241,16 +242,29 @@ func (t *Table) headless(s Service, name string) {
 		if p.Name == "" {
 			continue
 		}
-		srs := t.add(srvName(p, name))
+		// An endpoint is in the SRV records of the ports it has, on its own (target) port,
+		// as Kubernetes lists a pod only under the ports it resolves; one whose ports are
+		// not known serves the Service's number.
+		var recs []srvRec
 		for _, r := range ready {
-			port := p.Port
+			port, has := p.Port, len(r.e.Ports) == 0
 			for _, ep := range r.e.Ports {
 				if ep.Name == p.Name && strings.EqualFold(ep.Protocol, p.Protocol) {
-					port = ep.Port
+					port, has = ep.Port, true
 				}
 			}
-			srs.srv = append(srs.srv, srvRec{prio: 0, weight: weight, port: uint16(port), target: r.host})
+			if has {
+				recs = append(recs, srvRec{prio: 0, port: uint16(port), target: r.host})
+			}
 		}
+		if len(recs) == 0 {
+			continue
+		}
+		for i := range recs {
+			recs[i].weight = uint16(max(1, 100/len(recs)))
+		}
+		srs := t.add(srvName(p, name))
+		srs.srv = append(srs.srv, recs...)
 	}
 }
 
@@ -467,6 +481,13 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	m.Rcode = a.Rcode
 	m.Authoritative = a.Authoritative
 	m.Answer, m.Extra, m.Ns = a.Answer, a.Extra, a.Negative
+	// Several A records (a headless Service) start at another one in each reply, as
+	// kubeadm's Corefile rotates them (loadbalance): clients taking the first address
+	// spread over the pods.
+	if n := len(m.Answer); n > 1 && !slices.ContainsFunc(m.Answer, func(rr mdns.RR) bool { return rr.Header().Rrtype != mdns.TypeA }) {
+		k := int(t.rotation.Add(1) % uint32(n))
+		m.Answer = slices.Concat(m.Answer[k:], m.Answer[:k])
+	}
 	size := mdns.MinMsgSize
 	if opt != nil {
 		size = max(int(opt.UDPSize()), mdns.MinMsgSize)

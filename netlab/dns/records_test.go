@@ -92,10 +92,9 @@ func TestLookup(t *testing.T) {
 			"_pg._tcp.db.shop.svc.cluster.local. 5 IN SRV 0 50 5432 primary.db.shop.svc.cluster.local.\n" +
 				"_pg._tcp.db.shop.svc.cluster.local. 5 IN SRV 0 50 15432 10-244-2-3.db.shop.svc.cluster.local.",
 			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
-		{"headless SRV over UDP", "_stats._udp.db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
-			"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 50 9000 primary.db.shop.svc.cluster.local.\n" +
-				"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 50 9000 10-244-2-3.db.shop.svc.cluster.local.",
-			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
+		{"headless SRV over UDP, without the endpoint that lacks the port", "_stats._udp.db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_stats._udp.db.shop.svc.cluster.local. 5 IN SRV 0 100 9000 primary.db.shop.svc.cluster.local.",
+			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3"},
 		{"headless without ready endpoints: NXDOMAIN", "gone.shop.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
 		{"publishNotReadyAddresses: all", "peers.shop.svc.cluster.local.", mdns.TypeA, 0,
 			"peers.shop.svc.cluster.local. 5 IN A 10.244.1.5\npeers.shop.svc.cluster.local. 5 IN A 10.244.2.5", ""},
@@ -320,6 +319,35 @@ func TestReplyProtocol(t *testing.T) {
 	resp, _ := new(mdns.Msg).SetReply(good).Pack()
 	if r := FormErr(resp[:len(resp)-3]); r != nil {
 		t.Errorf("a broken response: %v, want nil", r)
+	}
+}
+
+// Reply rotates a list of A records, one place per reply; Lookup keeps address order.
+func TestReplyRotatesA(t *testing.T) {
+	tab := testTable()
+	q := new(mdns.Msg)
+	q.SetQuestion("db.shop.svc.cluster.local.", mdns.TypeA)
+	firsts := map[string]int{}
+	for range 4 {
+		r := tab.Reply(q, true)
+		if len(r.Answer) != 2 {
+			t.Fatalf("answer %v, want two A records", r.Answer)
+		}
+		firsts[r.Answer[0].(*mdns.A).A.String()]++
+		slices.SortFunc(r.Answer, func(a, b mdns.RR) int { return strings.Compare(a.String(), b.String()) })
+		if d := cmp.Diff(text(tab.Lookup(q.Question[0].Name, mdns.TypeA).Answer), text(r.Answer)); d != "" {
+			t.Errorf("rotated answer holds other records (-lookup +reply):\n%s", d)
+		}
+	}
+	if d := cmp.Diff(map[string]int{"10.244.1.3": 2, "10.244.2.3": 2}, firsts); d != "" {
+		t.Errorf("first addresses of 4 replies (-want +got):\n%s", d)
+	}
+	// One record, or not only A records (a CNAME and its target): as looked up.
+	q.SetQuestion("alias.default.svc.cluster.local.", mdns.TypeA)
+	for range 2 {
+		if r := tab.Reply(q, true); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != mdns.TypeCNAME {
+			t.Errorf("CNAME chain reordered: %v", r.Answer)
+		}
 	}
 }
 

@@ -37,8 +37,11 @@ type Model struct {
 	// degenerate is set while two given ports share a key (the same Service port
 	// twice): Update then renders everything and diffs, as Render and Diff do.
 	degenerate bool
-	// sum is the lane-wise sum of the fragments' sums (see Fingerprint).
-	sum [4]uint64
+	// sum is the lane-wise sum of the fragments' sums (see Fingerprint). After a
+	// rebuild it is computed on another goroutine (summed is closed when it is done):
+	// a full sync needs it only once the kernel has the table.
+	sum    [4]uint64
+	summed chan struct{}
 }
 
 type elemRef struct{ container, key string }
@@ -71,6 +74,14 @@ func portSum(sp *kubeproxy.ServicePort) [4]uint64 {
 	return s
 }
 
+// waitSum waits for the sums a rebuild computes in the background.
+func (m *Model) waitSum() {
+	if m.summed != nil {
+		<-m.summed
+		m.summed = nil
+	}
+}
+
 func (m *Model) addSum(s [4]uint64, sign uint64) {
 	for i := range m.sum {
 		m.sum[i] += sign * s[i]
@@ -87,6 +98,7 @@ func (m *Model) Fingerprint() (fp string, ok bool) {
 	if m.rs == nil || m.degenerate {
 		return "", false
 	}
+	m.waitSum()
 	node, err := json.Marshal(m.node)
 	if err != nil {
 		panic(err)
@@ -110,8 +122,7 @@ func renderFragment(node kubeproxy.Node, sp *kubeproxy.ServicePort) *fragment {
 	port.Endpoints = slices.Clone(in.Endpoints)
 	kubeproxy.SortEndpoints(port.Endpoints)
 	renderPort(rs, node, &port)
-	return &fragment{in: in, rs: rs, key: portKey(sp), sum: portSum(&in),
-		name: in.ServicePortName(), proto: strings.ToLower(in.Protocol)}
+	return &fragment{in: in, rs: rs, key: portKey(sp), name: in.ServicePortName(), proto: strings.ToLower(in.Protocol)}
 }
 
 // NewModel returns an empty Model for node.
@@ -166,6 +177,7 @@ type change struct{ old, new *fragment }
 // changed. ok is false on the first Update: there was no table to change, and the
 // caller writes the whole Ruleset (Full).
 func (m *Model) Update(ports []kubeproxy.ServicePort) (delta []byte, ok bool) {
+	m.waitSum() // the last rebuild's sums: changes below replace fragments in m.order
 	if m.rs == nil || m.degenerate {
 		prev := m.rs
 		m.rebuild(ports)
@@ -238,7 +250,12 @@ func (m *Model) changes(ports []kubeproxy.ServicePort) (changes []change, dup bo
 	return changes, false
 }
 
-func (m *Model) newFragment(sp *kubeproxy.ServicePort) *fragment { return renderFragment(m.node, sp) }
+// newFragment renders one port, its sum included.
+func (m *Model) newFragment(sp *kubeproxy.ServicePort) *fragment {
+	f := renderFragment(m.node, sp)
+	f.sum = portSum(&f.in)
+	return f
+}
 
 // parallelFrom is the number of ports from which renderAll spreads the work over the
 // CPUs.
@@ -284,12 +301,26 @@ func (m *Model) rebuild(ports []kubeproxy.ServicePort) {
 	m.sum = [4]uint64{}
 	renderAll(m.node, ports, m.order)
 	for _, f := range m.order {
-		m.addSum(f.sum, 1)
 		if m.byKey[f.key] != nil {
 			m.degenerate = true
 		}
 		m.byKey[f.key] = f
 	}
+	// The ports' sums (their JSON hashed) are only for the Fingerprint, which a full
+	// sync reads once the kernel has the table: computed meanwhile.
+	order, summed := m.order, make(chan struct{})
+	m.summed = summed
+	go func() {
+		defer close(summed)
+		var sum [4]uint64
+		for _, f := range order {
+			f.sum = portSum(&f.in)
+			for i := range sum {
+				sum[i] += f.sum[i]
+			}
+		}
+		m.sum = sum
+	}()
 	if m.degenerate {
 		m.rs = Render(m.node, ports)
 		m.byKey, m.owners = nil, nil
