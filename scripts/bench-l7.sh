@@ -24,7 +24,9 @@
 #
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
 # MODES ("ka close"), TARGETS ("N H D"; add V for the VIP), NGINX_PORT (8081),
-# HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir).
+# HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
+# LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
+# exists instead of measuring, for profiling by hand; remove it to end and clean up).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,7 +52,7 @@ HAPROXY=$(command -v haproxy)
 
 tmp=$(mktemp -d /tmp/netlab-bench-l7.XXXXXX)
 chmod 0755 "$tmp"
-lab="bl7x$$"
+lab=${LAB:-bl7x$$}
 lab=${lab:0:24}
 lab_up=0
 nginx_pids=() # every nginx master and worker, and the haproxy, we started
@@ -334,6 +336,16 @@ for s in $SIZES; do
     BODY[$s]=${out#* }
   done
 done
+
+if [ -n "${HOLD:-}" ]; then
+  touch "$HOLD"
+  log "holding while $HOLD exists: client namespace $client_ns; node namespace $node_ns"
+  for t in "${TARGETS[@]}"; do log "  $t ${URL[$t]} (${NAME[$t]})"; done
+  log "  Hosts: ${HOST[small]} ${HOST[64k]}; pids: nginx $INGRESS_NGINX_PIDS, haproxy $HAPROXY_PID, netlab $ingress_pid"
+  log "  e.g. ip netns exec $client_ns wrk -t $THREADS -c $CONNS -d 10s --latency -H 'Host: ${HOST[small]}' ${URL[D]}"
+  while [ -e "$HOLD" ]; do sleep 1; done
+  exit 0
+fi
 
 # cputicks PID...: user+system clock ticks of the processes.
 cputicks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }

@@ -573,3 +573,49 @@ func TestPlainShutdownLeavesUpgradesAndHEADLength(t *testing.T) {
 	}
 	ws.send("still here\n") // the upgraded stream still works after the shutdown
 }
+
+// A connection goroutine that has served its connection serves the next one (here, one
+// connection per request, as with Connection: close); Shutdown ends the wait of those
+// left idle.
+func TestPlainReusesConnectionGoroutines(t *testing.T) {
+	var px *proxyServer
+	idleDuring := make(chan int32, 1) // the idle goroutines while a request is with the upstream
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		idleDuring <- px.srv.idle.Load()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)})}, webAPITable(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	px = startProxy(t, h)
+	waitIdle := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); px.srv.idle.Load() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d idle connection goroutines, want %d", px.srv.idle.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		rc := dialRaw(t, hostOf(px))
+		rc.send("GET / HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n")
+		if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		if n := <-idleDuring; i > 0 && n != 0 {
+			t.Errorf("request %d: %d goroutines idle while it ran, want 0 (the idle one took the connection)", i, n)
+		}
+		if !rc.closed() {
+			t.Fatalf("request %d: the connection stays open after Connection: close", i)
+		}
+		waitIdle(1) // the goroutine waits for the next connection
+	}
+	if err := px.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(0)
+}

@@ -345,6 +345,26 @@ func (rt *routing) upstream(route Route) (string, error) {
 	return "", fmt.Errorf("service %s: %w", route.Service(), errNoEndpoints)
 }
 
+// nextEndpoint is where a request that failed on endpoint failed goes again in the
+// endpoints mode: the ready endpoint after it in the Service's list (the current one:
+// the endpoints may have changed since), failed itself when it is the only one, the
+// next one round-robin when failed is no longer listed.
+func (rt *routing) nextEndpoint(route Route, failed string) string {
+	if rt.endpoints == nil {
+		return failed
+	}
+	b, err := rt.endpoints(route.ServiceNamespace, route.ServiceName, route.ServicePort)
+	if err != nil || b == nil || len(b.Addrs) == 0 {
+		return failed
+	}
+	for i, a := range b.Addrs {
+		if a == failed {
+			return b.Addrs[(i+1)%len(b.Addrs)]
+		}
+	}
+	return b.Pick()
+}
+
 // noReadyEndpoints says whether the endpoints list the route's Service port with no ready
 // (or serving) endpoint. A ClusterIP refusing the connection (kube-proxy's REJECT) is then
 // 503, as in the endpoints mode and as ingress-nginx answers; asked only after a refused
@@ -416,10 +436,14 @@ func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 	defer x.release()
 	for attempt := 0; ; attempt++ {
 		// The second try dials: the pool's other connections to the address may belong to
-		// the same pod, closing them all as it stops.
+		// the same pod, closing them all as it stops. In the endpoints mode it goes to the
+		// next ready endpoint: the one that failed is likely that stopping pod.
 		get := h.pool.get
 		if attempt > 0 {
 			get = h.pool.dial
+			if st.mode == UpstreamEndpoints {
+				st.upstream = h.routing.Load().nextEndpoint(st.route, st.upstream)
+			}
 		}
 		uc, err := get(ctx, st.upstream)
 		if err != nil {
@@ -446,6 +470,14 @@ func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 func (h *Handler) roundTrip(ctx context.Context, uc *upConn, r *http.Request, st *reqState, upgrade string, x *exchange) error {
 	x.nothingRead = true
 	// The client leaving ends the wait: the upstream's read deadline moves to the past.
+	if li, ok := ctx.(leaveInterrupter); ok { // PlainServer's request context
+		li.interruptOnLeave(uc.nc)
+		err := h.writeAndRead(uc, r, st, upgrade, x)
+		if !li.stopInterrupt() && err == nil {
+			err = ctx.Err()
+		}
+		return err
+	}
 	stop := context.AfterFunc(ctx, func() { _ = uc.nc.SetDeadline(aLongTimeAgo) })
 	err := h.writeAndRead(uc, r, st, upgrade, x)
 	if !stop() && err == nil {
@@ -472,6 +504,13 @@ func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrad
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// leaveInterrupter is a request context that interrupts one connection when the client
+// leaves (PlainServer's), without context.AfterFunc's cost.
+type leaveInterrupter interface {
+	interruptOnLeave(nc net.Conn)
+	stopInterrupt() bool
+}
 
 // idempotent methods (RFC 9110 section 9.2.2).
 func idempotent(m string) bool {
@@ -707,9 +746,12 @@ type upstreamBodyError struct{ err error }
 func (e *upstreamBodyError) Error() string { return "upstream body: " + e.err.Error() }
 func (e *upstreamBodyError) Unwrap() error { return e.err }
 
-// spliceMin: below this many bytes left after the head's buffer, a body is copied in user
-// space (the splice set-up costs more than it saves).
-const spliceMin = 8 << 10
+// spliceMin: a body with fewer bytes than this left after the head's buffer is copied
+// through one 64 KiB buffer (copyBufs): once it has arrived that is one read, and one
+// writev that sends it with the response head, where the splice costs a read of the
+// head, a write of the head into the pipe and a splice in and out (measured per request
+// in docs/performance.md, "L7 path, fifth pass"). Larger bodies are spliced.
+const spliceMin = 64<<10 + 1
 
 // copyKnownLength copies a body of n bytes. What the head's read already buffered goes
 // first; the rest, when the client side is a plain TCP connection whose writer takes an

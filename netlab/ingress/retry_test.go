@@ -5,9 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // A pod that stops closes every keep-alive connection it holds, and a request sent on one
@@ -62,10 +65,89 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 	}
 }
 
+// In the endpoints mode the second try of an idempotent request goes to the next ready
+// endpoint, not to the one whose pooled connection dropped it: that pod is likely
+// stopping, and here it no longer accepts connections at all (a dial to it is refused).
+func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
+	var stopping atomic.Bool // from now on, a's connections drop their next request
+	var answered [2]atomic.Int32
+	eps := make([]net.Listener, 2)
+	for i := range eps {
+		eps[i] = rawUpstreamOn(t, func() func(*http.Request) bool {
+			return func(req *http.Request) bool {
+				if i == 0 && stopping.Load() {
+					return false
+				}
+				answered[i].Add(1)
+				return true
+			}
+		})
+	}
+	a, b := eps[0].Addr().String(), eps[1].Addr().String()
+	ing := mkIngress("default", "ep", mkRule("ep.example", mkPath("/", prefix, "web")))
+	ing.Annotations = map[string]string{AnnotationUpstream: UpstreamEndpoints}
+	table, warns := Build([]networkingv1.Ingress{ing}, "")
+	if len(warns) != 0 {
+		t.Fatal(warns)
+	}
+	var logBuf syncBuffer
+	backends := &Backends{Addrs: []string{a, b}}
+	h, err := NewHandler(Options{
+		Resolve: staticResolver(nil),
+		Endpoints: func(string, string, networkingv1.ServiceBackendPort) (*Backends, error) {
+			return backends, nil
+		},
+		AccessLog: &logBuf,
+	}, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := startProxy(t, h)
+	c := &http.Client{}
+	// Round-robin: the first request goes to a, the second to b; each leaves a pooled
+	// connection behind.
+	for range 2 {
+		if resp, body := doReq(t, c, "GET", px.URL+"/", "ep.example", nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("warm-up GET: %s %s", resp.Status, body)
+		}
+	}
+	if answered[0].Load() != 1 || answered[1].Load() != 1 {
+		t.Fatalf("warm-up: a answered %d, b %d, want 1 each", answered[0].Load(), answered[1].Load())
+	}
+	// a stops: its pooled connection drops the next request, and it accepts no more.
+	stopping.Store(true)
+	eps[0].Close()
+	// The third request is a's turn: it goes on a's pooled connection, gets no answer,
+	// and goes again to b.
+	resp, body := doReq(t, c, "GET", px.URL+"/third", "ep.example", nil, nil)
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("GET while endpoint a stops: %s %q, want 200 \"ok\" from b", resp.Status, body)
+	}
+	if n := answered[1].Load(); n != 2 {
+		t.Errorf("b answered %d requests, want 2 (the warm-up and the retried GET)", n)
+	}
+	var line string
+	for _, l := range logBuf.WaitLines(3) {
+		if strings.Contains(l, `"path":"/third"`) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, `"upstream":"`+b+`"`) || !strings.Contains(line, `"status":200`) {
+		t.Errorf("access log of the retried GET: %q, want status 200 from upstream %s", line, b)
+	}
+}
+
 // rawUpstream serves HTTP/1.1 keep-alive on 127.0.0.1 and returns its address. For each
 // connection it calls conn once, at accept; the function it returns is asked about every
 // request (its body read): true answers 200 "ok", false closes the connection unanswered.
 func rawUpstream(t *testing.T, conn func() func(*http.Request) bool) string {
+	t.Helper()
+	return rawUpstreamOn(t, conn).Addr().String()
+}
+
+// rawUpstreamOn is rawUpstream returning its listener (closed by the test's cleanup, or
+// sooner by the test: new connections are then refused, those accepted go on).
+func rawUpstreamOn(t *testing.T, conn func() func(*http.Request) bool) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,5 +178,5 @@ func rawUpstream(t *testing.T, conn func() func(*http.Request) bool) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
+	return ln
 }

@@ -68,7 +68,16 @@ type rawConn struct {
 	rc       syscall.RawConn
 	holdNext bool   // HoldNextWrite: the next Write is kept in held
 	held     []byte // bytes written but not sent yet
+	last     bool   // LastWrite: the next send is the last before the FIN
 }
+
+// LastWrite says that the next Write or Writev carries the connection's last bytes and
+// that Close (or CloseWrite) follows at once: it is sent with MSG_MORE, so its last
+// partial segment waits in the socket and the FIN of the shutdown goes out in the same
+// packet — one trip through the packet path (veth, bridge, netfilter, the peer's
+// wake-up) instead of two for a response that ends its connection. Without a close
+// after it the kernel would hold that segment up to 200 ms.
+func (c *rawConn) LastWrite() { c.last = true }
 
 // HoldNextWrite makes the next Write keep its bytes instead of sending them, so that a
 // ReadFrom right after sends them with the body's first splice: one send through the
@@ -164,13 +173,21 @@ func (c *rawConn) Write(p []byte) (int, error) {
 func (c *rawConn) send(p []byte) (int, error) {
 	n := 0
 	var serr error
+	more := c.last
+	c.last = false
 	err := c.rc.Write(func(fd uintptr) bool {
 		for n < len(p) {
 			chunk := len(p) - n
 			if chunk > 1<<30 {
 				chunk = 1 << 30
 			}
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(chunk))
+			var m uintptr
+			var e syscall.Errno
+			if more {
+				m, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(chunk), syscall.MSG_MORE|syscall.MSG_NOSIGNAL, 0, 0)
+			} else {
+				m, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(chunk))
+			}
 			switch e {
 			case 0:
 				n += int(m)
@@ -205,6 +222,12 @@ func (c *rawConn) Writev(a, b []byte) (int64, error) {
 	bufs := [2][]byte{a, b}
 	var n int64
 	var serr error
+	var msg syscall.Msghdr
+	flags := uintptr(0)
+	if c.last {
+		flags = syscall.MSG_MORE | syscall.MSG_NOSIGNAL
+	}
+	c.last = false
 	err := c.rc.Write(func(fd uintptr) bool {
 		for {
 			k := 0
@@ -218,7 +241,15 @@ func (c *rawConn) Writev(a, b []byte) (int64, error) {
 			if k == 0 {
 				return true
 			}
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+			var m uintptr
+			var e syscall.Errno
+			if flags != 0 {
+				msg.Iov = &iov[0]
+				*(*uintptr)(unsafe.Pointer(&msg.Iovlen)) = uintptr(k) // size_t: 64 or 32 bits, as uintptr
+				m, _, e = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), flags)
+			} else {
+				m, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+			}
 			switch e {
 			case 0:
 				n += int64(m)

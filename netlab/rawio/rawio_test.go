@@ -216,3 +216,43 @@ func TestRawConnWritev(t *testing.T) {
 		t.Fatalf("peer read %d bytes, want %d, intact %v", len(d), len(want), bytes.Equal(d, want))
 	}
 }
+
+// A last write (Write or Writev, large or small) is sent whole, the FIN of the close after
+// it ends the stream, and only the write right after LastWrite is marked: a later one
+// goes out at once, without waiting for a close.
+func TestRawConnLastWrite(t *testing.T) {
+	for _, size := range []int{700, 3 << 20} {
+		for _, vec := range []bool{false, true} {
+			rc, peer := tcpPair(t)
+			body := pattern(size)
+			got := make(chan []byte, 1)
+			go func() {
+				d, _ := io.ReadAll(peer)
+				got <- d
+			}()
+			rc.LastWrite()
+			var err error
+			if vec {
+				_, err = rc.Writev([]byte("head:"), body)
+			} else {
+				_, err = rc.Write(append([]byte("head:"), body...))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.Close()
+			if d := <-got; !bytes.Equal(d, append([]byte("head:"), body...)) {
+				t.Errorf("size %d, writev %v: peer read %d bytes, intact %v", size, vec, len(d), false)
+			}
+		}
+	}
+	rc, peer := tcpPair(t)
+	rc.LastWrite()
+	rc.Write([]byte("one"))
+	rc.Write([]byte("two")) // not marked: sent at once, the connection stays open
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 6)
+	if _, err := io.ReadFull(peer, b); err != nil || string(b) != "onetwo" {
+		t.Errorf("after a marked write, an unmarked one: read %q, %v", b, err)
+	}
+}
