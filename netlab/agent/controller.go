@@ -64,7 +64,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	// (inotify), followed from before the first reads; without inotify, it polls them.
 	planWatch := rundir.Watch(ctx, dir.Path(), filepath.Base(planPath))
 	syncWatch := rundir.Watch(ctx, filepath.Join(dir.Path(), rundir.SyncDir))
-	planStamp := fileStamp(planPath)
+	planStamp := rundir.FileStamp(planPath)
 	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	// files follows the plan and the node agents' reports, refreshes the readiness
 	// record and says ready once every pod is and every node applied the endpoints.
 	files := func() {
-		if st := fileStamp(planPath); st != planStamp {
+		if st := rundir.FileStamp(planPath); st != planStamp {
 			if np, err := rundir.ReadPlanFile(planPath); err == nil {
 				planStamp, p = st, np
 				followPlan()

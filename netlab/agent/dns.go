@@ -54,7 +54,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	// The controller's and up's writes wake the agent (inotify), followed from before the
 	// first read; without inotify, it polls.
 	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath), filepath.Base(planPath))
-	planStamp := fileStamp(planPath)
+	planStamp := rundir.FileStamp(planPath)
 	p, err := rundir.ReadPlanFile(planPath)
 	if err != nil {
 		return err
@@ -62,8 +62,8 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	var table atomic.Pointer[dns.Table]
 	var gen atomic.Int64
 	first := true
-	load := func() stamp {
-		st := fileStamp(epPath) // before the read: a later write shows up next poll
+	load := func() rundir.Stamp {
+		st := rundir.FileStamp(epPath) // before the read: a later write shows up next poll
 		// The plan changes under live changes (apply, scale), and the controller writes
 		// the endpoints after it: read it again with them (not at the first load, right
 		// after the read above: at 1000 pods a read is ~0.1 s of CPU).
@@ -163,12 +163,12 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		}
 		// A changed plan (Services added or removed) is read again with the endpoints.
 		replanned := false
-		if st := fileStamp(planPath); st != planStamp {
+		if st := rundir.FileStamp(planPath); st != planStamp {
 			if np, err := rundir.ReadPlanFile(planPath); err == nil {
 				p, planStamp, replanned = np, st, true
 			}
 		}
-		if !replanned && fileStamp(epPath) == last {
+		if !replanned && rundir.FileStamp(epPath) == last {
 			continue
 		}
 		last = load()

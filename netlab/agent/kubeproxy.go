@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/iptables"
@@ -183,10 +182,10 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	// where inotify is missing, and as the pace of the rule checks.
 	watch := rundir.Watch(ctx, dir.Path(), filepath.Base(epPath))
 	var ef *kubeproxy.EndpointsFile
-	var stamp stamp // of the file as it was before the read, so no later write is missed
+	var stamp rundir.Stamp // of the file as it was before the read, so no later write is missed
 	deadline := time.Now().Add(cfg.WaitEndpoints)
 	for {
-		stamp = fileStamp(epPath)
+		stamp = rundir.FileStamp(epPath)
 		if ef, err = dir.ReadEndpoints(); err == nil {
 			break
 		}
@@ -234,7 +233,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 		case <-tick.C:
 		case <-watch.C:
 		}
-		st := fileStamp(epPath)
+		st := rundir.FileStamp(epPath)
 		full := failed || time.Since(k.syncer.LastFull()) > cfg.FullSyncPeriod
 		// Rules changed behind our back (a flush, a deleted jump): a full resync, also
 		// when an incremental one was due, since it would not restore the jumps.
@@ -256,7 +255,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 			nf, err := dir.ReadEndpoints()
 			if err != nil {
 				k.log.Warn("read endpoints", "err", err)
-				stamp = fileStamp("") // try again next tick
+				stamp = rundir.FileStamp("") // try again next tick
 				continue
 			}
 			old := *k.ports.Load()
@@ -271,24 +270,6 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 		}
 		failed = false
 	}
-}
-
-type stamp struct {
-	ino   uint64
-	size  int64
-	mtime int64
-}
-
-func fileStamp(path string) stamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return stamp{}
-	}
-	s := stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ino = sys.Ino
-	}
-	return s
 }
 
 // sync applies the current endpoints and reports the result.

@@ -170,7 +170,11 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 			log.Warn("no endpoints from the controller yet: starting without them", "after", ingressWaitEndpoints.String())
 		}
 	}
-	epGen := fileStamp(epPath)
+	// The controller's writes wake the agent (inotify), as they wake kube-proxy: the watch
+	// is made before the first read, so no write after it is missed. The poll below stays,
+	// slower, as the safety net, and at its old pace where inotify is missing.
+	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath))
+	epGen := rundir.FileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
 		Resolve:         conf.resolve,
@@ -283,21 +287,30 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	// Pooled upstream connections are pinned (by the node's conntrack) to the pod the
 	// ClusterIP picked when they were opened. When the Service's endpoints change, drop the
 	// idle ones, so no new request rides a connection to a pod that is gone or unreachable.
-	epTick := time.NewTicker(100 * time.Millisecond)
+	epPoll := 100 * time.Millisecond
+	if watch.Active() {
+		epPoll = time.Second
+	}
+	epTick := time.NewTicker(epPoll)
 	defer epTick.Stop()
+	endpointsChanged := func() {
+		if g := rundir.FileStamp(epPath); g != epGen {
+			epGen = g
+			h.SetEndpoints(loadEndpointsResolver(epPath, log))
+			h.CloseIdleConnections()
+			log.Info("endpoints changed: idle upstream connections closed")
+		}
+	}
 	var err2 error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-watch.C:
+			endpointsChanged()
 		case <-epTick.C:
-			if g := fileStamp(epPath); g != epGen {
-				epGen = g
-				h.SetEndpoints(loadEndpointsResolver(epPath, log))
-				h.CloseIdleConnections()
-				log.Info("endpoints changed: idle upstream connections closed")
-			}
+			endpointsChanged()
 		case <-hup:
 			reload()
 		case <-cfg.Reload:
@@ -508,24 +521,4 @@ func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResol
 		}
 		return nil, fmt.Errorf("service %s/%s has no port %s", ns, name, backendPortString(port))
 	}
-}
-
-// stamp tells one version of a file from another (inode, size, modification time), as the
-// kube-proxy agent's does: a rewrite through rundir.WriteFileAtomic is a new inode.
-type stamp struct {
-	ino   uint64
-	size  int64
-	mtime int64
-}
-
-func fileStamp(path string) stamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return stamp{}
-	}
-	s := stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ino = sys.Ino
-	}
-	return s
 }
