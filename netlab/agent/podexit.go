@@ -59,9 +59,22 @@ func waitExit(ctx context.Context, pid int) bool {
 	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
-	// The first call only asks to wait for readability: the runtime's poller reports it
-	// once the process has ended (a zombie too), at once when it already had.
-	calls := 0
-	err = rc.Read(func(uintptr) bool { calls++; return calls > 1 })
+	// Each call looks whether the process has ended (the pidfd is readable, a zombie too);
+	// when it has not, the runtime's poller waits for the kernel's wake-up on exit. The
+	// first look matters: the poller's notice of an already readable pidfd may have come,
+	// and been cleared by Read, before Read waits, and it does not come twice.
+	err = rc.Read(func(fd uintptr) bool { return pidfdEnded(int(fd)) })
 	return err == nil
+}
+
+// pidfdEnded reports whether the process behind pidfd fd has ended, without waiting.
+func pidfdEnded(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+	}
 }

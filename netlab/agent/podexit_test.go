@@ -48,6 +48,13 @@ func TestWaitExit(t *testing.T) {
 	if !result(wait(context.Background(), cmd.Process.Pid), "a zombie") {
 		t.Error("waitExit = false for a zombie")
 	}
+	// Already ended, many times over: the poller's one notice of a readable pidfd can come
+	// before waitExit waits, and must not be lost (it hung once in CI).
+	for i := 0; i < 200; i++ {
+		if !result(wait(context.Background(), cmd.Process.Pid), "a zombie, watched again") {
+			t.Fatal("waitExit = false for a zombie")
+		}
+	}
 	// Still running: the context ends the wait.
 	alive := start()
 	ctx, cancel := context.WithCancel(context.Background())
