@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // Headers the proxy sets.
@@ -46,7 +44,7 @@ const StatusClientClosed = 499
 
 // Resolver returns the upstream address ("ClusterIP:port") of a Service port given by
 // number or name. An error means the Service or port is unknown (the proxy answers 503).
-type Resolver func(namespace, service string, port networkingv1.ServiceBackendPort) (upstream string, err error)
+type Resolver func(namespace, service string, port ServiceBackendPort) (upstream string, err error)
 
 // Backends are the ready endpoints ("podIP:port") of one Service port, for the
 // endpoints upstream mode. Pick spreads requests over them round-robin; it is safe for
@@ -67,7 +65,7 @@ func (b *Backends) Pick() string {
 // EndpointsResolver returns the ready endpoints of a Service port given by number or
 // name. An error means the Service or port is unknown (the proxy answers 503); a Service
 // without ready endpoints returns empty Backends (503 too).
-type EndpointsResolver func(namespace, service string, port networkingv1.ServiceBackendPort) (*Backends, error)
+type EndpointsResolver func(namespace, service string, port ServiceBackendPort) (*Backends, error)
 
 // Options configure a Handler. Zero values get the defaults noted.
 type Options struct {
