@@ -272,8 +272,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rt := h.routing.Load()
-	host, _ := NormalizeHost(r.Host)
-	route, ok := rt.table.match(host, cleanRequestPath(r.URL.Path))
+	host, hostOK := NormalizeHost(r.Host)
+	// A Host the server let through but that names no host (a non-numeric or too long
+	// port, an unclosed IPv6 bracket, junk after it) is the client's error: 400, and the
+	// connection is closed after it (as nginx does), not a 404 from the routing table.
+	var route Route
+	ok := false
+	if hostOK {
+		route, ok = rt.table.match(host, cleanRequestPath(r.URL.Path))
+	} else {
+		hdr["Connection"] = []string{"close"}
+	}
 	// Log and count even when a response is aborted mid-body (the proxy panics with
 	// http.ErrAbortHandler, which net/http turns into a reset stream or closed connection).
 	defer func() {
@@ -292,6 +301,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		scr.release()
 	}()
 	switch {
+	case !hostOK:
+		writeShort(rec, http.StatusBadRequest, "malformed Host header")
 	case !ok:
 		writeShort(rec, http.StatusNotFound, "no ingress rule matched this host and path")
 	default:
