@@ -394,8 +394,6 @@ type agentStart struct {
 	ctl, ingress, nodes, lb, sup *wave
 	// dnsPods: the cluster DNS pods, started with the node agents (see startNodeAgents).
 	dnsPods *wave
-	// pods: the other pods, started with the node agents in a small lab (earlyPods).
-	pods *wave
 	waves   []*wave
 	// started yields startNodeAgents' launches' error, once; nil: not begun.
 	started chan error
@@ -426,8 +424,7 @@ func (a *agentStart) release() {
 }
 
 // startNodeAgents starts, without waiting for them, the agents that need no pod and no
-// link to start: kube-proxy in every node, the cluster DNS pods (earlyPod), in a small lab
-// the echo pods too (earlyPods), and three
+// link to start: kube-proxy in every node, the cluster DNS pods (earlyPod), and three
 // held at a point of their start-up
 // (supervise.StartHeld) until what they need is in place:
 //   - the endpoints controller, until every pod reported ready and up wrote which did,
@@ -479,36 +476,8 @@ func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
 	if a.nodes, err = a.launch(p, o, nodes, false); err != nil {
 		return err
 	}
-	if a.lb, err = a.launch(p, o, outside, true); err != nil {
-		return err
-	}
-	if pods := echoPods(p); earlyPods(len(pods)) {
-		a.pods, err = a.launch(p, o, pods, false)
-	}
+	a.lb, err = a.launch(p, o, outside, true)
 	return err
-}
-
-// earlyPodsMax is the most echo pods a lab starts with the node agents, while the links
-// are made, rather than once the fabric is wired. An echo pod listens on the wildcard
-// address, so it needs only its namespace to start and report READY; nothing reads that
-// READY before the fabric is wired (up waits for the pods in startAgents, after the routes).
-// The links step is one veth at a time under RTNL, which leaves a CPU for the pods'
-// starts (~3-4 ms of CPU each) in a small lab; in a big one the pods' starts take both
-// CPUs for seconds and slow the veths' creation far more than they save
-// (docs/performance.md, "Big labs: up without a second start of every pod").
-const earlyPodsMax = 64
-
-func earlyPods(n int) bool { return n <= earlyPodsMax }
-
-// echoPods are the plan's pod processes but the cluster DNS pods (earlyPod).
-func echoPods(p *plan.Plan) []plan.Process {
-	var pods []plan.Process
-	for _, pr := range p.Processes {
-		if pr.Role == "pod" && !earlyPod(pr) {
-			pods = append(pods, pr)
-		}
-	}
-	return pods
 }
 
 // earlyPod says whether a pod's process starts with the node agents, before the links: the
@@ -524,21 +493,22 @@ func earlyPod(pr plan.Process) bool {
 // write READY on its readiness pipe, or names those that did not; the supervisor is
 // waited for last (a.sup). The agents of startNodeAgents are let go on as above.
 func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) error {
-	pods := echoPods(p)
+	var pods []plan.Process
+	for _, pr := range p.Processes {
+		if pr.Role == "pod" && !earlyPod(pr) {
+			pods = append(pods, pr)
+		}
+	}
 	if err := a.join(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
 	t := time.Now()
-	podWave := a.pods
-	if podWave == nil {
-		var err error
-		if podWave, err = a.launch(p, o, pods, false); err != nil {
-			return err
-		}
+	podWave, err := a.launch(p, o, pods, false)
+	if err != nil {
+		return err
 	}
-	var err error
 	if a.sup, err = a.launch(p, o, []plan.Process{supervise.SupervisorProcess(p.Lab)}, false); err != nil {
 		return err
 	}
