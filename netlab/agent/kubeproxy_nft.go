@@ -35,6 +35,10 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 // full sync (see nftables.Staged).
 const anonPerStage = 500
 
+// holdsStage is the stage size of the texts a read-back table is compared with (see
+// nftnl.Conn.Holds): compiled, not sent, so as large as it gets.
+const holdsStage = 1 << 30
+
 // fullSyncGCPercent is the garbage collector's GOGC while a full sync runs.
 const fullSyncGCPercent = 400
 
@@ -96,9 +100,17 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
 		if existing.Table {
-			// The table serves: refill it in stages, each leaving every Service served
-			// (see nftables.Restaged), not in one transaction that costs N².
-			staged = nftables.RestagedSeq(r.nftModel.Ruleset(), existing, anonPerStage)
+			// Something has committed since the table was last known (another table,
+			// iptables-nft, a hand-made change, or this agent's predecessor without a
+			// record): read the table back, and keep it when it holds exactly what the
+			// model makes. A failed read only costs the rewrite.
+			if same, _, err := r.nftConn.Holds(nftables.StagedSeq(r.nftModel.Ruleset(), holdsStage)); err == nil && same {
+				kept, stages = true, nil
+			} else {
+				// The table serves: refill it in stages, each leaving every Service
+				// served (see nftables.Restaged), not in one transaction that costs N².
+				staged = nftables.RestagedSeq(r.nftModel.Ruleset(), existing, anonPerStage)
+			}
 		} else {
 			// Nothing is served yet: build the table in stages, live at the last one.
 			staged = nftables.StagedSeq(r.nftModel.Ruleset(), anonPerStage)

@@ -20,8 +20,10 @@ import (
 // A full sync in nftables mode writes nothing the kernel already holds: when nothing has
 // committed in the namespace since the syncer's last transaction, or since a
 // predecessor's whose record matches (an agent restarted), it writes only what changed
-// since; after anyone else's commit (another table, a flushed chain) or with other
-// ports it rewrites the table, which then reads as a new node's.
+// since; after anyone else's commit it reads the table back, keeps it when it holds
+// what the ports make (another table's commit, a record that does not match) and
+// rewrites it otherwise (a flushed chain, a deleted element, other ports), so that it
+// then reads as a new node's.
 func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 	labtest.RequireRoot(t)
 	if _, err := exec.LookPath("nft"); err != nil {
@@ -111,9 +113,17 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 	ports[3].Endpoints = ports[3].Endpoints[:1]
 	step("restarted agent, other ports", false, true)
 	nft("add table ip other")
-	step("full sync after another table's commit", false, true)
+	step("full sync after another table's commit", true, false)
+	nft("delete table ip other")
+	restart()
+	step("restarted agent after another table's commit", true, false)
 	restart()
 	step("restarted again, nothing committed since", true, false)
+	nft("delete element ip kube-proxy service-nodeports { tcp . 30081 }")
+	step("full sync after an element was deleted", false, true)
+	nft("add rule ip kube-proxy services counter")
+	restart()
+	step("restarted agent after a rule was added", false, true)
 	nft("flush chain ip kube-proxy services")
 	restart()
 	step("restarted agent after a flushed chain", false, true)
@@ -125,7 +135,13 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	restart()
-	step("restarted agent, a record of nothing", false, true)
+	step("restarted agent, a record of nothing (the table read back)", true, false)
+	nft("flush chain ip kube-proxy services")
+	if err := os.WriteFile(record, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	step("restarted agent, a record of nothing, a flushed chain", false, true)
 }
 
 // tableLines is `nft list table ip kube-proxy` in ns, its lines sorted (nft lists
