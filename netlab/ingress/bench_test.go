@@ -6,15 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // BenchmarkMatch measures a lookup in a table of 50 hosts with 20 paths each.
 func BenchmarkMatch(b *testing.B) {
-	var ings []networkingv1.Ingress
+	var ings []Ingress
 	for h := range 50 {
-		var paths []networkingv1.HTTPIngressPath
+		var paths []HTTPIngressPath
 		for p := range 20 {
 			paths = append(paths, mkPath("/svc"+string(rune('a'+p))+"/v1", prefix, "svc"))
 		}
@@ -36,7 +34,7 @@ func BenchmarkProxy(b *testing.B) {
 		_, _ = io.WriteString(w, "hello")
 	}))
 	defer up.Close()
-	table, _ := Build([]networkingv1.Ingress{mkIngress("default", "b", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
+	table, _ := Build([]Ingress{mkIngress("default", "b", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
 	h, _ := NewHandler(Options{Node: "n", Resolve: staticResolver(map[string]string{"default/web": hostOf(up)}), AccessLog: io.Discard}, table)
 	px := httptest.NewUnstartedServer(h)
 	px.Listener = rawio.Listener(px.Listener)

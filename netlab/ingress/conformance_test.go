@@ -17,9 +17,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // TestServerHeader: every answer names a server (default_backend.feature wants a Server
@@ -85,7 +82,7 @@ func TestServerHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, warns := Build([]networkingv1.Ingress{
+	table, warns := Build([]Ingress{
 		mkIngress("default", "shop",
 			mkRule("app.example", mkPath("/", prefix, "web"), mkPath("/api", prefix, "api")),
 			mkRule("closed.example", mkPath("/", prefix, "closed")),
@@ -148,7 +145,7 @@ func TestServiceModeNoEndpointsIs503(t *testing.T) {
 	web := echoUpstream(t, "web")
 	refused := closedAddr(t)
 	ready := map[string][]string{"default/web": {}, "default/api": {}, "default/closed": {"10.0.0.1:80"}}
-	eps := func(ns, name string, _ networkingv1.ServiceBackendPort) (*Backends, error) {
+	eps := func(ns, name string, _ ServiceBackendPort) (*Backends, error) {
 		a, ok := ready[ns+"/"+name]
 		if !ok {
 			return nil, errors.New("no endpoints record")
@@ -194,14 +191,14 @@ func TestTLSEntryWithoutHostsIsDefault(t *testing.T) {
 	sec, cert := secretFor(t, "default", "wild-tls", "foo.bar.com")
 	other, otherCert := secretFor(t, "default", "other-tls", "other.example")
 	ing := mkIngress("default", "foo", mkRule("foo.bar.com", mkPath("/", prefix, "web")))
-	ing.Spec.TLS = []networkingv1.IngressTLS{{SecretName: "wild-tls"}}
+	ing.Spec.TLS = []IngressTLS{{SecretName: "wild-tls"}}
 	ing2 := mkIngress("default", "other", mkRule("other.example", mkPath("/", prefix, "web")))
-	ing2.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"other.example"}, SecretName: "other-tls"}}
-	table, warns := Build([]networkingv1.Ingress{ing, ing2}, "")
+	ing2.Spec.TLS = []IngressTLS{{Hosts: []string{"other.example"}, SecretName: "other-tls"}}
+	table, warns := Build([]Ingress{ing, ing2}, "")
 	if len(warns) != 0 {
 		t.Fatal(warns)
 	}
-	store, warns, err := BuildCertStore(ca, table, []corev1.Secret{sec, other}, nil, "node-1")
+	store, warns, err := BuildCertStore(ca, table, []Secret{sec, other}, nil, "node-1")
 	if err != nil || len(warns) != 0 {
 		t.Fatalf("%v %q", err, warns)
 	}
@@ -211,8 +208,8 @@ func TestTLSEntryWithoutHostsIsDefault(t *testing.T) {
 		}
 	}
 	// Only entries with hosts: the default stays the lab CA's.
-	table, _ = Build([]networkingv1.Ingress{ing2}, "")
-	store, _, _ = BuildCertStore(ca, table, []corev1.Secret{sec, other}, nil, "node-1")
+	table, _ = Build([]Ingress{ing2}, "")
+	store, _, _ = BuildCertStore(ca, table, []Secret{sec, other}, nil, "node-1")
 	if d := store.Get(""); bytes.Equal(d.Certificate[0], otherCert.Certificate[0]) || bytes.Equal(d.Certificate[0], cert.Certificate[0]) {
 		t.Error("an entry with hosts became the default certificate")
 	}

@@ -14,13 +14,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 func proxyTo(t *testing.T, upstream string) *proxyServer {
 	t.Helper()
-	table, _ := Build([]networkingv1.Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
+	table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
 	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": upstream})}, table)
 	if err != nil {
 		t.Fatal(err)

@@ -3,12 +3,10 @@ package ingress
 import (
 	"strings"
 	"testing"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // withDefault gives an Ingress a spec.defaultBackend.
-func withDefault(ing networkingv1.Ingress, svc string) networkingv1.Ingress {
+func withDefault(ing Ingress, svc string) Ingress {
 	b := svcBackend(svc, 80)
 	ing.Spec.DefaultBackend = &b
 	return ing
@@ -27,7 +25,7 @@ func TestDefaultBackendsAsIngressNginx(t *testing.T) {
 	other := withDefault(mkIngress("zzz", "z-catch"), "z-def") // a second catch-all, created last
 	order := map[string]int{"dbe/default-backend": 0, "app/app-ing": 0, "aaa/late-ing": 1, "zzz/z-catch": 2}
 
-	ings := []networkingv1.Ingress{late, other, app, dbe}
+	ings := []Ingress{late, other, app, dbe}
 	table, warns := BuildWith(ings, BuildOptions{Order: order})
 	for _, c := range []struct{ host, path, svc string }{
 		{"my-host", "/", "echo-service"},
@@ -57,7 +55,7 @@ func TestDefaultBackendsAsIngressNginx(t *testing.T) {
 	}
 
 	// Without an Ingress without rules, the oldest defaultBackend catches everything.
-	table, _ = BuildWith([]networkingv1.Ingress{late, app}, BuildOptions{Order: order})
+	table, _ = BuildWith([]Ingress{late, app}, BuildOptions{Order: order})
 	for _, c := range []struct{ host, path, svc string }{
 		{"unknown.example", "/", "svc-adef"},
 		{"a.example", "/nothing", "svc-adef"},
@@ -68,7 +66,7 @@ func TestDefaultBackendsAsIngressNginx(t *testing.T) {
 	}
 	// A host whose first Ingress has no defaultBackend falls to the catch-all.
 	plain := mkIngress("app", "plain", mkRule("b.example", mkPath("/x", exact, "x")))
-	table, _ = BuildWith([]networkingv1.Ingress{plain, dbe}, BuildOptions{})
+	table, _ = BuildWith([]Ingress{plain, dbe}, BuildOptions{})
 	if got, ok := table.Match("b.example", "/y"); !ok || got.ServiceName != "echo-service" {
 		t.Errorf("b.example/y = %s (%v); want the catch-all", got.Rule(), ok)
 	}
@@ -82,7 +80,7 @@ func TestCreationOrderBeatsNames(t *testing.T) {
 	catch := withDefault(mkIngress("zz", "catch"), "catch")
 	newer := withDefault(mkIngress("aa", "new", mkRule("a.example", mkPath("/api", prefix, "new-api"))), "new-def")
 	newCatch := withDefault(mkIngress("aa", "new-catch"), "new-catch")
-	ings := []networkingv1.Ingress{newer, newCatch, old, catch}
+	ings := []Ingress{newer, newCatch, old, catch}
 
 	table, warns := BuildWith(ings, BuildOptions{Order: map[string]int{"aa/new": 3, "aa/new-catch": 3}})
 	for _, c := range []struct{ host, path, svc string }{
@@ -114,7 +112,7 @@ func TestClassOptions(t *testing.T) {
 	none := mkIngress("default", "none", mkRule("none.example", mkPath("/", prefix, "none")))
 	nginx := mkIngress("default", "nginx", mkRule("nginx.example", mkPath("/", prefix, "nginx")))
 	nginx.Spec.IngressClassName = cls("nginx")
-	ings := []networkingv1.Ingress{pub, none, nginx}
+	ings := []Ingress{pub, none, nginx}
 
 	table, warns := BuildWith(ings, BuildOptions{Classes: []string{"public"}, IgnoreWithoutClass: true})
 	for host, want := range map[string]bool{"pub.example": true, "none.example": false, "nginx.example": false} {

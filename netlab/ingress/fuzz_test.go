@@ -3,8 +3,6 @@ package ingress
 import (
 	"strings"
 	"testing"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // prefixReference is the Kubernetes definition of a Prefix match written independently:
@@ -47,7 +45,7 @@ func FuzzPathMatch(f *testing.F) {
 		if !strings.HasPrefix(rule, "/") {
 			return // Build skips such rules
 		}
-		table, warns := Build([]networkingv1.Ingress{mkIngress("default", "f", mkRule("",
+		table, warns := Build([]Ingress{mkIngress("default", "f", mkRule("",
 			mkPath(rule, prefix, "prefix")))}, "")
 		if len(warns) != 0 {
 			t.Fatal(warns)
@@ -56,7 +54,7 @@ func FuzzPathMatch(f *testing.F) {
 		if want := prefixReference(rule, req); got != want {
 			t.Fatalf("Prefix %q vs request %q (clean %q): match=%v, want %v", rule, rawReq, req, got, want)
 		}
-		table, _ = Build([]networkingv1.Ingress{mkIngress("default", "f", mkRule("",
+		table, _ = Build([]Ingress{mkIngress("default", "f", mkRule("",
 			mkPath(rule, exact, "exact")))}, "")
 		if _, got := table.Match("", rawReq); got != (rule == req) {
 			t.Fatalf("Exact %q vs request %q (clean %q): match=%v", rule, rawReq, req, got)

@@ -1,70 +1,78 @@
 package ingress
 
 import (
+	"bufio"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics are the proxy's Prometheus metrics, on their own registry (never the global
-// one, so several handlers and tests do not collide).
+// Metrics are the proxy's Prometheus metrics, each set its own (several handlers and
+// tests do not collide):
 //
 //	netlab_ingress_requests_total{ingress,service,code}
 //	netlab_ingress_upstream_duration_seconds{ingress,service} (histogram; time to the
 //	    upstream's response headers, or to its failure)
+//
+// They are served in the Prometheus text exposition format (version 0.0.4), written here
+// rather than by the Prometheus client library, whose package initialisation every start
+// of the ingress agent would pay: the same names, help texts, labels, buckets, order of
+// series and number formatting as that library's text output.
 type Metrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	upstream *prometheus.HistogramVec
 	children sync.Map // metricKey → *metricChildren
+	hists    sync.Map // [2]string{ingress, service} → *histogram
 }
 
-// NewMetrics makes a fresh metric set and registry.
-func NewMetrics() *Metrics {
-	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "netlab",
-			Subsystem: "ingress",
-			Name:      "requests_total",
-			Help:      "Requests served by the ingress proxy, by Ingress, backend Service and status code (ingress and service empty when no rule matched).",
-		}, []string{"ingress", "service", "code"}),
-		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "netlab",
-			Subsystem: "ingress",
-			Name:      "upstream_duration_seconds",
-			Help:      "Time from sending a request upstream to its response headers (or failure).",
-			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"ingress", "service"}),
-	}
-	m.reg.MustRegister(m.requests, m.upstream)
-	return m
-}
+const (
+	requestsName = "netlab_ingress_requests_total"
+	requestsHelp = "Requests served by the ingress proxy, by Ingress, backend Service and status code (ingress and service empty when no rule matched)."
+	upstreamName = "netlab_ingress_upstream_duration_seconds"
+	upstreamHelp = "Time from sending a request upstream to its response headers (or failure)."
+)
 
-// Registry returns the registry the metrics live on (to add process collectors, say).
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+// upstreamBuckets are the histogram's upper bounds in seconds (+Inf implied).
+var upstreamBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-// Handler serves the metrics in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
+// NewMetrics makes a fresh metric set.
+func NewMetrics() *Metrics { return &Metrics{} }
 
-// metricKey names one child of the metric vectors.
+// metricKey names one request counter.
 type metricKey struct {
 	ing, svc string
 	code     int
 }
 
-// metricChildren caches a request counter and an upstream histogram per key: the vectors'
-// own lookup (hashing and checking every label value) was a few percent of the proxy's
-// CPU per request.
+// metricChildren are a request counter and the upstream histogram of its Ingress and
+// Service, cached per key so that a request costs one map lookup and two atomic adds.
 type metricChildren struct {
-	requests prometheus.Counter
-	upstream prometheus.Observer
+	requests atomic.Uint64
+	upstream *histogram
+}
+
+// histogram counts observations per bucket (the last one past every bound) and sums
+// them; the cumulative counts are made when the metrics are written.
+type histogram struct {
+	counts  [len(upstreamBuckets) + 1]atomic.Uint64
+	sumBits atomic.Uint64 // float64 bits
+}
+
+func (h *histogram) observe(v float64) {
+	i := 0
+	for i < len(upstreamBuckets) && v > upstreamBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
 }
 
 func (m *Metrics) observe(r Route, matched bool, status int, upstream time.Duration) {
@@ -76,16 +84,133 @@ func (m *Metrics) observe(r Route, matched bool, status int, upstream time.Durat
 	if v, ok := m.children.Load(k); ok {
 		c = v.(*metricChildren)
 	} else {
-		c = &metricChildren{
-			requests: m.requests.WithLabelValues(k.ing, k.svc, strconv.Itoa(status)),
-			upstream: m.upstream.WithLabelValues(k.ing, k.svc),
-		}
-		if v, loaded := m.children.LoadOrStore(k, c); loaded {
-			c = v.(*metricChildren)
-		}
+		h, _ := m.hists.LoadOrStore([2]string{k.ing, k.svc}, &histogram{})
+		v, _ := m.children.LoadOrStore(k, &metricChildren{upstream: h.(*histogram)})
+		c = v.(*metricChildren)
 	}
-	c.requests.Inc()
+	c.requests.Add(1)
 	if matched && upstream > 0 {
-		c.upstream.Observe(upstream.Seconds())
+		c.upstream.observe(upstream.Seconds())
 	}
+}
+
+// Handler serves the metrics in the Prometheus text exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
+		bw := bufio.NewWriter(w)
+		m.write(bw)
+		_ = bw.Flush()
+	})
+}
+
+// write writes every series: each family's HELP and TYPE lines, then its series sorted by
+// their label values (labels in name order); a family without series is left out.
+func (m *Metrics) write(w *bufio.Writer) {
+	type reqRow struct {
+		ing, svc, code string
+		n              uint64
+	}
+	var reqs []reqRow
+	m.children.Range(func(k, v any) bool {
+		mk := k.(metricKey)
+		reqs = append(reqs, reqRow{mk.ing, mk.svc, strconv.Itoa(mk.code), v.(*metricChildren).requests.Load()})
+		return true
+	})
+	type histRow struct {
+		ing, svc string
+		h        *histogram
+	}
+	var hists []histRow
+	m.hists.Range(func(k, v any) bool {
+		hk := k.([2]string)
+		hists = append(hists, histRow{hk[0], hk[1], v.(*histogram)})
+		return true
+	})
+	if len(reqs) > 0 {
+		slices.SortFunc(reqs, func(a, b reqRow) int {
+			if c := strings.Compare(a.code, b.code); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.ing, b.ing); c != 0 {
+				return c
+			}
+			return strings.Compare(a.svc, b.svc)
+		})
+		promHeader(w, requestsName, requestsHelp, "counter")
+		for _, r := range reqs {
+			w.WriteString(requestsName)
+			promLabels(w, "code", r.code, "ingress", r.ing, "service", r.svc)
+			promValue(w, float64(r.n))
+		}
+	}
+	if len(hists) > 0 {
+		slices.SortFunc(hists, func(a, b histRow) int {
+			if c := strings.Compare(a.ing, b.ing); c != 0 {
+				return c
+			}
+			return strings.Compare(a.svc, b.svc)
+		})
+		promHeader(w, upstreamName, upstreamHelp, "histogram")
+		var le []byte
+		for _, r := range hists {
+			var cum uint64
+			for i := range r.h.counts {
+				cum += r.h.counts[i].Load()
+				bound := "+Inf"
+				if i < len(upstreamBuckets) {
+					le = strconv.AppendFloat(le[:0], upstreamBuckets[i], 'g', -1, 64)
+					bound = string(le)
+				}
+				w.WriteString(upstreamName + "_bucket")
+				promLabels(w, "ingress", r.ing, "service", r.svc, "le", bound)
+				promValue(w, float64(cum))
+			}
+			w.WriteString(upstreamName + "_sum")
+			promLabels(w, "ingress", r.ing, "service", r.svc)
+			promValue(w, math.Float64frombits(r.h.sumBits.Load()))
+			w.WriteString(upstreamName + "_count")
+			promLabels(w, "ingress", r.ing, "service", r.svc)
+			promValue(w, float64(cum))
+		}
+	}
+}
+
+func promHeader(w *bufio.Writer, name, help, typ string) {
+	w.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
+}
+
+// promLabels writes {name="value",...} from name, value pairs, the values escaped as
+// the text format wants (backslash, double quote, newline).
+func promLabels(w *bufio.Writer, pairs ...string) {
+	w.WriteByte('{')
+	for i := 0; i < len(pairs); i += 2 {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		w.WriteString(pairs[i])
+		w.WriteString(`="`)
+		promEscaper.WriteString(w, pairs[i+1])
+		w.WriteByte('"')
+	}
+	w.WriteByte('}')
+}
+
+var promEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// promValue writes " value\n", formatted as the Prometheus client library does.
+func promValue(w *bufio.Writer, v float64) {
+	w.WriteByte(' ')
+	switch {
+	case math.IsInf(v, +1):
+		w.WriteString("+Inf")
+	case math.IsInf(v, -1):
+		w.WriteString("-Inf")
+	case math.IsNaN(v):
+		w.WriteString("NaN")
+	default:
+		var b [32]byte
+		w.Write(strconv.AppendFloat(b[:0], v, 'g', -1, 64))
+	}
+	w.WriteByte('\n')
 }

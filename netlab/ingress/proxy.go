@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // Headers the proxy sets.
@@ -46,7 +44,7 @@ const StatusClientClosed = 499
 
 // Resolver returns the upstream address ("ClusterIP:port") of a Service port given by
 // number or name. An error means the Service or port is unknown (the proxy answers 503).
-type Resolver func(namespace, service string, port networkingv1.ServiceBackendPort) (upstream string, err error)
+type Resolver func(namespace, service string, port ServiceBackendPort) (upstream string, err error)
 
 // Backends are the ready endpoints ("podIP:port") of one Service port, for the
 // endpoints upstream mode. Pick spreads requests over them round-robin; it is safe for
@@ -67,7 +65,7 @@ func (b *Backends) Pick() string {
 // EndpointsResolver returns the ready endpoints of a Service port given by number or
 // name. An error means the Service or port is unknown (the proxy answers 503); a Service
 // without ready endpoints returns empty Backends (503 too).
-type EndpointsResolver func(namespace, service string, port networkingv1.ServiceBackendPort) (*Backends, error)
+type EndpointsResolver func(namespace, service string, port ServiceBackendPort) (*Backends, error)
 
 // Options configure a Handler. Zero values get the defaults noted.
 type Options struct {
@@ -274,8 +272,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rt := h.routing.Load()
-	host, _ := NormalizeHost(r.Host)
-	route, ok := rt.table.match(host, cleanRequestPath(r.URL.Path))
+	host, hostOK := NormalizeHost(r.Host)
+	// A Host the server let through but that names no host (a non-numeric or too long
+	// port, an unclosed IPv6 bracket, junk after it) is the client's error: 400, and the
+	// connection is closed after it (as nginx does), not a 404 from the routing table.
+	var route Route
+	ok := false
+	if hostOK {
+		route, ok = rt.table.match(host, cleanRequestPath(r.URL.Path))
+	} else {
+		hdr["Connection"] = []string{"close"}
+	}
 	// Log and count even when a response is aborted mid-body (the proxy panics with
 	// http.ErrAbortHandler, which net/http turns into a reset stream or closed connection).
 	defer func() {
@@ -294,6 +301,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		scr.release()
 	}()
 	switch {
+	case !hostOK:
+		writeShort(rec, http.StatusBadRequest, "malformed Host header")
 	case !ok:
 		writeShort(rec, http.StatusNotFound, "no ingress rule matched this host and path")
 	default:

@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // echoed is what the echo upstream returns: who answered and what it received.
@@ -45,7 +43,7 @@ func echoUpstream(t *testing.T, name string) *httptest.Server {
 
 // staticResolver maps "namespace/service" to an upstream address.
 func staticResolver(m map[string]string) Resolver {
-	return func(ns, svc string, _ networkingv1.ServiceBackendPort) (string, error) {
+	return func(ns, svc string, _ ServiceBackendPort) (string, error) {
 		if a, ok := m[ns+"/"+svc]; ok {
 			return a, nil
 		}
@@ -135,7 +133,7 @@ func decodeEcho(t *testing.T, b []byte) echoed {
 
 func webAPITable(t *testing.T) *Table {
 	t.Helper()
-	table, warns := Build([]networkingv1.Ingress{
+	table, warns := Build([]Ingress{
 		mkIngress("default", "shop",
 			mkRule("app.example", mkPath("/", prefix, "web"), mkPath("/api", prefix, "api")),
 			mkRule("hang.example", mkPath("/", prefix, "hang")),
@@ -371,8 +369,8 @@ func TestReloadKeepsInFlight(t *testing.T) {
 	}))
 	t.Cleanup(newUp.Close)
 
-	oldTable, _ := Build([]networkingv1.Ingress{mkIngress("default", "v1", mkRule("app.example", mkPath("/", prefix, "old")))}, "")
-	newTable, _ := Build([]networkingv1.Ingress{mkIngress("default", "v2", mkRule("app.example", mkPath("/", prefix, "new")))}, "")
+	oldTable, _ := Build([]Ingress{mkIngress("default", "v1", mkRule("app.example", mkPath("/", prefix, "old")))}, "")
+	newTable, _ := Build([]Ingress{mkIngress("default", "v2", mkRule("app.example", mkPath("/", prefix, "new")))}, "")
 	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{
 		"default/old": hostOf(oldUp), "default/new": hostOf(newUp),
 	})}, oldTable)

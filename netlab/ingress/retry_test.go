@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // A pod that stops closes every keep-alive connection it holds, and a request sent on one
@@ -86,7 +84,7 @@ func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
 	a, b := eps[0].Addr().String(), eps[1].Addr().String()
 	ing := mkIngress("default", "ep", mkRule("ep.example", mkPath("/", prefix, "web")))
 	ing.Annotations = map[string]string{AnnotationUpstream: UpstreamEndpoints}
-	table, warns := Build([]networkingv1.Ingress{ing}, "")
+	table, warns := Build([]Ingress{ing}, "")
 	if len(warns) != 0 {
 		t.Fatal(warns)
 	}
@@ -94,7 +92,7 @@ func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
 	backends := &Backends{Addrs: []string{a, b}}
 	h, err := NewHandler(Options{
 		Resolve: staticResolver(nil),
-		Endpoints: func(string, string, networkingv1.ServiceBackendPort) (*Backends, error) {
+		Endpoints: func(string, string, ServiceBackendPort) (*Backends, error) {
 			return backends, nil
 		},
 		AccessLog: &logBuf,

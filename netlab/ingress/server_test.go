@@ -116,6 +116,8 @@ func TestMalformedRequestsAnswered4xx(t *testing.T) {
 	cases := []struct{ name, req, want string }{
 		{"garbage request line", "HELLO\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"bad Host header", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"Host with a non-numeric port", "GET / HTTP/1.1\r\nHost: app.example:http\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"Host with junk after the bracket", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"missing Host on HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"header too large", "GET / HTTP/1.1\r\nHost: app.example\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", "HTTP/1.1 431 Request Header Fields Too Large"},
 	}

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // DefaultClassName is the IngressClass the lab's controller serves when none is given.
@@ -40,7 +38,7 @@ type Route struct {
 	// (ImplementationSpecific stays ImplementationSpecific here; it matches as Prefix).
 	// Both are empty for a default backend.
 	Path     string
-	PathType networkingv1.PathType
+	PathType PathType
 	// Default is true when the route is an Ingress spec.defaultBackend; Host is then the
 	// host it serves unmatched paths of ("" for the catch-all).
 	Default bool
@@ -48,7 +46,7 @@ type Route struct {
 	// number or a name, as the Ingress gave it.
 	ServiceNamespace string
 	ServiceName      string
-	ServicePort      networkingv1.ServiceBackendPort
+	ServicePort      ServiceBackendPort
 	// Upstream is UpstreamService or UpstreamEndpoints: the Ingress's annotation, else
 	// the table's default.
 	Upstream string
@@ -98,7 +96,7 @@ func (r Route) Rule() string {
 	return fmt.Sprintf("%s host=%s path=%s (%s)", r.Ingress, host, r.Path, r.PathType)
 }
 
-func portString(p networkingv1.ServiceBackendPort) string {
+func portString(p ServiceBackendPort) string {
 	if p.Name != "" {
 		return p.Name
 	}
@@ -270,7 +268,7 @@ func (t *Table) Hosts() []string {
 //
 // Path types: ImplementationSpecific (and a missing pathType) is matched as Prefix; its
 // empty path means "/". Exact and Prefix paths must start with "/".
-func Build(ings []networkingv1.Ingress, className string) (*Table, []string) {
+func Build(ings []Ingress, className string) (*Table, []string) {
 	return BuildWith(ings, BuildOptions{ClassName: className})
 }
 
@@ -295,7 +293,7 @@ type BuildOptions struct {
 // BuildWith is Build with options: the class served and the default upstream mode. An
 // Ingress's AnnotationUpstream sets the mode of its routes; an unknown value is reported
 // and the default applies.
-func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string) {
+func BuildWith(ings []Ingress, opts BuildOptions) (*Table, []string) {
 	className := opts.ClassName
 	if className == "" {
 		className = DefaultClassName
@@ -307,7 +305,7 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 	t := &Table{exact: map[string]*hostRoutes{}, wildcard: map[string]*hostRoutes{}}
 	var warns []string
 
-	ordered := make([]*networkingv1.Ingress, 0, len(ings))
+	ordered := make([]*Ingress, 0, len(ings))
 	for i := range ings {
 		ordered = append(ordered, &ings[i])
 	}
@@ -316,7 +314,7 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 		if oa, ob := opts.Order[ingName(a)], opts.Order[ingName(b)]; oa != ob {
 			return oa < ob
 		}
-		ta, tb := a.CreationTimestamp.Time, b.CreationTimestamp.Time
+		ta, tb := a.CreationTimestamp, b.CreationTimestamp
 		if !ta.Equal(tb) {
 			return ta.Before(tb)
 		}
@@ -414,20 +412,20 @@ func BuildWith(ings []networkingv1.Ingress, opts BuildOptions) (*Table, []string
 			}
 			for pi, hp := range rule.HTTP.Paths {
 				where := fmt.Sprintf("ingress %s: rules[%d].http.paths[%d]", name, ri, pi)
-				pt := networkingv1.PathTypeImplementationSpecific
+				pt := PathTypeImplementationSpecific
 				if hp.PathType != nil {
 					pt = *hp.PathType
 				}
 				p := hp.Path
 				var exact bool
 				switch pt {
-				case networkingv1.PathTypeExact, networkingv1.PathTypePrefix:
+				case PathTypeExact, PathTypePrefix:
 					if !strings.HasPrefix(p, "/") {
 						warns = append(warns, fmt.Sprintf("%s: path %q must start with \"/\"; skipped", where, p))
 						continue
 					}
-					exact = pt == networkingv1.PathTypeExact
-				case networkingv1.PathTypeImplementationSpecific:
+					exact = pt == PathTypeExact
+				case PathTypeImplementationSpecific:
 					if p == "" {
 						p = "/"
 					}
@@ -521,7 +519,7 @@ func (t *Table) entry(host string) *hostRoutes {
 }
 
 // ingressClass returns the class an Ingress asks for, if it asks for one.
-func ingressClass(ing *networkingv1.Ingress) (string, bool) {
+func ingressClass(ing *Ingress) (string, bool) {
 	if ing.Spec.IngressClassName != nil {
 		return *ing.Spec.IngressClassName, true
 	}
@@ -531,19 +529,19 @@ func ingressClass(ing *networkingv1.Ingress) (string, bool) {
 	return "", false
 }
 
-func ingNamespace(ing *networkingv1.Ingress) string {
+func ingNamespace(ing *Ingress) string {
 	if ing.Namespace == "" {
 		return "default"
 	}
 	return ing.Namespace
 }
 
-func ingName(ing *networkingv1.Ingress) string {
+func ingName(ing *Ingress) string {
 	return ingNamespace(ing) + "/" + ing.Name
 }
 
 // backendRoute turns an IngressBackend into a Route, or says why it cannot.
-func backendRoute(ing *networkingv1.Ingress, b *networkingv1.IngressBackend) (Route, string) {
+func backendRoute(ing *Ingress, b *IngressBackend) (Route, string) {
 	if b.Resource != nil {
 		return Route{}, "resource backends are not supported"
 	}

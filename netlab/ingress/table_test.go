@@ -4,41 +4,38 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Builders for Ingress objects in tests.
 
-func mkIngress(ns, name string, rules ...networkingv1.IngressRule) networkingv1.Ingress {
-	return networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       networkingv1.IngressSpec{Rules: rules},
+func mkIngress(ns, name string, rules ...IngressRule) Ingress {
+	return Ingress{
+		ObjectMeta: ObjectMeta{Namespace: ns, Name: name},
+		Spec:       IngressSpec{Rules: rules},
 	}
 }
 
-func mkRule(host string, paths ...networkingv1.HTTPIngressPath) networkingv1.IngressRule {
-	return networkingv1.IngressRule{
+func mkRule(host string, paths ...HTTPIngressPath) IngressRule {
+	return IngressRule{
 		Host:             host,
-		IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: paths}},
+		IngressRuleValue: IngressRuleValue{HTTP: &HTTPIngressRuleValue{Paths: paths}},
 	}
 }
 
-func mkPath(p string, pt networkingv1.PathType, svc string) networkingv1.HTTPIngressPath {
-	return networkingv1.HTTPIngressPath{Path: p, PathType: &pt, Backend: svcBackend(svc, 80)}
+func mkPath(p string, pt PathType, svc string) HTTPIngressPath {
+	return HTTPIngressPath{Path: p, PathType: &pt, Backend: svcBackend(svc, 80)}
 }
 
-func svcBackend(name string, port int32) networkingv1.IngressBackend {
-	return networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-		Name: name, Port: networkingv1.ServiceBackendPort{Number: port},
+func svcBackend(name string, port int32) IngressBackend {
+	return IngressBackend{Service: &IngressServiceBackend{
+		Name: name, Port: ServiceBackendPort{Number: port},
 	}}
 }
 
 const (
-	exact    = networkingv1.PathTypeExact
-	prefix   = networkingv1.PathTypePrefix
-	implSpec = networkingv1.PathTypeImplementationSpecific
+	exact    = PathTypeExact
+	prefix   = PathTypePrefix
+	implSpec = PathTypeImplementationSpecific
 )
 
 // TestKubernetesPathExamples is the "Examples" table of the Kubernetes Ingress concept
@@ -48,7 +45,7 @@ const (
 func TestKubernetesPathExamples(t *testing.T) {
 	type p struct {
 		path string
-		typ  networkingv1.PathType
+		typ  PathType
 	}
 	rows := []struct {
 		kind     string
@@ -77,7 +74,7 @@ func TestKubernetesPathExamples(t *testing.T) {
 	}
 	for _, row := range rows {
 		for _, withDefault := range []bool{true, false} {
-			var paths []networkingv1.HTTPIngressPath
+			var paths []HTTPIngressPath
 			for _, rp := range row.paths {
 				paths = append(paths, mkPath(rp.path, rp.typ, "svc "+rp.path+" "+string(rp.typ)))
 			}
@@ -86,7 +83,7 @@ func TestKubernetesPathExamples(t *testing.T) {
 				db := svcBackend("default-backend", 80)
 				ing.Spec.DefaultBackend = &db
 			}
-			table, warns := Build([]networkingv1.Ingress{ing}, "")
+			table, warns := Build([]Ingress{ing}, "")
 			if len(warns) != 0 {
 				t.Fatalf("row %v: unexpected warnings %v", row, warns)
 			}
@@ -140,7 +137,7 @@ func TestKubernetesHostnameWildcards(t *testing.T) {
 		{"Foo.Bar.com", "foo.bar.com", true},
 	}
 	for _, r := range rows {
-		table, warns := Build([]networkingv1.Ingress{
+		table, warns := Build([]Ingress{
 			mkIngress("default", "h", mkRule(r.rule, mkPath("/", prefix, "svc"))),
 		}, "")
 		if len(warns) != 0 {
@@ -185,7 +182,7 @@ func TestNormalizeHost(t *testing.T) {
 }
 
 func TestHostPrecedenceExactWildcardAny(t *testing.T) {
-	table, warns := Build([]networkingv1.Ingress{
+	table, warns := Build([]Ingress{
 		mkIngress("default", "any", mkRule("", mkPath("/", prefix, "any"))),
 		mkIngress("default", "wild", mkRule("*.example.com", mkPath("/", prefix, "wild"))),
 		mkIngress("default", "exact", mkRule("app.example.com", mkPath("/api", prefix, "exact-api"))),
@@ -217,11 +214,11 @@ func TestHostPrecedenceExactWildcardAny(t *testing.T) {
 
 func TestMergeAcrossIngresses(t *testing.T) {
 	older := mkIngress("default", "zz-older", mkRule("app.example", mkPath("/dup", prefix, "from-older")))
-	older.CreationTimestamp = metav1.NewTime(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	older.CreationTimestamp = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	newer := mkIngress("default", "aa-newer", mkRule("app.example", mkPath("/dup/", prefix, "from-newer")))
-	newer.CreationTimestamp = metav1.NewTime(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC))
+	newer.CreationTimestamp = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
 
-	ings := []networkingv1.Ingress{
+	ings := []Ingress{
 		mkIngress("default", "web", mkRule("app.example", mkPath("/", prefix, "web"))),
 		mkIngress("default", "api", mkRule("APP.example", mkPath("/api", prefix, "api"))),
 		mkIngress("default", "b-exact", mkRule("app.example", mkPath("/api", exact, "api-exact"))),
@@ -245,7 +242,7 @@ func TestMergeAcrossIngresses(t *testing.T) {
 		}
 	}
 	// The result does not depend on the input order.
-	rev := make([]networkingv1.Ingress, len(ings))
+	rev := make([]Ingress, len(ings))
 	for i := range ings {
 		rev[len(ings)-1-i] = ings[i]
 	}
@@ -278,7 +275,7 @@ func TestDefaultBackend(t *testing.T) {
 	db2 := svcBackend("fallback2", 80)
 	second.Spec.DefaultBackend = &db2
 
-	table, warns := Build([]networkingv1.Ingress{second, only}, "")
+	table, warns := Build([]Ingress{second, only}, "")
 	if len(warns) != 0 {
 		t.Errorf("warnings = %q", warns)
 	}
@@ -315,7 +312,7 @@ func TestClassFiltering(t *testing.T) {
 	legacyMine := mkIngress("default", "legacy-mine", mkRule("lm.example", mkPath("/", prefix, "lm")))
 	legacyMine.Annotations = map[string]string{"kubernetes.io/ingress.class": "netlab"}
 
-	table, warns := Build([]networkingv1.Ingress{mine, noClass, nginx, legacy, legacyMine}, "")
+	table, warns := Build([]Ingress{mine, noClass, nginx, legacy, legacyMine}, "")
 	for host, want := range map[string]bool{
 		"mine.example": true, "none.example": true, "lm.example": true,
 		"nginx.example": false, "legacy.example": false,
@@ -331,7 +328,7 @@ func TestClassFiltering(t *testing.T) {
 	}
 
 	// Another lab class name serves only its own.
-	table, _ = Build([]networkingv1.Ingress{mine, nginx}, "nginx")
+	table, _ = Build([]Ingress{mine, nginx}, "nginx")
 	if _, ok := table.Match("mine.example", "/"); ok {
 		t.Error("class nginx served an Ingress of class netlab")
 	}
@@ -341,8 +338,8 @@ func TestClassFiltering(t *testing.T) {
 }
 
 func TestImplementationSpecificIsPrefix(t *testing.T) {
-	noType := networkingv1.HTTPIngressPath{Path: "", Backend: svcBackend("catchall", 80)}
-	table, warns := Build([]networkingv1.Ingress{
+	noType := HTTPIngressPath{Path: "", Backend: svcBackend("catchall", 80)}
+	table, warns := Build([]Ingress{
 		mkIngress("default", "is", mkRule("a.example", mkPath("/foo", implSpec, "foo"), noType)),
 	}, "")
 	if len(warns) != 0 {
@@ -360,10 +357,10 @@ func TestImplementationSpecificIsPrefix(t *testing.T) {
 
 func TestBackendPortByName(t *testing.T) {
 	pt := prefix
-	byName := networkingv1.HTTPIngressPath{Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{
-		Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Name: "http"}},
+	byName := HTTPIngressPath{Path: "/", PathType: &pt, Backend: IngressBackend{
+		Service: &IngressServiceBackend{Name: "web", Port: ServiceBackendPort{Name: "http"}},
 	}}
-	table, warns := Build([]networkingv1.Ingress{mkIngress("shop", "i", mkRule("", byName))}, "")
+	table, warns := Build([]Ingress{mkIngress("shop", "i", mkRule("", byName))}, "")
 	if len(warns) != 0 {
 		t.Fatal(warns)
 	}
@@ -375,11 +372,11 @@ func TestBackendPortByName(t *testing.T) {
 
 func TestInvalidRulesSkippedWithWarnings(t *testing.T) {
 	pt := prefix
-	noPort := networkingv1.HTTPIngressPath{Path: "/np", PathType: &pt, Backend: networkingv1.IngressBackend{
-		Service: &networkingv1.IngressServiceBackend{Name: "web"},
+	noPort := HTTPIngressPath{Path: "/np", PathType: &pt, Backend: IngressBackend{
+		Service: &IngressServiceBackend{Name: "web"},
 	}}
-	resource := networkingv1.HTTPIngressPath{Path: "/res", PathType: &pt, Backend: networkingv1.IngressBackend{}}
-	table, warns := Build([]networkingv1.Ingress{mkIngress("default", "bad",
+	resource := HTTPIngressPath{Path: "/res", PathType: &pt, Backend: IngressBackend{}}
+	table, warns := Build([]Ingress{mkIngress("default", "bad",
 		mkRule("*", mkPath("/", prefix, "a")),
 		mkRule("a.*.com", mkPath("/", prefix, "a")),
 		mkRule("host:80", mkPath("/", prefix, "a")),
@@ -398,7 +395,7 @@ func TestInvalidRulesSkippedWithWarnings(t *testing.T) {
 }
 
 func TestRequestPathCleaned(t *testing.T) {
-	table, _ := Build([]networkingv1.Ingress{mkIngress("default", "i", mkRule("",
+	table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("",
 		mkPath("/public", prefix, "public"), mkPath("/admin", exact, "admin")))}, "")
 	for _, c := range []struct{ path, svc string }{
 		{"/public/../admin", "admin"},
@@ -415,8 +412,8 @@ func TestRequestPathCleaned(t *testing.T) {
 
 func TestTableTLSAndHosts(t *testing.T) {
 	ing := mkIngress("shop", "tls", mkRule("a.example", mkPath("/", prefix, "a")), mkRule("*.w.example", mkPath("/", prefix, "w")))
-	ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"a.example"}, SecretName: "a-tls"}, {}}
-	table, _ := Build([]networkingv1.Ingress{ing}, "")
+	ing.Spec.TLS = []IngressTLS{{Hosts: []string{"a.example"}, SecretName: "a-tls"}, {}}
+	table, _ := Build([]Ingress{ing}, "")
 	tl := table.TLS()
 	if len(tl) != 2 || tl[0].Namespace != "shop" || tl[0].SecretName != "a-tls" || tl[0].Ingress != "shop/tls" {
 		t.Errorf("TLS() = %+v", tl)

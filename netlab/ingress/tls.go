@@ -17,8 +17,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // Validity periods.
@@ -259,7 +257,7 @@ func (cs *CertSelector) TLSConfig() *tls.Config {
 // clients sending no SNI: the API's "defaults to the wildcard host"), the first such entry
 // in Ingress order winning. def is the default certificate otherwise; nil issues one from
 // ca for defaultHosts.
-func BuildCertStore(ca *CA, t *Table, secrets []corev1.Secret, def *tls.Certificate, defaultHosts ...string) (*CertStore, []string, error) {
+func BuildCertStore(ca *CA, t *Table, secrets []Secret, def *tls.Certificate, defaultHosts ...string) (*CertStore, []string, error) {
 	var warns []string
 	if def == nil {
 		if ca == nil {
@@ -276,7 +274,7 @@ func BuildCertStore(ca *CA, t *Table, secrets []corev1.Secret, def *tls.Certific
 	}
 	store := NewCertStore(def)
 
-	bySecret := map[string]*corev1.Secret{}
+	bySecret := map[string]*Secret{}
 	for i := range secrets {
 		s := &secrets[i]
 		ns := s.Namespace
@@ -349,9 +347,9 @@ func BuildCertStore(ca *CA, t *Table, secrets []corev1.Secret, def *tls.Certific
 
 // certFromSecret loads tls.crt/tls.key of a kubernetes.io/tls Secret (from data, or
 // stringData when the scenario used it).
-func certFromSecret(s *corev1.Secret) (*tls.Certificate, error) {
-	if s.Type != "" && s.Type != corev1.SecretTypeTLS {
-		return nil, fmt.Errorf("type is %q, want %q", s.Type, corev1.SecretTypeTLS)
+func certFromSecret(s *Secret) (*tls.Certificate, error) {
+	if s.Type != "" && s.Type != SecretTypeTLS {
+		return nil, fmt.Errorf("type is %q, want %q", s.Type, SecretTypeTLS)
 	}
 	get := func(k string) []byte {
 		if v, ok := s.Data[k]; ok {
@@ -362,9 +360,9 @@ func certFromSecret(s *corev1.Secret) (*tls.Certificate, error) {
 		}
 		return nil
 	}
-	crt, key := get(corev1.TLSCertKey), get(corev1.TLSPrivateKeyKey)
+	crt, key := get(TLSCertKey), get(TLSPrivateKeyKey)
 	if len(crt) == 0 || len(key) == 0 {
-		return nil, fmt.Errorf("needs both %s and %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+		return nil, fmt.Errorf("needs both %s and %s", TLSCertKey, TLSPrivateKeyKey)
 	}
 	pair, err := tls.X509KeyPair(crt, key)
 	if err != nil {

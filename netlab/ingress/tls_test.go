@@ -14,10 +14,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestIssue(t *testing.T) {
@@ -47,7 +43,7 @@ func TestIssue(t *testing.T) {
 }
 
 // secretFor makes a kubernetes.io/tls Secret holding a certificate from another CA.
-func secretFor(t *testing.T, ns, name string, hosts ...string) (corev1.Secret, *tls.Certificate) {
+func secretFor(t *testing.T, ns, name string, hosts ...string) (Secret, *tls.Certificate) {
 	t.Helper()
 	other, err := NewCA("secret issuer")
 	if err != nil {
@@ -61,12 +57,12 @@ func secretFor(t *testing.T, ns, name string, hosts ...string) (corev1.Secret, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Type:       corev1.SecretTypeTLS,
+	return Secret{
+		ObjectMeta: ObjectMeta{Namespace: ns, Name: name},
+		Type:       SecretTypeTLS,
 		Data: map[string][]byte{
-			corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
-			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+			TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
+			TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		},
 	}, c
 }
@@ -79,14 +75,14 @@ func tlsTable(t *testing.T) *Table {
 		mkRule("sec.example", mkPath("/", prefix, "web")),
 		mkRule("missing.example", mkPath("/", prefix, "web")),
 	)
-	ing.Spec.TLS = []networkingv1.IngressTLS{
+	ing.Spec.TLS = []IngressTLS{
 		{Hosts: []string{"app.example", "*.wild.example"}}, // issued by the lab CA
 		{Hosts: []string{"sec.example"}, SecretName: "sec-tls"},
 		{Hosts: []string{"missing.example"}, SecretName: "no-such-secret"},
 		// The same host again from a Secret: the Secret wins over the issued certificate.
 		{Hosts: []string{"app.example"}, SecretName: "app-tls"},
 	}
-	table, warns := Build([]networkingv1.Ingress{ing}, "")
+	table, warns := Build([]Ingress{ing}, "")
 	if len(warns) != 0 {
 		t.Fatal(warns)
 	}
@@ -101,7 +97,7 @@ func TestBuildCertStoreSNI(t *testing.T) {
 	secSecret, secCert := secretFor(t, "default", "sec-tls", "sec.example")
 	appSecret, appCert := secretFor(t, "default", "app-tls", "app.example")
 	wrongNS, _ := secretFor(t, "other", "no-such-secret", "missing.example")
-	store, warns, err := BuildCertStore(ca, tlsTable(t), []corev1.Secret{secSecret, appSecret, wrongNS}, nil, "node-1.netlab")
+	store, warns, err := BuildCertStore(ca, tlsTable(t), []Secret{secSecret, appSecret, wrongNS}, nil, "node-1.netlab")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +132,8 @@ func TestBuildCertStoreSNI(t *testing.T) {
 
 	// A Secret of the wrong type is refused with a warning.
 	bad := secSecret
-	bad.Type = corev1.SecretTypeOpaque
-	_, warns, err = BuildCertStore(ca, tlsTable(t), []corev1.Secret{bad, appSecret}, nil)
+	bad.Type = SecretTypeOpaque
+	_, warns, err = BuildCertStore(ca, tlsTable(t), []Secret{bad, appSecret}, nil)
 	if err != nil || len(warns) != 2 || !strings.Contains(strings.Join(warns, "\n"), `type is "Opaque"`) {
 		t.Errorf("wrong-type secret: err %v warnings %q", err, warns)
 	}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // The upstream mode comes from the Ingress's annotation, else the table's default; an
@@ -17,7 +15,7 @@ func TestBuildUpstreamModes(t *testing.T) {
 	bad := mkIngress("default", "bad", mkRule("bad.example", mkPath("/", prefix, "web")))
 	bad.Annotations = map[string]string{AnnotationUpstream: "pods"}
 	plain := mkIngress("default", "plain", mkRule("plain.example", mkPath("/", prefix, "web")))
-	ings := []networkingv1.Ingress{ep, bad, plain}
+	ings := []Ingress{ep, bad, plain}
 
 	for _, def := range []string{"", UpstreamService, UpstreamEndpoints} {
 		table, warns := BuildWith(ings, BuildOptions{Upstream: def})
@@ -45,14 +43,14 @@ func TestProxyEndpointsMode(t *testing.T) {
 	a, b, svc := echoUpstream(t, "a"), echoUpstream(t, "b"), echoUpstream(t, "svc")
 	ep := mkIngress("default", "ep", mkRule("ep.example", mkPath("/", prefix, "web")), mkRule("none.example", mkPath("/", prefix, "empty")))
 	ep.Annotations = map[string]string{AnnotationUpstream: UpstreamEndpoints}
-	table, warns := Build([]networkingv1.Ingress{ep, mkIngress("default", "svc", mkRule("svc.example", mkPath("/", prefix, "web")))}, "")
+	table, warns := Build([]Ingress{ep, mkIngress("default", "svc", mkRule("svc.example", mkPath("/", prefix, "web")))}, "")
 	if len(warns) != 0 {
 		t.Fatal(warns)
 	}
 	webEPs := &Backends{Addrs: []string{hostOf(a), hostOf(b)}}
 	h, err := NewHandler(Options{
 		Resolve: staticResolver(map[string]string{"default/web": hostOf(svc), "default/empty": hostOf(svc)}),
-		Endpoints: func(ns, name string, _ networkingv1.ServiceBackendPort) (*Backends, error) {
+		Endpoints: func(ns, name string, _ ServiceBackendPort) (*Backends, error) {
 			switch name {
 			case "web":
 				return webEPs, nil

@@ -26,9 +26,6 @@ import (
 	"github.com/netlabdev/netlab/netlab/rawio"
 	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Ingress agent defaults (the Lab's spec.ingress defaults).
@@ -368,13 +365,13 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 	if err != nil {
 		return nil, err
 	}
-	var ings []networkingv1.Ingress
+	var ings []ingress.Ingress
 	order := map[string]int{}
 	for _, in := range p.Ingresses {
 		if in.Created != 0 {
 			order[in.Namespace+"/"+in.Name] = in.Created
 		}
-		var obj networkingv1.Ingress
+		var obj ingress.Ingress
 		if err := json.Unmarshal(in.Object, &obj); err != nil {
 			return nil, fmt.Errorf("ingress %s/%s in %s: %w", in.Namespace, in.Name, cfg.Config, err)
 		}
@@ -399,17 +396,17 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 }
 
 // planSecrets turns the plan's TLS material back into kubernetes.io/tls Secrets.
-func planSecrets(p *plan.Plan) []corev1.Secret {
-	var out []corev1.Secret
+func planSecrets(p *plan.Plan) []ingress.Secret {
+	var out []ingress.Secret
 	for _, e := range p.TLS {
 		ns, name, ok := strings.Cut(e.Secret, "/")
 		if !ok || len(e.Cert) == 0 {
 			continue
 		}
-		out = append(out, corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Type:       corev1.SecretTypeTLS,
-			Data:       map[string][]byte{corev1.TLSCertKey: e.Cert, corev1.TLSPrivateKeyKey: e.Key},
+		out = append(out, ingress.Secret{
+			ObjectMeta: ingress.ObjectMeta{Namespace: ns, Name: name},
+			Type:       ingress.SecretTypeTLS,
+			Data:       map[string][]byte{ingress.TLSCertKey: e.Cert, ingress.TLSPrivateKeyKey: e.Key},
 		})
 	}
 	return out
@@ -440,12 +437,12 @@ func serviceResolver(p *plan.Plan) ingress.Resolver {
 	for _, s := range p.Services {
 		svcs[key{s.Namespace, s.Name}] = s
 	}
-	return func(ns, name string, port networkingv1.ServiceBackendPort) (string, error) {
+	return func(ns, name string, port ingress.ServiceBackendPort) (string, error) {
 		s, ok := svcs[key{ns, name}]
 		if !ok {
 			return "", fmt.Errorf("service %s/%s not found", ns, name)
 		}
-		if s.ClusterIP == "" || s.ClusterIP == corev1.ClusterIPNone {
+		if s.ClusterIP == "" || s.ClusterIP == "None" {
 			return "", fmt.Errorf("service %s/%s has no cluster IP", ns, name)
 		}
 		for _, sp := range s.Ports {
@@ -457,7 +454,7 @@ func serviceResolver(p *plan.Plan) ingress.Resolver {
 	}
 }
 
-func backendPortString(p networkingv1.ServiceBackendPort) string {
+func backendPortString(p ingress.ServiceBackendPort) string {
 	if p.Name != "" {
 		return p.Name
 	}
@@ -508,7 +505,7 @@ func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResol
 			byKey[key{sp.Namespace, sp.Name, sp.PortName, 0}] = bk
 		}
 	}
-	return func(ns, name string, port networkingv1.ServiceBackendPort) (*ingress.Backends, error) {
+	return func(ns, name string, port ingress.ServiceBackendPort) (*ingress.Backends, error) {
 		k := key{ns, name, port.Name, 0}
 		if port.Name == "" {
 			k.port = port.Number

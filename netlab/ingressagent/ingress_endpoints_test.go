@@ -9,8 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
-	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // The endpoints mode reads the controller's file: ready endpoints per Service port, by
@@ -32,19 +32,19 @@ func TestLoadEndpointsResolver(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := loadEndpointsResolver(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for _, port := range []networkingv1.ServiceBackendPort{{Number: 80}, {Name: "http"}} {
+	for _, port := range []ingress.ServiceBackendPort{{Number: 80}, {Name: "http"}} {
 		bk, err := res("default", "web", port)
 		if err != nil || !slices.Equal(bk.Addrs, []string{"10.244.1.2:8080", "10.244.2.2:8080"}) {
 			t.Errorf("web port %+v: %v %v", port, bk, err)
 		}
 	}
-	if bk, err := res("default", "old", networkingv1.ServiceBackendPort{Number: 80}); err != nil || !slices.Equal(bk.Addrs, []string{"10.244.1.4:8080"}) {
+	if bk, err := res("default", "old", ingress.ServiceBackendPort{Number: 80}); err != nil || !slices.Equal(bk.Addrs, []string{"10.244.1.4:8080"}) {
 		t.Errorf("old (only terminating): %v %v", bk, err)
 	}
-	if _, err := res("default", "web", networkingv1.ServiceBackendPort{Number: 81}); err == nil {
+	if _, err := res("default", "web", ingress.ServiceBackendPort{Number: 81}); err == nil {
 		t.Error("web port 81: no error")
 	}
-	if _, err := res("default", "nope", networkingv1.ServiceBackendPort{Number: 80}); err == nil {
+	if _, err := res("default", "nope", ingress.ServiceBackendPort{Number: 80}); err == nil {
 		t.Error("unknown Service: no error")
 	}
 }

@@ -34,7 +34,9 @@ var layers = map[string]layer{
 	// kube-proxy's nftables mode shares the Service model of the iptables renderer, not its text.
 	"kubeproxy/nftables": {pure: true, netlab: []string{"kubeproxy"}},
 	"lb":                 {pure: true, netlab: []string{"iptables"}},
-	"ingress":            {pure: true, external: []string{"k8s.io/api/", "k8s.io/apimachinery/", "github.com/prometheus/client_golang/", "golang.org/x/net/"}},
+	// The ingress: Ingress and Secret types of its own and a hand-written Prometheus
+	// exposition, so that its agent needs neither the Kubernetes API nor client_golang.
+	"ingress": {pure: true, external: []string{"golang.org/x/net/"}},
 	// The plan is what every agent reads: no Kubernetes types (planbuild makes it from them).
 	"plan":      {pure: true, netlab: []string{"kubeproxy", "kubeproxy/nftables"}},
 	"planbuild": {pure: true, netlab: []string{"scenario", "plan"}, external: []string{"k8s.io/api/", "k8s.io/apimachinery/"}},
