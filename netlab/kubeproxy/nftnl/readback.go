@@ -668,7 +668,7 @@ func (c *Conn) dump(typ int, data []byte, fn func([]byte) error) error {
 		return err
 	}
 	if len(c.rbuf) == 0 {
-		c.rbuf = make([]byte, 1<<20)
+		c.rbuf = make([]byte, 64<<10) // a dump's part is at most 32 KiB
 	}
 	for {
 		var n int
