@@ -302,18 +302,71 @@ func appendExpr(dst []byte, name string, attrs []nlattr, anon func(name string, 
 	return appendCanon(dst, attrs), nil
 }
 
-// desired is the image of the table that msgs (NEWTABLE, NEWCHAIN, NEWSET, NEWSETELEM
-// and NEWRULE messages, as build writes them from Staged's texts) make from nothing.
-func desired(msgs []netlink.Message) (*image, error) {
-	im := &image{chains: map[string]string{}, sets: map[string]string{}, rules: map[string][]string{}}
+// parsed is a table as read back or as compiled, its rules not yet canonical: they
+// name anonymous sets, whose elements are read back only when everything else compares
+// equal (one dump a set: most of a read-back's cost).
+type parsed struct {
+	table  string
+	chains map[string]string
+	sets   map[string]string // named sets and maps, their elements included
+	anon   map[string]*readSet
+	// anonKey is the key of anon an anonymous set is found by from a rule's lookup: its
+	// name in the kernel, its transaction ID in compiled messages.
+	anonKey func(name string, id []byte) string
+	rules   []parsedRule
+	// anonOrder is the anonymous sets' names in the kernel's order (read back only).
+	anonOrder []string
+}
+
+type readSet struct {
+	attrs []nlattr
+	elems []string
+}
+
+type parsedRule struct {
+	chain string
+	attrs []nlattr
+}
+
+func newParsed(key func(name string, id []byte) string) *parsed {
+	return &parsed{chains: map[string]string{}, sets: map[string]string{}, anon: map[string]*readSet{}, anonKey: key}
+}
+
+// image is p with its rules canonical; with elems, an anonymous set is named by its
+// attributes and elements, else by its attributes only.
+func (p *parsed) image(elems bool) (*image, error) {
+	im := &image{table: p.table, chains: p.chains, sets: p.sets, rules: map[string][]string{}}
+	anon := func(name string, id []byte) (string, bool) {
+		s := p.anon[p.anonKey(name, id)]
+		if s == nil {
+			return "", false
+		}
+		var e []string
+		if elems {
+			e = s.elems
+		}
+		c, err := setCanon(s.attrs, e)
+		return c, err == nil
+	}
+	for _, r := range p.rules {
+		c, err := ruleCanon(r.attrs, anon)
+		if err != nil {
+			return nil, err
+		}
+		im.rules[r.chain] = append(im.rules[r.chain], c)
+	}
+	return im, nil
+}
+
+// desired parses what msgs (NEWTABLE, NEWCHAIN, NEWSET, NEWSETELEM and NEWRULE messages,
+// as build writes them from Staged's texts) make from nothing.
+func desired(msgs []netlink.Message) (*parsed, error) {
+	p := newParsed(func(_ string, id []byte) string { return string(id) })
 	type set struct {
 		attrs []nlattr
 		elems []string
-		anon  bool
 	}
 	named := map[string]*set{}
-	byID := map[string]*set{} // anonymous sets by transaction ID
-	var rules []netlink.Message
 	for _, m := range msgs {
 		if len(m.Data) < 4 {
 			return nil, fmt.Errorf("short message")
@@ -324,40 +377,37 @@ func desired(msgs []netlink.Message) (*image, error) {
 		}
 		switch int(m.Header.Type) & 0xff {
 		case unix.NFT_MSG_NEWTABLE:
-			if im.table, err = tableCanon(attrs); err != nil {
+			if p.table, err = tableCanon(attrs); err != nil {
 				return nil, err
 			}
 		case unix.NFT_MSG_NEWCHAIN:
 			name, _ := find(attrs, unix.NFTA_CHAIN_NAME)
-			if im.chains[attrString(name)], err = chainCanon(attrs); err != nil {
+			if p.chains[attrString(name)], err = chainCanon(attrs); err != nil {
 				return nil, err
 			}
 		case unix.NFT_MSG_NEWSET:
 			name, _ := find(attrs, unix.NFTA_SET_NAME)
 			id, _ := find(attrs, unix.NFTA_SET_ID)
-			s := &set{attrs: attrs, anon: strings.HasPrefix(attrString(name), "__")}
-			if s.anon {
-				byID[string(id.data)] = s
+			if strings.HasPrefix(attrString(name), "__") {
+				p.anon[string(id.data)] = &readSet{attrs: attrs}
 			} else {
-				named[attrString(name)] = s
+				named[attrString(name)] = &set{attrs: attrs}
 			}
 		case unix.NFT_MSG_NEWSETELEM:
-			var s *set
-			if name, ok := find(attrs, unix.NFTA_SET_ELEM_LIST_SET); ok {
-				s = named[attrString(name)]
-			} else if id, ok := find(attrs, unix.NFTA_SET_ELEM_LIST_SET_ID); ok {
-				s = byID[string(id.data)]
-			}
-			if s == nil {
-				return nil, fmt.Errorf("elements of an unknown set")
-			}
 			e, err := elemsCanon(attrs)
 			if err != nil {
 				return nil, err
 			}
-			s.elems = append(s.elems, e...)
+			if name, ok := find(attrs, unix.NFTA_SET_ELEM_LIST_SET); ok && named[attrString(name)] != nil {
+				named[attrString(name)].elems = append(named[attrString(name)].elems, e...)
+			} else if id, ok := find(attrs, unix.NFTA_SET_ELEM_LIST_SET_ID); ok && p.anon[string(id.data)] != nil {
+				p.anon[string(id.data)].elems = append(p.anon[string(id.data)].elems, e...)
+			} else {
+				return nil, fmt.Errorf("elements of an unknown set")
+			}
 		case unix.NFT_MSG_NEWRULE:
-			rules = append(rules, m)
+			chain, _ := find(attrs, unix.NFTA_RULE_CHAIN)
+			p.rules = append(p.rules, parsedRule{attrString(chain), attrs})
 		default:
 			return nil, fmt.Errorf("unexpected message %d", m.Header.Type)
 		}
@@ -367,26 +417,9 @@ func desired(msgs []netlink.Message) (*image, error) {
 		if err != nil {
 			return nil, err
 		}
-		im.sets[n] = c
+		p.sets[n] = c
 	}
-	anon := func(_ string, id []byte) (string, bool) {
-		s := byID[string(id)]
-		if s == nil {
-			return "", false
-		}
-		c, err := setCanon(s.attrs, s.elems)
-		return c, err == nil
-	}
-	for _, m := range rules {
-		attrs, _ := parseAttrs(m.Data[4:])
-		chain, _ := find(attrs, unix.NFTA_RULE_CHAIN)
-		c, err := ruleCanon(attrs, anon)
-		if err != nil {
-			return nil, err
-		}
-		im.rules[attrString(chain)] = append(im.rules[attrString(chain)], c)
-	}
-	return im, nil
+	return p, nil
 }
 
 func tableCanon(attrs []nlattr) (string, error) {
@@ -457,11 +490,12 @@ func (im *image) diff(o *image) string {
 	return ""
 }
 
-// dumpTable reads table ip kube-proxy back from the kernel over conn: its chains, rules,
-// sets and their elements. The elements of affinity sets (filled by packets, with
-// timeouts) are not read.
-func dumpTable(c *Conn) (*image, error) {
-	im := &image{chains: map[string]string{}, sets: map[string]string{}, rules: map[string][]string{}}
+// dumpTable reads table ip kube-proxy back from the kernel over c: the table, its
+// chains, rules, sets and the elements of its named sets (not of affinity sets, which
+// packets fill, with timeouts); nil when there is no such table. The elements of its
+// anonymous sets are read by readAnonElements.
+func dumpTable(c *Conn) (*parsed, error) {
+	p := newParsed(func(name string, _ []byte) string { return name })
 	ours := func(attrs []nlattr, typ uint16) bool {
 		t, ok := find(attrs, typ)
 		return ok && attrString(t) == nftables.Table
@@ -488,7 +522,7 @@ func dumpTable(c *Conn) (*image, error) {
 		if n, _ := find(a, unix.NFTA_TABLE_NAME); attrString(n) == nftables.Table {
 			found = true
 			var err error
-			im.table, err = tableCanon(a)
+			p.table, err = tableCanon(a)
 			return err
 		}
 		return nil
@@ -504,74 +538,92 @@ func dumpTable(c *Conn) (*image, error) {
 		}
 		name, _ := find(a, unix.NFTA_CHAIN_NAME)
 		c, err := chainCanon(a)
-		im.chains[attrString(name)] = c
+		p.chains[attrString(name)] = c
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	type set struct {
-		attrs []nlattr
-		anon  bool
-	}
-	sets := map[string]set{}
-	var order []string
+	named := map[string][]nlattr{}
 	if err := each(unix.NFT_MSG_GETSET, tableAttr(unix.NFTA_SET_TABLE), func(a []nlattr) error {
 		if !ours(a, unix.NFTA_SET_TABLE) {
 			return nil
 		}
 		name, _ := find(a, unix.NFTA_SET_NAME)
 		flags, _ := find(a, unix.NFTA_SET_FLAGS)
-		anon := len(flags.data) == 4 && binaryutil.BigEndian.Uint32(flags.data)&unix.NFT_SET_ANONYMOUS != 0
-		sets[attrString(name)] = set{a, anon}
-		order = append(order, attrString(name))
+		if len(flags.data) == 4 && binaryutil.BigEndian.Uint32(flags.data)&unix.NFT_SET_ANONYMOUS != 0 {
+			p.anon[attrString(name)] = &readSet{attrs: a}
+			p.anonOrder = append(p.anonOrder, attrString(name))
+		} else {
+			named[attrString(name)] = a
+		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	anonCanon := map[string]string{}
-	for _, n := range order { // in the kernel's order: each found early in its walk of the sets
-		s := sets[n]
+	for n, a := range named {
 		var elems []string
 		if !strings.HasPrefix(n, "affinity-") {
-			b := nfgen(unix.NFPROTO_IPV4)
-			a, _ := netlink.MarshalAttributes([]netlink.Attribute{
-				{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(nftables.Table + "\x00")},
-				{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(n + "\x00")},
-			})
-			if err := each(unix.NFT_MSG_GETSETELEM, append(b, a...), func(a []nlattr) error {
-				e, err := elemsCanon(a)
-				elems = append(elems, e...)
-				return err
-			}); err != nil {
-				return nil, fmt.Errorf("elements of %s: %w", n, err)
+			var err error
+			if elems, err = c.setElements(n); err != nil {
+				return nil, err
 			}
 		}
-		c, err := setCanon(s.attrs, elems)
+		cn, err := setCanon(a, elems)
 		if err != nil {
 			return nil, err
 		}
-		if s.anon {
-			anonCanon[n] = c
-		} else {
-			im.sets[n] = c
-		}
-	}
-	anon := func(name string, _ []byte) (string, bool) {
-		c, ok := anonCanon[name]
-		return c, ok
+		p.sets[n] = cn
 	}
 	if err := each(unix.NFT_MSG_GETRULE, tableAttr(unix.NFTA_RULE_TABLE), func(a []nlattr) error {
 		if !ours(a, unix.NFTA_RULE_TABLE) {
 			return nil
 		}
 		chain, _ := find(a, unix.NFTA_RULE_CHAIN)
-		c, err := ruleCanon(a, anon)
-		im.rules[attrString(chain)] = append(im.rules[attrString(chain)], c)
-		return err
+		p.rules = append(p.rules, parsedRule{attrString(chain), a})
+		return nil
 	}); err != nil {
 		return nil, err
 	}
-	return im, nil
+	return p, nil
+}
+
+// readAnonElements reads the elements of p's anonymous sets, in the kernel's order of
+// sets (it finds each by name walking that list).
+func readAnonElements(c *Conn, p *parsed) error {
+	for _, n := range p.anonOrder {
+		e, err := c.setElements(n)
+		if err != nil {
+			return err
+		}
+		p.anon[n].elems = e
+	}
+	return nil
+}
+
+// setElements reads the elements of set name of the table, canonical.
+func (c *Conn) setElements(name string) ([]string, error) {
+	b := nfgen(unix.NFPROTO_IPV4)
+	a, _ := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(nftables.Table + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(name + "\x00")},
+	})
+	var elems []string
+	err := c.dump(unix.NFT_MSG_GETSETELEM, append(b, a...), func(m []byte) error {
+		if len(m) < 4 {
+			return nil
+		}
+		attrs, err := parseAttrs(m[4:])
+		if err != nil {
+			return err
+		}
+		e, err := elemsCanon(attrs)
+		elems = append(elems, e...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("elements of %s: %w", name, err)
+	}
+	return elems, nil
 }
 
 // Holds reports whether table ip kube-proxy in c's namespace holds exactly what the
@@ -584,7 +636,7 @@ func dumpTable(c *Conn) (*image, error) {
 func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) {
 	// The texts are compiled while the kernel answers the dumps.
 	type compiled struct {
-		im  *image
+		p   *parsed
 		err error
 	}
 	wantCh := make(chan compiled, 1)
@@ -598,10 +650,10 @@ func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) 
 			}
 			msgs = append(msgs, b.out...)
 		}
-		im, err := desired(msgs)
-		wantCh <- compiled{im, err}
+		p, err := desired(msgs)
+		wantCh <- compiled{p, err}
 	}()
-	var got *image
+	var got *parsed
 	err = onThisThread(func() error {
 		if c.c == nil {
 			nc, err := dial()
@@ -626,8 +678,31 @@ func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) 
 	case got == nil:
 		return false, "no table", nil
 	}
-	if d := want.im.diff(got); d != "" {
-		return false, d, nil
+	// First everything but the anonymous sets' elements: a table that differs usually
+	// differs there already (a Service's endpoints: its numgen modulus, its chains).
+	for _, elems := range []bool{false, true} {
+		if elems {
+			if err := onThisThread(func() error {
+				if err := readAnonElements(c, got); err != nil {
+					c.Close()
+					return fmt.Errorf("nftables: reading the table back: %w", err)
+				}
+				return nil
+			}); err != nil {
+				return false, "", err
+			}
+		}
+		w, err := want.p.image(elems)
+		if err != nil {
+			return false, "", err
+		}
+		g, err := got.image(elems)
+		if err != nil {
+			return false, fmt.Sprintf("read back: %v", err), nil
+		}
+		if d := w.diff(g); d != "" {
+			return false, d, nil
+		}
 	}
 	return true, "", nil
 }
