@@ -26,7 +26,9 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	case "", "iptables":
 		return &RuleSyncer{node: node}, nil
 	case "nftables":
-		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node), nftConn: &nftnl.Conn{}}, nil
+		m := nftables.NewModel(node)
+		m.DeferStaleDeletes(true) // as kube-proxy: see StaleDue
+		return &RuleSyncer{node: node, nft: true, nftModel: m, nftConn: &nftnl.Conn{}}, nil
 	}
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
@@ -69,6 +71,14 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		defer debug.SetGCPercent(debug.SetGCPercent(fullSyncGCPercent))
 	}
 	delta, ok := r.nftModel.Update(ports) // only the changed ports rendered again
+	// Chains no port wants any more are flushed in the sync that makes them stale and
+	// deleted in one at least a second later (nftables.StaleDelay), in the same
+	// transaction as its changes; a full sync deletes them all.
+	if del := r.nftModel.StaleDeletes(time.Now(), full || !r.nftSynced); del != nil {
+		if ok {
+			delta = append(delta, del...)
+		}
+	}
 	var stages [][]byte
 	kept := false
 	if full || !ok || !r.nftSynced {
@@ -152,6 +162,9 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	if full {
 		r.lastFull = time.Now()
 	}
+	if staged != nil {
+		r.nftModel.ForgetStale() // the rewrite deleted every chain the model does not have
+	}
 	r.nftSynced = true
 	r.learnState(before, n)
 	st.Took = time.Since(start)
@@ -199,7 +212,9 @@ func (r *RuleSyncer) SetRecord(path string) { r.nftRecord = path }
 func (r *RuleSyncer) currentRecord() (nftRecord, bool) {
 	fp, ok := r.nftModel.Fingerprint()
 	boot, bin := bootID(), binaryID()
-	if !ok || r.nftKnown.Generation == 0 || boot == "" || bin == "" {
+	// While flushed stale chains wait for their deletion the table holds more than the
+	// ports make: no record (a successor reads the table back and rewrites it).
+	if !ok || r.nftModel.StalePending() || r.nftKnown.Generation == 0 || boot == "" || bin == "" {
 		return nftRecord{}, false
 	}
 	return nftRecord{Boot: boot, Binary: bin, State: r.nftKnown, Ports: fp}, true
@@ -300,4 +315,11 @@ func (r *RuleSyncer) Close() error {
 		r.nftRecordFile = nil
 	}
 	return r.nftConn.Close()
+}
+
+// StaleDue reports whether a sync is due to delete chains an earlier one left flushed
+// (nftables mode; see nftables.Model.DeferStaleDeletes): kube-proxy deletes them in a
+// sync at least nftables.StaleDelay after.
+func (r *RuleSyncer) StaleDue() bool {
+	return r.nft && r.nftSynced && r.nftModel.StaleDue(time.Now())
 }

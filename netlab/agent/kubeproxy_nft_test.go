@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/labtest"
 )
 
@@ -158,4 +160,90 @@ func tableLines(t *testing.T, ns string) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// As kube-proxy does, an incremental sync flushes the chains no port wants any more and
+// leaves them in the table; a sync at least nftables.StaleDelay later deletes them
+// (StaleDue says when one is due), and a full sync deletes them at once.
+func TestNFTablesStaleChainsDeletedLater(t *testing.T) {
+	labtest.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft is missing (scripts/deps.sh installs nftables): %v", err)
+	}
+	node := kubeproxy.Node{Name: "node-1", IP: "192.168.0.2", ClusterCIDR: "10.0.0.0/8", ServiceCIDR: "172.30.0.0/12"}
+	ports := []kubeproxy.ServicePort{{Namespace: "ns", Name: "web", PortName: "http", Protocol: "TCP",
+		ClusterIP: "172.30.0.10", Port: 80, Endpoints: []kubeproxy.Endpoint{
+			{Pod: "a", IP: "10.180.0.2", Port: 8080, Ready: true}, {Pod: "b", IP: "10.180.0.3", Port: 8080, Ready: true}}}}
+	ns := labtest.Netns(t, "agnft", "stale")
+	sy, err := agent.NewRuleSyncerMode(node, "nftables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sy.Close()
+	sync := func(full bool) {
+		t.Helper()
+		if err := kernel.Do(ns, func() error { _, err := sy.Sync(ports, full); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chains := func() (all, empty []string) {
+		t.Helper()
+		out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", "kube-proxy")
+		if err != nil {
+			t.Fatalf("nft list table: %v\n%s", err, out)
+		}
+		var cur string
+		n := 0
+		for _, l := range strings.Split(string(out), "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case strings.HasPrefix(l, "chain endpoint-"):
+				cur, n = strings.Fields(l)[1], 0
+			case l == "}" && cur != "":
+				all = append(all, cur)
+				if n == 0 {
+					empty = append(empty, cur)
+				}
+				cur = ""
+			case cur != "" && l != "":
+				n++
+			}
+		}
+		return all, empty
+	}
+	sync(true)
+	if all, empty := chains(); len(all) != 2 || len(empty) != 0 {
+		t.Fatalf("after the first sync: endpoint chains %q, empty %q", all, empty)
+	}
+	for _, full := range []bool{false, true} {
+		ports[0].Endpoints = ports[0].Endpoints[:1] // b leaves
+		sync(false)
+		all, empty := chains()
+		if len(all) != 2 || len(empty) != 1 || !strings.Contains(empty[0], "10.180.0.3") {
+			t.Fatalf("after b left: endpoint chains %q, empty %q; want b's left empty", all, empty)
+		}
+		if sy.StaleDue() {
+			t.Fatal("a deletion is due at once")
+		}
+		if !full {
+			time.Sleep(nftables.StaleDelay)
+			if !sy.StaleDue() {
+				t.Fatal("no deletion due after StaleDelay")
+			}
+		}
+		sync(full)
+		if all, empty := chains(); len(all) != 1 || len(empty) != 0 {
+			t.Fatalf("a later sync (full %v): endpoint chains %q, empty %q; want b's gone", full, all, empty)
+		}
+		ports[0].Endpoints = append(ports[0].Endpoints, kubeproxy.Endpoint{Pod: "b", IP: "10.180.0.3", Port: 8080, Ready: true})
+		sync(false)
+	}
+	// Gone and back before the delay: the chain is refilled, and nothing is due.
+	ports[0].Endpoints = ports[0].Endpoints[:1]
+	sync(false)
+	ports[0].Endpoints = append(ports[0].Endpoints, kubeproxy.Endpoint{Pod: "b", IP: "10.180.0.3", Port: 8080, Ready: true})
+	sync(false)
+	if all, empty := chains(); len(all) != 2 || len(empty) != 0 || sy.StaleDue() {
+		t.Fatalf("b gone and back: endpoint chains %q, empty %q, due %v", all, empty, sy.StaleDue())
+	}
 }
