@@ -5,7 +5,7 @@
 //	wan 203.0.113.0/24      client .2, lb .1
 //	fabric 172.18.0.0/24    lb .1 (the nodes' gateway), node-1 .11, node-2 .12
 //	pods 10.244.0.0/16      node-1 10.244.1.0/24, node-2 10.244.2.0/24 (placement by plan)
-//	services 10.96.0.0/12   web (NodePort), sticky (ClientIP affinity), solo (NodePort,
+//	services 10.96.0.0/12   web (NodePort), sticky (ClientIP affinity), solo (LoadBalancer,
 //	                        externalTrafficPolicy Local, 1 pod), dns (UDP 53 -> 5353),
 //	                        web-local and solo-local (internalTrafficPolicy Local), multi
 //	                        (80 -> named http 8080, 81 -> 9090 by number), fixed (manifest

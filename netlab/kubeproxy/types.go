@@ -103,8 +103,10 @@ func (sp *ServicePort) externalPolicyLocal() bool {
 }
 
 // usesClusterEndpoints and usesLocalEndpoints mirror kube-proxy's methods of the same name.
+// A port reachable from outside uses the cluster-wide endpoints whatever its policies:
+// under an external Local policy, pods and the node still short-circuit to all of them.
 func (sp *ServicePort) usesClusterEndpoints() bool {
-	return !sp.InternalLocal || (sp.externallyAccessible() && !sp.ExternalLocal)
+	return !sp.InternalLocal || sp.externallyAccessible()
 }
 
 func (sp *ServicePort) usesLocalEndpoints() bool {

@@ -163,9 +163,13 @@ func (b *builder) build(name string) (*plan.Plan, error) {
 			// Pod-to-Service traffic answered by a pod on the same bridge must pass the
 			// node's conntrack to be un-DNATed: kube-proxy needs bridge netfilter.
 			plan.Sysctl{Netns: node.Netns, Key: "net.bridge.bridge-nf-call-iptables", Value: "1"},
-			// NodePorts on 127.0.0.1 and hairpin through the node's own address.
-			plan.Sysctl{Netns: node.Netns, Key: "net.ipv4.conf.all.route_localnet", Value: "1"},
 		)
+		if !p.NFTables() {
+			// NodePorts on 127.0.0.1, as kube-proxy's iptables mode sets it (with the
+			// KUBE-FIREWALL rule against martians from off the node). Its nftables mode
+			// serves no localhost NodePorts and leaves the sysctl alone.
+			p.Sysctls = append(p.Sysctls, plan.Sysctl{Netns: node.Netns, Key: "net.ipv4.conf.all.route_localnet", Value: "1"})
+		}
 	}
 	if net.Mode == scenario.ModeVXLAN {
 		b.vxlan()
@@ -557,7 +561,9 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 			}
 			ps.Ports = append(ps.Ports, port)
 		}
-		if ps.ExternalTrafficLocal {
+		// Only a LoadBalancer Service gets a healthCheckNodePort (the API server allocates
+		// it for LoadBalancer + Local alone): its load balancer asks each node.
+		if ps.ExternalTrafficLocal && s.Spec.Type == corev1.ServiceTypeLoadBalancer {
 			ps.HealthCheckNodePort = s.Spec.HealthCheckNodePort
 			if ps.HealthCheckNodePort == 0 && hasPrev {
 				ps.HealthCheckNodePort = prev.HealthCheckNodePort

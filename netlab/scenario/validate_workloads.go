@@ -479,6 +479,13 @@ func (v *validator) service(svc *Service) {
 	if itp := sp.InternalTrafficPolicy; itp != nil && *itp != corev1.ServiceInternalTrafficPolicyCluster && *itp != corev1.ServiceInternalTrafficPolicyLocal {
 		v.errf(w, "spec.internalTrafficPolicy", "must be Cluster or Local, got %q", *itp)
 	}
+	if a := sp.AllocateLoadBalancerNodePorts; a != nil && !*a {
+		if isLB {
+			v.errf(w, "spec.allocateLoadBalancerNodePorts", "false is not modelled: the lab's load balancer forwards to every node's NodePort, so a LoadBalancer Service needs them")
+		} else {
+			v.errf(w, "spec.allocateLoadBalancerNodePorts", "may only be set on LoadBalancer Services")
+		}
+	}
 	if sp.HealthCheckNodePort != 0 {
 		if !isLB || sp.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 			v.errf(w, "spec.healthCheckNodePort", "may only be set on LoadBalancer Services with externalTrafficPolicy Local")

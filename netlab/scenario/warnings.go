@@ -35,7 +35,7 @@ var (
 	modelledServiceSpec = []string{"type", "selector", "ports", "clusterIP", "clusterIPs",
 		"externalTrafficPolicy", "internalTrafficPolicy", "healthCheckNodePort",
 		"sessionAffinity", "sessionAffinityConfig", "loadBalancerIP", "ipFamilies", "ipFamilyPolicy", "externalName",
-		"publishNotReadyAddresses", "externalIPs", "loadBalancerSourceRanges"}
+		"publishNotReadyAddresses", "externalIPs", "loadBalancerSourceRanges", "allocateLoadBalancerNodePorts"}
 	modelledServicePort = []string{"name", "protocol", "port", "targetPort", "nodePort"}
 	modelledIngressSpec = []string{"ingressClassName", "defaultBackend", "tls", "rules"}
 	// An IngressClass is its controller; annotations are checked in ingressClass.
