@@ -739,15 +739,18 @@ func (c *Conn) dump(typ int, data []byte, fn func([]byte) error) error {
 	if serr != nil {
 		return serr
 	}
-	if err := c.c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return err
-	}
 	if len(c.rbuf) == 0 {
 		c.rbuf = make([]byte, 64<<10) // a dump's part is at most 32 KiB
 	}
 	for {
 		var n int
 		var rerr error
+		// Each part in 5 s at most (the kernel makes the next one when this one is read:
+		// a big table's dump of rules takes hundreds of parts, each resumed by skipping
+		// the rules already sent).
+		if err := c.c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			return err
+		}
 		if err := raw.Read(func(fd uintptr) bool {
 			n, _, rerr = unix.Recvfrom(int(fd), c.rbuf, 0)
 			return rerr != unix.EAGAIN && rerr != unix.EINTR
