@@ -91,9 +91,20 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		case r.nftSynced && r.nftKnown.Generation != 0 && now == r.nftKnown:
 			// Nothing has committed since this syncer's last transaction.
 			kept = true
-		case !r.nftSynced && r.recordMatches(now):
-			// Nor since a predecessor's, which left the table as these ports make it.
-			kept, delta = true, nil
+		case !r.nftSynced:
+			if match, stale := r.recordMatches(now); match {
+				// Nor since a predecessor's, which left the table as these ports make it,
+				// and, when stale, its flushed stale chains: every other chain, deleted now.
+				kept, delta = true, nil
+				if stale {
+					existing, err := nftnl.ListExisting()
+					if err != nil {
+						r.nftSynced = false
+						return SyncStats{Full: true, Took: time.Since(start)}, err
+					}
+					delta = nftables.DeleteChainsNotIn(r.nftModel.Ruleset(), existing)
+				}
+			}
 		}
 		r.nftKnown = now
 	}
@@ -203,6 +214,9 @@ type nftRecord struct {
 	State  nftnl.State `json:"state"`
 	// Ports is the Model's Fingerprint of the node and ports the table holds.
 	Ports string `json:"ports"`
+	// Stale says the table also holds chains the last sync flushed and left to delete
+	// later (see nftables.Model.DeferStaleDeletes): every chain the ports do not make.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // SetRecord makes the syncer keep its record at path (nftables mode; "" for none): a
@@ -212,12 +226,10 @@ func (r *RuleSyncer) SetRecord(path string) { r.nftRecord = path }
 func (r *RuleSyncer) currentRecord() (nftRecord, bool) {
 	fp, ok := r.nftModel.Fingerprint()
 	boot, bin := bootID(), binaryID()
-	// While flushed stale chains wait for their deletion the table holds more than the
-	// ports make: no record (a successor reads the table back and rewrites it).
-	if !ok || r.nftModel.StalePending() || r.nftKnown.Generation == 0 || boot == "" || bin == "" {
+	if !ok || r.nftKnown.Generation == 0 || boot == "" || bin == "" {
 		return nftRecord{}, false
 	}
-	return nftRecord{Boot: boot, Binary: bin, State: r.nftKnown, Ports: fp}, true
+	return nftRecord{Boot: boot, Binary: bin, State: r.nftKnown, Ports: fp, Stale: r.nftModel.StalePending()}, true
 }
 
 // recordSize is the record file's fixed size: the record is padded with spaces (which
@@ -265,23 +277,25 @@ func (r *RuleSyncer) removeRecord() {
 }
 
 // recordMatches reports whether the record left by a predecessor describes the table
-// as the kernel holds it now (now) and as the model's ports make it.
-func (r *RuleSyncer) recordMatches(now nftnl.State) bool {
+// as the kernel holds it now (now) and as the model's ports make it; stale, whether the
+// table also holds the predecessor's flushed stale chains.
+func (r *RuleSyncer) recordMatches(now nftnl.State) (match, stale bool) {
 	if r.nftRecord == "" || now.Generation == 0 || now.Table == 0 {
-		return false
+		return false, false
 	}
 	b, err := os.ReadFile(r.nftRecord)
 	if err != nil {
-		return false
+		return false, false
 	}
 	var old nftRecord
 	if json.Unmarshal(b, &old) != nil {
-		return false
+		return false, false
 	}
 	r.nftKnown = now
 	cur, ok := r.currentRecord()
 	r.nftKnown = nftnl.State{}
-	return ok && old == cur
+	cur.Stale = old.Stale
+	return ok && old == cur, old.Stale
 }
 
 var (

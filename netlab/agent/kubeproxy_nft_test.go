@@ -111,6 +111,12 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 	step("full sync after an endpoint left", true, true)
 	restart()
 	step("restarted agent, nothing committed since", true, false)
+	ports[4].Endpoints = ports[4].Endpoints[:1] // incrementally: its chain flushed, left to delete later
+	if err := kernel.Do(ns, func() error { _, err := sy.Sync(ports, false); return err }); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	step("restarted agent right after a change that left a stale chain (deleted now)", true, true)
 	restart()
 	ports[3].Endpoints = ports[3].Endpoints[:1]
 	step("restarted agent, other ports", false, true)

@@ -102,6 +102,21 @@ func (m *Model) StaleDue(now time.Time) bool {
 // deleted yet.
 func (m *Model) StalePending() bool { return len(m.stale) > 0 }
 
+// DeleteChainsNotIn returns the commands that delete the chains existing lists and rs
+// does not have (a predecessor's flushed stale chains); nil when there are none.
+func DeleteChainsNotIn(rs *Ruleset, existing Existing) []byte {
+	var w writer
+	for _, n := range slices.Sorted(slices.Values(existing.Chains)) {
+		if rs.Chains[n] == nil {
+			w.line("delete chain ", prefix, n)
+		}
+	}
+	if w.Len() == 0 {
+		return nil
+	}
+	return w.Bytes()
+}
+
 // ForgetStale forgets the stale chains: a full rewrite of the table has deleted them.
 func (m *Model) ForgetStale() { m.stale = nil }
 
