@@ -170,13 +170,22 @@ func TestIntegrationCLITwoLabs(t *testing.T) {
 		out := &syncBuffer{}
 		done := make(chan int)
 		go func() {
-			done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "0"}, out, out)
+			done <- cli.Execute(ctx, []string{"logs", "--name", a.Lab, "controller", "-f", "--tail", "1"}, out, out)
 		}()
 		waitFor := func(line string) {
-			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), line) && time.Now().Before(deadline); {
+			t.Helper()
+			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), line); {
+				if time.Now().After(deadline) {
+					cancel()
+					<-done
+					t.Fatalf("logs -f printed no %q in 15 s:\n%s", line, out.String())
+				}
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
+		// The last line printed: the follower has read to the end of the file, so what
+		// the controller logs from now on reaches it.
+		waitFor("\n")
 		if _, errOut, code := netlab(t, "pod", "kill", "web-2", "--name", a.Lab); code != 0 {
 			t.Fatalf("pod kill: %s", errOut)
 		}

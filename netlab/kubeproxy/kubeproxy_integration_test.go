@@ -476,11 +476,12 @@ func servicesSuite(t *testing.T, mode string) {
 		if _, err := lab.KillPod(p.Lab, victim.Name); err != nil {
 			t.Fatal(err)
 		}
-		// A killed pod is gone from the endpoints within 2 s.
-		deadline := time.Now().Add(2 * time.Second)
+		// A killed pod leaves the endpoints (within half a second; the bound is for a
+		// loaded machine).
+		deadline := time.Now().Add(15 * time.Second)
 		for readyIn() {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s still a ready endpoint 2 s after it was killed", victim.Name)
+				t.Fatalf("%s still a ready endpoint 15 s after it was killed", victim.Name)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -582,7 +583,7 @@ func servicesSuite(t *testing.T, mode string) {
 		// other endpoint. Without that, the entry keeps sending it to the killed pod's
 		// address, which answers "port unreachable" until the entry times out (30 s+).
 		var got string
-		deadline = time.Now().Add(2 * time.Second)
+		deadline = time.Now().Add(15 * time.Second)
 		for {
 			if got, err = ask(); err == nil && got != victim {
 				break

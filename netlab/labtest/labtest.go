@@ -92,7 +92,9 @@ var named struct {
 
 // LabName returns a unique lab name for a test (letters and digits only).
 func LabName(prefix string) string {
-	name := fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, seq.Add(1))
+	// The pid in five digits: two test processes never make the same name (pid 12 with
+	// test 34 and pid 123 with test 4 would).
+	name := fmt.Sprintf("%s%05d%d", prefix, os.Getpid()%100000, seq.Add(1))
 	named.Lock()
 	named.labs = append(named.labs, name)
 	named.Unlock()
