@@ -102,6 +102,30 @@ func (m *Model) StaleDue(now time.Time) bool {
 // deleted yet.
 func (m *Model) StalePending() bool { return len(m.stale) > 0 }
 
+// SameNames reports whether existing (the kernel's listing) has exactly rs's chains and
+// named sets and maps (anonymous sets, "__…", aside).
+func SameNames(rs *Ruleset, existing Existing) bool {
+	if len(existing.Chains) != len(rs.Chains) {
+		return false
+	}
+	for _, n := range existing.Chains {
+		if rs.Chains[n] == nil {
+			return false
+		}
+	}
+	named := 0
+	for _, n := range existing.Sets {
+		if strings.HasPrefix(n, "__") {
+			continue
+		}
+		named++
+		if rs.Containers[n] == nil {
+			return false
+		}
+	}
+	return named == len(rs.Containers)
+}
+
 // DeleteChainsNotIn returns the commands that delete the chains existing lists and rs
 // does not have (a predecessor's flushed stale chains); nil when there are none.
 func DeleteChainsNotIn(rs *Ruleset, existing Existing) []byte {

@@ -334,3 +334,30 @@ func TestModelDefersStaleDeletes(t *testing.T) {
 		t.Fatal("a chain wanted again is still to be deleted")
 	}
 }
+
+// SameNames holds a listing to a Ruleset's chains and named sets, anonymous sets aside.
+func TestSameNames(t *testing.T) {
+	rs := Render(testNode, overallPorts())
+	var ex Existing
+	for n := range rs.Chains {
+		ex.Chains = append(ex.Chains, n)
+	}
+	for n := range rs.Containers {
+		ex.Sets = append(ex.Sets, n)
+	}
+	ex.Sets = append(ex.Sets, "__1.abc", "__map7")
+	if !SameNames(rs, ex) {
+		t.Fatal("the Ruleset's own names differ")
+	}
+	more := ex
+	more.Chains = append(slices.Clone(ex.Chains), "extra")
+	fewer := ex
+	fewer.Chains = ex.Chains[1:]
+	other := ex
+	other.Sets = append(slices.Clone(ex.Sets[1:]), "other")
+	for what, e := range map[string]Existing{"a chain more": more, "a chain fewer": fewer, "another set": other} {
+		if SameNames(rs, e) {
+			t.Errorf("%s: same", what)
+		}
+	}
+}
