@@ -48,6 +48,8 @@ type Model struct {
 	// stay in the table, empty, until StaleDeletes deletes them.
 	deferStale bool
 	stale      map[string]time.Time
+	// now is the clock stale chains are stamped with (tests set their own).
+	now func() time.Time
 }
 
 // StaleDelay is how long a chain no port wants stays in the table, flushed, before it is
@@ -617,6 +619,9 @@ func (m *Model) apply(changes []change) []byte {
 	}
 	if m.deferStale {
 		now := time.Now()
+		if m.now != nil {
+			now = m.now()
+		}
 		for _, n := range staleChains {
 			if m.stale == nil {
 				m.stale = map[string]time.Time{}

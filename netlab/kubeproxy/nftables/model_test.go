@@ -278,6 +278,8 @@ func TestModelOfManyPortsEqualsRender(t *testing.T) {
 func TestModelDefersStaleDeletes(t *testing.T) {
 	m := NewModel(testNode)
 	m.DeferStaleDeletes(true)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
 	ports := overallPorts()
 	i := slices.IndexFunc(ports, func(p kubeproxy.ServicePort) bool { return len(p.Endpoints) >= 2 })
 	if i < 0 {
@@ -304,7 +306,6 @@ func TestModelDefersStaleDeletes(t *testing.T) {
 	if d := cmp.Diff(strings.Join(kept, ""), string(delta)); d != "" {
 		t.Fatalf("delta differs from Diff's without its delete (-Diff +Model):\n%s", d)
 	}
-	now := time.Now()
 	if !m.StalePending() || m.StaleDue(now) || m.StaleDeletes(now, false) != nil {
 		t.Fatal("a chain just made stale is not pending, or is due at once")
 	}
