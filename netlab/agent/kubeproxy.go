@@ -168,6 +168,14 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	if node.NFAcct {
+		// kube-proxy's counters, in this (the node's) namespace; without them it writes
+		// its rules without the nfacct matches, and so does the agent.
+		if err := kernel.EnsureNFAcctHere(kubeproxy.NFAcctInvalidDropped, kubeproxy.NFAcctLocalhostNodePorts); err != nil {
+			log.Warn("no nfacct counters: the rules are written without them", "node", cfg.Node, "err", err)
+			node.NFAcct = false
+		}
+	}
 	syncer, err := NewRuleSyncerMode(node, p.KubeProxy.Mode)
 	if err != nil {
 		return err

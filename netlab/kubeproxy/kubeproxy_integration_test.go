@@ -137,6 +137,43 @@ func servicesSuite(t *testing.T, mode string) {
 		}
 	})
 
+	t.Run("NodePort on the node's loopback, counted by nfacct", func(t *testing.T) {
+		np := web.Ports[0].NodePort
+		for _, n := range p.Nodes {
+			count := func() uint64 {
+				t.Helper()
+				var pkts uint64
+				err := kernel.Do(n.Netns, func() (err error) {
+					pkts, _, err = kernel.NFAcctHere(kubeproxy.NFAcctLocalhostNodePorts)
+					return err
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", n.Name, err)
+				}
+				return pkts
+			}
+			var before uint64
+			if mode == "iptables" {
+				before = count()
+			}
+			e, _, err := labtest.GetEcho(n.Netns, url("127.0.0.1", np))
+			if mode == "nftables" {
+				// kube-proxy's nftables mode serves no NodePorts on 127.0.0.0/8.
+				if err == nil {
+					t.Errorf("%s: 127.0.0.1:%d answered (%s) in nftables mode", n.Name, np, e.Pod)
+				}
+				continue
+			}
+			if err != nil || !slices.Contains(webPods, e.Pod) {
+				t.Errorf("%s: 127.0.0.1:%d: %+v, %v; want a web pod", n.Name, np, e, err)
+				continue
+			}
+			if after := count(); after <= before {
+				t.Errorf("%s: %s counted %d packets before the request and %d after", n.Name, kubeproxy.NFAcctLocalhostNodePorts, before, after)
+			}
+		}
+	})
+
 	t.Run("new connections spread over every endpoint", func(t *testing.T) {
 		from := podsOf(p, "solo")[0].Netns
 		count := map[string]int{}
