@@ -356,7 +356,9 @@ func HealthCheckHandler(svc, node string, ports func() []kubeproxy.ServicePort) 
 		} else {
 			w.WriteHeader(http.StatusOK)
 		}
-		_ = json.NewEncoder(w).Encode(resp)
+		// The body as kube-proxy writes it: indented with tabs, no final newline.
+		body, _ := json.MarshalIndent(resp, "", "\t")
+		_, _ = w.Write(body)
 	})
 }
 
