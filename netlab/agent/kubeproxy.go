@@ -120,6 +120,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 		// transaction, so a packet never meets a jump to a chain that is not there yet.
 		input = kubeproxy.Render(r.node, ports, dump.ChainNames("nat"))
 		input = kubeproxy.AppendJumps(input, kubeproxy.MissingJumps(dump))
+		input = kubeproxy.AppendCanaries(input, kubeproxy.MissingCanaries(dump))
 		snap = kubeproxy.TakeSnapshot(next)
 		full = true
 	} else {

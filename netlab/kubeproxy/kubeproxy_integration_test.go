@@ -100,6 +100,16 @@ func servicesSuite(t *testing.T, mode string) {
 			if !strings.Contains(string(out), ":"+want+" ") || !strings.Contains(string(out), "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES") {
 				t.Errorf("%s: nat table lacks %s or the PREROUTING jump:\n%s", n.Name, want, out)
 			}
+			// kube-proxy's canary chains, as a real node's iptables-save shows them.
+			for _, table := range []string{"mangle", "nat", "filter"} {
+				out, err := kernel.Save(n.Netns, false, table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(out), "\n:"+kubeproxy.CanaryChain+" - ") {
+					t.Errorf("%s: table %s has no %s:\n%s", n.Name, table, kubeproxy.CanaryChain, out)
+				}
+			}
 		}
 	})
 
