@@ -12,6 +12,12 @@
 #   H  haproxy: client -> node-1:HAPROXY_PORT (haproxy) -> ClusterIP -> pod
 #   D  netlab:  client -> node-1:80 (netlab ingress agent) -> ClusterIP -> pod
 #   V  netlab:  client -> ingress VIP:80 (LB, rr over both nodes' ingress) -> ClusterIP -> pod
+#   P  netlab:  a second ingress agent of node-1, the same command line as D's but on two Go
+#               processors (--procs 2), on port P_PORT (8093)
+#   W  netlab:  two more such agents on one Go processor each (ports W_PORTS, 8094 8095),
+#               each driven by its own wrk with half the threads and connections, at once:
+#               what two worker processes behind SO_REUSEPORT would see (nginx's model);
+#               req/s summed, p99 the larger of the two, CPU both agents' over both runs
 # Sizes: "small" is the echo's JSON (~0.7 KiB). "64k" is a 65536-byte static body: the
 # echo agent has no option for a large body, so for the Service "big" (targetPort 8090 of
 # the echo pods) each pod namespace gets a REDIRECT 8090 -> 8091 and an nginx serving the
@@ -23,7 +29,8 @@
 # stops the nginx and haproxy processes it started (by PID) and removes its lab.
 #
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
-# MODES ("ka close"), TARGETS ("N H D"; add V for the VIP), NGINX_PORT (8081),
+# MODES ("ka close"), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
+# models), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"),
 # HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
 # LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
 # exists instead of measuring, for profiling by hand; remove it to end and clean up).
@@ -40,6 +47,8 @@ MODES=${MODES:-"ka close"}
 read -r -a TARGETS <<<"${TARGETS:-N H D}"
 NGINX_PORT=${NGINX_PORT:-8081}
 HAPROXY_PORT=${HAPROXY_PORT:-8082}
+P_PORT=${P_PORT:-8093}
+read -r -a W_PORTS <<<"${W_PORTS:-8094 8095}"
 BIG_PORT=8091 # the static upstream inside the pod namespaces
 
 log() { printf 'bench-l7: %s\n' "$*" >&2; }
@@ -56,19 +65,23 @@ lab=${LAB:-bl7x$$}
 lab=${lab:0:24}
 lab_up=0
 nginx_pids=() # every nginx master and worker, and the haproxy, we started
+agent_pids=() # the extra ingress agents we started (targets P and W)
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   local p
-  for p in "${nginx_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${nginx_pids[@]}" "${agent_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     local alive=0
-    for p in "${nginx_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    for p in "${nginx_pids[@]}" "${agent_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ "$alive" = 0 ] && break
     sleep 0.3
   done
   for p in "${nginx_pids[@]}"; do
     case "$(cat "/proc/$p/comm" 2>/dev/null)" in nginx | haproxy) kill -KILL "$p" 2>/dev/null || true ;; esac
+  done
+  for p in "${agent_pids[@]}"; do
+    { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q 'agent ingress' && kill -KILL "$p" 2>/dev/null || true
   done
   wait 2>/dev/null || true
   if [ "$lab_up" = 1 ]; then
@@ -315,10 +328,53 @@ lb_ns=$(st '.loadBalancer.namespace')
 ip netns exec "$lb_ns" iptables -n -L NETLAB-WAN-FILTER >/dev/null 2>&1 &&
   ip netns exec "$lb_ns" iptables -I NETLAB-WAN-FILTER 1 -d "$node_ip" -p tcp -m multiport --dports "$NGINX_PORT,$HAPROXY_PORT" \
   -m comment --comment "bench-l7: the reference proxies" -j RETURN
-declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/")
-declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80")
+declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/"
+  [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/")
+declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80"
+  [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each")
+
+# start_agent PORT PROCS: another ingress agent of node-1 with D's command line, on PORT
+# (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with PROCS Go processors; its pid in
+# AGENT_PID. It serves the same routes (it reads the lab's plan) with its own upstream pool.
+start_agent() {
+  local port=$1 procs=$2 a skip=0 args=()
+  while IFS= read -r -d '' a; do
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case $a in
+    --http-port | --https-port | --metrics-port | --procs) skip=1; continue ;;
+    --http-port=* | --https-port=* | --metrics-port=* | --procs=*) continue ;;
+    esac
+    args+=("$a")
+  done <"/proc/$ingress_pid/cmdline"
+  ip netns exec "$node_ns" "${args[@]}" --http-port "$port" --https-port $((port + 100)) --metrics-port $((port + 200)) \
+    --procs "$procs" >"$tmp/agent$port.log" 2>&1 &
+  AGENT_PID=$!
+  agent_pids+=("$AGENT_PID")
+  for _ in $(seq 1 50); do
+    ip netns exec "$client_ns" curl -s -m 1 -o /dev/null "http://$node_ip:$port/" && return 0
+    kill -0 "$AGENT_PID" 2>/dev/null || { cat "$tmp/agent$port.log" >&2; die "the ingress agent on :$port exited"; }
+    sleep 0.1
+  done
+  die "the ingress agent on :$port does not answer"
+}
+extra_ports=()
+if [[ " ${TARGETS[*]} " == *" P "* ]]; then extra_ports+=("$P_PORT"); fi
+if [[ " ${TARGETS[*]} " == *" W "* ]]; then extra_ports+=("${W_PORTS[@]}"); fi
+if [ "${#extra_ports[@]}" -gt 0 ]; then
+  ip netns exec "$lb_ns" iptables -n -L NETLAB-WAN-FILTER >/dev/null 2>&1 &&
+    ip netns exec "$lb_ns" iptables -I NETLAB-WAN-FILTER 1 -d "$node_ip" -p tcp -m multiport --dports "$(IFS=,; echo "${extra_ports[*]}")" \
+    -m comment --comment "bench-l7: the extra ingress agents" -j RETURN
+fi
+P_PID="" W_PIDS=""
+if [[ " ${TARGETS[*]} " == *" P "* ]]; then start_agent "$P_PORT" 2; P_PID=$AGENT_PID; fi
+if [[ " ${TARGETS[*]} " == *" W "* ]]; then
+  for port in "${W_PORTS[@]}"; do start_agent "$port" 1; W_PIDS+="$AGENT_PID "; done
+  log "extra ingress agents: P pid ${P_PID:-none} on :$P_PORT (2 processors), W pids ${W_PIDS:-none}on :${W_PORTS[*]} (1 processor each)"
+elif [ -n "$P_PID" ]; then
+  log "extra ingress agent: P pid $P_PID on :$P_PORT (2 processors)"
+fi
 declare -A MODENAME=([ka]="keep-alive" [close]="Connection: close")
-for t in "${TARGETS[@]}"; do [ -n "${URL[$t]:-}" ] || die "unknown target $t (N H D V)"; done
+for t in "${TARGETS[@]}"; do [ -n "${URL[$t]:-}" ] || die "unknown target $t (N H D V P W)"; done
 [[ " ${TARGETS[*]} " == *" N "* ]] || die "TARGETS must include N, the reference"
 for _ in $(seq 1 50); do
   ip netns exec "$client_ns" curl -s -m 1 -o /dev/null "http://$node_ip:$HAPROXY_PORT/" && break
@@ -354,21 +410,37 @@ HZ=$(getconf CLK_TCK)
 # run_wrk TARGET SIZE MODE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V).
 run_wrk() {
   local t=$1 s=$2 m=$3 dur=$4 pids="" c0=0 c1 extra=()
-  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pid ;; esac
+  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pid ;; P) pids=$P_PID ;; W) pids=$W_PIDS ;; esac
   [ "$m" = close ] && extra=(-H "Connection: close")
   [ -n "$pids" ] && c0=$(cputicks $pids)
-  ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 || {
-    cat "$tmp/wrk.out" >&2
-    die "wrk failed for $t ${URL[$t]}"
-  }
+  local outs=("$tmp/wrk.out") jobs=() i port
+  if [ "$t" = W ]; then
+    # one wrk per agent, half the threads and connections each, at once
+    outs=()
+    i=0
+    for port in "${W_PORTS[@]}"; do
+      ip netns exec "$client_ns" wrk -t $(((THREADS + 1) / 2)) -c $((CONNS / ${#W_PORTS[@]})) -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" \
+        "http://$node_ip:$port/" >"$tmp/wrk$i.out" 2>&1 &
+      jobs+=($!)
+      outs+=("$tmp/wrk$i.out")
+      i=$((i + 1))
+    done
+    for i in "${!jobs[@]}"; do wait "${jobs[$i]}" || { cat "${outs[$i]}" >&2; die "wrk failed for $t"; }; done
+  else
+    ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 || {
+      cat "$tmp/wrk.out" >&2
+      die "wrk failed for $t ${URL[$t]}"
+    }
+  fi
+  # req/s and requests summed over the wrk runs, p99 the larger, errors summed
   read -r RPS P99 ERRS REQS < <(awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^Requests\/sec:/ { rps = $2 }
-    / requests in / { n = $1 }
-    /^ +99%/ { p99 = ms($2) }
+    /^Requests\/sec:/ { rps += $2 }
+    / requests in / { n += $1 }
+    /^ +99%/ { if (ms($2) > p99) p99 = ms($2) }
     /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx responses:/ { err += $5 }
-    END { printf "%.1f %.3f %d %d\n", rps, p99, err, n }' "$tmp/wrk.out")
+    END { printf "%.1f %.3f %d %d\n", rps, p99, err, n }' "${outs[@]}")
   CPU=""
   if [ -n "$pids" ]; then
     c1=$(cputicks $pids)
@@ -424,7 +496,8 @@ echo
 hdr="| response | mode | N nginx req/s |"
 sep="|---|---|---|"
 for t in "${TARGETS[@]}"; do
-  case $t in H) hdr+=" H haproxy req/s | H/N |"; sep+="---|---|" ;; D) hdr+=" D netlab req/s | **D/N** |"; sep+="---|---|" ;; V) hdr+=" V netlab via VIP req/s | V/N |"; sep+="---|---|" ;; esac
+  case $t in H) hdr+=" H haproxy req/s | H/N |"; sep+="---|---|" ;; D) hdr+=" D netlab req/s | **D/N** |"; sep+="---|---|" ;; V) hdr+=" V netlab via VIP req/s | V/N |"; sep+="---|---|" ;;
+  P) hdr+=" P netlab 2 processors req/s | P/N |"; sep+="---|---|" ;; W) hdr+=" W netlab 2×1 processes req/s | W/N |"; sep+="---|---|" ;; esac
 done
 if has H && has D; then hdr+=" **D/H** |"; sep+="---|"; fi
 echo "$hdr"

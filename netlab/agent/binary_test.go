@@ -11,10 +11,11 @@ import (
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
-// netlab-agent exists so that kube-proxy, the controller, the LB, the cluster DNS and the
-// supervisor do not initialise the CLI's packages at every start: no Kubernetes types, no
-// Prometheus, no cobra, nothing of the CLI, the orchestrator or the ingress. Its modules
-// beyond this one are the kernel libraries and the DNS library, nothing else.
+// netlab-agent exists so that kube-proxy, the ingress, the controller, the LB, the cluster
+// DNS and the supervisor do not initialise the CLI's packages at every start: no
+// Kubernetes types, no Prometheus, no cobra, nothing of the CLI or the orchestrator. Its
+// modules beyond this one are the kernel libraries, the DNS library and golang.org/x/net
+// (HTTP/2 for the ingress, with x/text for its host names), nothing else.
 func TestAgentBinaryImportBudget(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -27,13 +28,13 @@ func TestAgentBinaryImportBudget(t *testing.T) {
 	}
 	modules := []string{
 		"github.com/netlabdev/netlab/",
-		"golang.org/x/sys/", "golang.org/x/net/", "golang.org/x/sync/",
+		"golang.org/x/sys/", "golang.org/x/net/", "golang.org/x/sync/", "golang.org/x/text/",
 		"github.com/vishvananda/", "github.com/coreos/go-iptables/",
 		"github.com/google/nftables", "github.com/mdlayher/",
 		"github.com/miekg/dns",
 	}
 	// Packages of this module the agents must not pull in (they bring the rest).
-	heavy := []string{"cli", "lab", "labtest", "scenario", "planbuild", "ingress", "ingressagent", "capture", "drops", "nftrace"}
+	heavy := []string{"cli", "lab", "labtest", "scenario", "planbuild", "capture", "drops", "nftrace"}
 	deps := strings.Fields(string(out))
 	if !slices.Contains(deps, "github.com/netlabdev/netlab/netlab/agent") {
 		t.Fatalf("go list of netlab-agent does not list netlab/agent: %s", out)
@@ -63,7 +64,7 @@ func TestMainRefusesBadCommandLines(t *testing.T) {
 		want string
 	}{
 		{nil, 2, "usage:"},
-		{[]string{"agent", "ingress", "--lab", "x"}, 2, "usage:"},
+		{[]string{"agent", "ingress", "--lab", "x", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"agent", "pod", "--lab", "x"}, 2, "usage:"},
 		{[]string{"kube-proxy", "--lab", "x"}, 2, "usage:"},
 		{[]string{"agent", "kube-proxy", "--lab", "x", "--bogus"}, 2, "flag provided but not defined: -bogus"},
@@ -87,6 +88,7 @@ func TestMainRefusesOutsideItsNamespace(t *testing.T) {
 		{[]string{"agent", "kube-proxy", "--lab", "nolab", "--node", "node-1"}, "nl-nolab-node-1"},
 		{[]string{"agent", "lb", "--lab", "nolab"}, "nl-nolab-lb"},
 		{[]string{"agent", "dns", "--lab", "nolab", "--pod", "coredns-1", "--node", "node-1", "--ip", "10.244.1.2"}, "nl-nolab-coredns-1"},
+		{[]string{"agent", "ingress", "--lab", "nolab", "--node", "node-2"}, "nl-nolab-node-2"},
 	} {
 		var stderr bytes.Buffer
 		if code := agent.Main(c.args, &stderr); code != 1 || !strings.Contains(stderr.String(), "must run inside namespace "+c.ns) {

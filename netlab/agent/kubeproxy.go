@@ -256,7 +256,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 				full = true
 			}
 		}
-		if st == stamp && !full {
+		if st == stamp && !full && !k.syncer.StaleDue() {
 			continue
 		}
 		if st != stamp {

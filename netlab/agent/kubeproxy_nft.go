@@ -26,7 +26,9 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 	case "", "iptables":
 		return &RuleSyncer{node: node}, nil
 	case "nftables":
-		return &RuleSyncer{node: node, nft: true, nftModel: nftables.NewModel(node), nftConn: &nftnl.Conn{}}, nil
+		m := nftables.NewModel(node)
+		m.DeferStaleDeletes(true) // as kube-proxy: see StaleDue
+		return &RuleSyncer{node: node, nft: true, nftModel: m, nftConn: &nftnl.Conn{}}, nil
 	}
 	return nil, fmt.Errorf("unknown kube-proxy mode %q (iptables or nftables)", mode)
 }
@@ -34,6 +36,10 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 // anonPerStage bounds the rules with an anonymous set in one transaction of a staged
 // full sync (see nftables.Staged).
 const anonPerStage = 500
+
+// holdsStage is the stage size of the texts a read-back table is compared with (see
+// nftnl.Conn.Holds): compiled, not sent, so as large as it gets.
+const holdsStage = 1 << 30
 
 // fullSyncGCPercent is the garbage collector's GOGC while a full sync runs.
 const fullSyncGCPercent = 400
@@ -65,6 +71,14 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		defer debug.SetGCPercent(debug.SetGCPercent(fullSyncGCPercent))
 	}
 	delta, ok := r.nftModel.Update(ports) // only the changed ports rendered again
+	// Chains no port wants any more are flushed in the sync that makes them stale and
+	// deleted in one at least a second later (nftables.StaleDelay), in the same
+	// transaction as its changes; a full sync deletes them all.
+	if del := r.nftModel.StaleDeletes(time.Now(), full || !r.nftSynced); del != nil {
+		if ok {
+			delta = append(delta, del...)
+		}
+	}
 	var stages [][]byte
 	kept := false
 	if full || !ok || !r.nftSynced {
@@ -77,9 +91,20 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		case r.nftSynced && r.nftKnown.Generation != 0 && now == r.nftKnown:
 			// Nothing has committed since this syncer's last transaction.
 			kept = true
-		case !r.nftSynced && r.recordMatches(now):
-			// Nor since a predecessor's, which left the table as these ports make it.
-			kept, delta = true, nil
+		case !r.nftSynced:
+			if match, stale := r.recordMatches(now); match {
+				// Nor since a predecessor's, which left the table as these ports make it,
+				// and, when stale, its flushed stale chains: every other chain, deleted now.
+				kept, delta = true, nil
+				if stale {
+					existing, err := nftnl.ListExisting()
+					if err != nil {
+						r.nftSynced = false
+						return SyncStats{Full: true, Took: time.Since(start)}, err
+					}
+					delta = nftables.DeleteChainsNotIn(r.nftModel.Ruleset(), existing)
+				}
+			}
 		}
 		r.nftKnown = now
 	}
@@ -96,9 +121,17 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 			return SyncStats{Full: true, Took: time.Since(start)}, err
 		}
 		if existing.Table {
-			// The table serves: refill it in stages, each leaving every Service served
-			// (see nftables.Restaged), not in one transaction that costs N².
-			staged = nftables.RestagedSeq(r.nftModel.Ruleset(), existing, anonPerStage)
+			// Something has committed since the table was last known (another table,
+			// iptables-nft, a hand-made change, or this agent's predecessor without a
+			// record): read the table back, and keep it when it holds exactly what the
+			// model makes. A failed read only costs the rewrite.
+			if same, _, err := r.nftConn.Holds(nftables.StagedSeq(r.nftModel.Ruleset(), holdsStage)); err == nil && same {
+				kept, stages = true, nil
+			} else {
+				// The table serves: refill it in stages, each leaving every Service
+				// served (see nftables.Restaged), not in one transaction that costs N².
+				staged = nftables.RestagedSeq(r.nftModel.Ruleset(), existing, anonPerStage)
+			}
 		} else {
 			// Nothing is served yet: build the table in stages, live at the last one.
 			staged = nftables.StagedSeq(r.nftModel.Ruleset(), anonPerStage)
@@ -140,6 +173,9 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	if full {
 		r.lastFull = time.Now()
 	}
+	if staged != nil {
+		r.nftModel.ForgetStale() // the rewrite deleted every chain the model does not have
+	}
 	r.nftSynced = true
 	r.learnState(before, n)
 	st.Took = time.Since(start)
@@ -178,6 +214,9 @@ type nftRecord struct {
 	State  nftnl.State `json:"state"`
 	// Ports is the Model's Fingerprint of the node and ports the table holds.
 	Ports string `json:"ports"`
+	// Stale says the table also holds chains the last sync flushed and left to delete
+	// later (see nftables.Model.DeferStaleDeletes): every chain the ports do not make.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // SetRecord makes the syncer keep its record at path (nftables mode; "" for none): a
@@ -190,7 +229,7 @@ func (r *RuleSyncer) currentRecord() (nftRecord, bool) {
 	if !ok || r.nftKnown.Generation == 0 || boot == "" || bin == "" {
 		return nftRecord{}, false
 	}
-	return nftRecord{Boot: boot, Binary: bin, State: r.nftKnown, Ports: fp}, true
+	return nftRecord{Boot: boot, Binary: bin, State: r.nftKnown, Ports: fp, Stale: r.nftModel.StalePending()}, true
 }
 
 // recordSize is the record file's fixed size: the record is padded with spaces (which
@@ -238,23 +277,25 @@ func (r *RuleSyncer) removeRecord() {
 }
 
 // recordMatches reports whether the record left by a predecessor describes the table
-// as the kernel holds it now (now) and as the model's ports make it.
-func (r *RuleSyncer) recordMatches(now nftnl.State) bool {
+// as the kernel holds it now (now) and as the model's ports make it; stale, whether the
+// table also holds the predecessor's flushed stale chains.
+func (r *RuleSyncer) recordMatches(now nftnl.State) (match, stale bool) {
 	if r.nftRecord == "" || now.Generation == 0 || now.Table == 0 {
-		return false
+		return false, false
 	}
 	b, err := os.ReadFile(r.nftRecord)
 	if err != nil {
-		return false
+		return false, false
 	}
 	var old nftRecord
 	if json.Unmarshal(b, &old) != nil {
-		return false
+		return false, false
 	}
 	r.nftKnown = now
 	cur, ok := r.currentRecord()
 	r.nftKnown = nftnl.State{}
-	return ok && old == cur
+	cur.Stale = old.Stale
+	return ok && old == cur, old.Stale
 }
 
 var (
@@ -288,4 +329,11 @@ func (r *RuleSyncer) Close() error {
 		r.nftRecordFile = nil
 	}
 	return r.nftConn.Close()
+}
+
+// StaleDue reports whether a sync is due to delete chains an earlier one left flushed
+// (nftables mode; see nftables.Model.DeferStaleDeletes): kube-proxy deletes them in a
+// sync at least nftables.StaleDelay after.
+func (r *RuleSyncer) StaleDue() bool {
+	return r.nft && r.nftSynced && r.nftModel.StaleDue(time.Now())
 }

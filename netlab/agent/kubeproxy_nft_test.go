@@ -8,20 +8,24 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/netlabdev/netlab/netlab/agent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/labtest"
 )
 
 // A full sync in nftables mode writes nothing the kernel already holds: when nothing has
 // committed in the namespace since the syncer's last transaction, or since a
 // predecessor's whose record matches (an agent restarted), it writes only what changed
-// since; after anyone else's commit (another table, a flushed chain) or with other
-// ports it rewrites the table, which then reads as a new node's.
+// since; after anyone else's commit it reads the table back, keeps it when it holds
+// what the ports make (another table's commit, a record that does not match) and
+// rewrites it otherwise (a flushed chain, a deleted element, other ports), so that it
+// then reads as a new node's.
 func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 	labtest.RequireRoot(t)
 	if _, err := exec.LookPath("nft"); err != nil {
@@ -107,13 +111,27 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 	step("full sync after an endpoint left", true, true)
 	restart()
 	step("restarted agent, nothing committed since", true, false)
+	ports[4].Endpoints = ports[4].Endpoints[:1] // incrementally: its chain flushed, left to delete later
+	if err := kernel.Do(ns, func() error { _, err := sy.Sync(ports, false); return err }); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	step("restarted agent right after a change that left a stale chain (deleted now)", true, true)
 	restart()
 	ports[3].Endpoints = ports[3].Endpoints[:1]
 	step("restarted agent, other ports", false, true)
 	nft("add table ip other")
-	step("full sync after another table's commit", false, true)
+	step("full sync after another table's commit", true, false)
+	nft("delete table ip other")
+	restart()
+	step("restarted agent after another table's commit", true, false)
 	restart()
 	step("restarted again, nothing committed since", true, false)
+	nft("delete element ip kube-proxy service-nodeports { tcp . 30081 }")
+	step("full sync after an element was deleted", false, true)
+	nft("add rule ip kube-proxy services counter")
+	restart()
+	step("restarted agent after a rule was added", false, true)
 	nft("flush chain ip kube-proxy services")
 	restart()
 	step("restarted agent after a flushed chain", false, true)
@@ -125,7 +143,13 @@ func TestNFTablesFullSyncKeepsAnUntouchedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	restart()
-	step("restarted agent, a record of nothing", false, true)
+	step("restarted agent, a record of nothing (the table read back)", true, false)
+	nft("flush chain ip kube-proxy services")
+	if err := os.WriteFile(record, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	step("restarted agent, a record of nothing, a flushed chain", false, true)
 }
 
 // tableLines is `nft list table ip kube-proxy` in ns, its lines sorted (nft lists
@@ -142,4 +166,90 @@ func tableLines(t *testing.T, ns string) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// As kube-proxy does, an incremental sync flushes the chains no port wants any more and
+// leaves them in the table; a sync at least nftables.StaleDelay later deletes them
+// (StaleDue says when one is due), and a full sync deletes them at once.
+func TestNFTablesStaleChainsDeletedLater(t *testing.T) {
+	labtest.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft is missing (scripts/deps.sh installs nftables): %v", err)
+	}
+	node := kubeproxy.Node{Name: "node-1", IP: "192.168.0.2", ClusterCIDR: "10.0.0.0/8", ServiceCIDR: "172.30.0.0/12"}
+	ports := []kubeproxy.ServicePort{{Namespace: "ns", Name: "web", PortName: "http", Protocol: "TCP",
+		ClusterIP: "172.30.0.10", Port: 80, Endpoints: []kubeproxy.Endpoint{
+			{Pod: "a", IP: "10.180.0.2", Port: 8080, Ready: true}, {Pod: "b", IP: "10.180.0.3", Port: 8080, Ready: true}}}}
+	ns := labtest.Netns(t, "agnft", "stale")
+	sy, err := agent.NewRuleSyncerMode(node, "nftables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sy.Close()
+	sync := func(full bool) {
+		t.Helper()
+		if err := kernel.Do(ns, func() error { _, err := sy.Sync(ports, full); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chains := func() (all, empty []string) {
+		t.Helper()
+		out, err := kernel.Run(ns, nil, "nft", "list", "table", "ip", "kube-proxy")
+		if err != nil {
+			t.Fatalf("nft list table: %v\n%s", err, out)
+		}
+		var cur string
+		n := 0
+		for _, l := range strings.Split(string(out), "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case strings.HasPrefix(l, "chain endpoint-"):
+				cur, n = strings.Fields(l)[1], 0
+			case l == "}" && cur != "":
+				all = append(all, cur)
+				if n == 0 {
+					empty = append(empty, cur)
+				}
+				cur = ""
+			case cur != "" && l != "":
+				n++
+			}
+		}
+		return all, empty
+	}
+	sync(true)
+	if all, empty := chains(); len(all) != 2 || len(empty) != 0 {
+		t.Fatalf("after the first sync: endpoint chains %q, empty %q", all, empty)
+	}
+	for _, full := range []bool{false, true} {
+		ports[0].Endpoints = ports[0].Endpoints[:1] // b leaves
+		sync(false)
+		all, empty := chains()
+		if len(all) != 2 || len(empty) != 1 || !strings.Contains(empty[0], "10.180.0.3") {
+			t.Fatalf("after b left: endpoint chains %q, empty %q; want b's left empty", all, empty)
+		}
+		if sy.StaleDue() {
+			t.Fatal("a deletion is due at once")
+		}
+		if !full {
+			time.Sleep(nftables.StaleDelay)
+			if !sy.StaleDue() {
+				t.Fatal("no deletion due after StaleDelay")
+			}
+		}
+		sync(full)
+		if all, empty := chains(); len(all) != 1 || len(empty) != 0 {
+			t.Fatalf("a later sync (full %v): endpoint chains %q, empty %q; want b's gone", full, all, empty)
+		}
+		ports[0].Endpoints = append(ports[0].Endpoints, kubeproxy.Endpoint{Pod: "b", IP: "10.180.0.3", Port: 8080, Ready: true})
+		sync(false)
+	}
+	// Gone and back before the delay: the chain is refilled, and nothing is due.
+	ports[0].Endpoints = ports[0].Endpoints[:1]
+	sync(false)
+	ports[0].Endpoints = append(ports[0].Endpoints, kubeproxy.Endpoint{Pod: "b", IP: "10.180.0.3", Port: 8080, Ready: true})
+	sync(false)
+	if all, empty := chains(); len(all) != 2 || len(empty) != 0 || sy.StaleDue() {
+		t.Fatalf("b gone and back: endpoint chains %q, empty %q, due %v", all, empty, sy.StaleDue())
+	}
 }

@@ -123,6 +123,14 @@ type lbAgent struct {
 	healthy map[string]bool
 	// ExpireConntrack deletes a leaving backend's entries (nil: in this namespace).
 	expire func(lb.VirtualService, lb.Backend) (uint, error)
+	// presaved, when set, yields the namespace's rules read while the first checks ran,
+	// for the first apply after them (see apply).
+	presaved chan savedRules
+}
+
+type savedRules struct {
+	b   []byte
+	err error
 }
 
 // RunLB health-checks every real server and reprograms the LB namespace with one
@@ -180,6 +188,14 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	if err := ready.WaitRelease(ctx); err != nil {
 		return nil
 	}
+	// The first checks' verdicts are applied against the rules as they are now: read them
+	// while the checks run (the LB is the only writer of its namespace's rules, and its
+	// last write was above), not after, when up waits for the apply.
+	a.presaved = make(chan savedRules, 1)
+	go func() {
+		b, err := a.cfg.Save(ctx)
+		a.presaved <- savedRules{b, err}
+	}()
 
 	var unique []lb.Probe
 	seen := map[string]bool{}
@@ -338,9 +354,17 @@ func (a *lbAgent) apply(ctx context.Context, why string) error {
 	a.mu.Unlock()
 
 	start := time.Now()
-	err := func() error {
-		saved, err := a.cfg.Save(ctx)
-		if err != nil {
+	var pre *savedRules
+	if a.presaved != nil {
+		r := <-a.presaved
+		a.presaved, pre = nil, &r
+	}
+	try := func() error {
+		var saved []byte
+		var err error
+		if pre != nil && pre.err == nil {
+			saved = pre.b
+		} else if saved, err = a.cfg.Save(ctx); err != nil {
 			return fmt.Errorf("read rules: %w", err)
 		}
 		st, err := lb.ParseSave(saved)
@@ -355,7 +379,13 @@ func (a *lbAgent) apply(ctx context.Context, why string) error {
 			return fmt.Errorf("apply rules: %w", err)
 		}
 		return nil
-	}()
+	}
+	err := try()
+	if err != nil && pre != nil && pre.err == nil {
+		// The rules read early did not hold: read them again.
+		pre = nil
+		err = try()
+	}
 	a.mu.Lock()
 	a.state.Applies++
 	a.state.LastApply = time.Now()

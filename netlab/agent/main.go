@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/netlabdev/netlab/netlab/ingressagent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/privs"
@@ -26,7 +28,7 @@ import (
 // Roles are the agents Main runs: the whole of the netlab-agent binary (cmd/netlab-agent),
 // and what `netlab agent <role>` hands to Main for them. It is supervise.AgentRoles, the
 // list by which up and the supervisor choose that binary (a test holds them equal).
-var Roles = []string{"kube-proxy", "controller", "lb", "dns", "supervisor"}
+var Roles = []string{"kube-proxy", "controller", "lb", "dns", "supervisor", "ingress"}
 
 // Main runs one agent from its command line, `agent <role> --lab LAB ...` (the words
 // netlab up gives it after the binary's name), until SIGTERM or SIGINT, and returns the
@@ -86,6 +88,25 @@ func Main(args []string, stderr io.Writer) int {
 			cfg.Lab, cfg.Pod, cfg.Dir = lab, pod, dir
 			return RunDNS(ctx, cfg, log)
 		}
+	case "ingress":
+		var cfg ingressagent.IngressConfig
+		var procs int
+		fs.IntVar(&procs, "procs", 0, "Go processors for the proxy (GOMAXPROCS; default: the GOMAXPROCS environment variable, or half the CPUs, at least 1)")
+		fs.StringVar(&node, "node", "", "node name")
+		fs.StringVar(&cfg.Config, "config", "", "configuration file, re-read on SIGHUP (default DIR/plan.json)")
+		fs.StringVar(&cfg.CADir, "ca-dir", "", "lab CA directory (default DIR/ca)")
+		fs.StringVar(&cfg.ClassName, "class", "", "IngressClass served (default netlab)")
+		fs.IntVar(&cfg.HTTPPort, "http-port", 0, "HTTP port (default 80)")
+		fs.IntVar(&cfg.HTTPSPort, "https-port", 0, "HTTPS port (default 443)")
+		fs.IntVar(&cfg.MetricsPort, "metrics-port", 0, "Prometheus metrics port (default 10254)")
+		fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", 0, "wait for an upstream's response headers before 504 (default 30s)")
+		run = func(ctx context.Context, log *slog.Logger) error {
+			procsSet := false
+			fs.Visit(func(f *flag.Flag) { procsSet = procsSet || f.Name == "procs" })
+			runtime.GOMAXPROCS(ingressagent.IngressProcs(procs, procsSet))
+			cfg.Lab, cfg.Node, cfg.Dir = lab, node, dir
+			return ingressagent.RunIngress(ctx, cfg, log)
+		}
 	case "supervisor":
 		run = func(ctx context.Context, log *slog.Logger) error {
 			if err := plan.CheckLabName(lab); err != nil {
@@ -106,8 +127,8 @@ func Main(args []string, stderr io.Writer) int {
 	}
 	// Where the agent must run: its lab object's namespace; the controller and the
 	// supervisor live in the root namespace and change nothing there.
-	object := map[string]string{"kube-proxy": node, "lb": "lb", "dns": pod}[role]
-	if _, inNetns := map[string]bool{"kube-proxy": true, "lb": true, "dns": true}[role]; inNetns {
+	object := map[string]string{"kube-proxy": node, "lb": "lb", "dns": pod, "ingress": node}[role]
+	if _, inNetns := map[string]bool{"kube-proxy": true, "lb": true, "dns": true, "ingress": true}[role]; inNetns {
 		ns := plan.NetnsName(lab, object)
 		if lab == "" || object == "" || !kernel.InNetns(ns) {
 			fmt.Fprintf(stderr, "%s: agent %s must run inside namespace %s (netlab up starts it there)\n", name, role, ns)

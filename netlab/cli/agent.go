@@ -6,12 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"syscall"
 
 	"github.com/netlabdev/netlab/netlab/agent"
-	"github.com/netlabdev/netlab/netlab/ingressagent"
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/privs"
@@ -37,8 +35,6 @@ func newAgent(g *globals) *cobra.Command {
 			switch cmd.Name() {
 			case "pod":
 				object, _ = cmd.Flags().GetString("pod")
-			case "ingress":
-				object, _ = cmd.Flags().GetString("node")
 			default:
 				// agent.Main's roles check where they run themselves
 				return nil
@@ -50,7 +46,7 @@ func newAgent(g *globals) *cobra.Command {
 			return dropPrivileges(cmd)
 		},
 	}
-	cmd.AddCommand(newAgentPod(), newAgentIngress())
+	cmd.AddCommand(newAgentPod())
 	for _, role := range agent.Roles {
 		cmd.AddCommand(newAgentMain(role))
 	}
@@ -118,29 +114,6 @@ func newAgentPod() *cobra.Command {
 	return cmd
 }
 
-func newAgentIngress() *cobra.Command {
-	var cfg ingressagent.IngressConfig
-	var procs int
-	run := runAgent(ingressagent.RunIngress, &cfg)
-	cmd := &cobra.Command{Use: "ingress", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, args []string) error {
-		runtime.GOMAXPROCS(ingressagent.IngressProcs(procs, cmd.Flags().Changed("procs")))
-		return run(cmd, args)
-	}}
-	f := cmd.Flags()
-	f.IntVar(&procs, "procs", 0, "Go processors for the proxy (GOMAXPROCS; default: the GOMAXPROCS environment variable, or half the CPUs, at least 1)")
-	f.StringVar(&cfg.Lab, "lab", "", "lab name")
-	f.StringVar(&cfg.Node, "node", "", "node name")
-	f.StringVar(&cfg.Dir, "dir", "", "lab runtime directory (default /run/netlab/LAB)")
-	f.StringVar(&cfg.Config, "config", "", "configuration file, re-read on SIGHUP (default DIR/plan.json)")
-	f.StringVar(&cfg.CADir, "ca-dir", "", "lab CA directory (default DIR/ca)")
-	f.StringVar(&cfg.ClassName, "class", "", "IngressClass served (default netlab)")
-	f.IntVar(&cfg.HTTPPort, "http-port", 0, "HTTP port (default 80)")
-	f.IntVar(&cfg.HTTPSPort, "https-port", 0, "HTTPS port (default 443)")
-	f.IntVar(&cfg.MetricsPort, "metrics-port", 0, "Prometheus metrics port (default 10254)")
-	f.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", 0, "wait for an upstream's response headers before 504 (default 30s)")
-	return cmd
-}
-
 // newAgentMain is `netlab agent <role>` for a role agent.Main runs (the netlab-agent
 // binary's roles): its command line goes to agent.Main as it is, so both binaries take the
 // same flags and behave the same.
@@ -167,7 +140,7 @@ func (e agentExit) Error() string { return fmt.Sprintf("agent %s exited with cod
 func (e agentExit) ExitCode() int { return e.code }
 
 // dropPrivileges leaves an agent inside a lab namespace only the capabilities its role
-// needs, with NoNewPrivs: the pod echo and the ingress parse what clients send.
+// needs, with NoNewPrivs: the pod echo parses what clients send.
 func dropPrivileges(cmd *cobra.Command) error {
 	args := []string{"agent", cmd.Name()}
 	if cmd.Name() == "pod" {

@@ -35,14 +35,16 @@ import (
 // `nft -f` of the same change text B sent, on the same table in the second namespace.
 // Then a restarted agent's first sync over the tables in place, A B C: (A) and (B) a new
 // syncer's full sync, (C) the nftables full sync as one netlink transaction (as netlab
-// made it before it was staged); before B, another table is made and deleted in the
-// namespace (untimed), so B cannot know its table untouched and rewrites it. Then
+// made it before it was staged); before B, a rule is added to its table (untimed), so B
+// rewrites it; and in nftables mode alone, a restart after another table's commit, which
+// reads the table back and keeps it. Then
 // nftables mode alone: ROUNDS periodic full syncs of a running syncer and restarts of a
 // new one over a table nothing has touched since (they write nothing). Last, nftables
 // mode alone at NFT_SIZE Services (default 10000): NFT_ROUNDS full syncs from an empty
 // table (default 1), ROUNDS one-Service changes on the table the last one left, ROUNDS
-// restarted agents' full syncs over it untouched, and NFT_ROUNDS after another table's
-// commit. Medians with min–max.
+// restarted agents' full syncs over it untouched, and NFT_ROUNDS each after another
+// table's commit (read back) and after a change to the table (rewritten). Medians with
+// min–max.
 func TestBenchRuleSyncNFTables(t *testing.T) {
 	if os.Getenv("NETLAB_BENCH_RULES") != "1" {
 		t.Skip("benchmark: set NETLAB_BENCH_RULES=1")
@@ -125,10 +127,15 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 		return sy, st.Took, err
 	}
 	// commitElsewhere makes a commit in the namespace that does not touch the table
-	// (another table made and deleted): the next full sync cannot know the table is
-	// untouched and rewrites it.
+	// (another table made and deleted): the next full sync cannot know from the
+	// generation that the table is untouched, reads it back and keeps it.
 	commitElsewhere := func() error {
 		return run("add table ip bench-other\ndelete table ip bench-other\n", "nft", "-f", "-")
+	}
+	// changeTable changes the table behind the syncer's back (a rule added to a chain
+	// no packet leaves): the next full sync reads it back and rewrites it.
+	changeTable := func() error {
+		return run("add rule ip kube-proxy masquerading counter\n", "nft", "-f", "-")
 	}
 	version, _ := exec.Command("iptables", "-V").CombinedOutput()
 	nftVersion, _ := exec.Command("nft", "--version").CombinedOutput()
@@ -264,7 +271,10 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 
 		// A restarted agent's first (full) sync over the tables in place, A B C: C is the
 		// nftables full sync as one transaction (how netlab did it before Restaged).
+		// Before B a rule is added to its table, so B rewrites it; D is then a restart
+		// after another table's commit, which reads the table back and keeps it.
 		var restart []pair
+		var readBack, readBackCPU []time.Duration
 		cpu = nil
 		in(func() error {
 			if err := reset(); err != nil {
@@ -283,7 +293,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 				if _, x.ipt, err = sync("iptables", ports); err != nil {
 					return err
 				}
-				if err := commitElsewhere(); err != nil { // untimed: B must rewrite
+				if err := changeTable(); err != nil { // untimed: B must rewrite
 					return err
 				}
 				cpu0 := threadCPU()
@@ -291,9 +301,21 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 					return err
 				}
 				if kept {
-					return fmt.Errorf("restart after another commit: kept")
+					return fmt.Errorf("restart after a change to the table: kept")
 				}
 				cpu = append(cpu, threadCPU()-cpu0)
+				if err := commitElsewhere(); err != nil { // untimed: D reads back
+					return err
+				}
+				cpu0 = threadCPU()
+				_, d, err := sync("nftables", ports)
+				if err != nil {
+					return err
+				}
+				if !kept {
+					return fmt.Errorf("restart after another table's commit: not kept")
+				}
+				readBack, readBackCPU = append(readBack, d), append(readBackCPU, threadCPU()-cpu0)
 				start := time.Now()
 				ex, err := nftnl.ListExisting()
 				if err != nil {
@@ -307,8 +329,10 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			}
 			return reset()
 		})
-		reportC(fmt.Sprintf("restart over the table at %d", n), "C one transaction", restart)
+		reportC(fmt.Sprintf("restart over a changed table at %d", n), "C one transaction", restart)
 		t.Logf("%-26s B's CPU time %s", "", stat(cpu))
+		reportOne(fmt.Sprintf("restart at %d after another table's commit (read back)", n), readBack)
+		reportOne("  its CPU time (thread)", readBackCPU)
 
 		// nftables mode alone: a restarted agent, and a running one's periodic full sync,
 		// when nothing has committed in the namespace since the last sync (the table is
@@ -351,7 +375,7 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 	}
 
 	ports := benchPorts(big)
-	var full, change, bigCPU, restart, restartCPU, keptRestart, keptCPU []time.Duration
+	var full, change, bigCPU, restart, restartCPU, keptRestart, keptCPU, readBack, readBackCPU []time.Duration
 	in(func() error {
 		var sy *agent.RuleSyncer
 		for range bigRounds {
@@ -399,8 +423,20 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			if !kept {
+				return fmt.Errorf("restart after another table's commit: not kept")
+			}
+			readBack = append(readBack, d)
+			readBackCPU = append(readBackCPU, threadCPU()-cpu0)
+			if err := changeTable(); err != nil {
+				return err
+			}
+			cpu0 = threadCPU()
+			if _, d, err = sync("nftables", ports); err != nil {
+				return err
+			}
 			if kept {
-				return fmt.Errorf("restart after another commit: kept")
+				return fmt.Errorf("restart after a change to the table: kept")
 			}
 			restart = append(restart, d)
 			restartCPU = append(restartCPU, threadCPU()-cpu0)
@@ -412,7 +448,9 @@ func TestBenchRuleSyncNFTables(t *testing.T) {
 	reportOne("  its CPU time (thread)", bigCPU)
 	reportOne(fmt.Sprintf("restart at %d, untouched table", big), keptRestart)
 	reportOne("  its CPU time (thread)", keptCPU)
-	reportOne(fmt.Sprintf("restart over the table at %d (after another commit)", big), restart)
+	reportOne(fmt.Sprintf("restart at %d after another table's commit (read back)", big), readBack)
+	reportOne("  its CPU time (thread)", readBackCPU)
+	reportOne(fmt.Sprintf("restart over a changed table at %d (rewritten)", big), restart)
 	reportOne("  its CPU time (thread)", restartCPU)
 }
 

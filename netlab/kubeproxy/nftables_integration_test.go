@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
@@ -49,19 +50,28 @@ func nftRulesCheck(t *testing.T, p *plan.Plan) {
 	}
 	waitSynced(t, p, rundir.ForLab(p.Lab).Endpoints())
 	for _, n := range p.Nodes {
-		chains, err := kernel.Run(n.Netns, nil, "nft", "list", "chains")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sets, err := kernel.Run(n.Netns, nil, "nft", "-t", "list", "sets")
-		if err != nil {
-			t.Fatal(err)
-		}
 		node, _ := p.ProxyNode(n.Name)
 		want := nftables.Render(node, ef.Ports)
-		have := nftables.ParseExisting(chains, sets)
-		got := slices.Sorted(slices.Values(have.Chains))
-		if w := slices.Sorted(maps.Keys(want.Chains)); !slices.Equal(got, w) {
+		w := slices.Sorted(maps.Keys(want.Chains))
+		// Chains an endpoint change left stale stay, flushed, until a sync at least
+		// nftables.StaleDelay later deletes them (as kube-proxy does): wait for that.
+		var chains []byte
+		var got []string
+		for deadline := time.Now().Add(10 * nftables.StaleDelay); ; time.Sleep(100 * time.Millisecond) {
+			var err error
+			if chains, err = kernel.Run(n.Netns, nil, "nft", "list", "chains"); err != nil {
+				t.Fatal(err)
+			}
+			sets, err := kernel.Run(n.Netns, nil, "nft", "-t", "list", "sets")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = slices.Sorted(slices.Values(nftables.ParseExisting(chains, sets).Chains))
+			if slices.Equal(got, w) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !slices.Equal(got, w) {
 			t.Errorf("%s: chains\n%v\nwant\n%v", n.Name, got, w)
 		}
 		if !slices.Contains(got, nftables.ServiceChain("default", "web", "tcp", "http")) {

@@ -18,16 +18,16 @@ import (
 )
 
 // Every agent runs from the binary its role asks for — the pods from netlab-pod,
-// kube-proxy, the controller, the LB, the cluster DNS and the supervisor from
-// netlab-agent, the ingress from netlab — with the same command line, so status sees them
-// all running and down ends every one of them.
+// kube-proxy, the ingress, the controller, the LB, the cluster DNS and the supervisor from
+// netlab-agent — with the same command line, so status sees them all running and down
+// ends every one of them.
 func TestAgentsRunFromTheirBinaries(t *testing.T) {
 	labtest.RequireRoot(t)
 	p := labtest.Up(t, "abin", "")
 	want := map[string]string{
 		"pod": supervise.PodBinaryName, "dns": supervise.AgentBinaryName, "kube-proxy": supervise.AgentBinaryName,
 		"controller": supervise.AgentBinaryName, "lb": supervise.AgentBinaryName, "supervisor": supervise.AgentBinaryName,
-		"ingress": filepath.Base(labtest.Binary(t)),
+		"ingress": supervise.AgentBinaryName,
 	}
 	d := rundir.ForLab(p.Lab)
 	var pids []int

@@ -62,8 +62,8 @@ var layers = map[string]layer{
 	"lab": {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
 	// The agents of the netlab-agent binary: no Kubernetes types, Prometheus or cobra (a
 	// test in the package holds the binary to that).
-	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "privs", "podagent"}},
-	// The ingress agent, which netlab itself runs: it needs the Ingress types and Prometheus.
+	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "privs", "podagent", "ingressagent"}},
+	// The ingress agent's main, which netlab-agent runs (agent.Main's ingress role).
 	"ingressagent": {netlab: []string{"plan", "ingress", "kubeproxy", "rundir", "ready", "rawio"}},
 	// The pod echo agent, the whole of the small netlab-pod binary: nothing heavier than
 	// the standard library and privs (a test in the package holds its binary to that).

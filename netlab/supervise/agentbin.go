@@ -31,13 +31,12 @@ const AgentBinaryEnv = "NETLAB_AGENT_BINARY"
 const NetlabBinaryEnv = "NETLAB_BINARY"
 
 // AgentRoles are the agents netlab-agent runs (the words after "agent" on their command
-// line; agent.Roles, which a test holds equal). The pod echo runs netlab-pod; the ingress,
-// which needs the Kubernetes Ingress types and Prometheus, runs netlab itself.
-var AgentRoles = []string{"kube-proxy", "controller", "lb", "dns", "supervisor"}
+// line; agent.Roles, which a test holds equal). The pod echo runs netlab-pod.
+var AgentRoles = []string{"kube-proxy", "controller", "lb", "dns", "supervisor", "ingress"}
 
 // AgentBinary is the executable that runs pr: netlab-pod for the pod echo agents, found
 // beside the netlab binary (or at $NETLAB_POD_BINARY), netlab-agent for AgentRoles (or
-// $NETLAB_AGENT_BINARY), netlab itself for the ingress. All take the same arguments
+// $NETLAB_AGENT_BINARY), netlab itself for any other. All take the same arguments
 // (`agent <role> ...`).
 func AgentBinary(netlab string, pr plan.Process) (string, error) {
 	if len(pr.Args) < 2 || pr.Args[0] != "agent" {

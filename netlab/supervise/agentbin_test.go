@@ -18,14 +18,15 @@ func TestAgentBinary(t *testing.T) {
 	kp := plan.Process{Role: "kube-proxy", Name: "node-1", Args: []string{"agent", "kube-proxy", "--lab", "x"}}
 
 	ing := plan.Process{Role: "ingress", Name: "node-1", Args: []string{"agent", "ingress", "--lab", "x"}}
+	unknown := plan.Process{Role: "x", Name: "y", Args: []string{"agent", "not-a-role", "--lab", "x"}}
 
 	t.Setenv(supervise.PodBinaryEnv, "")
 	t.Setenv(supervise.AgentBinaryEnv, "")
-	if got, err := supervise.AgentBinary(netlab, ing); err != nil || got != netlab {
-		t.Errorf("the ingress runs %q (%v), want netlab itself", got, err)
+	if got, err := supervise.AgentBinary(netlab, unknown); err != nil || got != netlab {
+		t.Errorf("a role netlab-agent does not run runs %q (%v), want netlab itself", got, err)
 	}
-	// The node and cluster agents run netlab-agent, found beside netlab.
-	for _, pr := range []plan.Process{dns, kp, supervise.SupervisorProcess("x")} {
+	// The node and cluster agents, the ingress among them, run netlab-agent, found beside netlab.
+	for _, pr := range []plan.Process{dns, kp, ing, supervise.SupervisorProcess("x")} {
 		_, err := supervise.AgentBinary(netlab, pr)
 		if err == nil {
 			t.Fatalf("%s %s: no error with netlab-agent missing", pr.Role, pr.Name)
@@ -40,7 +41,7 @@ func TestAgentBinary(t *testing.T) {
 	if err := os.WriteFile(agentBin, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, pr := range []plan.Process{dns, kp, supervise.SupervisorProcess("x")} {
+	for _, pr := range []plan.Process{dns, kp, ing, supervise.SupervisorProcess("x")} {
 		if got, err := supervise.AgentBinary(netlab, pr); err != nil || got != agentBin {
 			t.Errorf("%s %s runs %q (%v), want %q", pr.Role, pr.Name, got, err, agentBin)
 		}

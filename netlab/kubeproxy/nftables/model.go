@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 )
@@ -42,7 +43,82 @@ type Model struct {
 	// a full sync needs it only once the kernel has the table.
 	sum    [4]uint64
 	summed chan struct{}
+	// stale holds, when deleting stale chains is deferred (DeferStaleDeletes), the
+	// chains Update flushed because no port wants them any more, with when it did: they
+	// stay in the table, empty, until StaleDeletes deletes them.
+	deferStale bool
+	stale      map[string]time.Time
 }
+
+// StaleDelay is how long a chain no port wants stays in the table, flushed, before it is
+// deleted when deletes are deferred: kube-proxy's (its nftables proxier flushes a stale
+// chain in the sync that makes it stale and deletes it in a sync at least a second
+// later, because kernels before 6.2 could still see a chain a just-deleted map element
+// pointed to).
+const StaleDelay = time.Second
+
+// DeferStaleDeletes makes Update leave the chains no port wants any more in the table,
+// flushed, as kube-proxy does, for StaleDeletes to delete later (on), or flush and delete
+// them at once, as Diff does (off, the default).
+func (m *Model) DeferStaleDeletes(on bool) { m.deferStale = on }
+
+// StaleDeletes returns the commands that delete the stale chains Update flushed at least
+// StaleDelay before now (every one when all is set), and forgets them; nil when there
+// are none. A chain a port wants again in the meantime is not stale any more.
+func (m *Model) StaleDeletes(now time.Time, all bool) []byte {
+	var due []string
+	for n, at := range m.stale {
+		if m.rs != nil && m.rs.Chains[n] != nil {
+			delete(m.stale, n) // wanted again
+			continue
+		}
+		if all || now.Sub(at) >= StaleDelay {
+			due = append(due, n)
+			delete(m.stale, n)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	slices.Sort(due)
+	var w writer
+	for _, n := range due {
+		w.line("delete chain ", prefix, n)
+	}
+	return w.Bytes()
+}
+
+// StaleDue reports whether a stale chain is due for deletion at now.
+func (m *Model) StaleDue(now time.Time) bool {
+	for n, at := range m.stale {
+		if now.Sub(at) >= StaleDelay && (m.rs == nil || m.rs.Chains[n] == nil) {
+			return true
+		}
+	}
+	return false
+}
+
+// StalePending reports whether the table holds chains Update flushed and nothing has
+// deleted yet.
+func (m *Model) StalePending() bool { return len(m.stale) > 0 }
+
+// DeleteChainsNotIn returns the commands that delete the chains existing lists and rs
+// does not have (a predecessor's flushed stale chains); nil when there are none.
+func DeleteChainsNotIn(rs *Ruleset, existing Existing) []byte {
+	var w writer
+	for _, n := range slices.Sorted(slices.Values(existing.Chains)) {
+		if rs.Chains[n] == nil {
+			w.line("delete chain ", prefix, n)
+		}
+	}
+	if w.Len() == 0 {
+		return nil
+	}
+	return w.Bytes()
+}
+
+// ForgetStale forgets the stale chains: a full rewrite of the table has deleted them.
+func (m *Model) ForgetStale() { m.stale = nil }
 
 type elemRef struct{ container, key string }
 
@@ -417,6 +493,7 @@ func (m *Model) apply(changes []change) []byte {
 		}
 		if newRS != nil {
 			for n, c := range newRS.Chains {
+				delete(m.stale, n) // wanted again: written below, not deleted later
 				old := m.rs.Chains[n]
 				if old == nil || old.Base != c.Base || old.Comment != c.Comment || !slices.Equal(old.Rules, c.Rules) {
 					changedChains = append(changedChains, n)
@@ -514,8 +591,20 @@ func (m *Model) apply(changes []change) []byte {
 	for _, n := range staleChains {
 		w.line("flush chain ", prefix, n)
 	}
-	for _, n := range staleChains {
-		w.line("delete chain ", prefix, n)
+	if m.deferStale {
+		now := time.Now()
+		for _, n := range staleChains {
+			if m.stale == nil {
+				m.stale = map[string]time.Time{}
+			}
+			if _, ok := m.stale[n]; !ok {
+				m.stale[n] = now
+			}
+		}
+	} else {
+		for _, n := range staleChains {
+			w.line("delete chain ", prefix, n)
+		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(deletedSets)) {
 		kind := "set"

@@ -5,7 +5,9 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -268,4 +270,67 @@ func TestModelOfManyPortsEqualsRender(t *testing.T) {
 	prev := checkModel(t, "build", m, nil, ports)
 	ports[100].Endpoints[1].Ready = false
 	checkModel(t, "one endpoint leaves", m, prev, ports)
+}
+
+// With deletes deferred, Update flushes a chain no port wants any more and leaves it in
+// the table (Diff's commands without its delete), StaleDeletes deletes it once
+// StaleDelay has passed, and a chain wanted again before then is refilled, not deleted.
+func TestModelDefersStaleDeletes(t *testing.T) {
+	m := NewModel(testNode)
+	m.DeferStaleDeletes(true)
+	ports := overallPorts()
+	i := slices.IndexFunc(ports, func(p kubeproxy.ServicePort) bool { return len(p.Endpoints) >= 2 })
+	if i < 0 {
+		t.Fatal("no port with two endpoints")
+	}
+	m.Update(ports)
+	before := Render(testNode, ports)
+	gone := ports[i].Endpoints[len(ports[i].Endpoints)-1]
+	ports[i].Endpoints = slices.Clone(ports[i].Endpoints[:len(ports[i].Endpoints)-1])
+	after := Render(testNode, ports)
+
+	delta, _ := m.Update(ports)
+	var kept, deletes []string
+	for l := range strings.Lines(string(Diff(before, after))) {
+		if strings.HasPrefix(l, "delete chain ") {
+			deletes = append(deletes, l)
+		} else {
+			kept = append(kept, l)
+		}
+	}
+	if len(deletes) != 1 || !strings.Contains(deletes[0], "endpoint-") {
+		t.Fatalf("Diff deletes %q, want one endpoint chain", deletes)
+	}
+	if d := cmp.Diff(strings.Join(kept, ""), string(delta)); d != "" {
+		t.Fatalf("delta differs from Diff's without its delete (-Diff +Model):\n%s", d)
+	}
+	now := time.Now()
+	if !m.StalePending() || m.StaleDue(now) || m.StaleDeletes(now, false) != nil {
+		t.Fatal("a chain just made stale is not pending, or is due at once")
+	}
+	if !m.StaleDue(now.Add(StaleDelay)) {
+		t.Fatal("a stale chain is not due after StaleDelay")
+	}
+	if got := string(m.StaleDeletes(now.Add(StaleDelay), false)); got != deletes[0] {
+		t.Fatalf("StaleDeletes after StaleDelay: %q, want %q", got, deletes[0])
+	}
+	if m.StalePending() || m.StaleDeletes(now.Add(time.Hour), true) != nil {
+		t.Fatal("a deleted chain is still pending")
+	}
+
+	// Gone, and back before the delay: the chain is refilled (Diff's commands), never
+	// deleted.
+	ports[i].Endpoints = append(ports[i].Endpoints, gone)
+	m.Update(ports) // back, after the delete
+	ports[i].Endpoints = ports[i].Endpoints[:len(ports[i].Endpoints)-1]
+	m.Update(ports) // gone again: stale
+	ports[i].Endpoints = append(ports[i].Endpoints, gone)
+	back := Render(testNode, ports)
+	delta, _ = m.Update(ports)
+	if d := cmp.Diff(string(Diff(after, back)), string(delta)); d != "" {
+		t.Fatalf("a stale chain wanted again: delta differs from Diff (-Diff +Model):\n%s", d)
+	}
+	if m.StalePending() || m.StaleDeletes(now.Add(time.Hour), true) != nil {
+		t.Fatal("a chain wanted again is still to be deleted")
+	}
 }

@@ -764,6 +764,8 @@ type Conn struct {
 	// (from 1<<31, apart from the netlink package's own numbers for its requests).
 	buf []byte
 	seq uint32
+	// rbuf receives the answers of dumps (see dump).
+	rbuf []byte
 	// gen is the generation the last transaction over c made (0: unknown, or the last
 	// one failed).
 	gen uint32
