@@ -337,8 +337,13 @@ declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_P
 # (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with PROCS Go processors; its pid in
 # AGENT_PID. It serves the same routes (it reads the lab's plan) with its own upstream pool.
 start_agent() {
-  local port=$1 procs=$2 a skip=0 args=()
+  local port=$1 procs=$2 a skip=0 args=() first=1
   while IFS= read -r -d '' a; do
+    if [ "$first" = 1 ]; then # the agent's binary, by its path (argv[0] may be a bare name)
+      first=0
+      args+=("$(readlink -f "/proc/$ingress_pid/exe")")
+      continue
+    fi
     if [ "$skip" = 1 ]; then skip=0; continue; fi
     case $a in
     --http-port | --https-port | --metrics-port | --procs) skip=1; continue ;;

@@ -153,6 +153,7 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 		// transaction, so a packet never meets a jump to a chain that is not there yet.
 		input = kubeproxy.Render(r.node, ports, dump.ChainNames("nat"))
 		input = kubeproxy.AppendJumps(input, kubeproxy.MissingJumps(dump))
+		input = kubeproxy.AppendCanaries(input, kubeproxy.MissingCanaries(dump))
 		snap = kubeproxy.TakeSnapshot(next)
 		full = true
 	} else {
@@ -200,6 +201,14 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	node, err := p.ProxyNode(cfg.Node)
 	if err != nil {
 		return err
+	}
+	if node.NFAcct {
+		// kube-proxy's counters, in this (the node's) namespace; without them it writes
+		// its rules without the nfacct matches, and so does the agent.
+		if err := kernel.EnsureNFAcctHere(kubeproxy.NFAcctInvalidDropped, kubeproxy.NFAcctLocalhostNodePorts); err != nil {
+			log.Warn("no nfacct counters: the rules are written without them", "node", cfg.Node, "err", err)
+			node.NFAcct = false
+		}
 	}
 	syncer, err := NewRuleSyncerMode(node, p.KubeProxy.Mode)
 	if err != nil {
@@ -382,7 +391,9 @@ func HealthCheckHandler(svc, node string, ports func() []kubeproxy.ServicePort) 
 		} else {
 			w.WriteHeader(http.StatusOK)
 		}
-		_ = json.NewEncoder(w).Encode(resp)
+		// The body as kube-proxy writes it: indented with tabs, no final newline.
+		body, _ := json.MarshalIndent(resp, "", "\t")
+		_, _ = w.Write(body)
 	})
 }
 

@@ -37,6 +37,7 @@ type exchange struct {
 	fields        []field  // end-to-end fields, in order
 	connNamed     []string // fields the upstream's Connection header names (hop-by-hop)
 	nothingRead   bool     // no byte of a response arrived (a retry cannot duplicate)
+	early         bool     // the answer came before the request's body was all sent
 }
 
 var exchanges = sync.Pool{New: func() any { return &exchange{fields: make([]field, 0, 16)} }}

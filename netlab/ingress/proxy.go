@@ -96,9 +96,9 @@ type Options struct {
 	// Logger receives proxy errors at debug level; nil discards them.
 	Logger *slog.Logger
 	// TrustForwardedHeaders keeps a client's X-Forwarded-For (appending the client's
-	// address) and X-Request-ID, for clients behind a proxy of one's own
-	// (ingress-nginx's use-forwarded-headers). Off by default: clients are the internet,
-	// and what they claim there is replaced.
+	// address), for clients behind a proxy of one's own (ingress-nginx's
+	// use-forwarded-headers). Off by default: clients are the internet, and the address
+	// chain they claim is replaced. (A client's X-Request-ID is kept either way.)
 	TrustForwardedHeaders bool
 }
 
@@ -247,10 +247,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // ServeHTTP routes and proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	inID := ""
-	if h.trustFwd {
-		inID = r.Header.Get(HeaderRequestID)
-	}
+	// A client's request id is kept (printable, at most 128 bytes), as ingress-nginx keeps
+	// it ($req_id is $http_x_request_id when set): it names one request, claims nothing.
+	inID := r.Header.Get(HeaderRequestID)
 	// The request's state and its response recorder come from a pool (nothing holds them
 	// once ServeHTTP returns: the header map keeps only its own values).
 	scr := scratches.Get().(*scratch)
@@ -498,7 +497,22 @@ func (h *Handler) roundTrip(ctx context.Context, uc *upConn, r *http.Request, st
 
 func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrade string, x *exchange) error {
 	if err := h.writeRequest(uc.bw, r, st, upgrade); err != nil {
-		return err
+		if st.body == nil || st.body.err != nil || upgrade != "" {
+			return err
+		}
+		// Sending the body failed on the upstream's side: it may have answered and
+		// closed before reading all of it (an early 413, a handler that does not read the
+		// body). That answer, when it came, is the client's, with both connections closed
+		// after it (RFC 9112 §9.5; Go's Transport does the same); else the write error.
+		uc.armDeadline(time.Now(), h.timeout)
+		uc.src.max = headReadSize
+		rerr := x.readHead(uc.br, r.Method)
+		uc.src.max = 0
+		if rerr != nil || x.status == http.StatusSwitchingProtocols {
+			return err
+		}
+		x.early = true
+		return nil
 	}
 	if st.body != nil && st.body.err != nil {
 		return st.body.err
@@ -699,9 +713,12 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 			hdr["Server"] = serverHdr
 		}
 	}
+	if x.early {
+		hdr["Connection"] = []string{"close"} // the client's body was not all read
+	}
 	w.WriteHeader(x.status)
 	noBody := r.Method == http.MethodHead || x.status == http.StatusNoContent || x.status == http.StatusNotModified
-	reuse := !x.close
+	reuse := !x.close && !x.early
 	var err error
 	switch {
 	case noBody:

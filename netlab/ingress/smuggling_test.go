@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// By default the client is the internet: what it claims in X-Forwarded-For and
-// X-Request-ID is replaced, not passed on.
+// By default the client is the internet: what it claims in X-Forwarded-For is replaced,
+// not passed on. Its X-Request-ID is kept, as ingress-nginx keeps it.
 func TestProxyReplacesClientForwardedHeaders(t *testing.T) {
 	web := echoUpstream(t, "web")
 	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(web)})}, webAPITable(t))
@@ -34,8 +34,13 @@ func TestProxyReplacesClientForwardedHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want %q", what, got, want)
 		}
 	}
-	if id := resp.Header.Get(HeaderRequestID); id == "chosen-by-client" || len(id) != 32 || e.Headers.Get(HeaderRequestID) != id {
-		t.Errorf("request id: client got %q, upstream %q", id, e.Headers.Get(HeaderRequestID))
+	if id := resp.Header.Get(HeaderRequestID); id != "chosen-by-client" || e.Headers.Get(HeaderRequestID) != id {
+		t.Errorf("request id: client got %q, upstream %q; want the client's", id, e.Headers.Get(HeaderRequestID))
+	}
+	// One with control characters is replaced.
+	resp, body = doReq(t, px.Client(), "GET", px.URL+"/", "app.example", map[string]string{HeaderRequestID: "a\tb"}, nil)
+	if id := resp.Header.Get(HeaderRequestID); len(id) != 32 || decodeEcho(t, body).Headers.Get(HeaderRequestID) != id {
+		t.Errorf("request id with a tab: client got %q", id)
 	}
 }
 

@@ -7,29 +7,31 @@ import (
 	"strings"
 )
 
-// UDPServing is what a node's rules do with UDP Service traffic, as kube-proxy's conntrack
-// clean-up needs it. UDP has no connection to end: once a conntrack entry carries a
-// client's flow to an endpoint, every later datagram of that flow follows the entry, not
-// the rules. When the endpoint leaves, the flow would keep going to it (and get "port
-// unreachable") until the entry times out; when a Service without endpoints gets one,
-// the flow would stay un-NATed and keep being rejected. kube-proxy therefore deletes, after
-// a sync, the UDP entries to a Service's address whose reply does not come from one of the
-// endpoints the rules now use. UDPServing answers that question for one flow (Stale).
+// UDPServing is what a node's UDP Services serve, as kube-proxy's conntrack clean-up
+// needs it. UDP has no connection to end: once a conntrack entry carries a client's flow
+// to an endpoint, every later datagram of that flow follows the entry, not the rules.
+// When the endpoint goes, the flow would keep going to it (and get "port unreachable")
+// until the entry times out; when a Service without endpoints gets one, the flow would
+// stay un-NATed and keep being rejected. kube-proxy therefore deletes, after a sync, the
+// UDP entries to a Service's address whose reply does not come from one of the Service's
+// serving endpoints (its conntrack.CleanStaleEntries). UDPServing answers that question
+// for one flow (Stale).
 type UDPServing struct {
 	nodeIP netip.Addr
-	// byDst: a Service's ClusterIP, load-balancer or external IP and port → the endpoints
-	// its rules on this node send to.
-	byDst map[netip.AddrPort]map[netip.AddrPort]bool
-	// byNodePort: a UDP NodePort → the endpoints its rules send to.
-	byNodePort map[uint16]map[netip.AddrPort]bool
+	// byDst: a Service's ClusterIP, load-balancer or external IP and port → the IPs of
+	// its serving endpoints; nil when it has none (its flows are left alone).
+	byDst map[netip.AddrPort]map[netip.Addr]bool
+	// byNodePort: a UDP NodePort → the same.
+	byNodePort map[uint16]map[netip.Addr]bool
 	key        string
 }
 
-// NewUDPServing collects the UDP Service ports of ports as node's rules program them:
-// the endpoints each address sends to are those kube-proxy's rules use (ready ones, else
-// serving terminating ones; the local ones for a Local traffic policy).
+// NewUDPServing collects the UDP Service ports of ports for node. As kube-proxy does, the
+// endpoints a flow may keep going to are every serving one of the port, by IP: traffic
+// policies, readiness against serving-terminating and the node do not enter (the rules
+// decide where new flows go; a flow to a pod that still serves is left to finish).
 func NewUDPServing(node Node, ports []ServicePort) *UDPServing {
-	u := &UDPServing{byDst: map[netip.AddrPort]map[netip.AddrPort]bool{}, byNodePort: map[uint16]map[netip.AddrPort]bool{}}
+	u := &UDPServing{byDst: map[netip.AddrPort]map[netip.Addr]bool{}, byNodePort: map[uint16]map[netip.Addr]bool{}}
 	u.nodeIP, _ = netip.ParseAddr(node.IP)
 	var keys []string
 	for i := range ports {
@@ -37,32 +39,33 @@ func NewUDPServing(node Node, ports []ServicePort) *UDPServing {
 		if !strings.EqualFold(sp.Protocol, "UDP") {
 			continue
 		}
-		cluster, local, _, _ := categorize(sp, node.Name)
-		internal := endpointSet(cluster)
-		if sp.InternalLocal {
-			internal = endpointSet(local)
-		}
-		// External addresses: the local endpoints for a Local policy, but a pod's traffic
-		// to them short-circuits to the cluster's, so both count as in use.
-		external := endpointSet(append(append([]Endpoint(nil), cluster...), local...))
-		add := func(ip string, eps map[netip.AddrPort]bool) {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				u.byDst[netip.AddrPortFrom(a, uint16(sp.Port))] = eps
+		var serving map[netip.Addr]bool
+		for _, ep := range sp.Endpoints {
+			if a, err := netip.ParseAddr(ep.IP); err == nil && ep.IsServing() {
+				if serving == nil {
+					serving = map[netip.Addr]bool{}
+				}
+				serving[a] = true
 			}
 		}
-		add(sp.ClusterIP, internal)
+		add := func(ip string) {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				u.byDst[netip.AddrPortFrom(a, uint16(sp.Port))] = serving
+			}
+		}
+		add(sp.ClusterIP)
 		for _, ip := range sp.LoadBalancerIPs {
-			add(ip, external)
+			add(ip)
 		}
 		for _, ip := range sp.ExternalIPs {
-			add(ip, external)
+			add(ip)
 		}
 		if sp.NodePort != 0 {
-			u.byNodePort[uint16(sp.NodePort)] = external
+			u.byNodePort[uint16(sp.NodePort)] = serving
 		}
 		k := sp.ServicePortName() + "=" + sp.ClusterIP + ":" + strconv.Itoa(int(sp.Port)) + "," +
 			strconv.Itoa(int(sp.NodePort)) + "," + strings.Join(sp.LoadBalancerIPs, ",") + "," +
-			strings.Join(sp.ExternalIPs, ",") + ">" + setString(internal) + "|" + setString(external)
+			strings.Join(sp.ExternalIPs, ",") + ">" + setString(serving)
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -70,20 +73,10 @@ func NewUDPServing(node Node, ports []ServicePort) *UDPServing {
 	return u
 }
 
-func endpointSet(eps []Endpoint) map[netip.AddrPort]bool {
-	out := make(map[netip.AddrPort]bool, len(eps))
-	for _, ep := range eps {
-		if a, err := netip.ParseAddr(ep.IP); err == nil {
-			out[netip.AddrPortFrom(a, uint16(ep.Port))] = true
-		}
-	}
-	return out
-}
-
-func setString(s map[netip.AddrPort]bool) string {
+func setString(s map[netip.Addr]bool) string {
 	out := make([]string, 0, len(s))
-	for ap := range s {
-		out = append(out, ap.String())
+	for a := range s {
+		out = append(out, a.String())
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
@@ -99,10 +92,10 @@ func (u *UDPServing) Empty() bool { return len(u.byDst) == 0 && len(u.byNodePort
 // Stale says whether a UDP conntrack entry, with the original direction's destination
 // origDst and the reply direction's source replySrc (where the entry sends the flow: the
 // endpoint after DNAT, or origDst itself when it was not translated), carries a flow to a
-// Service somewhere the rules no longer send it.
+// Service somewhere that no longer serves it.
 func (u *UDPServing) Stale(origDst, replySrc netip.AddrPort) bool {
 	if eps, ok := u.byDst[origDst]; ok {
-		return !eps[replySrc]
+		return eps != nil && !eps[replySrc.Addr()]
 	}
 	eps, ok := u.byNodePort[origDst.Port()]
 	if !ok {
@@ -115,7 +108,7 @@ func (u *UDPServing) Stale(origDst, replySrc netip.AddrPort) bool {
 	if !translated && origDst.Addr() != u.nodeIP {
 		return false
 	}
-	return !eps[replySrc]
+	return eps != nil && !eps[replySrc.Addr()]
 }
 
 // StaleSince is Stale, and also true for a flow to an address or NodePort that prev

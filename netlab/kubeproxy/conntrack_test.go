@@ -70,6 +70,39 @@ func TestUDPServingKey(t *testing.T) {
 	}
 }
 
+// As kube-proxy's clean-up: every serving endpoint of the port keeps its flows, whatever
+// the traffic policy, the node, or whether it is terminating while others are ready; a
+// port without any serving endpoint has its flows left alone.
+func TestUDPServingKeepsServingEndpoints(t *testing.T) {
+	node := Node{Name: "node-1", IP: "172.18.0.11"}
+	eps := []Endpoint{
+		{Pod: "a", Node: "node-1", IP: "10.244.1.5", Port: 53, Ready: true},
+		{Pod: "b", Node: "node-2", IP: "10.244.2.5", Port: 53, Ready: true},
+		{Pod: "c", Node: "node-2", IP: "10.244.2.6", Port: 53, Serving: true, Terminating: true},
+		{Pod: "d", Node: "node-2", IP: "10.244.2.7", Port: 53, Terminating: true},
+	}
+	itp := ServicePort{Namespace: "ns", Name: "itp", Protocol: "UDP", ClusterIP: "10.96.0.11", Port: 53, InternalLocal: true, Endpoints: eps}
+	gone := ServicePort{Namespace: "ns", Name: "gone", Protocol: "UDP", ClusterIP: "10.96.0.12", Port: 53,
+		Endpoints: []Endpoint{{Pod: "e", Node: "node-1", IP: "10.244.1.9", Port: 53}}}
+	u := NewUDPServing(node, []ServicePort{itp, gone})
+	ap := netip.MustParseAddrPort
+	for _, c := range []struct {
+		name              string
+		origDst, replySrc string
+		want              bool
+	}{
+		{"ITP Local, to a remote ready endpoint", "10.96.0.11:53", "10.244.2.5:53", false},
+		{"to a terminating endpoint that still serves", "10.96.0.11:53", "10.244.2.6:53", false},
+		{"to a terminating endpoint that no longer serves", "10.96.0.11:53", "10.244.2.7:53", true},
+		{"to a serving endpoint's other port", "10.96.0.11:53", "10.244.1.5:5353", false},
+		{"to a Service without serving endpoints", "10.96.0.12:53", "10.244.1.9:53", false},
+	} {
+		if got := u.Stale(ap(c.origDst), ap(c.replySrc)); got != c.want {
+			t.Errorf("%s: Stale(%s, %s) = %v, want %v", c.name, c.origDst, c.replySrc, got, c.want)
+		}
+	}
+}
+
 func TestUDPServingStaleSince(t *testing.T) {
 	node := Node{Name: "node-1", IP: "172.18.0.11"}
 	dns := ServicePort{Namespace: "kube-system", Name: "kube-dns", Protocol: "UDP", ClusterIP: "10.96.0.10", Port: 53,

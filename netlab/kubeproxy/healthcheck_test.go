@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/agent"
@@ -43,6 +44,12 @@ func TestHealthCheckHandler(t *testing.T) {
 		if rec.Code != tc.code || body.LocalEndpoints != tc.n || body.Service.Namespace != "default" || body.Service.Name != "solo" ||
 			rec.Header().Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %s %v, want %d with localEndpoints %d", tc.node, rec.Code, rec.Body.String(), rec.Header(), tc.code, tc.n)
+		}
+		// Byte for byte kube-proxy's body (its hcHandler's dedented template).
+		want := "{\n\t\"service\": {\n\t\t\"namespace\": \"default\",\n\t\t\"name\": \"solo\"\n\t},\n\t\"localEndpoints\": " +
+			strconv.Itoa(tc.n) + ",\n\t\"serviceProxyHealthy\": true\n}"
+		if rec.Body.String() != want {
+			t.Errorf("%s: body %q, want %q", tc.node, rec.Body.String(), want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package kubeproxy
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,6 +128,53 @@ func AppendJumps(input []byte, jumps []JumpRule) []byte {
 			}
 			out.WriteString("COMMIT\n")
 		}
+	}
+	return out.Bytes()
+}
+
+// CanaryChain is the empty chain kube-proxy's iptables mode keeps in the mangle, nat and
+// filter tables (its iptables Monitor): when a table is flushed of chains, the canary is
+// gone too and kube-proxy resyncs. netlab's agent watches the jumps from the built-in
+// chains for that instead (they go with a flush of rules as well), and keeps the canaries
+// so that a node's iptables-save reads like a real one's.
+const CanaryChain = "KUBE-PROXY-CANARY"
+
+// canaryTables are the tables kube-proxy keeps a canary in, in its order.
+var canaryTables = []string{"mangle", "nat", "filter"}
+
+// MissingCanaries returns the tables whose canary chain save lacks.
+func MissingCanaries(save *iptables.Dump) []string {
+	var out []string
+	for _, t := range canaryTables {
+		if !slices.Contains(save.ChainNames(t), CanaryChain) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// AppendCanaries declares the canary chain of each of tables in iptables-restore input,
+// inside the table's section, or in a section of its own for a table the input has none
+// for (mangle, which Render never writes). Declaring an empty chain that exists changes
+// nothing.
+func AppendCanaries(input []byte, tables []string) []byte {
+	if len(tables) == 0 {
+		return input
+	}
+	decl := ":" + CanaryChain + " - [0:0]\n"
+	left := slices.Clone(tables)
+	var out bytes.Buffer
+	for line := range bytes.Lines(input) {
+		out.Write(line)
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] == '*' {
+			if i := slices.Index(left, string(t[1:])); i >= 0 {
+				out.WriteString(decl)
+				left = slices.Delete(left, i, i+1)
+			}
+		}
+	}
+	for _, t := range left {
+		out.WriteString("*" + t + "\n" + decl + "COMMIT\n")
 	}
 	return out.Bytes()
 }

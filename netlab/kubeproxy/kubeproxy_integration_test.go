@@ -100,6 +100,16 @@ func servicesSuite(t *testing.T, mode string) {
 			if !strings.Contains(string(out), ":"+want+" ") || !strings.Contains(string(out), "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES") {
 				t.Errorf("%s: nat table lacks %s or the PREROUTING jump:\n%s", n.Name, want, out)
 			}
+			// kube-proxy's canary chains, as a real node's iptables-save shows them.
+			for _, table := range []string{"mangle", "nat", "filter"} {
+				out, err := kernel.Save(n.Netns, false, table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(out), "\n:"+kubeproxy.CanaryChain+" - ") {
+					t.Errorf("%s: table %s has no %s:\n%s", n.Name, table, kubeproxy.CanaryChain, out)
+				}
+			}
 		}
 	})
 
@@ -133,6 +143,43 @@ func servicesSuite(t *testing.T, mode string) {
 			}
 			if !slices.Contains(webPods, e.Pod) || e.ClientIP == clientIP {
 				t.Errorf("%s:%d: answered by %s seeing %s (want a web pod, masqueraded)", n.Name, np, e.Pod, e.ClientIP)
+			}
+		}
+	})
+
+	t.Run("NodePort on the node's loopback, counted by nfacct", func(t *testing.T) {
+		np := web.Ports[0].NodePort
+		for _, n := range p.Nodes {
+			count := func() uint64 {
+				t.Helper()
+				var pkts uint64
+				err := kernel.Do(n.Netns, func() (err error) {
+					pkts, _, err = kernel.NFAcctHere(kubeproxy.NFAcctLocalhostNodePorts)
+					return err
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", n.Name, err)
+				}
+				return pkts
+			}
+			var before uint64
+			if mode == "iptables" {
+				before = count()
+			}
+			e, _, err := labtest.GetEcho(n.Netns, url("127.0.0.1", np))
+			if mode == "nftables" {
+				// kube-proxy's nftables mode serves no NodePorts on 127.0.0.0/8.
+				if err == nil {
+					t.Errorf("%s: 127.0.0.1:%d answered (%s) in nftables mode", n.Name, np, e.Pod)
+				}
+				continue
+			}
+			if err != nil || !slices.Contains(webPods, e.Pod) {
+				t.Errorf("%s: 127.0.0.1:%d: %+v, %v; want a web pod", n.Name, np, e, err)
+				continue
+			}
+			if after := count(); after <= before {
+				t.Errorf("%s: %s counted %d packets before the request and %d after", n.Name, kubeproxy.NFAcctLocalhostNodePorts, before, after)
 			}
 		}
 	})

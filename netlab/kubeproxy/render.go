@@ -275,6 +275,13 @@ func RenderWith(node Node, in []ServicePort, opts Options) []byte {
 		if sp.NodePort != 0 {
 			nodePort := strconv.Itoa(int(sp.NodePort))
 			if hasEndpoints {
+				if node.NFAcct {
+					// NodePorts on the node's loopback addresses (route_localnet),
+					// counted apart.
+					natRules.write("-A", ChainNodePorts, "-m", "comment", "--comment", name,
+						"-m", proto, "-p", proto, "-d", "127.0.0.0/8", "--dport", nodePort,
+						"-m", "nfacct", "--nfacct-name", NFAcctLocalhostNodePorts, "-j", extChain)
+				}
 				natRules.write("-A", ChainNodePorts, "-m", "comment", "--comment", name,
 					"-m", proto, "-p", proto, "--dport", nodePort, "-j", extChain)
 			}
@@ -375,7 +382,12 @@ func RenderWith(node Node, in []ServicePort, opts Options) []byte {
 	natRules.write("-A", ChainServices, "-m", "comment", "--comment", quote("kubernetes service nodeports; NOTE: this must be the last rule in this chain"),
 		"-m", "addrtype", "--dst-type", "LOCAL", "-j", ChainNodePorts)
 
-	filterRules.write("-A", ChainForward, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
+	if node.NFAcct {
+		filterRules.write("-A", ChainForward, "-m", "conntrack", "--ctstate", "INVALID",
+			"-m", "nfacct", "--nfacct-name", NFAcctInvalidDropped, "-j", "DROP")
+	} else {
+		filterRules.write("-A", ChainForward, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
+	}
 	filterRules.write("-A", ChainForward, "-m", "comment", "--comment", quote("kubernetes forwarding rules"),
 		"-m", "mark", "--mark", masqMatch, "-j", "ACCEPT")
 	filterRules.write("-A", ChainForward, "-m", "comment", "--comment", quote("kubernetes forwarding conntrack rule"),

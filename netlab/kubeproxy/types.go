@@ -14,7 +14,18 @@ type Node struct {
 	// ServiceCIDR is the lab's service CIDR: nftables mode drops traffic to addresses in
 	// it that no Service holds (kube-proxy's cluster-ips-check). Empty leaves that out.
 	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	// NFAcct: the node has kube-proxy's nfacct counters (NFAcctInvalidDropped,
+	// NFAcctLocalhostNodePorts), so the iptables mode counts into them as kube-proxy does:
+	// the INVALID drop in KUBE-FORWARD, and a rule for NodePorts on 127.0.0.0/8 before
+	// each NodePort rule. Without them, both are written as kube-proxy writes them then.
+	NFAcct bool `json:"nfacct,omitempty"`
 }
+
+// kube-proxy's nfacct counters in iptables mode (its metrics package's names).
+const (
+	NFAcctInvalidDropped     = "ct_state_invalid_dropped_pkts"
+	NFAcctLocalhostNodePorts = "localhost_nps_accepted_pkts"
+)
 
 // ServicePort is one port of one Service, with its endpoints: the unit kube-proxy
 // programs (a proxy.ServicePortName plus its protocol).

@@ -484,8 +484,8 @@ func (t *tracer) send(ctx context.Context) error {
 	}
 	t.body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	// The ingress replaces a client's X-Request-ID (unless spec.ingress.useForwardedHeaders)
-	// and returns the one it used: that is the id in its access log.
+	// The ingress keeps a client's X-Request-ID (a new one when it is not printable or
+	// over 128 bytes) and returns the one it used: that is the id in its access log.
 	if id := resp.Header.Get("X-Request-ID"); id != "" {
 		t.reqID = id
 	}

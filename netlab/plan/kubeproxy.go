@@ -60,8 +60,10 @@ func (p *Plan) ServicePorts(ready func(pod string) bool) []kubeproxy.ServicePort
 func (p *Plan) ProxyNode(name string) (kubeproxy.Node, error) {
 	for _, n := range p.Nodes {
 		if n.Name == name {
+			// The iptables mode's nfacct counters: the agent makes them in the node's
+			// namespace (and writes the rules without them if the kernel cannot).
 			return kubeproxy.Node{Name: n.Name, IP: addrOf(n.IP), ClusterCIDR: p.Network.PodCIDR,
-				ServiceCIDR: p.Network.ServiceCIDR}, nil
+				ServiceCIDR: p.Network.ServiceCIDR, NFAcct: !p.NFTables()}, nil
 		}
 	}
 	return kubeproxy.Node{}, fmt.Errorf("lab %s has no node %q", p.Lab, name)

@@ -75,7 +75,8 @@ type IngressConfig struct {
 	HTTPPort    int    `json:"httpPort"`
 	HTTPSPort   int    `json:"httpsPort"`
 	MetricsPort int    `json:"metricsPort"`
-	// UseForwardedHeaders: the ingress keeps clients' X-Forwarded-For and X-Request-ID.
+	// UseForwardedHeaders: the ingress keeps clients' X-Forwarded-For (a client's
+	// X-Request-ID is kept either way).
 	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
 	// Classes are more class names served besides ClassName: the scenario's
 	// IngressClasses whose spec.controller is the lab's (netlab.dev/ingress-controller).

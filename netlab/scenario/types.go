@@ -204,9 +204,10 @@ type IngressSpec struct {
 	HTTPPort    int    `json:"httpPort,omitempty"`
 	HTTPSPort   int    `json:"httpsPort,omitempty"`
 	MetricsPort int    `json:"metricsPort,omitempty"`
-	// UseForwardedHeaders trusts what clients send in X-Forwarded-For and X-Request-ID
-	// (ingress-nginx's use-forwarded-headers), for clients that are proxies of one's own.
-	// Off by default: clients stand for the internet, and those headers are replaced.
+	// UseForwardedHeaders trusts what clients send in X-Forwarded-For (ingress-nginx's
+	// use-forwarded-headers), for clients that are proxies of one's own. Off by default:
+	// clients stand for the internet, and the address chain they send is replaced. (A
+	// client's X-Request-ID is kept either way, as ingress-nginx keeps it.)
 	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
 }
 

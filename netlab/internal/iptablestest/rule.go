@@ -66,6 +66,7 @@ var modules = map[string]struct{ opts, flags []string }{
 	"recent":    {opts: []string{"--name", "--seconds", "--mask"}, flags: []string{"--set", "--rcheck", "--reap", "--rsource"}},
 	"mark":      {opts: []string{"--mark"}},
 	"conntrack": {opts: []string{"--ctstate", "--ctorigdst", "--ctorigdstport"}},
+	"nfacct":    {opts: []string{"--nfacct-name"}},
 }
 
 // targets lists the built-in targets modelled, with their options; flags take no value.

@@ -355,7 +355,7 @@ func (t *Tracer) module(r *Rule, m *match, s state) (yes, not []state, err error
 		return n, has
 	}
 	switch m.mod {
-	case "comment":
+	case "comment", "nfacct": // nfacct counts what passes, matching everything
 		return ok(true)
 	case "tcp", "udp", "sctp":
 		if s.proto != m.mod {
