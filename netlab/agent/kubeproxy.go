@@ -76,6 +76,29 @@ type RuleSyncer struct {
 	nftKnown      nftnl.State
 	nftRecord     string
 	nftRecordFile *os.File // open on nftRecord once written
+	// presaved, when set, yields the namespace's rules read ahead (Presave), for the
+	// next full sync in iptables mode.
+	presaved chan presavedRules
+}
+
+type presavedRules struct {
+	b   []byte
+	err error
+}
+
+// Presave reads the namespace's iptables rules now, in the background, for the next full
+// sync (iptables mode; nothing in nftables mode): kube-proxy, the only writer of its
+// node's rules, reads them while it waits for the controller's first endpoints instead of
+// after, when up waits for its sync. A sync that fails on them reads them again next time.
+func (r *RuleSyncer) Presave() {
+	if r.nft {
+		return
+	}
+	r.presaved = make(chan presavedRules, 1)
+	go func() {
+		b, err := kernel.SaveHere(context.Background(), false, "")
+		r.presaved <- presavedRules{b, err}
+	}()
 }
 
 // SyncStats describes one sync.
@@ -106,7 +129,17 @@ func (r *RuleSyncer) Sync(ports []kubeproxy.ServicePort, full bool) (SyncStats, 
 	var input []byte
 	var snap *kubeproxy.Snapshot
 	if full || r.last == nil {
-		save, err := kernel.SaveHere(context.Background(), false, "")
+		var save []byte
+		var err error
+		have := false
+		if r.presaved != nil {
+			pre := <-r.presaved
+			r.presaved = nil
+			save, have = pre.b, pre.err == nil
+		}
+		if !have {
+			save, err = kernel.SaveHere(context.Background(), false, "")
+		}
 		if err != nil {
 			r.last = nil
 			return SyncStats{Full: true, Took: time.Since(start)}, err
@@ -186,6 +219,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	syncer.SetRecord(filepath.Join(dir.Path(), rundir.SyncDir, cfg.Node+".nftables"))
 	k := &kubeProxy{cfg: cfg, dir: dir, log: log.With("node", cfg.Node), syncer: syncer}
 
+	syncer.Presave()
 	epPath := dir.Endpoints()
 	// The controller's writes wake the agent (inotify); the poll stays as the fallback
 	// where inotify is missing, and as the pace of the rule checks.

@@ -124,9 +124,16 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 			// Something has committed since the table was last known (another table,
 			// iptables-nft, a hand-made change, or this agent's predecessor without a
 			// record): read the table back, and keep it when it holds exactly what the
-			// model makes. A failed read only costs the rewrite.
-			if same, _, err := r.nftConn.Holds(nftables.StagedSeq(r.nftModel.Ruleset(), holdsStage)); err == nil && same {
-				kept, stages = true, nil
+			// model makes. A failed read only costs the rewrite, and none is tried when the
+			// table's chains and sets are not the model's by name (a restart with other
+			// endpoints, usually: the listing is at hand).
+			if nftables.SameNames(r.nftModel.Ruleset(), existing) {
+				if same, _, err := r.nftConn.Holds(nftables.StagedSeq(r.nftModel.Ruleset(), holdsStage)); err == nil && same {
+					kept = true
+				}
+			}
+			if kept {
+				stages = nil
 			} else {
 				// The table serves: refill it in stages, each leaving every Service
 				// served (see nftables.Restaged), not in one transaction that costs N².

@@ -133,6 +133,12 @@ type savedRules struct {
 	err error
 }
 
+// lbStartGrace is how long the LB's first checks wait for a real server that does not
+// answer yet: up lets the LB go on once the fabric is wired, while the ingress agents,
+// started beside the links, may still be binding their ports (they bind them before they
+// are let go on). A real server down at start is reported down this much later.
+const lbStartGrace = time.Second
+
 // RunLB health-checks every real server and reprograms the LB namespace with one
 // iptables-restore --noflush on each health transition, until ctx ends.
 func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
@@ -168,8 +174,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 		cfg: cfg, log: log, probes: probes, vss: vss, lastErr: map[string]string{},
 		healthy: map[string]bool{}, expire: expireConntrack,
 		checker: &lb.Checker{
-			Config: lb.CheckConfig{Interval: interval, Timeout: timeout, Rise: hc.Rise, Fall: hc.Fall, FirstDecides: true},
-			Dial:   cfg.Dial, Logger: log,
+			Config: lb.CheckConfig{Interval: interval, Timeout: timeout, Rise: hc.Rise, Fall: hc.Fall, FirstDecides: true,
+				StartGrace: lbStartGrace},
+			Dial: cfg.Dial, Logger: log,
 		},
 		state: lb.State{Inhibit: hc.Inhibit},
 	}

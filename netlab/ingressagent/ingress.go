@@ -149,11 +149,85 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	// The listeners are bound, and the health and metrics port served, before the ingress
+	// waits to be let go on: the LB's first checks (GET /healthz, or a TCP connect to a
+	// proxy port, which the kernel accepts into the backlog) then find this node serving
+	// while the pods start; the proxy ports are served once the endpoints are in place.
+	srvCfg := cfg.Server
+	srvCfg.Logger = log
+	type server interface {
+		Shutdown(context.Context) error
+	}
+	type listener struct {
+		name  string
+		ln    net.Listener
+		srv   server
+		serve func(net.Listener) error
+	}
+	var ls []listener
+	var lns [3]net.Listener // http, https, metrics; nil when disabled
+	closeAll := func() {
+		for _, ln := range lns {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+	}
+	bind := func(name string, port int) (net.Listener, error) {
+		if port < 0 {
+			return nil, nil
+		}
+		// No TCP keep-alive probes on client connections (four setsockopt calls per
+		// accepted connection): net/http's idle and read timeouts close dead ones.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("ingress agent: listen %s: %w", name, err)
+		}
+		return ln, nil
+	}
+	for i, b := range []struct {
+		name string
+		port int
+	}{{"http", cfg.HTTPPort}, {"https", cfg.HTTPSPort}, {"metrics", cfg.MetricsPort}} {
+		ln, err := bind(b.name, b.port)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		lns[i] = ln
+	}
+	errc := make(chan error, len(lns))
+	serve := func(l listener) {
+		go func() {
+			if err := l.serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("ingress agent: serve %s: %w", l.name, err)
+			}
+		}()
+	}
+	metrics := ingress.NewMetrics()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	// Go's profiler on the metrics port (node namespace only), as ingress-nginx offers
+	// with --profiling: `go tool pprof http://NODE_IP:10254/debug/pprof/profile?seconds=5`
+	// from inside the node, under load, is how the data path was tuned (docs/performance.md).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	if lns[2] != nil {
+		metricsSrv := srvCfg.HTTP("", mux)
+		l := listener{"metrics", lns[2], metricsSrv, metricsSrv.Serve}
+		ls = append(ls, l)
+		serve(l)
+	}
+
 	// Started beside the pods, the ingress waits here, its configuration loaded, until up
 	// lets it go on with the controller, and then for the controller's first endpoints:
 	// in the endpoints upstream mode it routes to them from its first request.
 	held := ready.HoldFD() >= 0
 	if err := ready.WaitRelease(ctx); err != nil {
+		closeAll()
 		return nil
 	}
 	epPath := dir.Endpoints()
@@ -162,6 +236,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		// kube-proxy and the ingress start: they are waited for here.
 		if !waitForFile(ctx, epPath, ingressWaitEndpoints) {
 			if ctx.Err() != nil {
+				closeAll()
 				return nil
 			}
 			log.Warn("no endpoints from the controller yet: starting without them", "after", ingressWaitEndpoints.String())
@@ -179,72 +254,31 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		AccessLog:       cfg.AccessLog,
 		Logger:          log,
+		Metrics:         metrics,
 		WrapUpstream:    rawio.Wrap, // raw socket calls (netlab/rawio)
 		// Kept from start: changing it needs a restart of the agent.
 		TrustForwardedHeaders: conf.trustFwd,
 	}, conf.table)
 	if err != nil {
+		closeAll()
 		return err
 	}
 	certs := ingress.NewCertSelector(conf.certs)
 
-	srvCfg := cfg.Server
-	srvCfg.Logger = log
-	type server interface {
-		Shutdown(context.Context) error
-	}
-	type listener struct {
-		name  string
-		ln    net.Listener
-		srv   server
-		serve func(net.Listener) error
-	}
-	var ls []listener
-	closeAll := func() {
-		for _, l := range ls {
-			l.ln.Close()
-		}
-	}
-	add := func(name string, port int, srv server, serve func(net.Listener) error) error {
-		if port < 0 {
-			return nil
-		}
-		// No TCP keep-alive probes on client connections (four setsockopt calls per
-		// accepted connection): net/http's idle and read timeouts close dead ones.
-		lc := net.ListenConfig{KeepAlive: -1}
-		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("ingress agent: listen %s: %w", name, err)
-		}
-		ls = append(ls, listener{name, ln, srv, serve})
-		return nil
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", h.MetricsHandler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	// Go's profiler on the metrics port (node namespace only), as ingress-nginx offers
-	// with --profiling: `go tool pprof http://NODE_IP:10254/debug/pprof/profile?seconds=5`
-	// from inside the node, under load, is how the data path was tuned (docs/performance.md).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	// Plain-HTTP clients get the ingress's own HTTP/1 connection loop (PlainServer) on
 	// raw socket calls (netlab/rawio); TLS (and h2) clients net/http's server.
-	plainSrv := srvCfg.Plain(h)
-	if err := add("http", cfg.HTTPPort, plainSrv, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) }); err != nil {
-		return err
+	if lns[0] != nil {
+		plainSrv := srvCfg.Plain(h)
+		l := listener{"http", lns[0], plainSrv, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) }}
+		ls = append(ls, l)
+		serve(l)
 	}
-	tlsSrv := srvCfg.HTTPS("", h, certs.TLSConfig())
-	if err := add("https", cfg.HTTPSPort, tlsSrv, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") }); err != nil {
-		return err
+	if lns[1] != nil {
+		tlsSrv := srvCfg.HTTPS("", h, certs.TLSConfig())
+		l := listener{"https", lns[1], tlsSrv, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") }}
+		ls = append(ls, l)
+		serve(l)
 	}
-	metricsSrv := srvCfg.HTTP("", mux)
-	if err := add("metrics", cfg.MetricsPort, metricsSrv, metricsSrv.Serve); err != nil {
-		return err
-	}
-
-	errc := make(chan error, len(ls))
 	var addrs IngressAddrs
 	for _, l := range ls {
 		switch l.name {
@@ -255,11 +289,6 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		case "metrics":
 			addrs.Metrics = l.ln.Addr().String()
 		}
-		go func() {
-			if err := l.serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("ingress agent: serve %s: %w", l.name, err)
-			}
-		}()
 	}
 	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics,
 		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))

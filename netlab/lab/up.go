@@ -434,8 +434,9 @@ func (a *agentStart) release() {
 //     let go on; it then waits for the controller's first endpoints itself (in the
 //     endpoints upstream mode it routes to them from its first request);
 //   - the LB, before its first health checks, which decide each node's state: until
-//     every node's ingress serves (and, when it checks LoadBalancer Services through the
-//     nodes' rules, kube-proxy and the controller are ready).
+//     the fabric is wired (the ingress agents bind their ports and answer /healthz before
+//     they are held), or, when it checks LoadBalancer Services through the nodes' rules,
+//     until kube-proxy, the controller and the ingress are ready.
 //
 // Their start-up (the netlab binary's, and reading the plan) then runs while the links
 // are made, which leaves a CPU to spare (one veth at a time under RTNL); so does
@@ -502,6 +503,13 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 	if err := a.join(); err != nil {
 		return err
 	}
+	// The LB's checks of the ingress virtual services need the fabric and the ingress's
+	// ports, which it binds (and answers /healthz on) before it is held: the LB goes on
+	// now, and checks and applies its rules while the pods start. The checks of a
+	// LoadBalancer Service go through the nodes' rules: then it waits for them (below).
+	if !lbChecksNodeRules(p) {
+		a.lb.release()
+	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
 	t := time.Now()
@@ -526,15 +534,6 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 	// endpoints, so that it starts serving while kube-proxy applies them.
 	a.ctl.release()
 	a.ingress.release()
-	// The LB's checks of the ingress virtual services need only the ingress: it goes on
-	// as soon as that serves, while kube-proxy applies the endpoints. The checks of a
-	// LoadBalancer Service go through the nodes' rules: then it waits for them too.
-	if !lbChecksNodeRules(p) {
-		if err := a.ingress.wait(ctx, p.Lab, o, deadline, nil); err != nil {
-			return err
-		}
-		a.lb.release()
-	}
 	for _, w := range []*wave{a.nodes, a.ctl, a.ingress} {
 		if err := w.wait(ctx, p.Lab, o, deadline, nil); err != nil {
 			return err

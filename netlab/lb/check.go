@@ -62,6 +62,12 @@ type CheckConfig struct {
 	// FirstDecides lets each probe's first result set its state at once (it overrides
 	// StartUp); rise and fall count from then on.
 	FirstDecides bool
+	// StartGrace: for this long after Run begins, a probe's failed checks are not counted
+	// until its first success (they are retried every StartRetry, default 10 ms), so that
+	// a real server still starting when the checks begin is not first taken down, then
+	// brought up only after Rise more checks. Zero: every check counts.
+	StartGrace time.Duration
+	StartRetry time.Duration
 }
 
 // Transition is a probe changing state.
@@ -220,16 +226,31 @@ func (c *Checker) Run(ctx context.Context, probes []Probe, events chan<- Transit
 	}
 	c.mu.Unlock()
 
+	graceEnd := time.Now().Add(c.Config.StartGrace)
+	retry := c.Config.StartRetry
+	if retry <= 0 {
+		retry = 10 * time.Millisecond
+	}
 	var wg sync.WaitGroup
 	for _, p := range unique {
 		wg.Go(func() {
 			tick := time.NewTicker(c.Config.Interval)
 			defer tick.Stop()
+			starting := c.Config.StartGrace > 0
 			for {
 				err := c.Check(ctx, p)
 				if ctx.Err() != nil {
 					return
 				}
+				if starting && err != nil && time.Now().Before(graceEnd) {
+					select {
+					case <-time.After(retry):
+						continue
+					case <-ctx.Done():
+						return
+					}
+				}
+				starting = false
 				t, changed, logFailure := c.observe(p, err)
 				if logFailure {
 					log.Info("check failed", "probe", p.Key(), "err", err)

@@ -273,3 +273,42 @@ func TestCheckerRunLogsFailuresBounded(t *testing.T) {
 		})
 	}
 }
+
+// A real server still starting when the checks begin (its first three checks refused) is
+// not first taken down within StartGrace: its first success decides, up at the fourth
+// check. Without the grace, the first refused check decides (down, silently: a probe starts
+// down) and the server comes up only after Rise successes, at the fifth.
+func TestStartGraceWaitsForAStartingServer(t *testing.T) {
+	for _, tc := range []struct {
+		grace     time.Duration
+		wantCheck int64
+	}{{time.Hour, 4}, {0, 5}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var calls atomic.Int64
+		c := &Checker{
+			Config: CheckConfig{Interval: time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2, FirstDecides: true,
+				StartGrace: tc.grace, StartRetry: time.Millisecond},
+			// A transition's time is the number of checks made when it was observed.
+			Now: func() time.Time { return time.Unix(calls.Load(), 0) },
+			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				if calls.Add(1) <= 3 {
+					return nil, errors.New("connection refused")
+				}
+				a, b := net.Pipe()
+				b.Close()
+				return a, nil
+			},
+		}
+		events := make(chan Transition, 1)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx, []Probe{{Type: CheckTCP, Addr: "172.18.0.11:80"}}, events) }()
+		first := <-events
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if !first.Up || first.At.Unix() != tc.wantCheck {
+			t.Errorf("grace %v: first transition up=%v at check %d, want up at check %d", tc.grace, first.Up, first.At.Unix(), tc.wantCheck)
+		}
+	}
+}

@@ -48,6 +48,8 @@ type Model struct {
 	// stay in the table, empty, until StaleDeletes deletes them.
 	deferStale bool
 	stale      map[string]time.Time
+	// now is the clock stale chains are stamped with (tests set their own).
+	now func() time.Time
 }
 
 // StaleDelay is how long a chain no port wants stays in the table, flushed, before it is
@@ -101,6 +103,30 @@ func (m *Model) StaleDue(now time.Time) bool {
 // StalePending reports whether the table holds chains Update flushed and nothing has
 // deleted yet.
 func (m *Model) StalePending() bool { return len(m.stale) > 0 }
+
+// SameNames reports whether existing (the kernel's listing) has exactly rs's chains and
+// named sets and maps (anonymous sets, "__…", aside).
+func SameNames(rs *Ruleset, existing Existing) bool {
+	if len(existing.Chains) != len(rs.Chains) {
+		return false
+	}
+	for _, n := range existing.Chains {
+		if rs.Chains[n] == nil {
+			return false
+		}
+	}
+	named := 0
+	for _, n := range existing.Sets {
+		if strings.HasPrefix(n, "__") {
+			continue
+		}
+		named++
+		if rs.Containers[n] == nil {
+			return false
+		}
+	}
+	return named == len(rs.Containers)
+}
 
 // DeleteChainsNotIn returns the commands that delete the chains existing lists and rs
 // does not have (a predecessor's flushed stale chains); nil when there are none.
@@ -593,6 +619,9 @@ func (m *Model) apply(changes []change) []byte {
 	}
 	if m.deferStale {
 		now := time.Now()
+		if m.now != nil {
+			now = m.now()
+		}
 		for _, n := range staleChains {
 			if m.stale == nil {
 				m.stale = map[string]time.Time{}

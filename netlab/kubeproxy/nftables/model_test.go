@@ -278,6 +278,8 @@ func TestModelOfManyPortsEqualsRender(t *testing.T) {
 func TestModelDefersStaleDeletes(t *testing.T) {
 	m := NewModel(testNode)
 	m.DeferStaleDeletes(true)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
 	ports := overallPorts()
 	i := slices.IndexFunc(ports, func(p kubeproxy.ServicePort) bool { return len(p.Endpoints) >= 2 })
 	if i < 0 {
@@ -304,7 +306,6 @@ func TestModelDefersStaleDeletes(t *testing.T) {
 	if d := cmp.Diff(strings.Join(kept, ""), string(delta)); d != "" {
 		t.Fatalf("delta differs from Diff's without its delete (-Diff +Model):\n%s", d)
 	}
-	now := time.Now()
 	if !m.StalePending() || m.StaleDue(now) || m.StaleDeletes(now, false) != nil {
 		t.Fatal("a chain just made stale is not pending, or is due at once")
 	}
@@ -332,5 +333,32 @@ func TestModelDefersStaleDeletes(t *testing.T) {
 	}
 	if m.StalePending() || m.StaleDeletes(now.Add(time.Hour), true) != nil {
 		t.Fatal("a chain wanted again is still to be deleted")
+	}
+}
+
+// SameNames holds a listing to a Ruleset's chains and named sets, anonymous sets aside.
+func TestSameNames(t *testing.T) {
+	rs := Render(testNode, overallPorts())
+	var ex Existing
+	for n := range rs.Chains {
+		ex.Chains = append(ex.Chains, n)
+	}
+	for n := range rs.Containers {
+		ex.Sets = append(ex.Sets, n)
+	}
+	ex.Sets = append(ex.Sets, "__1.abc", "__map7")
+	if !SameNames(rs, ex) {
+		t.Fatal("the Ruleset's own names differ")
+	}
+	more := ex
+	more.Chains = append(slices.Clone(ex.Chains), "extra")
+	fewer := ex
+	fewer.Chains = ex.Chains[1:]
+	other := ex
+	other.Sets = append(slices.Clone(ex.Sets[1:]), "other")
+	for what, e := range map[string]Existing{"a chain more": more, "a chain fewer": fewer, "another set": other} {
+		if SameNames(rs, e) {
+			t.Errorf("%s: same", what)
+		}
 	}
 }
