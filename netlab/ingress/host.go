@@ -41,6 +41,17 @@ func NormalizeHost(h string) (host string, ok bool) {
 	return lowerASCII(strings.TrimSuffix(h, ".")), true
 }
 
+// emptyLabel reports whether a Host has an empty label inside or at its end: two dots in
+// a row (a trailing dot that NormalizeHost left means two), or nothing left of a Host
+// that was only a dot. nginx answers 400 for these (ngx_http_validate_host), and so does
+// the ingress; a leading dot nginx lets through, and so does the ingress.
+func emptyLabel(host, raw string) bool {
+	if host == "" {
+		return raw != "" && raw[0] == '.'
+	}
+	return strings.Contains(host, "..") || host[len(host)-1] == '.'
+}
+
 // isPort reports whether s is empty or all decimal digits (at most 5).
 func isPort(s string) bool {
 	if len(s) > 5 {

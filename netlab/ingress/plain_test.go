@@ -91,6 +91,9 @@ func TestPlainMalformedRequests(t *testing.T) {
 		{"control character in a value", "GET / HTTP/1.1\r\nHost: app.example\r\nX-A: a\x01b\r\n\r\n", "HTTP/1.1 400 "},
 		{"two Hosts", "GET / HTTP/1.1\r\nHost: app.example\r\nHost: other.example\r\n\r\n", "HTTP/1.1 400 "},
 		{"Host with a non-numeric port", "GET / HTTP/1.1\r\nHost: app.example:http\r\n\r\n", "HTTP/1.1 400 "},
+		{"Host with an empty label", "GET / HTTP/1.1\r\nHost: app..example\r\n\r\n", "HTTP/1.1 400 "},
+		{"Host with two trailing dots", "GET / HTTP/1.1\r\nHost: app.example..\r\n\r\n", "HTTP/1.1 400 "},
+		{"Host that is only a dot", "GET / HTTP/1.1\r\nHost: .\r\n\r\n", "HTTP/1.1 400 "},
 		{"Host with an unclosed bracket", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", "HTTP/1.1 400 "},
 		{"absolute-form URI with a bad port", "GET http://app.example:x/ HTTP/1.1\r\nHost: app.example\r\n\r\n", "HTTP/1.1 400 "},
 		{"bad Content-Length", "POST / HTTP/1.1\r\nHost: app.example\r\nContent-Length: +3\r\n\r\nabc", "HTTP/1.1 400 "},
@@ -106,6 +109,14 @@ func TestPlainMalformedRequests(t *testing.T) {
 		if !strings.HasPrefix(out, c.want) || !closed {
 			first, _, _ := strings.Cut(out, "\r\n")
 			t.Errorf("%s: got %q (closed %v), want %q and a close", c.name, first, closed, c.want)
+		}
+	}
+	// One trailing dot (a fully qualified name) and a leading one are hosts, as for nginx.
+	for _, host := range []string{"app.example.", ".app.example"} {
+		rc := dialRaw(t, addr)
+		rc.send("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+		if resp, _ := rc.read("GET"); resp.StatusCode == http.StatusBadRequest {
+			t.Errorf("Host %q: 400", host)
 		}
 	}
 	// A head between the read buffer (4 KiB) and the limit is served.
