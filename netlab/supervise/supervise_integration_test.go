@@ -5,6 +5,7 @@ package supervise_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,11 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 				t.Errorf("after the restart of %s %s: %v", k.role, k.name, err)
 			}
 		}
+	}
+	// The supervisor said so (the pod was its first death): the line comes once the agent
+	// is started again, so a lab's teardown, which ends every agent, says nothing.
+	if log, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("supervisor", "supervisor")); !strings.Contains(string(log), `"msg":"agent died, restarted","role":"pod","name":"web-1"`) {
+		t.Errorf("the supervisor's log does not tell web-1's restart:\n%s", log)
 	}
 	// The restarted controller and kube-proxy still follow endpoint changes: a drill kill
 	// of web-1 takes it out of every node's rules.

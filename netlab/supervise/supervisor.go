@@ -235,14 +235,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error 
 					w.state = StateBackOff
 					log.Warn("agent died, restart after back-off", "role", w.pr.Role, "name", w.pr.Name,
 						"restarts", rec.Restarts, "backoff", Backoff(w.failures-1).String())
-				} else {
-					log.Warn("agent died, restarting", "role", w.pr.Role, "name", w.pr.Name, "restarts", rec.Restarts)
 				}
+				// A first death is told once the agent is started again: while down holds
+				// the lab's lock and removes it, its agents end and none is restarted.
 			}
 			if now.Before(w.nextTry) {
 				continue
 			}
-			if err := restart(cfg, w); err != nil {
+			if err := restart(cfg, w); err == nil && w.pid != 0 {
+				log.Warn("agent died, restarted", "role", w.pr.Role, "name", w.pr.Name, "restarts", w.restarts, "pid", w.pid)
+			} else if err != nil {
 				if errors.Is(err, ErrGone) {
 					log.Info("lab is being removed, supervisor exits", "lab", cfg.Lab)
 					return nil
