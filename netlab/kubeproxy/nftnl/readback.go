@@ -447,30 +447,32 @@ func chainCanon(attrs []nlattr) (string, error) {
 	return canon(attrs), nil
 }
 
+// diffObjects is the first difference between two images' objects of one kind, by name
+// ("" when none).
+func diffObjects(kind string, a, b map[string]string) string {
+	for _, n := range slices.Sorted(maps.Keys(a)) {
+		if c, ok := b[n]; !ok || c != a[n] {
+			return fmt.Sprintf("%s %s: %x | %x", kind, n, a[n], c)
+		}
+	}
+	for n := range b {
+		if _, ok := a[n]; !ok {
+			return kind + " " + n + ": only in the second"
+		}
+	}
+	return ""
+}
+
 // diff is the first difference between two images ("" when none).
 func (im *image) diff(o *image) string {
 	if im.table != o.table {
 		return fmt.Sprintf("table: %x | %x", im.table, o.table)
 	}
-	for _, n := range slices.Sorted(maps.Keys(im.chains)) {
-		if c, ok := o.chains[n]; !ok || c != im.chains[n] {
-			return fmt.Sprintf("chain %s: %x | %x", n, im.chains[n], c)
-		}
+	if d := diffObjects("chain", im.chains, o.chains); d != "" {
+		return d
 	}
-	for n := range o.chains {
-		if _, ok := im.chains[n]; !ok {
-			return "chain " + n + ": only in the second"
-		}
-	}
-	for _, n := range slices.Sorted(maps.Keys(im.sets)) {
-		if c, ok := o.sets[n]; !ok || c != im.sets[n] {
-			return fmt.Sprintf("set %s: %x | %x", n, im.sets[n], c)
-		}
-	}
-	for n := range o.sets {
-		if _, ok := im.sets[n]; !ok {
-			return "set " + n + ": only in the second"
-		}
+	if d := diffObjects("set", im.sets, o.sets); d != "" {
+		return d
 	}
 	for _, n := range slices.Sorted(maps.Keys(im.chains)) {
 		a, b := im.rules[n], o.rules[n]
