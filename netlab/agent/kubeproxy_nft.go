@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,10 +73,9 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	// Chains no port wants any more are flushed in the sync that makes them stale and
 	// deleted in one at least a second later (nftables.StaleDelay), in the same
 	// transaction as its changes; a full sync deletes them all.
+	// (On the first Update, ok false, nothing is stale yet.)
 	if del := r.nftModel.StaleDeletes(time.Now(), full || !r.nftSynced); del != nil {
-		if ok {
-			delta = append(delta, del...)
-		}
+		delta = append(delta, del...)
 	}
 	var stages [][]byte
 	kept := false
@@ -127,7 +125,9 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 			// model makes. A failed read only costs the rewrite, and none is tried when the
 			// table's chains and sets are not the model's by name (a restart with other
 			// endpoints, usually: the listing is at hand).
-			if nftables.SameNames(r.nftModel.Ruleset(), existing) {
+			// With changes to make in this sync (delta), the table cannot hold what the
+			// model now makes: no read-back then either.
+			if delta == nil && nftables.SameNames(r.nftModel.Ruleset(), existing) {
 				if same, _, err := r.nftConn.Holds(nftables.StagedSeq(r.nftModel.Ruleset(), holdsStage)); err == nil && same {
 					kept = true
 				}
@@ -157,17 +157,18 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 	r.nftKnown = nftnl.State{}
 	if staged != nil {
 		// Each stage is written and compiled while the kernel applies the one before.
-		var bytes, count atomic.Int64
+		// (ApplySeq has waited for the writer when it returns.)
+		var nBytes, count int
 		err = r.nftConn.ApplySeq(func(yield func([]byte) bool) {
 			for text := range staged {
-				bytes.Add(int64(len(text)))
-				count.Add(1)
+				nBytes += len(text)
+				count++
 				if !yield(text) {
 					return
 				}
 			}
 		})
-		st.Bytes, n = int(bytes.Load()), int(count.Load())
+		st.Bytes, n = nBytes, count
 	} else {
 		err = r.nftConn.ApplyAll(stages)
 	}

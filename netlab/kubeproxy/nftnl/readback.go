@@ -44,26 +44,15 @@ const (
 
 // nlattr is one netlink attribute: its type without the nested and byte-order flags.
 type nlattr struct {
-	typ    uint16
-	nested bool
-	data   []byte
+	typ  uint16
+	data []byte
 }
 
 func parseAttrs(b []byte) ([]nlattr, error) {
-	var out []nlattr
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, fmt.Errorf("short attribute")
-		}
-		n := int(binaryutil.NativeEndian.Uint16(b[:2]))
-		if n < 4 || n > len(b) {
-			return nil, fmt.Errorf("bad attribute length %d in % x", n, b)
-		}
-		t := binaryutil.NativeEndian.Uint16(b[2:4])
-		out = append(out, nlattr{typ: t & nlaTypeMask, nested: t&unix.NLA_F_NESTED != 0, data: b[4:n]})
-		b = b[min((n+3)&^3, len(b)):]
+	if len(b) > 0 && !wellFormed(b) {
+		return nil, fmt.Errorf("malformed attributes in % x", b)
 	}
-	return out, nil
+	return appendAttrs(nil, b), nil
 }
 
 // canon writes attrs in a fixed, binary form: sorted by type (a type's repeats in their
@@ -119,22 +108,10 @@ func appendAttrs(dst []nlattr, b []byte) []nlattr {
 	for len(b) >= 4 {
 		n := int(binaryutil.NativeEndian.Uint16(b[:2]))
 		t := binaryutil.NativeEndian.Uint16(b[2:4])
-		dst = append(dst, nlattr{typ: t & nlaTypeMask, nested: t&unix.NLA_F_NESTED != 0, data: b[4:n]})
+		dst = append(dst, nlattr{typ: t & nlaTypeMask, data: b[4:n]})
 		b = b[min((n+3)&^3, len(b)):]
 	}
 	return dst
-}
-
-// cmpType is the attribute type a canonical part starts with.
-func cmpType(s string) int {
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			break
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 func attrString(a nlattr) string { return strings.TrimRight(string(a.data), "\x00") }
