@@ -8,7 +8,7 @@ import (
 // NormalizeHost turns a Host header (or an SNI name) into the form the routing table
 // matches on: the port removed, ASCII letters lower-cased, one trailing dot removed, an
 // IPv6 literal without its brackets. ok is false when the value is malformed (a
-// non-numeric port, an unclosed bracket, junk after "]"); the host is then "" and the
+// non-numeric port, an unclosed bracket, junk after "]", an empty label); the host is then "" and the
 // request can only match rules without a host.
 func NormalizeHost(h string) (host string, ok bool) {
 	if h == "" {
@@ -38,18 +38,15 @@ func NormalizeHost(h string) (host string, ok bool) {
 		}
 		h = h[:i]
 	}
-	return lowerASCII(strings.TrimSuffix(h, ".")), true
-}
-
-// emptyLabel reports whether a Host has an empty label inside or at its end: two dots in
-// a row (a trailing dot that NormalizeHost left means two), or nothing left of a Host
-// that was only a dot. nginx answers 400 for these (ngx_http_validate_host), and so does
-// the ingress; a leading dot nginx lets through, and so does the ingress.
-func emptyLabel(host, raw string) bool {
-	if host == "" {
-		return raw != "" && raw[0] == '.'
+	// An empty label inside or at the end (two dots in a row, two trailing dots, a Host
+	// that is only a dot) is malformed: nginx answers 400 for these
+	// (ngx_http_validate_host), and so does the ingress. A leading dot nginx lets through,
+	// and so does the ingress.
+	name := strings.TrimSuffix(h, ".")
+	if (name == "" && h != "") || strings.Contains(name, "..") || strings.HasSuffix(name, ".") {
+		return "", false
 	}
-	return strings.Contains(host, "..") || host[len(host)-1] == '.'
+	return lowerASCII(name), true
 }
 
 // isPort reports whether s is empty or all decimal digits (at most 5).

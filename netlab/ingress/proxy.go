@@ -272,7 +272,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rt := h.routing.Load()
 	host, hostOK := NormalizeHost(r.Host)
-	hostOK = hostOK && !emptyLabel(host, r.Host)
 	// A Host the server let through but that names no host (a non-numeric or too long
 	// port, an unclosed IPv6 bracket, junk after it) is the client's error: 400, and the
 	// connection is closed after it (as nginx does), not a 404 from the routing table.

@@ -172,6 +172,12 @@ func TestNormalizeHost(t *testing.T) {
 		{"[::1", "", false},
 		{"[::1]x", "", false},
 		{"example.com:123456", "", false},
+		{".example.com", ".example.com", true}, // a leading dot, as nginx lets through
+		{":80", "", true},
+		{"a..b", "", false},
+		{"example.com..", "", false},
+		{".", "", false},
+		{".:80", "", false},
 	}
 	for _, c := range cases {
 		got, ok := NormalizeHost(c.in)
