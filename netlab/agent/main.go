@@ -101,9 +101,7 @@ func Main(args []string, stderr io.Writer) int {
 		fs.IntVar(&cfg.MetricsPort, "metrics-port", 0, "Prometheus metrics port (default 10254)")
 		fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", 0, "wait for an upstream's response headers before 504 (default 30s)")
 		run = func(ctx context.Context, log *slog.Logger) error {
-			procsSet := false
-			fs.Visit(func(f *flag.Flag) { procsSet = procsSet || f.Name == "procs" })
-			runtime.GOMAXPROCS(ingressagent.IngressProcs(procs, procsSet))
+			runtime.GOMAXPROCS(ingressagent.IngressProcs(procs))
 			cfg.Lab, cfg.Node, cfg.Dir = lab, node, dir
 			return ingressagent.RunIngress(ctx, cfg, log)
 		}

@@ -68,15 +68,15 @@ type IngressConfig struct {
 // IngressAddrs are the bound listener addresses.
 type IngressAddrs struct{ HTTP, HTTPS, Metrics string }
 
-// IngressProcs is the GOMAXPROCS the ingress agent runs with: n when given (set), else
+// IngressProcs is the GOMAXPROCS the ingress agent runs with: n when above 0, else
 // the GOMAXPROCS environment variable when set, else half the processors Go would use,
 // at least one. In a lab the proxy shares the host's CPUs with the clients, the pods and
 // the kernel's packet path, which takes about half of every request's CPU; with fewer Ps
 // than busy CPUs the Go scheduler stops waking idle Ps to steal work that one P finishes
 // anyway (futex and nanosleep calls, context switches per request), and a P goes back to
 // the netpoller as an nginx worker goes back to epoll_wait (docs/performance.md).
-func IngressProcs(n int, set bool) int {
-	if set && n > 0 {
+func IngressProcs(n int) int {
+	if n > 0 {
 		return n
 	}
 	if os.Getenv("GOMAXPROCS") != "" {
