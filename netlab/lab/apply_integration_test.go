@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -64,15 +65,22 @@ func changeLines(cs plan.Changes) string {
 	return strings.Join(out, "\n")
 }
 
-// labPIDs lists every process in the lab's namespaces, by namespace.
+// labPIDs lists the lab's own processes (netlab's agents and pods) in its namespaces, by
+// namespace. The tools an agent runs for a moment (iptables-restore, conntrack) are left
+// out: whether a snapshot catches one is timing, not a restart.
 func labPIDs(t *testing.T, labName string) map[string][]int {
 	t.Helper()
 	nss, err := kernel.ListNetns(plan.NetnsName(labName, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := kernel.PIDsIn(nss)
-	for ns := range out {
+	out := map[string][]int{}
+	for ns, pids := range kernel.PIDsIn(nss) {
+		for _, pid := range pids {
+			if argv := kernel.Cmdline(pid); len(argv) > 0 && strings.HasPrefix(filepath.Base(argv[0]), "netlab") {
+				out[ns] = append(out[ns], pid)
+			}
+		}
 		sort.Ints(out[ns])
 	}
 	return out
@@ -146,6 +154,11 @@ func TestIntegrationApply(t *testing.T) {
 
 	t.Run("the same files: all unchanged, no process restarted", func(t *testing.T) {
 		pids := labPIDs(t, p.Lab)
+		for _, pod := range p.Pods {
+			if len(pids[pod.Netns]) == 0 {
+				t.Fatalf("no netlab process in pod %s's namespace: %v", pod.Name, pids)
+			}
+		}
 		planBefore, _ := os.ReadFile(rundir.ForLab(p.Lab).Plan())
 		cs, err := applyYAML(t, p.Lab, liveYAML(t))
 		if err != nil {
