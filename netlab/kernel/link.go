@@ -306,8 +306,15 @@ const vethQueues = 1
 // its peer in the namespace peerNS (an open namespace file descriptor), each with its
 // ifindex, MAC and MTU when set, dev up and enslaved to its master.
 func newVeth(sock *nl.SocketHandle, dev, peer vethReq, peerNS int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req := newVethReq(dev, peer, peerNS)
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// newVethReq is newVeth's request.
+func newVethReq(dev, peer vethReq, peerNS int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index, msg.Flags, msg.Change = int32(dev.index), unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
@@ -341,8 +348,7 @@ func newVeth(sock *nl.SocketHandle, dev, peer vethReq, peerNS int) error {
 	p.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(vethQueues))
 	p.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNS)))
 	req.AddData(info)
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return req
 }
 
 // DelVeths deletes every veth in a namespace. Deleting one end deletes its peer at once,

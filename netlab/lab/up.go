@@ -230,12 +230,10 @@ func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
 	return forEach(len(nss), func(i int) error { return kernel.CreateNetns(nss[i]) })
 }
 
+// wireLinks makes the links of p's new namespaces: the bridges one by one, then every
+// loopback and veth in one kernel.Batch (a few netlink writes per namespace, not a round
+// trip per request), then the VXLAN devices.
 func wireLinks(h *kernel.Handles, p *plan.Plan) error {
-	for _, ns := range p.Namespaces() {
-		if err := h.LoUp(ns); err != nil {
-			return err
-		}
-	}
 	for _, sw := range p.Switches {
 		if err := h.EnsureBridge(sw.Netns, sw.Bridge, "", nil); err != nil {
 			return err
@@ -246,12 +244,19 @@ func wireLinks(h *kernel.Handles, p *plan.Plan) error {
 			return err
 		}
 	}
+	batch := h.NewBatch()
+	for _, ns := range p.Namespaces() {
+		batch.LoUp(ns)
+	}
 	for _, l := range p.Links {
 		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, MAC: l.A.MAC, MTU: l.A.MTU, Addrs: l.A.Addrs, Master: l.A.Master}
 		b := kernel.VethEnd{NS: l.B.Netns, Name: l.B.Name, Addrs: l.B.Addrs, Master: l.B.Master, Hairpin: l.B.Master == plan.BridgeCNI}
-		if err := h.AddVeth(a, b); err != nil {
+		if err := batch.AddVeth(a, b); err != nil {
 			return err
 		}
+	}
+	if err := batch.Run(); err != nil {
+		return err
 	}
 	for _, n := range p.Nodes {
 		if v := n.VTEP; v != nil {
@@ -265,20 +270,24 @@ func wireLinks(h *kernel.Handles, p *plan.Plan) error {
 }
 
 func routesAndSysctls(h *kernel.Handles, p *plan.Plan) error {
+	batch := h.NewBatch()
 	for _, r := range p.Routes {
-		if err := h.AddRouteOnlink(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
+		if err := batch.AddRoute(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
 			return err
 		}
 	}
 	for _, n := range p.Neighbors {
-		if err := h.AddNeighbor(n.Netns, n.Dev, n.IP, n.MAC); err != nil {
+		if err := batch.AddNeighbor(n.Netns, n.Dev, n.IP, n.MAC); err != nil {
 			return err
 		}
 	}
 	for _, f := range p.FDB {
-		if err := h.AddFDB(f.Netns, f.Dev, f.MAC, f.Dst); err != nil {
+		if err := batch.AddFDB(f.Netns, f.Dev, f.MAC, f.Dst); err != nil {
 			return err
 		}
+	}
+	if err := batch.Run(); err != nil {
+		return err
 	}
 	for _, s := range p.Sysctls {
 		if strings.HasPrefix(s.Key, conntrackSysctl) {
