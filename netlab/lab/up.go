@@ -83,9 +83,11 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		return err
 	}
 	// The namespaces' hosts and resolv.conf files need no namespace: they are written
-	// while the links are made (netlink work under RTNL; not beside the namespaces, whose
-	// mount point files are on the same file system), and waited for before the pods
-	// start; a failed up waits for them before it rolls back.
+	// while the namespaces and the links are made (the namespaces' mount-point files are
+	// hard links of one file, no new inode each: see kernel.CreateNetnsAll), and waited
+	// for before the pods start; a failed up waits for them before it rolls back. On a
+	// file system that allocates inodes slowly after a down, writing them took longer
+	// than the links.
 	var hostsDone chan error
 	startHosts := func(ctx context.Context, p *plan.Plan, o Options) error {
 		hostsDone = make(chan error, 1)
@@ -128,9 +130,9 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		fn   func(context.Context, *plan.Plan, Options) error
 	}{
 		{"runtime files", writeRuntime},
+		{"hosts and resolv.conf files started", startHosts},
 		{"namespaces", createNamespaces},
 		{"node agents started", agents.startNodeAgents},
-		{"hosts and resolv.conf files started", startHosts},
 		{"links", func(_ context.Context, p *plan.Plan, _ Options) error { return wireLinks(h, p) }},
 		{"routes and sysctls", func(_ context.Context, p *plan.Plan, _ Options) error {
 			defer h.Close() // before the pods start: every fork copies the open descriptors
@@ -226,8 +228,7 @@ func forEach(n int, fn func(i int) error) error {
 }
 
 func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
-	nss := p.Namespaces()
-	return forEach(len(nss), func(i int) error { return kernel.CreateNetns(nss[i]) })
+	return kernel.CreateNetnsAll(p.Namespaces(), parallelism)
 }
 
 // wireLinks makes the links of p's new namespaces: the bridges one by one, then every
