@@ -15,7 +15,8 @@
 # It runs in a network namespace of its own (`unshare --net`): its switch bridge and the
 # switch ends of its links live there and vanish with it, never in the host's namespace.
 #
-# Env: ROUNDS (5), NODES (3), SIZES ("10 100" pods per node), MN_SLOW (120: a Mininet run
+# Env: ROUNDS (5), NODES (3), SIZES ("10 100" pods per node), MININET (1; 0: netlab only, for
+# side-by-side runs of two netlab builds at sizes where Mininet takes minutes), MN_SLOW (120: a Mininet run
 # slower than this many seconds cuts that size to MN_FEW_ROUNDS (3) rounds), UP_TIMEOUT
 # (120s), NETLAB (path to the binary; default bin/netlab, rebuilt when a source is newer),
 # STATUS_CALLS (0: after each up, call `netlab status -o json` this many times and report
@@ -59,10 +60,14 @@ fi
 # ---- Mininet (the reference) ----------------------------------------------------------------
 mn_ok=1
 mn_why=""
-if ! deps_out=$(BENCH=1 scripts/deps.sh 2>&1); then
+if [ "${MININET:-1}" = 0 ]; then
+  mn_ok=0; mn_why="MININET=0: netlab only"
+elif ! deps_out=$(BENCH=1 scripts/deps.sh 2>&1); then
   log "scripts/deps.sh failed: $deps_out"
 fi
-if [ ! -x "$MN" ]; then
+if [ "$mn_ok" = 0 ]; then
+  :
+elif [ ! -x "$MN" ]; then
   mn_ok=0; mn_why="mininet is not installed ($MN missing; BENCH=1 scripts/deps.sh: $(tail -n1 <<<"$deps_out"))"
 elif ! command -v brctl >/dev/null; then
   mn_ok=0; mn_why="brctl (bridge-utils) is missing; mn --switch lxbr needs it"
