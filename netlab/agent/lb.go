@@ -22,6 +22,9 @@ import (
 // applies the rules once for all of them.
 const coalesceWindow = 10 * time.Millisecond
 
+// firstRoundWindow is coalesceWindow for the first round of checks (see RunLB's loop).
+const firstRoundWindow = 100 * time.Millisecond
+
 // LBConfig configures the lb agent, which lives in the LB namespace.
 type LBConfig struct {
 	Plan *plan.Plan
@@ -264,12 +267,15 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			why := "health " + t.Probe.Key()
 			// Transitions that come together (a failed node takes all its probes down at
 			// once; at start every probe decides) are applied in one restore; at start, as
-			// soon as every probe has decided: each does within the start grace and one
-			// timeout, which bounds the wait (one restore for the first round, not one for
-			// the probes that decided within the coalescing window and one per straggler).
+			// soon as every probe has decided, waiting for the others up to
+			// firstRoundWindow after the first (the healthy ones decide within a few ms of
+			// each other, a busy machine spreads them over tens; one restore for them, not
+			// one for those within 10 ms and one per straggler). A real server that does
+			// not answer decides only after the start grace: the others are not held up
+			// for it.
 			window := coalesceWindow
 			if first {
-				window = lbStartGrace + timeout
+				window = firstRoundWindow
 			}
 			coalesce := time.NewTimer(window)
 		drain:
