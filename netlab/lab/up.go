@@ -82,18 +82,17 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := PurgeLogs(p.Lab); err != nil {
 		return err
 	}
-	// Two steps run beside the ones that follow them, and are waited for before what
+	// Three steps run beside the ones that follow them, and are waited for before what
 	// needs them; a failed up waits for them before it rolls back:
 	//   - the runtime files (the plan, encoded and written: ~0.1 s at 1000 pods) beside
 	//     the namespaces, before the node agents, which read the plan, start;
 	//   - the namespaces' hosts and resolv.conf files, which need no namespace, beside the
-	//     namespaces and the links (the namespaces' mount-point files are hard links of
-	//     one file, no new inode each: see kernel.CreateNetnsAll), before the pods start.
-	//     On a file system that allocates inodes slowly after a down, writing them took
-	//     longer than the links.
-	//   - the pods' log files, created empty beside the namespaces and the links, before
-	//     the pods start: each start opens its log, which no longer allocates an inode in
-	//     the pods' wave (see precreateLogs).
+	//     namespaces and the links, before the pods start: right after a down, on a file
+	//     system that allocates inodes slowly then (see kernel.CreateNetnsAll), writing
+	//     them takes longer than the links alone;
+	//   - the pods' log files, created empty beside the links (netlink work under RTNL,
+	//     one thread: a CPU to spare), before the pods start: each start opens its log,
+	//     which no longer allocates an inode in the pods' wave (see precreateLogs).
 	var runtimeFiles, hosts, podLogs aside
 	writeHostsTimed := func(ctx context.Context, p *plan.Plan, o Options) error {
 		t := time.Now()
@@ -127,10 +126,10 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	}{
 		{"runtime files started", runtimeFiles.start(writeRuntime)},
 		{"hosts and resolv.conf files started", hosts.start(writeHostsTimed)},
-		{"pod log files started", podLogs.start(precreateLogs)},
 		{"namespaces", createNamespaces},
 		{"runtime files", runtimeFiles.wait},
 		{"node agents started", agents.startNodeAgents},
+		{"pod log files started", podLogs.start(precreateLogs)},
 		{"links", func(_ context.Context, p *plan.Plan, _ Options) error { return wireLinks(h, p) }},
 		{"routes and sysctls", func(_ context.Context, p *plan.Plan, _ Options) error {
 			defer h.Close() // before the pods start: every fork copies the open descriptors
