@@ -33,7 +33,7 @@
 # (kernel.sched_autogroup_enabled) a session is one scheduling group, and a proxy in the
 # same group as wrk (this script's session) is scheduled quite differently from one in a
 # group of its own — on a loaded machine an agent started here served up to 2× the requests
-# of the same binary started by the lab (docs/performance.md, "ingress7").
+# of the same binary started by the lab (docs/performance.md, "L7 path, seventh pass").
 # Markdown on stdout, progress on stderr. Traffic stays between lab namespaces. On exit it
 # stops the nginx and haproxy processes it started (by PID) and removes its lab.
 #
