@@ -368,9 +368,7 @@ spec: {nodes: 1, dns: {enabled: false}}
 		if pod.Namespace == "kube-system" {
 			t.Errorf("pod %s/%s", pod.Namespace, pod.Name)
 		}
-		if _, err := os.Stat(filepath.Join(rundir.EtcNetns, pod.Netns, "resolv.conf")); !os.IsNotExist(err) {
-			t.Errorf("pod %s has a resolv.conf: %v", pod.Name, err)
-		}
+		noClusterResolver(t, pod.Netns)
 	}
 	for _, s := range p.Services {
 		if s.Name == "kube-dns" {
@@ -380,8 +378,26 @@ spec: {nodes: 1, dns: {enabled: false}}
 	if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "coredns")); len(left) > 0 {
 		t.Errorf("DNS pod namespaces: %v", left)
 	}
-	if _, err := os.Stat(filepath.Join(rundir.EtcNetns, p.Nodes[0].Netns, "resolv.conf")); !os.IsNotExist(err) {
-		t.Errorf("node has a resolv.conf: %v", err)
+	noClusterResolver(t, p.Nodes[0].Netns)
+}
+
+// noClusterResolver checks that a pod or node of a lab without cluster DNS asks its own
+// loopback, not the host's resolver (an address outside the lab): a lookup fails at once.
+func noClusterResolver(t *testing.T, netns string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(rundir.EtcNetns, netns, "resolv.conf"))
+	if err != nil {
+		t.Errorf("%s: %v", netns, err)
+		return
+	}
+	var servers []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "nameserver" {
+			servers = append(servers, f[1])
+		}
+	}
+	if len(servers) != 1 || servers[0] != "127.0.0.1" {
+		t.Errorf("%s's resolv.conf names %v, want only 127.0.0.1:\n%s", netns, servers, b)
 	}
 }
 

@@ -85,9 +85,14 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
 	if p.DNS != nil || len(p.Pods) != 2 {
 		t.Errorf("dns %+v, %d pods; want none and the 2 db pods", p.DNS, len(p.Pods))
 	}
+	// With the DNS off, every pod, node and client asks its own loopback: nothing falls
+	// back to the host's resolver, an address outside the lab.
+	if want := len(p.Pods) + len(p.Nodes) + len(p.Clients); len(p.ResolvConfs) != want {
+		t.Errorf("%d resolv.confs, want %d (every pod, node and client)", len(p.ResolvConfs), want)
+	}
 	for _, rc := range p.ResolvConfs {
-		if !strings.HasSuffix(rc.Netns, "-client") {
-			t.Errorf("resolv.conf in %s with the DNS off", rc.Netns)
+		if !strings.HasSuffix(rc.Content, "\nnameserver 127.0.0.1\n") || strings.Count(rc.Content, "nameserver") != 1 {
+			t.Errorf("resolv.conf in %s with the DNS off:\n%s", rc.Netns, rc.Content)
 		}
 	}
 	got := map[string]string{}
