@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 func TestClusterDNS(t *testing.T) {
@@ -109,5 +110,56 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
 	}
 	if d := cmp.Diff([]string{"dbip"}, ports); d != "" {
 		t.Errorf("kube-proxy programs (-want +got):\n%s", d)
+	}
+}
+
+// The tolerate-unready annotation is the old spelling of publishNotReadyAddresses: the
+// DNS specification counts its Service's not-ready pods as ready endpoints, and so does
+// the endpoints controller (kube-proxy gets them too).
+func TestTolerateUnreadyAnnotation(t *testing.T) {
+	svc := func(name, value string) string {
+		return `
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ` + name + `, annotations: {service.alpha.kubernetes.io/tolerate-unready-endpoints: "` + value + `"}}
+spec: {clusterIP: None, selector: {app: db}, ports: [{name: pg, port: 5432}]}`
+	}
+	yaml := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, ports: [{name: pg, containerPort: 5432}]}]}` +
+		svc("tol-true", "true") + svc("tol-false", "false") + svc("tol-odd", "maybe")
+	s, err := scenario.Parse("t.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scenario.Validate(s); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, w := range p.Warnings {
+		if strings.Contains(w, "tolerate-unready") {
+			warned = append(warned, w)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "tol-odd") || !strings.Contains(warned[0], "not a boolean") {
+		t.Errorf("warnings %q, want one, for Service tol-odd's value", warned)
+	}
+	got := map[string]bool{}
+	for _, sv := range p.Services {
+		got[sv.Name] = sv.PublishNotReady
+	}
+	if d := cmp.Diff(map[string]bool{"tol-true": true, "tol-false": false, "tol-odd": false, "kube-dns": false}, got); d != "" {
+		t.Errorf("PublishNotReady (-want +got):\n%s", d)
 	}
 }

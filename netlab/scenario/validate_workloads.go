@@ -365,6 +365,10 @@ func (v *validator) service(svc *Service) {
 			} else if !isLB {
 				v.warnf(w, f, "ignored: only LoadBalancer Services use it")
 			}
+		case k == AnnotationTolerateUnready:
+			if _, err := strconv.ParseBool(val); err != nil {
+				v.warnf(w, f, "ignored: not a boolean (%q); \"true\" makes not-ready pods endpoints, as spec.publishNotReadyAddresses", val)
+			}
 		case strings.HasPrefix(k, "netlab.dev/"):
 			v.errf(w, f, "unknown netlab annotation (known: %s, %s)", AnnotationLBScheduler, AnnotationLBPersistence)
 		default:
