@@ -136,10 +136,17 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		{"api-peers.default.svc.cluster.local.", mdns.TypeSRV, want{0, ""}},
 		// hostname + subdomain name the endpoint, its A and PTR records.
 		{"cart0.cart-hl.shop.svc.cluster.local.", mdns.TypeA, want{0, "cart0.cart-hl.shop.svc.cluster.local. A " + c1}},
-		{rev(c1), mdns.TypePTR, want{0, rev(c1) + " PTR cart0.cart-hl.shop.svc.cluster.local."}},
-		// An address behind two headless Services: a PTR for each.
+		// ... and a PTR for the ClusterIP Service cart too (as CoreDNS names every
+		// Service's ready endpoints).
+		{rev(c1), mdns.TypePTR, want{0, rev(c1) + " PTR " + dash(c1) + ".cart.shop.svc.cluster.local.; " +
+			rev(c1) + " PTR cart0.cart-hl.shop.svc.cluster.local."}},
+		{dash(c1) + ".cart.shop.svc.cluster.local.", mdns.TypeA, want{0, dash(c1) + ".cart.shop.svc.cluster.local. A " + c1}},
+		// An address behind two headless Services and a ClusterIP one: a PTR for each.
 		{rev(a1), mdns.TypePTR, want{0, rev(a1) + " PTR " + dash(a1) + ".api-peers.default.svc.cluster.local.; " +
-			rev(a1) + " PTR " + dash(a1) + ".api-pods.default.svc.cluster.local."}},
+			rev(a1) + " PTR " + dash(a1) + ".api-pods.default.svc.cluster.local.; " +
+			rev(a1) + " PTR " + dash(a1) + ".api.default.svc.cluster.local."}},
+		// SRV at a Service's own name: one record per port.
+		{"api.default.svc.cluster.local.", mdns.TypeSRV, want{0, "api.default.svc.cluster.local. SRV 0 100 80 api.default.svc.cluster.local."}},
 		{dash(a2) + ".default.pod.cluster.local.", mdns.TypeA, want{0, dash(a2) + ".default.pod.cluster.local. A " + a2}},
 		{"search.default.svc.cluster.local.", mdns.TypeA, want{0, "search.default.svc.cluster.local. CNAME search.example.com."}},
 		{"dns-version.cluster.local.", mdns.TypeTXT, want{0, `dns-version.cluster.local. TXT "1.1.0"`}},
