@@ -36,10 +36,6 @@ func NewRuleSyncerMode(node kubeproxy.Node, mode string) (*RuleSyncer, error) {
 // full sync (see nftables.Staged).
 const anonPerStage = 500
 
-// holdsStage is the stage size of the texts a read-back table is compared with (see
-// nftnl.Conn.Holds): compiled, not sent, so as large as it gets.
-const holdsStage = 1 << 30
-
 // fullSyncGCPercent is the garbage collector's GOGC while a full sync runs.
 const fullSyncGCPercent = 400
 
@@ -92,7 +88,8 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		case !r.nftSynced:
 			if match, stale := r.recordMatches(now); match {
 				// Nor since a predecessor's, which left the table as these ports make it,
-				// and, when stale, its flushed stale chains: every other chain, deleted now.
+				// and, when stale, its flushed stale chains: deleted now (with any affinity
+				// set no port has).
 				kept, delta = true, nil
 				if stale {
 					existing, err := nftnl.ListExisting()
@@ -100,7 +97,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 						r.nftSynced = false
 						return SyncStats{Full: true, Took: time.Since(start)}, err
 					}
-					delta = nftables.DeleteChainsNotIn(r.nftModel.Ruleset(), existing)
+					delta = nftables.DeleteStale(r.nftModel.Ruleset(), existing)
 				}
 			}
 		}
@@ -128,7 +125,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 			// With changes to make in this sync (delta), the table cannot hold what the
 			// model now makes: no read-back then either.
 			if delta == nil && nftables.SameNames(r.nftModel.Ruleset(), existing) {
-				if same, _, err := r.nftConn.Holds(nftables.StagedSeq(r.nftModel.Ruleset(), holdsStage)); err == nil && same {
+				if same, _, err := r.nftConn.Holds(r.nftModel.Ruleset()); err == nil && same {
 					kept = true
 				}
 			}

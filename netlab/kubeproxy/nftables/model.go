@@ -66,14 +66,10 @@ func (m *Model) DeferStaleDeletes(on bool) { m.deferStale = on }
 
 // StaleDeletes returns the commands that delete the stale chains Update flushed at least
 // StaleDelay before now (every one when all is set), and forgets them; nil when there
-// are none. A chain a port wants again in the meantime is not stale any more.
+// are none.
 func (m *Model) StaleDeletes(now time.Time, all bool) []byte {
 	var due []string
-	for n, at := range m.stale {
-		if m.rs != nil && m.rs.Chains[n] != nil {
-			delete(m.stale, n) // wanted again
-			continue
-		}
+	for n, at := range m.pendingStale() {
 		if all || now.Sub(at) >= StaleDelay {
 			due = append(due, n)
 			delete(m.stale, n)
@@ -92,8 +88,8 @@ func (m *Model) StaleDeletes(now time.Time, all bool) []byte {
 
 // StaleDue reports whether a stale chain is due for deletion at now.
 func (m *Model) StaleDue(now time.Time) bool {
-	for n, at := range m.stale {
-		if now.Sub(at) >= StaleDelay && (m.rs == nil || m.rs.Chains[n] == nil) {
+	for _, at := range m.pendingStale() {
+		if now.Sub(at) >= StaleDelay {
 			return true
 		}
 	}
@@ -102,7 +98,19 @@ func (m *Model) StaleDue(now time.Time) bool {
 
 // StalePending reports whether the table holds chains Update flushed and nothing has
 // deleted yet.
-func (m *Model) StalePending() bool { return len(m.stale) > 0 }
+func (m *Model) StalePending() bool { return len(m.pendingStale()) > 0 }
+
+// pendingStale is the stale chains, with when Update flushed them, after forgetting
+// those a port wants again (the table's ports make them: they are written, not
+// deleted). The one place that check is made: Update's rebuilds and changes only add.
+func (m *Model) pendingStale() map[string]time.Time {
+	for n := range m.stale {
+		if m.rs != nil && m.rs.Chains[n] != nil {
+			delete(m.stale, n)
+		}
+	}
+	return m.stale
+}
 
 // SameNames reports whether existing (the kernel's listing) has exactly rs's chains and
 // named sets and maps (anonymous sets, "__…", aside).
@@ -128,15 +136,12 @@ func SameNames(rs *Ruleset, existing Existing) bool {
 	return named == len(rs.Containers)
 }
 
-// DeleteChainsNotIn returns the commands that delete the chains existing lists and rs
-// does not have (a predecessor's flushed stale chains); nil when there are none.
-func DeleteChainsNotIn(rs *Ruleset, existing Existing) []byte {
+// DeleteStale returns the commands that delete what existing lists and rs does not have
+// (a predecessor's flushed stale chains, and affinity sets no port has any more), as a
+// full sync deletes them (see writeStale); nil when there is nothing to delete.
+func DeleteStale(rs *Ruleset, existing Existing) []byte {
 	var w writer
-	for _, n := range slices.Sorted(slices.Values(existing.Chains)) {
-		if rs.Chains[n] == nil {
-			w.line("delete chain ", prefix, n)
-		}
-	}
+	writeStale(&w, rs, existing)
 	if w.Len() == 0 {
 		return nil
 	}
@@ -519,7 +524,6 @@ func (m *Model) apply(changes []change) []byte {
 		}
 		if newRS != nil {
 			for n, c := range newRS.Chains {
-				delete(m.stale, n) // wanted again: written below, not deleted later
 				old := m.rs.Chains[n]
 				if old == nil || old.Base != c.Base || old.Comment != c.Comment || !slices.Equal(old.Rules, c.Rules) {
 					changedChains = append(changedChains, n)
@@ -626,9 +630,8 @@ func (m *Model) apply(changes []change) []byte {
 			if m.stale == nil {
 				m.stale = map[string]time.Time{}
 			}
-			if _, ok := m.stale[n]; !ok {
-				m.stale[n] = now
-			}
+			// The chain was wanted until now: any earlier stamp is of an older flush.
+			m.stale[n] = now
 		}
 	} else {
 		for _, n := range staleChains {

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -333,6 +334,69 @@ func TestModelDefersStaleDeletes(t *testing.T) {
 	}
 	if m.StalePending() || m.StaleDeletes(now.Add(time.Hour), true) != nil {
 		t.Fatal("a chain wanted again is still to be deleted")
+	}
+
+	// Stale, wanted again, stale again later: due StaleDelay after the last flush, not
+	// the first.
+	ports[i].Endpoints = ports[i].Endpoints[:len(ports[i].Endpoints)-1]
+	m.Update(ports)
+	ports[i].Endpoints = append(ports[i].Endpoints, gone)
+	m.Update(ports)
+	first := now
+	now = now.Add(StaleDelay / 2)
+	ports[i].Endpoints = ports[i].Endpoints[:len(ports[i].Endpoints)-1]
+	m.Update(ports)
+	if m.StaleDue(first.Add(StaleDelay)) || m.StaleDeletes(first.Add(StaleDelay), false) != nil {
+		t.Fatal("a chain flushed again is due StaleDelay after its first flush")
+	}
+	if !m.StaleDue(now.Add(StaleDelay)) || m.StaleDeletes(now.Add(StaleDelay), false) == nil {
+		t.Fatal("a chain flushed again is not due StaleDelay after its last flush")
+	}
+}
+
+// DeleteStale deletes the per-service chains and the affinity sets a listing has and a
+// Ruleset does not, nothing of the Ruleset's own.
+func TestDeleteStale(t *testing.T) {
+	ports := overallPorts()
+	i := slices.IndexFunc(ports, func(p kubeproxy.ServicePort) bool { return len(p.Endpoints) >= 2 })
+	ports[i].AffinityClientIP, ports[i].AffinitySeconds = true, 10800
+	before := Render(testNode, ports)
+	var ex Existing
+	for n := range before.Chains {
+		ex.Chains = append(ex.Chains, n)
+	}
+	for n := range before.Containers {
+		ex.Sets = append(ex.Sets, n)
+	}
+	if DeleteStale(before, ex) != nil {
+		t.Fatalf("the Ruleset's own listing: %s", DeleteStale(before, ex))
+	}
+	ports[i].AffinityClientIP = false
+	ports[i].Endpoints = ports[i].Endpoints[:1]
+	after := Render(testNode, ports)
+	var want []string
+	for _, n := range slices.Sorted(maps.Keys(before.Chains)) {
+		if after.Chains[n] == nil {
+			want = append(want, "flush chain ip kube-proxy "+n)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(before.Chains)) {
+		if after.Chains[n] == nil {
+			want = append(want, "delete chain ip kube-proxy "+n)
+		}
+	}
+	sets := 0
+	for _, n := range slices.Sorted(maps.Keys(before.Containers)) {
+		if after.Containers[n] == nil {
+			want = append(want, "delete set ip kube-proxy "+n)
+			sets++
+		}
+	}
+	if sets == 0 || len(want) == sets {
+		t.Fatalf("the change leaves no stale affinity set or no stale chain: %q", want)
+	}
+	if d := cmp.Diff(strings.Join(want, "\n")+"\n", string(DeleteStale(after, ex))); d != "" {
+		t.Fatalf("DeleteStale (-want +got):\n%s", d)
 	}
 }
 

@@ -598,7 +598,7 @@ func markHostOrderKeys(data []byte) {
 // acknowledgement, that message's object back and the new generation number
 // (NFT_MSG_NEWGEN: the kernel looks for the flag on the batch's first message only);
 // 0 when none came.
-func send(conn *netlink.Conn, msgs []netlink.Message, buf *[]byte, seq *uint32) (uint32, error) {
+func (c *Conn) send(msgs []netlink.Message) (uint32, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -612,6 +612,7 @@ func send(conn *netlink.Conn, msgs []netlink.Message, buf *[]byte, seq *uint32) 
 	}
 	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
 	msgs[0].Header.Flags |= netlink.Echo
+	conn := c.c
 	if err := bufferSizes(conn, size+1<<16, 1<<20+1024*len(msgs)); err != nil {
 		return 0, err
 	}
@@ -620,42 +621,15 @@ func send(conn *netlink.Conn, msgs []netlink.Message, buf *[]byte, seq *uint32) 
 	// own, then all of them into a growing one (three copies of a megabyte-sized stage,
 	// on fresh memory).
 	subsys := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}
-	b := (*buf)[:0]
-	put := func(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte) uint32 {
-		*seq++
-		n := 16 + len(data)
-		b = binary.NativeEndian.AppendUint32(b, uint32(n))
-		b = binary.NativeEndian.AppendUint16(b, uint16(typ))
-		b = binary.NativeEndian.AppendUint16(b, uint16(flags))
-		b = binary.NativeEndian.AppendUint32(b, *seq)
-		b = binary.NativeEndian.AppendUint32(b, 0) // the port: the kernel's own
-		b = append(b, data...)
-		for ; n%4 != 0; n++ {
-			b = append(b, 0)
-		}
-		return *seq
-	}
-	put(netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), netlink.Request, subsys)
+	b, _ := c.appendMessage(c.buf[:0], unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, subsys)
 	var last uint32
 	for _, m := range msgs {
-		last = put(m.Header.Type, m.Header.Flags, m.Data)
+		b, last = c.appendMessage(b, uint16(m.Header.Type), uint16(m.Header.Flags), m.Data)
 	}
-	put(netlink.HeaderType(unix.NFNL_MSG_BATCH_END), netlink.Request, subsys)
-	*buf = b
-	raw, err := conn.SyscallConn()
-	if err != nil {
+	b, _ = c.appendMessage(b, unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, subsys)
+	c.buf = b
+	if err := c.sendRaw(b); err != nil {
 		return 0, err
-	}
-	var werr error
-	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-	if err := raw.Write(func(fd uintptr) bool {
-		werr = unix.Sendto(int(fd), b, 0, kernel)
-		return werr != unix.EAGAIN && werr != unix.EINTR // else wait until writable
-	}); err != nil {
-		return 0, err
-	}
-	if werr != nil {
-		return 0, werr
 	}
 	// The kernel handles the batch within the send: every answer is queued by now, and
 	// one that has not come soon never will (lost to an overrun).
@@ -794,12 +768,8 @@ type State struct {
 func (c *Conn) State() (State, error) {
 	var st State
 	err := onThisThread(func() error {
-		if c.c == nil {
-			nc, err := dial()
-			if err != nil {
-				return fmt.Errorf("nftables: %w", err)
-			}
-			c.c = nc
+		if err := c.open(); err != nil {
+			return err
 		}
 		msgs, err := request(c.c, unix.NFT_MSG_GETGEN, nfgen(unix.AF_UNSPEC))
 		if err != nil {
@@ -908,6 +878,64 @@ func Dial() (*Conn, error) {
 		return err
 	})
 	return c, err
+}
+
+// open opens c's socket, in the calling thread's network namespace, when it is closed.
+func (c *Conn) open() error {
+	if c.c != nil {
+		return nil
+	}
+	nc, err := dial()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	c.c = nc
+	return nil
+}
+
+// appendMessage appends one netlink message to b, numbered by c (see nextSeq), and
+// returns its number.
+func (c *Conn) appendMessage(b []byte, typ, flags uint16, data []byte) ([]byte, uint32) {
+	seq := c.nextSeq()
+	n := 16 + len(data)
+	b = binary.NativeEndian.AppendUint32(b, uint32(n))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = binary.NativeEndian.AppendUint16(b, flags)
+	b = binary.NativeEndian.AppendUint32(b, seq)
+	b = binary.NativeEndian.AppendUint32(b, 0) // the port: the kernel's own
+	b = append(b, data...)
+	for ; n%4 != 0; n++ {
+		b = append(b, 0)
+	}
+	return b, seq
+}
+
+// nextSeq numbers a message c writes itself (a transaction's, a dump request): from
+// 1<<31 up, apart from the netlink package's own numbers for the requests it sends.
+func (c *Conn) nextSeq() uint32 {
+	if c.seq < 1<<31 {
+		c.seq = 1 << 31
+	}
+	c.seq++
+	return c.seq
+}
+
+// sendRaw writes b, whole netlink messages, to the kernel over c's socket in one
+// sendto (waiting while the socket is not writable).
+func (c *Conn) sendRaw(b []byte) error {
+	raw, err := c.c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	if err := raw.Write(func(fd uintptr) bool {
+		werr = unix.Sendto(int(fd), b, 0, kernel)
+		return werr != unix.EAGAIN && werr != unix.EINTR // else wait until writable
+	}); err != nil {
+		return err
+	}
+	return werr
 }
 
 func dial() (*netlink.Conn, error) {
@@ -1020,18 +1048,11 @@ func (c *Conn) applySeq(seq iter.Seq[[]byte], n int) error {
 // sendBatch sends b as one transaction over c (opened in the calling thread's namespace
 // when closed); which names it in errors ("": the only one).
 func (c *Conn) sendBatch(b *batch, which string) error {
-	if c.c == nil {
-		nc, err := dial()
-		if err != nil {
-			return fmt.Errorf("nftables: %w", err)
-		}
-		c.c = nc
+	if err := c.open(); err != nil {
+		return err
 	}
 	c.gen = 0
-	if c.seq < 1<<31 {
-		c.seq = 1 << 31
-	}
-	gen, err := send(c.c, b.out, &c.buf, &c.seq)
+	gen, err := c.send(b.out)
 	if err != nil {
 		c.Close()
 		if which != "" {

@@ -3,8 +3,8 @@ package nftnl
 import (
 	"encoding/binary"
 	"fmt"
-	"iter"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"syscall"
@@ -605,15 +605,18 @@ func (c *Conn) setElements(name string) ([]string, error) {
 	return elems, nil
 }
 
-// Holds reports whether table ip kube-proxy in c's namespace holds exactly what the
-// transactions of texts (nftables.StagedSeq's: a table built from nothing) would make:
-// the same table, chains, sets and maps with the same elements, and in each chain the
-// same rules in the same order, nothing more (affinity sets' elements, which packets
-// add, aside). It reads the table back (one dump each of chains, sets and rules, one of
-// each set's elements) and compares it with the compiled transactions attribute by
-// attribute; why they differ, when they do, is returned too.
-func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) {
-	// The texts are compiled while the kernel answers the dumps.
+// Holds reports whether table ip kube-proxy in c's namespace holds exactly rs: the same
+// table, chains, sets and maps with the same elements, and in each chain the same rules
+// in the same order, nothing more (affinity sets' elements, which packets add, aside),
+// however it was built (one transaction, stages, changes). It reads the table back (one
+// dump each of chains, sets and rules, one of each set's elements) and compares it,
+// attribute by attribute, with the messages that build rs from nothing (nftables.Full's
+// commands, compiled as Apply compiles them); why they differ, when they do, is
+// returned too.
+func (c *Conn) Holds(rs *nftables.Ruleset) (same bool, why string, err error) {
+	// rs is compiled while the kernel answers the dumps: the commands of a table built
+	// from nothing (StagedSeq's, in one stage for the rules: each stage is compiled on
+	// its own and only the messages count, not how they would be cut).
 	type compiled struct {
 		p   *parsed
 		err error
@@ -621,7 +624,7 @@ func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) 
 	wantCh := make(chan compiled, 1)
 	go func() {
 		var msgs []netlink.Message
-		for text := range texts {
+		for text := range nftables.StagedSeq(rs, math.MaxInt) {
 			b, err := build(text)
 			if err != nil {
 				wantCh <- compiled{nil, err}
@@ -634,12 +637,8 @@ func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) 
 	}()
 	var got *parsed
 	err = onThisThread(func() error {
-		if c.c == nil {
-			nc, err := dial()
-			if err != nil {
-				return fmt.Errorf("nftables: %w", err)
-			}
-			c.c = nc
+		if err := c.open(); err != nil {
+			return err
 		}
 		var err error
 		if got, err = dumpTable(c); err != nil {
@@ -692,31 +691,13 @@ func (c *Conn) Holds(texts iter.Seq[[]byte]) (same bool, why string, err error) 
 // each set's elements, a thousand dumps at 1000 Services, and the netlink package's
 // several system calls and wake-ups for each were most of the read-back's time.
 func (c *Conn) dump(typ int, data []byte, fn func([]byte) error) error {
+	req, seq := c.appendMessage(nil, unix.NFNL_SUBSYS_NFTABLES<<8|uint16(typ), unix.NLM_F_REQUEST|unix.NLM_F_DUMP, data)
+	if err := c.sendRaw(req); err != nil {
+		return err
+	}
 	raw, err := c.c.SyscallConn()
 	if err != nil {
 		return err
-	}
-	if c.seq < 1<<31 {
-		c.seq = 1 << 31
-	}
-	c.seq++
-	seq := c.seq
-	req := make([]byte, 16, 16+len(data))
-	binary.NativeEndian.PutUint32(req[0:], uint32(16+len(data)))
-	binary.NativeEndian.PutUint16(req[4:], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|typ))
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	binary.NativeEndian.PutUint32(req[8:], seq)
-	req = append(req, data...)
-	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-	var serr error
-	if err := raw.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), req, 0, kernel)
-		return serr != unix.EAGAIN && serr != unix.EINTR
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return serr
 	}
 	if len(c.rbuf) == 0 {
 		c.rbuf = make([]byte, 64<<10) // a dump's part is at most 32 KiB

@@ -2,9 +2,11 @@ package nftnl_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftables"
 	"github.com/netlabdev/netlab/netlab/kubeproxy/nftnl"
 	"github.com/netlabdev/netlab/netlab/labtest"
@@ -19,7 +21,7 @@ func holds(t *testing.T, ns string, rs *nftables.Ruleset) (bool, string) {
 		c := &nftnl.Conn{}
 		defer c.Close()
 		var err error
-		same, why, err = c.Holds(nftables.StagedSeq(rs, 1<<30))
+		same, why, err = c.Holds(rs)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -28,7 +30,8 @@ func holds(t *testing.T, ns string, rs *nftables.Ruleset) (bool, string) {
 }
 
 // A table read back compares equal with the rules it was built from, whichever way it
-// was built (one transaction, stages, incremental changes), and unequal after any change
+// was built (one transaction, incremental changes, stages from nothing or over another
+// table), and unequal after any change
 // to it by another program: a rule added or removed, an element, a chain's hook, the
 // table's flags — or with other Services.
 func TestHoldsReadsTheTableBack(t *testing.T) {
@@ -58,11 +61,26 @@ func TestHoldsReadsTheTableBack(t *testing.T) {
 	if same, why := holds(t, ns, rs); !same {
 		t.Fatalf("after changing back: differs: %s", why)
 	}
+	// Built in stages from nothing (Staged), and rewritten in stages over a table of
+	// other Services (Restaged).
 	nft := func(cmd string) {
 		t.Helper()
 		if out, err := kernel.Run(ns, []byte(cmd+"\n"), "nft", "-f", "-"); err != nil {
 			t.Fatalf("nft %s: %v: %s", cmd, err, out)
 		}
+	}
+	nft("delete table ip kube-proxy")
+	applyAll(t, ns, nftables.Staged(rs, 2))
+	if same, why := holds(t, ns, rs); !same {
+		t.Fatalf("after Staged: differs: %s", why)
+	}
+	applyAll(t, ns, nftables.Restaged(rs2, existing(t, ns), 2))
+	if same, why := holds(t, ns, rs2); !same {
+		t.Fatalf("after Restaged over another table: differs: %s", why)
+	}
+	applyAll(t, ns, nftables.Restaged(rs, existing(t, ns), 2))
+	if same, why := holds(t, ns, rs); !same {
+		t.Fatalf("after Restaged back: differs: %s", why)
 	}
 	nft("add table ip other") // another table's commit changes nothing of ours
 	if same, why := holds(t, ns, rs); !same {
@@ -91,5 +109,53 @@ func TestHoldsReadsTheTableBack(t *testing.T) {
 		if same, why := holds(t, ns, rs); !same {
 			t.Fatalf("after undoing %q: differs: %s", c.change, why)
 		}
+	}
+}
+
+// applyAll applies texts in ns, each in one transaction.
+func applyAll(t *testing.T, ns string, texts [][]byte) {
+	t.Helper()
+	if err := kernel.Do(ns, func() error { return nftnl.ApplyAll(texts) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// What a syncer that defers deletes leaves behind (chains it flushed, and here an
+// affinity set no rule uses any more), DeleteStale deletes: the table then holds exactly
+// what the ports make.
+func TestDeleteStaleLeavesTheTableAsTheModel(t *testing.T) {
+	requireNft(t)
+	ns := labtest.Netns(t, "nftnl", "ds")
+	all := ports()
+	rs := nftables.Render(node, all)
+	apply(t, ns, nftables.Full(rs, existing(t, ns), true))
+	svc5 := slices.IndexFunc(all, func(p kubeproxy.ServicePort) bool { return p.AffinityClientIP })
+	if svc5 < 0 || len(all[svc5].Endpoints) < 2 {
+		t.Fatal("no port with affinity and two endpoints")
+	}
+	fewer := slices.Clone(all)
+	fewer[svc5].AffinityClientIP = false
+	fewer[svc5].Endpoints = fewer[svc5].Endpoints[:1]
+	rs2 := nftables.Render(node, fewer)
+	var kept strings.Builder
+	for l := range strings.Lines(string(nftables.Diff(rs, rs2))) {
+		if !strings.HasPrefix(l, "delete ") {
+			kept.WriteString(l)
+		}
+	}
+	apply(t, ns, []byte(kept.String()))
+	if same, _ := holds(t, ns, rs2); same {
+		t.Fatal("the table with a flushed chain and an unused affinity set holds what the ports make")
+	}
+	del := string(nftables.DeleteStale(rs2, existing(t, ns)))
+	if !strings.Contains(del, "delete set ip kube-proxy affinity-") || !strings.Contains(del, "delete chain ip kube-proxy endpoint-") {
+		t.Fatalf("DeleteStale deletes no affinity set or no endpoint chain:\n%s", del)
+	}
+	apply(t, ns, []byte(del))
+	if same, why := holds(t, ns, rs2); !same {
+		t.Fatalf("after DeleteStale: differs: %s", why)
+	}
+	if d := nftables.DeleteStale(rs2, existing(t, ns)); d != nil {
+		t.Fatalf("DeleteStale after DeleteStale: %s", d)
 	}
 }
