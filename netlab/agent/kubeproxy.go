@@ -319,11 +319,15 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 func (k *kubeProxy) sync(full bool) error {
 	ports := *k.ports.Load()
 	st, err := k.syncer.Sync(ports, full)
-	k.writeStatus(st, err)
 	if err != nil {
+		k.writeStatus(st, err)
 		return err
 	}
+	// The stale UDP flows go before the status names this generation applied: whoever
+	// waits on it (apply, a test) may send a datagram at once, which must not follow an
+	// old conntrack entry to a removed endpoint.
 	k.clearStaleUDP(ports)
+	k.writeStatus(st, nil)
 	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "kept", st.Kept, "generation", k.gen,
 		"bytes", st.Bytes, "servicePorts", len(ports))
 	return nil
