@@ -323,9 +323,9 @@ func (k *kubeProxy) sync(full bool) error {
 		k.writeStatus(st, err)
 		return err
 	}
-	// The stale UDP flows go before the status names this generation applied: whoever
-	// waits on it (apply, a test) may send a datagram at once, which must not follow an
-	// old conntrack entry to a removed endpoint.
+	// The generation is reported once the UDP flows to endpoints that left are cleared
+	// too: whoever waits for it (apply, tests) may send a datagram at once, and a stale
+	// conntrack entry would still carry it to the gone pod.
 	k.clearStaleUDP(ports)
 	k.writeStatus(st, nil)
 	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "kept", st.Kept, "generation", k.gen,

@@ -332,7 +332,10 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		}
 		return ready == 2 // coredns-2's UDP and TCP endpoints
 	})
-	// The endpoints file is written before the nodes apply it: wait for the rules too.
+	// The endpoints file is written before the nodes apply it: wait for the rules too,
+	// and for every node to report that generation (kube-proxy reports it once the UDP
+	// conntrack entries that led to coredns-1 are deleted as well: a query from a reused
+	// source port would otherwise still follow one).
 	waitFor(t, "the nodes to program kube-dns without coredns-1", func() bool {
 		for _, n := range p.Nodes {
 			out, err := labtest.Exec(n.Netns, "iptables-save", "-t", "nat")
@@ -342,6 +345,16 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		}
 		return true
 	})
+	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range p.Nodes {
+		waitFor(t, fmt.Sprintf("kube-proxy on %s to report endpoints generation %d", n.Name, ef.Generation), func() bool {
+			st, err := rundir.ForLab(p.Lab).ReadSyncStatus(n.Name)
+			return err == nil && st.Generation >= ef.Generation
+		})
+	}
 	for i := 0; i < 20; i++ {
 		network := []string{"udp", "tcp"}[i%2]
 		r, err := query(pods["api-1"].Netns, network, server, "cart.shop.svc.cluster.local.", mdns.TypeA)
@@ -417,14 +430,14 @@ func mustRR(t *testing.T, s string) mdns.RR {
 	return rr
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s (a bound on a wait,
+// waitFor polls cond until it holds, failing the test after 20 s (a bound on a wait,
 // not a timed assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+			t.Fatalf("gave up waiting 20 s for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -270,7 +270,7 @@ func TestIntegrationApply(t *testing.T) {
 		if c, _ := cs.Find(plan.KindLab, "", p.Lab); c.Action != plan.Configured {
 			t.Fatalf("lab: %+v", c)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			st, err := rundir.ForLab(p.Lab).ReadLBState()
 			if err == nil && len(st.Services) > 0 && st.Services[0].Scheduler == "wrr" {
