@@ -19,13 +19,15 @@ import (
 // before the write returns (RTNL is taken per request, as for one request a write): what
 // the batch saves is the round trips — a write and a wake-up per request, and the netlink
 // library's per-request work — not the kernel's work, and the order of requests within a
-// namespace is kept. Requests of two namespaces are ordered by phase: the whole first phase
-// (every namespace's) runs before the second.
+// namespace is kept. Requests are ordered by phase, every namespace's requests of one phase
+// before any of the next: creations (and loopbacks) first, then what a created link's own
+// namespace sets on it, then what its peer's namespace sets (routes and neighbours go in
+// the first).
 //
 // It serves up's links step, whose namespaces are new: see AddVeth for the ifindexes.
 type Batch struct {
 	h      *Handles
-	phases [2]batchPhase
+	phases [3]batchPhase
 	// veths: queued by AddVeth, in order; fallback: those to make again with
 	// Handles.AddVeth (an ifindex taken: see Run).
 	veths []batchVeth
@@ -48,14 +50,21 @@ type batchReq struct {
 }
 
 type batchVeth struct {
-	a, b     VethEnd
-	fallback bool
+	a, b VethEnd
+	// fallback: its creation found an ifindex taken (made again by Run); failed: its
+	// creation failed otherwise. Either way nothing more is sent for it: the ifindexes
+	// may be another link's.
+	fallback, failed bool
 }
 
 // batchChunk bounds the requests of one write: their acknowledgements wait in the socket's
-// receive buffer until the write returns (about 0.5–1 KiB of buffer each, of the default
-// 208 KiB).
+// receive buffer until the write returns (about 0.5–1 KiB of buffer each, an error's with
+// its request), which send makes batchRcvBuf.
 const batchChunk = 128
+
+// batchRcvBuf is the receive buffer send asks for: room for a chunk's acknowledgements
+// several times over.
+const batchRcvBuf = 1 << 20
 
 // NewBatch returns an empty batch on h's sockets and namespace handles.
 func (h *Handles) NewBatch() *Batch {
@@ -79,10 +88,10 @@ func (b *Batch) LoUp(ns string) {
 	b.add(0, ns, batchReq{req: linkUpReq(1), what: "set lo up in " + ns, veth: -1})
 }
 
-// AddVeth queues what Handles.AddVeth does, in two phases: the pair's creation (the end
-// that names a bridge, created up and enslaved, is the request's device), that end's
-// hairpin mode and addresses, in its namespace; then the other end's master, hairpin
-// mode, addresses and up, in its own. Each end gets its ifindex from the batch's range, as
+// AddVeth queues what Handles.AddVeth does, in three phases: the pair's creation (the end
+// that names a bridge, created up and enslaved, is the request's device); that end's
+// hairpin mode and addresses, in its namespace; the other end's master, hairpin mode,
+// addresses and up, in its own. Each end gets its ifindex from the batch's range, as
 // Handles.AddVeth does; should one be taken (a namespace that is not new), Run makes that
 // pair again with Handles.AddVeth, which tries the next ones.
 func (b *Batch) AddVeth(a, c VethEnd) error {
@@ -132,10 +141,10 @@ func (b *Batch) AddVeth(a, c VethEnd) error {
 		end   VethEnd
 		idx   int
 		phase int
-	}{{dev, devIdx, 0}, {peer, peerIdx, 1}} {
+	}{{dev, devIdx, 1}, {peer, peerIdx, 2}} {
 		end := e.end
-		if e.phase == 1 && peerMaster > 0 {
-			b.add(1, end.NS, batchReq{req: setMasterReq(e.idx, peerMaster), veth: v,
+		if e.phase == 2 && peerMaster > 0 {
+			b.add(2, end.NS, batchReq{req: setMasterReq(e.idx, peerMaster), veth: v,
 				what: fmt.Sprintf("attach %s to %s in %s", end.Name, end.Master, end.NS)})
 		}
 		if end.Master != "" && end.Hairpin {
@@ -150,8 +159,8 @@ func (b *Batch) AddVeth(a, c VethEnd) error {
 			b.add(e.phase, end.NS, batchReq{req: req, veth: v, tolerate: unix.EEXIST,
 				what: fmt.Sprintf("add %s to %s in %s", s, end.Name, end.NS)})
 		}
-		if e.phase == 1 {
-			b.add(1, end.NS, batchReq{req: linkUpReq(e.idx), veth: v,
+		if e.phase == 2 {
+			b.add(2, end.NS, batchReq{req: linkUpReq(e.idx), veth: v,
 				what: fmt.Sprintf("set %s up in %s", end.Name, end.NS)})
 		}
 	}
@@ -160,9 +169,9 @@ func (b *Batch) AddVeth(a, c VethEnd) error {
 	return nil
 }
 
-// Run sends every queued request, the first phase's before the second's, and then makes
-// the pairs whose ifindex was taken again with Handles.AddVeth. It returns every error
-// but those of requests that followed a pair's failed creation.
+// Run sends every queued request, phase by phase, and then makes the pairs whose ifindex
+// was taken again with Handles.AddVeth. Nothing is sent for a pair after its creation
+// failed (its ifindexes may be another link's). It returns every error.
 func (b *Batch) Run() error {
 	var errs []error
 	for i := range b.phases {
@@ -181,14 +190,25 @@ func (b *Batch) Run() error {
 
 // send writes ns's requests, batchChunk at a time, and reads their acknowledgements.
 func (b *Batch) send(ns string, reqs []batchReq) error {
-	// A pair to make again (see Run) is not touched here: its ifindexes may be another
-	// link's.
-	reqs = slices.DeleteFunc(slices.Clone(reqs), func(r batchReq) bool { return r.veth >= 0 && b.veths[r.veth].fallback })
+	// A pair whose creation failed (in an earlier phase: a pair's creation is the only
+	// request of its phase for it) is not touched: its ifindexes may be another link's.
+	reqs = slices.DeleteFunc(slices.Clone(reqs), func(r batchReq) bool {
+		return r.veth >= 0 && (b.veths[r.veth].fallback || b.veths[r.veth].failed)
+	})
 	if len(reqs) == 0 {
 		return nil
 	}
 	sock, err := b.h.socket(ns)
 	if err != nil {
+		return err
+	}
+	if err := sock.Socket.SetReceiveBufferSize(batchRcvBuf, false); err != nil {
+		return fmt.Errorf("netlink socket in %s: %w", ns, err)
+	}
+	// A write or read that fails leaves answers unread on the socket, which a later
+	// request on it (AddVeth's) would take for its own: the socket goes.
+	drop := func(err error) error {
+		b.h.dropSocket(ns)
 		return err
 	}
 	var errs []error
@@ -204,14 +224,14 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 			buf = append(buf, m...)
 		}
 		if err := unix.Sendto(sock.Socket.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return errors.Join(append(errs, fmt.Errorf("netlink write in %s: %w", ns, err))...)
+			return drop(errors.Join(append(errs, fmt.Errorf("netlink write in %s: %w", ns, err))...))
 		}
 		answers := make([]syscall.Errno, n)
 		left := n
 		for left > 0 {
 			msgs, err := recvAcks(sock)
 			if err != nil {
-				return errors.Join(append(errs, fmt.Errorf("netlink read in %s (%d answers missing): %w", ns, left, err))...)
+				return drop(errors.Join(append(errs, fmt.Errorf("netlink read in %s (%d answers missing): %w", ns, left, err))...))
 			}
 			for _, m := range msgs {
 				i, ok := bySeq[m.Header.Seq]
@@ -228,12 +248,12 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 			if e == 0 || (r.tolerate != 0 && e == r.tolerate) {
 				continue
 			}
-			if r.veth >= 0 && b.veths[r.veth].fallback {
-				continue // follows a creation that failed: made again by Run
-			}
 			if r.create && (e == unix.EEXIST || e == unix.EBUSY) {
 				b.veths[r.veth].fallback = true
 				continue
+			}
+			if r.create {
+				b.veths[r.veth].failed = true
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", r.what, e))
 		}

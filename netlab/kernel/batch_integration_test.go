@@ -58,14 +58,15 @@ func TestIntegrationBatch(t *testing.T) {
 	if err := routes.Run(); err != nil {
 		t.Fatal(err)
 	}
-	// A second batch, as `apply` makes: its first ifindexes are taken in sw, so the pair is
-	// made by Handles.AddVeth, which tries the next ones.
+	// A second batch, as `apply` makes: its first ifindexes are taken in sw (by pa), so the
+	// pair is made by Handles.AddVeth, which tries the next ones; the end in sw has an
+	// address, which must go to pb, not to pa, which holds the ifindex the batch chose.
 	h2 := kernel.NewHandles()
 	defer h2.Close()
 	second := h2.NewBatch()
 	second.LoUp(b)
 	if err := second.AddVeth(kernel.VethEnd{NS: b, Name: "eth0", Addrs: []string{"10.98.0.3/24"}},
-		kernel.VethEnd{NS: sw, Name: "pb", Master: "br", Hairpin: true}); err != nil {
+		kernel.VethEnd{NS: sw, Name: "pb", Master: "br", Hairpin: true, Addrs: []string{"10.98.1.1/24"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := second.Run(); err != nil {
@@ -118,6 +119,19 @@ func TestIntegrationBatch(t *testing.T) {
 		if e.Attrs().ParentIndex != p.Attrs().Index || p.Attrs().ParentIndex != e.Attrs().Index || e.Attrs().Index == p.Attrs().Index {
 			t.Errorf("%s: eth0 index %d peer %d, %s index %d peer %d: want distinct peers of each other", c.ns,
 				e.Attrs().Index, e.Attrs().ParentIndex, c.peer, p.Attrs().Index, p.Attrs().ParentIndex)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		want bool
+	}{{"pa", false}, {"pb", true}} {
+		addrs, err := hs.AddrList(link(hs, c.name), netlink.FAMILY_V4)
+		got := false
+		for _, a := range addrs {
+			got = got || a.IPNet.String() == "10.98.1.1/24"
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s has 10.98.1.1/24: %v (%v), want %v (pb's address, pa only holding the ifindex the batch first chose)", c.name, got, err, c.want)
 		}
 	}
 	if e := link(ha, "eth0"); e.Attrs().HardwareAddr.String() != "02:00:00:00:00:3a" || e.Attrs().MTU != 1400 || link(hs, "pa").Attrs().MTU != 1400 {

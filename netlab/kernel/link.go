@@ -70,6 +70,14 @@ func (h *Handles) socket(name string) (*nl.SocketHandle, error) {
 	return sh, nil
 }
 
+// dropSocket closes and forgets ns's raw socket (the next use makes another).
+func (h *Handles) dropSocket(ns string) {
+	if s, ok := h.socks[ns]; ok {
+		s.Close()
+		delete(h.socks, ns)
+	}
+}
+
 // index returns the ifindex of a link of ns: the one this batch made or found, else looked
 // up by name.
 func (h *Handles) index(ns, name string) (int, error) {
