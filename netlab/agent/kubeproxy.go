@@ -319,11 +319,15 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 func (k *kubeProxy) sync(full bool) error {
 	ports := *k.ports.Load()
 	st, err := k.syncer.Sync(ports, full)
-	k.writeStatus(st, err)
 	if err != nil {
+		k.writeStatus(st, err)
 		return err
 	}
+	// The generation is reported once the UDP flows to endpoints that left are cleared
+	// too: whoever waits for it (apply, tests) may send a datagram at once, and a stale
+	// conntrack entry would still carry it to the gone pod.
 	k.clearStaleUDP(ports)
+	k.writeStatus(st, nil)
 	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "kept", st.Kept, "generation", k.gen,
 		"bytes", st.Bytes, "servicePorts", len(ports))
 	return nil

@@ -182,11 +182,19 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	}
 	log.Info("lb agent starting", "lab", cfg.Plan.Lab, "services", len(vss), "interval", interval,
 		"timeout", timeout, "rise", hc.Rise, "fall", hc.Fall, "inhibit", hc.Inhibit)
+	// One read of the namespace's rules serves the first apply and the WAN filter's: the
+	// first apply does not touch the filter's jump, which is all the filter looks for.
+	saved, err := a.cfg.Save(ctx)
+	if err != nil {
+		return fmt.Errorf("lb agent: read rules: %w", err)
+	}
+	a.presaved = make(chan savedRules, 1)
+	a.presaved <- savedRules{b: saved}
 	if err := a.apply(ctx, "start"); err != nil {
 		return err
 	}
 	// What a cloud security group would let in from the clients, and nothing else.
-	if err := a.applyWanFilter(ctx); err != nil {
+	if err := a.applyWanFilter(ctx, saved); err != nil {
 		return err
 	}
 
@@ -256,8 +264,14 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			why := "health " + t.Probe.Key()
 			// Transitions that come together (a failed node takes all its probes down at
 			// once; at start every probe decides) are applied in one restore; at start, as
-			// soon as every probe has decided.
-			coalesce := time.NewTimer(coalesceWindow)
+			// soon as every probe has decided: each does within the start grace and one
+			// timeout, which bounds the wait (one restore for the first round, not one for
+			// the probes that decided within the coalescing window and one per straggler).
+			window := coalesceWindow
+			if first {
+				window = lbStartGrace + timeout
+			}
+			coalesce := time.NewTimer(window)
 		drain:
 			for !first || len(decided) < len(unique) {
 				select {
@@ -266,6 +280,8 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 					decided[t2.Probe.Key()] = true
 					why += ", " + t2.Probe.Key()
 				case <-coalesce.C:
+					break drain
+				case <-ctx.Done():
 					break drain
 				}
 			}

@@ -39,15 +39,12 @@ func WanFilterOf(p *plan.Plan) lb.WanFilter {
 	return f
 }
 
-// applyWanFilter writes the wan filter chain and, when missing, the jump to it at the top
+// applyWanFilter writes the wan filter chain and, when missing from saved (the namespace's
+// rules as read at start: only this function writes the jump), the jump to it at the top
 // of FORWARD, in one transaction.
-func (a *lbAgent) applyWanFilter(ctx context.Context) error {
+func (a *lbAgent) applyWanFilter(ctx context.Context, saved []byte) error {
 	f := WanFilterOf(a.cfg.Plan)
 	input := f.Render()
-	saved, err := a.cfg.Save(ctx)
-	if err != nil {
-		return fmt.Errorf("read rules: %w", err)
-	}
 	if !bytes.Contains(saved, []byte("-A FORWARD -i "+f.WanIface+" -m comment --comment \"netlab wan filter\" -j "+lb.ChainWanFilter)) {
 		args := f.JumpArgs()
 		for i, s := range args {

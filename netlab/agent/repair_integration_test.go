@@ -21,13 +21,16 @@ func TestIntegrationNatFlushRepaired(t *testing.T) {
 	if _, err := labtest.Exec(n1.Netns, "iptables", "-w", "-t", "nat", "-F"); err != nil {
 		t.Fatal(err)
 	}
-	if !labtest.WaitFor(10*time.Second, func() bool {
+	var nat string
+	if !labtest.WaitFor(20*time.Second, func() bool {
 		out, err := labtest.Exec(n1.Netns, "iptables-save", "-t", "nat")
+		nat = out
 		return err == nil && strings.Contains(out, "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES") &&
 			strings.Contains(out, "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING") &&
 			strings.Contains(out, "-j KUBE-SVC-")
 	}) {
-		t.Fatal("node-1's nat rules were not restored after a flush")
+		log, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("kube-proxy", n1.Name))
+		t.Fatalf("node-1's nat rules were not restored 20 s after a flush:\n%s\nkube-proxy's log:\n%s", nat, log)
 	}
 	if !labtest.CheckOK(t, p.Lab, "kube-proxy jump rules") {
 		t.Error("check still finds jumps missing after the repair")
@@ -58,19 +61,22 @@ func TestIntegrationLinkDownUpRepaired(t *testing.T) {
 	}
 	h := kernel.NewHandles()
 	defer h.Close()
-	if !labtest.WaitFor(10*time.Second, func() bool {
+	var missing []string
+	if !labtest.WaitFor(20*time.Second, func() bool {
 		live, err := h.Routes(n1.Netns)
 		if err != nil {
+			missing = []string{err.Error()}
 			return false
 		}
+		missing = missing[:0]
 		for _, r := range p.Routes {
 			if r.Netns == n1.Netns && !live.Has(r.Dst, r.Via) {
-				return false
+				missing = append(missing, r.Dst+" via "+r.Via)
 			}
 		}
-		return true
+		return len(missing) == 0
 	}) {
-		t.Fatal("node-1's routes did not come back after its link came up")
+		t.Fatalf("node-1's routes did not come back within 20 s of its link coming up: missing %v", missing)
 	}
 	if !labtest.CheckOK(t, p.Lab, "routes") {
 		t.Error(`check "routes" fails after the repair`)
@@ -107,12 +113,14 @@ func TestIntegrationNFTFlushRepaired(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !labtest.WaitFor(10*time.Second, func() bool {
-		pre, err1 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "nat-prerouting")
-		fwd, err2 := labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "filter-forward")
+	var pre, fwd string
+	if !labtest.WaitFor(20*time.Second, func() bool {
+		var err1, err2 error
+		pre, err1 = labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "nat-prerouting")
+		fwd, err2 = labtest.Exec(n1.Netns, "nft", "list", "chain", "ip", "kube-proxy", "filter-forward")
 		return err1 == nil && err2 == nil && strings.Contains(pre, "jump services") && strings.Contains(fwd, "jump service-endpoints-check")
 	}) {
-		t.Fatal("node-1's kube-proxy table was not repaired after its base chains were flushed")
+		t.Fatalf("node-1's kube-proxy table was not repaired 20 s after its base chains were flushed:\n%s\n%s", pre, fwd)
 	}
 	if resyncs() == 0 {
 		t.Error("kube-proxy did not log the repair")

@@ -136,10 +136,17 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		{"api-peers.default.svc.cluster.local.", mdns.TypeSRV, want{0, ""}},
 		// hostname + subdomain name the endpoint, its A and PTR records.
 		{"cart0.cart-hl.shop.svc.cluster.local.", mdns.TypeA, want{0, "cart0.cart-hl.shop.svc.cluster.local. A " + c1}},
-		{rev(c1), mdns.TypePTR, want{0, rev(c1) + " PTR cart0.cart-hl.shop.svc.cluster.local."}},
-		// An address behind two headless Services: a PTR for each.
+		// ... and a PTR for the ClusterIP Service cart too (as CoreDNS names every
+		// Service's ready endpoints).
+		{rev(c1), mdns.TypePTR, want{0, rev(c1) + " PTR " + dash(c1) + ".cart.shop.svc.cluster.local.; " +
+			rev(c1) + " PTR cart0.cart-hl.shop.svc.cluster.local."}},
+		{dash(c1) + ".cart.shop.svc.cluster.local.", mdns.TypeA, want{0, dash(c1) + ".cart.shop.svc.cluster.local. A " + c1}},
+		// An address behind two headless Services and a ClusterIP one: a PTR for each.
 		{rev(a1), mdns.TypePTR, want{0, rev(a1) + " PTR " + dash(a1) + ".api-peers.default.svc.cluster.local.; " +
-			rev(a1) + " PTR " + dash(a1) + ".api-pods.default.svc.cluster.local."}},
+			rev(a1) + " PTR " + dash(a1) + ".api-pods.default.svc.cluster.local.; " +
+			rev(a1) + " PTR " + dash(a1) + ".api.default.svc.cluster.local."}},
+		// SRV at a Service's own name: one record per port.
+		{"api.default.svc.cluster.local.", mdns.TypeSRV, want{0, "api.default.svc.cluster.local. SRV 0 100 80 api.default.svc.cluster.local."}},
 		{dash(a2) + ".default.pod.cluster.local.", mdns.TypeA, want{0, dash(a2) + ".default.pod.cluster.local. A " + a2}},
 		{"search.default.svc.cluster.local.", mdns.TypeA, want{0, "search.default.svc.cluster.local. CNAME search.example.com."}},
 		{"dns-version.cluster.local.", mdns.TypeTXT, want{0, `dns-version.cluster.local. TXT "1.1.0"`}},
@@ -325,7 +332,10 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		}
 		return ready == 2 // coredns-2's UDP and TCP endpoints
 	})
-	// The endpoints file is written before the nodes apply it: wait for the rules too.
+	// The endpoints file is written before the nodes apply it: wait for the rules too,
+	// and for every node to report that generation (kube-proxy reports it once the UDP
+	// conntrack entries that led to coredns-1 are deleted as well: a query from a reused
+	// source port would otherwise still follow one).
 	waitFor(t, "the nodes to program kube-dns without coredns-1", func() bool {
 		for _, n := range p.Nodes {
 			out, err := labtest.Exec(n.Netns, "iptables-save", "-t", "nat")
@@ -335,6 +345,16 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		}
 		return true
 	})
+	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range p.Nodes {
+		waitFor(t, fmt.Sprintf("kube-proxy on %s to report endpoints generation %d", n.Name, ef.Generation), func() bool {
+			st, err := rundir.ForLab(p.Lab).ReadSyncStatus(n.Name)
+			return err == nil && st.Generation >= ef.Generation
+		})
+	}
 	for i := 0; i < 20; i++ {
 		network := []string{"udp", "tcp"}[i%2]
 		r, err := query(pods["api-1"].Netns, network, server, "cart.shop.svc.cluster.local.", mdns.TypeA)
@@ -368,9 +388,7 @@ spec: {nodes: 1, dns: {enabled: false}}
 		if pod.Namespace == "kube-system" {
 			t.Errorf("pod %s/%s", pod.Namespace, pod.Name)
 		}
-		if _, err := os.Stat(filepath.Join(rundir.EtcNetns, pod.Netns, "resolv.conf")); !os.IsNotExist(err) {
-			t.Errorf("pod %s has a resolv.conf: %v", pod.Name, err)
-		}
+		noClusterResolver(t, pod.Netns)
 	}
 	for _, s := range p.Services {
 		if s.Name == "kube-dns" {
@@ -380,8 +398,26 @@ spec: {nodes: 1, dns: {enabled: false}}
 	if left, _ := kernel.ListNetns(plan.NetnsName(p.Lab, "coredns")); len(left) > 0 {
 		t.Errorf("DNS pod namespaces: %v", left)
 	}
-	if _, err := os.Stat(filepath.Join(rundir.EtcNetns, p.Nodes[0].Netns, "resolv.conf")); !os.IsNotExist(err) {
-		t.Errorf("node has a resolv.conf: %v", err)
+	noClusterResolver(t, p.Nodes[0].Netns)
+}
+
+// noClusterResolver checks that a pod or node of a lab without cluster DNS asks its own
+// loopback, not the host's resolver (an address outside the lab): a lookup fails at once.
+func noClusterResolver(t *testing.T, netns string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(rundir.EtcNetns, netns, "resolv.conf"))
+	if err != nil {
+		t.Errorf("%s: %v", netns, err)
+		return
+	}
+	var servers []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "nameserver" {
+			servers = append(servers, f[1])
+		}
+	}
+	if len(servers) != 1 || servers[0] != "127.0.0.1" {
+		t.Errorf("%s's resolv.conf names %v, want only 127.0.0.1:\n%s", netns, servers, b)
 	}
 }
 
@@ -394,14 +430,14 @@ func mustRR(t *testing.T, s string) mdns.RR {
 	return rr
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s (a bound on a wait,
+// waitFor polls cond until it holds, failing the test after 20 s (a bound on a wait,
 // not a timed assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+			t.Fatalf("gave up waiting 20 s for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

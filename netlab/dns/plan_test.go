@@ -104,8 +104,9 @@ func TestFromPlan(t *testing.T) {
 		{"_pg._tcp.pg.default.svc.lab.test.", mdns.TypeSRV, "_pg._tcp.pg.default.svc.lab.test. 5 IN SRV 0 100 5432 pg0.pg.default.svc.lab.test."},
 		{rev(ips["pg-1"]), mdns.TypePTR, rev(ips["pg-1"]) + " 5 IN PTR pg0.pg.default.svc.lab.test."},
 		{DashedIPString(ips["pg-1"]) + ".pg.default.svc.lab.test.", mdns.TypeA, ""},
-		// api-1 is behind two headless Services: a PTR for each.
-		{rev(ips["api-1"]), mdns.TypePTR, rev(ips["api-1"]) + " 5 IN PTR " + DashedIPString(ips["api-1"]) + ".db.default.svc.lab.test.\n" +
+		// api-1 is behind three Services (a ClusterIP one and two headless): a PTR for each.
+		{rev(ips["api-1"]), mdns.TypePTR, rev(ips["api-1"]) + " 5 IN PTR " + DashedIPString(ips["api-1"]) + ".api.default.svc.lab.test.\n" +
+			rev(ips["api-1"]) + " 5 IN PTR " + DashedIPString(ips["api-1"]) + ".db.default.svc.lab.test.\n" +
 			rev(ips["api-1"]) + " 5 IN PTR " + DashedIPString(ips["api-1"]) + ".peers.default.svc.lab.test."},
 	} {
 		if d := cmp.Diff(tc.want, text(tab.Lookup(tc.q, tc.qtype).Answer)); d != "" {

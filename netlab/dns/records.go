@@ -188,31 +188,46 @@ func (t *Table) service(s Service) {
 		if err != nil {
 			return
 		}
-		t.add(name).a = []netip.Addr{ip}
+		rs := t.add(name)
+		rs.a = []netip.Addr{ip}
 		t.srvA[name] = []netip.Addr{ip}
+		var all []srvRec
 		for _, p := range s.Ports {
+			rec := srvRec{prio: 0, port: uint16(p.Port), target: name}
+			all = append(all, rec)
 			if p.Name == "" {
-				continue // unnamed ports have no SRV record
+				continue // an unnamed port has no _port._proto record
 			}
-			rs := t.add(srvName(p, name))
-			rs.srv = append(rs.srv, srvRec{prio: 0, weight: 100, port: uint16(p.Port), target: name})
+			t.add(srvName(p, name)).srv = weighted([]srvRec{rec})
 		}
+		// The Service name itself holds one SRV record per port, named or not (CoreDNS
+		// answers an SRV question without port and protocol so: a way to list them).
+		rs.srv = weighted(all)
 		t.addPTR(ip, name)
+		// Its ready endpoints have names of their own and reverse records, as CoreDNS
+		// gives every Service's (the specification asks it for headless ones only).
+		for _, r := range t.readyEndpoints(s, name) {
+			hrs := t.add(r.host)
+			hrs.a = append(hrs.a, r.ip)
+			t.addPTR(r.ip, r.host)
+		}
 	default:
 		t.headless(s, name)
 	}
 }
 
-// headless publishes a headless Service's ready endpoints: the Service name holds all
-// their addresses, each endpoint's hostname its own, and every named port one SRV
-// record per endpoint. With none ready, the Service name does not exist (NXDOMAIN).
-func (t *Table) headless(s Service, name string) {
-	type ep struct {
-		ip   netip.Addr
-		host string
-		e    Endpoint
-	}
-	var ready []ep
+// endpointName is a ready endpoint of a Service and the name it has under it: its
+// hostname, or its address with dashes.
+type endpointName struct {
+	ip   netip.Addr
+	host string
+	e    Endpoint
+}
+
+// readyEndpoints lists s's ready endpoints (every one with publishNotReadyAddresses), one
+// per address, in address order.
+func (t *Table) readyEndpoints(s Service, name string) []endpointName {
+	var ready []endpointName
 	seen := map[netip.Addr]bool{}
 	for _, e := range s.Endpoints {
 		ip, err := netip.ParseAddr(e.IP)
@@ -224,12 +239,43 @@ func (t *Table) headless(s Service, name string) {
 		if host == "" {
 			host = DashedIP(ip)
 		}
-		ready = append(ready, ep{ip, host + "." + name, e})
+		ready = append(ready, endpointName{ip, host + "." + name, e})
 	}
+	slices.SortFunc(ready, func(a, b endpointName) int { return a.ip.Compare(b.ip) })
+	return ready
+}
+
+// weighted removes the records that repeat an earlier one's target and port (an RRset
+// holds no duplicates: pods sharing a hostname, two protocols on one port number) and
+// shares the weight 100 between the rest.
+func weighted(recs []srvRec) []srvRec {
+	type key struct {
+		target string
+		port   uint16
+	}
+	seen := map[key]bool{}
+	out := recs[:0:0]
+	for _, r := range recs {
+		if k := (key{r.target, r.port}); !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	for i := range out {
+		out[i].weight = uint16(max(1, 100/len(out)))
+	}
+	return out
+}
+
+// headless publishes a headless Service's ready endpoints: the Service name holds all
+// their addresses and one SRV record per endpoint and port, each endpoint's hostname its
+// own address, and every named port one SRV record per endpoint. With none ready, the
+// Service name does not exist (NXDOMAIN).
+func (t *Table) headless(s Service, name string) {
+	ready := t.readyEndpoints(s, name)
 	if len(ready) == 0 {
 		return
 	}
-	slices.SortFunc(ready, func(a, b ep) int { return a.ip.Compare(b.ip) })
 	rs := t.add(name)
 	for _, r := range ready {
 		rs.a = append(rs.a, r.ip)
@@ -238,13 +284,12 @@ func (t *Table) headless(s Service, name string) {
 		t.srvA[r.host] = append(t.srvA[r.host], r.ip)
 		t.addPTR(r.ip, r.host)
 	}
+	var all []srvRec
 	for _, p := range s.Ports {
-		if p.Name == "" {
-			continue
-		}
 		// An endpoint is in the SRV records of the ports it has, on its own (target) port,
-		// as Kubernetes lists a pod only under the ports it resolves; one whose ports are
-		// not known serves the Service's number.
+		// as Kubernetes lists a pod only under the ports it resolves (CoreDNS and kube-dns
+		// answer the endpoint's port, not the Service's); one whose ports are not known
+		// serves the Service's number.
 		var recs []srvRec
 		for _, r := range ready {
 			port, has := p.Port, len(r.e.Ports) == 0
@@ -257,15 +302,14 @@ func (t *Table) headless(s Service, name string) {
 				recs = append(recs, srvRec{prio: 0, port: uint16(port), target: r.host})
 			}
 		}
-		if len(recs) == 0 {
+		all = append(all, recs...)
+		if p.Name == "" || len(recs) == 0 {
 			continue
 		}
-		for i := range recs {
-			recs[i].weight = uint16(max(1, 100/len(recs)))
-		}
 		srs := t.add(srvName(p, name))
-		srs.srv = append(srs.srv, recs...)
+		srs.srv = weighted(append(srs.srv, recs...))
 	}
+	rs.srv = weighted(all)
 }
 
 func srvName(p Port, svc string) string {
@@ -457,17 +501,24 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	m.Compress = true
 	m.RecursionAvailable = false
 	opt := req.IsEdns0()
+	// A request with EDNS gets an OPT record back, errors too (RFC 6891 7), with its DO
+	// bit copied (RFC 3225 3).
+	edns := func(m *mdns.Msg) *mdns.Msg {
+		if opt != nil {
+			m.SetEdns0(1232, opt.Do())
+		}
+		return m
+	}
 	switch {
 	case req.Opcode != mdns.OpcodeQuery:
 		m.SetRcode(req, mdns.RcodeNotImplemented)
-		return m
+		return edns(m)
 	case len(req.Question) != 1:
 		m.SetRcode(req, mdns.RcodeFormatError)
-		return m
+		return edns(m)
 	case opt != nil && opt.Version() != 0:
 		// RFC 6891 6.1.3: an EDNS version the server does not implement.
-		m.SetEdns0(1232, false)
-		m.Rcode = mdns.RcodeBadVers
+		edns(m).Rcode = mdns.RcodeBadVers
 		return m
 	}
 	q := req.Question[0]
@@ -475,7 +526,7 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	case q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY,
 		q.Qtype == mdns.TypeAXFR, q.Qtype == mdns.TypeIXFR: // no zone transfers
 		m.SetRcode(req, mdns.RcodeRefused)
-		return m
+		return edns(m)
 	}
 	a := t.Lookup(q.Name, q.Qtype)
 	m.Rcode = a.Rcode
@@ -491,7 +542,7 @@ func (t *Table) Reply(req *mdns.Msg, udp bool) *mdns.Msg {
 	size := mdns.MinMsgSize
 	if opt != nil {
 		size = max(int(opt.UDPSize()), mdns.MinMsgSize)
-		m.SetEdns0(1232, false)
+		edns(m)
 	}
 	if udp {
 		m.Truncate(size)

@@ -21,7 +21,8 @@ func testTable() *Table {
 			{Namespace: "kube-system", Name: "kube-dns", ClusterIP: "10.96.0.10",
 				Ports: []Port{{Name: "dns", Port: 53, Protocol: "UDP"}, {Name: "dns-tcp", Port: 53, Protocol: "TCP"}}},
 			{Namespace: "default", Name: "api", ClusterIP: "10.96.0.11",
-				Ports: []Port{{Name: "http", Port: 80, Protocol: "TCP"}}},
+				Ports:     []Port{{Name: "http", Port: 80, Protocol: "TCP"}},
+				Endpoints: []Endpoint{{IP: "10.244.1.7", Ready: true}, {IP: "10.244.2.7", Ready: false}}},
 			{Namespace: "default", Name: "plain", ClusterIP: "10.96.0.12",
 				Ports: []Port{{Port: 8080, Protocol: "TCP"}}},
 			{Namespace: "shop", Name: "db", ClusterIP: "None",
@@ -39,6 +40,10 @@ func testTable() *Table {
 			{Namespace: "shop", Name: "peers", ClusterIP: "None", PublishNotReady: true,
 				Ports:     []Port{{Name: "gossip", Port: 7946, Protocol: "UDP"}},
 				Endpoints: []Endpoint{{IP: "10.244.1.5", Ready: false}, {IP: "10.244.2.5", Ready: true}}},
+			{Namespace: "shop", Name: "shared", ClusterIP: "None",
+				Ports: []Port{{Name: "pg", Port: 5432, Protocol: "TCP"}},
+				Endpoints: []Endpoint{{IP: "10.244.1.8", Hostname: "db0", Ready: true},
+					{IP: "10.244.2.8", Hostname: "db0", Ready: true}}},
 			{Namespace: "default", Name: "search", ExternalName: "search.example.com"},
 			{Namespace: "default", Name: "alias", ExternalName: "API.default.svc.cluster.local"},
 		},
@@ -75,6 +80,25 @@ func TestLookup(t *testing.T) {
 		{"SRV of a named port", "_http._tcp.api.default.svc.cluster.local.", mdns.TypeSRV, 0,
 			"_http._tcp.api.default.svc.cluster.local. 5 IN SRV 0 100 80 api.default.svc.cluster.local.",
 			"api.default.svc.cluster.local. 5 IN A 10.96.0.11"},
+		{"SRV of the Service name: one per port, unnamed too", "plain.default.svc.cluster.local.", mdns.TypeSRV, 0,
+			"plain.default.svc.cluster.local. 5 IN SRV 0 100 8080 plain.default.svc.cluster.local.",
+			"plain.default.svc.cluster.local. 5 IN A 10.96.0.12"},
+		{"SRV of the Service name: one port number over two protocols is one record", "kube-dns.kube-system.svc.cluster.local.", mdns.TypeSRV, 0,
+			"kube-dns.kube-system.svc.cluster.local. 5 IN SRV 0 100 53 kube-dns.kube-system.svc.cluster.local.",
+			"kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10"},
+		{"SRV of a headless Service's name: every ready endpoint and port", "db.shop.svc.cluster.local.", mdns.TypeSRV, 0,
+			"db.shop.svc.cluster.local. 5 IN SRV 0 33 5432 primary.db.shop.svc.cluster.local.\n" +
+				"db.shop.svc.cluster.local. 5 IN SRV 0 33 15432 10-244-2-3.db.shop.svc.cluster.local.\n" +
+				"db.shop.svc.cluster.local. 5 IN SRV 0 33 9000 primary.db.shop.svc.cluster.local.",
+			"primary.db.shop.svc.cluster.local. 5 IN A 10.244.1.3\n10-244-2-3.db.shop.svc.cluster.local. 5 IN A 10.244.2.3"},
+		{"pods sharing a hostname: one SRV record", "_pg._tcp.shared.shop.svc.cluster.local.", mdns.TypeSRV, 0,
+			"_pg._tcp.shared.shop.svc.cluster.local. 5 IN SRV 0 100 5432 db0.shared.shop.svc.cluster.local.",
+			"db0.shared.shop.svc.cluster.local. 5 IN A 10.244.1.8\ndb0.shared.shop.svc.cluster.local. 5 IN A 10.244.2.8"},
+		{"a ClusterIP Service's ready endpoint has a name", "10-244-1-7.api.default.svc.cluster.local.", mdns.TypeA, 0,
+			"10-244-1-7.api.default.svc.cluster.local. 5 IN A 10.244.1.7", ""},
+		{"a ClusterIP Service's endpoint that is not ready has none", "10-244-2-7.api.default.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, "", ""},
+		{"a ClusterIP Service's ready endpoint has a PTR", "7.1.244.10.in-addr.arpa.", mdns.TypePTR, 0,
+			"7.1.244.10.in-addr.arpa. 5 IN PTR 10-244-1-7.api.default.svc.cluster.local.", ""},
 		{"SRV over UDP", "_dns._udp.kube-dns.kube-system.svc.cluster.local.", mdns.TypeSRV, 0,
 			"_dns._udp.kube-dns.kube-system.svc.cluster.local. 5 IN SRV 0 100 53 kube-dns.kube-system.svc.cluster.local.",
 			"kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10"},
@@ -288,8 +312,24 @@ func TestReplyProtocol(t *testing.T) {
 		t.Errorf("EDNS version 1: %s, %d answers, opt %v; want BADVERS, none, version 0", mdns.RcodeToString[r.Rcode], len(r.Answer), r.IsEdns0())
 	}
 	q.IsEdns0().SetVersion(0)
-	if r := wire(tab.Reply(q, true)); r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
-		t.Errorf("EDNS version 0: %s, %d answers", mdns.RcodeToString[r.Rcode], len(r.Answer))
+	if r := wire(tab.Reply(q, true)); r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 || r.IsEdns0() == nil || r.IsEdns0().Do() {
+		t.Errorf("EDNS version 0: %s, %d answers, opt %v", mdns.RcodeToString[r.Rcode], len(r.Answer), r.IsEdns0())
+	}
+	// The DO bit is copied (RFC 3225 3), and errors keep the OPT record (RFC 6891 7).
+	q.IsEdns0().SetDo()
+	if r := wire(tab.Reply(q, true)); r.IsEdns0() == nil || !r.IsEdns0().Do() {
+		t.Errorf("DO set: opt %v, want it set in the reply", r.IsEdns0())
+	}
+	for _, qt := range []uint16{mdns.TypeAXFR, mdns.TypeA} {
+		x := new(mdns.Msg)
+		x.SetQuestion("cluster.local.", qt)
+		x.SetEdns0(4096, true)
+		if qt == mdns.TypeA {
+			x.Opcode = mdns.OpcodeStatus
+		}
+		if r := wire(tab.Reply(x, true)); r.Rcode == mdns.RcodeSuccess || r.IsEdns0() == nil || !r.IsEdns0().Do() {
+			t.Errorf("%s, opcode %d: %s, opt %v; want an error with OPT and DO", mdns.TypeToString[qt], x.Opcode, mdns.RcodeToString[r.Rcode], r.IsEdns0())
+		}
 	}
 	for _, qt := range []uint16{mdns.TypeAXFR, mdns.TypeIXFR} {
 		x := new(mdns.Msg)

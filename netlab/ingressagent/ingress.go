@@ -145,10 +145,19 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("ingress agent: %w", err)
 	}
+	// What was loaded is published with the version of the plan file read (its stamp
+	// taken before the read: a rewrite during it shows as another version).
+	loaded := func(stamp rundir.Stamp, routes int) {
+		if err := dir.WriteIngressLoaded(rundir.IngressLoaded{Node: cfg.Node, Plan: stamp.String(), Routes: routes, At: time.Now().UTC()}); err != nil {
+			log.Warn("write ingress status", "err", err)
+		}
+	}
+	stamp := rundir.FileStamp(cfg.Config)
 	conf, err := loadIngressConf(cfg, ca, log)
 	if err != nil {
 		return err
 	}
+	loaded(stamp, len(conf.table.Routes()))
 	// The listeners are bound, and the health and metrics port served, before the ingress
 	// waits to be let go on: the LB's first checks (GET /healthz, or a TCP connect to a
 	// proxy port, which the kernel accepts into the backlog) then find this node serving
@@ -301,6 +310,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	defer signal.Stop(hup)
 	ready.Notify()
 	reload := func() {
+		stamp := rundir.FileStamp(cfg.Config)
 		next, err := loadIngressConf(cfg, ca, log)
 		if err != nil {
 			log.Error("reload failed; keeping the current configuration", "error", err)
@@ -308,6 +318,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		}
 		certs.Swap(next.certs)
 		h.ReloadWith(next.table, next.resolve)
+		loaded(stamp, len(next.table.Routes()))
 		log.Info("reloaded", "routes", len(next.table.Routes()), "certificates", strings.Join(next.certs.Names(), ","))
 	}
 	// Pooled upstream connections are pinned (by the node's conntrack) to the pod the

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,19 +108,31 @@ func TestAgentServesAndReloads(t *testing.T) {
 	ready := make(chan ingressagent.IngressAddrs, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
-			Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
-			HTTPPort: freePort(t), HTTPSPort: freePort(t), MetricsPort: freePort(t),
-			AccessLog: &accessLog, Reload: reload,
-			Ready: func(a ingressagent.IngressAddrs) { ready <- a },
-		}, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	}()
 	var addrs ingressagent.IngressAddrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("agent ended before ready: %v", err)
+	// The ports were free a moment ago; another process (or two of the three picks
+	// alike) may hold one by now: then the agent cannot listen, and it starts again on
+	// three new ones.
+	for attempt := 1; ; attempt++ {
+		go func() {
+			done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
+				Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
+				HTTPPort: freePort(t), HTTPSPort: freePort(t), MetricsPort: freePort(t),
+				AccessLog: &accessLog, Reload: reload,
+				Ready: func(a ingressagent.IngressAddrs) { ready <- a },
+			}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+		}()
+		var err error
+		select {
+		case addrs = <-ready:
+		case err = <-done:
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatalf("agent ended before ready (attempt %d): %v", attempt, err)
+		}
+		t.Logf("attempt %d: %v; again on other ports", attempt, err)
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -175,14 +189,14 @@ func TestAgentServesAndReloads(t *testing.T) {
 	labtest.WritePlan(t, cfgPath, p)
 	reload <- struct{}{}
 	var got map[string]any
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if status, body, _ := get(t, c, "http://"+addrs.HTTP+"/", "shop.example"); status == 200 {
 			got = body
 			break
 		}
 	}
 	if got["pod"] != "api-1" {
-		t.Fatalf("shop.example after reload: %v", got)
+		t.Fatalf("shop.example within 15 s of the reload: %v", got)
 	}
 	resp, err = tc.Get("https://shop.example/")
 	if err != nil {
@@ -216,7 +230,7 @@ func TestAgentServesAndReloads(t *testing.T) {
 	}
 	var first map[string]any
 	// The access log is flushed by its own goroutine (within 20 ms when idle): wait for it.
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(accessLog.String(), "\n") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(accessLog.String(), "\n") && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	line, _, _ := strings.Cut(accessLog.String(), "\n")

@@ -293,12 +293,28 @@ type vethReq struct {
 	master     int // ifindex of the bridge to enslave the end to (the request's device only)
 }
 
+// vethQueues is the number of transmit and receive queues each veth end is created with.
+// Without it the kernel allocates one per possible CPU, then, once the end is registered,
+// cuts the real number to one (veth_init_queues), and cutting the transmit queues of a
+// registered device waits for an RCU grace period under RTNL (synchronize_net in
+// netif_set_real_num_tx_queues): two waits per veth, serial for every veth of a lab, and
+// long on a busy machine. The result, one queue each way, is the same; a device created
+// with one has nothing to cut.
+const vethQueues = 1
+
 // newVeth sends one RTM_NEWLINK on sock (a socket in dev's namespace) that creates dev and
 // its peer in the namespace peerNS (an open namespace file descriptor), each with its
 // ifindex, MAC and MTU when set, dev up and enslaved to its master.
 func newVeth(sock *nl.SocketHandle, dev, peer vethReq, peerNS int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req := newVethReq(dev, peer, peerNS)
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// newVethReq is newVeth's request.
+func newVethReq(dev, peer vethReq, peerNS int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index, msg.Flags, msg.Change = int32(dev.index), unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
@@ -312,6 +328,9 @@ func newVeth(sock *nl.SocketHandle, dev, peer vethReq, peerNS int) error {
 	if dev.master > 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(dev.master))))
 	}
+	// One queue each way from the start (see vethQueues).
+	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(vethQueues)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(vethQueues)))
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
@@ -325,10 +344,11 @@ func newVeth(sock *nl.SocketHandle, dev, peer vethReq, peerNS int) error {
 	if peer.mac != nil {
 		p.AddRtAttr(unix.IFLA_ADDRESS, []byte(peer.mac))
 	}
+	p.AddRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(vethQueues))
+	p.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(vethQueues))
 	p.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNS)))
 	req.AddData(info)
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return req
 }
 
 // DelVeths deletes every veth in a namespace. Deleting one end deletes its peer at once,

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vishvananda/netns"
@@ -103,18 +104,69 @@ func makeNetnsDirShared() error {
 // CreateNetns makes a new named namespace, like `ip netns add`, without moving the
 // calling thread into it. The namespace is IPv4-only (see ipv4Only).
 func CreateNetns(name string) error {
+	if err := netnsDirReady(); err != nil {
+		return err
+	}
+	return createNetns(name, false)
+}
+
+func netnsDirReady() error {
 	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", NetnsDir, err)
 	}
-	if err := sharedNetnsDir(); err != nil {
+	return sharedNetnsDir()
+}
+
+// CreateNetnsAll makes every named namespace as CreateNetns does, up to parallelism at a
+// time, and returns every error. Each namespace is bind-mounted on a file of its name in
+// NetnsDir; here all those files but the first are hard links of the first, made before
+// any is mounted: a new name in the directory, not a new inode. On a file system that
+// allocates inodes slowly (ext4 without a journal skips, one by one, every inode freed in
+// the last minute, and a lab's down frees thousands) a new inode for each of a thousand
+// namespaces cost more than the rest of making them; and down, unlinking the names, frees
+// one inode, not a thousand. A name that cannot be linked gets a file of its own.
+func CreateNetnsAll(names []string, parallelism int) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if err := netnsDirReady(); err != nil {
 		return err
 	}
-	path := NetnsPath(name)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return fmt.Errorf("create namespace %s: %w", name, err)
+	made := make([]bool, len(names))
+	first := NetnsPath(names[0])
+	if f, err := os.OpenFile(first, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444); err == nil {
+		f.Close()
+		made[0] = true
+		for i, n := range names[1:] {
+			made[i+1] = os.Link(first, NetnsPath(n)) == nil
+		}
 	}
-	f.Close()
+	sem := make(chan struct{}, max(parallelism, 1))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = createNetns(n, made[i])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// createNetns makes the namespace name, on its file in NetnsDir (made: already there,
+// else created here).
+func createNetns(name string, made bool) error {
+	path := NetnsPath(name)
+	if !made {
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			return fmt.Errorf("create namespace %s: %w", name, err)
+		}
+		f.Close()
+	}
 	errc := make(chan error, 1)
 	goLocked(func() {
 		orig, err := netns.Get()

@@ -114,6 +114,12 @@ func TestIntegrationAddVeth(t *testing.T) {
 	if e.Attrs().HardwareAddr.String() != "02:00:00:00:00:2a" || e.Attrs().MTU != 1400 || p.Attrs().MTU != 1400 {
 		t.Errorf("eth0 %s mtu %d, pa mtu %d; want 02:00:00:00:00:2a, 1400, 1400", e.Attrs().HardwareAddr, e.Attrs().MTU, p.Attrs().MTU)
 	}
+	// One queue each way, from creation (kernel.vethQueues): not one per CPU cut down later.
+	for _, l := range []netlink.Link{e, p} {
+		if l.Attrs().NumTxQueues != 1 || l.Attrs().NumRxQueues != 1 {
+			t.Errorf("%s: %d tx and %d rx queues, want 1 and 1", l.Attrs().Name, l.Attrs().NumTxQueues, l.Attrs().NumRxQueues)
+		}
+	}
 	if p.Attrs().MasterIndex != br.Attrs().Index {
 		t.Errorf("pa's master %d, want br (%d)", p.Attrs().MasterIndex, br.Attrs().Index)
 	}

@@ -546,10 +546,11 @@ func servicesSuite(t *testing.T, mode string) {
 		if err := lab.StartPod(p.Lab, victim.Name, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		deadline = time.Now().Add(5 * time.Second)
+		deadline = time.Now().Add(15 * time.Second)
 		for !readyIn() {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s did not come back into the endpoints", victim.Name)
+				rec, _ := os.ReadFile(rundir.ForLab(p.Lab).Readiness())
+				t.Fatalf("%s did not come back into the endpoints within 15 s of its start; controller's record: %s", victim.Name, rec)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -673,7 +674,7 @@ func waitSynced(t *testing.T, p *plan.Plan, epPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for _, n := range p.Nodes {
 		for {
 			b, _ := os.ReadFile(rundir.ForLab(p.Lab).SyncStatus(n.Name))
@@ -682,9 +683,16 @@ func waitSynced(t *testing.T, p *plan.Plan, epPath string) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s did not apply generation %d: %s", n.Name, ef.Generation, b)
+				log, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("kube-proxy", n.Name))
+				t.Fatalf("%s did not apply generation %d within 15 s: its status %s\nits log's tail:\n%s", n.Name, ef.Generation, b, tail(log, 10))
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// tail returns the last n lines of a log.
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }

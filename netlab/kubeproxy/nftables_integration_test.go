@@ -57,7 +57,7 @@ func nftRulesCheck(t *testing.T, p *plan.Plan) {
 		// nftables.StaleDelay later deletes them (as kube-proxy does): wait for that.
 		var chains []byte
 		var got []string
-		for deadline := time.Now().Add(10 * nftables.StaleDelay); ; time.Sleep(100 * time.Millisecond) {
+		for deadline := time.Now().Add(20 * nftables.StaleDelay); ; time.Sleep(100 * time.Millisecond) {
 			var err error
 			if chains, err = kernel.Run(n.Netns, nil, "nft", "list", "chains"); err != nil {
 				t.Fatal(err)

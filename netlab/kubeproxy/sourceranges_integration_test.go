@@ -2,12 +2,14 @@ package kubeproxy_test
 
 import (
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // scenarios/nftables.yaml, whole (LB, ingress, DNS): the api LoadBalancer Service admits
@@ -30,7 +32,7 @@ func TestIntegrationLoadBalancerSourceRangesNFTables(t *testing.T) {
 	vip := url(api.LoadBalancerIP, 80)
 	var e labtest.Echo
 	var err error
-	deadline := time.Now().Add(10 * time.Second) // the LB's health checks mark the api node up
+	deadline := time.Now().Add(30 * time.Second) // the LB's health checks mark the api node up (a bound on a hang)
 	for {
 		e, _, err = labtest.GetEcho(client, vip)
 		if err == nil || time.Now().After(deadline) {
@@ -39,7 +41,8 @@ func TestIntegrationLoadBalancerSourceRangesNFTables(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("client to %s: %v", vip, err)
+		st, _ := os.ReadFile(rundir.ForLab(p.Lab).LBState())
+		t.Fatalf("client to %s, for 30 s: %v\nthe LB's state: %s", vip, err, st)
 	}
 	if e.ClientIP != "203.0.113.10" {
 		t.Errorf("api saw client %s, want 203.0.113.10 (externalTrafficPolicy Local)", e.ClientIP)

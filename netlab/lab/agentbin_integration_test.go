@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,15 +73,17 @@ func TestAgentsRunFromTheirBinaries(t *testing.T) {
 	if err := lab.Down(p.Lab, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !labtest.WaitFor(5*time.Second, func() bool {
+	var alive []string
+	if !labtest.WaitFor(15*time.Second, func() bool {
+		alive = alive[:0]
 		for _, pid := range pids {
 			if kernel.Alive(pid) {
-				return false
+				alive = append(alive, fmt.Sprint(pid, kernel.Cmdline(pid)))
 			}
 		}
-		return true
+		return len(alive) == 0
 	}) {
-		t.Errorf("processes of the lab still run after down")
+		t.Errorf("processes of the lab still run 15 s after down: %v", alive)
 	}
 }
 

@@ -277,8 +277,9 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 			return err
 		}
 	}
+	var reloaded []string
 	if ingressInputsChanged(cur, mid) {
-		c.reloadIngress(mid)
+		reloaded = c.reloadIngress(mid)
 	}
 	if err := c.startPods(ctx, mid, added, newClients); err != nil {
 		return err
@@ -291,7 +292,10 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 	if err := c.waitFollowed(ctx, mid, added, nil); err != nil {
 		return err
 	}
-	c.o.Log.Debug("endpoints and every node's rules follow")
+	if err := c.waitIngressLoaded(ctx, reloaded); err != nil {
+		return err
+	}
+	c.o.Log.Debug("endpoints, every node's rules and ingress follow")
 	c.cur = mid
 	c.goneClients = append(c.goneClients, missingClients(mid, cur)...)
 	c.goneVIPs = append(c.goneVIPs, missingVIPs(mid, cur)...)
@@ -516,15 +520,52 @@ func (c *change) restartLB(ctx context.Context, p *plan.Plan) error {
 	return startWave(ctx, c.lab, []plan.Process{*pr}, o, time.Now().Add(c.o.ReadyTimeout))
 }
 
-// reloadIngress tells every node's ingress agent to read the plan again (SIGHUP).
-func (c *change) reloadIngress(p *plan.Plan) {
+// reloadIngress tells every node's ingress agent to read the plan again (SIGHUP), and
+// returns the nodes it told.
+func (c *change) reloadIngress(p *plan.Plan) []string {
+	var told []string
 	for _, n := range p.Nodes {
 		for _, pid := range kernel.PIDsIn([]string{n.Netns})[n.Netns] {
 			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
-				_ = syscall.Kill(pid, syscall.SIGHUP)
+				if syscall.Kill(pid, syscall.SIGHUP) == nil && !slices.Contains(told, n.Name) {
+					told = append(told, n.Name)
+				}
 			}
 		}
 	}
+	return told
+}
+
+// waitIngressLoaded waits until the ingress of every node in nodes reports that it
+// routes by the plan file as it is now (the one this change wrote): a request sent when
+// the change returns is routed by the new Ingresses. A SIGHUP only asks; the agent loads
+// when it gets to it.
+func (c *change) waitIngressLoaded(ctx context.Context, nodes []string) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	dir := rundir.ForLab(c.lab)
+	want := rundir.FileStamp(dir.Plan()).String()
+	deadline := time.Now().Add(c.o.ReadyTimeout)
+	for _, n := range nodes {
+		for {
+			st, err := dir.ReadIngressLoaded(n)
+			if err == nil && st.Plan == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				last := "nothing"
+				if st != nil {
+					last = fmt.Sprintf("plan %s at %s", st.Plan, st.At.Format(time.RFC3339Nano))
+				}
+				return fmt.Errorf("the ingress on %s did not load the new plan (%s) within %s; it last loaded %s", n, want, c.o.ReadyTimeout, last)
+			}
+			if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // waitFollowed waits until the controller's endpoints hold every Service port of p, with

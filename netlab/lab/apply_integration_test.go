@@ -220,6 +220,13 @@ func TestIntegrationApply(t *testing.T) {
 				t.Fatalf("changes lack %q:\n%s", w, changeLines(cs))
 			}
 		}
+		// apply returned once every node's ingress had loaded the plan it wrote.
+		d := rundir.ForLab(p.Lab)
+		for _, n := range p.Nodes {
+			if st, err := d.ReadIngressLoaded(n.Name); err != nil || st.Plan != rundir.FileStamp(d.Plan()).String() {
+				t.Fatalf("ingress on %s: %+v %v, want the plan as apply wrote it", n.Name, st, err)
+			}
+		}
 		if got := servedBy(t, p, "/api/x", 3); got["api-1"] != 3 {
 			t.Fatalf("/api served by %v, want api-1", got)
 		}
@@ -263,7 +270,7 @@ func TestIntegrationApply(t *testing.T) {
 		if c, _ := cs.Find(plan.KindLab, "", p.Lab); c.Action != plan.Configured {
 			t.Fatalf("lab: %+v", c)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			st, err := rundir.ForLab(p.Lab).ReadLBState()
 			if err == nil && len(st.Services) > 0 && st.Services[0].Scheduler == "wrr" {

@@ -6,8 +6,11 @@ package lab_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,6 +64,41 @@ func lastProgramID() ebpf.ProgramID {
 	}
 }
 
+// programsOf lists the IDs of the BPF programs process pid holds open (its bpf-prog
+// descriptors' fdinfo names them): what that process loaded, whatever else runs on the
+// machine.
+func programsOf(pid int) map[ebpf.ProgramID]bool {
+	out := map[ebpf.ProgramID]bool{}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if target, _ := os.Readlink(filepath.Join(dir, e.Name())); target != "anon_inode:bpf-prog" {
+			continue
+		}
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+		for line := range strings.Lines(string(info)) {
+			var id ebpf.ProgramID
+			if _, err := fmt.Sscanf(line, "prog_id: %d", &id); err == nil {
+				out[id] = true
+			}
+		}
+	}
+	return out
+}
+
+// stillLoaded returns those of ids the kernel still holds.
+func stillLoaded(ids map[ebpf.ProgramID]bool) []ebpf.ProgramID {
+	var out []ebpf.ProgramID
+	for id := range ids {
+		if prog, err := ebpf.NewProgramFromID(id); err == nil {
+			prog.Close()
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func failTrace(t *testing.T, labName string, o lab.TraceOptions) *lab.Trace {
 	t.Helper()
 	o.Packets = true
@@ -79,6 +117,19 @@ func TestIntegrationDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := lastProgramID()
+	// ours collects the programs this test's watchers and its `drops --follow` hold: at
+	// the end none may be left in the kernel.
+	ours := map[ebpf.ProgramID]bool{}
+	collect := func(pid int) int {
+		n := 0
+		for id := range programsOf(pid) {
+			if !ours[id] && slices.Contains(dropPrograms(t, before), id) {
+				ours[id] = true
+				n++
+			}
+		}
+		return n
+	}
 	p := labtest.Up(t, "drp", string(scenario.DefaultYAML())+string(extra))
 	other := labtest.Up(t, "drq", "")
 	var api1 string
@@ -102,6 +153,7 @@ func TestIntegrationDrops(t *testing.T) {
 			t.Fatalf("a closed port answered in %s", l.Lab)
 		}
 	}
+	collect(os.Getpid())
 	w.SetDeadline(time.Now().Add(time.Second))
 	var mine bool
 	for {
@@ -139,9 +191,11 @@ func TestIntegrationDrops(t *testing.T) {
 			solo = s.ClusterIP
 		}
 	}
-	for try := 0; ; try++ { // until the controller has taken the endpoint away
+	// Until the controller has taken the endpoint away and node-1 applied it (a bound on
+	// a hang: it takes well under a second).
+	for end := time.Now().Add(15 * time.Second); ; {
 		tr = failTrace(t, p.Lab, lab.TraceOptions{From: "web-1", URL: "tcp://" + solo + ":80"})
-		if tr.Drop.Reason == "NETFILTER_DROP" || try == 20 {
+		if tr.Drop.Reason == "NETFILTER_DROP" || time.Now().After(end) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -181,10 +235,11 @@ func TestIntegrationDrops(t *testing.T) {
 		}
 	}
 	var seen3 bool
-	// The watcher picks the new namespace up within lab.RefreshEvery: a few tries.
-	for try := 0; try < 10 && !seen3 && api3 != ""; try++ {
+	// The watcher picks the new namespace up within lab.RefreshEvery: tries, for up to 15 s.
+	for end := time.Now().Add(15 * time.Second); !seen3 && api3 != "" && time.Now().Before(end); {
 		_, _ = kernel.Run(plan.NetnsName(p.Lab, "node-1"), nil, "curl", "-s", "-m", "1", "http://"+api3+":9/")
 		w.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		collect(os.Getpid())
 		for {
 			d, err := w.Next()
 			if err != nil {
@@ -206,21 +261,13 @@ func TestIntegrationDrops(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(dropPrograms(t, before)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(dropPrograms(t, before)) == 0 {
-		t.Error("drops --follow loaded no program")
+	if !labtest.WaitFor(15*time.Second, func() bool { return collect(cmd.Process.Pid) > 0 }) {
+		t.Errorf("drops --follow (pid %d) holds no drop program 15 s after it started", cmd.Process.Pid)
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	_ = cmd.Wait() // the test binary as netlab has no signal handler: SIGINT ends it
+	_ = cmd.Wait()
 	// The kernel frees a program a moment after its last descriptor closes.
-	deadline = time.Now().Add(5 * time.Second)
-	for len(dropPrograms(t, before)) != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if left := dropPrograms(t, before); len(left) != 0 {
-		t.Errorf("drop programs left in the kernel by this test: %v", left)
+	if !labtest.WaitFor(15*time.Second, func() bool { return len(stillLoaded(ours)) == 0 }) {
+		t.Errorf("drop programs left in the kernel by this test 15 s after their last holder closed them: %v (of %d it loaded)", stillLoaded(ours), len(ours))
 	}
 }

@@ -83,9 +83,11 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		return err
 	}
 	// The namespaces' hosts and resolv.conf files need no namespace: they are written
-	// while the links are made (netlink work under RTNL; not beside the namespaces, whose
-	// mount point files are on the same file system), and waited for before the pods
-	// start; a failed up waits for them before it rolls back.
+	// while the namespaces and the links are made (the namespaces' mount-point files are
+	// hard links of one file, no new inode each: see kernel.CreateNetnsAll), and waited
+	// for before the pods start; a failed up waits for them before it rolls back. On a
+	// file system that allocates inodes slowly after a down, writing them took longer
+	// than the links.
 	var hostsDone chan error
 	startHosts := func(ctx context.Context, p *plan.Plan, o Options) error {
 		hostsDone = make(chan error, 1)
@@ -128,9 +130,9 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		fn   func(context.Context, *plan.Plan, Options) error
 	}{
 		{"runtime files", writeRuntime},
+		{"hosts and resolv.conf files started", startHosts},
 		{"namespaces", createNamespaces},
 		{"node agents started", agents.startNodeAgents},
-		{"hosts and resolv.conf files started", startHosts},
 		{"links", func(_ context.Context, p *plan.Plan, _ Options) error { return wireLinks(h, p) }},
 		{"routes and sysctls", func(_ context.Context, p *plan.Plan, _ Options) error {
 			defer h.Close() // before the pods start: every fork copies the open descriptors
@@ -226,16 +228,13 @@ func forEach(n int, fn func(i int) error) error {
 }
 
 func createNamespaces(_ context.Context, p *plan.Plan, _ Options) error {
-	nss := p.Namespaces()
-	return forEach(len(nss), func(i int) error { return kernel.CreateNetns(nss[i]) })
+	return kernel.CreateNetnsAll(p.Namespaces(), parallelism)
 }
 
+// wireLinks makes the links of p's new namespaces: the bridges one by one, then every
+// loopback and veth in one kernel.Batch (a few netlink writes per namespace, not a round
+// trip per request), then the VXLAN devices.
 func wireLinks(h *kernel.Handles, p *plan.Plan) error {
-	for _, ns := range p.Namespaces() {
-		if err := h.LoUp(ns); err != nil {
-			return err
-		}
-	}
 	for _, sw := range p.Switches {
 		if err := h.EnsureBridge(sw.Netns, sw.Bridge, "", nil); err != nil {
 			return err
@@ -246,12 +245,19 @@ func wireLinks(h *kernel.Handles, p *plan.Plan) error {
 			return err
 		}
 	}
+	batch := h.NewBatch()
+	for _, ns := range p.Namespaces() {
+		batch.LoUp(ns)
+	}
 	for _, l := range p.Links {
 		a := kernel.VethEnd{NS: l.A.Netns, Name: l.A.Name, MAC: l.A.MAC, MTU: l.A.MTU, Addrs: l.A.Addrs, Master: l.A.Master}
 		b := kernel.VethEnd{NS: l.B.Netns, Name: l.B.Name, Addrs: l.B.Addrs, Master: l.B.Master, Hairpin: l.B.Master == plan.BridgeCNI}
-		if err := h.AddVeth(a, b); err != nil {
+		if err := batch.AddVeth(a, b); err != nil {
 			return err
 		}
+	}
+	if err := batch.Run(); err != nil {
+		return err
 	}
 	for _, n := range p.Nodes {
 		if v := n.VTEP; v != nil {
@@ -265,20 +271,24 @@ func wireLinks(h *kernel.Handles, p *plan.Plan) error {
 }
 
 func routesAndSysctls(h *kernel.Handles, p *plan.Plan) error {
+	batch := h.NewBatch()
 	for _, r := range p.Routes {
-		if err := h.AddRouteOnlink(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
+		if err := batch.AddRoute(r.Netns, r.Dst, r.Via, r.Dev, r.Onlink); err != nil {
 			return err
 		}
 	}
 	for _, n := range p.Neighbors {
-		if err := h.AddNeighbor(n.Netns, n.Dev, n.IP, n.MAC); err != nil {
+		if err := batch.AddNeighbor(n.Netns, n.Dev, n.IP, n.MAC); err != nil {
 			return err
 		}
 	}
 	for _, f := range p.FDB {
-		if err := h.AddFDB(f.Netns, f.Dev, f.MAC, f.Dst); err != nil {
+		if err := batch.AddFDB(f.Netns, f.Dev, f.MAC, f.Dst); err != nil {
 			return err
 		}
+	}
+	if err := batch.Run(); err != nil {
+		return err
 	}
 	for _, s := range p.Sysctls {
 		if strings.HasPrefix(s.Key, conntrackSysctl) {

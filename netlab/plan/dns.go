@@ -32,8 +32,28 @@ func (dns *DNS) ResolvConf(search string) string {
 	return fmt.Sprintf("# netlab: the cluster DNS (Service %s)\nsearch %s\nnameserver %s\noptions ndots:5\n", dns.Service, search, dns.ServiceIP)
 }
 
-// PodResolvConf is a pod's resolv.conf (the plan has a cluster DNS).
+// NoDNSResolvConf is the resolv.conf of a namespace that has no DNS server to ask: the
+// clients always (they stand for the internet, and their Ingress hosts come from
+// /etc/hosts), pods and nodes when the lab runs no cluster DNS. It names the namespace's
+// own loopback, so that a lookup fails at once instead of going to the host's resolver,
+// an address outside the lab.
+func NoDNSResolvConf(netns, comment string) ResolvConf {
+	return ResolvConf{Netns: netns, Content: "# " + comment + "\nnameserver 127.0.0.1\n"}
+}
+
+// The comments of NoDNSResolvConf's files: a client's, and a pod's or node's in a lab
+// without cluster DNS.
+const (
+	ClientResolvComment = "netlab client: Ingress hosts come from /etc/hosts; no cluster DNS, nothing asked outside the lab"
+	NoClusterDNS        = "netlab: this lab runs no cluster DNS (Lab.spec.dns.enabled: false); nothing asked outside the lab"
+)
+
+// PodResolvConf is a pod's resolv.conf: the cluster DNS with the pod's search path, or,
+// in a lab without one, NoDNSResolvConf.
 func (p *Plan) PodResolvConf(pod Pod) ResolvConf {
+	if p.DNS == nil {
+		return NoDNSResolvConf(pod.Netns, NoClusterDNS)
+	}
 	d := p.DNS.ClusterDomain
 	return ResolvConf{Netns: pod.Netns, Content: p.DNS.ResolvConf(pod.Namespace + ".svc." + d + " svc." + d + " " + d)}
 }

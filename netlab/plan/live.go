@@ -101,9 +101,7 @@ func (p *Plan) AddPod(pod Pod) {
 	p.Neighbors = append(p.Neighbors,
 		Neighbor{Netns: pod.Netns, Dev: PodIface, IP: pod.Gateway, MAC: node.BridgeMAC},
 		Neighbor{Netns: node.Netns, Dev: BridgeCNI, IP: addrOf(pod.IP), MAC: pod.MAC})
-	if p.DNS != nil {
-		p.ResolvConfs = append(p.ResolvConfs, p.PodResolvConf(pod))
-	}
+	p.ResolvConfs = append(p.ResolvConfs, p.PodResolvConf(pod))
 	one := &Plan{Lab: p.Lab, DNS: p.DNS, Pods: []Pod{pod}}
 	p.Processes = append(p.Processes, podProcesses(one)...)
 	p.Processes = append(p.Processes, dnsProcesses(one)...)

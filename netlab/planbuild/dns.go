@@ -71,18 +71,19 @@ func dnsDomain(d string) string {
 // resolvConfs writes every pod's and node's resolver configuration, as kubelet gives a
 // pod with dnsPolicy ClusterFirst: the cluster DNS, the namespace's search path, ndots:5.
 // Clients stand for the internet: their resolver points at their own loopback, so a name
-// that /etc/hosts does not hold fails at once and no query leaves the lab.
+// that /etc/hosts does not hold fails at once and no query leaves the lab. Pods and nodes
+// of a lab without cluster DNS get the same: the host's resolver is outside the lab.
 func (b *builder) resolvConfs() {
 	p := b.p
 	for _, c := range p.Clients {
-		p.ResolvConfs = append(p.ResolvConfs, plan.ResolvConf{Netns: c.Netns,
-			Content: "# netlab client: Ingress hosts come from /etc/hosts; no cluster DNS, nothing asked outside the lab\nnameserver 127.0.0.1\n"})
+		p.ResolvConfs = append(p.ResolvConfs, plan.NoDNSResolvConf(c.Netns, plan.ClientResolvComment))
 	}
-	if p.DNS == nil {
-		return
-	}
-	d := p.DNS.ClusterDomain
 	for _, n := range p.Nodes {
+		if p.DNS == nil {
+			p.ResolvConfs = append(p.ResolvConfs, plan.NoDNSResolvConf(n.Netns, plan.NoClusterDNS))
+			continue
+		}
+		d := p.DNS.ClusterDomain
 		p.ResolvConfs = append(p.ResolvConfs, plan.ResolvConf{Netns: n.Netns, Content: p.DNS.ResolvConf("svc." + d + " " + d)})
 	}
 	for _, pod := range p.Pods {

@@ -1,10 +1,12 @@
 package planbuild
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 func TestClusterDNS(t *testing.T) {
@@ -85,9 +87,14 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
 	if p.DNS != nil || len(p.Pods) != 2 {
 		t.Errorf("dns %+v, %d pods; want none and the 2 db pods", p.DNS, len(p.Pods))
 	}
+	// With the DNS off, every pod, node and client asks its own loopback: nothing falls
+	// back to the host's resolver, an address outside the lab.
+	if want := len(p.Pods) + len(p.Nodes) + len(p.Clients); len(p.ResolvConfs) != want {
+		t.Errorf("%d resolv.confs, want %d (every pod, node and client)", len(p.ResolvConfs), want)
+	}
 	for _, rc := range p.ResolvConfs {
-		if !strings.HasSuffix(rc.Netns, "-client") {
-			t.Errorf("resolv.conf in %s with the DNS off", rc.Netns)
+		if !strings.HasSuffix(rc.Content, "\nnameserver 127.0.0.1\n") || strings.Count(rc.Content, "nameserver") != 1 {
+			t.Errorf("resolv.conf in %s with the DNS off:\n%s", rc.Netns, rc.Content)
 		}
 	}
 	got := map[string]string{}
@@ -104,5 +111,90 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
 	}
 	if d := cmp.Diff([]string{"dbip"}, ports); d != "" {
 		t.Errorf("kube-proxy programs (-want +got):\n%s", d)
+	}
+}
+
+// The tolerate-unready annotation is the old spelling of publishNotReadyAddresses: the
+// DNS specification counts its Service's not-ready pods as ready endpoints, and so does
+// the endpoints controller (kube-proxy gets them too).
+func TestTolerateUnreadyAnnotation(t *testing.T) {
+	svc := func(name, value string) string {
+		return `
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ` + name + `, annotations: {service.alpha.kubernetes.io/tolerate-unready-endpoints: "` + value + `"}}
+spec: {clusterIP: None, selector: {app: db}, ports: [{name: pg, port: 5432}]}`
+	}
+	yaml := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, ports: [{name: pg, containerPort: 5432}]}]}` +
+		svc("tol-true", "true") + svc("tol-false", "false") + svc("tol-odd", "maybe")
+	s, err := scenario.Parse("t.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scenario.Validate(s); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, w := range p.Warnings {
+		if strings.Contains(w, "tolerate-unready") {
+			warned = append(warned, w)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "tol-odd") || !strings.Contains(warned[0], "not a boolean") {
+		t.Errorf("warnings %q, want one, for Service tol-odd's value", warned)
+	}
+	got := map[string]bool{}
+	for _, sv := range p.Services {
+		got[sv.Name] = sv.PublishNotReady
+	}
+	if d := cmp.Diff(map[string]bool{"tol-true": true, "tol-false": false, "tol-odd": false, "kube-dns": false}, got); d != "" {
+		t.Errorf("PublishNotReady (-want +got):\n%s", d)
+	}
+}
+
+// A Service whose selector matches no Deployment is accepted, as Kubernetes accepts it (a
+// warning says so): it has its ClusterIP, its rules, and no endpoints.
+func TestServiceSelectingNothing(t *testing.T) {
+	s, err := scenario.Parse("t.yaml", []byte(`apiVersion: v1
+kind: Service
+metadata: {name: later}
+spec: {selector: {app: later}, ports: [{name: http, port: 80}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scenario.Validate(s); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, sp := range p.ServicePorts(nil) {
+		if sp.Name == "later" {
+			found = true
+			if len(sp.Endpoints) != 0 {
+				t.Errorf("endpoints %v, want none", sp.Endpoints)
+			}
+		}
+	}
+	if !found {
+		t.Error("Service later has no port for kube-proxy")
+	}
+	if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, "matches no Deployment") }) {
+		t.Errorf("no warning: %q", p.Warnings)
 	}
 }

@@ -1,6 +1,8 @@
 package rundir
 
 import (
+	"time"
+
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
@@ -47,6 +49,30 @@ func (d Dir) WriteSyncStatus(st kubeproxy.SyncStatus) error {
 func (d Dir) ReadSyncStatus(node string) (*kubeproxy.SyncStatus, error) {
 	var st kubeproxy.SyncStatus
 	if err := readJSON("sync status", d.SyncStatus(node), &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// IngressLoaded is what a node's ingress agent last loaded: the version (Stamp.String) of
+// the plan file it read, so that a change (apply, scale) can wait until every ingress
+// routes by the plan it just wrote.
+type IngressLoaded struct {
+	Node   string    `json:"node"`
+	Plan   string    `json:"plan"`
+	Routes int       `json:"routes"`
+	At     time.Time `json:"at"`
+}
+
+// WriteIngressLoaded publishes what a node's ingress serves (mode 0600).
+func (d Dir) WriteIngressLoaded(st IngressLoaded) error {
+	return writeJSON(d.IngressLoaded(st.Node), st, 0o600, false)
+}
+
+// ReadIngressLoaded reads what node's ingress last loaded.
+func (d Dir) ReadIngressLoaded(node string) (*IngressLoaded, error) {
+	var st IngressLoaded
+	if err := readJSON("ingress status", d.IngressLoaded(node), &st); err != nil {
 		return nil, err
 	}
 	return &st, nil

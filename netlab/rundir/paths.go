@@ -31,6 +31,7 @@ const (
 	ReportedFile = "reported.json"
 	LBStateFile  = "lb-state.json"
 	SyncDir      = "kube-proxy"
+	IngressDir   = "ingress"
 	CADir        = "ca"
 	LeavingDir   = "leaving"
 	PIDsDir      = "pids"
@@ -72,6 +73,11 @@ func (d Dir) Plan() string { return filepath.Join(d.path, PlanFile) }
 // Endpoints is the endpoints controller's output: every Service port with its endpoints
 // and their readiness, as kube-proxy reads them.
 func (d Dir) Endpoints() string { return filepath.Join(d.path, EndpointsFile) }
+
+// IngressLoaded is where node's ingress agent reports the configuration it serves.
+func (d Dir) IngressLoaded(node string) string {
+	return filepath.Join(d.path, IngressDir, node+".json")
+}
 
 // SyncStatus is where node's kube-proxy agent reports its last sync.
 func (d Dir) SyncStatus(node string) string { return filepath.Join(d.path, SyncDir, node+".json") }

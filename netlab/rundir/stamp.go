@@ -1,6 +1,7 @@
 package rundir
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -13,6 +14,9 @@ type Stamp struct {
 	size  int64
 	mtime int64
 }
+
+// String writes the stamp as text, to be compared with another's (IngressLoaded.Plan).
+func (s Stamp) String() string { return fmt.Sprintf("%d-%d-%d", s.ino, s.size, s.mtime) }
 
 // FileStamp is path's Stamp now; the zero Stamp when it cannot be read.
 func FileStamp(path string) Stamp {

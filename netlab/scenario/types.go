@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -293,6 +294,23 @@ const (
 	AnnotationLBScheduler   = "netlab.dev/lb-scheduler"
 	AnnotationLBPersistence = "netlab.dev/lb-persistence"
 )
+
+// AnnotationTolerateUnready is the old, still honoured form of a Service's
+// spec.publishNotReadyAddresses: with "true", its pods are endpoints before they are ready
+// (the endpoints controller's rule, and the DNS specification's definition of a ready
+// endpoint).
+const AnnotationTolerateUnready = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
+
+// PublishNotReady says whether svc's pods are its endpoints whether or not they are ready:
+// spec.publishNotReadyAddresses, or AnnotationTolerateUnready parsed as a boolean (a value
+// that is not one is ignored, as the endpoints controller ignores it).
+func PublishNotReady(svc *corev1.Service) bool {
+	if svc.Spec.PublishNotReadyAddresses {
+		return true
+	}
+	b, err := strconv.ParseBool(svc.Annotations[AnnotationTolerateUnready])
+	return err == nil && b
+}
 
 // AnnotationUpstream on an Ingress chooses how the ingress reaches its Services
 // (UpstreamService or UpstreamEndpoints), overriding the Lab's spec.ingress.upstream.

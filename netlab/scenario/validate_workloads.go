@@ -365,6 +365,10 @@ func (v *validator) service(svc *Service) {
 			} else if !isLB {
 				v.warnf(w, f, "ignored: only LoadBalancer Services use it")
 			}
+		case k == AnnotationTolerateUnready:
+			if _, err := strconv.ParseBool(val); err != nil {
+				v.warnf(w, f, "ignored: not a boolean (%q); \"true\" makes not-ready pods endpoints, as spec.publishNotReadyAddresses", val)
+			}
 		case strings.HasPrefix(k, "netlab.dev/"):
 			v.errf(w, f, "unknown netlab annotation (known: %s, %s)", AnnotationLBScheduler, AnnotationLBPersistence)
 		default:
@@ -380,7 +384,8 @@ func (v *validator) service(svc *Service) {
 		v.labels(w, "spec.selector", sp.Selector)
 		sel = v.selected(ns, sp.Selector)
 		if len(sel) == 0 {
-			v.errf(w, "spec.selector", "matches no Deployment in namespace %s", ns)
+			// Kubernetes accepts it: the Service has no endpoints until pods match.
+			v.warnf(w, "spec.selector", "matches no Deployment in namespace %s: the Service has no endpoints", ns)
 		}
 	}
 

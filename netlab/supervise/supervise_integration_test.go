@@ -5,6 +5,7 @@ package supervise_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -40,7 +41,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 			after, _ = supervise.ReadRecord(rundir.ForLab(p.Lab), k.role, k.name)
 			return after.PID != before.PID && after.Alive()
 		}) {
-			t.Fatalf("%s %s (pid %d) was not restarted", k.role, k.name, before.PID)
+			t.Fatalf("%s %s (pid %d) was not restarted within 15 s: last record %+v", k.role, k.name, before.PID, after)
 		}
 		if after.Restarts != before.Restarts+1 {
 			t.Errorf("%s %s: restarts %d, want %d", k.role, k.name, after.Restarts, before.Restarts+1)
@@ -61,14 +62,33 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 	}
 	// The restarted controller and kube-proxy still follow endpoint changes: a drill kill
 	// of web-1 takes it out of every node's rules.
+	// (The rules name an endpoint as "-j DNAT --to-destination IP:port".)
+	web1 := ""
+	for _, pod := range p.Pods {
+		if pod.Name == "web-1" {
+			web1 = "--to-destination " + plan.Addr(pod.IP) + ":"
+		}
+	}
+	natRules := func() string {
+		out, err := labtest.Exec(p.Nodes[0].Netns, "iptables-save", "-t", "nat")
+		if err != nil {
+			return "iptables-save: " + err.Error()
+		}
+		return out
+	}
+	if rules := natRules(); web1 == "" || !strings.Contains(rules, web1) {
+		t.Fatalf("web-1 (%q) is not in node-1's rules before its kill:\n%s", web1, rules)
+	}
 	if _, err := lab.KillPod(p.Lab, "web-1"); err != nil {
 		t.Fatal(err)
 	}
-	if !labtest.WaitFor(5*time.Second, func() bool {
-		out, err := labtest.Exec(p.Nodes[0].Netns, "iptables-save", "-t", "nat")
-		return err == nil && !strings.Contains(out, p.Pods[0].IP)
+	var rules string
+	if !labtest.WaitFor(15*time.Second, func() bool {
+		rules = natRules()
+		return !strings.Contains(rules, web1) && !strings.HasPrefix(rules, "iptables-save: ")
 	}) {
-		t.Errorf("web-1 (%s) still in node-1's rules after its kill", p.Pods[0].IP)
+		ep, _ := os.ReadFile(rundir.ForLab(p.Lab).Endpoints())
+		t.Errorf("web-1 (%s) still in node-1's rules 15 s after its kill:\n%s\nendpoints file: %s", web1, rules, ep)
 	}
 	st, err := lab.GetStatus(context.Background(), p.Lab)
 	if err != nil {
@@ -89,19 +109,23 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 		}
 	}
 	// `netlab pod kill` is a drill: the supervisor leaves the pod down until `pod start`.
-	if !labtest.WaitFor(5*time.Second, func() bool {
+	var web1State string
+	if !labtest.WaitFor(15*time.Second, func() bool {
 		rep, err := supervise.ReadReport(rundir.ForLab(p.Lab))
 		if err != nil {
+			web1State = err.Error()
 			return false
 		}
 		for _, a := range rep.Agents {
 			if a.Role == "pod" && a.Name == "web-1" {
+				web1State = fmt.Sprintf("%+v", a)
 				return a.State == supervise.StateStopped
 			}
 		}
+		web1State = "web-1 not in the report"
 		return false
 	}) {
-		t.Error("the supervisor does not report the killed pod web-1 as stopped")
+		t.Errorf("the supervisor does not report the killed pod web-1 as stopped within 15 s: last %s", web1State)
 	}
 	if rec := labtest.Record(t, p.Lab, "pod", "web-1"); rec.Alive() {
 		t.Error("the supervisor restarted a pod stopped with `pod kill`")
