@@ -299,14 +299,19 @@ func TestIntegrationClusterDNS(t *testing.T) {
 	if _, err := lab.KillPod(p.Lab, "api-2"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "api-2 to leave api-pods", func() bool {
-		r, err := query(pods["cart-1"].Netns, "udp", server, "api-pods.default.svc.cluster.local.", mdns.TypeA)
-		return err == nil && rrs(r.Answer) == "api-pods.default.svc.cluster.local. A "+a1
-	})
-	waitFor(t, "api-2 to leave api-peers", func() bool {
-		r, err := query(pods["cart-1"].Netns, "udp", server, "api-peers.default.svc.cluster.local.", mdns.TypeA)
-		return err == nil && rrs(r.Answer) == "api-peers.default.svc.cluster.local. A "+a1
-	})
+	for _, svc := range []string{"api-pods", "api-peers"} {
+		name := svc + ".default.svc.cluster.local."
+		var last string
+		waitFor(t, "api-2 to leave "+svc+" (last answer: "+"%s)", func() bool {
+			r, err := query(pods["cart-1"].Netns, "udp", server, name, mdns.TypeA)
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			last = rrs(r.Answer)
+			return last == name+" A "+a1
+		}, &last)
+	}
 
 	// One DNS pod killed: once its endpoint is gone, every query still succeeds.
 	if _, err := lab.KillPod(p.Lab, "coredns-1"); err != nil {
@@ -331,7 +336,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 			}
 		}
 		return ready == 2 // coredns-2's UDP and TCP endpoints
-	})
+	}, nil)
 	// The endpoints file is written before the nodes apply it: wait for the rules too,
 	// and for every node to report that generation (kube-proxy reports it once the UDP
 	// conntrack entries that led to coredns-1 are deleted as well: a query from a reused
@@ -344,16 +349,22 @@ func TestIntegrationClusterDNS(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, nil)
 	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range p.Nodes {
-		waitFor(t, fmt.Sprintf("kube-proxy on %s to report endpoints generation %d", n.Name, ef.Generation), func() bool {
+		var last string
+		waitFor(t, fmt.Sprintf("kube-proxy on %s to report endpoints generation %d (it reports %%s)", n.Name, ef.Generation), func() bool {
 			st, err := rundir.ForLab(p.Lab).ReadSyncStatus(n.Name)
-			return err == nil && st.Generation >= ef.Generation
-		})
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			last = fmt.Sprintf("%+v", *st)
+			return st.Generation >= ef.Generation
+		}, &last)
 	}
 	for i := 0; i < 20; i++ {
 		network := []string{"udp", "tcp"}[i%2]
@@ -431,12 +442,15 @@ func mustRR(t *testing.T, s string) mdns.RR {
 }
 
 // waitFor polls cond until it holds, failing the test after 20 s (a bound on a wait,
-// not a timed assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
+// not a timed assertion). what may hold a %s for *last, what cond last saw.
+func waitFor(t *testing.T, what string, cond func() bool, last *string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if last != nil {
+				what = fmt.Sprintf(what, *last)
+			}
 			t.Fatalf("gave up waiting 20 s for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -543,7 +543,7 @@ func servicesSuite(t *testing.T, mode string) {
 				t.Fatalf("request %d answered by the killed pod", i)
 			}
 		}
-		if err := lab.StartPod(p.Lab, victim.Name, 10*time.Second); err != nil {
+		if err := lab.StartPod(p.Lab, victim.Name, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		deadline = time.Now().Add(15 * time.Second)
@@ -598,7 +598,7 @@ func servicesSuite(t *testing.T, mode string) {
 			t.Fatal(err)
 		}
 		defer func() {
-			if err := lab.StartPod(p.Lab, victim, 10*time.Second); err != nil {
+			if err := lab.StartPod(p.Lab, victim, 30*time.Second); err != nil {
 				t.Error(err)
 			}
 		}()

@@ -169,7 +169,7 @@ func TestIntegrationStatusIsLive(t *testing.T) {
 	if !waitEndpoint(t, p.Lab, victim, false) {
 		t.Errorf("services still list %s as a ready endpoint 15 s after it was killed", victim)
 	}
-	if err := lab.StartPod(p.Lab, victim, 10*time.Second); err != nil {
+	if err := lab.StartPod(p.Lab, victim, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = lab.GetStatus(context.Background(), p.Lab)

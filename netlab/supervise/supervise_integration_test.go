@@ -134,7 +134,7 @@ func TestIntegrationAgentsRestarted(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"restarts":1`) {
 		t.Errorf("status JSON has no restarts: %v", err)
 	}
-	if err := lab.StartPod(p.Lab, "web-1", 10*time.Second); err != nil {
+	if err := lab.StartPod(p.Lab, "web-1", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if rec := labtest.Record(t, p.Lab, "pod", "web-1"); !rec.Alive() || rec.Restarts != 1 {
