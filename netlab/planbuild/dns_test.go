@@ -1,7 +1,6 @@
 package planbuild
 
 import (
-	"slices"
 	"strings"
 	"testing"
 
@@ -162,39 +161,5 @@ spec:
 	}
 	if d := cmp.Diff(map[string]bool{"tol-true": true, "tol-false": false, "tol-odd": false, "kube-dns": false}, got); d != "" {
 		t.Errorf("PublishNotReady (-want +got):\n%s", d)
-	}
-}
-
-// A Service whose selector matches no Deployment is accepted, as Kubernetes accepts it (a
-// warning says so): it has its ClusterIP, its rules, and no endpoints.
-func TestServiceSelectingNothing(t *testing.T) {
-	s, err := scenario.Parse("t.yaml", []byte(`apiVersion: v1
-kind: Service
-metadata: {name: later}
-spec: {selector: {app: later}, ports: [{name: http, port: 80}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := scenario.Validate(s); err != nil {
-		t.Fatal(err)
-	}
-	p, err := Build(s, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, sp := range p.ServicePorts(nil) {
-		if sp.Name == "later" {
-			found = true
-			if len(sp.Endpoints) != 0 {
-				t.Errorf("endpoints %v, want none", sp.Endpoints)
-			}
-		}
-	}
-	if !found {
-		t.Error("Service later has no port for kube-proxy")
-	}
-	if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, "matches no Deployment") }) {
-		t.Errorf("no warning: %q", p.Warnings)
 	}
 }

@@ -384,8 +384,7 @@ func (v *validator) service(svc *Service) {
 		v.labels(w, "spec.selector", sp.Selector)
 		sel = v.selected(ns, sp.Selector)
 		if len(sel) == 0 {
-			// Kubernetes accepts it: the Service has no endpoints until pods match.
-			v.warnf(w, "spec.selector", "matches no Deployment in namespace %s: the Service has no endpoints", ns)
+			v.errf(w, "spec.selector", "matches no Deployment in namespace %s", ns)
 		}
 	}
 
