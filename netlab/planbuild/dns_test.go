@@ -1,6 +1,7 @@
 package planbuild
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -114,8 +115,9 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
 }
 
 // The tolerate-unready annotation is the old spelling of publishNotReadyAddresses: the
-// DNS specification counts its Service's not-ready pods as ready endpoints, and so does
-// the endpoints controller (kube-proxy gets them too).
+// DNS specification still counts its Service's not-ready pods as ready endpoints, but
+// Kubernetes' controllers no longer do, so the plan carries it apart (for the DNS only),
+// with a warning saying so.
 func TestTolerateUnreadyAnnotation(t *testing.T) {
 	svc := func(name, value string) string {
 		return `
@@ -152,14 +154,17 @@ spec:
 			warned = append(warned, w)
 		}
 	}
-	if len(warned) != 1 || !strings.Contains(warned[0], "tol-odd") || !strings.Contains(warned[0], "not a boolean") {
-		t.Errorf("warnings %q, want one, for Service tol-odd's value", warned)
+	if len(warned) != 2 || !strings.Contains(warned[0], "tol-true") || !strings.Contains(warned[0], "cluster DNS") ||
+		!strings.Contains(warned[1], "tol-odd") || !strings.Contains(warned[1], "not a boolean") {
+		t.Errorf("warnings %q, want tol-true's (DNS only) and tol-odd's (not a boolean)", warned)
 	}
-	got := map[string]bool{}
+	got := map[string]string{}
 	for _, sv := range p.Services {
-		got[sv.Name] = sv.PublishNotReady
+		got[sv.Name] = fmt.Sprintf("publish %v tolerate %v", sv.PublishNotReady, sv.TolerateUnready)
 	}
-	if d := cmp.Diff(map[string]bool{"tol-true": true, "tol-false": false, "tol-odd": false, "kube-dns": false}, got); d != "" {
-		t.Errorf("PublishNotReady (-want +got):\n%s", d)
+	want := map[string]string{"tol-true": "publish false tolerate true", "tol-false": "publish false tolerate false",
+		"tol-odd": "publish false tolerate false", "kube-dns": "publish false tolerate false"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
 	}
 }
