@@ -18,6 +18,9 @@
 #               each driven by its own wrk with half the threads and connections, at once:
 #               what two worker processes behind SO_REUSEPORT would see (nginx's model);
 #               req/s summed, p99 the larger of the two, CPU both agents' over both runs
+#   B  netlab:  the ingress agent of another build (BASE_AGENT, a netlab-agent binary, e.g.
+#               main's) with D's command line on one Go processor, on port B_PORT (8096):
+#               two builds side by side in the same rounds (the D/B column)
 # Sizes: "small" is the echo's JSON (~0.7 KiB). "64k" is a 65536-byte static body: the
 # echo agent has no option for a large body, so for the Service "big" (targetPort 8090 of
 # the echo pods) each pod namespace gets a REDIRECT 8090 -> 8091 and an nginx serving the
@@ -25,12 +28,18 @@
 # Modes: "ka" keeps client connections alive; "close" sends Connection: close (a new client
 # connection per request; the proxies keep their upstream connections either way).
 # It also reads the proxies' CPU time (/proc/PID/stat) to report CPU µs per request.
+# Every proxy runs in a session of its own (setsid), as the lab's agents do (the supervisor
+# starts each in its own session) and as daemons do: with the kernel's autogroup scheduling
+# (kernel.sched_autogroup_enabled) a session is one scheduling group, and a proxy in the
+# same group as wrk (this script's session) is scheduled quite differently from one in a
+# group of its own — on a loaded machine an agent started here served up to 2× the requests
+# of the same binary started by the lab (docs/performance.md, "L7 path, seventh pass").
 # Markdown on stdout, progress on stderr. Traffic stays between lab namespaces. On exit it
 # stops the nginx and haproxy processes it started (by PID) and removes its lab.
 #
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
 # MODES ("ka close"), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
-# models), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"),
+# models, B with BASE_AGENT for another build), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"), B_PORT (8096),
 # HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
 # LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
 # exists instead of measuring, for profiling by hand; remove it to end and clean up).
@@ -48,6 +57,7 @@ read -r -a TARGETS <<<"${TARGETS:-N H D}"
 NGINX_PORT=${NGINX_PORT:-8081}
 HAPROXY_PORT=${HAPROXY_PORT:-8082}
 P_PORT=${P_PORT:-8093}
+B_PORT=${B_PORT:-8096}
 read -r -a W_PORTS <<<"${W_PORTS:-8094 8095}"
 BIG_PORT=8091 # the static upstream inside the pod namespaces
 
@@ -177,20 +187,22 @@ done
 [ -n "$ingress_pid" ] || die "no netlab ingress agent found in $node_ns"
 
 # start_nginx NS CONF NAME: starts nginx in NS in the foreground of a background job, waits for
-# its workers, records master and workers in nginx_pids; sets NGINX_PIDS to them.
+# all its workers (worker_processes auto: one per CPU; the CPU time per request counts them
+# all), records master and workers in nginx_pids; sets NGINX_PIDS to them.
 start_nginx() {
-  local ns=$1 conf=$2 name=$3 master w
-  ip netns exec "$ns" "$NGINX" -p "$tmp/$name" -e "$tmp/$name/error.log" -c "$conf" \
+  local ns=$1 conf=$2 name=$3 master w want
+  want=$(nproc)
+  ip netns exec "$ns" setsid "$NGINX" -p "$tmp/$name" -e "$tmp/$name/error.log" -c "$conf" \
     -g "daemon off; pid $tmp/$name/nginx.pid;" >"$tmp/$name/stdout" 2>&1 &
   master=$!
   nginx_pids+=("$master")
   for _ in $(seq 1 50); do
     kill -0 "$master" 2>/dev/null || { cat "$tmp/$name/stdout" "$tmp/$name/error.log" >&2 2>/dev/null; die "nginx $name exited"; }
     w=$(pgrep -P "$master" | tr '\n' ' ' || true)
-    [ -n "$w" ] && break
+    [ "$(wc -w <<<"$w")" -ge "$want" ] && break
     sleep 0.1
   done
-  [ -n "$w" ] || die "nginx $name started no worker"
+  [ "$(wc -w <<<"$w")" -ge "$want" ] || die "nginx $name started $(wc -w <<<"$w") of $want workers"
   NGINX_PIDS="$master $w"
   for p in $w; do nginx_pids+=("$p"); done
 }
@@ -316,7 +328,7 @@ backend big
   server s1 ${UPSTREAM[64k]} maxconn 1024
 EOF
 "$HAPROXY" -c -f "$d/haproxy.cfg" >"$d/check.out" 2>&1 || { cat "$d/check.out" >&2; die "haproxy config check failed"; }
-ip netns exec "$node_ns" "$HAPROXY" -f "$d/haproxy.cfg" >"$d/access.log" 2>"$d/stderr" &
+ip netns exec "$node_ns" setsid "$HAPROXY" -f "$d/haproxy.cfg" >"$d/access.log" 2>"$d/stderr" &
 HAPROXY_PID=$!
 nginx_pids+=("$HAPROXY_PID")
 log "haproxy ingress in $node_ns on :$HAPROXY_PORT (pid $HAPROXY_PID)"
@@ -329,19 +341,21 @@ ip netns exec "$lb_ns" iptables -n -L NETLAB-WAN-FILTER >/dev/null 2>&1 &&
   ip netns exec "$lb_ns" iptables -I NETLAB-WAN-FILTER 1 -d "$node_ip" -p tcp -m multiport --dports "$NGINX_PORT,$HAPROXY_PORT" \
   -m comment --comment "bench-l7: the reference proxies" -j RETURN
 declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/"
-  [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/")
+  [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/" [B]="http://$node_ip:$B_PORT/")
 declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80"
-  [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each")
+  [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each"
+  [B]="netlab ingress of another build (${BASE_AGENT:-}), node-1:$B_PORT")
 
-# start_agent PORT PROCS: another ingress agent of node-1 with D's command line, on PORT
-# (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with PROCS Go processors; its pid in
-# AGENT_PID. It serves the same routes (it reads the lab's plan) with its own upstream pool.
+# start_agent PORT PROCS [BINARY]: another ingress agent of node-1 with D's command line
+# (and binary, or BINARY), on PORT (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with
+# PROCS Go processors; its pid in AGENT_PID. It serves the same routes (it reads the lab's
+# plan) with its own upstream pool.
 start_agent() {
-  local port=$1 procs=$2 a skip=0 args=() first=1
+  local port=$1 procs=$2 bin=${3:-} a skip=0 args=() first=1
   while IFS= read -r -d '' a; do
     if [ "$first" = 1 ]; then # the agent's binary, by its path (argv[0] may be a bare name)
       first=0
-      args+=("$(readlink -f "/proc/$ingress_pid/exe")")
+      args+=("${bin:-$(readlink -f "/proc/$ingress_pid/exe")}")
       continue
     fi
     if [ "$skip" = 1 ]; then skip=0; continue; fi
@@ -351,7 +365,7 @@ start_agent() {
     esac
     args+=("$a")
   done <"/proc/$ingress_pid/cmdline"
-  ip netns exec "$node_ns" "${args[@]}" --http-port "$port" --https-port $((port + 100)) --metrics-port $((port + 200)) \
+  ip netns exec "$node_ns" setsid "${args[@]}" --http-port "$port" --https-port $((port + 100)) --metrics-port $((port + 200)) \
     --procs "$procs" >"$tmp/agent$port.log" 2>&1 &
   AGENT_PID=$!
   agent_pids+=("$AGENT_PID")
@@ -365,12 +379,21 @@ start_agent() {
 extra_ports=()
 if [[ " ${TARGETS[*]} " == *" P "* ]]; then extra_ports+=("$P_PORT"); fi
 if [[ " ${TARGETS[*]} " == *" W "* ]]; then extra_ports+=("${W_PORTS[@]}"); fi
+if [[ " ${TARGETS[*]} " == *" B "* ]]; then
+  [ -x "${BASE_AGENT:-}" ] || die "target B needs BASE_AGENT, a netlab-agent binary"
+  extra_ports+=("$B_PORT")
+fi
 if [ "${#extra_ports[@]}" -gt 0 ]; then
   ip netns exec "$lb_ns" iptables -n -L NETLAB-WAN-FILTER >/dev/null 2>&1 &&
     ip netns exec "$lb_ns" iptables -I NETLAB-WAN-FILTER 1 -d "$node_ip" -p tcp -m multiport --dports "$(IFS=,; echo "${extra_ports[*]}")" \
     -m comment --comment "bench-l7: the extra ingress agents" -j RETURN
 fi
-P_PID="" W_PIDS=""
+P_PID="" W_PIDS="" B_PID=""
+if [[ " ${TARGETS[*]} " == *" B "* ]]; then
+  start_agent "$B_PORT" 1 "$BASE_AGENT"
+  B_PID=$AGENT_PID
+  log "base build's ingress agent: B pid $B_PID on :$B_PORT ($BASE_AGENT)"
+fi
 if [[ " ${TARGETS[*]} " == *" P "* ]]; then start_agent "$P_PORT" 2; P_PID=$AGENT_PID; fi
 if [[ " ${TARGETS[*]} " == *" W "* ]]; then
   for port in "${W_PORTS[@]}"; do start_agent "$port" 1; W_PIDS+="$AGENT_PID "; done
@@ -379,7 +402,7 @@ elif [ -n "$P_PID" ]; then
   log "extra ingress agent: P pid $P_PID on :$P_PORT (2 processors)"
 fi
 declare -A MODENAME=([ka]="keep-alive" [close]="Connection: close")
-for t in "${TARGETS[@]}"; do [ -n "${URL[$t]:-}" ] || die "unknown target $t (N H D V P W)"; done
+for t in "${TARGETS[@]}"; do [ -n "${URL[$t]:-}" ] || die "unknown target $t (N H D V P W B)"; done
 [[ " ${TARGETS[*]} " == *" N "* ]] || die "TARGETS must include N, the reference"
 for _ in $(seq 1 50); do
   ip netns exec "$client_ns" curl -s -m 1 -o /dev/null "http://$node_ip:$HAPROXY_PORT/" && break
@@ -415,7 +438,7 @@ HZ=$(getconf CLK_TCK)
 # run_wrk TARGET SIZE MODE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V).
 run_wrk() {
   local t=$1 s=$2 m=$3 dur=$4 pids="" c0=0 c1 extra=()
-  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pid ;; P) pids=$P_PID ;; W) pids=$W_PIDS ;; esac
+  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pid ;; P) pids=$P_PID ;; W) pids=$W_PIDS ;; B) pids=$B_PID ;; esac
   [ "$m" = close ] && extra=(-H "Connection: close")
   [ -n "$pids" ] && c0=$(cputicks $pids)
   local outs=("$tmp/wrk.out") jobs=() i port
@@ -476,6 +499,9 @@ for r in $(seq 1 "$ROUNDS"); do
       if [[ " ${TARGETS[*]} " == *" H "* && " ${TARGETS[*]} " == *" D "* ]]; then
         RATIO[DH$k]+="$(awk -v a="$rps_H" -v b="$rps_D" 'BEGIN{printf "%.4f", b / a}') "
       fi
+      if [[ " ${TARGETS[*]} " == *" B "* && " ${TARGETS[*]} " == *" D "* ]]; then
+        RATIO[DB$k]+="$(awk -v a="$rps_B" -v b="$rps_D" 'BEGIN{printf "%.4f", b / a}') "
+      fi
       log "$line"
     done
   done
@@ -502,9 +528,11 @@ hdr="| response | mode | N nginx req/s |"
 sep="|---|---|---|"
 for t in "${TARGETS[@]}"; do
   case $t in H) hdr+=" H haproxy req/s | H/N |"; sep+="---|---|" ;; D) hdr+=" D netlab req/s | **D/N** |"; sep+="---|---|" ;; V) hdr+=" V netlab via VIP req/s | V/N |"; sep+="---|---|" ;;
-  P) hdr+=" P netlab 2 processors req/s | P/N |"; sep+="---|---|" ;; W) hdr+=" W netlab 2×1 processes req/s | W/N |"; sep+="---|---|" ;; esac
+  P) hdr+=" P netlab 2 processors req/s | P/N |"; sep+="---|---|" ;; W) hdr+=" W netlab 2×1 processes req/s | W/N |"; sep+="---|---|" ;;
+  B) hdr+=" B other build req/s | B/N |"; sep+="---|---|" ;; esac
 done
 if has H && has D; then hdr+=" **D/H** |"; sep+="---|"; fi
+if has B && has D; then hdr+=" **D/B** |"; sep+="---|"; fi
 echo "$hdr"
 echo "$sep"
 for s in $SIZES; do
@@ -517,6 +545,7 @@ for s in $SIZES; do
       row+=" $(fmt "$(stats "${RPSS[$t$k]}")" 0 "") | $b$(fmt "$(stats "${RATIO[$t$k]}")" 3 ×)$b |"
     done
     if has H && has D; then row+=" **$(fmt "$(stats "${RATIO[DH$k]}")" 3 ×)** |"; fi
+    if has B && has D; then row+=" **$(fmt "$(stats "${RATIO[DB$k]}")" 3 ×)** |"; fi
     echo "$row"
   done
 done

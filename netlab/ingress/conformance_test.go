@@ -9,7 +9,6 @@ package ingress
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -120,13 +119,7 @@ func TestServerHeader(t *testing.T) {
 // tlsClientProto dials addr whatever the URL says, skips verification (the certificate
 // is not what these tests look at) and speaks h2 or HTTP/1.1 only.
 func tlsClientProto(addr string, h2 bool) *http.Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}
+	tr := tlsTransport(addr, &tls.Config{InsecureSkipVerify: true})
 	if h2 {
 		tr.ForceAttemptHTTP2 = true
 	} else {

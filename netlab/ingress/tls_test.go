@@ -141,14 +141,20 @@ func TestBuildCertStoreSNI(t *testing.T) {
 
 // tlsClient dials addr whatever the URL says, trusts only pool, and offers h2.
 func tlsClient(addr string, pool *x509.CertPool) *http.Client {
-	return &http.Client{Transport: &http.Transport{
+	tr := tlsTransport(addr, &tls.Config{RootCAs: pool})
+	tr.ForceAttemptHTTP2 = true
+	return &http.Client{Transport: tr}
+}
+
+// tlsTransport dials addr whatever the URL says, with TLS configured by cfg.
+func tlsTransport(addr string, cfg *tls.Config) *http.Transport {
+	return &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
 		},
-		TLSClientConfig:   &tls.Config{RootCAs: pool},
-		ForceAttemptHTTP2: true,
-	}}
+		TLSClientConfig: cfg,
+	}
 }
 
 // TestHTTPSEndToEnd: the HTTPS server with SNI selection and HTTP/2, proxying to an

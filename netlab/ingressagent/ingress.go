@@ -89,21 +89,30 @@ func IngressProcs(n int) int {
 // first endpoints.
 const ingressWaitEndpoints = 20 * time.Second
 
-// waitForFile polls for path to exist (a stat every few milliseconds) until limit passes
-// or ctx ends, and says whether it does.
-func waitForFile(ctx context.Context, path string, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
+// waitForFile waits for path to exist until limit passes or ctx ends, and says whether
+// it does: it looks again at every change w reports in the file's directory (a poll of
+// pollEvery is the safety net, and the pace where inotify is missing).
+func waitForFile(ctx context.Context, path string, limit time.Duration, w *rundir.Watcher) bool {
+	pollEvery := 5 * time.Millisecond
+	if w.Active() {
+		pollEvery = time.Second
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
 	for {
 		if _, err := os.Stat(path); err == nil {
 			return true
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(5 * time.Millisecond):
+		case <-deadline.C:
+			_, err := os.Stat(path)
+			return err == nil
+		case <-w.C:
+		case <-poll.C:
 		}
 	}
 }
@@ -167,18 +176,19 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	type server interface {
 		Shutdown(context.Context) error
 	}
+	// The node's listeners: bound first, served (srv set) once their server is made.
 	type listener struct {
-		name  string
-		ln    net.Listener
-		srv   server
-		serve func(net.Listener) error
+		name string
+		port int
+		ln   net.Listener // nil when disabled
+		srv  server       // nil until served
 	}
-	var ls []listener
-	var lns [3]net.Listener // http, https, metrics; nil when disabled
+	const lHTTP, lHTTPS, lMetrics = 0, 1, 2
+	ls := [3]listener{{name: "http", port: cfg.HTTPPort}, {name: "https", port: cfg.HTTPSPort}, {name: "metrics", port: cfg.MetricsPort}}
 	closeAll := func() {
-		for _, ln := range lns {
-			if ln != nil {
-				ln.Close()
+		for _, l := range ls {
+			if l.ln != nil {
+				l.ln.Close()
 			}
 		}
 	}
@@ -195,24 +205,23 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		}
 		return ln, nil
 	}
-	for i, b := range []struct {
-		name string
-		port int
-	}{{"http", cfg.HTTPPort}, {"https", cfg.HTTPSPort}, {"metrics", cfg.MetricsPort}} {
-		ln, err := bind(b.name, b.port)
+	for i := range ls {
+		ln, err := bind(ls[i].name, ls[i].port)
 		if err != nil {
 			closeAll()
 			return err
 		}
-		lns[i] = ln
+		ls[i].ln = ln
 	}
-	errc := make(chan error, len(lns))
-	serve := func(l listener) {
-		go func() {
-			if err := l.serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("ingress agent: serve %s: %w", l.name, err)
+	errc := make(chan error, len(ls))
+	serve := func(i int, srv server, run func(net.Listener) error) {
+		l := &ls[i]
+		l.srv = srv
+		go func(name string, ln net.Listener) {
+			if err := run(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("ingress agent: serve %s: %w", name, err)
 			}
-		}()
+		}(l.name, l.ln)
 	}
 	metrics := ingress.NewMetrics()
 	mux := http.NewServeMux()
@@ -224,11 +233,9 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	if lns[2] != nil {
+	if ls[lMetrics].ln != nil {
 		metricsSrv := srvCfg.HTTP("", mux)
-		l := listener{"metrics", lns[2], metricsSrv, metricsSrv.Serve}
-		ls = append(ls, l)
-		serve(l)
+		serve(lMetrics, metricsSrv, metricsSrv.Serve)
 	}
 
 	// Started beside the pods, the ingress waits here, its configuration loaded, until up
@@ -240,10 +247,14 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		return nil
 	}
 	epPath := dir.Endpoints()
+	// The controller's writes wake the agent (inotify), as they wake kube-proxy: the watch
+	// is made before the first look at the file, so no write after it is missed. A poll
+	// stays, slower, as the safety net, and at its old pace where inotify is missing.
+	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath))
 	if held {
 		// Up lets it go on with the controller, which writes its first endpoints while
 		// kube-proxy and the ingress start: they are waited for here.
-		if !waitForFile(ctx, epPath, ingressWaitEndpoints) {
+		if !waitForFile(ctx, epPath, ingressWaitEndpoints, watch) {
 			if ctx.Err() != nil {
 				closeAll()
 				return nil
@@ -251,10 +262,6 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 			log.Warn("no endpoints from the controller yet: starting without them", "after", ingressWaitEndpoints.String())
 		}
 	}
-	// The controller's writes wake the agent (inotify), as they wake kube-proxy: the watch
-	// is made before the first read, so no write after it is missed. The poll below stays,
-	// slower, as the safety net, and at its old pace where inotify is missing.
-	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath))
 	epGen := rundir.FileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
@@ -276,29 +283,21 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 
 	// Plain-HTTP clients get the ingress's own HTTP/1 connection loop (PlainServer) on
 	// raw socket calls (netlab/rawio); TLS (and h2) clients net/http's server.
-	if lns[0] != nil {
+	if ls[lHTTP].ln != nil {
 		plainSrv := srvCfg.Plain(h)
-		l := listener{"http", lns[0], plainSrv, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) }}
-		ls = append(ls, l)
-		serve(l)
+		serve(lHTTP, plainSrv, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) })
 	}
-	if lns[1] != nil {
+	if ls[lHTTPS].ln != nil {
 		tlsSrv := srvCfg.HTTPS("", h, certs.TLSConfig())
-		l := listener{"https", lns[1], tlsSrv, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") }}
-		ls = append(ls, l)
-		serve(l)
+		serve(lHTTPS, tlsSrv, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") })
 	}
-	var addrs IngressAddrs
-	for _, l := range ls {
-		switch l.name {
-		case "http":
-			addrs.HTTP = l.ln.Addr().String()
-		case "https":
-			addrs.HTTPS = l.ln.Addr().String()
-		case "metrics":
-			addrs.Metrics = l.ln.Addr().String()
+	addr := func(i int) string {
+		if ls[i].ln == nil {
+			return ""
 		}
+		return ls[i].ln.Addr().String()
 	}
+	addrs := IngressAddrs{HTTP: addr(lHTTP), HTTPS: addr(lHTTPS), Metrics: addr(lMetrics)}
 	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics,
 		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))
 	if cfg.Ready != nil {
@@ -359,7 +358,9 @@ loop:
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, l := range ls {
-		_ = l.srv.Shutdown(shutdownCtx)
+		if l.srv != nil {
+			_ = l.srv.Shutdown(shutdownCtx)
+		}
 	}
 	h.Close()
 	return err2

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -59,7 +60,9 @@ func wrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &rawConn{TCPConn: tc, rc: rc}
+	c2 := &rawConn{TCPConn: tc, rc: rc}
+	c2.rop.fn, c2.wop.fn = c2.rop.read, c2.wop.write
+	return c2
 }
 
 // rawConn is a TCP connection whose Read, Write and ReadFrom use raw system calls.
@@ -69,6 +72,139 @@ type rawConn struct {
 	holdNext bool   // HoldNextWrite: the next Write is kept in held
 	held     []byte // bytes written but not sent yet
 	last     bool   // LastWrite: the next send is the last before the FIN
+	// The connection's own read and write operations: the function each hands to the
+	// RawConn is made once, with the connection, instead of a closure (and its captured
+	// results) on the heap at every call.
+	rop, wop ioOp
+}
+
+// ioOp is one read or write on a socket: its arguments and results, and the function
+// that makes the system call, bound to them once. An ioOp serves one call at a time: a
+// call that finds the connection's own busy (two goroutines reading at once) takes a
+// fresh one.
+type ioOp struct {
+	busy atomic.Bool
+	fn   func(fd uintptr) bool
+	p    []byte    // read: the buffer
+	bufs [2][]byte // write: what is left to send, in order
+	vec  bool      // write: both buffers with writev(2)
+	more bool      // write: with MSG_MORE (LastWrite)
+	n    int64     // bytes read or sent
+	err  error     // the system call's own error (EAGAIN and EINTR are not errors)
+	iov  [2]syscall.Iovec
+	msg  syscall.Msghdr
+}
+
+func newReadOp() *ioOp {
+	o := new(ioOp)
+	o.fn = o.read
+	return o
+}
+
+func newWriteOp() *ioOp {
+	o := new(ioOp)
+	o.fn = o.write
+	return o
+}
+
+// take returns own when no other call uses it, else a fresh op made by mk.
+func take(own *ioOp, mk func() *ioOp) *ioOp {
+	if own.busy.CompareAndSwap(false, true) {
+		return own
+	}
+	o := mk()
+	o.busy.Store(true)
+	return o
+}
+
+// done makes o free for the next call.
+func (o *ioOp) done() {
+	o.p, o.bufs, o.err = nil, [2][]byte{}, nil
+	o.iov, o.msg = [2]syscall.Iovec{}, syscall.Msghdr{}
+	o.busy.Store(false)
+}
+
+// read reads what has arrived into o.p; false (to wait in the netpoller) on EAGAIN.
+func (o *ioOp) read(fd uintptr) bool {
+	p := o.p
+	for {
+		m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+			o.n = int64(m)
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.err = os.NewSyscallError("read", e)
+			return true
+		}
+	}
+}
+
+// write sends all of o.bufs, o.n counting what went: one buffer with write(2) (sendto(2)
+// with MSG_MORE), both with writev(2) (sendmsg(2)); false (to wait in the netpoller)
+// whenever the socket's buffer is full.
+func (o *ioOp) write(fd uintptr) bool {
+	flags := uintptr(0)
+	if o.more {
+		flags = syscall.MSG_MORE | syscall.MSG_NOSIGNAL
+	}
+	for {
+		var m uintptr
+		var e syscall.Errno
+		if o.vec {
+			k := 0
+			for _, p := range o.bufs {
+				if len(p) > 0 {
+					o.iov[k].Base = &p[0]
+					o.iov[k].SetLen(len(p))
+					k++
+				}
+			}
+			if k == 0 {
+				return true
+			}
+			if flags != 0 {
+				o.msg.Iov = &o.iov[0]
+				*(*uintptr)(unsafe.Pointer(&o.msg.Iovlen)) = uintptr(k) // size_t: 64 or 32 bits, as uintptr
+				m, _, e = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&o.msg)), flags)
+			} else {
+				m, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&o.iov[0])), uintptr(k))
+			}
+		} else {
+			p := o.bufs[0]
+			if len(p) == 0 {
+				return true
+			}
+			chunk := min(len(p), 1<<30)
+			if flags != 0 {
+				m, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(chunk), flags, 0, 0)
+			} else {
+				m, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(chunk))
+			}
+		}
+		switch e {
+		case 0:
+			o.n += int64(m)
+			for i := range o.bufs {
+				d := min(int(m), len(o.bufs[i]))
+				o.bufs[i] = o.bufs[i][d:]
+				m -= uintptr(d)
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			name := "write"
+			if o.vec {
+				name = "writev"
+			}
+			o.err = os.NewSyscallError(name, e)
+			return true
+		}
+	}
 }
 
 // LastWrite says that the next Write or Writev carries the connection's last bytes and
@@ -126,27 +262,14 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) > 1<<30 {
 		p = p[:1<<30]
 	}
-	n := 0
-	var serr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(m)
-				return true
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				serr = os.NewSyscallError("read", e)
-				return true
-			}
-		}
-	})
+	o := take(&c.rop, newReadOp)
+	o.p, o.n = p, 0
+	err := c.rc.Read(o.fn)
+	n := int(o.n)
 	if err == nil {
-		err = serr
+		err = o.err
 	}
+	o.done()
 	if err != nil {
 		return n, c.opError("read", err)
 	}
@@ -171,39 +294,15 @@ func (c *rawConn) Write(p []byte) (int, error) {
 }
 
 func (c *rawConn) send(p []byte) (int, error) {
-	n := 0
-	var serr error
-	more := c.last
+	o := take(&c.wop, newWriteOp)
+	o.bufs[0], o.vec, o.n, o.more = p, false, 0, c.last
 	c.last = false
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			chunk := len(p) - n
-			if chunk > 1<<30 {
-				chunk = 1 << 30
-			}
-			var m uintptr
-			var e syscall.Errno
-			if more {
-				m, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(chunk), syscall.MSG_MORE|syscall.MSG_NOSIGNAL, 0, 0)
-			} else {
-				m, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(chunk))
-			}
-			switch e {
-			case 0:
-				n += int(m)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				serr = os.NewSyscallError("write", e)
-				return true
-			}
-		}
-		return true
-	})
+	err := c.rc.Write(o.fn)
+	n := int(o.n)
 	if err == nil {
-		err = serr
+		err = o.err
 	}
+	o.done()
 	if err != nil {
 		return n, c.opError("write", err)
 	}
@@ -218,58 +317,15 @@ func (c *rawConn) Writev(a, b []byte) (int64, error) {
 	if err := c.flushHeld(); err != nil {
 		return 0, err
 	}
-	var iov [2]syscall.Iovec
-	bufs := [2][]byte{a, b}
-	var n int64
-	var serr error
-	var msg syscall.Msghdr
-	flags := uintptr(0)
-	if c.last {
-		flags = syscall.MSG_MORE | syscall.MSG_NOSIGNAL
-	}
+	o := take(&c.wop, newWriteOp)
+	o.bufs, o.vec, o.n, o.more = [2][]byte{a, b}, true, 0, c.last
 	c.last = false
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			k := 0
-			for _, p := range bufs {
-				if len(p) > 0 {
-					iov[k].Base = &p[0]
-					iov[k].SetLen(len(p))
-					k++
-				}
-			}
-			if k == 0 {
-				return true
-			}
-			var m uintptr
-			var e syscall.Errno
-			if flags != 0 {
-				msg.Iov = &iov[0]
-				*(*uintptr)(unsafe.Pointer(&msg.Iovlen)) = uintptr(k) // size_t: 64 or 32 bits, as uintptr
-				m, _, e = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), flags)
-			} else {
-				m, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
-			}
-			switch e {
-			case 0:
-				n += int64(m)
-				for i := range bufs {
-					d := min(int(m), len(bufs[i]))
-					bufs[i] = bufs[i][d:]
-					m -= uintptr(d)
-				}
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				serr = os.NewSyscallError("writev", e)
-				return true
-			}
-		}
-	})
+	err := c.rc.Write(o.fn)
+	n := o.n
 	if err == nil {
-		err = serr
+		err = o.err
 	}
+	o.done()
 	if err != nil {
 		return n, c.opError("write", err)
 	}

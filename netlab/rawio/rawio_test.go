@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpPair returns the two ends of a TCP connection on 127.0.0.1: the accepted one
@@ -217,9 +219,10 @@ func TestRawConnWritev(t *testing.T) {
 	}
 }
 
-// A last write (Write or Writev, large or small) is sent whole, the FIN of the close after
-// it ends the stream, and only the write right after LastWrite is marked: a later one
-// goes out at once, without waiting for a close.
+// A last write (Write or Writev, large or small) is sent whole and the FIN of the close
+// after it ends the stream. The write right after LastWrite is held in the socket for
+// that FIN (MSG_MORE: its bytes are queued, not sent), and only that one: a later write
+// goes out at once and takes the held bytes with it.
 func TestRawConnLastWrite(t *testing.T) {
 	for _, size := range []int{700, 3 << 20} {
 		for _, vec := range []bool{false, true} {
@@ -246,13 +249,96 @@ func TestRawConnLastWrite(t *testing.T) {
 			}
 		}
 	}
+	for _, vec := range []bool{false, true} {
+		rc, peer := tcpPair(t)
+		rc.LastWrite()
+		start := time.Now()
+		var err error
+		if vec {
+			_, err = rc.Writev([]byte("o"), []byte("ne"))
+		} else {
+			_, err = rc.Write([]byte("one"))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := unsent(t, rc)
+		// The kernel sends a held segment on its own once its probe timer fires (200 ms
+		// at the least): a check that came later than that has nothing to see.
+		if time.Since(start) < 100*time.Millisecond && held != 3 {
+			t.Errorf("writev %v: the marked write left %d bytes unsent, want all 3 held for the FIN", vec, held)
+		}
+		if _, err := rc.Write([]byte("two")); err != nil { // not marked: sent at once
+			t.Fatal(err)
+		}
+		if n := unsent(t, rc); n != 0 {
+			t.Errorf("writev %v: %d bytes unsent after an unmarked write, want 0", vec, n)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 6)
+		if _, err := io.ReadFull(peer, b); err != nil || string(b) != "onetwo" {
+			t.Errorf("writev %v: after a marked write, an unmarked one: read %q, %v", vec, b, err)
+		}
+	}
+}
+
+// unsent is the number of bytes in c's send queue not sent yet (SIOCOUTQNSD).
+func unsent(t *testing.T, c *rawConn) int {
+	t.Helper()
+	var n int
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQNSD) }); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Reads and writes allocate nothing (each connection makes its system-call functions
+// once), and two goroutines reading one connection at once still both get their bytes.
+func TestRawConnReuse(t *testing.T) {
 	rc, peer := tcpPair(t)
-	rc.LastWrite()
-	rc.Write([]byte("one"))
-	rc.Write([]byte("two")) // not marked: sent at once, the connection stays open
-	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b := make([]byte, 6)
-	if _, err := io.ReadFull(peer, b); err != nil || string(b) != "onetwo" {
-		t.Errorf("after a marked write, an unmarked one: read %q, %v", b, err)
+	one, buf := []byte("x"), make([]byte, 8)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := rc.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a write and a read allocate %v times, want 0", allocs)
+	}
+
+	got := make(chan string, 2)
+	for range 2 {
+		go func() {
+			b := make([]byte, 1)
+			_, err := rc.Read(b)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- string(b)
+		}()
+	}
+	if _, err := peer.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	first := <-got
+	if _, err := peer.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if b := first + <-got; b != "ab" && b != "ba" {
+		t.Errorf("two readers at once read %q, want a and b", b)
 	}
 }
