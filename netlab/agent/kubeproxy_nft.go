@@ -92,7 +92,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 				// set no port has).
 				kept, delta = true, nil
 				if stale {
-					existing, err := nftnl.ListExisting()
+					existing, err := r.nftConn.Existing()
 					if err != nil {
 						r.nftSynced = false
 						return SyncStats{Full: true, Took: time.Since(start)}, err
@@ -110,7 +110,7 @@ func (r *RuleSyncer) syncNFT(ports []kubeproxy.ServicePort, full bool) (SyncStat
 		}
 		full = true
 	} else if full || !ok || !r.nftSynced {
-		existing, err := nftnl.ListExisting()
+		existing, err := r.nftConn.Existing()
 		if err != nil {
 			r.nftSynced = false
 			return SyncStats{Full: true, Took: time.Since(start)}, err

@@ -89,6 +89,10 @@ func Main(args []string, stderr io.Writer) int {
 			return RunDNS(ctx, cfg, log)
 		}
 	case "ingress":
+		// A SIGHUP (apply's "read the plan again") that comes before the agent listens for
+		// it must not end the agent, which is its default action: the first load reads the
+		// plan as it is anyway.
+		signal.Ignore(syscall.SIGHUP)
 		var cfg ingressagent.IngressConfig
 		var procs int
 		fs.IntVar(&procs, "procs", 0, "Go processors for the proxy (GOMAXPROCS; default: the GOMAXPROCS environment variable, or half the CPUs, at least 1)")

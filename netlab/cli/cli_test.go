@@ -41,6 +41,7 @@ func TestPlanRefusesBadInputListingEveryProblem(t *testing.T) {
 		t.Fatal("plan of a bad scenario succeeded")
 	}
 	for _, want := range []string{
+		"testdata/bad.yaml: Service default/web: spec.selector: matches no Deployment in namespace default",
 		`testdata/bad.yaml: Ingress default/app: spec.rules[0].http.paths[0].backend.service.name: no Service "wbe" in namespace default`,
 	} {
 		if !strings.Contains(err.Error(), want) {

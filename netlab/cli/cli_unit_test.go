@@ -57,7 +57,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{"plan", "-f", defaultFile, "-o", "json"}, 0, ""},
 		{[]string{"version"}, 0, ""},
-		{[]string{"plan", "-f", "testdata/bad.yaml"}, 1, `no Service "wbe"`},
+		{[]string{"plan", "-f", "testdata/bad.yaml"}, 1, "matches no Deployment"},
 		{[]string{"plan", "-f", "testdata/no-such-file.yaml"}, 1, "no-such-file.yaml"},
 		{[]string{"nosuchverb"}, 2, `unknown command "nosuchverb"`},
 		{[]string{"node", "explode", "node-1"}, 2, `unknown command "explode" for "netlab node"`},

@@ -21,7 +21,7 @@ func FromPlan(p *plan.Plan, ready func(pod string) bool) Config {
 	for _, s := range p.Services {
 		nss[s.Namespace] = true
 		svc := Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: s.ClusterIP, ExternalName: s.ExternalName,
-			PublishNotReady: s.PublishNotReady}
+			PublishNotReady: s.PublishNotReady || s.TolerateUnready}
 		for _, sp := range s.Ports {
 			svc.Ports = append(svc.Ports, Port{Name: sp.Name, Port: sp.Port, Protocol: sp.Protocol})
 		}

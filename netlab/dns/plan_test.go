@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -128,6 +129,53 @@ func TestFromPlan(t *testing.T) {
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease", "shop"} {
 		if a := none.Lookup(ns+".svc.lab.test.", mdns.TypeA); a.Rcode != mdns.RcodeSuccess || len(a.Answer) != 0 {
 			t.Errorf("namespace %s: %s %v, want no data", ns, mdns.RcodeToString[a.Rcode], a.Answer)
+		}
+	}
+}
+
+// A Service with the tolerate-unready annotation: the DNS specification counts its
+// not-ready endpoints as ready, so the DNS publishes them, though kube-proxy does not.
+func TestFromPlanTolerateUnready(t *testing.T) {
+	s, err := scenario.Parse("t.yaml", []byte(labYAML+`---
+apiVersion: v1
+kind: Service
+metadata: {name: tol, annotations: {service.alpha.kubernetes.io/tolerate-unready-endpoints: "true"}}
+spec: {clusterIP: None, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planbuild.Build(s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, pod := range p.Pods {
+		if pod.Deployment == "api" {
+			ips = append(ips, plan.Addr(pod.IP))
+		}
+	}
+	// Neither api pod ready: the annotated Service lists both, db (headless, no
+	// annotation) none.
+	tab := New(FromPlan(p, func(string) bool { return false }))
+	if got := text(tab.Lookup("tol.default.svc.lab.test.", mdns.TypeA).Answer); strings.Count(got, " IN A ") != 2 ||
+		!strings.Contains(got, ips[0]) || !strings.Contains(got, ips[1]) {
+		t.Errorf("tol: %q, want both api pods %v", got, ips)
+	}
+	if a := tab.Lookup("db.default.svc.lab.test.", mdns.TypeA); a.Rcode != mdns.RcodeNameError {
+		t.Errorf("db: %s %v, want NXDOMAIN", mdns.RcodeToString[a.Rcode], a.Answer)
+	}
+	// kube-proxy's model does not follow it.
+	for _, sp := range p.ServicePorts(func(string) bool { return false }) {
+		if sp.Name == "tol" {
+			if len(sp.Endpoints) != 2 {
+				t.Errorf("kube-proxy endpoints of tol: %+v, want the 2 api pods", sp.Endpoints)
+			}
+			for _, ep := range sp.Endpoints {
+				if ep.Ready {
+					t.Errorf("kube-proxy endpoint %+v ready", ep)
+				}
+			}
 		}
 	}
 }

@@ -262,6 +262,94 @@ func TestIntegrationApply(t *testing.T) {
 		}
 	})
 
+	t.Run("apply waits for an ingress that has not loaded the new plan", func(t *testing.T) {
+		d := rundir.ForLab(p.Lab)
+		n1 := p.Nodes[0]
+		var agent int
+		for _, pid := range kernel.PIDsIn([]string{n1.Netns})[n1.Netns] {
+			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
+				agent = pid
+			}
+		}
+		if agent == 0 {
+			t.Fatal("no ingress agent on node-1")
+		}
+		// Stopped, it takes the SIGHUP but cannot load: apply must not return.
+		if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := true
+		cont := func() {
+			if stopped {
+				stopped = false
+				if err := syscall.Kill(agent, syscall.SIGCONT); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		t.Cleanup(cont)
+		oldPlan := rundir.FileStamp(d.Plan()).String()
+		done := make(chan error, 1)
+		go func() {
+			_, err := applyYAML(t, p.Lab, liveWithAPI(t))
+			done <- err
+		}()
+		// Wait for what a change that did not wait for the ingress would return on: the
+		// new plan, node-2's ingress on it, the controller and every kube-proxy following.
+		deadline := time.Now().Add(30 * time.Second)
+		var last string
+		for {
+			plan := rundir.FileStamp(d.Plan()).String()
+			st, _ := d.ReadIngressLoaded(p.Nodes[1].Name)
+			ef, _ := d.ReadEndpoints()
+			synced := ef != nil
+			for _, n := range p.Nodes {
+				if ss, err := d.ReadSyncStatus(n.Name); synced && (err != nil || ss.Generation < ef.Generation) {
+					synced = false
+				}
+			}
+			if plan != oldPlan && st != nil && st.Plan == plan && synced {
+				break
+			}
+			last = fmt.Sprintf("plan %s (was %s), node-2's ingress %+v, synced %v", plan, oldPlan, st, synced)
+			select {
+			case err := <-done:
+				cont()
+				t.Fatalf("apply returned (%v) while node-1's ingress was stopped; %s", err, last)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the change did not get there within 30 s: %s", last)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		select {
+		case err := <-done:
+			cont()
+			t.Fatalf("apply returned (%v) while node-1's ingress was stopped", err)
+		case <-time.After(time.Second):
+		}
+		if st, err := d.ReadIngressLoaded(n1.Name); err != nil || st.Plan == rundir.FileStamp(d.Plan()).String() {
+			t.Fatalf("node-1's stopped ingress reports %+v %v", st, err)
+		}
+		cont()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("apply did not return within 60 s of node-1's ingress going on")
+		}
+		if st, err := d.ReadIngressLoaded(n1.Name); err != nil || st.Plan != rundir.FileStamp(d.Plan()).String() {
+			t.Fatalf("node-1's ingress: %+v %v, want the new plan", st, err)
+		}
+		// Back to the lab the next steps expect.
+		if _, err := applyYAML(t, p.Lab, liveYAML(t)); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("LB scheduler change", func(t *testing.T) {
 		cs, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(t), "scheduler: rr", "scheduler: wrr", 1))
 		if err != nil {

@@ -274,6 +274,12 @@ type Service struct {
 	ExternalName string `json:"externalName,omitempty"`
 	// PublishNotReady is spec.publishNotReadyAddresses: every endpoint counts as ready.
 	PublishNotReady bool `json:"publishNotReadyAddresses,omitempty"`
+	// TolerateUnready is the annotation service.alpha.kubernetes.io/tolerate-unready-endpoints
+	// set to true. The DNS specification counts such a Service's endpoints ready, so the
+	// cluster DNS publishes them all; kube-proxy and status do not read it (Kubernetes'
+	// endpoints controller dropped it in 1.24, and the EndpointSlice controller that
+	// kube-proxy reads never had it).
+	TolerateUnready bool `json:"tolerateUnreadyEndpoints,omitempty"`
 	// Endpoints lists every selected pod's address for each port (readiness is live state).
 	Endpoints []Endpoint `json:"endpoints"`
 }

@@ -510,7 +510,8 @@ func (b *builder) services(svcCIDR, wan netip.Prefix, usedWan map[netip.Addr]boo
 	for _, s := range b.svcs {
 		obj := fmt.Sprintf("Service %s/%s", s.Namespace, s.Name)
 		ps := plan.Service{Namespace: s.Namespace, Name: s.Name, Type: string(s.Spec.Type), Selector: s.Spec.Selector,
-			ExternalIPs: s.Spec.ExternalIPs, PublishNotReady: scenario.PublishNotReady(&s.Service)}
+			ExternalIPs: s.Spec.ExternalIPs, PublishNotReady: s.Spec.PublishNotReadyAddresses,
+			TolerateUnready: scenario.TolerateUnready(&s.Service)}
 		for _, r := range s.Spec.LoadBalancerSourceRanges {
 			if pr, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil && pr.Addr().Is4() {
 				ps.LoadBalancerSourceRanges = append(ps.LoadBalancerSourceRanges, pr.Masked().String())

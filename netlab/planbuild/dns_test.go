@@ -1,7 +1,7 @@
 package planbuild
 
 import (
-	"slices"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -115,8 +115,9 @@ spec: {selector: {app: db}, ports: [{name: pg, port: 5432}]}
 }
 
 // The tolerate-unready annotation is the old spelling of publishNotReadyAddresses: the
-// DNS specification counts its Service's not-ready pods as ready endpoints, and so does
-// the endpoints controller (kube-proxy gets them too).
+// DNS specification still counts its Service's not-ready pods as ready endpoints, but
+// Kubernetes' controllers no longer do, so the plan carries it apart (for the DNS only),
+// with a warning saying so.
 func TestTolerateUnreadyAnnotation(t *testing.T) {
 	svc := func(name, value string) string {
 		return `
@@ -153,48 +154,17 @@ spec:
 			warned = append(warned, w)
 		}
 	}
-	if len(warned) != 1 || !strings.Contains(warned[0], "tol-odd") || !strings.Contains(warned[0], "not a boolean") {
-		t.Errorf("warnings %q, want one, for Service tol-odd's value", warned)
+	if len(warned) != 2 || !strings.Contains(warned[0], "tol-true") || !strings.Contains(warned[0], "cluster DNS") ||
+		!strings.Contains(warned[1], "tol-odd") || !strings.Contains(warned[1], "not a boolean") {
+		t.Errorf("warnings %q, want tol-true's (DNS only) and tol-odd's (not a boolean)", warned)
 	}
-	got := map[string]bool{}
+	got := map[string]string{}
 	for _, sv := range p.Services {
-		got[sv.Name] = sv.PublishNotReady
+		got[sv.Name] = fmt.Sprintf("publish %v tolerate %v", sv.PublishNotReady, sv.TolerateUnready)
 	}
-	if d := cmp.Diff(map[string]bool{"tol-true": true, "tol-false": false, "tol-odd": false, "kube-dns": false}, got); d != "" {
-		t.Errorf("PublishNotReady (-want +got):\n%s", d)
-	}
-}
-
-// A Service whose selector matches no Deployment is accepted, as Kubernetes accepts it (a
-// warning says so): it has its ClusterIP, its rules, and no endpoints.
-func TestServiceSelectingNothing(t *testing.T) {
-	s, err := scenario.Parse("t.yaml", []byte(`apiVersion: v1
-kind: Service
-metadata: {name: later}
-spec: {selector: {app: later}, ports: [{name: http, port: 80}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := scenario.Validate(s); err != nil {
-		t.Fatal(err)
-	}
-	p, err := Build(s, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, sp := range p.ServicePorts(nil) {
-		if sp.Name == "later" {
-			found = true
-			if len(sp.Endpoints) != 0 {
-				t.Errorf("endpoints %v, want none", sp.Endpoints)
-			}
-		}
-	}
-	if !found {
-		t.Error("Service later has no port for kube-proxy")
-	}
-	if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, "matches no Deployment") }) {
-		t.Errorf("no warning: %q", p.Warnings)
+	want := map[string]string{"tol-true": "publish false tolerate true", "tol-false": "publish false tolerate false",
+		"tol-odd": "publish false tolerate false", "kube-dns": "publish false tolerate false"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
 	}
 }

@@ -112,6 +112,7 @@ func TestProblemOrder(t *testing.T) {
 	}
 	got := lines(Validate(s))
 	want := []string{
+		z + `: Service default/s: spec.selector: matches no Deployment in namespace default`,
 		z + `: Service default/s: spec.ports: at least one port is required`,
 		z + `: Deployment default/neg: spec.replicas: must be at least 0, got -1`,
 		a + `: Lab t: spec.clients[0].name: "lb" is reserved for the load balancer`,
@@ -121,7 +122,7 @@ func TestProblemOrder(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
 	ps := Validate(s).(Problems)
-	if ps[0].File != z || ps[0].Doc != 1 || ps[0].Object != "Service default/s" || ps[0].Field != "spec.ports" {
+	if ps[0].File != z || ps[0].Doc != 1 || ps[0].Object != "Service default/s" || ps[0].Field != "spec.selector" {
 		t.Fatalf("first problem fields: %+v", ps[0])
 	}
 }

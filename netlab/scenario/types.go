@@ -295,19 +295,15 @@ const (
 	AnnotationLBPersistence = "netlab.dev/lb-persistence"
 )
 
-// AnnotationTolerateUnready is the old, still honoured form of a Service's
-// spec.publishNotReadyAddresses: with "true", its pods are endpoints before they are ready
-// (the endpoints controller's rule, and the DNS specification's definition of a ready
-// endpoint).
+// AnnotationTolerateUnready is the old form of a Service's spec.publishNotReadyAddresses.
+// The DNS specification still counts the endpoints of a Service with it set to "true" as
+// ready; Kubernetes' endpoints controller dropped it in 1.24 and the EndpointSlice
+// controller never read it, so only the cluster DNS follows it (plan.Service.TolerateUnready).
 const AnnotationTolerateUnready = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
 
-// PublishNotReady says whether svc's pods are its endpoints whether or not they are ready:
-// spec.publishNotReadyAddresses, or AnnotationTolerateUnready parsed as a boolean (a value
-// that is not one is ignored, as the endpoints controller ignores it).
-func PublishNotReady(svc *corev1.Service) bool {
-	if svc.Spec.PublishNotReadyAddresses {
-		return true
-	}
+// TolerateUnready says whether svc carries AnnotationTolerateUnready set to a true boolean
+// (a value that is not a boolean is ignored, with a warning).
+func TolerateUnready(svc *corev1.Service) bool {
 	b, err := strconv.ParseBool(svc.Annotations[AnnotationTolerateUnready])
 	return err == nil && b
 }

@@ -366,8 +366,10 @@ func (v *validator) service(svc *Service) {
 				v.warnf(w, f, "ignored: only LoadBalancer Services use it")
 			}
 		case k == AnnotationTolerateUnready:
-			if _, err := strconv.ParseBool(val); err != nil {
-				v.warnf(w, f, "ignored: not a boolean (%q); \"true\" makes not-ready pods endpoints, as spec.publishNotReadyAddresses", val)
+			if b, err := strconv.ParseBool(val); err != nil {
+				v.warnf(w, f, "ignored: not a boolean (%q)", val)
+			} else if b && !sp.PublishNotReadyAddresses {
+				v.warnf(w, f, "the cluster DNS publishes the not-ready pods too, as the DNS specification says; kube-proxy ignores it, as Kubernetes has since 1.24 (spec.publishNotReadyAddresses does both)")
 			}
 		case strings.HasPrefix(k, "netlab.dev/"):
 			v.errf(w, f, "unknown netlab annotation (known: %s, %s)", AnnotationLBScheduler, AnnotationLBPersistence)
@@ -384,8 +386,7 @@ func (v *validator) service(svc *Service) {
 		v.labels(w, "spec.selector", sp.Selector)
 		sel = v.selected(ns, sp.Selector)
 		if len(sel) == 0 {
-			// Kubernetes accepts it: the Service has no endpoints until pods match.
-			v.warnf(w, "spec.selector", "matches no Deployment in namespace %s: the Service has no endpoints", ns)
+			v.errf(w, "spec.selector", "matches no Deployment in namespace %s", ns)
 		}
 	}
 

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	gnft "github.com/google/nftables"
@@ -1075,46 +1074,10 @@ func hookName(h gnft.ChainHook) string {
 }
 
 // ListExisting returns the chains and sets table ip kube-proxy holds in the calling
-// thread's network namespace (none when there is no such table).
+// thread's network namespace (none when there is no such table), on a connection of its
+// own (see Conn.Existing).
 func ListExisting() (nftables.Existing, error) {
-	var ex nftables.Existing
-	err := onThisThread(func() error {
-		conn, err := gnft.New()
-		if err != nil {
-			return err
-		}
-		chains, err := conn.ListChainsOfTableFamily(gnft.TableFamilyIPv4)
-		if err != nil {
-			return err
-		}
-		for _, c := range chains {
-			if c.Table != nil && c.Table.Name == nftables.Table {
-				ex.Chains = append(ex.Chains, c.Name)
-				if c.Hooknum != nil && c.Priority != nil {
-					if ex.Base == nil {
-						ex.Base = map[string]string{}
-					}
-					ex.Base[c.Name] = string(c.Type) + " " + hookName(*c.Hooknum) + " " + strconv.Itoa(int(*c.Priority))
-				}
-			}
-		}
-		if len(ex.Chains) == 0 {
-			if _, err := conn.ListTableOfFamily(nftables.Table, gnft.TableFamilyIPv4); err != nil {
-				if errors.Is(err, syscall.ENOENT) {
-					return nil
-				}
-				return err
-			}
-		}
-		ex.Table = true
-		sets, err := conn.GetSets(table)
-		if err != nil {
-			return err
-		}
-		for _, s := range sets {
-			ex.Sets = append(ex.Sets, s.Name)
-		}
-		return nil
-	})
-	return ex, err
+	c := &Conn{}
+	defer c.Close()
+	return c.Existing()
 }

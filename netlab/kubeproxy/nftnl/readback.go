@@ -6,10 +6,12 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	gnft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -123,6 +125,12 @@ func find(attrs []nlattr, typ uint16) (nlattr, bool) {
 		}
 	}
 	return nlattr{}, false
+}
+
+// first is the first attribute of type typ (empty when none).
+func first(attrs []nlattr, typ uint16) nlattr {
+	a, _ := find(attrs, typ)
+	return a
 }
 
 func without(attrs []nlattr, types ...uint16) []nlattr {
@@ -475,27 +483,7 @@ func (im *image) diff(o *image) string {
 // anonymous sets are read by readAnonElements.
 func dumpTable(c *Conn) (*parsed, error) {
 	p := newParsed(func(name string, _ []byte) string { return name })
-	ours := func(attrs []nlattr, typ uint16) bool {
-		t, ok := find(attrs, typ)
-		return ok && attrString(t) == nftables.Table
-	}
-	tableAttr := func(typ uint16) []byte {
-		b := nfgen(unix.NFPROTO_IPV4)
-		a, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: typ, Data: []byte(nftables.Table + "\x00")}})
-		return append(b, a...)
-	}
-	each := func(typ int, data []byte, fn func([]nlattr) error) error {
-		return c.dump(typ, data, func(m []byte) error {
-			if len(m) < 4 {
-				return nil
-			}
-			attrs, err := parseAttrs(m[4:])
-			if err != nil {
-				return err
-			}
-			return fn(attrs)
-		})
-	}
+	each := func(typ int, data []byte, fn func([]nlattr) error) error { return eachOf(c, typ, data, fn) }
 	found := false
 	if err := each(unix.NFT_MSG_GETTABLE, nfgen(unix.NFPROTO_IPV4), func(a []nlattr) error {
 		if n, _ := find(a, unix.NFTA_TABLE_NAME); attrString(n) == nftables.Table {
@@ -564,6 +552,98 @@ func dumpTable(c *Conn) (*parsed, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// ours reports whether attrs' table attribute typ names table ip kube-proxy.
+func ours(attrs []nlattr, typ uint16) bool {
+	t, ok := find(attrs, typ)
+	return ok && attrString(t) == nftables.Table
+}
+
+// tableAttr is a dump request's data that selects table ip kube-proxy by its attribute
+// typ.
+func tableAttr(typ uint16) []byte {
+	b := nfgen(unix.NFPROTO_IPV4)
+	a, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: typ, Data: []byte(nftables.Table + "\x00")}})
+	return append(b, a...)
+}
+
+// eachOf dumps over c (see Conn.dump) and calls fn with each answer's attributes.
+func eachOf(c *Conn, typ int, data []byte, fn func([]nlattr) error) error {
+	return c.dump(typ, data, func(m []byte) error {
+		if len(m) < 4 {
+			return nil
+		}
+		attrs, err := parseAttrs(m[4:])
+		if err != nil {
+			return err
+		}
+		return fn(attrs)
+	})
+}
+
+// Existing lists, over c, the chains and sets table ip kube-proxy holds in c's namespace
+// (none when there is no such table) and each base chain's hook: one dump each of the
+// namespace's ip tables, the table's chains and its sets, over c's lasting socket
+// (google/nftables' listing, on a socket of its own and parsing every attribute into its
+// types, took about twice as long at 10 000 Services).
+func (c *Conn) Existing() (nftables.Existing, error) {
+	var ex nftables.Existing
+	err := onThisThread(func() error {
+		if err := c.open(); err != nil {
+			return err
+		}
+		err := listExisting(c, &ex)
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("nftables: listing the table: %w", err)
+		}
+		return nil
+	})
+	return ex, err
+}
+
+func listExisting(c *Conn, ex *nftables.Existing) error {
+	if err := eachOf(c, unix.NFT_MSG_GETTABLE, nfgen(unix.NFPROTO_IPV4), func(a []nlattr) error {
+		if n, _ := find(a, unix.NFTA_TABLE_NAME); attrString(n) == nftables.Table {
+			ex.Table = true
+		}
+		return nil
+	}); err != nil || !ex.Table {
+		return err
+	}
+	if err := eachOf(c, unix.NFT_MSG_GETCHAIN, tableAttr(unix.NFTA_CHAIN_TABLE), func(a []nlattr) error {
+		if !ours(a, unix.NFTA_CHAIN_TABLE) {
+			return nil
+		}
+		name := attrString(first(a, unix.NFTA_CHAIN_NAME))
+		ex.Chains = append(ex.Chains, name)
+		hook, ok := find(a, unix.NFTA_CHAIN_HOOK)
+		if !ok || !wellFormed(hook.data) {
+			return nil
+		}
+		h := appendAttrs(nil, hook.data)
+		num, okNum := find(h, unix.NFTA_HOOK_HOOKNUM)
+		prio, okPrio := find(h, unix.NFTA_HOOK_PRIORITY)
+		if !okNum || !okPrio || len(num.data) != 4 || len(prio.data) != 4 {
+			return nil
+		}
+		if ex.Base == nil {
+			ex.Base = map[string]string{}
+		}
+		ex.Base[name] = attrString(first(a, unix.NFTA_CHAIN_TYPE)) + " " +
+			hookName(gnft.ChainHook(binaryutil.BigEndian.Uint32(num.data))) + " " +
+			strconv.Itoa(int(int32(binaryutil.BigEndian.Uint32(prio.data))))
+		return nil
+	}); err != nil {
+		return err
+	}
+	return eachOf(c, unix.NFT_MSG_GETSET, tableAttr(unix.NFTA_SET_TABLE), func(a []nlattr) error {
+		if ours(a, unix.NFTA_SET_TABLE) {
+			ex.Sets = append(ex.Sets, attrString(first(a, unix.NFTA_SET_NAME)))
+		}
+		return nil
+	})
 }
 
 // readAnonElements reads the elements of p's anonymous sets, in the kernel's order of

@@ -1,9 +1,13 @@
 package nftnl_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	gnft "github.com/google/nftables"
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
@@ -157,5 +161,66 @@ func TestDeleteStaleLeavesTheTableAsTheModel(t *testing.T) {
 	}
 	if d := nftables.DeleteStale(rs2, existing(t, ns)); d != nil {
 		t.Fatalf("DeleteStale after DeleteStale: %s", d)
+	}
+}
+
+// Existing lists the table's chains, every set (anonymous ones too) and the base
+// chains' hooks as google/nftables reads them; nothing when there is no table.
+func TestExistingListsTheTable(t *testing.T) {
+	requireNft(t)
+	ns := labtest.Netns(t, "nftnl", "ex")
+	if ex := existing(t, ns); ex.Table || len(ex.Chains)+len(ex.Sets)+len(ex.Base) > 0 {
+		t.Fatalf("no table: %+v", ex)
+	}
+	rs := nftables.Render(node, ports())
+	apply(t, ns, nftables.Full(rs, existing(t, ns), true))
+	ex := existing(t, ns)
+	var chains, sets []string
+	base := map[string]string{}
+	if err := kernel.Do(ns, func() error {
+		conn, err := gnft.New()
+		if err != nil {
+			return err
+		}
+		cs, err := conn.ListChainsOfTableFamily(gnft.TableFamilyIPv4)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Table.Name != nftables.Table {
+				continue
+			}
+			chains = append(chains, c.Name)
+			if c.Hooknum != nil {
+				hooks := map[gnft.ChainHook]string{*gnft.ChainHookPrerouting: "prerouting", *gnft.ChainHookInput: "input",
+					*gnft.ChainHookForward: "forward", *gnft.ChainHookOutput: "output", *gnft.ChainHookPostrouting: "postrouting"}
+				base[c.Name] = fmt.Sprintf("%s %s %d", c.Type, hooks[*c.Hooknum], *c.Priority)
+			}
+		}
+		ss, err := conn.GetSets(&gnft.Table{Name: nftables.Table, Family: gnft.TableFamilyIPv4})
+		for _, s := range ss {
+			sets = append(sets, s.Name)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !ex.Table {
+		t.Fatal("the table is not listed")
+	}
+	if d := cmp.Diff(chains, ex.Chains); d != "" {
+		t.Errorf("chains (-google/nftables +Existing):\n%s", d)
+	}
+	if d := cmp.Diff(sets, ex.Sets); d != "" {
+		t.Errorf("sets (-google/nftables +Existing):\n%s", d)
+	}
+	if d := cmp.Diff(base, ex.Base); d != "" {
+		t.Errorf("base chains (-google/nftables +Existing):\n%s", d)
+	}
+	if d := cmp.Diff(nftables.BaseChains(), ex.Base); d != "" {
+		t.Errorf("base chains (-kube-proxy's +Existing):\n%s", d)
+	}
+	if !slices.ContainsFunc(ex.Sets, func(s string) bool { return strings.HasPrefix(s, "__") }) {
+		t.Error("no anonymous set listed")
 	}
 }
