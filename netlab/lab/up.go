@@ -139,7 +139,9 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"pod log files", podLogs.wait},
 		{"agents", agents.startAgents},
 		{"conntrack sysctls", conntrackSysctls},
-		{"readiness", verifyReady},
+		{"readiness", func(ctx context.Context, p *plan.Plan, o Options) error {
+			return verifyReadyUntil(ctx, p, o, start.Add(o.ReadyTimeout))
+		}},
 		{"supervisor", func(ctx context.Context, p *plan.Plan, o Options) error {
 			return agents.sup.wait(ctx, p.Lab, o, time.Now().Add(o.ReadyTimeout), nil)
 		}},
@@ -336,6 +338,25 @@ func conntrackSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 		}
 	}
 	return nil
+}
+
+// verifyReadyUntil is verifyReady, checked again every 200 ms until deadline while it finds
+// something not ready: on a loaded machine a stall of a few seconds can make one round of
+// the LB's or the controller's checks time out right after every agent reported ready, and
+// the lab is whole again a moment later. The last error names what was not ready.
+func verifyReadyUntil(ctx context.Context, p *plan.Plan, o Options, deadline time.Time) error {
+	for {
+		err := verifyReady(ctx, p, o)
+		if err == nil || ctx.Err() != nil || !time.Now().Before(deadline) {
+			return err
+		}
+		o.Log.Debug("not ready yet, checking again", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // verifyReady is up's last word: every pod answers its readiness probe from its node, and
