@@ -340,13 +340,16 @@ func conntrackSysctls(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// verifyReadyUntil is verifyReady, checked again every 200 ms until deadline while it finds
-// something not ready: on a loaded machine a stall of a few seconds can make one round of
-// the LB's or the controller's checks time out right after every agent reported ready, and
-// the lab is whole again a moment later. The last error names what was not ready.
+// verifyReadyUntil is up's last word: every pod answers its readiness probe from its node,
+// and the LB has a healthy real server behind every ingress virtual service. An agent that
+// reported ready after its grace period (a pod that never answered, a node the LB never
+// reached) makes up fail here, naming what is not ready. What is not ready is looked at
+// again every 200 ms until deadline (up's readiness bound): on a loaded machine a stall of
+// a few seconds can make one round of the LB's or the controller's checks time out right
+// after every agent reported ready, and the lab is whole again a moment later.
 func verifyReadyUntil(ctx context.Context, p *plan.Plan, o Options, deadline time.Time) error {
 	for {
-		err := verifyReady(ctx, p, o)
+		err := readyNow(ctx, p)
 		if err == nil || ctx.Err() != nil || !time.Now().Before(deadline) {
 			return err
 		}
@@ -359,29 +362,7 @@ func verifyReadyUntil(ctx context.Context, p *plan.Plan, o Options, deadline tim
 	}
 }
 
-// verifyReady is up's last word: every pod answers its readiness probe from its node, and
-// the LB has a healthy real server behind every ingress virtual service. An agent that
-// reported ready after its grace period (a pod that never answered, a node the LB never
-// reached) makes up fail here, naming what is not ready. What is not ready yet is looked
-// at again for up to 10 s (or the readiness bound, when shorter): a machine that stalls for
-// a few seconds (every connect in the lab timing out at once) makes a probe or the LB's
-// check fail once, and the lab is ready a moment later.
-func verifyReady(ctx context.Context, p *plan.Plan, o Options) error {
-	deadline := time.Now().Add(min(o.ReadyTimeout, 10*time.Second))
-	for {
-		err := readyNow(ctx, p)
-		if err == nil || !time.Now().Before(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// readyNow is one look of verifyReady's: nil when every pod and the LB are ready.
+// readyNow is one look of verifyReadyUntil's: nil when every pod and the LB are ready.
 func readyNow(ctx context.Context, p *plan.Plan) error {
 	// The controller reported ready once it had found every pod ready: its record says so
 	// for each, and only a pod it does not call ready is probed again here (a thousand
