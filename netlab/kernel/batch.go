@@ -95,23 +95,9 @@ func (b *Batch) LoUp(ns string) {
 // Handles.AddVeth does; should one be taken (a namespace that is not new), Run makes that
 // pair again with Handles.AddVeth, which tries the next ones.
 func (b *Batch) AddVeth(a, c VethEnd) error {
-	dev, peer := a, c
-	if a.Master == "" && c.Master != "" {
-		dev, peer = c, a
-	}
-	var devMAC, peerMAC net.HardwareAddr
-	for _, e := range []struct {
-		end VethEnd
-		hw  *net.HardwareAddr
-	}{{dev, &devMAC}, {peer, &peerMAC}} {
-		if e.end.MAC == "" {
-			continue
-		}
-		hw, err := net.ParseMAC(e.end.MAC)
-		if err != nil {
-			return fmt.Errorf("veth %s/%s: %w", e.end.NS, e.end.Name, err)
-		}
-		*e.hw = hw
+	dev, peer, devMAC, peerMAC, err := vethEnds(a, c)
+	if err != nil {
+		return err
 	}
 	h := b.h
 	nsPeer, err := h.NS(peer.NS)

@@ -202,6 +202,29 @@ type VethEnd struct {
 	Hairpin          bool
 }
 
+// vethEnds orders a pair as the kernel request wants it: the end that names a bridge
+// (master) is the device, the other the peer; and parses their MACs (nil when unset).
+func vethEnds(a, b VethEnd) (dev, peer VethEnd, devMAC, peerMAC net.HardwareAddr, err error) {
+	dev, peer = a, b
+	if a.Master == "" && b.Master != "" {
+		dev, peer = b, a
+	}
+	for _, e := range []struct {
+		end VethEnd
+		hw  *net.HardwareAddr
+	}{{dev, &devMAC}, {peer, &peerMAC}} {
+		if e.end.MAC == "" {
+			continue
+		}
+		hw, perr := net.ParseMAC(e.end.MAC)
+		if perr != nil {
+			return dev, peer, nil, nil, fmt.Errorf("veth %s/%s: %w", e.end.NS, e.end.Name, perr)
+		}
+		*e.hw = hw
+	}
+	return dev, peer, devMAC, peerMAC, nil
+}
+
 // AddVeth creates a veth pair with each end directly in its namespace, enslaves ends that
 // name a master bridge, adds addresses and sets both ends up.
 //
@@ -220,23 +243,9 @@ type VethEnd struct {
 // kernel answer EEXIST (EBUSY before Linux 6.6); when neither end's name exists, the next
 // indexes are tried.
 func (h *Handles) AddVeth(a, b VethEnd) error {
-	dev, peer := a, b
-	if a.Master == "" && b.Master != "" {
-		dev, peer = b, a
-	}
-	var devMAC, peerMAC net.HardwareAddr
-	for _, e := range []struct {
-		end VethEnd
-		hw  *net.HardwareAddr
-	}{{dev, &devMAC}, {peer, &peerMAC}} {
-		if e.end.MAC == "" {
-			continue
-		}
-		hw, err := net.ParseMAC(e.end.MAC)
-		if err != nil {
-			return fmt.Errorf("veth %s/%s: %w", e.end.NS, e.end.Name, err)
-		}
-		*e.hw = hw
+	dev, peer, devMAC, peerMAC, err := vethEnds(a, b)
+	if err != nil {
+		return err
 	}
 	sock, err := h.socket(dev.NS)
 	if err != nil {
