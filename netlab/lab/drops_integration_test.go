@@ -118,7 +118,10 @@ func TestIntegrationDrops(t *testing.T) {
 	}
 	before := lastProgramID()
 	// ours collects the programs this test's watchers and its `drops --follow` hold: at
-	// the end none may be left in the kernel.
+	// the end none may be left in the kernel. Only those: other processes on the machine
+	// (another test binary, a user's `drops --follow`) load the same programs, so counting
+	// every drop program failed this test for them. A program a watcher loaded and freed
+	// between two collect calls, or one kept alive only by a pin or a link, is not seen.
 	ours := map[ebpf.ProgramID]bool{}
 	collect := func(pid int) int {
 		n := 0
