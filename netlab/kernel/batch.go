@@ -104,17 +104,13 @@ func (b *Batch) AddVeth(a, c VethEnd) error {
 	if err != nil {
 		return err
 	}
-	master := 0
-	if dev.Master != "" {
-		if master, err = h.index(dev.NS, dev.Master); err != nil {
-			return fmt.Errorf("find bridge %s in %s: %w", dev.Master, dev.NS, err)
-		}
+	master, err := h.masterIndex(dev)
+	if err != nil {
+		return err
 	}
-	peerMaster := 0
-	if peer.Master != "" {
-		if peerMaster, err = h.index(peer.NS, peer.Master); err != nil {
-			return fmt.Errorf("find bridge %s in %s: %w", peer.Master, peer.NS, err)
-		}
+	peerMaster, err := h.masterIndex(peer)
+	if err != nil {
+		return err
 	}
 	devIdx, peerIdx := h.nextIndex+1, h.nextIndex+2
 	h.nextIndex += 2

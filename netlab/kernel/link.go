@@ -202,6 +202,19 @@ type VethEnd struct {
 	Hairpin          bool
 }
 
+// masterIndex is the ifindex of the bridge e names as its master in e's namespace, 0 when
+// it names none.
+func (h *Handles) masterIndex(e VethEnd) (int, error) {
+	if e.Master == "" {
+		return 0, nil
+	}
+	m, err := h.index(e.NS, e.Master)
+	if err != nil {
+		return 0, fmt.Errorf("find bridge %s in %s: %w", e.Master, e.NS, err)
+	}
+	return m, nil
+}
+
 // vethEnds orders a pair as the kernel request wants it: the end that names a bridge
 // (master) is the device, the other the peer; and parses their MACs (nil when unset).
 func vethEnds(a, b VethEnd) (dev, peer VethEnd, devMAC, peerMAC net.HardwareAddr, err error) {
@@ -255,11 +268,9 @@ func (h *Handles) AddVeth(a, b VethEnd) error {
 	if err != nil {
 		return err
 	}
-	master := 0
-	if dev.Master != "" {
-		if master, err = h.index(dev.NS, dev.Master); err != nil {
-			return fmt.Errorf("find bridge %s in %s: %w", dev.Master, dev.NS, err)
-		}
+	master, err := h.masterIndex(dev)
+	if err != nil {
+		return err
 	}
 	var devIdx, peerIdx int
 	for try := 0; ; try++ {
@@ -403,9 +414,9 @@ func (h *Handles) setupEnd(e VethEnd, idx int, isDev bool) error {
 	}
 	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: e.Name, Index: idx}}
 	if e.Master != "" && !isDev {
-		m, err := h.index(e.NS, e.Master)
+		m, err := h.masterIndex(e)
 		if err != nil {
-			return fmt.Errorf("find bridge %s in %s: %w", e.Master, e.NS, err)
+			return err
 		}
 		if err := nh.LinkSetMasterByIndex(l, m); err != nil {
 			return fmt.Errorf("attach %s to %s in %s: %w", e.Name, e.Master, e.NS, err)
