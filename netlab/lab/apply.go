@@ -548,21 +548,21 @@ func (c *change) waitIngressLoaded(ctx context.Context, nodes []string) error {
 	want := rundir.FileStamp(dir.Plan()).String()
 	deadline := time.Now().Add(c.o.ReadyTimeout)
 	for _, n := range nodes {
-		for {
-			st, err := dir.ReadIngressLoaded(n)
-			if err == nil && st.Plan == want {
-				break
+		var st *rundir.IngressLoaded
+		ok, err := pollUntil(ctx, deadline, 10*time.Millisecond, func() bool {
+			var err error
+			st, err = dir.ReadIngressLoaded(n)
+			return err == nil && st.Plan == want
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			last := "nothing"
+			if st != nil {
+				last = fmt.Sprintf("plan %s at %s", st.Plan, st.At.Format(time.RFC3339Nano))
 			}
-			if time.Now().After(deadline) {
-				last := "nothing"
-				if st != nil {
-					last = fmt.Sprintf("plan %s at %s", st.Plan, st.At.Format(time.RFC3339Nano))
-				}
-				return fmt.Errorf("the ingress on %s did not load the new plan (%s) within %s; it last loaded %s", n, want, c.o.ReadyTimeout, last)
-			}
-			if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-				return err
-			}
+			return fmt.Errorf("the ingress on %s did not load the new plan (%s) within %s; it last loaded %s", n, want, c.o.ReadyTimeout, last)
 		}
 	}
 	return nil
@@ -600,42 +600,52 @@ func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving 
 		return len(ef.Ports) == len(want)
 	}
 	deadline := time.Now().Add(c.o.ReadyTimeout)
+	dir := rundir.ForLab(c.lab)
 	var gen int64
-	for {
-		if ef, err := rundir.ForLab(c.lab).ReadEndpoints(); err == nil && followed(ef) {
+	ok, err := pollUntil(ctx, deadline, 20*time.Millisecond, func() bool {
+		ef, err := dir.ReadEndpoints()
+		if err == nil && followed(ef) {
 			gen = ef.Generation
-			break
+			return true
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the endpoints controller did not follow the change within %s", c.o.ReadyTimeout)
-		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("the endpoints controller did not follow the change within %s", c.o.ReadyTimeout)
 	}
 	for _, n := range p.Nodes {
-		for {
-			st, err := rundir.ForLab(c.lab).ReadSyncStatus(n.Name)
-			if err == nil && st.Generation >= gen {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("kube-proxy on %s did not apply endpoints generation %d within %s", n.Name, gen, c.o.ReadyTimeout)
-			}
-			if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-				return err
-			}
+		ok, err := pollUntil(ctx, deadline, 20*time.Millisecond, func() bool {
+			st, err := dir.ReadSyncStatus(n.Name)
+			return err == nil && st.Generation >= gen
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("kube-proxy on %s did not apply endpoints generation %d within %s", n.Name, gen, c.o.ReadyTimeout)
 		}
 	}
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
+// pollUntil looks at cond every interval until it holds (true) or deadline passes (false,
+// after a last look); the error is ctx's when it ends first.
+func pollUntil(ctx context.Context, deadline time.Time, every time.Duration, cond func() bool) (bool, error) {
+	for {
+		if cond() {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(every):
+		}
 	}
 }
 
