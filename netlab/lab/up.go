@@ -617,7 +617,8 @@ func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) e
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
 	t := time.Now()
-	podWave, err := a.launch(p, o, pods, false)
+	podWave, err := launchPods(p.Lab, pods, o)
+	a.waves = append(a.waves, podWave)
 	if err != nil {
 		return err
 	}
@@ -714,6 +715,33 @@ func launch(labName string, procs []plan.Process, o Options, held bool) (*wave, 
 		w.agents[i] = a
 		return err
 	})
+	return w, err
+}
+
+// launchPods starts the pods' wave and records them all in one file (rundir's PodWave),
+// not a pid file each: every agent that may look for them (the supervisor, the
+// controller, down) reads it, and a pod's own pid file, written when it is started again,
+// takes precedence. What was started is recorded also when a start failed, for the
+// rollback.
+func launchPods(labName string, procs []plan.Process, o Options) (*wave, error) {
+	d := rundir.ForLab(labName)
+	w := &wave{agents: make([]waiting, len(procs))}
+	err := forEach(len(procs), func(i int) error {
+		var err error
+		a := waiting{proc: procs[i]}
+		a.rec, a.done, err = supervise.StartUnrecorded(d, procs[i], o.Binary)
+		w.agents[i] = a
+		return err
+	})
+	recs := make(map[string]supervise.Record, len(procs))
+	for _, a := range w.agents {
+		if a.rec.PID > 0 {
+			recs[a.proc.Name] = a.rec
+		}
+	}
+	if werr := supervise.WriteWaveRecords(d, recs); werr != nil {
+		err = errors.Join(err, fmt.Errorf("record the pods: %w", werr))
+	}
 	return w, err
 }
 
