@@ -292,7 +292,7 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 	if err := c.waitFollowed(ctx, mid, added, nil); err != nil {
 		return err
 	}
-	if err := c.waitIngressLoaded(ctx, reloaded); err != nil {
+	if err := c.waitIngressLoaded(ctx, reloaded, c.o.ReadyTimeout); err != nil {
 		return err
 	}
 	c.o.Log.Debug("endpoints, every node's rules and ingress follow")
@@ -536,17 +536,17 @@ func (c *change) reloadIngress(p *plan.Plan) []string {
 	return told
 }
 
-// waitIngressLoaded waits until the ingress of every node in nodes reports that it
-// routes by the plan file as it is now (the one this change wrote): a request sent when
-// the change returns is routed by the new Ingresses. A SIGHUP only asks; the agent loads
-// when it gets to it.
-func (c *change) waitIngressLoaded(ctx context.Context, nodes []string) error {
+// waitIngressLoaded waits, at most within, until the ingress of every node in nodes
+// reports that it routes by the plan file as it is now (the one this change, or its
+// restore, wrote): a request sent when the change returns is routed by those Ingresses.
+// A SIGHUP only asks; the agent loads when it gets to it.
+func (c *change) waitIngressLoaded(ctx context.Context, nodes []string, within time.Duration) error {
 	if len(nodes) == 0 {
 		return nil
 	}
 	dir := rundir.ForLab(c.lab)
 	want := rundir.FileStamp(dir.Plan()).String()
-	deadline := time.Now().Add(c.o.ReadyTimeout)
+	deadline := time.Now().Add(within)
 	for _, n := range nodes {
 		var st *rundir.IngressLoaded
 		ok, err := pollUntil(ctx, deadline, 10*time.Millisecond, func() bool {
@@ -562,7 +562,7 @@ func (c *change) waitIngressLoaded(ctx context.Context, nodes []string) error {
 			if st != nil {
 				last = fmt.Sprintf("plan %s at %s", st.Plan, st.At.Format(time.RFC3339Nano))
 			}
-			return fmt.Errorf("the ingress on %s did not load the new plan (%s) within %s; it last loaded %s", n, want, c.o.ReadyTimeout, last)
+			return fmt.Errorf("the ingress on %s did not load the plan (%s) within %s; it last loaded %s", n, want, within, last)
 		}
 	}
 	return nil
@@ -649,6 +649,9 @@ func pollUntil(ctx context.Context, deadline time.Time, every time.Duration, con
 	}
 }
 
+// restoreWait bounds restore's wait for the ingress agents to load the old plan again.
+const restoreWait = 10 * time.Second
+
 // restore takes the lab back to cur after a failed step: new pods and clients go, new
 // VIPs are removed, and the old plan, hosts files, ingress and LB come back.
 func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.Client, vips []string, lbChanged bool) error {
@@ -680,7 +683,11 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 		errs = append(errs, writeHosts(context.Background(), cur, Options{}))
 	}
 	if ingressInputsChanged(cur, mid) {
-		c.reloadIngress(cur)
+		// The change fails "with the lab as it was" only once every ingress routes by the
+		// old plan again; an ingress that could not load the new one may not load this one
+		// either, hence a shorter bound than the change's.
+		told := c.reloadIngress(cur)
+		errs = append(errs, c.waitIngressLoaded(context.Background(), told, min(c.o.ReadyTimeout, restoreWait)))
 	}
 	if lbChanged {
 		errs = append(errs, c.restartLB(context.Background(), cur))

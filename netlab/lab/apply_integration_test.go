@@ -350,6 +350,72 @@ func TestIntegrationApply(t *testing.T) {
 		}
 	})
 
+	t.Run("a change that fails restores every ingress before it returns", func(t *testing.T) {
+		// node-2's ingress is stopped: the change (a new Deployment and path) cannot
+		// finish and is undone. When apply returns its error, node-1's ingress already
+		// routes by the restored plan, not by the failed one it loaded meanwhile.
+		d := rundir.ForLab(p.Lab)
+		n2 := p.Nodes[1]
+		var agent int
+		for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
+			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
+				agent = pid
+			}
+		}
+		if agent == 0 {
+			t.Fatal("no ingress agent on node-2")
+		}
+		if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := true
+		cont := func() {
+			if stopped {
+				stopped = false
+				if err := syscall.Kill(agent, syscall.SIGCONT); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		t.Cleanup(cont)
+		s, err := scenario.Parse("apply.yaml", []byte(liveWithAPI(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = lab.Apply(context.Background(), p.Lab, func(cur *plan.Plan) (*plan.Plan, error) {
+			return planbuild.BuildFrom(s, p.Lab, cur)
+		}, lab.ChangeOptions{Binary: labtest.Binary(t), ReadyTimeout: 3 * time.Second})
+		if err == nil {
+			t.Fatal("apply succeeded with node-2's ingress stopped")
+		}
+		if !strings.Contains(err.Error(), "node-2") {
+			t.Errorf("apply's error does not name node-2's ingress: %v", err)
+		}
+		restored := rundir.FileStamp(d.Plan()).String()
+		if st, err := d.ReadIngressLoaded(p.Nodes[0].Name); err != nil || st.Plan != restored {
+			t.Fatalf("node-1's ingress when apply returned: %+v %v, want the restored plan %s", st, err, restored)
+		}
+		cur, err := lab.LoadPlan(p.Lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range cur.Services {
+			if s.Name == "api" {
+				t.Fatal("Service api in the restored plan")
+			}
+		}
+		cont()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			st, err := d.ReadIngressLoaded(n2.Name)
+			if err == nil && st.Plan == restored {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node-2's ingress did not load the restored plan within 30 s of going on: %+v %v", st, err)
+			}
+		}
+	})
+
 	t.Run("LB scheduler change", func(t *testing.T) {
 		cs, err := applyYAML(t, p.Lab, strings.Replace(liveYAML(t), "scheduler: rr", "scheduler: wrr", 1))
 		if err != nil {
