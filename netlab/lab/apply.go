@@ -569,8 +569,9 @@ func (c *change) waitIngressLoaded(ctx context.Context, nodes []string, within t
 }
 
 // waitFollowed waits until the controller's endpoints hold every Service port of p, with
-// the endpoints of the ready pods ready and those of the leaving ones terminating, and
-// until every node's kube-proxy has applied that generation.
+// the endpoints of the ready pods ready and those of the leaving ones terminating, until
+// every node's kube-proxy has applied that generation, and until every ready DNS pod
+// answers from it and from the plan as it is now.
 func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving []plan.Pod) error {
 	want := p.ServicePorts(nil)
 	isReady := map[string]bool{}
@@ -626,6 +627,43 @@ func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving 
 		}
 		if !ok {
 			return fmt.Errorf("kube-proxy on %s did not apply endpoints generation %d within %s", n.Name, gen, c.o.ReadyTimeout)
+		}
+	}
+	return waitDNSLoaded(ctx, dir, p, gen, deadline)
+}
+
+// waitDNSLoaded waits until every DNS pod of p that the endpoints count ready reports
+// that its records come from the plan file as it is now and from endpoints generation gen
+// or a later one: a name looked up when the change returns is answered by the Services it
+// made. A DNS pod that is not ready (or leaving) is out of kube-dns's endpoints, and not
+// waited for.
+func waitDNSLoaded(ctx context.Context, dir rundir.Dir, p *plan.Plan, gen int64, deadline time.Time) error {
+	if p.DNS == nil {
+		return nil
+	}
+	want := rundir.FileStamp(dir.Plan()).String()
+	for _, pod := range p.Pods {
+		if pod.Agent != plan.DNSAgent || pod.Terminating {
+			continue
+		}
+		last := "nothing"
+		ok, err := pollUntil(ctx, deadline, 10*time.Millisecond, func() bool {
+			if ef, err := dir.ReadEndpoints(); err == nil && !ef.PodReady[pod.Name] {
+				return true
+			}
+			st, err := dir.ReadDNSLoaded(pod.Name)
+			if err != nil {
+				return false
+			}
+			last = fmt.Sprintf("plan %s with endpoints generation %d at %s", st.Plan, st.Generation, st.At.Format(time.RFC3339Nano))
+			return st.Plan == want && st.Generation >= gen
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the DNS pod %s did not load the plan (%s) with endpoints generation %d in time; it last loaded %s",
+				pod.Name, want, gen, last)
 		}
 	}
 	return nil

@@ -227,6 +227,41 @@ func TestIntegrationApply(t *testing.T) {
 				t.Fatalf("ingress on %s: %+v %v, want the plan as apply wrote it", n.Name, st, err)
 			}
 		}
+		// ... and every DNS pod answers from it: the new Service's name resolves at once.
+		ef, err := d.ReadEndpoints()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := lab.LoadPlan(p.Lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var api, web string
+		for _, svc := range now.Services {
+			if svc.Name == "api" {
+				api = svc.ClusterIP
+			}
+		}
+		dnsPods := 0
+		for _, pod := range now.Pods {
+			if pod.Name == "web-1" {
+				web = pod.Netns
+			}
+			if pod.Agent != plan.DNSAgent {
+				continue
+			}
+			dnsPods++
+			if st, err := d.ReadDNSLoaded(pod.Name); err != nil || st.Plan != rundir.FileStamp(d.Plan()).String() || st.Generation < ef.Generation {
+				t.Fatalf("DNS pod %s: %+v %v, want the plan as apply wrote it and generation %d", pod.Name, st, err, ef.Generation)
+			}
+		}
+		if dnsPods == 0 || api == "" || web == "" {
+			t.Fatalf("%d DNS pods, Service api at %q, web-1 in %q", dnsPods, api, web)
+		}
+		// (ip netns exec: it mounts the pod's /etc/netns resolv.conf, naming kube-dns)
+		if out, err := exec.Command("ip", "netns", "exec", web, "getent", "ahostsv4", "api.default.svc.cluster.local").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), api+" ") {
+			t.Fatalf("api.default.svc.cluster.local from web-1 right after apply: %q %v, want %s", out, err, api)
+		}
 		if got := servedBy(t, p, "/api/x", 3); got["api-1"] != 3 {
 			t.Fatalf("/api served by %v, want api-1", got)
 		}
