@@ -361,22 +361,7 @@ func TestIntegrationClusterDNS(t *testing.T) {
 		}
 		return true
 	}, nil)
-	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range p.Nodes {
-		var last string
-		waitFor(t, fmt.Sprintf("kube-proxy on %s to report endpoints generation %d (it reports %%s)", n.Name, ef.Generation), func() bool {
-			st, err := rundir.ForLab(p.Lab).ReadSyncStatus(n.Name)
-			if err != nil {
-				last = err.Error()
-				return false
-			}
-			last = fmt.Sprintf("%+v", *st)
-			return st.Generation >= ef.Generation
-		}, &last)
-	}
+	labtest.WaitSynced(t, p)
 	for i := 0; i < 20; i++ {
 		network := []string{"udp", "tcp"}[i%2]
 		r, err := query(pods["api-1"].Netns, network, server, "cart.shop.svc.cluster.local.", mdns.TypeA)

@@ -483,17 +483,18 @@ func (c *change) startPods(ctx context.Context, p *plan.Plan, pods []plan.Pod, _
 		return err
 	}
 	return forEach(len(pods), func(i int) error {
-		deadline := time.Now().Add(c.o.ReadyTimeout)
-		for {
-			err := rundir.Probe(ctx, p, pods[i])
-			if err == nil {
-				return nil
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return fmt.Errorf("pod %s not ready: %w", pods[i].Name, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		var last error
+		ok, err := pollUntil(ctx, time.Now().Add(c.o.ReadyTimeout), 50*time.Millisecond, func() bool {
+			last = rundir.Probe(ctx, p, pods[i])
+			return last == nil
+		})
+		if err == nil && !ok {
+			err = last
 		}
+		if err != nil {
+			return fmt.Errorf("pod %s not ready: %w", pods[i].Name, err)
+		}
+		return nil
 	})
 }
 
