@@ -10,10 +10,13 @@
 # over the targets, ROUNDS times, per response size and connection mode:
 #   N  nginx:   client -> node-1:NGINX_PORT (nginx) -> ClusterIP (kube-proxy) -> pod
 #   H  haproxy: client -> node-1:HAPROXY_PORT (haproxy) -> ClusterIP -> pod
-#   D  netlab:  client -> node-1:80 (netlab ingress agent) -> ClusterIP -> pod
+#   D  netlab:  client -> node-1:80 (netlab ingress agent) -> ClusterIP -> pod; the lab's ingress as a
+#               user gets it with spec.ingress.workers: WORKERS (default auto: one worker process
+#               per CPU, the count nginx's `worker_processes auto` starts), CPU counted over the
+#               agent and all its workers
 #   V  netlab:  client -> ingress VIP:80 (LB, rr over both nodes' ingress) -> ClusterIP -> pod
-#   P  netlab:  a second ingress agent of node-1, the same command line as D's but on two Go
-#               processors (--procs 2), on port P_PORT (8093)
+#   P  netlab:  a second ingress agent of node-1, D's command line but one process (no
+#               --workers) on two Go processors (--procs 2), on port P_PORT (8093)
 #   W  netlab:  two more such agents on one Go processor each (ports W_PORTS, 8094 8095),
 #               each driven by its own wrk with half the threads and connections, at once:
 #               what two worker processes behind SO_REUSEPORT would see (nginx's model);
@@ -38,7 +41,8 @@
 # stops the nginx and haproxy processes it started (by PID) and removes its lab.
 #
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
-# MODES ("ka close"), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
+# MODES ("ka close"), WORKERS (spec.ingress.workers of the lab: D; default auto, as nginx's
+# worker_processes here), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
 # models, B with BASE_AGENT for another build), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"), B_PORT (8096),
 # HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
 # LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
@@ -54,6 +58,7 @@ REPLICAS=${REPLICAS:-1}
 SIZES=${SIZES:-"small 64k"}
 MODES=${MODES:-"ka close"}
 read -r -a TARGETS <<<"${TARGETS:-N H D}"
+WORKERS=${WORKERS:-auto}
 NGINX_PORT=${NGINX_PORT:-8081}
 HAPROXY_PORT=${HAPROXY_PORT:-8082}
 P_PORT=${P_PORT:-8093}
@@ -118,6 +123,7 @@ kind: Lab
 metadata: {name: $lab}
 spec:
   nodes: 2
+  ingress: {workers: $WORKERS}
   clients: [{name: client}]
 ---
 apiVersion: apps/v1
@@ -179,12 +185,19 @@ declare -A UPSTREAM=(
 )
 declare -A HOST=([small]=small.bench [64k]=big.bench)
 
-# The netlab ingress agent of node-1: the process in node-1's namespace running `agent ingress`.
-ingress_pid=""
+# The netlab ingress agent of node-1: the process in node-1's namespace running `agent ingress`
+# (ingress_pid), and its workers (`--worker N`): D's CPU is theirs together (ingress_pids).
+ingress_pid="" ingress_pids=""
 for p in $(ip netns pids "$node_ns"); do
-  if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'agent ingress'; then ingress_pid=$p; break; fi
+  c=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+  [[ "$c" == *"agent ingress"* ]] || continue
+  ingress_pids+="$p "
+  [[ "$c" == *" --worker "* ]] || ingress_pid=$p
 done
 [ -n "$ingress_pid" ] || die "no netlab ingress agent found in $node_ns"
+want_workers=$WORKERS
+[ "$want_workers" = auto ] && want_workers=$(nproc)
+[ "$(wc -w <<<"$ingress_pids")" = "$want_workers" ] || die "node-1's ingress runs $(wc -w <<<"$ingress_pids") processes ($ingress_pids), want $want_workers"
 
 # start_nginx NS CONF NAME: starts nginx in NS in the foreground of a background job, waits for
 # all its workers (worker_processes auto: one per CPU; the CPU time per request counts them
@@ -287,7 +300,7 @@ EOF
 } >"$d/nginx.conf"
 start_nginx "$node_ns" "$d/nginx.conf" ingress
 INGRESS_NGINX_PIDS=$NGINX_PIDS
-log "nginx ingress in $node_ns on :$NGINX_PORT (pids $INGRESS_NGINX_PIDS); netlab ingress agent pid $ingress_pid"
+log "nginx ingress in $node_ns on :$NGINX_PORT (pids $INGRESS_NGINX_PIDS); netlab ingress agent and workers: pids $ingress_pids"
 
 # HAProxy as the ingress of node-1, on HAPROXY_PORT, configured the same way: one process
 # with a thread per CPU (its default), Host routing, a keep-alive upstream pool reused
@@ -342,12 +355,12 @@ ip netns exec "$lb_ns" iptables -n -L NETLAB-WAN-FILTER >/dev/null 2>&1 &&
   -m comment --comment "bench-l7: the reference proxies" -j RETURN
 declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY_PORT/" [D]="http://$node_ip:80/" [V]="http://$vip:80/"
   [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/" [B]="http://$node_ip:$B_PORT/")
-declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress, node-1:80" [V]="netlab via VIP $vip:80"
+declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress with spec.ingress.workers: $WORKERS ($want_workers processes), node-1:80" [V]="netlab via VIP $vip:80"
   [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each"
   [B]="netlab ingress of another build (${BASE_AGENT:-}), node-1:$B_PORT")
 
 # start_agent PORT PROCS [BINARY]: another ingress agent of node-1 with D's command line
-# (and binary, or BINARY), on PORT (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with
+# (and binary, or BINARY) as one process (no --workers), on PORT (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with
 # PROCS Go processors; its pid in AGENT_PID. It serves the same routes (it reads the lab's
 # plan) with its own upstream pool.
 start_agent() {
@@ -360,8 +373,8 @@ start_agent() {
     fi
     if [ "$skip" = 1 ]; then skip=0; continue; fi
     case $a in
-    --http-port | --https-port | --metrics-port | --procs) skip=1; continue ;;
-    --http-port=* | --https-port=* | --metrics-port=* | --procs=*) continue ;;
+    --http-port | --https-port | --metrics-port | --procs | --workers | --worker) skip=1; continue ;;
+    --http-port=* | --https-port=* | --metrics-port=* | --procs=* | --workers=* | --worker=*) continue ;;
     esac
     args+=("$a")
   done <"/proc/$ingress_pid/cmdline"
@@ -425,7 +438,7 @@ if [ -n "${HOLD:-}" ]; then
   touch "$HOLD"
   log "holding while $HOLD exists: client namespace $client_ns; node namespace $node_ns"
   for t in "${TARGETS[@]}"; do log "  $t ${URL[$t]} (${NAME[$t]})"; done
-  log "  Hosts: ${HOST[small]} ${HOST[64k]}; pids: nginx $INGRESS_NGINX_PIDS, haproxy $HAPROXY_PID, netlab $ingress_pid"
+  log "  Hosts: ${HOST[small]} ${HOST[64k]}; pids: nginx $INGRESS_NGINX_PIDS, haproxy $HAPROXY_PID, netlab $ingress_pids"
   log "  e.g. ip netns exec $client_ns wrk -t $THREADS -c $CONNS -d 10s --latency -H 'Host: ${HOST[small]}' ${URL[D]}"
   while [ -e "$HOLD" ]; do sleep 1; done
   exit 0
@@ -438,7 +451,7 @@ HZ=$(getconf CLK_TCK)
 # run_wrk TARGET SIZE MODE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V).
 run_wrk() {
   local t=$1 s=$2 m=$3 dur=$4 pids="" c0=0 c1 extra=()
-  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pid ;; P) pids=$P_PID ;; W) pids=$W_PIDS ;; B) pids=$B_PID ;; esac
+  case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pids ;; P) pids=$P_PID ;; W) pids=$W_PIDS ;; B) pids=$B_PID ;; esac
   [ "$m" = close ] && extra=(-H "Connection: close")
   [ -n "$pids" ] && c0=$(cputicks $pids)
   local outs=("$tmp/wrk.out") jobs=() i port

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -104,9 +105,24 @@ func Main(args []string, stderr io.Writer) int {
 		fs.IntVar(&cfg.HTTPSPort, "https-port", 0, "HTTPS port (default 443)")
 		fs.IntVar(&cfg.MetricsPort, "metrics-port", 0, "Prometheus metrics port (default 10254)")
 		fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", 0, "wait for an upstream's response headers before 504 (default 30s)")
+		var workers string
+		var worker int
+		fs.StringVar(&workers, "workers", "", "worker processes serving the node's proxy ports, each on one Go processor: a number from 1 to 64, or auto (one per CPU); default 1")
+		fs.IntVar(&worker, "worker", 0, "internal: this process is worker N of the node's ingress, started by its agent with a control connection on descriptor 3")
 		run = func(ctx context.Context, log *slog.Logger) error {
-			runtime.GOMAXPROCS(ingressagent.IngressProcs(procs))
-			cfg.Lab, cfg.Node, cfg.Dir = lab, node, dir
+			n, err := ingressagent.ParseWorkers(workers)
+			if err != nil {
+				return err
+			}
+			runtime.GOMAXPROCS(ingressagent.WorkerProcs(procs, max(n, worker)))
+			cfg.Lab, cfg.Node, cfg.Dir, cfg.Workers = lab, node, dir, n
+			if worker > 0 {
+				ctl, err := net.FileConn(os.NewFile(3, "ingress-control"))
+				if err != nil {
+					return fmt.Errorf("ingress worker %d: control connection: %w", worker, err)
+				}
+				return ingressagent.RunIngressWorker(ctx, cfg, worker, ctl, log)
+			}
 			return ingressagent.RunIngress(ctx, cfg, log)
 		}
 	case "supervisor":

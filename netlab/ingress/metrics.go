@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"bufio"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -213,4 +214,93 @@ func promValue(w *bufio.Writer, v float64) {
 		w.Write(strconv.AppendFloat(b[:0], v, 'g', -1, 64))
 	}
 	w.WriteByte('\n')
+}
+
+// MetricsSnapshot is a copy of a metric set's counts, made to be added into another set:
+// a node's ingress workers each count their own requests, and a scrape of the node gets
+// their sum (MergedHandler).
+type MetricsSnapshot struct {
+	Requests []RequestCount  `json:"requests,omitempty"`
+	Upstream []UpstreamCount `json:"upstream,omitempty"`
+}
+
+// RequestCount is one request counter of a snapshot.
+type RequestCount struct {
+	Ingress string `json:"ingress,omitempty"`
+	Service string `json:"service,omitempty"`
+	Code    int    `json:"code"`
+	N       uint64 `json:"n"`
+}
+
+// UpstreamCount is one upstream histogram of a snapshot: the count per bucket (not
+// cumulative; the last one past every bound) and the sum.
+type UpstreamCount struct {
+	Ingress string   `json:"ingress,omitempty"`
+	Service string   `json:"service,omitempty"`
+	Counts  []uint64 `json:"counts"`
+	Sum     float64  `json:"sum"`
+}
+
+// Snapshot copies the set's counts.
+func (m *Metrics) Snapshot() MetricsSnapshot {
+	var s MetricsSnapshot
+	m.children.Range(func(k, v any) bool {
+		mk := k.(metricKey)
+		s.Requests = append(s.Requests, RequestCount{Ingress: mk.ing, Service: mk.svc, Code: mk.code, N: v.(*metricChildren).requests.Load()})
+		return true
+	})
+	m.hists.Range(func(k, v any) bool {
+		hk, h := k.([2]string), v.(*histogram)
+		c := UpstreamCount{Ingress: hk[0], Service: hk[1], Counts: make([]uint64, len(h.counts)), Sum: math.Float64frombits(h.sumBits.Load())}
+		for i := range h.counts {
+			c.Counts[i] = h.counts[i].Load()
+		}
+		s.Upstream = append(s.Upstream, c)
+		return true
+	})
+	return s
+}
+
+// Add adds a snapshot's counts to the set (a histogram of other buckets is refused).
+func (m *Metrics) Add(s MetricsSnapshot) error {
+	for _, u := range s.Upstream {
+		if len(u.Counts) != len(upstreamBuckets)+1 {
+			return fmt.Errorf("upstream histogram of %s/%s: %d buckets, want %d", u.Ingress, u.Service, len(u.Counts), len(upstreamBuckets)+1)
+		}
+	}
+	hist := func(ing, svc string) *histogram {
+		h, _ := m.hists.LoadOrStore([2]string{ing, svc}, &histogram{})
+		return h.(*histogram)
+	}
+	for _, u := range s.Upstream {
+		h := hist(u.Ingress, u.Service)
+		for i, n := range u.Counts {
+			h.counts[i].Add(n)
+		}
+		for {
+			old := h.sumBits.Load()
+			if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+u.Sum)) {
+				break
+			}
+		}
+	}
+	for _, r := range s.Requests {
+		k := metricKey{ing: r.Ingress, svc: r.Service, code: r.Code}
+		v, _ := m.children.LoadOrStore(k, &metricChildren{upstream: hist(r.Ingress, r.Service)})
+		v.(*metricChildren).requests.Add(r.N)
+	}
+	return nil
+}
+
+// MergedHandler serves, as Handler does, the sum of local's counts and those others
+// returns at each scrape (the other workers' snapshots).
+func MergedHandler(local *Metrics, others func() []MetricsSnapshot) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sum := NewMetrics()
+		_ = sum.Add(local.Snapshot())
+		for _, s := range others() {
+			_ = sum.Add(s)
+		}
+		sum.Handler().ServeHTTP(w, r)
+	})
 }

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -39,5 +40,41 @@ func TestMetricsExpositionMatchesPrometheusLibrary(t *testing.T) {
 	NewMetrics().Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Body.Len() != 0 {
 		t.Errorf("empty metrics wrote %q", rec.Body.String())
+	}
+}
+
+// A node's ingress workers each count their own requests; a scrape of the node gets the
+// sum. The observations of the exposition test, split over two workers and merged (one of
+// them through a snapshot sent as JSON, as a worker sends it), must write the same bytes as
+// one set that saw them all.
+func TestMetricsMergedAcrossWorkers(t *testing.T) {
+	a, b := NewMetrics(), NewMetrics()
+	shop := Route{Ingress: "default/shop", ServiceNamespace: "default", ServiceName: "web", ServicePort: ServiceBackendPort{Number: 80}}
+	a.observe(shop, true, 200, 3*time.Millisecond)
+	b.observe(shop, true, 200, 300*time.Millisecond)
+	b.observe(shop, true, 502, 0)
+	a.observe(Route{Ingress: "a\"b\\c\nd"}, true, 200, 2*time.Second)
+	b.observe(Route{}, false, 404, 0)
+
+	want, err := os.ReadFile("testdata/metrics.prom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := json.Marshal(b.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromB MetricsSnapshot
+	if err := json.Unmarshal(wire, &fromB); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	MergedHandler(a, func() []MetricsSnapshot { return []MetricsSnapshot{fromB} }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if got := rec.Body.String(); got != string(want) {
+		t.Errorf("merged exposition differs from one set's:\n got:\n%s\nwant:\n%s", got, want)
+	}
+	// A snapshot of other buckets is refused, not added askew.
+	if err := NewMetrics().Add(MetricsSnapshot{Upstream: []UpstreamCount{{Ingress: "x", Counts: []uint64{1}}}}); err == nil {
+		t.Error("a histogram of 1 bucket was added")
 	}
 }

@@ -100,12 +100,17 @@ type Options struct {
 	// use-forwarded-headers). Off by default: clients are the internet, and the address
 	// chain they claim is replaced. (A client's X-Request-ID is kept either way.)
 	TrustForwardedHeaders bool
+	// Worker numbers the worker process this proxy is (1..N) when a node's ingress runs
+	// several; it is written in every access-log line ("worker"). 0 (one process) leaves
+	// it out.
+	Worker int
 }
 
 // Handler is the ingress reverse proxy. It holds its routing table in an atomic pointer:
 // Reload swaps it, requests already routed finish with the route they got.
 type Handler struct {
 	node     string
+	worker   int
 	routing  atomic.Pointer[routing]
 	reloadMu sync.Mutex
 	pool     *pool
@@ -140,6 +145,7 @@ func NewHandler(opts Options, table *Table) (*Handler, error) {
 	}
 	h := &Handler{
 		node:     opts.Node,
+		worker:   opts.Worker,
 		metrics:  opts.Metrics,
 		logger:   opts.Logger,
 		trustFwd: opts.TrustForwardedHeaders,
@@ -413,6 +419,7 @@ func (h *Handler) finish(r *http.Request, st *reqState, rec *recorder, ok bool, 
 			DurationMs: float64(dur.Microseconds()) / 1000,
 			UpstreamMs: float64(st.upstreamDur.Microseconds()) / 1000,
 			Node:       h.node,
+			Worker:     h.worker,
 			Error:      errString(st.err),
 		}
 		if ok {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -26,6 +27,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/rawio"
 	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"golang.org/x/sys/unix"
 )
 
 // Ingress agent defaults (the Lab's spec.ingress defaults).
@@ -63,6 +65,14 @@ type IngressConfig struct {
 	// Ready, when set, is called once every listener is bound (tests); ready.Notify is
 	// always called too.
 	Ready func(IngressAddrs)
+	// Workers is how many processes serve the node's proxy ports (nginx's
+	// worker_processes); 0 and 1 are this process alone. With more, this process is worker
+	// 1 and starts the others with WorkerCommand.
+	Workers int
+	// WorkerCommand makes the command of worker i (2..Workers); its control descriptor is
+	// added as descriptor 3. Default: this program with this process's arguments and
+	// --worker i, its output to this process's (tests run their own binary).
+	WorkerCommand func(i int) *exec.Cmd
 }
 
 // IngressAddrs are the bound listener addresses.
@@ -123,40 +133,36 @@ func waitForFile(ctx context.Context, path string, limit time.Duration, w *rundi
 // lab's kubernetes.io/tls Secrets or issued by the lab CA, and serves Prometheus metrics.
 // SIGHUP re-reads the configuration file and swaps routes and certificates without
 // dropping a connection; a configuration that fails to load keeps the old one.
+//
+// With cfg.Workers above one it is worker 1 of that many processes serving the node's
+// ports, and their supervisor (workers.go): it starts the others, restarts one that
+// dies, hands them its reloads, serves the metrics of all of them summed, and reports a
+// plan loaded only once every worker has loaded it.
 func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error {
 	if cfg.Lab == "" || cfg.Node == "" {
 		return errors.New("ingress agent: --lab and --node are required")
 	}
-	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
-	if cfg.Config == "" {
-		cfg.Config = dir.Plan()
-	}
-	if cfg.CADir == "" {
-		cfg.CADir = dir.CA()
-	}
-	if cfg.ClassName == "" {
-		cfg.ClassName = ingress.DefaultClassName
-	}
-	defPort := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	defPort(&cfg.HTTPPort, DefaultIngressHTTPPort)
-	defPort(&cfg.HTTPSPort, DefaultIngressHTTPSPort)
-	defPort(&cfg.MetricsPort, DefaultIngressMetricsPort)
-	if cfg.AccessLog == nil {
-		cfg.AccessLog = &cappedLog{f: os.Stdout, max: accessLogCap}
-	}
+	cfg, dir := ingressDefaults(cfg)
 	log = log.With("agent", "ingress", "node", cfg.Node)
+	groupLog := log // the supervisor's lines name the worker they are about
+	multi := cfg.Workers > 1
+	if multi {
+		log = log.With("worker", 1)
+	}
 
 	ca, err := LoadOrCreateCA(cfg.CADir, "netlab "+cfg.Lab+" CA")
 	if err != nil {
 		return fmt.Errorf("ingress agent: %w", err)
 	}
+	var group *workerGroup
 	// What was loaded is published with the version of the plan file read (its stamp
-	// taken before the read: a rewrite during it shows as another version).
+	// taken before the read: a rewrite during it shows as another version); with workers,
+	// once all of them have loaded the same version.
 	loaded := func(stamp rundir.Stamp, routes int) {
+		if group != nil {
+			group.loaded(1, stamp.String(), routes)
+			return
+		}
 		if err := dir.WriteIngressLoaded(rundir.IngressLoaded{Node: cfg.Node, Plan: stamp.String(), Routes: routes, At: time.Now().UTC()}); err != nil {
 			log.Warn("write ingress status", "err", err)
 		}
@@ -166,6 +172,12 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	if multi {
+		// The other workers start now, beside this one's wait to be let go on: their
+		// start-up (the binary's, the plan's and the certificates' load) is off the path.
+		group = startWorkers(ctx, cfg, dir, groupLog)
+		defer group.stop()
+	}
 	loaded(stamp, len(conf.table.Routes()))
 	// The listeners are bound, and the health and metrics port served, before the ingress
 	// waits to be let go on: the LB's first checks (GET /healthz, or a TCP connect to a
@@ -173,15 +185,11 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	// while the pods start; the proxy ports are served once the endpoints are in place.
 	srvCfg := cfg.Server
 	srvCfg.Logger = log
-	type server interface {
-		Shutdown(context.Context) error
-	}
-	// The node's listeners: bound first, served (srv set) once their server is made.
+	// The node's listeners: bound first, served once their server is made.
 	type listener struct {
 		name string
 		port int
 		ln   net.Listener // nil when disabled
-		srv  server       // nil until served
 	}
 	const lHTTP, lHTTPS, lMetrics = 0, 1, 2
 	ls := [3]listener{{name: "http", port: cfg.HTTPPort}, {name: "https", port: cfg.HTTPSPort}, {name: "metrics", port: cfg.MetricsPort}}
@@ -192,21 +200,10 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 			}
 		}
 	}
-	bind := func(name string, port int) (net.Listener, error) {
-		if port < 0 {
-			return nil, nil
-		}
-		// No TCP keep-alive probes on client connections (four setsockopt calls per
-		// accepted connection): net/http's idle and read timeouts close dead ones.
-		lc := net.ListenConfig{KeepAlive: -1}
-		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(port)))
-		if err != nil {
-			return nil, fmt.Errorf("ingress agent: listen %s: %w", name, err)
-		}
-		return ln, nil
-	}
 	for i := range ls {
-		ln, err := bind(ls[i].name, ls[i].port)
+		// The proxy ports are shared with the other workers (SO_REUSEPORT); the metrics
+		// port is this process's alone.
+		ln, err := bindPort(ls[i].name, cfg.ListenIP, ls[i].port, multi && i != lMetrics)
 		if err != nil {
 			closeAll()
 			return err
@@ -214,28 +211,33 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		ls[i].ln = ln
 	}
 	errc := make(chan error, len(ls))
-	serve := func(i int, srv server, run func(net.Listener) error) {
-		l := &ls[i]
-		l.srv = srv
-		go func(name string, ln net.Listener) {
-			if err := run(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("ingress agent: serve %s: %w", name, err)
-			}
-		}(l.name, l.ln)
-	}
 	metrics := ingress.NewMetrics()
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	if group != nil {
+		mux.Handle("/metrics", ingress.MergedHandler(metrics, group.snapshots))
+	} else {
+		mux.Handle("/metrics", metrics.Handler())
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if group != nil {
+			if why := group.unhealthy(); why != "" {
+				http.Error(w, why, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	// Go's profiler on the metrics port (node namespace only), as ingress-nginx offers
 	// with --profiling: `go tool pprof http://NODE_IP:10254/debug/pprof/profile?seconds=5`
 	// from inside the node, under load, is how the data path was tuned (docs/performance.md).
+	// With workers it profiles worker 1.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	var metricsSrv *http.Server
 	if ls[lMetrics].ln != nil {
-		metricsSrv := srvCfg.HTTP("", mux)
-		serve(lMetrics, metricsSrv, metricsSrv.Serve)
+		metricsSrv = srvCfg.HTTP("", mux)
+		go serveListener(errc, "metrics", ls[lMetrics].ln, metricsSrv.Serve)
 	}
 
 	// Started beside the pods, the ingress waits here, its configuration loaded, until up
@@ -262,9 +264,142 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 			log.Warn("no endpoints from the controller yet: starting without them", "after", ingressWaitEndpoints.String())
 		}
 	}
+	worker := 0
+	if multi {
+		worker = 1
+	}
+	px, err := newProxy(cfg, ca, conf, metrics, worker, epPath, watch, loaded, log)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	px.serve(srvCfg, ls[lHTTP].ln, ls[lHTTPS].ln, errc)
+	addr := func(i int) string {
+		if ls[i].ln == nil {
+			return ""
+		}
+		return ls[i].ln.Addr().String()
+	}
+	addrs := IngressAddrs{HTTP: addr(lHTTP), HTTPS: addr(lHTTPS), Metrics: addr(lMetrics)}
+	if group != nil {
+		// The others bind the same ports (those this one got, when it asked for any) and
+		// serve; readiness waits for them, as bounded as the wait for the endpoints.
+		group.release(ctx, ctlMsg{Op: opServe, Listen: cfg.ListenIP, HTTP: portOf(ls[lHTTP].ln), HTTPS: portOf(ls[lHTTPS].ln)}, ingressWaitEndpoints)
+	}
+	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics, "workers", max(1, cfg.Workers),
+		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))
+	if cfg.Ready != nil {
+		cfg.Ready(addrs)
+	}
+	// SIGHUP is caught before readiness is reported: one sent right after `up` reloads.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ready.Notify()
+	onReload := func() {}
+	if group != nil {
+		onReload = group.reload
+	}
+	err = px.run(ctx, hup, cfg.Reload, onReload, errc)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shutdownCtx)
+	}
+	px.shutdown(shutdownCtx)
+	return err
+}
+
+// ingressDefaults fills in cfg's defaults and returns it with the lab's directory.
+func ingressDefaults(cfg IngressConfig) (IngressConfig, rundir.Dir) {
+	dir := rundir.Resolve(cfg.Lab, cfg.Dir)
+	if cfg.Config == "" {
+		cfg.Config = dir.Plan()
+	}
+	if cfg.CADir == "" {
+		cfg.CADir = dir.CA()
+	}
+	if cfg.ClassName == "" {
+		cfg.ClassName = ingress.DefaultClassName
+	}
+	defPort := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	defPort(&cfg.HTTPPort, DefaultIngressHTTPPort)
+	defPort(&cfg.HTTPSPort, DefaultIngressHTTPSPort)
+	defPort(&cfg.MetricsPort, DefaultIngressMetricsPort)
+	if cfg.AccessLog == nil {
+		cfg.AccessLog = &cappedLog{f: os.Stdout, max: accessLogCap}
+	}
+	return cfg, dir
+}
+
+// bindPort listens on ip:port (nil for a port below 0); reuse sets SO_REUSEPORT, so that
+// every worker of the node has a listener of its own on the port and the kernel spreads
+// the connections over them.
+func bindPort(name, ip string, port int, reuse bool) (net.Listener, error) {
+	if port < 0 {
+		return nil, nil
+	}
+	// No TCP keep-alive probes on client connections (four setsockopt calls per
+	// accepted connection): net/http's idle and read timeouts close dead ones.
+	lc := net.ListenConfig{KeepAlive: -1}
+	if reuse {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("ingress agent: listen %s: %w", name, err)
+	}
+	return ln, nil
+}
+
+// portOf is the port ln listens on (0 for none).
+func portOf(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// serveListener runs a server's serve function on ln and reports its failure on errc.
+func serveListener(errc chan<- error, name string, ln net.Listener, run func(net.Listener) error) {
+	if err := run(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errc <- fmt.Errorf("ingress agent: serve %s: %w", name, err)
+	}
+}
+
+// proxy is one worker's data path: the handler, its certificates, its servers on the
+// proxy ports, and what follows the plan and the endpoints.
+type proxy struct {
+	cfg    IngressConfig
+	ca     *ingress.CA
+	log    *slog.Logger
+	h      *ingress.Handler
+	certs  *ingress.CertSelector
+	srvs   []interface{ Shutdown(context.Context) error }
+	epPath string
+	epGen  rundir.Stamp
+	watch  *rundir.Watcher
+	loaded func(rundir.Stamp, int)
+}
+
+func newProxy(cfg IngressConfig, ca *ingress.CA, conf *ingressConf, metrics *ingress.Metrics, worker int, epPath string,
+	watch *rundir.Watcher, loaded func(rundir.Stamp, int), log *slog.Logger) (*proxy, error) {
 	epGen := rundir.FileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
+		Worker:          worker,
 		Resolve:         conf.resolve,
 		Endpoints:       loadEndpointsResolver(epPath, log),
 		UpstreamTimeout: cfg.UpstreamTimeout,
@@ -276,94 +411,91 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		TrustForwardedHeaders: conf.trustFwd,
 	}, conf.table)
 	if err != nil {
-		closeAll()
-		return err
+		return nil, err
 	}
-	certs := ingress.NewCertSelector(conf.certs)
+	return &proxy{cfg: cfg, ca: ca, log: log, h: h, certs: ingress.NewCertSelector(conf.certs), epPath: epPath, epGen: epGen, watch: watch, loaded: loaded}, nil
+}
 
-	// Plain-HTTP clients get the ingress's own HTTP/1 connection loop (PlainServer) on
-	// raw socket calls (netlab/rawio); TLS (and h2) clients net/http's server.
-	if ls[lHTTP].ln != nil {
-		plainSrv := srvCfg.Plain(h)
-		serve(lHTTP, plainSrv, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) })
+// serve starts the proxy's servers on its listeners (either may be nil). Plain-HTTP
+// clients get the ingress's own HTTP/1 connection loop (PlainServer) on raw socket calls
+// (netlab/rawio); TLS (and h2) clients net/http's server.
+func (p *proxy) serve(srvCfg ingress.Server, httpLn, httpsLn net.Listener, errc chan<- error) {
+	if httpLn != nil {
+		plainSrv := srvCfg.Plain(p.h)
+		p.srvs = append(p.srvs, plainSrv)
+		go serveListener(errc, "http", httpLn, func(ln net.Listener) error { return plainSrv.Serve(rawio.Listener(ln)) })
 	}
-	if ls[lHTTPS].ln != nil {
-		tlsSrv := srvCfg.HTTPS("", h, certs.TLSConfig())
-		serve(lHTTPS, tlsSrv, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") })
+	if httpsLn != nil {
+		tlsSrv := srvCfg.HTTPS("", p.h, p.certs.TLSConfig())
+		p.srvs = append(p.srvs, tlsSrv)
+		go serveListener(errc, "https", httpsLn, func(ln net.Listener) error { return tlsSrv.ServeTLS(ln, "", "") })
 	}
-	addr := func(i int) string {
-		if ls[i].ln == nil {
-			return ""
-		}
-		return ls[i].ln.Addr().String()
+}
+
+// reload reads the plan again and swaps routes and certificates; a plan that fails to
+// load keeps the current ones.
+func (p *proxy) reload() {
+	stamp := rundir.FileStamp(p.cfg.Config)
+	next, err := loadIngressConf(p.cfg, p.ca, p.log)
+	if err != nil {
+		p.log.Error("reload failed; keeping the current configuration", "error", err)
+		return
 	}
-	addrs := IngressAddrs{HTTP: addr(lHTTP), HTTPS: addr(lHTTPS), Metrics: addr(lMetrics)}
-	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics,
-		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))
-	if cfg.Ready != nil {
-		cfg.Ready(addrs)
+	p.certs.Swap(next.certs)
+	p.h.ReloadWith(next.table, next.resolve)
+	p.loaded(stamp, len(next.table.Routes()))
+	p.log.Info("reloaded", "routes", len(next.table.Routes()), "certificates", strings.Join(next.certs.Names(), ","))
+}
+
+// endpointsChanged follows the controller's endpoints file. Pooled upstream connections
+// are pinned (by the node's conntrack) to the pod the ClusterIP picked when they were
+// opened. When the Service's endpoints change, drop the idle ones, so no new request rides
+// a connection to a pod that is gone or unreachable.
+func (p *proxy) endpointsChanged() {
+	if g := rundir.FileStamp(p.epPath); g != p.epGen {
+		p.epGen = g
+		p.h.SetEndpoints(loadEndpointsResolver(p.epPath, p.log))
+		p.h.CloseIdleConnections()
+		p.log.Info("endpoints changed: idle upstream connections closed")
 	}
-	// SIGHUP is caught before readiness is reported: one sent right after `up` reloads.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	ready.Notify()
-	reload := func() {
-		stamp := rundir.FileStamp(cfg.Config)
-		next, err := loadIngressConf(cfg, ca, log)
-		if err != nil {
-			log.Error("reload failed; keeping the current configuration", "error", err)
-			return
-		}
-		certs.Swap(next.certs)
-		h.ReloadWith(next.table, next.resolve)
-		loaded(stamp, len(next.table.Routes()))
-		log.Info("reloaded", "routes", len(next.table.Routes()), "certificates", strings.Join(next.certs.Names(), ","))
-	}
-	// Pooled upstream connections are pinned (by the node's conntrack) to the pod the
-	// ClusterIP picked when they were opened. When the Service's endpoints change, drop the
-	// idle ones, so no new request rides a connection to a pod that is gone or unreachable.
+}
+
+// run follows the endpoints and reloads on every SIGHUP from hup and every receive from
+// reloads (then calls onReload) until ctx ends or a server fails (its error returned).
+func (p *proxy) run(ctx context.Context, hup <-chan os.Signal, reloads <-chan struct{}, onReload func(), errc <-chan error) error {
 	epPoll := 100 * time.Millisecond
-	if watch.Active() {
+	if p.watch.Active() {
 		epPoll = time.Second
 	}
 	epTick := time.NewTicker(epPoll)
 	defer epTick.Stop()
-	endpointsChanged := func() {
-		if g := rundir.FileStamp(epPath); g != epGen {
-			epGen = g
-			h.SetEndpoints(loadEndpointsResolver(epPath, log))
-			h.CloseIdleConnections()
-			log.Info("endpoints changed: idle upstream connections closed")
-		}
-	}
-	var err2 error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case <-watch.C:
-			endpointsChanged()
+			return nil
+		case <-p.watch.C:
+			p.endpointsChanged()
 		case <-epTick.C:
-			endpointsChanged()
+			p.endpointsChanged()
 		case <-hup:
-			reload()
-		case <-cfg.Reload:
-			reload()
-		case err2 = <-errc:
-			break loop
+			p.reload()
+			onReload()
+		case <-reloads:
+			p.reload()
+			onReload()
+		case err := <-errc:
+			return err
 		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, l := range ls {
-		if l.srv != nil {
-			_ = l.srv.Shutdown(shutdownCtx)
-		}
+}
+
+// shutdown stops the servers (letting requests in flight finish until ctx ends) and the
+// handler.
+func (p *proxy) shutdown(ctx context.Context) {
+	for _, s := range p.srvs {
+		_ = s.Shutdown(ctx)
 	}
-	h.Close()
-	return err2
+	p.h.Close()
 }
 
 // accessLogCap bounds an agent's log file (it lives in /run, in memory): a benchmark's

@@ -2,6 +2,8 @@ package ingressagent
 
 import (
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -22,5 +24,31 @@ func TestIngressProcs(t *testing.T) {
 	}
 	if got := IngressProcs(2); got != 2 {
 		t.Errorf("--procs 2 beats the environment: %d", got)
+	}
+}
+
+// --workers: a number from 1 to 64 or auto (one per CPU); anything else is refused with
+// the flag and the value named. With several workers each runs on one Go processor unless
+// told otherwise.
+func TestParseWorkers(t *testing.T) {
+	for v, want := range map[string]int{"": 1, "1": 1, "3": 3, "64": 64, "auto": runtime.NumCPU()} {
+		if got, err := ParseWorkers(v); err != nil || got != want {
+			t.Errorf("--workers %q: %d %v, want %d", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"0", "65", "-1", "two", "Auto"} {
+		if _, err := ParseWorkers(v); err == nil || !strings.Contains(err.Error(), "--workers") || !strings.Contains(err.Error(), strconv.Quote(v)) {
+			t.Errorf("--workers %q: %v, want an error naming the flag and the value", v, err)
+		}
+	}
+	t.Setenv("GOMAXPROCS", "")
+	if got := WorkerProcs(0, 2); got != 1 {
+		t.Errorf("two workers: %d Go processors each, want 1", got)
+	}
+	if got := WorkerProcs(2, 2); got != 2 {
+		t.Errorf("two workers, --procs 2: %d", got)
+	}
+	if got, want := WorkerProcs(0, 1), IngressProcs(0); got != want {
+		t.Errorf("one worker: %d, want IngressProcs's %d", got, want)
 	}
 }

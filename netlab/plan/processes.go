@@ -72,6 +72,9 @@ func ingressProcesses(p *Plan) []Process {
 	if p.Ingress.MetricsPort != 0 {
 		ports = append(ports, "--metrics-port", strconv.Itoa(p.Ingress.MetricsPort))
 	}
+	if w := p.Ingress.Workers; w != "" && w != "1" {
+		ports = append(ports, "--workers", w)
+	}
 	var out []Process
 	for _, n := range p.Nodes {
 		args := append([]string{"agent", "ingress", "--lab", p.Lab, "--node", n.Name}, ports...)

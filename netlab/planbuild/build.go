@@ -72,7 +72,7 @@ func (b *builder) build(name string) (*plan.Plan, error) {
 	in := lab.Spec.Ingress
 	cp := s.ClassPolicy()
 	p.Ingress = plan.IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
-		UseForwardedHeaders: in.UseForwardedHeaders, Classes: cp.Classes, IgnoreWithoutClass: cp.IgnoreWithoutClass}
+		UseForwardedHeaders: in.UseForwardedHeaders, Classes: cp.Classes, IgnoreWithoutClass: cp.IgnoreWithoutClass, Workers: in.IngressWorkers()}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}

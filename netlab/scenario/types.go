@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	netv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 )
 
@@ -210,6 +211,45 @@ type IngressSpec struct {
 	// clients stand for the internet, and the address chain they send is replaced. (A
 	// client's X-Request-ID is kept either way, as ingress-nginx keeps it.)
 	UseForwardedHeaders bool `json:"useForwardedHeaders,omitempty"`
+	// Workers is how many worker processes serve each node's ingress ports (nginx's
+	// worker_processes): a number from 1 to MaxIngressWorkers, or "auto" for one per CPU
+	// of the host. Unset is 1: one process, the bring-up of today. With more than one, the
+	// node's ingress agent supervises them; each runs on one Go processor with listeners
+	// of its own on the node's ports (SO_REUSEPORT: the kernel spreads the connections).
+	Workers *intstr.IntOrString `json:"workers,omitempty"`
+}
+
+// IngressWorkersAuto asks for one ingress worker per CPU; MaxIngressWorkers bounds a
+// number given.
+const (
+	IngressWorkersAuto = "auto"
+	MaxIngressWorkers  = 64
+)
+
+// IngressWorkers is spec.ingress.workers as the plan carries it: "" for unset (one),
+// "auto", or the number.
+func (in IngressSpec) IngressWorkers() string {
+	if in.Workers == nil {
+		return ""
+	}
+	return in.Workers.String()
+}
+
+// workersProblem says what is wrong with spec.ingress.workers ("" when nothing is).
+func workersProblem(w *intstr.IntOrString) string {
+	if w == nil {
+		return ""
+	}
+	if w.Type == intstr.Int {
+		if w.IntVal >= 1 && w.IntVal <= MaxIngressWorkers {
+			return ""
+		}
+		return fmt.Sprintf("must be a number from 1 to %d or %q, got %d", MaxIngressWorkers, IngressWorkersAuto, w.IntVal)
+	}
+	if w.StrVal == IngressWorkersAuto {
+		return ""
+	}
+	return fmt.Sprintf("must be a number from 1 to %d or %q, got %q", MaxIngressWorkers, IngressWorkersAuto, w.StrVal)
 }
 
 // Source says where an object came from.

@@ -204,6 +204,9 @@ func (v *validator) lab() {
 	if msg := upstreamProblem(in.Upstream); msg != "" {
 		v.errf(w, "spec.ingress.upstream", "%s", msg)
 	}
+	if msg := workersProblem(in.Workers); msg != "" {
+		v.errf(w, "spec.ingress.workers", "%s", msg)
+	}
 	ports := []struct {
 		field string
 		port  int

@@ -308,6 +308,12 @@ spec:
 				`bad.yaml: Lab t: spec.ingress.httpsPort: 8080 is already used by Lab t spec.ingress.httpPort`,
 				`bad.yaml: Lab t: spec.ingress.metricsPort: must be between 1 and 65535, got 70000`,
 			}},
+		{name: "ingress workers, a number out of range", docs: []string{lab("  ingress: {workers: 0}\n")},
+			probs: []string{`bad.yaml: Lab t: spec.ingress.workers: must be a number from 1 to 64 or "auto", got 0`}},
+		{name: "ingress workers, a word", docs: []string{lab("  ingress: {workers: many}\n")},
+			probs: []string{`bad.yaml: Lab t: spec.ingress.workers: must be a number from 1 to 64 or "auto", got "many"`}},
+		{name: "ingress workers, a number as a string", docs: []string{lab("  ingress: {workers: \"2\"}\n")},
+			probs: []string{`bad.yaml: Lab t: spec.ingress.workers: must be a number from 1 to 64 or "auto", got "2"`}},
 	})
 }
 

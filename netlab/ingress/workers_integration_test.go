@@ -1,0 +1,192 @@
+package ingress_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/scenario"
+)
+
+// workersYAML is the default scenario with spec.ingress.workers: 2, plus an Ingress for
+// extra.example when extra is set.
+func workersYAML(t *testing.T, extra bool) string {
+	t.Helper()
+	y := strings.Replace(string(scenario.DefaultYAML()), "spec:\n  nodes:", "spec:\n  ingress: {workers: 2}\n  nodes:", 1)
+	if !strings.Contains(y, "workers: 2") {
+		t.Fatal("the default scenario's Lab changed: no place for spec.ingress")
+	}
+	if extra {
+		y += `
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: extra}
+spec:
+  ingressClassName: netlab
+  rules:
+  - host: extra.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}
+`
+	}
+	return y
+}
+
+// ingressProcs lists the lab's ingress processes of node: the agent, then its workers
+// (the processes with --worker), by pid.
+func ingressProcs(labName, node string) (agent []int, workers []int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		argv := kernel.Cmdline(pid)
+		if !lab.IsAgentOf(argv, labName) || len(argv) < 3 || argv[2] != "ingress" || !slices.Contains(argv, node) {
+			continue
+		}
+		if slices.Contains(argv, "--worker") {
+			workers = append(workers, pid)
+		} else {
+			agent = append(agent, pid)
+		}
+	}
+	return agent, workers
+}
+
+// workerLines counts the access-log lines of the node's log file per worker; every line
+// of the file must be whole JSON.
+func workerLines(t *testing.T, path string) map[int]int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[int]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Worker *int   `json:"worker"`
+			Status int    `json:"status"`
+			Msg    string `json:"msg"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("%s: line %q is not whole JSON: %v", path, sc.Text(), err)
+		}
+		if e.Msg == "" && e.Status != 0 && e.Worker != nil {
+			out[*e.Worker]++
+		}
+	}
+	return out
+}
+
+// A lab whose ingress has two workers per node: the node's agent starts its worker, both
+// serve the node's port 80 (the node's one access log names the worker of each request),
+// the metrics port sums them, `apply` returns only once both route by the new Ingress,
+// and `down` leaves no worker.
+func TestIntegrationIngressWorkers(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "ingw", workersYAML(t, false))
+	n1 := nodeIP(t, p, "node-1")
+	cns := p.Clients[0].Netns
+	agents, workers := ingressProcs(p.Lab, "node-1")
+	if len(agents) != 1 || len(workers) != 1 {
+		t.Fatalf("node-1's ingress processes: agent %v, workers %v; want one of each", agents, workers)
+	}
+	c := nsClient(cns, n1+":80", nil) // a connection per request: the kernel picks a worker per connection
+	logPath := rundir.ForLab(p.Lab).Log("ingress", "node-1")
+	sent := 0
+	waitFor := func(what string, cond func() (bool, string)) {
+		t.Helper()
+		var last string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			var ok bool
+			if ok, last = cond(); ok {
+				return
+			}
+		}
+		t.Fatalf("%s: not within 20 s; last seen: %s", what, last)
+	}
+	waitFor("requests served by both workers", func() (bool, string) {
+		for range 10 {
+			echoFrom(t, c, "http://app.example/")
+			sent++
+		}
+		seen := workerLines(t, logPath)
+		return seen[1] > 0 && seen[2] > 0, fmt.Sprintf("lines per worker %v after %d requests", seen, sent)
+	})
+
+	// The metrics port (inside the node) serves both workers' requests summed.
+	mc := nsClient(p.Nodes[0].Netns, "127.0.0.1:10254", nil)
+	counter := regexp.MustCompile(`(?m)^netlab_ingress_requests_total\{code="200",ingress="default/app",service="default/web:http"\} (\d+)$`)
+	waitFor("the merged request counter", func() (bool, string) {
+		resp, err := mc.Get("http://node/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := counter.FindSubmatch(b)
+		if m == nil {
+			return false, string(b)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n == sent, fmt.Sprintf("counter %d, requests sent %d", n, sent)
+	})
+
+	// apply reloads every worker and waits for all of them: right after it, every
+	// connection, whichever worker takes it, finds the new Ingress.
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	if err := os.WriteFile(file, []byte(workersYAML(t, true)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := labtest.CLI(t, "apply", "--name", p.Lab, "-f", file); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	before := workerLines(t, logPath)
+	for range 40 {
+		resp, err := c.Get("http://extra.example/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("extra.example right after apply: %d", resp.StatusCode)
+		}
+	}
+	waitFor("extra.example served by both workers", func() (bool, string) {
+		seen := workerLines(t, logPath)
+		return seen[1] > before[1] && seen[2] > before[2], fmt.Sprintf("lines per worker %v, before %v", seen, before)
+	})
+
+	// down ends every worker.
+	all := append(agents, workers...)
+	if out, err := labtest.CLI(t, "down", "--name", p.Lab); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	for _, pid := range all {
+		if kernel.Cmdline(pid) != nil && lab.IsAgentOf(kernel.Cmdline(pid), p.Lab) {
+			t.Errorf("ingress process %d (%v) still runs after down", pid, kernel.Cmdline(pid))
+		}
+	}
+	if a, w := ingressProcs(p.Lab, "node-1"); len(a)+len(w) > 0 {
+		t.Errorf("after down: ingress agent %v, workers %v", a, w)
+	}
+}

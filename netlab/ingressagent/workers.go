@@ -1,0 +1,608 @@
+package ingressagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/ingress"
+	"github.com/netlabdev/netlab/netlab/ready"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	"golang.org/x/sys/unix"
+)
+
+// A node's ingress with several workers is nginx's model: worker processes, each on one Go
+// processor, each with listeners of its own on the node's proxy ports (SO_REUSEPORT: the
+// kernel spreads the connections over them), and a supervisor. The node's ingress agent is
+// worker 1 and the supervisor: it starts workers 2..N as children, each with a control
+// connection (a Unix socket pair, descriptor 3 in the child), over which it talks JSON
+// lines with them:
+//
+//	to a worker:   serve (bind the ports and serve), reload (read the plan again),
+//	               metrics (send a snapshot of the counts)
+//	from a worker: loaded (the plan version it now routes by), serving, metrics
+//
+// A worker ends when its control connection does (its supervisor is gone: the parent-death
+// signal says the same), and the supervisor starts a worker that ends again. The node's
+// stamp (rundir.IngressLoaded, which apply waits for) is written once every worker has
+// loaded the same plan version; /metrics sums every worker's counts; /healthz says 503
+// while a worker that should serve does not. Access-log lines go to the one log file that
+// every worker has as its output, opened for appending: each write is whole lines.
+
+// Control operations.
+const (
+	opServe   = "serve"
+	opReload  = "reload"
+	opMetrics = "metrics"
+	opLoaded  = "loaded"
+	opServing = "serving"
+)
+
+// ctlMsg is one line on a control connection.
+type ctlMsg struct {
+	Op string `json:"op"`
+	// serve: where to listen (the supervisor's listen address, and the ports it bound;
+	// 0 for a port not served).
+	Listen string `json:"listen,omitempty"`
+	HTTP   int    `json:"http,omitempty"`
+	HTTPS  int    `json:"https,omitempty"`
+	// loaded: the plan version (rundir.Stamp.String) and its number of routes.
+	Plan   string `json:"plan,omitempty"`
+	Routes int    `json:"routes,omitempty"`
+	// metrics: the worker's counts.
+	Metrics *ingress.MetricsSnapshot `json:"metrics,omitempty"`
+}
+
+// ctlConn is one end of a control connection: whole lines out, one writer at a time.
+type ctlConn struct {
+	c   net.Conn
+	mu  sync.Mutex
+	enc *json.Encoder
+	dec *json.Decoder
+}
+
+func newCtlConn(c net.Conn) *ctlConn {
+	return &ctlConn{c: c, enc: json.NewEncoder(c), dec: json.NewDecoder(c)}
+}
+
+// ctlWriteLimit bounds a write on a control connection (a peer that stopped reading).
+const ctlWriteLimit = 5 * time.Second
+
+func (c *ctlConn) send(m ctlMsg) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.c.SetWriteDeadline(time.Now().Add(ctlWriteLimit))
+	return c.enc.Encode(m)
+}
+
+func (c *ctlConn) recv() (ctlMsg, error) {
+	var m ctlMsg
+	err := c.dec.Decode(&m)
+	return m, err
+}
+
+// ParseWorkers reads the --workers value: a number from 1 to 64, or "auto" for one per
+// CPU this process may run on; "" is 1.
+func ParseWorkers(v string) (int, error) {
+	switch v {
+	case "":
+		return 1, nil
+	case "auto":
+		return max(1, runtime.NumCPU()), nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 64 {
+		return 0, fmt.Errorf("--workers: must be a number from 1 to 64 or \"auto\", got %q", v)
+	}
+	return n, nil
+}
+
+// WorkerProcs is the GOMAXPROCS of an ingress process: IngressProcs(n), except that a
+// node's ingress with several workers runs each on one Go processor unless told otherwise
+// (flag, or the GOMAXPROCS environment variable), as nginx's workers are single-threaded.
+func WorkerProcs(n, workers int) int {
+	if n <= 0 && workers > 1 && os.Getenv("GOMAXPROCS") == "" {
+		return 1
+	}
+	return IngressProcs(n)
+}
+
+// workerGroup is the supervisor's side: workers 2..n, their state, the node's stamp.
+type workerGroup struct {
+	cfg     IngressConfig
+	dir     rundir.Dir
+	n       int
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	command func(i int) *exec.Cmd
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed (and replaced) at every change of a worker's state
+	procs    map[int]*workerProc
+	plans    map[int]loadedPlan // what each worker (1..n) last loaded; gone while it is down
+	written  string             // the plan version last written as the node's stamp
+	serveMsg *ctlMsg            // the serve order, once the node serves
+}
+
+type loadedPlan struct {
+	plan   string
+	routes int
+}
+
+// workerProc is one running worker.
+type workerProc struct {
+	i       int
+	pid     int
+	ctl     *ctlConn
+	serving bool
+	scrape  sync.Mutex                   // one metrics request at a time
+	metrics chan ingress.MetricsSnapshot // its answers
+	done    chan struct{}                // closed when its control connection ends
+}
+
+// startWorkers starts workers 2..cfg.Workers and keeps them running until ctx ends or
+// stop is called.
+func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, log *slog.Logger) *workerGroup {
+	g := &workerGroup{cfg: cfg, dir: dir, n: cfg.Workers, log: log, command: cfg.WorkerCommand,
+		changed: make(chan struct{}), procs: map[int]*workerProc{}, plans: map[int]loadedPlan{}}
+	if g.command == nil {
+		g.command = defaultWorkerCommand
+	}
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	for i := 2; i <= g.n; i++ {
+		g.wg.Add(1)
+		go g.keep(i)
+	}
+	return g
+}
+
+// defaultWorkerCommand is this program, with this process's arguments and --worker i;
+// its output is this process's (the agent's log file, opened for appending).
+func defaultWorkerCommand(i int) *exec.Cmd {
+	return &exec.Cmd{Path: "/proc/self/exe", Args: append(slices.Clone(os.Args), "--worker", strconv.Itoa(i)),
+		Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// changedLocked wakes whoever waits for a change; g.mu is held.
+func (g *workerGroup) changedLocked() {
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// keep runs worker i, and runs it again when it ends, until the group stops. A worker
+// that keeps ending is started again after a growing pause (0.1 s to 5 s).
+func (g *workerGroup) keep(i int) {
+	defer g.wg.Done()
+	const first, most = 100 * time.Millisecond, 5 * time.Second
+	pause := first
+	for g.ctx.Err() == nil {
+		began := time.Now()
+		w, cmd, err := g.spawn(i)
+		if err == nil {
+			g.attach(w)
+			g.follow(w)
+			err = cmd.Wait()
+			g.detach(w)
+		}
+		if g.ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > 10*time.Second {
+			pause = first
+		}
+		pid := 0
+		if w != nil {
+			pid = w.pid
+		}
+		g.log.Error("ingress worker ended; starting it again", "worker", i, "pid", pid, "error", errString(err), "in", pause.String())
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, most)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "exited"
+	}
+	return err.Error()
+}
+
+// spawn starts worker i with its end of a new control connection as descriptor 3.
+func (g *workerGroup) spawn(i int) (*workerProc, *exec.Cmd, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control socket: %w", err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "ingress-control"), os.NewFile(uintptr(fds[1]), "ingress-control")
+	defer theirs.Close()
+	defer mine.Close()
+	cmd := g.command(i)
+	cmd.ExtraFiles = []*os.File{theirs}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// A worker ends with its supervisor, even one killed (its control connection's end
+	// says the same; this is the second way).
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	// The readiness and hold pipes are the supervisor's.
+	cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool {
+		return strings.HasPrefix(e, ready.FDEnv+"=") || strings.HasPrefix(e, ready.HoldFDEnv+"=")
+	})
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start worker %d: %w", i, err)
+	}
+	c, err := net.FileConn(mine)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, nil, fmt.Errorf("control socket: %w", err)
+	}
+	return &workerProc{i: i, pid: cmd.Process.Pid, ctl: newCtlConn(c), metrics: make(chan ingress.MetricsSnapshot, 1), done: make(chan struct{})}, cmd, nil
+}
+
+// attach records a started worker; once the node serves, it is told to serve too.
+func (g *workerGroup) attach(w *workerProc) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.procs[w.i] = w
+	if g.serveMsg != nil {
+		_ = w.ctl.send(*g.serveMsg)
+	}
+	g.changedLocked()
+}
+
+// detach forgets an ended worker and what it had loaded.
+func (g *workerGroup) detach(w *workerProc) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.procs[w.i] == w {
+		delete(g.procs, w.i)
+		delete(g.plans, w.i)
+	}
+	g.changedLocked()
+}
+
+// follow reads worker w's messages until its control connection ends.
+func (g *workerGroup) follow(w *workerProc) {
+	defer close(w.done)
+	defer w.ctl.c.Close()
+	for {
+		m, err := w.ctl.recv()
+		if err != nil {
+			return
+		}
+		switch m.Op {
+		case opLoaded:
+			g.loaded(w.i, m.Plan, m.Routes)
+		case opServing:
+			g.mu.Lock()
+			w.serving = true
+			g.changedLocked()
+			g.mu.Unlock()
+		case opMetrics:
+			if m.Metrics != nil {
+				select {
+				case w.metrics <- *m.Metrics:
+				default: // an answer nobody waits for any more
+				}
+			}
+		}
+	}
+}
+
+// loaded records that worker i routes by plan version plan, and writes the node's stamp
+// once every worker routes by the same version.
+func (g *workerGroup) loaded(i int, plan string, routes int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.plans[i] = loadedPlan{plan, routes}
+	g.changedLocked()
+	if len(g.plans) < g.n {
+		return
+	}
+	first := g.plans[1]
+	for _, p := range g.plans {
+		if p.plan != first.plan {
+			return
+		}
+	}
+	if first.plan == g.written {
+		return
+	}
+	if err := g.dir.WriteIngressLoaded(rundir.IngressLoaded{Node: g.cfg.Node, Plan: first.plan, Routes: first.routes, At: time.Now().UTC()}); err != nil {
+		g.log.Warn("write ingress status", "err", err)
+		return
+	}
+	g.written = first.plan
+}
+
+// release tells every worker to serve on the ports the supervisor bound (and every
+// worker started later), and waits until all of them serve, at most limit.
+func (g *workerGroup) release(ctx context.Context, serve ctlMsg, limit time.Duration) {
+	g.mu.Lock()
+	g.serveMsg = &serve
+	for _, w := range g.procs {
+		_ = w.ctl.send(serve)
+	}
+	g.mu.Unlock()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		g.mu.Lock()
+		missing := g.notServingLocked()
+		ch := g.changed
+		g.mu.Unlock()
+		if len(missing) == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			g.log.Warn("ingress workers not serving yet", "workers", fmt.Sprint(missing), "after", limit.String())
+			return
+		}
+	}
+}
+
+// notServingLocked lists the workers (2..n) that do not serve; g.mu is held.
+func (g *workerGroup) notServingLocked() []int {
+	var out []int
+	for i := 2; i <= g.n; i++ {
+		if w := g.procs[i]; w == nil || !w.serving {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// unhealthy says why the node's ingress is not healthy ("" when it is): once it serves,
+// every worker must.
+func (g *workerGroup) unhealthy() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.serveMsg == nil {
+		return ""
+	}
+	if missing := g.notServingLocked(); len(missing) > 0 {
+		return fmt.Sprintf("ingress workers %v of %d not serving", missing, g.n)
+	}
+	return ""
+}
+
+// reload tells every running worker to read the plan again.
+func (g *workerGroup) reload() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, w := range g.procs {
+		_ = w.ctl.send(ctlMsg{Op: opReload})
+	}
+}
+
+// scrapeLimit bounds the wait for a worker's metrics.
+const scrapeLimit = 2 * time.Second
+
+// snapshots asks every running worker for its counts; a worker that does not answer in
+// time is left out of this scrape.
+func (g *workerGroup) snapshots() []ingress.MetricsSnapshot {
+	g.mu.Lock()
+	ws := make([]*workerProc, 0, len(g.procs))
+	for _, w := range g.procs {
+		ws = append(ws, w)
+	}
+	g.mu.Unlock()
+	out := make([]ingress.MetricsSnapshot, len(ws))
+	got := make([]bool, len(ws))
+	var wg sync.WaitGroup
+	for k, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.scrape.Lock()
+			defer w.scrape.Unlock()
+			select {
+			case <-w.metrics: // a late answer to an earlier scrape
+			default:
+			}
+			if w.ctl.send(ctlMsg{Op: opMetrics}) != nil {
+				return
+			}
+			t := time.NewTimer(scrapeLimit)
+			defer t.Stop()
+			select {
+			case s := <-w.metrics:
+				out[k], got[k] = s, true
+			case <-w.done:
+			case <-t.C:
+				g.log.Warn("ingress worker sent no metrics", "worker", w.i, "after", scrapeLimit.String())
+			}
+		}()
+	}
+	wg.Wait()
+	var res []ingress.MetricsSnapshot
+	for k := range out {
+		if got[k] {
+			res = append(res, out[k])
+		}
+	}
+	return res
+}
+
+// stop ends every worker: their control connections close, which ends them; one still
+// there after 5 s is killed.
+func (g *workerGroup) stop() {
+	g.cancel()
+	g.mu.Lock()
+	for _, w := range g.procs {
+		_ = w.ctl.c.Close()
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(5 * time.Second):
+	}
+	g.mu.Lock()
+	for _, w := range g.procs {
+		_ = syscall.Kill(w.pid, syscall.SIGKILL)
+	}
+	g.mu.Unlock()
+	<-done
+}
+
+// RunIngressWorker is worker i (2..N) of a node's ingress, started by the node's ingress
+// agent (RunIngress with Workers above one) with ctl, its control connection. It loads
+// the plan, says so, and when told to serve binds the proxy ports (SO_REUSEPORT) and serves
+// them as worker 1 does: reloads when told, follows the endpoints itself, and answers
+// metrics requests with its counts. It ends when ctx or its control connection ends.
+func RunIngressWorker(ctx context.Context, cfg IngressConfig, i int, ctl net.Conn, log *slog.Logger) error {
+	if cfg.Lab == "" || cfg.Node == "" {
+		return errors.New("ingress worker: --lab and --node are required")
+	}
+	cfg, dir := ingressDefaults(cfg)
+	log = log.With("agent", "ingress", "node", cfg.Node, "worker", i)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := newCtlConn(ctl)
+	defer ctl.Close()
+
+	ca, err := LoadOrCreateCA(cfg.CADir, "netlab "+cfg.Lab+" CA")
+	if err != nil {
+		return fmt.Errorf("ingress worker: %w", err)
+	}
+	loaded := func(stamp rundir.Stamp, routes int) {
+		if err := c.send(ctlMsg{Op: opLoaded, Plan: stamp.String(), Routes: routes}); err != nil {
+			log.Warn("tell the supervisor", "error", err)
+		}
+	}
+	stamp := rundir.FileStamp(cfg.Config)
+	conf, err := loadIngressConf(cfg, ca, log)
+	if err != nil {
+		return err
+	}
+	loaded(stamp, len(conf.table.Routes()))
+	metrics := ingress.NewMetrics()
+	ops := make(chan ctlMsg, 8)
+	go func() {
+		defer cancel() // the supervisor is gone
+		for {
+			m, err := c.recv()
+			if err != nil {
+				return
+			}
+			if m.Op == opMetrics {
+				s := metrics.Snapshot()
+				_ = c.send(ctlMsg{Op: opMetrics, Metrics: &s})
+				continue
+			}
+			select {
+			case ops <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	// Until told to serve: reloads as told.
+	var serve ctlMsg
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-ops:
+			switch m.Op {
+			case opReload:
+				stamp := rundir.FileStamp(cfg.Config)
+				next, err := loadIngressConf(cfg, ca, log)
+				if err != nil {
+					log.Error("reload failed; keeping the current configuration", "error", err)
+					continue
+				}
+				conf = next
+				loaded(stamp, len(conf.table.Routes()))
+			case opServe:
+				serve = m
+				break wait
+			}
+		}
+	}
+	port := func(p int) int {
+		if p == 0 {
+			return -1
+		}
+		return p
+	}
+	httpLn, err := bindPort("http", serve.Listen, port(serve.HTTP), true)
+	if err != nil {
+		return err
+	}
+	httpsLn, err := bindPort("https", serve.Listen, port(serve.HTTPS), true)
+	if err != nil {
+		if httpLn != nil {
+			httpLn.Close()
+		}
+		return err
+	}
+	epPath := dir.Endpoints()
+	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath))
+	px, err := newProxy(cfg, ca, conf, metrics, i, epPath, watch, loaded, log)
+	if err != nil {
+		return err
+	}
+	srvCfg := cfg.Server
+	srvCfg.Logger = log
+	errc := make(chan error, 2)
+	px.serve(srvCfg, httpLn, httpsLn, errc)
+	if err := c.send(ctlMsg{Op: opServing}); err != nil {
+		log.Warn("tell the supervisor", "error", err)
+	}
+	log.Info("ingress worker serving", "pid", os.Getpid(), "http", serve.HTTP, "https", serve.HTTPS)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-ops:
+				if m.Op != opReload {
+					continue
+				}
+				select {
+				case reloads <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	err = px.run(ctx, nil, reloads, func() {}, errc)
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShutdown()
+	px.shutdown(shutdownCtx)
+	return err
+}
