@@ -177,8 +177,22 @@ func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, log *s
 // defaultWorkerCommand is this program, with this process's arguments and --worker i;
 // its output is this process's (the agent's log file, opened for appending).
 func defaultWorkerCommand(i int) *exec.Cmd {
-	return &exec.Cmd{Path: "/proc/self/exe", Args: append(slices.Clone(os.Args), "--worker", strconv.Itoa(i)),
+	return &exec.Cmd{Path: selfExe(), Args: append(slices.Clone(os.Args), "--worker", strconv.Itoa(i)),
 		Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// selfExe is this program's path while it is the file this process runs (so that the
+// worker's name in ps and top is the agent's), else /proc/self/exe: a binary rebuilt or
+// removed since the agent started is not started beside it.
+func selfExe() string {
+	if p, err := os.Executable(); err == nil {
+		a, err1 := os.Stat(p)
+		b, err2 := os.Stat("/proc/self/exe")
+		if err1 == nil && err2 == nil && os.SameFile(a, b) {
+			return p
+		}
+	}
+	return "/proc/self/exe"
 }
 
 // changedLocked wakes whoever waits for a change; g.mu is held.
