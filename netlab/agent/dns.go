@@ -62,14 +62,16 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	var table atomic.Pointer[dns.Table]
 	var gen atomic.Int64
 	first := true
+	pStamp := planStamp // the version of the plan file p was read from
 	load := func() rundir.Stamp {
 		st := rundir.FileStamp(epPath) // before the read: a later write shows up next poll
 		// The plan changes under live changes (apply, scale), and the controller writes
 		// the endpoints after it: read it again with them (not at the first load, right
 		// after the read above: at 1000 pods a read is ~0.1 s of CPU).
 		if !first {
+			ps := rundir.FileStamp(planPath)
 			if np, err := rundir.ReadPlanFile(planPath); err == nil {
-				p = np
+				p, pStamp = np, ps
 			}
 		}
 		first = false
@@ -82,9 +84,15 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 			// DNS pod (CoreDNS: the time of the last change it saw).
 			serial = uint32(ef.Updated.Unix())
 		}
-		cfg := dns.FromPlan(p, ready)
-		cfg.Serial = serial
-		table.Store(dns.New(cfg))
+		dc := dns.FromPlan(p, ready)
+		dc.Serial = serial
+		table.Store(dns.New(dc))
+		// What the records now come from, for a change that waits until every ready DNS
+		// pod answers by the plan it wrote.
+		if err := dir.WriteDNSLoaded(rundir.DNSLoaded{Pod: cfg.Pod, Plan: pStamp.String(), Generation: gen.Load(),
+			At: time.Now().UTC()}); err != nil {
+			log.Warn("publish what the records come from", "err", err)
+		}
 		return st
 	}
 	last := load()

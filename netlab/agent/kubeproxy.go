@@ -54,6 +54,9 @@ type kubeProxy struct {
 	gen    int64
 	// udp: what the rules did with UDP at the last conntrack clean-up (clearStaleUDP).
 	udp *kubeproxy.UDPServing
+	// udpRetry: the last clean-up failed; the rules are synced but their generation is
+	// not reported until a clean-up succeeds (the loop tries again each tick).
+	udpRetry bool
 }
 
 // RuleSyncer applies one node's Service rules in the namespace its commands run in: a
@@ -290,7 +293,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 				full = true
 			}
 		}
-		if st == stamp && !full && !k.syncer.StaleDue() {
+		if st == stamp && !full && !k.syncer.StaleDue() && !k.udpRetry {
 			continue
 		}
 		if st != stamp {
@@ -323,14 +326,34 @@ func (k *kubeProxy) sync(full bool) error {
 		k.writeStatus(st, err)
 		return err
 	}
-	// The generation is reported once the UDP flows to endpoints that left are cleared
-	// too: whoever waits for it (apply, tests) may send a datagram at once, and a stale
-	// conntrack entry would still carry it to the gone pod.
-	k.clearStaleUDP(ports)
+	k.report(st, ports)
+	return nil
+}
+
+// report publishes a sync of ports that succeeded. The generation is reported once the
+// UDP flows to endpoints that left are cleared too: whoever waits for it (apply, tests)
+// may send a datagram at once, and a stale conntrack entry would still carry it to the
+// gone pod. A clean-up that fails twice leaves the status as it was and udpRetry set:
+// the loop calls sync again each tick until one succeeds.
+func (k *kubeProxy) report(st SyncStats, ports []kubeproxy.ServicePort) {
+	err := k.clearStaleUDP(ports)
+	if err != nil { // once more at once: an interrupted dump is the usual cause
+		err = k.clearStaleUDP(ports)
+	}
+	if err != nil {
+		if !k.udpRetry {
+			k.log.Warn("clear stale UDP conntrack entries: the generation is reported once they are", "generation", k.gen, "err", err)
+		}
+		k.udpRetry = true
+		return
+	}
+	if k.udpRetry {
+		k.log.Info("stale UDP conntrack entries cleared after a failure", "generation", k.gen)
+	}
+	k.udpRetry = false
 	k.writeStatus(st, nil)
 	k.log.Info("sync done", "ms", float64(st.Took.Microseconds())/1000, "full", st.Full, "kept", st.Kept, "generation", k.gen,
 		"bytes", st.Bytes, "servicePorts", len(ports))
-	return nil
 }
 
 func (k *kubeProxy) writeStatus(s SyncStats, err error) {

@@ -502,7 +502,6 @@ func servicesSuite(t *testing.T, mode string) {
 	t.Run("a killed pod leaves the endpoints and comes back", func(t *testing.T) {
 		victim := podsOf(p, "web")[1]
 		from := podsOf(p, "solo")[0].Netns
-		epPath := rundir.ForLab(p.Lab).Endpoints()
 		readyIn := func() bool {
 			ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
 			if err != nil {
@@ -533,7 +532,7 @@ func servicesSuite(t *testing.T, mode string) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		// Every node applies it at once (the file is watched); then no request fails.
-		waitSynced(t, p, epPath)
+		labtest.WaitSynced(t, p)
 		for i := range 60 {
 			e, _, err := labtest.GetEcho(from, url(web.ClusterIP, 80))
 			if err != nil {
@@ -602,7 +601,6 @@ func servicesSuite(t *testing.T, mode string) {
 				t.Error(err)
 			}
 		}()
-		epPath := rundir.ForLab(p.Lab).Endpoints()
 		// The controller notices within a few probe periods (a UDP-only pod is ready while
 		// a process runs in it). A timeout prints the controller's record of the pod.
 		deadline := time.Now().Add(15 * time.Second)
@@ -626,7 +624,7 @@ func servicesSuite(t *testing.T, mode string) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		waitSynced(t, p, epPath)
+		labtest.WaitSynced(t, p)
 		// kube-proxy deletes the entry after its sync; the same flow then reaches the
 		// other endpoint. Without that, the entry keeps sending it to the killed pod's
 		// address, which answers "port unreachable" until the entry times out (30 s+).
@@ -665,34 +663,4 @@ func up(t *testing.T, mode string) *plan.Plan {
 		t.Fatalf("up: %v", err)
 	}
 	return p
-}
-
-// waitSynced waits until every node's kube-proxy reports the endpoints file's generation.
-func waitSynced(t *testing.T, p *plan.Plan, epPath string) {
-	t.Helper()
-	ef, err := rundir.ForLab(p.Lab).ReadEndpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for _, n := range p.Nodes {
-		for {
-			b, _ := os.ReadFile(rundir.ForLab(p.Lab).SyncStatus(n.Name))
-			var st kubeproxy.SyncStatus
-			if json.Unmarshal(b, &st) == nil && st.Generation >= ef.Generation {
-				break
-			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(rundir.ForLab(p.Lab).Log("kube-proxy", n.Name))
-				t.Fatalf("%s did not apply generation %d within 15 s: its status %s\nits log's tail:\n%s", n.Name, ef.Generation, b, tail(log, 10))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
-
-// tail returns the last n lines of a log.
-func tail(b []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }

@@ -48,7 +48,7 @@ func nftRulesCheck(t *testing.T, p *plan.Plan) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSynced(t, p, rundir.ForLab(p.Lab).Endpoints())
+	labtest.WaitSynced(t, p)
 	for _, n := range p.Nodes {
 		node, _ := p.ProxyNode(n.Name)
 		want := nftables.Render(node, ef.Ports)

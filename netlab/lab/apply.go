@@ -292,7 +292,7 @@ func (c *change) step(ctx context.Context, next *plan.Plan) (err error) {
 	if err := c.waitFollowed(ctx, mid, added, nil); err != nil {
 		return err
 	}
-	if err := c.waitIngressLoaded(ctx, reloaded); err != nil {
+	if err := c.waitIngressLoaded(ctx, reloaded, c.o.ReadyTimeout); err != nil {
 		return err
 	}
 	c.o.Log.Debug("endpoints, every node's rules and ingress follow")
@@ -483,17 +483,18 @@ func (c *change) startPods(ctx context.Context, p *plan.Plan, pods []plan.Pod, _
 		return err
 	}
 	return forEach(len(pods), func(i int) error {
-		deadline := time.Now().Add(c.o.ReadyTimeout)
-		for {
-			err := rundir.Probe(ctx, p, pods[i])
-			if err == nil {
-				return nil
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return fmt.Errorf("pod %s not ready: %w", pods[i].Name, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		var last error
+		ok, err := pollUntil(ctx, time.Now().Add(c.o.ReadyTimeout), 50*time.Millisecond, func() bool {
+			last = rundir.Probe(ctx, p, pods[i])
+			return last == nil
+		})
+		if err == nil && !ok {
+			err = last
 		}
+		if err != nil {
+			return fmt.Errorf("pod %s not ready: %w", pods[i].Name, err)
+		}
+		return nil
 	})
 }
 
@@ -536,17 +537,17 @@ func (c *change) reloadIngress(p *plan.Plan) []string {
 	return told
 }
 
-// waitIngressLoaded waits until the ingress of every node in nodes reports that it
-// routes by the plan file as it is now (the one this change wrote): a request sent when
-// the change returns is routed by the new Ingresses. A SIGHUP only asks; the agent loads
-// when it gets to it.
-func (c *change) waitIngressLoaded(ctx context.Context, nodes []string) error {
+// waitIngressLoaded waits, at most within, until the ingress of every node in nodes
+// reports that it routes by the plan file as it is now (the one this change, or its
+// restore, wrote): a request sent when the change returns is routed by those Ingresses.
+// A SIGHUP only asks; the agent loads when it gets to it.
+func (c *change) waitIngressLoaded(ctx context.Context, nodes []string, within time.Duration) error {
 	if len(nodes) == 0 {
 		return nil
 	}
 	dir := rundir.ForLab(c.lab)
 	want := rundir.FileStamp(dir.Plan()).String()
-	deadline := time.Now().Add(c.o.ReadyTimeout)
+	deadline := time.Now().Add(within)
 	for _, n := range nodes {
 		var st *rundir.IngressLoaded
 		ok, err := pollUntil(ctx, deadline, 10*time.Millisecond, func() bool {
@@ -565,15 +566,16 @@ func (c *change) waitIngressLoaded(ctx context.Context, nodes []string) error {
 			if st != nil {
 				last = fmt.Sprintf("plan %s at %s", st.Plan, st.At.Format(time.RFC3339Nano))
 			}
-			return fmt.Errorf("the ingress on %s did not load the new plan (%s) within %s; it last loaded %s", n, want, c.o.ReadyTimeout, last)
+			return fmt.Errorf("the ingress on %s did not load the plan (%s) within %s; it last loaded %s", n, want, within, last)
 		}
 	}
 	return nil
 }
 
 // waitFollowed waits until the controller's endpoints hold every Service port of p, with
-// the endpoints of the ready pods ready and those of the leaving ones terminating, and
-// until every node's kube-proxy has applied that generation.
+// the endpoints of the ready pods ready and those of the leaving ones terminating, until
+// every node's kube-proxy has applied that generation, and until every ready DNS pod
+// answers from it and from the plan as it is now.
 func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving []plan.Pod) error {
 	want := p.ServicePorts(nil)
 	isReady := map[string]bool{}
@@ -631,6 +633,43 @@ func (c *change) waitFollowed(ctx context.Context, p *plan.Plan, ready, leaving 
 			return fmt.Errorf("kube-proxy on %s did not apply endpoints generation %d within %s", n.Name, gen, c.o.ReadyTimeout)
 		}
 	}
+	return waitDNSLoaded(ctx, dir, p, gen, deadline)
+}
+
+// waitDNSLoaded waits until every DNS pod of p that the endpoints count ready reports
+// that its records come from the plan file as it is now and from endpoints generation gen
+// or a later one: a name looked up when the change returns is answered by the Services it
+// made. A DNS pod that is not ready (or leaving) is out of kube-dns's endpoints, and not
+// waited for.
+func waitDNSLoaded(ctx context.Context, dir rundir.Dir, p *plan.Plan, gen int64, deadline time.Time) error {
+	if p.DNS == nil {
+		return nil
+	}
+	want := rundir.FileStamp(dir.Plan()).String()
+	for _, pod := range p.Pods {
+		if pod.Agent != plan.DNSAgent || pod.Terminating {
+			continue
+		}
+		last := "nothing"
+		ok, err := pollUntil(ctx, deadline, 10*time.Millisecond, func() bool {
+			if ef, err := dir.ReadEndpoints(); err == nil && !ef.PodReady[pod.Name] {
+				return true
+			}
+			st, err := dir.ReadDNSLoaded(pod.Name)
+			if err != nil {
+				return false
+			}
+			last = fmt.Sprintf("plan %s with endpoints generation %d at %s", st.Plan, st.Generation, st.At.Format(time.RFC3339Nano))
+			return st.Plan == want && st.Generation >= gen
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the DNS pod %s did not load the plan (%s) with endpoints generation %d in time; it last loaded %s",
+				pod.Name, want, gen, last)
+		}
+	}
 	return nil
 }
 
@@ -651,6 +690,9 @@ func pollUntil(ctx context.Context, deadline time.Time, every time.Duration, con
 		}
 	}
 }
+
+// restoreWait bounds restore's wait for the ingress agents to load the old plan again.
+const restoreWait = 10 * time.Second
 
 // restore takes the lab back to cur after a failed step: new pods and clients go, new
 // VIPs are removed, and the old plan, hosts files, ingress and LB come back.
@@ -683,7 +725,11 @@ func (c *change) restore(cur, mid *plan.Plan, added []plan.Pod, clients []plan.C
 		errs = append(errs, writeHosts(context.Background(), cur, Options{}))
 	}
 	if ingressInputsChanged(cur, mid) {
-		c.reloadIngress(cur)
+		// The change fails "with the lab as it was" only once every ingress routes by the
+		// old plan again; an ingress that could not load the new one may not load this one
+		// either, hence a shorter bound than the change's.
+		told := c.reloadIngress(cur)
+		errs = append(errs, c.waitIngressLoaded(context.Background(), told, min(c.o.ReadyTimeout, restoreWait)))
 	}
 	if lbChanged {
 		errs = append(errs, c.restartLB(context.Background(), cur))

@@ -227,6 +227,41 @@ func TestIntegrationApply(t *testing.T) {
 				t.Fatalf("ingress on %s: %+v %v, want the plan as apply wrote it", n.Name, st, err)
 			}
 		}
+		// ... and every DNS pod answers from it: the new Service's name resolves at once.
+		ef, err := d.ReadEndpoints()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := lab.LoadPlan(p.Lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var api, web string
+		for _, svc := range now.Services {
+			if svc.Name == "api" {
+				api = svc.ClusterIP
+			}
+		}
+		dnsPods := 0
+		for _, pod := range now.Pods {
+			if pod.Name == "web-1" {
+				web = pod.Netns
+			}
+			if pod.Agent != plan.DNSAgent {
+				continue
+			}
+			dnsPods++
+			if st, err := d.ReadDNSLoaded(pod.Name); err != nil || st.Plan != rundir.FileStamp(d.Plan()).String() || st.Generation < ef.Generation {
+				t.Fatalf("DNS pod %s: %+v %v, want the plan as apply wrote it and generation %d", pod.Name, st, err, ef.Generation)
+			}
+		}
+		if dnsPods == 0 || api == "" || web == "" {
+			t.Fatalf("%d DNS pods, Service api at %q, web-1 in %q", dnsPods, api, web)
+		}
+		// (ip netns exec: it mounts the pod's /etc/netns resolv.conf, naming kube-dns)
+		if out, err := exec.Command("ip", "netns", "exec", web, "getent", "ahostsv4", "api.default.svc.cluster.local").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), api+" ") {
+			t.Fatalf("api.default.svc.cluster.local from web-1 right after apply: %q %v, want %s", out, err, api)
+		}
 		if got := servedBy(t, p, "/api/x", 3); got["api-1"] != 3 {
 			t.Fatalf("/api served by %v, want api-1", got)
 		}
@@ -347,6 +382,72 @@ func TestIntegrationApply(t *testing.T) {
 		// Back to the lab the next steps expect.
 		if _, err := applyYAML(t, p.Lab, liveYAML(t)); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("a change that fails restores every ingress before it returns", func(t *testing.T) {
+		// node-2's ingress is stopped: the change (a new Deployment and path) cannot
+		// finish and is undone. When apply returns its error, node-1's ingress already
+		// routes by the restored plan, not by the failed one it loaded meanwhile.
+		d := rundir.ForLab(p.Lab)
+		n2 := p.Nodes[1]
+		var agent int
+		for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
+			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
+				agent = pid
+			}
+		}
+		if agent == 0 {
+			t.Fatal("no ingress agent on node-2")
+		}
+		if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := true
+		cont := func() {
+			if stopped {
+				stopped = false
+				if err := syscall.Kill(agent, syscall.SIGCONT); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		t.Cleanup(cont)
+		s, err := scenario.Parse("apply.yaml", []byte(liveWithAPI(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = lab.Apply(context.Background(), p.Lab, func(cur *plan.Plan) (*plan.Plan, error) {
+			return planbuild.BuildFrom(s, p.Lab, cur)
+		}, lab.ChangeOptions{Binary: labtest.Binary(t), ReadyTimeout: 3 * time.Second})
+		if err == nil {
+			t.Fatal("apply succeeded with node-2's ingress stopped")
+		}
+		if !strings.Contains(err.Error(), "node-2") {
+			t.Errorf("apply's error does not name node-2's ingress: %v", err)
+		}
+		restored := rundir.FileStamp(d.Plan()).String()
+		if st, err := d.ReadIngressLoaded(p.Nodes[0].Name); err != nil || st.Plan != restored {
+			t.Fatalf("node-1's ingress when apply returned: %+v %v, want the restored plan %s", st, err, restored)
+		}
+		cur, err := lab.LoadPlan(p.Lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range cur.Services {
+			if s.Name == "api" {
+				t.Fatal("Service api in the restored plan")
+			}
+		}
+		cont()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			st, err := d.ReadIngressLoaded(n2.Name)
+			if err == nil && st.Plan == restored {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node-2's ingress did not load the restored plan within 30 s of going on: %+v %v", st, err)
+			}
 		}
 	})
 

@@ -215,31 +215,6 @@ func waitEndpoint(t *testing.T, labName, pod string, ready bool) bool {
 	}
 }
 
-// waitSynced waits until every node's kube-proxy has applied the endpoints file as it
-// is now (its generation), failing the test after 15 s with what each node reports.
-func waitSynced(t *testing.T, p *plan.Plan) {
-	t.Helper()
-	d := rundir.ForLab(p.Lab)
-	ef, err := d.ReadEndpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range p.Nodes {
-		var last string
-		if !labtest.WaitFor(15*time.Second, func() bool {
-			st, err := d.ReadSyncStatus(n.Name)
-			if err != nil {
-				last = err.Error()
-				return false
-			}
-			last = fmt.Sprintf("%+v", *st)
-			return st.Generation >= ef.Generation
-		}) {
-			t.Fatalf("kube-proxy on %s did not apply endpoints generation %d within 15 s: it reports %s", n.Name, ef.Generation, last)
-		}
-	}
-}
-
 // lifetimes are the parts of `ip` output that count down by themselves (DHCP and router
 // advertisement lifetimes), not changes.
 var lifetimes = regexp.MustCompile(`(valid_lft|preferred_lft|expires) \S+`)
@@ -574,7 +549,7 @@ func TestIntegrationNodeFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// node-1's kube-proxy sends its ingress's ClusterIP connections only to node-1's pods.
-	waitSynced(t, p)
+	labtest.WaitSynced(t, p)
 	client := p.Clients[0].Netns
 	for i := 0; i < 40; i++ {
 		path := []string{"/", "/api"}[i%2]

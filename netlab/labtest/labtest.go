@@ -390,3 +390,33 @@ func Netns(t testing.TB, prefix, suffix string) string {
 	})
 	return ns
 }
+
+// WaitSynced waits (15 s at most, a bound on a hang) until every node's kube-proxy reports
+// the generation of the lab's endpoints file as it is now, or a later one: the rules then
+// hold what the controller last wrote, and stale UDP flows are cleared. On failure it
+// prints what the node last reported and the tail of its kube-proxy log.
+func WaitSynced(t testing.TB, p *plan.Plan) {
+	t.Helper()
+	d := rundir.ForLab(p.Lab)
+	ef, err := d.ReadEndpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range p.Nodes {
+		var last string
+		if !WaitFor(15*time.Second, func() bool {
+			st, err := d.ReadSyncStatus(n.Name)
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			last = fmt.Sprintf("%+v", *st)
+			return st.Generation >= ef.Generation
+		}) {
+			log, _ := os.ReadFile(d.Log("kube-proxy", n.Name))
+			lines := strings.Split(strings.TrimRight(string(log), "\n"), "\n")
+			t.Fatalf("kube-proxy on %s did not apply endpoints generation %d within 15 s: it reports %s\nits log's tail:\n%s",
+				n.Name, ef.Generation, last, strings.Join(lines[max(len(lines)-10, 0):], "\n"))
+		}
+	}
+}

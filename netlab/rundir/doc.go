@@ -18,6 +18,7 @@
 //	    endpoints.json                [Endpoints] written by the controller
 //	    kube-proxy/<node>.json        [SyncStatus] each node's last kube-proxy sync
 //	    ingress/<node>.json           [IngressLoaded] the plan each node's ingress serves
+//	    dns/<pod>.json                [DNSLoaded] the plan and endpoints each DNS pod answers from
 //	    lb-state.json                 [LBState] the lb agent's health and rules
 //	    ca/ca.crt, ca/ca.key, ca/.lock [CA] the lab CA, made by the first ingress agent
 //	    leaving/<pod>                 [Leaving] the pod is being terminated gracefully

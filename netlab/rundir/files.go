@@ -81,6 +81,30 @@ func (d Dir) ReadIngressLoaded(node string) (*IngressLoaded, error) {
 	return &st, nil
 }
 
+// DNSLoaded is what a cluster DNS pod's agent last loaded: the version (Stamp.String) of
+// the plan file and the endpoints generation its records come from, so that a change
+// (apply, scale) can wait until every ready DNS pod answers by the plan it just wrote.
+type DNSLoaded struct {
+	Pod        string    `json:"pod"`
+	Plan       string    `json:"plan"`
+	Generation int64     `json:"generation"`
+	At         time.Time `json:"at"`
+}
+
+// WriteDNSLoaded publishes what a DNS pod answers from (mode 0600).
+func (d Dir) WriteDNSLoaded(st DNSLoaded) error {
+	return writeJSON(d.DNSLoaded(st.Pod), st, 0o600, false)
+}
+
+// ReadDNSLoaded reads what DNS pod pod last loaded.
+func (d Dir) ReadDNSLoaded(pod string) (*DNSLoaded, error) {
+	var st DNSLoaded
+	if err := readJSON("dns status", d.DNSLoaded(pod), &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
 // WriteLBState publishes the lb agent's state (mode 0644: `netlab lb` reads it).
 func (d Dir) WriteLBState(st lb.State) error { return WriteLBStateFile(d.LBState(), st) }
 

@@ -32,6 +32,7 @@ const (
 	LBStateFile  = "lb-state.json"
 	SyncDir      = "kube-proxy"
 	IngressDir   = "ingress"
+	DNSDir       = "dns"
 	CADir        = "ca"
 	LeavingDir   = "leaving"
 	PIDsDir      = "pids"
@@ -78,6 +79,9 @@ func (d Dir) Endpoints() string { return filepath.Join(d.path, EndpointsFile) }
 func (d Dir) IngressLoaded(node string) string {
 	return filepath.Join(d.path, IngressDir, node+".json")
 }
+
+// DNSLoaded is where a cluster DNS pod's agent reports what its records come from.
+func (d Dir) DNSLoaded(pod string) string { return filepath.Join(d.path, DNSDir, pod+".json") }
 
 // SyncStatus is where node's kube-proxy agent reports its last sync.
 func (d Dir) SyncStatus(node string) string { return filepath.Join(d.path, SyncDir, node+".json") }
