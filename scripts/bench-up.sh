@@ -56,6 +56,17 @@ if [ "$NETLAB" = bin/netlab ]; then
   fi
 fi
 [ -x "$NETLAB" ] || die "$NETLAB is not executable"
+# The pods' and node agents' binaries beside it are linked statically by `make build`
+# (CGO_ENABLED=0); a plain `go build` links them against the C library (package net's cgo
+# resolver), and every pod's start then pays the dynamic loader: ~1 ms of CPU each here.
+linking=""
+for b in netlab-pod netlab-agent; do
+  f="$(dirname "$NETLAB")/$b"
+  if [ -x "$f" ] && LC_ALL=C file -b "$f" 2>/dev/null | grep -q 'dynamically linked'; then
+    linking+="$b is dynamically linked (build it with CGO_ENABLED=0, as make build does); "
+  fi
+done
+[ -z "$linking" ] || log "warning: $linking"
 
 # ---- Mininet (the reference) ----------------------------------------------------------------
 mn_ok=1
@@ -333,6 +344,7 @@ echo "### Lab bring-up and teardown — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "kernel $(uname -r), $(nproc) CPUs (${cpu:-unknown}), $(iptables --version 2>/dev/null || echo 'iptables ?'), netlab $commit, mininet $(dpkg-query -W -f='${Version}' mininet 2>/dev/null || echo none)"
 echo
+[ -z "$linking" ] || { echo "**Warning:** $linking"; echo; }
 echo "Median (min–max) over the rounds; A = netlab, B = Mininet, alternated A B A B in one run."
 echo
 if [ "$mn_ok" = 1 ]; then

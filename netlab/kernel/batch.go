@@ -188,9 +188,12 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 		return fmt.Errorf("netlink socket in %s: %w", ns, err)
 	}
 	// A write or read that fails leaves answers unread on the socket, which a later
-	// request on it (AddVeth's) would take for its own: the socket goes.
-	drop := func(err error) error {
+	// request on it (AddVeth's) would take for its own: the socket goes. A creation whose
+	// answer was not read, or that was never sent, counts as failed: the later phases
+	// send its pair nothing.
+	drop := func(err error, unsent ...[]batchReq) error {
 		b.h.dropSocket(ns)
+		b.failCreations(unsent...)
 		return err
 	}
 	var errs []error
@@ -206,14 +209,19 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 			buf = append(buf, m...)
 		}
 		if err := unix.Sendto(sock.Socket.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return drop(errors.Join(append(errs, fmt.Errorf("netlink write in %s: %w", ns, err))...))
+			return drop(errors.Join(append(errs, fmt.Errorf("netlink write in %s: %w", ns, err))...), chunk, reqs)
 		}
 		answers := make([]syscall.Errno, n)
 		left := n
 		for left > 0 {
 			msgs, err := recvAcks(sock)
 			if err != nil {
-				return drop(errors.Join(append(errs, fmt.Errorf("netlink read in %s (%d answers missing): %w", ns, left, err))...))
+				var unanswered []batchReq
+				for _, i := range bySeq {
+					unanswered = append(unanswered, chunk[i])
+				}
+				errs = append(errs, b.judge(chunk, answers, bySeq)...)
+				return drop(errors.Join(append(errs, fmt.Errorf("netlink read in %s (%d answers missing): %w", ns, left, err))...), unanswered, reqs)
 			}
 			for _, m := range msgs {
 				i, ok := bySeq[m.Header.Seq]
@@ -225,22 +233,46 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 				answers[i] = syscall.Errno(-int32(binary.NativeEndian.Uint32(m.Data[:4])))
 			}
 		}
-		for i, r := range chunk {
-			e := answers[i]
-			if e == 0 || (r.tolerate != 0 && e == r.tolerate) {
-				continue
-			}
-			if r.create && (e == unix.EEXIST || e == unix.EBUSY) {
-				b.veths[r.veth].fallback = true
-				continue
-			}
+		errs = append(errs, b.judge(chunk, answers, nil)...)
+	}
+	return errors.Join(errs...)
+}
+
+// failCreations marks the pairs these requests create as failed.
+func (b *Batch) failCreations(reqs ...[]batchReq) {
+	for _, rs := range reqs {
+		for _, r := range rs {
 			if r.create {
 				b.veths[r.veth].failed = true
 			}
-			errs = append(errs, fmt.Errorf("%s: %w", r.what, e))
 		}
 	}
-	return errors.Join(errs...)
+}
+
+// judge takes a chunk's answers (those not in unanswered, by sequence number): a
+// creation the kernel refused fails, or falls back to one request at a time when its
+// name is taken; every other refusal not tolerated is an error.
+func (b *Batch) judge(chunk []batchReq, answers []syscall.Errno, unanswered map[uint32]int) []error {
+	skip := make(map[int]bool, len(unanswered))
+	for _, i := range unanswered {
+		skip[i] = true
+	}
+	var errs []error
+	for i, r := range chunk {
+		e := answers[i]
+		if skip[i] || e == 0 || (r.tolerate != 0 && e == r.tolerate) {
+			continue
+		}
+		if r.create && (e == unix.EEXIST || e == unix.EBUSY) {
+			b.veths[r.veth].fallback = true
+			continue
+		}
+		if r.create {
+			b.veths[r.veth].failed = true
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", r.what, e))
+	}
+	return errs
 }
 
 // recvAcks reads what is waiting on sock without waiting (the kernel answered every

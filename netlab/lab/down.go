@@ -193,6 +193,17 @@ func (f *agentFinder) fromPIDFiles() {
 			f.add(rec.PID, argv)
 		}
 	}
+	// The pods up started together are in one record (a pod started again since has its
+	// own pid file too, read above).
+	wave, _ := supervise.WaveRecords(d)
+	for _, rec := range wave {
+		if !rec.Alive() {
+			continue
+		}
+		if argv := kernel.Cmdline(rec.PID); IsAgentOf(argv, f.lab) {
+			f.add(rec.PID, argv)
+		}
+	}
 }
 
 // fromProc adds every process whose argv says it is an agent of the lab.

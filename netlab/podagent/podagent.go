@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -84,7 +83,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(cfg.Ports))
 	var closers []func()
-	var servers []*http.Server
+	var servers []*echoServer
 	for _, ps := range cfg.Ports {
 		addr := net.JoinHostPort("", strconv.Itoa(ps.Port))
 		switch ps.Protocol {
@@ -93,17 +92,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			if err != nil {
 				return fmt.Errorf("listen tcp %s: %w", addr, err)
 			}
-			srv := &http.Server{Handler: podHandler(cfg, ps.Port, &served), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+			srv := &echoServer{handler: podHandler(cfg, ps.Port, &served), readHeaderTimeout: 10 * time.Second, idleTimeout: 120 * time.Second}
 			servers = append(servers, srv)
 			closers = append(closers, func() {
 				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
-				_ = srv.Shutdown(sctx)
+				_ = srv.shutdown(sctx)
 			})
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				if err := srv.serve(ln); err != nil && !errors.Is(err, errServerClosed) {
 					errc <- err
 				}
 			}()
@@ -129,7 +128,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if err == nil && cfg.Leaving != nil && cfg.Leaving() {
 		for _, srv := range servers {
-			srv.SetKeepAlivesEnabled(false) // also closes idle connections
+			srv.setKeepAlivesEnabled(false) // also closes idle connections
 		}
 		log.Info("pod terminating: serving until the grace period ends, without keep-alive", "pod", cfg.Pod)
 		select {
@@ -145,27 +144,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return err
 }
 
-func podHandler(cfg Config, port int, served *atomic.Uint64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func podHandler(cfg Config, port int, served *atomic.Uint64) handlerFunc {
+	podHeader := []string{"X-Netlab-Pod", cfg.Pod}
+	return func(r *request) (int, string, []byte, []string) {
 		n := served.Add(1)
 		// /healthz is the agent's own health; every other path (a readinessProbe's among
 		// them) gets the echo, which answers 200 as a serving container would.
-		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = w.Write([]byte("ok\n"))
-			return
+		if r.Method == "GET" && r.Path == "/healthz" {
+			return 200, "text/plain", []byte("ok\n"), nil
 		}
 		host, portStr, _ := net.SplitHostPort(r.RemoteAddr)
 		cport, _ := strconv.Atoi(portStr)
 		e := Echo{Pod: cfg.Pod, Node: cfg.Node, PodIP: cfg.IP, Port: port, Protocol: "TCP", ClientIP: host, ClientPort: cport,
-			Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery, Proto: r.Proto,
+			Method: r.Method, Host: r.Host, Path: r.Path, Query: r.RawQuery, Proto: r.Proto,
 			Headers: r.Header, Time: time.Now().UTC().Format(time.RFC3339Nano), Lab: cfg.Lab, Requests: n}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Netlab-Pod", cfg.Pod)
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(e)
-	})
+		out, _ := json.MarshalIndent(e, "", "  ")
+		return 200, "application/json", append(out, '\n'), podHeader
+	}
 }
 
 // serveUDP answers every datagram with the echo JSON (no method/path: it is not HTTP).

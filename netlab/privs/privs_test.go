@@ -33,3 +33,18 @@ func TestForAgent(t *testing.T) {
 		}
 	}
 }
+
+// Current (from the kernel's calls) says what /proc/self/status says.
+func TestCurrentAgreesWithProcStatus(t *testing.T) {
+	eff, bnd, nnp, err := Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	weff, wbnd, wnnp, err := Of("self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eff != weff || bnd != wbnd || nnp != wnnp {
+		t.Errorf("Current = %x %x %v, /proc/self/status %x %x %v", eff, bnd, nnp, weff, wbnd, wnnp)
+	}
+}

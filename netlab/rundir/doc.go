@@ -23,6 +23,8 @@
 //	    ca/ca.crt, ca/ca.key, ca/.lock [CA] the lab CA, made by the first ingress agent
 //	    leaving/<pod>                 [Leaving] the pod is being terminated gracefully
 //	    <role>-<name>.pid             [PIDFile] agents outside the lab's namespaces
+//	    pids/<role>-<name>.json        [PIDFile] each agent's record (pid, start time, restarts)
+//	    pids/pods.wave                 [PodWave] the records of the pods up started together
 //	/run/netlab-logs/<lab>/            LogRoot, [Logs]: kept after down until the next up
 //	    <role>-<name>.log             [Log] every agent's output
 //	    scenario.yaml                 [Scenario] the scenario up was given

@@ -125,6 +125,11 @@ func (d Dir) PIDFiles() []string {
 	return files
 }
 
+// PodWave holds the records of the pods up started together (its pods' wave): one file
+// for all of them instead of a PIDFile each. A pod's own PIDFile, once written (a restart,
+// `netlab pod start`), takes precedence over its entry here.
+func (d Dir) PodWave() string { return filepath.Join(d.path, PIDsDir, "pods.wave") }
+
 // StoppedMark marks an agent stopped on purpose (`netlab pod kill`): the supervisor
 // leaves it down until the mark is removed (`netlab pod start`).
 func (d Dir) StoppedMark(role, name string) string {

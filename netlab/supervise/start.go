@@ -58,17 +58,89 @@ func (r Record) Alive() bool {
 	return r.PID > 0 && r.Start != "" && kernel.StartTime(r.PID) == r.Start && kernel.Alive(r.PID)
 }
 
-// ReadRecord reads an agent's pid file.
+// ReadRecord reads an agent's pid file; for a pod without one, its entry in the pods'
+// wave record (d.PodWave()), if it has one.
 func ReadRecord(d rundir.Dir, role, name string) (Record, error) {
 	var r Record
 	b, err := os.ReadFile(d.PIDFile(role, name))
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && role == "pod" {
+			if wr, ok := waveRecord(d, name); ok {
+				return wr, nil
+			}
+		}
 		return r, err
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("decode %s: %w", d.PIDFile(role, name), err)
 	}
 	return r, nil
+}
+
+// WaveRecords reads the pods' wave record: each pod's record by name (none: nil).
+func WaveRecords(d rundir.Dir) (map[string]Record, error) {
+	b, err := os.ReadFile(d.PodWave())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var recs map[string]Record
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", d.PodWave(), err)
+	}
+	return recs, nil
+}
+
+// WriteWaveRecords writes the pods' wave record at once (up, after starting the wave).
+func WriteWaveRecords(d rundir.Dir, recs map[string]Record) error {
+	b, err := json.Marshal(recs)
+	if err != nil {
+		return err
+	}
+	path := d.PodWave()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return rundir.WriteFileAtomic(path, b, 0o600)
+}
+
+// waves caches the wave records read, by file, while the file stays the same (it is only
+// ever replaced whole): the supervisor, the controller and status look up every pod.
+var waves struct {
+	sync.Mutex
+	m map[string]waveFile
+}
+
+type waveFile struct {
+	ino, size uint64
+	mtime     syscall.Timespec
+	recs      map[string]Record
+}
+
+func waveRecord(d rundir.Dir, pod string) (Record, bool) {
+	path := d.PodWave()
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return Record{}, false
+	}
+	waves.Lock()
+	defer waves.Unlock()
+	w, ok := waves.m[path]
+	if !ok || w.ino != st.Ino || w.size != uint64(st.Size) || w.mtime != st.Mtim {
+		recs, err := WaveRecords(d)
+		if err != nil {
+			return Record{}, false
+		}
+		if waves.m == nil {
+			waves.m = map[string]waveFile{}
+		}
+		w = waveFile{ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim, recs: recs}
+		waves.m[path] = w
+	}
+	r, ok := w.recs[pod]
+	return r, ok
 }
 
 // WriteRecord replaces an agent's pid file at once.
@@ -100,7 +172,14 @@ func Start(d rundir.Dir, pr plan.Process, binary string, restarts int) (int, <-c
 
 // StartRecord is Start, returning the record it wrote (pid and start time).
 func StartRecord(d rundir.Dir, pr plan.Process, binary string, restarts int) (Record, <-chan error, error) {
-	return startRecord(d, pr, binary, restarts, nil)
+	return startRecord(d, pr, binary, restarts, nil, true)
+}
+
+// StartUnrecorded is StartRecord without the pid file: the caller records the agent,
+// with others started with it (WriteWaveRecords), before anything may look for it. A
+// thousand pods' pid files were a thousand new files in up's pods' wave.
+func StartUnrecorded(d rundir.Dir, pr plan.Process, binary string) (Record, <-chan error, error) {
+	return startRecord(d, pr, binary, 0, nil, false)
 }
 
 // StartHeld is StartRecord for an agent that is to wait at its hold point
@@ -115,14 +194,14 @@ func StartHeld(d rundir.Dir, pr plan.Process, binary string, restarts int) (rec 
 	defer hr.Close() // the agent holds its own copy
 	var once sync.Once
 	release = func() { once.Do(func() { hw.Close() }) }
-	rec, done, err = startRecord(d, pr, binary, restarts, hr)
+	rec, done, err = startRecord(d, pr, binary, restarts, hr, true)
 	if err != nil {
 		release()
 	}
 	return rec, done, release, err
 }
 
-func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hold *os.File) (Record, <-chan error, error) {
+func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hold *os.File, record bool) (Record, <-chan error, error) {
 	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return Record{}, nil, err
 	}
@@ -177,8 +256,10 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 	}
 	pid := cmd.Process.Pid
 	rec := Record{PID: pid, Start: kernel.StartTime(pid), Restarts: restarts, Started: time.Now().UTC()}
-	if err := WriteRecord(d, pr.Role, pr.Name, rec); err != nil {
-		return rec, nil, fmt.Errorf("record %s agent %s: %w", pr.Role, pr.Name, err)
+	if record {
+		if err := WriteRecord(d, pr.Role, pr.Name, rec); err != nil {
+			return rec, nil, fmt.Errorf("record %s agent %s: %w", pr.Role, pr.Name, err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() {
