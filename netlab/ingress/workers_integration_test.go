@@ -2,6 +2,7 @@ package ingress_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -175,6 +176,21 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 		seen := workerLines(t, logPath)
 		return seen[1] > before[1] && seen[2] > before[2], fmt.Sprintf("lines per worker %v, before %v", seen, before)
 	})
+
+	// trace names the worker that served the request.
+	tr, err := lab.TraceWith(context.Background(), p.Lab, lab.TraceOptions{URL: "http://app.example/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ingressHop string
+	for _, h := range tr.Hops {
+		if h.Component == "ingress" {
+			ingressHop = h.Summary
+		}
+	}
+	if !regexp.MustCompile(`^ingress on node-\d \(worker [12]\): `).MatchString(ingressHop) {
+		t.Errorf("trace's ingress hop %q names no worker", ingressHop)
+	}
 
 	// down ends every worker.
 	all := append(agents, workers...)

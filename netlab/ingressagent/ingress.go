@@ -95,6 +95,14 @@ func IngressProcs(n int) int {
 	return max(1, runtime.GOMAXPROCS(0)/2)
 }
 
+// errText is err's text, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // ingressWaitEndpoints bounds a held ingress's wait, once released, for the controller's
 // first endpoints.
 const ingressWaitEndpoints = 20 * time.Second
@@ -107,12 +115,23 @@ func waitForFile(ctx context.Context, path string, limit time.Duration, w *rundi
 	if w.Active() {
 		pollEvery = time.Second
 	}
+	return waitForFileEvery(ctx, path, limit, w, pollEvery, nil)
+}
+
+// waitForFileEvery is waitForFile polling every pollEvery; looked, when set, is closed
+// after the first look at the file (tests).
+func waitForFileEvery(ctx context.Context, path string, limit time.Duration, w *rundir.Watcher, pollEvery time.Duration, looked chan<- struct{}) bool {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
 	for {
-		if _, err := os.Stat(path); err == nil {
+		_, err := os.Stat(path)
+		if looked != nil {
+			close(looked)
+			looked = nil
+		}
+		if err == nil {
 			return true
 		}
 		select {
@@ -157,19 +176,21 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	var group *workerGroup
 	// What was loaded is published with the version of the plan file read (its stamp
 	// taken before the read: a rewrite during it shows as another version); with workers,
-	// once all of them have loaded the same version.
-	loaded := func(stamp rundir.Stamp, routes int) {
+	// once all of them have loaded the same version. A version that failed to load is
+	// published with its error: a change waiting for it fails at once.
+	loaded := func(stamp rundir.Stamp, routes int, lerr error) {
 		if group != nil {
-			group.loaded(1, stamp.String(), routes)
+			group.loaded(1, loadedPlan{stamp.String(), routes, errText(lerr)})
 			return
 		}
-		if err := dir.WriteIngressLoaded(rundir.IngressLoaded{Node: cfg.Node, Plan: stamp.String(), Routes: routes, At: time.Now().UTC()}); err != nil {
+		if err := dir.WriteIngressLoaded(rundir.IngressLoaded{Node: cfg.Node, Plan: stamp.String(), Routes: routes, Error: errText(lerr), At: time.Now().UTC()}); err != nil {
 			log.Warn("write ingress status", "err", err)
 		}
 	}
 	stamp := rundir.FileStamp(cfg.Config)
 	conf, err := loadIngressConf(cfg, ca, log)
 	if err != nil {
+		loaded(stamp, 0, err)
 		return err
 	}
 	if multi {
@@ -178,7 +199,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		group = startWorkers(ctx, cfg, dir, groupLog)
 		defer group.stop()
 	}
-	loaded(stamp, len(conf.table.Routes()))
+	loaded(stamp, len(conf.table.Routes()), nil)
 	// The listeners are bound, and the health and metrics port served, before the ingress
 	// waits to be let go on: the LB's first checks (GET /healthz, or a TCP connect to a
 	// proxy port, which the kernel accepts into the backlog) then find this node serving
@@ -292,9 +313,17 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		cfg.Ready(addrs)
 	}
 	// SIGHUP is caught before readiness is reported: one sent right after `up` reloads.
+	// Until here it was ignored (agent.Main: its default action would end the agent), so a
+	// SIGHUP sent since the first load is lost: a plan written since then is read now.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if rundir.FileStamp(cfg.Config) != stamp {
+		px.reload()
+		if group != nil {
+			group.reload()
+		}
+	}
 	ready.Notify()
 	onReload := func() {}
 	if group != nil {
@@ -391,11 +420,11 @@ type proxy struct {
 	epPath string
 	epGen  rundir.Stamp
 	watch  *rundir.Watcher
-	loaded func(rundir.Stamp, int)
+	loaded func(rundir.Stamp, int, error)
 }
 
 func newProxy(cfg IngressConfig, ca *ingress.CA, conf *ingressConf, metrics *ingress.Metrics, worker int, epPath string,
-	watch *rundir.Watcher, loaded func(rundir.Stamp, int), log *slog.Logger) (*proxy, error) {
+	watch *rundir.Watcher, loaded func(rundir.Stamp, int, error), log *slog.Logger) (*proxy, error) {
 	epGen := rundir.FileStamp(epPath)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
@@ -439,11 +468,12 @@ func (p *proxy) reload() {
 	next, err := loadIngressConf(p.cfg, p.ca, p.log)
 	if err != nil {
 		p.log.Error("reload failed; keeping the current configuration", "error", err)
+		p.loaded(stamp, 0, err)
 		return
 	}
 	p.certs.Swap(next.certs)
 	p.h.ReloadWith(next.table, next.resolve)
-	p.loaded(stamp, len(next.table.Routes()))
+	p.loaded(stamp, len(next.table.Routes()), nil)
 	p.log.Info("reloaded", "routes", len(next.table.Routes()), "certificates", strings.Join(next.certs.Names(), ","))
 }
 

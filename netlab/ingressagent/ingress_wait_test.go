@@ -12,17 +12,23 @@ import (
 // A held ingress waits for the controller's first endpoints file: it sees one written
 // while it waits (written as the controller writes it, by a rename into the directory),
 // one there already, and gives up when its context ends or its limit passes without one.
+// Where inotify works the wait's poll is an hour long, and the file is written only after
+// the waiter's first look: only the watch can end that wait.
 func TestWaitForFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "endpoints.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := rundir.Watch(ctx, dir, filepath.Base(path))
+	poll := time.Hour
 	if !w.Active() {
 		t.Log("no inotify here: waitForFile polls")
+		poll = 5 * time.Millisecond
 	}
 	got := make(chan bool, 1)
-	go func() { got <- waitForFile(ctx, path, time.Minute, w) }()
+	looked := make(chan struct{})
+	go func() { got <- waitForFileEvery(ctx, path, time.Minute, w, poll, looked) }()
+	<-looked
 	if err := rundir.WriteFileAtomic(path, []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}

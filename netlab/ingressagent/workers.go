@@ -59,9 +59,11 @@ type ctlMsg struct {
 	Listen string `json:"listen,omitempty"`
 	HTTP   int    `json:"http,omitempty"`
 	HTTPS  int    `json:"https,omitempty"`
-	// loaded: the plan version (rundir.Stamp.String) and its number of routes.
+	// loaded: the plan version (rundir.Stamp.String) and its number of routes, or why it
+	// could not be loaded.
 	Plan   string `json:"plan,omitempty"`
 	Routes int    `json:"routes,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// metrics: the worker's counts.
 	Metrics *ingress.MetricsSnapshot `json:"metrics,omitempty"`
 }
@@ -142,6 +144,7 @@ type workerGroup struct {
 type loadedPlan struct {
 	plan   string
 	routes int
+	err    string // the load failed: the worker routes by the version before
 }
 
 // workerProc is one running worker.
@@ -174,8 +177,22 @@ func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, log *s
 // defaultWorkerCommand is this program, with this process's arguments and --worker i;
 // its output is this process's (the agent's log file, opened for appending).
 func defaultWorkerCommand(i int) *exec.Cmd {
-	return &exec.Cmd{Path: "/proc/self/exe", Args: append(slices.Clone(os.Args), "--worker", strconv.Itoa(i)),
+	return &exec.Cmd{Path: selfExe(), Args: append(slices.Clone(os.Args), "--worker", strconv.Itoa(i)),
 		Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// selfExe is this program's path while it is the file this process runs (so that the
+// worker's name in ps and top is the agent's), else /proc/self/exe: a binary rebuilt or
+// removed since the agent started is not started beside it.
+func selfExe() string {
+	if p, err := os.Executable(); err == nil {
+		a, err1 := os.Stat(p)
+		b, err2 := os.Stat("/proc/self/exe")
+		if err1 == nil && err2 == nil && os.SameFile(a, b) {
+			return p
+		}
+	}
+	return "/proc/self/exe"
 }
 
 // changedLocked wakes whoever waits for a change; g.mu is held.
@@ -295,7 +312,7 @@ func (g *workerGroup) follow(w *workerProc) {
 		}
 		switch m.Op {
 		case opLoaded:
-			g.loaded(w.i, m.Plan, m.Routes)
+			g.loaded(w.i, loadedPlan{m.Plan, m.Routes, m.Error})
 		case opServing:
 			g.mu.Lock()
 			w.serving = true
@@ -312,30 +329,43 @@ func (g *workerGroup) follow(w *workerProc) {
 	}
 }
 
-// loaded records that worker i routes by plan version plan, and writes the node's stamp
-// once every worker routes by the same version.
-func (g *workerGroup) loaded(i int, plan string, routes int) {
+// loaded records that worker i read plan version lp.plan, and writes the node's stamp
+// once every worker has read the same version (with the first error, if one could not
+// load it). A worker that reports another version than worker 1's, while worker 1's is
+// the file's as it is now, is told to read it again: one that started while a reload was
+// sent, before it was attached, would miss it.
+func (g *workerGroup) loaded(i int, lp loadedPlan) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.plans[i] = loadedPlan{plan, routes}
+	g.plans[i] = lp
 	g.changedLocked()
+	if p1, ok := g.plans[1]; ok && i != 1 && lp.plan != p1.plan && p1.plan == rundir.FileStamp(g.cfg.Config).String() {
+		if w := g.procs[i]; w != nil {
+			_ = w.ctl.send(ctlMsg{Op: opReload})
+		}
+	}
 	if len(g.plans) < g.n {
 		return
 	}
 	first := g.plans[1]
+	var errs []string
 	for _, p := range g.plans {
 		if p.plan != first.plan {
 			return
 		}
+		if p.err != "" && !slices.Contains(errs, p.err) {
+			errs = append(errs, p.err)
+		}
 	}
-	if first.plan == g.written {
-		return
+	st := rundir.IngressLoaded{Node: g.cfg.Node, Plan: first.plan, Routes: first.routes, Error: strings.Join(errs, "; ")}
+	if key := st.Plan + "\x00" + st.Error; key != g.written {
+		st.At = time.Now().UTC()
+		if err := g.dir.WriteIngressLoaded(st); err != nil {
+			g.log.Warn("write ingress status", "err", err)
+			return
+		}
+		g.written = key
 	}
-	if err := g.dir.WriteIngressLoaded(rundir.IngressLoaded{Node: g.cfg.Node, Plan: first.plan, Routes: first.routes, At: time.Now().UTC()}); err != nil {
-		g.log.Warn("write ingress status", "err", err)
-		return
-	}
-	g.written = first.plan
 }
 
 // release tells every worker to serve on the ports the supervisor bound (and every
@@ -495,17 +525,18 @@ func RunIngressWorker(ctx context.Context, cfg IngressConfig, i int, ctl net.Con
 	if err != nil {
 		return fmt.Errorf("ingress worker: %w", err)
 	}
-	loaded := func(stamp rundir.Stamp, routes int) {
-		if err := c.send(ctlMsg{Op: opLoaded, Plan: stamp.String(), Routes: routes}); err != nil {
+	loaded := func(stamp rundir.Stamp, routes int, lerr error) {
+		if err := c.send(ctlMsg{Op: opLoaded, Plan: stamp.String(), Routes: routes, Error: errText(lerr)}); err != nil {
 			log.Warn("tell the supervisor", "error", err)
 		}
 	}
 	stamp := rundir.FileStamp(cfg.Config)
 	conf, err := loadIngressConf(cfg, ca, log)
 	if err != nil {
+		loaded(stamp, 0, err)
 		return err
 	}
-	loaded(stamp, len(conf.table.Routes()))
+	loaded(stamp, len(conf.table.Routes()), nil)
 	metrics := ingress.NewMetrics()
 	ops := make(chan ctlMsg, 8)
 	go func() {
@@ -542,10 +573,11 @@ wait:
 				next, err := loadIngressConf(cfg, ca, log)
 				if err != nil {
 					log.Error("reload failed; keeping the current configuration", "error", err)
+					loaded(stamp, 0, err)
 					continue
 				}
 				conf = next
-				loaded(stamp, len(conf.table.Routes()))
+				loaded(stamp, len(conf.table.Routes()), nil)
 			case opServe:
 				serve = m
 				break wait

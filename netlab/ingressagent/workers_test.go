@@ -239,6 +239,28 @@ func TestIngressWorkers(t *testing.T) {
 		return seen[1] > before[1] && seen[2] > before[2], fmt.Sprintf("lines per worker %v, before %v", seen, before)
 	})
 
+	// A plan that fails to load is published with the error once both workers have read
+	// it; they keep routing by the one before.
+	if err := os.WriteFile(cfgPath, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := rundir.FileStamp(cfgPath).String()
+	reload <- struct{}{}
+	waitFor("the stamp of the broken plan, with its error", func() (bool, string) {
+		st, err := d.ReadIngressLoaded("node-1")
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Plan == broken && st.Error != "", fmt.Sprintf("plan %s, error %q (want %s)", st.Plan, st.Error, broken)
+	})
+	for range 10 {
+		if s := request("shop.example"); s != 200 {
+			t.Fatalf("shop.example after a failed reload: %d", s)
+		}
+	}
+	labtest.WritePlan(t, cfgPath, p)
+	reload <- struct{}{}
+
 	// A killed worker is started again; the node is unhealthy until it serves, and
 	// requests succeed throughout.
 	old := childPIDs(t)

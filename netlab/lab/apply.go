@@ -558,6 +558,9 @@ func (c *change) waitIngressLoaded(ctx context.Context, nodes []string, within t
 		if err != nil {
 			return err
 		}
+		if ok && st.Error != "" {
+			return fmt.Errorf("the ingress on %s could not load the new plan (%s): %s", n, want, st.Error)
+		}
 		if !ok {
 			last := "nothing"
 			if st != nil {

@@ -602,9 +602,13 @@ func (t *tracer) ingressHop() {
 		mode = ", service mode"
 		conn = "in service mode it connects to the Service's cluster IP, and kube-proxy picks the pod once per connection (keep-alive requests stay on it)"
 	}
+	on := node
+	if line.Worker > 0 {
+		on = fmt.Sprintf("%s (worker %d)", node, line.Worker)
+	}
 	t.addHop(Hop{Step: stepIngress, Component: "ingress", Object: node, Namespace: plan.NetnsName(t.labName, node),
 		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s%s), %d in %.1f ms",
-			node, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), mode, line.Status, line.DurationMs),
+			on, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), mode, line.Status, line.DurationMs),
 		Details: []string{fmt.Sprintf("the ingress saw client %s; %s", line.Client, conn)},
 		Watch:   fmt.Sprintf("netlab logs ingress %s", node)})
 	t.entryNode = node
@@ -809,6 +813,7 @@ type accessLine struct {
 	Status     int     `json:"status"`
 	DurationMs float64 `json:"durationMs"`
 	Node       string  `json:"node"`
+	Worker     int     `json:"worker"` // the node's ingress worker that served it (0: one process)
 }
 
 // ingressLogLine finds the access-log line of a request id in the nodes' ingress logs.

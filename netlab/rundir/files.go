@@ -68,11 +68,14 @@ func (d Dir) ReadSyncStatus(node string) (*kubeproxy.SyncStatus, error) {
 
 // IngressLoaded is what a node's ingress agent last loaded: the version (Stamp.String) of
 // the plan file it read, so that a change (apply, scale) can wait until every ingress
-// routes by the plan it just wrote.
+// routes by the plan it just wrote. Error, when set, says that the ingress read that
+// version and could not load it (it keeps routing by the one before): the change fails at
+// once with it instead of waiting.
 type IngressLoaded struct {
 	Node   string    `json:"node"`
 	Plan   string    `json:"plan"`
 	Routes int       `json:"routes"`
+	Error  string    `json:"error,omitempty"`
 	At     time.Time `json:"at"`
 }
 

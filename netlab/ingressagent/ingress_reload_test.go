@@ -1,0 +1,104 @@
+package ingressagent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netlabdev/netlab/netlab/ingressagent"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// The agent ignores SIGHUP until it listens for it (its default action would end the
+// agent), so apply's SIGHUP for a plan written after the first load and before then is
+// lost: the agent reads the plan again once it listens, if it changed. The plan is
+// rewritten here from the Ready hook, which runs in that window. A plan that then fails to
+// load is published with its error, for apply to fail at once.
+func TestAgentReadsPlanWrittenBeforeItListensForSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	_, webPort := namedUpstream(t, "web-1")
+	p := &plan.Plan{
+		Lab:       "t",
+		Nodes:     []plan.Node{{Name: "node-1", IP: "127.0.0.1/8"}},
+		Services:  []plan.Service{{Namespace: "default", Name: "web", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: webPort}}}},
+		Ingresses: []plan.Ingress{labtest.IngressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"})},
+	}
+	cfgPath := filepath.Join(dir, "plan.json")
+	labtest.WritePlan(t, cfgPath, p)
+	first := rundir.FileStamp(cfgPath).String()
+	reload := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	for attempt := 1; ; attempt++ {
+		ready := make(chan struct{})
+		go func() {
+			done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
+				Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
+				HTTPPort: freePort(t), HTTPSPort: -1, MetricsPort: -1, AccessLog: &lockedBuffer{}, Reload: reload,
+				Ready: func(ingressagent.IngressAddrs) {
+					// Between the first load and signal.Notify: as apply writing a plan then.
+					p.Ingresses = append(p.Ingresses, labtest.IngressObject(t, "shop", "shop.example", "web", networkingv1.ServiceBackendPort{Name: "http"}))
+					labtest.WritePlan(t, cfgPath, p)
+					close(ready)
+				},
+			}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+		}()
+		var err error
+		select {
+		case <-ready:
+		case err = <-done:
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatalf("agent ended before ready (attempt %d): %v", attempt, err)
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	d := rundir.Resolve("t", dir)
+	waitStamp := func(what string, ok func(*rundir.IngressLoaded) bool) {
+		t.Helper()
+		last := "nothing"
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			st, err := d.ReadIngressLoaded("node-1")
+			if err == nil && ok(st) {
+				return
+			}
+			if err == nil {
+				last = fmt.Sprintf("%+v", *st)
+			}
+		}
+		t.Fatalf("%s: not within 20 s; last stamp %s", what, last)
+	}
+	second := rundir.FileStamp(cfgPath).String()
+	if second == first {
+		t.Fatal("the rewrite did not change the plan's stamp")
+	}
+	waitStamp("the plan written before SIGHUP was caught", func(st *rundir.IngressLoaded) bool {
+		return st.Plan == second && st.Routes == 2 && st.Error == ""
+	})
+
+	if err := os.WriteFile(cfgPath, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := rundir.FileStamp(cfgPath).String()
+	reload <- struct{}{}
+	waitStamp("the broken plan's error", func(st *rundir.IngressLoaded) bool {
+		return st.Plan == broken && st.Error != ""
+	})
+}
