@@ -291,27 +291,9 @@ func InNetns(name string) bool {
 // pods on a bridge that was most of the cost of creating the links (3.0–3.7 ms a veth
 // instead of 7.0–7.2 ms, measured side by side, docs/performance.md).
 func ipv4Only() error {
-	// Both files are opened below one directory, looked up once: the first name under
-	// /proc/sys ("net") has a dentry per namespace on the machine, all under the same
-	// parent and name, and each lookup of it in a new namespace compares them one by one
-	// (proc_sys_compare): at 1000 namespaces that walk was most of writing these two.
-	dir, err := unix.Open("/proc/sys/net/ipv6/conf", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil // a kernel without IPv6
-	}
-	if err != nil {
-		return fmt.Errorf("disable IPv6: %w", err)
-	}
-	defer unix.Close(dir)
-	for _, f := range []string{"all/disable_ipv6", "default/disable_ipv6"} {
-		fd, err := unix.Openat(dir, f, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("disable IPv6: %s: %w", f, err)
-		}
-		_, err = unix.Write(fd, []byte("1"))
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("disable IPv6: %s: %w", f, err)
+	for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
+		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("disable IPv6: %w", err) // (no such file: a kernel without IPv6)
 		}
 	}
 	return nil
