@@ -97,13 +97,22 @@ func exchange(t *testing.T, addr, raw string, want int, halfClose ...bool) ([]an
 		}
 		out = append(out, a)
 	}
-	// Closed: a read sees EOF (or a reset) at once; open: it times out. The wait is long,
-	// so that a server slow to close on a busy machine is not taken for one that keeps
-	// the connection: only the cases that keep it pay it, and they run in parallel.
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, err = br.ReadByte()
-	var ne net.Error
-	closed := err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	// Open or closed: a second request on the connection is answered or not (a client
+	// that ended its sending side waits for the server's end instead). The deadline only
+	// bounds a server that neither answers nor closes.
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var closed bool
+	if len(halfClose) > 0 && halfClose[0] {
+		_, err := br.ReadByte()
+		closed = err != nil
+	} else {
+		_, werr := io.WriteString(c, "GET /probe HTTP/1.1\r\nHost: probe\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		closed = werr != nil || err != nil
+	}
 	return out, closed
 }
 
