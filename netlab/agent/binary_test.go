@@ -14,8 +14,9 @@ import (
 // netlab-agent exists so that kube-proxy, the ingress, the controller, the LB, the cluster
 // DNS and the supervisor do not initialise the CLI's packages at every start: no
 // Kubernetes types, no Prometheus, no cobra, nothing of the CLI or the orchestrator. Its
-// modules beyond this one are the kernel libraries, the DNS library and golang.org/x/net
-// (HTTP/2 for the ingress, with x/text for its host names), nothing else.
+// modules beyond this one are the kernel libraries, the DNS library, golang.org/x/net
+// (HTTP/2 for the ingress, with x/text for its host names) and the JSON decoder the plan
+// is read with (rundir.ReadPlanFile), nothing else.
 func TestAgentBinaryImportBudget(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -31,7 +32,7 @@ func TestAgentBinaryImportBudget(t *testing.T) {
 		"golang.org/x/sys/", "golang.org/x/net/", "golang.org/x/sync/", "golang.org/x/text/",
 		"github.com/vishvananda/", "github.com/coreos/go-iptables/",
 		"github.com/google/nftables", "github.com/mdlayher/",
-		"github.com/miekg/dns",
+		"github.com/miekg/dns", "github.com/goccy/go-json",
 	}
 	// Packages of this module the agents must not pull in (they bring the rest).
 	heavy := []string{"cli", "lab", "labtest", "scenario", "planbuild", "capture", "drops", "nftrace"}

@@ -1,0 +1,47 @@
+package lab_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
+)
+
+// With fewer pods allowed in flight than the wave has, up still starts every pod: each
+// answers its probe, each is in the wave's record with its live process, and status
+// counts them ready.
+func TestIntegrationPodWaveInFlightBound(t *testing.T) {
+	labtest.RequireRoot(t)
+	defer lab.SetPodsInFlight(3)()
+	p := labtest.Up(t, "wv", labtest.Fixture(t, "twenty-pods.yaml"))
+	recs, err := supervise.WaveRecords(rundir.ForLab(p.Lab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range p.Pods {
+		if err := rundir.Probe(context.Background(), p, pod); err != nil {
+			t.Errorf("pod %s: %v", pod.Name, err)
+		}
+		if rec, ok := recs[pod.Name]; !ok && pod.Deployment != "coredns" {
+			t.Errorf("pod %s is not in the wave's record", pod.Name)
+		} else if ok && !rec.Alive() {
+			t.Errorf("pod %s: its recorded process %d is not alive", pod.Name, rec.PID)
+		}
+	}
+	st, err := lab.GetStatus(context.Background(), p.Lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, ps := range st.Pods {
+		if ps.Ready {
+			ready++
+		}
+	}
+	if ready != len(p.Pods) || ready < 20 {
+		t.Errorf("%d of %d pods ready", ready, len(p.Pods))
+	}
+}
