@@ -22,8 +22,11 @@
 #               what two worker processes behind SO_REUSEPORT would see (nginx's model);
 #               req/s summed, p99 the larger of the two, CPU both agents' over both runs
 #   B  netlab:  the ingress agent of another build (BASE_AGENT, a netlab-agent binary, e.g.
-#               main's) with D's command line on one Go processor, on port B_PORT (8096):
-#               two builds side by side in the same rounds (the D/B column)
+#               main's) with D's command line as ONE process on one Go processor, on port
+#               B_PORT (8096), beside D in the same rounds (the D/B column). With WORKERS=1, D is
+#               one process too and D/B compares two builds; with more workers (the default,
+#               auto) D/B is the lab's workers ÷ one process, the build's change included
+#               (BASE_AGENT = this build: what the workers bring)
 # Sizes: "small" is the echo's JSON (~0.7 KiB). "64k" is a 65536-byte static body: the
 # echo agent has no option for a large body, so for the Service "big" (targetPort 8090 of
 # the echo pods) each pod namespace gets a REDIRECT 8090 -> 8091 and an nginx serving the
@@ -357,7 +360,7 @@ declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY
   [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/" [B]="http://$node_ip:$B_PORT/")
 declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress with spec.ingress.workers: $WORKERS ($want_workers processes), node-1:80" [V]="netlab via VIP $vip:80"
   [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each"
-  [B]="netlab ingress of another build (${BASE_AGENT:-}), node-1:$B_PORT")
+  [B]="netlab ingress of the build ${BASE_AGENT:-}, one process on 1 Go processor, node-1:$B_PORT")
 
 # start_agent PORT PROCS [BINARY]: another ingress agent of node-1 with D's command line
 # (and binary, or BINARY) as one process (no --workers), on PORT (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with

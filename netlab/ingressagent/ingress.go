@@ -332,6 +332,9 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	err = px.run(ctx, hup, cfg.Reload, onReload, errc)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if group != nil {
+		group.tellStop() // the other workers drain beside this one
+	}
 	if metricsSrv != nil {
 		_ = metricsSrv.Shutdown(shutdownCtx)
 	}

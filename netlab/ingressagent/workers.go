@@ -139,6 +139,9 @@ type workerGroup struct {
 	plans    map[int]loadedPlan // what each worker (1..n) last loaded; gone while it is down
 	written  string             // the plan version last written as the node's stamp
 	serveMsg *ctlMsg            // the serve order, once the node serves
+	// retired holds the counts of the workers that ended (each one's last snapshot):
+	// the node's counters never go back when a worker ends and its successor starts from 0.
+	retired *ingress.Metrics
 }
 
 type loadedPlan struct {
@@ -153,16 +156,17 @@ type workerProc struct {
 	pid     int
 	ctl     *ctlConn
 	serving bool
-	scrape  sync.Mutex                   // one metrics request at a time
-	metrics chan ingress.MetricsSnapshot // its answers
-	done    chan struct{}                // closed when its control connection ends
+	last    ingress.MetricsSnapshot // its latest counts (g.mu): the answers and the pushes
+	scrape  sync.Mutex              // one metrics request at a time
+	metrics chan struct{}           // an answer came
+	done    chan struct{}           // closed when its control connection ends
 }
 
 // startWorkers starts workers 2..cfg.Workers and keeps them running until ctx ends or
 // stop is called.
 func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, log *slog.Logger) *workerGroup {
 	g := &workerGroup{cfg: cfg, dir: dir, n: cfg.Workers, log: log, command: cfg.WorkerCommand,
-		changed: make(chan struct{}), procs: map[int]*workerProc{}, plans: map[int]loadedPlan{}}
+		changed: make(chan struct{}), procs: map[int]*workerProc{}, plans: map[int]loadedPlan{}, retired: ingress.NewMetrics()}
 	if g.command == nil {
 		g.command = defaultWorkerCommand
 	}
@@ -210,6 +214,9 @@ func (g *workerGroup) keep(i int) {
 	for g.ctx.Err() == nil {
 		began := time.Now()
 		w, cmd, err := g.spawn(i)
+		if err == nil && g.ctx.Err() != nil {
+			_ = w.ctl.c.Close() // the group stopped while it started: EOF ends it
+		}
 		if err == nil {
 			g.attach(w)
 			g.follow(w)
@@ -276,7 +283,7 @@ func (g *workerGroup) spawn(i int) (*workerProc, *exec.Cmd, error) {
 		_ = cmd.Wait()
 		return nil, nil, fmt.Errorf("control socket: %w", err)
 	}
-	return &workerProc{i: i, pid: cmd.Process.Pid, ctl: newCtlConn(c), metrics: make(chan ingress.MetricsSnapshot, 1), done: make(chan struct{})}, cmd, nil
+	return &workerProc{i: i, pid: cmd.Process.Pid, ctl: newCtlConn(c), metrics: make(chan struct{}, 1), done: make(chan struct{})}, cmd, nil
 }
 
 // attach records a started worker; once the node serves, it is told to serve too.
@@ -284,6 +291,9 @@ func (g *workerGroup) attach(w *workerProc) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.procs[w.i] = w
+	if g.ctx.Err() != nil {
+		_ = w.ctl.c.Close() // stop closed the others' before this one was here
+	}
 	if g.serveMsg != nil {
 		_ = w.ctl.send(*g.serveMsg)
 	}
@@ -297,6 +307,8 @@ func (g *workerGroup) detach(w *workerProc) {
 	if g.procs[w.i] == w {
 		delete(g.procs, w.i)
 		delete(g.plans, w.i)
+		_ = g.retired.Add(w.last)
+		w.last = ingress.MetricsSnapshot{}
 	}
 	g.changedLocked()
 }
@@ -318,11 +330,16 @@ func (g *workerGroup) follow(w *workerProc) {
 			w.serving = true
 			g.changedLocked()
 			g.mu.Unlock()
-		case opMetrics:
+		case opMetrics: // an answer, or the worker's own push every second
 			if m.Metrics != nil {
+				g.mu.Lock()
+				if g.procs[w.i] == w {
+					w.last = *m.Metrics
+				}
+				g.mu.Unlock()
 				select {
-				case w.metrics <- *m.Metrics:
-				default: // an answer nobody waits for any more
+				case w.metrics <- struct{}{}:
+				default:
 				}
 			}
 		}
@@ -435,8 +452,10 @@ func (g *workerGroup) reload() {
 // scrapeLimit bounds the wait for a worker's metrics.
 const scrapeLimit = 2 * time.Second
 
-// snapshots asks every running worker for its counts; a worker that does not answer in
-// time is left out of this scrape.
+// snapshots asks every running worker for its counts and returns what the node counted
+// besides worker 1: the ended workers' counts and every running worker's latest (its
+// answer, or its last push when it does not answer in time). Each worker's counts are in
+// one place at a time (running, or retired when it ends), so the node's sum never goes back.
 func (g *workerGroup) snapshots() []ingress.MetricsSnapshot {
 	g.mu.Lock()
 	ws := make([]*workerProc, 0, len(g.procs))
@@ -444,17 +463,15 @@ func (g *workerGroup) snapshots() []ingress.MetricsSnapshot {
 		ws = append(ws, w)
 	}
 	g.mu.Unlock()
-	out := make([]ingress.MetricsSnapshot, len(ws))
-	got := make([]bool, len(ws))
 	var wg sync.WaitGroup
-	for k, w := range ws {
+	for _, w := range ws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			w.scrape.Lock()
 			defer w.scrape.Unlock()
 			select {
-			case <-w.metrics: // a late answer to an earlier scrape
+			case <-w.metrics: // a push, or a late answer to an earlier scrape
 			default:
 			}
 			if w.ctl.send(ctlMsg{Op: opMetrics}) != nil {
@@ -463,39 +480,52 @@ func (g *workerGroup) snapshots() []ingress.MetricsSnapshot {
 			t := time.NewTimer(scrapeLimit)
 			defer t.Stop()
 			select {
-			case s := <-w.metrics:
-				out[k], got[k] = s, true
+			case <-w.metrics:
 			case <-w.done:
 			case <-t.C:
-				g.log.Warn("ingress worker sent no metrics", "worker", w.i, "after", scrapeLimit.String())
+				g.log.Warn("ingress worker sent no metrics; its last counts are served", "worker", w.i, "after", scrapeLimit.String())
 			}
 		}()
 	}
 	wg.Wait()
-	var res []ingress.MetricsSnapshot
-	for k := range out {
-		if got[k] {
-			res = append(res, out[k])
-		}
-	}
-	return res
+	return g.counted()
 }
 
-// stop ends every worker: their control connections close, which ends them; one still
-// there after 5 s is killed.
-func (g *workerGroup) stop() {
+// counted is what the node counted besides worker 1: the ended workers' counts and every
+// running worker's latest.
+func (g *workerGroup) counted() []ingress.MetricsSnapshot {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := []ingress.MetricsSnapshot{g.retired.Snapshot()}
+	for _, w := range g.procs {
+		out = append(out, w.last)
+	}
+	return out
+}
+
+// tellStop tells every worker to end (their control connections close; a worker being
+// started is closed as it is attached) and starts no other.
+func (g *workerGroup) tellStop() {
 	g.cancel()
 	g.mu.Lock()
 	for _, w := range g.procs {
 		_ = w.ctl.c.Close()
 	}
 	g.mu.Unlock()
+}
+
+// stopLimit bounds the wait for the workers' end: longer than their own drain (5 s).
+const stopLimit = 7 * time.Second
+
+// stop ends every worker and waits for them; one still there after stopLimit is killed.
+func (g *workerGroup) stop() {
+	g.tellStop()
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return
-	case <-time.After(5 * time.Second):
+	case <-time.After(stopLimit):
 	}
 	g.mu.Lock()
 	for _, w := range g.procs {
@@ -629,6 +659,21 @@ wait:
 				case reloads <- struct{}{}:
 				default:
 				}
+			}
+		}
+	}()
+	// The counts go to the supervisor every second too: it serves them if this worker is
+	// slow to answer a scrape, and keeps them when it ends.
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s := metrics.Snapshot()
+				_ = c.send(ctlMsg{Op: opMetrics, Metrics: &s})
 			}
 		}
 	}()

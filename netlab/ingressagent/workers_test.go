@@ -262,7 +262,24 @@ func TestIngressWorkers(t *testing.T) {
 	reload <- struct{}{}
 
 	// A killed worker is started again; the node is unhealthy until it serves, and
-	// requests succeed throughout.
+	// requests succeed throughout. The node's counter does not go back: the killed
+	// worker's counts (as of the scrape just before) stay in it.
+	scrape := func() int {
+		t.Helper()
+		resp, err := c.Get("http://" + addrs.Metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		n := 0
+		for _, m := range regexp.MustCompile(`(?m)^netlab_ingress_requests_total\{[^}]*\} (\d+)$`).FindAllSubmatch(b, -1) {
+			v, _ := strconv.Atoi(string(m[1]))
+			n += v
+		}
+		return n
+	}
+	beforeKill := scrape()
 	old := childPIDs(t)
 	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -289,6 +306,9 @@ func TestIngressWorkers(t *testing.T) {
 		return len(kids) == 1 && kids[0] != old[0] && resp.StatusCode == 200,
 			fmt.Sprintf("workers %v (killed %d), /healthz %d %q", kids, old[0], resp.StatusCode, strings.TrimSpace(string(b)))
 	})
+	if after := scrape(); after < beforeKill {
+		t.Fatalf("the node's request counter went back from %d to %d when worker 2 was replaced", beforeKill, after)
+	}
 	before = accessWorkers(t, logPath)
 	waitFor("the new worker 2 serving requests", func() (bool, string) {
 		for range 10 {

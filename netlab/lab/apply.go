@@ -527,7 +527,8 @@ func (c *change) reloadIngress(p *plan.Plan) []string {
 	var told []string
 	for _, n := range p.Nodes {
 		for _, pid := range kernel.PIDsIn([]string{n.Netns})[n.Netns] {
-			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
+			// The node's agent only: it tells its workers (--worker) itself.
+			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" && !slices.Contains(argv, "--worker") {
 				if syscall.Kill(pid, syscall.SIGHUP) == nil && !slices.Contains(told, n.Name) {
 					told = append(told, n.Name)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,7 +59,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 		}
 		found := false
 		for _, pid := range pids[pr.Netns] {
-			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == pr.Args[1] {
+			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == pr.Args[1] && !slices.Contains(argv, "--worker") {
 				found = true
 			}
 		}

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -138,10 +139,11 @@ type NodeStatus struct {
 	KubeProxy *kubeproxy.SyncStatus `json:"kubeProxy,omitempty"`
 }
 
-// agentRunning says whether one of pids is a netlab agent of role.
+// agentRunning says whether one of pids is a netlab agent of role (an ingress's
+// workers, --worker, are not its agent).
 func agentRunning(pids []int, role string) bool {
 	for _, pid := range pids {
-		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == role {
+		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == role && !slices.Contains(argv, "--worker") {
 			return true
 		}
 	}

@@ -226,10 +226,10 @@ const (
 	MaxIngressWorkers  = 64
 )
 
-// IngressWorkers is spec.ingress.workers as the plan carries it: "" for unset (one),
-// "auto", or the number.
+// IngressWorkers is spec.ingress.workers as the plan carries it: "" for one (unset or
+// 1, alike: adding the default to a file changes nothing), "auto", or the number.
 func (in IngressSpec) IngressWorkers() string {
-	if in.Workers == nil {
+	if in.Workers == nil || in.Workers.String() == "1" {
 		return ""
 	}
 	return in.Workers.String()
