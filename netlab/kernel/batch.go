@@ -31,6 +31,38 @@ type Batch struct {
 	// veths: queued by AddVeth, in order; fallback: those to make again with
 	// Handles.AddVeth (an ifindex taken: see Run).
 	veths []batchVeth
+	// dial, when set, replaces the namespace's netlink socket (a test's).
+	dial func(ns string) (batchConn, error)
+}
+
+// batchConn is what send writes a chunk of requests to and reads their answers from.
+type batchConn interface {
+	write(buf []byte) error
+	read() ([]syscall.NetlinkMessage, error)
+}
+
+// sockConn is a namespace's netlink socket as a batchConn.
+type sockConn struct{ s *nl.SocketHandle }
+
+func (c sockConn) write(buf []byte) error {
+	return unix.Sendto(c.s.Socket.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+}
+
+func (c sockConn) read() ([]syscall.NetlinkMessage, error) { return recvAcks(c.s) }
+
+// conn returns ns's connection: its netlink socket, with room for a chunk's answers.
+func (b *Batch) conn(ns string) (batchConn, error) {
+	if b.dial != nil {
+		return b.dial(ns)
+	}
+	sock, err := b.h.socket(ns)
+	if err != nil {
+		return nil, err
+	}
+	if err := sock.Socket.SetReceiveBufferSize(batchRcvBuf, false); err != nil {
+		return nil, fmt.Errorf("netlink socket in %s: %w", ns, err)
+	}
+	return sockConn{sock}, nil
 }
 
 type batchPhase struct {
@@ -180,12 +212,9 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 	if len(reqs) == 0 {
 		return nil
 	}
-	sock, err := b.h.socket(ns)
+	conn, err := b.conn(ns)
 	if err != nil {
 		return err
-	}
-	if err := sock.Socket.SetReceiveBufferSize(batchRcvBuf, false); err != nil {
-		return fmt.Errorf("netlink socket in %s: %w", ns, err)
 	}
 	// A write or read that fails leaves answers unread on the socket, which a later
 	// request on it (AddVeth's) would take for its own: the socket goes. A creation whose
@@ -208,13 +237,13 @@ func (b *Batch) send(ns string, reqs []batchReq) error {
 			bySeq[r.req.Seq] = i
 			buf = append(buf, m...)
 		}
-		if err := unix.Sendto(sock.Socket.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		if err := conn.write(buf); err != nil {
 			return drop(errors.Join(append(errs, fmt.Errorf("netlink write in %s: %w", ns, err))...), chunk, reqs)
 		}
 		answers := make([]syscall.Errno, n)
 		left := n
 		for left > 0 {
-			msgs, err := recvAcks(sock)
+			msgs, err := conn.read()
 			if err != nil {
 				var unanswered []batchReq
 				for _, i := range bySeq {

@@ -1,36 +1,93 @@
 package kernel
 
 import (
+	"encoding/binary"
+	"errors"
 	"syscall"
 	"testing"
 
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
-// After a failed read of a chunk's answers, a creation answered with an error fails (or
-// falls back when its name was taken), one answered fine stays, and those whose answer
-// was not read or that were never sent count as failed: the later phases leave their
-// pairs alone.
-func TestBatchFailedReadFailsUnansweredCreations(t *testing.T) {
-	b := &Batch{veths: make([]batchVeth, 5)}
-	chunk := []batchReq{
-		{veth: 0, create: true, what: "veth 0"},
-		{veth: 1, create: true, what: "veth 1"},
-		{veth: 2, create: true, what: "veth 2"},
-		{veth: 3, create: true, what: "veth 3"},
+// fakeConn answers the first `answer` requests written to it (with errno per sequence
+// number in refuse, else 0), then fails every read; it records every request written.
+type fakeConn struct {
+	answer  int
+	refuse  map[uint32]syscall.Errno
+	written []uint32
+	pending []uint32
+}
+
+func (c *fakeConn) write(buf []byte) error {
+	msgs, err := syscall.ParseNetlinkMessage(buf)
+	if err != nil {
+		return err
 	}
-	later := []batchReq{{veth: 4, create: true, what: "veth 4"}, {veth: -1, what: "a route"}}
-	answers := []syscall.Errno{0, unix.EEXIST, unix.EPERM, 0}
-	unanswered := map[uint32]int{7: 3}
-	errs := b.judge(chunk, answers, unanswered)
-	b.failCreations([]batchReq{chunk[3]}, later)
-	if len(errs) != 1 {
-		t.Errorf("errors %v, want veth 2's only", errs)
+	for _, m := range msgs {
+		c.written = append(c.written, m.Header.Seq)
+		c.pending = append(c.pending, m.Header.Seq)
 	}
-	want := []batchVeth{{}, {fallback: true}, {failed: true}, {failed: true}, {failed: true}}
-	for i, v := range b.veths {
-		if v.fallback != want[i].fallback || v.failed != want[i].failed {
-			t.Errorf("veth %d: %+v, want %+v", i, v, want[i])
+	return nil
+}
+
+func (c *fakeConn) read() ([]syscall.NetlinkMessage, error) {
+	var out []syscall.NetlinkMessage
+	for len(c.pending) > 0 && c.answer > 0 {
+		seq := c.pending[0]
+		c.pending, c.answer = c.pending[1:], c.answer-1
+		data := make([]byte, 4)
+		binary.NativeEndian.PutUint32(data, uint32(-int32(c.refuse[seq])))
+		out = append(out, syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.NLMSG_ERROR, Seq: seq}, Data: data})
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	return nil, errors.New("read failed (test)")
+}
+
+// A read of phase 0's answers fails after the first two: the pair whose creation was
+// answered gets its later requests, the pairs whose creation was not answered get none;
+// the pair the kernel refused gets none either, and its refusal is an error.
+func TestBatchFailedReadSendsNothingMoreForUnansweredPairs(t *testing.T) {
+	h := NewHandles()
+	defer h.Close()
+	b := h.NewBatch()
+	conn := &fakeConn{answer: 2, refuse: map[uint32]syscall.Errno{}}
+	b.dial = func(string) (batchConn, error) { return conn, nil }
+	const ns = "nl-test-x"
+	later := map[int]uint32{} // pair → the sequence number of its phase-1 request
+	create := map[int]uint32{}
+	for v := 0; v < 4; v++ {
+		b.veths = append(b.veths, batchVeth{})
+		c := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		create[v] = c.Seq
+		b.add(0, ns, batchReq{req: c, veth: v, create: true, what: "create"})
+		l := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		later[v] = l.Seq
+		b.add(1, ns, batchReq{req: l, veth: v, what: "later"})
+	}
+	conn.refuse[create[1]] = unix.EPERM // answered, refused
+	err := b.Run()
+	if err == nil {
+		t.Fatal("Run: no error, want the refusal and the failed read")
+	}
+	if !errors.Is(err, unix.EPERM) {
+		t.Errorf("Run: %v, want the EPERM refusal among its errors", err)
+	}
+	sent := map[uint32]bool{}
+	for _, s := range conn.written {
+		sent[s] = true
+	}
+	if !sent[later[0]] {
+		t.Errorf("pair 0 (created) got no phase-1 request")
+	}
+	for v := 1; v < 4; v++ {
+		if sent[later[v]] {
+			t.Errorf("pair %d (refused, unanswered or unsent) got a phase-1 request", v)
+		}
+		if !b.veths[v].failed {
+			t.Errorf("pair %d not marked failed", v)
 		}
 	}
 }

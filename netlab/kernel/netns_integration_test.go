@@ -37,6 +37,18 @@ func TestIntegrationCreateNetnsAll(t *testing.T) {
 			t.Errorf("%s and %s are the same namespace (inode %d)", n, other, st.Ino)
 		}
 		ids[st.Ino] = n
+		// IPv6 is off in it (all and default), when the kernel has IPv6.
+		if _, err := os.Stat("/proc/sys/net/ipv6"); err == nil {
+			for _, f := range []string{"all", "default"} {
+				var b []byte
+				if err := kernel.Do(n, func() (err error) {
+					b, err = os.ReadFile("/proc/sys/net/ipv6/conf/" + f + "/disable_ipv6")
+					return err
+				}); err != nil || strings.TrimSpace(string(b)) != "1" {
+					t.Errorf("%s: ipv6 %s disable_ipv6 = %q, %v; want 1", n, f, b, err)
+				}
+			}
+		}
 		// A namespace of its own: its loopback can be set up without touching the others'.
 		h := kernel.NewHandles()
 		up, err := h.LinkUp(n, "lo")

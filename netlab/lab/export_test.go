@@ -1,5 +1,11 @@
 package lab
 
+import (
+	"context"
+
+	"github.com/netlabdev/netlab/netlab/plan"
+)
+
 // SetPodsInFlight sets the bound on pods started and not yet ready, for a test; the
 // returned func restores it.
 func SetPodsInFlight(n int) (restore func()) {
@@ -7,3 +13,6 @@ func SetPodsInFlight(n int) (restore func()) {
 	podsInFlight = n
 	return func() { podsInFlight = old }
 }
+
+// WriteHosts is up's writer of the namespaces' hosts and resolv.conf files, for a test.
+func WriteHosts(p *plan.Plan) error { return writeHosts(context.Background(), p, Options{}) }

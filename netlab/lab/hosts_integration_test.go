@@ -1,39 +1,48 @@
-package lab
+package lab_test
 
 import (
-	"context"
-	"fmt"
+	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
-// The namespaces whose hosts or resolv.conf say the same share one file; a rewrite (apply)
-// that changes one namespace's file leaves the others' content as it was.
+// The pods whose resolv.conf says the same share one file; a hosts file is each
+// namespace's own and a rewrite (apply) changes it in place, so that a session that
+// bind-mounted it sees the change; a rewrite that changes one namespace's resolv.conf
+// leaves the others' as they were.
 func TestIntegrationHostsFilesShared(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: writes /etc/netns")
-	}
-	lab := fmt.Sprintf("hosts%05d", os.Getpid()%100000)
-	a, b, c := plan.NetnsName(lab, "a"), plan.NetnsName(lab, "b"), plan.NetnsName(lab, "c")
+	labtest.RequireRoot(t)
+	name := labtest.LabName("hosts")
+	a, b, c := plan.NetnsName(name, "a"), plan.NetnsName(name, "b"), plan.NetnsName(name, "c")
+	_, etcErr := os.Stat(rundir.EtcNetns)
+	_, markErr := os.Stat(rundir.EtcNetnsMark)
 	t.Cleanup(func() {
 		for _, ns := range []string{a, b, c} {
 			if err := os.RemoveAll(rundir.EtcNetnsDir(ns)); err != nil {
 				t.Error(err)
 			}
 		}
+		// What the test made, it removes (/etc/netns only if nothing else is in it).
+		if errors.Is(etcErr, os.ErrNotExist) {
+			_ = os.Remove(rundir.EtcNetns)
+		}
+		if errors.Is(markErr, os.ErrNotExist) {
+			_ = os.Remove(rundir.EtcNetnsMark)
+		}
 	})
 	p := &plan.Plan{
-		Hosts: []plan.HostsFile{{Netns: a, Content: "h1\n"}, {Netns: b, Content: "h1\n"}, {Netns: c, Content: "h2\n"}},
+		Hosts: []plan.HostsFile{{Netns: a, Content: "h1\n"}, {Netns: b, Content: "h1\n"}},
 		ResolvConfs: []plan.ResolvConf{{Netns: a, Content: "r1\n"}, {Netns: b, Content: "r1\n"},
 			{Netns: c, Content: "r1\n"}},
 	}
-	if err := writeHosts(context.Background(), p, Options{}); err != nil {
+	if err := lab.WriteHosts(p); err != nil {
 		t.Fatal(err)
 	}
 	file := func(ns, name string) (string, uint64) {
@@ -49,39 +58,36 @@ func TestIntegrationHostsFilesShared(t *testing.T) {
 		}
 		return string(b), st.Ino
 	}
-	check := func(want map[string]string) {
-		t.Helper()
-		for key, content := range want {
-			ns, name, _ := strings.Cut(key, "|")
-			if got, _ := file(ns, name); got != content {
-				t.Errorf("%s/%s = %q, want %q", ns, name, got, content)
-			}
-		}
+	ha, ia := file(a, "hosts")
+	hb, ib := file(b, "hosts")
+	if ha != "h1\n" || hb != "h1\n" || ia == ib {
+		t.Errorf("hosts %q (inode %d) and %q (%d): want h1 in two files", ha, ia, hb, ib)
 	}
-	check(map[string]string{a + "|hosts": "h1\n", b + "|hosts": "h1\n", c + "|hosts": "h2\n",
-		a + "|resolv.conf": "r1\n", b + "|resolv.conf": "r1\n", c + "|resolv.conf": "r1\n"})
-	_, ia := file(a, "hosts")
-	_, ib := file(b, "hosts")
-	_, ic := file(c, "hosts")
-	if ia != ib || ia == ic {
-		t.Errorf("hosts inodes a %d b %d c %d: want a and b one file, c another", ia, ib, ic)
+	_, ra := file(a, "resolv.conf")
+	_, rb := file(b, "resolv.conf")
+	_, rc := file(c, "resolv.conf")
+	if ra != rb || ra != rc {
+		t.Errorf("resolv.conf inodes %d %d %d: want one file", ra, rb, rc)
 	}
-	if _, ra := file(a, "resolv.conf"); true {
-		if _, rc := file(c, "resolv.conf"); ra != rc {
-			t.Errorf("resolv.conf of a and c are two files (%d, %d)", ra, rc)
-		}
-	}
-	// b's hosts changes (a live change): a's, which was the same file, does not.
+	// A live change: b's hosts and c's resolv.conf change.
 	p.Hosts[1].Content = "h3\n"
 	p.ResolvConfs[2].Content = "r2\n"
-	if err := writeHosts(context.Background(), p, Options{}); err != nil {
+	if err := lab.WriteHosts(p); err != nil {
 		t.Fatal(err)
 	}
-	check(map[string]string{a + "|hosts": "h1\n", b + "|hosts": "h3\n", c + "|hosts": "h2\n",
-		a + "|resolv.conf": "r1\n", b + "|resolv.conf": "r1\n", c + "|resolv.conf": "r2\n"})
+	if got, ino := file(b, "hosts"); got != "h3\n" || ino != ib {
+		t.Errorf("b's hosts %q inode %d, want h3 in the same file (%d)", got, ino, ib)
+	}
+	if got, _ := file(a, "hosts"); got != "h1\n" {
+		t.Errorf("a's hosts %q, want h1", got)
+	}
+	for ns, want := range map[string]string{a: "r1\n", b: "r1\n", c: "r2\n"} {
+		if got, _ := file(ns, "resolv.conf"); got != want {
+			t.Errorf("%s's resolv.conf %q, want %q", ns, got, want)
+		}
+	}
 	for _, ns := range []string{a, b, c} {
-		left, _ := filepath.Glob(filepath.Join(rundir.EtcNetnsDir(ns), ".*"))
-		if len(left) > 0 {
+		if left, _ := filepath.Glob(filepath.Join(rundir.EtcNetnsDir(ns), ".*")); len(left) > 0 {
 			t.Errorf("temporary files left: %v", left)
 		}
 	}

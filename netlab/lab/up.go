@@ -427,20 +427,29 @@ func precreateLogs(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// writeHosts writes the namespaces' /etc/netns/<ns>/hosts and resolv.conf files. The
-// namespaces whose file says the same share one file: each distinct content is written once
-// (to a new file, so that a file another namespace still links is never changed in place),
-// and the other namespaces' names are hard links of it, each put in place by a rename. A
-// lab's pods mostly have one hosts file and one resolv.conf per Kubernetes namespace: at
-// 1000 pods that is two files instead of 2000, each of which, right after a down on a file
-// system that allocates inodes slowly then (see kernel.CreateNetnsAll), cost up ~0.3 ms of
-// CPU.
+// writeHosts writes the namespaces' /etc/netns/<ns>/hosts and resolv.conf files.
+//
+// A hosts file (the clients') is each namespace's own, rewritten in place, as it always
+// was: a `netlab exec` session opened before a live change (which bind-mounted the file)
+// sees the new Ingress hosts. The resolv.conf files, one per pod, say the same for every
+// pod of a Kubernetes namespace: those share one file, each distinct content written once
+// (to a new file renamed into place, so that a file other namespaces still link is never
+// changed by netlab in place) and every other namespace's name a hard link of it (link
+// beside, rename over). A live change never changes an existing pod's resolv.conf (the
+// DNS settings cannot change live), so a session sees what it saw. At 1000 pods that is a
+// few files instead of 1000, each of which, right after a down on a file system that
+// allocates inodes slowly then (see kernel.CreateNetnsAll), cost up ~0.3 ms of CPU. (An
+// edit of /etc/resolv.conf in place inside one pod, through `netlab exec`, now shows in
+// every pod that shares the file.)
 func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	if len(p.Hosts) == 0 && len(p.ResolvConfs) == 0 {
 		return nil
 	}
 	if _, err := os.Stat(rundir.EtcNetns); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(rundir.EtcNetns, 0o755); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(rundir.EtcNetnsMark), 0o700); err != nil {
 			return err
 		}
 		if err := os.WriteFile(rundir.EtcNetnsMark, nil, 0o600); err != nil {
@@ -479,7 +488,22 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 		return nil
 	}
 	for _, hf := range p.Hosts {
-		if err := put(hf.Netns, "hosts", hf.Content); err != nil {
+		dir := rundir.EtcNetnsDir(hf.Netns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		made[dir] = true
+		path := filepath.Join(dir, "hosts")
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) == nil && st.Nlink > 1 {
+			// Shared with another namespace (by an earlier netlab): replaced, not written
+			// through.
+			if err := rundir.WriteFileAtomic(path, []byte(hf.Content), 0o644); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.WriteFile(path, []byte(hf.Content), 0o644); err != nil {
 			return err
 		}
 	}

@@ -86,6 +86,11 @@ var errServerClosed = errors.New("pod server closed")
 // serve accepts connections on ln until shutdown; it returns errServerClosed then.
 func (s *echoServer) serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.inShutdown.Load() { // shut down before it began: as net/http's Serve after Shutdown
+		s.mu.Unlock()
+		ln.Close()
+		return errServerClosed
+	}
 	s.ln = ln
 	if s.conns == nil {
 		s.conns = map[*echoConn]struct{}{}
@@ -99,7 +104,8 @@ func (s *echoServer) serve(ln net.Listener) error {
 				return errServerClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+				errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -410,11 +416,14 @@ func readRequest(tp *textproto.Reader, br *bufio.Reader) (*request, reqBody, int
 	if !validToken(method) {
 		return nil, body, 400, errors.New("invalid method")
 	}
-	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
-		if strings.HasPrefix(proto, "HTTP/") {
-			return nil, body, 505, errors.New("unsupported protocol version")
-		}
+	// Any HTTP/1.x is served (as 1.1 when x > 1, as net/http does); another major
+	// version is refused.
+	if len(proto) != 8 || !strings.HasPrefix(proto, "HTTP/") || proto[6] != '.' ||
+		proto[5] < '0' || proto[5] > '9' || proto[7] < '0' || proto[7] > '9' {
 		return nil, body, 400, errors.New("malformed HTTP version")
+	}
+	if proto[5] != '1' {
+		return nil, body, 505, errors.New("unsupported protocol version")
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
@@ -422,9 +431,14 @@ func readRequest(tp *textproto.Reader, br *bufio.Reader) (*request, reqBody, int
 	}
 	hdr, err := tp.ReadMIMEHeader()
 	if err != nil {
-		if errors.Is(err, errHeadTooLarge) {
+		var ne net.Error
+		switch {
+		case errors.Is(err, errHeadTooLarge):
 			return nil, body, errHeaderTooLargeSt, err
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil, body, 0, err // the client stalled: the connection just ends
 		}
+		// (A head cut by the end of the stream is a 400, as net/http answers it.)
 		return nil, body, 400, err
 	}
 	for k, vs := range hdr {
@@ -442,17 +456,27 @@ func readRequest(tp *textproto.Reader, br *bufio.Reader) (*request, reqBody, int
 	if len(hosts) > 1 {
 		return nil, body, 400, errors.New("too many Host headers")
 	}
-	if proto == "HTTP/1.1" && len(hosts) == 0 {
+	if proto != "HTTP/1.0" && len(hosts) == 0 {
 		return nil, body, 400, errors.New("missing required Host header")
+	}
+	if len(hosts) == 1 && !validHost(hosts[0]) {
+		return nil, body, 400, errors.New("malformed Host header")
 	}
 	r.Host = u.Host
 	if r.Host == "" && len(hosts) == 1 {
 		r.Host = hosts[0]
 	}
 	delete(hdr, "Host")
-	body.expectContinue = strings.EqualFold(strings.Join(hdr["Expect"], ","), "100-continue")
-	if te, ok := hdr["Transfer-Encoding"]; ok {
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") || proto == "HTTP/1.0" {
+	if exp := strings.Join(hdr["Expect"], ","); exp != "" {
+		if !strings.EqualFold(exp, "100-continue") {
+			return nil, body, 417, errors.New("unsupported expectation")
+		}
+		body.expectContinue = proto != "HTTP/1.0"
+	}
+	if te, ok := hdr["Transfer-Encoding"]; ok && proto == "HTTP/1.0" {
+		delete(hdr, "Transfer-Encoding") // ignored on HTTP/1.0, as net/http does
+	} else if ok {
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 			return nil, body, 501, errors.New("unsupported transfer encoding")
 		}
 		delete(hdr, "Transfer-Encoding")
@@ -474,6 +498,22 @@ func readRequest(tp *textproto.Reader, br *bufio.Reader) (*request, reqBody, int
 		body.length = int64(n)
 	}
 	return r, body, 0, nil
+}
+
+// validHost says whether a Host header holds only what a host and port may (RFC 3986's
+// unreserved and sub-delimiter characters, ':' and '[' ']' for a port and an IPv6 literal,
+// '%' for escapes).
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validToken says whether s is an RFC 7230 token (a method).
@@ -503,7 +543,7 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-var statusText = map[int]string{200: "OK", 400: "Bad Request", errHeaderTooLargeSt: "Request Header Fields Too Large",
+var statusText = map[int]string{200: "OK", 400: "Bad Request", 417: "Expectation Failed", errHeaderTooLargeSt: "Request Header Fields Too Large",
 	501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
 func writeResponse(bw *bufio.Writer, r *request, code int, ctype string, body []byte, extra []string, keep bool) {

@@ -50,9 +50,10 @@ type answer struct {
 	Echo        map[string]any // JSON bodies, without what differs from one request to the next
 }
 
-// exchange sends raw on a new connection to addr and reads want responses (fewer when
-// the connection ends), then whether the server closed the connection.
-func exchange(t *testing.T, addr, raw string, want int) ([]answer, bool) {
+// exchange sends raw on a new connection to addr (then, with halfClose, ends its sending
+// side) and reads want responses (fewer when the connection ends), then whether the server
+// closed the connection.
+func exchange(t *testing.T, addr, raw string, want int, halfClose ...bool) ([]answer, bool) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -63,10 +64,19 @@ func exchange(t *testing.T, addr, raw string, want int) ([]answer, bool) {
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
+	if len(halfClose) > 0 && halfClose[0] {
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	br := bufio.NewReader(c)
 	var out []answer
 	for len(out) < want {
-		resp, err := http.ReadResponse(br, &http.Request{Method: strings.Fields(raw)[0]})
+		method := "GET"
+		if f := strings.Fields(raw); len(f) > 0 {
+			method = f[0]
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
 		if err != nil {
 			break
 		}
@@ -87,11 +97,22 @@ func exchange(t *testing.T, addr, raw string, want int) ([]answer, bool) {
 		}
 		out = append(out, a)
 	}
-	// Closed: a read sees EOF (or a reset) at once; open: it times out.
-	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	_, err = br.ReadByte()
-	var ne net.Error
-	closed := err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	// Open or closed: a second request on the connection is answered or not (a client
+	// that ended its sending side waits for the server's end instead). The deadline only
+	// bounds a server that neither answers nor closes.
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var closed bool
+	if len(halfClose) > 0 && halfClose[0] {
+		_, err := br.ReadByte()
+		closed = err != nil
+	} else {
+		_, werr := io.WriteString(c, "GET /probe HTTP/1.1\r\nHost: probe\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		closed = werr != nil || err != nil
+	}
 	return out, closed
 }
 
@@ -123,36 +144,43 @@ func TestServerAnswersAsNetHTTP(t *testing.T) {
 	cases := []struct {
 		name, raw string
 		responses int
+		halfClose bool
 	}{
-		{"get", "GET /some/path?q=1&r=%20 HTTP/1.1\r\nHost: app.example\r\nX-Test: yes\r\nx-multi: a\r\nX-Multi: b\r\nUser-Agent: curl/8\r\n\r\n", 1},
-		{"escaped path", "GET /a%20b/c%2Fd HTTP/1.1\r\nHost: h\r\n\r\n", 1},
-		{"absolute target", "GET http://target.example:8080/p?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n", 1},
-		{"no headers but host", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1},
-		{"connection close", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 1},
-		{"http/1.0", "GET /old HTTP/1.0\r\n\r\n", 1},
-		{"http/1.0 keep-alive", "GET /old HTTP/1.0\r\nConnection: keep-alive\r\nHost: h\r\n\r\n", 1},
-		{"head", "HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n", 1},
-		{"healthz", "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", 1},
-		{"post healthz is the echo", "POST /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 1},
-		{"pipelined with a body", "POST /one HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhelloGET /two HTTP/1.1\r\nHost: h\r\n\r\n", 2},
-		{"chunked body, trailer", "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: v\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", 2},
-		{"body over 256 KiB closes", "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: " + strconv.Itoa(len(big)) + "\r\n\r\n" + big, 1},
-		{"expect continue", "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n", 1},
-		{"missing host", "GET / HTTP/1.1\r\n\r\n", 1},
-		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 1},
-		{"bad request line", "GARBAGE\r\n\r\n", 1},
-		{"bad method", "G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 1},
-		{"bad header", "GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n", 1},
-		{"unknown transfer encoding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 1},
-		{"http/2 version", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 1},
-		{"bad content-length", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n", 1},
-		{"header too large", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("y", 1<<20+8192) + "\r\n\r\n", 1},
+		{"get", "GET /some/path?q=1&r=%20 HTTP/1.1\r\nHost: app.example\r\nX-Test: yes\r\nx-multi: a\r\nX-Multi: b\r\nUser-Agent: curl/8\r\n\r\n", 1, false},
+		{"escaped path", "GET /a%20b/c%2Fd HTTP/1.1\r\nHost: h\r\n\r\n", 1, false},
+		{"absolute target", "GET http://target.example:8080/p?x=1 HTTP/1.1\r\nHost: other.example\r\n\r\n", 1, false},
+		{"no headers but host", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1, false},
+		{"connection close", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 1, false},
+		{"http/1.0", "GET /old HTTP/1.0\r\n\r\n", 1, false},
+		{"http/1.0 keep-alive", "GET /old HTTP/1.0\r\nConnection: keep-alive\r\nHost: h\r\n\r\n", 1, false},
+		{"head", "HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n", 1, false},
+		{"healthz", "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", 1, false},
+		{"post healthz is the echo", "POST /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 1, false},
+		{"pipelined with a body", "POST /one HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhelloGET /two HTTP/1.1\r\nHost: h\r\n\r\n", 2, false},
+		{"chunked body, trailer", "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: v\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", 2, false},
+		{"body over 256 KiB closes", "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: " + strconv.Itoa(len(big)) + "\r\n\r\n" + big, 1, false},
+		{"expect continue", "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n", 1, false},
+		{"missing host", "GET / HTTP/1.1\r\n\r\n", 1, false},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 1, false},
+		{"bad request line", "GARBAGE\r\n\r\n", 1, false},
+		{"bad method", "G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 1, false},
+		{"bad header", "GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n", 1, false},
+		{"unknown transfer encoding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 1, false},
+		{"http/2 version", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 1, false},
+		{"bad content-length", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n", 1, false},
+		{"header too large", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("y", 1<<20+8192) + "\r\n\r\n", 1, false},
+		{"http/1.2 is served as 1.1", "GET /v HTTP/1.2\r\nHost: h\r\n\r\n", 1, false},
+		{"http/1.0 ignores transfer-encoding", "GET /te HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 1, false},
+		{"malformed host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 1, false},
+		{"other expectation", "GET / HTTP/1.1\r\nHost: h\r\nExpect: foo\r\n\r\n", 1, false},
+		{"head cut by a half-close", "GET / HTTP/1.1\r\nHost: h\r\n", 1, true},
+		{"nothing but a half-close", "", 1, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			got, gotClosed := exchange(t, lnMine.Addr().String(), c.raw, c.responses)
-			want, wantClosed := exchange(t, lnRef.Addr().String(), c.raw, c.responses)
+			got, gotClosed := exchange(t, lnMine.Addr().String(), c.raw, c.responses, c.halfClose)
+			want, wantClosed := exchange(t, lnRef.Addr().String(), c.raw, c.responses, c.halfClose)
 			if len(got) != len(want) {
 				t.Fatalf("%d responses, net/http %d: %+v against %+v", len(got), len(want), got, want)
 			}
@@ -212,7 +240,12 @@ func TestServerWithoutKeepAliveAndShutdown(t *testing.T) {
 	if _, err := io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: h\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the head's first bytes are in: the connection is active
+	// Shutdown begins once the server has the connection, its head's first bytes read.
+	for deadline := time.Now().Add(10 * time.Second); activeConns(s) != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server has %d active connections, want the one under way", activeConns(s))
+		}
+	}
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -231,5 +264,41 @@ func TestServerWithoutKeepAliveAndShutdown(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// activeConns is how many of s's connections are reading or answering a request.
+func activeConns(s *echoServer) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if connState(c.state.Load()) == stateActive {
+			n++
+		}
+	}
+	return n
+}
+
+// A server shut down before it began serving returns at once, as net/http's does.
+func TestServerShutDownBeforeServe(t *testing.T) {
+	var served atomic.Uint64
+	s := &echoServer{handler: podHandler(Config{Pod: "p"}, 8080, &served), readHeaderTimeout: 10 * time.Second, idleTimeout: 120 * time.Second}
+	if err := s.shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ln) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errServerClosed) {
+			t.Errorf("serve after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve after shutdown still serves")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("the listener is still open")
 	}
 }
