@@ -300,29 +300,8 @@ func TestIntegrationApply(t *testing.T) {
 	t.Run("apply waits for an ingress that has not loaded the new plan", func(t *testing.T) {
 		d := rundir.ForLab(p.Lab)
 		n1 := p.Nodes[0]
-		var agent int
-		for _, pid := range kernel.PIDsIn([]string{n1.Netns})[n1.Netns] {
-			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
-				agent = pid
-			}
-		}
-		if agent == 0 {
-			t.Fatal("no ingress agent on node-1")
-		}
 		// Stopped, it takes the SIGHUP but cannot load: apply must not return.
-		if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		stopped := true
-		cont := func() {
-			if stopped {
-				stopped = false
-				if err := syscall.Kill(agent, syscall.SIGCONT); err != nil {
-					t.Error(err)
-				}
-			}
-		}
-		t.Cleanup(cont)
+		cont := stopIngress(t, n1)
 		oldPlan := rundir.FileStamp(d.Plan()).String()
 		done := make(chan error, 1)
 		go func() {
@@ -391,28 +370,7 @@ func TestIntegrationApply(t *testing.T) {
 		// routes by the restored plan, not by the failed one it loaded meanwhile.
 		d := rundir.ForLab(p.Lab)
 		n2 := p.Nodes[1]
-		var agent int
-		for _, pid := range kernel.PIDsIn([]string{n2.Netns})[n2.Netns] {
-			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" {
-				agent = pid
-			}
-		}
-		if agent == 0 {
-			t.Fatal("no ingress agent on node-2")
-		}
-		if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		stopped := true
-		cont := func() {
-			if stopped {
-				stopped = false
-				if err := syscall.Kill(agent, syscall.SIGCONT); err != nil {
-					t.Error(err)
-				}
-			}
-		}
-		t.Cleanup(cont)
+		cont := stopIngress(t, n2)
 		s, err := scenario.Parse("apply.yaml", []byte(liveWithAPI(t)))
 		if err != nil {
 			t.Fatal(err)
@@ -660,4 +618,33 @@ func TestIntegrationApplyKilledHalfway(t *testing.T) {
 	if _, err := os.Stat(rundir.ForLab(p.Lab).Path()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("runtime directory left: %v", err)
 	}
+}
+
+// stopIngress stops (SIGSTOP) node's ingress agent and returns what lets it go on again
+// (SIGCONT, once; also at the test's end).
+func stopIngress(t *testing.T, node plan.Node) (cont func()) {
+	t.Helper()
+	var agent int
+	for _, pid := range kernel.PIDsIn([]string{node.Netns})[node.Netns] {
+		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" && !slices.Contains(argv, "--worker") {
+			agent = pid
+		}
+	}
+	if agent == 0 {
+		t.Fatalf("no ingress agent on %s", node.Name)
+	}
+	if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	cont = func() {
+		if stopped {
+			stopped = false
+			if err := syscall.Kill(agent, syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(cont)
+	return cont
 }
