@@ -1,9 +1,7 @@
 package ingress_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,33 +69,6 @@ func ingressProcs(labName, node string) (agent []int, workers []int) {
 	return agent, workers
 }
 
-// workerLines counts the access-log lines of the node's log file per worker; every line
-// of the file must be whole JSON.
-func workerLines(t *testing.T, path string) map[int]int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[int]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e struct {
-			Worker *int   `json:"worker"`
-			Status int    `json:"status"`
-			Msg    string `json:"msg"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("%s: line %q is not whole JSON: %v", path, sc.Text(), err)
-		}
-		if e.Msg == "" && e.Status != 0 && e.Worker != nil {
-			out[*e.Worker]++
-		}
-	}
-	return out
-}
-
 // A lab whose ingress has two workers per node: the node's agent starts its worker, both
 // serve the node's port 80 (the node's one access log names the worker of each request),
 // the metrics port sums them, `apply` returns only once both route by the new Ingress,
@@ -130,7 +101,7 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 			echoFrom(t, c, "http://app.example/")
 			sent++
 		}
-		seen := workerLines(t, logPath)
+		seen := labtest.AccessLogWorkers(t, logPath)
 		return seen[1] > 0 && seen[2] > 0, fmt.Sprintf("lines per worker %v after %d requests", seen, sent)
 	})
 
@@ -161,7 +132,7 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 	if out, err := labtest.CLI(t, "apply", "--name", p.Lab, "-f", file); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
-	before := workerLines(t, logPath)
+	before := labtest.AccessLogWorkers(t, logPath)
 	for range 40 {
 		resp, err := c.Get("http://extra.example/")
 		if err != nil {
@@ -173,7 +144,7 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 		}
 	}
 	waitFor("extra.example served by both workers", func() (bool, string) {
-		seen := workerLines(t, logPath)
+		seen := labtest.AccessLogWorkers(t, logPath)
 		return seen[1] > before[1] && seen[2] > before[2], fmt.Sprintf("lines per worker %v, before %v", seen, before)
 	})
 

@@ -83,6 +83,63 @@ func get(t *testing.T, c *http.Client, url, host string) (int, map[string]any, h
 	return resp.StatusCode, m, resp.Header
 }
 
+// startAgent runs the ingress agent with cfg on 127.0.0.1 until it is ready, each port
+// left 0 a free one (-1 stays off). The ports were free a moment ago; another process (or
+// two of the picks alike) may hold one by now: then the agent cannot listen, and it starts
+// again on new ones. cfg.Ready, if set, runs first. It returns the agent's addresses and a
+// stop that ends it and checks its error (once; also at the test's end).
+func startAgent(t *testing.T, cfg ingressagent.IngressConfig, log *slog.Logger) (ingressagent.IngressAddrs, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var addrs ingressagent.IngressAddrs
+	port := func(p int) int {
+		if p == 0 {
+			return freePort(t)
+		}
+		return p
+	}
+	for attempt := 1; ; attempt++ {
+		ready := make(chan ingressagent.IngressAddrs, 1)
+		c := cfg
+		c.ListenIP = "127.0.0.1"
+		c.HTTPPort, c.HTTPSPort, c.MetricsPort = port(cfg.HTTPPort), port(cfg.HTTPSPort), port(cfg.MetricsPort)
+		c.Ready = func(a ingressagent.IngressAddrs) {
+			if cfg.Ready != nil {
+				cfg.Ready(a)
+			}
+			ready <- a
+		}
+		go func() { done <- ingressagent.RunIngress(ctx, c, log) }()
+		var err error
+		select {
+		case addrs = <-ready:
+		case err = <-done:
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			cancel()
+			t.Fatalf("agent ended before ready (attempt %d): %v", attempt, err)
+		}
+		t.Logf("attempt %d: %v; again on other ports", attempt, err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return addrs, stop
+}
+
 // TestAgentServesAndReloads runs RunIngress on a plan file: routing by host to the
 // Services' "ClusterIP:port" (by port name and number), HTTPS with the lab CA it created,
 // metrics, the access log, and a reload that changes the routes without restarting.
@@ -105,41 +162,8 @@ func TestAgentServesAndReloads(t *testing.T) {
 
 	var accessLog lockedBuffer
 	reload := make(chan struct{})
-	ready := make(chan ingressagent.IngressAddrs, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var addrs ingressagent.IngressAddrs
-	// The ports were free a moment ago; another process (or two of the three picks
-	// alike) may hold one by now: then the agent cannot listen, and it starts again on
-	// three new ones.
-	for attempt := 1; ; attempt++ {
-		go func() {
-			done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
-				Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
-				HTTPPort: freePort(t), HTTPSPort: freePort(t), MetricsPort: freePort(t),
-				AccessLog: &accessLog, Reload: reload,
-				Ready: func(a ingressagent.IngressAddrs) { ready <- a },
-			}, slog.New(slog.NewTextHandler(t.Output(), nil)))
-		}()
-		var err error
-		select {
-		case addrs = <-ready:
-		case err = <-done:
-		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
-			t.Fatalf("agent ended before ready (attempt %d): %v", attempt, err)
-		}
-		t.Logf("attempt %d: %v; again on other ports", attempt, err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
+	addrs, _ := startAgent(t, ingressagent.IngressConfig{Lab: "t", Node: "node-1", Dir: dir, AccessLog: &accessLog, Reload: reload},
+		slog.New(slog.NewTextHandler(t.Output(), nil)))
 
 	c := &http.Client{Timeout: 5 * time.Second}
 	status, body, hdr := get(t, c, "http://"+addrs.HTTP+"/x", "app.example")

@@ -1,13 +1,10 @@
 package ingressagent_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,40 +33,14 @@ func TestAgentReadsPlanWrittenBeforeItListensForSIGHUP(t *testing.T) {
 	labtest.WritePlan(t, cfgPath, p)
 	first := rundir.FileStamp(cfgPath).String()
 	reload := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	for attempt := 1; ; attempt++ {
-		ready := make(chan struct{})
-		go func() {
-			done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
-				Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
-				HTTPPort: freePort(t), HTTPSPort: -1, MetricsPort: -1, AccessLog: &lockedBuffer{}, Reload: reload,
-				Ready: func(ingressagent.IngressAddrs) {
-					// Between the first load and signal.Notify: as apply writing a plan then.
-					p.Ingresses = append(p.Ingresses, labtest.IngressObject(t, "shop", "shop.example", "web", networkingv1.ServiceBackendPort{Name: "http"}))
-					labtest.WritePlan(t, cfgPath, p)
-					close(ready)
-				},
-			}, slog.New(slog.NewTextHandler(t.Output(), nil)))
-		}()
-		var err error
-		select {
-		case <-ready:
-		case err = <-done:
-		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
-			t.Fatalf("agent ended before ready (attempt %d): %v", attempt, err)
-		}
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
+	startAgent(t, ingressagent.IngressConfig{Lab: "t", Node: "node-1", Dir: dir,
+		HTTPSPort: -1, MetricsPort: -1, AccessLog: &lockedBuffer{}, Reload: reload,
+		Ready: func(ingressagent.IngressAddrs) {
+			// Between the first load and signal.Notify: as apply writing a plan then.
+			p.Ingresses = append(p.Ingresses, labtest.IngressObject(t, "shop", "shop.example", "web", networkingv1.ServiceBackendPort{Name: "http"}))
+			labtest.WritePlan(t, cfgPath, p)
+		},
+	}, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	d := rundir.Resolve("t", dir)
 	waitStamp := func(what string, ok func(*rundir.IngressLoaded) bool) {
 		t.Helper()

@@ -1,8 +1,6 @@
 package ingressagent_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,32 +39,6 @@ func childPIDs(t *testing.T) []int {
 		}
 	}
 	slices.Sort(out)
-	return out
-}
-
-// accessWorkers reads the access log: every line must be a whole JSON object; it returns
-// how many lines each worker wrote.
-func accessWorkers(t *testing.T, path string) map[int]int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[int]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e struct {
-			Worker *int   `json:"worker"`
-			Msg    string `json:"msg"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("access log line %q is not whole JSON: %v", sc.Text(), err)
-		}
-		if e.Msg == "" && e.Worker != nil {
-			out[*e.Worker]++
-		}
-	}
 	return out
 }
 
@@ -116,44 +88,8 @@ func TestIngressWorkers(t *testing.T) {
 	}
 
 	reload := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var addrs ingressagent.IngressAddrs
-	for attempt := 1; ; attempt++ {
-		ready := make(chan ingressagent.IngressAddrs, 1)
-		go func() {
-			done <- ingressagent.RunIngress(ctx, ingressagent.IngressConfig{
-				Lab: "t", Node: "node-1", Dir: dir, ListenIP: "127.0.0.1",
-				HTTPPort: freePort(t), HTTPSPort: freePort(t), MetricsPort: freePort(t),
-				AccessLog: logf, Reload: reload, Workers: 2, WorkerCommand: command,
-				Ready: func(a ingressagent.IngressAddrs) { ready <- a },
-			}, slog.New(slog.NewJSONHandler(wlog, nil)))
-		}()
-		var err error
-		select {
-		case addrs = <-ready:
-		case err = <-done:
-		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
-			t.Fatalf("agent ended before ready (attempt %d): %v", attempt, err)
-		}
-		t.Logf("attempt %d: %v; again on other ports", attempt, err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	}
-	t.Cleanup(stop)
+	addrs, stop := startAgent(t, ingressagent.IngressConfig{Lab: "t", Node: "node-1", Dir: dir,
+		AccessLog: logf, Reload: reload, Workers: 2, WorkerCommand: command}, slog.New(slog.NewJSONHandler(wlog, nil)))
 
 	// A new connection per request: the kernel picks a worker's listener per connection.
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -184,7 +120,7 @@ func TestIngressWorkers(t *testing.T) {
 				return false, fmt.Sprintf("status %d", s)
 			}
 		}
-		seen := accessWorkers(t, logPath)
+		seen := labtest.AccessLogWorkers(t, logPath)
 		return seen[1] > 0 && seen[2] > 0, fmt.Sprintf("lines per worker %v after %d requests", seen, sent)
 	})
 	if kids := childPIDs(t); len(kids) != 1 {
@@ -228,14 +164,14 @@ func TestIngressWorkers(t *testing.T) {
 		}
 		return st.Plan == want && st.Routes == 2, fmt.Sprintf("plan %s, %d routes (want %s)", st.Plan, st.Routes, want)
 	})
-	before := accessWorkers(t, logPath)
+	before := labtest.AccessLogWorkers(t, logPath)
 	for range 40 {
 		if s := request("shop.example"); s != 200 {
 			t.Fatalf("shop.example after the stamp said both workers loaded it: %d", s)
 		}
 	}
 	waitFor("shop.example served by both workers", func() (bool, string) {
-		seen := accessWorkers(t, logPath)
+		seen := labtest.AccessLogWorkers(t, logPath)
 		return seen[1] > before[1] && seen[2] > before[2], fmt.Sprintf("lines per worker %v, before %v", seen, before)
 	})
 
@@ -309,14 +245,14 @@ func TestIngressWorkers(t *testing.T) {
 	if after := scrape(); after < beforeKill {
 		t.Fatalf("the node's request counter went back from %d to %d when worker 2 was replaced", beforeKill, after)
 	}
-	before = accessWorkers(t, logPath)
+	before = labtest.AccessLogWorkers(t, logPath)
 	waitFor("the new worker 2 serving requests", func() (bool, string) {
 		for range 10 {
 			if s := request("shop.example"); s != 200 {
 				return false, fmt.Sprintf("status %d", s)
 			}
 		}
-		seen := accessWorkers(t, logPath)
+		seen := labtest.AccessLogWorkers(t, logPath)
 		return seen[2] > before[2], fmt.Sprintf("lines per worker %v, before %v", seen, before)
 	})
 

@@ -420,3 +420,32 @@ func WaitSynced(t testing.TB, p *plan.Plan) {
 		}
 	}
 }
+
+// AccessLogWorkers reads a node's ingress access log and returns how many request lines
+// each worker wrote (their "worker" field); every line of the file must be whole JSON
+// (workers append to one file: a torn or interleaved line fails the test).
+func AccessLogWorkers(t testing.TB, path string) map[int]int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int{}
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var e struct {
+			Worker *int   `json:"worker"`
+			Status int    `json:"status"`
+			Msg    string `json:"msg"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("%s: line %q is not whole JSON: %v", path, line, err)
+		}
+		if e.Msg == "" && e.Status != 0 && e.Worker != nil {
+			out[*e.Worker]++
+		}
+	}
+	return out
+}
