@@ -144,7 +144,7 @@ func ingressAgentPID(t *testing.T, labName, node string) int {
 			continue
 		}
 		argv := kernel.Cmdline(pid)
-		if lab.IsAgentOf(argv, labName) && len(argv) > 2 && argv[2] == "ingress" && slices.Contains(argv, node) && !slices.Contains(argv, "--worker") {
+		if lab.IsAgentOf(argv, labName) && lab.IsAgent(argv, "ingress") && slices.Contains(argv, node) {
 			return pid
 		}
 	}

@@ -528,7 +528,7 @@ func (c *change) reloadIngress(p *plan.Plan) []string {
 	for _, n := range p.Nodes {
 		for _, pid := range kernel.PIDsIn([]string{n.Netns})[n.Netns] {
 			// The node's agent only: it tells its workers (--worker) itself.
-			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" && !slices.Contains(argv, "--worker") {
+			if IsAgent(kernel.Cmdline(pid), "ingress") {
 				if syscall.Kill(pid, syscall.SIGHUP) == nil && !slices.Contains(told, n.Name) {
 					told = append(told, n.Name)
 				}

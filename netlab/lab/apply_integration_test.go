@@ -626,7 +626,7 @@ func stopIngress(t *testing.T, node plan.Node) (cont func()) {
 	t.Helper()
 	var agent int
 	for _, pid := range kernel.PIDsIn([]string{node.Netns})[node.Netns] {
-		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == "ingress" && !slices.Contains(argv, "--worker") {
+		if lab.IsAgent(kernel.Cmdline(pid), "ingress") {
 			agent = pid
 		}
 	}

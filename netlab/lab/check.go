@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"slices"
 	"strings"
 	"time"
 
@@ -57,13 +56,7 @@ func CheckLab(ctx context.Context, labName string) ([]Check, error) {
 			}
 			continue
 		}
-		found := false
-		for _, pid := range pids[pr.Netns] {
-			if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == pr.Args[1] && !slices.Contains(argv, "--worker") {
-				found = true
-			}
-		}
-		if !found {
+		if !agentRunning(pids[pr.Netns], pr.Args[1]) {
 			down = append(down, pr.Role+" "+pr.Name)
 		}
 	}

@@ -139,15 +139,16 @@ type NodeStatus struct {
 	KubeProxy *kubeproxy.SyncStatus `json:"kubeProxy,omitempty"`
 }
 
-// agentRunning says whether one of pids is a netlab agent of role (an ingress's
-// workers, --worker, are not its agent).
+// agentRunning says whether one of pids is a netlab agent of role.
 func agentRunning(pids []int, role string) bool {
-	for _, pid := range pids {
-		if argv := kernel.Cmdline(pid); len(argv) > 2 && argv[1] == "agent" && argv[2] == role && !slices.Contains(argv, "--worker") {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(pids, func(pid int) bool { return IsAgent(kernel.Cmdline(pid), role) })
+}
+
+// IsAgent says whether argv (a process's command line) is a netlab agent of role (`agent
+// ROLE ...`). An ingress's workers (--worker) are not its agent: the node's agent started
+// them and speaks for them.
+func IsAgent(argv []string, role string) bool {
+	return len(argv) > 2 && argv[1] == "agent" && argv[2] == role && !slices.Contains(argv, "--worker")
 }
 
 // PodStatus is a pod as it is now.
