@@ -3,17 +3,27 @@ package lab
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // startNice is the nice value of the scheduling group of every agent up starts, until the
 // fabric is wired (see yielding). 0 turns it off.
-var startNice = 10
+var startNice = 19
+
+// fabricNice is the nice value of up's own thread while it makes the links and routes
+// (see fabricFirst); 0 with startNice.
+var fabricNice = -10
 
 func init() {
 	if v, err := strconv.Atoi(os.Getenv("NETLAB_UP_NICE")); err == nil {
 		startNice = v
+		if v == 0 {
+			fabricNice = 0
+		}
 	}
 }
 
@@ -72,4 +82,25 @@ func setAutogroupNice(pid, nice int) error {
 		err = cerr
 	}
 	return err
+}
+
+// fabricFirst runs fn (the links and routes steps) on a thread of its own at fabricNice:
+// within up's scheduling group, the thread making the fabric, which every agent's
+// readiness waits for, goes before up's threads starting agents beside it. The thread's
+// nice is set back before it is handed back to the Go runtime; where it cannot be set
+// (no CAP_SYS_NICE) fn runs as it would anyway.
+func fabricFirst(fn func() error) error {
+	if fabricNice == 0 {
+		return fn()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	old, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, fabricNice) != nil {
+		return fn()
+	}
+	// getpriority's raw value is 20 - nice (golang.org/x/sys/unix returns it as is).
+	defer unix.Setpriority(unix.PRIO_PROCESS, tid, 20-old)
+	return fn()
 }

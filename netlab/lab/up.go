@@ -141,10 +141,12 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"namespaces", createNamespaces},
 		{"runtime files", runtimeFiles.wait},
 		{"agents started", agents.startAll},
-		{"links", func(_ context.Context, p *plan.Plan, _ Options) error { return wireLinks(h, p) }},
+		{"links", func(_ context.Context, p *plan.Plan, _ Options) error {
+			return fabricFirst(func() error { return wireLinks(h, p) })
+		}},
 		{"routes and sysctls", func(_ context.Context, p *plan.Plan, _ Options) error {
-			defer h.Close() // before the pods start: every fork copies the open descriptors
-			return routesAndSysctls(h, p)
+			defer h.Close() // every fork copies the open descriptors
+			return fabricFirst(func() error { return routesAndSysctls(h, p) })
 		}},
 		{"fabric wired", func(context.Context, *plan.Plan, Options) error {
 			agents.yield.restore()
