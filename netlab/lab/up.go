@@ -41,8 +41,9 @@ type Options struct {
 // startedHook, when set (by a test), is told the pid of every agent up starts.
 var startedHook func(pid int)
 
-// upGCPercent is the GOGC an up runs with (see Up).
-const upGCPercent = 400
+// UpGCPercent is the GOGC an up runs with (see Up); `netlab up` runs with it from its
+// start (the scenario's parse) to its end (the hints it prints after Up).
+const UpGCPercent = 400
 
 // ErrExists is returned by Up when the lab is already up.
 var ErrExists = errors.New("lab already exists")
@@ -77,7 +78,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	// environments): with the default GOGC its heap reached the runtime's first goal
 	// near its end, and that one collection (marking the binary's large globals beside
 	// the agents' start) cost more CPU than all the memory it would free is worth here.
-	defer debug.SetGCPercent(debug.SetGCPercent(upGCPercent))
+	defer debug.SetGCPercent(debug.SetGCPercent(UpGCPercent))
 	for _, pr := range p.Processes {
 		if _, err := supervise.AgentBinary(o.Binary, pr); err != nil {
 			return err // before anything is made
