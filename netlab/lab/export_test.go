@@ -17,10 +17,18 @@ func SetPodsInFlight(n int) (restore func()) {
 // WriteHosts is up's writer of the namespaces' hosts and resolv.conf files, for a test.
 func WriteHosts(p *plan.Plan) error { return writeHosts(context.Background(), p, Options{}) }
 
-// OnAgentStarted has fn told the pid of every agent up starts, for a test; the returned
-// func undoes it.
-func OnAgentStarted(fn func(pid int)) (restore func()) {
+// OnAgentStarted has fn told the pid and process of every agent up starts, for a test;
+// the returned func undoes it.
+func OnAgentStarted(fn func(pid int, pr plan.Process)) (restore func()) {
 	old := startedHook
 	startedHook = fn
 	return func() { startedHook = old }
+}
+
+// SetPodsBeforeFabric sets how many pods start beside the links, for a test; the returned
+// func restores it.
+func SetPodsBeforeFabric(n int) (restore func()) {
+	old := podsBeforeFabric
+	podsBeforeFabric = n
+	return func() { podsBeforeFabric = old }
 }

@@ -10,13 +10,15 @@ import (
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
-// With a window of pods in flight smaller than the wave, up still starts every pod: each
+// With a window of pods in flight smaller than the wave, and most of the wave waiting for
+// the fabric to be wired, up still starts every pod: each
 // answers its probe, each is in the wave's record with its live process, and status
 // counts them ready. (It shows that the window does not lose pods; it does not measure
 // the bound, which a pod slow to report may pass after a second.)
 func TestIntegrationPodWaveSmallWindow(t *testing.T) {
 	labtest.RequireRoot(t)
 	defer lab.SetPodsInFlight(3)()
+	defer lab.SetPodsBeforeFabric(4)() // and most of them start once the fabric is wired
 	p := labtest.Up(t, "wv", labtest.Fixture(t, "twenty-pods.yaml"))
 	recs, err := supervise.WaveRecords(rundir.ForLab(p.Lab))
 	if err != nil {

@@ -13,11 +13,14 @@ import (
 	"github.com/netlabdev/netlab/netlab/plan"
 )
 
-// Up starts every agent and pod beside the links, in the background: when a step of the
-// fabric fails after that, the rollback waits for those starts and ends every process
-// they made, and leaves nothing else behind either.
+// Up starts every agent and the first pods beside the links, in the background: when a
+// step of the fabric fails after that, the rollback waits for those starts and ends every
+// process they made, starts none of the pods that were to wait for the fabric, and leaves
+// nothing else behind either.
 func TestIntegrationFailedFabricRollsBackAgentsStartedBeside(t *testing.T) {
 	labtest.RequireRoot(t)
+	const beside = 2
+	defer lab.SetPodsBeforeFabric(beside)()
 	p := labtest.Plan(t, "rb", "")
 	t.Cleanup(func() { labtest.Remove(t, p.Lab) })
 	// A route through a device no namespace has: the routes step, after the links, fails.
@@ -26,9 +29,13 @@ func TestIntegrationFailedFabricRollsBackAgentsStartedBeside(t *testing.T) {
 
 	var mu sync.Mutex
 	var started []int
-	defer lab.OnAgentStarted(func(pid int) {
+	echoPods := 0
+	defer lab.OnAgentStarted(func(pid int, pr plan.Process) {
 		mu.Lock()
 		started = append(started, pid)
+		if pr.Role == "pod" && !(len(pr.Args) >= 2 && pr.Args[1] == "dns") {
+			echoPods++
+		}
 		mu.Unlock()
 	})()
 	err := lab.Up(context.Background(), p, lab.Options{Binary: labtest.Binary(t), ReadyTimeout: 30 * time.Second})
@@ -39,6 +46,9 @@ func TestIntegrationFailedFabricRollsBackAgentsStartedBeside(t *testing.T) {
 	defer mu.Unlock()
 	if len(started) == 0 {
 		t.Fatal("no agent was started before the routes step failed: the agents are to start beside the links")
+	}
+	if echoPods > beside {
+		t.Errorf("%d echo pods started; only %d were to start before the fabric was wired (it never was)", echoPods, beside)
 	}
 	for _, pid := range started {
 		if kernel.Alive(pid) {

@@ -35,11 +35,11 @@ type Options struct {
 	// `netlab export logs`.
 	Scenario []byte
 	// started, when set, is told the pid of every agent launch starts.
-	started func(pid int)
+	started func(pid int, pr plan.Process)
 }
 
-// startedHook, when set (by a test), is told the pid of every agent up starts.
-var startedHook func(pid int)
+// startedHook, when set (by a test), is told the pid and process of every agent up starts.
+var startedHook func(pid int, pr plan.Process)
 
 // UpGCPercent is the GOGC an up runs with (see Up); `netlab up` runs with it from its
 // start (the scenario's parse) to its end (the hints it prints after Up).
@@ -151,6 +151,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		}},
 		{"fabric wired", func(context.Context, *plan.Plan, Options) error {
 			agents.yield.restore()
+			agents.wired.open(true)
 			return nil
 		}},
 		{"hosts and resolv.conf files", hosts.wait},
@@ -519,6 +520,9 @@ type agentStart struct {
 	waves   []*wave
 	// yield lowers the agents' CPU share until the fabric is wired (see yielding).
 	yield yielding
+	// wired opens when the fabric is wired (true) or up fails before (false): the pods
+	// past the first podsBeforeFabric start only then (see launchPods).
+	wired gate
 	// started yields launchAll's error, once; nil: not begun (at begun).
 	started chan error
 	begun   time.Time
@@ -543,6 +547,7 @@ func (a *agentStart) launch(p *plan.Plan, o Options, procs []plan.Process, held 
 // release lets every held agent go on: when up returns, whatever happened. It first waits
 // for the launches, so that a failed up rolls back every process it started.
 func (a *agentStart) release() {
+	a.wired.open(false) // a pod still waiting for the fabric is not started
 	_ = a.join()
 	a.yield.restore()
 	for _, w := range a.waves {
@@ -574,10 +579,10 @@ func (a *agentStart) release() {
 //     and restarts none while up holds the lab's lock).
 func (a *agentStart) startAll(_ context.Context, p *plan.Plan, o Options) error {
 	a.started, a.begun = make(chan error, 1), time.Now()
-	o.started = func(pid int) {
+	o.started = func(pid int, pr plan.Process) {
 		a.yield.lower(pid)
 		if startedHook != nil {
-			startedHook(pid)
+			startedHook(pid, pr)
 		}
 	}
 	go func() { a.started <- a.launchAll(p, o) }()
@@ -618,7 +623,7 @@ func (a *agentStart) launchAll(p *plan.Plan, o Options) error {
 	if a.lb, err = a.launch(p, o, outside, true); err != nil {
 		return err
 	}
-	a.pods, err = launchPods(p.Lab, pods, o)
+	a.pods, err = launchPods(p.Lab, pods, o, &a.wired)
 	a.waves = append(a.waves, a.pods)
 	if err != nil {
 		return err
@@ -743,7 +748,7 @@ func launch(labName string, procs []plan.Process, o Options, held bool) (*wave, 
 			a.rec, a.done, err = startAgent(labName, procs[i], o.Binary)
 		}
 		if o.started != nil && a.rec.PID > 0 {
-			o.started(a.rec.PID)
+			o.started(a.rec.PID, procs[i])
 		}
 		w.agents[i] = a
 		return err
@@ -763,11 +768,18 @@ func launch(labName string, procs []plan.Process, o Options, held bool) (*wave, 
 // wave in flight at 1000 pods that was a quarter of a second of CPU, growing with the
 // square of the pods. Two CPUs are kept as busy by a few dozen pods starting at once as by
 // a thousand. A pod slow to report holds its slot for at most a second.
-func launchPods(labName string, procs []plan.Process, o Options) (*wave, error) {
+//
+// Only the first podsBeforeFabric pods start beside the links; the others wait until
+// wired opens (nil: none wait), and are not started when it opens false (up failed).
+func launchPods(labName string, procs []plan.Process, o Options, wired *gate) (*wave, error) {
 	d := rundir.ForLab(labName)
 	w := &wave{agents: make([]waiting, len(procs))}
 	window := make(chan struct{}, podsInFlight)
 	err := forEach(len(procs), func(i int) error {
+		if wired != nil && i >= podsBeforeFabric && !wired.wait() {
+			w.agents[i] = waiting{proc: procs[i]}
+			return fmt.Errorf("pod %s not started: up failed before the fabric was wired", procs[i].Name)
+		}
 		slot := false
 		select {
 		case window <- struct{}{}:
@@ -783,7 +795,7 @@ func launchPods(labName string, procs []plan.Process, o Options) (*wave, error) 
 		rec, done, err := supervise.StartUnrecorded(d, procs[i], o.Binary)
 		a.rec = rec
 		if o.started != nil && rec.PID > 0 {
-			o.started(rec.PID)
+			o.started(rec.PID, procs[i])
 		}
 		if err != nil {
 			free()
@@ -814,6 +826,50 @@ func launchPods(labName string, procs []plan.Process, o Options) (*wave, error) 
 
 // podsInFlight bounds the pods started and not yet ready (see launchPods).
 var podsInFlight = max(32, 16*runtime.NumCPU())
+
+// podsBeforeFabric bounds the pods started beside the links: every pod of a small lab (a
+// 3×10 up's thirty), the first of a big one. Each new veth adds its device's sysfs
+// entries under the sysfs tree's lock, which every process start takes to read (the Go
+// runtime reads /sys/kernel/mm/transparent_hugepage at start): with a thousand pods
+// starting beside them, niced and preempted while holding it, a 4×250 up's links took
+// 15–25 s instead of 2 (an off-CPU profile: up's thread waiting in kernfs_add_one).
+var podsBeforeFabric = 64
+
+// A gate opens once, for good or not.
+type gate struct {
+	once sync.Once
+	ch   chan struct{}
+	mu   sync.Mutex
+	ok   bool
+}
+
+func (g *gate) init() {
+	g.mu.Lock()
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	g.mu.Unlock()
+}
+
+// open opens the gate with ok; later calls change nothing.
+func (g *gate) open(ok bool) {
+	g.init()
+	g.once.Do(func() {
+		g.mu.Lock()
+		g.ok = ok
+		g.mu.Unlock()
+		close(g.ch)
+	})
+}
+
+// wait waits until the gate opens and says how.
+func (g *gate) wait() bool {
+	g.init()
+	<-g.ch
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ok
+}
 
 // wait waits for each agent of the wave to report ready; with reported set, it notes
 // there every agent that did, with its process. Once it returned, it returns the same.
