@@ -2,6 +2,8 @@ package lab_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,4 +58,54 @@ func TestIntegrationFailedFabricRollsBackAgentsStartedBeside(t *testing.T) {
 		}
 	}
 	assertGone(t, p.Lab)
+}
+
+// Up lowers every agent's scheduling group while it makes the fabric and gives it back:
+// once up returned, every process of the lab runs at autogroup nice 0, and the caller's own
+// session (this test's) is as it was. The same after a failed up that keeps what it made.
+func TestIntegrationAgentsRunAtNiceZeroAfterUp(t *testing.T) {
+	labtest.RequireRoot(t)
+	if _, err := os.Stat("/proc/self/autogroup"); err != nil {
+		t.Skip("no autogroups in this kernel:", err)
+	}
+	self, err := os.ReadFile("/proc/self/autogroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(labName string) {
+		t.Helper()
+		n := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || !lab.IsAgentOf(kernel.Cmdline(pid), labName) {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + e.Name() + "/autogroup")
+			if err != nil {
+				continue // gone since
+			}
+			n++
+			if f := strings.Fields(string(b)); f[len(f)-1] != "0" {
+				t.Errorf("lab %s: %v runs at autogroup %s", labName, kernel.Cmdline(pid), strings.TrimSpace(string(b)))
+			}
+		}
+		if n == 0 {
+			t.Errorf("lab %s: no agent process found", labName)
+		}
+		if now, _ := os.ReadFile("/proc/self/autogroup"); string(now) != string(self) {
+			t.Errorf("the caller's autogroup changed: %q, was %q", now, self)
+		}
+	}
+	p := labtest.Up(t, "nz", "")
+	check(p.Lab)
+
+	q := labtest.Plan(t, "nzf", "")
+	t.Cleanup(func() { labtest.Remove(t, q.Lab) })
+	pod := labtest.EchoPods(q)[0]
+	q.Routes = append(q.Routes, plan.Route{Netns: pod.Netns, Dst: "192.0.2.0/24", Dev: "nosuchdev0"})
+	if err := lab.Up(context.Background(), q, lab.Options{Binary: labtest.Binary(t), Retain: true, ReadyTimeout: 30 * time.Second}); err == nil {
+		t.Fatal("up with a route through a missing device succeeded")
+	}
+	check(q.Lab)
 }
