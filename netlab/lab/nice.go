@@ -1,13 +1,11 @@
 package lab
 
 import (
-	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/netlabdev/netlab/netlab/kernel"
 )
 
 // startNice is the nice value of the scheduling group of every agent up starts, until the
@@ -53,7 +51,7 @@ func (y *yielding) lower(pid int) {
 	if y.restored {
 		return
 	}
-	if setAutogroupNice(pid, startNice) == nil {
+	if kernel.SetAutogroupNice(pid, startNice) == nil {
 		y.pids = append(y.pids, pid)
 	}
 }
@@ -67,40 +65,17 @@ func (y *yielding) restore() {
 	}
 	y.restored = true
 	for _, pid := range y.pids {
-		_ = setAutogroupNice(pid, 0) // a process gone since has no group to restore
+		_ = kernel.SetAutogroupNice(pid, 0) // a process gone since has no group to restore
 	}
 	y.pids = nil
 }
 
-func setAutogroupNice(pid, nice int) error {
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/autogroup", pid), os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write([]byte(strconv.Itoa(nice)))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // fabricFirst runs fn (the links and routes steps) on a thread of its own at fabricNice:
-// within up's scheduling group, the thread making the fabric, which every agent's
-// readiness waits for, goes before up's threads starting agents beside it. The thread's
-// nice is set back before it is handed back to the Go runtime; where it cannot be set
-// (no CAP_SYS_NICE) fn runs as it would anyway.
+// within up's scheduling group, the thread sending the fabric's netlink requests, which
+// every agent's readiness waits for, goes before up's threads starting agents beside it.
 func fabricFirst(fn func() error) error {
 	if fabricNice == 0 {
 		return fn()
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	tid := unix.Gettid()
-	old, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-	if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, fabricNice) != nil {
-		return fn()
-	}
-	// getpriority's raw value is 20 - nice (golang.org/x/sys/unix returns it as is).
-	defer unix.Setpriority(unix.PRIO_PROCESS, tid, 20-old)
-	return fn()
+	return kernel.AtThreadNice(fabricNice, fn)
 }
