@@ -19,6 +19,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // workersYAML is the default scenario with spec.ingress.workers: 2, plus an Ingress for
@@ -81,6 +82,24 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 	agents, workers := ingressProcs(p.Lab, "node-1")
 	if len(agents) != 1 || len(workers) != 1 {
 		t.Fatalf("node-1's ingress processes: agent %v, workers %v; want one of each", agents, workers)
+	}
+	// Both run with the runtime setting that keeps Go's system monitor out of its deep
+	// sleep (supervise.IngressGODEBUG): the agent from its supervisor, the worker from
+	// the agent.
+	for _, pid := range append(slices.Clone(agents), workers...) {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var godebug string
+		for _, e := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(e, "GODEBUG="); ok {
+				godebug = v
+			}
+		}
+		if !slices.Contains(strings.Split(godebug, ","), supervise.IngressGODEBUG) {
+			t.Errorf("ingress process %d runs with GODEBUG=%q, want %s in it", pid, godebug, supervise.IngressGODEBUG)
+		}
 	}
 	c := nsClient(cns, n1+":80", nil) // a connection per request: the kernel picks a worker per connection
 	logPath := rundir.ForLab(p.Lab).Log("ingress", "node-1")

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -201,6 +202,45 @@ func StartHeld(d rundir.Dir, pr plan.Process, binary string, restarts int) (rec 
 	return rec, done, release, err
 }
 
+// IngressGODEBUG is the Go runtime setting the ingress agents (and their workers, which
+// inherit it) run with: a scheduler trace every 2^31-1 ms (24.8 days), that is never in a
+// lab's life, for its side effect: the runtime's system monitor (sysmon) then never enters
+// its deep sleep. A Go process whose processors all go idle parks sysmon; the next system
+// call that enters the scheduler's syscall state (accept4, setsockopt, close: three per
+// connection with `Connection: close`) wakes it and resets its period to 20 µs, so that
+// for every burst of work after an idle moment sysmon wakes every 20 µs until it has
+// seen 50 quiet ticks: thousands of wake-ups a second in an ingress worker that is busy
+// half the time (a worker process sees half the connections), about a fifth of its CPU
+// and 2–3 context switches per request. Kept out of deep sleep, sysmon backs off to its
+// 10 ms tick and stays there. See docs/design-notes.md, "The ingress and Go's system
+// monitor", and docs/performance.md, "L7 path, ninth pass: Connection: close".
+const IngressGODEBUG = "schedtrace=2147483647"
+
+// WithGODEBUG returns env with setting (name=value) added to its GODEBUG, unless GODEBUG
+// already names that setting (the user's own choice stands).
+func WithGODEBUG(env []string, setting string) []string {
+	name, _, _ := strings.Cut(setting, "=")
+	for i, e := range env {
+		v, ok := strings.CutPrefix(e, "GODEBUG=")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(v, ",") {
+			if k, _, _ := strings.Cut(strings.TrimSpace(kv), "="); k == name {
+				return env
+			}
+		}
+		out := slices.Clone(env)
+		if v == "" {
+			out[i] = "GODEBUG=" + setting
+		} else {
+			out[i] = e + "," + setting
+		}
+		return out
+	}
+	return append(env, "GODEBUG="+setting)
+}
+
 func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hold *os.File, record bool) (Record, <-chan error, error) {
 	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return Record{}, nil, err
@@ -233,6 +273,9 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		}
 	}
 	env = append(env, ReadyFDEnv+"=3", NetlabBinaryEnv+"="+netlab)
+	if pr.Role == "ingress" {
+		env = WithGODEBUG(env, IngressGODEBUG)
+	}
 	if hold != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
 		env = append(env, ready.HoldFDEnv+"=4")
