@@ -217,28 +217,33 @@ func StartHeld(d rundir.Dir, pr plan.Process, binary string, restarts int) (rec 
 const IngressGODEBUG = "schedtrace=2147483647"
 
 // WithGODEBUG returns env with setting (name=value) added to its GODEBUG, unless GODEBUG
-// already names that setting (the user's own choice stands).
+// already names that setting (the user's own choice stands; GODEBUG=schedtrace=0 turns
+// IngressGODEBUG off). Of several GODEBUG entries the last counts, as os/exec keeps it.
 func WithGODEBUG(env []string, setting string) []string {
 	name, _, _ := strings.Cut(setting, "=")
-	for i, e := range env {
-		v, ok := strings.CutPrefix(e, "GODEBUG=")
-		if !ok {
-			continue
+	i := -1
+	for j, e := range env {
+		if strings.HasPrefix(e, "GODEBUG=") {
+			i = j
 		}
-		for _, kv := range strings.Split(v, ",") {
-			if k, _, _ := strings.Cut(strings.TrimSpace(kv), "="); k == name {
-				return env
-			}
-		}
-		out := slices.Clone(env)
-		if v == "" {
-			out[i] = "GODEBUG=" + setting
-		} else {
-			out[i] = e + "," + setting
-		}
-		return out
 	}
-	return append(env, "GODEBUG="+setting)
+	if i < 0 {
+		return append(slices.Clone(env), "GODEBUG="+setting)
+	}
+	v := strings.TrimPrefix(env[i], "GODEBUG=")
+	for _, kv := range strings.Split(v, ",") {
+		// The runtime takes each name=value as it is, spaces included.
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			return env
+		}
+	}
+	out := slices.Clone(env)
+	if v == "" {
+		out[i] = "GODEBUG=" + setting
+	} else {
+		out[i] = env[i] + "," + setting
+	}
+	return out
 }
 
 func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hold *os.File, record bool) (Record, <-chan error, error) {
@@ -250,6 +255,17 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		return Record{}, nil, fmt.Errorf("agent log: %w", err)
 	}
 	defer logf.Close()
+	errf := logf
+	if pr.Role == "ingress" {
+		// The runtime's own output (a crash's trace; the scheduler's line that
+		// IngressGODEBUG prints at the start on a host up for longer than 24.8 days) goes
+		// to a file of its own: the agent writes its log and access lines to its standard
+		// output, and that stream holds JSON lines only.
+		if errf, err = os.OpenFile(d.RuntimeLog(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			return Record{}, nil, fmt.Errorf("agent runtime log: %w", err)
+		}
+		defer errf.Close()
+	}
 	netlab := binary
 	if netlab == "" {
 		if netlab, err = NetlabBinary(); err != nil {
@@ -264,7 +280,7 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		return Record{}, nil, err
 	}
 	cmd := exec.Command(binary, pr.Args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = logf, errf
 	cmd.ExtraFiles = []*os.File{w}
 	env := make([]string, 0, len(os.Environ())+3)
 	for _, e := range os.Environ() {
