@@ -991,11 +991,11 @@ func (c *h1conn) watch() {
 	var b [1]byte
 	gone := false
 	err := c.rc.Read(func(fd uintptr) bool {
-		n, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if errors.Is(e, syscall.EAGAIN) {
+		n, e := peek(fd, &b[0])
+		if e == syscall.EAGAIN {
 			return false
 		}
-		gone = e != nil || n == 0
+		gone = e != 0 || n == 0
 		return true
 	})
 	if gone || (err != nil && !isTimeout(err)) {
