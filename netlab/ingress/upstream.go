@@ -3,11 +3,11 @@ package ingress
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // The upstream side of the proxy: a purpose-built HTTP/1.1 client. Every upstream
@@ -208,27 +208,22 @@ func (c *upConn) alive() bool {
 		return true
 	}
 	c.clearDeadline() // an expired one would fail the peek
+	if p, ok := c.nc.(peeker); ok {
+		_, err := p.Peek(false)
+		return err == syscall.EAGAIN
+	}
 	ok := true
 	err := c.rc.Read(func(fd uintptr) bool {
-		_, e := peek(fd, &c.peek[0])
-		ok = e == syscall.EAGAIN
+		n, _, e := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = errors.Is(e, syscall.EAGAIN) && n <= 0
 		return true
 	})
 	return err == nil && ok
 }
 
-// peek looks at a socket's next byte without taking it and without waiting (recvfrom(2)
-// with MSG_PEEK|MSG_DONTWAIT): 1, 0 at the peer's end, or the error (EAGAIN: nothing has
-// arrived). A raw system call, as netlab/rawio's socket calls: a call on a non-blocking
-// socket cannot block, and syscall.Recvfrom would enter the runtime's system-call state,
-// where sysmon may hand the goroutine's P to another thread (with the worker's one P, a
-// thread woken and another parked) and a sleeping sysmon is woken.
-func peek(fd uintptr, b *byte) (int, syscall.Errno) {
-	for {
-		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(b)), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		if e != syscall.EINTR {
-			return int(n), e
-		}
-	}
+// peeker is a connection that looks at its next byte without taking it (netlab/rawio's:
+// a raw recvfrom(2), which keeps the goroutine's P; see rawio's Peek): 1 when input waits, 0
+// at the peer's end; without wait, (0, syscall.EAGAIN) when nothing has arrived.
+type peeker interface {
+	Peek(wait bool) (int, error)
 }
