@@ -540,12 +540,14 @@ const accessLogCap = 64 << 20
 // cappedLog writes to a log file opened for appending and empties it when it outgrows max;
 // writers sharing the file (the agent's own log lines) go on at its new end.
 //
-// To a regular file, each write is a raw write(2) (raw set): the access log's batched
-// writer is the only caller on the data path that would otherwise enter the runtime's
-// system-call state, where sysmon may hand the worker's one P to another thread and a
-// sysmon in deep sleep is woken (its 20 µs ticks follow). A write to a file in the page
-// cache takes microseconds (nginx writes its access log from its worker, a line per
-// request); a pipe or a terminal, which a slow reader can block, gets os.File's write.
+// To a regular file on a tmpfs (a Debian /run), each write is a raw write(2) (raw set): the
+// access log's batched writer is then no longer a caller on the data path that enters the
+// runtime's system-call state, where sysmon may hand the worker's one P to another thread
+// and a sysmon in deep sleep is woken (its 20 µs ticks follow); a tmpfs write is a copy
+// into memory. Anywhere else os.File's write: on a disk an append can wait for the
+// journal (seconds, under other writers: docs/design-notes.md, "Diagnosing a failed
+// integration test"), and a pipe or a terminal for its reader; the P must then go on
+// without the writer.
 type cappedLog struct {
 	mu     sync.Mutex
 	f      *os.File
@@ -556,10 +558,16 @@ type cappedLog struct {
 
 func newCappedLog(f *os.File, max int64) *cappedLog {
 	c := &cappedLog{f: f, max: max}
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && onTmpfs(f) {
 		c.raw, _ = f.SyscallConn()
 	}
 	return c
+}
+
+// onTmpfs says whether f's file system keeps its files in memory (tmpfs).
+func onTmpfs(f *os.File) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == unix.TMPFS_MAGIC
 }
 
 func (c *cappedLog) Write(b []byte) (int, error) {
