@@ -93,11 +93,18 @@ type presavedRules struct {
 // sync (iptables mode; nothing in nftables mode): kube-proxy, the only writer of its
 // node's rules, reads them while it waits for the controller's first endpoints instead of
 // after, when up waits for its sync. A sync that fails on them reads them again next time.
+//
+// A namespace with no table yet (a node's, right after up made it) is read without a
+// process: there is nothing to read (kernel.IPTablesEmptyHere).
 func (r *RuleSyncer) Presave() {
 	if r.nft {
 		return
 	}
 	r.presaved = make(chan presavedRules, 1)
+	if kernel.IPTablesEmptyHere() {
+		r.presaved <- presavedRules{b: []byte{}}
+		return
+	}
 	go func() {
 		b, err := kernel.SaveHere(context.Background(), false, "")
 		r.presaved <- presavedRules{b, err}

@@ -29,30 +29,33 @@ import (
 type ruleCheck struct {
 	nft     *nftables.Conn // nil: legacy backend
 	nftMode bool
+	// opened: the backend was asked (at the first check, not at the agent's start: in
+	// iptables mode that is an `iptables -V` process, which up's end need not wait beside).
+	opened bool
 }
 
-func newRuleCheck(nftMode bool) *ruleCheck {
-	if nftMode {
-		c, err := nftables.New()
-		if err != nil {
-			return &ruleCheck{nftMode: true}
+func newRuleCheck(nftMode bool) *ruleCheck { return &ruleCheck{nftMode: nftMode} }
+
+// open finds the backend and opens the netlink connection the checks read through.
+func (rc *ruleCheck) open() {
+	rc.opened = true
+	if !rc.nftMode {
+		out, err := exec.Command("iptables", "-V").Output()
+		if err != nil || !strings.Contains(string(out), "nf_tables") {
+			return
 		}
-		return &ruleCheck{nft: c, nftMode: true}
 	}
-	out, err := exec.Command("iptables", "-V").Output()
-	if err != nil || !strings.Contains(string(out), "nf_tables") {
-		return &ruleCheck{}
+	if c, err := nftables.New(); err == nil { // this process's namespace: the node's
+		rc.nft = c
 	}
-	c, err := nftables.New() // this process's namespace: the node's
-	if err != nil {
-		return &ruleCheck{}
-	}
-	return &ruleCheck{nft: c}
 }
 
 // missing returns the jumps kube-proxy ensures that the kernel lacks, as
 // "table chain -> target" (empty: all there).
 func (rc *ruleCheck) missing() ([]string, error) {
+	if !rc.opened {
+		rc.open()
+	}
 	if rc.nftMode {
 		return rc.missingNFT()
 	}

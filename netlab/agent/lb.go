@@ -164,6 +164,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	if timeout <= 0 || timeout > interval {
 		timeout = interval
 	}
+	// A Save of the caller's (a test's) is always used; the default one is not needed in a
+	// namespace with no table yet (below).
+	defaultSave := cfg.Save == nil
 	if cfg.Save == nil {
 		cfg.Save = iptablesSave
 	}
@@ -186,34 +189,37 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	log.Info("lb agent starting", "lab", cfg.Plan.Lab, "services", len(vss), "interval", interval,
 		"timeout", timeout, "rise", hc.Rise, "fall", hc.Fall, "inhibit", hc.Inhibit)
 	// One read of the namespace's rules serves the first apply and the WAN filter's: the
-	// first apply does not touch the filter's jump, which is all the filter looks for.
-	saved, err := a.cfg.Save(ctx)
-	if err != nil {
-		return fmt.Errorf("lb agent: read rules: %w", err)
+	// first apply does not touch the filter's jump, which is all the filter looks for. A
+	// namespace with no table yet (up's, new) has nothing to read: no iptables-save.
+	var saved []byte
+	if !defaultSave || !kernel.IPTablesEmptyHere() {
+		var err error
+		if saved, err = a.cfg.Save(ctx); err != nil {
+			return fmt.Errorf("lb agent: read rules: %w", err)
+		}
 	}
 	a.presaved = make(chan savedRules, 1)
 	a.presaved <- savedRules{b: saved}
-	if err := a.apply(ctx, "start"); err != nil {
+	// The rules at start and what a cloud security group would let in from the clients
+	// (and nothing else): one restore.
+	if err := a.applyWith(ctx, "start", a.wanFilterInput(saved)); err != nil {
 		return err
 	}
-	// What a cloud security group would let in from the clients, and nothing else.
-	if err := a.applyWanFilter(ctx, saved); err != nil {
-		return err
-	}
+	// The first checks' verdicts are applied against the rules as they are now: read them
+	// while up makes the fabric and the LB is held (the LB is the only writer of its
+	// namespace's rules, and its last write was above), not after, when up waits for the
+	// apply.
+	a.presaved = make(chan savedRules, 1)
+	go func() {
+		b, err := a.cfg.Save(ctx)
+		a.presaved <- savedRules{b, err}
+	}()
 
 	// Started beside the node agents, the LB waits here until up lets it go on, so that its
 	// first checks, which decide each real server's state, find the nodes serving.
 	if err := ready.WaitRelease(ctx); err != nil {
 		return nil
 	}
-	// The first checks' verdicts are applied against the rules as they are now: read them
-	// while the checks run (the LB is the only writer of its namespace's rules, and its
-	// last write was above), not after, when up waits for the apply.
-	a.presaved = make(chan savedRules, 1)
-	go func() {
-		b, err := a.cfg.Save(ctx)
-		a.presaved <- savedRules{b, err}
-	}()
 
 	var unique []lb.Probe
 	seen := map[string]bool{}
@@ -373,7 +379,11 @@ func (a *lbAgent) allReady() bool {
 
 // apply renders the current services against what the namespace holds and restores the
 // result in one transaction, then publishes the state.
-func (a *lbAgent) apply(ctx context.Context, why string) error {
+func (a *lbAgent) apply(ctx context.Context, why string) error { return a.applyWith(ctx, why, nil) }
+
+// applyWith is apply with more input restored in the same transaction (the WAN filter's,
+// at start).
+func (a *lbAgent) applyWith(ctx context.Context, why string, more []byte) error {
 	a.mu.Lock()
 	vss := make([]lb.VirtualService, len(a.vss))
 	for i, vs := range a.vss {
@@ -404,6 +414,7 @@ func (a *lbAgent) apply(ctx context.Context, why string) error {
 		if err != nil {
 			return err
 		}
+		input = append(input, more...)
 		if err := a.cfg.Restore(ctx, input); err != nil {
 			return fmt.Errorf("apply rules: %w", err)
 		}

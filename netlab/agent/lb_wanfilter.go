@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -39,10 +38,11 @@ func WanFilterOf(p *plan.Plan) lb.WanFilter {
 	return f
 }
 
-// applyWanFilter writes the wan filter chain and, when missing from saved (the namespace's
-// rules as read at start: only this function writes the jump), the jump to it at the top
-// of FORWARD, in one transaction.
-func (a *lbAgent) applyWanFilter(ctx context.Context, saved []byte) error {
+// wanFilterInput is the iptables-restore input of the wan filter chain and, when missing
+// from saved (the namespace's rules as read at start: only this input writes the jump),
+// of the jump to it at the top of FORWARD; the LB restores it with its rules at start, in
+// one transaction.
+func (a *lbAgent) wanFilterInput(saved []byte) []byte {
 	f := WanFilterOf(a.cfg.Plan)
 	input := f.Render()
 	if !bytes.Contains(saved, []byte("-A FORWARD -i "+f.WanIface+" -m comment --comment \"netlab wan filter\" -j "+lb.ChainWanFilter)) {
@@ -54,8 +54,5 @@ func (a *lbAgent) applyWanFilter(ctx context.Context, saved []byte) error {
 		}
 		input = bytes.Replace(input, []byte("COMMIT\n"), []byte("-I FORWARD 1 "+strings.Join(args, " ")+"\nCOMMIT\n"), 1)
 	}
-	if err := a.cfg.Restore(ctx, input); err != nil {
-		return fmt.Errorf("apply wan filter: %w", err)
-	}
-	return nil
+	return input
 }

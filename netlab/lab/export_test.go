@@ -16,3 +16,11 @@ func SetPodsInFlight(n int) (restore func()) {
 
 // WriteHosts is up's writer of the namespaces' hosts and resolv.conf files, for a test.
 func WriteHosts(p *plan.Plan) error { return writeHosts(context.Background(), p, Options{}) }
+
+// OnAgentStarted has fn told the pid of every agent up starts, for a test; the returned
+// func undoes it.
+func OnAgentStarted(fn func(pid int)) (restore func()) {
+	old := startedHook
+	startedHook = fn
+	return func() { startedHook = old }
+}

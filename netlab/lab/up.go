@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +34,16 @@ type Options struct {
 	// Scenario is the scenario text the plan came from, kept with the logs for
 	// `netlab export logs`.
 	Scenario []byte
+	// started, when set, is told the pid of every agent launch starts.
+	started func(pid int)
 }
+
+// startedHook, when set (by a test), is told the pid of every agent up starts.
+var startedHook func(pid int)
+
+// UpGCPercent is the GOGC an up runs with (see Up); `netlab up` runs with it from its
+// start (the scenario's parse) to its end (the hints it prints after Up).
+const UpGCPercent = 400
 
 // ErrExists is returned by Up when the lab is already up.
 var ErrExists = errors.New("lab already exists")
@@ -64,6 +74,11 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := Preflight(); err != nil {
 		return err
 	}
+	// An up allocates a few MB (the plan, its encoding, the starts' arguments and
+	// environments): with the default GOGC its heap reached the runtime's first goal
+	// near its end, and that one collection (marking the binary's large globals beside
+	// the agents' start) cost more CPU than all the memory it would free is worth here.
+	defer debug.SetGCPercent(debug.SetGCPercent(UpGCPercent))
 	for _, pr := range p.Processes {
 		if _, err := supervise.AgentBinary(o.Binary, pr); err != nil {
 			return err // before anything is made
@@ -82,18 +97,17 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := PurgeLogs(p.Lab); err != nil {
 		return err
 	}
-	// Three steps run beside the ones that follow them, and are waited for before what
+	// Two steps run beside the ones that follow them, and are waited for before what
 	// needs them; a failed up waits for them before it rolls back:
 	//   - the runtime files (the plan, encoded and written: ~0.1 s at 1000 pods) beside
-	//     the namespaces, before the node agents, which read the plan, start;
+	//     the namespaces, before the agents, which read the plan, start;
 	//   - the namespaces' hosts and resolv.conf files, which need no namespace, beside the
-	//     namespaces and the links, before the pods start: right after a down, on a file
-	//     system that allocates inodes slowly then (see kernel.CreateNetnsAll), writing
-	//     them takes longer than the links alone;
-	//   - the pods' log files, created empty beside the links (netlink work under RTNL,
-	//     one thread: a CPU to spare), before the pods start: each start opens its log,
-	//     which no longer allocates an inode in the pods' wave (see precreateLogs).
-	var runtimeFiles, hosts, podLogs aside
+	//     namespaces and the links, before the agents are waited for: right after a down,
+	//     on a file system that allocates inodes slowly then (see kernel.CreateNetnsAll),
+	//     writing them takes longer than the links alone.
+	// The agents are all started in the background right after the namespaces, beside the
+	// links (agentStart.startAll), and waited for once the fabric is wired.
+	var runtimeFiles, hosts aside
 	writeHostsTimed := func(ctx context.Context, p *plan.Plan, o Options) error {
 		t := time.Now()
 		err := writeHosts(ctx, p, o)
@@ -104,7 +118,6 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		if err != nil {
 			_ = runtimeFiles.wait(ctx, p, o)
 			_ = hosts.wait(ctx, p, o)
-			_ = podLogs.wait(ctx, p, o)
 		}
 		if err != nil && !o.Retain {
 			o.Log.Warn("up failed, rolling back", "lab", p.Lab, "err", err)
@@ -128,16 +141,20 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"hosts and resolv.conf files started", hosts.start(writeHostsTimed)},
 		{"namespaces", createNamespaces},
 		{"runtime files", runtimeFiles.wait},
-		{"node agents started", agents.startNodeAgents},
-		{"pod log files started", podLogs.start(precreateLogs)},
-		{"links", func(_ context.Context, p *plan.Plan, _ Options) error { return wireLinks(h, p) }},
+		{"agents started", agents.startAll},
+		{"links", func(_ context.Context, p *plan.Plan, _ Options) error {
+			return fabricFirst(func() error { return wireLinks(h, p) })
+		}},
 		{"routes and sysctls", func(_ context.Context, p *plan.Plan, _ Options) error {
-			defer h.Close() // before the pods start: every fork copies the open descriptors
-			return routesAndSysctls(h, p)
+			defer h.Close() // every fork copies the open descriptors
+			return fabricFirst(func() error { return routesAndSysctls(h, p) })
+		}},
+		{"fabric wired", func(context.Context, *plan.Plan, Options) error {
+			agents.yield.restore()
+			return nil
 		}},
 		{"hosts and resolv.conf files", hosts.wait},
-		{"pod log files", podLogs.wait},
-		{"agents", agents.startAgents},
+		{"agents", agents.waitAgents},
 		{"conntrack sysctls", conntrackSysctls},
 		{"readiness", func(ctx context.Context, p *plan.Plan, o Options) error {
 			return verifyReadyUntil(ctx, p, o, start.Add(o.ReadyTimeout))
@@ -405,28 +422,6 @@ func readyNow(ctx context.Context, p *plan.Plan) error {
 	return nil
 }
 
-// precreateLogs creates the pods' log files, empty, as their start opens them (it opens
-// a file that is there as it creates one that is not). Creating a file allocates an inode,
-// which on a file system that allocates them slowly after a down (ext4 without a journal:
-// see kernel.CreateNetnsAll) was, at 1000 pods, a large part of up's CPU in the pods' wave.
-func precreateLogs(_ context.Context, p *plan.Plan, _ Options) error {
-	d := rundir.ForLab(p.Lab)
-	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
-		return err
-	}
-	for _, pr := range p.Processes {
-		if pr.Role != "pod" || earlyPod(pr) {
-			continue // the node agents and the cluster DNS pods start before this is done
-		}
-		f, err := os.OpenFile(d.Log(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return fmt.Errorf("pod log: %w", err)
-		}
-		f.Close()
-	}
-	return nil
-}
-
 // writeHosts writes the namespaces' /etc/netns/<ns>/hosts and resolv.conf files.
 //
 // A hosts file (the clients') is each namespace's own, rewritten in place, as it always
@@ -515,21 +510,22 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 	return nil
 }
 
-// agentStart is up's agents, started in two steps: those that need only their
-// namespace right after the namespaces (startNodeAgents), the pods once the fabric is
-// wired (startAgents).
+// agentStart is up's agents: all of them started in the background right after the
+// namespaces (startAll), waited for once the fabric is wired (waitAgents).
 type agentStart struct {
-	ctl, ingress, nodes, lb, sup *wave
-	// dnsPods: the cluster DNS pods, started with the node agents (see startNodeAgents).
+	ctl, ingress, nodes, lb, sup, pods *wave
+	// dnsPods: the cluster DNS pods, started with the node agents (see launchAll).
 	dnsPods *wave
 	waves   []*wave
-	// started yields startNodeAgents' launches' error, once; nil: not begun.
+	// yield lowers the agents' CPU share until the fabric is wired (see yielding).
+	yield yielding
+	// started yields launchAll's error, once; nil: not begun.
 	started chan error
 	joined  bool
 	err     error
 }
 
-// join waits for startNodeAgents' launches.
+// join waits for launchAll's launches.
 func (a *agentStart) join() error {
 	if a.started != nil && !a.joined {
 		a.joined, a.err = true, <-a.started
@@ -543,45 +539,58 @@ func (a *agentStart) launch(p *plan.Plan, o Options, procs []plan.Process, held 
 	return w, err
 }
 
-// release lets every held agent go on: when up returns, whatever happened.
+// release lets every held agent go on: when up returns, whatever happened. It first waits
+// for the launches, so that a failed up rolls back every process it started.
 func (a *agentStart) release() {
 	_ = a.join()
+	a.yield.restore()
 	for _, w := range a.waves {
 		w.release()
 	}
 }
 
-// startNodeAgents starts, without waiting for them, the agents that need no pod and no
-// link to start: kube-proxy in every node, the cluster DNS pods (earlyPod), and three
-// held at a point of their start-up
-// (supervise.StartHeld) until what they need is in place:
-//   - the endpoints controller, until every pod reported ready and up wrote which did,
-//     with their process (reported.json): it takes them as ready instead of probing every
-//     pod before it can report ready;
+// startAll starts every agent of the lab in the background, without waiting for any: the
+// agents need only their namespace to start, and their start-up (each a process, most of
+// up's CPU) then runs beside the links, which are made one at a time under RTNL. In order:
+//   - kube-proxy in every node and the cluster DNS pods (earlyPod);
+//   - three agents held at a point of their start-up (supervise.StartHeld) until what
+//     they need is in place (waitAgents lets them go on):
+//   - the endpoints controller, until every pod reported ready, the fabric is wired and
+//     up wrote which pods reported, with their process (reported.json): it takes them as
+//     ready instead of probing every pod before it can report ready;
 //   - the ingress of every node, before it reads the endpoints, until the controller is
 //     let go on; it then waits for the controller's first endpoints itself (in the
 //     endpoints upstream mode it routes to them from its first request);
 //   - the LB, before its first health checks, which decide each node's state: until
 //     the fabric is wired (the ingress agents bind their ports and answer /healthz before
 //     they are held), or, when it checks LoadBalancer Services through the nodes' rules,
-//     until kube-proxy, the controller and the ingress are ready.
-//
-// Their start-up (the netlab binary's, and reading the plan) then runs while the links
-// are made, which leaves a CPU to spare (one veth at a time under RTNL); so does
-// starting them, in the background: startAgents waits for it.
-func (a *agentStart) startNodeAgents(_ context.Context, p *plan.Plan, o Options) error {
+//     until kube-proxy, the controller and the ingress are ready;
+//   - the pods (launchPods): an echo pod listens on the wildcard address of its namespace,
+//     so it can start, bind and report before its link exists. Up waits for them once
+//     the fabric is wired, and lets the controller take them as ready only then: a pod is
+//     reported ready to anyone only once its address and routes are in place;
+//   - the supervisor, once every agent is started (it adopts them from their pid records
+//     and restarts none while up holds the lab's lock).
+func (a *agentStart) startAll(_ context.Context, p *plan.Plan, o Options) error {
 	a.started = make(chan error, 1)
-	go func() { a.started <- a.launchNodeAgents(p, o) }()
+	o.started = func(pid int) {
+		a.yield.lower(pid)
+		if startedHook != nil {
+			startedHook(pid)
+		}
+	}
+	go func() { a.started <- a.launchAll(p, o) }()
 	return nil
 }
 
-func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
-	var ingress, nodes, controller, outside, dnsPods []plan.Process
+func (a *agentStart) launchAll(p *plan.Plan, o Options) error {
+	var ingress, nodes, controller, outside, dnsPods, pods []plan.Process
 	for _, pr := range p.Processes {
 		switch {
 		case pr.Role == "pod" && earlyPod(pr):
 			dnsPods = append(dnsPods, pr)
 		case pr.Role == "pod":
+			pods = append(pods, pr)
 		case pr.Role == "ingress":
 			ingress = append(ingress, pr)
 		case pr.Role == "lb":
@@ -605,57 +614,50 @@ func (a *agentStart) launchNodeAgents(p *plan.Plan, o Options) error {
 	if a.nodes, err = a.launch(p, o, nodes, false); err != nil {
 		return err
 	}
-	a.lb, err = a.launch(p, o, outside, true)
+	if a.lb, err = a.launch(p, o, outside, true); err != nil {
+		return err
+	}
+	a.pods, err = launchPods(p.Lab, pods, o)
+	a.waves = append(a.waves, a.pods)
+	if err != nil {
+		return err
+	}
+	a.sup, err = a.launch(p, o, []plan.Process{supervise.SupervisorProcess(p.Lab)}, false)
 	return err
 }
 
-// earlyPod says whether a pod's process starts with the node agents, before the links: the
-// cluster DNS pods, which run the netlab binary (its start-up, and reading the plan, cost
-// several times an echo pod's) and listen on the wildcard address, so they need only their
-// namespace; up waits for them with the other pods.
+// earlyPod says whether a pod's process is started with the node agents rather than in
+// the pods' wave: the cluster DNS pods, which run netlab-agent (its start-up, and reading
+// the plan, cost several times an echo pod's) and have pid files of their own.
 func earlyPod(pr plan.Process) bool {
 	return pr.Role == "pod" && len(pr.Args) >= 2 && pr.Args[0] == "agent" && pr.Args[1] == "dns"
 }
 
-// startAgents starts the pods, then the supervisor (it adopts every agent from its pid
-// record; it restarts none while up holds the lab's lock), and waits for each agent to
-// write READY on its readiness pipe, or names those that did not; the supervisor is
-// waited for last (a.sup). The agents of startNodeAgents are let go on as above.
-func (a *agentStart) startAgents(ctx context.Context, p *plan.Plan, o Options) error {
-	var pods []plan.Process
-	for _, pr := range p.Processes {
-		if pr.Role == "pod" && !earlyPod(pr) {
-			pods = append(pods, pr)
-		}
-	}
+// waitAgents runs once the fabric is wired (links, routes, the hosts files): it waits for
+// every agent startAll started to write READY on its readiness pipe, or names those that
+// did not, letting the held ones go on as each may; the supervisor is waited for last
+// (a.sup).
+func (a *agentStart) waitAgents(ctx context.Context, p *plan.Plan, o Options) error {
 	if err := a.join(); err != nil {
 		return err
 	}
 	// The LB's checks of the ingress virtual services need the fabric and the ingress's
 	// ports, which it binds (and answers /healthz on) before it is held: the LB goes on
-	// now, and checks and applies its rules while the pods start. The checks of a
-	// LoadBalancer Service go through the nodes' rules: then it waits for them (below).
+	// now, and checks and applies its rules while the pods finish starting. The checks of
+	// a LoadBalancer Service go through the nodes' rules: then it waits for them (below).
 	if !lbChecksNodeRules(p) {
 		a.lb.release()
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	d := rundir.ForLab(p.Lab)
 	t := time.Now()
-	podWave, err := launchPods(p.Lab, pods, o)
-	a.waves = append(a.waves, podWave)
-	if err != nil {
-		return err
-	}
-	if a.sup, err = a.launch(p, o, []plan.Process{supervise.SupervisorProcess(p.Lab)}, false); err != nil {
-		return err
-	}
 	reported := rundir.Reported{Pods: map[string]rundir.ReportedPod{}}
-	for _, w := range []*wave{podWave, a.dnsPods} {
+	for _, w := range []*wave{a.pods, a.dnsPods} {
 		if err := w.wait(ctx, p.Lab, o, deadline, reported.Pods); err != nil {
 			return err
 		}
 	}
-	o.Log.Debug("pods ready", "pods", len(pods), "ms", time.Since(t).Milliseconds())
+	o.Log.Debug("pods ready", "pods", len(a.pods.agents), "waitedMs", time.Since(t).Milliseconds())
 	if err := d.WriteReported(reported); err != nil {
 		return err
 	}
@@ -736,6 +738,9 @@ func launch(labName string, procs []plan.Process, o Options, held bool) (*wave, 
 		} else {
 			a.rec, a.done, err = startAgent(labName, procs[i], o.Binary)
 		}
+		if o.started != nil && a.rec.PID > 0 {
+			o.started(a.rec.PID)
+		}
 		w.agents[i] = a
 		return err
 	})
@@ -773,6 +778,9 @@ func launchPods(labName string, procs []plan.Process, o Options) (*wave, error) 
 		a := waiting{proc: procs[i]}
 		rec, done, err := supervise.StartUnrecorded(d, procs[i], o.Binary)
 		a.rec = rec
+		if o.started != nil && rec.PID > 0 {
+			o.started(rec.PID)
+		}
 		if err != nil {
 			free()
 			w.agents[i] = a
