@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,8 +43,11 @@ JSON object per line.`,
 			}
 			defer w.Close()
 			w.All = all
+			// Ctrl-C or SIGTERM (the context's end) closes the watcher, which ends a Next
+			// waiting for a drop; the deferred Close then returns at once.
 			ctx := cmd.Context()
-			go func() { <-ctx.Done(); w.Close() }()
+			stopAfter := context.AfterFunc(ctx, func() { w.Close() })
+			defer stopAfter()
 			if !follow {
 				w.SetDeadline(time.Now().Add(window))
 			}

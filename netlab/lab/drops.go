@@ -34,8 +34,9 @@ type LabDrop struct {
 type DropWatcher struct {
 	All     bool // also report QuietReasons
 	lab     string
-	w       *drops.Watcher
+	w       dropSource
 	mu      sync.Mutex
+	closed  bool              // under mu: Close has run (ifname opens no more handles)
 	byIno   map[uint32]string // namespace inode → namespace name
 	inoOf   map[string]uint32 // namespace name → its inode
 	obj     map[string]string // namespace name → object
@@ -43,8 +44,23 @@ type DropWatcher struct {
 	h       *kernel.Handles
 	want    []string  // the namespaces of the lab's plan
 	planMod time.Time // when that plan was written
-	stop    chan struct{}
-	done    chan struct{}
+	// refresh is follow's work on each tick (refreshPlan; a test's, to hold follow in it).
+	refresh func()
+	// stop is closed once (stopOnce) by Close and never reassigned: follow reads it on
+	// every turn of its loop without mu.
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{} // closed when follow has returned
+}
+
+// dropSource is what a DropWatcher reads its drops from: the kernel's (*drops.Watcher),
+// or a test's. Close must interrupt a Read in progress and may be called more than once.
+type dropSource interface {
+	Read() (drops.Event, error)
+	Add(netns uint32) error
+	Remove(netns uint32) error
+	SetDeadline(t time.Time)
+	Close() error
 }
 
 // RefreshEvery is how often a DropWatcher looks for namespaces added to or removed from
@@ -54,20 +70,28 @@ const RefreshEvery = 250 * time.Millisecond
 // WatchDrops loads the drop program for a lab's namespaces. On a machine without BPF or
 // BTF the error wraps drops.ErrUnsupported.
 func WatchDrops(labName string) (*DropWatcher, error) {
-	d := &DropWatcher{lab: labName, byIno: map[uint32]string{}, inoOf: map[string]uint32{}, obj: map[string]string{},
-		names: map[string]map[int]string{}, h: kernel.NewHandles(), stop: make(chan struct{}), done: make(chan struct{})}
+	d := newDropWatcher(labName)
 	if err := d.loadPlan(); err != nil {
 		d.h.Close()
 		return nil, err
 	}
-	var err error
-	if d.w, err = drops.Open(nil); err != nil {
+	w, err := drops.Open(nil)
+	if err != nil {
 		d.h.Close()
 		return nil, err
 	}
+	d.w = w
 	d.reconcile()
 	go d.follow()
 	return d, nil
+}
+
+// newDropWatcher is a watcher of labName with no source yet and follow not started.
+func newDropWatcher(labName string) *DropWatcher {
+	d := &DropWatcher{lab: labName, byIno: map[uint32]string{}, inoOf: map[string]uint32{}, obj: map[string]string{},
+		names: map[string]map[int]string{}, h: kernel.NewHandles(), stop: make(chan struct{}), done: make(chan struct{})}
+	d.refresh = d.refreshPlan
+	return d
 }
 
 // loadPlan reads the lab's plan when it was rewritten since the last read.
@@ -97,10 +121,16 @@ func (d *DropWatcher) follow() {
 		case <-d.stop:
 			return
 		case <-tick.C:
-			if d.loadPlan() == nil {
-				d.reconcile()
-			}
+			d.refresh()
 		}
+	}
+}
+
+// refreshPlan rereads the lab's plan when it changed and reconciles the watched
+// namespaces with it.
+func (d *DropWatcher) refreshPlan() {
+	if d.loadPlan() == nil {
+		d.reconcile()
 	}
 }
 
@@ -197,6 +227,9 @@ func (d *DropWatcher) ifname(ns string, index int) string {
 	if n, ok := d.names[ns][index]; ok {
 		return n
 	}
+	if d.closed { // a Next that raced with Close: open no handle that nothing would close
+		return fmt.Sprintf("if%d", index)
+	}
 	if d.names[ns] == nil {
 		d.names[ns] = map[int]string{}
 	}
@@ -210,18 +243,22 @@ func (d *DropWatcher) ifname(ns string, index int) string {
 	return name
 }
 
-// Close unloads the program; nothing of it stays in the kernel.
+// Close unloads the program; nothing of it stays in the kernel. A Next waiting for a
+// drop returns an error. Close may be called more than once and from several goroutines
+// (Ctrl-C's and a deferred one), also while Next waits: each returns once the program is
+// closed.
+//
+// It stops follow first (whose reconcile writes to the program's map) and waits for it:
+// follow's work is a stat of the plan and of the namespaces, never a wait on Next.
 func (d *DropWatcher) Close() error {
-	d.mu.Lock()
-	if d.stop != nil {
-		close(d.stop)
-		d.stop = nil
-	}
-	d.mu.Unlock()
+	d.stopOnce.Do(func() { close(d.stop) })
 	<-d.done
-	err := d.w.Close()
+	err := d.w.Close() // once: the source's own Close is idempotent
 	d.mu.Lock()
-	d.h.Close()
+	if !d.closed {
+		d.closed = true
+		d.h.Close()
+	}
 	d.mu.Unlock()
 	return err
 }

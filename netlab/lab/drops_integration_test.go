@@ -4,6 +4,7 @@
 package lab_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,19 +259,105 @@ func TestIntegrationDrops(t *testing.T) {
 		t.Errorf("a watcher started before pod api-3 (%q) did not report its drop", api3)
 	}
 
-	// Ctrl-C on `netlab drops --follow` (or its end by the signal) leaves no program behind, nor does anything above.
-	cmd := exec.Command(labtest.Binary(t), "drops", "--name", p.Lab, "--follow")
-	cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1")
-	if err := cmd.Start(); err != nil {
+	// Close while Next waits for a drop, from two goroutines at once (Ctrl-C's and a
+	// deferred one) and once more after: each returns, Next ends, and the program goes
+	// (the check at the end).
+	w, err = lab.WatchDrops(p.Lab)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !labtest.WaitFor(15*time.Second, func() bool { return collect(cmd.Process.Pid) > 0 }) {
-		t.Errorf("drops --follow (pid %d) holds no drop program 15 s after it started", cmd.Process.Pid)
+	collect(os.Getpid())
+	nextDone := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := w.Next(); err != nil {
+				nextDone <- err
+				return
+			}
+		}
+	}()
+	closed := make(chan error, 2)
+	for range 2 {
+		go func() { closed <- w.Close() }()
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	_ = cmd.Wait()
+	for range 2 {
+		if err, ok := within(closed); !ok {
+			t.Fatalf("DropWatcher.Close did not return within %s while Next waited (a hang)", exitGuard)
+		} else if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if _, ok := within(nextDone); !ok {
+		t.Fatalf("Next did not return within %s after Close (a hang)", exitGuard)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("a third Close: %v", err)
+	}
+
+	// Ctrl-C (or SIGTERM) on `netlab drops --follow` ends it, whenever it comes: at once,
+	// or after a refresh of the lab's namespaces or two (lab.RefreshEvery); it leaves no
+	// program behind, nor does anything above.
+	for _, c := range []struct {
+		sig   syscall.Signal
+		after time.Duration
+	}{{syscall.SIGINT, 0}, {syscall.SIGINT, lab.RefreshEvery + lab.RefreshEvery/5}, {syscall.SIGTERM, 2*lab.RefreshEvery + lab.RefreshEvery/2}} {
+		cmd := exec.Command(labtest.Binary(t), "drops", "--name", p.Lab, "--follow")
+		// GOTRACEBACK=all: should it hang, the SIGQUIT below prints every goroutine.
+		cmd.Env = append(os.Environ(), labtest.AsCLIEnv+"=1", "GOTRACEBACK=all")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		if !labtest.WaitFor(15*time.Second, func() bool { return collect(pid) > 0 }) {
+			t.Errorf("drops --follow (pid %d) holds no drop program 15 s after it started", pid)
+		}
+		time.Sleep(c.after)
+		_ = cmd.Process.Signal(c.sig)
+		if err := waitExit(cmd, &stderr); err != nil {
+			t.Errorf("drops --follow (pid %d), %v %s after it held its program: %v", pid, c.sig, c.after, err)
+		}
+	}
 	// The kernel frees a program a moment after its last descriptor closes.
 	if !labtest.WaitFor(15*time.Second, func() bool { return len(stillLoaded(ours)) == 0 }) {
 		t.Errorf("drop programs left in the kernel by this test 15 s after their last holder closed them: %v (of %d it loaded)", stillLoaded(ours), len(ours))
 	}
+}
+
+// exitGuard bounds a wait that only a hang makes long, so that a hang fails the test
+// instead of holding the suite.
+const exitGuard = 20 * time.Second
+
+// within receives from ch, or reports false after exitGuard.
+func within[T any](ch <-chan T) (T, bool) {
+	select {
+	case v := <-ch:
+		return v, true
+	case <-time.After(exitGuard):
+		var zero T
+		return zero, false
+	}
+}
+
+// waitExit waits for a signalled command to exit cleanly. If it has not after exitGuard it
+// is sent SIGQUIT (a Go program then prints every goroutine on stderr), then killed, and
+// the error carries its stderr.
+func waitExit(cmd *exec.Cmd, stderr *bytes.Buffer) error {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err, ok := within(exited); ok {
+		if err != nil {
+			return fmt.Errorf("%w; stderr:\n%s", err, stderr)
+		}
+		return nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	return fmt.Errorf("still running %s after the signal (a hang: sent SIGQUIT, then killed); stderr:\n%s", exitGuard, stderr)
 }
