@@ -27,6 +27,11 @@
 #               one process too and D/B compares two builds; with more workers (the default,
 #               auto) D/B is the lab's workers ÷ one process, the build's change included
 #               (BASE_AGENT = this build: what the workers bring)
+#   The lab's supervisor starts the ingress agents with a Go runtime setting in GODEBUG
+#   (supervise.IngressGODEBUG: Go's system monitor kept out of its deep sleep); P and W
+#   get D's GODEBUG as the lab gave it, and so does B unless BASE_GODEBUG says otherwise:
+#   BASE_GODEBUG=none starts B without one (a build whose supervisor sets none, e.g. main
+#   before 2026-12-01's ninth L7 pass), any other value is B's GODEBUG
 # Sizes: "small" is the echo's JSON (~0.7 KiB). "64k" is a 65536-byte static body: the
 # echo agent has no option for a large body, so for the Service "big" (targetPort 8090 of
 # the echo pods) each pod namespace gets a REDIRECT 8090 -> 8091 and an nginx serving the
@@ -49,7 +54,7 @@
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
 # MODES ("ka close"), WORKERS (spec.ingress.workers of the lab: D; default auto, as nginx's
 # worker_processes here), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
-# models, B with BASE_AGENT for another build), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"), B_PORT (8096),
+# models, B with BASE_AGENT for another build; BASE_GODEBUG: see above), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"), B_PORT (8096),
 # HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
 # LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
 # exists instead of measuring, for profiling by hand; remove it to end and clean up).
@@ -363,7 +368,7 @@ declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY
   [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/" [B]="http://$node_ip:$B_PORT/")
 declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress with spec.ingress.workers: $WORKERS ($want_workers processes), node-1:80" [V]="netlab via VIP $vip:80"
   [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each"
-  [B]="netlab ingress of the build ${BASE_AGENT:-}, one process on 1 Go processor, node-1:$B_PORT")
+  [B]="netlab ingress of the build ${BASE_AGENT:-}, one process on 1 Go processor, node-1:$B_PORT, GODEBUG ${BASE_GODEBUG-as D has it}")
 
 # start_agent PORT PROCS [BINARY]: another ingress agent of node-1 with D's command line
 # (and binary, or BINARY) as one process (no --workers), on PORT (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with
@@ -384,7 +389,12 @@ start_agent() {
     esac
     args+=("$a")
   done <"/proc/$ingress_pid/cmdline"
-  ip netns exec "$node_ns" setsid "${args[@]}" --http-port "$port" --https-port $((port + 100)) --metrics-port $((port + 200)) \
+  local godebug=$D_GODEBUG
+  if [ -n "$bin" ] && [ -n "${BASE_GODEBUG+x}" ]; then
+    godebug=$BASE_GODEBUG
+    [ "$godebug" = none ] && godebug=""
+  fi
+  ip netns exec "$node_ns" setsid env -u GODEBUG ${godebug:+GODEBUG="$godebug"} "${args[@]}" --http-port "$port" --https-port $((port + 100)) --metrics-port $((port + 200)) \
     --procs "$procs" >"$tmp/agent$port.log" 2>&1 &
   AGENT_PID=$!
   agent_pids+=("$AGENT_PID")
@@ -395,6 +405,8 @@ start_agent() {
   done
   die "the ingress agent on :$port does not answer"
 }
+# D's GODEBUG, as the lab's supervisor gave it (the extra agents get it too: see the header).
+D_GODEBUG=$(tr '\0' '\n' <"/proc/$ingress_pid/environ" | sed -n 's/^GODEBUG=//p' | head -n1)
 extra_ports=()
 if [[ " ${TARGETS[*]} " == *" P "* ]]; then extra_ports+=("$P_PORT"); fi
 if [[ " ${TARGETS[*]} " == *" W "* ]]; then extra_ports+=("${W_PORTS[@]}"); fi

@@ -157,10 +157,21 @@ func Main(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
+	// An ingress agent writes its log beside its access lines, to its standard output: its
+	// standard error is the Go runtime's (a file of its own; see supervise.IngressGODEBUG).
+	logOut := stderr
+	if role == "ingress" {
+		logOut = os.Stdout
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
-	if err := run(ctx, Logger(stderr)); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	log := Logger(logOut)
+	if err := run(ctx, log); err != nil {
+		if role == "ingress" {
+			log.Error("agent failed", "error", err.Error()) // the log stays JSON lines
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		}
 		return 1
 	}
 	return 0

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // workersYAML is the default scenario with spec.ingress.workers: 2, plus an Ingress for
@@ -81,6 +83,33 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 	agents, workers := ingressProcs(p.Lab, "node-1")
 	if len(agents) != 1 || len(workers) != 1 {
 		t.Fatalf("node-1's ingress processes: agent %v, workers %v; want one of each", agents, workers)
+	}
+	// Both run with the runtime setting that keeps Go's system monitor out of its deep
+	// sleep (supervise.IngressGODEBUG): the agent from its supervisor, the worker from
+	// the agent.
+	for _, pid := range append(slices.Clone(agents), workers...) {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var godebug string
+		for _, e := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(e, "GODEBUG="); ok {
+				godebug = v
+			}
+		}
+		if !slices.Contains(strings.Split(godebug, ","), supervise.IngressGODEBUG) {
+			t.Errorf("ingress process %d runs with GODEBUG=%q, want %s in it", pid, godebug, supervise.IngressGODEBUG)
+		}
+		// Its standard output is the node's log (JSON lines: its own log and the access
+		// lines), its standard error the runtime's file: whatever the Go runtime prints
+		// (the scheduler line of that setting, a crash) never enters the JSON log.
+		rd := rundir.ForLab(p.Lab)
+		for fd, want := range map[int]string{1: rd.Log("ingress", "node-1"), 2: rd.RuntimeLog("ingress", "node-1")} {
+			if got, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); err != nil || got != want {
+				t.Errorf("ingress process %d: descriptor %d is %q (%v), want %s", pid, fd, got, err, want)
+			}
+		}
 	}
 	c := nsClient(cns, n1+":80", nil) // a connection per request: the kernel picks a worker per connection
 	logPath := rundir.ForLab(p.Lab).Log("ingress", "node-1")
@@ -175,5 +204,29 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 	}
 	if a, w := ingressProcs(p.Lab, "node-1"); len(a)+len(w) > 0 {
 		t.Errorf("after down: ingress agent %v, workers %v", a, w)
+	}
+}
+
+// The premise of the runtime log's separate file: with supervise.IngressGODEBUG, on a host
+// whose monotonic clock is past 24.8 days (here a time namespace shifts it to 25.5), the Go
+// runtime prints a scheduler line at the start — to standard error only. The process here
+// is the ingress agent of this binary, stopped at once by its namespace check.
+func TestIntegrationIngressSchedLineOnStderr(t *testing.T) {
+	labtest.RequireRoot(t)
+	if err := exec.Command("unshare", "-T", "--monotonic", "2200000", "--fork", "true").Run(); err != nil {
+		t.Skipf("no time namespace here (unshare -T): %v", err)
+	}
+	var stdout, stderr strings.Builder
+	cmd := exec.Command("unshare", "-T", "--monotonic", "2200000", "--fork", labtest.Binary(t), "agent", "ingress", "--lab", "nolab", "--node", "node-1")
+	cmd.Env = append(supervise.WithGODEBUG(os.Environ(), supervise.IngressGODEBUG), labtest.AsCLIEnv+"=1")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("an ingress agent outside its namespace ran")
+	}
+	if !strings.Contains(stderr.String(), "SCHED ") {
+		t.Errorf("no scheduler line on standard error: %q", stderr.String())
+	}
+	if strings.Contains(stdout.String(), "SCHED") {
+		t.Errorf("a scheduler line on standard output: %q", stdout.String())
 	}
 }

@@ -100,6 +100,13 @@ func (d Dir) Log(role, name string) string {
 	return filepath.Join(d.logs, role+"-"+name+".log")
 }
 
+// RuntimeLog is the file an agent's Go runtime writes to (its standard error) when the
+// agent keeps that apart from its log: the ingress agents (supervise.IngressGODEBUG), whose
+// log is JSON lines, one per access or event.
+func (d Dir) RuntimeLog(role, name string) string {
+	return filepath.Join(d.logs, role+"-"+name+".runtime.log")
+}
+
 // Scenario is the copy of the scenario the lab was brought up from.
 func (d Dir) Scenario() string { return filepath.Join(d.logs, ScenarioFile) }
 

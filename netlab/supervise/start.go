@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -201,6 +202,50 @@ func StartHeld(d rundir.Dir, pr plan.Process, binary string, restarts int) (rec 
 	return rec, done, release, err
 }
 
+// IngressGODEBUG is the Go runtime setting the ingress agents (and their workers, which
+// inherit it) run with: a scheduler trace every 2^31-1 ms (24.8 days), that is never in a
+// lab's life, for its side effect: the runtime's system monitor (sysmon) then never enters
+// its deep sleep. A Go process whose processors all go idle parks sysmon; the next system
+// call that enters the scheduler's syscall state (accept4, setsockopt, close: three per
+// connection with `Connection: close`) wakes it and resets its period to 20 µs, so that
+// for every burst of work after an idle moment sysmon wakes every 20 µs until it has
+// seen 50 quiet ticks: thousands of wake-ups a second in an ingress worker that is busy
+// half the time (a worker process sees half the connections), about a fifth of its CPU
+// and 2–3 context switches per request. Kept out of deep sleep, sysmon backs off to its
+// 10 ms tick and stays there. See docs/design-notes.md, "The ingress and Go's system
+// monitor", and docs/performance.md, "L7 path, ninth pass: Connection: close".
+const IngressGODEBUG = "schedtrace=2147483647"
+
+// WithGODEBUG returns env with setting (name=value) added to its GODEBUG, unless GODEBUG
+// already names that setting (the user's own choice stands; GODEBUG=schedtrace=0 turns
+// IngressGODEBUG off). Of several GODEBUG entries the last counts, as os/exec keeps it.
+func WithGODEBUG(env []string, setting string) []string {
+	name, _, _ := strings.Cut(setting, "=")
+	i := -1
+	for j, e := range env {
+		if strings.HasPrefix(e, "GODEBUG=") {
+			i = j
+		}
+	}
+	if i < 0 {
+		return append(slices.Clone(env), "GODEBUG="+setting)
+	}
+	v := strings.TrimPrefix(env[i], "GODEBUG=")
+	for _, kv := range strings.Split(v, ",") {
+		// The runtime takes each name=value as it is, spaces included.
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			return env
+		}
+	}
+	out := slices.Clone(env)
+	if v == "" {
+		out[i] = "GODEBUG=" + setting
+	} else {
+		out[i] = env[i] + "," + setting
+	}
+	return out
+}
+
 func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hold *os.File, record bool) (Record, <-chan error, error) {
 	if err := os.MkdirAll(d.Logs(), 0o700); err != nil {
 		return Record{}, nil, err
@@ -210,6 +255,17 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		return Record{}, nil, fmt.Errorf("agent log: %w", err)
 	}
 	defer logf.Close()
+	errf := logf
+	if pr.Role == "ingress" {
+		// The runtime's own output (a crash's trace; the scheduler's line that
+		// IngressGODEBUG prints at the start on a host up for longer than 24.8 days) goes
+		// to a file of its own: the agent writes its log and access lines to its standard
+		// output, and that stream holds JSON lines only.
+		if errf, err = os.OpenFile(d.RuntimeLog(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			return Record{}, nil, fmt.Errorf("agent runtime log: %w", err)
+		}
+		defer errf.Close()
+	}
 	netlab := binary
 	if netlab == "" {
 		if netlab, err = NetlabBinary(); err != nil {
@@ -224,7 +280,7 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		return Record{}, nil, err
 	}
 	cmd := exec.Command(binary, pr.Args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = logf, errf
 	cmd.ExtraFiles = []*os.File{w}
 	env := make([]string, 0, len(os.Environ())+3)
 	for _, e := range os.Environ() {
@@ -233,6 +289,9 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 		}
 	}
 	env = append(env, ReadyFDEnv+"=3", NetlabBinaryEnv+"="+netlab)
+	if pr.Role == "ingress" {
+		env = WithGODEBUG(env, IngressGODEBUG)
+	}
 	if hold != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
 		env = append(env, ready.HoldFDEnv+"=4")
