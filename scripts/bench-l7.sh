@@ -38,7 +38,10 @@
 # file on 8091; every proxy under test proxies to that same upstream.
 # Modes: "ka" keeps client connections alive; "close" sends Connection: close (a new client
 # connection per request; the proxies keep their upstream connections either way).
-# It also reads the proxies' CPU time (/proc/PID/stat) to report CPU µs per request.
+# It also reads the proxies' CPU time (/proc/PID/stat) to report CPU µs per request, and, with
+# keep-alive, how the kernel's SO_REUSEPORT hash spread wrk's connections over nginx's workers
+# (N) and the lab ingress's worker processes (D): counted halfway through each round (the
+# round's log line; the output lists the most on one process per round).
 # Every proxy runs in a session of its own (setsid), as the lab's agents do (the supervisor
 # starts each in its own session) and as daemons do: with the kernel's autogroup scheduling
 # (kernel.sched_autogroup_enabled) a session is one scheduling group, and a proxy in the
@@ -463,9 +466,22 @@ fi
 cputicks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 
-# run_wrk TARGET SIZE MODE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V).
+# conn_split URL PID...: the client connections established on URL's port in node-1's namespace,
+# per process of PID..., most first ("18/14"; a process with none counts 0).
+conn_split() {
+  local port=${1##*:} p out=""
+  port=${port%/}
+  local owners
+  owners=$(ip netns exec "$node_ns" ss -tnpH state established "( sport = :$port )" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2)
+  for p in "${@:2}"; do out+="$(grep -cx "$p" <<<"$owners" || true) "; done
+  tr ' ' '\n' <<<"$out" | grep -v '^$' | sort -rn | paste -sd/
+}
+
+# run_wrk TARGET SIZE MODE DURATION: sets RPS, P99 (ms), ERRS, REQS, CPU (proxy CPU µs per request; "" for V),
+# SPLIT (keep-alive through several processes, N and D: the connections per process, most first).
 run_wrk() {
   local t=$1 s=$2 m=$3 dur=$4 pids="" c0=0 c1 extra=()
+  SPLIT=""
   case $t in N) pids=$INGRESS_NGINX_PIDS ;; H) pids=$HAPROXY_PID ;; D) pids=$ingress_pids ;; P) pids=$P_PID ;; W) pids=$W_PIDS ;; B) pids=$B_PID ;; esac
   [ "$m" = close ] && extra=(-H "Connection: close")
   [ -n "$pids" ] && c0=$(cputicks $pids)
@@ -483,7 +499,17 @@ run_wrk() {
     done
     for i in "${!jobs[@]}"; do wait "${jobs[$i]}" || { cat "${outs[$i]}" >&2; die "wrk failed for $t"; }; done
   else
-    ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 || {
+    ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 &
+    i=$!
+    # keep-alive through several processes (N, D with workers): how the kernel's reuseport hash
+    # spread wrk's connections over them, counted halfway through the run
+    local procs=$pids
+    [ "$t" = N ] && procs=${INGRESS_NGINX_PIDS#* } # the workers (the master holds no connection)
+    if [ "$m" = ka ] && [[ "$t" == [ND] && "$dur" =~ ^[0-9.]+s$ ]] && [ "$(wc -w <<<"$procs")" -gt 1 ]; then
+      sleep "$(awk -v d="${dur%s}" 'BEGIN{print d / 2}')"
+      SPLIT=$(conn_split "${URL[$t]}" $procs)
+    fi
+    wait "$i" || {
       cat "$tmp/wrk.out" >&2
       die "wrk failed for $t ${URL[$t]}"
     }
@@ -506,7 +532,7 @@ run_wrk() {
 
 for s in $SIZES; do for m in $MODES; do for t in "${TARGETS[@]}"; do run_wrk "$t" "$s" "$m" 1s; done; done; done # warm-up
 
-declare -A RPSS P99S CPUS RATIO ERRORS
+declare -A RPSS P99S CPUS RATIO ERRORS SPLITS
 for r in $(seq 1 "$ROUNDS"); do
   for s in $SIZES; do
     for m in $MODES; do
@@ -517,7 +543,8 @@ for r in $(seq 1 "$ROUNDS"); do
         RPSS[$t$k]+="$RPS "; P99S[$t$k]+="$P99 "; CPUS[$t$k]+="$CPU "
         ERRORS[$t$k]=$((${ERRORS[$t$k]:-0} + ERRS))
         declare "rps_$t=$RPS"
-        line+=" $t $RPS req/s p99 ${P99}ms${CPU:+ cpu ${CPU}µs/req};"
+        line+=" $t $RPS req/s p99 ${P99}ms${CPU:+ cpu ${CPU}µs/req}${SPLIT:+ conns $SPLIT};"
+        [ -n "${SPLIT:-}" ] && SPLITS[$t$k]+="${SPLIT%%/*} "
       done
       for t in "${TARGETS[@]}"; do
         [ "$t" = N ] && continue
@@ -594,6 +621,14 @@ for s in $SIZES; do
     e=""
     for t in "${TARGETS[@]}"; do e+="${e:+/}${ERRORS[$t$k]}"; done
     echo "$row $e |"
+  done
+done
+for t in N D; do
+  has "$t" || continue
+  for s in $SIZES; do
+    [ -n "${SPLITS[${t}${s}ka]:-}" ] || continue
+    echo
+    echo "$t, $s keep-alive: connections on the process with the most of them, of $CONNS (reuseport hash; per round, halfway through): ${SPLITS[${t}${s}ka]% }"
   done
 done
 echo

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/netlabdev/netlab/netlab/rawio"
 )
 
 func proxyTo(t *testing.T, upstream string) *proxyServer {
@@ -79,14 +81,29 @@ func TestProxyDropsConnectionsClosedWhileIdle(t *testing.T) {
 	up.Config.IdleTimeout = 50 * time.Millisecond
 	up.Start()
 	t.Cleanup(up.Close)
-	px := proxyTo(t, hostOf(up))
-	if resp, _ := doReq(t, px.Client(), "GET", px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {
-		t.Fatal(resp.Status)
-	}
-	time.Sleep(300 * time.Millisecond) // the upstream closes the idle pooled connection
-	resp, body := doReq(t, px.Client(), "POST", px.URL+"/", "app.example", nil, strings.NewReader("x=1"))
-	if resp.StatusCode != 200 || string(body) != "ok" || posts.Load() != 1 {
-		t.Errorf("POST after the upstream closed the idle connection: %s %q, upstream saw %d POSTs", resp.Status, body, posts.Load())
+	// With Go's sockets, and with netlab/rawio's (the agent's), whose raw peek checks them.
+	for _, wrap := range []bool{false, true} {
+		posts.Store(0)
+		opts := Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)})}
+		if wrap {
+			opts.WrapUpstream = rawio.Wrap
+		}
+		table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
+		h, err := NewHandler(opts, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		px := startProxy(t, h)
+		if resp, _ := doReq(t, px.Client(), "GET", px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {
+			t.Fatal(resp.Status)
+		}
+		time.Sleep(300 * time.Millisecond) // the upstream closes the idle pooled connection
+		resp, body := doReq(t, px.Client(), "POST", px.URL+"/", "app.example", nil, strings.NewReader("x=1"))
+		if resp.StatusCode != 200 || string(body) != "ok" || posts.Load() != 1 {
+			t.Errorf("raw upstream sockets %v: POST after the upstream closed the idle connection: %s %q, upstream saw %d POSTs",
+				wrap, resp.Status, body, posts.Load())
+		}
 	}
 }
 

@@ -988,16 +988,23 @@ func (c *h1conn) watch() {
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.watchMu.Unlock()
-	var b [1]byte
 	gone := false
-	err := c.rc.Read(func(fd uintptr) bool {
-		n, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if errors.Is(e, syscall.EAGAIN) {
-			return false
-		}
-		gone = e != nil || n == 0
-		return true
-	})
+	var err error
+	if p, ok := c.nc.(peeker); ok {
+		var n int
+		n, err = p.Peek(true)
+		gone = err == nil && n == 0
+	} else {
+		var b [1]byte
+		err = c.rc.Read(func(fd uintptr) bool {
+			n, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if errors.Is(e, syscall.EAGAIN) {
+				return false
+			}
+			gone = e != nil || n == 0
+			return true
+		})
+	}
 	if gone || (err != nil && !isTimeout(err)) {
 		c.leave()
 	}

@@ -208,6 +208,10 @@ func (c *upConn) alive() bool {
 		return true
 	}
 	c.clearDeadline() // an expired one would fail the peek
+	if p, ok := c.nc.(peeker); ok {
+		_, err := p.Peek(false)
+		return err == syscall.EAGAIN
+	}
 	ok := true
 	err := c.rc.Read(func(fd uintptr) bool {
 		n, _, e := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -215,4 +219,11 @@ func (c *upConn) alive() bool {
 		return true
 	})
 	return err == nil && ok
+}
+
+// peeker is a connection that looks at its next byte without taking it (netlab/rawio's:
+// a raw recvfrom(2), which keeps the goroutine's P; see rawio's Peek): 1 when input waits, 0
+// at the peer's end; without wait, (0, syscall.EAGAIN) when nothing has arrived.
+type peeker interface {
+	Peek(wait bool) (int, error)
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
@@ -255,6 +256,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	var metricsSrv *http.Server
 	if ls[lMetrics].ln != nil {
 		metricsSrv = srvCfg.HTTP("", mux)
@@ -363,7 +365,7 @@ func ingressDefaults(cfg IngressConfig) (IngressConfig, rundir.Dir) {
 	defPort(&cfg.HTTPSPort, DefaultIngressHTTPSPort)
 	defPort(&cfg.MetricsPort, DefaultIngressMetricsPort)
 	if cfg.AccessLog == nil {
-		cfg.AccessLog = &cappedLog{f: os.Stdout, max: accessLogCap}
+		cfg.AccessLog = newCappedLog(os.Stdout, accessLogCap)
 	}
 	return cfg, dir
 }
@@ -537,11 +539,35 @@ const accessLogCap = 64 << 20
 
 // cappedLog writes to a log file opened for appending and empties it when it outgrows max;
 // writers sharing the file (the agent's own log lines) go on at its new end.
+//
+// To a regular file on a tmpfs (a Debian /run), each write is a raw write(2) (raw set): the
+// access log's batched writer is then no longer a caller on the data path that enters the
+// runtime's system-call state, where sysmon may hand the worker's one P to another thread
+// and a sysmon in deep sleep is woken (its 20 µs ticks follow); a tmpfs write is a copy
+// into memory. Anywhere else os.File's write: on a disk an append can wait for the
+// journal (seconds, under other writers: docs/design-notes.md, "Diagnosing a failed
+// integration test"), and a pipe or a terminal for its reader; the P must then go on
+// without the writer.
 type cappedLog struct {
 	mu     sync.Mutex
 	f      *os.File
+	raw    syscall.RawConn // f's, when f is a regular file
 	max    int64
 	writes int
+}
+
+func newCappedLog(f *os.File, max int64) *cappedLog {
+	c := &cappedLog{f: f, max: max}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && onTmpfs(f) {
+		c.raw, _ = f.SyscallConn()
+	}
+	return c
+}
+
+// onTmpfs says whether f's file system keeps its files in memory (tmpfs).
+func onTmpfs(f *os.File) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == unix.TMPFS_MAGIC
 }
 
 func (c *cappedLog) Write(b []byte) (int, error) {
@@ -553,7 +579,41 @@ func (c *cappedLog) Write(b []byte) (int, error) {
 			fmt.Fprintf(c.f, "{\"msg\":\"log emptied at %d MiB\"}\n", c.max>>20)
 		}
 	}
-	return c.f.Write(b)
+	if c.raw == nil {
+		return c.f.Write(b)
+	}
+	return rawWrite(c.raw, b)
+}
+
+// rawWrite writes all of b to a regular file with raw write(2) calls (a short write only
+// with an error).
+func rawWrite(rc syscall.RawConn, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n := 0
+	var werr error
+	err := rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
+			switch {
+			case e == syscall.EINTR:
+			case e != 0:
+				werr = os.NewSyscallError("write", e)
+				return true
+			case m == 0:
+				werr = io.ErrShortWrite
+				return true
+			default:
+				n += int(m)
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 // ingressConf is one loaded configuration: what a reload swaps.

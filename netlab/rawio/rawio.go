@@ -253,6 +253,46 @@ func (c *rawConn) Close() error {
 	return c.TCPConn.Close()
 }
 
+// Peek looks at the connection's next byte without taking it, with a raw recvfrom(2)
+// (MSG_PEEK|MSG_DONTWAIT): 1 when input waits, 0 at the peer's end. With wait it waits in
+// the netpoller (deadlines included) until either; without, nothing there yet is
+// (0, syscall.EAGAIN). syscall.Recvfrom would enter the runtime's system-call state, where
+// sysmon may hand the goroutine's P to another thread (netlab/ingress's checks of an idle
+// upstream connection and of a client during a long request peek this way).
+func (c *rawConn) Peek(wait bool) (int, error) {
+	var b [1]byte
+	n := 0
+	var perr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		for {
+			m, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			switch e {
+			case 0:
+				n = int(m)
+				return true
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				if wait {
+					return false
+				}
+				perr = syscall.EAGAIN
+				return true
+			default:
+				perr = os.NewSyscallError("recvfrom", e)
+				return true
+			}
+		}
+	})
+	if err == nil {
+		err = perr
+	}
+	if err != nil && err != syscall.EAGAIN {
+		return 0, c.opError("read", err)
+	}
+	return n, err
+}
+
 // Read reads what has arrived, up to len(p), waiting in the netpoller (deadlines
 // included) when nothing has; io.EOF at the peer's end.
 func (c *rawConn) Read(p []byte) (int, error) {

@@ -342,3 +342,36 @@ func TestRawConnReuse(t *testing.T) {
 		t.Errorf("two readers at once read %q, want a and b", b)
 	}
 }
+
+// Peek looks without taking: nothing yet (EAGAIN, or a wait until the deadline), input
+// (1, and a read still gets it), the peer's end (0).
+func TestRawConnPeek(t *testing.T) {
+	c, peer := tcpPair(t)
+	if n, err := c.Peek(false); n != 0 || !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("peek with nothing sent: %d, %v; want 0, EAGAIN", n, err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var ne net.Error
+	if n, err := c.Peek(true); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("waiting peek past the deadline: %d, %v; want a timeout", n, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = peer.Write([]byte("x"))
+	}()
+	if n, err := c.Peek(true); n != 1 || err != nil {
+		t.Fatalf("waiting peek for input: %d, %v; want 1", n, err)
+	}
+	if n, err := c.Peek(false); n != 1 || err != nil {
+		t.Fatalf("peek with input waiting: %d, %v; want 1", n, err)
+	}
+	b := make([]byte, 4)
+	if n, err := c.Read(b); n != 1 || err != nil || b[0] != 'x' {
+		t.Fatalf("read after the peeks: %d %q, %v; want the byte peeked", n, b[:n], err)
+	}
+	_ = peer.Close()
+	if n, err := c.Peek(true); n != 0 || err != nil {
+		t.Fatalf("peek at the peer's end: %d, %v; want 0, nil", n, err)
+	}
+}
