@@ -106,6 +106,8 @@ func (w *Watcher) Remove(netns uint32) error {
 }
 
 // SetDeadline makes Read return os.ErrDeadlineExceeded once t has passed (zero: none).
+// It waits for a Read in progress to return (the reader holds its lock while it waits);
+// Close does not.
 func (w *Watcher) SetDeadline(t time.Time) { w.rd.SetDeadline(t) }
 
 // Read waits for the next drop. After Close it returns ringbuf.ErrClosed.

@@ -335,9 +335,19 @@ func servicesSuite(t *testing.T, mode string) {
 				}
 			}
 			for _, ns := range from {
-				// web has pods on both nodes: only this node's answer, all of them.
+				// web has pods on both nodes: only this node's answer, all of them. At least
+				// 20 requests, and on until every local pod answered (the choice is random),
+				// up to 64.
 				seen := map[string]int{}
-				for range 20 {
+				allSeen := func() bool {
+					for _, pod := range localWeb {
+						if seen[pod] == 0 {
+							return false
+						}
+					}
+					return true
+				}
+				for i := 0; i < 64 && (i < 20 || !allSeen()); i++ {
 					e, _, err := labtest.GetEcho(ns, url(webLocal.ClusterIP, 80))
 					if err != nil {
 						t.Fatalf("web-local from %s: %v", ns, err)
@@ -389,8 +399,11 @@ func servicesSuite(t *testing.T, mode string) {
 			port   int32
 			target int
 		}{{80, 8080}, {81, 9090}} {
+			// At least 12 requests, and on until every pod answered: the choice is random
+			// (12 requests all to one of 2 pods happen once in 2048); 64 bound it (2^-63).
 			seen := map[string]bool{}
-			for range 12 {
+			n := 0
+			for ; n < 64 && (n < 12 || len(seen) < len(multiPods)); n++ {
 				e, _, err := labtest.GetEcho(from, url(multi.ClusterIP, tc.port))
 				if err != nil {
 					t.Fatalf("multi:%d: %v", tc.port, err)
@@ -401,7 +414,7 @@ func servicesSuite(t *testing.T, mode string) {
 				seen[e.Pod] = true
 			}
 			if len(seen) != len(multiPods) {
-				t.Errorf("multi:%d reached %v, want every pod %v", tc.port, seen, multiPods)
+				t.Errorf("multi:%d: %d requests reached %v, want every pod %v", tc.port, n, seen, multiPods)
 			}
 		}
 	})

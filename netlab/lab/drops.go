@@ -183,7 +183,9 @@ func netnsInode(ns string) (uint32, bool) {
 	return uint32(st.Ino), true
 }
 
-// SetDeadline makes Next return an error wrapping os.ErrDeadlineExceeded after t.
+// SetDeadline makes Next return an error wrapping os.ErrDeadlineExceeded after t. Set it
+// before Next, not while a Next waits: the ring buffer's reader holds its lock while it
+// waits, so SetDeadline would wait for that Next to return (Close is what ends a wait).
 func (d *DropWatcher) SetDeadline(t time.Time) { d.w.SetDeadline(t) }
 
 // QuietReasons are drops that are no packet lost on its way: a socket closed with data
