@@ -381,8 +381,8 @@ func (a *lbAgent) allReady() bool {
 // result in one transaction, then publishes the state.
 func (a *lbAgent) apply(ctx context.Context, why string) error { return a.applyWith(ctx, why, nil) }
 
-// applyWith is apply with more input restored in the same transaction (the WAN filter's,
-// at start).
+// applyWith is apply with more input given to the same restore (the WAN filter's, at
+// start): one process; each table's COMMIT still commits on its own.
 func (a *lbAgent) applyWith(ctx context.Context, why string, more []byte) error {
 	a.mu.Lock()
 	vss := make([]lb.VirtualService, len(a.vss))

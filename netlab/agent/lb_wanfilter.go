@@ -40,8 +40,8 @@ func WanFilterOf(p *plan.Plan) lb.WanFilter {
 
 // wanFilterInput is the iptables-restore input of the wan filter chain and, when missing
 // from saved (the namespace's rules as read at start: only this input writes the jump),
-// of the jump to it at the top of FORWARD; the LB restores it with its rules at start, in
-// one transaction.
+// of the jump to it at the top of FORWARD (one COMMIT: chain and jump go in together); the
+// LB gives it to the same restore as its rules at start.
 func (a *lbAgent) wanFilterInput(saved []byte) []byte {
 	f := WanFilterOf(a.cfg.Plan)
 	input := f.Render()

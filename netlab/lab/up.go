@@ -131,7 +131,7 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	// reuses the links step's handles and the ifindexes it chose, and closes them.
 	h := kernel.NewHandles()
 	defer h.Close()
-	agents := &agentStart{}
+	agents := &agentStart{wired: newGate()}
 	defer agents.release()
 	steps := []struct {
 		name string
@@ -522,7 +522,7 @@ type agentStart struct {
 	yield yielding
 	// wired opens when the fabric is wired (true) or up fails before (false): the pods
 	// past the first podsBeforeFabric start only then (see launchPods).
-	wired gate
+	wired *gate
 	// started yields launchAll's error, once; nil: not begun (at begun).
 	started chan error
 	begun   time.Time
@@ -623,7 +623,7 @@ func (a *agentStart) launchAll(p *plan.Plan, o Options) error {
 	if a.lb, err = a.launch(p, o, outside, true); err != nil {
 		return err
 	}
-	a.pods, err = launchPods(p.Lab, pods, o, &a.wired)
+	a.pods, err = launchPods(p.Lab, pods, o, a.wired)
 	a.waves = append(a.waves, a.pods)
 	if err != nil {
 		return err
@@ -835,39 +835,26 @@ var podsInFlight = max(32, 16*runtime.NumCPU())
 // 15–25 s instead of 2 (an off-CPU profile: up's thread waiting in kernfs_add_one).
 var podsBeforeFabric = 64
 
-// A gate opens once, for good or not.
+// A gate opens once, for good or not (newGate).
 type gate struct {
 	once sync.Once
 	ch   chan struct{}
-	mu   sync.Mutex
-	ok   bool
+	ok   bool // written before ch closes, read after: the close orders them
 }
 
-func (g *gate) init() {
-	g.mu.Lock()
-	if g.ch == nil {
-		g.ch = make(chan struct{})
-	}
-	g.mu.Unlock()
-}
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
 
 // open opens the gate with ok; later calls change nothing.
 func (g *gate) open(ok bool) {
-	g.init()
 	g.once.Do(func() {
-		g.mu.Lock()
 		g.ok = ok
-		g.mu.Unlock()
 		close(g.ch)
 	})
 }
 
 // wait waits until the gate opens and says how.
 func (g *gate) wait() bool {
-	g.init()
 	<-g.ch
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	return g.ok
 }
 
