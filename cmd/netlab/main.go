@@ -11,7 +11,7 @@ import (
 func main() {
 	// Ctrl-C or SIGTERM cancels the context: an `up` in progress stops between steps and
 	// rolls back what it made; a second one ends the process at once (cli.SignalContext).
-	ctx, stop := cli.SignalContext(context.Background(), os.Stderr)
+	ctx, stop := cli.SignalContext(context.Background(), cli.SignalHint(os.Args[1:]))
 	code := cli.Main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -20,11 +20,12 @@ const StoppingHintAfter = time.Second
 // ends, a trace removes its rules. From then on those signals have their default action
 // again, so a second one ends the process at once, whatever the first left undone
 // (`netlab down` removes what an interrupted up left), as kubectl and docker do. When the
-// clean stop is still going after StoppingHintAfter, one line on errOut says so.
+// clean stop is still going after StoppingHintAfter, one line on hint says so (nil: none).
 //
 // Agents started from this binary register their own handling (agentContext); while one
-// is registered, the signals stay caught and a second one is theirs.
-func SignalContext(parent context.Context, errOut io.Writer) (context.Context, context.CancelFunc) {
+// is registered, the signals stay caught and a second one is theirs. Their stderr is their
+// log: they pass no hint writer (AgentArgs).
+func SignalContext(parent context.Context, hint io.Writer) (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	finished := make(chan struct{})
 	go func() {
@@ -39,14 +40,14 @@ func SignalContext(parent context.Context, errOut io.Writer) (context.Context, c
 			return
 		default:
 		}
-		if parent.Err() != nil {
-			return // not a signal
+		if parent.Err() != nil || hint == nil {
+			return // not a signal, or nobody to tell
 		}
 		t := time.NewTimer(StoppingHintAfter)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			fmt.Fprintln(errOut, "netlab: stopping cleanly; a second Ctrl-C ends it at once")
+			fmt.Fprintln(hint, "netlab: stopping cleanly; a second Ctrl-C ends it at once")
 		case <-finished:
 		}
 	}()
@@ -55,4 +56,19 @@ func SignalContext(parent context.Context, errOut io.Writer) (context.Context, c
 		once.Do(func() { close(finished) })
 		stop()
 	}
+}
+
+// AgentArgs reports whether args (the command line after the program's name) start an
+// agent (`netlab agent ROLE ...`).
+func AgentArgs(args []string) bool {
+	return len(args) > 0 && args[0] == "agent"
+}
+
+// SignalHint is where SignalContext's line goes for a command line: stderr, except for an
+// agent, whose stderr is its log.
+func SignalHint(args []string) io.Writer {
+	if AgentArgs(args) {
+		return nil
+	}
+	return os.Stderr
 }

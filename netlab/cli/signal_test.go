@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlabdev/netlab/netlab/cli"
 	"github.com/netlabdev/netlab/netlab/labtest"
 )
 
@@ -101,5 +102,25 @@ func TestSecondSignalEndsAtOnce(t *testing.T) {
 				t.Fatalf("still running %s after the second %v", guard, sig)
 			}
 		})
+	}
+}
+
+// An agent's stderr is its log: no hint goes there; a user's command gets it on stderr.
+func TestSignalHintNotForAgents(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		agent bool
+	}{
+		{[]string{"agent", "pod", "--lab", "x"}, true},
+		{[]string{"agent"}, true},
+		{[]string{"up", "-f", "agent"}, false},
+		{nil, false},
+	} {
+		if got := cli.AgentArgs(c.args); got != c.agent {
+			t.Errorf("AgentArgs(%q) = %v, want %v", c.args, got, c.agent)
+		}
+		if got := cli.SignalHint(c.args); (got == nil) != c.agent || (!c.agent && got != os.Stderr) {
+			t.Errorf("SignalHint(%q) = %v, want nil for an agent, os.Stderr otherwise", c.args, got)
+		}
 	}
 }

@@ -52,9 +52,9 @@ func Main(m *testing.M) {
 		time.Sleep(time.Hour)
 		os.Exit(3)
 	}
-	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
+	if cli.AgentArgs(os.Args[1:]) || os.Getenv(AsCLIEnv) == "1" {
 		// As cmd/netlab: Ctrl-C or SIGTERM cancels the context (drops --follow stops cleanly).
-		ctx, stop := cli.SignalContext(context.Background(), os.Stderr)
+		ctx, stop := cli.SignalContext(context.Background(), cli.SignalHint(os.Args[1:]))
 		code := cli.Main(ctx, os.Args[1:])
 		stop()
 		os.Exit(code)
