@@ -65,7 +65,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	planWatch := rundir.Watch(ctx, dir.Path(), filepath.Base(planPath))
 	syncWatch := rundir.Watch(ctx, filepath.Join(dir.Path(), rundir.SyncDir))
 	planStamp := rundir.FileStamp(planPath)
-	p, err := rundir.ReadPlanFile(planPath)
+	p, err := rundir.ReadPlanView(planPath, rundir.ControllerPlan)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func RunController(ctx context.Context, cfg ControllerConfig, log *slog.Logger) 
 	// record and says ready once every pod is and every node applied the endpoints.
 	files := func() {
 		if st := rundir.FileStamp(planPath); st != planStamp {
-			if np, err := rundir.ReadPlanFile(planPath); err == nil {
+			if np, err := rundir.ReadPlanView(planPath, rundir.ControllerPlan); err == nil {
 				planStamp, p = st, np
 				followPlan()
 				log.Info("plan changed", "pods", len(p.Pods), "services", len(p.Services))

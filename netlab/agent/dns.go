@@ -55,7 +55,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	// first read; without inotify, it polls.
 	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath), filepath.Base(planPath))
 	planStamp := rundir.FileStamp(planPath)
-	p, err := rundir.ReadPlanFile(planPath)
+	p, err := rundir.ReadPlanView(planPath, rundir.DNSPlan)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		// after the read above: at 1000 pods a read is ~0.1 s of CPU).
 		if !first {
 			ps := rundir.FileStamp(planPath)
-			if np, err := rundir.ReadPlanFile(planPath); err == nil {
+			if np, err := rundir.ReadPlanView(planPath, rundir.DNSPlan); err == nil {
 				p, pStamp = np, ps
 			}
 		}
@@ -172,7 +172,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 		// A changed plan (Services added or removed) is read again with the endpoints.
 		replanned := false
 		if st := rundir.FileStamp(planPath); st != planStamp {
-			if np, err := rundir.ReadPlanFile(planPath); err == nil {
+			if np, err := rundir.ReadPlanView(planPath, rundir.DNSPlan); err == nil {
 				p, planStamp, replanned = np, st, true
 			}
 		}

@@ -204,7 +204,7 @@ func RunKubeProxy(ctx context.Context, cfg KubeProxyConfig, log *slog.Logger) er
 	if cfg.CheckPeriod <= 0 {
 		cfg.CheckPeriod = time.Second
 	}
-	p, err := dir.ReadPlan()
+	p, err := dir.ReadPlanView(rundir.KubeProxyPlan)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func Main(args []string, stderr io.Writer) int {
 		var state string
 		fs.StringVar(&state, "state", "", "state file (default: the lab's runtime directory)")
 		run = func(ctx context.Context, log *slog.Logger) error {
-			p, err := rundir.ForLab(lab).ReadPlan()
+			p, err := rundir.ForLab(lab).ReadPlanView(rundir.LBPlan)
 			if err != nil {
 				return err
 			}

@@ -627,27 +627,14 @@ type ingressConf struct {
 // loadIngressConf reads the plan file and builds routes, the Service resolver and the
 // certificates. Warnings (ignored classes, shadowed rules, missing Secrets) are logged.
 func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingressConf, error) {
-	p, err := rundir.ReadPlanFile(cfg.Config)
+	p, err := rundir.ReadPlanView(cfg.Config, rundir.IngressPlan)
 	if err != nil {
 		return nil, err
 	}
-	var ings []ingress.Ingress
-	order := map[string]int{}
-	for _, in := range p.Ingresses {
-		if in.Created != 0 {
-			order[in.Namespace+"/"+in.Name] = in.Created
-		}
-		var obj ingress.Ingress
-		if err := json.Unmarshal(in.Object, &obj); err != nil {
-			return nil, fmt.Errorf("ingress %s/%s in %s: %w", in.Namespace, in.Name, cfg.Config, err)
-		}
-		if obj.Namespace == "" {
-			obj.Namespace = in.Namespace
-		}
-		ings = append(ings, obj)
+	table, warns, err := routesOf(p, cfg)
+	if err != nil {
+		return nil, err
 	}
-	table, warns := ingress.BuildWith(ings, ingress.BuildOptions{ClassName: cfg.ClassName, Upstream: p.Ingress.Upstream,
-		Classes: p.Ingress.Classes, IgnoreWithoutClass: p.Ingress.IgnoreWithoutClass, Order: order})
 	for _, w := range warns {
 		log.Warn(w)
 	}
@@ -659,6 +646,28 @@ func loadIngressConf(cfg IngressConfig, ca *ingress.CA, log *slog.Logger) (*ingr
 		log.Warn(w)
 	}
 	return &ingressConf{table: table, resolve: serviceResolver(p), certs: certs, trustFwd: p.Ingress.UseForwardedHeaders}, nil
+}
+
+// routesOf builds the routing table of the plan's Ingresses, with its warnings.
+func routesOf(p *plan.Plan, cfg IngressConfig) (*ingress.Table, []string, error) {
+	var ings []ingress.Ingress
+	order := map[string]int{}
+	for _, in := range p.Ingresses {
+		if in.Created != 0 {
+			order[in.Namespace+"/"+in.Name] = in.Created
+		}
+		var obj ingress.Ingress
+		if err := json.Unmarshal(in.Object, &obj); err != nil {
+			return nil, nil, fmt.Errorf("ingress %s/%s in %s: %w", in.Namespace, in.Name, cfg.Config, err)
+		}
+		if obj.Namespace == "" {
+			obj.Namespace = in.Namespace
+		}
+		ings = append(ings, obj)
+	}
+	table, warns := ingress.BuildWith(ings, ingress.BuildOptions{ClassName: cfg.ClassName, Upstream: p.Ingress.Upstream,
+		Classes: p.Ingress.Classes, IgnoreWithoutClass: p.Ingress.IgnoreWithoutClass, Order: order})
+	return table, warns, nil
 }
 
 // planSecrets turns the plan's TLS material back into kubernetes.io/tls Secrets.

@@ -21,11 +21,10 @@ func (d Dir) WritePlan(p *plan.Plan) error {
 // ReadPlan reads the plan in the directory.
 func (d Dir) ReadPlan() (*plan.Plan, error) { return ReadPlanFile(d.Plan()) }
 
-// ReadPlanFile reads a plan file anywhere (an ingress agent's --config). Every agent
-// reads the whole plan at its start (13 of them in a lab of four nodes, 1.9 MB each at
-// 1000 pods): it is decoded with github.com/goccy/go-json, which reads the same JSON into
-// the same values as encoding/json (a test holds them equal on every scenario fixture) in
-// about 40 % of its time at that size.
+// ReadPlanFile reads the whole plan file at path (the CLI's commands; an agent reads its
+// view, ReadPlanView). It is decoded with github.com/goccy/go-json, which reads the same
+// JSON into the same values as encoding/json (a test holds them equal on every scenario
+// fixture) in about 40 % of its time at 1000 pods (1.9 MB).
 func ReadPlanFile(path string) (*plan.Plan, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

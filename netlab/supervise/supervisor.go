@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error 
 				return nil
 			}
 		} else if gone = 0; !st.ModTime().Equal(planMod) {
-			if p, err := cfg.Dir.ReadPlan(); err == nil {
+			if p, err := cfg.Dir.ReadPlanView(rundir.SupervisorPlan); err == nil {
 				planMod = st.ModTime()
 				keep := map[string]bool{}
 				for _, pr := range p.Processes {
@@ -314,7 +314,7 @@ func restart(cfg Config, w *watched) error {
 	}
 	// A live change (apply, scale, rollout) may have let the pod go since the death was
 	// seen: only what the plan still runs, and not as leaving, is started again.
-	p, err := cfg.Dir.ReadPlan()
+	p, err := cfg.Dir.ReadPlanView(rundir.SupervisorPlan)
 	if err != nil {
 		return ErrGone
 	}
