@@ -15,12 +15,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,12 +35,26 @@ import (
 // AsCLIEnv makes the test binary behave as the netlab command (for tests that run it).
 const AsCLIEnv = "NETLAB_TEST_AS_CLI"
 
+// SignalChildEnv makes the test binary a command whose clean stop never ends, as an up
+// whose rollback hangs: under cli.SignalContext it writes "ready" on stdout, and when its
+// context ends "stopping", then waits (an hour). Only a second signal ends it sooner.
+const SignalChildEnv = "NETLAB_TEST_SIGNAL_CHILD"
+
 // Main runs the tests, or the netlab CLI when the binary was started as an agent or with
-// AsCLIEnv set.
+// AsCLIEnv set (or SignalChildEnv's command).
 func Main(m *testing.M) {
-	if (len(os.Args) > 1 && os.Args[1] == "agent") || os.Getenv(AsCLIEnv) == "1" {
+	if os.Getenv(SignalChildEnv) == "1" {
+		ctx, stop := cli.SignalContext(context.Background(), os.Stderr)
+		defer stop()
+		fmt.Println("ready")
+		<-ctx.Done()
+		fmt.Println("stopping")
+		time.Sleep(time.Hour)
+		os.Exit(3)
+	}
+	if cli.AgentArgs(os.Args[1:]) || os.Getenv(AsCLIEnv) == "1" {
 		// As cmd/netlab: Ctrl-C or SIGTERM cancels the context (drops --follow stops cleanly).
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := cli.SignalContext(context.Background(), cli.SignalHint(os.Args[1:]))
 		code := cli.Main(ctx, os.Args[1:])
 		stop()
 		os.Exit(code)
