@@ -127,6 +127,12 @@ func (v PlanView) Decode(b []byte) (*plan.Plan, error) {
 		decode = gojson.Unmarshal
 	}
 	if err := decode(b, pv.Interface()); err != nil {
+		// The view's struct has no name: say it as the whole decode does ("Plan.pods"),
+		// from a decode of the same bytes into the Plan (an error's path only).
+		var whole plan.Plan
+		if werr := json.Unmarshal(b, &whole); werr != nil {
+			return nil, werr
+		}
 		return nil, err
 	}
 	var p plan.Plan

@@ -137,6 +137,18 @@ func FuzzPlanView(f *testing.F) {
 	})
 }
 
+// A part of the wrong type is named as the whole decode names it.
+func TestPlanViewErrorNamesThePlan(t *testing.T) {
+	for _, big := range []int{64 << 10, 0} {
+		restore := rundir.SetBigDecode(big)
+		_, err := rundir.PlanView{"warnings"}.Decode([]byte(`{"lab":"x","warnings":[1]}`))
+		restore()
+		if err == nil || !strings.Contains(err.Error(), "Plan.warnings") {
+			t.Errorf("go-json from %d bytes: a number in warnings: err %v, want one naming Plan.warnings", big, err)
+		}
+	}
+}
+
 func TestPlanViewOfNoPart(t *testing.T) {
 	_, err := rundir.PlanView{"pods", "podz"}.Decode([]byte(`{"lab":"x"}`))
 	if err == nil || !strings.Contains(err.Error(), `"podz"`) {
