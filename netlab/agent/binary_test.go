@@ -30,7 +30,7 @@ func TestAgentBinaryImportBudget(t *testing.T) {
 	modules := []string{
 		"github.com/netlabdev/netlab/",
 		"golang.org/x/sys/", "golang.org/x/net/", "golang.org/x/sync/", "golang.org/x/text/",
-		"github.com/vishvananda/", "github.com/coreos/go-iptables/",
+		"github.com/vishvananda/",
 		"github.com/google/nftables", "github.com/mdlayher/",
 		"github.com/miekg/dns", "github.com/goccy/go-json",
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -15,68 +16,94 @@ import (
 
 // Each agent of this package reads only its view of the plan (rundir.KubeProxyPlan, ...):
 // what it computes from the view equals what it computes from the whole plan, for every
-// plan the scenarios and fixtures make, and for each again with a pod terminating.
+// plan the scenarios and fixtures make (and variants), and each part of each view counts.
 func TestAgentsComputeFromTheirPlanViews(t *testing.T) {
-	for name, b := range fixturePlanFiles(t) {
-		var full plan.Plan
-		if err := json.Unmarshal(b, &full); err != nil {
+	// Some pods ready, some not: the endpoints' readiness is part of what is compared.
+	ready := func(pod string) bool { return len(pod)%2 == 0 }
+	none := func(string) bool { return false }
+	checkViews(t, map[string]roleView{
+		"kube-proxy": {rundir.KubeProxyPlan, func(p, full *plan.Plan) []any {
+			out := []any{p.Lab, p.KubeProxy.Mode, p.NFTables(), p.ServicePorts(none), p.ServicePorts(nil)}
+			for _, n := range append(full.Nodes, plan.Node{Name: "no-such-node"}) {
+				pn, err := p.ProxyNode(n.Name)
+				out = append(out, pn, errString(err))
+			}
+			return out
+		}},
+		"lb": {rundir.LBPlan, func(p, _ *plan.Plan) []any {
+			vss, probes, err := LBServices(p)
+			return []any{p.Lab, vss, probes, errString(err), WanFilterOf(p), p.LB.HealthCheck, p.LB.VIPs}
+		}},
+		"dns": {rundir.DNSPlan, func(p, _ *plan.Plan) []any {
+			return []any{dns.FromPlan(p, nil), dns.FromPlan(p, ready), len(p.Services)}
+		}},
+		"controller": {rundir.ControllerPlan, func(p, _ *plan.Plan) []any {
+			return []any{p.Lab, p.Nodes, p.Pods, p.ServicePorts(ready), p.Routes, p.Neighbors, p.FDB}
+		}},
+	})
+}
+
+// roleView is an agent's view of the plan and what the agent computes from a plan read
+// through it (full: the whole plan, for the names to ask about).
+type roleView struct {
+	view    rundir.PlanView
+	compute func(p, full *plan.Plan) []any
+}
+
+// checkViews holds, on every fixture plan, what each agent computes from its view equal
+// to what it computes from the whole plan; and, for each part of each view, that some
+// plan tells the view without that part from the whole plan (a part the test cannot
+// miss is a part it does not check).
+func checkViews(t *testing.T, roles map[string]roleView) {
+	t.Helper()
+	plans := fixturePlanFiles(t)
+	full := map[string]*plan.Plan{}
+	for name, b := range plans {
+		var p plan.Plan
+		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatal(err)
 		}
-		view := func(v rundir.PlanView) *plan.Plan {
-			p, err := v.Decode(b)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
+		full[name] = &p
+	}
+	differs := func(v rundir.PlanView, compute func(p, full *plan.Plan) []any, name string) (bool, string) {
+		p, err := v.Decode(plans[name])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, want := compute(p, full[name]), compute(full[name], full[name])
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				return true, fmt.Sprintf("item %d:\n got  %+v\n want %+v", i, got[i], want[i])
 			}
-			return p
 		}
-		same := func(role, what string, got, want any) {
-			t.Helper()
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("%s, %s: %s differs from the whole plan's:\n got  %+v\n want %+v", name, role, what, got, want)
+		return false, ""
+	}
+	for role, r := range roles {
+		for name := range plans {
+			if d, why := differs(r.view, r.compute, name); d {
+				t.Errorf("%s, %s: what it computes from its view differs from the whole plan's, %s", name, role, why)
 			}
 		}
-		// Some pods ready, some not: the endpoints' readiness is part of what is compared.
-		ready := func(pod string) bool { return len(pod)%2 == 0 }
-
-		kp := view(rundir.KubeProxyPlan)
-		for _, n := range append(full.Nodes, plan.Node{Name: "no-such-node"}) {
-			gn, gerr := kp.ProxyNode(n.Name)
-			wn, werr := full.ProxyNode(n.Name)
-			same("kube-proxy", "ProxyNode("+n.Name+")", gn, wn)
-			same("kube-proxy", "ProxyNode("+n.Name+") error", errString(gerr), errString(werr))
+		for _, key := range r.view {
+			missed := true
+			for name := range plans {
+				if d, _ := differs(without(r.view, key), r.compute, name); d {
+					missed = false
+					break
+				}
+			}
+			if missed {
+				t.Errorf("%s: no plan tells its view without %q from the whole plan", role, key)
+			}
 		}
-		same("kube-proxy", "ServicePorts(none ready)", kp.ServicePorts(func(string) bool { return false }), full.ServicePorts(func(string) bool { return false }))
-		same("kube-proxy", "ServicePorts(all ready)", kp.ServicePorts(nil), full.ServicePorts(nil))
-		same("kube-proxy", "mode", kp.KubeProxy.Mode, full.KubeProxy.Mode)
-		same("kube-proxy", "NFTables", kp.NFTables(), full.NFTables())
-
-		lbp := view(rundir.LBPlan)
-		gv, gp, gerr := LBServices(lbp)
-		wv, wp, werr := LBServices(&full)
-		same("lb", "LBServices", []any{gv, gp, errString(gerr)}, []any{wv, wp, errString(werr)})
-		same("lb", "WanFilterOf", WanFilterOf(lbp), WanFilterOf(&full))
-		same("lb", "health check", lbp.LB.HealthCheck, full.LB.HealthCheck)
-		same("lb", "VIPs", lbp.LB.VIPs, full.LB.VIPs)
-		same("lb", "lab", lbp.Lab, full.Lab)
-
-		dp := view(rundir.DNSPlan)
-		same("dns", "FromPlan(no endpoints)", dns.FromPlan(dp, nil), dns.FromPlan(&full, nil))
-		same("dns", "FromPlan", dns.FromPlan(dp, ready), dns.FromPlan(&full, ready))
-		same("dns", "services", len(dp.Services), len(full.Services))
-
-		cp := view(rundir.ControllerPlan)
-		same("controller", "lab", cp.Lab, full.Lab)
-		same("controller", "nodes", cp.Nodes, full.Nodes)
-		same("controller", "pods", cp.Pods, full.Pods)
-		same("controller", "ServicePorts", cp.ServicePorts(ready), full.ServicePorts(ready))
-		same("controller", "routes", cp.Routes, full.Routes)
-		same("controller", "neighbours", cp.Neighbors, full.Neighbors)
-		same("controller", "fdb", cp.FDB, full.FDB)
 	}
 }
 
-// fixturePlanFiles returns the plan file of every scenario and fixture that plans, and of
-// each again with its first pod terminating.
+// fixturePlanFiles returns the plan file (as rundir.WritePlan writes it) of every scenario
+// and fixture, of each again with its first pod terminating, and of each with every
+// optional part an agent reads set: clients routed to pods, the ingress's forwarded
+// headers and class handling, a Service publishing not-ready addresses with an external
+// IP, and a pod in a namespace with no Service (the DNS answers for its namespace).
 func fixturePlanFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	var files []string
@@ -95,25 +122,47 @@ func fixturePlanFiles(t *testing.T) map[string][]byte {
 		}
 		p, err := planbuild.Build(s, "")
 		if err != nil {
-			continue
+			t.Fatalf("%s: %v", f, err)
 		}
-		for _, leaving := range []bool{false, true} {
-			if leaving {
-				if len(p.Pods) == 0 {
-					continue
-				}
-				p.Pods[0].Terminating = true
-				f += " (a pod terminating)"
-			}
-			b, err := json.Marshal(p)
+		add := func(name string, p *plan.Plan) {
+			b, err := json.MarshalIndent(p, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[f] = b
+			out[name] = b
 		}
+		add(f, p)
+		if len(p.Pods) == 0 {
+			continue
+		}
+		leaving := p.Clone()
+		leaving.Pods[0].Terminating = true
+		add(f+" (a pod terminating)", leaving)
+		every := p.Clone()
+		every.Network.ClientRoutesToPods = true
+		every.Ingress.UseForwardedHeaders, every.Ingress.IgnoreWithoutClass = true, true
+		if len(every.Services) > 0 {
+			every.Services[0].PublishNotReady = true
+			every.Services[0].ExternalIPs = []string{"172.18.0.250"}
+		}
+		lonely := every.Pods[0]
+		lonely.Name, lonely.Namespace = "lonely-1", "lonely"
+		every.Pods = append(every.Pods, lonely)
+		add(f+" (every option)", every)
 	}
-	if len(out) < 10 {
+	if len(out) < 30 {
 		t.Fatalf("only %d plans", len(out))
+	}
+	return out
+}
+
+// without returns the view without key.
+func without(v rundir.PlanView, key string) rundir.PlanView {
+	var out rundir.PlanView
+	for _, k := range v {
+		if k != key {
+			out = append(out, k)
+		}
 	}
 	return out
 }

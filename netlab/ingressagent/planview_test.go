@@ -2,6 +2,7 @@ package ingressagent
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -13,53 +14,100 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-// The ingress agent reads only its view of the plan (rundir.IngressPlan): the routes, the
-// certificates' inputs and the Service resolver it builds from the view equal those it
-// builds from the whole plan, for every plan the scenarios and fixtures make.
+// The ingress agent (and each of its workers) reads only its view of the plan
+// (rundir.IngressPlan): the routes of every class setting, the Secrets and default
+// certificate hosts of its certificates, the forwarded-headers setting and the Service
+// resolutions it builds from the view equal those from the whole plan, on every fixture
+// plan (and variants), and each part of the view counts.
 func TestIngressComputesFromItsPlanView(t *testing.T) {
-	for name, b := range fixturePlanFiles(t) {
-		var full plan.Plan
-		if err := json.Unmarshal(b, &full); err != nil {
+	checkViews(t, map[string]roleView{
+		"ingress": {rundir.IngressPlan, func(p, full *plan.Plan) []any {
+			var out []any
+			for _, class := range []string{"", "netlab", "other"} {
+				table, warns, err := routesOf(p, IngressConfig{ClassName: class, Config: "plan.json"})
+				out = append(out, table, warns, errText(err))
+			}
+			out = append(out, planSecrets(p), p.Ingress.UseForwardedHeaders)
+			for _, n := range append(full.Nodes, plan.Node{Name: "no-such-node"}) {
+				out = append(out, defaultCertHosts(p, n.Name))
+			}
+			resolve := serviceResolver(p)
+			for _, s := range append(full.Services, plan.Service{Namespace: "default", Name: "no-such-service"}) {
+				ports := []ingress.ServiceBackendPort{{Number: 80}, {Name: "http"}}
+				for _, sp := range s.Ports {
+					ports = append(ports, ingress.ServiceBackendPort{Number: sp.Port}, ingress.ServiceBackendPort{Name: sp.Name})
+				}
+				for _, port := range ports {
+					addr, err := resolve(s.Namespace, s.Name, port)
+					out = append(out, addr, errText(err))
+				}
+			}
+			return out
+		}},
+	})
+}
+
+// roleView is an agent's view of the plan and what the agent computes from a plan read
+// through it (full: the whole plan, for the names to ask about).
+type roleView struct {
+	view    rundir.PlanView
+	compute func(p, full *plan.Plan) []any
+}
+
+// checkViews holds, on every fixture plan, what each agent computes from its view equal
+// to what it computes from the whole plan; and, for each part of each view, that some
+// plan tells the view without that part from the whole plan (a part the test cannot
+// miss is a part it does not check).
+func checkViews(t *testing.T, roles map[string]roleView) {
+	t.Helper()
+	plans := fixturePlanFiles(t)
+	full := map[string]*plan.Plan{}
+	for name, b := range plans {
+		var p plan.Plan
+		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatal(err)
 		}
-		p, err := rundir.IngressPlan.Decode(b)
+		full[name] = &p
+	}
+	differs := func(v rundir.PlanView, compute func(p, full *plan.Plan) []any, name string) (bool, string) {
+		p, err := v.Decode(plans[name])
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		same := func(what string, got, want any) {
-			t.Helper()
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("%s: %s differs from the whole plan's:\n got  %+v\n want %+v", name, what, got, want)
+		got, want := compute(p, full[name]), compute(full[name], full[name])
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				return true, fmt.Sprintf("item %d:\n got  %+v\n want %+v", i, got[i], want[i])
 			}
 		}
-		for _, class := range []string{"", "netlab", "other"} {
-			cfg := IngressConfig{ClassName: class, Config: "plan.json"}
-			gt, gw, gerr := routesOf(p, cfg)
-			wt, ww, werr := routesOf(&full, cfg)
-			same("routes of class "+class, []any{gt, gw, errText(gerr)}, []any{wt, ww, errText(werr)})
-		}
-		same("secrets", planSecrets(p), planSecrets(&full))
-		for _, n := range append(full.Nodes, plan.Node{Name: "no-such-node"}) {
-			same("default certificate hosts of "+n.Name, defaultCertHosts(p, n.Name), defaultCertHosts(&full, n.Name))
-		}
-		same("forwarded headers", p.Ingress.UseForwardedHeaders, full.Ingress.UseForwardedHeaders)
-		gr, wr := serviceResolver(p), serviceResolver(&full)
-		for _, s := range append(full.Services, plan.Service{Namespace: "default", Name: "no-such-service"}) {
-			ports := []ingress.ServiceBackendPort{{Number: 80}, {Name: "http"}}
-			for _, sp := range s.Ports {
-				ports = append(ports, ingress.ServiceBackendPort{Number: sp.Port}, ingress.ServiceBackendPort{Name: sp.Name})
+		return false, ""
+	}
+	for role, r := range roles {
+		for name := range plans {
+			if d, why := differs(r.view, r.compute, name); d {
+				t.Errorf("%s, %s: what it computes from its view differs from the whole plan's, %s", name, role, why)
 			}
-			for _, port := range ports {
-				ga, gerr := gr(s.Namespace, s.Name, port)
-				wa, werr := wr(s.Namespace, s.Name, port)
-				same("resolution of "+s.Namespace+"/"+s.Name, []string{ga, errText(gerr)}, []string{wa, errText(werr)})
+		}
+		for _, key := range r.view {
+			missed := true
+			for name := range plans {
+				if d, _ := differs(without(r.view, key), r.compute, name); d {
+					missed = false
+					break
+				}
+			}
+			if missed {
+				t.Errorf("%s: no plan tells its view without %q from the whole plan", role, key)
 			}
 		}
 	}
 }
 
-// fixturePlanFiles returns the plan file of every scenario and fixture that plans, and of
-// each again with its first pod terminating.
+// fixturePlanFiles returns the plan file (as rundir.WritePlan writes it) of every scenario
+// and fixture, of each again with its first pod terminating, and of each with every
+// optional part an agent reads set: clients routed to pods, the ingress's forwarded
+// headers and class handling, a Service publishing not-ready addresses with an external
+// IP, and a pod in a namespace with no Service (the DNS answers for its namespace).
 func fixturePlanFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	var files []string
@@ -78,25 +126,47 @@ func fixturePlanFiles(t *testing.T) map[string][]byte {
 		}
 		p, err := planbuild.Build(s, "")
 		if err != nil {
-			continue
+			t.Fatalf("%s: %v", f, err)
 		}
-		for _, leaving := range []bool{false, true} {
-			if leaving {
-				if len(p.Pods) == 0 {
-					continue
-				}
-				p.Pods[0].Terminating = true
-				f += " (a pod terminating)"
-			}
-			b, err := json.Marshal(p)
+		add := func(name string, p *plan.Plan) {
+			b, err := json.MarshalIndent(p, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[f] = b
+			out[name] = b
 		}
+		add(f, p)
+		if len(p.Pods) == 0 {
+			continue
+		}
+		leaving := p.Clone()
+		leaving.Pods[0].Terminating = true
+		add(f+" (a pod terminating)", leaving)
+		every := p.Clone()
+		every.Network.ClientRoutesToPods = true
+		every.Ingress.UseForwardedHeaders, every.Ingress.IgnoreWithoutClass = true, true
+		if len(every.Services) > 0 {
+			every.Services[0].PublishNotReady = true
+			every.Services[0].ExternalIPs = []string{"172.18.0.250"}
+		}
+		lonely := every.Pods[0]
+		lonely.Name, lonely.Namespace = "lonely-1", "lonely"
+		every.Pods = append(every.Pods, lonely)
+		add(f+" (every option)", every)
 	}
-	if len(out) < 10 {
+	if len(out) < 30 {
 		t.Fatalf("only %d plans", len(out))
+	}
+	return out
+}
+
+// without returns the view without key.
+func without(v rundir.PlanView, key string) rundir.PlanView {
+	var out rundir.PlanView
+	for _, k := range v {
+		if k != key {
+			out = append(out, k)
+		}
 	}
 	return out
 }

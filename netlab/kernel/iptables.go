@@ -1,34 +1,42 @@
 package kernel
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
-
-	"github.com/coreos/go-iptables/iptables"
+	"os/exec"
 )
 
-// Rule is one iptables rule in a chain of a table, as go-iptables takes it.
+// Rule is one iptables rule in a chain of a table.
 type Rule struct {
 	Table, Chain string
 	Args         []string
 }
 
-// RulesExist reports, rule by rule, whether each is in the named namespace (iptables -C,
-// run from inside the namespace through go-iptables).
+// RulesExist reports, rule by rule, whether each is in the named namespace: `iptables -t
+// TABLE -C CHAIN ARGS... --wait 5` run inside it, whose exit status 1 says the rule is not
+// there (any other failure is an error). It runs the command itself rather than through
+// a library, so that the agents, which import this package, do not initialise one (a
+// regular expression compiled in every agent process).
 func RulesExist(ns string, rules []Rule) ([]bool, error) {
 	out := make([]bool, len(rules))
-	err := Do(ns, func() error {
-		ipt, err := iptables.New(iptables.Timeout(5))
-		if err != nil {
-			return fmt.Errorf("iptables in %s: %w", ns, err)
+	for i, r := range rules {
+		args := append([]string{"-t", r.Table, "-C", r.Chain}, r.Args...)
+		cmd := exec.Command("iptables", append(args, "--wait", "5")...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := Start(ns, cmd); err != nil {
+			return nil, fmt.Errorf("iptables in %s: %w", ns, err)
 		}
-		for i, r := range rules {
-			ok, err := ipt.Exists(r.Table, r.Chain, r.Args...)
-			if err != nil {
-				return fmt.Errorf("check %s/%s in %s: %w", r.Table, r.Chain, ns, err)
-			}
-			out[i] = ok
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			out[i] = true
+		case errors.As(err, &exit) && exit.ExitCode() == 1:
+		default:
+			return nil, fmt.Errorf("check %s/%s in %s: %w: %s", r.Table, r.Chain, ns, err, bytes.TrimSpace(stderr.Bytes()))
 		}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }

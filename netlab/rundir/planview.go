@@ -48,6 +48,12 @@ var (
 	SupervisorPlan = PlanView{"processes", "pods"}
 )
 
+// PlanViews are the agents' views by role (their tests go through them all).
+var PlanViews = map[string]PlanView{
+	"kube-proxy": KubeProxyPlan, "controller": ControllerPlan, "lb": LBPlan,
+	"dns": DNSPlan, "ingress": IngressPlan, "supervisor": SupervisorPlan,
+}
+
 // planFields maps each top-level key of plan.json to its plan.Plan field's index.
 var planFields = sync.OnceValue(func() map[string]int {
 	t := reflect.TypeFor[plan.Plan]()
@@ -149,8 +155,13 @@ func ReadPlanView(path string, v PlanView) (*plan.Plan, error) {
 func (d Dir) ReadPlanView(v PlanView) (*plan.Plan, error) { return ReadPlanView(d.Plan(), v) }
 
 // keepTopLevel returns a JSON object of the members of the object b whose keys keep
-// holds, in their order, and whether b was an object it could split: a scan that follows
-// strings and nesting only (the values kept are decoded, and checked, afterwards).
+// holds, in their order, and whether b is one JSON object it could split that way. The
+// scan checks the grammar of every value it skips (brackets of the right kind, commas
+// and colons, strings with their escapes and no control bytes, literals and numbers) and
+// that nothing but whitespace follows the object; the values it keeps are checked by the
+// decoder. What it cannot split (bad JSON, a key escaped or spelled in another case than
+// a kept one, which the decoders would match) it leaves whole to the decoder, which reads
+// it as it reads the whole file, or reports the error.
 func keepTopLevel(b []byte, keep map[string]bool) ([]byte, bool) {
 	out := make([]byte, 0, 256)
 	out = append(out, '{')
@@ -160,7 +171,7 @@ func keepTopLevel(b []byte, keep map[string]bool) ([]byte, bool) {
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return append(out, '}'), true
+		return append(out, '}'), skipSpace(b, i+1) == len(b)
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
@@ -177,18 +188,24 @@ func keepTopLevel(b []byte, keep map[string]bool) ([]byte, bool) {
 			return nil, false
 		}
 		vs := skipSpace(b, i+1)
-		i = skipValue(b, vs)
+		i = skipValue(b, vs, 0)
 		if i < 0 {
 			return nil, false
 		}
 		if bytes.IndexByte(key, '\\') >= 0 {
-			return nil, false // an escaped key: the decoder reads the whole object
+			return nil, false // an escaped key
 		}
 		if keep[string(key)] {
 			if len(out) > 1 {
 				out = append(out, ',')
 			}
 			out = append(out, b[ks:i]...)
+		} else {
+			for k := range keep {
+				if bytes.EqualFold(key, []byte(k)) {
+					return nil, false // the decoders match keys regardless of case
+				}
+			}
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) {
@@ -198,7 +215,7 @@ func keepTopLevel(b []byte, keep map[string]bool) ([]byte, bool) {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return append(out, '}'), true
+			return append(out, '}'), skipSpace(b, i+1) == len(b)
 		default:
 			return nil, false
 		}
@@ -212,51 +229,144 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at b[i] (a quote), -1 if it
-// does not end.
+// skipString returns the index after the string starting at b[i] (a quote), or -1 if it
+// is not a JSON string: it does not end, has a control byte, or a bad escape.
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '"':
+		switch c := b[i]; {
+		case c == '"':
 			return i + 1
-		case '\\':
-			i++
+		case c < 0x20:
+			return -1
+		case c == '\\':
+			if i++; i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return -1
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return -1
+					}
+				}
+				i += 4
+			default:
+				return -1
+			}
 		}
 	}
 	return -1
 }
 
-// skipValue returns the index after the value starting at b[i], -1 if it does not end.
-func skipValue(b []byte, i int) int {
+// maxDepth is the deepest nesting the scan follows (encoding/json's own limit); deeper,
+// the decoder reads the whole file and reports it.
+const maxDepth = 10000
+
+// skipValue returns the index after the JSON value starting at b[i], or -1 if there is
+// none there.
+func skipValue(b []byte, i, depth int) int {
 	if i >= len(b) {
 		return -1
 	}
-	switch b[i] {
-	case '"':
+	switch c := b[i]; {
+	case c == '"':
 		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
+	case c == '{' || c == '[':
+		if depth >= maxDepth {
+			return -1
+		}
+		end := byte(']')
+		if c == '{' {
+			end = '}'
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == end {
+			return i + 1
+		}
+		for {
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return -1
+				}
 				if i = skipString(b, i); i < 0 {
 					return -1
 				}
-				i--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
+				if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+					return -1
 				}
+				i = skipSpace(b, i+1)
+			}
+			if i = skipValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			if i = skipSpace(b, i); i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ',':
+				i = skipSpace(b, i+1)
+			case end:
+				return i + 1
+			default:
+				return -1
 			}
 		}
+	case c == 't':
+		return skipLiteral(b, i, "true")
+	case c == 'f':
+		return skipLiteral(b, i, "false")
+	case c == 'n':
+		return skipLiteral(b, i, "null")
+	}
+	return skipNumber(b, i)
+}
+
+func skipLiteral(b []byte, i int, lit string) int {
+	if !bytes.HasPrefix(b[i:], []byte(lit)) {
 		return -1
 	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\n', '\t', '\r':
-			return i
+	return i + len(lit)
+}
+
+// skipNumber returns the index after the JSON number at b[i] (-?int frac? exp?), or -1.
+func skipNumber(b []byte, i int) int {
+	digits := func(i int) (int, bool) {
+		s := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i, i > s
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	default:
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return -1
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		var ok bool
+		if i, ok = digits(i + 1); !ok {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return -1
 		}
 	}
 	return i

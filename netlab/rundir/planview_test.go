@@ -13,11 +13,6 @@ import (
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
-var views = map[string]rundir.PlanView{
-	"kube-proxy": rundir.KubeProxyPlan, "controller": rundir.ControllerPlan, "lb": rundir.LBPlan,
-	"dns": rundir.DNSPlan, "ingress": rundir.IngressPlan, "supervisor": rundir.SupervisorPlan,
-}
-
 // Every view reads, from every plan the scenarios and fixtures make (and the same with a
 // pod terminating), what encoding/json reads of the whole plan in the fields it names,
 // and leaves every other field zero; with either decoder (the fixtures are small: go-json
@@ -38,7 +33,7 @@ func testPlanViews(t *testing.T) {
 			t.Fatal(err)
 		}
 		fv := reflect.ValueOf(full)
-		for role, v := range views {
+		for role, v := range rundir.PlanViews {
 			got, err := v.Decode(b)
 			if err != nil {
 				t.Fatalf("%s, %s: %v", name, role, err)
@@ -86,11 +81,60 @@ func TestPlanViewScan(t *testing.T) {
 			t.Errorf("%s: read %q %q %+v, encoding/json %q %q %+v", doc, got.Lab, got.Warnings, got.Sysctls, want.Lab, want.Warnings, want.Sysctls)
 		}
 	}
-	for _, bad := range []string{``, `[1]`, `{"lab":"x"`, `{"lab":"x",}`, `{"lab" "x"}`, `{"warnings":["x}`, `{"lab":1}`, `{"warnings":[1]}`} {
+	for _, bad := range badPlans {
 		if _, err := v.Decode([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+	// Keys in another case: the decoders match them, and so does the view.
+	for _, doc := range []string{`{"lab":"x","Warnings":["w"]}`, `{"lab":"x","warnings":["a"],"WARNINGS":["b"]}`, `{"lab":"x","Lab":"y"}`} {
+		var want plan.Plan
+		if err := json.Unmarshal([]byte(doc), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Decode([]byte(doc))
+		if err != nil || got.Lab != want.Lab || !reflect.DeepEqual(got.Warnings, want.Warnings) {
+			t.Errorf("%s: read %q %q (%v), encoding/json %q %q", doc, got.Lab, got.Warnings, err, want.Lab, want.Warnings)
+		}
+	}
+}
+
+// badPlans are not JSON: a view fails on each as the whole decode does, whether the fault
+// is in a part it keeps or one it skips.
+var badPlans = []string{``, `[1]`, `{"lab":"x"`, `{"lab":"x",}`, `{"lab" "x"}`, `{"warnings":["x}`, `{"lab":1}`, `{"warnings":[1]}`,
+	`{"lab":"x"} garbage`, `{"lab":"x"}{"lab":"y"}`, `{"lab":"x","checks":[1}}`, `{"lab":"x","checks":{"a":1]}`,
+	`{"lab":"x","checks":[1,2,,]}`, `{"lab":"x","checks": }`, `{"checks":,"lab":"x"}`, `{"checks":tru,"lab":"x"}`,
+	`{"lab":"x","checks":"\q"}`, "{\"lab\":\"x\",\"checks\":\"a\x01b\"}", `{"checks":true"lab":"x"}`,
+	`{"checks":01,"lab":"x"}`, `{"checks":-,"lab":"x"}`, `{"checks":1.,"lab":"x"}`, `{"checks":1e,"lab":"x"}`,
+	`{"checks":{"a" 1},"lab":"x"}`, `{"checks":{1:2},"lab":"x"}`, `{"checks":"\u12g4","lab":"x"}`, `{"lab":"x",,"checks":1}`,
+	`{"checks":[1 2],"lab":"x"}`, `{"checks":nulls,"lab":"x"}`}
+
+// FuzzPlanView: on any input, a view fails where the input is not JSON, and where the
+// whole decode reads it, the view reads the same in its fields.
+func FuzzPlanView(f *testing.F) {
+	for _, s := range append(badPlans, `{}`, `{"lab":"l","warnings":["a"],"checks":[{"x":[1,-2.5e3,true,false,null,"\u00e9\\"]}],"sysctls":[]}`) {
+		f.Add([]byte(s))
+	}
+	v := rundir.PlanView{"warnings", "sysctls"}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := v.Decode(b)
+		if !json.Valid(b) {
+			if err == nil {
+				t.Fatalf("%q is not JSON: no error", b)
+			}
+			return
+		}
+		var want plan.Plan
+		if json.Unmarshal(b, &want) != nil {
+			return // JSON, but not a plan: a skipped part of the wrong type need not fail the view
+		}
+		if err != nil {
+			t.Fatalf("%q: %v (the whole decode reads it)", b, err)
+		}
+		if got.Lab != want.Lab || !reflect.DeepEqual(got.Warnings, want.Warnings) || !reflect.DeepEqual(got.Sysctls, want.Sysctls) {
+			t.Fatalf("%q: read %q %q %+v, encoding/json %q %q %+v", b, got.Lab, got.Warnings, got.Sysctls, want.Lab, want.Warnings, want.Sysctls)
+		}
+	})
 }
 
 func TestPlanViewOfNoPart(t *testing.T) {
@@ -100,8 +144,11 @@ func TestPlanViewOfNoPart(t *testing.T) {
 	}
 }
 
-// fixturePlanFiles returns the plan file of every scenario and fixture that plans, and of
-// each again with its first pod terminating.
+// fixturePlanFiles returns the plan file (as rundir.WritePlan writes it) of every scenario
+// and fixture, of each again with its first pod terminating, and of each with every
+// optional part an agent reads set: clients routed to pods, the ingress's forwarded
+// headers and class handling, a Service publishing not-ready addresses with an external
+// IP, and a pod in a namespace with no Service (the DNS answers for its namespace).
 func fixturePlanFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	var files []string
@@ -120,24 +167,35 @@ func fixturePlanFiles(t *testing.T) map[string][]byte {
 		}
 		p, err := planbuild.Build(s, "")
 		if err != nil {
-			continue
+			t.Fatalf("%s: %v", f, err)
 		}
-		for _, leaving := range []bool{false, true} {
-			if leaving {
-				if len(p.Pods) == 0 {
-					continue
-				}
-				p.Pods[0].Terminating = true
-				f += " (a pod terminating)"
-			}
-			b, err := json.Marshal(p)
+		add := func(name string, p *plan.Plan) {
+			b, err := json.MarshalIndent(p, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[f] = b
+			out[name] = b
 		}
+		add(f, p)
+		if len(p.Pods) == 0 {
+			continue
+		}
+		leaving := p.Clone()
+		leaving.Pods[0].Terminating = true
+		add(f+" (a pod terminating)", leaving)
+		every := p.Clone()
+		every.Network.ClientRoutesToPods = true
+		every.Ingress.UseForwardedHeaders, every.Ingress.IgnoreWithoutClass = true, true
+		if len(every.Services) > 0 {
+			every.Services[0].PublishNotReady = true
+			every.Services[0].ExternalIPs = []string{"172.18.0.250"}
+		}
+		lonely := every.Pods[0]
+		lonely.Name, lonely.Namespace = "lonely-1", "lonely"
+		every.Pods = append(every.Pods, lonely)
+		add(f+" (every option)", every)
 	}
-	if len(out) < 10 {
+	if len(out) < 30 {
 		t.Fatalf("only %d plans", len(out))
 	}
 	return out

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -14,31 +15,81 @@ import (
 
 // The supervisor reads only its view of the plan (rundir.SupervisorPlan): the processes it
 // learns and whether each still runs are the same from the view as from the whole plan,
-// for every plan the scenarios and fixtures make, and with a pod terminating.
+// on every fixture plan (and variants), and each part of the view counts.
 func TestSupervisorComputesFromItsPlanView(t *testing.T) {
 	d := rundir.At(t.TempDir())
-	for name, b := range fixturePlanFiles(t) {
-		var full plan.Plan
-		if err := json.Unmarshal(b, &full); err != nil {
+	checkViews(t, map[string]roleView{
+		"supervisor": {rundir.SupervisorPlan, func(p, full *plan.Plan) []any {
+			out := []any{p.Processes}
+			for _, pr := range append(full.Processes, plan.Process{Role: "pod", Name: "no-such-pod"}) {
+				out = append(out, stillRuns(p, pr, d))
+			}
+			return out
+		}},
+	})
+}
+
+// roleView is an agent's view of the plan and what the agent computes from a plan read
+// through it (full: the whole plan, for the names to ask about).
+type roleView struct {
+	view    rundir.PlanView
+	compute func(p, full *plan.Plan) []any
+}
+
+// checkViews holds, on every fixture plan, what each agent computes from its view equal
+// to what it computes from the whole plan; and, for each part of each view, that some
+// plan tells the view without that part from the whole plan (a part the test cannot
+// miss is a part it does not check).
+func checkViews(t *testing.T, roles map[string]roleView) {
+	t.Helper()
+	plans := fixturePlanFiles(t)
+	full := map[string]*plan.Plan{}
+	for name, b := range plans {
+		var p plan.Plan
+		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatal(err)
 		}
-		p, err := rundir.SupervisorPlan.Decode(b)
+		full[name] = &p
+	}
+	differs := func(v rundir.PlanView, compute func(p, full *plan.Plan) []any, name string) (bool, string) {
+		p, err := v.Decode(plans[name])
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !reflect.DeepEqual(p.Processes, full.Processes) {
-			t.Errorf("%s: the processes differ from the whole plan's", name)
+		got, want := compute(p, full[name]), compute(full[name], full[name])
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				return true, fmt.Sprintf("item %d:\n got  %+v\n want %+v", i, got[i], want[i])
+			}
 		}
-		for _, pr := range append(full.Processes, plan.Process{Role: "pod", Name: "no-such-pod"}) {
-			if got, want := stillRuns(p, pr, d), stillRuns(&full, pr, d); got != want {
-				t.Errorf("%s: stillRuns(%s/%s) = %v, from the whole plan %v", name, pr.Role, pr.Name, got, want)
+		return false, ""
+	}
+	for role, r := range roles {
+		for name := range plans {
+			if d, why := differs(r.view, r.compute, name); d {
+				t.Errorf("%s, %s: what it computes from its view differs from the whole plan's, %s", name, role, why)
+			}
+		}
+		for _, key := range r.view {
+			missed := true
+			for name := range plans {
+				if d, _ := differs(without(r.view, key), r.compute, name); d {
+					missed = false
+					break
+				}
+			}
+			if missed {
+				t.Errorf("%s: no plan tells its view without %q from the whole plan", role, key)
 			}
 		}
 	}
 }
 
-// fixturePlanFiles returns the plan file of every scenario and fixture that plans, and of
-// each again with its first pod terminating.
+// fixturePlanFiles returns the plan file (as rundir.WritePlan writes it) of every scenario
+// and fixture, of each again with its first pod terminating, and of each with every
+// optional part an agent reads set: clients routed to pods, the ingress's forwarded
+// headers and class handling, a Service publishing not-ready addresses with an external
+// IP, and a pod in a namespace with no Service (the DNS answers for its namespace).
 func fixturePlanFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	var files []string
@@ -57,25 +108,47 @@ func fixturePlanFiles(t *testing.T) map[string][]byte {
 		}
 		p, err := planbuild.Build(s, "")
 		if err != nil {
-			continue
+			t.Fatalf("%s: %v", f, err)
 		}
-		for _, leaving := range []bool{false, true} {
-			if leaving {
-				if len(p.Pods) == 0 {
-					continue
-				}
-				p.Pods[0].Terminating = true
-				f += " (a pod terminating)"
-			}
-			b, err := json.Marshal(p)
+		add := func(name string, p *plan.Plan) {
+			b, err := json.MarshalIndent(p, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[f] = b
+			out[name] = b
 		}
+		add(f, p)
+		if len(p.Pods) == 0 {
+			continue
+		}
+		leaving := p.Clone()
+		leaving.Pods[0].Terminating = true
+		add(f+" (a pod terminating)", leaving)
+		every := p.Clone()
+		every.Network.ClientRoutesToPods = true
+		every.Ingress.UseForwardedHeaders, every.Ingress.IgnoreWithoutClass = true, true
+		if len(every.Services) > 0 {
+			every.Services[0].PublishNotReady = true
+			every.Services[0].ExternalIPs = []string{"172.18.0.250"}
+		}
+		lonely := every.Pods[0]
+		lonely.Name, lonely.Namespace = "lonely-1", "lonely"
+		every.Pods = append(every.Pods, lonely)
+		add(f+" (every option)", every)
 	}
-	if len(out) < 10 {
+	if len(out) < 30 {
 		t.Fatalf("only %d plans", len(out))
+	}
+	return out
+}
+
+// without returns the view without key.
+func without(v rundir.PlanView, key string) rundir.PlanView {
+	var out rundir.PlanView
+	for _, k := range v {
+		if k != key {
+			out = append(out, k)
+		}
 	}
 	return out
 }
