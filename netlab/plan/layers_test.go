@@ -73,6 +73,8 @@ var layers = map[string]layer{
 	"labtest": {netlab: []string{"*"}},
 	// Test-only models.
 	"internal/iptablestest": {pure: true, netlab: []string{"iptables"}},
+	// What the tests of the agents' plan views share.
+	"internal/planviewtest": {netlab: []string{"scenario", "planbuild", "plan", "rundir"}},
 }
 
 // TestLayers holds the design rule for every package in one place: each package imports

@@ -2,15 +2,13 @@ package rundir_test
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/internal/planviewtest"
 	"github.com/netlabdev/netlab/netlab/plan"
-	"github.com/netlabdev/netlab/netlab/planbuild"
 	"github.com/netlabdev/netlab/netlab/rundir"
-	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
 // Every view reads, from every plan the scenarios and fixtures make (and the same with a
@@ -27,7 +25,7 @@ func TestPlanViewsReadTheirParts(t *testing.T) {
 
 func testPlanViews(t *testing.T) {
 	pt := reflect.TypeFor[plan.Plan]()
-	for name, b := range fixturePlanFiles(t) {
+	for name, b := range planviewtest.FixturePlanFiles(t) {
 		var full plan.Plan
 		if err := json.Unmarshal(b, &full); err != nil {
 			t.Fatal(err)
@@ -154,61 +152,4 @@ func TestPlanViewOfNoPart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"podz"`) {
 		t.Fatalf("a view of a part the plan does not have: err %v", err)
 	}
-}
-
-// fixturePlanFiles returns the plan file (as rundir.WritePlan writes it) of every scenario
-// and fixture, of each again with its first pod terminating, and of each with every
-// optional part an agent reads set: clients routed to pods, the ingress's forwarded
-// headers and class handling, a Service publishing not-ready addresses with an external
-// IP, and a pod in a namespace with no Service (the DNS answers for its namespace).
-func fixturePlanFiles(t *testing.T) map[string][]byte {
-	t.Helper()
-	var files []string
-	for _, pattern := range []string{"../../scenarios/*.yaml", "../../testdata/*.yaml"} {
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	out := map[string][]byte{}
-	for _, f := range files {
-		s, err := scenario.Load([]string{f})
-		if err != nil || scenario.Validate(s) != nil {
-			continue // a fixture of bad input
-		}
-		p, err := planbuild.Build(s, "")
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		add := func(name string, p *plan.Plan) {
-			b, err := json.MarshalIndent(p, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[name] = b
-		}
-		add(f, p)
-		if len(p.Pods) == 0 {
-			continue
-		}
-		leaving := p.Clone()
-		leaving.Pods[0].Terminating = true
-		add(f+" (a pod terminating)", leaving)
-		every := p.Clone()
-		every.Network.ClientRoutesToPods = true
-		every.Ingress.UseForwardedHeaders, every.Ingress.IgnoreWithoutClass = true, true
-		if len(every.Services) > 0 {
-			every.Services[0].PublishNotReady = true
-			every.Services[0].ExternalIPs = []string{"172.18.0.250"}
-		}
-		lonely := every.Pods[0]
-		lonely.Name, lonely.Namespace = "lonely-1", "lonely"
-		every.Pods = append(every.Pods, lonely)
-		add(f+" (every option)", every)
-	}
-	if len(out) < 30 {
-		t.Fatalf("only %d plans", len(out))
-	}
-	return out
 }
