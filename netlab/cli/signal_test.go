@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -49,22 +50,7 @@ func TestSecondSignalEndsAtOnce(t *testing.T) {
 					<-exited
 				}
 			}()
-			lines := make(chan string, 4)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-				close(lines)
-			}()
-			errLines := make(chan string, 4)
-			go func() {
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					errLines <- sc.Text()
-				}
-				close(errLines)
-			}()
+			lines, errLines := linesOf(stdout), linesOf(stderr)
 			// Only a hang makes these waits long; none of them measures anything.
 			const guard = 30 * time.Second
 			expect := func(ch <-chan string, want string) {
@@ -103,6 +89,19 @@ func TestSecondSignalEndsAtOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// linesOf sends r's lines on the channel it returns, closed at r's end.
+func linesOf(r io.Reader) <-chan string {
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
 }
 
 // An agent's stderr is its log: no hint goes there; a user's command gets it on stderr.
