@@ -210,7 +210,18 @@ func DialIn(ns, network, addr string, timeout time.Duration) (net.Conn, error) {
 
 // StartTime returns a process's start time (field 22 of /proc/<pid>/stat, in clock ticks
 // since boot) as text, or "" when the process is gone.
-func StartTime(pid int) string {
+func StartTime(pid int) string { return statField(pid, 22) }
+
+// ParentPID is pid's parent process, 0 when pid is gone.
+func ParentPID(pid int) int {
+	ppid, _ := strconv.Atoi(statField(pid, 4))
+	return ppid
+}
+
+// statField is field n (from 1, as proc(5) numbers them) of /proc/PID/stat, "" when the
+// process is gone. The command name (field 2) may hold spaces and parentheses: the fields
+// after it are counted from its last ')'.
+func statField(pid, n int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return ""
@@ -220,10 +231,10 @@ func StartTime(pid int) string {
 		return ""
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
+	if n < 3 || len(f) < n-2 {
 		return ""
 	}
-	return f[19] // fields after comm start at 3 (state)
+	return f[n-3] // fields after comm start at 3 (state)
 }
 
 // StartedAt is when a process started, to within a clock tick (10 ms): its start time

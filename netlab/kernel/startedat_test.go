@@ -19,3 +19,12 @@ func TestStartedAt(t *testing.T) {
 		t.Error("a pid that does not exist has a start time")
 	}
 }
+
+func TestParentPID(t *testing.T) {
+	if got, want := ParentPID(os.Getpid()), os.Getppid(); got != want {
+		t.Errorf("ParentPID(self) = %d, want %d", got, want)
+	}
+	if got := ParentPID(-1); got != 0 {
+		t.Errorf("ParentPID of no process = %d", got)
+	}
+}

@@ -91,24 +91,8 @@ func labPIDs(t *testing.T, labName string) map[string][]int {
 // command line. (An ingress worker, the one netlab child of an agent, has a command line of
 // its own: --worker I.)
 func forkedNotExeced(pid int, argv []string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses; the last ')' ends it.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return false
-	}
-	var ppid int
-	if _, err := fmt.Sscan(f[1], &ppid); err != nil || ppid <= 1 {
-		return false
-	}
-	return slices.Equal(kernel.Cmdline(ppid), argv)
+	ppid := kernel.ParentPID(pid)
+	return ppid > 1 && slices.Equal(kernel.Cmdline(ppid), argv)
 }
 
 // servedBy sends n requests for app.example/path through the VIP from the client and
