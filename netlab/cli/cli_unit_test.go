@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/plan"
@@ -233,5 +237,36 @@ func TestVerbOf(t *testing.T) {
 		if got := verbOf(strings.Fields(c.line)); got != c.verb {
 			t.Errorf("verbOf(%q) = %q, want %q", c.line, got, c.verb)
 		}
+	}
+}
+
+// A command stopped by a signal says so: its error ends in the signal's cause, not in a
+// bare "context canceled"; other errors and other cancellations are left as they are.
+func TestInterruptedNamesTheSignal(t *testing.T) {
+	stopped := fmt.Errorf("up demo: agents: %w", context.Canceled)
+	// The context SignalContext makes, ended by a real SIGINT to this process (caught).
+	bySignal, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-bySignal.Done()
+	if got := interrupted(bySignal, stopped).Error(); got != "up demo: agents: context canceled (interrupt signal received)" {
+		t.Errorf("stopped by a signal: %q", got)
+	}
+	if !errors.Is(interrupted(bySignal, stopped), context.Canceled) {
+		t.Error("the named error no longer wraps context.Canceled")
+	}
+	other := errors.New("up demo: namespaces: file exists")
+	if got := interrupted(bySignal, other); got != other {
+		t.Errorf("an error that is not a cancellation changed: %v", got)
+	}
+	plain, cancelPlain := context.WithCancel(context.Background())
+	cancelPlain()
+	if got := interrupted(plain, stopped); got != stopped {
+		t.Errorf("a cancellation without a cause changed: %v", got)
+	}
+	if got := interrupted(context.Background(), stopped); got != stopped {
+		t.Errorf("a live context changed the error: %v", got)
 	}
 }

@@ -244,6 +244,7 @@ func runTree(ctx context.Context, root *cobra.Command, args []string, errOut io.
 	if os.Geteuid() != 0 && (errors.Is(err, fs.ErrPermission) || errors.Is(err, lab.ErrNoLab)) {
 		err = errNotRoot
 	}
+	err = interrupted(ctx, err)
 	fmt.Fprintln(errOut, "netlab: "+err.Error())
 	var ec interface{ ExitCode() int }
 	if errors.As(err, &ec) {
@@ -253,6 +254,21 @@ func runTree(ctx context.Context, root *cobra.Command, args []string, errOut io.
 		return 2 // cobra's own, for the root command
 	}
 	return 1
+}
+
+// interrupted names what ended a command that stopped because its context was cancelled
+// by a signal (SignalContext: "interrupt signal received"), instead of a bare "context
+// canceled" at the end of the message. Any other error is returned as it is.
+func interrupted(ctx context.Context, err error) error {
+	if !errors.Is(err, context.Canceled) {
+		return err
+	}
+	// A signal's cause also Is context.Canceled; only a bare cancellation has none other.
+	cause := context.Cause(ctx)
+	if cause == nil || cause == context.Canceled {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", err, cause)
 }
 
 // Main runs the command line and returns the exit code.
