@@ -42,7 +42,8 @@ func newUp(g *globals) *cobra.Command {
 			if hosts := lab.IngressHosts(p); len(hosts) > 0 {
 				target = hosts[0]
 			}
-			fmt.Fprintf(g.out, "  %s\n  %s      # follow a request hop by hop\n", lab.Hint(p.Lab, "status"), lab.Hint(p.Lab, "trace http://"+target+"/"))
+			hints := lab.Hints(p.Lab, "status", "trace http://"+target+"/")
+			fmt.Fprintf(g.out, "  %s\n  %s      # follow a request hop by hop\n", hints[0], hints[1])
 			return nil
 		},
 	}
