@@ -155,8 +155,10 @@ func Terminate(pids []int, grace time.Duration) {
 			unix.Close(int(f.Fd))
 		}
 	}()
-	if len(rest) > 0 {
-		terminatePolling(rest, grace)
+	if len(rest) > 0 { // looked at beside the others, on the same grace
+		done := make(chan struct{})
+		go func() { terminatePolling(rest, grace); close(done) }()
+		defer func() { <-done }()
 	}
 	if left := waitPidfds(fds, grace); len(left) > 0 {
 		for _, f := range left {
