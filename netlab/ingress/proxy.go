@@ -766,6 +766,10 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 // ConnContext puts it there).
 type clientConnKey struct{}
 
+// localPortKey is the request context's key for the local port of a PlainServer
+// connection that knows it without a system call (an int; absent otherwise).
+type localPortKey struct{}
+
 // writeHolder is a client connection that can keep one write for a ReadFrom right after
 // it to send with the body (netlab/rawio's connections).
 type writeHolder interface {
@@ -1012,6 +1016,17 @@ func clientIP(remote string) string {
 
 // forwardedPort is the local port the request came in on.
 func forwardedPort(r *http.Request) string {
+	// PlainServer's connections from netlab/rawio's accept path know their port without
+	// the getsockname(2) that their local address costs.
+	if p, ok := r.Context().Value(localPortKey{}).(int); ok {
+		switch p {
+		case 80:
+			return "80"
+		case 443:
+			return "443"
+		}
+		return strconv.Itoa(p)
+	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
 		switch a.Port {
 		case 80:
