@@ -901,7 +901,8 @@ func (h *Handler) switchProtocols(w *recorder, r *http.Request, st *reqState, uc
 	done := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(uc.nc, brw.Reader) // the client's buffered bytes, then its connection
-		if tc, ok := uc.nc.(*net.TCPConn); ok {
+		// The client's end goes on to the upstream (Go's sockets and netlab/rawio's).
+		if tc, ok := uc.nc.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
 		}
 		close(done)
