@@ -22,11 +22,12 @@ all: build
 deps:
 	scripts/deps.sh
 
-# netlab-pod and netlab-agent are linked statically (no cgo): a big lab starts a thousand
-# pods, and the dynamic loader and C library's start-up cost each about 1 ms of CPU.
+# Every binary is linked statically (no cgo): a big lab starts a thousand pods, and the
+# dynamic loader and C library's start-up cost each about 1 ms of CPU; netlab itself starts
+# twice per up and down (docs/design-notes.md, "The CLI's start"). Nothing here needs the C
+# library: no user lookups, and names are never resolved through the host's resolver.
 build:
-	$(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab
-	CGO_ENABLED=0 $(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab-pod ./cmd/netlab-agent
+	CGO_ENABLED=0 $(GO) build -buildvcs=$(BUILDVCS) -o bin/ ./cmd/netlab ./cmd/netlab-pod ./cmd/netlab-agent
 
 # Rebuilds the committed eBPF object and its Go bindings (netlab/drops) with bpf2go. Needs
 # clang, llvm, bpftool and libbpf-dev (Debian packages); building and testing do not.

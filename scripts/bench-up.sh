@@ -51,16 +51,16 @@ if [ "$NETLAB" = bin/netlab ]; then
   GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
   if [ ! -x bin/netlab ] || [ ! -x bin/netlab-pod ] || [ ! -x bin/netlab-agent ] || [ -n "$(find cmd netlab go.mod go.sum -newer bin/netlab \( -name '*.go' -o -name 'go.*' -o -name '*.yaml' \) -print -quit)" ]; then
     log "building bin/netlab"
-    "$GO" build -o bin/ ./cmd/netlab
-    CGO_ENABLED=0 "$GO" build -o bin/ ./cmd/netlab-pod ./cmd/netlab-agent # static, as make build links them
+    CGO_ENABLED=0 "$GO" build -o bin/ ./cmd/netlab ./cmd/netlab-pod ./cmd/netlab-agent # static, as make build links them
   fi
 fi
 [ -x "$NETLAB" ] || die "$NETLAB is not executable"
-# The pods' and node agents' binaries beside it are linked statically by `make build`
-# (CGO_ENABLED=0); a plain `go build` links them against the C library (package net's cgo
-# resolver), and every pod's start then pays the dynamic loader: ~1 ms of CPU each here.
+# netlab and the pods' and node agents' binaries beside it are linked statically by `make
+# build` (CGO_ENABLED=0); a plain `go build` links them against the C library (package net's
+# cgo resolver), and every process start then pays the dynamic loader: ~1 ms of CPU for a
+# pod here, 3-4 ms for netlab itself (up and down each start it once).
 linking=""
-for b in netlab-pod netlab-agent; do
+for b in netlab netlab-pod netlab-agent; do
   f="$(dirname "$NETLAB")/$b"
   if [ -x "$f" ] && LC_ALL=C file -b "$f" 2>/dev/null | grep -q 'dynamically linked'; then
     linking+="$b is dynamically linked (build it with CGO_ENABLED=0, as make build does); "

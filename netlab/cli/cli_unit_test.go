@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/plan"
@@ -169,4 +173,100 @@ func TestWords(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// A command line that names its verb runs in a tree of that verb alone (Execute); what
+// it prints and the exit code are the whole tree's, for the help and the flag errors of
+// every command and subcommand, global flags before the verb or not.
+func TestOneVerbTreeAnswersAsTheWhole(t *testing.T) {
+	full := New(nil, nil)
+	var names []string
+	for _, c := range full.Commands() {
+		if c.Name() != "help" && c.Name() != "completion" {
+			names = append(names, c.Name())
+		}
+	}
+	var want []string
+	for _, v := range verbs {
+		want = append(want, v.name)
+		if got := v.make(&globals{}).Name(); got != v.name {
+			t.Errorf("verb %q makes command %q", v.name, got)
+		}
+	}
+	if !slices.Equal(names, slices.Sorted(slices.Values(want))) { // cobra lists them sorted
+		t.Errorf("the whole tree has %v, verbs %v", names, want)
+	}
+	var lines [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if len(path) > 0 {
+			p := slices.Clone(path)
+			lines = append(lines, append(slices.Clone(p), "--help"), append(slices.Clone(p), "--no-such-flag"),
+				append([]string{"--name", "x", "-v"}, append(slices.Clone(p), "-h")...))
+		}
+		for _, sub := range c.Commands() {
+			if len(path) == 0 && (sub.Name() == "help" || sub.Name() == "completion") {
+				continue
+			}
+			walk(sub, append(slices.Clone(path), sub.Name()))
+		}
+	}
+	walk(full, nil)
+	for _, args := range lines {
+		if verbOf(hoistName(args)) == "" {
+			t.Errorf("netlab %s: runs in the whole tree", strings.Join(args, " "))
+			continue
+		}
+		var out, errOut, wout, werrOut bytes.Buffer
+		code := Execute(context.Background(), args, &out, &errOut)
+		wcode := runTree(context.Background(), New(&wout, &werrOut), hoistName(args), &werrOut)
+		if code != wcode || out.String() != wout.String() || errOut.String() != werrOut.String() {
+			t.Errorf("netlab %s: exit %d, stdout %q, stderr %q; the whole tree: exit %d, stdout %q, stderr %q",
+				strings.Join(args, " "), code, out.String(), errOut.String(), wcode, wout.String(), werrOut.String())
+		}
+	}
+}
+
+func TestVerbOf(t *testing.T) {
+	for _, c := range []struct{ line, verb string }{
+		{"up -f x.yaml", "up"}, {"--name x down", "down"}, {"--name=x -v status -o json", "status"},
+		{"--verbose agent pod", "agent"}, {"", ""}, {"help up", ""}, {"completion bash", ""},
+		{"__complete status ''", ""}, {"--version", ""}, {"nosuchverb", ""}, {"-x up", ""},
+		{"--name", ""}, {"--name up", ""},
+	} {
+		if got := verbOf(strings.Fields(c.line)); got != c.verb {
+			t.Errorf("verbOf(%q) = %q, want %q", c.line, got, c.verb)
+		}
+	}
+}
+
+// A command stopped by a signal says so: its error ends in the signal's cause, not in a
+// bare "context canceled"; other errors and other cancellations are left as they are.
+func TestInterruptedNamesTheSignal(t *testing.T) {
+	stopped := fmt.Errorf("up demo: agents: %w", context.Canceled)
+	// The context SignalContext makes, ended by a real SIGINT to this process (caught).
+	bySignal, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-bySignal.Done()
+	if got := interrupted(bySignal, stopped).Error(); got != "up demo: agents: context canceled (interrupt signal received)" {
+		t.Errorf("stopped by a signal: %q", got)
+	}
+	if !errors.Is(interrupted(bySignal, stopped), context.Canceled) {
+		t.Error("the named error no longer wraps context.Canceled")
+	}
+	other := errors.New("up demo: namespaces: file exists")
+	if got := interrupted(bySignal, other); got != other {
+		t.Errorf("an error that is not a cancellation changed: %v", got)
+	}
+	plain, cancelPlain := context.WithCancel(context.Background())
+	cancelPlain()
+	if got := interrupted(plain, stopped); got != stopped {
+		t.Errorf("a cancellation without a cause changed: %v", got)
+	}
+	if got := interrupted(context.Background(), stopped); got != stopped {
+		t.Errorf("a live context changed the error: %v", got)
+	}
 }

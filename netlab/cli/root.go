@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/netlabdev/netlab/netlab/lab"
@@ -74,8 +75,38 @@ func (usageError) ExitCode() int   { return 2 }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// verbs is every verb, in the order `netlab help` lists them: nothing registers itself
+// elsewhere. name is the word that runs it (a test holds it to the command's own).
+var verbs = []struct {
+	name string
+	make func(*globals) *cobra.Command
+}{
+	// lifecycle
+	{"up", newUp}, {"down", newDown}, {"plan", newPlan},
+	// inspection
+	{"status", newStatus}, {"lb", newLB}, {"rules", newRules}, {"check", newCheck}, {"logs", newLogs}, {"export", newExport},
+	{"trace", newTrace}, {"capture", newCapture}, {"drops", newDrops}, {"graph", newGraph}, {"ca", newCA},
+	// hands-on
+	{"exec", newExec}, {"pod", newPod}, {"node", newNode},
+	// live changes
+	{"apply", newApply}, {"scale", newScale}, {"rollout", newRollout},
+	// about netlab itself
+	{"version", newVersion},
+	// the lab's own processes
+	{"agent", newAgent},
+}
+
 // New returns the root command with every verb, in the order `netlab help` lists them.
 func New(out, errOut io.Writer) *cobra.Command {
+	return newRoot(out, errOut, "")
+}
+
+// newRoot returns the root command with every verb, or with only the verb named by only:
+// a command line that names its verb (most do: `up`, `down`, `status`) runs in a tree of
+// that verb alone, without building the twenty others' commands and flags or cobra's
+// completion command at every start (docs/design-notes.md, "The CLI's start"). What that
+// verb does, says and refuses is the same in both trees (a test compares them).
+func newRoot(out, errOut io.Writer, only string) *cobra.Command {
 	g := &globals{out: out, errOut: errOut}
 	root := &cobra.Command{
 		Use:   "netlab",
@@ -85,11 +116,15 @@ each, pods and kube-proxy's iptables rules out of network namespaces, veths and
 bridges, so a request can be followed packet by packet:
 
   client -> LB VIP -> node ingress (L7) -> Service (kube-proxy) -> pod on any node`,
-		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetVersionTemplate("{{.Version}}\n")
+	if only == "" {
+		root.Version = versionLine() // --version, a flag of the root alone
+		root.SetVersionTemplate("{{.Version}}\n")
+	} else {
+		root.CompletionOptions.DisableDefaultCmd = true // `netlab completion` builds every verb
+	}
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what happens, step by step")
@@ -98,24 +133,37 @@ bridges, so a request can be followed packet by packet:
 	_ = root.RegisterFlagCompletionFunc("name", completeLabs)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	// Every verb, explicitly: nothing registers itself elsewhere.
-	root.AddCommand(
-		// lifecycle
-		newUp(g), newDown(g), newPlan(g),
-		// inspection
-		newStatus(g), newLB(g), newRules(g), newCheck(g), newLogs(g), newExport(g),
-		newTrace(g), newCapture(g), newDrops(g), newGraph(g), newCA(g),
-		// hands-on
-		newExec(g), newPod(g), newNode(g),
-		// live changes
-		newApply(g), newScale(g), newRollout(g),
-		// about netlab itself
-		newVersion(g),
-		// the lab's own processes
-		newAgent(g),
-	)
+	for _, v := range verbs {
+		if only == "" || v.name == only {
+			root.AddCommand(v.make(g))
+		}
+	}
 	strictArgs(root)
 	return root
+}
+
+// verbOf is the verb a command line (after hoistName) runs, when it names one plainly:
+// global flags (--name, -v) then a verb. Anything else (no verb, help, completion, a
+// flag before the verb the root does not have, a word that is no verb) is "": the whole
+// tree answers it, with its help, completions and suggestions.
+func verbOf(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--name":
+			i++
+		case strings.HasPrefix(a, "--name="), a == "-v", a == "--verbose":
+		case strings.HasPrefix(a, "-"):
+			return ""
+		default:
+			for _, v := range verbs {
+				if v.name == a {
+					return a
+				}
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // strictArgs makes every wrong argument count a usage error (exit 2), and a command group
@@ -174,8 +222,20 @@ func hoistName(args []string) []string {
 // Execute runs the command line with args and returns the exit code: 0 done, 1 failed,
 // 2 a usage error (or, for check, the lab is not up or no check ran).
 func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
-	root := New(out, errOut)
-	root.SetArgs(hoistName(args))
+	if !AgentArgs(args) {
+		// A command lives for a moment and allocates a few MB (a plan read, its
+		// records): with the default GOGC its heap sat at the runtime's first goal (4 MB),
+		// and one collection ran or not from one call of `status` to the next; at up's
+		// GOGC none runs. An agent (`netlab agent`) lives long and keeps the default.
+		defer debug.SetGCPercent(debug.SetGCPercent(lab.UpGCPercent))
+	}
+	args = hoistName(args)
+	return runTree(ctx, newRoot(out, errOut, verbOf(args)), args, errOut)
+}
+
+// runTree runs args in the command tree root (Execute's; a test's) and returns the exit code.
+func runTree(ctx context.Context, root *cobra.Command, args []string, errOut io.Writer) int {
+	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -184,6 +244,7 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if os.Geteuid() != 0 && (errors.Is(err, fs.ErrPermission) || errors.Is(err, lab.ErrNoLab)) {
 		err = errNotRoot
 	}
+	err = interrupted(ctx, err)
 	fmt.Fprintln(errOut, "netlab: "+err.Error())
 	var ec interface{ ExitCode() int }
 	if errors.As(err, &ec) {
@@ -193,6 +254,21 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return 2 // cobra's own, for the root command
 	}
 	return 1
+}
+
+// interrupted names what ended a command that stopped because its context was cancelled
+// by a signal (SignalContext: "interrupt signal received"), instead of a bare "context
+// canceled" at the end of the message. Any other error is returned as it is.
+func interrupted(ctx context.Context, err error) error {
+	if !errors.Is(err, context.Canceled) {
+		return err
+	}
+	// A signal's cause also Is context.Canceled; only a bare cancellation has none other.
+	cause := context.Cause(ctx)
+	if cause == nil || cause == context.Canceled {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", err, cause)
 }
 
 // Main runs the command line and returns the exit code.

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/netlabdev/netlab/netlab/lab"
@@ -27,10 +26,6 @@ func newUp(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Not only in lab.Up: with the default GOGC the hints printed after it (which
-			// list the machine's lab namespaces) made the heap reach its first goal, and
-			// that collection ran before the command returned.
-			debug.SetGCPercent(lab.UpGCPercent)
 			p, err := loadPlan(g, f.files, g.name)
 			if err != nil {
 				return err
@@ -47,7 +42,8 @@ func newUp(g *globals) *cobra.Command {
 			if hosts := lab.IngressHosts(p); len(hosts) > 0 {
 				target = hosts[0]
 			}
-			fmt.Fprintf(g.out, "  %s\n  %s      # follow a request hop by hop\n", lab.Hint(p.Lab, "status"), lab.Hint(p.Lab, "trace http://"+target+"/"))
+			hints := lab.Hints(p.Lab, "status", "trace http://"+target+"/")
+			fmt.Fprintf(g.out, "  %s\n  %s      # follow a request hop by hop\n", hints[0], hints[1])
 			return nil
 		},
 	}

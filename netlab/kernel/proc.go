@@ -128,11 +128,71 @@ func SaveHere(ctx context.Context, counters bool, table string) ([]byte, error) 
 }
 
 // Terminate ends processes: SIGTERM, then SIGKILL for those still alive after grace.
-// Processes that are already gone are fine.
+// Processes that are already gone are fine. It returns as soon as the last one has ended:
+// each is held by a pidfd, polled for its end (a zombie counts as ended), so neither a
+// sleep between looks nor a /proc read per process and look is paid; signals go through
+// the pidfd, to the process it was opened on even if its pid is reused meanwhile. Without
+// pidfds (Linux before 5.3) it looks every 10 ms.
 func Terminate(pids []int, grace time.Duration) {
 	if len(pids) == 0 {
 		return
 	}
+	fds := make([]unix.PollFd, 0, len(pids))
+	var rest []int // pids without a pidfd
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		switch {
+		case err == nil:
+			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+			_ = unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0)
+		case errors.Is(err, unix.ESRCH):
+			// gone already
+		default:
+			rest = append(rest, pid)
+		}
+	}
+	defer func() {
+		for _, f := range fds {
+			unix.Close(int(f.Fd))
+		}
+	}()
+	if len(rest) > 0 {
+		terminatePolling(rest, grace)
+	}
+	if left := waitPidfds(fds, grace); len(left) > 0 {
+		for _, f := range left {
+			_ = unix.PidfdSendSignal(int(f.Fd), unix.SIGKILL, nil, 0)
+		}
+		waitPidfds(left, time.Second)
+	}
+}
+
+// waitPidfds waits until every pidfd is readable (its process ended) or limit passes, and
+// returns those of the processes still alive.
+func waitPidfds(fds []unix.PollFd, limit time.Duration) []unix.PollFd {
+	left := slices.Clone(fds)
+	deadline := time.Now().Add(limit)
+	for len(left) > 0 {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		for i := range left {
+			left[i].Revents = 0
+		}
+		n, err := unix.Poll(left, int(wait.Milliseconds())+1)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			break
+		}
+		if n > 0 {
+			left = slices.DeleteFunc(left, func(f unix.PollFd) bool { return f.Revents != 0 })
+		}
+	}
+	return left
+}
+
+// terminatePolling is Terminate without pidfds: a look at every process left every 10 ms.
+func terminatePolling(pids []int, grace time.Duration) {
 	// A process is known by its pid and start time, so a pid the kernel reuses while we
 	// wait is never signalled.
 	starts := make(map[int]string, len(pids))

@@ -83,9 +83,21 @@ func Resolve(name string) (string, error) {
 // ingress node-1"): it carries --name when the lab is not the only one up, so it works
 // as printed.
 func Hint(lab, command string) string {
-	verb, rest, _ := strings.Cut(command, " ")
-	if labs, err := Labs(); err == nil && len(labs) == 1 && labs[0] == lab {
-		return "netlab " + command
+	return Hints(lab, command)[0]
+}
+
+// Hints is Hint of each command, the machine's labs listed once.
+func Hints(lab string, commands ...string) []string {
+	labs, err := Labs()
+	only := err == nil && len(labs) == 1 && labs[0] == lab
+	out := make([]string, len(commands))
+	for i, command := range commands {
+		if only {
+			out[i] = "netlab " + command
+			continue
+		}
+		verb, rest, _ := strings.Cut(command, " ")
+		out[i] = strings.TrimSpace("netlab " + verb + " --name " + lab + " " + rest)
 	}
-	return strings.TrimSpace("netlab " + verb + " --name " + lab + " " + rest)
+	return out
 }

@@ -41,8 +41,8 @@ type Options struct {
 // startedHook, when set (by a test), is told the pid and process of every agent up starts.
 var startedHook func(pid int, pr plan.Process)
 
-// UpGCPercent is the GOGC an up runs with (see Up); `netlab up` runs with it from its
-// start (the scenario's parse) to its end (the hints it prints after Up).
+// UpGCPercent is the GOGC an up runs with (see Up); every netlab command but an agent
+// runs with it from its start to its end (cli.Execute): none collects.
 const UpGCPercent = 400
 
 // ErrExists is returned by Up when the lab is already up.
