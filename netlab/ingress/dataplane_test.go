@@ -143,6 +143,57 @@ func TestProxyUpgrade(t *testing.T) {
 	}
 }
 
+// A client that half-closes an upgraded connection: the upstream reads the end (the
+// proxy half-closes its side too, with Go's sockets and with netlab/rawio's), and what it
+// sends after it still reaches the client.
+func TestProxyUpgradeHalfClose(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(brw) // until the client's end
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "got "+string(b)+", bye")
+	}))
+	t.Cleanup(up.Close)
+	for _, wrap := range []bool{false, true} {
+		opts := Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)})}
+		if wrap {
+			opts.WrapUpstream = rawio.Wrap
+		}
+		table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
+		h, err := NewHandler(opts, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		px := startProxy(t, h)
+		c, err := net.Dial("tcp", hostOf(px))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade answer: %v %v", resp, err)
+		}
+		_, _ = io.WriteString(c, "hello")
+		_ = c.(*net.TCPConn).CloseWrite()
+		if b, err := io.ReadAll(br); string(b) != "got hello, bye" || err != nil {
+			t.Errorf("raw upstream sockets %v: after the client's half-close read %q, %v; want the upstream's answer to the end", wrap, b, err)
+		}
+		c.Close()
+	}
+}
+
 // The upstream's framing and hop-by-hop headers stay on its side; 204 and HEAD have no
 // body; a malformed upstream head is a 502.
 func TestProxyResponseHeads(t *testing.T) {

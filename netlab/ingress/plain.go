@@ -282,9 +282,24 @@ func (x *connCtx) Value(key any) any {
 	case clientConnKey{}:
 		return x.c.nc
 	case http.LocalAddrContextKey:
-		return x.c.laddr
+		return x.c.localAddr()
+	case localPortKey{}:
+		if lp, ok := x.c.nc.(interface{ LocalPort() int }); ok {
+			if p := lp.LocalPort(); p > 0 {
+				return p
+			}
+		}
+		return nil
 	}
 	return x.Context.Value(key)
+}
+
+// localAddr is the connection's local address (looked up at the first call).
+func (c *h1conn) localAddr() net.Addr {
+	if c.laddr == nil {
+		c.laddr = c.nc.LocalAddr()
+	}
+	return c.laddr
 }
 
 // h1conns recycles connection structs (with their request, header maps, buffers and
@@ -311,7 +326,7 @@ func newH1conn(p *PlainServer, nc net.Conn) *h1conn {
 		c.rc, _ = sc.SyscallConn()
 	}
 	c.remote = nc.RemoteAddr().String()
-	c.laddr = nc.LocalAddr()
+	c.laddr = nil // localAddr, when asked: netlab/rawio's accepted connections make a system call for it
 	c.rdl, c.wdl, c.rdlExact = time.Time{}, time.Time{}, false
 	c.accepted = time.Now()
 	c.served = 0

@@ -766,6 +766,10 @@ func (h *Handler) respond(w *recorder, r *http.Request, st *reqState, uc *upConn
 // ConnContext puts it there).
 type clientConnKey struct{}
 
+// localPortKey is the request context's key for the local port of a PlainServer
+// connection that knows it without a system call (an int; absent otherwise).
+type localPortKey struct{}
+
 // writeHolder is a client connection that can keep one write for a ReadFrom right after
 // it to send with the body (netlab/rawio's connections).
 type writeHolder interface {
@@ -897,7 +901,8 @@ func (h *Handler) switchProtocols(w *recorder, r *http.Request, st *reqState, uc
 	done := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(uc.nc, brw.Reader) // the client's buffered bytes, then its connection
-		if tc, ok := uc.nc.(*net.TCPConn); ok {
+		// The client's end goes on to the upstream (Go's sockets and netlab/rawio's).
+		if tc, ok := uc.nc.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
 		}
 		close(done)
@@ -1012,6 +1017,17 @@ func clientIP(remote string) string {
 
 // forwardedPort is the local port the request came in on.
 func forwardedPort(r *http.Request) string {
+	// PlainServer's connections from netlab/rawio's accept path know their port without
+	// the getsockname(2) that their local address costs.
+	if p, ok := r.Context().Value(localPortKey{}).(int); ok {
+		switch p {
+		case 80:
+			return "80"
+		case 443:
+			return "443"
+		}
+		return strconv.Itoa(p)
+	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
 		switch a.Port {
 		case 80:

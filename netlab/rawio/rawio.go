@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -35,7 +36,20 @@ import (
 // with raw system calls and splice bodies from upstream connections the same way. TLS listeners
 // are not wrapped (crypto/tls writes records through the connection anyway, but the
 // splice path does not apply to it).
-func Listener(ln net.Listener) net.Listener { return rawListener{ln} }
+//
+// A *net.TCPListener gets the accept path of the agent's own (accept.go): a raw accept4(2)
+// on its descriptor and connections served by the runtime's poller without net's netFD;
+// other listeners (and builds without that path) accept through net. The listener
+// returned owns the socket: ln is closed (its Addr stays), and the returned listener's
+// Close closes the socket.
+func Listener(ln net.Listener) net.Listener {
+	if tl, ok := ln.(*net.TCPListener); ok {
+		if al, ok := newAcceptListener(tl); ok {
+			return al
+		}
+	}
+	return rawListener{ln}
+}
 
 // Wrap returns c with raw socket calls when it is a *net.TCPConn, else c as it is.
 func Wrap(c net.Conn) net.Conn { return wrapConn(c) }
@@ -60,18 +74,47 @@ func wrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	c2 := &rawConn{TCPConn: tc, rc: rc}
+	c2 := &rawConn{base: tc, rc: rc}
 	c2.rop.fn, c2.wop.fn = c2.rop.read, c2.wop.write
 	return c2
 }
 
+// wrapFd returns an accepted socket of the accept path as a rawConn, TCP_NODELAY left
+// for later (nodelay).
+func wrapFd(fc *fdConn) *rawConn {
+	c := &rawConn{base: fc, rc: fc, lazyNoDelay: true, lport: fc.LocalPort()}
+	c.rop.fn, c.wop.fn = c.rop.read, c.wop.write
+	return c
+}
+
+// baseConn is what a rawConn takes from the connection under it (a *net.TCPConn, or the
+// accept path's fdConn): addresses, deadlines, the half and the full close.
+type baseConn interface {
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	CloseWrite() error
+	Close() error
+}
+
 // rawConn is a TCP connection whose Read, Write and ReadFrom use raw system calls.
 type rawConn struct {
-	*net.TCPConn
-	rc       syscall.RawConn
-	holdNext bool   // HoldNextWrite: the next Write is kept in held
-	held     []byte // bytes written but not sent yet
-	last     bool   // LastWrite: the next send is the last before the FIN
+	base  baseConn
+	rc    syscall.RawConn
+	lport int // the local port when known without a system call (the accept path's), else 0
+	// lazyNoDelay: TCP_NODELAY is not set yet (the accept path's connections). It is set
+	// (noDelaySet) before any call that follows a send other than the close: a response
+	// that ends its connection goes out with the FIN, which the kernel pushes regardless of
+	// Nagle, so a connection per request never needs it; a keep-alive connection, a
+	// streamed or upgraded one gets it before its next read or send.
+	lazyNoDelay bool
+	sent        atomic.Bool
+	noDelaySet  atomic.Bool
+	holdNext    bool   // HoldNextWrite: the next Write is kept in held
+	held        []byte // bytes written but not sent yet
+	last        bool   // LastWrite: the next send is the last before the FIN
 	// The connection's own read and write operations: the function each hands to the
 	// RawConn is made once, with the connection, instead of a closure (and its captured
 	// results) on the heap at every call.
@@ -207,6 +250,42 @@ func (o *ioOp) write(fd uintptr) bool {
 	}
 }
 
+func (c *rawConn) LocalAddr() net.Addr                { return c.base.LocalAddr() }
+func (c *rawConn) RemoteAddr() net.Addr               { return c.base.RemoteAddr() }
+func (c *rawConn) SetDeadline(t time.Time) error      { return c.base.SetDeadline(t) }
+func (c *rawConn) SetReadDeadline(t time.Time) error  { return c.base.SetReadDeadline(t) }
+func (c *rawConn) SetWriteDeadline(t time.Time) error { return c.base.SetWriteDeadline(t) }
+
+// CloseWrite sends the FIN: shutdown(2) SHUT_WR.
+func (c *rawConn) CloseWrite() error { return c.base.CloseWrite() }
+
+// SyscallConn is the connection's syscall.RawConn.
+func (c *rawConn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
+
+// LocalPort is the connection's local port when known without a system call (an
+// accepted connection's is its listener's), else 0.
+func (c *rawConn) LocalPort() int { return c.lport }
+
+// nodelay sets TCP_NODELAY (raw setsockopt(2)) on a connection that has sent and does
+// not have it yet (see lazyNoDelay); setting it also pushes a segment Nagle held.
+func (c *rawConn) nodelay() {
+	if !c.lazyNoDelay || !c.sent.Load() || c.noDelaySet.Load() || !c.noDelaySet.CompareAndSwap(false, true) {
+		return
+	}
+	_ = c.rc.Control(func(fd uintptr) {
+		one := int32(1)
+		_, _, _ = syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY,
+			uintptr(unsafe.Pointer(&one)), 4, 0)
+	})
+}
+
+// didSend records a send for nodelay.
+func (c *rawConn) didSend() {
+	if c.lazyNoDelay && !c.sent.Load() {
+		c.sent.Store(true)
+	}
+}
+
 // LastWrite says that the next Write or Writev carries the connection's last bytes and
 // that Close (or CloseWrite) follows at once: it is sent with MSG_MORE, so its last
 // partial segment waits in the socket and the FIN of the shutdown goes out in the same
@@ -250,7 +329,7 @@ func (c *rawConn) Close() error {
 	_ = c.rc.Control(func(fd uintptr) {
 		_, _, _ = syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
 	})
-	return c.TCPConn.Close()
+	return c.base.Close()
 }
 
 // Peek looks at the connection's next byte without taking it, with a raw recvfrom(2)
@@ -260,6 +339,7 @@ func (c *rawConn) Close() error {
 // sysmon may hand the goroutine's P to another thread (netlab/ingress's checks of an idle
 // upstream connection and of a client during a long request peek this way).
 func (c *rawConn) Peek(wait bool) (int, error) {
+	c.nodelay()
 	var b [1]byte
 	n := 0
 	var perr error
@@ -302,6 +382,7 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) > 1<<30 {
 		p = p[:1<<30]
 	}
+	c.nodelay()
 	o := take(&c.rop, newReadOp)
 	o.p, o.n = p, 0
 	err := c.rc.Read(o.fn)
@@ -334,10 +415,12 @@ func (c *rawConn) Write(p []byte) (int, error) {
 }
 
 func (c *rawConn) send(p []byte) (int, error) {
+	c.nodelay()
 	o := take(&c.wop, newWriteOp)
 	o.bufs[0], o.vec, o.n, o.more = p, false, 0, c.last
 	c.last = false
 	err := c.rc.Write(o.fn)
+	c.didSend()
 	n := int(o.n)
 	if err == nil {
 		err = o.err
@@ -357,10 +440,12 @@ func (c *rawConn) Writev(a, b []byte) (int64, error) {
 	if err := c.flushHeld(); err != nil {
 		return 0, err
 	}
+	c.nodelay()
 	o := take(&c.wop, newWriteOp)
 	o.bufs, o.vec, o.n, o.more = [2][]byte{a, b}, true, 0, c.last
 	c.last = false
 	err := c.rc.Write(o.fn)
+	c.didSend()
 	n := o.n
 	if err == nil {
 		err = o.err
@@ -408,6 +493,8 @@ func (c *rawConn) splice(src syscall.RawConn, n int64) (int64, error) {
 	if p == nil {
 		return 0, c.opError("splice", syscall.ENOMEM)
 	}
+	c.nodelay()
+	defer c.didSend()
 	skip := 0 // held bytes at the head of the pipe: sent, but not part of the body
 	if h := c.held; len(h) > 0 {
 		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.w), uintptr(unsafe.Pointer(&h[0])), uintptr(len(h)))

@@ -19,12 +19,13 @@ func tcpPair(t *testing.T) (*rawConn, *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	l := Listener(ln)
+	defer l.Close()
 	d, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Listener(ln).Accept()
+	a, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
