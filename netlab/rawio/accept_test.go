@@ -457,3 +457,46 @@ func BenchmarkAcceptClose(b *testing.B) {
 		})
 	}
 }
+
+// Close racing with reads, writes, peeks and deadline changes on other goroutines, many
+// times: every call returns, nothing is closed twice (a descriptor closed twice would
+// close another connection's), and no descriptor is left.
+func TestFdConnCloseRace(t *testing.T) {
+	skipWithoutOwnAccept(t)
+	l, _ := listen(t, "tcp", "127.0.0.1:0")
+	before := openFDs(t)
+	for range 200 {
+		d, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := a.(*rawConn)
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() { defer wg.Done(); _, _ = c.Read(make([]byte, 16)) }()
+		go func() { defer wg.Done(); _, _ = c.Peek(true) }()
+		go func() {
+			defer wg.Done()
+			for range 8 {
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			_ = c.SetReadDeadline(time.Now().Add(time.Hour))
+			_ = c.SetWriteDeadline(time.Now().Add(time.Hour))
+		}()
+		_ = c.Close()
+		wg.Wait()
+		_ = d.Close()
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after 200 connections closed under racing calls, %d before", after, before)
+	}
+}
