@@ -28,7 +28,7 @@ export PATH="/usr/local/go/bin:$PATH"
 
 tmp=$(mktemp -d)
 if [ -z "${NETLAB:-}" ]; then
-  go build -o "$tmp/netlab" ./cmd/netlab
+  CGO_ENABLED=0 go build -o "$tmp/netlab" ./cmd/netlab # static, as make build links it
   NETLAB="$tmp/netlab"
 fi
 go build -o "$tmp/faultinject" ./scripts/faultinject

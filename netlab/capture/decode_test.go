@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -116,12 +117,14 @@ func namedAlike(got, want Summary) bool {
 		return got.Proto == "ipv4" || got.Proto == "dot1q"
 	case strings.HasPrefix(got.Proto, "proto "), slices.Contains([]string{"ipv4", "ipv6", "gre", "ah", "esp", "sctp", "igmp"}, got.Proto):
 		return got.Src.Addr() == want.Src.Addr() && got.Dst.Addr() == want.Dst.Addr()
-	case got.Proto == "icmp" && !strings.Contains("0 3 4 5 8 11 12", strings.SplitN(got.Flags, "(", 2)[0]):
+	case got.Proto == "icmp" && isNumber(strings.SplitN(got.Flags, "(", 2)[0]): // a type the decoder does not name
 		got.Flags = want.Flags
 		return got == want
 	}
 	return false
 }
+
+func isNumber(s string) bool { _, err := strconv.Atoi(s); return err == nil }
 
 // frames are the kinds of frame a lab's captures see, built with gopacket's serializer.
 func frames(t testing.TB) map[string][]byte {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strings"
@@ -268,5 +269,30 @@ func TestInterruptedNamesTheSignal(t *testing.T) {
 	}
 	if got := interrupted(context.Background(), stopped); got != stopped {
 		t.Errorf("a live context changed the error: %v", got)
+	}
+}
+
+// The netlab binary starts at every up, down and status: packages whose initialisation
+// it no longer pays for stay out of it (gopacket: capture decodes and writes pcapng
+// itself; the tests keep gopacket as their reference).
+func TestNetlabBinaryLeavesOutWhatItStoppedPayingFor(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	cmd := exec.Command(gobin, "list", "-deps", "-f", "{{.ImportPath}}", "github.com/netlabdev/netlab/cmd/netlab")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v: %s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/netlabdev/netlab/netlab/capture") {
+		t.Fatalf("go list of cmd/netlab does not list netlab/capture: %s", out)
+	}
+	for _, dep := range deps {
+		if strings.HasPrefix(dep, "github.com/gopacket/") {
+			t.Errorf("cmd/netlab imports %s", dep)
+		}
 	}
 }

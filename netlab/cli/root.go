@@ -75,8 +75,9 @@ func (usageError) ExitCode() int   { return 2 }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// verbs is every verb, in the order `netlab help` lists them: nothing registers itself
-// elsewhere. name is the word that runs it (a test holds it to the command's own).
+// verbs is every verb, grouped as below (`netlab help` lists them sorted): nothing
+// registers itself elsewhere. name is the word that runs it (a test holds it to the
+// command's own).
 var verbs = []struct {
 	name string
 	make func(*globals) *cobra.Command
@@ -96,7 +97,7 @@ var verbs = []struct {
 	{"agent", newAgent},
 }
 
-// New returns the root command with every verb, in the order `netlab help` lists them.
+// New returns the root command with every verb.
 func New(out, errOut io.Writer) *cobra.Command {
 	return newRoot(out, errOut, "")
 }
@@ -222,11 +223,13 @@ func hoistName(args []string) []string {
 // Execute runs the command line with args and returns the exit code: 0 done, 1 failed,
 // 2 a usage error (or, for check, the lab is not up or no check ran).
 func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
-	if !AgentArgs(args) {
-		// A command lives for a moment and allocates a few MB (a plan read, its
-		// records): with the default GOGC its heap sat at the runtime's first goal (4 MB),
-		// and one collection ran or not from one call of `status` to the next; at up's
-		// GOGC none runs. An agent (`netlab agent`) lives long and keeps the default.
+	if !AgentArgs(args) && os.Getenv("GOGC") == "" {
+		// Most commands live a moment and allocate a few MB (a plan read, its records):
+		// with the default GOGC the heap sat at the runtime's first goal (4 MB), and one
+		// collection ran or not from one call of `status` to the next; at up's GOGC none
+		// runs. Those that run until Ctrl-C (capture, logs -f, drops --follow) keep a
+		// small live heap, which five times over is still a few MB. An agent (`netlab
+		// agent`) keeps the default, and a GOGC the user set wins.
 		defer debug.SetGCPercent(debug.SetGCPercent(lab.UpGCPercent))
 	}
 	args = hoistName(args)

@@ -251,14 +251,29 @@ func statNS(path string) (nsID, bool) {
 // PIDsIn returns the processes whose network namespace is one of the named namespaces,
 // keyed by namespace name (what `ip netns pids` reports).
 func PIDsIn(names []string) map[string][]int {
-	want := map[nsID]string{}
+	return Identify(names).PIDs()
+}
+
+// NetnsSet is the identities of named namespaces (the device and inode of each one's
+// file), taken while their files exist: the processes living in them are found by
+// PIDs also after the files are gone, as long as a process keeps a namespace alive.
+type NetnsSet map[nsID]string
+
+// Identify is the set of the named namespaces that exist.
+func Identify(names []string) NetnsSet {
+	set := NetnsSet{}
 	for _, n := range names {
 		if id, ok := statNS(NetnsPath(n)); ok {
-			want[id] = n
+			set[id] = n
 		}
 	}
+	return set
+}
+
+// PIDs maps each namespace of the set to the processes living in it (but this one).
+func (set NetnsSet) PIDs() map[string][]int {
 	out := map[string][]int{}
-	if len(want) == 0 {
+	if len(set) == 0 {
 		return out
 	}
 	ents, _ := os.ReadDir("/proc")
@@ -269,7 +284,7 @@ func PIDsIn(names []string) map[string][]int {
 			continue
 		}
 		if id, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
-			if n, hit := want[id]; hit {
+			if n, hit := set[id]; hit {
 				out[n] = append(out[n], pid)
 			}
 		}

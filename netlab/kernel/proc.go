@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -156,8 +155,10 @@ func Terminate(pids []int, grace time.Duration) {
 			unix.Close(int(f.Fd))
 		}
 	}()
-	if len(rest) > 0 {
-		terminatePolling(rest, grace)
+	if len(rest) > 0 { // looked at beside the others, on the same grace
+		done := make(chan struct{})
+		go func() { terminatePolling(rest, grace); close(done) }()
+		defer func() { <-done }()
 	}
 	if left := waitPidfds(fds, grace); len(left) > 0 {
 		for _, f := range left {
@@ -226,13 +227,54 @@ func terminatePolling(pids []int, grace time.Duration) {
 	}
 }
 
+// AliveSince says whether pid is a live (not zombie) process that started at start
+// (StartTime's clock ticks since boot): one read of /proc/PID/stat, where StartTime and
+// Alive make two and a signal.
+func AliveSince(pid int, start string) bool {
+	b := readProc(pid, "stat")
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	return len(f) > 19 && f[0] != "Z" && f[0] != "X" && f[19] == start // fields 3 (state) and 22
+}
+
+// readProc is /proc/PID/name's content (nil when pid is gone): open, read until the
+// end, close, with none of os.ReadFile's stat calls; many are read in a down (every
+// process's command line) or a status.
+func readProc(pid int, name string) []byte {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 512)
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, cap(b))
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil
+		}
+		if n == 0 {
+			return b
+		}
+		b = b[:len(b)+n]
+	}
+}
+
 // Alive says whether pid is a live (not zombie) process.
 func Alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	b := readProc(pid, "stat")
+	if b == nil {
 		return false
 	}
 	// state is the field after the ")" of comm
@@ -244,8 +286,8 @@ func Alive(pid int) bool {
 
 // Cmdline returns the NUL-separated argv of pid as a slice.
 func Cmdline(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || len(b) == 0 {
+	b := readProc(pid, "cmdline")
+	if len(b) == 0 {
 		return nil
 	}
 	parts := bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0})
@@ -282,8 +324,8 @@ func ParentPID(pid int) int {
 // process is gone. The command name (field 2) may hold spaces and parentheses: the fields
 // after it are counted from its last ')'.
 func statField(pid, n int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	b := readProc(pid, "stat")
+	if b == nil {
 		return ""
 	}
 	i := bytes.LastIndexByte(b, ')')

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -58,4 +59,34 @@ func testTerminate(t *testing.T, terminate func([]int, time.Duration)) {
 		t.Errorf("a process ignoring SIGTERM: %v, want ended by SIGKILL", err)
 	}
 	terminate(nil, time.Second)
+}
+
+// AliveSince is Alive and StartTime together: a live process with its start time, not
+// one with another start (a reused pid), not a zombie, not a process gone.
+func TestAliveSince(t *testing.T) {
+	self := os.Getpid()
+	if !AliveSince(self, StartTime(self)) || !Alive(self) {
+		t.Errorf("this process is not alive since its start %q", StartTime(self))
+	}
+	if AliveSince(self, "1") {
+		t.Error("alive since another start time")
+	}
+	c := exec.Command("true")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid, start := c.Process.Pid, StartTime(c.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && Alive(pid); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if start == "" || AliveSince(pid, start) || Alive(pid) || Cmdline(pid) != nil {
+		t.Errorf("a zombie (start %q) is alive: AliveSince %v, Alive %v, argv %q", start, AliveSince(pid, start), Alive(pid), Cmdline(pid))
+	}
+	_ = c.Wait()
+	if AliveSince(pid, start) || StartTime(pid) != "" {
+		t.Error("a process gone is alive")
+	}
+	if argv := Cmdline(self); len(argv) == 0 || argv[0] != os.Args[0] {
+		t.Errorf("Cmdline(self) = %q, want %q...", argv, os.Args[0])
+	}
 }

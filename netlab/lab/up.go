@@ -42,7 +42,7 @@ type Options struct {
 var startedHook func(pid int, pr plan.Process)
 
 // UpGCPercent is the GOGC an up runs with (see Up); every netlab command but an agent
-// runs with it from its start to its end (cli.Execute): none collects.
+// runs with it from its start to its end (cli.Execute), unless GOGC is set: none collects.
 const UpGCPercent = 400
 
 // ErrExists is returned by Up when the lab is already up.

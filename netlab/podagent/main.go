@@ -109,6 +109,7 @@ func Main(args []string, stderr io.Writer) int {
 		dir = DefaultDir(cfg.Lab)
 	}
 	cfg.Ports = ports
+	cfg.ExitAtOnce = true // Main's caller exits when it returns
 	// A graceful termination (apply, scale, rollout) marks the pod leaving before its
 	// SIGTERM; any other SIGTERM (down, pod kill) ends the agent at once.
 	mark := LeavingMark(dir, cfg.Pod)

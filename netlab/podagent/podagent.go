@@ -28,6 +28,12 @@ type Config struct {
 	// connection, idle ones are closed), until Killed yields (SIGKILL ends it anyway).
 	Leaving func() bool
 	Killed  <-chan struct{}
+	// ExitAtOnce, when set (by the netlab-pod binary, whose process ends when Run
+	// returns), makes an end that is not graceful (ctx ended, Leaving false: down, pod
+	// kill) return at once, without closing the listeners and connections one by one and
+	// waiting for their goroutines: the process's exit closes them all, and a down of a
+	// lab waits for thirty such exits or a thousand.
+	ExitAtOnce bool
 }
 
 // PortSpec is a container port: number and protocol.
@@ -126,7 +132,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	if err == nil && cfg.Leaving != nil && cfg.Leaving() {
+	graceful := err == nil && cfg.Leaving != nil && cfg.Leaving()
+	if !graceful && cfg.ExitAtOnce {
+		log.Info("pod stopped", "pod", cfg.Pod)
+		return err
+	}
+	if graceful {
 		for _, srv := range servers {
 			srv.setKeepAlivesEnabled(false) // also closes idle connections
 		}

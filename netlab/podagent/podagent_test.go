@@ -209,7 +209,8 @@ func TestPodBinaryServesEchoContract(t *testing.T) {
 		t.Errorf("UDP echo = %v", ue)
 	}
 
-	// SIGTERM (not leaving): the agent stops at once and exits 0.
+	// SIGTERM (not leaving): the agent stops at once and exits 0, the keep-alive
+	// connection still open (its exit closes it: ExitAtOnce).
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,10 @@ func TestPodBinaryServesEchoContract(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("still running 10 s after SIGTERM; log: %s", &logs)
 	}
-	if !strings.Contains(logs.String(), `"msg":"pod serving"`) {
-		t.Errorf("log lacks the serving line: %s", &logs)
+	if !strings.Contains(logs.String(), `"msg":"pod serving"`) || !strings.Contains(logs.String(), `"msg":"pod stopped"`) {
+		t.Errorf("log lacks the serving or the stopped line: %s", &logs)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the keep-alive connection is still open after the agent's exit")
 	}
 }

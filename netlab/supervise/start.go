@@ -56,7 +56,7 @@ type Record struct {
 
 // Alive says whether the recorded process still runs.
 func (r Record) Alive() bool {
-	return r.PID > 0 && r.Start != "" && kernel.StartTime(r.PID) == r.Start && kernel.Alive(r.PID)
+	return r.PID > 0 && r.Start != "" && kernel.AliveSince(r.PID, r.Start)
 }
 
 // ReadRecord reads an agent's pid file; for a pod without one, its entry in the pods'
