@@ -95,8 +95,10 @@ func (p *PlainServer) stopWorkers() {
 }
 
 // Serve accepts connections on ln until it fails or the server is shut down
-// (http.ErrServerClosed).
+// (http.ErrServerClosed). It closes ln when it returns, as net/http's Serve does: a
+// Shutdown that came before Serve took ln cannot leave it open.
 func (p *PlainServer) Serve(ln net.Listener) error {
+	defer ln.Close()
 	p.mu.Lock()
 	if p.closing.Load() {
 		p.mu.Unlock()

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netlabdev/netlab/netlab/rawio"
 )
 
 // plainProxy is the proxy with the web and api echo upstreams of webAPITable, served by
@@ -354,6 +356,27 @@ func TestPlainShutdown(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", hostOf(px)); err == nil {
 		t.Error("the listener still accepts after Shutdown")
+	}
+}
+
+// Serve closes its listener when it returns, also when the server was shut down before
+// Serve took it (the agent hands the listener over in the serving goroutine).
+func TestPlainServeAfterShutdownClosesListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	srv := DefaultServer.Plain(http.NotFoundHandler())
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(rawio.Listener(ln)); err != http.ErrServerClosed {
+		t.Fatalf("Serve after Shutdown: %v; want http.ErrServerClosed", err)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatal("the listener given to Serve after Shutdown still accepts connections")
 	}
 }
 

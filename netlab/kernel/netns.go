@@ -251,29 +251,14 @@ func statNS(path string) (nsID, bool) {
 // PIDsIn returns the processes whose network namespace is one of the named namespaces,
 // keyed by namespace name (what `ip netns pids` reports).
 func PIDsIn(names []string) map[string][]int {
-	return Identify(names).PIDs()
-}
-
-// NetnsSet is the identities of named namespaces (the device and inode of each one's
-// file), taken while their files exist: the processes living in them are found by
-// PIDs also after the files are gone, as long as a process keeps a namespace alive.
-type NetnsSet map[nsID]string
-
-// Identify is the set of the named namespaces that exist.
-func Identify(names []string) NetnsSet {
-	set := NetnsSet{}
+	want := map[nsID]string{}
 	for _, n := range names {
 		if id, ok := statNS(NetnsPath(n)); ok {
-			set[id] = n
+			want[id] = n
 		}
 	}
-	return set
-}
-
-// PIDs maps each namespace of the set to the processes living in it (but this one).
-func (set NetnsSet) PIDs() map[string][]int {
 	out := map[string][]int{}
-	if len(set) == 0 {
+	if len(want) == 0 {
 		return out
 	}
 	ents, _ := os.ReadDir("/proc")
@@ -284,7 +269,7 @@ func (set NetnsSet) PIDs() map[string][]int {
 			continue
 		}
 		if id, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
-			if n, hit := set[id]; hit {
+			if n, hit := want[id]; hit {
 				out[n] = append(out[n], pid)
 			}
 		}

@@ -98,28 +98,11 @@ func down(lab string, log *slog.Logger) error {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	phase("signal recorded agents")
-	// The namespaces' files go while the agents end (their exits keep both CPUs busy, and
-	// the unmounts would otherwise wait for the last one): a process keeps its namespace
-	// alive without them, and whatever still lives in a lab namespace once the agents
-	// have ended is found by the namespaces' identities, taken now, and ended too.
-	ids := kernel.Identify(nss)
-	nsDone := make(chan error, 1)
-	go func() {
-		nsDone <- forEach(len(nss), func(i int) error { return kernel.DeleteNetns(nss[i]) })
-	}()
 	found.fromProc()
 	phase("find other agents")
 	kernel.Terminate(append(found.restarters, found.others...), 2*time.Second)
 	phase("end agents")
-	errs = append(errs, <-nsDone)
-	var rest []int
-	for _, ps := range ids.PIDs() {
-		rest = append(rest, ps...)
-	}
-	if len(rest) > 0 {
-		log.Debug("ending processes", "count", len(rest))
-	}
-	kernel.Terminate(rest, 2*time.Second)
+	errs = append(errs, removeNamespaces(nss, false, log))
 	phase("remove namespaces")
 	errs = append(errs, <-etcDone)
 	// /etc/netns goes only if netlab made it and nothing else is in it.

@@ -22,7 +22,9 @@ import (
 // asked (its port is the listener's); the poller's registration only when a call finds
 // the socket not ready (pollfd.go); TCP_NODELAY only once a connection sends more than
 // its last answer (rawConn's nodelay: a response followed by the close needs none, the
-// FIN's push ignores Nagle), as nginx sets it only on keep-alive connections.
+// FIN's push ignores Nagle), as nginx sets it when a connection goes keep-alive (and for
+// SSL, unbuffered and WebSocket proxying: the streamed and upgraded connections here get it
+// before their second send).
 
 // acceptListener accepts with a raw accept4(2) on a TCP listener's socket. It takes the
 // socket over from net: net's RawConn of a listener offers no wait, so it keeps a

@@ -500,3 +500,47 @@ func TestFdConnCloseRace(t *testing.T) {
 		t.Errorf("%d descriptors open after 200 connections closed under racing calls, %d before", after, before)
 	}
 }
+
+// A write deadline on the accept path's connections: set before the poller's registration
+// (handed to it at the first EAGAIN) and after it, a write to a peer that does not read
+// ends with a timeout.
+func TestFdConnWriteDeadline(t *testing.T) {
+	skipWithoutOwnAccept(t)
+	rc, _ := tcpPair(t) // the peer never reads
+	big := make([]byte, 64<<20)
+	fc, ok := rc.rc.(*fdConn)
+	if !ok {
+		t.Fatalf("accepted connection on %T, want *fdConn", rc.rc)
+	}
+	for _, when := range []string{"before the registration", "after it"} {
+		if (fc.pd.Load() != 0) != (when == "after it") {
+			t.Fatalf("%s: registered %v", when, fc.pd.Load() != 0)
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		type result struct {
+			n   int
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			n, err := rc.Write(big)
+			done <- result{n, err}
+		}()
+		select {
+		case r := <-done:
+			if !errors.Is(r.err, os.ErrDeadlineExceeded) {
+				t.Fatalf("write to a peer that does not read, deadline set %s: %d bytes, %v; want os.ErrDeadlineExceeded", when, r.n, r.err)
+			}
+			var ne net.Error
+			if !errors.As(r.err, &ne) || !ne.Timeout() {
+				t.Fatalf("write past its deadline (%s): %v is not a net.Error with Timeout", when, r.err)
+			}
+			if r.n >= len(big) {
+				t.Fatalf("write past its deadline (%s) wrote all %d bytes", when, r.n)
+			}
+		case <-time.After(20 * time.Second):
+			_ = rc.Close() // ends the write
+			t.Fatalf("write with a deadline set %s still blocked after 20s", when)
+		}
+	}
+}

@@ -74,7 +74,9 @@ func pollErr(res int) error {
 // not ready (EAGAIN): a connection whose request is there at the accept and whose answer
 // fits the socket's buffer never is, and its close then needs no epoll_ctl DEL either.
 // Deadlines set before the registration are kept here and checked before each call (a
-// passed one fails it, as net's does), and handed to the poller when it registers.
+// passed one fails it, as net's does), and handed to the poller when it registers. They
+// are kept on the monotonic clock (as net turns a deadline into a duration with t.Sub,
+// which reads it), so that a step of the wall clock neither stretches nor shortens them.
 //
 // Its methods are syscall.RawConn's (Control, Read, Write: the functions given get the
 // descriptor) and net.Conn's addresses, deadlines and Close; rawConn makes the reads and
@@ -86,7 +88,7 @@ type fdConn struct {
 	state atomic.Uint64  // closedBit | number of references (1 for being open, +1 per call)
 	pd    atomic.Uintptr // the poller's descriptor; 0 until registered
 	mu    sync.Mutex     // registration, deadlines, the local address
-	rdl   atomic.Int64   // read deadline (Unix ns; 0 none), for the time before registration
+	rdl   atomic.Int64   // read deadline (monoDeadline; 0 none), for the time before registration
 	wdl   atomic.Int64   // write deadline
 	rmu   sync.Mutex     // one reader at a time (the poller allows one waiter per mode)
 	wmu   sync.Mutex     // one writer at a time
@@ -169,7 +171,7 @@ func (c *fdConn) register() (uintptr, error) {
 	if errno != 0 {
 		return 0, os.NewSyscallError("epoll_ctl", syscall.Errno(errno))
 	}
-	now := time.Now().UnixNano()
+	now := monoNow(time.Now())
 	if d := c.rdl.Load(); d != 0 {
 		runtime_pollSetDeadline(pd, relDeadline(d, now), 'r')
 	}
@@ -180,8 +182,33 @@ func (c *fdConn) register() (uintptr, error) {
 	return pd, nil
 }
 
-// relDeadline is what the poller takes: the time left (a passed deadline: -1; 0 would
-// mean none).
+// monoBase is the origin of the stored deadlines: a time with the monotonic clock's
+// reading, so that durations from it (Sub) are read on that clock.
+var monoBase = time.Now()
+
+// monoNow is now as nanoseconds since monoBase on the monotonic clock (now must carry
+// its monotonic reading, as time.Now's does).
+func monoNow(now time.Time) int64 { return int64(now.Sub(monoBase)) }
+
+// monoDeadline is the deadline t (not zero) as nanoseconds since monoBase on the
+// monotonic clock, reckoned from now: as net's t.Sub(now), a t with a monotonic reading
+// (time.Now().Add(d)) is measured on that clock, one without (time.Unix, Round(0)) by
+// the wall clock as it reads now. A deadline at or before monoBase is stored as -1
+// (passed; 0 means none).
+func monoDeadline(t, now time.Time) int64 {
+	left := int64(t.Sub(now)) // saturated at ±292 years
+	d := monoNow(now) + left
+	switch {
+	case left > 0 && d < 0: // a far deadline overflowed
+		return 1<<63 - 1
+	case d <= 0:
+		return -1
+	}
+	return d
+}
+
+// relDeadline is what the poller takes: the time left from now (monoNow) to the stored
+// deadline d (a passed deadline: -1; 0 would mean none).
 func relDeadline(d, now int64) int64 {
 	if left := d - now; left > 0 {
 		return left
@@ -189,9 +216,9 @@ func relDeadline(d, now int64) int64 {
 	return -1
 }
 
-// passed says whether the deadline d (Unix ns, 0 none) has passed.
+// passed says whether the stored deadline d (monoDeadline, 0 none) has passed.
 func passed(d int64) bool {
-	return d != 0 && time.Now().UnixNano() >= d
+	return d != 0 && monoNow(time.Now()) >= d
 }
 
 // Control runs f with the descriptor.
@@ -267,10 +294,7 @@ func (c *fdConn) setDeadline(t time.Time, r, w bool) error {
 	defer c.decref()
 	var d int64
 	if !t.IsZero() {
-		d = t.UnixNano()
-		if d == 0 {
-			d = 1 // 0 means none
-		}
+		d = monoDeadline(t, time.Now())
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
