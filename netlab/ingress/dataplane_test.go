@@ -84,17 +84,7 @@ func TestProxyDropsConnectionsClosedWhileIdle(t *testing.T) {
 	// With Go's sockets, and with netlab/rawio's (the agent's), whose raw peek checks them.
 	for _, wrap := range []bool{false, true} {
 		posts.Store(0)
-		opts := Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)})}
-		if wrap {
-			opts.WrapUpstream = rawio.Wrap
-		}
-		table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
-		h, err := NewHandler(opts, table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Close)
-		px := startProxy(t, h)
+		px := proxyToWeb(t, up, wrap)
 		if resp, _ := doReq(t, px.Client(), "GET", px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {
 			t.Fatal(resp.Status)
 		}
@@ -163,17 +153,7 @@ func TestProxyUpgradeHalfClose(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	for _, wrap := range []bool{false, true} {
-		opts := Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)})}
-		if wrap {
-			opts.WrapUpstream = rawio.Wrap
-		}
-		table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
-		h, err := NewHandler(opts, table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Close)
-		px := startProxy(t, h)
+		px := proxyToWeb(t, up, wrap)
 		c, err := net.Dial("tcp", hostOf(px))
 		if err != nil {
 			t.Fatal(err)
@@ -335,4 +315,22 @@ func testKnownLengthBodies(t *testing.T, size int) {
 			t.Errorf("cut body logged as %v", e)
 		}
 	}
+}
+
+// proxyToWeb is a proxy routing app.example/ to the upstream server up (Service
+// default/web), with Go's upstream sockets or, when wrap is set, netlab/rawio's (the
+// agent's).
+func proxyToWeb(t *testing.T, up *httptest.Server, wrap bool) *proxyServer {
+	t.Helper()
+	opts := Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)})}
+	if wrap {
+		opts.WrapUpstream = rawio.Wrap
+	}
+	table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
+	h, err := NewHandler(opts, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return startProxy(t, h)
 }
