@@ -115,18 +115,8 @@ func TestProxyUpgrade(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	px := proxyTo(t, hostOf(up))
-	c, err := net.Dial("tcp", hostOf(px))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br := upgradeEcho(t, px)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("upgrade answer: %v %v", resp, err)
-	}
 	_, _ = io.WriteString(c, "hello\n")
 	if l, err := br.ReadString('\n'); l != "echo: hello\n" {
 		t.Errorf("after the upgrade: %q %v", l, err)
@@ -154,17 +144,7 @@ func TestProxyUpgradeHalfClose(t *testing.T) {
 	t.Cleanup(up.Close)
 	for _, wrap := range []bool{false, true} {
 		px := proxyToWeb(t, up, wrap)
-		c, err := net.Dial("tcp", hostOf(px))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 101 {
-			t.Fatalf("upgrade answer: %v %v", resp, err)
-		}
+		c, br := upgradeEcho(t, px)
 		_, _ = io.WriteString(c, "hello")
 		_ = c.(*net.TCPConn).CloseWrite()
 		if b, err := io.ReadAll(br); string(b) != "got hello, bye" || err != nil {
@@ -333,4 +313,23 @@ func proxyToWeb(t *testing.T, up *httptest.Server, wrap bool) *proxyServer {
 	}
 	t.Cleanup(h.Close)
 	return startProxy(t, h)
+}
+
+// upgradeEcho asks the proxy px for an upgrade to the "echo" protocol on app.example and
+// returns the connection (deadline 5 s) and its reader once the 101 has been read.
+func upgradeEcho(t *testing.T, px *proxyServer) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", hostOf(px))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		c.Close()
+		t.Fatalf("upgrade answer: %v %v", resp, err)
+	}
+	return c, br
 }

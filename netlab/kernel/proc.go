@@ -231,12 +231,7 @@ func terminatePolling(pids []int, grace time.Duration) {
 // (StartTime's clock ticks since boot): one read of /proc/PID/stat, where StartTime and
 // Alive make two and a signal.
 func AliveSince(pid int, start string) bool {
-	b := readProc(pid, "stat")
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(pid)
 	return len(f) > 19 && f[0] != "Z" && f[0] != "X" && f[19] == start // fields 3 (state) and 22
 }
 
@@ -320,23 +315,26 @@ func ParentPID(pid int) int {
 	return ppid
 }
 
-// statField is field n (from 1, as proc(5) numbers them) of /proc/PID/stat, "" when the
-// process is gone. The command name (field 2) may hold spaces and parentheses: the fields
-// after it are counted from its last ')'.
+// statField is field n (from 3, as proc(5) numbers them) of /proc/PID/stat, "" when the
+// process is gone.
 func statField(pid, n int) string {
-	b := readProc(pid, "stat")
-	if b == nil {
-		return ""
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(pid)
 	if n < 3 || len(f) < n-2 {
 		return ""
 	}
-	return f[n-3] // fields after comm start at 3 (state)
+	return f[n-3]
+}
+
+// statFields is /proc/PID/stat's fields from field 3 (state) on, nil when the process is
+// gone: the command name before them may hold spaces and parentheses, so they are
+// counted from its last ')'.
+func statFields(pid int) []string {
+	b := readProc(pid, "stat")
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // StartedAt is when a process started, to within a clock tick (10 ms): its start time
