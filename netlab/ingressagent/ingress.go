@@ -380,6 +380,11 @@ func bindPort(name, ip string, port int, reuse bool) (net.Listener, error) {
 	// No TCP keep-alive probes on client connections (four setsockopt calls per
 	// accepted connection): net/http's idle and read timeouts close dead ones.
 	lc := net.ListenConfig{KeepAlive: -1}
+	// Plain TCP, as nginx listens: Go (1.24 on) makes a listener MPTCP where the kernel has
+	// it, and every connection of a TCP client then takes MPTCP's fallback through the
+	// subflow listener; the socket options a listener is given (SO_INCOMING_CPU, cpus.go)
+	// do not reach that subflow's reuseport group either.
+	lc.SetMultipathTCP(false)
 	if reuse {
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
