@@ -292,6 +292,13 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 	if pr.Role == "ingress" {
 		env = WithGODEBUG(env, IngressGODEBUG)
 	}
+	// Every agent but the ingress starts quietly (ready.QuietStart: one Go processor and a
+	// timer slack until it reports ready). The ingress chooses its processors itself
+	// (IngressProcs), and the workers it starts before it reports are its data path.
+	quiet := pr.Role != "ingress"
+	if quiet {
+		env = ready.QuietStart(env)
+	}
 	if hold != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
 		env = append(env, ready.HoldFDEnv+"=4")
@@ -302,7 +309,17 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 	// keeps, so that it starts with them: it would otherwise drop them itself by executing
 	// itself again, a second process start (a thousand of them in a big lab).
 	if keep, restrict := privs.ForAgent(pr.Args); restrict {
-		err = kernel.StartConfined(pr.Netns, cmd, func() error { return privs.ConfineThread(keep) })
+		err = kernel.StartConfined(pr.Netns, cmd, func() error {
+			if quiet {
+				if err := ready.QuietStartThread(); err != nil {
+					return err
+				}
+			}
+			return privs.ConfineThread(keep)
+		})
+	} else if quiet {
+		// Forked from a thread of its own too: the slack stays with that thread.
+		err = kernel.StartConfined(pr.Netns, cmd, ready.QuietStartThread)
 	} else if pr.Netns == "" {
 		err = cmd.Start()
 	} else {

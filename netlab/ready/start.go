@@ -1,0 +1,133 @@
+package ready
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// An agent's start, before it reports ready, is a burst of serial work (the Go runtime's
+// own start, the package inits, the first reads and writes) on a machine whose CPUs a
+// lab's forty starting processes all want at once. Two settings of the Go runtime's make
+// that burst dearer than its work, and a starter may ask for its agent's start without
+// them (QuietStart); the agent takes its own settings back when it reports ready (Notify):
+//
+//   - GOMAXPROCS=1: with a second processor, the runtime starts threads that find nothing
+//     to do in a start (each a clone, a stack and a scheduler round).
+//   - A thread timer slack of StartTimerSlack: the runtime's system monitor (sysmon)
+//     sleeps 20 µs at a time while any processor is busy or in a system call, and every
+//     system call longer than that (most are, here) keeps it at 20 µs; a slack lets the
+//     kernel wake it later, so it wakes tens of times where it woke thousands. The slack
+//     is inherited from the thread the agent is forked from (QuietStartThread) by every
+//     thread of the agent; Notify sets every thread's back to the starter's.
+//
+// docs/design-notes.md, "Bring-up, fourteenth stop: the agents' and pods' start".
+const (
+	// StartProcsEnv holds the GOMAXPROCS the starter's environment had ("" for none),
+	// set when the starter gave the agent GOMAXPROCS=1 for its start.
+	StartProcsEnv = "NETLAB_START_PROCS"
+	// StartSlackEnv holds the timer slack (ns) the agent's threads get back at Notify, set
+	// when the starter forked it from a thread with StartTimerSlack.
+	StartSlackEnv = "NETLAB_START_SLACK"
+)
+
+// StartTimerSlack is the timer slack of an agent's threads until it reports ready.
+const StartTimerSlack = 5 * time.Millisecond
+
+const (
+	prSetTimerSlack = 29 // PR_SET_TIMERSLACK
+	prGetTimerSlack = 30 // PR_GET_TIMERSLACK
+)
+
+var start struct {
+	sync.Mutex
+	procs      bool   // started on one processor, not yet given its own count
+	procsEnv   string // the GOMAXPROCS the starter had, "" for the runtime's default
+	slack      bool   // started with StartTimerSlack, not yet set back
+	slackValue uintptr
+}
+
+// At initialisation the agent puts its environment back as its starter had it (GOMAXPROCS
+// as given, the two variables gone): the commands it runs, an ingress's workers among
+// them, see the starter's settings.
+func init() {
+	if v, ok := os.LookupEnv(StartProcsEnv); ok {
+		os.Unsetenv(StartProcsEnv)
+		if v == "" {
+			os.Unsetenv("GOMAXPROCS")
+		} else {
+			os.Setenv("GOMAXPROCS", v)
+		}
+		start.procs, start.procsEnv = true, v
+	}
+	if v, ok := os.LookupEnv(StartSlackEnv); ok {
+		os.Unsetenv(StartSlackEnv)
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > 0 {
+			start.slack, start.slackValue = true, uintptr(n)
+		}
+	}
+}
+
+// QuietStart returns env (a starter's environment for an agent it starts) with
+// GOMAXPROCS=1 and the two variables by which the agent, at Notify, takes back what env
+// had for GOMAXPROCS and the calling thread's timer slack. The starter forks the agent
+// from a thread that called QuietStartThread.
+func QuietStart(env []string) []string {
+	prev := ""
+	out := make([]string, 0, len(env)+3)
+	for _, e := range env {
+		switch {
+		case strings.HasPrefix(e, "GOMAXPROCS="):
+			prev = strings.TrimPrefix(e, "GOMAXPROCS=") // the last one counts, as os/exec keeps it
+		case strings.HasPrefix(e, StartProcsEnv+"="), strings.HasPrefix(e, StartSlackEnv+"="):
+		default:
+			out = append(out, e)
+		}
+	}
+	slack, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
+	if errno != 0 || slack == 0 {
+		slack = 50_000 // the kernel's default
+	}
+	return append(out, "GOMAXPROCS=1", StartProcsEnv+"="+prev, StartSlackEnv+"="+strconv.FormatUint(uint64(slack), 10))
+}
+
+// QuietStartThread gives the calling thread, which must be locked to its goroutine and
+// never handed back to the runtime, the timer slack an agent forked from it starts with.
+func QuietStartThread() error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(StartTimerSlack.Nanoseconds()), 0); errno != 0 {
+		return os.NewSyscallError("prctl PR_SET_TIMERSLACK", errno)
+	}
+	return nil
+}
+
+// SetProcs sets the agent's GOMAXPROCS to n for good: Notify leaves it as it is.
+func SetProcs(n int) {
+	start.Lock()
+	defer start.Unlock()
+	start.procs = false
+	runtime.GOMAXPROCS(n)
+}
+
+// endQuietStart gives the agent back what QuietStart took for its start (Notify).
+func endQuietStart() {
+	start.Lock()
+	defer start.Unlock()
+	if start.procs {
+		start.procs = false
+		if n, err := strconv.ParseInt(start.procsEnv, 10, 32); err == nil && n > 0 {
+			runtime.GOMAXPROCS(int(n))
+		} else {
+			runtime.SetDefaultGOMAXPROCS()
+		}
+	}
+	if start.slack {
+		start.slack = false
+		// Every thread of the process; a binary that links cgo cannot (ENOTSUP, e.g. a
+		// test binary standing in for netlab-agent): its threads keep the start's slack.
+		_, _, _ = syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetTimerSlack, start.slackValue, 0)
+	}
+}
