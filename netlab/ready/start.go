@@ -88,11 +88,23 @@ func QuietStart(env []string) []string {
 			out = append(out, e)
 		}
 	}
+	return append(out, "GOMAXPROCS=1", StartProcsEnv+"="+prev, StartSlackEnv+"="+strconv.FormatUint(uint64(ownSlack()), 10))
+}
+
+// ownSlack is this process's timer slack: the calling thread's, or, while this process
+// (an agent that starts others: the supervisor, the controller) still starts quietly
+// itself, the one it will have once ready.
+func ownSlack() uintptr {
+	start.Lock()
+	defer start.Unlock()
+	if start.slack {
+		return start.slackValue
+	}
 	slack, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
 	if errno != 0 || slack == 0 {
 		slack = 50_000 // the kernel's default
 	}
-	return append(out, "GOMAXPROCS=1", StartProcsEnv+"="+prev, StartSlackEnv+"="+strconv.FormatUint(uint64(slack), 10))
+	return slack
 }
 
 // QuietStartThread gives the calling thread, which must be locked to its goroutine and
@@ -125,9 +137,10 @@ func endQuietStart() {
 		}
 	}
 	if start.slack {
-		start.slack = false
-		// Every thread of the process; a binary that links cgo cannot (ENOTSUP, e.g. a
-		// test binary standing in for netlab-agent): its threads keep the start's slack.
-		_, _, _ = syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetTimerSlack, start.slackValue, 0)
+		// Every thread of the process. A binary that links cgo cannot (ENOTSUP): its
+		// threads keep the start's slack, and the agents it starts get its starter's.
+		if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetTimerSlack, start.slackValue, 0); errno == 0 {
+			start.slack = false
+		}
 	}
 }

@@ -55,6 +55,12 @@ func quietStartHelper(mode string) int {
 		fmt.Printf("%s-procs %d\n%s-slack %d %v\n", when, runtime.GOMAXPROCS(0), when, slack, err)
 	}
 	report("start")
+	// What this agent, still starting, would hand an agent it starts: its starter's slack.
+	for _, e := range QuietStart(nil) {
+		if v, ok := strings.CutPrefix(e, StartSlackEnv+"="); ok {
+			fmt.Printf("start-child-slack %s\n", v)
+		}
+	}
 	_, procsSet := os.LookupEnv(StartProcsEnv)
 	_, slackSet := os.LookupEnv(StartSlackEnv)
 	fmt.Printf("env-GOMAXPROCS %q\nenv-start %v\n", os.Getenv("GOMAXPROCS"), procsSet || slackSet)
@@ -116,6 +122,8 @@ func TestQuietStartUntilNotify(t *testing.T) {
 		// The start: one processor, the start's slack on every thread.
 		"start-procs": "1",
 		"start-slack": fmt.Sprintf("%d <nil>", StartTimerSlack.Nanoseconds()),
+		// An agent it starts meanwhile (the supervisor's restarts) gets the starter's.
+		"start-child-slack": strconv.FormatUint(uint64(own), 10),
 		// The environment as the starter had it, for the commands the agent runs.
 		"env-GOMAXPROCS": `"3"`,
 		"env-start":      "false",
