@@ -13,9 +13,10 @@ import (
 	"github.com/netlabdev/netlab/netlab/ready"
 )
 
-// Every agent but the ingress starts with a timer slack of ready.StartTimerSlack and ends
-// it when it reports ready: once up returns, none keeps it. The main thread's slack is
-// the one /proc shows; ready's own test holds every thread to it.
+// Every agent (an ingress with worker processes aside) starts with a timer slack of
+// ready.StartTimerSlack and ends it when it reports ready: once up returns, none keeps it.
+// The main thread's slack is the one /proc shows; ready's own test holds every thread to
+// it.
 func TestIntegrationAgentsEndTheirQuietStartAtReady(t *testing.T) {
 	labtest.RequireRoot(t)
 	own, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, 30 /* PR_GET_TIMERSLACK */, 0, 0)

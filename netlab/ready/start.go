@@ -72,23 +72,28 @@ func init() {
 	}
 }
 
-// QuietStart returns env (a starter's environment for an agent it starts) with
-// GOMAXPROCS=1 and the two variables by which the agent, at Notify, takes back what env
-// had for GOMAXPROCS and the calling thread's timer slack. The starter forks the agent
-// from a thread that called QuietStartThread.
-func QuietStart(env []string) []string {
+// QuietStart returns env (a starter's environment for an agent it starts) with the
+// variable by which the agent, at Notify, sets its threads' timer slack back to this
+// process's; and, with oneProc, GOMAXPROCS=1 and the variable by which it takes back
+// what env had for GOMAXPROCS. The starter forks the agent from a thread that called
+// QuietStartThread.
+func QuietStart(env []string, oneProc bool) []string {
 	prev := ""
 	out := make([]string, 0, len(env)+3)
 	for _, e := range env {
 		switch {
-		case strings.HasPrefix(e, "GOMAXPROCS="):
+		case oneProc && strings.HasPrefix(e, "GOMAXPROCS="):
 			prev = strings.TrimPrefix(e, "GOMAXPROCS=") // the last one counts, as os/exec keeps it
 		case strings.HasPrefix(e, StartProcsEnv+"="), strings.HasPrefix(e, StartSlackEnv+"="):
 		default:
 			out = append(out, e)
 		}
 	}
-	return append(out, "GOMAXPROCS=1", StartProcsEnv+"="+prev, StartSlackEnv+"="+strconv.FormatUint(uint64(ownSlack()), 10))
+	out = append(out, StartSlackEnv+"="+strconv.FormatUint(uint64(ownSlack()), 10))
+	if oneProc {
+		out = append(out, "GOMAXPROCS=1", StartProcsEnv+"="+prev)
+	}
+	return out
 }
 
 // ownSlack is this process's timer slack: the calling thread's, or, while this process

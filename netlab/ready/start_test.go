@@ -56,7 +56,7 @@ func quietStartHelper(mode string) int {
 	}
 	report("start")
 	// What this agent, still starting, would hand an agent it starts: its starter's slack.
-	for _, e := range QuietStart(nil) {
+	for _, e := range QuietStart(nil, true) {
 		if v, ok := strings.CutPrefix(e, StartSlackEnv+"="); ok {
 			fmt.Printf("start-child-slack %s\n", v)
 		}
@@ -79,7 +79,7 @@ func quietStartHelper(mode string) int {
 func startQuiet(t *testing.T, mode string, env []string) map[string]string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = QuietStart(append(env, helperEnv+"="+mode))
+	cmd.Env = QuietStart(append(env, helperEnv+"="+mode), mode != "slack-only")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func TestSetProcsStandsAfterNotify(t *testing.T) {
 }
 
 func TestQuietStartReplacesEarlierSettings(t *testing.T) {
-	env := QuietStart([]string{"A=1", "GOMAXPROCS=2", StartProcsEnv + "=7", "GOMAXPROCS=4", StartSlackEnv + "=9"})
+	env := QuietStart([]string{"A=1", "GOMAXPROCS=2", StartProcsEnv + "=7", "GOMAXPROCS=4", StartSlackEnv + "=9"}, true)
 	var procs, starts []string
 	for _, e := range env {
 		switch {
@@ -177,10 +177,33 @@ func TestQuietStartReplacesEarlierSettings(t *testing.T) {
 	if !slices.Equal(procs, []string{"GOMAXPROCS=1"}) {
 		t.Errorf("GOMAXPROCS entries %q, want only GOMAXPROCS=1", procs)
 	}
-	if len(starts) != 2 || starts[0] != StartProcsEnv+"=4" {
+	if len(starts) != 2 || !slices.Contains(starts, StartProcsEnv+"=4") {
 		t.Errorf("start entries %q, want %s=4 (the last GOMAXPROCS) and one %s", starts, StartProcsEnv, StartSlackEnv)
 	}
 	if env[0] != "A=1" {
 		t.Errorf("other entries lost: %q", env)
+	}
+}
+
+func TestQuietStartWithoutOneProcKeepsGOMAXPROCS(t *testing.T) {
+	got := startQuiet(t, "slack-only", append(environWithout("GOMAXPROCS"), "GOMAXPROCS=3"))
+	want := map[string]string{
+		"start-procs":    "3",
+		"start-slack":    fmt.Sprintf("%d <nil>", StartTimerSlack.Nanoseconds()),
+		"env-GOMAXPROCS": `"3"`,
+		"env-start":      "false",
+		"ready-procs":    "3",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if got["ready-slack"] == want["start-slack"] {
+		t.Errorf("ready-slack = %q: the start's slack was not ended", got["ready-slack"])
+	}
+	env := QuietStart([]string{"GOMAXPROCS=2"}, false)
+	if !slices.Contains(env, "GOMAXPROCS=2") || slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, StartProcsEnv+"=") }) {
+		t.Errorf("QuietStart(env, false) = %q: GOMAXPROCS must stay as it was", env)
 	}
 }

@@ -292,12 +292,14 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 	if pr.Role == "ingress" {
 		env = WithGODEBUG(env, IngressGODEBUG)
 	}
-	// Every agent but the ingress starts quietly (ready.QuietStart: one Go processor and a
-	// timer slack until it reports ready). The ingress chooses its processors itself
-	// (IngressProcs), and the workers it starts before it reports are its data path.
-	quiet := pr.Role != "ingress"
+	// Every agent starts quietly (ready.QuietStart: a timer slack and one Go processor until
+	// it reports ready), but for the ingress: it chooses its processors itself
+	// (IngressProcs, from the runtime's count) and gets the slack alone, and only when it
+	// starts no worker processes (--workers), which would inherit the slack before it
+	// reports and never end it.
+	quiet := pr.Role != "ingress" || !slices.Contains(pr.Args, "--workers")
 	if quiet {
-		env = ready.QuietStart(env)
+		env = ready.QuietStart(env, pr.Role != "ingress")
 	}
 	if hold != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
