@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,17 +29,33 @@ func TestIntegrationAgentsEndTheirQuietStartAtReady(t *testing.T) {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
 		argv := kernel.Cmdline(pid)
-		if err != nil || !lab.IsAgentOf(argv, p.Lab) || len(argv) < 3 {
+		if !lab.IsAgentOf(argv, p.Lab) || len(argv) < 3 {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/timerslack_ns")
-		if err != nil {
+		environ, err2 := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || err2 != nil {
 			continue // gone since
 		}
 		roles[argv[2]]++
 		if got := strings.TrimSpace(string(b)); got != strconv.FormatUint(uint64(own), 10) {
 			t.Errorf("%v: timer slack %s ns after up, want the starter's %d (the start's is %d)", argv, got, own, ready.StartTimerSlack.Nanoseconds())
+		}
+		// It did start quietly: the environment it was started with (which /proc keeps)
+		// says so; a pod also started on one processor.
+		env := strings.Split(string(environ), "\x00")
+		want := []string{ready.StartSlackEnv + "=" + strconv.FormatUint(uint64(own), 10)}
+		if argv[2] == "pod" {
+			want = append(want, "GOMAXPROCS=1")
+		}
+		for _, w := range want {
+			if !slices.Contains(env, w) {
+				t.Errorf("%v: started without %s", argv, w)
+			}
 		}
 	}
 	for _, role := range []string{"pod", "kube-proxy", "controller", "lb", "supervisor", "ingress"} {

@@ -281,7 +281,8 @@ func ExportLogs(t testing.TB, labName string) string {
 }
 
 // buildAgentBinaries builds the pod agent (cmd/netlab-pod) and the node agents
-// (cmd/netlab-agent), without cgo as `make build` does, for the labs a test run brings up: the test binary stands in for
+// (cmd/netlab-agent), without cgo as `make build` does (only such agents start quietly:
+// ready.QuietStart), for the labs a test run brings up: the test binary stands in for
 // netlab, and they are not beside it, so $NETLAB_POD_BINARY and $NETLAB_AGENT_BINARY name
 // them, for Up in this process and for every netlab command the tests run. A value already
 // set is kept.

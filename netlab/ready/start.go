@@ -1,7 +1,9 @@
 package ready
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,14 +18,16 @@ import (
 // that burst dearer than its work, and a starter may ask for its agent's start without
 // them (QuietStart); the agent takes its own settings back when it reports ready (Notify):
 //
-//   - GOMAXPROCS=1: with a second processor, the runtime starts threads that find nothing
-//     to do in a start (each a clone, a stack and a scheduler round).
 //   - A thread timer slack of StartTimerSlack: the runtime's system monitor (sysmon)
 //     sleeps 20 µs at a time while any processor is busy or in a system call, and every
 //     system call longer than that (most are, here) keeps it at 20 µs; a slack lets the
 //     kernel wake it later, so it wakes tens of times where it woke thousands. The slack
 //     is inherited from the thread the agent is forked from (QuietStartThread) by every
 //     thread of the agent; Notify sets every thread's back to the starter's.
+//   - GOMAXPROCS=1 (asked for a pod's start, whose work is a few system calls): with a
+//     second processor, the runtime starts threads that find nothing to do in a start
+//     (each a clone, a stack and a scheduler round). Not for agents whose start does
+//     their heaviest work (kube-proxy's first full sync renders on every processor).
 //
 // docs/design-notes.md, "Bring-up, fourteenth stop: the agents' and pods' start".
 const (
@@ -49,6 +53,7 @@ var start struct {
 	procsEnv   string // the GOMAXPROCS the starter had, "" for the runtime's default
 	slack      bool   // started with StartTimerSlack, not yet set back
 	slackValue uintptr
+	warned     bool // said once that the slack could not be set back
 }
 
 // At initialisation the agent puts its environment back as its starter had it (GOMAXPROCS
@@ -107,18 +112,53 @@ func ownSlack() uintptr {
 	}
 	slack, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
 	if errno != 0 || slack == 0 {
-		slack = 50_000 // the kernel's default
+		// Not readable (or a real-time thread's 0): the kernel's default. A 0 handed on
+		// would not do: PR_SET_TIMERSLACK with 0 sets a thread's slack to its default,
+		// which for an agent forked quietly is the start's.
+		slack = 50_000
 	}
 	return slack
 }
 
+// StarterThread gives the calling thread, which must be locked to its goroutine and never
+// handed back to the runtime, this process's own timer slack (ownSlack): a process that
+// does not start quietly, forked from it, gets that for good, also when this process
+// still starts quietly itself. Best effort: a thread that keeps its slack only costs the
+// started process's timers their precision.
+func StarterThread() {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, ownSlack(), 0)
+}
+
+// ExecEnv returns env (this process's environment, for a program that executes itself
+// again: privs.Restrict) with the variables of a quiet start this process has not ended
+// yet put back, so that the program, which inherits the calling thread's slack, ends the
+// start at its own Notify as this one would have.
+func ExecEnv(env []string) []string {
+	start.Lock()
+	defer start.Unlock()
+	if !start.procs && !start.slack {
+		return env
+	}
+	out := make([]string, 0, len(env)+3)
+	for _, e := range env {
+		if !(start.procs && strings.HasPrefix(e, "GOMAXPROCS=")) {
+			out = append(out, e)
+		}
+	}
+	if start.slack {
+		out = append(out, StartSlackEnv+"="+strconv.FormatUint(uint64(start.slackValue), 10))
+	}
+	if start.procs {
+		out = append(out, "GOMAXPROCS=1", StartProcsEnv+"="+start.procsEnv)
+	}
+	return out
+}
+
 // QuietStartThread gives the calling thread, which must be locked to its goroutine and
 // never handed back to the runtime, the timer slack an agent forked from it starts with.
-func QuietStartThread() error {
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(StartTimerSlack.Nanoseconds()), 0); errno != 0 {
-		return os.NewSyscallError("prctl PR_SET_TIMERSLACK", errno)
-	}
-	return nil
+// Best effort: an agent started without it only starts as it did before.
+func QuietStartThread() {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(StartTimerSlack.Nanoseconds()), 0)
 }
 
 // SetProcs sets the agent's GOMAXPROCS to n for good: Notify leaves it as it is.
@@ -142,10 +182,14 @@ func endQuietStart() {
 		}
 	}
 	if start.slack {
-		// Every thread of the process. A binary that links cgo cannot (ENOTSUP): its
-		// threads keep the start's slack, and the agents it starts get its starter's.
+		// Every thread of the process. A binary that links cgo cannot (ENOTSUP): starters
+		// start only binaries built without it quietly (supervise), so this is said once.
 		if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetTimerSlack, start.slackValue, 0); errno == 0 {
 			start.slack = false
+		} else if !start.warned {
+			start.warned = true
+			fmt.Fprintf(os.Stderr, "%s: the threads' timer slack of the start (%v) could not be set back: %v (a binary built with cgo; build it with CGO_ENABLED=0)\n",
+				filepath.Base(os.Args[0]), StartTimerSlack, errno)
 		}
 	}
 }
