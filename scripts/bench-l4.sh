@@ -67,7 +67,7 @@ trap 'exit 143' TERM
 if [ -z "${NETLAB:-}" ]; then
   GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
   log "building netlab into $tmp"
-  "$GO" build -o "$tmp/" ./cmd/netlab ./cmd/netlab-pod ./cmd/netlab-agent # netlab finds netlab-pod and netlab-agent beside it
+  CGO_ENABLED=0 "$GO" build -o "$tmp/" ./cmd/netlab ./cmd/netlab-pod ./cmd/netlab-agent # static, as make build links them; netlab finds netlab-pod and netlab-agent beside it
   NETLAB=$tmp/netlab
 fi
 [ -x "$NETLAB" ] || die "$NETLAB is not executable"

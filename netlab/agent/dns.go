@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	mdns "github.com/miekg/dns"
 	"github.com/netlabdev/netlab/netlab/dns"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"golang.org/x/net/ipv4"
 )
@@ -133,7 +133,7 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	// query, no goroutine per packet (miekg/dns's server starts one) and, with one P, no
 	// thread handing packets to another: the CPU a query costs is the syscalls' and the
 	// answer's, not the scheduler's.
-	runtime.GOMAXPROCS(1)
+	ready.SetProcs(1)
 	go serveDNSUDP(pc.(*net.UDPConn), &table, &queries)
 	go func() { errc <- tcpSrv.ActivateAndServe() }()
 	go func() {

@@ -193,7 +193,7 @@ func Confine(args []string) error {
 	if fd := ready.HoldFD(); fd >= 0 {
 		fds = append(fds, fd)
 	}
-	if err := privs.Restrict(keep, fds...); err != nil {
+	if err := privs.Restrict(keep, ready.ExecEnv(os.Environ()), fds...); err != nil {
 		return fmt.Errorf("agent %s: drop privileges: %w", args[1], err)
 	}
 	return nil

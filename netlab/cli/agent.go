@@ -160,7 +160,7 @@ func dropPrivileges(cmd *cobra.Command) error {
 	if fd := ready.HoldFD(); fd >= 0 {
 		fds = append(fds, fd)
 	}
-	if err := privs.Restrict(keep, fds...); err != nil {
+	if err := privs.Restrict(keep, ready.ExecEnv(os.Environ()), fds...); err != nil {
 		return fmt.Errorf("agent %s: drop privileges: %w", cmd.Name(), err)
 	}
 	return nil

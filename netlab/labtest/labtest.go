@@ -281,7 +281,8 @@ func ExportLogs(t testing.TB, labName string) string {
 }
 
 // buildAgentBinaries builds the pod agent (cmd/netlab-pod) and the node agents
-// (cmd/netlab-agent) for the labs a test run brings up: the test binary stands in for
+// (cmd/netlab-agent), without cgo as `make build` does (only such agents start quietly:
+// ready.QuietStart), for the labs a test run brings up: the test binary stands in for
 // netlab, and they are not beside it, so $NETLAB_POD_BINARY and $NETLAB_AGENT_BINARY name
 // them, for Up in this process and for every netlab command the tests run. A value already
 // set is kept.
@@ -306,6 +307,7 @@ func buildAgentBinaries() (cleanup func(), err error) {
 		gobin = "/usr/local/go/bin/go"
 	}
 	cmd := exec.Command(gobin, append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as make build builds them
 	if b, err := cmd.CombinedOutput(); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("build the agents: %v: %s", err, b)

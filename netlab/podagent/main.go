@@ -101,7 +101,7 @@ func Main(args []string, stderr io.Writer) int {
 	if fd, err := strconv.Atoi(os.Getenv(ready.FDEnv)); err == nil && fd >= 3 {
 		fds = append(fds, fd)
 	}
-	if err := privs.Restrict(keep, fds...); err != nil {
+	if err := privs.Restrict(keep, ready.ExecEnv(os.Environ()), fds...); err != nil {
 		fmt.Fprintf(stderr, "netlab-pod: drop privileges: %v\n", err)
 		return 1
 	}

@@ -10,6 +10,7 @@ package supervise
 
 import (
 	"bufio"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -292,22 +293,39 @@ func startRecord(d rundir.Dir, pr plan.Process, binary string, restarts int, hol
 	if pr.Role == "ingress" {
 		env = WithGODEBUG(env, IngressGODEBUG)
 	}
+	// Every agent starts quietly (ready.QuietStart: a timer slack until it reports ready;
+	// a pod also on one Go processor), unless its binary cannot end a quiet start (built
+	// with cgo) or it is an ingress that starts worker processes (--workers): they would
+	// inherit the slack before it reports and never end it.
+	quiet := quietStart(pr) && builtWithoutCgo(binary)
+	if quiet {
+		env = ready.QuietStart(env, pr.Role == "pod")
+	}
 	if hold != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
 		env = append(env, ready.HoldFDEnv+"=4")
 	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	// An agent that drops capabilities is forked from a thread confined to the ones it
-	// keeps, so that it starts with them: it would otherwise drop them itself by executing
-	// itself again, a second process start (a thousand of them in a big lab).
-	if keep, restrict := privs.ForAgent(pr.Args); restrict {
-		err = kernel.StartConfined(pr.Netns, cmd, func() error { return privs.ConfineThread(keep) })
-	} else if pr.Netns == "" {
-		err = cmd.Start()
-	} else {
-		err = kernel.Start(pr.Netns, cmd)
-	}
+	// Every agent is forked from a thread of its own, which the runtime ends after: with
+	// the quiet start's timer slack, or with this process's own (ready.StarterThread: not
+	// the start's of a starter that still starts quietly itself, the supervisor's first
+	// round), which the agent keeps. An agent that drops capabilities is forked from a
+	// thread confined to the ones it keeps, so that it starts with them: it would otherwise
+	// drop them itself by executing itself again, a second process start (a thousand of
+	// them in a big lab).
+	keep, restrict := privs.ForAgent(pr.Args)
+	err = kernel.StartConfined(pr.Netns, cmd, func() error {
+		if quiet {
+			ready.QuietStartThread()
+		} else {
+			ready.StarterThread()
+		}
+		if restrict {
+			return privs.ConfineThread(keep)
+		}
+		return nil
+	})
 	w.Close()
 	if err != nil {
 		r.Close()
@@ -379,4 +397,60 @@ func TryLock(d rundir.Dir) (*Lock, error) {
 func (l *Lock) Unlock() {
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()
+}
+
+// quietStart says whether pr may start quietly: every agent but an ingress that starts
+// worker processes (--workers N, --workers=N, or the flag package's one-dash forms).
+func quietStart(pr plan.Process) bool {
+	if pr.Role != "ingress" {
+		return true
+	}
+	for _, a := range pr.Args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "workers" {
+			return false
+		}
+	}
+	return true
+}
+
+// builtWithoutCgo says whether the Go program at path was built with CGO_ENABLED=0, as
+// `make build` builds the agents: only such a program can set every thread's timer slack
+// back when it ends a quiet start (syscall.AllThreadsSyscall). Read from the binary's
+// build information once per file version; a file it cannot read is taken as cgo.
+func builtWithoutCgo(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	key := cgoKey{path, st.ModTime(), st.Size()}
+	cgoCache.Lock()
+	defer cgoCache.Unlock()
+	if v, ok := cgoCache.m[key]; ok {
+		return v
+	}
+	v := false
+	if bi, err := buildinfo.ReadFile(path); err == nil {
+		for _, s := range bi.Settings {
+			if s.Key == "CGO_ENABLED" {
+				v = s.Value == "0"
+			}
+		}
+	}
+	if cgoCache.m == nil {
+		cgoCache.m = map[cgoKey]bool{}
+	}
+	cgoCache.m[key] = v
+	return v
+}
+
+type cgoKey struct {
+	path string
+	mod  time.Time
+	size int64
+}
+
+var cgoCache struct {
+	sync.Mutex
+	m map[cgoKey]bool
 }

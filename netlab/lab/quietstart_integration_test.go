@@ -1,0 +1,66 @@
+package lab_test
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/netlabdev/netlab/netlab/kernel"
+	"github.com/netlabdev/netlab/netlab/lab"
+	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/ready"
+)
+
+// Every agent (an ingress with worker processes aside) starts with a timer slack of
+// ready.StartTimerSlack and ends it when it reports ready: once up returns, none keeps it.
+// The main thread's slack is the one /proc shows; ready's own test holds every thread to
+// it.
+func TestIntegrationAgentsEndTheirQuietStartAtReady(t *testing.T) {
+	labtest.RequireRoot(t)
+	own, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, 30 /* PR_GET_TIMERSLACK */, 0, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	p := labtest.Up(t, "qs", "")
+	roles := map[string]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		argv := kernel.Cmdline(pid)
+		if !lab.IsAgentOf(argv, p.Lab) || len(argv) < 3 {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/timerslack_ns")
+		environ, err2 := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || err2 != nil {
+			continue // gone since
+		}
+		roles[argv[2]]++
+		if got := strings.TrimSpace(string(b)); got != strconv.FormatUint(uint64(own), 10) {
+			t.Errorf("%v: timer slack %s ns after up, want the starter's %d (the start's is %d)", argv, got, own, ready.StartTimerSlack.Nanoseconds())
+		}
+		// It did start quietly: the environment it was started with (which /proc keeps)
+		// says so; a pod also started on one processor.
+		env := strings.Split(string(environ), "\x00")
+		want := []string{ready.StartSlackEnv + "=" + strconv.FormatUint(uint64(own), 10)}
+		if argv[2] == "pod" {
+			want = append(want, "GOMAXPROCS=1")
+		}
+		for _, w := range want {
+			if !slices.Contains(env, w) {
+				t.Errorf("%v: started without %s", argv, w)
+			}
+		}
+	}
+	for _, role := range []string{"pod", "kube-proxy", "controller", "lb", "supervisor", "ingress"} {
+		if roles[role] == 0 {
+			t.Errorf("no %s agent found (found %v)", role, roles)
+		}
+	}
+}
