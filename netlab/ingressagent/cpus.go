@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -28,8 +32,9 @@ import (
 // worker would wait for another CPU's worker, which the scheduler could otherwise move.
 // CPUAffinityEnv=off turns it off.
 
-// CPUAffinityEnv names the environment variable that turns the workers' CPU affinity
-// off ("off"); anything else, or unset, leaves it on.
+// CPUAffinityEnv names the environment variable that turns the workers' CPU affinity off:
+// "off" (or "0", "false", "no"; any case). Unset, "on" ("1", "true", "yes") leave it on;
+// any other value leaves it on too, and affinityOff says what was wrong with it.
 const CPUAffinityEnv = "NETLAB_INGRESS_CPU_AFFINITY"
 
 // workerCPUs is the CPU of each worker (index i-1 for worker i) when a node's ingress runs
@@ -46,8 +51,19 @@ func workerCPUs(workers int, allowed []int, off bool) []int {
 	return out
 }
 
-// affinityOff says whether CPUAffinityEnv turns the workers' CPU affinity off.
-func affinityOff() bool { return os.Getenv(CPUAffinityEnv) == "off" }
+// affinityOff says whether CPUAffinityEnv turns the workers' CPU affinity off; a value it
+// does not know leaves it on, with an error that names the variable and the value.
+func affinityOff() (bool, error) { return parseAffinity(os.Getenv(CPUAffinityEnv)) }
+
+func parseAffinity(v string) (off bool, err error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "on", "1", "true", "yes":
+		return false, nil
+	case "off", "0", "false", "no":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s=%q is neither on nor off: the workers stay on their CPUs", CPUAffinityEnv, v)
+}
 
 // allowedCPUs lists the CPUs this process may run on, lowest first.
 func allowedCPUs() ([]int, error) {
@@ -86,10 +102,11 @@ func processThreads() ([]int, error) {
 // setProcessAffinity sets the CPU affinity of every thread of this process to set. A
 // thread inherits its creator's affinity, so the threads the runtime starts later follow;
 // one started while the list is walked is caught by the next walk (it ends when a walk
-// finds no thread it has not set).
+// finds no thread it has not set, and fails when ten walks each found new ones).
 func setProcessAffinity(set *unix.CPUSet) error {
+	const walks = 10
 	done := map[int]bool{}
-	for range 10 {
+	for range walks {
 		tids, err := processThreads()
 		if err != nil {
 			return err
@@ -109,12 +126,47 @@ func setProcessAffinity(set *unix.CPUSet) error {
 			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("threads kept starting through %d walks of /proc/self/task", walks)
+}
+
+// affinityMu orders the changes of this process's threads' CPUs: a pin's walk, its undo
+// and a start on other CPUs (which sets one thread's mask and then puts it back).
+var affinityMu sync.Mutex
+
+// startOn starts cmd from a thread of its own that may run on cpus (none: as it is), so
+// that the child begins with that affinity, not the one of the thread that happens to
+// start it (a pinned worker's: a worker started again after worker 1 pinned every
+// thread of this process to its CPU would begin there, and stay there if its own pin
+// failed). The thread gets its affinity back and is kept, not ended: a child's
+// parent-death signal follows the thread that started it.
+func startOn(cmd *exec.Cmd, cpus []int) error {
+	if len(cpus) == 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	affinityMu.Lock() // a pin's walk of the threads waits for this one's mask to be back
+	defer affinityMu.Unlock()
+	var before, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		return cmd.Start()
+	}
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return cmd.Start()
+	}
+	err := cmd.Start()
+	_ = unix.SchedSetaffinity(0, &before) // the mask it had a moment ago: nothing to fail on
+	return err
 }
 
 // pinProcess runs every thread of this process on cpu; undo gives them back the CPUs this
 // process could run on before (tests run worker 1 in their own process).
 func pinProcess(cpu int) (undo func(), err error) {
+	affinityMu.Lock()
+	defer affinityMu.Unlock()
 	var before unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &before); err != nil {
 		return func() {}, err
@@ -125,7 +177,11 @@ func pinProcess(cpu int) (undo func(), err error) {
 		_ = setProcessAffinity(&before)
 		return func() {}, err
 	}
-	return func() { _ = setProcessAffinity(&before) }, nil
+	return func() {
+		affinityMu.Lock()
+		defer affinityMu.Unlock()
+		_ = setProcessAffinity(&before)
+	}, nil
 }
 
 // setIncomingCPU sets SO_INCOMING_CPU on a listener's socket (nil: nothing to do).

@@ -1,8 +1,17 @@
 package ingressagent
 
 import (
+	"bytes"
+	"net"
+	"os/exec"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Worker i's CPU: the i-th the agent may run on, round again past the last; none pinned
@@ -26,5 +35,143 @@ func TestWorkerCPUs(t *testing.T) {
 		if got := workerCPUs(c.workers, c.allowed, c.off); !slices.Equal(got, c.want) {
 			t.Errorf("workerCPUs(%d, %v, off %v) = %v, want %v", c.workers, c.allowed, c.off, got, c.want)
 		}
+	}
+}
+
+// NETLAB_INGRESS_CPU_AFFINITY: off in its usual spellings, on when unset or on; any other
+// value leaves the workers pinned and says so.
+func TestParseAffinity(t *testing.T) {
+	for v, off := range map[string]bool{"": false, "on": false, "ON": false, "1": false, "true": false, "yes": false,
+		"off": true, "Off": true, " OFF ": true, "0": true, "false": true, "no": true} {
+		got, err := parseAffinity(v)
+		if err != nil || got != off {
+			t.Errorf("parseAffinity(%q) = %v, %v; want %v, nil", v, got, err, off)
+		}
+	}
+	for _, v := range []string{"disabled", "none", "2"} {
+		got, err := parseAffinity(v)
+		if err == nil || got {
+			t.Errorf("parseAffinity(%q) = %v, %v; want on with an error", v, got, err)
+		} else if !strings.Contains(err.Error(), CPUAffinityEnv) || !strings.Contains(err.Error(), v) {
+			t.Errorf("parseAffinity(%q)'s error %q names neither the variable nor the value", v, err)
+		}
+	}
+}
+
+// threadCPUs is the affinity of the calling thread.
+func threadCPUs(t *testing.T) []int {
+	t.Helper()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	return cpuList(&set)
+}
+
+// childCPUs runs cat on /proc/self/status through start and returns its Cpus_allowed_list.
+func childCPUs(t *testing.T, start func(*exec.Cmd) error) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command("cat", "/proc/self/status")
+	cmd.Stdout = &out
+	if err := start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no Cpus_allowed_list in %q", out.String())
+	return ""
+}
+
+// A worker started from a thread pinned to one CPU (worker 1's, once it pinned every
+// thread of its process) begins on the CPUs it is started on, and the starting thread
+// keeps its own.
+func TestStartOnGivesTheChildItsCPUs(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	allowed := threadCPUs(t)
+	if len(allowed) < 2 {
+		t.Skipf("needs two CPUs, this thread may run on %v", allowed)
+	}
+	var all, one unix.CPUSet
+	for _, c := range allowed {
+		all.Set(c)
+	}
+	one.Set(allowed[0])
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.SchedSetaffinity(0, &all) }()
+
+	// startOn runs on a thread of its own (locked inside it), so it is called from this
+	// locked goroutine's thread: the one pinned to allowed[0].
+	if got, want := childCPUs(t, func(c *exec.Cmd) error { return startOn(c, allowed) }), cpuListText(allowed); got != want {
+		t.Errorf("child started with startOn(%v) runs on %s, want %s", allowed, got, want)
+	}
+	if got := threadCPUs(t); !slices.Equal(got, allowed[:1]) {
+		t.Errorf("after startOn the starting thread runs on %v, want %v", got, allowed[:1])
+	}
+	if got, want := childCPUs(t, func(c *exec.Cmd) error { return startOn(c, nil) }), cpuListText(allowed[:1]); got != want {
+		t.Errorf("child started with startOn(nil) runs on %s, want its starter's %s", got, want)
+	}
+}
+
+// cpuListText is a CPU list as /proc's Cpus_allowed_list writes it (ranges: 0-3,5).
+func cpuListText(cpus []int) string {
+	var parts []string
+	for i := 0; i < len(cpus); {
+		j := i
+		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(cpus[i]))
+		} else {
+			parts = append(parts, strconv.Itoa(cpus[i])+"-"+strconv.Itoa(cpus[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}
+
+// A pin that fails (a CPU this process may not run on) changes nothing: every thread keeps
+// its CPUs and the listener stays unmarked.
+func TestPinWorkerFailureChangesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	before, err := allowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for slices.Contains(before, bad) {
+		bad++
+	}
+	if _, err := pinWorker(bad, ln); err == nil {
+		t.Fatalf("pinWorker(%d) on a process that may run on %v: no error", bad, before)
+	}
+	if after, _ := allowedCPUs(); !slices.Equal(after, before) {
+		t.Errorf("after a failed pin this process runs on %v, want %v", after, before)
+	}
+	rc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mark int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { mark, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_INCOMING_CPU) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if mark != -1 {
+		t.Errorf("after a failed pin the listener's SO_INCOMING_CPU is %d, want -1 (unset)", mark)
 	}
 }

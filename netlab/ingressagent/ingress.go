@@ -177,12 +177,16 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	var group *workerGroup
 	// With a worker per CPU, worker i runs on the i-th CPU (cpus.go): the list is taken
 	// before this process runs on one of them (its workers inherit its affinity).
-	var cpus []int
+	var cpus, allowed []int
 	if multi {
-		if allowed, err := allowedCPUs(); err == nil {
-			cpus = workerCPUs(cfg.Workers, allowed, affinityOff())
+		off, err := affinityOff()
+		if err != nil {
+			log.Warn("workers' CPU affinity", "error", err)
+		}
+		if allowed, err = allowedCPUs(); err == nil {
+			cpus = workerCPUs(cfg.Workers, allowed, off)
 		} else {
-			log.Warn("the CPUs this process may run on", "error", err)
+			log.Warn("workers not pinned: cannot read the CPUs this process may run on", "error", err)
 		}
 	}
 	// What was loaded is published with the version of the plan file read (its stamp
@@ -207,7 +211,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if multi {
 		// The other workers start now, beside this one's wait to be let go on: their
 		// start-up (the binary's, the plan's and the certificates' load) is off the path.
-		group = startWorkers(ctx, cfg, dir, cpus, groupLog)
+		group = startWorkers(ctx, cfg, dir, cpus, allowed, groupLog)
 		defer group.stop()
 	}
 	loaded(stamp, len(conf.table.Routes()), nil)

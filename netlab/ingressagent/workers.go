@@ -135,6 +135,7 @@ type workerGroup struct {
 	wg      sync.WaitGroup
 	command func(i int) *exec.Cmd
 	cpus    []int // worker i's CPU is cpus[i-1] (cpus.go); nil: none pinned
+	allowed []int // with cpus: the CPUs this process may run on, a worker's before its pin
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed (and replaced) at every change of a worker's state
@@ -167,8 +168,8 @@ type workerProc struct {
 
 // startWorkers starts workers 2..cfg.Workers and keeps them running until ctx ends or
 // stop is called.
-func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, cpus []int, log *slog.Logger) *workerGroup {
-	g := &workerGroup{cfg: cfg, dir: dir, n: cfg.Workers, log: log, command: cfg.WorkerCommand, cpus: cpus,
+func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, cpus, allowed []int, log *slog.Logger) *workerGroup {
+	g := &workerGroup{cfg: cfg, dir: dir, n: cfg.Workers, log: log, command: cfg.WorkerCommand, cpus: cpus, allowed: allowed,
 		changed: make(chan struct{}), procs: map[int]*workerProc{}, plans: map[int]loadedPlan{}, retired: ingress.NewMetrics()}
 	if g.command == nil {
 		g.command = defaultWorkerCommand
@@ -277,7 +278,14 @@ func (g *workerGroup) spawn(i int) (*workerProc, *exec.Cmd, error) {
 	cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool {
 		return strings.HasPrefix(e, ready.FDEnv+"=") || strings.HasPrefix(e, ready.HoldFDEnv+"=")
 	})
-	if err := cmd.Start(); err != nil {
+	// With pinned workers, a worker begins on every CPU this process may run on (worker
+	// 1's threads, one of which starts it, are on worker 1's) and takes its own when told
+	// to serve.
+	var on []int
+	if len(g.cpus) > 0 {
+		on = g.allowed
+	}
+	if err := startOn(cmd, on); err != nil {
 		return nil, nil, fmt.Errorf("start worker %d: %w", i, err)
 	}
 	c, err := net.FileConn(mine)

@@ -437,6 +437,51 @@ func TestIngressWorkersPinned(t *testing.T) {
 		}
 	}
 
+	// The last worker, killed, is started again (from a thread of worker 1, which is on
+	// worker 1's CPU) and ends up on its own CPU, every thread, serving what is made there.
+	last := len(cpus)
+	gone := pids[last]
+	if err := syscall.Kill(gone, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	lastCPU := strconv.Itoa(cpus[last-1])
+	var again int
+	for deadline := time.Now().Add(15 * time.Second); again == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, pid := range childPIDs(t) {
+			if pid == gone || slices.Contains(kids, pid) {
+				continue
+			}
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+			pinned := len(tasks) > 0
+			for _, task := range tasks {
+				if cpusAllowed(t, strconv.Itoa(pid)+"/task/"+filepath.Base(task)) != lastCPU {
+					pinned = false
+				}
+			}
+			if pinned {
+				again = pid
+			}
+		}
+	}
+	if again == 0 {
+		t.Fatalf("worker %d, killed (pid %d), was not started again on CPU %s within 15 s (children %v)", last, gone, lastCPU, childPIDs(t))
+	}
+	if kernelAtLeast(t, 6, 2) {
+		was := labtest.AccessLogWorkers(t, logPath)
+		// Its listeners may still be on their way when its threads are pinned: ask
+		// until it serves one, from its CPU (another worker may serve those before).
+		served := false
+		for deadline := time.Now().Add(10 * time.Second); !served && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if s := getFromCPU(t, cpus[last-1], addrs.HTTP, "app.example"); s != 200 {
+				t.Fatalf("a request from CPU %d after worker %d's restart: status %d", cpus[last-1], last, s)
+			}
+			served = labtest.AccessLogWorkers(t, logPath)[last] > was[last]
+		}
+		if !served {
+			t.Errorf("worker %d, started again (pid %d), served none of the requests made on its CPU %s", last, again, lastCPU)
+		}
+	}
+
 	// Worker 1's threads get their CPUs back when it ends.
 	stop()
 	if got := threadsAllowed(t); !slices.Equal(got, before) {
