@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +23,71 @@ import (
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/scenario"
 	"github.com/netlabdev/netlab/netlab/supervise"
+	"golang.org/x/sys/unix"
 )
+
+// allowedCPUs lists the CPUs this process may run on.
+func allowedCPUs(t *testing.T) []int {
+	t.Helper()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// cpuClient is nsClient (a connection per request) that dials each connection from the
+// next CPU this process may run on, in turn: a node's ingress with a worker per CPU gives
+// a connection to the worker on the CPU that handled its handshake (SO_INCOMING_CPU), so
+// a client on one CPU would reach one worker only.
+func cpuClient(t *testing.T, ns, addr string) *http.Client {
+	cpus := allowedCPUs(t)
+	var next atomic.Uint32
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			cpu := cpus[int(next.Add(1)-1)%len(cpus)]
+			var conn net.Conn
+			err := kernel.Do(ns, func() error { // on a thread of its own, locked
+				var was, one unix.CPUSet
+				if err := unix.SchedGetaffinity(0, &was); err != nil {
+					return err
+				}
+				one.Set(cpu)
+				if err := unix.SchedSetaffinity(0, &one); err != nil {
+					return err
+				}
+				defer func() { _ = unix.SchedSetaffinity(0, &was) }() // its CPUs back before the thread is let go
+				var err error
+				conn, err = net.DialTimeout(network, addr, 3*time.Second)
+				return err
+			})
+			return conn, err
+		},
+		DisableKeepAlives: true,
+	}}
+}
+
+// cpusAllowed is /proc/PID/status's Cpus_allowed_list.
+func cpusAllowed(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("/proc/%d/status has no Cpus_allowed_list", pid)
+	return ""
+}
 
 // workersYAML is the default scenario with spec.ingress.workers: 2, plus an Ingress for
 // extra.example when extra is set.
@@ -73,6 +139,7 @@ func ingressProcs(labName, node string) (agent []int, workers []int) {
 
 // A lab whose ingress has two workers per node: the node's agent starts its worker, both
 // serve the node's port 80 (the node's one access log names the worker of each request),
+// each on a CPU of its own when the host has two (a worker per CPU),
 // the metrics port sums them, `apply` returns only once both route by the new Ingress,
 // and `down` leaves no worker.
 func TestIntegrationIngressWorkers(t *testing.T) {
@@ -111,7 +178,19 @@ func TestIntegrationIngressWorkers(t *testing.T) {
 			}
 		}
 	}
-	c := nsClient(cns, n1+":80", nil) // a connection per request: the kernel picks a worker per connection
+	// On a host with two CPUs the two workers are a worker per CPU: each runs on one, the
+	// agent (worker 1) on the first; with more CPUs neither is pinned.
+	cpus := allowedCPUs(t)
+	for i, pid := range append(slices.Clone(agents), workers...) {
+		got := cpusAllowed(t, pid)
+		switch {
+		case len(cpus) == 2 && got != strconv.Itoa(cpus[i]):
+			t.Errorf("worker %d (pid %d) may run on CPUs %s, want %d alone", i+1, pid, got, cpus[i])
+		case len(cpus) > 2 && !strings.ContainsAny(got, ",-"):
+			t.Errorf("worker %d (pid %d) may run on CPU %s alone: 2 workers on %d CPUs are not pinned", i+1, pid, got, len(cpus))
+		}
+	}
+	c := cpuClient(t, cns, n1+":80") // a connection per request: the kernel picks a worker per connection
 	logPath := rundir.ForLab(p.Lab).Log("ingress", "node-1")
 	sent := 0
 	waitFor := func(what string, cond func() (bool, string)) {

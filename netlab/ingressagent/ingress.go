@@ -175,6 +175,16 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		return fmt.Errorf("ingress agent: %w", err)
 	}
 	var group *workerGroup
+	// With a worker per CPU, worker i runs on the i-th CPU (cpus.go): the list is taken
+	// before this process runs on one of them (its workers inherit its affinity).
+	var cpus []int
+	if multi {
+		if allowed, err := allowedCPUs(); err == nil {
+			cpus = workerCPUs(cfg.Workers, allowed, affinityOff())
+		} else {
+			log.Warn("the CPUs this process may run on", "error", err)
+		}
+	}
 	// What was loaded is published with the version of the plan file read (its stamp
 	// taken before the read: a rewrite during it shows as another version); with workers,
 	// once all of them have loaded the same version. A version that failed to load is
@@ -197,7 +207,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if multi {
 		// The other workers start now, beside this one's wait to be let go on: their
 		// start-up (the binary's, the plan's and the certificates' load) is off the path.
-		group = startWorkers(ctx, cfg, dir, groupLog)
+		group = startWorkers(ctx, cfg, dir, cpus, groupLog)
 		defer group.stop()
 	}
 	loaded(stamp, len(conf.table.Routes()), nil)
@@ -296,6 +306,16 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		closeAll()
 		return err
 	}
+	var cpu *int
+	if len(cpus) > 0 {
+		undo, err := pinWorker(cpus[0], ls[lHTTP].ln, ls[lHTTPS].ln)
+		if err != nil {
+			log.Warn("serving on any CPU", "error", err)
+		} else {
+			cpu = &cpus[0]
+		}
+		defer undo()
+	}
 	px.serve(srvCfg, ls[lHTTP].ln, ls[lHTTPS].ln, errc)
 	addr := func(i int) string {
 		if ls[i].ln == nil {
@@ -309,7 +329,7 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 		// serve; readiness waits for them, as bounded as the wait for the endpoints.
 		group.release(ctx, ctlMsg{Op: opServe, Listen: cfg.ListenIP, HTTP: portOf(ls[lHTTP].ln), HTTPS: portOf(ls[lHTTPS].ln)}, ingressWaitEndpoints)
 	}
-	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics, "workers", max(1, cfg.Workers),
+	log.Info("ingress serving", "http", addrs.HTTP, "https", addrs.HTTPS, "metrics", addrs.Metrics, "workers", max(1, cfg.Workers), "cpu", cpuText(cpu),
 		"routes", len(conf.table.Routes()), "certificates", strings.Join(conf.certs.Names(), ","), "ca", filepath.Join(cfg.CADir, rundir.CACertFile))
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
@@ -380,6 +400,11 @@ func bindPort(name, ip string, port int, reuse bool) (net.Listener, error) {
 	// No TCP keep-alive probes on client connections (four setsockopt calls per
 	// accepted connection): net/http's idle and read timeouts close dead ones.
 	lc := net.ListenConfig{KeepAlive: -1}
+	// Plain TCP, as nginx listens: Go (1.24 on) makes a listener MPTCP where the kernel has
+	// it, and every connection of a TCP client then takes MPTCP's fallback through the
+	// subflow listener; the socket options a listener is given (SO_INCOMING_CPU, cpus.go)
+	// do not reach that subflow's reuseport group either.
+	lc.SetMultipathTCP(false)
 	if reuse {
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error

@@ -59,6 +59,8 @@ type ctlMsg struct {
 	Listen string `json:"listen,omitempty"`
 	HTTP   int    `json:"http,omitempty"`
 	HTTPS  int    `json:"https,omitempty"`
+	// CPU, when set, is the CPU the worker runs on (cpus.go); each worker gets its own.
+	CPU *int `json:"cpu,omitempty"`
 	// loaded: the plan version (rundir.Stamp.String) and its number of routes, or why it
 	// could not be loaded.
 	Plan   string `json:"plan,omitempty"`
@@ -132,6 +134,7 @@ type workerGroup struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	command func(i int) *exec.Cmd
+	cpus    []int // worker i's CPU is cpus[i-1] (cpus.go); nil: none pinned
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed (and replaced) at every change of a worker's state
@@ -164,8 +167,8 @@ type workerProc struct {
 
 // startWorkers starts workers 2..cfg.Workers and keeps them running until ctx ends or
 // stop is called.
-func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, log *slog.Logger) *workerGroup {
-	g := &workerGroup{cfg: cfg, dir: dir, n: cfg.Workers, log: log, command: cfg.WorkerCommand,
+func startWorkers(ctx context.Context, cfg IngressConfig, dir rundir.Dir, cpus []int, log *slog.Logger) *workerGroup {
+	g := &workerGroup{cfg: cfg, dir: dir, n: cfg.Workers, log: log, command: cfg.WorkerCommand, cpus: cpus,
 		changed: make(chan struct{}), procs: map[int]*workerProc{}, plans: map[int]loadedPlan{}, retired: ingress.NewMetrics()}
 	if g.command == nil {
 		g.command = defaultWorkerCommand
@@ -295,7 +298,7 @@ func (g *workerGroup) attach(w *workerProc) {
 		_ = w.ctl.c.Close() // stop closed the others' before this one was here
 	}
 	if g.serveMsg != nil {
-		_ = w.ctl.send(*g.serveMsg)
+		_ = w.ctl.send(g.serveFor(w.i))
 	}
 	g.changedLocked()
 }
@@ -391,7 +394,7 @@ func (g *workerGroup) release(ctx context.Context, serve ctlMsg, limit time.Dura
 	g.mu.Lock()
 	g.serveMsg = &serve
 	for _, w := range g.procs {
-		_ = w.ctl.send(serve)
+		_ = w.ctl.send(g.serveFor(w.i))
 	}
 	g.mu.Unlock()
 	deadline := time.NewTimer(limit)
@@ -413,6 +416,17 @@ func (g *workerGroup) release(ctx context.Context, serve ctlMsg, limit time.Dura
 			return
 		}
 	}
+}
+
+// serveFor is the serve order for worker i: the node's, with worker i's CPU; g.mu is held
+// and the node serves.
+func (g *workerGroup) serveFor(i int) ctlMsg {
+	m := *g.serveMsg
+	if i-1 < len(g.cpus) {
+		cpu := g.cpus[i-1]
+		m.CPU = &cpu
+	}
+	return m
 }
 
 // notServingLocked lists the workers (2..n) that do not serve; g.mu is held.
@@ -631,6 +645,14 @@ wait:
 		}
 		return err
 	}
+	if serve.CPU != nil {
+		undo, err := pinWorker(*serve.CPU, httpLn, httpsLn)
+		if err != nil {
+			log.Warn("serving on any CPU", "error", err)
+			serve.CPU = nil
+		}
+		defer undo()
+	}
 	epPath := dir.Endpoints()
 	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath))
 	px, err := newProxy(cfg, ca, conf, metrics, i, epPath, watch, loaded, log)
@@ -644,7 +666,7 @@ wait:
 	if err := c.send(ctlMsg{Op: opServing}); err != nil {
 		log.Warn("tell the supervisor", "error", err)
 	}
-	log.Info("ingress worker serving", "pid", os.Getpid(), "http", serve.HTTP, "https", serve.HTTPS)
+	log.Info("ingress worker serving", "pid", os.Getpid(), "http", serve.HTTP, "https", serve.HTTPS, "cpu", cpuText(serve.CPU))
 	reloads := make(chan struct{}, 1)
 	go func() {
 		for {

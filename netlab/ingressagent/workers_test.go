@@ -1,16 +1,19 @@
 package ingressagent_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +25,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"golang.org/x/sys/unix"
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
@@ -47,6 +51,10 @@ func childPIDs(t *testing.T) []int {
 // stamp says the plan is loaded, a killed worker is replaced while requests go on, and no
 // worker outlives the agent.
 func TestIngressWorkers(t *testing.T) {
+	// Worker 1 is this process: with a worker per CPU it would run on one CPU, and so
+	// would this test's client, whose every connection would then go to worker 1 (the
+	// workers' CPUs: TestIngressWorkersPinned).
+	t.Setenv(ingressagent.CPUAffinityEnv, "off")
 	dir := t.TempDir()
 	_, webPort := namedUpstream(t, "web-1")
 	_, apiPort := namedUpstream(t, "api-1")
@@ -267,4 +275,229 @@ func TestIngressWorkers(t *testing.T) {
 			t.Errorf("worker %d still there after the agent ended: %v", pid, err)
 		}
 	}
+}
+
+// cpusAllowed is /proc/PATH/status's Cpus_allowed_list (PATH: a pid, or self/task/TID).
+func cpusAllowed(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + path + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("/proc/%s/status has no Cpus_allowed_list", path)
+	return ""
+}
+
+// threadsAllowed is the Cpus_allowed_list of every thread of this process, each value once.
+func threadsAllowed(t *testing.T) []string {
+	t.Helper()
+	tasks, _ := filepath.Glob("/proc/self/task/*")
+	var out []string
+	for _, task := range tasks {
+		if v := cpusAllowed(t, "self/task/"+filepath.Base(task)); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// kernelAtLeast says whether the running kernel's release is major.minor or later.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		t.Fatalf("kernel release %q: %v", unix.ByteSliceToString(u.Release[:]), err)
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// A node's ingress with a worker per CPU: worker i runs on the i-th CPU (every thread of
+// it; worker 1 is this process, given its CPUs back when it ends), and a connection goes
+// to the worker on the CPU where its handshake was handled (SO_INCOMING_CPU: kernel 6.2
+// and later). With CPUAffinityEnv=off (TestIngressWorkers) nothing is pinned.
+func TestIngressWorkersPinned(t *testing.T) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	var cpus []int
+	for c := 0; c < len(all)*64; c++ {
+		if all.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) < 2 || len(cpus) > 8 {
+		t.Skipf("this process may run on %d CPUs: the test wants 2 to 8", len(cpus))
+	}
+	before := threadsAllowed(t)
+	dir := t.TempDir()
+	_, webPort := namedUpstream(t, "web-1")
+	p := &plan.Plan{
+		Lab:       "t",
+		Nodes:     []plan.Node{{Name: "node-1", IP: "127.0.0.1/8"}},
+		Services:  []plan.Service{{Namespace: "default", Name: "web", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: webPort}}}},
+		Ingresses: []plan.Ingress{labtest.IngressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"})},
+	}
+	cfgPath := filepath.Join(dir, "plan.json")
+	labtest.WritePlan(t, cfgPath, p)
+	logPath := filepath.Join(dir, "ingress.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	wlog, err := os.OpenFile(filepath.Join(dir, "workers.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wlog.Close()
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "workers.log"))
+			t.Logf("workers' log:\n%s", b)
+		}
+	}()
+	pids := map[int]int{} // worker -> pid, from the test's command
+	command := func(i int) *exec.Cmd {
+		spec, _ := json.Marshal(testWorker{Lab: "t", Node: "node-1", Dir: dir, Worker: i})
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
+		cmd.Stdout, cmd.Stderr = logf, wlog
+		return cmd
+	}
+	addrs, stop := startAgent(t, ingressagent.IngressConfig{Lab: "t", Node: "node-1", Dir: dir,
+		AccessLog: logf, Workers: len(cpus), WorkerCommand: command}, slog.New(slog.NewJSONHandler(wlog, nil)))
+
+	// Worker 1 (this process): every thread on the first CPU while it serves.
+	if got, want := threadsAllowed(t), []string{strconv.Itoa(cpus[0])}; !slices.Equal(got, want) {
+		t.Errorf("worker 1's threads may run on %v, want %v", got, want)
+	}
+	// Workers 2..N (this process's children): worker i on the i-th CPU, each thread.
+	kids := childPIDs(t)
+	if len(kids) != len(cpus)-1 {
+		t.Fatalf("workers started: %v, want %d", kids, len(cpus)-1)
+	}
+	for _, pid := range kids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		var w testWorker
+		for _, e := range strings.Split(string(b), "\x00") {
+			if v, ok := strings.CutPrefix(e, workerEnv+"="); ok {
+				_ = json.Unmarshal([]byte(v), &w)
+			}
+		}
+		if w.Worker < 2 {
+			t.Fatalf("child %d is no worker of this test", pid)
+		}
+		pids[w.Worker] = pid
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+		for _, task := range tasks {
+			if got, want := cpusAllowed(t, strconv.Itoa(pid)+"/task/"+filepath.Base(task)), strconv.Itoa(cpus[w.Worker-1]); got != want {
+				t.Errorf("worker %d (pid %d) thread %s may run on %s, want %s", w.Worker, pid, filepath.Base(task), got, want)
+			}
+		}
+	}
+
+	// A connection made on the i-th CPU is served by worker i.
+	if !kernelAtLeast(t, 6, 2) {
+		t.Log("kernel before 6.2: SO_INCOMING_CPU does not choose among SO_REUSEPORT listeners; the routing is not checked")
+	} else {
+		for i, cpu := range cpus {
+			before := labtest.AccessLogWorkers(t, logPath)
+			const n = 5
+			for range n {
+				if s := getFromCPU(t, cpu, addrs.HTTP, "app.example"); s != 200 {
+					t.Fatalf("a request from CPU %d: status %d", cpu, s)
+				}
+			}
+			var seen map[int]int
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if seen = labtest.AccessLogWorkers(t, logPath); seen[i+1]-before[i+1] >= n {
+					break
+				}
+			}
+			for w := 1; w <= len(cpus); w++ {
+				want := 0
+				if w == i+1 {
+					want = n
+				}
+				if got := seen[w] - before[w]; got != want {
+					t.Errorf("requests from CPU %d: worker %d served %d, want %d (lines per worker %v, before %v)", cpu, w, got, want, seen, before)
+				}
+			}
+		}
+	}
+
+	// Worker 1's threads get their CPUs back when it ends.
+	stop()
+	if got := threadsAllowed(t); !slices.Equal(got, before) {
+		t.Errorf("after the agent ended this process's threads may run on %v, want %v as before", got, before)
+	}
+}
+
+// getFromCPU makes one request with a connection of its own, opened and used from a
+// thread that runs on cpu only; it returns the status.
+func getFromCPU(t *testing.T, cpu int, addr, host string) int {
+	t.Helper()
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The thread gets its CPUs back before it is let go. (Not ended with the goroutine,
+		// as a locked thread would be: a worker this process started from that thread would
+		// be sent its parent-death signal.)
+		runtime.LockOSThread()
+		var was, one unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &was); err != nil {
+			done <- result{err: err}
+			runtime.UnlockOSThread()
+			return
+		}
+		one.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			done <- result{err: err}
+			runtime.UnlockOSThread()
+			return
+		}
+		defer func() {
+			if unix.SchedSetaffinity(0, &was) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host); err != nil {
+			done <- result{err: err}
+			return
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("a request from CPU %d: %v", cpu, r.err)
+	}
+	return r.status
 }
