@@ -100,9 +100,9 @@ func Of(pid string) (eff, bnd uint64, nnp bool, err error) {
 // Restrict makes this process run with exactly the capabilities in keep and NoNewPrivs.
 // When it does not yet, it restricts a locked thread and executes the program again
 // (it does not return then) with env as its environment; keepFDs are descriptors that
-// must survive the exec. On the second run it finds the sets in place and returns nil. An agent whose starter confined
-// the thread it was forked from (ConfineThread) finds them in place at once and pays for
-// no second start.
+// must survive the exec. On the second run it finds the sets in place and returns nil.
+// An agent whose starter confined the thread it was forked from (ConfineThread) finds
+// them in place at once and pays for no second start.
 func Restrict(keep uint64, env []string, keepFDs ...int) error {
 	eff, bnd, nnp, err := Current()
 	if err != nil {

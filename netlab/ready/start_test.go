@@ -19,6 +19,9 @@ import (
 // the tests.
 const helperEnv = "NETLAB_READY_TEST_HELPER"
 
+// reexecEnv marks the second run of the "reexec" helper.
+const reexecEnv = "NETLAB_READY_TEST_REEXECUTED"
+
 func TestMain(m *testing.M) {
 	if mode, ok := os.LookupEnv(helperEnv); ok {
 		os.Exit(quietStartHelper(mode))
@@ -26,8 +29,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// threadsSlack is the timer slack every thread of this process has; it fails (the
-// runtime ends the process) when two threads differ. The test binary links no cgo.
+// threadsSlack is the timer slack every thread of this process has. AllThreadsSyscall
+// asks each thread and ends the process (a fatal error, not a failure) when two answers
+// differ: a test calls it only while no thread of another slack can be alive. The test
+// binary links no cgo (it would return ENOTSUP).
 func threadsSlack() (uintptr, error) {
 	v, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
 	if errno != 0 {
@@ -40,6 +45,34 @@ func threadsSlack() (uintptr, error) {
 // one "name value" line each, and keeps a few threads busy so that the process has more
 // than the one it started with.
 func quietStartHelper(mode string) int {
+	switch mode {
+	case "report": // started by the "starter" helper: its own slack, nothing else
+		slack, err := threadsSlack()
+		fmt.Printf("slack %d %v\n", slack, err)
+		return 0
+	case "reexec": // executes itself again as privs.Restrict does, once
+		if os.Getenv(reexecEnv) == "" {
+			err := syscall.Exec("/proc/self/exe", os.Args, ExecEnv(append(os.Environ(), reexecEnv+"=1")))
+			fmt.Printf("exec %v\n", err)
+			return 1
+		}
+	case "starter": // starts a process the usual way while it still starts quietly itself
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(environWithout(helperEnv), helperEnv+"=report")
+		cmd.Stderr = os.Stderr
+		out := make(chan []byte, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			StarterThread()
+			b, err := cmd.Output()
+			if err != nil {
+				b = []byte(err.Error())
+			}
+			out <- b
+		}()
+		fmt.Printf("child-%s", <-out)
+		return 0 // its locked thread, of another slack, may not be gone yet
+	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for range 4 {
@@ -226,5 +259,41 @@ func TestExecEnvOutsideAQuietStartIsTheEnvironment(t *testing.T) {
 	env := []string{"A=1", "GOMAXPROCS=3"}
 	if got := ExecEnv(env); !slices.Equal(got, env) {
 		t.Errorf("ExecEnv(%q) = %q in a process that did not start quietly", env, got)
+	}
+}
+
+// A program that executes itself again to drop capabilities (privs.Restrict, with
+// ExecEnv) starts quietly again and ends it at its own Notify.
+func TestExecEnvHandsTheQuietStartOn(t *testing.T) {
+	own, err := threadsSlack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := startQuiet(t, "reexec", append(environWithout("GOMAXPROCS"), "GOMAXPROCS=3"))
+	want := map[string]string{
+		"start-procs":    "1",
+		"start-slack":    fmt.Sprintf("%d <nil>", StartTimerSlack.Nanoseconds()),
+		"env-GOMAXPROCS": `"3"`,
+		"env-start":      "false",
+		"ready-procs":    "3",
+		"ready-slack":    fmt.Sprintf("%d <nil>", own),
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (printed %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// A process a still-quiet starter starts the usual way, from a thread after
+// StarterThread, gets the starter's own slack, not the start's.
+func TestStarterThreadHandsOnTheStartersOwnSlack(t *testing.T) {
+	own, err := threadsSlack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := startQuiet(t, "starter", environWithout("GOMAXPROCS"))
+	if w := fmt.Sprintf("%d <nil>", own); got["child-slack"] != w {
+		t.Errorf("child-slack = %q, want the starter's own %q (printed %v)", got["child-slack"], w, got)
 	}
 }

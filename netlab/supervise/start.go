@@ -419,22 +419,26 @@ func quietStart(pr plan.Process) bool {
 // back when it ends a quiet start (syscall.AllThreadsSyscall). Read from the binary's
 // build information once per file version; a file it cannot read is taken as cgo.
 func builtWithoutCgo(path string) bool {
-	st, err := os.Stat(path)
-	if err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
 		return false
 	}
-	key := cgoKey{path, st.ModTime(), st.Size()}
+	key := cgoKey{path, st.Dev, st.Ino, st.Size, st.Mtim, st.Ctim}
 	cgoCache.Lock()
 	defer cgoCache.Unlock()
 	if v, ok := cgoCache.m[key]; ok {
 		return v
 	}
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		// Not cached: a read that failed for want of a descriptor or memory is asked again
+		// at the next start (a file that is no Go program costs a read each time: none is).
+		return false
+	}
 	v := false
-	if bi, err := buildinfo.ReadFile(path); err == nil {
-		for _, s := range bi.Settings {
-			if s.Key == "CGO_ENABLED" {
-				v = s.Value == "0"
-			}
+	for _, s := range bi.Settings {
+		if s.Key == "CGO_ENABLED" {
+			v = s.Value == "0"
 		}
 	}
 	if cgoCache.m == nil {
@@ -444,10 +448,13 @@ func builtWithoutCgo(path string) bool {
 	return v
 }
 
+// cgoKey is one version of a file: its path, device and inode, size, and modification
+// and change times.
 type cgoKey struct {
-	path string
-	mod  time.Time
-	size int64
+	path       string
+	dev, ino   uint64
+	size       int64
+	mtim, ctim syscall.Timespec
 }
 
 var cgoCache struct {
