@@ -10,7 +10,6 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/ingressagent"
 	"github.com/netlabdev/netlab/netlab/labtest"
-	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -23,12 +22,7 @@ import (
 func TestAgentReadsPlanWrittenBeforeItListensForSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	_, webPort := namedUpstream(t, "web-1")
-	p := &plan.Plan{
-		Lab:       "t",
-		Nodes:     []plan.Node{{Name: "node-1", IP: "127.0.0.1/8"}},
-		Services:  []plan.Service{{Namespace: "default", Name: "web", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: webPort}}}},
-		Ingresses: []plan.Ingress{labtest.IngressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"})},
-	}
+	p := webPlan(t, webPort)
 	cfgPath := filepath.Join(dir, "plan.json")
 	labtest.WritePlan(t, cfgPath, p)
 	first := rundir.FileStamp(cfgPath).String()

@@ -69,31 +69,8 @@ func TestIngressWorkers(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "plan.json")
 	labtest.WritePlan(t, cfgPath, p)
-	logPath := filepath.Join(dir, "ingress.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	workerLog := filepath.Join(dir, "workers.log")
-	wlog, err := os.OpenFile(workerLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wlog.Close()
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(workerLog)
-			t.Logf("workers' log:\n%s", b)
-		}
-	}()
-	command := func(i int) *exec.Cmd {
-		spec, _ := json.Marshal(testWorker{Lab: "t", Node: "node-1", Dir: dir, Worker: i})
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
-		cmd.Stdout, cmd.Stderr = logf, wlog
-		return cmd
-	}
+	logPath, logf, wlog := workerLogs(t, dir)
+	command := workerCommand(dir, logf, wlog)
 
 	reload := make(chan struct{})
 	addrs, stop := startAgent(t, ingressagent.IngressConfig{Lab: "t", Node: "node-1", Dir: dir,
@@ -342,39 +319,10 @@ func TestIngressWorkersPinned(t *testing.T) {
 	before := threadsAllowed(t)
 	dir := t.TempDir()
 	_, webPort := namedUpstream(t, "web-1")
-	p := &plan.Plan{
-		Lab:       "t",
-		Nodes:     []plan.Node{{Name: "node-1", IP: "127.0.0.1/8"}},
-		Services:  []plan.Service{{Namespace: "default", Name: "web", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: webPort}}}},
-		Ingresses: []plan.Ingress{labtest.IngressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"})},
-	}
-	cfgPath := filepath.Join(dir, "plan.json")
-	labtest.WritePlan(t, cfgPath, p)
-	logPath := filepath.Join(dir, "ingress.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	wlog, err := os.OpenFile(filepath.Join(dir, "workers.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wlog.Close()
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "workers.log"))
-			t.Logf("workers' log:\n%s", b)
-		}
-	}()
+	labtest.WritePlan(t, filepath.Join(dir, "plan.json"), webPlan(t, webPort))
+	logPath, logf, wlog := workerLogs(t, dir)
 	pids := map[int]int{} // worker -> pid, from the test's command
-	command := func(i int) *exec.Cmd {
-		spec, _ := json.Marshal(testWorker{Lab: "t", Node: "node-1", Dir: dir, Worker: i})
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
-		cmd.Stdout, cmd.Stderr = logf, wlog
-		return cmd
-	}
+	command := workerCommand(dir, logf, wlog)
 	addrs, stop := startAgent(t, ingressagent.IngressConfig{Lab: "t", Node: "node-1", Dir: dir,
 		AccessLog: logf, Workers: len(cpus), WorkerCommand: command}, slog.New(slog.NewJSONHandler(wlog, nil)))
 
@@ -545,4 +493,52 @@ func getFromCPU(t *testing.T, cpu int, addr, host string) int {
 		t.Fatalf("a request from CPU %d: %v", cpu, r.err)
 	}
 	return r.status
+}
+
+// webPlan is a one-node plan whose Ingress sends app.example to Service web on port.
+func webPlan(t *testing.T, port int32) *plan.Plan {
+	t.Helper()
+	return &plan.Plan{
+		Lab:       "t",
+		Nodes:     []plan.Node{{Name: "node-1", IP: "127.0.0.1/8"}},
+		Services:  []plan.Service{{Namespace: "default", Name: "web", ClusterIP: "127.0.0.1", Ports: []plan.ServicePort{{Name: "http", Port: port}}}},
+		Ingresses: []plan.Ingress{labtest.IngressObject(t, "web", "app.example", "web", networkingv1.ServiceBackendPort{Name: "http"})},
+	}
+}
+
+// workerLogs opens dir's access log (its path and file) and the workers' own log, both
+// closed when the test ends; a failed test prints the workers' log.
+func workerLogs(t *testing.T, dir string) (logPath string, logf, wlog *os.File) {
+	t.Helper()
+	open := func(path string) *os.File {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	logPath = filepath.Join(dir, "ingress.log")
+	logf = open(logPath)
+	workerLog := filepath.Join(dir, "workers.log")
+	wlog = open(workerLog)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(workerLog)
+			t.Logf("workers' log:\n%s", b)
+		}
+	})
+	return logPath, logf, wlog
+}
+
+// workerCommand starts worker i as this test binary running testWorker's main, its access
+// log and its own log into logf and wlog.
+func workerCommand(dir string, logf, wlog *os.File) func(i int) *exec.Cmd {
+	return func(i int) *exec.Cmd {
+		spec, _ := json.Marshal(testWorker{Lab: "t", Node: "node-1", Dir: dir, Worker: i})
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
+		cmd.Stdout, cmd.Stderr = logf, wlog
+		return cmd
+	}
 }
