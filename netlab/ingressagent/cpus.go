@@ -62,7 +62,7 @@ func parseAffinity(v string) (off bool, err error) {
 	case "off", "0", "false", "no":
 		return true, nil
 	}
-	return false, fmt.Errorf("%s=%q is neither on nor off: the workers stay on their CPUs", CPUAffinityEnv, v)
+	return false, fmt.Errorf("%s=%q is neither on nor off: taken as on", CPUAffinityEnv, v)
 }
 
 // allowedCPUs lists the CPUs this process may run on, lowest first.
@@ -133,7 +133,8 @@ func setProcessAffinity(set *unix.CPUSet) error {
 // and a start on other CPUs (which sets one thread's mask and then puts it back).
 var affinityMu sync.Mutex
 
-// startOn starts cmd from a thread of its own that may run on cpus (none: as it is), so
+// startOn starts cmd from the calling thread, locked and set for that moment to run on
+// cpus (none: cmd starts as it would), so
 // that the child begins with that affinity, not the one of the thread that happens to
 // start it (a pinned worker's: a worker started again after worker 1 pinned every
 // thread of this process to its CPU would begin there, and stay there if its own pin
@@ -143,10 +144,12 @@ func startOn(cmd *exec.Cmd, cpus []int) error {
 	if len(cpus) == 0 {
 		return cmd.Start()
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// The lock first: a goroutine locked to its thread while it waits would hold that
+	// thread, and the runtime would start another (kept for good) to run the rest.
 	affinityMu.Lock() // a pin's walk of the threads waits for this one's mask to be back
 	defer affinityMu.Unlock()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var before, set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &before); err != nil {
 		return cmd.Start()

@@ -109,8 +109,8 @@ func TestStartOnGivesTheChildItsCPUs(t *testing.T) {
 	}
 	defer func() { _ = unix.SchedSetaffinity(0, &all) }()
 
-	// startOn runs on a thread of its own (locked inside it), so it is called from this
-	// locked goroutine's thread: the one pinned to allowed[0].
+	// startOn locks the calling goroutine to its thread, here this one's: the one pinned to
+	// allowed[0].
 	if got, want := childCPUs(t, func(c *exec.Cmd) error { return startOn(c, allowed) }), cpuListText(allowed); got != want {
 		t.Errorf("child started with startOn(%v) runs on %s, want %s", allowed, got, want)
 	}
@@ -173,5 +173,57 @@ func TestPinWorkerFailureChangesNothing(t *testing.T) {
 	}
 	if mark != -1 {
 		t.Errorf("after a failed pin the listener's SO_INCOMING_CPU is %d, want -1 (unset)", mark)
+	}
+}
+
+// A worker the group starts from a thread on worker 1's CPU (a restart, once worker 1
+// pinned every thread of its process) begins on every CPU the agent may run on; unpinned
+// (worker 1's pin failed), it begins as its starter's thread is.
+func TestSpawnStartsAWorkerOnEveryAllowedCPU(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	allowed := threadCPUs(t)
+	if len(allowed) < 2 {
+		t.Skipf("needs two CPUs, this thread may run on %v", allowed)
+	}
+	var all, one unix.CPUSet
+	for _, c := range allowed {
+		all.Set(c)
+	}
+	one.Set(allowed[0])
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.SchedSetaffinity(0, &all) }()
+
+	var out bytes.Buffer
+	g := &workerGroup{cpus: allowed, allowed: allowed, command: func(int) *exec.Cmd {
+		out.Reset()
+		cmd := exec.Command("cat", "/proc/self/status")
+		cmd.Stdout = &out
+		return cmd
+	}}
+	startedOn := func() string {
+		t.Helper()
+		w, cmd, err := g.spawn(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		_ = w.ctl.c.Close()
+		for _, line := range strings.Split(out.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("no Cpus_allowed_list in %q", out.String())
+		return ""
+	}
+	if got, want := startedOn(), cpuListText(allowed); got != want {
+		t.Errorf("worker started by a pinned group from a thread on CPU %d begins on %s, want %s", allowed[0], got, want)
+	}
+	g.unpin()
+	if got, want := startedOn(), cpuListText(allowed[:1]); got != want {
+		t.Errorf("worker started by an unpinned group begins on %s, want its starter's %s", got, want)
 	}
 }

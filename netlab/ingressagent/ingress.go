@@ -176,17 +176,18 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	}
 	var group *workerGroup
 	// With a worker per CPU, worker i runs on the i-th CPU (cpus.go): the list is taken
-	// before this process runs on one of them (its workers inherit its affinity).
+	// before this process runs on one of them (each worker is started on all of them, then
+	// takes its own: startOn, serveFor).
 	var cpus, allowed []int
 	if multi {
 		off, err := affinityOff()
 		if err != nil {
-			log.Warn("workers' CPU affinity", "error", err)
+			log.Warn("workers' CPU affinity", "err", err)
 		}
 		if allowed, err = allowedCPUs(); err == nil {
 			cpus = workerCPUs(cfg.Workers, allowed, off)
 		} else {
-			log.Warn("workers not pinned: cannot read the CPUs this process may run on", "error", err)
+			log.Warn("workers not pinned: cannot read the CPUs this process may run on", "err", err)
 		}
 	}
 	// What was loaded is published with the version of the plan file read (its stamp
@@ -314,7 +315,10 @@ func RunIngress(ctx context.Context, cfg IngressConfig, log *slog.Logger) error 
 	if len(cpus) > 0 {
 		undo, err := pinWorker(cpus[0], ls[lHTTP].ln, ls[lHTTPS].ln)
 		if err != nil {
-			log.Warn("serving on any CPU", "error", err)
+			log.Warn("serving on any CPU, every worker", "error", err)
+			if group != nil {
+				group.unpin() // before the serve order: none of the others pins either
+			}
 		} else {
 			cpu = &cpus[0]
 		}

@@ -282,9 +282,11 @@ func (g *workerGroup) spawn(i int) (*workerProc, *exec.Cmd, error) {
 	// 1's threads, one of which starts it, are on worker 1's) and takes its own when told
 	// to serve.
 	var on []int
+	g.mu.Lock()
 	if len(g.cpus) > 0 {
 		on = g.allowed
 	}
+	g.mu.Unlock()
 	if err := startOn(cmd, on); err != nil {
 		return nil, nil, fmt.Errorf("start worker %d: %w", i, err)
 	}
@@ -424,6 +426,14 @@ func (g *workerGroup) release(ctx context.Context, serve ctlMsg, limit time.Dura
 			return
 		}
 	}
+}
+
+// unpin leaves every worker on every CPU: worker 1 could not be pinned, and a node half
+// pinned would send the connections handled on worker 1's CPU to any worker.
+func (g *workerGroup) unpin() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cpus = nil
 }
 
 // serveFor is the serve order for worker i: the node's, with worker i's CPU; g.mu is held
