@@ -80,21 +80,28 @@ func childCPUs(t *testing.T, start func(*exec.Cmd) error) string {
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(out.String(), "\n") {
+	return statusCPUs(t, out.String())
+}
+
+// statusCPUs is the Cpus_allowed_list of a /proc/PID/status text.
+func statusCPUs(t *testing.T, status string) string {
+	t.Helper()
+	for _, line := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
 			return strings.TrimSpace(v)
 		}
 	}
-	t.Fatalf("no Cpus_allowed_list in %q", out.String())
+	t.Fatalf("no Cpus_allowed_list in %q", status)
 	return ""
 }
 
-// A worker started from a thread pinned to one CPU (worker 1's, once it pinned every
-// thread of its process) begins on the CPUs it is started on, and the starting thread
-// keeps its own.
-func TestStartOnGivesTheChildItsCPUs(t *testing.T) {
+// pinTestThread locks the test's goroutine to its thread and runs that thread on the
+// first CPU this process may run on, until the test ends; it returns those CPUs (the
+// test is skipped with fewer than two).
+func pinTestThread(t *testing.T) []int {
+	t.Helper()
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
 	allowed := threadCPUs(t)
 	if len(allowed) < 2 {
 		t.Skipf("needs two CPUs, this thread may run on %v", allowed)
@@ -107,7 +114,15 @@ func TestStartOnGivesTheChildItsCPUs(t *testing.T) {
 	if err := unix.SchedSetaffinity(0, &one); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = unix.SchedSetaffinity(0, &all) }()
+	t.Cleanup(func() { _ = unix.SchedSetaffinity(0, &all) })
+	return allowed
+}
+
+// A worker started from a thread pinned to one CPU (worker 1's, once it pinned every
+// thread of its process) begins on the CPUs it is started on, and the starting thread
+// keeps its own.
+func TestStartOnGivesTheChildItsCPUs(t *testing.T) {
+	allowed := pinTestThread(t)
 
 	// startOn locks the calling goroutine to its thread, here this one's: the one pinned to
 	// allowed[0].
@@ -180,21 +195,7 @@ func TestPinWorkerFailureChangesNothing(t *testing.T) {
 // pinned every thread of its process) begins on every CPU the agent may run on; unpinned
 // (worker 1's pin failed), it begins as its starter's thread is.
 func TestSpawnStartsAWorkerOnEveryAllowedCPU(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	allowed := threadCPUs(t)
-	if len(allowed) < 2 {
-		t.Skipf("needs two CPUs, this thread may run on %v", allowed)
-	}
-	var all, one unix.CPUSet
-	for _, c := range allowed {
-		all.Set(c)
-	}
-	one.Set(allowed[0])
-	if err := unix.SchedSetaffinity(0, &one); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = unix.SchedSetaffinity(0, &all) }()
+	allowed := pinTestThread(t)
 
 	var out bytes.Buffer
 	g := &workerGroup{cpus: allowed, allowed: allowed, command: func(int) *exec.Cmd {
@@ -211,13 +212,7 @@ func TestSpawnStartsAWorkerOnEveryAllowedCPU(t *testing.T) {
 		}
 		_ = cmd.Wait()
 		_ = w.ctl.c.Close()
-		for _, line := range strings.Split(out.String(), "\n") {
-			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-		t.Fatalf("no Cpus_allowed_list in %q", out.String())
-		return ""
+		return statusCPUs(t, out.String())
 	}
 	if got, want := startedOn(), cpuListText(allowed); got != want {
 		t.Errorf("worker started by a pinned group from a thread on CPU %d begins on %s, want %s", allowed[0], got, want)
