@@ -66,8 +66,8 @@ func WaitRelease(ctx context.Context) error {
 }
 
 // Notify tells whoever started this agent that it serves. It is a no-op when the agent
-// was started by hand. An agent started quietly (QuietStart)
-// first gets back what its start went without.
+// was started by hand. An agent started quietly (QuietStart) first gets back what its
+// start went without.
 func Notify() {
 	endQuietStart()
 	fd, err := strconv.Atoi(os.Getenv(FDEnv))
