@@ -2,6 +2,8 @@ package lab_test
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/lab"
@@ -32,6 +34,14 @@ func TestIntegrationPodWaveSmallWindow(t *testing.T) {
 			t.Errorf("pod %s is not in the wave's record", pod.Name)
 		} else if ok && !rec.Alive() {
 			t.Errorf("pod %s: its recorded process %d is not alive", pod.Name, rec.PID)
+		}
+		// Its log, made beside the links for a pod started after them (up's
+		// createPodLogs), is the one it writes to.
+		if pod.Deployment == "coredns" {
+			continue
+		}
+		if b, err := os.ReadFile(rundir.ForLab(p.Lab).Log("pod", pod.Name)); err != nil || !strings.Contains(string(b), `"msg":"pod serving"`) {
+			t.Errorf("pod %s: its log does not say it serves (%v): %q", pod.Name, err, b)
 		}
 	}
 	st, err := lab.GetStatus(context.Background(), p.Lab)
