@@ -102,12 +102,12 @@ func RunDNS(ctx context.Context, cfg DNSConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen udp %s: %w", addr, err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		pc.Close()
 		return fmt.Errorf("listen tcp %s: %w", addr, err)
 	}
-	rln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.ReadyPort)))
+	rln, err := listenTCP(net.JoinHostPort("", strconv.Itoa(cfg.ReadyPort)))
 	if err != nil {
 		pc.Close()
 		ln.Close()

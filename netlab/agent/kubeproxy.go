@@ -447,7 +447,7 @@ func (k *kubeProxy) serveHealthChecks(ctx context.Context, ports []kubeproxy.Ser
 	}
 	cur := func() []kubeproxy.ServicePort { return *k.ports.Load() }
 	for port, svc := range svcs {
-		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(int(port))))
+		ln, err := listenTCP(net.JoinHostPort("", strconv.Itoa(int(port))))
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("health check port %d of %s: %w", port, svc, err)

@@ -129,6 +129,9 @@ type lbAgent struct {
 	// presaved, when set, yields the namespace's rules read while the first checks ran,
 	// for the first apply after them (see apply).
 	presaved chan savedRules
+	// unapplied is the start's input (the WAN filter) when the LB's namespace was new:
+	// it goes with the first apply (see RunLB).
+	unapplied []byte
 }
 
 type savedRules struct {
@@ -191,8 +194,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	// One read of the namespace's rules serves the first apply and the WAN filter's: the
 	// first apply does not touch the filter's jump, which is all the filter looks for. A
 	// namespace with no table yet (up's, new) has nothing to read: no iptables-save.
+	fresh := defaultSave && kernel.IPTablesEmptyHere()
 	var saved []byte
-	if !defaultSave || !kernel.IPTablesEmptyHere() {
+	if !fresh {
 		var err error
 		if saved, err = a.cfg.Save(ctx); err != nil {
 			return fmt.Errorf("lb agent: read rules: %w", err)
@@ -200,20 +204,29 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	}
 	a.presaved = make(chan savedRules, 1)
 	a.presaved <- savedRules{b: saved}
-	// The rules at start and what a cloud security group would let in from the clients
-	// (and nothing else): one restore.
-	if err := a.applyWith(ctx, "start", a.wanFilterInput(saved)); err != nil {
-		return err
+	if fresh {
+		// A new namespace (up's) has no rule to keep and none to read: the rules at start,
+		// which would route the VIPs to no real server yet, and the WAN filter go with the
+		// first checks' verdicts, in one restore from the rules as they are (none), before
+		// the agent reports ready: two process starts (a restore, then a read of its
+		// result) fewer in every up. The VIPs get no rule until then: the lab is not up.
+		a.unapplied = a.wanFilterInput(nil)
+	} else {
+		// The rules at start and what a cloud security group would let in from the
+		// clients (and nothing else): one restore.
+		if err := a.applyWith(ctx, "start", a.wanFilterInput(saved)); err != nil {
+			return err
+		}
+		// The first checks' verdicts are applied against the rules as they are now: read
+		// them while up makes the fabric and the LB is held (the LB is the only writer of
+		// its namespace's rules, and its last write was above), not after, when up waits
+		// for the apply.
+		a.presaved = make(chan savedRules, 1)
+		go func() {
+			b, err := a.cfg.Save(ctx)
+			a.presaved <- savedRules{b, err}
+		}()
 	}
-	// The first checks' verdicts are applied against the rules as they are now: read them
-	// while up makes the fabric and the LB is held (the LB is the only writer of its
-	// namespace's rules, and its last write was above), not after, when up waits for the
-	// apply.
-	a.presaved = make(chan savedRules, 1)
-	go func() {
-		b, err := a.cfg.Save(ctx)
-		a.presaved <- savedRules{b, err}
-	}()
 
 	// Started beside the node agents, the LB waits here until up lets it go on, so that its
 	// first checks, which decide each real server's state, find the nodes serving.
@@ -243,15 +256,25 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	defer publish.Stop()
 	ready := false
 	decided := map[string]bool{} // the probes that reported their first result
-	markReady := func(why string) {
+	markReady := func(why string) error {
+		if !ready && a.unapplied != nil {
+			// Ready with no apply yet (no real server to check, or none decided in
+			// time): the start's rules first.
+			if err := a.apply(ctx, "start"); err != nil {
+				return err
+			}
+		}
 		if !ready {
 			ready = true
 			log.Info("lb agent ready", "why", why)
 			NotifyReady()
 		}
+		return nil
 	}
 	if len(unique) == 0 {
-		markReady("no real servers to check")
+		if err := markReady("no real servers to check"); err != nil {
+			return err
+		}
 	}
 	for {
 		select {
@@ -298,16 +321,26 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 				}
 			}
 			coalesce.Stop()
+			if a.unapplied != nil {
+				why = "start, " + why
+			}
 			if err := a.apply(ctx, why); err != nil {
+				if a.unapplied != nil {
+					return err // the start's rules, as the start's own apply
+				}
 				log.Error("apply rules", "err", err)
 			}
 			if a.allReady() {
-				markReady("real servers healthy")
+				if err := markReady("real servers healthy"); err != nil {
+					return err
+				}
 			}
 		case <-readyBy.C:
 			if !ready {
 				log.Warn("not every real server is healthy; reporting ready anyway", "after", cfg.ReadyWithin)
-				markReady("timeout")
+				if err := markReady("timeout"); err != nil {
+					return err
+				}
 			}
 		case <-publish.C:
 			a.publish()
@@ -379,7 +412,14 @@ func (a *lbAgent) allReady() bool {
 
 // apply renders the current services against what the namespace holds and restores the
 // result in one transaction, then publishes the state.
-func (a *lbAgent) apply(ctx context.Context, why string) error { return a.applyWith(ctx, why, nil) }
+// The start's input, when it waits for the first apply (unapplied), goes with it.
+func (a *lbAgent) apply(ctx context.Context, why string) error {
+	if err := a.applyWith(ctx, why, a.unapplied); err != nil {
+		return err
+	}
+	a.unapplied = nil
+	return nil
+}
 
 // applyWith is apply with more input given to the same restore (the WAN filter's, at
 // start): one process; each table's COMMIT still commits on its own.

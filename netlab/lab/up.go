@@ -18,6 +18,7 @@ import (
 
 	"github.com/netlabdev/netlab/netlab/kernel"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/rundir"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
@@ -79,6 +80,9 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	// near its end, and that one collection (marking the binary's large globals beside
 	// the agents' start) cost more CPU than all the memory it would free is worth here.
 	defer debug.SetGCPercent(debug.SetGCPercent(UpGCPercent))
+	// Up's own threads run with the agents' start's timer slack until it returns (see
+	// ready.QuietStarter): its runtime monitor woke every 20 µs through the whole up.
+	defer ready.QuietStarter()()
 	for _, pr := range p.Processes {
 		if _, err := supervise.AgentBinary(o.Binary, pr); err != nil {
 			return err // before anything is made

@@ -166,6 +166,10 @@ func TestIntegrationLBSchedulers(t *testing.T) {
 	}
 	cns, cip := clientNS(t, p, "client")
 
+	t.Run("a new lab's LB writes its start's rules with the first checks' verdicts", func(t *testing.T) {
+		firstApplyCarriesTheStart(t, p)
+	})
+
 	t.Run("rr alternates exactly", func(t *testing.T) {
 		got := unchangedRules(t, p.Lab, func() []string { return requests(t, cns, cip, vipOf(t, p, "rr"), 9) })
 		for i := range got {
@@ -555,5 +559,47 @@ func TestIntegrationLBRulesRestore(t *testing.T) {
 	}
 	if jumps != len(lb.JumpRules()) {
 		t.Errorf("%d jump rules in built-in chains after two applies, want %d", jumps, len(lb.JumpRules()))
+	}
+}
+
+// firstApplyCarriesTheStart checks, in a lab just up, that the LB's first write of its new
+// namespace's rules was the start's (the WAN filter, every VIP) together with the first
+// checks' verdicts, not a restore of its own before them; unless the LB reported ready
+// with no verdict (none decided in time, or nothing to check), when it wrote the start's
+// alone, first. Either way the WAN filter is in place.
+func firstApplyCarriesTheStart(t *testing.T, p *plan.Plan) {
+	t.Helper()
+	b, err := os.ReadFile(rundir.ForLab(p.Lab).Log("lb", "lb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, readyWhy string
+	for _, line := range strings.Split(string(b), "\n") {
+		var e struct{ Msg, Why string }
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if e.Msg == "rules applied" && first == "" {
+			first = e.Why
+		}
+		if e.Msg == "lb agent ready" {
+			readyWhy = e.Why
+			break
+		}
+	}
+	switch {
+	case first == "":
+		t.Errorf("no rules applied before the LB reported ready (%q)", readyWhy)
+	case first == "start" && readyWhy != "timeout" && readyWhy != "no real servers to check":
+		t.Errorf("the LB applied the start's rules alone (%q) and reported ready on %q: want them with the first verdicts", first, readyWhy)
+	case first != "start" && !strings.HasPrefix(first, "start, health "):
+		t.Errorf("the LB's first apply was %q, want the start's with the first checks' verdicts", first)
+	}
+	saved, err := kernel.Save(p.LB.Netns, false, "filter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(saved), "-j "+lb.ChainWanFilter) {
+		t.Errorf("no jump to the WAN filter in the LB's rules:\n%s", saved)
 	}
 }

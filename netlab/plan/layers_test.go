@@ -59,7 +59,7 @@ var layers = map[string]layer{
 	"rawio": {},
 	// Floor 4: the orchestrator and the agents, side by side over rundir: neither imports
 	// the other.
-	"lab": {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise"}},
+	"lab": {netlab: []string{"scenario", "plan", "kubeproxy", "kubeproxy/nftables", "lb", "ingress", "iptables", "kernel", "rundir", "capture", "drops", "nftrace", "supervise", "ready"}},
 	// The agents of the netlab-agent binary: no Kubernetes types, Prometheus or cobra (a
 	// test in the package holds the binary to that).
 	"agent": {netlab: []string{"plan", "kubeproxy", "kubeproxy/nftables", "kubeproxy/nftnl", "lb", "dns", "iptables", "kernel", "rundir", "supervise", "ready", "privs", "podagent", "ingressagent"}},

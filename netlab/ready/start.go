@@ -193,3 +193,36 @@ func endQuietStart() {
 		}
 	}
 }
+
+// QuietStarter gives every thread of this process, a starter's (netlab up's), the start's
+// timer slack (StartTimerSlack) until the returned function is called, which sets every
+// thread's back: up's own runtime monitor (sysmon) then wakes tens of times where it woke
+// thousands while up forks and waits (about a tenth of up's own CPU was sysmon's). The
+// agents it starts meanwhile are told this process's own slack, not the start's
+// (ownSlack, StarterThread), as they were before. Best effort: a process whose threads
+// cannot all be set (a binary built with cgo), or that starts quietly itself (an agent),
+// is left as it is and the function does nothing.
+func QuietStarter() (end func()) {
+	start.Lock()
+	defer start.Unlock()
+	if start.slack {
+		return func() {}
+	}
+	own, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
+	if errno != 0 || own == 0 {
+		return func() {}
+	}
+	if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(StartTimerSlack.Nanoseconds()), 0); errno != 0 {
+		return func() {}
+	}
+	start.slack, start.slackValue = true, own
+	return sync.OnceFunc(func() {
+		start.Lock()
+		defer start.Unlock()
+		if start.slack && start.slackValue == own {
+			if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, prSetTimerSlack, own, 0); errno == 0 {
+				start.slack = false
+			}
+		}
+	})
+}

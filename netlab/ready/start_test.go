@@ -297,3 +297,38 @@ func TestStarterThreadHandsOnTheStartersOwnSlack(t *testing.T) {
 		t.Errorf("child-slack = %q, want the starter's own %q (printed %v)", got["child-slack"], w, got)
 	}
 }
+
+// A starter's own quiet start (netlab up's): every thread on the start's slack until it
+// ends it, the agents it starts meanwhile told its own slack, every thread back after.
+func TestQuietStarterUntilItsEnd(t *testing.T) {
+	own, err := threadsSlack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own == uintptr(StartTimerSlack.Nanoseconds()) {
+		t.Skip("this test process already runs with the start's slack")
+	}
+	end := QuietStarter()
+	if got, err := threadsSlack(); err != nil || got != uintptr(StartTimerSlack.Nanoseconds()) {
+		t.Errorf("threads' slack while quiet = %d (%v), want the start's %d", got, err, StartTimerSlack.Nanoseconds())
+	}
+	if got := ownSlack(); got != own {
+		t.Errorf("ownSlack while quiet = %d, want the starter's own %d", got, own)
+	}
+	if env := QuietStart(nil, false); !slices.Contains(env, StartSlackEnv+"="+strconv.FormatUint(uint64(own), 10)) {
+		t.Errorf("QuietStart while quiet = %q, want the starter's own slack handed on", env)
+	}
+	// A second QuietStarter while the first holds changes nothing, its end neither.
+	QuietStarter()()
+	if got, _ := threadsSlack(); got != uintptr(StartTimerSlack.Nanoseconds()) {
+		t.Errorf("threads' slack after a nested QuietStarter's end = %d, want the start's still", got)
+	}
+	end()
+	end() // a second call changes nothing
+	if got, err := threadsSlack(); err != nil || got != own {
+		t.Errorf("threads' slack after the end = %d (%v), want %d", got, err, own)
+	}
+	if got := ownSlack(); got != own {
+		t.Errorf("ownSlack after the end = %d, want %d", got, own)
+	}
+}
