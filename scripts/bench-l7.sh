@@ -26,7 +26,10 @@
 #               B_PORT (8096), beside D in the same rounds (the D/B column). With WORKERS=1, D is
 #               one process too and D/B compares two builds; with more workers (the default,
 #               auto) D/B is the lab's workers ÷ one process, the build's change included
-#               (BASE_AGENT = this build: what the workers bring)
+#               (BASE_AGENT = this build: what the workers bring). BASE_WORKERS (default 1)
+#               starts B with --workers BASE_WORKERS instead (e.g. auto: main's workers beside
+#               this build's, the same count as D's): its CPU counts all its processes, and
+#               with keep-alive its connections per process are counted as D's are
 #   The lab's supervisor starts the ingress agents with a Go runtime setting in GODEBUG
 #   (supervise.IngressGODEBUG: Go's system monitor kept out of its deep sleep); P and W
 #   get D's GODEBUG as the lab gave it, and so does B unless BASE_GODEBUG says otherwise:
@@ -368,14 +371,15 @@ declare -A URL=([N]="http://$node_ip:$NGINX_PORT/" [H]="http://$node_ip:$HAPROXY
   [P]="http://$node_ip:$P_PORT/" [W]="http://$node_ip:${W_PORTS[0]}/" [B]="http://$node_ip:$B_PORT/")
 declare -A NAME=([N]="nginx, node-1:$NGINX_PORT" [H]="haproxy, node-1:$HAPROXY_PORT" [D]="netlab ingress with spec.ingress.workers: $WORKERS ($want_workers processes), node-1:80" [V]="netlab via VIP $vip:80"
   [P]="netlab ingress on 2 Go processors, node-1:$P_PORT" [W]="two netlab ingress agents on 1 Go processor each, node-1:${W_PORTS[*]}, half the connections each"
-  [B]="netlab ingress of the build ${BASE_AGENT:-}, one process on 1 Go processor, node-1:$B_PORT, GODEBUG ${BASE_GODEBUG-as D has it}")
+  [B]="netlab ingress of the build ${BASE_AGENT:-}, $([ "${BASE_WORKERS:-1}" = 1 ] && echo "one process on 1 Go processor" || echo "--workers $BASE_WORKERS"), node-1:$B_PORT, GODEBUG ${BASE_GODEBUG-as D has it}")
 
-# start_agent PORT PROCS [BINARY]: another ingress agent of node-1 with D's command line
+# start_agent PORT PROCS [BINARY [WORKERS]]: another ingress agent of node-1 with D's command line
 # (and binary, or BINARY) as one process (no --workers), on PORT (HTTP; HTTPS and metrics on PORT+100 and PORT+200) with
-# PROCS Go processors; its pid in AGENT_PID. It serves the same routes (it reads the lab's
-# plan) with its own upstream pool.
+# PROCS Go processors, or with --workers WORKERS when that is not 1 (each worker on the Go
+# processors the agent gives it); its pid in AGENT_PID, it and its workers in AGENT_PIDS. It
+# serves the same routes (it reads the lab's plan) with its own upstream pool.
 start_agent() {
-  local port=$1 procs=$2 bin=${3:-} a skip=0 args=() first=1
+  local port=$1 procs=$2 bin=${3:-} workers=${4:-1} a skip=0 args=() first=1 count
   while IFS= read -r -d '' a; do
     if [ "$first" = 1 ]; then # the agent's binary, by its path (argv[0] may be a bare name)
       first=0
@@ -394,12 +398,27 @@ start_agent() {
     godebug=$BASE_GODEBUG
     [ "$godebug" = none ] && godebug=""
   fi
+  local model=(--procs "$procs")
+  [ "$workers" = 1 ] || model=(--workers "$workers")
   ip netns exec "$node_ns" setsid env -u GODEBUG ${godebug:+GODEBUG="$godebug"} "${args[@]}" --http-port "$port" --https-port $((port + 100)) --metrics-port $((port + 200)) \
-    --procs "$procs" >"$tmp/agent$port.log" 2>&1 &
+    "${model[@]}" >"$tmp/agent$port.log" 2>&1 &
   AGENT_PID=$!
+  AGENT_PIDS=$AGENT_PID
   agent_pids+=("$AGENT_PID")
+  count=$workers
+  [ "$count" = auto ] && count=$(nproc)
   for _ in $(seq 1 50); do
-    ip netns exec "$client_ns" curl -s -m 1 -o /dev/null "http://$node_ip:$port/" && return 0
+    if ip netns exec "$client_ns" curl -s -m 1 -o /dev/null "http://$node_ip:$port/"; then
+      [ "$count" = 1 ] && return 0
+      # the workers: children of the agent (`--worker I`), each counted and stopped with it
+      local w
+      w=$(pgrep -P "$AGENT_PID" -f -- '--worker [0-9]' | tr '\n' ' ' || true)
+      if [ "$(wc -w <<<"$w")" = $((count - 1)) ]; then
+        AGENT_PIDS+=" $w"
+        for a in $w; do agent_pids+=("$a"); done
+        return 0
+      fi
+    fi
     kill -0 "$AGENT_PID" 2>/dev/null || { cat "$tmp/agent$port.log" >&2; die "the ingress agent on :$port exited"; }
     sleep 0.1
   done
@@ -421,9 +440,9 @@ if [ "${#extra_ports[@]}" -gt 0 ]; then
 fi
 P_PID="" W_PIDS="" B_PID=""
 if [[ " ${TARGETS[*]} " == *" B "* ]]; then
-  start_agent "$B_PORT" 1 "$BASE_AGENT"
-  B_PID=$AGENT_PID
-  log "base build's ingress agent: B pid $B_PID on :$B_PORT ($BASE_AGENT)"
+  start_agent "$B_PORT" 1 "$BASE_AGENT" "${BASE_WORKERS:-1}"
+  B_PID=$AGENT_PIDS
+  log "base build's ingress agent: B pids $B_PID on :$B_PORT ($BASE_AGENT, workers ${BASE_WORKERS:-1})"
 fi
 if [[ " ${TARGETS[*]} " == *" P "* ]]; then start_agent "$P_PORT" 2; P_PID=$AGENT_PID; fi
 if [[ " ${TARGETS[*]} " == *" W "* ]]; then
@@ -501,11 +520,11 @@ run_wrk() {
   else
     ip netns exec "$client_ns" wrk -t "$THREADS" -c "$CONNS" -d "$dur" --latency -H "Host: ${HOST[$s]}" "${extra[@]}" "${URL[$t]}" >"$tmp/wrk.out" 2>&1 &
     i=$!
-    # keep-alive through several processes (N, D with workers): how the kernel's reuseport hash
+    # keep-alive through several processes (N, D or B with workers): how the kernel's reuseport hash
     # spread wrk's connections over them, counted halfway through the run
     local procs=$pids
     [ "$t" = N ] && procs=${INGRESS_NGINX_PIDS#* } # the workers (the master holds no connection)
-    if [ "$m" = ka ] && [[ "$t" == [ND] && "$dur" =~ ^[0-9.]+s$ ]] && [ "$(wc -w <<<"$procs")" -gt 1 ]; then
+    if [ "$m" = ka ] && [[ "$t" == [NDB] && "$dur" =~ ^[0-9.]+s$ ]] && [ "$(wc -w <<<"$procs")" -gt 1 ]; then
       sleep "$(awk -v d="${dur%s}" 'BEGIN{print d / 2}')"
       SPLIT=$(conn_split "${URL[$t]}" $procs)
     fi
@@ -623,7 +642,7 @@ for s in $SIZES; do
     echo "$row $e |"
   done
 done
-for t in N D; do
+for t in N D B; do
   has "$t" || continue
   for s in $SIZES; do
     [ -n "${SPLITS[${t}${s}ka]:-}" ] || continue
