@@ -126,8 +126,8 @@ type lbAgent struct {
 	healthy map[string]bool
 	// ExpireConntrack deletes a leaving backend's entries (nil: in this namespace).
 	expire func(lb.VirtualService, lb.Backend) (uint, error)
-	// presaved, when set, yields the namespace's rules read while the first checks ran,
-	// for the first apply after them (see apply).
+	// presaved, when set, yields the namespace's rules for the first apply: read while
+	// the LB was held, after its start's apply; nil in a fresh namespace (see RunLB).
 	presaved chan savedRules
 	// unapplied is the start's input (the WAN filter) when the LB's namespace was new:
 	// it goes with the first apply (see RunLB).
@@ -194,7 +194,11 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	// One read of the namespace's rules serves the first apply and the WAN filter's: the
 	// first apply does not touch the filter's jump, which is all the filter looks for. A
 	// namespace with no table yet (up's, new) has nothing to read: no iptables-save.
-	fresh := defaultSave && kernel.IPTablesEmptyHere()
+	// fresh: that, and held by up (the hold pipe, read before WaitRelease unsets it): no
+	// client runs before up returns. An LB started any other way (the supervisor's
+	// restart, after someone flushed the namespace's tables) writes the start's rules at
+	// once, so that the WAN filter is back before its first checks.
+	fresh := defaultSave && ready.HoldFD() >= 0 && kernel.IPTablesEmptyHere()
 	var saved []byte
 	if !fresh {
 		var err error
@@ -205,11 +209,12 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	a.presaved = make(chan savedRules, 1)
 	a.presaved <- savedRules{b: saved}
 	if fresh {
-		// A new namespace (up's) has no rule to keep and none to read: the rules at start,
-		// which would route the VIPs to no real server yet, and the WAN filter go with the
-		// first checks' verdicts, in one restore from the rules as they are (none), before
-		// the agent reports ready: two process starts (a restore, then a read of its
-		// result) fewer in every up. The VIPs get no rule until then: the lab is not up.
+		// A new namespace held by up has no rule to keep and none to read: the rules at
+		// start, which would route the VIPs to no real server yet, and the WAN filter go
+		// with the first checks' verdicts, in one restore from the rules as they are
+		// (none), before the agent reports ready: two process starts (a restore, then a
+		// read of its result) fewer in every up. The VIPs get no rule until then: the lab
+		// is not up.
 		a.unapplied = a.wanFilterInput(nil)
 	} else {
 		// The rules at start and what a cloud security group would let in from the
@@ -261,6 +266,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			// Ready with no apply yet (no real server to check, or none decided in
 			// time): the start's rules first.
 			if err := a.apply(ctx, "start"); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		}
@@ -326,6 +334,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			}
 			if err := a.apply(ctx, why); err != nil {
 				if a.unapplied != nil {
+					if ctx.Err() != nil {
+						return nil // stopped (down, a rollback): not the apply's failure
+					}
 					return err // the start's rules, as the start's own apply
 				}
 				log.Error("apply rules", "err", err)

@@ -2,6 +2,8 @@ package lab_test
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/ready"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 // Every agent (an ingress with worker processes aside) starts with a timer slack of
@@ -25,6 +28,56 @@ func TestIntegrationAgentsEndTheirQuietStartAtReady(t *testing.T) {
 		t.Fatal(errno)
 	}
 	p := labtest.Up(t, "qs", "")
+	agentsEndedTheirQuietStart(t, p.Lab, own)
+}
+
+// The same through netlab itself, built as make build builds it (static: in the suite's
+// test binaries, which link cgo, up's own quiet start, ready.QuietStarter, does nothing):
+// the agents up starts while its own threads run on the start's slack are told up's own,
+// and end their start with it.
+func TestIntegrationAgentsOfAQuietUpEndTheirQuietStart(t *testing.T) {
+	labtest.RequireRoot(t)
+	own, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, 30 /* PR_GET_TIMERSLACK */, 0, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	dir := t.TempDir()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	build := exec.Command(gobin, "build", "-o", dir+"/", "github.com/netlabdev/netlab/cmd/netlab",
+		"github.com/netlabdev/netlab/cmd/netlab-pod", "github.com/netlabdev/netlab/cmd/netlab-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build netlab: %v: %s", err, b)
+	}
+	name := labtest.LabName("qsu")
+	netlab := filepath.Join(dir, "netlab")
+	t.Cleanup(func() {
+		if b, err := exec.Command(netlab, "down", "--name", name, "--purge").CombinedOutput(); err != nil {
+			t.Errorf("down: %v: %s", err, b)
+		}
+	})
+	// Its own environment: no binary of the test's (labtest's variables) chosen for it.
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, supervise.PodBinaryEnv+"=") && !strings.HasPrefix(e, supervise.AgentBinaryEnv+"=") {
+			env = append(env, e)
+		}
+	}
+	up := exec.Command(netlab, "up", "--name", name)
+	up.Env = env
+	if b, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("up: %v: %s", err, b)
+	}
+	agentsEndedTheirQuietStart(t, name, own)
+}
+
+// agentsEndedTheirQuietStart checks every agent of the lab: its main thread's timer slack
+// is own (its starter's), and it was started quietly.
+func agentsEndedTheirQuietStart(t *testing.T, labName string, own uintptr) {
+	t.Helper()
 	roles := map[string]int{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -33,7 +86,7 @@ func TestIntegrationAgentsEndTheirQuietStartAtReady(t *testing.T) {
 			continue
 		}
 		argv := kernel.Cmdline(pid)
-		if !lab.IsAgentOf(argv, p.Lab) || len(argv) < 3 {
+		if !lab.IsAgentOf(argv, labName) || len(argv) < 3 {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/timerslack_ns")

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lb"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/rundir"
+	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
 func TestMain(m *testing.M) { labtest.Main(m) }
@@ -595,11 +597,76 @@ func firstApplyCarriesTheStart(t *testing.T, p *plan.Plan) {
 	case first != "start" && !strings.HasPrefix(first, "start, health "):
 		t.Errorf("the LB's first apply was %q, want the start's with the first checks' verdicts", first)
 	}
-	saved, err := kernel.Save(p.LB.Netns, false, "filter")
+	rulesOnce(t, p)
+}
+
+// rulesOnce checks the LB namespace's rules: one jump to the WAN filter, first in
+// FORWARD, and each of the LB's jumps from a built-in chain exactly once.
+func rulesOnce(t *testing.T, p *plan.Plan) {
+	t.Helper()
+	saved, err := kernel.Save(p.LB.Netns, false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(saved), "-j "+lb.ChainWanFilter) {
-		t.Errorf("no jump to the WAN filter in the LB's rules:\n%s", saved)
+	wan, forward := 0, ""
+	for _, line := range strings.Split(string(saved), "\n") {
+		if strings.HasPrefix(line, "-A FORWARD ") {
+			if forward == "" {
+				forward = line
+			}
+			if strings.HasSuffix(line, "-j "+lb.ChainWanFilter) {
+				wan++
+			}
+		}
+	}
+	if wan != 1 || !strings.HasSuffix(forward, "-j "+lb.ChainWanFilter) {
+		t.Errorf("%d jumps to the WAN filter in FORWARD (first rule %q), want one, first:\n%s", wan, forward, saved)
+	}
+	st, err := lb.ParseSave(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := st.MissingJumps(); len(missing) > 0 {
+		t.Errorf("jumps missing: %v", missing)
+	}
+	jumps := map[string]int{}
+	for _, r := range st.Rules {
+		jumps[r.Table+" "+r.Chain+" "+r.Target]++
+	}
+	for _, j := range lb.JumpRules() {
+		if n := jumps[j.Table+" "+j.Chain+" "+j.Target]; n != 1 {
+			t.Errorf("%s: %d jumps from %s to %s, want one", j.Table, n, j.Chain, j.Target)
+		}
+	}
+}
+
+// TestIntegrationLBRestartKeepsItsRules kills a lab's LB agent: the supervisor starts it
+// again, unheld, in a namespace that has its rules (the old path: read, the start's restore
+// with them, the checks' verdicts): every rule is still there once, the WAN filter first.
+func TestIntegrationLBRestartKeepsItsRules(t *testing.T) {
+	labtest.RequireRoot(t)
+	p := labtest.Up(t, "lbk", labtest.Fixture(t, "lb-schedulers.yaml"))
+	d := rundir.ForLab(p.Lab)
+	before, err := supervise.ReadRecord(d, "lb", "lb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	restarted := labtest.WaitFor(60*time.Second, func() bool {
+		rec, err := supervise.ReadRecord(d, "lb", "lb")
+		if err != nil || rec.PID == before.PID || !rec.Alive() {
+			return false
+		}
+		b, err := os.ReadFile(d.Log("lb", "lb"))
+		return err == nil && strings.Count(string(b), `"msg":"lb agent ready"`) >= 2
+	})
+	if !restarted {
+		t.Fatal("the LB agent was not started again and ready within the bound")
+	}
+	rulesOnce(t, p)
+	for _, s := range []string{"default/rr:http", "default/wrr:http"} {
+		waitHealthy(t, p.Lab, s, "node-1", "node-2", "node-3")
 	}
 }
