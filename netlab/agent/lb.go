@@ -126,8 +126,8 @@ type lbAgent struct {
 	healthy map[string]bool
 	// ExpireConntrack deletes a leaving backend's entries (nil: in this namespace).
 	expire func(lb.VirtualService, lb.Backend) (uint, error)
-	// presaved, when set, yields the namespace's rules for the first apply: read while
-	// the LB was held, after its start's apply; nil in a fresh namespace (see RunLB).
+	// presaved, when set, yields the namespace's rules for the first apply: read after the
+	// start's apply, while the first checks run; nil in a fresh namespace (see RunLB).
 	presaved chan savedRules
 	// unapplied is the start's input (the WAN filter) when the LB's namespace was new:
 	// it goes with the first apply (see RunLB).
@@ -223,9 +223,8 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			return err
 		}
 		// The first checks' verdicts are applied against the rules as they are now: read
-		// them while up makes the fabric and the LB is held (the LB is the only writer of
-		// its namespace's rules, and its last write was above), not after, when up waits
-		// for the apply.
+		// them while the first checks run (the LB is the only writer of its namespace's
+		// rules, and its last write was above), not after them.
 		a.presaved = make(chan savedRules, 1)
 		go func() {
 			b, err := a.cfg.Save(ctx)

@@ -14,6 +14,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/ready"
+	"github.com/netlabdev/netlab/netlab/scenario"
 	"github.com/netlabdev/netlab/netlab/supervise"
 )
 
@@ -28,13 +29,14 @@ func TestIntegrationAgentsEndTheirQuietStartAtReady(t *testing.T) {
 		t.Fatal(errno)
 	}
 	p := labtest.Up(t, "qs", "")
-	agentsEndedTheirQuietStart(t, p.Lab, own)
+	agentsEndedTheirQuietStart(t, p.Lab, own, false)
 }
 
 // The same through netlab itself, built as make build builds it (static: in the suite's
 // test binaries, which link cgo, up's own quiet start, ready.QuietStarter, does nothing):
 // the agents up starts while its own threads run on the start's slack are told up's own,
-// and end their start with it.
+// and end their start with it. Its ingress has two workers: an agent that does not start
+// quietly (ready.StarterThread) gets up's own slack too, and so do its workers.
 func TestIntegrationAgentsOfAQuietUpEndTheirQuietStart(t *testing.T) {
 	labtest.RequireRoot(t)
 	own, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, 30 /* PR_GET_TIMERSLACK */, 0, 0)
@@ -66,17 +68,27 @@ func TestIntegrationAgentsOfAQuietUpEndTheirQuietStart(t *testing.T) {
 			env = append(env, e)
 		}
 	}
-	up := exec.Command(netlab, "up", "--name", name)
+	y := strings.Replace(string(scenario.DefaultYAML()), "spec:\n  nodes:", "spec:\n  ingress: {workers: 2}\n  nodes:", 1)
+	if !strings.Contains(y, "workers: 2") {
+		t.Fatal("the default scenario's Lab changed: no place for spec.ingress")
+	}
+	file := filepath.Join(dir, "lab.yaml")
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := exec.Command(netlab, "up", "-f", file, "--name", name)
 	up.Env = env
 	if b, err := up.CombinedOutput(); err != nil {
 		t.Fatalf("up: %v: %s", err, b)
 	}
-	agentsEndedTheirQuietStart(t, name, own)
+	agentsEndedTheirQuietStart(t, name, own, true)
 }
 
 // agentsEndedTheirQuietStart checks every agent of the lab: its main thread's timer slack
-// is own (its starter's), and it was started quietly.
-func agentsEndedTheirQuietStart(t *testing.T, labName string, own uintptr) {
+// is own (its starter's), and it was started quietly — but for an ingress with workers
+// (--workers; its workers, --worker, are its own children), which is not, and is only
+// checked for its slack; workers says the lab's ingress has them.
+func agentsEndedTheirQuietStart(t *testing.T, labName string, own uintptr, workers bool) {
 	t.Helper()
 	roles := map[string]int{}
 	ents, _ := os.ReadDir("/proc")
@@ -98,6 +110,14 @@ func agentsEndedTheirQuietStart(t *testing.T, labName string, own uintptr) {
 		if got := strings.TrimSpace(string(b)); got != strconv.FormatUint(uint64(own), 10) {
 			t.Errorf("%v: timer slack %s ns after up, want the starter's %d (the start's is %d)", argv, got, own, ready.StartTimerSlack.Nanoseconds())
 		}
+		if argv[2] == "ingress" && slices.Contains(argv, "--worker") {
+			roles["ingress worker"]++
+			continue
+		}
+		if argv[2] == "ingress" && slices.Contains(argv, "--workers") {
+			roles["ingress with workers"]++
+			continue
+		}
 		// It did start quietly: the environment it was started with (which /proc keeps)
 		// says so; a pod also started on one processor.
 		env := strings.Split(string(environ), "\x00")
@@ -111,7 +131,11 @@ func agentsEndedTheirQuietStart(t *testing.T, labName string, own uintptr) {
 			}
 		}
 	}
-	for _, role := range []string{"pod", "kube-proxy", "controller", "lb", "supervisor", "ingress"} {
+	want := []string{"pod", "kube-proxy", "controller", "lb", "supervisor", "ingress"}
+	if workers {
+		want = append(want, "ingress with workers", "ingress worker")
+	}
+	for _, role := range want {
 		if roles[role] == 0 {
 			t.Errorf("no %s agent found (found %v)", role, roles)
 		}

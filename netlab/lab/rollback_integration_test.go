@@ -2,6 +2,8 @@ package lab_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/plan"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // Up starts every agent and the first pods beside the links, in the background: when a
@@ -31,10 +34,12 @@ func TestIntegrationFailedFabricRollsBackAgentsStartedBeside(t *testing.T) {
 
 	var mu sync.Mutex
 	var started []int
+	startedNames := map[string]bool{}
 	echoPods := 0
 	defer lab.OnAgentStarted(func(pid int, pr plan.Process) {
 		mu.Lock()
 		started = append(started, pid)
+		startedNames[pr.Name] = true
 		if pr.Role == "pod" && !(len(pr.Args) >= 2 && pr.Args[1] == "dns") {
 			echoPods++
 		}
@@ -58,6 +63,17 @@ func TestIntegrationFailedFabricRollsBackAgentsStartedBeside(t *testing.T) {
 		}
 	}
 	assertGone(t, p.Lab)
+	// The logs stay for the post-mortem, but only started processes have one: up makes the
+	// logs of the pods that wait for the fabric ahead (createPodLogs), and a rollback
+	// removes those still empty.
+	for _, pr := range p.Processes {
+		if pr.Role != "pod" || startedNames[pr.Name] {
+			continue
+		}
+		if _, err := os.Stat(rundir.ForLab(p.Lab).Log(pr.Role, pr.Name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("pod %s never started, but has a log file (%v)", pr.Name, err)
+		}
+	}
 }
 
 // Up lowers every agent's scheduling group while it makes the fabric and gives it back:

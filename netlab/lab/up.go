@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -101,17 +102,20 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 	if err := PurgeLogs(p.Lab); err != nil {
 		return err
 	}
-	// Two steps run beside the ones that follow them, and are waited for before what
+	// Three steps run beside the ones that follow them, and are waited for before what
 	// needs them; a failed up waits for them before it rolls back:
 	//   - the runtime files (the plan, encoded and written: ~0.1 s at 1000 pods) beside
 	//     the namespaces, before the agents, which read the plan, start;
 	//   - the namespaces' hosts and resolv.conf files, which need no namespace, beside the
 	//     namespaces and the links, before the agents are waited for: right after a down,
 	//     on a file system that allocates inodes slowly then (see kernel.CreateNetnsAll),
-	//     writing them takes longer than the links alone.
+	//     writing them takes longer than the links alone;
+	//   - the log files of the pods that start after the fabric (createPodLogs), beside the
+	//     links, before those pods start; a rolled-back up removes those still empty.
 	// The agents are all started in the background right after the namespaces, beside the
 	// links (agentStart.startAll), and waited for once the fabric is wired.
 	var runtimeFiles, hosts, podLogs aside
+	var podLogFiles []string // made by createPodLogs: read once podLogs is waited for
 	writeHostsTimed := func(ctx context.Context, p *plan.Plan, o Options) error {
 		t := time.Now()
 		err := writeHosts(ctx, p, o)
@@ -129,6 +133,9 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 			if derr := down(p.Lab, o.Log); derr != nil {
 				err = errors.Join(err, fmt.Errorf("rollback: %w", derr))
 			}
+			// down keeps the logs for the post-mortem; an empty one made ahead is a pod
+			// that never started (or said nothing): it would read as one that did.
+			removeEmpty(podLogFiles)
 		}
 	}()
 	start := time.Now()
@@ -147,7 +154,10 @@ func Up(ctx context.Context, p *plan.Plan, o Options) (err error) {
 		{"namespaces", createNamespaces},
 		{"runtime files", runtimeFiles.wait},
 		{"agents started", agents.startAll},
-		{"pods' log files started", podLogs.start(createPodLogs)},
+		{"pods' log files started", podLogs.start(func(context.Context, *plan.Plan, Options) (err error) {
+			podLogFiles, err = createPodLogs(p)
+			return err
+		})},
 		{"links", func(_ context.Context, p *plan.Plan, _ Options) error {
 			return fabricFirst(func() error { return wireLinks(h, p) })
 		}},
@@ -525,8 +535,10 @@ func writeHosts(_ context.Context, p *plan.Plan, _ Options) error {
 // one: a thousand log files removed by the down before) that took a 4×250 up ~0.4 s of CPU
 // in the pods' starts, after the fabric, where every CPU is busy; beside the links, which
 // one thread makes under the kernel's lock, a CPU is mostly idle. A start that comes first
-// creates its file itself (O_CREATE, as here): either way the file is the same.
-func createPodLogs(_ context.Context, p *plan.Plan, _ Options) error {
+// creates its file itself (O_CREATE, as here): either way the file is the same. It returns
+// the files it made (not those a start made first), for a rolled-back up to remove those
+// still empty.
+func createPodLogs(p *plan.Plan) (made []string, err error) {
 	d := rundir.ForLab(p.Lab)
 	n := 0
 	for _, pr := range p.Processes {
@@ -536,13 +548,28 @@ func createPodLogs(_ context.Context, p *plan.Plan, _ Options) error {
 		if n++; n <= podsBeforeFabric {
 			continue
 		}
-		f, err := os.OpenFile(d.Log(pr.Role, pr.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		name := d.Log(pr.Role, pr.Name)
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // the pod's start was first
+		}
 		if err != nil {
-			return err
+			return made, err
 		}
 		f.Close()
+		made = append(made, name)
 	}
-	return nil
+	return made, nil
+}
+
+// removeEmpty removes each of the files that is still empty (a file gone already, or one
+// that cannot be read, is left as it is).
+func removeEmpty(names []string) {
+	for _, name := range names {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			_ = os.Remove(name)
+		}
+	}
 }
 
 // agentStart is up's agents: all of them started in the background right after the

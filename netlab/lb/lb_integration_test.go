@@ -669,4 +669,63 @@ func TestIntegrationLBRestartKeepsItsRules(t *testing.T) {
 	for _, s := range []string{"default/rr:http", "default/wrr:http"} {
 		waitHealthy(t, p.Lab, s, "node-1", "node-2", "node-3")
 	}
+
+	// Restarted in a namespace with no table at all (someone flushed it), not held by up:
+	// it writes the start's rules (the WAN filter) at once, before its first checks, not
+	// with their verdicts as it does in up's new namespace.
+	if _, err := kernel.Run(p.LB.Netns, nil, "nft", "flush", "ruleset"); err != nil {
+		t.Fatal(err)
+	}
+	var empty bool
+	if err := kernel.Do(p.LB.Netns, func() error { empty = kernel.IPTablesEmptyHere(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !empty {
+		t.Skip("the LB's namespace keeps a table after nft flush ruleset (legacy iptables?): the empty namespace's restart is not checked")
+	}
+	mid, err := supervise.ReadRecord(d, "lb", "lb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(mid.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var logText string
+	restarted = labtest.WaitFor(60*time.Second, func() bool {
+		rec, err := supervise.ReadRecord(d, "lb", "lb")
+		if err != nil || rec.PID == mid.PID || !rec.Alive() {
+			return false
+		}
+		b, err := os.ReadFile(d.Log("lb", "lb"))
+		logText = string(b)
+		return err == nil && strings.Count(logText, `"msg":"lb agent ready"`) >= 3
+	})
+	if !restarted {
+		t.Fatal("the LB agent was not started again (in its flushed namespace) and ready within the bound")
+	}
+	// The third start's first apply is the start's own.
+	third := logText
+	for range 3 {
+		i := strings.Index(third, `"msg":"lb agent starting"`)
+		if i < 0 {
+			t.Fatalf("the LB's log has fewer than three starts:\n%s", logText)
+		}
+		third = third[i+1:]
+	}
+	var first struct{ Why string }
+	for _, line := range strings.Split(third, "\n") {
+		if strings.Contains(line, `"msg":"rules applied"`) {
+			if err := json.Unmarshal([]byte(line), &first); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+			break
+		}
+	}
+	if first.Why != "start" {
+		t.Errorf("the first apply after a restart in a flushed namespace is %q, want the start's own (\"start\", before any check)", first.Why)
+	}
+	rulesOnce(t, p)
+	for _, s := range []string{"default/rr:http", "default/wrr:http"} {
+		waitHealthy(t, p.Lab, s, "node-1", "node-2", "node-3")
+	}
 }
