@@ -643,6 +643,8 @@ func rulesOnce(t *testing.T, p *plan.Plan) {
 // TestIntegrationLBRestartKeepsItsRules kills a lab's LB agent: the supervisor starts it
 // again, unheld, in a namespace that has its rules (the old path: read, the start's restore
 // with them, the checks' verdicts): every rule is still there once, the WAN filter first.
+// Then again in a namespace flushed of every table: unheld, it writes the start's rules
+// before its first checks (not with their verdicts, as in up's new namespace).
 func TestIntegrationLBRestartKeepsItsRules(t *testing.T) {
 	labtest.RequireRoot(t)
 	p := labtest.Up(t, "lbk", labtest.Fixture(t, "lb-schedulers.yaml"))
