@@ -203,6 +203,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 	if !fresh {
 		var err error
 		if saved, err = a.cfg.Save(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped (down, a rollback) while it read: not a failure
+			}
 			return fmt.Errorf("lb agent: read rules: %w", err)
 		}
 	}
@@ -220,6 +223,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 		// The rules at start and what a cloud security group would let in from the
 		// clients (and nothing else): one restore.
 		if err := a.applyWith(ctx, "start", a.wanFilterInput(saved)); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while it applied
+			}
 			return err
 		}
 		// The first checks' verdicts are applied against the rules as they are now: read
@@ -292,6 +298,9 @@ func RunLB(ctx context.Context, cfg LBConfig, log *slog.Logger) error {
 			}
 			return nil
 		case err := <-checkDone:
+			if ctx.Err() != nil {
+				return nil // the checks ended with the stop (both were ready at once)
+			}
 			if err == nil {
 				err = errors.New("no error")
 			}
