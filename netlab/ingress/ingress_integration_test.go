@@ -24,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,15 +136,9 @@ func header(e labtest.Echo, name string) string {
 // ingressAgentPID finds the ingress agent of node in lab (started by this test's up).
 func ingressAgentPID(t *testing.T, labName, node string) int {
 	t.Helper()
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		argv := kernel.Cmdline(pid)
-		if lab.IsAgentOf(argv, labName) && lab.IsAgent(argv, "ingress") && slices.Contains(argv, node) {
-			return pid
+	for _, a := range labtest.AgentProcs(labName) {
+		if lab.IsAgent(a.Argv, "ingress") && slices.Contains(a.Argv, node) {
+			return a.PID
 		}
 	}
 	t.Fatalf("no ingress agent for %s in lab %s", node, labName)

@@ -118,20 +118,14 @@ spec:
 // ingressProcs lists the lab's ingress processes of node: the agent, then its workers
 // (the processes with --worker), by pid.
 func ingressProcs(labName, node string) (agent []int, workers []int) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, a := range labtest.AgentProcs(labName) {
+		if a.Argv[2] != "ingress" || !slices.Contains(a.Argv, node) {
 			continue
 		}
-		argv := kernel.Cmdline(pid)
-		if !lab.IsAgentOf(argv, labName) || len(argv) < 3 || argv[2] != "ingress" || !slices.Contains(argv, node) {
-			continue
-		}
-		if slices.Contains(argv, "--worker") {
-			workers = append(workers, pid)
+		if slices.Contains(a.Argv, "--worker") {
+			workers = append(workers, a.PID)
 		} else {
-			agent = append(agent, pid)
+			agent = append(agent, a.PID)
 		}
 	}
 	return agent, workers

@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/netlabdev/netlab/netlab/kernel"
-	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
 	"github.com/netlabdev/netlab/netlab/ready"
 	"github.com/netlabdev/netlab/netlab/scenario"
@@ -91,18 +90,10 @@ func TestIntegrationAgentsOfAQuietUpEndTheirQuietStart(t *testing.T) {
 func agentsEndedTheirQuietStart(t *testing.T, labName string, own uintptr, workers bool) {
 	t.Helper()
 	roles := map[string]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		argv := kernel.Cmdline(pid)
-		if !lab.IsAgentOf(argv, labName) || len(argv) < 3 {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/timerslack_ns")
-		environ, err2 := os.ReadFile("/proc/" + e.Name() + "/environ")
+	for _, a := range labtest.AgentProcs(labName) {
+		argv := a.Argv // IsAgentOf: at least four words
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", a.PID))
+		environ, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/environ", a.PID))
 		if err != nil || err2 != nil {
 			continue // gone since
 		}

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -470,5 +472,29 @@ func AccessLogWorkers(t testing.TB, path string) map[int]int {
 			out[*e.Worker]++
 		}
 	}
+	return out
+}
+
+// AgentProc is one live agent process of a lab: its pid and its argv.
+type AgentProc struct {
+	PID  int
+	Argv []string
+}
+
+// AgentProcs lists the processes whose argv says they are agents of labName (one walk of
+// /proc, as down's finder does), by pid.
+func AgentProcs(labName string) []AgentProc {
+	var out []AgentProc
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if argv := kernel.Cmdline(pid); lab.IsAgentOf(argv, labName) {
+			out = append(out, AgentProc{pid, argv})
+		}
+	}
+	slices.SortFunc(out, func(a, b AgentProc) int { return a.PID - b.PID })
 	return out
 }
