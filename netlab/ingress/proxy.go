@@ -439,7 +439,10 @@ func errString(err error) string {
 // proxy sends a routed request to st.upstream and copies the answer back.
 func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 	ctx := r.Context()
-	if r.Body != nil && r.Body != http.NoBody {
+	// A request has a body unless its framing says it has none. net/http's HTTP/2 server
+	// gives every request a Body, also one whose stream ended with its headers (a GET):
+	// its length, 0, is what says it is empty (-1 is an unknown length).
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		st.body = &bodyReader{r: r.Body}
 	}
 	// A request may go again on a fresh connection only when it cannot have had an
