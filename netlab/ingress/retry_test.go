@@ -18,6 +18,10 @@ import (
 // belong to the same stopping pod. Here every connection the ingress pooled drops its next
 // request; a GET still gets its 200, answered once.
 func TestProxyRetriesOnANewConnection(t *testing.T) {
+	forEachFront(t, testProxyRetriesOnANewConnection)
+}
+
+func testProxyRetriesOnANewConnection(t *testing.T, start front) {
 	const warm = 3
 	var (
 		stopping atomic.Bool    // from now on, connections made before drop their next request
@@ -41,7 +45,7 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 		}
 	})
 	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": up})}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	// Three requests at once leave three connections in the ingress's pool.
 	var wg sync.WaitGroup
 	for range warm {
@@ -68,6 +72,10 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 // endpoint, not to the one whose pooled connection dropped it: that pod is likely
 // stopping, and here it no longer accepts connections at all (a dial to it is refused).
 func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
+	forEachFront(t, testProxyRetriesOnTheNextEndpoint)
+}
+
+func testProxyRetriesOnTheNextEndpoint(t *testing.T, start front) {
 	var stopping atomic.Bool // from now on, a's connections drop their next request
 	var answered [2]atomic.Int32
 	eps := make([]net.Listener, 2)
@@ -101,8 +109,8 @@ func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := startProxy(t, h)
-	c := &http.Client{}
+	px := start(t, h)
+	c := px.Client()
 	// Round-robin: the first request goes to a, the second to b; each leaves a pooled
 	// connection behind.
 	for range 2 {
@@ -143,6 +151,10 @@ func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
 // a warm-up GET, which leaves its connection in the pool, then holds the next GET until
 // the test ends.
 func TestProxyTimeoutOnAReusedConnectionIsNotRetried(t *testing.T) {
+	forEachFront(t, testProxyTimeoutOnAReusedConnectionIsNotRetried)
+}
+
+func testProxyTimeoutOnAReusedConnectionIsNotRetried(t *testing.T, start front) {
 	for _, mode := range []string{UpstreamService, UpstreamEndpoints} {
 		t.Run(mode, func(t *testing.T) {
 			var conns, held atomic.Int32
@@ -178,7 +190,7 @@ func TestProxyTimeoutOnAReusedConnectionIsNotRetried(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			px := startProxy(t, h)
+			px := start(t, h)
 			// Service mode: one connection to the ClusterIP stand-in. Endpoints mode: one
 			// to each endpoint (round-robin), and the held GET is the first endpoint's turn.
 			warm := 1
