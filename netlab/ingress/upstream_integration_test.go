@@ -16,9 +16,10 @@ import (
 )
 
 // TestIntegrationUpstreamModes sends real requests through node-1's ingress over one
-// keep-alive client connection: in endpoints mode 100 requests reach all 10 pods (the
-// ingress balances per request); in service mode they stay on the few pods kube-proxy
-// picked for the ingress's pooled connections. The Ingress of another class has no route,
+// keep-alive client connection: in endpoints mode (the Lab's default mode here, no
+// annotation) 100 requests reach all 10 pods (the ingress balances per request); in
+// service mode (an Ingress's annotation over the Lab's default) they stay on the few pods
+// kube-proxy picked for the ingress's pooled connections. The Ingress of another class has no route,
 // no hosts entry in the client, and status marks it ignored; the one of an IngressClass
 // of the lab's controller is served. A Service without pods answers 503 in the service
 // mode, and every answer names a Server.
