@@ -211,6 +211,12 @@ func (h *Handler) MetricsHandler() http.Handler { return h.metrics.Handler() }
 // CloseIdleConnections closes the idle upstream connections.
 func (h *Handler) CloseIdleConnections() { h.pool.closeIdle() }
 
+// CloseIdleConnectionsTo closes the idle upstream connections whose address ("IP:port")
+// stale reports, and returns how many it closed.
+func (h *Handler) CloseIdleConnectionsTo(stale func(addr string) bool) int {
+	return h.pool.closeIdleTo(stale)
+}
+
 // Close flushes the access log and closes the idle upstream connections; call it after
 // the servers using h have shut down.
 func (h *Handler) Close() {
