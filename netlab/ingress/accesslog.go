@@ -123,25 +123,45 @@ func appendJSONString(b []byte, s string) []byte {
 
 // Access-log batching: lines are encoded on the request's goroutine into a shared buffer
 // and written by one goroutine in batches — at most logFlushDelay after the first line of a
-// batch, or at once when logFlushSize is reached — so a request never waits for a write(2).
+// batch, or at once when logFlushSize is reached — so a request does not wait for a
+// write(2) while the sink keeps up.
+//
+// The buffer is bounded: when the sink stalls (a pipe nobody reads, a slow disk) and
+// logBufferMax bytes wait besides the batch being written, a request that logs waits
+// until that write ends, as an nginx worker with `access_log ... buffer=` writes its full
+// buffer itself and waits for that write. No line is dropped while the logger runs: `trace`
+// finds a request by its line, and the log is the record of 499s and aborted answers.
+// Memory stays below two buffers of logBufferMax plus a line each.
 const (
 	logFlushDelay = 20 * time.Millisecond
 	logFlushSize  = 64 << 10
+	logBufferMax  = 1 << 20
 )
 
 // accessLogger batches whole lines; lines never interleave or split.
 type accessLogger struct {
-	w    io.Writer
-	mu   sync.Mutex
-	buf  []byte
-	kick chan struct{} // a line arrived in an empty buffer, or the buffer is full
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	w         io.Writer
+	delay     time.Duration // logFlushDelay
+	flushSize int           // logFlushSize
+	max       int           // logBufferMax
+	mu        sync.Mutex
+	space     sync.Cond // signalled when the writer takes the buffer
+	buf       []byte
+	closed    bool          // the writer has stopped: lines are dropped
+	kick      chan struct{} // a line arrived in an empty buffer, or the buffer is full
+	stop      chan struct{}
+	done      chan struct{}
+	once      sync.Once
 }
 
 func newAccessLogger(w io.Writer) *accessLogger {
-	l := &accessLogger{w: w, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	return newAccessLoggerSized(w, logFlushDelay, logFlushSize, logBufferMax)
+}
+
+func newAccessLoggerSized(w io.Writer, delay time.Duration, flushSize, max int) *accessLogger {
+	l := &accessLogger{w: w, delay: delay, flushSize: flushSize, max: max,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	l.space.L = &l.mu
 	go l.run()
 	return l
 }
@@ -151,13 +171,26 @@ var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 func (l *accessLogger) write(e *accessEntry) {
 	bp := lineBufs.Get().(*[]byte)
 	line := e.appendJSON((*bp)[:0])
-	l.mu.Lock()
-	first := len(l.buf) == 0
-	l.buf = append(l.buf, line...)
-	full := len(l.buf) >= logFlushSize
-	l.mu.Unlock()
+	l.writeLine(line)
 	*bp = line
 	lineBufs.Put(bp)
+}
+
+// writeLine adds one encoded line to the buffer, first waiting while the buffer is at its
+// bound (the sink has not taken the previous batch yet).
+func (l *accessLogger) writeLine(line []byte) {
+	l.mu.Lock()
+	for len(l.buf) >= l.max && !l.closed {
+		l.space.Wait()
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	first := len(l.buf) == 0
+	l.buf = append(l.buf, line...)
+	full := len(l.buf) >= l.flushSize
+	l.mu.Unlock()
 	if first || full {
 		select {
 		case l.kick <- struct{}{}:
@@ -169,44 +202,48 @@ func (l *accessLogger) write(e *accessEntry) {
 func (l *accessLogger) run() {
 	defer close(l.done)
 	var spare []byte
-	t := time.NewTimer(logFlushDelay)
+	t := time.NewTimer(l.delay)
 	t.Stop()
 	for {
 		select {
 		case <-l.kick:
 		case <-l.stop:
-			l.flush(&spare)
+			l.flush(&spare, true)
 			return
 		}
 		l.mu.Lock()
-		full := len(l.buf) >= logFlushSize
+		full := len(l.buf) >= l.flushSize
 		l.mu.Unlock()
 		if !full {
-			t.Reset(logFlushDelay)
+			t.Reset(l.delay)
 			select {
 			case <-t.C:
 			case <-l.kick: // full, or a line after a flush that raced: write now
 				t.Stop()
 			case <-l.stop:
 				t.Stop()
-				l.flush(&spare)
+				l.flush(&spare, true)
 				return
 			}
 		}
-		l.flush(&spare)
+		l.flush(&spare, false)
 	}
 }
 
-// flush writes what is buffered, swapping in the spare buffer so writers go on meanwhile.
-func (l *accessLogger) flush(spare *[]byte) {
+// flush writes what is buffered, swapping in the spare buffer so writers go on meanwhile
+// (and those waiting for room are woken). last marks the writer's end: later lines are
+// dropped.
+func (l *accessLogger) flush(spare *[]byte, last bool) {
 	l.mu.Lock()
 	b := l.buf
 	l.buf = (*spare)[:0]
+	l.closed = last
+	l.space.Broadcast()
 	l.mu.Unlock()
 	if len(b) > 0 {
 		_, _ = l.w.Write(b) // a failing log sink must not fail requests
 	}
-	if cap(b) > 4*logFlushSize {
+	if cap(b) > 4*l.flushSize {
 		b = nil // do not keep a burst's buffer forever
 	}
 	*spare = b
