@@ -131,7 +131,8 @@ func appendJSONString(b []byte, s string) []byte {
 // until that write ends, as an nginx worker with `access_log ... buffer=` writes its full
 // buffer itself and waits for that write. No line is dropped while the logger runs: `trace`
 // finds a request by its line, and the log is the record of 499s and aborted answers.
-// Memory stays below two buffers of logBufferMax plus a line each.
+// The lines held stay below 2 × logBufferMax plus two lines (the batch being written and
+// the buffer filling behind it).
 const (
 	logFlushDelay = 20 * time.Millisecond
 	logFlushSize  = 64 << 10
