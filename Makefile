@@ -84,7 +84,7 @@ smoke: build
 	@if [ ! -x "$(SMOKE)" ]; then echo "smoke: no contract-smoke at $(SMOKE) (outside this repository): run make smoke SMOKE=/path/to/contract-smoke"; exit 1; fi
 	"$(SMOKE)" ./$(BIN)
 
-bench: bench-up bench-rules bench-l4 bench-l7 bench-dns bench-live
+bench: bench-up bench-biglab bench-rules bench-l4 bench-l7 bench-dns bench-live
 
 bench-up: build
 	BENCH=1 scripts/deps.sh

@@ -11,9 +11,9 @@
 #   N  nginx:   client -> node-1:NGINX_PORT (nginx) -> ClusterIP (kube-proxy) -> pod
 #   H  haproxy: client -> node-1:HAPROXY_PORT (haproxy) -> ClusterIP -> pod
 #   D  netlab:  client -> node-1:80 (netlab ingress agent) -> ClusterIP -> pod; the lab's ingress as a
-#               user gets it with spec.ingress.workers: WORKERS (default auto: one worker process
-#               per CPU, the count nginx's `worker_processes auto` starts), CPU counted over the
-#               agent and all its workers
+#               user gets it with spec.ingress.workers: WORKERS (default 1, the lab's own default:
+#               one process; auto: one worker process per CPU, the count nginx's `worker_processes
+#               auto` starts), CPU counted over the agent and all its workers
 #   V  netlab:  client -> ingress VIP:80 (LB, rr over both nodes' ingress) -> ClusterIP -> pod
 #   P  netlab:  a second ingress agent of node-1, D's command line but one process (no
 #               --workers) on two Go processors (--procs 2), on port P_PORT (8093)
@@ -23,8 +23,8 @@
 #               req/s summed, p99 the larger of the two, CPU both agents' over both runs
 #   B  netlab:  the ingress agent of another build (BASE_AGENT, a netlab-agent binary, e.g.
 #               main's) with D's command line as ONE process on one Go processor, on port
-#               B_PORT (8096), beside D in the same rounds (the D/B column). With WORKERS=1, D is
-#               one process too and D/B compares two builds; with more workers (the default,
+#               B_PORT (8096), beside D in the same rounds (the D/B column). With WORKERS=1 (the default), D is
+#               one process too and D/B compares two builds; with more workers (e.g.
 #               auto) D/B is the lab's workers ÷ one process, the build's change included
 #               (BASE_AGENT = this build: what the workers bring). BASE_WORKERS (default 1)
 #               starts B with --workers BASE_WORKERS instead (e.g. auto: main's workers beside
@@ -55,8 +55,8 @@
 # stops the nginx and haproxy processes it started (by PID) and removes its lab.
 #
 # Env: ROUNDS (5), DURATION (5s), CONNS (32), THREADS (2), REPLICAS (1), SIZES ("small 64k"),
-# MODES ("ka close"), WORKERS (spec.ingress.workers of the lab: D; default auto, as nginx's
-# worker_processes here), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
+# MODES ("ka close"), WORKERS (spec.ingress.workers of the lab: D; default 1, the lab's
+# default; auto for a worker per CPU, as nginx's worker_processes here), TARGETS ("N H D"; add V for the VIP, P and W for the agent's worker
 # models, B with BASE_AGENT for another build; BASE_GODEBUG: see above), NGINX_PORT (8081), P_PORT (8093), W_PORTS ("8094 8095"), B_PORT (8096),
 # HAPROXY_PORT (8082), NETLAB (a netlab binary; default: built from this tree into a temp dir),
 # LAB (the lab's name; default bl7x<pid>), HOLD (a file: once every proxy answers, print how to reach them and wait while the file
@@ -72,7 +72,7 @@ REPLICAS=${REPLICAS:-1}
 SIZES=${SIZES:-"small 64k"}
 MODES=${MODES:-"ka close"}
 read -r -a TARGETS <<<"${TARGETS:-N H D}"
-WORKERS=${WORKERS:-auto}
+WORKERS=${WORKERS:-1}
 NGINX_PORT=${NGINX_PORT:-8081}
 HAPROXY_PORT=${HAPROXY_PORT:-8082}
 P_PORT=${P_PORT:-8093}

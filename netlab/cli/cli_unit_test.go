@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -293,6 +294,34 @@ func TestNetlabBinaryLeavesOutWhatItStoppedPayingFor(t *testing.T) {
 	for _, dep := range deps {
 		if strings.HasPrefix(dep, "github.com/gopacket/") {
 			t.Errorf("cmd/netlab imports %s", dep)
+		}
+	}
+}
+
+// status's UPSTREAM column says why an Ingress is not served, also when it names no class.
+func TestStatusIgnoredIngressSaysWhy(t *testing.T) {
+	st := &lab.Status{Ingresses: []lab.IngressStatus{
+		{Namespace: "default", Name: "other", Class: "nginx", Ignored: true, Rules: []lab.IngressRuleState{{Host: "other.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
+		{Namespace: "default", Name: "plain", Ignored: true, Rules: []lab.IngressRuleState{{Host: "plain.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
+		{Namespace: "default", Name: "app", Upstream: "service", Rules: []lab.IngressRuleState{{Host: "app.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
+	}}
+	var b bytes.Buffer
+	if err := writeStatus(&b, st, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], "default/") {
+			lines[f[0]] = l
+		}
+	}
+	for in, want := range map[string]string{
+		"default/other": "ignored (class nginx)",
+		"default/plain": "ignored (no class; the default IngressClass is another controller's)",
+		"default/app":   "service",
+	} {
+		if !strings.HasSuffix(strings.TrimSpace(lines[in]), want) {
+			t.Errorf("status line of %s: %q, want it to end in %q\n%s", in, lines[in], want, b.String())
 		}
 	}
 }

@@ -121,7 +121,7 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 		for _, in := range st.Ingresses {
 			up := in.Upstream
 			if in.Ignored {
-				up = fmt.Sprintf("ignored (class %s)", in.Class)
+				up = ignoredText(in.Class)
 			}
 			for _, r := range in.Rules {
 				host := r.Host
@@ -168,6 +168,16 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 }
 
 // readinessLine says where the pods' readiness came from.
+// ignoredText is the UPSTREAM column of an Ingress the lab's ingress does not serve: of
+// another class, or naming none while the cluster's default IngressClass is another
+// controller's.
+func ignoredText(class string) string {
+	if class == "" {
+		return "ignored (no class; the default IngressClass is another controller's)"
+	}
+	return "ignored (class " + class + ")"
+}
+
 func readinessLine(r *lab.ReadinessSource) string {
 	if r.Source == "controller" {
 		line := "pod readiness from the controller's record"

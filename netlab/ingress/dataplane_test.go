@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,19 +21,29 @@ import (
 
 func proxyTo(t *testing.T, upstream string) *proxyServer {
 	t.Helper()
+	return proxyToWith(t, startProxy, upstream)
+}
+
+// proxyToWith is proxyTo served by start (forEachFront's).
+func proxyToWith(t *testing.T, start front, upstream string) *proxyServer {
+	t.Helper()
 	table, _ := Build([]Ingress{mkIngress("default", "i", mkRule("app.example", mkPath("/", prefix, "web")))}, "")
 	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": upstream})}, table)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	return startProxy(t, h)
+	return start(t, h)
 }
 
 // Bodies of unknown length are streamed piece by piece (each piece reaches the client
 // before the upstream sends the next), trailers follow, and request bodies of unknown
 // length go upstream chunked with their content intact.
 func TestProxyStreamsBodiesAndTrailers(t *testing.T) {
+	forEachFront(t, testProxyStreamsBodiesAndTrailers)
+}
+
+func testProxyStreamsBodiesAndTrailers(t *testing.T, start front) {
 	next := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -45,7 +56,7 @@ func TestProxyStreamsBodiesAndTrailers(t *testing.T) {
 		w.Header().Set("X-Sum", "2 lines")
 	}))
 	t.Cleanup(up.Close)
-	px := proxyTo(t, hostOf(up))
+	px := proxyToWith(t, start, hostOf(up))
 	req, _ := http.NewRequest("POST", px.URL+"/", io.MultiReader(strings.NewReader("a"), strings.NewReader("b")))
 	req.Host = "app.example"
 	req.ContentLength = -1
@@ -156,7 +167,9 @@ func TestProxyUpgradeHalfClose(t *testing.T) {
 
 // The upstream's framing and hop-by-hop headers stay on its side; 204 and HEAD have no
 // body; a malformed upstream head is a 502.
-func TestProxyResponseHeads(t *testing.T) {
+func TestProxyResponseHeads(t *testing.T) { forEachFront(t, testProxyResponseHeads) }
+
+func testProxyResponseHeads(t *testing.T, start front) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +204,7 @@ func TestProxyResponseHeads(t *testing.T) {
 			}(c)
 		}
 	}()
-	px := proxyTo(t, ln.Addr().String())
+	px := proxyToWith(t, start, ln.Addr().String())
 	c := px.Client()
 	resp, body := doReq(t, c, "GET", px.URL+"/hop", "app.example", nil, nil)
 	if resp.StatusCode != 200 || string(body) != "ok" || resp.Header.Get("X-Kept") != "yes" || resp.Header.Get("X-Secret") != "" || resp.Header.Get("Keep-Alive") != "" {
@@ -225,12 +238,14 @@ func TestProxyResponseHeads(t *testing.T) {
 // afterwards, and a body cut short by the upstream aborts the client's response instead
 // of completing it.
 func TestProxyLargeKnownLengthBodies(t *testing.T) {
-	for _, size := range []int{1 << 20, 60 << 10} {
-		t.Run(strconv.Itoa(size), func(t *testing.T) { testKnownLengthBodies(t, size) })
-	}
+	forEachFront(t, func(t *testing.T, start front) {
+		for _, size := range []int{1 << 20, 60 << 10} {
+			t.Run(strconv.Itoa(size), func(t *testing.T) { testKnownLengthBodies(t, start, size) })
+		}
+	})
 }
 
-func testKnownLengthBodies(t *testing.T, size int) {
+func testKnownLengthBodies(t *testing.T, start front, size int) {
 	body := make([]byte, size)
 	for i := range body {
 		body[i] = byte('a' + i%26)
@@ -258,7 +273,7 @@ func testKnownLengthBodies(t *testing.T, size int) {
 	var logBuf syncBuffer
 	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)}), AccessLog: &logBuf}, webAPITable(t))
 	t.Cleanup(h.Close)
-	px := startProxy(t, h)
+	px := start(t, h)
 	for i := range 2 {
 		resp, got := doReq(t, px.Client(), "GET", px.URL+"/", "app.example", nil, nil)
 		if resp.StatusCode != 200 || !bytes.Equal(got, body) {
@@ -332,4 +347,35 @@ func upgradeEcho(t *testing.T, px *proxyServer) (net.Conn, *bufio.Reader) {
 		t.Fatalf("upgrade answer: %v %v", resp, err)
 	}
 	return c, br
+}
+
+// A request without a body goes upstream without one: no Transfer-Encoding (a GET that
+// net/http's HTTP/2 server hands over with an empty Body was sent chunked, and was not
+// replayable), and a POST with an empty body gets "Content-Length: 0".
+func TestProxyBodilessRequestsGoWithoutABody(t *testing.T) {
+	forEachFront(t, func(t *testing.T, start front) {
+		var mu sync.Mutex
+		got := map[string]string{} // method → framing the upstream saw
+		up := rawUpstream(t, func() func(*http.Request) bool {
+			return func(req *http.Request) bool {
+				mu.Lock()
+				got[req.Method] = fmt.Sprintf("te=%q cl=%q", req.TransferEncoding, req.Header.Get("Content-Length"))
+				mu.Unlock()
+				return true
+			}
+		})
+		px := proxyToWith(t, start, up)
+		for _, m := range []string{"GET", "POST"} {
+			if resp, body := doReq(t, px.Client(), m, px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {
+				t.Fatalf("%s: %s %q", m, resp.Status, body)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for m, want := range map[string]string{"GET": `te=[] cl=""`, "POST": `te=[] cl="0"`} {
+			if got[m] != want {
+				t.Errorf("%s without a body reached the upstream with %s, want %s", m, got[m], want)
+			}
+		}
+	})
 }

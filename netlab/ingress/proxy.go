@@ -211,6 +211,12 @@ func (h *Handler) MetricsHandler() http.Handler { return h.metrics.Handler() }
 // CloseIdleConnections closes the idle upstream connections.
 func (h *Handler) CloseIdleConnections() { h.pool.closeIdle() }
 
+// CloseIdleConnectionsTo closes the idle upstream connections whose address ("IP:port")
+// stale reports, and returns how many it closed.
+func (h *Handler) CloseIdleConnectionsTo(stale func(addr string) bool) int {
+	return h.pool.closeIdleTo(stale)
+}
+
 // Close flushes the access log and closes the idle upstream connections; call it after
 // the servers using h have shut down.
 func (h *Handler) Close() {
@@ -439,11 +445,17 @@ func errString(err error) string {
 // proxy sends a routed request to st.upstream and copies the answer back.
 func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 	ctx := r.Context()
-	if r.Body != nil && r.Body != http.NoBody {
+	// A request has a body unless its framing says it has none. net/http's HTTP/2 server
+	// gives every request a Body, also one whose stream ended with its headers (a GET):
+	// its length, 0, is what says it is empty (-1 is an unknown length).
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		st.body = &bodyReader{r: r.Body}
 	}
 	// A request may go again on a fresh connection only when it cannot have had an
-	// effect: idempotent, without a body, and the upstream answered nothing at all.
+	// effect: idempotent, without a body, sent on a reused connection that the upstream
+	// ended (EOF, reset) before answering anything. Never after a timeout, in either mode:
+	// that upstream has the request, and a second try would double its work and the
+	// client's wait (see design-notes.md, "A timeout is not retried").
 	replayable := st.body == nil && idempotent(r.Method)
 	upgrade := upgradeOf(r)
 	st.upstreamStart = time.Now()
@@ -468,7 +480,7 @@ func (h *Handler) proxy(w *recorder, r *http.Request, st *reqState) {
 		err = h.roundTrip(ctx, uc, r, st, upgrade, x)
 		if err != nil {
 			uc.close()
-			if attempt == 0 && uc.reused && replayable && x.nothingRead && ctx.Err() == nil {
+			if attempt == 0 && uc.reused && replayable && x.nothingRead && ctx.Err() == nil && connEnded(err) {
 				x.reset()
 				continue // the upstream closed the pooled connection as it was used
 			}
@@ -534,6 +546,16 @@ func (h *Handler) writeAndRead(uc *upConn, r *http.Request, st *reqState, upgrad
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// connEnded reports whether an upstream exchange failed because the upstream ended the
+// connection (its FIN or a reset: EOF, ECONNRESET, EPIPE, ECONNABORTED), which a pooled
+// connection meets when the upstream closes it as the request goes out. A timeout is not
+// such an end: the upstream took the request and has not answered in time, so sending it
+// again would make it run twice and the client wait twice.
+func connEnded(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
 
 // leaveInterrupter is a request context that interrupts one connection when the client
 // leaves (PlainServer's), without context.AfterFunc's cost.

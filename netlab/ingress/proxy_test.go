@@ -6,6 +6,7 @@ package ingress
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,25 +58,31 @@ func hostOf(s any) string {
 	case *httptest.Server:
 		return strings.TrimPrefix(v.URL, "http://")
 	case *proxyServer:
-		return strings.TrimPrefix(v.URL, "http://")
+		return v.Listener.Addr().String()
 	}
 	panic(fmt.Sprintf("hostOf(%T)", s))
 }
 
 // proxyServer is the proxy served as the agent serves it on its plain-HTTP port: the
 // agent's server settings, PlainServer's connection loop, rawio.Listener (raw socket
-// calls, splice).
+// calls, splice); or, from startProxyTLS, on its TLS port (net/http, HTTP/2).
 type proxyServer struct {
 	URL      string
 	Listener net.Listener
-	srv      *PlainServer
+	srv      *PlainServer // nil for TLS
+	https    *http.Server // nil for plain HTTP
 	client   *http.Client
 }
 
 func (p *proxyServer) Client() *http.Client { return p.client }
 
 func (p *proxyServer) Close() {
-	p.srv.Close()
+	if p.srv != nil {
+		p.srv.Close()
+	}
+	if p.https != nil {
+		p.https.Close()
+	}
 	p.client.CloseIdleConnections()
 }
 
@@ -242,13 +249,15 @@ func TestProxyRoutesAndHeaders(t *testing.T) {
 	}
 }
 
-func TestProxyNoRuleIs404(t *testing.T) {
+func TestProxyNoRuleIs404(t *testing.T) { forEachFront(t, testProxyNoRuleIs404) }
+
+func testProxyNoRuleIs404(t *testing.T, start front) {
 	web := echoUpstream(t, "web")
 	h, err := NewHandler(Options{Node: "n", Resolve: staticResolver(map[string]string{"default/web": hostOf(web)})}, webAPITable(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := startProxy(t, h)
+	px := start(t, h)
 	resp, body := doReq(t, px.Client(), "GET", px.URL+"/", "unknown.example", nil, nil)
 	if resp.StatusCode != 404 || !strings.Contains(string(body), "no ingress rule matched") {
 		t.Errorf("got %d %q", resp.StatusCode, body)
@@ -264,9 +273,11 @@ func TestProxyNoRuleIs404(t *testing.T) {
 	}
 }
 
-func TestProxyUnknownServiceIs503(t *testing.T) {
+func TestProxyUnknownServiceIs503(t *testing.T) { forEachFront(t, testProxyUnknownServiceIs503) }
+
+func testProxyUnknownServiceIs503(t *testing.T, start front) {
 	h, _ := NewHandler(Options{Resolve: staticResolver(nil)}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	resp, body := doReq(t, px.Client(), "GET", px.URL+"/", "ghost.example", nil, nil)
 	if resp.StatusCode != 503 || !strings.Contains(string(body), "default/ghost:80") {
 		t.Errorf("got %d %q", resp.StatusCode, body)
@@ -285,20 +296,24 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-func TestProxyClosedPortIs502(t *testing.T) {
+func TestProxyClosedPortIs502(t *testing.T) { forEachFront(t, testProxyClosedPortIs502) }
+
+func testProxyClosedPortIs502(t *testing.T, start front) {
 	// The upstream timeout is long: a 502 can only come from the refused connection.
 	h, _ := NewHandler(Options{
 		Resolve:         staticResolver(map[string]string{"default/closed": closedAddr(t)}),
 		UpstreamTimeout: time.Minute,
 	}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	resp, body := doReq(t, px.Client(), "GET", px.URL+"/", "closed.example", nil, nil)
 	if resp.StatusCode != 502 || !strings.Contains(string(body), "upstream unreachable") {
 		t.Errorf("got %d %q", resp.StatusCode, body)
 	}
 }
 
-func TestProxyHangingUpstreamIs504(t *testing.T) {
+func TestProxyHangingUpstreamIs504(t *testing.T) { forEachFront(t, testProxyHangingUpstreamIs504) }
+
+func testProxyHangingUpstreamIs504(t *testing.T, start front) {
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -312,7 +327,7 @@ func TestProxyHangingUpstreamIs504(t *testing.T) {
 		Resolve:         staticResolver(map[string]string{"default/hang": hostOf(hang)}),
 		UpstreamTimeout: 100 * time.Millisecond,
 	}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	resp, body := doReq(t, px.Client(), "GET", px.URL+"/", "hang.example", nil, nil)
 	if resp.StatusCode != 504 || !strings.Contains(string(body), "timed out") {
 		t.Errorf("got %d %q", resp.StatusCode, body)
@@ -323,7 +338,9 @@ func TestProxyHangingUpstreamIs504(t *testing.T) {
 // drops the connection on a POST without answering. The POST goes out on the reused
 // keep-alive connection — the case where an HTTP client may retry — and must reach the
 // upstream exactly once and come back 502.
-func TestProxyNeverRetriesPOST(t *testing.T) {
+func TestProxyNeverRetriesPOST(t *testing.T) { forEachFront(t, testProxyNeverRetriesPOST) }
+
+func testProxyNeverRetriesPOST(t *testing.T, start front) {
 	var posts, gets atomic.Int32
 	up := rawUpstream(t, func() func(*http.Request) bool {
 		return func(req *http.Request) bool {
@@ -336,7 +353,7 @@ func TestProxyNeverRetriesPOST(t *testing.T) {
 		}
 	})
 	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": up})}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	c := px.Client()
 	if resp, _ := doReq(t, c, "GET", px.URL+"/", "app.example", nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("warm-up GET: %d", resp.StatusCode)
@@ -513,7 +530,9 @@ func TestReloadWithSwapsResolver(t *testing.T) {
 
 // TestAbortedResponseIsLogged: an upstream that dies mid-body makes the proxy abort the
 // response (the client sees a truncated body); the request is still logged and counted.
-func TestAbortedResponseIsLogged(t *testing.T) {
+func TestAbortedResponseIsLogged(t *testing.T) { forEachFront(t, testAbortedResponseIsLogged) }
+
+func testAbortedResponseIsLogged(t *testing.T, start front) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "1000")
 		_, _ = io.WriteString(w, "partial")
@@ -524,7 +543,7 @@ func TestAbortedResponseIsLogged(t *testing.T) {
 	t.Cleanup(up.Close)
 	var logBuf syncBuffer
 	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": hostOf(up)}), AccessLog: &logBuf}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	req, _ := http.NewRequest("GET", px.URL+"/", nil)
 	req.Host = "app.example"
 	resp, err := px.Client().Do(req)
@@ -547,4 +566,57 @@ func TestAbortedResponseIsLogged(t *testing.T) {
 	if e["status"] != float64(200) || !strings.Contains(fmt.Sprint(e["error"]), "aborted") {
 		t.Errorf("aborted response logged as %v", e)
 	}
+}
+
+// A client that leaves while the upstream has not answered ends the upstream exchange
+// (the upstream's connection is closed) and the access log records 499. The client
+// cancels its request: over HTTP/1.1 its connection closes (PlainServer's watch sees it),
+// over HTTP/2 the stream is reset and net/http cancels the request's context
+// (context.AfterFunc moves the upstream's deadline).
+func TestProxyClientLeavesDuringUpstreamWait(t *testing.T) {
+	forEachFront(t, func(t *testing.T, start front) {
+		arrived, gone := make(chan struct{}), make(chan struct{})
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			close(arrived)
+			<-r.Context().Done() // the proxy closed the upstream connection
+			close(gone)
+		}))
+		t.Cleanup(hang.Close)
+		var logBuf syncBuffer
+		h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/hang": hostOf(hang)}), AccessLog: &logBuf}, webAPITable(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		px := start(t, h)
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/", nil)
+		req.Host = "hang.example"
+		done := make(chan error, 1)
+		go func() {
+			resp, err := px.Client().Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		<-arrived
+		cancel()
+		if err := <-done; err == nil {
+			t.Error("the cancelled request got an answer")
+		}
+		select {
+		case <-gone:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the upstream request still runs 10 s after the client left")
+		}
+		lines := logBuf.WaitLines(1)
+		if len(lines) != 1 {
+			t.Fatalf("access log: %q", lines)
+		}
+		var e struct{ Status int }
+		if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Status != StatusClientClosed {
+			t.Errorf("access log %q: status %d, want %d", lines[0], e.Status, StatusClientClosed)
+		}
+	})
 }

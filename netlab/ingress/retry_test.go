@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A pod that stops closes every keep-alive connection it holds, and a request sent on one
@@ -17,6 +18,10 @@ import (
 // belong to the same stopping pod. Here every connection the ingress pooled drops its next
 // request; a GET still gets its 200, answered once.
 func TestProxyRetriesOnANewConnection(t *testing.T) {
+	forEachFront(t, testProxyRetriesOnANewConnection)
+}
+
+func testProxyRetriesOnANewConnection(t *testing.T, start front) {
 	const warm = 3
 	var (
 		stopping atomic.Bool    // from now on, connections made before drop their next request
@@ -40,7 +45,7 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 		}
 	})
 	h, _ := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/web": up})}, webAPITable(t))
-	px := startProxy(t, h)
+	px := start(t, h)
 	// Three requests at once leave three connections in the ingress's pool.
 	var wg sync.WaitGroup
 	for range warm {
@@ -67,6 +72,10 @@ func TestProxyRetriesOnANewConnection(t *testing.T) {
 // endpoint, not to the one whose pooled connection dropped it: that pod is likely
 // stopping, and here it no longer accepts connections at all (a dial to it is refused).
 func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
+	forEachFront(t, testProxyRetriesOnTheNextEndpoint)
+}
+
+func testProxyRetriesOnTheNextEndpoint(t *testing.T, start front) {
 	var stopping atomic.Bool // from now on, a's connections drop their next request
 	var answered [2]atomic.Int32
 	eps := make([]net.Listener, 2)
@@ -100,8 +109,8 @@ func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := startProxy(t, h)
-	c := &http.Client{}
+	px := start(t, h)
+	c := px.Client()
 	// Round-robin: the first request goes to a, the second to b; each leaves a pooled
 	// connection behind.
 	for range 2 {
@@ -132,6 +141,78 @@ func TestProxyRetriesOnTheNextEndpoint(t *testing.T) {
 	}
 	if !strings.Contains(line, `"upstream":"`+b+`"`) || !strings.Contains(line, `"status":200`) {
 		t.Errorf("access log of the retried GET: %q, want status 200 from upstream %s", line, b)
+	}
+}
+
+// A response head that does not come in time is a 504 after one timeout, also on a reused
+// pooled connection (under keep-alive load nearly every request rides one): the upstream
+// took the request, so it is not sent again, neither on a new connection to the same
+// address (service mode) nor to the next endpoint (endpoints mode). Each upstream answers
+// a warm-up GET, which leaves its connection in the pool, then holds the next GET until
+// the test ends.
+func TestProxyTimeoutOnAReusedConnectionIsNotRetried(t *testing.T) {
+	forEachFront(t, testProxyTimeoutOnAReusedConnectionIsNotRetried)
+}
+
+func testProxyTimeoutOnAReusedConnectionIsNotRetried(t *testing.T, start front) {
+	for _, mode := range []string{UpstreamService, UpstreamEndpoints} {
+		t.Run(mode, func(t *testing.T) {
+			var conns, held atomic.Int32
+			release := make(chan struct{})
+			eps := make([]string, 2)
+			for i := range eps {
+				eps[i] = rawUpstream(t, func() func(*http.Request) bool {
+					conns.Add(1)
+					return func(req *http.Request) bool {
+						if req.URL.Path == "/hold" {
+							held.Add(1)
+							<-release
+						}
+						return true
+					}
+				})
+			}
+			t.Cleanup(func() { close(release) }) // before the listeners close (cleanups run last first)
+			ing := mkIngress("default", "web", mkRule("app.example", mkPath("/", prefix, "web")))
+			ing.Annotations = map[string]string{AnnotationUpstream: mode}
+			table, warns := Build([]Ingress{ing}, "")
+			if len(warns) != 0 {
+				t.Fatal(warns)
+			}
+			backends := &Backends{Addrs: eps}
+			h, err := NewHandler(Options{
+				Resolve: staticResolver(map[string]string{"default/web": eps[0]}),
+				Endpoints: func(string, string, ServiceBackendPort) (*Backends, error) {
+					return backends, nil
+				},
+				UpstreamTimeout: 100 * time.Millisecond,
+			}, table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			px := start(t, h)
+			// Service mode: one connection to the ClusterIP stand-in. Endpoints mode: one
+			// to each endpoint (round-robin), and the held GET is the first endpoint's turn.
+			warm := 1
+			if mode == UpstreamEndpoints {
+				warm = 2
+			}
+			for range warm {
+				if resp, body := doReq(t, px.Client(), "GET", px.URL+"/warm", "app.example", nil, nil); resp.StatusCode != 200 {
+					t.Fatalf("warm-up GET: %s %s", resp.Status, body)
+				}
+			}
+			resp, body := doReq(t, px.Client(), "GET", px.URL+"/hold", "app.example", nil, nil)
+			if resp.StatusCode != 504 || !strings.Contains(string(body), "timed out") {
+				t.Errorf("GET the upstream holds: %s %q, want 504 upstream timed out", resp.Status, body)
+			}
+			if n := held.Load(); n != 1 {
+				t.Errorf("the upstreams received the held GET %d times, want 1", n)
+			}
+			if n := conns.Load(); n != int32(warm) {
+				t.Errorf("the upstreams accepted %d connections, want %d (the held GET rides a pooled one; no second try dials)", n, warm)
+			}
+		})
 	}
 }
 

@@ -149,6 +149,24 @@ func (p *pool) closeIdle() {
 	}
 }
 
+// closeIdleTo closes the idle connections to the addresses stale reports; it returns how
+// many it closed.
+func (p *pool) closeIdleTo(stale func(addr string) bool) int {
+	var gone []*upConn
+	p.mu.Lock()
+	for addr, l := range p.idle {
+		if stale(addr) {
+			gone = append(gone, l...)
+			delete(p.idle, addr)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range gone {
+		c.close()
+	}
+	return len(gone)
+}
+
 // close closes the connection and recycles its buffers.
 func (c *upConn) close() {
 	_ = c.nc.Close()

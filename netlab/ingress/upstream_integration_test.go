@@ -16,9 +16,10 @@ import (
 )
 
 // TestIntegrationUpstreamModes sends real requests through node-1's ingress over one
-// keep-alive client connection: in endpoints mode 100 requests reach all 10 pods (the
-// ingress balances per request); in service mode they stay on the few pods kube-proxy
-// picked for the ingress's pooled connections. The Ingress of another class has no route,
+// keep-alive client connection: in endpoints mode (the Lab's default mode here, no
+// annotation) 100 requests reach all 10 pods (the ingress balances per request); in
+// service mode (an Ingress's annotation over the Lab's default) they stay on the few pods
+// kube-proxy picked for the ingress's pooled connections. The Ingress of another class has no route,
 // no hosts entry in the client, and status marks it ignored; the one of an IngressClass
 // of the lab's controller is served. A Service without pods answers 503 in the service
 // mode, and every answer names a Server.
@@ -115,9 +116,29 @@ func TestIntegrationUpstreamModes(t *testing.T) {
 		}
 	}
 
-	// trace names the mode that routed the request.
+	// trace names the mode that routed the request, in words and in its JSON.
 	out, err = labtest.CLI(t, "trace", "--name", p.Lab, "http://ep.example/")
 	if err != nil || !strings.Contains(out, "endpoints mode") {
 		t.Errorf("trace http://ep.example/: %v, want the ingress hop to say endpoints mode:\n%s", err, out)
+	}
+	for host, want := range map[string]string{"ep.example": "endpoints", "svc.example": "service"} {
+		out, err := labtest.CLI(t, "trace", "--name", p.Lab, "-o", "json", "http://"+host+"/")
+		var tr lab.Trace
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &tr)
+		}
+		if err != nil {
+			t.Errorf("trace -o json http://%s/: %v\n%s", host, err, out)
+			continue
+		}
+		modes := []string{}
+		for _, h := range tr.Hops {
+			if h.Component == "ingress" {
+				modes = append(modes, h.UpstreamMode)
+			}
+		}
+		if len(modes) != 1 || modes[0] != want {
+			t.Errorf("trace -o json http://%s/: ingress hops' upstreamMode %q, want one %q\n%s", host, modes, want, out)
+		}
 	}
 }

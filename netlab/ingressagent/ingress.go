@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -457,6 +458,7 @@ type proxy struct {
 	srvs   []interface{ Shutdown(context.Context) error }
 	epPath string
 	epGen  rundir.Stamp
+	eps    *endpointsView
 	watch  *rundir.Watcher
 	loaded func(rundir.Stamp, int, error)
 }
@@ -464,11 +466,12 @@ type proxy struct {
 func newProxy(cfg IngressConfig, ca *ingress.CA, conf *ingressConf, metrics *ingress.Metrics, worker int, epPath string,
 	watch *rundir.Watcher, loaded func(rundir.Stamp, int, error), log *slog.Logger) (*proxy, error) {
 	epGen := rundir.FileStamp(epPath)
+	eps := readEndpoints(epPath, nil, log)
 	h, err := ingress.NewHandler(ingress.Options{
 		Node:            cfg.Node,
 		Worker:          worker,
 		Resolve:         conf.resolve,
-		Endpoints:       loadEndpointsResolver(epPath, log),
+		Endpoints:       eps.resolve,
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		AccessLog:       cfg.AccessLog,
 		Logger:          log,
@@ -480,7 +483,7 @@ func newProxy(cfg IngressConfig, ca *ingress.CA, conf *ingressConf, metrics *ing
 	if err != nil {
 		return nil, err
 	}
-	return &proxy{cfg: cfg, ca: ca, log: log, h: h, certs: ingress.NewCertSelector(conf.certs), epPath: epPath, epGen: epGen, watch: watch, loaded: loaded}, nil
+	return &proxy{cfg: cfg, ca: ca, log: log, h: h, certs: ingress.NewCertSelector(conf.certs), epPath: epPath, epGen: epGen, eps: eps, watch: watch, loaded: loaded}, nil
 }
 
 // serve starts the proxy's servers on its listeners (either may be nil). Plain-HTTP
@@ -517,14 +520,18 @@ func (p *proxy) reload() {
 
 // endpointsChanged follows the controller's endpoints file. Pooled upstream connections
 // are pinned (by the node's conntrack) to the pod the ClusterIP picked when they were
-// opened. When the Service's endpoints change, drop the idle ones, so no new request rides
-// a connection to a pod that is gone or unreachable.
+// opened, or lead to the pod the endpoints mode picked. When a Service's endpoints change,
+// the idle connections that may lead to a pod that is gone, unready or terminating are
+// closed, so no new request rides one (see endpointsView.stale); those to the other
+// Services and pods stay, and so does their round-robin.
 func (p *proxy) endpointsChanged() {
 	if g := rundir.FileStamp(p.epPath); g != p.epGen {
 		p.epGen = g
-		p.h.SetEndpoints(loadEndpointsResolver(p.epPath, p.log))
-		p.h.CloseIdleConnections()
-		p.log.Info("endpoints changed: idle upstream connections closed")
+		prev, next := p.eps, readEndpoints(p.epPath, p.eps, p.log)
+		p.eps = next
+		p.h.SetEndpoints(next.resolve)
+		n := p.h.CloseIdleConnectionsTo(func(addr string) bool { return prev.stale(next, addr) })
+		p.log.Info("endpoints changed: stale idle upstream connections closed", "closed", n)
 	}
 }
 
@@ -769,12 +776,31 @@ func backendPortString(p ingress.ServiceBackendPort) string {
 	return strconv.Itoa(int(p.Number))
 }
 
-// loadEndpointsResolver reads the endpoints controller's file and returns the ready
-// endpoints of every Service port, for routes in the endpoints upstream mode. As
-// kube-proxy does, a Service port without a ready endpoint falls back to its serving,
-// terminating ones. An unreadable file gives a resolver without endpoints (503) and is
+// endpointsView is what the ingress took from one read of the endpoints controller's
+// file: the resolver of the endpoints mode (ready endpoints per Service port; as
+// kube-proxy does, a port without a ready endpoint falls back to its serving, terminating
+// ones) and, to tell which pooled upstream connections a change leaves stale, what each
+// upstream address leads to.
+type endpointsView struct {
+	resolve  ingress.EndpointsResolver
+	backends map[endpointsKey]*ingress.Backends
+	// via is, per Service port's ClusterIP:port (the service mode's upstream), the
+	// endpoints kube-proxy sends its connections to, in the file's order.
+	via map[string][]string
+	// picked holds every endpoint ("podIP:port") the endpoints mode may pick.
+	picked map[string]bool
+}
+
+type endpointsKey struct {
+	ns, name, portName string
+	port               int32
+}
+
+// readEndpoints reads the endpoints controller's file. A Service port whose endpoints are
+// those prev had keeps prev's Backends, so its round-robin goes on where it was. An
+// unreadable file gives a view without endpoints (503 in the endpoints mode) and is
 // logged; the next change of the file is read again.
-func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResolver {
+func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpointsView {
 	var f kubeproxy.EndpointsFile
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -783,11 +809,7 @@ func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResol
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("endpoints unreadable; endpoints-mode routes answer 503 until it is rewritten", "file", path, "error", err)
 	}
-	type key struct {
-		ns, name, portName string
-		port               int32
-	}
-	byKey := map[key]*ingress.Backends{}
+	v := &endpointsView{backends: map[endpointsKey]*ingress.Backends{}, via: map[string][]string{}, picked: map[string]bool{}}
 	known := map[[2]string]bool{}
 	for _, sp := range f.Ports {
 		if !strings.EqualFold(sp.Protocol, "TCP") && sp.Protocol != "" {
@@ -807,18 +829,30 @@ func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResol
 		if len(ready) == 0 {
 			ready = terminating
 		}
+		for _, a := range ready {
+			v.picked[a] = true
+		}
+		if sp.ClusterIP != "" && sp.ClusterIP != "None" {
+			v.via[net.JoinHostPort(sp.ClusterIP, strconv.Itoa(int(sp.Port)))] = ready
+		}
+		k := endpointsKey{sp.Namespace, sp.Name, "", sp.Port}
 		bk := &ingress.Backends{Addrs: ready}
-		byKey[key{sp.Namespace, sp.Name, "", sp.Port}] = bk
+		if prev != nil {
+			if old := prev.backends[k]; old != nil && slices.Equal(old.Addrs, ready) {
+				bk = old
+			}
+		}
+		v.backends[k] = bk
 		if sp.PortName != "" {
-			byKey[key{sp.Namespace, sp.Name, sp.PortName, 0}] = bk
+			v.backends[endpointsKey{sp.Namespace, sp.Name, sp.PortName, 0}] = bk
 		}
 	}
-	return func(ns, name string, port ingress.ServiceBackendPort) (*ingress.Backends, error) {
-		k := key{ns, name, port.Name, 0}
+	v.resolve = func(ns, name string, port ingress.ServiceBackendPort) (*ingress.Backends, error) {
+		k := endpointsKey{ns, name, port.Name, 0}
 		if port.Name == "" {
 			k.port = port.Number
 		}
-		if b := byKey[k]; b != nil {
+		if b := v.backends[k]; b != nil {
 			return b, nil
 		}
 		if !known[[2]string{ns, name}] {
@@ -826,4 +860,18 @@ func loadEndpointsResolver(path string, log *slog.Logger) ingress.EndpointsResol
 		}
 		return nil, fmt.Errorf("service %s/%s has no port %s", ns, name, backendPortString(port))
 	}
+	return v
+}
+
+// stale says whether a pooled connection to addr may lead somewhere next no longer sends
+// requests: a ClusterIP:port whose endpoints changed (kube-proxy pinned the connection to
+// one of the old ones, which may be gone; a new pod gets its share of new connections), an
+// endpoint the endpoints mode no longer picks (gone, not ready, or terminating while
+// others are ready), or an address neither view knows.
+func (v *endpointsView) stale(next *endpointsView, addr string) bool {
+	if old, ok := v.via[addr]; ok {
+		now, ok := next.via[addr]
+		return !ok || !slices.Equal(old, now)
+	}
+	return !(v.picked[addr] && next.picked[addr])
 }

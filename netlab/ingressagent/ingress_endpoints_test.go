@@ -15,7 +15,7 @@ import (
 
 // The endpoints mode reads the controller's file: ready endpoints per Service port, by
 // number and by name; serving terminating ones only when none is ready.
-func TestLoadEndpointsResolver(t *testing.T) {
+func TestReadEndpoints(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "endpoints.json")
 	f := kubeproxy.EndpointsFile{Generation: 1, Ports: []kubeproxy.ServicePort{
 		{Namespace: "default", Name: "web", PortName: "http", Protocol: "TCP", ClusterIP: "10.96.0.11", Port: 80, Endpoints: []kubeproxy.Endpoint{
@@ -31,7 +31,7 @@ func TestLoadEndpointsResolver(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := loadEndpointsResolver(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res := readEndpoints(path, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).resolve
 	for _, port := range []ingress.ServiceBackendPort{{Number: 80}, {Name: "http"}} {
 		bk, err := res("default", "web", port)
 		if err != nil || !slices.Equal(bk.Addrs, []string{"10.244.1.2:8080", "10.244.2.2:8080"}) {
@@ -46,5 +46,71 @@ func TestLoadEndpointsResolver(t *testing.T) {
 	}
 	if _, err := res("default", "nope", ingress.ServiceBackendPort{Number: 80}); err == nil {
 		t.Error("unknown Service: no error")
+	}
+}
+
+// After a change of the endpoints file, the pooled connections that may lead to a pod no
+// longer used are stale — to a ClusterIP whose endpoints changed, to a pod gone, unready
+// or terminating while others are ready — and those to unchanged Services and to pods
+// still picked are not; a Service port whose endpoints did not change keeps its
+// round-robin where it was.
+func TestEndpointsChangeStaleAndRoundRobin(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	write := func(ports ...kubeproxy.ServicePort) *endpointsView {
+		t.Helper()
+		path := filepath.Join(dir, "endpoints.json")
+		b, _ := json.Marshal(kubeproxy.EndpointsFile{Generation: 1, Ports: ports})
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return readEndpoints(path, nil, log)
+	}
+	ep := func(pod, ip string, ready, terminating bool) kubeproxy.Endpoint {
+		return kubeproxy.Endpoint{Pod: pod, IP: ip, Port: 8080, Ready: ready, Serving: ready || terminating, Terminating: terminating}
+	}
+	web := func(eps ...kubeproxy.Endpoint) kubeproxy.ServicePort {
+		return kubeproxy.ServicePort{Namespace: "default", Name: "web", Protocol: "TCP", ClusterIP: "10.96.0.11", Port: 80, Endpoints: eps}
+	}
+	api := kubeproxy.ServicePort{Namespace: "default", Name: "api", PortName: "http", Protocol: "TCP", ClusterIP: "10.96.0.12", Port: 80,
+		Endpoints: []kubeproxy.Endpoint{ep("api-1", "10.244.2.2", true, false), ep("api-2", "10.244.2.3", true, false)}}
+
+	before := write(web(ep("web-1", "10.244.1.2", true, false), ep("web-2", "10.244.1.3", true, false), ep("web-3", "10.244.1.4", true, false)), api)
+	apiBefore, err := before.resolve("default", "api", ingress.ServiceBackendPort{Name: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := apiBefore.Pick()
+	// web-2 is gone, web-3 terminates while web-1 is ready; api is unchanged.
+	path := filepath.Join(dir, "endpoints.json")
+	b, _ := json.Marshal(kubeproxy.EndpointsFile{Generation: 2, Ports: []kubeproxy.ServicePort{
+		web(ep("web-1", "10.244.1.2", true, false), ep("web-3", "10.244.1.4", false, true)), api}})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := readEndpoints(path, before, log)
+
+	for addr, want := range map[string]bool{
+		"10.96.0.11:80":   true,  // web's endpoints changed: kube-proxy may have pinned it to web-2
+		"10.96.0.12:80":   false, // api unchanged
+		"10.244.1.2:8080": false, // web-1 still picked
+		"10.244.1.3:8080": true,  // web-2 gone
+		"10.244.1.4:8080": true,  // web-3 terminating while web-1 is ready
+		"10.244.2.2:8080": false, // api-1
+		"10.244.9.9:8080": true,  // unknown to both
+	} {
+		if got := before.stale(after, addr); got != want {
+			t.Errorf("stale(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	apiAfter, err := after.resolve("default", "api", ingress.ServiceBackendPort{Number: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := apiAfter.Pick(); next == first {
+		t.Errorf("api's round-robin started over after a change of another Service: %s twice", first)
+	}
+	if webAfter, _ := after.resolve("default", "web", ingress.ServiceBackendPort{Number: 80}); !slices.Equal(webAfter.Addrs, []string{"10.244.1.2:8080"}) {
+		t.Errorf("web after the change: %v, want web-1 only", webAfter.Addrs)
 	}
 }

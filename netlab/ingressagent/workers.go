@@ -675,6 +675,11 @@ wait:
 	watch := rundir.Watch(ctx, filepath.Dir(epPath), filepath.Base(epPath))
 	px, err := newProxy(cfg, ca, conf, metrics, i, epPath, watch, loaded, log)
 	if err != nil {
+		for _, ln := range []net.Listener{httpLn, httpsLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
 		return err
 	}
 	srvCfg := cfg.Server

@@ -32,3 +32,10 @@ func SetPodsBeforeFabric(n int) (restore func()) {
 	podsBeforeFabric = n
 	return func() { podsBeforeFabric = old }
 }
+
+// CreatePodLogs and RemoveEmpty are up's early pod logs and a rollback's removal of them,
+// for a test.
+var (
+	CreatePodLogs = createPodLogs
+	RemoveEmpty   = removeEmpty
+)

@@ -214,7 +214,8 @@ type IngressStatus struct {
 	// Class is the IngressClass the Ingress names ("" when it names none: the lab's class
 	// is the cluster default).
 	Class string `json:"class,omitempty"`
-	// Ignored is true when Class is not the lab's: no node's ingress serves it and no
+	// Ignored is true when Class is not the lab's, or, with no Class, when the cluster's
+	// default IngressClass is another controller's: no node's ingress serves it and no
 	// client resolves its hosts.
 	Ignored bool `json:"ignored,omitempty"`
 	// Upstream is how the ingress reaches its Services: "service" (the ClusterIP;

@@ -88,6 +88,10 @@ type Hop struct {
 	// Rules are the netfilter rules that acted on the first packet of the request's flows
 	// in this hop's namespace, in the order they did.
 	Rules []TraceRule `json:"rules,omitempty"`
+	// UpstreamMode is, on the ingress hop, how the ingress reached the Service:
+	// "service" (its cluster IP; kube-proxy picked the pod) or "endpoints" (the ingress
+	// picked the pod), from its access log.
+	UpstreamMode string `json:"upstreamMode,omitempty"`
 }
 
 // TracePacket is one packet of the traced request as seen on one interface, with the
@@ -590,6 +594,7 @@ func (t *tracer) ingressHop() {
 	}
 	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
 	if !ok {
+		t.tr.Notes = append(t.tr.Notes, fmt.Sprintf("no ingress hop: no node's ingress access log had request ID %s within half a second", t.reqID))
 		return
 	}
 	t.ingressMode = line.Mode
@@ -609,8 +614,9 @@ func (t *tracer) ingressHop() {
 	t.addHop(Hop{Step: stepIngress, Component: "ingress", Object: node, Namespace: plan.NetnsName(t.labName, node),
 		Summary: fmt.Sprintf("ingress on %s: %s %s%s matched %s → Service %s (upstream %s%s), %d in %.1f ms",
 			on, line.Method, line.Host, line.Path, orNone(line.Rule), orNone(line.Service), orNone(line.Upstream), mode, line.Status, line.DurationMs),
-		Details: []string{fmt.Sprintf("the ingress saw client %s; %s", line.Client, conn)},
-		Watch:   fmt.Sprintf("netlab logs ingress %s", node)})
+		Details:      []string{fmt.Sprintf("the ingress saw client %s; %s", line.Client, conn)},
+		Watch:        fmt.Sprintf("netlab logs ingress %s", node),
+		UpstreamMode: line.Mode})
 	t.entryNode = node
 	t.entryNS = plan.NetnsName(t.labName, node)
 	t.viaIngress = true
