@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# up-cpu.sh ROUNDS DIR...: the lab's CPU of a 3×10 `netlab up`, builds alternated (A B A B).
+# up-cpu.sh ROUNDS DIR...: the lab's CPU of a 3×10 `netlab up`, builds alternated (A B A B);
+# NODES and PODS (pods per node) change the lab's size (NODES=4 PODS=250: the 1000-pod lab).
 # Each DIR holds netlab, netlab-pod and netlab-agent (as `make build` builds them); ENV@DIR
 # runs that build with ENV (comma-separated NAME=VALUE) in up's environment. Per up: cpu =
 # every process the up started (a cpuacct cgroup, cgroup v1), busy = the machine's busy
@@ -8,21 +9,23 @@
 # docs/performance.md, "Bring-up, fourteenth stop". As root; labs are named upcpuNNNNN.
 set -euo pipefail
 R=$1; shift
+NODES=${NODES:-3}
+PODS=${PODS:-10}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CG=/sys/fs/cgroup/cpuacct/upcpu$$
 LAB=$(mktemp /tmp/up-cpu.XXXXXX.yaml)
 trap 'rm -f "$LAB"; rmdir "$CG" 2>/dev/null || true' EXIT
-cat >"$LAB" <<'YAML'
+cat >"$LAB" <<YAML
 apiVersion: netlab.dev/v1alpha1
 kind: Lab
 metadata: {name: bench}
-spec: {nodes: 3}
+spec: {nodes: $NODES}
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: w}
 spec:
-  replicas: 30
+  replicas: $((NODES * PODS))
   selector: {matchLabels: {app: w}}
   template:
     metadata: {labels: {app: w}}
