@@ -48,6 +48,9 @@ type upConn struct {
 	addr   string
 	idleAt time.Time
 	reused bool // served a request before this one
+	// born is the pool's epoch when the connection was dialled: one dialled before its
+	// address's last stale mark is closed when it comes back (see pool.closeIdleTo).
+	born uint64
 	// deadline is the read deadline the connection has (zero: none). The wait for a
 	// response head is bounded by re-arming it only when less than the timeout is left,
 	// so a busy connection pays the runtime's timer update about once per timeout/16
@@ -63,6 +66,12 @@ type pool struct {
 	maxIdle int                     // per address
 	mu      sync.Mutex
 	idle    map[string][]*upConn
+	// epoch counts closeIdleTo's marks; staleAt is, per address, the epoch of the last
+	// mark that found it stale; dialled holds the addresses dialled since their last mark
+	// (what a mark looks at: every address a connection may be open to).
+	epoch   uint64
+	staleAt map[string]uint64
+	dialled map[string]struct{}
 }
 
 func newPool(dialTimeout time.Duration, maxIdle int, wrap func(net.Conn) net.Conn) *pool {
@@ -71,6 +80,8 @@ func newPool(dialTimeout time.Duration, maxIdle int, wrap func(net.Conn) net.Con
 		dialer:  net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
 		maxIdle: maxIdle,
 		idle:    map[string][]*upConn{},
+		staleAt: map[string]uint64{},
+		dialled: map[string]struct{}{},
 	}
 }
 
@@ -103,6 +114,12 @@ func (p *pool) get(ctx context.Context, addr string) (*upConn, error) {
 }
 
 func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
+	// The epoch is read before the dial: a mark that comes while it is under way makes
+	// the new connection stale too (it may have gone by the old rules).
+	p.mu.Lock()
+	born := p.epoch
+	p.dialled[addr] = struct{}{}
+	p.mu.Unlock()
 	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -110,7 +127,7 @@ func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
 	if p.wrap != nil {
 		nc = p.wrap(nc)
 	}
-	c := &upConn{nc: nc, addr: addr}
+	c := &upConn{nc: nc, addr: addr, born: born}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
@@ -122,12 +139,13 @@ func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
 	return c, nil
 }
 
-// put returns a connection whose exchange ended cleanly to the pool.
+// put returns a connection whose exchange ended cleanly to the pool, unless it was
+// dialled before its address was last marked stale.
 func (p *pool) put(c *upConn) {
 	c.idleAt = time.Now()
 	p.mu.Lock()
 	l := p.idle[c.addr]
-	if len(l) >= p.maxIdle {
+	if len(l) >= p.maxIdle || c.born < p.staleAt[c.addr] {
 		p.mu.Unlock()
 		c.close()
 		return
@@ -149,16 +167,22 @@ func (p *pool) closeIdle() {
 	}
 }
 
-// closeIdleTo closes the idle connections to the addresses stale reports; it returns how
-// many it closed.
+// closeIdleTo marks stale every address dialled since its last mark that stale reports,
+// closes the idle connections to them, and returns how many it closed. The connections
+// to them that are busy now are closed when they come back (put), so none dialled before
+// the mark carries another request. stale is called with the pool locked.
 func (p *pool) closeIdleTo(stale func(addr string) bool) int {
 	var gone []*upConn
 	p.mu.Lock()
-	for addr, l := range p.idle {
-		if stale(addr) {
-			gone = append(gone, l...)
-			delete(p.idle, addr)
+	p.epoch++
+	for addr := range p.dialled {
+		if !stale(addr) {
+			continue
 		}
+		p.staleAt[addr] = p.epoch
+		delete(p.dialled, addr)
+		gone = append(gone, p.idle[addr]...)
+		delete(p.idle, addr)
 	}
 	p.mu.Unlock()
 	for _, c := range gone {

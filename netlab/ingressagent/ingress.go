@@ -521,9 +521,10 @@ func (p *proxy) reload() {
 // endpointsChanged follows the controller's endpoints file. Pooled upstream connections
 // are pinned (by the node's conntrack) to the pod the ClusterIP picked when they were
 // opened, or lead to the pod the endpoints mode picked. When a Service's endpoints change,
-// the idle connections that may lead to a pod that is gone, unready or terminating are
-// closed, so no new request rides one (see endpointsView.stale); those to the other
-// Services and pods stay, and so does their round-robin.
+// the connections that may lead to a pod that is gone, unready or terminating are closed,
+// the idle ones at once and the busy ones when their exchange ends, so no new request
+// rides one (see endpointsView.stale and the pool's marks); those to the other Services
+// and pods stay, and so does their round-robin.
 func (p *proxy) endpointsChanged() {
 	if g := rundir.FileStamp(p.epPath); g != p.epGen {
 		p.epGen = g
@@ -531,7 +532,7 @@ func (p *proxy) endpointsChanged() {
 		p.eps = next
 		p.h.SetEndpoints(next.resolve)
 		n := p.h.CloseIdleConnectionsTo(func(addr string) bool { return prev.stale(next, addr) })
-		p.log.Info("endpoints changed: stale idle upstream connections closed", "closed", n)
+		p.log.Info("endpoints changed: stale upstream connections closed", "idle", n)
 	}
 }
 
@@ -784,8 +785,10 @@ func backendPortString(p ingress.ServiceBackendPort) string {
 type endpointsView struct {
 	resolve  ingress.EndpointsResolver
 	backends map[endpointsKey]*ingress.Backends
-	// via is, per Service port's ClusterIP:port (the service mode's upstream), the
-	// endpoints kube-proxy sends its connections to, in the file's order.
+	// via is, per Service port's ClusterIP:port (the service mode's upstream), every
+	// endpoint of it with its state, in the file's order: kube-proxy may have pinned a
+	// connection to any of them (also to one that was still ready when the connection was
+	// dialled through rules not yet synced), so any change of them makes it stale.
 	via map[string][]string
 	// picked holds every endpoint ("podIP:port") the endpoints mode may pick.
 	picked map[string]bool
@@ -816,9 +819,10 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 			continue
 		}
 		known[[2]string{sp.Namespace, sp.Name}] = true
-		var ready, terminating []string
+		var ready, terminating, all []string
 		for _, e := range sp.Endpoints {
 			a := net.JoinHostPort(e.IP, strconv.Itoa(int(e.Port)))
+			all = append(all, fmt.Sprintf("%s ready=%t serving=%t terminating=%t", a, e.Ready, e.Serving, e.Terminating))
 			switch {
 			case e.Ready:
 				ready = append(ready, a)
@@ -833,7 +837,7 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 			v.picked[a] = true
 		}
 		if sp.ClusterIP != "" && sp.ClusterIP != "None" {
-			v.via[net.JoinHostPort(sp.ClusterIP, strconv.Itoa(int(sp.Port)))] = ready
+			v.via[net.JoinHostPort(sp.ClusterIP, strconv.Itoa(int(sp.Port)))] = all
 		}
 		k := endpointsKey{sp.Namespace, sp.Name, "", sp.Port}
 		bk := &ingress.Backends{Addrs: ready}
@@ -864,10 +868,10 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 }
 
 // stale says whether a pooled connection to addr may lead somewhere next no longer sends
-// requests: a ClusterIP:port whose endpoints changed (kube-proxy pinned the connection to
-// one of the old ones, which may be gone; a new pod gets its share of new connections), an
-// endpoint the endpoints mode no longer picks (gone, not ready, or terminating while
-// others are ready), or an address neither view knows.
+// requests: a ClusterIP:port any of whose endpoints changed (kube-proxy pinned the
+// connection to one of the old ones, which may be gone or leaving; a new pod gets its
+// share of new connections), an endpoint the endpoints mode no longer picks (gone, not
+// ready, or terminating while others are ready), or an address neither view knows.
 func (v *endpointsView) stale(next *endpointsView, addr string) bool {
 	if old, ok := v.via[addr]; ok {
 		now, ok := next.via[addr]

@@ -113,4 +113,18 @@ func TestEndpointsChangeStaleAndRoundRobin(t *testing.T) {
 	if webAfter, _ := after.resolve("default", "web", ingress.ServiceBackendPort{Number: 80}); !slices.Equal(webAfter.Addrs, []string{"10.244.1.2:8080"}) {
 		t.Errorf("web after the change: %v, want web-1 only", webAfter.Addrs)
 	}
+
+	// web-3, terminating, leaves: the ready endpoints stay web-1 alone, but a connection to
+	// web's ClusterIP dialled before kube-proxy synced the last change may lead to web-3.
+	b, _ = json.Marshal(kubeproxy.EndpointsFile{Generation: 3, Ports: []kubeproxy.ServicePort{
+		web(ep("web-1", "10.244.1.2", true, false)), api}})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gone := readEndpoints(path, after, log)
+	for addr, want := range map[string]bool{"10.96.0.11:80": true, "10.244.1.2:8080": false, "10.96.0.12:80": false} {
+		if got := after.stale(gone, addr); got != want {
+			t.Errorf("web-3 left: stale(%s) = %v, want %v", addr, got, want)
+		}
+	}
 }
