@@ -592,6 +592,9 @@ func (t *tracer) ingressHop() {
 	if port := int(t.target.Port()); port != int(t.p.Ingress.HTTPPort) && port != int(t.p.Ingress.HTTPSPort) {
 		return // not an ingress port: no access-log line to wait for
 	}
+	if a := t.target.Addr(); a.String() != plan.Addr(t.p.LB.VIP) && nodeByIP(t.p, a) == "" {
+		return // not the ingress VIP or a node's address (a ClusterIP, a LoadBalancer IP): no ingress on the way
+	}
 	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
 	if !ok {
 		t.tr.Notes = append(t.tr.Notes, fmt.Sprintf("no ingress hop: no node's ingress access log had request ID %s within half a second", t.reqID))

@@ -87,4 +87,21 @@ spec:
 	if d := strings.Join(kp.Details, " "); !strings.Contains(d, "iptables: KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-") || !strings.Contains(d, "→ KUBE-SVC-") {
 		t.Errorf("L4 trace chain path: %s", d)
 	}
+
+	// From a node to a ClusterIP on port 80 (the ingress's port): no ingress is on the way,
+	// so the trace neither shows nor misses an ingress hop.
+	tr, err = lab.TraceRequest(ctx, p.Lab, "node-1", "http://10.96.0.12/items")
+	if err != nil || tr.Status != 200 {
+		t.Fatalf("trace from node-1 to the api ClusterIP: %v, status %d", err, tr.Status)
+	}
+	for _, h := range tr.Hops {
+		if h.Component == "ingress" {
+			t.Errorf("ClusterIP trace has an ingress hop: %s", h.Summary)
+		}
+	}
+	for _, n := range tr.Notes {
+		if strings.Contains(n, "ingress") {
+			t.Errorf("ClusterIP trace notes a missing ingress hop: %q", n)
+		}
+	}
 }
