@@ -298,11 +298,12 @@ func TestNetlabBinaryLeavesOutWhatItStoppedPayingFor(t *testing.T) {
 	}
 }
 
-// status's UPSTREAM column says why an Ingress is not served, also when it names no class.
+// status's UPSTREAM column says why an Ingress is not served: status's reason, or its class
+// when the status has no reason (an older netlab's).
 func TestStatusIgnoredIngressSaysWhy(t *testing.T) {
 	st := &lab.Status{Ingresses: []lab.IngressStatus{
 		{Namespace: "default", Name: "other", Class: "nginx", Ignored: true, Rules: []lab.IngressRuleState{{Host: "other.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
-		{Namespace: "default", Name: "plain", Ignored: true, Rules: []lab.IngressRuleState{{Host: "plain.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
+		{Namespace: "default", Name: "plain", Ignored: true, IgnoredReason: `it names no class and the default IngressClass "nginx" is another controller's`, Rules: []lab.IngressRuleState{{Host: "plain.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
 		{Namespace: "default", Name: "app", Upstream: "service", Rules: []lab.IngressRuleState{{Host: "app.example", Path: "/", PathType: "Prefix", Service: "web", Port: "80"}}},
 	}}
 	var b bytes.Buffer
@@ -317,7 +318,7 @@ func TestStatusIgnoredIngressSaysWhy(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"default/other": "ignored (class nginx)",
-		"default/plain": "ignored (no class; the default IngressClass is another controller's)",
+		"default/plain": `ignored: it names no class and the default IngressClass "nginx" is another controller's`,
 		"default/app":   "service",
 	} {
 		if !strings.HasSuffix(strings.TrimSpace(lines[in]), want) {

@@ -121,7 +121,7 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 		for _, in := range st.Ingresses {
 			up := in.Upstream
 			if in.Ignored {
-				up = ignoredText(in.Class)
+				up = ignoredText(in)
 			}
 			for _, r := range in.Rules {
 				host := r.Host
@@ -167,17 +167,16 @@ func writeStatus(out io.Writer, st *lab.Status, wide bool) error {
 	return w.Flush()
 }
 
-// readinessLine says where the pods' readiness came from.
-// ignoredText is the UPSTREAM column of an Ingress the lab's ingress does not serve: of
-// another class, or naming none while the cluster's default IngressClass is another
-// controller's.
-func ignoredText(class string) string {
-	if class == "" {
-		return "ignored (no class; the default IngressClass is another controller's)"
+// ignoredText is the UPSTREAM column of an Ingress the lab's ingress does not serve, with
+// status's reason (its class, when a status without reasons is read).
+func ignoredText(in lab.IngressStatus) string {
+	if in.IgnoredReason != "" {
+		return "ignored: " + in.IgnoredReason
 	}
-	return "ignored (class " + class + ")"
+	return "ignored (class " + in.Class + ")"
 }
 
+// readinessLine says where the pods' readiness came from.
 func readinessLine(r *lab.ReadinessSource) string {
 	if r.Source == "controller" {
 		line := "pod readiness from the controller's record"

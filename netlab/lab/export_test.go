@@ -39,3 +39,6 @@ var (
 	CreatePodLogs = createPodLogs
 	RemoveEmpty   = removeEmpty
 )
+
+// IngressStatusOf is status's view of a plan's Ingresses, for a test.
+var IngressStatusOf = ingressStatus

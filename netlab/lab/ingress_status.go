@@ -17,12 +17,21 @@ func ingressStatus(p *plan.Plan) []IngressStatus {
 			continue
 		}
 		is := IngressStatus{Name: in.Name, Namespace: in.Namespace, Rules: []IngressRuleState{}}
-		is.Class, _ = scenario.IngressClassOf(&obj)
-		if scenario.Serves(&obj, p.Ingress.ClassName, p.Ingress.Classes, p.Ingress.IgnoreWithoutClass) {
+		class, named := scenario.IngressClassOf(&obj)
+		is.Class = class
+		switch {
+		case scenario.Serves(&obj, p.Ingress.ClassName, p.Ingress.Classes, p.Ingress.IgnoreWithoutClass):
 			is.Upstream = p.UpstreamOf(obj.Annotations)
 			is.Address = plan.Addr(p.LB.VIP)
-		} else {
+		case !named:
 			is.Ignored = true
+			is.IgnoredReason = "it names no class and the default IngressClass " + strconv.Quote(p.Ingress.DefaultClass) + " is another controller's"
+		case class == "":
+			is.Ignored = true
+			is.IgnoredReason = "it names the empty class"
+		default:
+			is.Ignored = true
+			is.IgnoredReason = "class " + strconv.Quote(class) + " is not the lab's"
 		}
 		add := func(host, path, pt string, b *netv1.IngressBackend) {
 			if b == nil || b.Service == nil {

@@ -218,6 +218,9 @@ type IngressStatus struct {
 	// default IngressClass is another controller's: no node's ingress serves it and no
 	// client resolves its hosts.
 	Ignored bool `json:"ignored,omitempty"`
+	// IgnoredReason says why, when Ignored: another class, the empty class, or no class
+	// while the default IngressClass is another controller's.
+	IgnoredReason string `json:"ignoredReason,omitempty"`
 	// Upstream is how the ingress reaches its Services: "service" (the ClusterIP;
 	// kube-proxy picks a pod per connection) or "endpoints" (the ingress picks a ready
 	// endpoint per request). Empty when Ignored.

@@ -115,7 +115,8 @@ func Compare(old, cur *Plan) (Changes, error) {
 	if !equalJSON(old.Checks, cur.Checks) {
 		what = append(what, "spec.checks")
 	}
-	if !equalJSON(old.Ingress.Classes, cur.Ingress.Classes) || old.Ingress.IgnoreWithoutClass != cur.Ingress.IgnoreWithoutClass {
+	if !equalJSON(old.Ingress.Classes, cur.Ingress.Classes) || old.Ingress.IgnoreWithoutClass != cur.Ingress.IgnoreWithoutClass ||
+		old.Ingress.DefaultClass != cur.Ingress.DefaultClass {
 		what = append(what, "ingress classes served (IngressClass objects)")
 	}
 	labAction := Unchanged
@@ -275,7 +276,7 @@ func refusals(old, cur *Plan) []Refusal {
 	add("spec.loadBalancer.vip", old.LB.VIP, cur.LB.VIP)
 	// The classes served follow the IngressClass objects, which may change live.
 	oi, ci := old.Ingress, cur.Ingress
-	oi.Classes, oi.IgnoreWithoutClass, ci.Classes, ci.IgnoreWithoutClass = nil, false, nil, false
+	oi.Classes, oi.IgnoreWithoutClass, oi.DefaultClass, ci.Classes, ci.IgnoreWithoutClass, ci.DefaultClass = nil, false, "", nil, false, ""
 	add("spec.ingress", oi, ci)
 	return out
 }

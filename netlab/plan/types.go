@@ -84,6 +84,9 @@ type IngressConfig struct {
 	// IgnoreWithoutClass: the default IngressClass is another controller's, so Ingresses
 	// naming no class are not served.
 	IgnoreWithoutClass bool `json:"ignoreWithoutClass,omitempty"`
+	// DefaultClass names that default IngressClass (set only with IgnoreWithoutClass),
+	// for status to say why such an Ingress is not served.
+	DefaultClass string `json:"defaultClass,omitempty"`
 	// Workers is the number of the ingress agent's worker processes per node ("" is one,
 	// "auto" one per CPU): the agent's --workers.
 	Workers string `json:"workers,omitempty"`

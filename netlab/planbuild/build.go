@@ -73,6 +73,9 @@ func (b *builder) build(name string) (*plan.Plan, error) {
 	cp := s.ClassPolicy()
 	p.Ingress = plan.IngressConfig{ClassName: in.ClassName, Upstream: in.Upstream, HTTPPort: in.HTTPPort, HTTPSPort: in.HTTPSPort, MetricsPort: in.MetricsPort,
 		UseForwardedHeaders: in.UseForwardedHeaders, Classes: cp.Classes, IgnoreWithoutClass: cp.IgnoreWithoutClass, Workers: in.IngressWorkers()}
+	if cp.IgnoreWithoutClass {
+		p.Ingress.DefaultClass = cp.Default
+	}
 	for _, w := range s.Warnings {
 		p.Warnings = append(p.Warnings, w.String())
 	}
