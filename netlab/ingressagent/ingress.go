@@ -459,8 +459,13 @@ type proxy struct {
 	epPath string
 	epGen  rundir.Stamp
 	eps    *endpointsView
-	watch  *rundir.Watcher
-	loaded func(rundir.Stamp, int, error)
+	// unsynced is the view before the first endpoints change this node's kube-proxy has
+	// not synced yet (nil: none): when it has, the change is marked again (see
+	// endpointsChanged).
+	unsynced *endpointsView
+	dir      rundir.Dir
+	watch    *rundir.Watcher
+	loaded   func(rundir.Stamp, int, error)
 }
 
 func newProxy(cfg IngressConfig, ca *ingress.CA, conf *ingressConf, metrics *ingress.Metrics, worker int, epPath string,
@@ -483,7 +488,7 @@ func newProxy(cfg IngressConfig, ca *ingress.CA, conf *ingressConf, metrics *ing
 	if err != nil {
 		return nil, err
 	}
-	return &proxy{cfg: cfg, ca: ca, log: log, h: h, certs: ingress.NewCertSelector(conf.certs), epPath: epPath, epGen: epGen, eps: eps, watch: watch, loaded: loaded}, nil
+	return &proxy{cfg: cfg, ca: ca, log: log, h: h, certs: ingress.NewCertSelector(conf.certs), epPath: epPath, epGen: epGen, eps: eps, dir: rundir.Resolve(cfg.Lab, cfg.Dir), watch: watch, loaded: loaded}, nil
 }
 
 // serve starts the proxy's servers on its listeners (either may be nil). Plain-HTTP
@@ -521,10 +526,13 @@ func (p *proxy) reload() {
 // endpointsChanged follows the controller's endpoints file. Pooled upstream connections
 // are pinned (by the node's conntrack) to the pod the ClusterIP picked when they were
 // opened, or lead to the pod the endpoints mode picked. When a Service's endpoints change,
-// the connections that may lead to a pod that is gone, unready or terminating are closed,
-// the idle ones at once and the busy ones when their exchange ends, so no new request
-// rides one (see endpointsView.stale and the pool's marks); those to the other Services
-// and pods stay, and so does their round-robin.
+// the connections that may lead to a pod that is gone, unready or terminating are marked
+// stale: the idle ones are closed at once and the busy ones when their exchange ends (see
+// endpointsView.stale and the pool's marks); those to the other Services and pods stay,
+// and so does their round-robin. The ingress reads the file before the node's kube-proxy
+// has synced its rules, so a connection dialled to a ClusterIP in between may still reach
+// a pod just taken out: once kube-proxy reports the file's generation, the same change is
+// marked again.
 func (p *proxy) endpointsChanged() {
 	if g := rundir.FileStamp(p.epPath); g != p.epGen {
 		p.epGen = g
@@ -532,7 +540,19 @@ func (p *proxy) endpointsChanged() {
 		p.eps = next
 		p.h.SetEndpoints(next.resolve)
 		n := p.h.CloseIdleConnectionsTo(func(addr string) bool { return prev.stale(next, addr) })
-		p.log.Info("endpoints changed: stale upstream connections closed", "idle", n)
+		p.log.Info("endpoints changed: stale upstream connections marked", "idleClosed", n, "generation", next.generation)
+		if p.unsynced == nil {
+			p.unsynced = prev
+		}
+	}
+	if p.unsynced == nil {
+		return
+	}
+	if st, err := p.dir.ReadSyncStatus(p.cfg.Node); err == nil && st.Generation >= p.eps.generation {
+		prev, next := p.unsynced, p.eps
+		p.unsynced = nil
+		n := p.h.CloseIdleConnectionsTo(func(addr string) bool { return prev.stale(next, addr) })
+		p.log.Info("kube-proxy synced the endpoints: stale upstream connections marked again", "idleClosed", n, "generation", st.Generation)
 	}
 }
 
@@ -785,11 +805,13 @@ func backendPortString(p ingress.ServiceBackendPort) string {
 type endpointsView struct {
 	resolve  ingress.EndpointsResolver
 	backends map[endpointsKey]*ingress.Backends
-	// via is, per Service port's ClusterIP:port (the service mode's upstream), every
-	// endpoint of it with its state, in the file's order: kube-proxy may have pinned a
-	// connection to any of them (also to one that was still ready when the connection was
-	// dialled through rules not yet synced), so any change of them makes it stale.
-	via map[string][]string
+	// via is, per Service port's ClusterIP:port (the service mode's upstream), the rank of
+	// each of its endpoints ("podIP:port"): 2 ready, 1 serving while terminating, 0 neither.
+	// kube-proxy may have pinned a connection to any endpoint that was ready (or, with none
+	// ready, serving), so a connection is stale when one of them lost rank or left.
+	via map[string]map[string]int
+	// generation is the file's: the second mark waits for the node's kube-proxy to have it.
+	generation int64
 	// picked holds every endpoint ("podIP:port") the endpoints mode may pick.
 	picked map[string]bool
 }
@@ -812,22 +834,26 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("endpoints unreadable; endpoints-mode routes answer 503 until it is rewritten", "file", path, "error", err)
 	}
-	v := &endpointsView{backends: map[endpointsKey]*ingress.Backends{}, via: map[string][]string{}, picked: map[string]bool{}}
+	v := &endpointsView{backends: map[endpointsKey]*ingress.Backends{}, via: map[string]map[string]int{}, picked: map[string]bool{}, generation: f.Generation}
 	known := map[[2]string]bool{}
 	for _, sp := range f.Ports {
 		if !strings.EqualFold(sp.Protocol, "TCP") && sp.Protocol != "" {
 			continue
 		}
 		known[[2]string{sp.Namespace, sp.Name}] = true
-		var ready, terminating, all []string
+		var ready, terminating []string
+		rank := map[string]int{}
 		for _, e := range sp.Endpoints {
 			a := net.JoinHostPort(e.IP, strconv.Itoa(int(e.Port)))
-			all = append(all, fmt.Sprintf("%s ready=%t serving=%t terminating=%t", a, e.Ready, e.Serving, e.Terminating))
 			switch {
 			case e.Ready:
 				ready = append(ready, a)
+				rank[a] = 2
 			case e.ServingTerminating():
 				terminating = append(terminating, a)
+				rank[a] = 1
+			default:
+				rank[a] = 0
 			}
 		}
 		if len(ready) == 0 {
@@ -837,7 +863,7 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 			v.picked[a] = true
 		}
 		if sp.ClusterIP != "" && sp.ClusterIP != "None" {
-			v.via[net.JoinHostPort(sp.ClusterIP, strconv.Itoa(int(sp.Port)))] = all
+			v.via[net.JoinHostPort(sp.ClusterIP, strconv.Itoa(int(sp.Port)))] = rank
 		}
 		k := endpointsKey{sp.Namespace, sp.Name, "", sp.Port}
 		bk := &ingress.Backends{Addrs: ready}
@@ -868,14 +894,23 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 }
 
 // stale says whether a pooled connection to addr may lead somewhere next no longer sends
-// requests: a ClusterIP:port any of whose endpoints changed (kube-proxy pinned the
-// connection to one of the old ones, which may be gone or leaving; a new pod gets its
-// share of new connections), an endpoint the endpoints mode no longer picks (gone, not
-// ready, or terminating while others are ready), or an address neither view knows.
+// requests: a ClusterIP:port one of whose endpoints left or lost rank (ready → serving
+// while terminating → neither; kube-proxy may have pinned the connection to it), an
+// endpoint the endpoints mode no longer picks (gone, not ready, or terminating while others
+// are ready), or an address neither view knows. A new endpoint, or the same endpoints in
+// another order, leaves connections as they are.
 func (v *endpointsView) stale(next *endpointsView, addr string) bool {
 	if old, ok := v.via[addr]; ok {
 		now, ok := next.via[addr]
-		return !ok || !slices.Equal(old, now)
+		if !ok {
+			return true
+		}
+		for a, r := range old {
+			if now[a] < r {
+				return true
+			}
+		}
+		return false
 	}
 	return !(v.picked[addr] && next.picked[addr])
 }

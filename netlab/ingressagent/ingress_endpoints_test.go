@@ -1,16 +1,20 @@
 package ingressagent
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/ingress"
 	"github.com/netlabdev/netlab/netlab/kubeproxy"
+	"github.com/netlabdev/netlab/netlab/rundir"
 )
 
 // The endpoints mode reads the controller's file: ready endpoints per Service port, by
@@ -127,4 +131,97 @@ func TestEndpointsChangeStaleAndRoundRobin(t *testing.T) {
 			t.Errorf("web-3 left: stale(%s) = %v, want %v", addr, got, want)
 		}
 	}
+
+	// What leaves connections as they are: a new endpoint, the same endpoints in another
+	// order. What does not: a ready endpoint that turns unready but stays in the file.
+	for _, c := range []struct {
+		what  string
+		api   []kubeproxy.Endpoint
+		stale bool
+	}{
+		{"api-3 added", []kubeproxy.Endpoint{ep("api-1", "10.244.2.2", true, false), ep("api-2", "10.244.2.3", true, false), ep("api-3", "10.244.2.4", true, false)}, false},
+		{"api's endpoints reordered", []kubeproxy.Endpoint{ep("api-2", "10.244.2.3", true, false), ep("api-1", "10.244.2.2", true, false)}, false},
+		{"api-2 unready", []kubeproxy.Endpoint{ep("api-1", "10.244.2.2", true, false), ep("api-2", "10.244.2.3", false, false)}, true},
+	} {
+		changed := api
+		changed.Endpoints = c.api
+		b, _ := json.Marshal(kubeproxy.EndpointsFile{Generation: 4, Ports: []kubeproxy.ServicePort{web(ep("web-1", "10.244.1.2", true, false)), changed}})
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		v := readEndpoints(path, gone, log)
+		if got := gone.stale(v, "10.96.0.12:80"); got != c.stale {
+			t.Errorf("%s: api's ClusterIP stale %v, want %v", c.what, got, c.stale)
+		}
+	}
+}
+
+// An endpoints change is marked when the ingress reads it, and marked again once the
+// node's kube-proxy reports that it synced the file's generation (a connection dialled
+// to a ClusterIP in between went by the old rules).
+func TestEndpointsChangeMarkedAgainAfterKubeProxySync(t *testing.T) {
+	dir := t.TempDir()
+	rd := rundir.At(dir)
+	if err := os.MkdirAll(filepath.Dir(rd.SyncStatus("node-1")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	epPath := rd.Endpoints()
+	write := func(gen int64, eps ...kubeproxy.Endpoint) {
+		t.Helper()
+		b, _ := json.Marshal(kubeproxy.EndpointsFile{Generation: gen, Ports: []kubeproxy.ServicePort{
+			{Namespace: "default", Name: "web", Protocol: "TCP", ClusterIP: "10.96.0.11", Port: 80, Endpoints: eps}}})
+		if err := os.WriteFile(epPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := kubeproxy.Endpoint{Pod: "web-1", IP: "10.244.1.2", Port: 8080, Ready: true, Serving: true}
+	two := kubeproxy.Endpoint{Pod: "web-2", IP: "10.244.1.3", Port: 8080, Ready: true, Serving: true}
+	write(1, one, two)
+	h, err := ingress.NewHandler(ingress.Options{Resolve: func(string, string, ingress.ServiceBackendPort) (string, error) { return "10.96.0.11:80", nil }}, &ingress.Table{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{cfg: IngressConfig{Lab: "t", Node: "node-1", Dir: dir}, h: h, log: log, epPath: epPath,
+		epGen: rundir.FileStamp(epPath), eps: readEndpoints(epPath, nil, log), dir: rd}
+	count := func(msg string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(logged.String(), msg)
+	}
+	const first, again = "stale upstream connections marked\"", "marked again"
+
+	write(2, one) // web-2 leaves; kube-proxy has not synced yet
+	p.endpointsChanged()
+	if count(first) != 1 || count(again) != 0 {
+		t.Fatalf("after the change: %d first marks, %d second marks, want 1 and 0\n%s", count(first), count(again), logged.String())
+	}
+	if err := rd.WriteSyncStatus(kubeproxy.SyncStatus{Node: "node-1", Generation: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p.endpointsChanged()
+	if count(again) != 0 {
+		t.Fatalf("kube-proxy at generation 1 of 2: the change was marked again\n%s", logged.String())
+	}
+	if err := rd.WriteSyncStatus(kubeproxy.SyncStatus{Node: "node-1", Generation: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p.endpointsChanged()
+	p.endpointsChanged()
+	if count(first) != 1 || count(again) != 1 {
+		t.Errorf("after kube-proxy's sync: %d first marks, %d second marks, want 1 and 1\n%s", count(first), count(again), logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
