@@ -173,6 +173,9 @@ func ignoredText(in lab.IngressStatus) string {
 	if in.IgnoredReason != "" {
 		return "ignored: " + in.IgnoredReason
 	}
+	if in.Class == "" {
+		return "ignored"
+	}
 	return "ignored (class " + in.Class + ")"
 }
 

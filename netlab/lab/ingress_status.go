@@ -25,7 +25,10 @@ func ingressStatus(p *plan.Plan) []IngressStatus {
 			is.Address = plan.Addr(p.LB.VIP)
 		case !named:
 			is.Ignored = true
-			is.IgnoredReason = "it names no class and the default IngressClass " + strconv.Quote(p.Ingress.DefaultClass) + " is another controller's"
+			is.IgnoredReason = "it names no class and the default IngressClass is another controller's"
+			if d := p.Ingress.DefaultClass; d != "" { // a lab brought up before plans named it has none
+				is.IgnoredReason = "it names no class and the default IngressClass " + strconv.Quote(d) + " is another controller's"
+			}
 		case class == "":
 			is.Ignored = true
 			is.IgnoredReason = "it names the empty class"

@@ -592,7 +592,7 @@ func (t *tracer) ingressHop() {
 	if port := int(t.target.Port()); port != int(t.p.Ingress.HTTPPort) && port != int(t.p.Ingress.HTTPSPort) {
 		return // not an ingress port: no access-log line to wait for
 	}
-	if a := t.target.Addr(); a.String() != plan.Addr(t.p.LB.VIP) && nodeByIP(t.p, a) == "" {
+	if !ingressAddr(t.p, t.target.Addr()) {
 		return // not the ingress VIP or a node's address (a ClusterIP, a LoadBalancer IP): no ingress on the way
 	}
 	line, node, ok := ingressLogLine(t.labName, t.p, t.reqID)
@@ -781,6 +781,21 @@ func objectIP(p *plan.Plan, object string) netip.Addr {
 	}
 	a, _ := netip.ParseAddr(plan.Addr(cidr))
 	return a
+}
+
+// ingressAddr says whether the ingress may answer at a: the ingress VIP (the LB sends it to
+// a node's ingress) or an address of a node (the ingress listens on all of them: the
+// fabric's and its pods' gateway).
+func ingressAddr(p *plan.Plan, a netip.Addr) bool {
+	if a.String() == plan.Addr(p.LB.VIP) {
+		return true
+	}
+	for _, n := range p.Nodes {
+		if a.String() == plan.Addr(n.IP) || n.Gateway != "" && a.String() == plan.Addr(n.Gateway) {
+			return true
+		}
+	}
+	return false
 }
 
 func nodeByIP(p *plan.Plan, a netip.Addr) string {

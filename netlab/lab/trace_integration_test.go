@@ -4,11 +4,13 @@ package lab_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/netlabdev/netlab/netlab/lab"
 	"github.com/netlabdev/netlab/netlab/labtest"
+	"github.com/netlabdev/netlab/netlab/plan"
 	"github.com/netlabdev/netlab/netlab/scenario"
 )
 
@@ -103,5 +105,25 @@ spec:
 		if strings.Contains(n, "ingress") {
 			t.Errorf("ClusterIP trace notes a missing ingress hop: %q", n)
 		}
+	}
+
+	// From a pod to its node's gateway address on port 80: the node's ingress listens
+	// there too, and the trace shows its hop.
+	var gw string
+	for _, pod := range p.Pods {
+		if pod.Name == "web-1" {
+			for _, n := range p.Nodes {
+				if n.Name == pod.Node {
+					gw = plan.Addr(n.Gateway)
+				}
+			}
+		}
+	}
+	tr, err = lab.TraceWith(ctx, p.Lab, lab.TraceOptions{From: "web-1", URL: "http://" + gw + "/api/items", Headers: http.Header{"Host": {"app.example"}}})
+	if err != nil || tr.Status != 200 {
+		t.Fatalf("trace from web-1 to its node's gateway %s: %v, status %d", gw, err, tr.Status)
+	}
+	if in := hop(t, tr, "ingress"); !strings.Contains(in.Summary, "→ Service default/api:80") {
+		t.Errorf("trace to the node's gateway: ingress hop %q", in.Summary)
 	}
 }

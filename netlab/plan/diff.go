@@ -115,8 +115,9 @@ func Compare(old, cur *Plan) (Changes, error) {
 	if !equalJSON(old.Checks, cur.Checks) {
 		what = append(what, "spec.checks")
 	}
+	// A lab brought up before plans named the default class has none recorded: not a change.
 	if !equalJSON(old.Ingress.Classes, cur.Ingress.Classes) || old.Ingress.IgnoreWithoutClass != cur.Ingress.IgnoreWithoutClass ||
-		old.Ingress.DefaultClass != cur.Ingress.DefaultClass {
+		old.Ingress.DefaultClass != "" && old.Ingress.DefaultClass != cur.Ingress.DefaultClass {
 		what = append(what, "ingress classes served (IngressClass objects)")
 	}
 	labAction := Unchanged
