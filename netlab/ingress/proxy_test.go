@@ -488,6 +488,25 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// assertLeftAnd499 checks what a client leaving mid-request leaves: the upstream's request
+// ended (gone closes) and one access-log line with status 499.
+func assertLeftAnd499(t *testing.T, gone <-chan struct{}, logBuf *syncBuffer) {
+	t.Helper()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request still runs 10 s after the client left")
+	}
+	lines := logBuf.WaitLines(1)
+	if len(lines) != 1 {
+		t.Fatalf("access log: %q", lines)
+	}
+	var e struct{ Status int }
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Status != StatusClientClosed {
+		t.Errorf("access log %q: status %d, want %d", lines[0], e.Status, StatusClientClosed)
+	}
+}
+
 // WaitLines waits (up to 5s) for n lines: a line is written after the response.
 func (s *syncBuffer) WaitLines(n int) []string {
 	deadline := time.Now().Add(5 * time.Second)
@@ -605,18 +624,6 @@ func TestProxyClientLeavesDuringUpstreamWait(t *testing.T) {
 		if err := <-done; err == nil {
 			t.Error("the cancelled request got an answer")
 		}
-		select {
-		case <-gone:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the upstream request still runs 10 s after the client left")
-		}
-		lines := logBuf.WaitLines(1)
-		if len(lines) != 1 {
-			t.Fatalf("access log: %q", lines)
-		}
-		var e struct{ Status int }
-		if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Status != StatusClientClosed {
-			t.Errorf("access log %q: status %d, want %d", lines[0], e.Status, StatusClientClosed)
-		}
+		assertLeftAnd499(t, gone, &logBuf)
 	})
 }
