@@ -284,18 +284,7 @@ func TestPlainExpectContinue(t *testing.T) {
 // A client that leaves while the upstream has not answered ends the upstream exchange:
 // the access log records 499.
 func TestPlainClientLeavesDuringUpstreamWait(t *testing.T) {
-	gone := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // the proxy closed the upstream connection
-		close(gone)
-	}))
-	t.Cleanup(hang.Close)
-	var logBuf syncBuffer
-	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/hang": hostOf(hang)}), AccessLog: &logBuf}, webAPITable(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
+	h, logBuf, arrived, gone := hangingUpstream(t)
 	px := startProxy(t, h)
 	c, err := net.Dial("tcp", hostOf(px))
 	if err != nil {
@@ -304,9 +293,9 @@ func TestPlainClientLeavesDuringUpstreamWait(t *testing.T) {
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: hang.example\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	<-arrived
 	c.Close()
-	assertLeftAnd499(t, gone, &logBuf)
+	assertLeftAnd499(t, gone, logBuf)
 }
 
 // Shutdown closes idle connections at once and lets a running request finish.

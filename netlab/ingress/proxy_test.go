@@ -488,6 +488,28 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// hangingUpstream is a Handler whose Service default/hang (webAPITable's hang.example)
+// never answers: arrived closes when a request reaches the upstream, gone when the proxy
+// ends that request's upstream connection; the access log goes to logBuf.
+func hangingUpstream(t *testing.T) (h *Handler, logBuf *syncBuffer, arrived, gone chan struct{}) {
+	t.Helper()
+	arrived, gone = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(arrived) })
+		<-r.Context().Done() // the proxy closed the upstream connection
+		close(gone)
+	}))
+	t.Cleanup(hang.Close)
+	logBuf = &syncBuffer{}
+	h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/hang": hostOf(hang)}), AccessLog: logBuf}, webAPITable(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h, logBuf, arrived, gone
+}
+
 // assertLeftAnd499 checks what a client leaving mid-request leaves: the upstream's request
 // ended (gone closes) and one access-log line with status 499.
 func assertLeftAnd499(t *testing.T, gone <-chan struct{}, logBuf *syncBuffer) {
@@ -594,19 +616,7 @@ func testAbortedResponseIsLogged(t *testing.T, start front) {
 // (context.AfterFunc moves the upstream's deadline).
 func TestProxyClientLeavesDuringUpstreamWait(t *testing.T) {
 	forEachFront(t, func(t *testing.T, start front) {
-		arrived, gone := make(chan struct{}), make(chan struct{})
-		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			close(arrived)
-			<-r.Context().Done() // the proxy closed the upstream connection
-			close(gone)
-		}))
-		t.Cleanup(hang.Close)
-		var logBuf syncBuffer
-		h, err := NewHandler(Options{Resolve: staticResolver(map[string]string{"default/hang": hostOf(hang)}), AccessLog: &logBuf}, webAPITable(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Close)
+		h, logBuf, arrived, gone := hangingUpstream(t)
 		px := start(t, h)
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/", nil)
@@ -624,6 +634,6 @@ func TestProxyClientLeavesDuringUpstreamWait(t *testing.T) {
 		if err := <-done; err == nil {
 			t.Error("the cancelled request got an answer")
 		}
-		assertLeftAnd499(t, gone, &logBuf)
+		assertLeftAnd499(t, gone, logBuf)
 	})
 }
