@@ -806,7 +806,8 @@ type endpointsView struct {
 	resolve  ingress.EndpointsResolver
 	backends map[endpointsKey]*ingress.Backends
 	// via is, per Service port's ClusterIP:port (the service mode's upstream), the rank of
-	// each of its endpoints ("podIP:port"): 2 ready, 1 serving while terminating, 0 neither.
+	// each of its endpoints ("podIP:port"): 2 ready, 1 serving while terminating (one that
+	// is neither, like one that left, ranks 0: absent).
 	// kube-proxy may have pinned a connection to any endpoint that was ready (or, with none
 	// ready, serving), so a connection is stale when one of them lost rank or left.
 	via map[string]map[string]int
@@ -852,8 +853,6 @@ func readEndpoints(path string, prev *endpointsView, log *slog.Logger) *endpoint
 			case e.ServingTerminating():
 				terminating = append(terminating, a)
 				rank[a] = 1
-			default:
-				rank[a] = 0
 			}
 		}
 		if len(ready) == 0 {

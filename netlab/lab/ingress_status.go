@@ -19,22 +19,11 @@ func ingressStatus(p *plan.Plan) []IngressStatus {
 		is := IngressStatus{Name: in.Name, Namespace: in.Namespace, Rules: []IngressRuleState{}}
 		class, named := scenario.IngressClassOf(&obj)
 		is.Class = class
-		switch {
-		case scenario.Serves(&obj, p.Ingress.ClassName, p.Ingress.Classes, p.Ingress.IgnoreWithoutClass):
+		if scenario.Serves(&obj, p.Ingress.ClassName, p.Ingress.Classes, p.Ingress.IgnoreWithoutClass) {
 			is.Upstream = p.UpstreamOf(obj.Annotations)
 			is.Address = plan.Addr(p.LB.VIP)
-		case !named:
-			is.Ignored = true
-			is.IgnoredReason = "it names no class and the default IngressClass is another controller's"
-			if d := p.Ingress.DefaultClass; d != "" { // a lab brought up before plans named it has none
-				is.IgnoredReason = "it names no class and the default IngressClass " + strconv.Quote(d) + " is another controller's"
-			}
-		case class == "":
-			is.Ignored = true
-			is.IgnoredReason = "it names the empty class"
-		default:
-			is.Ignored = true
-			is.IgnoredReason = "class " + strconv.Quote(class) + " is not the lab's"
+		} else {
+			is.Ignored, is.IgnoredReason = true, ignoredReason(class, named, p.Ingress.DefaultClass)
 		}
 		add := func(host, path, pt string, b *netv1.IngressBackend) {
 			if b == nil || b.Service == nil {
@@ -62,4 +51,19 @@ func ingressStatus(p *plan.Plan) []IngressStatus {
 		out = append(out, is)
 	}
 	return out
+}
+
+// ignoredReason says why an Ingress naming class (or none: !named) is not the lab's;
+// defaultClass is the default IngressClass, another controller's ("" in a plan from before
+// plans named it).
+func ignoredReason(class string, named bool, defaultClass string) string {
+	switch {
+	case !named && defaultClass != "":
+		return "it names no class and the default IngressClass " + strconv.Quote(defaultClass) + " is another controller's"
+	case !named:
+		return "it names no class and the default IngressClass is another controller's"
+	case class == "":
+		return "it names the empty class"
+	}
+	return "class " + strconv.Quote(class) + " is not the lab's"
 }
